@@ -1,0 +1,55 @@
+// HMAC-SHA256 (RFC 2104 / RFC 4231), no allocation.
+//
+// Stable API for other AssemblyScript modules (sigv4.ts builds on it; keep these names):
+//   hmacSha256(keyPtr: usize, keyLen: usize, msgPtr: usize, msgLen: usize, out: usize): void
+//     — writes the 32-byte MAC to `out`. `out` may overlap the key or the message (out is written
+//       last), which lets SigV4 chain kDate → kRegion → kService → kSigning in one buffer.
+//   hmacSha256Init(ctx: usize, keyPtr: usize, keyLen: usize): void   — streaming form; ctx is
+//       HMAC_CTX_SIZE (256) bytes: inner SHA-256 ctx at +0, outer at +128
+//   hmacSha256Update(ctx: usize, ptr: usize, len: usize): void
+//   hmacSha256Final(ctx: usize, out: usize): void                    — 32 bytes to `out`
+
+import { sha256Init, sha256Update, sha256Final } from './sha256';
+
+export const HMAC_CTX_SIZE: i32 = 256;
+
+const PAD: usize = memory.data(64, 16);
+const KEYHASH: usize = memory.data(32, 16);
+const INNER: usize = memory.data(32, 16);
+const ONE_SHOT: usize = memory.data(256, 16);
+
+export function hmacSha256Init(ctx: usize, keyPtr: usize, keyLen: usize): void {
+  if (keyLen > 64) {
+    sha256Init(ctx);
+    sha256Update(ctx, keyPtr, keyLen);
+    sha256Final(ctx, KEYHASH);
+    keyPtr = KEYHASH;
+    keyLen = 32;
+  }
+  // ipad block → inner ctx
+  for (let i: usize = 0; i < 64; i++) store<u8>(PAD + i, (i < keyLen ? load<u8>(keyPtr + i) : 0) ^ 0x36);
+  const outer = ctx + 128;
+  sha256Init(ctx);
+  sha256Update(ctx, PAD, 64);
+  // opad = ipad ^ 0x36 ^ 0x5c
+  for (let i: usize = 0; i < 64; i += 4) store<u32>(PAD + i, load<u32>(PAD + i) ^ 0x6a6a6a6a);
+  sha256Init(outer);
+  sha256Update(outer, PAD, 64);
+}
+
+export function hmacSha256Update(ctx: usize, ptr: usize, len: usize): void {
+  sha256Update(ctx, ptr, len);
+}
+
+export function hmacSha256Final(ctx: usize, out: usize): void {
+  sha256Final(ctx, INNER);
+  const outer = ctx + 128;
+  sha256Update(outer, INNER, 32);
+  sha256Final(outer, out);
+}
+
+export function hmacSha256(keyPtr: usize, keyLen: usize, msgPtr: usize, msgLen: usize, out: usize): void {
+  hmacSha256Init(ONE_SHOT, keyPtr, keyLen);
+  hmacSha256Update(ONE_SHOT, msgPtr, msgLen);
+  hmacSha256Final(ONE_SHOT, out);
+}
