@@ -1,0 +1,100 @@
+// CRC-64/NVME (reflected poly 0x9A6C9329AC4BC9B5, init/xorout all ones), the S3
+// x-amz-checksum-crc64nvme algorithm.
+//
+// API (zlib-style, finished CRC values in and out; 0 is the CRC of nothing):
+//   crc64nvmeUpdate(crc: u64, ptr: usize, len: usize): u64
+//   crc64nvmeCombine(crcA: u64, crcB: u64, lenB: f64): u64   — crc(A ‖ B)
+//
+// Slicing-by-16 over u64 tables (32 KiB, built once at instantiation), for the same reason as
+// crc32c.ts: no carry-less multiply in WebAssembly.
+
+const POLY: u64 = 0x9a6c9329ac4bc9b5;
+const TAB: usize = memory.data(16 * 256 * 8, 64);
+const X2N: usize = memory.data(64 * 8, 16);
+
+function buildTables(): void {
+  for (let i: u64 = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = (c >> 1) ^ (POLY & (0 - (c & 1)));
+    store<u64>(TAB + (<usize>i << 3), c);
+  }
+  for (let t: usize = 1; t < 16; t++) {
+    for (let i: usize = 0; i < 256; i++) {
+      const prev = load<u64>(TAB + ((t - 1) << 11) + (i << 3));
+      store<u64>(TAB + (t << 11) + (i << 3), (prev >> 8) ^ load<u64>(TAB + (<usize>(prev & 0xff) << 3)));
+    }
+  }
+  let p: u64 = 1 << 62; // x^1
+  for (let k: usize = 0; k < 64; k++) {
+    store<u64>(X2N + (k << 3), p);
+    p = mulModP(p, p);
+  }
+}
+buildTables();
+
+@inline function tab0(i: u64): u64 {
+  return load<u64>(TAB + (<usize>(i & 0xff) << 3));
+}
+
+export function crc64nvmeUpdate(crc: u64, ptr: usize, len: usize): u64 {
+  let c = ~crc;
+  while (len > 0 && (ptr & 7) != 0) {
+    c = (c >> 8) ^ tab0(c ^ <u64>load<u8>(ptr));
+    ptr++; len--;
+  }
+  while (len >= 16) {
+    const w0 = c ^ load<u64>(ptr, 0);
+    const w1 = load<u64>(ptr, 8);
+    c = load<u64>(TAB + (<usize>(w0 & 0xff) << 3), 30720)
+      ^ load<u64>(TAB + (<usize>((w0 >>> 8) & 0xff) << 3), 28672)
+      ^ load<u64>(TAB + (<usize>((w0 >>> 16) & 0xff) << 3), 26624)
+      ^ load<u64>(TAB + (<usize>((w0 >>> 24) & 0xff) << 3), 24576)
+      ^ load<u64>(TAB + (<usize>((w0 >>> 32) & 0xff) << 3), 22528)
+      ^ load<u64>(TAB + (<usize>((w0 >>> 40) & 0xff) << 3), 20480)
+      ^ load<u64>(TAB + (<usize>((w0 >>> 48) & 0xff) << 3), 18432)
+      ^ load<u64>(TAB + (<usize>(w0 >>> 56) << 3), 16384)
+      ^ load<u64>(TAB + (<usize>(w1 & 0xff) << 3), 14336)
+      ^ load<u64>(TAB + (<usize>((w1 >>> 8) & 0xff) << 3), 12288)
+      ^ load<u64>(TAB + (<usize>((w1 >>> 16) & 0xff) << 3), 10240)
+      ^ load<u64>(TAB + (<usize>((w1 >>> 24) & 0xff) << 3), 8192)
+      ^ load<u64>(TAB + (<usize>((w1 >>> 32) & 0xff) << 3), 6144)
+      ^ load<u64>(TAB + (<usize>((w1 >>> 40) & 0xff) << 3), 4096)
+      ^ load<u64>(TAB + (<usize>((w1 >>> 48) & 0xff) << 3), 2048)
+      ^ load<u64>(TAB + (<usize>(w1 >>> 56) << 3), 0);
+    ptr += 16; len -= 16;
+  }
+  while (len > 0) {
+    c = (c >> 8) ^ tab0(c ^ <u64>load<u8>(ptr));
+    ptr++; len--;
+  }
+  return ~c;
+}
+
+/** a·b mod P in the reflected representation (bit 63 is x^0). */
+function mulModP(a: u64, b: u64): u64 {
+  let m: u64 = 1 << 63;
+  let p: u64 = 0;
+  while (m != 0 && a != 0) {
+    if (a & m) { p ^= b; a ^= m; }
+    m >>= 1;
+    b = (b >> 1) ^ (POLY & (0 - (b & 1)));
+  }
+  return p;
+}
+
+/** x^(8·n) mod P by square-and-multiply over the bits of n. */
+function xPow8n(n: u64): u64 {
+  let p: u64 = 1 << 63; // x^0
+  let k: usize = 3;
+  while (n != 0) {
+    if (n & 1) p = mulModP(load<u64>(X2N + (k << 3)), p);
+    n >>= 1;
+    k++;
+  }
+  return p;
+}
+
+export function crc64nvmeCombine(crcA: u64, crcB: u64, lenB: f64): u64 {
+  // init and xorout are both all ones, so they cancel: shift crcA by lenB zero bytes, add crcB.
+  return mulModP(xPow8n(<u64>lenB), crcA) ^ crcB;
+}
