@@ -1,0 +1,544 @@
+/**
+ * S3 XML in and out. The parser is set up so that nothing is guessed: every value stays a string
+ * (keys such as "007" or "1e5", ETags and UploadIds must not become numbers), text is not trimmed
+ * (keys may begin or end with spaces), only the five XML entities and numeric character references
+ * are decoded (S3 writes control characters in keys as &#x0D;), a DOCTYPE is refused (S3 never
+ * sends one: it could only be an attack or a captive portal), and elements that may repeat are
+ * always arrays, so one <Contents> and many <Contents> look the same to the code.
+ */
+import { XMLParser } from 'fast-xml-parser';
+import type {
+  DeleteResult,
+  LifecycleRule,
+  ListPage,
+  ListPartsPage,
+  ListUploadsPage,
+  ObjectSummary,
+} from './types.js';
+
+export class XmlError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'XmlError';
+  }
+}
+
+type Node = Record<string, unknown>;
+
+const NAMED: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+
+export function decodeEntities(s: string): string {
+  if (!s.includes('&')) return s;
+  return s.replace(/&(#x[0-9a-fA-F]{1,6}|#[0-9]{1,7}|amp|lt|gt|quot|apos);/g, (_m, e: string) => {
+    if (e[0] !== '#') return NAMED[e]!;
+    const cp = e[1] === 'x' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
+    if (cp > 0x10ffff) throw new XmlError(`invalid character reference &${e};`);
+    return String.fromCodePoint(cp);
+  });
+}
+
+/** Element names that may occur more than once under their parent, in any S3 response we read. */
+const REPEATED = new Set([
+  'Contents',
+  'CommonPrefixes',
+  'Upload',
+  'Part',
+  'Deleted',
+  'Rule',
+  'Transition',
+  'NoncurrentVersionTransition',
+  'Tag',
+  'Version',
+  'DeleteMarker',
+  'Bucket',
+]);
+
+const parser = new XMLParser({
+  ignoreAttributes: true,
+  removeNSPrefix: true,
+  parseTagValue: false,
+  parseAttributeValue: false,
+  trimValues: false,
+  processEntities: false,
+  htmlEntities: false,
+  ignoreDeclaration: true,
+  ignorePiTags: true,
+  tagValueProcessor: (_name: string, value: string) => decodeEntities(value),
+  isArray: (name: string, jpath: unknown) => {
+    if (REPEATED.has(name)) {
+      // <Bucket> is a scalar in most results and a list item only in ListAllMyBuckets
+      if (name === 'Bucket') return String(jpath).endsWith('Buckets.Bucket');
+      return true;
+    }
+    // <Error> is the root of an error body but a list item inside <DeleteResult>
+    return name === 'Error' && String(jpath) === 'DeleteResult.Error';
+  },
+});
+
+export interface XmlDocument {
+  root: string;
+  node: Node;
+}
+
+/** Parses one S3 XML body; the root element's name and content. */
+export function parseXml(text: string): XmlDocument {
+  if (/<!DOCTYPE/i.test(text)) throw new XmlError('refusing XML with a DOCTYPE');
+  let parsed: Node;
+  try {
+    parsed = parser.parse(text, true) as Node;
+  } catch (e) {
+    throw new XmlError(`malformed XML: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const roots = Object.keys(parsed).filter((k) => k !== '#text');
+  if (roots.length !== 1) throw new XmlError(`expected one root element, found ${roots.length}`);
+  const root = roots[0]!;
+  const v = parsed[root];
+  return { root, node: typeof v === 'object' && v !== null ? (v as Node) : {} };
+}
+
+// --- accessors -------------------------------------------------------------------------------
+
+function child(n: Node, name: string): Node | undefined {
+  const v = n[name];
+  if (Array.isArray(v)) return v[0] as Node;
+  return typeof v === 'object' && v !== null ? (v as Node) : undefined;
+}
+
+function list(n: Node, name: string): Node[] {
+  const v = n[name];
+  if (v === undefined) return [];
+  const a = Array.isArray(v) ? v : [v];
+  // an empty element such as <Contents/> parses as ''
+  return a.map((x) => (typeof x === 'object' && x !== null ? (x as Node) : {}));
+}
+
+/** Text of a child element; '' for an empty element, undefined when absent. */
+export function text(n: Node, name: string): string | undefined {
+  const v = n[name];
+  if (v === undefined) return undefined;
+  const x = Array.isArray(v) ? v[0] : v;
+  if (typeof x === 'string') return x;
+  if (typeof x === 'object' && x !== null) {
+    const t = (x as Node)['#text'];
+    return typeof t === 'string' ? t : '';
+  }
+  return String(x);
+}
+
+function need(n: Node, name: string, where: string): string {
+  const v = text(n, name);
+  if (v === undefined) throw new XmlError(`<${where}> has no <${name}>`);
+  return v;
+}
+
+function int(n: Node, name: string, where: string): number | undefined {
+  const v = text(n, name);
+  if (v === undefined || v.trim() === '') return undefined;
+  const t = v.trim();
+  if (!/^[0-9]+$/.test(t)) throw new XmlError(`<${where}><${name}> is not a non-negative integer: '${t.slice(0, 40)}'`);
+  const x = Number(t);
+  if (!Number.isSafeInteger(x)) throw new XmlError(`<${where}><${name}> is too large: ${t}`);
+  return x;
+}
+
+function bool(n: Node, name: string): boolean | undefined {
+  const v = text(n, name);
+  if (v === undefined) return undefined;
+  return v.trim().toLowerCase() === 'true';
+}
+
+function date(n: Node, name: string): Date | undefined {
+  const v = text(n, name);
+  if (v === undefined || v.trim() === '') return undefined;
+  const d = new Date(v.trim());
+  return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+/** EncodingType=url answers: S3 encodes a space as '+', so '+' itself arrives as %2B. */
+export function urlDecode(s: string): string {
+  try {
+    return decodeURIComponent(s.replace(/\+/g, ' '));
+  } catch {
+    throw new XmlError(`invalid URL-encoded value in listing: '${s.slice(0, 80)}'`);
+  }
+}
+
+// --- errors ----------------------------------------------------------------------------------
+
+export interface ErrorBody {
+  code: string;
+  message?: string;
+  requestId?: string;
+  hostId?: string;
+  resource?: string;
+  /** every scalar child, for the fields a code adds (ServerTime, AWSAccessKeyId, ...) */
+  fields: Record<string, string>;
+}
+
+export function parseErrorNode(n: Node): ErrorBody {
+  const fields: Record<string, string> = {};
+  for (const k of Object.keys(n)) {
+    if (k === '#text') continue;
+    const v = text(n, k);
+    if (v !== undefined) fields[k] = v;
+  }
+  return {
+    code: (fields.Code ?? '').trim() || 'UnknownError',
+    message: fields.Message,
+    requestId: fields.RequestId,
+    hostId: fields.HostId,
+    resource: fields.Resource,
+    fields,
+  };
+}
+
+/** An error body, or undefined when the text is not an S3 <Error> document. */
+export function parseErrorBody(body: string): ErrorBody | undefined {
+  if (!body.trim()) return undefined;
+  try {
+    const d = parseXml(body);
+    return d.root === 'Error' ? parseErrorNode(d.node) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function expectRoot(d: XmlDocument, root: string): Node {
+  if (d.root !== root) throw new XmlError(`expected <${root}>, got <${d.root}>`);
+  return d.node;
+}
+
+// --- listings --------------------------------------------------------------------------------
+
+function summaries(n: Node, decode: (s: string) => string): ObjectSummary[] {
+  return list(n, 'Contents').map((c) => {
+    const lm = date(c, 'LastModified');
+    return {
+      key: decode(need(c, 'Key', 'Contents')),
+      size: int(c, 'Size', 'Contents') ?? 0,
+      etag: text(c, 'ETag') ?? '',
+      lastModified: lm ?? new Date(0),
+      storageClass: text(c, 'StorageClass'),
+    };
+  });
+}
+
+function prefixes(n: Node, decode: (s: string) => string): string[] {
+  return list(n, 'CommonPrefixes').map((p) => decode(need(p, 'Prefix', 'CommonPrefixes')));
+}
+
+export interface ListV2Result extends ListPage {
+  keyCount?: number;
+  name?: string;
+}
+
+export function parseListObjectsV2(body: string): ListV2Result {
+  const n = expectRoot(parseXml(body), 'ListBucketResult');
+  const dec = text(n, 'EncodingType')?.trim() === 'url' ? urlDecode : (s: string) => s;
+  const truncated = bool(n, 'IsTruncated') ?? false;
+  const next = text(n, 'NextContinuationToken');
+  if (truncated && !next) throw new XmlError('truncated ListObjectsV2 page without <NextContinuationToken>');
+  return {
+    name: text(n, 'Name'),
+    objects: summaries(n, dec),
+    prefixes: prefixes(n, dec),
+    isTruncated: truncated,
+    nextContinuationToken: truncated ? next : undefined,
+    keyCount: int(n, 'KeyCount', 'ListBucketResult'),
+  };
+}
+
+export interface ListV1Result {
+  objects: ObjectSummary[];
+  prefixes: string[];
+  isTruncated: boolean;
+  /** where the next page starts: NextMarker, or the greatest key/prefix of this page */
+  nextMarker?: string;
+}
+
+export function parseListObjectsV1(body: string): ListV1Result {
+  const n = expectRoot(parseXml(body), 'ListBucketResult');
+  const dec = text(n, 'EncodingType')?.trim() === 'url' ? urlDecode : (s: string) => s;
+  const objects = summaries(n, dec);
+  const pfx = prefixes(n, dec);
+  const truncated = bool(n, 'IsTruncated') ?? false;
+  let nextMarker: string | undefined;
+  if (truncated) {
+    const nm = text(n, 'NextMarker');
+    if (nm) nextMarker = dec(nm);
+    else {
+      // V1 only returns NextMarker with a delimiter; otherwise the last key is the marker
+      const last = [objects.at(-1)?.key, pfx.at(-1)].filter((x): x is string => x !== undefined).sort().at(-1);
+      if (last === undefined) throw new XmlError('truncated ListObjects page without keys or NextMarker');
+      nextMarker = last;
+    }
+  }
+  return { objects, prefixes: pfx, isTruncated: truncated, nextMarker };
+}
+
+export function parseListParts(body: string): ListPartsPage {
+  const n = expectRoot(parseXml(body), 'ListPartsResult');
+  const truncated = bool(n, 'IsTruncated') ?? false;
+  return {
+    parts: list(n, 'Part').map((p) => ({
+      partNumber: int(p, 'PartNumber', 'Part') ?? 0,
+      etag: text(p, 'ETag') ?? '',
+      size: int(p, 'Size', 'Part') ?? 0,
+      lastModified: date(p, 'LastModified'),
+    })),
+    isTruncated: truncated,
+    nextPartNumberMarker: int(n, 'NextPartNumberMarker', 'ListPartsResult'),
+  };
+}
+
+export function parseListMultipartUploads(body: string): ListUploadsPage {
+  const n = expectRoot(parseXml(body), 'ListMultipartUploadsResult');
+  const dec = text(n, 'EncodingType')?.trim() === 'url' ? urlDecode : (s: string) => s;
+  const nk = text(n, 'NextKeyMarker');
+  const nu = text(n, 'NextUploadIdMarker');
+  return {
+    uploads: list(n, 'Upload').map((u) => ({
+      key: dec(need(u, 'Key', 'Upload')),
+      uploadId: need(u, 'UploadId', 'Upload'),
+      initiated: date(u, 'Initiated'),
+      storageClass: text(u, 'StorageClass'),
+    })),
+    prefixes: prefixes(n, dec),
+    isTruncated: bool(n, 'IsTruncated') ?? false,
+    nextKeyMarker: nk ? dec(nk) : undefined,
+    nextUploadIdMarker: nu || undefined,
+  };
+}
+
+// --- multipart, copy, delete -----------------------------------------------------------------
+
+export function parseInitiateMultipartUpload(body: string): { bucket?: string; key?: string; uploadId: string } {
+  const n = expectRoot(parseXml(body), 'InitiateMultipartUploadResult');
+  const uploadId = need(n, 'UploadId', 'InitiateMultipartUploadResult');
+  if (!uploadId) throw new XmlError('empty <UploadId>');
+  return { bucket: text(n, 'Bucket'), key: text(n, 'Key'), uploadId };
+}
+
+export function parseCompleteMultipartUpload(body: string): { location?: string; bucket?: string; key?: string; etag: string } {
+  const n = expectRoot(parseXml(body), 'CompleteMultipartUploadResult');
+  return {
+    location: text(n, 'Location'),
+    bucket: text(n, 'Bucket'),
+    key: text(n, 'Key'),
+    etag: need(n, 'ETag', 'CompleteMultipartUploadResult'),
+  };
+}
+
+export function parseCopyObjectResult(body: string): { etag: string; lastModified?: Date } {
+  const d = parseXml(body);
+  // CopyObject answers CopyObjectResult; UploadPartCopy answers CopyPartResult
+  if (d.root !== 'CopyObjectResult' && d.root !== 'CopyPartResult') throw new XmlError(`expected <CopyObjectResult>, got <${d.root}>`);
+  return { etag: need(d.node, 'ETag', d.root), lastModified: date(d.node, 'LastModified') };
+}
+
+export function parseDeleteResult(body: string): DeleteResult & { deletedVersions: { key: string; versionId?: string }[] } {
+  const n = expectRoot(parseXml(body), 'DeleteResult');
+  const deleted = list(n, 'Deleted').map((d) => ({ key: need(d, 'Key', 'Deleted'), versionId: text(d, 'VersionId') }));
+  return {
+    deleted: deleted.map((d) => d.key),
+    deletedVersions: deleted,
+    errors: list(n, 'Error').map((e) => ({
+      key: need(e, 'Key', 'Error'),
+      code: text(e, 'Code') ?? 'UnknownError',
+      message: text(e, 'Message') ?? '',
+    })),
+  };
+}
+
+// --- lifecycle -------------------------------------------------------------------------------
+
+export function parseLifecycle(body: string): LifecycleRule[] {
+  const n = expectRoot(parseXml(body), 'LifecycleConfiguration');
+  return list(n, 'Rule').map((r) => {
+    const status = (text(r, 'Status') ?? '').trim();
+    if (status !== 'Enabled' && status !== 'Disabled') throw new XmlError(`lifecycle rule with Status '${status}'`);
+    const rule: LifecycleRule = { status };
+    const id = text(r, 'ID');
+    if (id !== undefined) rule.id = id;
+    const legacy = text(r, 'Prefix');
+    if (legacy !== undefined) rule.legacyPrefix = legacy;
+    const f = child(r, 'Filter') ?? (r.Filter === '' ? {} : undefined);
+    if (f) {
+      const and = child(f, 'And');
+      const src = and ?? f;
+      const filter: NonNullable<LifecycleRule['filter']> = {};
+      const p = text(src, 'Prefix');
+      if (p !== undefined) filter.prefix = p;
+      const tags = list(src, 'Tag').map((t) => ({ key: text(t, 'Key') ?? '', value: text(t, 'Value') ?? '' }));
+      if (tags.length) filter.tags = tags;
+      const gt = int(src, 'ObjectSizeGreaterThan', 'Filter');
+      if (gt !== undefined) filter.objectSizeGreaterThan = gt;
+      const lt = int(src, 'ObjectSizeLessThan', 'Filter');
+      if (lt !== undefined) filter.objectSizeLessThan = lt;
+      rule.filter = filter;
+    }
+    const ex = child(r, 'Expiration');
+    if (ex) {
+      rule.expiration = {};
+      const d = int(ex, 'Days', 'Expiration');
+      if (d !== undefined) rule.expiration.days = d;
+      const dt = text(ex, 'Date');
+      if (dt) rule.expiration.date = dt.trim();
+      const dm = bool(ex, 'ExpiredObjectDeleteMarker');
+      if (dm !== undefined) rule.expiration.expiredObjectDeleteMarker = dm;
+    }
+    const tr = list(r, 'Transition');
+    if (tr.length) {
+      rule.transitions = tr.map((t) => {
+        const o: { days?: number; date?: string; storageClass: string } = { storageClass: (text(t, 'StorageClass') ?? '').trim() };
+        const d = int(t, 'Days', 'Transition');
+        if (d !== undefined) o.days = d;
+        const dt = text(t, 'Date');
+        if (dt) o.date = dt.trim();
+        return o;
+      });
+    }
+    const nve = child(r, 'NoncurrentVersionExpiration');
+    if (nve) {
+      rule.noncurrentVersionExpiration = {};
+      const d = int(nve, 'NoncurrentDays', 'NoncurrentVersionExpiration');
+      if (d !== undefined) rule.noncurrentVersionExpiration.noncurrentDays = d;
+      const k = int(nve, 'NewerNoncurrentVersions', 'NoncurrentVersionExpiration');
+      if (k !== undefined) rule.noncurrentVersionExpiration.newerNoncurrentVersions = k;
+    }
+    const nvt = list(r, 'NoncurrentVersionTransition');
+    if (nvt.length) {
+      rule.noncurrentVersionTransitions = nvt.map((t) => {
+        const o: { noncurrentDays?: number; storageClass: string; newerNoncurrentVersions?: number } = {
+          storageClass: (text(t, 'StorageClass') ?? '').trim(),
+        };
+        const d = int(t, 'NoncurrentDays', 'NoncurrentVersionTransition');
+        if (d !== undefined) o.noncurrentDays = d;
+        const k = int(t, 'NewerNoncurrentVersions', 'NoncurrentVersionTransition');
+        if (k !== undefined) o.newerNoncurrentVersions = k;
+        return o;
+      });
+    }
+    const ab = child(r, 'AbortIncompleteMultipartUpload');
+    if (ab) {
+      const d = int(ab, 'DaysAfterInitiation', 'AbortIncompleteMultipartUpload');
+      if (d !== undefined) rule.abortIncompleteMultipartUpload = { daysAfterInitiation: d };
+    }
+    return rule;
+  });
+}
+
+// --- writing ---------------------------------------------------------------------------------
+
+/**
+ * Escapes text for an XML element. Carriage returns and other control characters are written as
+ * character references: a literal CR would be normalised to LF by the server's XML parser and a
+ * key containing one could never be named again.
+ */
+export function escapeXml(s: string): string {
+  return s.replace(/[&<>"'\u0000-\u001f\u007f\ufffe\uffff]/g, (c) => {
+    switch (c) {
+      case '&':
+        return '&amp;';
+      case '<':
+        return '&lt;';
+      case '>':
+        return '&gt;';
+      case '"':
+        return '&quot;';
+      case "'":
+        return '&apos;';
+      default:
+        return `&#x${c.charCodeAt(0).toString(16).toUpperCase()};`;
+    }
+  });
+}
+
+const XMLNS = 'http://s3.amazonaws.com/doc/2006-03-01/';
+const el = (name: string, value: string | number) => `<${name}>${typeof value === 'number' ? String(value) : escapeXml(value)}</${name}>`;
+
+export function buildDeleteObjects(keys: readonly string[], quiet: boolean): string {
+  let s = `<?xml version="1.0" encoding="UTF-8"?><Delete xmlns="${XMLNS}">`;
+  if (quiet) s += '<Quiet>true</Quiet>';
+  for (const k of keys) s += `<Object>${el('Key', k)}</Object>`;
+  return s + '</Delete>';
+}
+
+export function buildCompleteMultipartUpload(parts: readonly { partNumber: number; etag: string }[]): string {
+  let s = `<?xml version="1.0" encoding="UTF-8"?><CompleteMultipartUpload xmlns="${XMLNS}">`;
+  for (const p of parts) s += `<Part>${el('PartNumber', p.partNumber)}${el('ETag', p.etag)}</Part>`;
+  return s + '</CompleteMultipartUpload>';
+}
+
+export function buildCreateBucket(region: string): string {
+  return `<?xml version="1.0" encoding="UTF-8"?><CreateBucketConfiguration xmlns="${XMLNS}">${el('LocationConstraint', region)}</CreateBucketConfiguration>`;
+}
+
+function buildFilter(f: NonNullable<LifecycleRule['filter']>): string {
+  const parts: string[] = [];
+  if (f.prefix !== undefined) parts.push(el('Prefix', f.prefix));
+  for (const t of f.tags ?? []) parts.push(`<Tag>${el('Key', t.key)}${el('Value', t.value)}</Tag>`);
+  if (f.objectSizeGreaterThan !== undefined) parts.push(el('ObjectSizeGreaterThan', f.objectSizeGreaterThan));
+  if (f.objectSizeLessThan !== undefined) parts.push(el('ObjectSizeLessThan', f.objectSizeLessThan));
+  if (parts.length === 0) return '<Filter></Filter>';
+  if (parts.length === 1) return `<Filter>${parts[0]}</Filter>`;
+  return `<Filter><And>${parts.join('')}</And></Filter>`;
+}
+
+export function buildLifecycle(rules: readonly LifecycleRule[]): string {
+  let s = `<?xml version="1.0" encoding="UTF-8"?><LifecycleConfiguration xmlns="${XMLNS}">`;
+  for (const r of rules) {
+    s += '<Rule>';
+    if (r.id !== undefined) s += el('ID', r.id);
+    if (r.filter !== undefined) s += buildFilter(r.filter);
+    else if (r.legacyPrefix !== undefined) s += el('Prefix', r.legacyPrefix);
+    else s += '<Filter></Filter>';
+    s += el('Status', r.status);
+    if (r.expiration) {
+      s += '<Expiration>';
+      if (r.expiration.days !== undefined) s += el('Days', r.expiration.days);
+      if (r.expiration.date !== undefined) s += el('Date', r.expiration.date);
+      if (r.expiration.expiredObjectDeleteMarker !== undefined)
+        s += el('ExpiredObjectDeleteMarker', String(r.expiration.expiredObjectDeleteMarker));
+      s += '</Expiration>';
+    }
+    for (const t of r.transitions ?? []) {
+      s += '<Transition>';
+      if (t.days !== undefined) s += el('Days', t.days);
+      if (t.date !== undefined) s += el('Date', t.date);
+      s += el('StorageClass', t.storageClass) + '</Transition>';
+    }
+    if (r.noncurrentVersionExpiration) {
+      s += '<NoncurrentVersionExpiration>';
+      const e = r.noncurrentVersionExpiration;
+      if (e.noncurrentDays !== undefined) s += el('NoncurrentDays', e.noncurrentDays);
+      if (e.newerNoncurrentVersions !== undefined) s += el('NewerNoncurrentVersions', e.newerNoncurrentVersions);
+      s += '</NoncurrentVersionExpiration>';
+    }
+    for (const t of r.noncurrentVersionTransitions ?? []) {
+      s += '<NoncurrentVersionTransition>';
+      if (t.noncurrentDays !== undefined) s += el('NoncurrentDays', t.noncurrentDays);
+      if (t.newerNoncurrentVersions !== undefined) s += el('NewerNoncurrentVersions', t.newerNoncurrentVersions);
+      s += el('StorageClass', t.storageClass) + '</NoncurrentVersionTransition>';
+    }
+    if (r.abortIncompleteMultipartUpload)
+      s += `<AbortIncompleteMultipartUpload>${el('DaysAfterInitiation', r.abortIncompleteMultipartUpload.daysAfterInitiation)}</AbortIncompleteMultipartUpload>`;
+    s += '</Rule>';
+  }
+  return s + '</LifecycleConfiguration>';
+}
+
+// --- ETags -----------------------------------------------------------------------------------
+
+/** Parts implied by an ETag: 1 without a '-N' suffix, N for 1 ≤ N ≤ 10000, null when malformed. */
+export function partsFromETag(etag: string): number | null {
+  let e = etag;
+  if (e.startsWith('"')) e = e.slice(1);
+  if (e.endsWith('"')) e = e.slice(0, -1);
+  if (e === '') return null;
+  const m = /^([^-]+)(?:-([0-9]+))?$/.exec(e);
+  if (!m) return null;
+  if (m[2] === undefined) return 1;
+  const n = Number(m[2]);
+  return n >= 1 && n <= 10000 ? n : null;
+}
