@@ -1,0 +1,311 @@
+/**
+ * PVE volume names (`<content>/<file>`) for the four content types, their object keys in the
+ * bucket, and the sidecar objects that travel with a backup. The accepted shapes are those of
+ * PVE's own parse_volname / archive_info (reference §6), so anything PVE lists or passes to the
+ * plugin parses here, and everything else is refused before a request is made.
+ */
+import { EXIT, PveS3Error } from '../util/errors.js';
+import { formatBackupTime, parseBackupTime } from './backup-time.js';
+import { CONTENT_DIR, type ContentType, isContentType } from './content.js';
+
+export type GuestType = 'qemu' | 'lxc' | 'openvz';
+export type BackupFormat = 'vma' | 'tar';
+export type Compression = 'gz' | 'lzo' | 'zst' | 'bz2' | 'xz';
+
+export interface VolumeInfo {
+  content: ContentType;
+  /** file name without folder, e.g. `vzdump-qemu-100-2023_12_25-14_30_00.vma.gz` */
+  name: string;
+  /** `<content>/<name>`: what follows `<storeid>:` in a PVE volid */
+  volname: string;
+  /** backups named `vzdump-<type>-<digits>-…` (PVE's parse_volname uses it for access checks) */
+  vmid?: number;
+  guestType?: GuestType;
+  /** epoch seconds from the name of a standard vzdump name, local time as PVE reads it */
+  ctime?: number;
+  /** true for `vzdump-<type>-<vmid>-<YYYY_MM_DD-HH_MM_SS>.<ext>`: the only names prune considers */
+  isStdName?: boolean;
+  /** backup: vma | tar; vztmpl: tar; iso: iso; snippets: snippet */
+  format?: string;
+  compression?: Compression;
+  /** the `format` PVE's list_volumes reports: `vma.zst`, `tgz`, `tzst`, `iso`, `snippet` … */
+  listFormat: string;
+}
+
+/** Reserved suffix of our integrity manifest (DESIGN.md §3). */
+export const MANIFEST_SUFFIX = '.s3manifest';
+export const NOTES_SUFFIX = '.notes';
+export const PROTECTED_SUFFIX = '.protected';
+export const LOG_SUFFIX = '.log';
+
+const COMPRESSORS = ['gz', 'lzo', 'zst', 'bz2'] as const;
+// PVE's BACKUP_EXT_RE_2 (case-sensitive): .tgz, or .tar/.vma with an optional known compressor
+const BACKUP_EXT_RE = /\.(tgz|(tar|vma)(?:\.(gz|lzo|zst|bz2))?)$/;
+// PVE's VZTMPL_EXT_RE_1 (case-insensitive): .tar at the very end, or .tar.<gz|xz|zst|bz2>
+const VZTMPL_EXT_RE = /\.tar(?:\.(gz|xz|zst|bz2))?$/i;
+const ISO_EXT_RE = /\.(iso|img)$/i;
+const VZDUMP_RE = /^vzdump-(lxc|openvz|qemu)-.+/;
+const VZDUMP_VMID_RE = /^vzdump-(openvz|lxc|qemu)-(\d+)-.+/;
+const STD_NAME_RE = /^(vzdump-(lxc|openvz|qemu)-([1-9][0-9]{2,8})-(\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2}))\.(.+)$/;
+// eslint-disable-next-line no-control-regex
+const CONTROL_RE = /[\u0000-\u001f\u007f]/;
+
+const ALLOWED: Record<ContentType, string> = {
+  backup:
+    'backup/<file> ending in .vma or .tar (optionally .gz, .lzo, .zst or .bz2) or .tgz, e.g. backup/vzdump-qemu-100-2023_12_25-14_30_00.vma.zst',
+  iso: 'iso/<file> ending in .iso or .img',
+  vztmpl: 'vztmpl/<file> ending in .tar, .tar.gz, .tar.xz, .tar.zst or .tar.bz2',
+  snippets: 'snippets/<file>',
+};
+
+function invalid(what: string, why: string): PveS3Error {
+  return new PveS3Error('InvalidVolume', `invalid volume name '${what}': ${why}`, { exitCode: EXIT.usage });
+}
+
+function checkFileName(full: string, name: string, content: ContentType): void {
+  if (name === '') throw invalid(full, `empty file name; expected ${ALLOWED[content]}`);
+  if (name.includes('/')) throw invalid(full, `'/' not allowed in the file name; expected ${ALLOWED[content]}`);
+  if (name.includes('..')) throw invalid(full, `'..' not allowed`);
+  if (CONTROL_RE.test(name)) throw invalid(full, 'control characters not allowed');
+  if (Buffer.byteLength(name) > 255) throw invalid(full, 'file name longer than 255 bytes');
+  if (name.endsWith(MANIFEST_SUFFIX)) throw invalid(full, `'${MANIFEST_SUFFIX}' is reserved for integrity manifests`);
+}
+
+/** What the name says about a backup archive (PVE's archive_info, without the decompressor). */
+export interface ArchiveInfo {
+  name: string;
+  format: BackupFormat;
+  compression?: Compression;
+  listFormat: string;
+  guestType?: GuestType;
+  vmid?: number;
+  ctime?: number;
+  isStdName: boolean;
+  /** `vzdump-qemu-100-DATE.log` for standard names: PVE names the log after the base name */
+  logName?: string;
+  notesName: string;
+}
+
+/** A backup archive's file name (no folder). Throws InvalidVolume for anything PVE would not list. */
+export function parseArchiveName(name: string): ArchiveInfo {
+  checkFileName(name, name, 'backup');
+  const ext = BACKUP_EXT_RE.exec(name);
+  if (!ext || ext.index === 0) throw invalid(name, `unknown backup extension; expected ${ALLOWED.backup}`);
+  const listFormat = ext[1]!;
+  let format: BackupFormat;
+  let compression: Compression | undefined;
+  if (listFormat === 'tgz') {
+    format = 'tar';
+    compression = 'gz';
+  } else {
+    format = ext[2] as BackupFormat;
+    compression = ext[3] as Compression | undefined;
+  }
+  const info: ArchiveInfo = { name, format, listFormat, isStdName: false, notesName: name + NOTES_SUFFIX };
+  if (compression) info.compression = compression;
+
+  const typed = VZDUMP_RE.exec(name);
+  if (typed) info.guestType = typed[1] as GuestType;
+  const withVmid = VZDUMP_VMID_RE.exec(name);
+  if (withVmid) info.vmid = Number(withVmid[2]);
+
+  const std = STD_NAME_RE.exec(name);
+  if (std && std[5] === listFormat) {
+    const ctime = parseBackupTime(std[4]!);
+    if (ctime !== null) {
+      info.isStdName = true;
+      info.vmid = Number(std[3]);
+      info.ctime = ctime;
+      info.logName = std[1] + LOG_SUFFIX;
+    }
+  }
+  return info;
+}
+
+/** `backup/…`, `iso/…`, `vztmpl/…`, `snippets/…` → what it is. Throws InvalidVolume otherwise. */
+export function parseVolname(volname: string): VolumeInfo {
+  if (typeof volname !== 'string' || volname === '') throw invalid(String(volname), 'empty volume name');
+  const slash = volname.indexOf('/');
+  const vtype = slash < 0 ? volname : volname.slice(0, slash);
+  if (slash < 0 || !isContentType(vtype)) {
+    throw invalid(volname, `expected <content>/<file> with content backup, iso, vztmpl or snippets`);
+  }
+  return parseVolumeFile(vtype, volname.slice(slash + 1), volname);
+}
+
+/** A file name of the given content type → VolumeInfo (validated as parseVolname does). */
+export function parseVolumeFile(content: ContentType, name: string, full = `${content}/${name}`): VolumeInfo {
+  checkFileName(full, name, content);
+  const volname = `${content}/${name}`;
+  switch (content) {
+    case 'backup': {
+      let a: ArchiveInfo;
+      try {
+        a = parseArchiveName(name);
+      } catch {
+        throw invalid(full, `unknown backup extension; expected ${ALLOWED.backup}`);
+      }
+      const v: VolumeInfo = { content, name, volname, format: a.format, listFormat: a.listFormat, isStdName: a.isStdName };
+      if (a.compression) v.compression = a.compression;
+      if (a.vmid !== undefined) v.vmid = a.vmid;
+      if (a.guestType) v.guestType = a.guestType;
+      if (a.ctime !== undefined) v.ctime = a.ctime;
+      return v;
+    }
+    case 'iso': {
+      const m = ISO_EXT_RE.exec(name);
+      if (!m || m.index === 0) throw invalid(full, `unknown ISO extension; expected ${ALLOWED.iso}`);
+      return { content, name, volname, format: 'iso', listFormat: 'iso' };
+    }
+    case 'vztmpl': {
+      const m = VZTMPL_EXT_RE.exec(name);
+      if (!m || m.index === 0) throw invalid(full, `unknown template extension; expected ${ALLOWED.vztmpl}`);
+      const comp = m[1]?.toLowerCase() as Compression | undefined;
+      const v: VolumeInfo = { content, name, volname, format: 'tar', listFormat: comp ? `t${comp}` : 'tar' };
+      if (comp) v.compression = comp;
+      return v;
+    }
+    case 'snippets':
+      return { content, name, volname, format: 'snippet', listFormat: 'snippet' };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Object keys
+
+/** Object key of a volume: `<prefix><dir>/<name>`, prefix already normalised ('' or 'x/'). */
+export function objectKey(prefix: string, content: ContentType, name: string): string {
+  parseVolumeFile(content, name); // refuses bad names before anything reaches the wire
+  return prefix + CONTENT_DIR[content] + name;
+}
+
+/** Object key of a volname (`backup/…`). */
+export function volnameKey(prefix: string, volname: string): string {
+  const v = parseVolname(volname);
+  return prefix + CONTENT_DIR[v.content] + v.name;
+}
+
+export type SidecarKind = 'notes' | 'protected' | 'manifest' | 'log';
+
+export type KeyClass =
+  | { kind: 'volume'; volume: VolumeInfo }
+  /** `archive` is the archive file name the sidecar belongs to; for a log, its base name + '.log' */
+  | { kind: 'sidecar'; content: ContentType; sidecar: SidecarKind; name: string; archive?: string }
+  | { kind: 'other' };
+
+// checked longest first so template/iso/ is not mistaken for something shorter
+const DIRS = (Object.entries(CONTENT_DIR) as Array<[ContentType, string]>).sort((a, b) => b[1].length - a[1].length);
+
+/** What an object key under the storage prefix is: a volume, a sidecar of one, or something else. */
+export function classifyKey(prefix: string, key: string): KeyClass {
+  if (!key.startsWith(prefix)) return { kind: 'other' };
+  const rest = key.slice(prefix.length);
+  for (const [content, dir] of DIRS) {
+    if (!rest.startsWith(dir)) continue;
+    const name = rest.slice(dir.length);
+    if (name === '' || name.includes('/')) return { kind: 'other' };
+    if (name.endsWith(MANIFEST_SUFFIX)) {
+      return { kind: 'sidecar', content, sidecar: 'manifest', name, archive: name.slice(0, -MANIFEST_SUFFIX.length) };
+    }
+    if (content === 'backup') {
+      for (const [suffix, sidecar] of [
+        [NOTES_SUFFIX, 'notes'],
+        [PROTECTED_SUFFIX, 'protected'],
+      ] as const) {
+        if (name.endsWith(suffix)) {
+          const archive = name.slice(0, -suffix.length);
+          if (BACKUP_EXT_RE.test(archive)) return { kind: 'sidecar', content, sidecar, name, archive };
+        }
+      }
+      if (name.endsWith(LOG_SUFFIX) && VZDUMP_RE.test(name)) return { kind: 'sidecar', content, sidecar: 'log', name };
+    }
+    try {
+      return { kind: 'volume', volume: parseVolumeFile(content, name) };
+    } catch {
+      return { kind: 'other' };
+    }
+  }
+  return { kind: 'other' };
+}
+
+/** key → volume, or null for sidecars and anything that is not a volume of ours. */
+export function keyToVolume(prefix: string, key: string): VolumeInfo | null {
+  const c = classifyKey(prefix, key);
+  return c.kind === 'volume' ? c.volume : null;
+}
+
+/** Sidecar file names of a backup archive (same folder). `log` only for standard names. */
+export function sidecarNames(archive: string): { notes: string; protected: string; manifest: string; log?: string } {
+  const a = parseArchiveName(archive);
+  const out: { notes: string; protected: string; manifest: string; log?: string } = {
+    notes: archive + NOTES_SUFFIX,
+    protected: archive + PROTECTED_SUFFIX,
+    manifest: archive + MANIFEST_SUFFIX,
+  };
+  if (a.logName) out.log = a.logName;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names for new archives (streams from `vzdump --stdout`)
+
+const COMPRESSION_ALIASES: Record<string, Compression | null> = {
+  '': null,
+  '0': null,
+  none: null,
+  gz: 'gz',
+  gzip: 'gz',
+  pigz: 'gz',
+  lzo: 'lzo',
+  '1': 'lzo', // vzdump's --compress 1 means lzo
+  zst: 'zst',
+  zstd: 'zst',
+  bz2: 'bz2',
+};
+
+/**
+ * PVE's archive name for a new backup: `vzdump-<type>-<vmid>-<local time>.<vma|tar>[.<comp>]`.
+ * `format` defaults to vma for qemu and tar for lxc; `compression` takes vzdump's names too.
+ */
+export function archiveName(o: {
+  vmid: number | string;
+  guestType: 'qemu' | 'lxc';
+  format?: BackupFormat;
+  compression?: string;
+  time: Date;
+}): string {
+  const vmid = String(o.vmid);
+  if (!/^[1-9][0-9]{2,8}$/.test(vmid)) {
+    throw new PveS3Error('InvalidVolume', `invalid vmid '${vmid}': must be an integer 100..999999999`, {
+      exitCode: EXIT.usage,
+    });
+  }
+  if (o.guestType !== 'qemu' && o.guestType !== 'lxc') {
+    throw new PveS3Error('InvalidVolume', `invalid guest type '${String(o.guestType)}': must be qemu or lxc`, {
+      exitCode: EXIT.usage,
+    });
+  }
+  const format = o.format ?? (o.guestType === 'qemu' ? 'vma' : 'tar');
+  if (format !== 'vma' && format !== 'tar') {
+    throw new PveS3Error('InvalidVolume', `invalid format '${String(format)}': must be vma or tar`, { exitCode: EXIT.usage });
+  }
+  if (o.guestType === 'lxc' && format !== 'tar') {
+    throw new PveS3Error('InvalidVolume', `invalid format '${format}' for lxc: containers are backed up as tar`, {
+      exitCode: EXIT.usage,
+    });
+  }
+  const compKey = (o.compression ?? '').toLowerCase();
+  if (!(compKey in COMPRESSION_ALIASES)) {
+    throw new PveS3Error(
+      'InvalidVolume',
+      `invalid compression '${o.compression}': must be one of none, ${[...COMPRESSORS, 'gzip', 'zstd'].join(', ')}`,
+      { exitCode: EXIT.usage },
+    );
+  }
+  const comp = COMPRESSION_ALIASES[compKey];
+  const t = o.time;
+  if (!(t instanceof Date) || Number.isNaN(t.getTime())) {
+    throw new PveS3Error('InvalidVolume', 'invalid backup time: not a valid date', { exitCode: EXIT.usage });
+  }
+  return `vzdump-${o.guestType}-${vmid}-${formatBackupTime(t)}.${format}${comp ? '.' + comp : ''}`;
+}
