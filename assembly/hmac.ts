@@ -11,7 +11,7 @@
 
 import { sha256Init, sha256Update, sha256Final } from './sha256';
 
-export const HMAC_CTX_SIZE: i32 = 256;
+export { HMAC_CTX_SIZE } from './memory';
 
 const PAD: usize = memory.data(64, 16);
 const KEYHASH: usize = memory.data(32, 16);
