@@ -1,0 +1,205 @@
+/**
+ * Where upload parts come from: a file (size known, positional reads) or a stream such as stdin
+ * (size unknown, arbitrary chunk sizes reassembled into exactly part-sized pieces). Either way the
+ * caller supplies the buffer to fill, so memory is owned by the caller's pool, and parts are handed
+ * out strictly in order (part n covers bytes (n-1)·partSize …), which also lets a whole-object
+ * digest be computed in the same pass.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { PveS3Error } from '../util/errors.js';
+
+export interface PartSlice {
+  /** 1-based part number */
+  n: number;
+  offset: number;
+  length: number;
+  /** true when no byte follows this part: lets a stream that ends early go up as a single PUT */
+  last: boolean;
+}
+
+export interface ChunkSource {
+  /** Total size when known up front (files), null for streams. */
+  readonly size: number | null;
+  /** Fills buf[0..partSize) with the next part; null once everything was handed out. */
+  read(buf: Buffer): Promise<PartSlice | null>;
+  /** Bytes handed out so far. */
+  readonly consumed: number;
+  /** Throws if the input changed under us (a file that grew or shrank while being uploaded). */
+  checkUnchanged(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** S3's limit on parts per upload. */
+export const MAX_PARTS = 10_000;
+
+/** Serialises async calls: parts must be produced one after another, whoever asks. */
+class Lock {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const r = this.tail.then(fn, fn);
+    this.tail = r.catch(() => undefined);
+    return r;
+  }
+}
+
+export interface OpenedFile {
+  fh: FileHandle;
+  path: string;
+  size: number;
+  mtimeMs: number;
+}
+
+/** Opens an upload source; the size decides the plan before any part is read. */
+export async function openSourceFile(path: string): Promise<OpenedFile> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    throw fileError(path, e);
+  }
+  const st = await fh.stat().catch(async (e: unknown) => {
+    await fh.close();
+    throw fileError(path, e);
+  });
+  if (!st.isFile()) {
+    await fh.close();
+    throw new PveS3Error('InvalidSource', `upload source '${path}' is not a regular file`);
+  }
+  return { fh, path, size: st.size, mtimeMs: st.mtimeMs };
+}
+
+export class FileChunkSource implements ChunkSource {
+  private nextPart = 1;
+  consumed = 0;
+  private readonly lock = new Lock();
+
+  private readonly fh: FileHandle;
+  readonly path: string;
+  readonly size: number;
+  private readonly mtimeMs: number;
+
+  constructor(
+    file: OpenedFile,
+    private readonly partSize: number,
+  ) {
+    this.fh = file.fh;
+    this.path = file.path;
+    this.size = file.size;
+    this.mtimeMs = file.mtimeMs;
+  }
+
+  read(buf: Buffer): Promise<PartSlice | null> {
+    return this.lock.run(async () => {
+      const offset = (this.nextPart - 1) * this.partSize;
+      if (offset >= this.size && !(this.size === 0 && this.nextPart === 1)) return null;
+      const length = Math.min(this.partSize, this.size - offset);
+      let got = 0;
+      while (got < length) {
+        const { bytesRead } = await this.fh.read(buf, got, length - got, offset + got);
+        if (bytesRead === 0) {
+          throw new PveS3Error('SourceChanged', `upload source '${this.path}' shrank while being read (expected ${this.size} bytes); nothing was stored`);
+        }
+        got += bytesRead;
+      }
+      const n = this.nextPart++;
+      this.consumed += length;
+      return { n, offset, length, last: offset + length >= this.size };
+    });
+  }
+
+  async checkUnchanged(): Promise<void> {
+    const st = await this.fh.stat();
+    if (st.size !== this.size || st.mtimeMs !== this.mtimeMs) {
+      throw new PveS3Error(
+        'SourceChanged',
+        `upload source '${this.path}' changed while being uploaded (size ${this.size} → ${st.size}); nothing was stored, retry once it is complete`,
+      );
+    }
+  }
+
+  close(): Promise<void> {
+    return this.fh.close();
+  }
+}
+
+export class StreamChunkSource implements ChunkSource {
+  readonly size = null;
+  consumed = 0;
+  private nextPart = 1;
+  private ended = false;
+  /** the tail of a stream chunk that did not fit into the previous part */
+  private leftover: Uint8Array | null = null;
+  private readonly it: AsyncIterator<unknown>;
+  private readonly lock = new Lock();
+
+  constructor(
+    stream: Readable | AsyncIterable<Uint8Array>,
+    private readonly partSize: number,
+    private readonly maxSize?: number,
+  ) {
+    this.it = (stream as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+  }
+
+  read(buf: Buffer): Promise<PartSlice | null> {
+    return this.lock.run(async () => {
+      if (this.ended && !this.leftover && this.nextPart > 1) return null;
+      let filled = 0;
+      while (filled < this.partSize) {
+        const chunk = this.leftover ?? (await this.pull());
+        this.leftover = null;
+        if (!chunk) break;
+        const take = Math.min(chunk.length, this.partSize - filled);
+        buf.set(take === chunk.length ? chunk : chunk.subarray(0, take), filled);
+        filled += take;
+        if (take < chunk.length) this.leftover = chunk.subarray(take);
+      }
+      // Look one chunk ahead so the caller knows whether this was the last part (a stream that
+      // ends within its first part goes up as a plain PUT).
+      if (!this.leftover && !this.ended) this.leftover = await this.pull();
+      if (filled === 0 && this.nextPart > 1) return null;
+      const n = this.nextPart++;
+      if (n > MAX_PARTS) {
+        throw new PveS3Error(
+          'EntityTooLarge',
+          `stream is longer than ${MAX_PARTS} parts of ${this.partSize} bytes: raise multipart_chunk_size or declare the maximum size`,
+        );
+      }
+      const offset = this.consumed;
+      this.consumed += filled;
+      if (this.maxSize !== undefined && this.consumed > this.maxSize) {
+        throw new PveS3Error('EntityTooLarge', `stream is longer than its declared maximum size ${this.maxSize}`);
+      }
+      return { n, offset, length: filled, last: !this.leftover };
+    });
+  }
+
+  private async pull(): Promise<Uint8Array | null> {
+    while (!this.ended) {
+      const r = await this.it.next();
+      if (r.done) {
+        this.ended = true;
+        return null;
+      }
+      const v = r.value;
+      const chunk = typeof v === 'string' ? Buffer.from(v) : (v as Uint8Array);
+      if (chunk.length > 0) return chunk;
+    }
+    return null;
+  }
+
+  async checkUnchanged(): Promise<void> {}
+
+  async close(): Promise<void> {
+    // stops a stream we did not read to the end (failure, cancel): destroys a Readable
+    if (!this.ended) await this.it.return?.().catch(() => undefined);
+  }
+}
+
+function fileError(path: string, e: unknown): PveS3Error {
+  const code = (e as { code?: string }).code;
+  if (code === 'ENOENT') return new PveS3Error('NotFound', `upload source '${path}' does not exist`, { exitCode: 3, cause: e });
+  if (code === 'EACCES') return new PveS3Error('AccessDenied', `upload source '${path}' is not readable (permission denied)`, { cause: e });
+  if (code === 'EISDIR') return new PveS3Error('InvalidSource', `upload source '${path}' is a directory, not a file`, { cause: e });
+  return new PveS3Error('InvalidSource', `cannot open upload source '${path}': ${code ?? String(e)}`, { cause: e });
+}

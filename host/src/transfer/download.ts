@@ -1,0 +1,391 @@
+/**
+ * downloadObject / verifyObject: every byte that reaches the caller has been checked.
+ *
+ * With a manifest, the object is fetched as ranged GETs aligned to its parts and each range is
+ * hashed as it streams in and compared with the part's SHA-256; a range that fails (connection,
+ * short body, wrong digest) is fetched again a couple of times before the download fails with
+ * IntegrityError. Without a manifest (objects other tools uploaded) the size is checked and, when
+ * the ETag is a plain MD5 (single PUT, no SSE-KMS/SSE-C), the MD5 of the whole content.
+ *
+ * To a file: ranges are written at their offsets into `.<name>.pve-s3-tmp-<random>` beside the
+ * destination, which is fsynced and renamed into place only when everything verified; any
+ * failure or cancel removes it. To a stream: ranges are fetched ahead in parallel into memory
+ * (at most `concurrency` ranges) and written strictly in order, each only after it verified.
+ */
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
+import { ConfigError, PveS3Error, asPveS3Error } from '../util/errors.js';
+import { Md5, Sha256 } from '../wasm/digests.js';
+import { hex, isNotFound, readManifest, type Manifest } from './manifest.js';
+import { HASH_SLICE, yieldToLoop } from './part-hasher.js';
+import { ProgressTracker, type Progress } from './progress.js';
+import { checkDestination, commitTemp, createTemp, discardTemp, type TempFile } from './temp-file.js';
+import { abortedError, integrityError, isAbortError } from './transfer-errors.js';
+import type { TransferClient, TransferObjectInfo } from './transfer-client.js';
+
+export type DownloadDest = { path: string } | { stream: Writable };
+
+export interface DownloadOptions {
+  concurrency: number;
+  signal?: AbortSignal;
+  onProgress?(p: Progress): void;
+  /** replace an existing destination file */
+  force?: boolean;
+  /** extra attempts for a range that failed (default 2) */
+  rangeRetries?: number;
+}
+
+export interface DownloadResult {
+  key: string;
+  size: number;
+  etag: string;
+  /** how the content was verified */
+  verifiedBy: 'manifest' | 'md5' | 'size';
+  manifest: Manifest | null;
+  path?: string;
+}
+
+/** Range size for objects without a manifest. */
+export const PLAIN_RANGE = 16 << 20;
+
+interface Range {
+  index: number;
+  start: number;
+  length: number;
+  /** expected SHA-256 (hex) from the manifest */
+  sha256?: string;
+}
+
+type Sink = (chunks: Uint8Array[], offsetInRange: number) => Promise<void> | void;
+
+export async function downloadObject(client: TransferClient, key: string, dest: DownloadDest, o: DownloadOptions): Promise<DownloadResult> {
+  checkConcurrency(o.concurrency);
+  if ('path' in dest) await checkDestination(dest.path, o.force === true);
+  if (o.signal?.aborted) throw abortedError(key, 'download', o.signal.reason);
+
+  const info = await client.headObject(key);
+  const manifest = await readManifest(client, key, { signal: o.signal });
+  const ranges = planRanges(key, info, manifest);
+  const md5Check = !manifest && isPlainMd5Etag(info);
+  const progress = new ProgressTracker(o.onProgress, info.size, ranges.length || 1);
+  const job = new RangeJob(client, key, o, progress);
+  const verifiedBy = manifest ? 'manifest' : md5Check ? 'md5' : 'size';
+  const result: DownloadResult = { key, size: info.size, etag: info.etag, verifiedBy, manifest };
+
+  try {
+    if ('stream' in dest) {
+      await job.toStream(ranges, dest.stream, md5Check ? new Md5() : null, info.etag);
+      progress.finish();
+      return result;
+    }
+    const temp = await createTemp(dest.path, info.size);
+    try {
+      await job.toFile(ranges, temp);
+      if (md5Check) await checkFileMd5(key, temp, info.size, info.etag, o.signal);
+      await commitTemp(temp, dest.path, o.force === true);
+    } catch (e) {
+      await discardTemp(temp);
+      throw e;
+    }
+    progress.finish();
+    return { ...result, path: dest.path };
+  } catch (e) {
+    if (o.signal?.aborted) throw abortedError(key, 'download', o.signal.reason);
+    throw e;
+  }
+}
+
+export type Verdict = 'good' | 'corrupt' | 'missing-manifest';
+
+/**
+ * Reads the whole object through the hasher, storing nothing. 'missing-manifest' also covers a
+ * manifest that is unreadable or inconsistent: either way the object cannot be vouched for.
+ */
+export async function verifyObject(
+  client: TransferClient,
+  key: string,
+  o: { concurrency?: number; signal?: AbortSignal; onProgress?(p: Progress): void } = {},
+): Promise<Verdict> {
+  const concurrency = o.concurrency ?? 3;
+  checkConcurrency(concurrency);
+  let manifest: Manifest | null;
+  try {
+    manifest = await readManifest(client, key, { signal: o.signal });
+  } catch (e) {
+    if ((e as { code?: unknown }).code === 'ManifestInvalid') return 'missing-manifest';
+    throw e;
+  }
+  if (!manifest) return 'missing-manifest';
+  let info: TransferObjectInfo;
+  try {
+    info = await client.headObject(key);
+  } catch (e) {
+    if (isNotFound(e)) return 'corrupt';
+    throw e;
+  }
+  if (info.size !== manifest.size) return 'corrupt';
+  const ranges = planRanges(key, info, manifest);
+  const progress = new ProgressTracker(o.onProgress, info.size, ranges.length);
+  const job = new RangeJob(client, key, { concurrency, signal: o.signal }, progress);
+  try {
+    await job.parallel(ranges, () => () => undefined);
+  } catch (e) {
+    if ((e as { code?: unknown }).code === 'IntegrityError') return 'corrupt';
+    if (o.signal?.aborted) throw abortedError(key, 'verify', o.signal.reason);
+    throw e;
+  }
+  progress.finish();
+  return 'good';
+}
+
+function checkConcurrency(c: number): void {
+  if (!Number.isInteger(c) || c < 1 || c > 20) throw new ConfigError('max_concurrent_uploads', c, 'must be an integer 1..20');
+}
+
+function planRanges(key: string, info: TransferObjectInfo, manifest: Manifest | null): Range[] {
+  if (manifest) {
+    if (manifest.size !== info.size) {
+      throw integrityError(key, `the object is ${info.size} bytes but its manifest says ${manifest.size}`);
+    }
+    return manifest.parts.map((p, i) => ({ index: i, start: (p.n - 1) * manifest.partSize, length: p.size, sha256: p.sha256 }));
+  }
+  const ranges: Range[] = [];
+  for (let start = 0, i = 0; start < info.size; start += PLAIN_RANGE, i++) {
+    ranges.push({ index: i, start, length: Math.min(PLAIN_RANGE, info.size - start) });
+  }
+  return ranges;
+}
+
+/** A single-PUT ETag is the MD5 of the content, unless the object is encrypted with KMS/SSE-C. */
+function isPlainMd5Etag(info: TransferObjectInfo): boolean {
+  const sse = (info as { sse?: { type?: string } }).sse?.type;
+  if (sse && sse !== 'AES256') return false;
+  return /^[0-9a-f]{32}$/i.test(stripQuotes(info.etag));
+}
+
+const stripQuotes = (s: string): string => s.replace(/^(W\/)?"|"$/g, '');
+
+class RangeJob {
+  private readonly cancel = new AbortController();
+  private failure: unknown = null;
+
+  constructor(
+    private readonly client: TransferClient,
+    private readonly key: string,
+    private readonly o: { concurrency: number; signal?: AbortSignal; rangeRetries?: number },
+    private readonly progress: ProgressTracker,
+  ) {}
+
+  /** Runs ranges on `concurrency` workers; the first failure cancels the rest. */
+  async parallel(ranges: Range[], sinkFor: (r: Range) => Sink, onDone?: (r: Range) => Promise<void> | void, gate?: (r: Range) => Promise<void>): Promise<void> {
+    const onAbort = (): void => this.stop(abortedError(this.key, 'download', this.o.signal?.reason));
+    this.o.signal?.addEventListener('abort', onAbort, { once: true });
+    if (this.o.signal?.aborted) onAbort();
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (!this.failure && next < ranges.length) {
+        const r = ranges[next++]!;
+        try {
+          if (gate) await gate(r);
+          if (this.failure) return;
+          await this.fetchVerified(r, sinkFor(r));
+          await onDone?.(r);
+        } catch (e) {
+          this.stop(e);
+        }
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: Math.min(this.o.concurrency, Math.max(ranges.length, 1)) }, worker));
+    } finally {
+      this.o.signal?.removeEventListener('abort', onAbort);
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  stop(e: unknown): void {
+    if (this.failure) return;
+    this.failure = e;
+    this.cancel.abort(e);
+  }
+
+  get failed(): boolean {
+    return this.failure !== null;
+  }
+
+  async toFile(ranges: Range[], temp: TempFile): Promise<void> {
+    await this.parallel(ranges, (r) => (chunks, off) => writeChunks(temp, chunks, r.start + off));
+  }
+
+  /**
+   * Ranges are fetched ahead into memory, at most `concurrency` beyond the one being written,
+   * and written in order once verified.
+   */
+  async toStream(ranges: Range[], out: Writable, md5: Md5 | null, etag: string): Promise<void> {
+    const buffers = new Map<number, Buffer>();
+    const done = new Map<number, () => void>();
+    const waiting = new Map<number, Promise<void>>();
+    let written = 0;
+    let windowWaiters: Array<() => void> = [];
+    const onError = (e: Error): void => this.stop(new PveS3Error('WriteFailed', `cannot write '${this.key}' to the output stream: ${e.message}`, { cause: e }));
+    out.on('error', onError);
+    for (const r of ranges) waiting.set(r.index, new Promise<void>((res) => done.set(r.index, res)));
+
+    const writer = (async (): Promise<void> => {
+      for (const r of ranges) {
+        await Promise.race([waiting.get(r.index), this.cancelled()]);
+        if (this.failure) return;
+        const b = buffers.get(r.index)!;
+        buffers.delete(r.index);
+        if (md5) await updateSliced(md5, b);
+        if (!out.write(b)) await Promise.race([once(out, 'drain'), this.cancelled()]);
+        written++;
+        for (const w of windowWaiters.splice(0)) w();
+      }
+    })();
+
+    const gate = async (r: Range): Promise<void> => {
+      while (r.index >= written + this.o.concurrency && !this.failure) {
+        await Promise.race([new Promise<void>((res) => windowWaiters.push(res)), this.cancelled()]);
+      }
+    };
+    try {
+      await this.parallel(
+        ranges,
+        (r) => {
+          const b = Buffer.allocUnsafe(r.length);
+          buffers.set(r.index, b);
+          return (chunks, off) => {
+            for (const c of chunks) {
+              b.set(c, off);
+              off += c.length;
+            }
+          };
+        },
+        (r) => done.get(r.index)!(),
+        gate,
+      );
+      await writer;
+      if (this.failure) throw this.failure;
+      if (md5 && hex(md5.digest()) !== stripQuotes(etag).toLowerCase()) {
+        throw integrityError(this.key, `MD5 of the content does not match its ETag ${etag}`);
+      }
+    } finally {
+      windowWaiters = [];
+      out.off('error', onError);
+    }
+  }
+
+  private cancelled(): Promise<void> {
+    const s = this.cancel.signal;
+    if (s.aborted) return Promise.resolve();
+    return new Promise((res) => s.addEventListener('abort', () => res(), { once: true }));
+  }
+
+  /** Fetches one range into `sink`, hashing as it streams; retried on any failure but cancel. */
+  private async fetchVerified(r: Range, sink: Sink): Promise<void> {
+    const retries = this.o.rangeRetries ?? 2;
+    for (let attempt = 0; ; attempt++) {
+      let counted = 0;
+      try {
+        const digest = await this.fetchOnce(r, sink, (n) => {
+          counted += n;
+          this.progress.add(n);
+        });
+        if (r.sha256 !== undefined && hex(digest) !== r.sha256) {
+          throw integrityError(this.key, `part ${r.index + 1} (bytes ${r.start}..${r.start + r.length - 1}) does not match its SHA-256 in the manifest`);
+        }
+        this.progress.add(0, 1);
+        return;
+      } catch (e) {
+        this.progress.retract(counted);
+        if (this.failure || isAbortError(e) || this.cancel.signal.aborted) throw this.failure ?? e;
+        const err = asPveS3Error(e);
+        const retryable = err.retryable || err.code === 'IntegrityError' || err.code === 'ShortRead' || err.code === 'InternalError';
+        if (!retryable || attempt >= retries) throw e;
+      }
+    }
+  }
+
+  private async fetchOnce(r: Range, sink: Sink, count: (n: number) => void): Promise<Uint8Array> {
+    const h = new Sha256();
+    if (r.length === 0) return h.digest();
+    const { body } = await this.client.getObject(this.key, { range: [r.start, r.start + r.length - 1], signal: this.cancel.signal });
+    let got = 0;
+    let pending: Uint8Array[] = [];
+    let pendingBytes = 0;
+    let pendingAt = 0;
+    let sinceYield = 0;
+    for await (const c of body) {
+      if (got + c.length > r.length) throw new PveS3Error('ShortRead', `server sent more than the ${r.length} bytes asked for in a range of '${this.key}'`, { retryable: true });
+      h.update(c);
+      got += c.length;
+      pending.push(c);
+      pendingBytes += c.length;
+      count(c.length);
+      if (pendingBytes >= 1 << 20) {
+        await sink(pending, pendingAt);
+        pendingAt += pendingBytes;
+        pending = [];
+        pendingBytes = 0;
+      }
+      sinceYield += c.length;
+      if (sinceYield >= HASH_SLICE) {
+        sinceYield = 0;
+        await yieldToLoop();
+      }
+    }
+    if (pendingBytes > 0) await sink(pending, pendingAt);
+    if (got !== r.length) {
+      throw new PveS3Error('ShortRead', `connection ended after ${got} of ${r.length} bytes of a range of '${this.key}'`, { retryable: true });
+    }
+    return h.digest();
+  }
+}
+
+async function writeChunks(t: TempFile, chunks: Uint8Array[], position: number): Promise<void> {
+  let total = 0;
+  for (const c of chunks) total += c.length;
+  let done = 0;
+  while (done < total) {
+    const { bytesWritten } = await t.fh.writev(done === 0 ? chunks : remaining(chunks, done), position + done);
+    done += bytesWritten;
+  }
+}
+
+function remaining(chunks: Uint8Array[], skip: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const c of chunks) {
+    if (skip >= c.length) {
+      skip -= c.length;
+      continue;
+    }
+    out.push(skip > 0 ? c.subarray(skip) : c);
+    skip = 0;
+  }
+  return out;
+}
+
+async function updateSliced(h: { update(d: Uint8Array): unknown }, data: Uint8Array): Promise<void> {
+  for (let off = 0; off < data.length; off += HASH_SLICE) {
+    h.update(data.subarray(off, Math.min(off + HASH_SLICE, data.length)));
+    if (off + HASH_SLICE < data.length) await yieldToLoop();
+  }
+}
+
+/** The MD5 pass for manifest-less single-PUT objects: ranges arrive out of order, so it reads the
+ *  finished temp file back (from the page cache, as a rule). */
+async function checkFileMd5(key: string, t: TempFile, size: number, etag: string, signal?: AbortSignal): Promise<void> {
+  const md5 = new Md5();
+  const buf = Buffer.allocUnsafe(Math.min(Math.max(size, 1), 4 << 20));
+  for (let pos = 0; pos < size; ) {
+    if (signal?.aborted) throw abortedError(key, 'download', signal.reason);
+    const { bytesRead } = await t.fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+    if (bytesRead === 0) throw integrityError(key, `temporary file is shorter than ${size} bytes`);
+    md5.update(buf.subarray(0, bytesRead));
+    pos += bytesRead;
+  }
+  if (hex(md5.digest()) !== stripQuotes(etag).toLowerCase()) {
+    throw integrityError(key, `MD5 of the content does not match its ETag ${etag}`);
+  }
+}

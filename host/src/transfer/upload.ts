@@ -1,0 +1,376 @@
+/**
+ * uploadObject: a file or a stream into one S3 object plus its integrity manifest.
+ *
+ * Shape (multipart): one producer reads parts in order from the shared chunk source into pooled
+ * buffers and hashes each once (WASM SHA-256; that digest is both the signed payload hash of
+ * UploadPart and the manifest entry); `concurrency` workers take prepared parts and upload them.
+ * The producer runs at most one part ahead, so at most concurrency + 1 part buffers exist: memory
+ * is about chunk × (concurrency + 1) whatever the object size.
+ *
+ * Failure: the first error that survives the client's request retries and our part retries stops
+ * the producer, cancels parts in flight, waits for every worker to settle, then aborts the
+ * multipart upload and checks that the server has no trace of it. The object only becomes
+ * visible at CompleteMultipartUpload, which is never sent after a failure. A cancel through the
+ * AbortSignal takes the same path. Once Complete (or the single PUT) is sent, the upload is
+ * finished as a whole: the manifest is written even if the signal fires meanwhile.
+ */
+import type { Readable } from 'node:stream';
+import { ConfigError, PveS3Error, asPveS3Error } from '../util/errors.js';
+import { Sha256 } from '../wasm/digests.js';
+import { planUpload } from '../wasm/planner.js';
+import { BufferPool } from './buffer-pool.js';
+import { FileChunkSource, StreamChunkSource, openSourceFile, type ChunkSource, type PartSlice } from './chunk-source.js';
+import { buildManifest, manifestKey, serializeManifest, type Manifest } from './manifest.js';
+import { hashPart } from './part-hasher.js';
+import { ProgressTracker, type Progress } from './progress.js';
+import { abortedError, isAbortError } from './transfer-errors.js';
+import type { TransferClient, TransferPutOptions } from './transfer-client.js';
+
+export type UploadSource = { path: string } | { stream: Readable | AsyncIterable<Uint8Array>; maxSize?: number };
+
+export interface UploadOptions {
+  chunkSizeMB: number;
+  concurrency: number;
+  put?: TransferPutOptions;
+  manifestMeta?: Record<string, unknown>;
+  signal?: AbortSignal;
+  onProgress?(p: Progress): void;
+  /** extra attempts for a part whose request failed with a retryable error after the client's own retries (default 2) */
+  partRetries?: number;
+  /** compute the whole-object SHA-256 for multipart uploads too (default true; single PUT always has it) */
+  wholeSha256?: boolean;
+}
+
+export interface UploadResult {
+  key: string;
+  size: number;
+  etag: string;
+  multipart: boolean;
+  partSize: number;
+  partCount: number;
+  manifest: Manifest;
+  manifestKey: string;
+}
+
+interface PreparedPart extends PartSlice {
+  buf: Buffer;
+  digest: Uint8Array;
+}
+
+export async function uploadObject(client: TransferClient, key: string, src: UploadSource, o: UploadOptions): Promise<UploadResult> {
+  if (!Number.isInteger(o.concurrency) || o.concurrency < 1 || o.concurrency > 20) {
+    throw new ConfigError('max_concurrent_uploads', o.concurrency, 'must be an integer 1..20');
+  }
+  if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
+
+  let source: ChunkSource;
+  let plan: ReturnType<typeof planUpload>;
+  if ('path' in src) {
+    const file = await openSourceFile(src.path);
+    try {
+      plan = planUpload({ size: file.size, chunkSizeMB: o.chunkSizeMB });
+    } catch (e) {
+      await file.fh.close();
+      throw e;
+    }
+    source = new FileChunkSource(file, plan.partSize);
+  } else {
+    plan = planUpload({ maxSize: src.maxSize, chunkSizeMB: o.chunkSizeMB });
+    source = new StreamChunkSource(src.stream, plan.partSize, src.maxSize);
+  }
+  try {
+    return await run(client, key, source, plan.partSize, plan.multipart, o);
+  } finally {
+    await source.close().catch(() => undefined);
+  }
+}
+
+async function run(
+  client: TransferClient,
+  key: string,
+  source: ChunkSource,
+  partSize: number,
+  plannedMultipart: boolean,
+  o: UploadOptions,
+): Promise<UploadResult> {
+  const knownSize = source.size;
+  const partsTotal = knownSize === null ? null : Math.max(1, Math.ceil(knownSize / partSize));
+  const progress = new ProgressTracker(o.onProgress, knownSize, partsTotal);
+  // a small known file needs a buffer of its own size, not a whole part
+  const bufSize = knownSize !== null && !plannedMultipart ? Math.max(knownSize, 1) : partSize;
+  const pool = new BufferPool(bufSize, o.concurrency + 1);
+
+  // The first part decides between PUT and multipart for streams (did it end within one part?).
+  const firstBuf = await pool.acquire();
+  const first = await source.read(firstBuf);
+  if (!first) throw new PveS3Error('InternalError', `upload source for '${key}' produced no part`);
+  if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
+
+  if (first.last && (knownSize === null || !plannedMultipart)) {
+    return singlePut(client, key, firstBuf.subarray(0, first.length), partSize, o, progress);
+  }
+  const whole = o.wholeSha256 === false ? undefined : new Sha256();
+  const firstDigest = await hashPart(firstBuf.subarray(0, first.length), whole);
+  const uploadId = await client.createMultipartUpload(key, o.put);
+  const mp = new MultipartRun(client, key, uploadId, source, pool, o, progress, whole);
+  return mp.run({ ...first, buf: firstBuf, digest: firstDigest }, partSize);
+}
+
+async function singlePut(
+  client: TransferClient,
+  key: string,
+  data: Uint8Array,
+  partSize: number,
+  o: UploadOptions,
+  progress: ProgressTracker,
+): Promise<UploadResult> {
+  const digest = await hashPart(data);
+  if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
+  const hexDigest = Buffer.from(digest).toString('hex');
+  const { etag } = await withPartRetries(o, o.signal, () => client.putObject(key, data, { ...o.put, sha256Hex: hexDigest, signal: o.signal }));
+  progress.add(data.length, 1);
+  const manifest = buildManifest({
+    key,
+    size: data.length,
+    partSize,
+    multipart: false,
+    partDigests: [digest],
+    partSizes: [data.length],
+    sha256: digest,
+    etag,
+    meta: o.manifestMeta,
+  });
+  await writeManifest(client, key, manifest);
+  progress.finish();
+  return { key, size: data.length, etag, multipart: false, partSize, partCount: 1, manifest, manifestKey: manifestKey(key) };
+}
+
+class MultipartRun {
+  private failure: PveS3Error | null = null;
+  private readonly cancel = new AbortController();
+  private readonly digests: Uint8Array[] = [];
+  private readonly sizes: number[] = [];
+  private readonly etags: string[] = [];
+  /** the single-slot hand-over between producer and workers */
+  private ready: PreparedPart | null = null;
+  private producerDone = false;
+  private readonly takers: Array<() => void> = [];
+  private readonly putters: Array<() => void> = [];
+
+  constructor(
+    private readonly client: TransferClient,
+    private readonly key: string,
+    private readonly uploadId: string,
+    private readonly source: ChunkSource,
+    private readonly pool: BufferPool,
+    private readonly o: UploadOptions,
+    private readonly progress: ProgressTracker,
+    private readonly whole: Sha256 | undefined,
+  ) {}
+
+  async run(first: PreparedPart, partSize: number): Promise<UploadResult> {
+    const onAbort = (): void => this.fail(abortedError(this.key, 'upload', this.o.signal?.reason));
+    this.o.signal?.addEventListener('abort', onAbort, { once: true });
+    if (this.o.signal?.aborted) onAbort();
+    try {
+      const producer = this.produce(first);
+      const workers = Array.from({ length: this.o.concurrency }, () => this.work());
+      await Promise.all([producer, ...workers]);
+      if (!this.failure) {
+        try {
+          await this.source.checkUnchanged();
+        } catch (e) {
+          this.fail(asPveS3Error(e));
+        }
+      }
+      if (this.failure) {
+        await this.abortUpload();
+        throw this.failure;
+      }
+    } finally {
+      this.o.signal?.removeEventListener('abort', onAbort);
+    }
+
+    const parts = this.etags.map((etag, i) => ({ partNumber: i + 1, etag }));
+    let etag: string;
+    try {
+      ({ etag } = await this.client.completeMultipartUpload(this.key, this.uploadId, parts));
+    } catch (e) {
+      await this.abortUpload();
+      throw e;
+    }
+    const size = this.sizes.reduce((a, b) => a + b, 0);
+    const manifest = buildManifest({
+      key: this.key,
+      size,
+      partSize,
+      multipart: true,
+      partDigests: this.digests,
+      partSizes: this.sizes,
+      sha256: this.whole ? this.whole.digest() : null,
+      etag,
+      meta: this.o.manifestMeta,
+    });
+    await writeManifest(this.client, this.key, manifest);
+    this.progress.finish();
+    return { key: this.key, size, etag, multipart: true, partSize, partCount: parts.length, manifest, manifestKey: manifestKey(this.key) };
+  }
+
+  private fail(e: PveS3Error): void {
+    if (this.failure) return;
+    this.failure = e;
+    this.cancel.abort(e);
+    // wake everyone waiting on the hand-over so they can see the failure and leave
+    for (const w of this.takers.splice(0)) w();
+    for (const w of this.putters.splice(0)) w();
+  }
+
+  private async produce(first: PreparedPart): Promise<void> {
+    try {
+      let part: PreparedPart | null = first;
+      while (part) {
+        if (!(await this.handOver(part))) return;
+        if (part.last) return;
+        const buf = await this.pool.acquire();
+        if (this.failure) return this.pool.release(buf);
+        const slice = await this.source.read(buf);
+        if (!slice || this.failure) {
+          this.pool.release(buf);
+          return;
+        }
+        const digest = await hashPart(buf.subarray(0, slice.length), this.whole);
+        part = { ...slice, buf, digest };
+      }
+    } catch (e) {
+      this.fail(asPveS3Error(e));
+    } finally {
+      this.producerDone = true;
+      for (const w of this.takers.splice(0)) w();
+    }
+  }
+
+  /** Waits until a worker takes the part; false (part released) when the run failed. */
+  private async handOver(p: PreparedPart): Promise<boolean> {
+    while (this.ready && !this.failure) await new Promise<void>((r) => this.putters.push(r));
+    if (this.failure) {
+      this.pool.release(p.buf);
+      return false;
+    }
+    this.ready = p;
+    this.takers.shift()?.();
+    return true;
+  }
+
+  private async take(): Promise<PreparedPart | null> {
+    for (;;) {
+      if (this.failure) return null;
+      const p = this.ready;
+      if (p) {
+        this.ready = null;
+        this.putters.shift()?.();
+        return p;
+      }
+      if (this.producerDone) return null;
+      await new Promise<void>((r) => this.takers.push(r));
+    }
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const p = await this.take();
+      if (!p) return;
+      try {
+        const hexDigest = Buffer.from(p.digest).toString('hex');
+        const body = p.buf.subarray(0, p.length);
+        const { etag } = await withPartRetries(this.o, this.cancel.signal, () =>
+          this.client.uploadPart(this.key, this.uploadId, p.n, body, hexDigest, { signal: this.cancel.signal }),
+        );
+        this.etags[p.n - 1] = etag;
+        this.digests[p.n - 1] = p.digest;
+        this.sizes[p.n - 1] = p.length;
+        this.progress.add(p.length, 1);
+      } catch (e) {
+        this.fail(asPveS3Error(e));
+      } finally {
+        this.pool.release(p.buf);
+      }
+    }
+  }
+
+  /**
+   * Every worker has settled, so no UploadPart can land after this. S3 documents that parts still
+   * arriving during an abort may survive it, hence the check and a second try.
+   */
+  private async abortUpload(): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await this.client.abortMultipartUpload(this.key, this.uploadId);
+      } catch (e) {
+        const code = (e as { code?: unknown }).code;
+        if (code !== 'NoSuchUpload') {
+          if (attempt === 2) return; // left for maintenance's stale-upload cleanup
+          continue;
+        }
+      }
+      if (!(await this.stillListed())) return;
+    }
+  }
+
+  private async stillListed(): Promise<boolean> {
+    try {
+      const r = await this.client.listMultipartUploads({ prefix: this.key });
+      return r.uploads.some((u) => u.uploadId === this.uploadId);
+    } catch {
+      return false;
+    }
+  }
+}
+
+async function withPartRetries<T>(o: UploadOptions, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+  const retries = o.partRetries ?? 2;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      const retryable = (e as { retryable?: unknown }).retryable === true;
+      if (!retryable || attempt >= retries || isAbortError(e) || signal?.aborted) throw e;
+      await sleep(1000 * 2 ** attempt, signal);
+    }
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+async function writeManifest(client: TransferClient, key: string, m: Manifest): Promise<void> {
+  const body = serializeManifest(m);
+  const digest = await hashPart(body);
+  try {
+    await client.putObject(manifestKey(key), body, {
+      contentType: 'application/json',
+      sha256Hex: Buffer.from(digest).toString('hex'),
+    });
+  } catch (e) {
+    const err = asPveS3Error(e);
+    // DESIGN §7: a failed upload leaves no visible object; an object without manifest would
+    // only ever be reported as incomplete
+    const removed = await client.deleteObject(key).then(
+      () => true,
+      () => false,
+    );
+    throw new PveS3Error(
+      'ManifestWriteFailed',
+      `the manifest '${manifestKey(key)}' could not be written (${err.code}), so '${key}' ${removed ? 'was removed again' : 'stays incomplete (its removal failed too)'}: upload it again`,
+      { cause: e, key, status: err.status, retryable: err.retryable },
+    );
+  }
+}
