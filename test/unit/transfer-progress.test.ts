@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import { BufferPool } from '../../host/src/transfer/buffer-pool.js';
+import { ProgressTracker, type Progress } from '../../host/src/transfer/progress.js';
+
+describe('ProgressTracker', () => {
+  it('throttles events and always sends the final one', () => {
+    let t = 0;
+    const seen: Progress[] = [];
+    const p = new ProgressTracker((e) => seen.push(e), 1000, 10, { intervalMs: 100, now: () => t });
+    for (let i = 0; i < 10; i++) {
+      t += 10; // 10 events within 100 ms of clock
+      p.add(100, 1);
+    }
+    expect(seen.length).toBe(1);
+    p.finish();
+    expect(seen.at(-1)).toMatchObject({ bytes: 1000, total: 1000, parts: 10, partsTotal: 10 });
+  });
+
+  it('reports the rate over the recent window', () => {
+    let t = 0;
+    const seen: Progress[] = [];
+    const p = new ProgressTracker((e) => seen.push(e), null, null, { intervalMs: 0, now: () => t });
+    t = 1000;
+    p.add(5000);
+    expect(seen.at(-1)!.rate).toBeCloseTo(5000);
+    // a long stall then a burst: the window forgets the distant start
+    t = 20_000;
+    p.add(0);
+    t = 21_000;
+    p.add(1000);
+    expect(seen.at(-1)!.rate).toBeLessThan(5000);
+    expect(seen.at(-1)!.total).toBeNull();
+  });
+
+  it('retracts bytes of a retried range', () => {
+    const p = new ProgressTracker(undefined, 100, 1);
+    p.add(60);
+    p.retract(60);
+    p.add(100, 1);
+    expect(p.snapshot()).toMatchObject({ bytes: 100, parts: 1 });
+  });
+});
+
+describe('BufferPool', () => {
+  it('never allocates more than its capacity and reuses returned buffers', async () => {
+    const pool = new BufferPool(16, 2);
+    const a = await pool.acquire();
+    const b = await pool.acquire();
+    let third: Buffer | null = null;
+    const waiting = pool.acquire().then((x) => (third = x));
+    await Promise.resolve();
+    expect(third).toBeNull();
+    pool.release(a);
+    await waiting;
+    expect(third).toBe(a);
+    expect(pool.allocated).toBe(2);
+    pool.release(b);
+  });
+});

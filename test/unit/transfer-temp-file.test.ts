@@ -1,0 +1,64 @@
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkDestination, commitTemp, createTemp, discardTemp, tempPathFor } from '../../host/src/transfer/temp-file.js';
+
+describe('temp files beside the destination', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pve-s3-temp-'));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('names the temp file .<name>.pve-s3-tmp-<random> in the same directory', () => {
+    const p = tempPathFor('/var/lib/vz/dump/vzdump-qemu-100.vma.zst');
+    expect(p).toMatch(/^\/var\/lib\/vz\/dump\/\.vzdump-qemu-100\.vma\.zst\.pve-s3-tmp-[0-9a-f]{12}$/);
+    expect(tempPathFor('/x/a')).not.toBe(tempPathFor('/x/a'));
+  });
+
+  it('commits by rename and leaves only the final file', async () => {
+    const dest = join(dir, 'a.bin');
+    const t = await createTemp(dest, 5);
+    await t.fh.write(Buffer.from('hello'), 0, 5, 0);
+    await commitTemp(t, dest, false);
+    expect(await readFile(dest, 'utf8')).toBe('hello');
+    expect((await readdir(dir)).filter((n) => n.includes('pve-s3-tmp'))).toEqual([]);
+  });
+
+  it('does not replace an existing file without force, and cleans up', async () => {
+    const dest = join(dir, 'b.bin');
+    await writeFile(dest, 'old');
+    await expect(checkDestination(dest, false)).rejects.toMatchObject({ code: 'DestinationExists', exitCode: 2 });
+    await expect(checkDestination(dest, true)).resolves.toBeUndefined();
+    // a file that appears while the download runs is not clobbered either
+    const t = await createTemp(dest, 3);
+    await t.fh.write(Buffer.from('new'), 0, 3, 0);
+    await expect(commitTemp(t, dest, false)).rejects.toMatchObject({ code: 'DestinationExists' });
+    await discardTemp(t);
+    expect(await readFile(dest, 'utf8')).toBe('old');
+    expect((await readdir(dir)).filter((n) => n.includes('pve-s3-tmp'))).toEqual([]);
+  });
+
+  it('replaces with force', async () => {
+    const dest = join(dir, 'c.bin');
+    await writeFile(dest, 'old');
+    const t = await createTemp(dest, 3);
+    await t.fh.write(Buffer.from('new'), 0, 3, 0);
+    await commitTemp(t, dest, true);
+    expect(await readFile(dest, 'utf8')).toBe('new');
+  });
+
+  it('refuses a directory as destination', async () => {
+    await expect(checkDestination(dir, true)).rejects.toMatchObject({ code: 'InvalidDestination' });
+  });
+
+  it('discard removes the temp file', async () => {
+    const dest = join(dir, 'd.bin');
+    const t = await createTemp(dest, 1000);
+    await discardTemp(t);
+    expect((await readdir(dir)).filter((n) => n.startsWith('.d.bin'))).toEqual([]);
+  });
+});
