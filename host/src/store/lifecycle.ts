@@ -1,0 +1,105 @@
+/**
+ * Bucket lifecycle rules for one storage. A bucket is often shared (other prefixes, other tools),
+ * and PutBucketLifecycle replaces the whole configuration, so we always read, replace only the
+ * rules whose ids are ours for this prefix, and write the union back.
+ */
+import { ConfigError } from '../util/errors.js';
+import type { LifecycleRule } from '../s3/types.js';
+import type { LifecycleSettings, StoreContext } from './types.js';
+
+/** Used when abort-incomplete-multipart is wanted but no day count was given. */
+export const DEFAULT_ABORT_INCOMPLETE_DAYS = 7;
+
+/** Our rule ids carry the prefix, so two storages sharing a bucket never replace each other's. */
+export function ruleIds(prefix: string): { transition: string; abort: string } {
+  const scope = prefix === '' ? '/' : prefix;
+  return { transition: `pve-s3-transition:${scope}`, abort: `pve-s3-abort-multipart:${scope}` };
+}
+
+export function isOurRule(rule: LifecycleRule, prefix: string): boolean {
+  const ids = ruleIds(prefix);
+  return rule.id === ids.transition || rule.id === ids.abort;
+}
+
+/** The rules this storage wants; empty when lifecycle is off. */
+export function desiredRules(prefix: string, l: LifecycleSettings | undefined): LifecycleRule[] {
+  if (!l || !l.enabled) return [];
+  const ids = ruleIds(prefix);
+  const rules: LifecycleRule[] = [];
+  const transitions: { days: number; storageClass: string }[] = [];
+  if (l.transitionDays !== undefined && l.transitionDays > 0) transitions.push({ days: l.transitionDays, storageClass: 'STANDARD_IA' });
+  if (l.glacierDays !== undefined && l.glacierDays > 0) {
+    if (l.transitionDays !== undefined && l.transitionDays > 0 && l.glacierDays <= l.transitionDays) {
+      throw new ConfigError('glacier_days', l.glacierDays, `must be greater than transition_days (${l.transitionDays})`);
+    }
+    transitions.push({ days: l.glacierDays, storageClass: 'GLACIER' });
+  }
+  if (transitions.length > 0) {
+    rules.push({ id: ids.transition, status: 'Enabled', filter: { prefix }, transitions });
+  }
+  const abortDays = l.abortIncompleteDays ?? DEFAULT_ABORT_INCOMPLETE_DAYS;
+  if (abortDays > 0) {
+    rules.push({ id: ids.abort, status: 'Enabled', filter: { prefix }, abortIncompleteMultipartUpload: { daysAfterInitiation: abortDays } });
+  }
+  return rules;
+}
+
+export interface LifecycleView {
+  /** every rule in force on the bucket */
+  rules: LifecycleRule[];
+  /** the ids among them that belong to this storage */
+  ours: string[];
+}
+
+async function readRules(ctx: StoreContext): Promise<LifecycleRule[]> {
+  try {
+    return await ctx.client.getBucketLifecycle();
+  } catch (e) {
+    // No configuration is a normal state, not an error.
+    if ((e as { code?: string }).code === 'NoSuchLifecycleConfiguration') return [];
+    throw e;
+  }
+}
+
+export async function lifecycleShow(ctx: StoreContext): Promise<LifecycleView> {
+  const rules = await readRules(ctx);
+  const prefix = ctx.settings.prefix;
+  return { rules, ours: rules.filter((r) => isOurRule(r, prefix)).map((r) => r.id as string) };
+}
+
+export interface LifecycleApplyResult extends LifecycleView {
+  changed: boolean;
+  dryRun: boolean;
+  /** foreign rules kept as they were */
+  kept: number;
+}
+
+const same = (a: LifecycleRule[], b: LifecycleRule[]): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+export async function lifecycleApply(ctx: StoreContext, o: { dryRun?: boolean } = {}): Promise<LifecycleApplyResult> {
+  const prefix = ctx.settings.prefix;
+  const before = await readRules(ctx);
+  const foreign = before.filter((r) => !isOurRule(r, prefix));
+  const want = desiredRules(prefix, ctx.settings.lifecycle);
+  const after = [...foreign, ...want];
+  const changed = !same(before.filter((r) => isOurRule(r, prefix)), want);
+  const dryRun = o.dryRun === true;
+  if (changed && !dryRun) {
+    if (after.length > 0) {
+      await ctx.client.putBucketLifecycle(after);
+    } else if (ctx.client.deleteBucketLifecycle) {
+      await ctx.client.deleteBucketLifecycle();
+    } else {
+      // An empty configuration cannot be PUT; without DeleteBucketLifecycle the stale rule stays.
+      ctx.logger.warn('cannot remove the last lifecycle rule: the S3 client has no deleteBucketLifecycle');
+    }
+    ctx.logger.info('lifecycle rules applied', { prefix, rules: want.map((r) => r.id), kept: foreign.length });
+  }
+  return {
+    rules: after,
+    ours: want.map((r) => r.id as string),
+    changed,
+    dryRun,
+    kept: foreign.length,
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * list_volumes: one LIST per content folder, sidecars joined to their archive from the same
+ * listing (no HEAD per volume), notes fetched only for archives that have a .notes object, and
+ * local files still waiting in the cache dir merged in (DESIGN.md §6).
+ */
+import { CONTENT_DIR, CONTENT_TYPES } from '../pve/content.js';
+import { MANIFEST_SUFFIX, NOTES_SUFFIX, PROTECTED_SUFFIX, classifyKey, sidecarNames, type VolumeInfo } from '../pve/volname.js';
+import type { ObjectSummary } from '../s3/types.js';
+import { listPending } from './local-cache.js';
+import { mapLimit } from './concurrency.js';
+import { readText } from './objects.js';
+import type { Content, GuestType, StoreContext, Volume } from './types.js';
+
+export interface ListOptions {
+  content?: Content[];
+  /** only backups of this guest (PVE skips iso/vztmpl/snippets when a vmid is given) */
+  vmid?: number;
+  /** only backups of this guest type */
+  guestType?: 'qemu' | 'lxc' | 'openvz';
+  /** merge files that exist only in the cache dir (default true when a cache dir is set) */
+  pending?: boolean;
+  /** fetch the first line of notes (default true) */
+  notes?: boolean;
+}
+
+/** Everything under one content folder, keyed by file name. */
+export async function listFolder(ctx: StoreContext, content: Content): Promise<Map<string, ObjectSummary>> {
+  const dir = ctx.settings.prefix + CONTENT_DIR[content];
+  const out = new Map<string, ObjectSummary>();
+  for await (const o of ctx.client.listAll({ prefix: dir })) {
+    const name = o.key.slice(dir.length);
+    if (name !== '' && !name.includes('/')) out.set(name, o);
+  }
+  return out;
+}
+
+export function volid(ctx: StoreContext, volname: string): string {
+  return `${ctx.settings.storageId}:${volname}`;
+}
+
+/** A Volume from parsed name + its listing entry + the sidecars seen in the same folder. */
+export function toVolume(ctx: StoreContext, v: VolumeInfo, o: ObjectSummary, folder: Map<string, ObjectSummary>): Volume {
+  const vol: Volume = {
+    volid: volid(ctx, v.volname),
+    volname: v.volname,
+    content: v.content,
+    name: v.name,
+    key: o.key,
+    size: o.size,
+    ctime: v.ctime ?? Math.floor(o.lastModified.getTime() / 1000),
+    format: v.listFormat,
+    protected: false,
+    manifest: folder.has(v.name + MANIFEST_SUFFIX),
+    etag: o.etag,
+    mtime: Math.floor(o.lastModified.getTime() / 1000),
+  };
+  // Cheap in a listing: a manifest older than its object means the object was replaced by
+  // something that wrote no manifest. statVolume compares size and ETag.
+  const m = folder.get(v.name + MANIFEST_SUFFIX);
+  vol.verified = m !== undefined && m.lastModified.getTime() >= o.lastModified.getTime();
+  if (o.storageClass) vol.storageClass = o.storageClass;
+  if (v.content === 'backup') {
+    if (v.vmid !== undefined) vol.vmid = v.vmid;
+    vol.subtype = (v.guestType ?? 'unknown') as GuestType;
+    vol.protected = folder.has(v.name + PROTECTED_SUFFIX);
+    const logName = sidecarNames(v.name).log;
+    vol.log = logName !== undefined && folder.has(logName);
+  }
+  return vol;
+}
+
+export async function listVolumes(ctx: StoreContext, o: ListOptions = {}): Promise<Volume[]> {
+  let contents = o.content && o.content.length > 0 ? o.content : [...CONTENT_TYPES];
+  // A guest filter only makes sense for backups (PVE's own rule for list_volumes with a vmid).
+  if (o.vmid !== undefined || o.guestType !== undefined) contents = contents.filter((c) => c === 'backup');
+  const out: Volume[] = [];
+  const withNotes: Volume[] = [];
+  for (const content of contents) {
+    const folder = await listFolder(ctx, content);
+    for (const [, obj] of folder) {
+      const c = classifyKey(ctx.settings.prefix, obj.key);
+      if (c.kind !== 'volume') continue;
+      const v = c.volume;
+      if (o.vmid !== undefined && v.vmid !== o.vmid) continue;
+      if (o.guestType !== undefined && v.guestType !== o.guestType) continue;
+      const vol = toVolume(ctx, v, obj, folder);
+      if (content === 'backup' && folder.has(v.name + NOTES_SUFFIX)) withNotes.push(vol);
+      out.push(vol);
+    }
+  }
+  if (o.notes !== false) {
+    await mapLimit(withNotes, 8, async (vol) => {
+      const text = await readText(ctx, vol.key + NOTES_SUFFIX);
+      if (text !== null) vol.notes = firstLine(text);
+    });
+  }
+  if (o.pending ?? ctx.settings.cacheDir !== undefined) {
+    const seen = new Set(out.map((v) => v.volname));
+    for (const p of await listPending(ctx, contents)) {
+      if (seen.has(p.volname)) continue;
+      if (o.vmid !== undefined && p.vmid !== o.vmid) continue;
+      if (o.guestType !== undefined && p.subtype !== o.guestType) continue;
+      out.push(p);
+    }
+  }
+  out.sort((a, b) => (a.volid.toLowerCase() < b.volid.toLowerCase() ? -1 : a.volid.toLowerCase() > b.volid.toLowerCase() ? 1 : 0));
+  return out;
+}
+
+export function firstLine(text: string): string {
+  const nl = text.search(/\r?\n/);
+  return nl < 0 ? text : text.slice(0, nl);
+}

@@ -1,0 +1,78 @@
+/**
+ * Incomplete multipart uploads under the storage prefix: their bytes cost money while invisible to
+ * a normal listing, so status reports them and maintenance aborts the stale ones.
+ */
+import type { UploadInfo } from '../s3/types.js';
+import { nowOf, type StoreContext } from './types.js';
+
+export async function* listUploads(ctx: StoreContext): AsyncIterable<UploadInfo> {
+  let keyMarker: string | undefined;
+  let uploadIdMarker: string | undefined;
+  for (;;) {
+    const page = await ctx.client.listMultipartUploads({ prefix: ctx.settings.prefix, keyMarker, uploadIdMarker });
+    for (const u of page.uploads) yield u;
+    if (!page.isTruncated || page.nextKeyMarker === undefined) return;
+    // A server that repeats its marker would loop forever; stop instead.
+    if (page.nextKeyMarker === keyMarker && page.nextUploadIdMarker === uploadIdMarker) return;
+    keyMarker = page.nextKeyMarker;
+    uploadIdMarker = page.nextUploadIdMarker;
+  }
+}
+
+/** Bytes already stored for one upload (sum of its parts). */
+export async function uploadBytes(ctx: StoreContext, u: UploadInfo): Promise<number> {
+  let total = 0;
+  let marker: number | undefined;
+  for (;;) {
+    const page = await ctx.client.listParts(u.key, u.uploadId, marker === undefined ? undefined : { partNumberMarker: marker });
+    for (const p of page.parts) total += p.size;
+    if (!page.isTruncated || page.nextPartNumberMarker === undefined || page.nextPartNumberMarker === marker) return total;
+    marker = page.nextPartNumberMarker;
+  }
+}
+
+export interface StaleUpload {
+  key: string;
+  uploadId: string;
+  initiated: string | null;
+  aborted: boolean;
+  error?: string;
+}
+
+/**
+ * Aborts uploads under the prefix initiated more than `olderThanSeconds` ago. Uploads without an
+ * initiation date are left alone: we cannot tell a running upload from a stale one.
+ */
+export async function abortStaleUploads(
+  ctx: StoreContext,
+  o: { olderThanSeconds: number; dryRun?: boolean },
+): Promise<{ uploads: StaleUpload[]; aborted: number; failed: number; dryRun: boolean }> {
+  const cutoff = nowOf(ctx).getTime() - o.olderThanSeconds * 1000;
+  const out: StaleUpload[] = [];
+  let aborted = 0;
+  let failed = 0;
+  for await (const u of listUploads(ctx)) {
+    if (!u.key.startsWith(ctx.settings.prefix)) continue;
+    if (u.initiated === undefined || u.initiated.getTime() >= cutoff) continue;
+    const item: StaleUpload = { key: u.key, uploadId: u.uploadId, initiated: u.initiated.toISOString(), aborted: false };
+    if (!o.dryRun) {
+      try {
+        await ctx.client.abortMultipartUpload(u.key, u.uploadId);
+        item.aborted = true;
+        aborted++;
+      } catch (e) {
+        // Gone meanwhile (completed or aborted by someone else) is the outcome we wanted.
+        if ((e as { code?: string }).code === 'NoSuchUpload') {
+          item.aborted = true;
+          aborted++;
+        } else {
+          item.error = (e as Error).message;
+          failed++;
+        }
+      }
+    }
+    out.push(item);
+  }
+  if (aborted > 0) ctx.logger.info('aborted stale multipart uploads', { count: aborted, prefix: ctx.settings.prefix });
+  return { uploads: out, aborted, failed, dryRun: o.dryRun === true };
+}

@@ -1,0 +1,110 @@
+/**
+ * Shapes shared by every store operation. The store is handed a ready client and the storage's
+ * settings by its front door (CLI or protocol); it never reads storage.cfg or the environment, so
+ * both doors get the same rules from the same inputs.
+ */
+import type {
+  DeleteResult,
+  LifecycleRule,
+  ListPage,
+  ListPartsPage,
+  ListUploadsPage,
+  ObjectInfo,
+  ObjectSummary,
+  PutOptions,
+} from '../s3/types.js';
+import type { Logger } from '../util/log.js';
+
+/** What the store needs from S3Client (host/src/s3/client.ts), spelled out so the store states
+ *  its own dependency and tests can wrap a real client. */
+export interface StoreClient {
+  headObject(key: string): Promise<ObjectInfo>;
+  getObject(key: string, o?: { range?: [number, number]; signal?: AbortSignal }): Promise<{ body: AsyncIterable<Uint8Array>; info: ObjectInfo }>;
+  putObject(key: string, body: Uint8Array, o?: PutOptions): Promise<{ etag: string }>;
+  deleteObject(key: string): Promise<void>;
+  deleteObjects(keys: string[]): Promise<DeleteResult>;
+  listObjects(o: { prefix?: string; delimiter?: string; continuationToken?: string; maxKeys?: number }): Promise<ListPage>;
+  listAll(o: { prefix?: string; delimiter?: string }): AsyncIterable<ObjectSummary>;
+  listMultipartUploads(o?: { prefix?: string; keyMarker?: string; uploadIdMarker?: string }): Promise<ListUploadsPage>;
+  listParts(key: string, uploadId: string, o?: { partNumberMarker?: number }): Promise<ListPartsPage>;
+  abortMultipartUpload(key: string, uploadId: string): Promise<void>;
+  headBucket(): Promise<unknown>;
+  getBucketLifecycle(): Promise<LifecycleRule[]>;
+  putBucketLifecycle(rules: LifecycleRule[]): Promise<void>;
+  deleteBucketLifecycle?(): Promise<void>;
+}
+
+export type { ContentType as Content } from '../pve/content.js';
+import type { ContentType as Content } from '../pve/content.js';
+
+/** The storage settings the store's rules depend on (derived from StorageConfig by the caller). */
+export interface StoreSettings {
+  /** storage id, for volids ("<id>:backup/…") and rule ids */
+  storageId: string;
+  bucket: string;
+  /** key prefix: '' or ending in '/' */
+  prefix: string;
+  chunkSizeMB: number;
+  concurrency: number;
+  storageClass?: string;
+  put?: Pick<PutOptions, 'sse' | 'contentMd5'>;
+  /** the storage's local cache dir (PVE `path`); needed by sync-local and pending attributes */
+  cacheDir?: string;
+  lifecycle?: LifecycleSettings;
+  /** node name written into x-amz-meta-node (default: os.hostname()) */
+  node?: string;
+}
+
+export interface LifecycleSettings {
+  enabled: boolean;
+  transitionDays?: number;
+  glacierDays?: number;
+  abortIncompleteDays?: number;
+}
+
+export interface StoreContext {
+  client: StoreClient;
+  settings: StoreSettings;
+  logger: Logger;
+  /** injectable for tests of age rules; defaults to the wall clock */
+  now?: () => Date;
+  signal?: AbortSignal;
+}
+
+export type GuestType = 'qemu' | 'lxc' | 'openvz' | 'unknown';
+
+/** One volume as PVE's list_volumes wants it, plus what the tools show. */
+export interface Volume {
+  volid: string;
+  volname: string;
+  content: Content;
+  name: string;
+  key: string;
+  size: number;
+  /** epoch seconds: from a standard backup name, else LastModified */
+  ctime: number;
+  format?: string;
+  vmid?: number;
+  subtype?: GuestType;
+  /** first line only (PVE's list semantics); full text through getAttribute */
+  notes?: string;
+  protected: boolean;
+  /** integrity manifest present (a backup without one is incomplete, never good) */
+  manifest: boolean;
+  /** the manifest matches this object (stat: size and ETag; list: written after the object) */
+  verified?: boolean;
+  /** the object's LastModified, epoch seconds */
+  mtime?: number;
+  /** the vzdump log sidecar is present */
+  log?: boolean;
+  /** present only in the local cache dir, not yet in the bucket */
+  pending?: boolean;
+  etag?: string;
+  storageClass?: string;
+}
+
+export const nowOf = (ctx: StoreContext): Date => (ctx.now ? ctx.now() : new Date());
+
+/** The same client seen through the transfer engine's structural interface (S3Client has both). */
+export const transferClient = (ctx: StoreContext): import('../transfer/transfer-client.js').TransferClient =>
+  ctx.client as unknown as import('../transfer/transfer-client.js').TransferClient;

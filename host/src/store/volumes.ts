@@ -1,0 +1,214 @@
+/**
+ * One volume at a time: stat, attributes (notes, protected as sidecar objects, like a PVE dir
+ * storage), and deletion of archives together with every sidecar.
+ */
+import { CONTENT_DIR } from '../pve/content.js';
+import {
+  LOG_SUFFIX,
+  MANIFEST_SUFFIX,
+  NOTES_SUFFIX,
+  PROTECTED_SUFFIX,
+  parseVolname,
+  sidecarNames,
+  type VolumeInfo,
+} from '../pve/volname.js';
+import { EXIT, PveS3Error } from '../util/errors.js';
+import { mapLimit } from './concurrency.js';
+import { removeRecord } from './local-cache.js';
+import { deleteQuiet, exists, isNotFound, putSmall, readText } from './objects.js';
+import { transferClient, type GuestType, type StoreContext, type Volume } from './types.js';
+
+export function keyOf(ctx: StoreContext, v: VolumeInfo): string {
+  return ctx.settings.prefix + CONTENT_DIR[v.content] + v.name;
+}
+
+export function notFound(ctx: StoreContext, volname: string, key: string): PveS3Error {
+  return new PveS3Error('NoSuchKey', `volume '${volname}' does not exist in storage '${ctx.settings.storageId}' (object '${key}' not found)`, {
+    status: 404,
+    exitCode: EXIT.notFound,
+    key,
+  });
+}
+
+/** Full description of one volume: HEAD + one LIST of its sidecars + notes + manifest check. */
+export async function statVolume(ctx: StoreContext, volname: string): Promise<Volume> {
+  const v = parseVolname(volname);
+  const key = keyOf(ctx, v);
+  let info;
+  try {
+    info = await ctx.client.headObject(key);
+  } catch (e) {
+    if (isNotFound(e)) throw notFound(ctx, volname, key);
+    throw e;
+  }
+  const siblings = new Set<string>();
+  const page = await ctx.client.listObjects({ prefix: key, maxKeys: 10 });
+  for (const o of page.objects) siblings.add(o.key);
+  const mtime = Math.floor((info.lastModified?.getTime() ?? Date.now()) / 1000);
+  const vol: Volume = {
+    volid: `${ctx.settings.storageId}:${v.volname}`,
+    volname: v.volname,
+    content: v.content,
+    name: v.name,
+    key,
+    size: info.size,
+    ctime: v.ctime ?? mtime,
+    format: v.listFormat,
+    protected: false,
+    manifest: siblings.has(key + MANIFEST_SUFFIX),
+    etag: info.etag,
+  };
+  if (info.storageClass) vol.storageClass = info.storageClass;
+  if (v.content === 'backup') {
+    if (v.vmid !== undefined) vol.vmid = v.vmid;
+    vol.subtype = (v.guestType ?? 'unknown') as GuestType;
+    vol.protected = siblings.has(key + PROTECTED_SUFFIX);
+    if (siblings.has(key + NOTES_SUFFIX)) {
+      const text = await readText(ctx, key + NOTES_SUFFIX);
+      if (text) vol.notes = text;
+    }
+    const log = sidecarNames(v.name).log;
+    if (log) vol.log = await exists(ctx, ctx.settings.prefix + CONTENT_DIR.backup + log);
+  }
+  if (vol.manifest) {
+    const { readManifest } = await import('../transfer/manifest.js');
+    try {
+      const m = await readManifest(transferClient(ctx), key);
+      vol.verified = m !== null && m.size === info.size && stripQuotes(m.etag) === stripQuotes(info.etag);
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'ManifestInvalid') throw e;
+      vol.verified = false;
+    }
+  } else {
+    vol.verified = false;
+  }
+  vol.mtime = mtime;
+  return vol;
+}
+
+export const stripQuotes = (s: string): string => s.replace(/^"|"$/g, '');
+
+export type AttrName = 'notes' | 'protected';
+
+async function requireArchive(ctx: StoreContext, volname: string): Promise<{ v: VolumeInfo; key: string }> {
+  const v = parseVolname(volname);
+  const key = keyOf(ctx, v);
+  if (!(await exists(ctx, key))) throw notFound(ctx, volname, key);
+  return { v, key };
+}
+
+/** Dir-storage semantics: notes → full text ('' if none), protected → boolean; null for non-backups. */
+export async function getAttribute(ctx: StoreContext, volname: string, attr: AttrName): Promise<string | boolean | null> {
+  const { v, key } = await requireArchive(ctx, volname);
+  if (v.content !== 'backup') return null;
+  if (attr === 'notes') return (await readText(ctx, key + NOTES_SUFFIX)) ?? '';
+  return exists(ctx, key + PROTECTED_SUFFIX);
+}
+
+export async function setAttribute(ctx: StoreContext, volname: string, attr: AttrName, value: string | boolean): Promise<string | boolean> {
+  const v = parseVolname(volname);
+  if (v.content !== 'backup') {
+    throw new PveS3Error('InvalidArgument', `cannot set ${attr} on '${volname}': only backups can have notes or protection`, { exitCode: EXIT.usage });
+  }
+  const { key } = await requireArchive(ctx, volname);
+  if (attr === 'notes') {
+    const text = typeof value === 'string' ? value : '';
+    if (text === '') await deleteQuiet(ctx, key + NOTES_SUFFIX);
+    else await putSmall(ctx, key + NOTES_SUFFIX, text);
+    ctx.logger.info('notes updated', { volname, bytes: Buffer.byteLength(text) });
+    return text;
+  }
+  const on = value === true;
+  if (on) await putSmall(ctx, key + PROTECTED_SUFFIX, '', 'application/octet-stream');
+  else await deleteQuiet(ctx, key + PROTECTED_SUFFIX);
+  ctx.logger.info(on ? 'volume protected' : 'volume unprotected', { volname });
+  return on;
+}
+
+/** Every key that belongs to a volume: the object, its manifest and, for backups, all sidecars. */
+export function volumeKeys(ctx: StoreContext, v: VolumeInfo): string[] {
+  const key = keyOf(ctx, v);
+  const keys = [key, key + MANIFEST_SUFFIX];
+  if (v.content === 'backup') {
+    keys.push(key + NOTES_SUFFIX, key + PROTECTED_SUFFIX);
+    const log = sidecarNames(v.name).log;
+    if (log) {
+      const logKey = ctx.settings.prefix + CONTENT_DIR.backup + log;
+      // a log is shared by name with nothing else, but another archive of the same base name
+      // (same guest and second, other format) would share it: keep it then (see deleteVolumes)
+      keys.push(logKey, logKey + MANIFEST_SUFFIX);
+    }
+  }
+  return keys;
+}
+
+export interface DeleteOutcome {
+  deleted: string[];
+  missing: string[];
+}
+
+/**
+ * Deletes volumes with all their sidecars in batches. All or nothing for protection: if any named
+ * backup is protected, nothing is deleted (PVE's free_image refuses protected backups).
+ */
+export async function deleteVolumes(ctx: StoreContext, volnames: string[], o: { allowProtected?: boolean } = {}): Promise<DeleteOutcome> {
+  const vols = volnames.map((n) => parseVolname(n)); // refuse bad names before any request
+  const state = await mapLimit(vols, 8, async (v) => {
+    const key = keyOf(ctx, v);
+    const page = await ctx.client.listObjects({ prefix: key, maxKeys: 10 });
+    const have = new Set(page.objects.map((x) => x.key));
+    return { v, key, present: have.has(key), protected: have.has(key + PROTECTED_SUFFIX) };
+  });
+  if (!o.allowProtected) {
+    const prot = state.filter((s) => s.protected && s.present);
+    if (prot.length > 0) {
+      throw new PveS3Error(
+        'VolumeProtected',
+        `refusing to delete protected backup${prot.length > 1 ? 's' : ''} ${prot.map((s) => `'${s.v.volname}'`).join(', ')}: remove the protection first`,
+        { exitCode: EXIT.usage },
+      );
+    }
+  }
+  const keys: string[] = [];
+  const deleted: string[] = [];
+  const missing: string[] = [];
+  // Logs are named after the archive's base name; an archive of another format for the same
+  // guest and second keeps the log alive.
+  const survivors = new Set<string>();
+  for (const s of state) {
+    if (!s.present) {
+      missing.push(s.v.volname);
+      // still clear orphaned sidecars of a missing archive
+    } else {
+      deleted.push(s.v.volname);
+    }
+    for (const k of volumeKeys(ctx, s.v)) keys.push(k);
+  }
+  const logKeys = keys.filter((k) => k.endsWith(LOG_SUFFIX));
+  if (logKeys.length > 0) {
+    const removing = new Set(state.map((s) => s.key));
+    for (const lk of logKeys) {
+      const base = lk.slice(0, -LOG_SUFFIX.length) + '.';
+      const page = await ctx.client.listObjects({ prefix: base, maxKeys: 50 });
+      for (const x of page.objects) {
+        const rest = x.key.slice(base.length);
+        if (removing.has(x.key) || /\.(notes|protected|s3manifest)$/.test(rest) || rest === 'log') continue;
+        survivors.add(lk);
+      }
+    }
+  }
+  const toDelete = [...new Set(keys)].filter((k) => !survivors.has(k) && !survivors.has(k.replace(/\.s3manifest$/, '')));
+  const res = await ctx.client.deleteObjects(toDelete);
+  const failed = res.errors.filter((e) => e.code !== 'NoSuchKey');
+  if (failed.length > 0) {
+    const f = failed[0]!;
+    throw new PveS3Error(f.code, `could not delete '${f.key}' (${f.code}: ${f.message})${failed.length > 1 ? ` and ${failed.length - 1} more` : ''}; retry the delete`, {
+      key: f.key,
+    });
+  }
+  if (ctx.settings.cacheDir !== undefined) {
+    for (const s of state) await removeRecord(ctx.settings.cacheDir, s.v.content, s.v.name);
+  }
+  if (deleted.length > 0) ctx.logger.info('deleted volumes', { volumes: deleted, objects: toDelete.length });
+  return { deleted, missing };
+}
