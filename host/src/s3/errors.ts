@@ -42,6 +42,7 @@ const AUTH_CODES = new Set([
   'AllAccessDisabled',
   'AccountProblem',
   'InvalidSecurity',
+  'Forbidden',
 ]);
 const NOT_FOUND_CODES = new Set(['NoSuchKey', 'NoSuchBucket', 'NoSuchUpload', 'NotFound', 'NoSuchVersion']);
 const RETRYABLE_CODES = new Set([
@@ -91,6 +92,8 @@ export function messageFor(code: string, status: number | undefined, serverMessa
     case 'AllAccessDisabled':
     case 'AccountProblem':
       return `access denied by ${at} to ${what(c)} during ${c.operation} (${code}): check the key's permissions and bucket policy`;
+    case 'Forbidden':
+      return `access denied by ${at} to ${what(c)} during ${c.operation} (HTTP 403, no details): check access_key/secret_key and the key's permissions`;
     case 'InvalidToken':
     case 'ExpiredToken':
     case 'TokenRefreshRequired':
@@ -126,7 +129,7 @@ export function messageFor(code: string, status: number | undefined, serverMessa
       return `${at} rejected the request signature scope (AuthorizationHeaderMalformed): check region${serverMessage ? ` (${oneLine(serverMessage)})` : ''}`;
     case 'PermanentRedirect':
     case 'TemporaryRedirect':
-      return `bucket ${c.bucket} is not served by ${at} (${code}): check endpoint and region`;
+      return `bucket ${c.bucket} is not served by ${at} (${code}): check endpoint and region${serverMessage ? ` (${oneLine(serverMessage)})` : ''}`;
     case 'NotImplemented':
       return `${at} does not implement ${c.operation} (NotImplemented)`;
     case 'KMS.NotFoundException':
@@ -183,7 +186,7 @@ export function networkError(err: unknown, c: ErrorContext, timeouts: { connectM
     case 'UND_ERR_BODY_TIMEOUT':
       return o('RequestTimeout', `${at} stopped sending data for ${timeouts.requestMs} ms during ${c.operation} (check endpoint and network, or raise the timeout)`);
     case 'ECONNREFUSED':
-      return o('NetworkError', `cannot reach ${at}: connection refused (check endpoint and network)`);
+      return o('ConnectionRefused', `cannot reach ${at}: connection refused (check endpoint and network)`);
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
       return o('NetworkError', `cannot reach ${at}: host name does not resolve (check endpoint and network)`, code === 'EAI_AGAIN');
@@ -191,11 +194,12 @@ export function networkError(err: unknown, c: ErrorContext, timeouts: { connectM
     case 'EPIPE':
     case 'UND_ERR_SOCKET':
     case 'UND_ERR_CLOSED':
+    case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
     case 'ETIMEDOUT':
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
     case 'ENETDOWN':
-      return o('NetworkError', `cannot reach ${at}: ${code === 'UND_ERR_SOCKET' ? 'connection closed by the server' : code} during ${c.operation} (check endpoint and network)`);
+      return o('NetworkError', `cannot reach ${at}: ${code === 'UND_ERR_SOCKET' ? 'connection closed by the server' : code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' ? 'response cut short' : code} during ${c.operation} (check endpoint and network)`);
     case 'CERT_FINGERPRINT_MISMATCH':
       return o('TlsError', `TLS certificate of ${at} does not match the configured fingerprint: check fingerprint (or the server's certificate changed)`, false);
     case 'UND_ERR_ABORTED':

@@ -26,8 +26,8 @@ export interface ObjectInfo {
   versionId?: string;
   sse?: { type: string; keyId?: string };
   objectLock?: { mode?: string; retainUntil?: Date; legalHold?: boolean };
-  /** for ranged GETs: the full object size from Content-Range */
-  totalSize?: number;
+  /** ranged GETs: the bytes this response holds (inclusive); size stays the whole object's */
+  contentRange?: { start: number; end: number };
   /** parts count when the server reports it (x-amz-mp-parts-count) */
   partsCount?: number;
 }

@@ -1,0 +1,442 @@
+/**
+ * S3Client: the operations pve-s3 needs, on top of S3Transport (sign, send, retry). Contract in
+ * docs/ARCHITECTURE.md (S3 layer).
+ */
+import type { Dispatcher } from 'undici';
+import type { Logger } from '../util/log.js';
+import { ConfigError } from '../util/errors.js';
+import { S3Error, serverError } from './errors.js';
+import { copySource, contentMd5, objectInfo, putHeaders, readSseHeaders, sseCHeaders } from './objects.js';
+import type { RetryPolicy } from './retry.js';
+import { S3Transport, type BufferedResponse, type S3Request } from './request.js';
+import type { S3Settings } from './settings.js';
+import type {
+  DeleteResult,
+  LifecycleRule,
+  ListPage,
+  ObjectInfo,
+  ObjectSummary,
+  PartInfo,
+  PutOptions,
+  SseOptions,
+  UploadInfo,
+} from './types.js';
+import {
+  XmlError,
+  buildCompleteMultipartUpload,
+  buildCreateBucket,
+  buildDeleteObjects,
+  buildLifecycle,
+  parseCompleteMultipartUpload,
+  parseCopyObjectResult,
+  parseDeleteResult,
+  parseErrorNode,
+  parseInitiateMultipartUpload,
+  parseLifecycle,
+  parseListMultipartUploads,
+  parseListObjectsV1,
+  parseListObjectsV2,
+  parseListParts,
+  parseXml,
+  partsFromETag,
+} from './xml.js';
+
+export interface ClientOptions {
+  clock?: () => Date;
+  logger?: Logger;
+  dispatcher?: Dispatcher;
+  retry?: Partial<RetryPolicy>;
+  random?: () => number;
+}
+
+export interface ReadOptions {
+  signal?: AbortSignal;
+  /** SSE-C objects can only be read with their key */
+  sse?: SseOptions;
+}
+
+export interface CopyOptions extends Omit<PutOptions, 'contentMd5' | 'sha256Hex'> {
+  /** replace metadata/content type instead of copying them (implied when metadata is given) */
+  replaceMetadata?: boolean;
+  /** SSE-C key of the source */
+  sourceSse?: SseOptions;
+  sourceBucket?: string;
+}
+
+export const MAX_DELETE_BATCH = 1000;
+const utf8 = new TextEncoder();
+const text = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
+
+export class S3Client {
+  readonly transport: S3Transport;
+  readonly bucket: string;
+  private listApi: 'v1' | 'v2';
+
+  constructor(s: S3Settings, o: ClientOptions = {}) {
+    this.transport = new S3Transport(s, o);
+    this.bucket = s.bucket;
+    this.listApi = s.listApi ?? 'v2';
+  }
+
+  get endpoint(): string {
+    return this.transport.endpoint.origin;
+  }
+
+  close(): Promise<void> {
+    return this.transport.close();
+  }
+
+  /**
+   * A 200 answer whose body is <Error> (CompleteMultipartUpload, CopyObject and UploadPartCopy
+   * report late failures this way) is an error; otherwise parse must accept the body.
+   */
+  private xml<T>(r: Pick<S3Request, 'operation' | 'key'>, res: BufferedResponse, parse: (body: string) => T): T {
+    const body = text(res.body);
+    try {
+      const doc = parseXml(body);
+      if (doc.root === 'Error') {
+        const e = parseErrorNode(doc.node);
+        throw serverError(e.code, res.status, e.message, e.requestId ?? res.headers['x-amz-request-id'], this.transport.context(r));
+      }
+      return parse(body);
+    } catch (e) {
+      if (e instanceof S3Error) throw e;
+      const why = e instanceof XmlError ? e.message : String(e);
+      throw new S3Error('InvalidResponse', `unexpected answer from ${this.endpoint} to ${r.operation}: ${why} (is endpoint an S3 server?)`, {
+        status: res.status,
+        key: r.key,
+        retryable: false,
+      });
+    }
+  }
+
+  // --- objects -------------------------------------------------------------------------------
+
+  async headObject(key: string, o: ReadOptions = {}): Promise<ObjectInfo> {
+    const headers: Record<string, string> = {};
+    readSseHeaders(o.sse, headers);
+    const res = await this.transport.request({ operation: 'HeadObject', method: 'HEAD', key, headers, idempotent: true, signal: o.signal });
+    return objectInfo(key, res.headers);
+  }
+
+  /** range: [first, last] byte, both inclusive (HTTP's bytes=first-last). */
+  async getObject(key: string, o: ReadOptions & { range?: [number, number] } = {}): Promise<{ body: AsyncIterable<Uint8Array>; info: ObjectInfo }> {
+    const headers: Record<string, string> = {};
+    if (o.range) {
+      const [a, b] = o.range;
+      if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || a < 0 || b < a) {
+        throw new ConfigError('range', `${a}-${b}`, 'must be [first, last] byte offsets with 0 <= first <= last');
+      }
+      headers.range = `bytes=${a}-${b}`;
+    }
+    readSseHeaders(o.sse, headers);
+    const res = await this.transport.stream({ operation: 'GetObject', method: 'GET', key, headers, idempotent: true, signal: o.signal });
+    return { body: res.body, info: objectInfo(key, res.headers) };
+  }
+
+  async putObject(key: string, body: Uint8Array, o: PutOptions = {}): Promise<{ etag: string; versionId?: string }> {
+    const headers = putHeaders(o);
+    if (o.contentMd5 || o.objectLock) headers['content-md5'] = contentMd5(body);
+    const res = await this.transport.request({
+      operation: 'PutObject',
+      method: 'PUT',
+      key,
+      headers,
+      body,
+      sha256Hex: o.sha256Hex,
+      idempotent: true,
+      signal: o.signal,
+    });
+    return { etag: res.headers['etag'] ?? '', versionId: res.headers['x-amz-version-id'] };
+  }
+
+  async copyObject(srcKey: string, dstKey: string, o: CopyOptions = {}): Promise<{ etag: string }> {
+    const headers = putHeaders(o);
+    headers['x-amz-copy-source'] = copySource(o.sourceBucket ?? this.bucket, srcKey);
+    if (o.replaceMetadata || o.metadata || o.contentType) headers['x-amz-metadata-directive'] = 'REPLACE';
+    if (o.sourceSse?.type === 'SSE-C') sseCHeaders(o.sourceSse.key, headers, 'x-amz-copy-source-server-side-encryption-customer-');
+    const r = { operation: 'CopyObject', key: dstKey };
+    const res = await this.transport.request({ ...r, method: 'PUT', headers, idempotent: true, signal: o.signal });
+    return { etag: this.xml(r, res, parseCopyObjectResult).etag };
+  }
+
+  async deleteObject(key: string, o: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.transport.request({ operation: 'DeleteObject', method: 'DELETE', key, idempotent: true, signal: o.signal });
+  }
+
+  /** Deletes in batches of 1000 (Quiet mode: the server lists only failures). */
+  async deleteObjects(keys: readonly string[], o: { signal?: AbortSignal } = {}): Promise<DeleteResult> {
+    const out: DeleteResult = { deleted: [], errors: [] };
+    for (let i = 0; i < keys.length; i += MAX_DELETE_BATCH) {
+      const batch = keys.slice(i, i + MAX_DELETE_BATCH);
+      const body = utf8.encode(buildDeleteObjects(batch, true));
+      const r = { operation: 'DeleteObjects' };
+      const res = await this.transport.request({
+        ...r,
+        method: 'POST',
+        query: [['delete', '']],
+        headers: { 'content-md5': contentMd5(body), 'content-type': 'application/xml' },
+        body,
+        idempotent: true,
+        signal: o.signal,
+      });
+      const result = this.xml(r, res, parseDeleteResult);
+      const failed = new Set(result.errors.map((e) => e.key));
+      out.errors.push(...result.errors);
+      for (const k of batch) if (!failed.has(k)) out.deleted.push(k);
+    }
+    return out;
+  }
+
+  // --- listing -------------------------------------------------------------------------------
+
+  async listObjects(o: { prefix?: string; delimiter?: string; continuationToken?: string; maxKeys?: number; signal?: AbortSignal } = {}): Promise<ListPage> {
+    if (this.listApi === 'v1') return this.listObjectsV1(o);
+    const query: Array<[string, string]> = [
+      ['list-type', '2'],
+      ['encoding-type', 'url'],
+    ];
+    if (o.prefix) query.push(['prefix', o.prefix]);
+    if (o.delimiter) query.push(['delimiter', o.delimiter]);
+    if (o.continuationToken) query.push(['continuation-token', o.continuationToken]);
+    if (o.maxKeys !== undefined) query.push(['max-keys', String(o.maxKeys)]);
+    const r = { operation: 'ListObjectsV2' };
+    let res: BufferedResponse;
+    try {
+      res = await this.transport.request({ ...r, method: 'GET', query, idempotent: true, signal: o.signal });
+    } catch (e) {
+      if (e instanceof S3Error && !o.continuationToken && (e.code === 'NotImplemented' || e.code === 'InvalidArgument')) {
+        this.transport.logger.info('ListObjectsV2 refused; using ListObjects (V1)', { endpoint: this.endpoint, code: e.code });
+        this.listApi = 'v1';
+        return this.listObjectsV1(o);
+      }
+      throw e;
+    }
+    // gateways that ignore list-type=2 answer a V1 listing (Marker, no KeyCount)
+    const doc = this.xml(r, res, (b) => parseXml(b));
+    if (!o.continuationToken && doc.node.KeyCount === undefined && doc.node.Marker !== undefined) {
+      this.transport.logger.info('gateway answered ListObjectsV2 with a V1 listing; using ListObjects (V1)', { endpoint: this.endpoint });
+      this.listApi = 'v1';
+      return this.listObjectsV1(o);
+    }
+    const page = this.xml(r, res, parseListObjectsV2);
+    return { objects: page.objects, prefixes: page.prefixes, isTruncated: page.isTruncated, nextContinuationToken: page.nextContinuationToken };
+  }
+
+  /** V1: the continuation token handed out is the marker. */
+  private async listObjectsV1(o: { prefix?: string; delimiter?: string; continuationToken?: string; maxKeys?: number; signal?: AbortSignal }): Promise<ListPage> {
+    const query: Array<[string, string]> = [['encoding-type', 'url']];
+    if (o.prefix) query.push(['prefix', o.prefix]);
+    if (o.delimiter) query.push(['delimiter', o.delimiter]);
+    if (o.continuationToken) query.push(['marker', o.continuationToken]);
+    if (o.maxKeys !== undefined) query.push(['max-keys', String(o.maxKeys)]);
+    const r = { operation: 'ListObjects' };
+    const res = await this.transport.request({ ...r, method: 'GET', query, idempotent: true, signal: o.signal });
+    const page = this.xml(r, res, parseListObjectsV1);
+    return { objects: page.objects, prefixes: page.prefixes, isTruncated: page.isTruncated, nextContinuationToken: page.nextMarker };
+  }
+
+  async *listAll(o: { prefix?: string; delimiter?: string; signal?: AbortSignal } = {}): AsyncIterable<ObjectSummary> {
+    for await (const page of this.listPages(o)) yield* page.objects;
+  }
+
+  /** Every page, for callers that also need the common prefixes. */
+  async *listPages(o: { prefix?: string; delimiter?: string; maxKeys?: number; signal?: AbortSignal } = {}): AsyncIterable<ListPage> {
+    let token: string | undefined;
+    for (;;) {
+      const page = await this.listObjects({ ...o, continuationToken: token });
+      yield page;
+      if (!page.isTruncated) return;
+      if (!page.nextContinuationToken || page.nextContinuationToken === token) {
+        throw new S3Error('InvalidResponse', `${this.endpoint} returned a truncated listing without a way to continue: listing stopped`, { retryable: false });
+      }
+      token = page.nextContinuationToken;
+    }
+  }
+
+  // --- multipart -----------------------------------------------------------------------------
+
+  async createMultipartUpload(key: string, o: PutOptions = {}): Promise<string> {
+    const headers = putHeaders(o);
+    const alg = this.transport.settings.checksumAlgorithm;
+    if (alg) headers['x-amz-checksum-algorithm'] = alg;
+    const r = { operation: 'CreateMultipartUpload', key };
+    const res = await this.transport.request({ ...r, method: 'POST', query: [['uploads', '']], headers, idempotent: false, signal: o.signal });
+    return this.xml(r, res, parseInitiateMultipartUpload).uploadId;
+  }
+
+  async uploadPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Uint8Array,
+    sha256Hex: string,
+    o: { signal?: AbortSignal; sse?: SseOptions; contentMd5?: boolean } = {},
+  ): Promise<{ etag: string }> {
+    if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > 10000) {
+      throw new ConfigError('partNumber', partNumber, 'must be an integer 1..10000');
+    }
+    const headers: Record<string, string> = {};
+    readSseHeaders(o.sse, headers);
+    if (o.contentMd5) headers['content-md5'] = contentMd5(body);
+    const res = await this.transport.request({
+      operation: 'UploadPart',
+      method: 'PUT',
+      key,
+      query: [
+        ['partNumber', String(partNumber)],
+        ['uploadId', uploadId],
+      ],
+      headers,
+      body,
+      sha256Hex,
+      idempotent: true,
+      signal: o.signal,
+    });
+    const etag = res.headers['etag'];
+    if (!etag) throw new S3Error('InvalidResponse', `${this.endpoint} answered UploadPart ${partNumber} of '${key}' without an ETag`, { key, retryable: true });
+    return { etag };
+  }
+
+  async completeMultipartUpload(
+    key: string,
+    uploadId: string,
+    parts: readonly { partNumber: number; etag: string }[],
+    o: { signal?: AbortSignal } = {},
+  ): Promise<{ etag: string }> {
+    const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber);
+    const body = utf8.encode(buildCompleteMultipartUpload(sorted));
+    const r = { operation: 'CompleteMultipartUpload', key };
+    let attempts = 0;
+    try {
+      const res = await this.transport.request({
+        ...r,
+        method: 'POST',
+        query: [['uploadId', uploadId]],
+        headers: { 'content-type': 'application/xml' },
+        body,
+        onAttempt: () => attempts++,
+        idempotent: true,
+        signal: o.signal,
+      });
+      return { etag: this.xml(r, res, parseCompleteMultipartUpload).etag };
+    } catch (e) {
+      // a retried Complete whose first attempt succeeded finds the upload gone: the object is there
+      if (e instanceof S3Error && e.code === 'NoSuchUpload' && attempts > 1) {
+        const info = await this.headObject(key).catch(() => undefined);
+        if (info && partsFromETag(info.etag) === sorted.length) return { etag: info.etag };
+      }
+      throw e;
+    }
+  }
+
+  /** Gone already (aborted or completed) counts as done. */
+  async abortMultipartUpload(key: string, uploadId: string, o: { signal?: AbortSignal } = {}): Promise<void> {
+    try {
+      await this.transport.request({ operation: 'AbortMultipartUpload', method: 'DELETE', key, query: [['uploadId', uploadId]], idempotent: true, signal: o.signal });
+    } catch (e) {
+      if (e instanceof S3Error && e.code === 'NoSuchUpload') return;
+      throw e;
+    }
+  }
+
+  async listParts(key: string, uploadId: string, o: { signal?: AbortSignal } = {}): Promise<PartInfo[]> {
+    const parts: PartInfo[] = [];
+    let marker: number | undefined;
+    for (;;) {
+      const query: Array<[string, string]> = [['uploadId', uploadId]];
+      if (marker !== undefined) query.push(['part-number-marker', String(marker)]);
+      const r = { operation: 'ListParts', key };
+      const res = await this.transport.request({ ...r, method: 'GET', query, idempotent: true, signal: o.signal });
+      const page = this.xml(r, res, parseListParts);
+      parts.push(...page.parts);
+      if (!page.isTruncated) return parts;
+      const next = page.nextPartNumberMarker ?? page.parts.at(-1)?.partNumber;
+      if (next === undefined || next === marker) throw new S3Error('InvalidResponse', `${this.endpoint} returned a truncated ListParts page without a marker`, { key });
+      marker = next;
+    }
+  }
+
+  async listMultipartUploads(o: { prefix?: string; signal?: AbortSignal } = {}): Promise<UploadInfo[]> {
+    const uploads: UploadInfo[] = [];
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    for (;;) {
+      const query: Array<[string, string]> = [
+        ['uploads', ''],
+        ['encoding-type', 'url'],
+      ];
+      if (o.prefix) query.push(['prefix', o.prefix]);
+      if (keyMarker !== undefined) query.push(['key-marker', keyMarker]);
+      if (idMarker !== undefined) query.push(['upload-id-marker', idMarker]);
+      const r = { operation: 'ListMultipartUploads' };
+      const res = await this.transport.request({ ...r, method: 'GET', query, idempotent: true, signal: o.signal });
+      const page = this.xml(r, res, parseListMultipartUploads);
+      uploads.push(...page.uploads);
+      if (!page.isTruncated) return uploads;
+      const nk = page.nextKeyMarker ?? page.uploads.at(-1)?.key;
+      const nu = page.nextUploadIdMarker ?? page.uploads.at(-1)?.uploadId;
+      if (nk === undefined || (nk === keyMarker && nu === idMarker)) {
+        throw new S3Error('InvalidResponse', `${this.endpoint} returned a truncated ListMultipartUploads page without markers`, {});
+      }
+      keyMarker = nk;
+      idMarker = nu;
+    }
+  }
+
+  // --- bucket --------------------------------------------------------------------------------
+
+  async headBucket(o: { signal?: AbortSignal } = {}): Promise<{ region?: string }> {
+    const res = await this.transport.request({ operation: 'HeadBucket', method: 'HEAD', idempotent: true, signal: o.signal });
+    return { region: res.headers['x-amz-bucket-region'] };
+  }
+
+  /** Creating a bucket we already own is success. */
+  async createBucket(o: { objectLock?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    const region = this.transport.settings.region;
+    const body = region && region !== 'us-east-1' ? utf8.encode(buildCreateBucket(region)) : undefined;
+    const headers: Record<string, string> = {};
+    if (o.objectLock) headers['x-amz-bucket-object-lock-enabled'] = 'true';
+    try {
+      await this.transport.request({ operation: 'CreateBucket', method: 'PUT', headers, body, idempotent: true, signal: o.signal });
+    } catch (e) {
+      if (e instanceof S3Error && e.code === 'BucketAlreadyOwnedByYou') return;
+      throw e;
+    }
+  }
+
+  /** The bucket must be empty. */
+  async deleteBucket(o: { signal?: AbortSignal } = {}): Promise<void> {
+    await this.transport.request({ operation: 'DeleteBucket', method: 'DELETE', idempotent: true, signal: o.signal });
+  }
+
+  /** No lifecycle configuration at all reads as no rules. */
+  async getBucketLifecycle(o: { signal?: AbortSignal } = {}): Promise<LifecycleRule[]> {
+    const r = { operation: 'GetBucketLifecycleConfiguration' };
+    try {
+      const res = await this.transport.request({ ...r, method: 'GET', query: [['lifecycle', '']], idempotent: true, signal: o.signal });
+      return this.xml(r, res, parseLifecycle);
+    } catch (e) {
+      if (e instanceof S3Error && e.code === 'NoSuchLifecycleConfiguration') return [];
+      throw e;
+    }
+  }
+
+  /** Replaces the whole configuration; no rules deletes it (S3 refuses an empty one). */
+  async putBucketLifecycle(rules: readonly LifecycleRule[], o: { signal?: AbortSignal } = {}): Promise<void> {
+    if (rules.length === 0) {
+      await this.transport.request({ operation: 'DeleteBucketLifecycle', method: 'DELETE', query: [['lifecycle', '']], idempotent: true, signal: o.signal });
+      return;
+    }
+    const body = utf8.encode(buildLifecycle(rules));
+    await this.transport.request({
+      operation: 'PutBucketLifecycleConfiguration',
+      method: 'PUT',
+      query: [['lifecycle', '']],
+      headers: { 'content-md5': contentMd5(body), 'content-type': 'application/xml' },
+      body,
+      idempotent: true,
+      signal: o.signal,
+    });
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The HTTP connection pool. One undici Agent per client: keep-alive so that small requests do not
+ * pay a handshake each, a connect timeout, and TLS options — a custom CA, skip-verify, or pinning
+ * the leaf certificate's SHA-256 fingerprint (the usual way to trust a self-signed gateway, as
+ * PVE does for PBS).
+ */
+import { readFileSync } from 'node:fs';
+import type { TLSSocket } from 'node:tls';
+import { Agent, buildConnector, type Dispatcher } from 'undici';
+import { ConfigError } from '../util/errors.js';
+
+export interface DispatcherSettings {
+  connectTimeoutMs: number;
+  tls?: { caFile?: string; insecure?: boolean; fingerprint?: string };
+  /** connections per origin; undefined = as many as requests in flight */
+  connections?: number;
+}
+
+/** "AB:CD:…" or "abcd…" → lower-case hex without separators. */
+export function normalizeFingerprint(fp: string): string {
+  const hex = fp.replace(/^sha256[:=]?/i, '').replace(/[:\s]/g, '').toLowerCase();
+  if (!/^[0-9a-f]{64}$/.test(hex)) {
+    throw new ConfigError('fingerprint', fp, 'must be the SHA-256 of the certificate: 64 hex digits, optionally separated by colons');
+  }
+  return hex;
+}
+
+export class FingerprintMismatchError extends Error {
+  readonly code = 'CERT_FINGERPRINT_MISMATCH';
+  constructor(readonly got: string) {
+    super(`server certificate fingerprint ${got} does not match the configured fingerprint`);
+  }
+}
+
+export function createDispatcher(s: DispatcherSettings): Dispatcher {
+  const tls = s.tls ?? {};
+  let ca: Buffer | undefined;
+  if (tls.caFile) {
+    try {
+      ca = readFileSync(tls.caFile);
+    } catch (e) {
+      throw new ConfigError('ca_file', tls.caFile, `must be a readable PEM file (${(e as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+    }
+  }
+  const pin = tls.fingerprint ? normalizeFingerprint(tls.fingerprint) : undefined;
+  const base = buildConnector({
+    timeout: s.connectTimeoutMs,
+    ca,
+    // a pinned certificate is trusted by its fingerprint alone, whoever signed it
+    rejectUnauthorized: !(tls.insecure || pin),
+    // pinning must see the certificate on every connection, so no resumed sessions
+    maxCachedSessions: pin ? 0 : undefined,
+  });
+  const connect: buildConnector.connector = pin
+    ? (opts, cb) =>
+        base(opts, (err, socket) => {
+          if (err || !socket) return cb(err ?? new Error('no socket'), null);
+          if (opts.protocol !== 'https:') return cb(null, socket);
+          const cert = (socket as TLSSocket).getPeerCertificate();
+          const got = (cert?.fingerprint256 ?? '').replace(/:/g, '').toLowerCase();
+          if (got !== pin) {
+            socket.destroy();
+            return cb(new FingerprintMismatchError(got || 'none'), null);
+          }
+          cb(null, socket);
+        })
+    : base;
+  return new Agent({
+    connect,
+    connections: s.connections ?? null,
+    keepAliveTimeout: 10_000,
+    keepAliveMaxTimeout: 60_000,
+    pipelining: 1,
+  });
+}

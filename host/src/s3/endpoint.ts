@@ -1,0 +1,79 @@
+/**
+ * Where requests go: the endpoint URL, and whether the bucket is named in the host
+ * (virtual-hosted) or in the path. Auto picks path-style for anything that is not AWS itself,
+ * because IPs, custom ports and most self-hosted gateways (RadosGW, MinIO, Garage) have no
+ * wildcard DNS or certificate for bucket.host.
+ */
+import { isIP } from 'node:net';
+import { ConfigError } from '../util/errors.js';
+
+export interface Endpoint {
+  protocol: 'http:' | 'https:';
+  /** as in URLs: IPv6 in brackets */
+  hostname: string;
+  /** explicit port, or undefined for the scheme's default */
+  port?: number;
+  /** "https://host[:port]" — what messages name */
+  origin: string;
+}
+
+export function parseEndpoint(endpoint: string): Endpoint {
+  let u: URL;
+  try {
+    u = new URL(endpoint);
+  } catch {
+    throw new ConfigError('endpoint', endpoint, 'must be http(s)://host[:port]');
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new ConfigError('endpoint', endpoint, 'scheme must be http or https');
+  if (u.username || u.password) throw new ConfigError('endpoint', `${u.protocol}//${u.host}`, 'must not contain credentials');
+  if ((u.pathname !== '/' && u.pathname !== '') || u.search || u.hash) throw new ConfigError('endpoint', endpoint, 'must be http(s)://host[:port] without a path');
+  return {
+    protocol: u.protocol,
+    hostname: u.hostname,
+    port: u.port ? Number(u.port) : undefined,
+    origin: `${u.protocol}//${u.host}`,
+  };
+}
+
+const AWS_HOST = /(^|\.)amazonaws\.com(\.cn)?$/i;
+
+/** A bucket name usable as a DNS label set (and so in bucket.host). */
+export function isDnsCompatibleBucket(bucket: string): boolean {
+  return (
+    /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) &&
+    !bucket.includes('..') &&
+    !/^\d+\.\d+\.\d+\.\d+$/.test(bucket) &&
+    !bucket.includes('.-') &&
+    !bucket.includes('-.')
+  );
+}
+
+export function usePathStyle(ep: Endpoint, bucket: string, force?: boolean): boolean {
+  if (force !== undefined) return force;
+  const host = ep.hostname.replace(/^\[|\]$/g, '');
+  if (isIP(host) !== 0) return true;
+  if (ep.port !== undefined) return true;
+  if (!AWS_HOST.test(host)) return true;
+  if (!isDnsCompatibleBucket(bucket)) return true;
+  // *.s3.amazonaws.com certificates do not cover dotted bucket names
+  if (ep.protocol === 'https:' && bucket.includes('.')) return true;
+  return false;
+}
+
+export interface Target {
+  /** scheme://host[:port] the connection goes to */
+  origin: string;
+  /** the Host header: host[:port] (default port omitted, as undici would send it) */
+  host: string;
+  /** decoded path, e.g. "/bucket/my key"; the signer encodes it once */
+  path: string;
+}
+
+export function target(ep: Endpoint, bucket: string, key: string | undefined, pathStyle: boolean): Target {
+  const hostPort = ep.port !== undefined ? `${ep.hostname}:${ep.port}` : ep.hostname;
+  if (pathStyle) {
+    return { origin: ep.origin, host: hostPort, path: `/${bucket}` + (key !== undefined ? `/${key}` : '') };
+  }
+  const vhost = `${bucket}.${hostPort}`;
+  return { origin: `${ep.protocol}//${vhost}`, host: vhost, path: '/' + (key ?? '') };
+}

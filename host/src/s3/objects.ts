@@ -1,0 +1,163 @@
+/**
+ * Request headers for object writes (metadata, SSE, storage class, Object Lock) and ObjectInfo
+ * from response headers. Metadata values travel as RFC 2047 encoded words when they are not
+ * plain printable ASCII: HTTP headers cannot carry UTF-8 reliably, and AWS itself answers with
+ * this encoding for such values.
+ */
+import { Md5 } from '../wasm/digests.js';
+import { ConfigError } from '../util/errors.js';
+import type { ObjectInfo, PutOptions, SseOptions } from './types.js';
+
+const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
+
+export function base64(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
+}
+
+export function contentMd5(body: Uint8Array): string {
+  return base64(Md5.hash(body));
+}
+
+/** RFC 2047 "B" encoded word for values HTTP cannot carry as they are. */
+export function encodeMetaValue(v: string): string {
+  // the signer (like every S3 server) trims values and collapses space runs: such values would change
+  const plain = /^([\x21-\x7e]+( [\x21-\x7e]+)*)?$/.test(v) && !v.includes('=?');
+  return plain ? v : `=?UTF-8?B?${Buffer.from(v, 'utf8').toString('base64')}?=`;
+}
+
+const WORD = /=\?([^?]+)\?([BbQq])\?([^?]*)\?=/g;
+
+export function decodeMetaValue(v: string): string {
+  if (!v.includes('=?')) return v;
+  // adjacent encoded words separated by whitespace join without it (RFC 2047 §6.2)
+  const joined = v.replace(/\?=\s+=\?/g, '?==?');
+  return joined.replace(WORD, (m, charset: string, enc: string, data: string) => {
+    const cs = charset.toLowerCase().split('*')[0];
+    if (cs !== 'utf-8' && cs !== 'us-ascii' && cs !== 'iso-8859-1') return m;
+    let bytes: Buffer;
+    if (enc === 'B' || enc === 'b') bytes = Buffer.from(data, 'base64');
+    else bytes = Buffer.from(data.replace(/_/g, ' ').replace(/=([0-9A-Fa-f]{2})/g, (_x, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1');
+    return bytes.toString(cs === 'iso-8859-1' ? 'latin1' : 'utf8');
+  });
+}
+
+export function metadataHeaders(meta: Record<string, string> | undefined, h: Record<string, string>): void {
+  if (!meta) return;
+  for (const [name, value] of Object.entries(meta)) {
+    if (!TOKEN.test(name)) {
+      throw new ConfigError('metadata name', name, "must be letters, digits and !#$%&'*+.^_`|~- (no spaces)");
+    }
+    if (typeof value !== 'string') throw new ConfigError(`metadata ${name}`, value, 'must be a string');
+    h[`x-amz-meta-${name.toLowerCase()}`] = encodeMetaValue(value);
+  }
+}
+
+/** SSE-C headers: the key itself, its algorithm and its MD5 (also needed to read the object). */
+export function sseCHeaders(key: Uint8Array, h: Record<string, string>, prefix = 'x-amz-server-side-encryption-customer-'): void {
+  if (key.byteLength !== 32) throw new ConfigError('SSE-C key', `${key.byteLength} bytes`, 'must be 32 bytes (AES-256)');
+  h[`${prefix}algorithm`] = 'AES256';
+  h[`${prefix}key`] = base64(key);
+  h[`${prefix}key-md5`] = base64(Md5.hash(key));
+}
+
+export function sseHeaders(sse: SseOptions | undefined, h: Record<string, string>): void {
+  if (!sse) return;
+  switch (sse.type) {
+    case 'AES256':
+      h['x-amz-server-side-encryption'] = 'AES256';
+      break;
+    case 'aws:kms':
+      h['x-amz-server-side-encryption'] = 'aws:kms';
+      if (sse.keyId) h['x-amz-server-side-encryption-aws-kms-key-id'] = sse.keyId;
+      break;
+    case 'SSE-C':
+      sseCHeaders(sse.key, h);
+      break;
+    default:
+      throw new ConfigError('sse', (sse as { type: string }).type, 'must be AES256, aws:kms or SSE-C');
+  }
+}
+
+/** Headers an object write carries (PutObject, CreateMultipartUpload, CopyObject with REPLACE). */
+export function putHeaders(o: PutOptions | undefined): Record<string, string> {
+  const h: Record<string, string> = {};
+  if (!o) return h;
+  if (o.contentType) h['content-type'] = o.contentType;
+  metadataHeaders(o.metadata, h);
+  if (o.storageClass) {
+    if (!/^[A-Z0-9_]+$/.test(o.storageClass)) throw new ConfigError('storage_class', o.storageClass, 'must be an S3 storage class such as STANDARD or STANDARD_IA');
+    h['x-amz-storage-class'] = o.storageClass;
+  }
+  sseHeaders(o.sse, h);
+  if (o.objectLock) {
+    if (o.objectLock.mode !== 'GOVERNANCE' && o.objectLock.mode !== 'COMPLIANCE') {
+      throw new ConfigError('object lock mode', o.objectLock.mode, 'must be GOVERNANCE or COMPLIANCE');
+    }
+    h['x-amz-object-lock-mode'] = o.objectLock.mode;
+    h['x-amz-object-lock-retain-until-date'] = o.objectLock.retainUntil.toISOString();
+    if (o.objectLock.legalHold !== undefined) h['x-amz-object-lock-legal-hold'] = o.objectLock.legalHold ? 'ON' : 'OFF';
+  }
+  return h;
+}
+
+/** Only the SSE-C part of an SSE option matters for reads and parts. */
+export function readSseHeaders(sse: SseOptions | undefined, h: Record<string, string>): void {
+  if (sse?.type === 'SSE-C') sseCHeaders(sse.key, h);
+}
+
+function num(v: string | undefined): number | undefined {
+  if (v === undefined || !/^\d+$/.test(v.trim())) return undefined;
+  return Number(v.trim());
+}
+
+export function objectInfo(key: string, h: Record<string, string>): ObjectInfo {
+  const metadata: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) {
+    if (k.startsWith('x-amz-meta-')) metadata[k.slice(11)] = decodeMetaValue(v);
+  }
+  const info: ObjectInfo = { key, size: num(h['content-length']) ?? 0, etag: h['etag'] ?? '', metadata };
+  const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(h['content-range'] ?? '');
+  if (range) {
+    info.contentRange = { start: Number(range[1]), end: Number(range[2]) };
+    if (range[3] !== '*') info.size = Number(range[3]);
+  }
+  if (h['last-modified']) {
+    const d = new Date(h['last-modified']);
+    if (!Number.isNaN(d.getTime())) info.lastModified = d;
+  }
+  if (h['content-type']) info.contentType = h['content-type'];
+  if (h['x-amz-storage-class']) info.storageClass = h['x-amz-storage-class'];
+  if (h['x-amz-version-id']) info.versionId = h['x-amz-version-id'];
+  const sse = h['x-amz-server-side-encryption'] ?? (h['x-amz-server-side-encryption-customer-algorithm'] ? 'SSE-C' : undefined);
+  if (sse) {
+    info.sse = { type: sse };
+    const kid = h['x-amz-server-side-encryption-aws-kms-key-id'];
+    if (kid) info.sse.keyId = kid;
+  }
+  if (h['x-amz-object-lock-mode'] || h['x-amz-object-lock-retain-until-date'] || h['x-amz-object-lock-legal-hold']) {
+    const ru = h['x-amz-object-lock-retain-until-date'] ? new Date(h['x-amz-object-lock-retain-until-date']) : undefined;
+    info.objectLock = {
+      mode: h['x-amz-object-lock-mode'],
+      retainUntil: ru && !Number.isNaN(ru.getTime()) ? ru : undefined,
+      legalHold: h['x-amz-object-lock-legal-hold'] ? h['x-amz-object-lock-legal-hold'] === 'ON' : undefined,
+    };
+  }
+  const pc = num(h['x-amz-mp-parts-count']);
+  if (pc !== undefined) info.partsCount = pc;
+  return info;
+}
+
+/**
+ * x-amz-copy-source: "/bucket/key" with the key percent-encoded (every byte but the RFC 3986
+ * unreserved characters and '/'), as S3 decodes it once.
+ */
+export function copySource(bucket: string, key: string): string {
+  const enc = (s: string) =>
+    Array.from(Buffer.from(s, 'utf8'))
+      .map((b) => {
+        const c = String.fromCharCode(b);
+        return /[A-Za-z0-9\-._~/]/.test(c) ? c : '%' + b.toString(16).toUpperCase().padStart(2, '0');
+      })
+      .join('');
+  return `/${enc(bucket)}/${enc(key)}`;
+}

@@ -1,0 +1,320 @@
+/**
+ * One S3 request: address it, sign it (the WASM signer's wirePath/wireQuery go on the wire
+ * unchanged, so what was signed is what is sent), send it through the pool, turn failures into
+ * S3Errors, and retry what is safe to retry.
+ */
+import type { Dispatcher } from 'undici';
+import { Sha256 } from '../wasm/digests.js';
+import { SigV4Signer } from '../wasm/signer.js';
+import { nullLogger, type Logger } from '../util/log.js';
+import { createDispatcher } from './dispatcher.js';
+import { parseEndpoint, target, usePathStyle, type Endpoint } from './endpoint.js';
+import { S3Error, networkError, serverError, type ErrorContext } from './errors.js';
+import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './retry.js';
+import type { S3Settings } from './settings.js';
+import { parseErrorBody } from './xml.js';
+
+export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
+
+export interface S3Request {
+  /** S3 operation name, for messages and logs */
+  operation: string;
+  method: Method;
+  /** object key; undefined for bucket-level requests */
+  key?: string;
+  query?: Array<[string, string]>;
+  /** lower-case names */
+  headers?: Record<string, string>;
+  /** always replayable: a retry sends the same bytes */
+  body?: Uint8Array;
+  /** hex SHA-256 of body when the caller already has it */
+  sha256Hex?: string;
+  /**
+   * Safe to send twice. Requests that are not (CreateMultipartUpload) are retried only when the
+   * server cannot have acted on them: throttled, connection refused or timed out while connecting.
+   */
+  idempotent: boolean;
+  signal?: AbortSignal;
+  /** called before each attempt is sent */
+  onAttempt?: () => void;
+  /** statuses other than 2xx that are answers, not errors (e.g. 404 on a probe) */
+  okStatuses?: number[];
+}
+
+export interface S3Response {
+  status: number;
+  headers: Record<string, string>;
+}
+export interface BufferedResponse extends S3Response {
+  body: Uint8Array;
+}
+export interface StreamResponse extends S3Response {
+  body: AsyncIterable<Uint8Array>;
+}
+
+export interface TransportOptions {
+  clock?: () => Date;
+  logger?: Logger;
+  dispatcher?: Dispatcher;
+  retry?: Partial<RetryPolicy>;
+  /** for tests: replaces the random source of backoff jitter */
+  random?: () => number;
+}
+
+/** Header names whose values never reach a log line. */
+const SECRET_HEADERS = new Set([
+  'authorization',
+  'x-amz-security-token',
+  'x-amz-server-side-encryption-customer-key',
+  'x-amz-copy-source-server-side-encryption-customer-key',
+]);
+
+export function redactHeaders(h: Record<string, string>): Record<string, string> {
+  const o: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) o[k] = SECRET_HEADERS.has(k.toLowerCase()) ? '<redacted>' : v;
+  return o;
+}
+
+export function redactQuery(q: string): string {
+  return q.replace(/(X-Amz-(?:Signature|Credential|Security-Token)=)[^&]*/gi, '$1<redacted>');
+}
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+}
+
+function flatHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
+  const o: Record<string, string> = {};
+  for (const [k, v] of Object.entries(h)) if (v !== undefined) o[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+  return o;
+}
+
+/** Statuses that mean the server did not act on the request. */
+const NOT_ACTED = new Set(['SlowDown', 'TooManyRequests', 'Throttling', 'ConnectTimeout', 'ConnectionRefused', 'RequestTimeTooSkewed']);
+
+export class S3Transport {
+  readonly endpoint: Endpoint;
+  readonly bucket: string;
+  readonly pathStyle: boolean;
+  readonly settings: S3Settings;
+  readonly logger: Logger;
+  /** server time minus local time, learned from RequestTimeTooSkewed answers */
+  clockOffsetMs = 0;
+  private readonly signer: SigV4Signer;
+  private readonly dispatcher: Dispatcher;
+  private readonly ownsDispatcher: boolean;
+  private readonly clock: () => Date;
+  private readonly policy: RetryPolicy;
+  private readonly random?: () => number;
+
+  constructor(s: S3Settings, o: TransportOptions = {}) {
+    this.settings = s;
+    this.endpoint = parseEndpoint(s.endpoint);
+    this.bucket = s.bucket;
+    this.pathStyle = usePathStyle(this.endpoint, s.bucket, s.forcePathStyle);
+    this.signer = new SigV4Signer({ credentials: s.credentials, region: s.region, service: 's3' });
+    this.logger = o.logger ?? nullLogger;
+    this.clock = o.clock ?? (() => new Date());
+    this.policy = { ...DEFAULT_RETRY, ...(s.maxRetries !== undefined ? { maxRetries: s.maxRetries } : {}), ...o.retry };
+    this.random = o.random;
+    if (o.dispatcher) {
+      this.dispatcher = o.dispatcher;
+      this.ownsDispatcher = false;
+    } else {
+      this.dispatcher = createDispatcher({ connectTimeoutMs: s.connectTimeoutMs, tls: s.tls });
+      this.ownsDispatcher = true;
+    }
+  }
+
+  context(r: { operation: string; key?: string }): ErrorContext {
+    return { endpoint: this.endpoint.origin, bucket: this.bucket, key: r.key, operation: r.operation };
+  }
+
+  /** Sends r (with retries) and reads the whole response body. */
+  async request(r: S3Request): Promise<BufferedResponse> {
+    return this.retrying(r, async () => {
+      const res = await this.once(r);
+      let body: Uint8Array;
+      try {
+        body = new Uint8Array(await res.body.arrayBuffer());
+      } catch (e) {
+        throw this.netError(e, r);
+      }
+      return { status: res.statusCode, headers: res.headersFlat, body };
+    });
+  }
+
+  /** Sends r (with retries until the response headers arrive) and hands over the body stream. */
+  async stream(r: S3Request): Promise<StreamResponse> {
+    return this.retrying(r, async () => {
+      const res = await this.once(r);
+      return { status: res.statusCode, headers: res.headersFlat, body: this.guard(res.body, r) };
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsDispatcher) await this.dispatcher.close();
+  }
+
+  private retrying<T>(r: S3Request, fn: () => Promise<T>): Promise<T> {
+    let skewFixes = 0;
+    return withRetry(
+      this.policy,
+      {
+        signal: r.signal,
+        random: this.random,
+        decide: (e) => {
+          if (!(e instanceof S3Error)) return false;
+          if (e.code === 'RequestTimeTooSkewed' && e.serverTime && skewFixes < 2) {
+            skewFixes++;
+            this.clockOffsetMs = e.serverTime.getTime() - this.clock().getTime();
+            this.logger.warn('clock skew corrected', { endpoint: this.endpoint.origin, offsetMs: this.clockOffsetMs });
+            return { delayMs: 0 };
+          }
+          if (!e.retryable) return false;
+          if (!r.idempotent && !NOT_ACTED.has(e.code) && e.status !== 503 && e.status !== 429) return false;
+          return {};
+        },
+        onRetry: (e, attempt, delayMs) => {
+          const err = e as S3Error;
+          this.logger.debug('retrying', { operation: r.operation, key: r.key, attempt: attempt + 1, delayMs, code: err.code, status: err.status });
+        },
+      },
+      fn,
+    );
+  }
+
+  private async once(r: S3Request) {
+    r.onAttempt?.();
+    const t = target(this.endpoint, this.bucket, r.key, this.pathStyle);
+    const date = new Date(this.clock().getTime() + this.clockOffsetMs);
+    const headers: Record<string, string> = { ...r.headers, host: t.host };
+    const payloadHash = r.body ? (r.sha256Hex ?? hex(Sha256.hash(r.body))) : EMPTY_SHA256;
+    const signed = this.signer.sign({ method: r.method, path: t.path, query: r.query ?? [], headers, payloadHash, date });
+    const path = signed.wireQuery ? `${signed.wirePath}?${signed.wireQuery}` : signed.wirePath;
+    const started = performance.now();
+    const debug = this.logger.debugEnabled;
+    if (debug) {
+      this.logger.debug('s3 request', {
+        operation: r.operation,
+        method: r.method,
+        url: t.origin + redactQuery(path),
+        headers: redactHeaders(signed.headers),
+        bytes: r.body?.byteLength ?? 0,
+      });
+    }
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.dispatcher.request({
+        origin: t.origin,
+        path,
+        method: r.method,
+        headers: signed.headers,
+        body: r.body ?? (r.method === 'PUT' || r.method === 'POST' ? new Uint8Array(0) : undefined),
+        signal: r.signal,
+        headersTimeout: this.settings.requestTimeoutMs,
+        bodyTimeout: this.settings.requestTimeoutMs,
+      });
+    } catch (e) {
+      throw this.netError(e, r);
+    }
+    const headersFlat = flatHeaders(res.headers);
+    if (debug) {
+      this.logger.debug('s3 response', {
+        operation: r.operation,
+        status: res.statusCode,
+        ms: Math.round(performance.now() - started),
+        requestId: headersFlat['x-amz-request-id'],
+      });
+    }
+    const ok = (res.statusCode >= 200 && res.statusCode < 300) || r.okStatuses?.includes(res.statusCode);
+    if (!ok) {
+      let text = '';
+      try {
+        text = r.method === 'HEAD' ? '' : await res.body.text();
+      } catch {
+        // the status alone still makes an error
+      } finally {
+        if (r.method === 'HEAD') await res.body.dump().catch(() => undefined);
+      }
+      throw this.errorFromResponse(r, res.statusCode, headersFlat, text);
+    }
+    return { statusCode: res.statusCode, headersFlat, body: res.body };
+  }
+
+  errorFromResponse(r: { operation: string; key?: string; method?: string }, status: number, headers: Record<string, string>, text: string): S3Error {
+    const ctx = this.context(r);
+    const parsed = parseErrorBody(text);
+    const requestId = parsed?.requestId ?? headers['x-amz-request-id'];
+    const serverTime = serverTimeOf(headers, parsed?.fields);
+    if (parsed) return serverError(parsed.code, status, parsed.message, requestId, ctx, serverTime);
+    // HEAD answers and some proxies carry no XML: the status is all there is
+    const code = codeForStatus(status, r.key !== undefined, headers);
+    return serverError(code, status, code === 'PermanentRedirect' ? redirectHint(headers) : undefined, requestId, ctx, serverTime);
+  }
+
+  private netError(e: unknown, r: S3Request): S3Error {
+    if (e instanceof S3Error) return e;
+    return networkError(e, this.context(r), { connectMs: this.settings.connectTimeoutMs, requestMs: this.settings.requestTimeoutMs });
+  }
+
+  private async *guard(body: Dispatcher.ResponseData['body'], r: S3Request): AsyncGenerator<Uint8Array> {
+    try {
+      for await (const chunk of body) yield chunk as Uint8Array;
+    } catch (e) {
+      throw this.netError(e, r);
+    } finally {
+      if (!body.destroyed) body.destroy();
+    }
+  }
+}
+
+function serverTimeOf(headers: Record<string, string>, fields?: Record<string, string>): Date | undefined {
+  const candidates = [fields?.ServerTime, headers['date']];
+  for (const c of candidates) {
+    if (!c) continue;
+    const d = new Date(c);
+    if (!Number.isNaN(d.getTime())) return d;
+  }
+  return undefined;
+}
+
+function codeForStatus(status: number, hasKey: boolean, headers: Record<string, string>): string {
+  switch (status) {
+    case 301:
+      return 'PermanentRedirect';
+    case 307:
+      return 'TemporaryRedirect';
+    case 400:
+      return 'BadRequest';
+    case 403:
+      return 'Forbidden';
+    case 404:
+      return hasKey ? 'NoSuchKey' : 'NoSuchBucket';
+    case 405:
+      return 'MethodNotAllowed';
+    case 409:
+      return 'Conflict';
+    case 412:
+      return 'PreconditionFailed';
+    case 416:
+      return 'InvalidRange';
+    case 429:
+      return 'TooManyRequests';
+    case 500:
+      return 'InternalError';
+    case 501:
+      return 'NotImplemented';
+    case 503:
+      return headers['x-amz-error-code'] ?? 'ServiceUnavailable';
+    default:
+      return status >= 500 ? 'ServerError' : `Http${status}`;
+  }
+}
+
+function redirectHint(headers: Record<string, string>): string | undefined {
+  const region = headers['x-amz-bucket-region'];
+  return region ? `the bucket is in region ${region}` : undefined;
+}

@@ -1,0 +1,62 @@
+/**
+ * A retry loop that knows nothing about HTTP: the caller says per error whether to try again
+ * (and may ask for an immediate retry, e.g. after correcting the clock). Delays are exponential
+ * with full jitter under a cap, so many workers that failed together do not retry together.
+ */
+export interface RetryPolicy {
+  /** retries after the first attempt */
+  maxRetries: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { maxRetries: 5, baseDelayMs: 200, maxDelayMs: 20_000 };
+
+export type RetryDecision = false | { delayMs?: number };
+
+export interface RetryHooks {
+  /** whether error e of attempt n (0-based) is worth another attempt */
+  decide(e: unknown, attempt: number): RetryDecision;
+  onRetry?(e: unknown, attempt: number, delayMs: number): void;
+  signal?: AbortSignal;
+  random?: () => number;
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+}
+
+/** Full jitter: uniform in [0, min(cap, base·2^attempt)). */
+export function backoffDelay(p: RetryPolicy, attempt: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(p.maxDelayMs, p.baseDelayMs * 2 ** Math.min(attempt, 30));
+  return Math.floor(random() * ceiling);
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export async function withRetry<T>(policy: RetryPolicy, hooks: RetryHooks, attemptFn: (attempt: number) => Promise<T>): Promise<T> {
+  const random = hooks.random ?? Math.random;
+  const doSleep = hooks.sleep ?? sleep;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await attemptFn(attempt);
+    } catch (e) {
+      if (attempt >= policy.maxRetries || hooks.signal?.aborted) throw e;
+      const d = hooks.decide(e, attempt);
+      if (d === false) throw e;
+      const delay = d.delayMs ?? backoffDelay(policy, attempt, random);
+      hooks.onRetry?.(e, attempt, delay);
+      if (delay > 0) await doSleep(delay, hooks.signal);
+    }
+  }
+}
