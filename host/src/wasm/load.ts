@@ -74,3 +74,14 @@ export function loadCore(): CoreExports {
 export function corePath(): string | undefined {
   return cached?.path;
 }
+
+let heapView: Uint8Array | undefined;
+
+/** A byte view of the core's linear memory. Re-created if the buffer was replaced (memory
+ *  growth detaches the old ArrayBuffer), so callers must not keep the view across calls that
+ *  might grow memory — in practice nothing grows it, but the check is one comparison. */
+export function heap(): Uint8Array {
+  const buf = loadCore().memory.buffer;
+  if (heapView === undefined || heapView.buffer !== buf) heapView = new Uint8Array(buf);
+  return heapView;
+}

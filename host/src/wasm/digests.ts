@@ -1,0 +1,278 @@
+/**
+ * Idiomatic digest classes over core.wasm. Input of any size is copied into the module's I/O
+ * region one slice at a time, so callers never see pointers and any Uint8Array works.
+ *
+ * Sha256 / Md5 keep their state in a slot of a per-algorithm pool (slots.ts), so any number of
+ * instances may be alive and updated in any interleaving. The CRCs keep their few bytes of state
+ * in JS, so they need no slot at all.
+ */
+import { PveS3Error } from '../util/errors.js';
+import { digestCore, regions, type DigestCore } from './core.js';
+import { heap } from './load.js';
+import { SlotPool, type SlotOwner } from './slots.js';
+
+export type Bytes = Uint8Array | string;
+
+const utf8 = new TextEncoder();
+
+function bytesOf(d: Bytes, what: string): Uint8Array {
+  if (d instanceof Uint8Array) return d;
+  if (typeof d === 'string') return utf8.encode(d);
+  throw new PveS3Error('InvalidArgument', `invalid ${what} '${typeof d}': must be a Uint8Array or a string`);
+}
+
+/** Feeds `d` through the I/O region in slices, calling `step(ptr, len)` for each. */
+function feed(d: Uint8Array, step: (ptr: number, len: number) => void): void {
+  const { io, ioSize } = regions();
+  const mem = heap();
+  for (let off = 0; off < d.length; off += ioSize) {
+    const n = Math.min(ioSize, d.length - off);
+    mem.set(d.subarray(off, off + n), io);
+    step(io, n);
+  }
+}
+
+function finished(name: string): PveS3Error {
+  return new PveS3Error('DigestFinished', `${name}.update()/digest() called after digest(): create a new ${name}`);
+}
+
+let shaPool: SlotPool | undefined;
+let md5Pool: SlotPool | undefined;
+
+function pools(): { sha: SlotPool; md5: SlotPool } {
+  if (shaPool === undefined || md5Pool === undefined) {
+    const r = regions();
+    shaPool = new SlotPool(r.sha256Slots, 128, r.slotCount);
+    md5Pool = new SlotPool(r.md5Slots, 128, r.slotCount);
+  }
+  return { sha: shaPool, md5: md5Pool };
+}
+
+/** Shared streaming logic of the block hashes: a slot, init/update/final, one digest only. */
+abstract class SlotHash {
+  private readonly owner: SlotOwner = { slot: -1, spill: null };
+  private done = false;
+  protected readonly core: DigestCore = digestCore();
+
+  protected abstract readonly name: string;
+  protected abstract readonly size: number;
+  protected abstract pool(): SlotPool;
+  protected abstract init(ctx: number): void;
+  protected abstract step(ctx: number, ptr: number, len: number): void;
+  protected abstract final(ctx: number, out: number): void;
+
+  protected start(): void {
+    this.init(this.pool().bind(this.owner));
+  }
+
+  update(data: Bytes): this {
+    if (this.done) throw finished(this.name);
+    const d = bytesOf(data, `${this.name} input`);
+    if (d.length === 0) return this;
+    // One bind per update: nothing else can use the pool until this synchronous call returns.
+    const ctx = this.pool().bind(this.owner);
+    feed(d, (ptr, len) => this.step(ctx, ptr, len));
+    return this;
+  }
+
+  /** The digest; the instance is finished afterwards (its slot goes back to the pool). */
+  digest(): Uint8Array {
+    if (this.done) throw finished(this.name);
+    const pool = this.pool();
+    const { out } = regions();
+    this.final(pool.bind(this.owner), out);
+    const result = heap().slice(out, out + this.size);
+    pool.release(this.owner);
+    this.done = true;
+    return result;
+  }
+}
+
+export class Sha256 extends SlotHash {
+  protected readonly name = 'Sha256';
+  protected readonly size = 32;
+  constructor() {
+    super();
+    this.start();
+  }
+  protected pool(): SlotPool { return pools().sha; }
+  protected init(ctx: number): void { this.core.sha256Init(ctx); }
+  protected step(ctx: number, ptr: number, len: number): void { this.core.sha256Update(ctx, ptr, len); }
+  protected final(ctx: number, out: number): void { this.core.sha256Final(ctx, out); }
+
+  static hash(data: Bytes): Uint8Array {
+    return new Sha256().update(data).digest();
+  }
+}
+
+export class Md5 extends SlotHash {
+  protected readonly name = 'Md5';
+  protected readonly size = 16;
+  constructor() {
+    super();
+    this.start();
+  }
+  protected pool(): SlotPool { return pools().md5; }
+  protected init(ctx: number): void { this.core.md5Init(ctx); }
+  protected step(ctx: number, ptr: number, len: number): void { this.core.md5Update(ctx, ptr, len); }
+  protected final(ctx: number, out: number): void { this.core.md5Final(ctx, out); }
+
+  static hash(data: Bytes): Uint8Array {
+    return new Md5().update(data).digest();
+  }
+}
+
+function checkLength(lenB: number): void {
+  if (!Number.isSafeInteger(lenB) || lenB < 0) {
+    throw new PveS3Error('InvalidArgument', `invalid lenB '${String(lenB)}': must be a non-negative safe integer (bytes)`);
+  }
+}
+
+/**
+ * CRC-32C as S3's x-amz-checksum-crc32c. digest() does not end the instance: the running value
+ * can be read at any point and more data added afterwards.
+ */
+export class Crc32c {
+  private crc = 0;
+
+  update(data: Bytes): this {
+    const core = digestCore();
+    feed(bytesOf(data, 'Crc32c input'), (ptr, len) => {
+      this.crc = core.crc32cUpdate(this.crc, ptr, len) >>> 0;
+    });
+    return this;
+  }
+
+  digest(): number {
+    return this.crc;
+  }
+
+  static hash(data: Bytes): number {
+    return new Crc32c().update(data).digest();
+  }
+
+  /** crc(A ‖ B) from crc(A), crc(B) and B's length — for assembling a whole-object CRC from
+   *  parts hashed separately. */
+  static combine(a: number, b: number, lenB: number): number {
+    for (const [k, v] of [['a', a], ['b', b]] as const) {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) {
+        throw new PveS3Error('InvalidArgument', `invalid ${k} '${String(v)}': must be a CRC-32C value, an integer 0..4294967295`);
+      }
+    }
+    checkLength(lenB);
+    return digestCore().crc32cCombine(a, b, lenB) >>> 0;
+  }
+}
+
+const U64 = (1n << 64n) - 1n;
+
+/** CRC-64/NVME as S3's x-amz-checksum-crc64nvme; same streaming rules as Crc32c. */
+export class Crc64Nvme {
+  private crc = 0n;
+
+  update(data: Bytes): this {
+    const core = digestCore();
+    feed(bytesOf(data, 'Crc64Nvme input'), (ptr, len) => {
+      this.crc = BigInt.asUintN(64, core.crc64nvmeUpdate(this.crc, ptr, len));
+    });
+    return this;
+  }
+
+  digest(): bigint {
+    return this.crc;
+  }
+
+  static hash(data: Bytes): bigint {
+    return new Crc64Nvme().update(data).digest();
+  }
+
+  static combine(a: bigint, b: bigint, lenB: number): bigint {
+    for (const [k, v] of [['a', a], ['b', b]] as const) {
+      if (typeof v !== 'bigint' || v < 0n || v > U64) {
+        throw new PveS3Error('InvalidArgument', `invalid ${k} '${String(v)}': must be a CRC-64/NVME value, a bigint 0..2^64-1`);
+      }
+    }
+    checkLength(lenB);
+    return BigInt.asUintN(64, digestCore().crc64nvmeCombine(a, b, lenB));
+  }
+}
+
+/** HMAC-SHA256 (RFC 2104); keys longer than a block are hashed first, as the RFC requires. */
+export function hmacSha256(key: Bytes, msg: Bytes): Uint8Array {
+  let k = bytesOf(key, 'HMAC key');
+  const m = bytesOf(msg, 'HMAC message');
+  if (k.length > 64) k = Sha256.hash(k);
+  const core = digestCore();
+  const r = regions();
+  const mem = heap();
+  mem.set(k, r.key);
+  core.hmacSha256Init(r.hmac, r.key, k.length);
+  // Key material must not linger in shared memory longer than needed.
+  mem.fill(0, r.key, r.key + 64);
+  feed(m, (ptr, len) => core.hmacSha256Update(r.hmac, ptr, len));
+  core.hmacSha256Final(r.hmac, r.out);
+  const mac = mem.slice(r.out, r.out + 32);
+  mem.fill(0, r.hmac, r.hmac + 256);
+  return mac;
+}
+
+/**
+ * SHA-256 of 1..4 independent inputs at once on the 4-lane SIMD core. Inputs may differ in
+ * length: the lanes run together while at least two still have full blocks, then each lane's
+ * remainder (and padding) is finished by the scalar core.
+ */
+export function sha256x4(inputs: Uint8Array[]): Uint8Array[] {
+  if (!Array.isArray(inputs) || inputs.length < 1 || inputs.length > 4) {
+    throw new PveS3Error('InvalidArgument', `invalid inputs (length ${Array.isArray(inputs) ? inputs.length : typeof inputs}): sha256x4 takes an array of 1..4 Uint8Arrays`);
+  }
+  inputs.forEach((d, i) => {
+    if (!(d instanceof Uint8Array)) throw new PveS3Error('InvalidArgument', `invalid inputs[${i}] '${typeof d}': must be a Uint8Array`);
+  });
+  const core = digestCore();
+  const r = regions();
+  const x = r.sha256x4;
+  const quarter = Math.floor(r.ioSize / 4 / 64) * 64;
+  const laneIo = [0, 1, 2, 3].map((l) => r.io + l * quarter);
+  const scalar = (l: number): number => x + 128 + 128 * l;
+  const n = inputs.length;
+  const pos = new Array<number>(n).fill(0);
+  const full = inputs.map((d) => Math.floor(d.length / 64) * 64);
+  const inSimd = new Array<boolean>(n).fill(false);
+  let active = inputs.map((_, l) => l).filter((l) => full[l]! > 0);
+
+  if (active.length >= 2) {
+    core.sha256x4Init(x);
+    const mem = heap();
+    while (active.length >= 2) {
+      let chunk = quarter;
+      for (const l of active) chunk = Math.min(chunk, full[l]! - pos[l]!);
+      // Idle lanes read lane 0's area; their (garbage) state is never extracted.
+      const ptrs = [laneIo[active[0]!]!, 0, 0, 0].fill(laneIo[active[0]!]!);
+      for (const l of active) {
+        mem.set(inputs[l]!.subarray(pos[l]!, pos[l]! + chunk), laneIo[l]!);
+        ptrs[l] = laneIo[l]!;
+        inSimd[l] = true;
+      }
+      core.sha256x4Blocks(x, ptrs[0]!, ptrs[1]!, ptrs[2]!, ptrs[3]!, chunk / 64);
+      for (const l of active) pos[l]! += chunk;
+      const next: number[] = [];
+      for (const l of active) {
+        if (pos[l] === full[l]) core.sha256x4Extract(x, l, scalar(l), pos[l]!);
+        else next.push(l);
+      }
+      active = next;
+    }
+    // The one lane still holding full blocks (if any) continues on the scalar core.
+    for (const l of active) core.sha256x4Extract(x, l, scalar(l), pos[l]!);
+  }
+
+  const out: Uint8Array[] = [];
+  for (let l = 0; l < n; l++) {
+    const ctx = scalar(l);
+    if (!inSimd[l]) core.sha256Init(ctx);
+    feed(inputs[l]!.subarray(pos[l]!), (ptr, len) => core.sha256Update(ctx, ptr, len));
+    core.sha256Final(ctx, r.out);
+    out.push(heap().slice(r.out, r.out + 32));
+  }
+  return out;
+}
