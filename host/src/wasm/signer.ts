@@ -208,9 +208,13 @@ export function toAmzDate(d: Date): string {
   return iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 13) + iso.slice(14, 16) + iso.slice(17, 19) + 'Z';
 }
 
-function checkText(key: string, s: unknown): string {
+/** `hide`: the value may be secret (credentials, header values such as SSE-C keys), so the
+ *  message names the field only. */
+function checkText(key: string, s: unknown, hide = false): string {
   if (typeof s !== 'string') throw new ConfigError(key, typeof s, 'must be a string');
-  if (LONE_SURROGATE.test(s)) throw new ConfigError(key, JSON.stringify(s), 'must be valid Unicode (no lone surrogate code units)');
+  if (LONE_SURROGATE.test(s)) {
+    throw new ConfigError(key, hide ? '(not shown)' : JSON.stringify(s), 'must be valid Unicode (no lone surrogate code units)');
+  }
   return s;
 }
 
@@ -220,7 +224,7 @@ function headerList(h: SignRequest['headers']): Array<[string, string]> {
     if (typeof name !== 'string' || !TOKEN.test(name)) {
       throw new ConfigError('header name', String(name), 'must be an HTTP token (letters, digits, !#$%&\'*+-.^_`|~)');
     }
-    return [name, checkText(`header ${name}`, value)];
+    return [name, checkText(`header ${name}`, value, true)];
   });
 }
 
@@ -271,7 +275,8 @@ export class SigV4Signer {
     if (cr.sessionToken !== undefined && typeof cr.sessionToken !== 'string') {
       throw new ConfigError('session_token', '(not shown)', 'must be a string when set');
     }
-    checkText('secret_key', cr.secretAccessKey);
+    checkText('secret_key', cr.secretAccessKey, true);
+    if (cr.sessionToken !== undefined) checkText('session_token', cr.sessionToken, true);
     if (typeof o.region !== 'string' || !SCOPE_PART.test(o.region)) {
       throw new ConfigError('region', String(o.region), 'must be non-empty letters, digits, "-", "_" or "."');
     }
