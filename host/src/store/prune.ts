@@ -1,0 +1,66 @@
+/**
+ * Prune in the bucket with PVE's own marking (host/src/pve/prune.ts): the plan is pure, deleting
+ * goes through deleteVolumes so sidecars leave with their archive and protected backups stay.
+ */
+import { markPrune, type PruneKeep, type PruneMark } from '../pve/prune.js';
+import type { GuestType as PveGuestType } from '../pve/volname.js';
+import { listVolumes } from './list.js';
+import type { StoreContext, Volume } from './types.js';
+import { deleteVolumes } from './volumes.js';
+
+export interface PruneEntry {
+  volname: string;
+  ctime: number;
+  type: 'qemu' | 'lxc' | 'openvz' | 'unknown';
+  vmid: number | null;
+  mark: PruneMark;
+}
+
+export async function prunePlan(
+  ctx: StoreContext,
+  keep: PruneKeep,
+  filter: { vmid?: number; type?: PveGuestType } = {},
+): Promise<PruneEntry[]> {
+  // Notes are not needed to decide, and pending local files are not in the bucket to delete.
+  const vols = await listVolumes(ctx, { content: ['backup'], notes: false, pending: false, ...(filter.vmid !== undefined ? { vmid: filter.vmid } : {}) });
+  const marked = markPrune(
+    vols.map((v: Volume) => ({ name: v.name, ctime: v.ctime, protected: v.protected, volname: v.volname })),
+    keep,
+    filter,
+  );
+  return marked.map((r) => ({ volname: r.backup.volname, ctime: r.ctime, type: r.type, vmid: r.vmid ?? null, mark: r.mark }));
+}
+
+export interface PruneOutcome {
+  entries: PruneEntry[];
+  removed: string[];
+  errors: { volname: string; message: string }[];
+  dryRun: boolean;
+}
+
+export async function prune(
+  ctx: StoreContext,
+  keep: PruneKeep,
+  o: { vmid?: number; type?: PveGuestType; dryRun?: boolean } = {},
+): Promise<PruneOutcome> {
+  const filter: { vmid?: number; type?: PveGuestType } = {};
+  if (o.vmid !== undefined) filter.vmid = o.vmid;
+  if (o.type !== undefined) filter.type = o.type;
+  const entries = await prunePlan(ctx, keep, filter);
+  const out: PruneOutcome = { entries, removed: [], errors: [], dryRun: o.dryRun === true };
+  if (o.dryRun) return out;
+  for (const e of entries) {
+    if (e.mark !== 'remove') continue;
+    try {
+      // one at a time: a backup protected since the plan was made is refused, not deleted
+      const r = await deleteVolumes(ctx, [e.volname]);
+      if (r.deleted.length > 0) {
+        out.removed.push(e.volname);
+        ctx.logger.info(`removing backup '${ctx.settings.storageId}:${e.volname}'`);
+      }
+    } catch (err) {
+      out.errors.push({ volname: e.volname, message: (err as Error).message });
+    }
+  }
+  return out;
+}

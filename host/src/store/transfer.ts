@@ -1,0 +1,171 @@
+/**
+ * Putting volumes into the bucket and getting them out, with the Proxmox rules around the raw
+ * transfer: metadata from the name, sidecars after the archive (never before: a sidecar without
+ * its archive would look like a finished backup), cache records, and skipping a download whose
+ * local copy is already the object.
+ */
+import { hostname } from 'node:os';
+import { rm, stat } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { CONTENT_DIR } from '../pve/content.js';
+import { NOTES_SUFFIX, PROTECTED_SUFFIX, parseVolname, sidecarNames, type VolumeInfo } from '../pve/volname.js';
+import type { Progress } from '../transfer/progress.js';
+import { EXIT, PveS3Error } from '../util/errors.js';
+import { isCachePath, localPath, writeRecord } from './local-cache.js';
+import { putSmall } from './objects.js';
+import { keyOf, statVolume, stripQuotes } from './volumes.js';
+import { transferClient, type StoreContext, type Volume } from './types.js';
+
+const invalidArg = (msg: string) => new PveS3Error('InvalidArgument', msg, { exitCode: EXIT.usage });
+
+/** x-amz-meta-* for a volume (DESIGN.md §3); values are plain ASCII so every provider keeps them. */
+export function volumeMetadata(ctx: StoreContext, v: VolumeInfo, size: number | null): Record<string, string> {
+  const m: Record<string, string> = { 'pve-content': v.content, node: ctx.settings.node ?? hostname() };
+  if (v.vmid !== undefined) m.vmid = String(v.vmid);
+  if (v.guestType) m['guest-type'] = v.guestType;
+  if (v.ctime !== undefined) m['backup-time'] = String(v.ctime);
+  if (v.format) m.format = v.format;
+  if (v.compression) m.compression = v.compression;
+  if (size !== null) m.size = String(size);
+  return m;
+}
+
+const CONTENT_TYPE: Record<string, string> = { iso: 'application/x-iso9660-image', snippet: 'text/plain' };
+
+export interface PutVolumeOptions {
+  /** a local file, or a stream (then `maxSize` lets the planner pick a part size that fits) */
+  src: { path: string } | { stream: Readable; maxSize?: number };
+  notes?: string;
+  protected?: boolean;
+  /** a local vzdump log to store as the archive's `.log` sidecar */
+  logPath?: string;
+  /** delete the local source (and its local sidecars) after the upload is verified */
+  removeSource?: boolean;
+  storageClass?: string;
+  onProgress?(p: Progress): void;
+}
+
+export async function putVolume(ctx: StoreContext, volname: string, o: PutVolumeOptions): Promise<Volume> {
+  const v = parseVolname(volname);
+  const key = keyOf(ctx, v);
+  let size: number | null = null;
+  if ('path' in o.src) {
+    const st = await stat(o.src.path).catch(() => null);
+    if (!st || !st.isFile()) throw invalidArg(`invalid src '${o.src.path}': not an existing regular file`);
+    size = st.size;
+  }
+  if (o.logPath !== undefined) {
+    if (v.content !== 'backup') throw invalidArg(`invalid log '${o.logPath}': only backups have a log`);
+    if (!sidecarNames(v.name).log) throw invalidArg(`invalid log '${o.logPath}': '${v.name}' is not a standard vzdump name, so it has no log name`);
+    const st = await stat(o.logPath).catch(() => null);
+    if (!st || !st.isFile()) throw invalidArg(`invalid log '${o.logPath}': not an existing regular file`);
+  }
+  if ((o.notes !== undefined && o.notes !== '') || o.protected) {
+    if (v.content !== 'backup') throw invalidArg(`cannot set notes or protection on '${volname}': only backups can have notes or protection`);
+  }
+  const { uploadObject } = await import('../transfer/upload.js');
+  const put = {
+    ...(ctx.settings.put ?? {}),
+    metadata: volumeMetadata(ctx, v, size),
+    contentType: CONTENT_TYPE[v.listFormat] ?? 'application/octet-stream',
+    ...(o.storageClass ?? ctx.settings.storageClass ? { storageClass: o.storageClass ?? ctx.settings.storageClass } : {}),
+  };
+  const res = await uploadObject(transferClient(ctx), key, o.src, {
+    chunkSizeMB: ctx.settings.chunkSizeMB,
+    concurrency: ctx.settings.concurrency,
+    put,
+    manifestMeta: { volname: v.volname, ...volumeMetadata(ctx, v, null) },
+    signal: ctx.signal,
+    onProgress: o.onProgress,
+  });
+  ctx.logger.info('uploaded volume', { volname, key, size: res.size, parts: res.partCount });
+  if (o.notes !== undefined && o.notes !== '') await putSmall(ctx, key + NOTES_SUFFIX, o.notes);
+  if (o.protected) await putSmall(ctx, key + PROTECTED_SUFFIX, '', 'application/octet-stream');
+  if (o.logPath !== undefined) {
+    const logKey = ctx.settings.prefix + CONTENT_DIR.backup + sidecarNames(v.name).log!;
+    await uploadObject(transferClient(ctx), logKey, { path: o.logPath }, {
+      chunkSizeMB: ctx.settings.chunkSizeMB,
+      concurrency: ctx.settings.concurrency,
+      put: { ...(ctx.settings.put ?? {}), contentType: 'text/plain; charset=utf-8' },
+      signal: ctx.signal,
+    });
+  }
+  if ('path' in o.src) {
+    if (o.removeSource) {
+      await rm(o.src.path, { force: true });
+      await rm(o.src.path + NOTES_SUFFIX, { force: true });
+      await rm(o.src.path + PROTECTED_SUFFIX, { force: true });
+    } else if (isCachePath(ctx.settings.cacheDir, v.content, v.name, o.src.path)) {
+      await writeRecord(ctx.settings.cacheDir!, v.content, v.name, stripQuotes(res.etag));
+    }
+  }
+  return statVolume(ctx, volname);
+}
+
+export interface GetVolumeResult {
+  path: string;
+  size: number;
+  etag: string;
+  mtime: number;
+  verified: boolean;
+  downloaded: boolean;
+}
+
+/**
+ * Downloads a volume to `dest`, verified against its manifest (or by size/MD5 when it has none),
+ * through a temporary name. A destination that already has the object's size and LastModified as
+ * mtime is the object already: nothing is transferred unless `force`.
+ */
+export async function getVolume(
+  ctx: StoreContext,
+  volname: string,
+  dest: string,
+  o: { force?: boolean; onProgress?(p: Progress): void } = {},
+): Promise<GetVolumeResult> {
+  const v = parseVolname(volname);
+  const key = keyOf(ctx, v);
+  if (!dest.startsWith('/')) throw invalidArg(`invalid dest '${dest}': must be an absolute path`);
+  const parent = dest.slice(0, dest.lastIndexOf('/')) || '/';
+  const pst = await stat(parent).catch(() => null);
+  if (!pst || !pst.isDirectory()) throw invalidArg(`invalid dest '${dest}': parent directory does not exist`);
+  let info;
+  try {
+    info = await ctx.client.headObject(key);
+  } catch (e) {
+    const { notFound } = await import('./volumes.js');
+    if ((e as { code?: string }).code === 'NoSuchKey' || (e as { code?: string }).code === 'NotFound') throw notFound(ctx, volname, key);
+    throw e;
+  }
+  const mtime = Math.floor((info.lastModified?.getTime() ?? Date.now()) / 1000);
+  const etag = stripQuotes(info.etag);
+  const cur = await stat(dest).catch(() => null);
+  const cachePath = isCachePath(ctx.settings.cacheDir, v.content, v.name, dest);
+  if (cur && cur.isFile() && !o.force && cur.size === info.size && Math.floor(cur.mtimeMs / 1000) === mtime) {
+    if (cachePath) await writeRecord(ctx.settings.cacheDir!, v.content, v.name, etag);
+    return { path: dest, size: info.size, etag, mtime, verified: true, downloaded: false };
+  }
+  const { downloadObject } = await import('../transfer/download.js');
+  const res = await downloadObject(transferClient(ctx), key, { path: dest }, {
+    concurrency: ctx.settings.concurrency,
+    force: cur !== null,
+    signal: ctx.signal,
+    onProgress: o.onProgress,
+  });
+  if (v.content === 'snippets') {
+    // hookscripts must be executable (PVE checks -x); S3 keeps no mode bits
+    const { chmod } = await import('node:fs/promises');
+    await chmod(dest, 0o755);
+  }
+  const { utimes } = await import('node:fs/promises');
+  await utimes(dest, mtime, mtime);
+  if (cachePath) await writeRecord(ctx.settings.cacheDir!, v.content, v.name, etag);
+  ctx.logger.info('downloaded volume', { volname, dest, size: res.size, verifiedBy: res.verifiedBy });
+  return { path: dest, size: res.size, etag, mtime, verified: res.verifiedBy === 'manifest', downloaded: true };
+}
+
+/** The cache location of a volume (for callers that want PVE's path). */
+export function cachePathOf(ctx: StoreContext, volname: string): string {
+  const v = parseVolname(volname);
+  if (ctx.settings.cacheDir === undefined) throw invalidArg(`storage '${ctx.settings.storageId}' has no path (cache dir)`);
+  return localPath(ctx.settings.cacheDir, v.content, v.name);
+}
