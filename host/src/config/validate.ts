@@ -1,0 +1,124 @@
+/**
+ * Checks a set of raw `key value` strings (a storage.cfg section after merging flags/env) against
+ * schema.ts, then the rules that span keys. Every refusal is a ConfigError naming the key, the
+ * value and what is allowed; a secret is never echoed.
+ */
+import { ConfigError } from '../util/errors.js';
+import type { ContentType } from '../pve/content.js';
+import type { PruneKeep } from '../pve/prune.js';
+import {
+  type ChecksumAlgorithm,
+  type EndpointParts,
+  SCHEMA,
+  type SseType,
+  type StorageClass,
+} from './schema.js';
+
+/** Normalised values of the keys present in the input (absent keys stay absent: no defaults). */
+export interface ValidatedProps {
+  bucket?: string;
+  endpoint?: EndpointParts;
+  region?: string;
+  access_key?: string;
+  secret_key?: string;
+  prefix?: string;
+  storage_class?: StorageClass;
+  multipart_chunk_size?: number;
+  max_concurrent_uploads?: number;
+  connection_timeout?: number;
+  server_side_encryption?: SseType;
+  kms_key_id?: string;
+  lifecycle_enabled?: boolean;
+  transition_days?: number;
+  glacier_days?: number;
+  force_path_style?: boolean;
+  use_ssl?: boolean;
+  ca_file?: string;
+  tls_verify?: boolean;
+  tls_fingerprint?: string;
+  checksum_algorithm?: ChecksumAlgorithm;
+  request_timeout?: number;
+  keep_local?: boolean;
+  cache_max_size?: number;
+  cache_max_age?: number;
+  abort_incomplete_days?: number;
+  path?: string;
+  content?: ContentType[];
+  nodes?: string[];
+  disable?: boolean;
+  shared?: boolean;
+  'prune-backups'?: PruneKeep;
+  'max-protected-backups'?: number;
+  bwlimit?: Record<string, number>;
+}
+
+export interface ValidateOptions {
+  /** keys not in the schema: 'error' (default) or 'ignore' (reported through onUnknown) */
+  unknown?: 'error' | 'ignore';
+  onUnknown?(key: string): void;
+}
+
+/** Validates every key present in `props`, then the cross-key rules. Throws the first ConfigError. */
+export function validateStorage(
+  props: Readonly<Record<string, string | undefined>>,
+  o: ValidateOptions = {},
+): ValidatedProps {
+  const out: Record<string, unknown> = {};
+  for (const [key, raw] of Object.entries(props)) {
+    if (raw === undefined || key === 'type') continue;
+    const def = SCHEMA.get(key);
+    if (!def) {
+      if (o.unknown === 'ignore') {
+        o.onUnknown?.(key);
+        continue;
+      }
+      throw new ConfigError(
+        key,
+        /secret|password|token/i.test(key) ? '<hidden>' : raw,
+        'unknown key; see docs/CONFIG.md for the keys of an s3 storage',
+      );
+    }
+    out[key] = def.parse(raw);
+  }
+  const v = out as ValidatedProps;
+  checkCrossKeys(v);
+  return v;
+}
+
+function checkCrossKeys(v: ValidatedProps): void {
+  if (v.kms_key_id !== undefined && v.server_side_encryption !== 'aws:kms') {
+    throw new ConfigError(
+      'kms_key_id',
+      v.kms_key_id,
+      `only allowed with server_side_encryption aws:kms (it is ${v.server_side_encryption ?? 'unset'})`,
+    );
+  }
+  if (v.transition_days !== undefined && v.glacier_days !== undefined && v.glacier_days <= v.transition_days) {
+    throw new ConfigError(
+      'glacier_days',
+      v.glacier_days,
+      `must be greater than transition_days (${v.transition_days}): objects move to STANDARD_IA first, then to GLACIER`,
+    );
+  }
+  if (v.endpoint?.scheme !== undefined && v.use_ssl !== undefined && (v.endpoint.scheme === 'https') !== v.use_ssl) {
+    throw new ConfigError(
+      'use_ssl',
+      v.use_ssl ? 1 : 0,
+      `contradicts the endpoint's scheme ${v.endpoint.scheme}://; drop use_ssl or the scheme`,
+    );
+  }
+  if (v.endpoint?.scheme === 'http' || v.use_ssl === false) {
+    const tlsKey = v.ca_file !== undefined ? 'ca_file' : v.tls_fingerprint !== undefined ? 'tls_fingerprint' : undefined;
+    if (tlsKey) {
+      throw new ConfigError(tlsKey, (v as Record<string, unknown>)[tlsKey], 'only meaningful with https (use_ssl 1)');
+    }
+  }
+}
+
+/** The endpoint as a URL origin: scheme from the endpoint, else use_ssl, else https. */
+export function endpointUrl(e: EndpointParts, useSsl?: boolean): string {
+  const scheme = e.scheme ?? (useSsl === false ? 'http' : 'https');
+  const defaultPort = scheme === 'https' ? 443 : 80;
+  const port = e.port !== undefined && e.port !== defaultPort ? `:${e.port}` : '';
+  return `${scheme}://${e.host}${port}`;
+}
