@@ -269,6 +269,8 @@ describe('input checks', () => {
     expect(code(() => signer().presign({ ...base, expiresIn: 5, query: [['X-Amz-Signature', 'x']] })).message).toMatch(/X-Amz-Signature/);
     expect(code(() => signer().sign({ ...base, path: '/' + 'é'.repeat(20000), payloadHash: 'UNSIGNED-PAYLOAD' })).code).toBe('RequestTooLarge');
     expect(code(() => new SigV4Signer({ credentials: ex.credentials, region: 'us/east' })).message).toMatch(/region 'us\/east'/);
+    expect(code(() => signer().sign({ ...base, payloadHash: 'UNSIGNED-PAYLOAD', headers: { host: 'h', 'x-amz-meta-a': 'x\u0000y' } })).message)
+      .toMatch(/header x-amz-meta-a.*control characters/);
   });
 
   it('never puts the secret into an error message', () => {

@@ -224,7 +224,13 @@ function headerList(h: SignRequest['headers']): Array<[string, string]> {
     if (typeof name !== 'string' || !TOKEN.test(name)) {
       throw new ConfigError('header name', String(name), 'must be an HTTP token (letters, digits, !#$%&\'*+-.^_`|~)');
     }
-    return [name, checkText(`header ${name}`, value, true)];
+    checkText(`header ${name}`, value, true);
+    // Tab, CR and LF are whitespace the canonical form collapses (obs-fold); other controls could
+    // never be sent, so refuse them here rather than sign a request the HTTP client rejects.
+    if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(value)) {
+      throw new ConfigError(`header ${name}`, '(not shown)', 'must not contain control characters');
+    }
+    return [name, value];
   });
 }
 
