@@ -1,5 +1,6 @@
 import { readFileSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { vectorsDir } from '../helpers/vectors.js';
 import { describe, expect, it } from 'vitest';
 import {
   buildCompleteMultipartUpload,
@@ -20,7 +21,7 @@ import {
 } from '../../host/src/s3/xml.js';
 import type { LifecycleRule } from '../../host/src/s3/types.js';
 
-const vectors = process.env.PVE_S3_VECTORS ?? resolve(import.meta.dirname, '../../../shared/vectors');
+const vectors = vectorsDir();
 const dir = join(vectors, 's3-xml-examples');
 
 interface IndexEntry {

@@ -142,6 +142,12 @@ export class S3Transport {
       } catch (e) {
         throw this.netError(e, r);
       }
+      // CompleteMultipartUpload and copies report late failures as 200 + <Error>: an error, and
+      // inside the retry loop so that a retryable one (InternalError, SlowDown) is retried
+      if (body.byteLength > 0 && looksLikeError(body)) {
+        const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+        if (parseErrorBody(text)) throw this.errorFromResponse(r, res.statusCode, res.headersFlat, text);
+      }
       return { status: res.statusCode, headers: res.headersFlat, body };
     });
   }
@@ -269,6 +275,13 @@ export class S3Transport {
       if (!body.destroyed) body.destroy();
     }
   }
+}
+
+const ERROR_TAG = Buffer.from('<Error>');
+
+function looksLikeError(body: Uint8Array): boolean {
+  const head = Buffer.from(body.buffer, body.byteOffset, Math.min(body.byteLength, 512));
+  return head.includes(ERROR_TAG);
 }
 
 function serverTimeOf(headers: Record<string, string>, fields?: Record<string, string>): Date | undefined {
