@@ -319,7 +319,7 @@ class MultipartRun {
   private async stillListed(): Promise<boolean> {
     try {
       const r = await this.client.listMultipartUploads({ prefix: this.key });
-      return r.uploads.some((u) => u.uploadId === this.uploadId);
+      return r.some((u) => u.uploadId === this.uploadId);
     } catch {
       return false;
     }

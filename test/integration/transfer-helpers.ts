@@ -1,0 +1,97 @@
+/**
+ * Shared by the transfer integration suites: a real client wrapped so a test can count or fail
+ * individual calls (never a stand-in server), seeded payloads, and file-system checks.
+ */
+import { createHash } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import { Readable, Writable } from 'node:stream';
+import type { S3Client } from '../../host/src/s3/client.js';
+import type { TransferClient } from '../../host/src/transfer/transfer-client.js';
+import { rng } from '../helpers/random.js';
+
+export const MiB = 1 << 20;
+
+const METHODS = [
+  'headObject',
+  'getObject',
+  'putObject',
+  'deleteObject',
+  'createMultipartUpload',
+  'uploadPart',
+  'completeMultipartUpload',
+  'abortMultipartUpload',
+  'listMultipartUploads',
+] as const;
+
+/** The real client's methods, with some replaced. */
+export function wrapClient(c: S3Client, over: Partial<TransferClient> = {}): TransferClient {
+  const w = {} as Record<string, unknown>;
+  for (const m of METHODS) w[m] = over[m] ?? (c[m] as (...a: unknown[]) => unknown).bind(c);
+  return w as unknown as TransferClient;
+}
+
+/** Counts UploadPart calls in flight at once. */
+export function countingUploads(c: S3Client): { client: TransferClient; maxInFlight: () => number; calls: () => number } {
+  let inFlight = 0;
+  let max = 0;
+  let calls = 0;
+  const client = wrapClient(c, {
+    uploadPart: async (...a) => {
+      calls++;
+      inFlight++;
+      max = Math.max(max, inFlight);
+      try {
+        return await c.uploadPart(...a);
+      } finally {
+        inFlight--;
+      }
+    },
+  });
+  return { client, maxInFlight: () => max, calls: () => calls };
+}
+
+export function payload(size: number, seed: number): Buffer {
+  const b = rng(seed).bytes(size);
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+export const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/** A stream of unknown length in odd-sized chunks, like stdin. */
+export function oddStream(data: Buffer): Readable {
+  const sizes = [1, 65_536, 7, 1_000_003, 4_096, 333_333];
+  return Readable.from(
+    (function* () {
+      let i = 0;
+      for (let off = 0; off < data.length; ) {
+        const n = sizes[i++ % sizes.length]!;
+        yield data.subarray(off, off + n);
+        off += n;
+      }
+    })(),
+  );
+}
+
+export function collector(): { stream: Writable; data: () => Buffer } {
+  const chunks: Buffer[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(Buffer.from(chunk));
+      cb();
+    },
+  });
+  return { stream, data: () => Buffer.concat(chunks) };
+}
+
+export async function tempLeftovers(dir: string): Promise<string[]> {
+  return (await readdir(dir)).filter((n) => n.includes('.pve-s3-tmp-'));
+}
+
+export async function objectGone(c: S3Client, key: string): Promise<boolean> {
+  try {
+    await c.headObject(key);
+    return false;
+  } catch (e) {
+    return (e as { code?: string }).code === 'NoSuchKey' || (e as { code?: string }).code === 'NotFound';
+  }
+}
