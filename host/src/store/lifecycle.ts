@@ -52,13 +52,7 @@ export interface LifecycleView {
 }
 
 async function readRules(ctx: StoreContext): Promise<LifecycleRule[]> {
-  try {
-    return await ctx.client.getBucketLifecycle();
-  } catch (e) {
-    // No configuration is a normal state, not an error.
-    if ((e as { code?: string }).code === 'NoSuchLifecycleConfiguration') return [];
-    throw e;
-  }
+  return ctx.client.getBucketLifecycle();
 }
 
 export async function lifecycleShow(ctx: StoreContext): Promise<LifecycleView> {
@@ -76,23 +70,17 @@ export interface LifecycleApplyResult extends LifecycleView {
 
 const same = (a: LifecycleRule[], b: LifecycleRule[]): boolean => JSON.stringify(a) === JSON.stringify(b);
 
-export async function lifecycleApply(ctx: StoreContext, o: { dryRun?: boolean } = {}): Promise<LifecycleApplyResult> {
+export async function lifecycleApply(ctx: StoreContext, o: { dryRun?: boolean; remove?: boolean } = {}): Promise<LifecycleApplyResult> {
   const prefix = ctx.settings.prefix;
   const before = await readRules(ctx);
   const foreign = before.filter((r) => !isOurRule(r, prefix));
-  const want = desiredRules(prefix, ctx.settings.lifecycle);
+  const want = o.remove ? [] : desiredRules(prefix, ctx.settings.lifecycle);
   const after = [...foreign, ...want];
   const changed = !same(before.filter((r) => isOurRule(r, prefix)), want);
   const dryRun = o.dryRun === true;
   if (changed && !dryRun) {
-    if (after.length > 0) {
-      await ctx.client.putBucketLifecycle(after);
-    } else if (ctx.client.deleteBucketLifecycle) {
-      await ctx.client.deleteBucketLifecycle();
-    } else {
-      // An empty configuration cannot be PUT; without DeleteBucketLifecycle the stale rule stays.
-      ctx.logger.warn('cannot remove the last lifecycle rule: the S3 client has no deleteBucketLifecycle');
-    }
+    // [] makes the client delete the configuration: only ever when no foreign rule is left
+    await ctx.client.putBucketLifecycle(after);
     ctx.logger.info('lifecycle rules applied', { prefix, rules: want.map((r) => r.id), kept: foreign.length });
   }
   return {

@@ -7,6 +7,7 @@ import { CONTENT_DIR, CONTENT_TYPES } from '../pve/content.js';
 import { MANIFEST_SUFFIX, NOTES_SUFFIX, PROTECTED_SUFFIX, classifyKey, sidecarNames, type VolumeInfo } from '../pve/volname.js';
 import type { ObjectSummary } from '../s3/types.js';
 import { listPending } from './local-cache.js';
+import { writeUsage } from './status.js';
 import { mapLimit } from './concurrency.js';
 import { readText } from './objects.js';
 import type { Content, GuestType, StoreContext, Volume } from './types.js';
@@ -19,8 +20,9 @@ export interface ListOptions {
   guestType?: 'qemu' | 'lxc' | 'openvz';
   /** merge files that exist only in the cache dir (default true when a cache dir is set) */
   pending?: boolean;
-  /** fetch the first line of notes (default true) */
+  /** fetch notes (default true): the first line, as PVE lists them, unless notesFull */
   notes?: boolean;
+  notesFull?: boolean;
 }
 
 /** Everything under one content folder, keyed by file name. */
@@ -75,8 +77,10 @@ export async function listVolumes(ctx: StoreContext, o: ListOptions = {}): Promi
   if (o.vmid !== undefined || o.guestType !== undefined) contents = contents.filter((c) => c === 'backup');
   const out: Volume[] = [];
   const withNotes: Volume[] = [];
+  let bytes = 0;
   for (const content of contents) {
     const folder = await listFolder(ctx, content);
+    for (const x of folder.values()) bytes += x.size;
     for (const [, obj] of folder) {
       const c = classifyKey(ctx.settings.prefix, obj.key);
       if (c.kind !== 'volume') continue;
@@ -88,10 +92,12 @@ export async function listVolumes(ctx: StoreContext, o: ListOptions = {}): Promi
       out.push(vol);
     }
   }
+  // a listing of everything is the usage figure `status` reports (docs/PROTOCOL.md, status)
+  if (contents.length === CONTENT_TYPES.length) await writeUsage(ctx, bytes);
   if (o.notes !== false) {
     await mapLimit(withNotes, 8, async (vol) => {
       const text = await readText(ctx, vol.key + NOTES_SUFFIX);
-      if (text !== null) vol.notes = firstLine(text);
+      if (text !== null && text !== '') vol.notes = o.notesFull ? text : firstLine(text);
     });
   }
   if (o.pending ?? ctx.settings.cacheDir !== undefined) {

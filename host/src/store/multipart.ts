@@ -6,29 +6,14 @@ import type { UploadInfo } from '../s3/types.js';
 import { nowOf, type StoreContext } from './types.js';
 
 export async function* listUploads(ctx: StoreContext): AsyncIterable<UploadInfo> {
-  let keyMarker: string | undefined;
-  let uploadIdMarker: string | undefined;
-  for (;;) {
-    const page = await ctx.client.listMultipartUploads({ prefix: ctx.settings.prefix, keyMarker, uploadIdMarker });
-    for (const u of page.uploads) yield u;
-    if (!page.isTruncated || page.nextKeyMarker === undefined) return;
-    // A server that repeats its marker would loop forever; stop instead.
-    if (page.nextKeyMarker === keyMarker && page.nextUploadIdMarker === uploadIdMarker) return;
-    keyMarker = page.nextKeyMarker;
-    uploadIdMarker = page.nextUploadIdMarker;
-  }
+  const all = await ctx.client.listMultipartUploads({ prefix: ctx.settings.prefix, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+  for (const u of all) if (u.key.startsWith(ctx.settings.prefix)) yield u;
 }
 
 /** Bytes already stored for one upload (sum of its parts). */
 export async function uploadBytes(ctx: StoreContext, u: UploadInfo): Promise<number> {
-  let total = 0;
-  let marker: number | undefined;
-  for (;;) {
-    const page = await ctx.client.listParts(u.key, u.uploadId, marker === undefined ? undefined : { partNumberMarker: marker });
-    for (const p of page.parts) total += p.size;
-    if (!page.isTruncated || page.nextPartNumberMarker === undefined || page.nextPartNumberMarker === marker) return total;
-    marker = page.nextPartNumberMarker;
-  }
+  const parts = await ctx.client.listParts(u.key, u.uploadId);
+  return parts.reduce((n, p) => n + p.size, 0);
 }
 
 export interface StaleUpload {

@@ -7,11 +7,11 @@ import type {
   DeleteResult,
   LifecycleRule,
   ListPage,
-  ListPartsPage,
-  ListUploadsPage,
   ObjectInfo,
   ObjectSummary,
+  PartInfo,
   PutOptions,
+  UploadInfo,
 } from '../s3/types.js';
 import type { Logger } from '../util/log.js';
 
@@ -22,16 +22,19 @@ export interface StoreClient {
   getObject(key: string, o?: { range?: [number, number]; signal?: AbortSignal }): Promise<{ body: AsyncIterable<Uint8Array>; info: ObjectInfo }>;
   putObject(key: string, body: Uint8Array, o?: PutOptions): Promise<{ etag: string }>;
   deleteObject(key: string): Promise<void>;
-  deleteObjects(keys: string[]): Promise<DeleteResult>;
+  deleteObjects(keys: readonly string[]): Promise<DeleteResult>;
   listObjects(o: { prefix?: string; delimiter?: string; continuationToken?: string; maxKeys?: number }): Promise<ListPage>;
   listAll(o: { prefix?: string; delimiter?: string }): AsyncIterable<ObjectSummary>;
-  listMultipartUploads(o?: { prefix?: string; keyMarker?: string; uploadIdMarker?: string }): Promise<ListUploadsPage>;
-  listParts(key: string, uploadId: string, o?: { partNumberMarker?: number }): Promise<ListPartsPage>;
+  /** every page, already followed */
+  listMultipartUploads(o?: { prefix?: string; signal?: AbortSignal }): Promise<UploadInfo[]>;
+  /** every page, already followed */
+  listParts(key: string, uploadId: string, o?: { signal?: AbortSignal }): Promise<PartInfo[]>;
   abortMultipartUpload(key: string, uploadId: string): Promise<void>;
   headBucket(): Promise<unknown>;
+  /** no configuration reads as [] */
   getBucketLifecycle(): Promise<LifecycleRule[]>;
-  putBucketLifecycle(rules: LifecycleRule[]): Promise<void>;
-  deleteBucketLifecycle?(): Promise<void>;
+  /** [] deletes the configuration (S3 refuses an empty one) */
+  putBucketLifecycle(rules: readonly LifecycleRule[]): Promise<void>;
 }
 
 export type { ContentType as Content } from '../pve/content.js';
@@ -51,6 +54,8 @@ export interface StoreSettings {
   /** the storage's local cache dir (PVE `path`); needed by sync-local and pending attributes */
   cacheDir?: string;
   lifecycle?: LifecycleSettings;
+  /** keep the local file after sync-local uploaded it (storage's keep-local setting; default true) */
+  keepLocal?: boolean;
   /** node name written into x-amz-meta-node (default: os.hostname()) */
   node?: string;
 }

@@ -1,0 +1,105 @@
+/**
+ * The Perl plugin's entry (docs/PROTOCOL.md): one request on stdin → one envelope on stdout, the
+ * human message as the last stderr line, exit 0 only with ok:true. The storage comes from the
+ * request's section alone (never storage.cfg, S3_* or the credentials file). Everything an op
+ * does not need is imported lazily: pvestatd starts this process every 10 s per storage.
+ */
+import { EXIT, PveS3Error } from '../util/errors.js';
+import { PROTOCOL_VERSION, errorReply, okReply, type Reply } from './envelope.js';
+import { readRequest } from './read-request.js';
+import { parseRequest } from './request.js';
+
+export const HOST_VERSION = '0.1.0';
+
+/** status must answer within this when the request gives no deadline (pvestatd kills at 5 s) */
+export const STATUS_DEFAULT_DEADLINE_MS = 4000;
+
+/** The store and pve layers have their own names for a few codes; the protocol's are in §5. */
+function protocolError(e: unknown, timedOut: boolean): unknown {
+  if (timedOut) {
+    return new PveS3Error('Timeout', `operation did not finish within its deadline: check the endpoint's reachability and speed, or retry`, {
+      retryable: true,
+    });
+  }
+  const err = e as PveS3Error;
+  if (!(err instanceof PveS3Error)) return e;
+  const rename: Record<string, string> = { InvalidVolume: 'InvalidVolname', ConfigMissing: 'ConfigInvalid' };
+  const code = rename[err.code];
+  if (code === undefined) return err;
+  return new PveS3Error(code, err.message, { status: err.status, retryable: err.retryable, exitCode: err.exitCode });
+}
+
+export async function handle(input: NodeJS.ReadableStream, started = Date.now()): Promise<Reply> {
+  let timedOut = false;
+  let timer: NodeJS.Timeout | undefined;
+  let client: { close(): Promise<void> } | undefined;
+  try {
+    const raw = await readRequest(input as import('node:stream').Readable);
+    const { OPS, OP_NAMES } = await import('./ops.js');
+    const doc = raw.doc as Record<string, unknown>;
+    if (doc && typeof doc === 'object' && doc.op === 'version' && doc.v === PROTOCOL_VERSION) {
+      return okReply({ protocol: PROTOCOL_VERSION, host_version: HOST_VERSION, ops: OP_NAMES }, `pve-s3 host ${HOST_VERSION}, protocol ${PROTOCOL_VERSION}`);
+    }
+    const req = parseRequest(raw.doc, OP_NAMES);
+    const deadlineRaw = doc.deadline_ms;
+    if (deadlineRaw !== undefined && (typeof deadlineRaw !== 'number' || !Number.isInteger(deadlineRaw) || deadlineRaw <= 0)) {
+      throw new PveS3Error('BadRequest', `invalid deadline_ms '${String(deadlineRaw)}': must be a positive integer (milliseconds)`, { exitCode: EXIT.usage });
+    }
+    const deadlineMs = (deadlineRaw as number | undefined) ?? (req.op === 'status' ? STATUS_DEFAULT_DEADLINE_MS : undefined);
+
+    const { registerSecret, FileLogger } = await import('../util/logger.js');
+    const secret = req.storage.secret_key;
+    if (typeof secret === 'string') registerSecret(secret);
+    const logger = new FileLogger({ component: `host:${req.op}` });
+    const { storageConfigFromSection } = await import('../config/resolve.js');
+    const { id, ...section } = req.storage;
+    const cfg = storageConfigFromSection(id, section, { logger });
+    const { toS3Settings } = await import('../config/s3-settings.js');
+    const { storeSettingsFrom } = await import('../store/settings.js');
+    const s3 = toS3Settings(cfg);
+
+    const ac = new AbortController();
+    let deadlineHit: Promise<never> | undefined;
+    if (deadlineMs !== undefined) {
+      const left = Math.max(1, deadlineMs - (Date.now() - started));
+      // no single request may outlive the deadline, and a retry storm must not either
+      s3.connectTimeoutMs = Math.min(s3.connectTimeoutMs, left);
+      s3.requestTimeoutMs = Math.min(s3.requestTimeoutMs, left);
+      if (req.op === 'status') s3.maxRetries = 1;
+      deadlineHit = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          timedOut = true;
+          ac.abort(new Error('deadline'));
+          reject(new Error('deadline'));
+        }, left);
+      });
+    }
+    const { S3Client } = await import('../s3/client.js');
+    const c = new S3Client(s3, { logger });
+    client = c;
+    const ctx = { client: c, settings: storeSettingsFrom(cfg, { storageId: id }), logger, signal: ac.signal };
+    const run = OPS[req.op]!(ctx, req.args);
+    const r = deadlineHit ? await Promise.race([run, deadlineHit]) : await run;
+    return okReply(r.result, r.message);
+  } catch (e) {
+    return errorReply(protocolError(e, timedOut));
+  } finally {
+    if (timer) clearTimeout(timer);
+    void client?.close().catch(() => {});
+  }
+}
+
+/** Last line of defence: no registered secret leaves this process, whatever a message says. */
+async function scrub(text: string): Promise<string> {
+  const { redact } = await import('../util/logger.js');
+  return redact(text);
+}
+
+export async function main(): Promise<void> {
+  const started = Date.now();
+  const reply = await handle(process.stdin, started);
+  const out = await scrub(JSON.stringify(reply.envelope) + '\n');
+  const msg = await scrub(reply.message + '\n');
+  process.stderr.write(msg);
+  process.stdout.write(out, () => process.exit(reply.exitCode));
+}

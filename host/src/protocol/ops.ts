@@ -1,0 +1,239 @@
+/**
+ * The operations of docs/PROTOCOL.md §4, each a thin mapping from args to a store call and from
+ * the store's answer to the documented result. Store modules are imported inside each op so a
+ * `status` never loads the transfer engine.
+ */
+import type { PruneKeep } from '../pve/prune.js';
+import type { LifecycleRule } from '../s3/types.js';
+import type { StoreContext, Volume } from '../store/types.js';
+import { EXIT, PveS3Error } from '../util/errors.js';
+import { badArg, bool, int, obj, oneOf, str, strList } from './args.js';
+
+export interface OpResult {
+  result: Record<string, unknown>;
+  message: string;
+}
+
+export type Op = (ctx: StoreContext, args: Record<string, unknown>) => Promise<OpResult>;
+
+const invalidArg = (msg: string) => new PveS3Error('InvalidArgument', msg, { exitCode: EXIT.usage });
+
+export function volumeJson(v: Volume): Record<string, unknown> {
+  const o: Record<string, unknown> = {
+    volname: v.volname,
+    content: v.content,
+    size: v.size,
+    ctime: v.ctime,
+    mtime: v.mtime ?? v.ctime,
+    etag: (v.etag ?? '').replace(/^"|"$/g, ''),
+    format: v.format,
+  };
+  if (v.content === 'backup') {
+    if (v.vmid !== undefined) o.vmid = v.vmid;
+    o.subtype = v.subtype ?? 'unknown';
+    if (v.notes !== undefined && v.notes !== '') o.notes = v.notes;
+    o.protected = v.protected;
+  }
+  o.verified = v.verified === true;
+  return o;
+}
+
+function human(n: number): string {
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let x = n;
+  while (x >= 1024 && i < u.length - 1) {
+    x /= 1024;
+    i++;
+  }
+  return i === 0 ? `${n} B` : `${x.toFixed(1)} ${u[i]}`;
+}
+
+function keepArg(args: Record<string, unknown>): PruneKeep {
+  const k = obj(args, 'keep');
+  if (!k) throw badArg('keep', '', 'required: an object like {"keep-last": 3} or {"keep-all": 1}');
+  const keep: PruneKeep = {};
+  for (const [name, val] of Object.entries(k)) {
+    if (name === 'keep-all') {
+      keep['keep-all'] = val === 1 || val === true || val === '1';
+      continue;
+    }
+    if (!/^keep-(last|hourly|daily|weekly|monthly|yearly)$/.test(name)) {
+      throw invalidArg(`invalid args.keep key '${name}': must be keep-all, keep-last, keep-hourly, keep-daily, keep-weekly, keep-monthly or keep-yearly`);
+    }
+    const n = typeof val === 'string' && /^\d+$/.test(val) ? Number(val) : val;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw invalidArg(`invalid args.keep.${name} '${String(val)}': must be a non-negative integer`);
+    (keep as Record<string, number>)[name] = n;
+  }
+  return keep;
+}
+
+function ruleJson(r: LifecycleRule): Record<string, unknown> {
+  return {
+    id: r.id ?? '',
+    prefix: r.filter?.prefix ?? r.legacyPrefix ?? '',
+    enabled: r.status === 'Enabled',
+    transitions: (r.transitions ?? []).map((t) => ({ days: t.days ?? null, storage_class: t.storageClass })),
+    expiration_days: r.expiration?.days ?? null,
+    abort_incomplete_days: r.abortIncompleteMultipartUpload?.daysAfterInitiation ?? null,
+  };
+}
+
+const absPath = (name: string, p: string): string => {
+  if (!p.startsWith('/')) throw invalidArg(`invalid ${name} '${p}': must be an absolute path`);
+  return p;
+};
+
+export const OPS: Record<string, Op> = {
+  async status(ctx) {
+    const { pveStatus } = await import('../store/status.js');
+    const s = await pveStatus(ctx);
+    return { result: { ...s }, message: `storage '${ctx.settings.storageId}' is active (bucket ${ctx.settings.bucket})` };
+  },
+
+  async activate(ctx) {
+    await ctx.client.headBucket();
+    return { result: { bucket: ctx.settings.bucket, reachable: true }, message: `bucket ${ctx.settings.bucket} is reachable` };
+  },
+
+  async check(ctx, args) {
+    const { diagnose } = await import('../store/diagnose.js');
+    const r = await diagnose(ctx, { writeTest: bool(args, 'write_test') === true });
+    const failed = r.checks.filter((c) => !c.ok);
+    return { result: { ...r }, message: failed.length === 0 ? `all ${r.checks.length} checks passed` : `check failed: ${failed[0]!.message}` };
+  },
+
+  async list(ctx, args) {
+    const { listVolumes } = await import('../store/list.js');
+    const content = strList(args, 'content', { commas: true });
+    const allowed = ['backup', 'iso', 'vztmpl', 'snippets'];
+    for (const c of content ?? []) if (!allowed.includes(c)) throw invalidArg(`invalid args.content '${c}': must be one of ${allowed.join(', ')}`);
+    const vmid = int(args, 'vmid', { min: 1 });
+    const vols = await listVolumes(ctx, {
+      ...(content ? { content: content as Volume['content'][] } : {}),
+      ...(vmid !== undefined ? { vmid } : {}),
+      pending: false,
+      notesFull: true,
+    });
+    return { result: { volumes: vols.map(volumeJson) }, message: `listed ${vols.length} volume${vols.length === 1 ? '' : 's'}` };
+  },
+
+  async stat(ctx, args) {
+    const { statVolume } = await import('../store/volumes.js');
+    const v = await statVolume(ctx, str(args, 'volname'));
+    return { result: { volume: volumeJson(v) }, message: `${v.volname}: ${human(v.size)}` };
+  },
+
+  async download(ctx, args) {
+    const { getVolume } = await import('../store/transfer.js');
+    const volname = str(args, 'volname');
+    const r = await getVolume(ctx, volname, absPath('dest', str(args, 'dest')), { force: bool(args, 'force') === true });
+    return {
+      result: { ...r },
+      message: r.downloaded ? `downloaded ${volname} (${human(r.size)})${r.verified ? '' : ', not verified: no manifest'}` : `${volname} already cached`,
+    };
+  },
+
+  async upload(ctx, args) {
+    const { putVolume } = await import('../store/transfer.js');
+    const volname = str(args, 'volname');
+    const notes = str(args, 'notes', true);
+    const log = str(args, 'log', true);
+    const v = await putVolume(ctx, volname, {
+      src: { path: absPath('src', str(args, 'src')) },
+      ...(notes !== undefined ? { notes } : {}),
+      protected: bool(args, 'protected') === true,
+      ...(log !== undefined ? { logPath: absPath('log', log) } : {}),
+      removeSource: bool(args, 'remove_source') === true,
+    });
+    return { result: { volume: volumeJson(v) }, message: `uploaded ${volname} (${human(v.size)})` };
+  },
+
+  async delete(ctx, args) {
+    const { deleteVolumes } = await import('../store/volumes.js');
+    const volnames = strList(args, 'volnames') ?? (str(args, 'volname', true) !== undefined ? [str(args, 'volname')] : undefined);
+    if (!volnames || volnames.length === 0) throw badArg('volnames', '', 'required: a non-empty list of volume names');
+    const r = await deleteVolumes(ctx, volnames);
+    return { result: { ...r }, message: `deleted ${r.deleted.length} volume${r.deleted.length === 1 ? '' : 's'}${r.missing.length ? `, ${r.missing.length} missing` : ''}` };
+  },
+
+  async 'get-attr'(ctx, args) {
+    const { getAttribute } = await import('../store/volumes.js');
+    const attr = oneOf(args, 'attr', ['notes', 'protected'] as const);
+    if (!attr) throw invalidArg(`invalid args.attr '': must be notes or protected`);
+    const volname = str(args, 'volname');
+    const value = await getAttribute(ctx, volname, attr);
+    return { result: { value }, message: `${attr} of ${volname} read` };
+  },
+
+  async 'set-attr'(ctx, args) {
+    const { setAttribute } = await import('../store/volumes.js');
+    const attr = oneOf(args, 'attr', ['notes', 'protected'] as const);
+    if (!attr) throw invalidArg(`invalid args.attr '': must be notes or protected`);
+    const volname = str(args, 'volname');
+    let value: string | boolean;
+    if (attr === 'notes') {
+      const raw = args.value;
+      if (raw !== undefined && raw !== null && typeof raw !== 'string') throw badArg('value', raw, 'notes must be a string');
+      value = (raw as string | undefined) ?? '';
+    } else {
+      const b = bool(args, 'value');
+      if (b === undefined) throw badArg('value', '', 'protected must be true or false');
+      value = b;
+    }
+    const stored = await setAttribute(ctx, volname, attr, value);
+    return { result: { value: stored }, message: `${attr} of ${volname} updated` };
+  },
+
+  async 'prune-plan'(ctx, args) {
+    const { prunePlan } = await import('../store/prune.js');
+    const vmid = int(args, 'vmid', { min: 1 });
+    const type = oneOf(args, 'type', ['qemu', 'lxc'] as const);
+    const entries = await prunePlan(ctx, keepArg(args), { ...(vmid !== undefined ? { vmid } : {}), ...(type ? { type } : {}) });
+    const n = entries.filter((e) => e.mark === 'remove').length;
+    return { result: { entries }, message: `${entries.length} backups, ${n} to remove` };
+  },
+
+  async prune(ctx, args) {
+    const { prune } = await import('../store/prune.js');
+    const vmid = int(args, 'vmid', { min: 1 });
+    const type = oneOf(args, 'type', ['qemu', 'lxc'] as const);
+    const r = await prune(ctx, keepArg(args), { ...(vmid !== undefined ? { vmid } : {}), ...(type ? { type } : {}), dryRun: bool(args, 'dryrun') === true });
+    return {
+      result: { entries: r.entries, removed: r.removed, errors: r.errors },
+      message: r.errors.length > 0 ? `error pruning backups - check log (${r.errors[0]!.message})` : `removed ${r.removed.length} backup${r.removed.length === 1 ? '' : 's'}`,
+    };
+  },
+
+  async lifecycle(ctx, args) {
+    const { lifecycleApply, lifecycleShow } = await import('../store/lifecycle.js');
+    const action = oneOf(args, 'action', ['show', 'apply', 'remove'] as const) ?? 'show';
+    const view = action === 'show' ? await lifecycleShow(ctx) : await lifecycleApply(ctx, { remove: action === 'remove' });
+    const ours = new Set(view.ours);
+    const enabled = view.rules.some((r) => r.id !== undefined && ours.has(r.id) && r.status === 'Enabled');
+    return { result: { enabled, rules: view.rules.map(ruleJson) }, message: `${view.rules.length} lifecycle rule${view.rules.length === 1 ? '' : 's'} (${ours.size} ours)` };
+  },
+
+  async 'abort-stale-uploads'(ctx, args) {
+    const { abortStaleUploads } = await import('../store/multipart.js');
+    const hours = int(args, 'older_than_hours', { min: 0 }) ?? 24;
+    const r = await abortStaleUploads(ctx, { olderThanSeconds: hours * 3600, dryRun: bool(args, 'dryrun') === true });
+    const aborted = r.uploads
+      .filter((u) => r.dryRun || u.aborted)
+      .map((u) => ({ key: u.key, upload_id: u.uploadId, initiated: u.initiated ? Math.floor(Date.parse(u.initiated) / 1000) : null }));
+    if (r.failed > 0) throw new PveS3Error('AbortFailed', `${r.failed} stale upload(s) could not be aborted: ${r.uploads.find((u) => u.error)?.error ?? ''}`);
+    return { result: { aborted }, message: `${r.dryRun ? 'would abort' : 'aborted'} ${aborted.length} stale upload${aborted.length === 1 ? '' : 's'}` };
+  },
+
+  async 'sync-local'(ctx, args) {
+    const { syncLocal } = await import('../store/sync.js');
+    const r = await syncLocal(ctx, {
+      quietSeconds: int(args, 'quiet_seconds', { min: 0 }) ?? 60,
+      dryRun: bool(args, 'dryrun') === true,
+      keepLocal: ctx.settings.keepLocal !== false,
+    });
+    return { result: { uploaded: r.uploaded, skipped: r.skipped, errors: r.errors }, message: `synced ${r.uploaded.length} file${r.uploaded.length === 1 ? '' : 's'}${r.errors.length ? `, ${r.errors.length} failed` : ''}` };
+  },
+};
+
+export const OP_NAMES: readonly string[] = ['version', ...Object.keys(OPS)];

@@ -1,0 +1,24 @@
+/** StoreSettings from a resolved StorageConfig: the one mapping both front doors use. */
+import type { StorageConfig } from '../config/types.js';
+import type { StoreSettings } from './types.js';
+
+export function storeSettingsFrom(cfg: StorageConfig, o: { storageId?: string } = {}): StoreSettings {
+  const s: StoreSettings = {
+    storageId: o.storageId ?? cfg.storageId ?? 'env',
+    bucket: cfg.bucket,
+    prefix: cfg.prefix,
+    chunkSizeMB: cfg.multipartChunkSizeMB,
+    concurrency: cfg.maxConcurrentUploads,
+    lifecycle: {
+      enabled: cfg.lifecycle.enabled,
+      abortIncompleteDays: cfg.lifecycle.abortIncompleteDays,
+      ...(cfg.lifecycle.transitionDays !== undefined ? { transitionDays: cfg.lifecycle.transitionDays } : {}),
+      ...(cfg.lifecycle.glacierDays !== undefined ? { glacierDays: cfg.lifecycle.glacierDays } : {}),
+    },
+  };
+  if (cfg.storageClass) s.storageClass = cfg.storageClass;
+  if (cfg.sse) s.put = { sse: cfg.sse };
+  if (cfg.path) s.cacheDir = cfg.path;
+  s.keepLocal = cfg.keepLocal;
+  return s;
+}
