@@ -2,18 +2,10 @@
 // signatures (with and without trailer), the URI-encoding cases; plus the S3 rules the examples
 // do not spell out (query encoding/sorting, header canonicalisation, key cache, input checks).
 import { createHash, createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { PveS3Error } from '../../host/src/util/errors.js';
 import { SigV4Signer, s3EncodeComponent, s3EncodePath, toAmzDate } from '../../host/src/wasm/signer.js';
-
-function vectorsDir(): string {
-  const env = process.env.PVE_S3_VECTORS;
-  if (env) return resolve(env);
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'vectors');
-}
+import { readVectors } from '../helpers/vectors.js';
 
 interface Chunk { size: number; dataSha256: string; stringToSign: string; signature: string; chunkHeader: string }
 interface Example {
@@ -29,7 +21,7 @@ interface Examples {
   uriEncodingCases: { cases: Array<{ id: string; bucket: string; key: string; expectedPath: string; host: string }> };
 }
 
-const ex = JSON.parse(readFileSync(join(vectorsDir(), 's3-sigv4-examples.json'), 'utf8')) as Examples;
+const ex = readVectors<Examples>('s3-sigv4-examples.json');
 const DATE = new Date(Date.UTC(2013, 4, 24, 0, 0, 0));
 const signer = () => new SigV4Signer({ credentials: ex.credentials, region: ex.region });
 const sha256Hex = (d: string | Uint8Array) => createHash('sha256').update(d).digest('hex');

@@ -1,21 +1,11 @@
 // The AWS SigV4 test suites (generic .req/.creq/.sts/.authz and aws-c-auth's header + presigned
 // variants), every S3-applicable case, through the WASM signer with a fixed clock.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { SigV4Signer } from '../../host/src/wasm/signer.js';
+import { readVectors } from '../helpers/vectors.js';
 
-// Local resolver until test/helpers/vectors.ts exists (same rule: PVE_S3_VECTORS overrides).
-function vectorsDir(): string {
-  const env = process.env.PVE_S3_VECTORS;
-  if (env) return resolve(env);
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'vectors');
-}
-function readVector<T>(name: string): T {
-  return JSON.parse(readFileSync(join(vectorsDir(), name), 'utf8')) as T;
-}
+const readVector = readVectors;
 
 interface Creds { accessKeyId: string; secretAccessKey: string; sessionToken?: string }
 interface RawRequest { method: string; path: string; query: string; headers: Array<[string, string]>; body: string }
@@ -31,7 +21,7 @@ interface CrtCase {
 }
 
 /** "20150830T123600Z" → Date */
-export function amzToDate(s: string): Date {
+function amzToDate(s: string): Date {
   const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(s);
   if (!m) throw new Error(`bad amz date ${s}`);
   return new Date(Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!));
