@@ -1,0 +1,1137 @@
+package PVE::Storage::Custom::S3Plugin;
+
+# Proxmox VE storage plugin for S3-compatible object stores (type 's3').
+#
+# The plugin never speaks HTTP: every remote operation runs the pve-s3 host once, with one JSON
+# request on stdin and one JSON envelope on stdout (docs/PROTOCOL.md). PVE needs real files for
+# restores, ISOs, templates and snippets, so the storage's `path` is a local cache directory in
+# PVE's usual layout; downloads land there in activate_volume, and local-only files (vzdump
+# archives, GUI uploads) are listed until the vzdump hook or `sync-local` puts them in the bucket.
+#
+# No `use PVE::Storage` here: this file is loaded while PVE::Storage is still being compiled
+# (reference §2.5), so PVE::Storage functions are only called fully qualified at run time.
+
+use strict;
+use warnings;
+
+use Fcntl qw(:flock O_RDWR O_CREAT);
+use File::Path qw(make_path);
+use IO::File;
+use JSON::PP;
+use POSIX qw(ENOENT);
+
+use PVE::JSONSchema;
+use PVE::Tools qw(run_command file_get_contents file_set_contents);
+use PVE::Storage::Plugin;
+
+use base qw(PVE::Storage::Plugin);
+
+use constant {
+    MIN_API => 11, # sensitive-properties (the secret stays out of storage.cfg) exists since 11
+    MAX_API => 15, # highest API this plugin was checked against
+};
+
+my $DEFAULT_HOST_BIN = '/usr/lib/pve-s3/pve-s3-host';
+my $DEFAULT_PRIV_DIR = '/etc/pve/priv/storage';
+my $DEFAULT_CACHE_BASE = '/var/lib/pve-s3/cache';
+
+my $STATUS_TTL = 20; # pvestatd asks every 10 s; one host run per storage every other cycle
+my $STATUS_FAIL_TTL = 10; # an outage is re-probed sooner than a healthy bucket
+my $SYNC_INTERVAL = 60; # at most one background sync-local start per minute
+my $EVICT_INTERVAL = 3600;
+
+# Cached copies not used for this long are evicted (seconds). Snippets are never evicted: a
+# hookscript runs before any activation, so it must already be on disk.
+my $EVICT_AGE = {
+    backup => 1 * 86400,
+    iso => 7 * 86400,
+    vztmpl => 7 * 86400,
+};
+
+# Per-op timeouts (s) of docs/PROTOCOL.md §8.
+my $OP_TIMEOUT = {
+    version => 5,
+    status => 5,
+    activate => 30,
+    stat => 30,
+    'get-attr' => 30,
+    'set-attr' => 30,
+    list => 300,
+    delete => 300,
+    check => 300,
+    lifecycle => 300,
+    'abort-stale-uploads' => 300,
+    'prune-plan' => 600,
+    prune => 600,
+    download => 86400,
+    upload => 86400,
+    'sync-local' => 86400,
+};
+
+# Ops whose stderr is progress worth showing in the task log.
+my $OP_PROGRESS = { download => 1, upload => 1, 'sync-local' => 1 };
+
+my $CONTENT_SUBDIR = {
+    backup => 'dump',
+    iso => 'template/iso',
+    vztmpl => 'template/cache',
+    snippets => 'snippets',
+};
+
+my $json = JSON::PP->new->utf8->canonical;
+
+# --- loading -------------------------------------------------------------------------------
+
+my $api_warned;
+
+sub api {
+    my $ver = PVE::Storage->can('APIVER') ? PVE::Storage::APIVER() : MIN_API;
+    if ($ver < MIN_API) {
+        # Returning MIN_API makes the loader reject us cleanly; say why once per process.
+        warn "pve-s3: Proxmox VE storage API $ver is too old for the s3 storage plugin (needs API "
+            . MIN_API
+            . ", PVE 8.4 or newer) - not loading\n"
+            if !$api_warned++;
+        return MIN_API;
+    }
+    return $ver > MAX_API ? MAX_API : $ver;
+}
+
+sub type {
+    return 's3';
+}
+
+sub plugindata {
+    return {
+        content => [
+            { backup => 1, iso => 1, vztmpl => 1, snippets => 1, none => 1 },
+            { backup => 1, iso => 1, vztmpl => 1, snippets => 1 },
+        ],
+        'sensitive-properties' => { secret_key => 1 },
+    };
+}
+
+# Volumes are reachable from every node (the bucket), so migration with an ISO attached works
+# and deletes take the cluster-wide lock. Pending local files are visible only on their node.
+push @PVE::Storage::Plugin::SHARED_STORAGE, 's3'
+    if !grep { $_ eq 's3' } @PVE::Storage::Plugin::SHARED_STORAGE;
+
+my $bool_prop = sub {
+    my ($description, $default) = @_;
+    return { type => 'boolean', description => $description, default => $default };
+};
+
+sub own_properties {
+    return {
+        bucket => {
+            description => "S3 bucket name.",
+            type => 'string',
+            pattern => '[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]',
+        },
+        endpoint => {
+            description => "S3 endpoint: host[:port], optionally with http:// or https://.",
+            type => 'string',
+            pattern => '(?:https?://)?[A-Za-z0-9.\-]+(?::\d{1,5})?/?|(?:https?://)?\[[0-9A-Fa-f:.]+\](?::\d{1,5})?/?',
+            maxLength => 256,
+        },
+        region => {
+            description => "S3 region (signing scope).",
+            type => 'string',
+            pattern => '[A-Za-z0-9][A-Za-z0-9_\-]{0,63}',
+            default => 'us-east-1',
+        },
+        access_key => {
+            description => "S3 access key ID.",
+            type => 'string',
+            pattern => '[!-~]{1,256}',
+        },
+        secret_key => {
+            description => "S3 secret access key (kept in /etc/pve/priv/storage/<ID>.pw).",
+            type => 'string',
+            maxLength => 256,
+        },
+        prefix => {
+            description => "Key prefix inside the bucket, e.g. 'proxmox/'.",
+            type => 'string',
+            pattern => '[^\s\\\\]{0,512}',
+            default => '',
+        },
+        storage_class => {
+            description => "Storage class for new objects (STANDARD, STANDARD_IA, GLACIER_IR, ...).",
+            type => 'string',
+            pattern => '[A-Z][A-Z0-9_]{0,63}',
+            default => 'STANDARD',
+        },
+        multipart_chunk_size => {
+            description => "Multipart part size in MB.",
+            type => 'integer',
+            minimum => 5,
+            maximum => 5120,
+            default => 100,
+        },
+        max_concurrent_uploads => {
+            description => "Parts transferred in parallel.",
+            type => 'integer',
+            minimum => 1,
+            maximum => 20,
+            default => 3,
+        },
+        connection_timeout => {
+            description => "Per-request timeout in seconds.",
+            type => 'integer',
+            minimum => 10,
+            maximum => 300,
+            default => 60,
+        },
+        server_side_encryption => {
+            description => "Server-side encryption of new objects.",
+            type => 'string',
+            enum => ['AES256', 'aws:kms'],
+        },
+        kms_key_id => {
+            description => "KMS key ID for server_side_encryption aws:kms.",
+            type => 'string',
+            pattern => '[!-~]{1,2048}',
+        },
+        lifecycle_enabled => $bool_prop->("Manage a bucket lifecycle policy for the prefix.", 0),
+        transition_days => {
+            description => "Days before objects move to STANDARD_IA (lifecycle).",
+            type => 'integer',
+            minimum => 1,
+            maximum => 36500,
+        },
+        glacier_days => {
+            description => "Days before objects move to GLACIER (lifecycle).",
+            type => 'integer',
+            minimum => 1,
+            maximum => 36500,
+        },
+        force_path_style => $bool_prop->("Path-style addressing (default: automatic).", undef),
+        use_ssl => $bool_prop->("Use HTTPS when the endpoint has no scheme.", 1),
+        ca_file => {
+            description => "PEM file with the CA certificate(s) to trust for the endpoint.",
+            type => 'string',
+            pattern => '/[^\0\n]{0,4095}',
+        },
+        tls_verify => $bool_prop->("Verify the endpoint's TLS certificate.", 1),
+        tls_fingerprint => {
+            description => "Pin the endpoint's leaf certificate by SHA-256 fingerprint.",
+            type => 'string',
+            pattern => '[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){31}',
+        },
+        keep_local => $bool_prop->("Keep a local copy after uploading a backup.", 0),
+    };
+}
+
+# PVE globals we reuse (never define). Only those present in this PVE's schema are listed in
+# options(), so names that exist in one major only are safe here.
+my $GLOBAL_OPTIONS = {
+    path => { optional => 1 },
+    content => { optional => 1 },
+    nodes => { optional => 1 },
+    disable => { optional => 1 },
+    shared => { optional => 1 },
+    'prune-backups' => { optional => 1 },
+    'max-protected-backups' => { optional => 1 },
+    bwlimit => { optional => 1 },
+};
+
+my $OWN_REQUIRED = { bucket => 1, endpoint => 1, access_key => 1 };
+my $OWN_FIXED = { bucket => 1 };
+
+our $in_properties;
+
+# Defensive (reference §3.5): init() calls this exactly once, after every plugin registered.
+# Names someone else already defines are left to them, so a clash never stops PVE loading.
+sub properties {
+    my ($class) = @_;
+
+    my $own = own_properties();
+    return $own if $in_properties;
+    local $in_properties = 1;
+
+    my %taken;
+    eval {
+        my $pdata = PVE::Storage::Plugin->private();
+        $taken{$_} = 1 for keys %{ $pdata->{propertyList} // {} };
+        for my $type (keys %{ $pdata->{plugins} // {} }) {
+            my $plugin = $pdata->{plugins}->{$type};
+            next if $plugin eq $class || $type eq 's3';
+            my $props = eval { $plugin->properties() } // {};
+            $taken{$_} = 1 for keys %$props;
+        }
+    };
+    delete $own->{$_} for keys %taken;
+    return $own;
+}
+
+sub options {
+    my ($class) = @_;
+
+    my $wanted = { %$GLOBAL_OPTIONS };
+    for my $name (keys %{ own_properties() }) {
+        my $opt = {};
+        $opt->{optional} = 1 if !$OWN_REQUIRED->{$name};
+        $opt->{fixed} = 1 if $OWN_FIXED->{$name};
+        $wanted->{$name} = $opt;
+    }
+
+    my $known = eval { PVE::Storage::Plugin->private()->{propertyList} } // {};
+    # Before init() nothing is known yet; hand out everything rather than nothing.
+    return $wanted if !%$known;
+    return { map { $_ => $wanted->{$_} } grep { exists $known->{$_} } keys %$wanted };
+}
+
+# --- configuration and secrets -------------------------------------------------------------
+
+sub default_cache_dir {
+    my ($storeid) = @_;
+    return "$DEFAULT_CACHE_BASE/$storeid";
+}
+
+# Parsing storage.cfg passes $create = 1, so this also fills `path` for existing sections.
+sub check_config {
+    my ($class, $sectionId, $config, $create, $skipSchemaCheck) = @_;
+
+    $config->{path} //= default_cache_dir($sectionId) if $create;
+    return $class->SUPER::check_config($sectionId, $config, $create, $skipSchemaCheck);
+}
+
+sub priv_dir {
+    return $ENV{PVE_S3_PRIV_DIR} // $DEFAULT_PRIV_DIR;
+}
+
+sub secret_file {
+    my ($storeid) = @_;
+    return priv_dir() . "/$storeid.pw";
+}
+
+sub set_secret {
+    my ($storeid, $secret) = @_;
+
+    die "secret_key must not contain a line break\n" if $secret =~ m/[\r\n]/;
+    die "secret_key must not be empty\n" if $secret eq '';
+    my $dir = priv_dir();
+    make_path($dir, { mode => 0700 }) if !-d $dir;
+    file_set_contents(secret_file($storeid), "$secret\n", 0600);
+}
+
+sub delete_secret {
+    my ($storeid) = @_;
+    my $file = secret_file($storeid);
+    unlink($file) or $! == ENOENT or die "unable to delete secret file '$file' - $!\n";
+}
+
+sub read_secret {
+    my ($storeid) = @_;
+    my $file = secret_file($storeid);
+    return undef if !-f $file;
+    my $data = file_get_contents($file);
+    my ($line) = split(/\n/, $data, 2);
+    return defined($line) && $line ne '' ? $line : undef;
+}
+
+sub on_add_hook {
+    my ($class, $storeid, $scfg, %sensitive) = @_;
+
+    if (defined($sensitive{secret_key})) {
+        set_secret($storeid, $sensitive{secret_key});
+    } else {
+        # A leftover from an earlier storage of the same ID must not be picked up silently.
+        delete_secret($storeid);
+    }
+    return undef;
+}
+
+sub on_update_hook {
+    my ($class, $storeid, $scfg, %sensitive) = @_;
+
+    return undef if !exists($sensitive{secret_key});
+    if (defined($sensitive{secret_key})) {
+        set_secret($storeid, $sensitive{secret_key});
+    } else {
+        delete_secret($storeid);
+    }
+    return undef;
+}
+
+sub on_delete_hook {
+    my ($class, $storeid, $scfg) = @_;
+    delete_secret($storeid);
+    return undef;
+}
+
+# --- the host runner -----------------------------------------------------------------------
+
+sub host_command {
+    my $bin = $ENV{PVE_S3_HOST_BIN} // $DEFAULT_HOST_BIN;
+    $bin =~ s/^\s+|\s+$//g;
+    return [split(/\s+/, $bin)];
+}
+
+# storage.cfg text form of every value (docs/PROTOCOL.md §2.1).
+sub storage_object {
+    my ($storeid, $scfg) = @_;
+
+    my $obj = { id => "$storeid" };
+    for my $key (keys %$scfg) {
+        next if $key eq 'type';
+        my $value = $scfg->{$key};
+        next if !defined($value);
+        if (ref($value) eq 'HASH') {
+            if ($key eq 'content-dirs') {
+                $value = join(',', map { "$_=$value->{$_}" } sort keys %$value);
+            } else {
+                $value = join(',', sort grep { $value->{$_} } keys %$value);
+            }
+        } elsif (ref($value)) {
+            next;
+        }
+        $obj->{$key} = "$value";
+    }
+    my $secret = read_secret($storeid);
+    $obj->{secret_key} = $secret if defined($secret);
+    return $obj;
+}
+
+# Runs one host operation. Returns ($result, undef) or (undef, $error) where $error is the
+# envelope's error object (or one of the runner's own: HostMissing, HostTimeout, HostFailed).
+sub host_try {
+    my ($storeid, $scfg, $op, $args, %opts) = @_;
+
+    my $timeout = $opts{timeout} // $OP_TIMEOUT->{$op} // 300;
+    my $request = {
+        v => 1,
+        op => $op,
+        deadline_ms => int(($timeout > 2 ? $timeout - 1 : $timeout) * 1000),
+        storage => storage_object($storeid, $scfg),
+        args => $args // {},
+    };
+    my $cmd = host_command();
+    my $exe = $cmd->[0];
+    if (!defined($exe) || ($exe =~ m|/| && !-x $exe)) {
+        return (undef, {
+            code => 'HostMissing',
+            message => "pve-s3 host '" . ($exe // '') . "' not found or not executable - install pve-s3 or set PVE_S3_HOST_BIN",
+            retryable => JSON::PP::false,
+        });
+    }
+
+    my $stdout = '';
+    my $last_err;
+    my $progress = $opts{progress} // $OP_PROGRESS->{$op};
+    my $exitcode = eval {
+        run_command(
+            $cmd,
+            input => $json->encode($request),
+            outfunc => sub { $stdout .= "$_[0]\n" },
+            errfunc => sub {
+                my $line = shift;
+                return if $line !~ m/\S/;
+                $last_err = $line;
+                print "$line\n" if $progress;
+            },
+            timeout => $timeout,
+            noerr => 1,
+        );
+    };
+    if (my $err = $@) {
+        if ($err =~ m/got timeout/) {
+            return (undef, {
+                code => 'HostTimeout',
+                message => "pve-s3 host operation '$op' on storage '$storeid' timed out after ${timeout}s",
+                retryable => JSON::PP::true,
+            });
+        }
+        chomp $err;
+        return (undef, { code => 'HostFailed', message => $err, retryable => JSON::PP::false });
+    }
+
+    my $envelope = eval { $json->decode($stdout) };
+    if (ref($envelope) ne 'HASH' || !exists($envelope->{ok})) {
+        my $msg = $last_err // "pve-s3 host exited with code $exitcode without a reply";
+        return (undef, { code => 'HostFailed', message => $msg, retryable => JSON::PP::false });
+    }
+    if ($envelope->{ok} && $exitcode == 0) {
+        return ($envelope->{result} // {}, undef);
+    }
+    my $error = ref($envelope->{error}) eq 'HASH' ? $envelope->{error} : {};
+    $error->{code} //= 'HostFailed';
+    $error->{message} //= $last_err // "pve-s3 host operation '$op' failed (exit code $exitcode)";
+    $error->{message} =~ s/[\r\n].*//s;
+    return (undef, $error);
+}
+
+sub host_call {
+    my ($storeid, $scfg, $op, $args, %opts) = @_;
+    my ($result, $error) = host_try($storeid, $scfg, $op, $args, %opts);
+    die "$error->{message}\n" if $error;
+    return $result;
+}
+
+# --- volume names and paths ----------------------------------------------------------------
+
+my $BACKUP_RE = qr/\.(?:tgz|(?:tar|vma)(?:\.(?:gz|lzo|zst|bz2))?)/;
+my $ISO_RE = qr/\.(?:iso|img)/i;
+my $VZTMPL_RE = qr/\.tar(?:\.(?:gz|xz|zst|bz2))?/i;
+
+# Only the four file content types; images and anything with '..', control characters or a
+# second slash is refused before the host is ever asked.
+sub parse_volname {
+    my ($class, $volname) = @_;
+
+    die "unable to parse s3 volume name '$volname'\n"
+        if !defined($volname) || $volname =~ m/\.\./ || $volname =~ m/[\x00-\x1f\x7f]/;
+
+    if ($volname =~ m!^iso/([^/]+$ISO_RE)$!) {
+        return ('iso', $1, undef, undef, undef, undef, 'raw');
+    } elsif ($volname =~ m!^vztmpl/([^/]+$VZTMPL_RE)$!) {
+        my $name = $1;
+        return ('vztmpl', $name, undef, undef, undef, undef, 'raw') if $name !~ m/\.tar\.[^.]+\.tar/i;
+    } elsif ($volname =~ m!^backup/([^/]+$BACKUP_RE)$!) {
+        my $name = $1;
+        my $vmid = $name =~ m/^vzdump-(?:openvz|lxc|qemu)-(\d+)-/ ? $1 : undef;
+        return ('backup', $name, $vmid, undef, undef, undef, 'raw');
+    } elsif ($volname =~ m!^snippets/([^/]+)$!) {
+        my $name = $1;
+        return ('snippets', $name, undef, undef, undef, undef, 'raw') if $name !~ m/^\./;
+    }
+    die "unable to parse s3 volume name '$volname'\n";
+}
+
+sub filesystem_path {
+    my ($class, $scfg, $volname, $snapname) = @_;
+
+    die "storage type 's3' does not support snapshots\n" if defined($snapname);
+    my ($vtype, $name, $vmid) = $class->parse_volname($volname);
+    my $path = $class->get_subdir($scfg, $vtype) . "/$name";
+    return wantarray ? ($path, $vmid, $vtype) : $path;
+}
+
+# Deterministic and cheap: PVE 8.4 calls it before activation for ISOs, hookscripts never activate.
+sub path {
+    my ($class, $scfg, $volname, $storeid, $snapname) = @_;
+    return $class->filesystem_path($scfg, $volname, $snapname);
+}
+
+sub state_dir {
+    my ($scfg) = @_;
+    die "storage definition has no path\n" if !$scfg->{path};
+    return "$scfg->{path}/.pve-s3";
+}
+
+sub record_file {
+    my ($scfg, $vtype, $name) = @_;
+    return state_dir($scfg) . "/records/$vtype/$name.json";
+}
+
+sub read_record {
+    my ($scfg, $vtype, $name) = @_;
+    my $file = record_file($scfg, $vtype, $name);
+    return undef if !-f $file;
+    my $rec = eval { $json->decode(file_get_contents($file)) };
+    return ref($rec) eq 'HASH' ? $rec : undef;
+}
+
+# A local file is a cached copy of a bucket object if its record matches size and mtime;
+# anything else there is pending (docs/PROTOCOL.md §6).
+sub local_state {
+    my ($scfg, $vtype, $name, $path) = @_;
+    my @st = stat($path);
+    return ('missing') if !@st;
+    my $rec = read_record($scfg, $vtype, $name);
+    return ('cached', \@st, $rec)
+        if $rec && defined($rec->{size}) && defined($rec->{mtime})
+        && $rec->{size} == $st[7] && $rec->{mtime} == $st[9];
+    return ('pending', \@st, $rec);
+}
+
+sub remove_local {
+    my ($class, $scfg, $volname) = @_;
+    my ($path, undef, $vtype) = $class->filesystem_path($scfg, $volname);
+    my (undef, $name) = $class->parse_volname($volname);
+    my @files = ($path, "$path.notes", "$path.protected", record_file($scfg, $vtype, $name));
+    if ($vtype eq 'backup' && $name =~ m/^(.*?)\.(?:tgz|tar|vma)(?:\.[a-z0-9]+)?$/) {
+        push @files, $class->get_subdir($scfg, 'backup') . "/$1.log";
+    }
+    for my $file (@files) {
+        unlink($file) or $! == ENOENT or warn "unable to remove '$file' - $!\n";
+    }
+}
+
+# --- storage level -------------------------------------------------------------------------
+
+sub ensure_cache_dirs {
+    my ($scfg) = @_;
+    my $path = $scfg->{path} or die "storage definition has no path\n";
+    make_path($path, { mode => 0755 }) if !-d $path;
+    make_path(state_dir($scfg), { mode => 0700 }) if !-d state_dir($scfg);
+}
+
+sub read_status_cache {
+    my ($scfg) = @_;
+    my $file = eval { state_dir($scfg) . '/status.json' } or return undef;
+    my $data = eval { $json->decode(file_get_contents($file)) };
+    return undef if ref($data) ne 'HASH' || !defined($data->{at});
+    my $ttl = $data->{active} ? $STATUS_TTL : $STATUS_FAIL_TTL;
+    my $age = time() - $data->{at};
+    return undef if $age < 0 || $age >= $ttl;
+    return $data;
+}
+
+sub write_status_cache {
+    my ($scfg, $data) = @_;
+    eval {
+        my $dir = state_dir($scfg);
+        return if !-d $dir;
+        file_set_contents("$dir/status.json", $json->encode({ %$data, at => time() }), 0600);
+    };
+}
+
+# Never dies, never waits longer than the status timeout (pvestatd runs all storages serially).
+sub probe_status {
+    my ($storeid, $scfg) = @_;
+
+    my $cached = read_status_cache($scfg);
+    return $cached if $cached;
+    my ($res, $err) = eval { host_try($storeid, $scfg, 'status', {}) };
+    $err //= { message => $@ } if !$res && !$err;
+    my $data;
+    if ($res && $res->{active}) {
+        $data = {
+            active => 1,
+            total => int($res->{total} // 0),
+            used => int($res->{used} // 0),
+            avail => int($res->{avail} // 0),
+        };
+    } else {
+        my $msg = $err ? $err->{message} : 'bucket not active';
+        chomp $msg;
+        $data = { active => 0, total => 0, used => 0, avail => 0, error => $msg };
+    }
+    write_status_cache($scfg, $data);
+    return $data;
+}
+
+sub status {
+    my ($class, $storeid, $scfg, $cache) = @_;
+
+    my $data = eval { probe_status($storeid, $scfg) }
+        // { active => 0, total => 0, used => 0, avail => 0 };
+    eval { $class->background_maintenance($storeid, $scfg) } if $data->{active};
+    return ($data->{total}, $data->{avail}, $data->{used}, $data->{active} ? 1 : 0);
+}
+
+sub activate_storage {
+    my ($class, $storeid, $scfg, $cache) = @_;
+
+    ensure_cache_dirs($scfg);
+    $class->SUPER::activate_storage($storeid, $scfg, $cache);
+
+    my $cached = read_status_cache($scfg);
+    return 1 if $cached && $cached->{active};
+    my ($res, $err) = host_try($storeid, $scfg, 'activate', {}, timeout => $OP_TIMEOUT->{status});
+    if ($err) {
+        write_status_cache($scfg, { active => 0, total => 0, used => 0, avail => 0, error => $err->{message} });
+        die "$err->{message}\n";
+    }
+    return 1;
+}
+
+sub deactivate_storage {
+    my ($class, $storeid, $scfg, $cache) = @_;
+    return 1;
+}
+
+sub check_connection {
+    my ($class, $storeid, $scfg) = @_;
+    return 1;
+}
+
+# --- listing -------------------------------------------------------------------------------
+
+sub first_line {
+    my ($text) = @_;
+    return undef if !defined($text);
+    my ($line) = split(/\n/, $text, 2);
+    return $line;
+}
+
+sub volume_item {
+    my ($storeid, $vol) = @_;
+
+    my $item = {
+        volid => "$storeid:$vol->{volname}",
+        content => $vol->{content},
+        format => $vol->{format},
+        size => int($vol->{size} // 0),
+        ctime => int($vol->{ctime} // $vol->{mtime} // 0),
+    };
+    if ($vol->{content} eq 'backup') {
+        $item->{vmid} = int($vol->{vmid}) if defined($vol->{vmid});
+        $item->{subtype} = $vol->{subtype} // 'unknown';
+        my $notes = first_line($vol->{notes});
+        $item->{notes} = $notes if defined($notes) && $notes ne '';
+        $item->{protected} = 1 if $vol->{protected};
+        if (exists($vol->{verified})) {
+            $item->{verification} = { state => $vol->{verified} ? 'ok' : 'failed' };
+        }
+    }
+    return $item;
+}
+
+sub listing_format {
+    my ($vtype, $name) = @_;
+    return 'iso' if $vtype eq 'iso';
+    return 'snippet' if $vtype eq 'snippets';
+    if ($vtype eq 'vztmpl') {
+        return 'tar' if $name =~ m/\.tar$/i;
+        my ($comp) = $name =~ m/\.tar\.([a-z0-9]+)$/i;
+        return 't' . lc($comp // 'ar');
+    }
+    return $1 if $name =~ m/\.((?:tgz)|(?:tar|vma)(?:\.[a-z0-9]+)?)$/;
+    return 'raw';
+}
+
+# A pending local file as the bucket would describe it; backups get PVE's archive_info view.
+sub local_volume {
+    my ($class, $scfg, $vtype, $name, $st) = @_;
+
+    my $path = $class->get_subdir($scfg, $vtype) . "/$name";
+    my $vol = {
+        volname => "$vtype/$name",
+        content => $vtype,
+        size => $st->[7],
+        ctime => $st->[9],
+        format => listing_format($vtype, $name),
+    };
+    if ($vtype eq 'backup') {
+        my $info = eval { PVE::Storage::archive_info($name) } // {};
+        $vol->{subtype} = $info->{type} // 'unknown';
+        $vol->{vmid} = $info->{vmid} if defined($info->{vmid});
+        $vol->{ctime} = $info->{ctime} if $info->{is_std_name};
+        $vol->{notes} = eval { file_get_contents("$path.notes") } if -f "$path.notes";
+        $vol->{protected} = -e "$path.protected" ? 1 : 0;
+    }
+    return $vol;
+}
+
+# Files in the cache that the bucket does not have yet: vzdump archives before the hook
+# uploaded them, GUI uploads before sync-local ran. Partial and temporary files are skipped.
+sub pending_local {
+    my ($class, $scfg, $vtypes, $quiet) = @_;
+
+    my @res;
+    return \@res if !$scfg->{path};
+    my $now = time();
+    for my $vtype (@$vtypes) {
+        my $dir = eval { $class->get_subdir($scfg, $vtype) } or next;
+        opendir(my $dh, $dir) or next;
+        for my $name (sort readdir($dh)) {
+            next if $name =~ m/^\./ || $name =~ m/\.pve-s3-tmp\.\d+$/;
+            next if $name =~ m/\.(?:dat|tmp|log|notes|protected|s3manifest)$/;
+            next if $name =~ m/\.tmp_d(?:wnl|com)\.\d+$/;
+            my $volname = "$vtype/$name";
+            next if !eval { $class->parse_volname($volname); 1 };
+            my $path = "$dir/$name";
+            next if !-f $path;
+            my ($state, $st) = local_state($scfg, $vtype, $name, $path);
+            next if $state ne 'pending';
+            next if $quiet && $now - $st->[9] < $quiet;
+            push @res, $class->local_volume($scfg, $vtype, $name, $st);
+        }
+        closedir($dh);
+    }
+    return \@res;
+}
+
+sub list_volumes {
+    my ($class, $storeid, $scfg, $vmid, $content_types) = @_;
+
+    my @types = grep { $CONTENT_SUBDIR->{$_} } @{ $content_types // [] };
+    @types = grep { $_ eq 'backup' } @types if defined($vmid);
+    return [] if !@types;
+
+    my $args = { content => [sort @types] };
+    $args->{vmid} = int($vmid) if defined($vmid);
+    my $res = host_call($storeid, $scfg, 'list', $args);
+
+    my %seen;
+    my @items;
+    for my $vol (@{ $res->{volumes} // [] }) {
+        next if !grep { $_ eq ($vol->{content} // '') } @types;
+        next if defined($vmid) && (!defined($vol->{vmid}) || $vol->{vmid} != $vmid);
+        next if $seen{ $vol->{volname} }++;
+        push @items, volume_item($storeid, $vol);
+    }
+    for my $vol (@{ $class->pending_local($scfg, \@types) }) {
+        next if defined($vmid) && (!defined($vol->{vmid}) || $vol->{vmid} != $vmid);
+        next if $seen{ $vol->{volname} }++;
+        push @items, volume_item($storeid, $vol);
+    }
+    return [sort { lc($a->{volid}) cmp lc($b->{volid}) } @items];
+}
+
+sub list_images {
+    my ($class, $storeid, $scfg, $vmid, $vollist, $cache) = @_;
+    return [];
+}
+
+# --- volumes -------------------------------------------------------------------------------
+
+sub with_volume_lock {
+    my ($scfg, $vtype, $name, $code) = @_;
+
+    my $dir = state_dir($scfg) . '/locks';
+    make_path($dir, { mode => 0700 }) if !-d $dir;
+    my $file = "$dir/$vtype.$name.lock";
+    my $fh = IO::File->new($file, O_RDWR | O_CREAT, 0600) or die "unable to open lock '$file' - $!\n";
+    flock($fh, LOCK_EX) or die "unable to lock '$file' - $!\n";
+    my $res = eval { $code->() };
+    my $err = $@;
+    close($fh);
+    die $err if $err;
+    return $res;
+}
+
+sub activate_volume {
+    my ($class, $storeid, $scfg, $volname, $snapname, $cache, $hints) = @_;
+
+    die "storage type 's3' does not support snapshots\n" if defined($snapname);
+    my ($path, undef, $vtype) = $class->filesystem_path($scfg, $volname);
+    my (undef, $name) = $class->parse_volname($volname);
+
+    ensure_cache_dirs($scfg);
+    my $dir = $class->get_subdir($scfg, $vtype);
+    make_path($dir, { mode => 0755 }) if !-d $dir;
+
+    with_volume_lock($scfg, $vtype, $name, sub {
+        my ($state) = local_state($scfg, $vtype, $name, $path);
+        if ($state eq 'cached') {
+            # Mark the copy as used now: eviction goes by the record's mtime.
+            my $rec = record_file($scfg, $vtype, $name);
+            utime(undef, undef, $rec);
+        } elsif ($state eq 'missing') {
+            my $res = host_call($storeid, $scfg, 'download', { volname => $volname, dest => $path });
+            die "download of '$storeid:$volname' did not produce '$path'\n" if !-f $path;
+            warn "warning: '$storeid:$volname' has no integrity manifest; checked by size only\n"
+                if !$res->{verified};
+        }
+        # A pending file is the newest data there is; use it as is.
+        chmod(0755, $path) if $vtype eq 'snippets'; # hookscripts must be executable
+    });
+    return 1;
+}
+
+sub deactivate_volume {
+    my ($class, $storeid, $scfg, $volname, $snapname, $cache) = @_;
+    return 1;
+}
+
+sub is_remote_missing {
+    my ($err) = @_;
+    return $err && ($err->{code} // '') =~ m/^(?:NoSuchKey|NotFound)$/;
+}
+
+sub volume_size_info {
+    my ($class, $scfg, $storeid, $volname, $timeout) = @_;
+
+    my ($path) = $class->filesystem_path($scfg, $volname);
+    my ($res, $err) = host_try($storeid, $scfg, 'stat', { volname => $volname });
+    my ($size, $ctime);
+    if ($res) {
+        $size = int($res->{volume}->{size} // 0);
+        $ctime = $res->{volume}->{ctime};
+    } elsif (is_remote_missing($err) && -f $path) {
+        my @st = stat($path);
+        ($size, $ctime) = ($st[7], $st[9]);
+    } else {
+        die "$err->{message}\n";
+    }
+    return wantarray ? ($size, 'raw', $size, undef, $ctime) : $size;
+}
+
+sub free_image {
+    my ($class, $storeid, $scfg, $volname, $isBase, $format) = @_;
+
+    my ($path, undef, $vtype) = $class->filesystem_path($scfg, $volname);
+    die "cannot remove protected volume '$volname' on '$storeid'\n"
+        if $vtype eq 'backup' && -e "$path.protected";
+
+    my ($res, $err) = host_try($storeid, $scfg, 'delete', { volnames => [$volname] });
+    if ($err) {
+        die "cannot remove protected volume '$volname' on '$storeid'\n"
+            if ($err->{code} // '') eq 'VolumeProtected';
+        die "$err->{message}\n";
+    }
+    $class->remove_local($scfg, $volname);
+    return undef;
+}
+
+sub get_volume_attribute {
+    my ($class, $scfg, $storeid, $volname, $attribute) = @_;
+
+    return undef if $attribute ne 'notes' && $attribute ne 'protected';
+    my ($path, undef, $vtype) = $class->filesystem_path($scfg, $volname);
+    return undef if $vtype ne 'backup';
+
+    my ($res, $err) = host_try($storeid, $scfg, 'get-attr', { volname => $volname, attr => $attribute });
+    if ($err) {
+        die "$err->{message}\n" if !(is_remote_missing($err) && -f $path);
+        # Not uploaded yet: the local sidecars are the truth until the upload carries them.
+        return -e "$path.protected" ? 1 : 0 if $attribute eq 'protected';
+        return -f "$path.notes" ? file_get_contents("$path.notes") : '';
+    }
+    my $value = $res->{value};
+    return $value ? 1 : 0 if $attribute eq 'protected';
+    return $value // '';
+}
+
+sub update_volume_attribute {
+    my ($class, $scfg, $storeid, $volname, $attribute, $value) = @_;
+
+    die "attribute '$attribute' is not supported for storage type 's3'\n"
+        if $attribute ne 'notes' && $attribute ne 'protected';
+    my ($path, undef, $vtype) = $class->filesystem_path($scfg, $volname);
+    die "only backups can have notes\n" if $attribute eq 'notes' && $vtype ne 'backup';
+    die "only backups support attribute '$attribute'\n" if $vtype ne 'backup';
+
+    my $send = $attribute eq 'protected'
+        ? ($value ? JSON::PP::true : JSON::PP::false)
+        : ($value // '');
+    my ($res, $err) = host_try(
+        $storeid, $scfg, 'set-attr', { volname => $volname, attr => $attribute, value => $send },
+    );
+    if ($err) {
+        die "$err->{message}\n" if !(is_remote_missing($err) && -f $path);
+        if ($attribute eq 'protected') {
+            if ($value) {
+                file_set_contents("$path.protected", '', 0644);
+            } else {
+                unlink("$path.protected") or $! == ENOENT
+                    or die "could not delete protection file '$path.protected' - $!\n";
+            }
+        } elsif (defined($value) && $value ne '') {
+            file_set_contents("$path.notes", $value, 0644, 1);
+        } else {
+            unlink("$path.notes") or $! == ENOENT or die "could not delete notes - $!\n";
+        }
+        return undef;
+    }
+    if ($attribute eq 'protected' && !$value) {
+        # A stale local marker would otherwise keep blocking deletion.
+        unlink("$path.protected");
+    }
+    return undef;
+}
+
+# PVE's own marking (PVE::Storage::prune_mark_backup_group) over the merged listing; removals
+# go through the host's batch delete, which refuses protected backups on its own as well.
+sub prune_backups {
+    my ($class, $scfg, $storeid, $keep, $vmid, $type, $dryrun, $logfunc) = @_;
+
+    $logfunc //= sub { print "$_[1]\n" };
+    my $backups = $class->list_volumes($storeid, $scfg, $vmid, ['backup']);
+
+    my $prune_list = [];
+    my $groups = {};
+    for my $backup (@$backups) {
+        my $volid = $backup->{volid};
+        my (undef, $volname) = split(/:/, $volid, 2);
+        my (undef, $name) = $class->parse_volname($volname);
+        my $info = eval { PVE::Storage::archive_info($name) } // {};
+        my $backup_type = $info->{type} // 'unknown';
+        next if defined($type) && $type ne $backup_type;
+
+        my $entry = { ctime => $backup->{ctime}, type => $backup_type, volid => $volid };
+        $entry->{mark} = 'protected' if $backup->{protected};
+        $entry->{vmid} = $backup->{vmid} if $backup->{vmid};
+        if ($info->{is_std_name}) {
+            $entry->{ctime} = $info->{ctime};
+            push @{ $groups->{"$backup_type/$info->{vmid}"} }, $entry;
+        } else {
+            $entry->{mark} //= 'renamed';
+        }
+        push @$prune_list, $entry;
+    }
+    PVE::Storage::prune_mark_backup_group($groups->{$_}, $keep) for sort keys %$groups;
+
+    my $failed;
+    if (!$dryrun) {
+        my @remove = grep { $_->{mark} eq 'remove' } @$prune_list;
+        for my $entry (@remove) {
+            $logfunc->('info', "removing backup '$entry->{volid}'");
+        }
+        my @volnames = map { (split(/:/, $_->{volid}, 2))[1] } @remove;
+        if (@volnames) {
+            my ($res, $err) = host_try($storeid, $scfg, 'delete', { volnames => \@volnames });
+            if ($err) {
+                $logfunc->('err', "error when removing backups - $err->{message}");
+                $failed = 1;
+            } else {
+                $class->remove_local($scfg, $_) for @volnames;
+            }
+        }
+    }
+    die "error pruning backups - check log\n" if $failed;
+    return $prune_list;
+}
+
+# --- getting local files into the bucket (DESIGN.md §6) ------------------------------------
+
+# Synchronous: used by tools and tests; the background path below runs the same op detached.
+sub sync_local {
+    my ($class, $storeid, $scfg, %args) = @_;
+    my $req = {};
+    $req->{quiet_seconds} = int($args{quiet_seconds}) if defined($args{quiet_seconds});
+    $req->{dryrun} = JSON::PP::true if $args{dryrun};
+    return host_call($storeid, $scfg, 'sync-local', $req);
+}
+
+# Uploads one local file with its local sidecars (what the vzdump hook does at backup-end).
+sub upload_local_volume {
+    my ($class, $storeid, $scfg, $volname, %opts) = @_;
+
+    my ($path, undef, $vtype) = $class->filesystem_path($scfg, $volname);
+    die "volume '$storeid:$volname' has no local file '$path'\n" if !-f $path;
+    my $args = { volname => $volname, src => $path };
+    if ($vtype eq 'backup') {
+        $args->{notes} = file_get_contents("$path.notes") if -f "$path.notes";
+        $args->{protected} = JSON::PP::true if -e "$path.protected";
+        if ($path =~ m/^(.*?)\.(?:tgz|tar|vma)(?:\.[a-z0-9]+)?$/ && -f "$1.log") {
+            $args->{log} = "$1.log";
+        }
+    }
+    my $remove = $opts{remove_source} // ($vtype eq 'backup' && !$scfg->{keep_local});
+    $args->{remove_source} = $remove ? JSON::PP::true : JSON::PP::false;
+    return host_call($storeid, $scfg, 'upload', $args);
+}
+
+sub stamp_due {
+    my ($scfg, $name, $interval) = @_;
+    my $file = state_dir($scfg) . "/$name.stamp";
+    my @st = stat($file);
+    return 0 if @st && time() - $st[9] < $interval && $st[9] <= time();
+    my $fh = IO::File->new($file, O_RDWR | O_CREAT, 0600) or return 0;
+    close($fh);
+    utime(undef, undef, $file);
+    return 1;
+}
+
+# Called from status (pvestatd, every 10 s): rate-limited, never blocks for network work.
+sub background_maintenance {
+    my ($class, $storeid, $scfg) = @_;
+
+    return if ($ENV{PVE_S3_AUTOSYNC} // '1') eq '0';
+    return if !$scfg->{path} || !-d state_dir($scfg);
+
+    if (stamp_due($scfg, 'evict', $EVICT_INTERVAL)) {
+        eval { $class->evict_cache($storeid, $scfg) };
+        warn "pve-s3: cache eviction for '$storeid' failed: $@" if $@;
+    }
+    my $pending = $class->pending_local($scfg, [sort keys %$CONTENT_SUBDIR], 60);
+    return if !@$pending || !stamp_due($scfg, 'sync', $SYNC_INTERVAL);
+    $class->spawn_detached($storeid, $scfg, 'sync-local', {});
+}
+
+sub spawn_detached {
+    my ($class, $storeid, $scfg, $op, $args) = @_;
+
+    my $pid = fork() // die "fork failed: $!\n";
+    if ($pid) {
+        waitpid($pid, 0);
+        return;
+    }
+    # Child: a second fork so the grandchild is reparented and pvestatd never waits for it.
+    eval {
+        POSIX::setsid();
+        my $grandchild = fork();
+        POSIX::_exit(0) if !defined($grandchild) || $grandchild;
+        open(STDIN, '<', '/dev/null');
+        open(STDOUT, '>', '/dev/null');
+        open(STDERR, '>', '/dev/null');
+        host_try($storeid, $scfg, $op, $args);
+    };
+    POSIX::_exit(0);
+}
+
+sub open_files {
+    my %open;
+    opendir(my $proc, '/proc') or return \%open;
+    for my $pid (grep { m/^\d+$/ } readdir($proc)) {
+        opendir(my $fds, "/proc/$pid/fd") or next;
+        for my $fd (grep { m/^\d+$/ } readdir($fds)) {
+            my $target = readlink("/proc/$pid/fd/$fd");
+            $open{$target} = 1 if defined($target);
+        }
+        closedir($fds);
+    }
+    closedir($proc);
+    return \%open;
+}
+
+# Eviction policy: only cached copies (a matching cache record) of backups, ISOs and
+# templates, unused (by activate_volume) for longer than $EVICT_AGE, and not open in any
+# process. Pending files and snippets are never evicted.
+sub evict_cache {
+    my ($class, $storeid, $scfg, $now) = @_;
+
+    $now //= time();
+    my $open;
+    my @evicted;
+    for my $vtype (sort keys %$EVICT_AGE) {
+        my $dir = eval { $class->get_subdir($scfg, $vtype) } or next;
+        opendir(my $dh, $dir) or next;
+        for my $name (sort readdir($dh)) {
+            next if $name =~ m/^\./;
+            my $path = "$dir/$name";
+            next if !-f $path || !eval { $class->parse_volname("$vtype/$name"); 1 };
+            my ($state) = local_state($scfg, $vtype, $name, $path);
+            next if $state ne 'cached';
+            my @rst = stat(record_file($scfg, $vtype, $name));
+            next if !@rst || $now - $rst[9] < $EVICT_AGE->{$vtype};
+            $open //= open_files();
+            next if $open->{$path};
+            unlink($path) or next;
+            unlink(record_file($scfg, $vtype, $name));
+            push @evicted, "$vtype/$name";
+        }
+        closedir($dh);
+    }
+    return \@evicted;
+}
+
+# --- image operations: this storage holds no disks -----------------------------------------
+
+sub refuse {
+    my ($what) = @_;
+    die "storage type 's3' does not support $what (it holds backups, ISO images, container "
+        . "templates and snippets only)\n";
+}
+
+sub alloc_image { refuse('disk images') }
+sub clone_image { refuse('cloning disk images') }
+sub create_base { refuse('base images') }
+sub rename_volume { refuse('renaming volumes') }
+sub rename_snapshot { refuse('snapshots') }
+sub volume_resize { refuse('resizing volumes') }
+sub volume_snapshot { refuse('snapshots') }
+sub volume_snapshot_rollback { refuse('snapshots') }
+sub volume_snapshot_delete { refuse('snapshots') }
+sub volume_rollback_is_possible { refuse('snapshots') }
+sub volume_snapshot_info { refuse('snapshots') }
+
+sub volume_has_feature {
+    my ($class, $scfg, $feature, $storeid, $volname, $snapname, $running, $opts) = @_;
+    return undef;
+}
+
+sub volume_export_formats {
+    return ();
+}
+
+sub volume_import_formats {
+    return ();
+}
+
+1;
