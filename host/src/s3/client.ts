@@ -37,6 +37,7 @@ import {
   parseListObjectsV1,
   parseListObjectsV2,
   parseListParts,
+  normalizeETag,
   parseXml,
   partsFromETag,
 } from './xml.js';
@@ -147,7 +148,7 @@ export class S3Client {
       idempotent: true,
       signal: o.signal,
     });
-    return { etag: res.headers['etag'] ?? '', versionId: res.headers['x-amz-version-id'] };
+    return { etag: normalizeETag(res.headers['etag'] ?? ''), versionId: res.headers['x-amz-version-id'] };
   }
 
   async copyObject(srcKey: string, dstKey: string, o: CopyOptions = {}): Promise<{ etag: string }> {
@@ -295,7 +296,7 @@ export class S3Client {
     });
     const etag = res.headers['etag'];
     if (!etag) throw new S3Error('InvalidResponse', `${this.endpoint} answered UploadPart ${partNumber} of '${key}' without an ETag`, { key, retryable: true });
-    return { etag };
+    return { etag: normalizeETag(etag) };
   }
 
   async completeMultipartUpload(

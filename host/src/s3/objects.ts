@@ -7,6 +7,7 @@
 import { Md5 } from '../wasm/digests.js';
 import { ConfigError } from '../util/errors.js';
 import type { ObjectInfo, PutOptions, SseOptions } from './types.js';
+import { normalizeETag } from './xml.js';
 
 const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 
@@ -115,7 +116,7 @@ export function objectInfo(key: string, h: Record<string, string>): ObjectInfo {
   for (const [k, v] of Object.entries(h)) {
     if (k.startsWith('x-amz-meta-')) metadata[k.slice(11)] = decodeMetaValue(v);
   }
-  const info: ObjectInfo = { key, size: num(h['content-length']) ?? 0, etag: h['etag'] ?? '', metadata };
+  const info: ObjectInfo = { key, size: num(h['content-length']) ?? 0, etag: normalizeETag(h['etag'] ?? ''), metadata };
   const range = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(h['content-range'] ?? '');
   if (range) {
     info.contentRange = { start: Number(range[1]), end: Number(range[2]) };

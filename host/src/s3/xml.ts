@@ -216,7 +216,7 @@ function summaries(n: Node, decode: (s: string) => string): ObjectSummary[] {
     return {
       key: decode(need(c, 'Key', 'Contents')),
       size: int(c, 'Size', 'Contents') ?? 0,
-      etag: text(c, 'ETag') ?? '',
+      etag: normalizeETag(text(c, 'ETag') ?? ''),
       lastModified: lm ?? new Date(0),
       storageClass: text(c, 'StorageClass'),
     };
@@ -282,7 +282,7 @@ export function parseListParts(body: string): ListPartsPage {
   return {
     parts: list(n, 'Part').map((p) => ({
       partNumber: int(p, 'PartNumber', 'Part') ?? 0,
-      etag: text(p, 'ETag') ?? '',
+      etag: normalizeETag(text(p, 'ETag') ?? ''),
       size: int(p, 'Size', 'Part') ?? 0,
       lastModified: date(p, 'LastModified'),
     })),
@@ -325,7 +325,7 @@ export function parseCompleteMultipartUpload(body: string): { location?: string;
     location: text(n, 'Location'),
     bucket: text(n, 'Bucket'),
     key: text(n, 'Key'),
-    etag: need(n, 'ETag', 'CompleteMultipartUploadResult'),
+    etag: normalizeETag(need(n, 'ETag', 'CompleteMultipartUploadResult')),
   };
 }
 
@@ -333,7 +333,7 @@ export function parseCopyObjectResult(body: string): { etag: string; lastModifie
   const d = parseXml(body);
   // CopyObject answers CopyObjectResult; UploadPartCopy answers CopyPartResult
   if (d.root !== 'CopyObjectResult' && d.root !== 'CopyPartResult') throw new XmlError(`expected <CopyObjectResult>, got <${d.root}>`);
-  return { etag: need(d.node, 'ETag', d.root), lastModified: date(d.node, 'LastModified') };
+  return { etag: normalizeETag(need(d.node, 'ETag', d.root)), lastModified: date(d.node, 'LastModified') };
 }
 
 export function parseDeleteResult(body: string): DeleteResult & { deletedVersions: { key: string; versionId?: string }[] } {
@@ -529,6 +529,13 @@ export function buildLifecycle(rules: readonly LifecycleRule[]): string {
 }
 
 // --- ETags -----------------------------------------------------------------------------------
+
+/** ETags compare equal whichever way a server wrote them: RGW's CopyObjectResult omits the quotes. */
+export function normalizeETag(e: string): string {
+  const t = e.trim();
+  if (t === '' || t.startsWith('"') || t.startsWith('W/')) return t;
+  return `"${t}"`;
+}
 
 /** Parts implied by an ETag: 1 without a '-N' suffix, N for 1 ≤ N ≤ 10000, null when malformed. */
 export function partsFromETag(etag: string): number | null {
