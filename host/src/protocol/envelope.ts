@@ -8,12 +8,10 @@ export const PROTOCOL_VERSION = 1;
 
 export interface OkEnvelope {
   ok: true;
-  v: number;
   result: unknown;
 }
 export interface ErrorEnvelope {
   ok: false;
-  v: number;
   error: { code: string; message: string; status?: number; retryable: boolean };
 }
 export type Envelope = OkEnvelope | ErrorEnvelope;
@@ -26,7 +24,7 @@ export interface Reply {
 }
 
 export function okReply(result: unknown, message: string): Reply {
-  return { envelope: { ok: true, v: PROTOCOL_VERSION, result }, message: oneLine(message), exitCode: EXIT.ok };
+  return { envelope: { ok: true, result }, message: oneLine(message), exitCode: EXIT.ok };
 }
 
 export function errorReply(e: unknown): Reply {
@@ -35,7 +33,7 @@ export function errorReply(e: unknown): Reply {
   error.message = oneLine(error.message);
   // exit 0 is reserved for ok:true, whatever the error says
   const exitCode = err.exitCode === EXIT.ok ? EXIT.failure : err.exitCode;
-  return { envelope: { ok: false, v: PROTOCOL_VERSION, error }, message: error.message, exitCode };
+  return { envelope: { ok: false, error }, message: error.message, exitCode };
 }
 
 export function oneLine(s: string): string {

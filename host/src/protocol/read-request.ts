@@ -48,9 +48,10 @@ export async function readRequest(input: Readable): Promise<RawRequest> {
   if (text === '') throw badRequest('no request on stdin: send one JSON object {"v":1,"op":...,"storage":{...},"args":{...}}');
   try {
     return { doc: JSON.parse(text), rest: endedStream() };
-  } catch (e) {
-    // The parser's message names the position, never the content: safe to show.
-    throw badRequest(`malformed JSON request on stdin (${(e as Error).message.split('\n')[0]}): send one JSON object`);
+  } catch {
+    // Node's parser quotes the input around the error, and the input holds the secret: say
+    // nothing about the content.
+    throw badRequest(`malformed JSON request on stdin (${all.length} bytes, not a JSON document): send one JSON object {"v":1,"op":...}`);
   }
 }
 

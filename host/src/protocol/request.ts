@@ -26,7 +26,7 @@ export function parseRequest(doc: unknown, knownOps: readonly string[]): Request
   if (!isObject(doc)) throw bad(`invalid request: expected a JSON object, got ${Array.isArray(doc) ? 'an array' : typeof doc}`);
   if (doc.v !== PROTOCOL_VERSION) {
     throw new PveS3Error(
-      'UnsupportedVersion',
+      'ProtocolVersion',
       `invalid v '${show(doc.v)}': this host speaks protocol version ${PROTOCOL_VERSION}; update the plugin and the host together`,
       { exitCode: EXIT.usage },
     );
