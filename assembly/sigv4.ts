@@ -11,7 +11,7 @@
 
 import { IO_PTR } from './memory';
 import { sha256 } from './sha256';
-import { hmacSha256 } from './hmac';
+import { hmacSha256, hmacSha256Init, hmacSha256Update, hmacSha256Final, HMAC_CTX_SIZE } from './hmac';
 import { toHexLower } from './hex';
 import { uriEncode } from './uri';
 import { ENTRY_SIZE, sortEntries } from './sort';
@@ -33,6 +33,10 @@ const MAX_IN: usize = <usize>SIGV4_MAX_INPUT;
 const OUT_SIZE: usize = 16 * MAX_IN;
 const SIGV4_OUT: usize = memory.data(<i32>OUT_SIZE, 16);
 const KEYS: usize = memory.data(32 * SIGV4_KEY_SLOTS, 16);
+// Per slot, the HMAC state right after absorbing kSigning's ipad/opad blocks: every signature
+// then starts from a copy and skips those two compressions (a third of a chunk signature's work).
+const KEY_CTX: usize = memory.data(HMAC_CTX_SIZE * SIGV4_KEY_SLOTS, 16);
+const WORK_CTX: usize = memory.data(HMAC_CTX_SIZE, 16);
 const QTEXT: usize = memory.data(3 * SIGV4_MAX_INPUT + 1024, 16); // encoded query names/values
 const HNAMES: usize = memory.data(<i32>MAX_IN, 16);             // lower-cased header names
 const SIGNED: usize = memory.data(<i32>MAX_IN, 16);             // "a;b;c"
@@ -229,6 +233,7 @@ export function sigv4DeriveKey(slot: i32): i32 {
   hmacSha256(k, 32, rP, rL, k);
   hmacSha256(k, 32, svP, svL, k);
   hmacSha256(k, 32, AWS4_REQUEST, 12, k);
+  hmacSha256Init(KEY_CTX + <usize>slot * <usize>HMAC_CTX_SIZE, k, 32);
   memory.fill(RAW, 0, secL + 4);
   memory.fill(IO_PTR, 0, cur - IO_PTR);
   return 0;
@@ -236,7 +241,9 @@ export function sigv4DeriveKey(slot: i32): i32 {
 
 /** Signs the string at (p, n) with the slot key; lower-case hex into SIG_HEX. */
 function signWithSlot(slot: i32, p: usize, n: usize): void {
-  hmacSha256(KEYS + (<usize>slot << 5), 32, p, n, DIGEST);
+  memory.copy(WORK_CTX, KEY_CTX + <usize>slot * <usize>HMAC_CTX_SIZE, <usize>HMAC_CTX_SIZE);
+  hmacSha256Update(WORK_CTX, p, n);
+  hmacSha256Final(WORK_CTX, DIGEST);
   toHexLower(DIGEST, 32, SIG_HEX);
 }
 
