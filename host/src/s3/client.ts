@@ -303,7 +303,7 @@ export class S3Client {
     key: string,
     uploadId: string,
     parts: readonly { partNumber: number; etag: string }[],
-    o: { signal?: AbortSignal } = {},
+    o: { signal?: AbortSignal; sse?: SseOptions } = {},
   ): Promise<{ etag: string }> {
     const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber);
     const body = utf8.encode(buildCompleteMultipartUpload(sorted));
@@ -320,11 +320,14 @@ export class S3Client {
         idempotent: true,
         signal: o.signal,
       });
-      return { etag: this.xml(r, res, parseCompleteMultipartUpload).etag };
+      const etag = this.xml(r, res, parseCompleteMultipartUpload).etag;
+      // RadosGW (16.x) answers an empty <ETag/>; the object's own ETag is the answer then
+      if (etag === '') return { etag: (await this.headObject(key, { sse: o.sse, signal: o.signal }).catch(() => undefined))?.etag ?? '' };
+      return { etag };
     } catch (e) {
       // a retried Complete whose first attempt succeeded finds the upload gone: the object is there
       if (e instanceof S3Error && e.code === 'NoSuchUpload' && attempts > 1) {
-        const info = await this.headObject(key).catch(() => undefined);
+        const info = await this.headObject(key, { sse: o.sse }).catch(() => undefined);
         if (info && partsFromETag(info.etag) === sorted.length) return { etag: info.etag };
       }
       throw e;
@@ -363,10 +366,9 @@ export class S3Client {
     let keyMarker: string | undefined;
     let idMarker: string | undefined;
     for (;;) {
-      const query: Array<[string, string]> = [
-        ['uploads', ''],
-        ['encoding-type', 'url'],
-      ];
+      // no encoding-type=url here: RadosGW encodes the keys but does not say so (<EncodingType>
+      // missing), and a decoder cannot tell an encoded key from a raw one with '%' in it
+      const query: Array<[string, string]> = [['uploads', '']];
       if (o.prefix) query.push(['prefix', o.prefix]);
       if (keyMarker !== undefined) query.push(['key-marker', keyMarker]);
       if (idMarker !== undefined) query.push(['upload-id-marker', idMarker]);
