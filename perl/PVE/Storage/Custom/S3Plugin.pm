@@ -126,12 +126,12 @@ sub own_properties {
         bucket => {
             description => "S3 bucket name.",
             type => 'string',
-            pattern => '[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]',
+            pattern => '[A-Za-z0-9][A-Za-z0-9._\-]{1,61}[A-Za-z0-9]',
         },
         endpoint => {
             description => "S3 endpoint: host[:port], optionally with http:// or https://.",
             type => 'string',
-            pattern => '(?:https?://)?[A-Za-z0-9.\-]+(?::\d{1,5})?/?|(?:https?://)?\[[0-9A-Fa-f:.]+\](?::\d{1,5})?/?',
+            pattern => '(?:https?://)?(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?/?',
             maxLength => 256,
         },
         region => {
@@ -148,19 +148,21 @@ sub own_properties {
         secret_key => {
             description => "S3 secret access key (kept in /etc/pve/priv/storage/<ID>.pw).",
             type => 'string',
-            maxLength => 256,
+            pattern => '[^\x00-\x1f\x7f]{1,1024}',
         },
         prefix => {
             description => "Key prefix inside the bucket, e.g. 'proxmox/'.",
             type => 'string',
-            pattern => '[^\s\\\\]{0,512}',
+            pattern => '[^\x00-\x1f\x7f\\\\]{0,512}',
             default => '',
         },
         storage_class => {
-            description => "Storage class for new objects (STANDARD, STANDARD_IA, GLACIER_IR, ...).",
+            description => "Storage class of uploaded objects (absent: the bucket default).",
             type => 'string',
-            pattern => '[A-Z][A-Z0-9_]{0,63}',
-            default => 'STANDARD',
+            enum => [qw(
+                STANDARD STANDARD_IA ONEZONE_IA INTELLIGENT_TIERING GLACIER GLACIER_IR DEEP_ARCHIVE
+                REDUCED_REDUNDANCY
+            )],
         },
         multipart_chunk_size => {
             description => "Multipart part size in MB.",
@@ -191,7 +193,7 @@ sub own_properties {
         kms_key_id => {
             description => "KMS key ID for server_side_encryption aws:kms.",
             type => 'string',
-            pattern => '[!-~]{1,2048}',
+            pattern => '[A-Za-z0-9:/_+=.\@\-]{1,2048}',
         },
         lifecycle_enabled => $bool_prop->("Manage a bucket lifecycle policy for the prefix.", 0),
         transition_days => {
@@ -207,7 +209,7 @@ sub own_properties {
             maximum => 36500,
         },
         force_path_style => $bool_prop->("Path-style addressing (default: automatic).", undef),
-        use_ssl => $bool_prop->("Use HTTPS when the endpoint has no scheme.", 1),
+        use_ssl => $bool_prop->("HTTPS (1) or HTTP (0) when the endpoint has no scheme (default HTTPS).", undef),
         ca_file => {
             description => "PEM file with the CA certificate(s) to trust for the endpoint.",
             type => 'string',
@@ -217,9 +219,40 @@ sub own_properties {
         tls_fingerprint => {
             description => "Pin the endpoint's leaf certificate by SHA-256 fingerprint.",
             type => 'string',
-            pattern => '[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){31}',
+            pattern => '(?:[0-9A-Fa-f]{64}|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){31})',
         },
-        keep_local => $bool_prop->("Keep a local copy after uploading a backup.", 0),
+        checksum_algorithm => {
+            description => "Also send x-amz-checksum-* headers (absent: never).",
+            type => 'string',
+            enum => ['CRC32C', 'CRC64NVME'],
+        },
+        request_timeout => {
+            description => "Seconds allowed without progress on one request.",
+            type => 'integer',
+            minimum => 10,
+            maximum => 3600,
+            default => 300,
+        },
+        keep_local => $bool_prop->("The vzdump hook keeps the local archive after a verified upload.", 0),
+        cache_max_size => {
+            description => "Local cache budget for downloaded volumes in GiB (0: no size limit).",
+            type => 'integer',
+            minimum => 0,
+            maximum => 1048576,
+        },
+        cache_max_age => {
+            description => "Evict cached downloads unused for this many days (0: never by age).",
+            type => 'integer',
+            minimum => 0,
+            maximum => 3650,
+        },
+        abort_incomplete_days => {
+            description => "Lifecycle rule: abort multipart uploads left incomplete this many days.",
+            type => 'integer',
+            minimum => 1,
+            maximum => 365,
+            default => 7,
+        },
     };
 }
 
@@ -1070,15 +1103,17 @@ sub open_files {
     return \%open;
 }
 
-# Eviction policy: only cached copies (a matching cache record) of backups, ISOs and
-# templates, unused (by activate_volume) for longer than $EVICT_AGE, and not open in any
-# process. Pending files and snippets are never evicted.
+# Eviction policy (perl/README.md): only cached copies (a matching cache record) of backups,
+# ISOs and templates, never pending files or snippets, never a file open in any process.
+# 1. Age: unused (by activate_volume) for longer than cache_max_age days, or when that is not
+#    set, $EVICT_AGE per content type; cache_max_age 0 disables eviction by age.
+# 2. Size: with cache_max_size (GiB) > 0, least recently used copies go until the cached copies
+#    fit the budget.
 sub evict_cache {
     my ($class, $storeid, $scfg, $now) = @_;
 
     $now //= time();
-    my $open;
-    my @evicted;
+    my @cached;
     for my $vtype (sort keys %$EVICT_AGE) {
         my $dir = eval { $class->get_subdir($scfg, $vtype) } or next;
         opendir(my $dh, $dir) or next;
@@ -1086,17 +1121,43 @@ sub evict_cache {
             next if $name =~ m/^\./;
             my $path = "$dir/$name";
             next if !-f $path || !eval { $class->parse_volname("$vtype/$name"); 1 };
-            my ($state) = local_state($scfg, $vtype, $name, $path);
+            my ($state, $st) = local_state($scfg, $vtype, $name, $path);
             next if $state ne 'cached';
             my @rst = stat(record_file($scfg, $vtype, $name));
-            next if !@rst || $now - $rst[9] < $EVICT_AGE->{$vtype};
-            $open //= open_files();
-            next if $open->{$path};
-            unlink($path) or next;
-            unlink(record_file($scfg, $vtype, $name));
-            push @evicted, "$vtype/$name";
+            next if !@rst;
+            push @cached, { vtype => $vtype, name => $name, path => $path, size => $st->[7], used => $rst[9] };
         }
         closedir($dh);
+    }
+    @cached = sort { $a->{used} <=> $b->{used} || $a->{path} cmp $b->{path} } @cached;
+
+    my $open;
+    my @evicted;
+    my $evict = sub {
+        my ($c) = @_;
+        $open //= open_files();
+        return 0 if $open->{ $c->{path} };
+        unlink($c->{path}) or return 0;
+        unlink(record_file($scfg, $c->{vtype}, $c->{name}));
+        push @evicted, "$c->{vtype}/$c->{name}";
+        $c->{gone} = 1;
+        return 1;
+    };
+
+    for my $c (@cached) {
+        my $limit = defined($scfg->{cache_max_age})
+            ? $scfg->{cache_max_age} * 86400
+            : $EVICT_AGE->{ $c->{vtype} };
+        $evict->($c) if $limit > 0 && $now - $c->{used} >= $limit;
+    }
+    my $budget = ($scfg->{cache_max_size} // 0) * 1024 * 1024 * 1024;
+    if ($budget > 0) {
+        my $total = 0;
+        $total += $_->{size} for grep { !$_->{gone} } @cached;
+        for my $c (grep { !$_->{gone} } @cached) {
+            last if $total <= $budget;
+            $total -= $c->{size} if $evict->($c);
+        }
     }
     return \@evicted;
 }
