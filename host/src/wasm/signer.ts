@@ -225,10 +225,11 @@ function headerList(h: SignRequest['headers']): Array<[string, string]> {
       throw new ConfigError('header name', String(name), 'must be an HTTP token (letters, digits, !#$%&\'*+-.^_`|~)');
     }
     checkText(`header ${name}`, value, true);
-    // Tab, CR and LF are whitespace the canonical form collapses (obs-fold); other controls could
-    // never be sent, so refuse them here rather than sign a request the HTTP client rejects.
-    if (/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(value)) {
-      throw new ConfigError(`header ${name}`, '(not shown)', 'must not contain control characters');
+    // Tab, CR and LF are whitespace the canonical form collapses (obs-fold). Other controls can
+    // never be sent, and non-ASCII would be signed as UTF-8 but sent by undici as Latin-1 bytes
+    // (SignatureDoesNotMatch), so both are refused here with the header named.
+    if (/[^\t\r\n\u0020-\u007e]/.test(value)) {
+      throw new ConfigError(`header ${name}`, '(not shown)', 'must be printable ASCII (no control characters; encode other text first)');
     }
     return [name, value];
   });
