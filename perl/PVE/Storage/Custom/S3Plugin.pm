@@ -579,6 +579,18 @@ sub local_state {
     return ('pending', \@st, $rec);
 }
 
+# The host writes the record after a download; make sure of it, or the copy would look like a
+# pending upload and be pushed back by sync-local.
+sub ensure_record {
+    my ($scfg, $vtype, $name, $path, $etag) = @_;
+    my ($state, $st) = local_state($scfg, $vtype, $name, $path);
+    return if $state ne 'pending';
+    my $file = record_file($scfg, $vtype, $name);
+    make_path(state_dir($scfg) . "/records/$vtype", { mode => 0700 });
+    my $rec = { volname => "$vtype/$name", size => $st->[7], mtime => $st->[9], etag => $etag // '' };
+    file_set_contents($file, $json->encode($rec), 0600);
+}
+
 sub remove_local {
     my ($class, $scfg, $volname) = @_;
     my ($path, undef, $vtype) = $class->filesystem_path($scfg, $volname);
@@ -847,6 +859,7 @@ sub activate_volume {
         } elsif ($state eq 'missing') {
             my $res = host_call($storeid, $scfg, 'download', { volname => $volname, dest => $path });
             die "download of '$storeid:$volname' did not produce '$path'\n" if !-f $path;
+            ensure_record($scfg, $vtype, $name, $path, $res->{etag});
             warn "warning: '$storeid:$volname' has no integrity manifest; checked by size only\n"
                 if !$res->{verified};
         }
