@@ -281,3 +281,38 @@ describe('input checks', () => {
     for (const m of msgs) expect(m).not.toContain(secret);
   });
 });
+
+describe('size limits', () => {
+  const verify = (s: SigV4Signer, r: { stringToSign: string; canonicalRequest: string; signature: string }) => {
+    expect(r.stringToSign.split('\n')[3]).toBe(sha256Hex(r.canonicalRequest));
+    expect(r.signature).toBe(nodeSignature(ex.credentials.secretAccessKey, '20130524', 'us-east-1', 's3', r.stringToSign));
+  };
+
+  it('worst-case expansion near the input limit signs correctly and leaves the key cache intact', () => {
+    const s = signer();
+    const names = Array.from({ length: 400 }, (_, i) => `x-amz-meta-${String(i).padStart(3, '0')}-${'n'.repeat(50)}`);
+    const cases = [
+      { path: '/' + 'é'.repeat(15_000), query: [] as Array<[string, string]>, headers: { host: 'h' } as Record<string, string> },
+      { path: '/k', query: [['q', '/'.repeat(30_000)]] as Array<[string, string]>, headers: { host: 'h' } },
+      { path: '/k', query: Array.from({ length: 500 }, (_, i): [string, string] => [`é${i}`, '&=/']), headers: { host: 'h' } },
+      { path: '/k', query: [], headers: Object.fromEntries([['host', 'h'], ...names.map((n) => [n, 'v'])]) },
+    ];
+    for (const c of cases) {
+      verify(s, s.sign({ method: 'PUT', ...c, payloadHash: 'UNSIGNED-PAYLOAD', date: DATE }));
+      verify(s, s.presign({ method: 'GET', ...c, date: DATE, expiresIn: 60 }));
+      // a small request right after still verifies: nothing spilled into the key slots
+      verify(s, s.sign({ ...{ method: 'GET', path: '/k', headers: { host: 'h' } }, payloadHash: 'UNSIGNED-PAYLOAD', date: DATE }));
+    }
+    expect(s.keyDerivations).toBe(1);
+  });
+
+  it('refuses more than the entry limit with a clear error', () => {
+    const e = (() => {
+      try {
+        signer().sign({ method: 'GET', path: '/k', query: Array.from({ length: 600 }, (_, i): [string, string] => [`p${i}`, '']), headers: { host: 'h' }, payloadHash: 'UNSIGNED-PAYLOAD', date: DATE });
+      } catch (x) { return x as PveS3Error; }
+      throw new Error('did not throw');
+    })();
+    expect(e.message).toMatch(/^invalid query '600 parameters': at most \d+ can be signed/);
+  });
+});
