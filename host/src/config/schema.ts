@@ -329,7 +329,7 @@ const DEFS: KeyDef[] = [
     key: 'path',
     type: 'string',
     pveGlobal: true,
-    description: 'local cache/spool directory (the plugin defaults it to /var/lib/pve-s3/<id>)',
+    description: 'local cache/spool directory (the plugin defaults it to a cache directory per storage)',
     parse: (raw) => absolutePath('path', raw),
   },
   {
