@@ -272,3 +272,29 @@ describe('debug logging redacts secrets', () => {
     expect(log).not.toContain(SECRET);
   });
 });
+
+describe('CompleteMultipartUpload retried after the server completed', () => {
+  it('NoSuchUpload on the retry: the completed object (same part count) is the answer', async () => {
+    const pool = mock.get(ORIGIN);
+    pool.intercept({ path: '/bkt/k?uploadId=u1', method: 'POST' }).reply(200, xmlVector('complete-multipart-upload-200-error-internal.xml'));
+    pool.intercept({ path: '/bkt/k?uploadId=u1', method: 'POST' }).reply(404, '<Error><Code>NoSuchUpload</Code></Error>');
+    pool.intercept({ path: '/bkt/k', method: 'HEAD' }).reply(200, '', { headers: { etag: '"abc-2"', 'content-length': '10' } });
+    const r = await client().completeMultipartUpload('k', 'u1', [
+      { partNumber: 1, etag: '"a"' },
+      { partNumber: 2, etag: '"b"' },
+    ]);
+    expect(r.etag).toBe('"abc-2"');
+  });
+
+  it('NoSuchUpload on the first attempt stays an error', async () => {
+    mock.get(ORIGIN).intercept({ path: '/bkt/k?uploadId=u1', method: 'POST' }).reply(404, '<Error><Code>NoSuchUpload</Code></Error>');
+    await expect(client().completeMultipartUpload('k', 'u1', [{ partNumber: 1, etag: '"a"' }])).rejects.toMatchObject({ code: 'NoSuchUpload', exitCode: 3 });
+  });
+
+  it('an empty <ETag/> in the result (RadosGW 16) is filled in from HEAD', async () => {
+    const pool = mock.get(ORIGIN);
+    pool.intercept({ path: '/bkt/k?uploadId=u1', method: 'POST' }).reply(200, '<CompleteMultipartUploadResult><Key>k</Key><ETag></ETag></CompleteMultipartUploadResult>');
+    pool.intercept({ path: '/bkt/k', method: 'HEAD' }).reply(200, '', { headers: { etag: '"def-1"' } });
+    expect((await client().completeMultipartUpload('k', 'u1', [{ partNumber: 1, etag: '"a"' }])).etag).toBe('"def-1"');
+  });
+});
