@@ -69,6 +69,23 @@ describe('redact', () => {
     }
   });
 
+  it('redacts an SSE-C key inside a canonical request, keeps its MD5 header', () => {
+    const canonical = [
+      'PUT',
+      '/bucket/key',
+      '',
+      'host:127.0.0.1:7480',
+      'x-amz-server-side-encryption-customer-algorithm:AES256',
+      'x-amz-server-side-encryption-customer-key:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=',
+      'x-amz-server-side-encryption-customer-key-md5:zZ5FnqcIqUjVwvWmyog4zw==',
+    ].join('\n');
+    const out = redact(canonical);
+    expect(out).not.toContain('MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY');
+    expect(out).toContain('x-amz-server-side-encryption-customer-key:[redacted]');
+    expect(out).toContain('x-amz-server-side-encryption-customer-key-md5:zZ5FnqcIqUjVwvWmyog4zw==');
+    expect(out).toContain('host:127.0.0.1:7480');
+  });
+
   it('leaves ordinary text alone', () => {
     const msg = "access key or secret rejected by https://s3.example.com (SignatureDoesNotMatch): check access_key/secret_key";
     expect(redact(msg)).toBe(msg);

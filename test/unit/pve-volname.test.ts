@@ -160,7 +160,10 @@ describe('object keys', () => {
     });
     expect(classifyKey('p/', `p/dump/${name}.protected`)).toMatchObject({ sidecar: 'protected', archive: name });
     expect(classifyKey('p/', `p/dump/${name}.s3manifest`)).toMatchObject({ sidecar: 'manifest', archive: name });
-    expect(classifyKey('p/', 'p/dump/vzdump-qemu-100-2023_12_25-14_30_00.log')).toMatchObject({ sidecar: 'log' });
+    expect(classifyKey('p/', 'p/dump/vzdump-qemu-100-2023_12_25-14_30_00.log')).toMatchObject({
+      sidecar: 'log',
+      base: 'vzdump-qemu-100-2023_12_25-14_30_00',
+    });
     // a snippet's manifest is a sidecar, not a snippet called "x.s3manifest"
     expect(classifyKey('p/', 'p/snippets/ci.yaml.s3manifest')).toMatchObject({ kind: 'sidecar', sidecar: 'manifest' });
     expect(keyToVolume('p/', 'p/snippets/ci.yaml.s3manifest')).toBeNull();

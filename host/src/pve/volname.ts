@@ -189,8 +189,11 @@ export type SidecarKind = 'notes' | 'protected' | 'manifest' | 'log';
 
 export type KeyClass =
   | { kind: 'volume'; volume: VolumeInfo }
-  /** `archive` is the archive file name the sidecar belongs to; for a log, its base name + '.log' */
-  | { kind: 'sidecar'; content: ContentType; sidecar: SidecarKind; name: string; archive?: string }
+  /**
+   * `archive`: the archive file name the sidecar belongs to. A log has `base` instead (its name
+   * without `.log`): it belongs to the archive(s) named `<base>.<vma|tar>[.<comp>]`.
+   */
+  | { kind: 'sidecar'; content: ContentType; sidecar: SidecarKind; name: string; archive?: string; base?: string }
   | { kind: 'other' };
 
 // checked longest first so template/iso/ is not mistaken for something shorter
@@ -217,7 +220,9 @@ export function classifyKey(prefix: string, key: string): KeyClass {
           if (BACKUP_EXT_RE.test(archive)) return { kind: 'sidecar', content, sidecar, name, archive };
         }
       }
-      if (name.endsWith(LOG_SUFFIX) && VZDUMP_RE.test(name)) return { kind: 'sidecar', content, sidecar: 'log', name };
+      if (name.endsWith(LOG_SUFFIX) && VZDUMP_RE.test(name)) {
+        return { kind: 'sidecar', content, sidecar: 'log', name, base: name.slice(0, -LOG_SUFFIX.length) };
+      }
     }
     try {
       return { kind: 'volume', volume: parseVolumeFile(content, name) };

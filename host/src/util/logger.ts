@@ -22,6 +22,8 @@ export const REDACTED = '[redacted]';
 // Redaction
 
 const registered = new Set<string>();
+// longest first, so a secret containing another registered secret goes whole
+let ordered: string[] = [];
 
 /**
  * Registers a secret (a secret key, an SSE-C key) so that every later log line has it replaced,
@@ -32,11 +34,13 @@ export function registerSecret(secret: string | undefined | null): void {
   registered.add(secret);
   const enc = encodeURIComponent(secret);
   if (enc !== secret) registered.add(enc);
+  ordered = [...registered].sort((a, b) => b.length - a.length);
 }
 
 /** Only for tests: forget registered secrets. */
 export function clearRegisteredSecrets(): void {
   registered.clear();
+  ordered = [];
 }
 
 /** Field names whose value is a secret whatever it looks like (compared lower-case, `-`/`_` ignored). */
@@ -90,12 +94,7 @@ const PATTERNS: Array<[RegExp, string]> = [
 export function redact(text: string): string {
   let out = text;
   for (const [re, rep] of PATTERNS) out = out.replace(re, rep);
-  if (registered.size > 0) {
-    // longest first, so a secret containing another registered secret goes whole
-    for (const s of [...registered].sort((a, b) => b.length - a.length)) {
-      if (out.includes(s)) out = out.split(s).join(REDACTED);
-    }
-  }
+  for (const s of ordered) if (out.includes(s)) out = out.split(s).join(REDACTED);
   return out;
 }
 
