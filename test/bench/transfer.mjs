@@ -21,6 +21,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = resolve(here, '../..');
+// compiled sources (npm run build:ts); PVE_S3_DIST points elsewhere, e.g. a private build
+const dist = process.env.PVE_S3_DIST || join(root, 'host/dist');
 
 function s3Env() {
   const e = { ...process.env };
@@ -65,9 +67,9 @@ async function child([op, file, key]) {
   const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   if (op === 'up' || op === 'down') {
-    const { S3Client } = await import(pathToFileURL(join(root, 'host/dist/s3/client.js')).href);
-    const { uploadObject } = await import(pathToFileURL(join(root, 'host/dist/transfer/upload.js')).href);
-    const { downloadObject } = await import(pathToFileURL(join(root, 'host/dist/transfer/download.js')).href);
+    const { S3Client } = await import(pathToFileURL(join(dist, 's3/client.js')).href);
+    const { uploadObject } = await import(pathToFileURL(join(dist, 'transfer/upload.js')).href);
+    const { downloadObject } = await import(pathToFileURL(join(dist, 'transfer/download.js')).href);
     const c = new S3Client(settings);
     if (op === 'up') await uploadObject(c, key, { path: file }, { chunkSizeMB: chunkMB, concurrency });
     else await downloadObject(c, key, { path: file }, { concurrency, force: true });
@@ -137,7 +139,7 @@ async function main() {
   }
   closeSync(fd);
 
-  const { S3Client } = await import(pathToFileURL(join(root, 'host/dist/s3/client.js')).href);
+  const { S3Client } = await import(pathToFileURL(join(dist, 's3/client.js')).href);
   const bucket = env.S3_BUCKET || `bench-transfer-${Date.now().toString(36)}`;
   const admin = new S3Client({
     endpoint: env.S3_ENDPOINT,

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,8 +7,9 @@ import type { S3Client } from '../../host/src/s3/client.js';
 import { downloadObject, verifyObject } from '../../host/src/transfer/download.js';
 import { manifestKey } from '../../host/src/transfer/manifest.js';
 import { uploadObject } from '../../host/src/transfer/upload.js';
-import { closeTestClients, dropBucket, freshBucket } from '../helpers/s3.js';
-import { MiB, collector, objectGone, oddStream, payload, tempLeftovers, wrapClient } from './transfer-helpers.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
+import { closeTestClients, dropBucket, freshBucket, testClient, testS3 } from '../helpers/s3.js';
+import { MiB, collector, objectGone, oddStream, payload, tempLeftovers, watchingRanges, wrapClient } from './transfer-helpers.js';
 
 let c: S3Client;
 let dir: string;
@@ -77,6 +78,21 @@ describe('a failed upload leaves nothing behind', () => {
     expect(await verifyObject(c, key)).toBe('good');
   });
 
+  it('UploadPart of part 3 reset by the network every time (fault proxy) → aborted, nothing left', async () => {
+    const key = 'fail/reset-part3';
+    const proxy = await startFaultProxy(testS3().endpoint);
+    try {
+      const viaProxy = testClient({ endpoint: proxy.url, bucket: c.bucket, maxRetries: 1 });
+      proxy.plan([{ match: { method: 'PUT', pathIncludes: 'partNumber=3&' }, fault: { kind: 'reset' }, times: Infinity }]);
+      await expect(uploadObject(viaProxy, key, { path: src }, { chunkSizeMB: 5, concurrency: 3, partRetries: 0 })).rejects.toBeTruthy();
+      expect(proxy.hits()[0]).toBeGreaterThanOrEqual(1);
+      expect(proxy.requests.some((r) => r.method === 'DELETE' && r.target.includes('uploadId='))).toBe(true);
+      await nothingLeft(key);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('cancel through the AbortSignal mid-upload (file) → Aborted, nothing left', async () => {
     const key = 'fail/cancel-file';
     const ac = new AbortController();
@@ -124,18 +140,47 @@ describe('downloads never leave a partial file', () => {
     await uploadObject(c, 'dl/obj', { path: src }, { chunkSizeMB: 5, concurrency: 3 });
   });
 
-  it('interrupted half-way → Aborted, no file under the final name, no temp file', async () => {
+  it('cancelled half-way → Aborted, no file under the final name, no temp file', async () => {
     const ac = new AbortController();
     const dest = join(dir, 'half.bin');
-    const p = downloadObject(c, 'dl/obj', { path: dest }, {
-      concurrency: 2,
-      signal: ac.signal,
-      onProgress: (e) => {
-        if (e.bytes > data.length / 2) ac.abort();
-      },
+    // part 3 of 5 is the middle of the object: cancel once 1 MiB of it has arrived
+    const client = watchingRanges(c, 3, (n) => {
+      if (n >= MiB) ac.abort();
     });
+    const p = downloadObject(client, 'dl/obj', { path: dest }, { concurrency: 2, signal: ac.signal });
     await expect(p).rejects.toMatchObject({ code: 'Aborted' });
+    expect(ac.signal.aborted).toBe(true);
     expect((await readdir(dir)).filter((n) => n.startsWith('half.bin') || n.startsWith('.half.bin'))).toEqual([]);
+  });
+
+  it('connection cut half-way, every time (fault proxy) → fails, no file, no temp file', async () => {
+    const proxy = await startFaultProxy(testS3().endpoint);
+    try {
+      const viaProxy = testClient({ endpoint: proxy.url, bucket: c.bucket, maxRetries: 1 });
+      // every ranged GET of part 3 gets its head and 1 MiB of body, then the connection is closed
+      proxy.plan([{ match: { method: 'GET', headers: { range: `bytes=${10 * MiB}-${15 * MiB - 1}` } }, fault: { kind: 'truncate', bytes: MiB }, times: Infinity }]);
+      const dest = join(dir, 'cut.bin');
+      await expect(downloadObject(viaProxy, 'dl/obj', { path: dest }, { concurrency: 2 })).rejects.toBeTruthy();
+      expect(proxy.hits()[0]).toBeGreaterThanOrEqual(3); // first try and two range retries
+      expect((await readdir(dir)).filter((n) => n.includes('cut.bin'))).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('a connection reset once mid-range is retried and the download completes intact', async () => {
+    const proxy = await startFaultProxy(testS3().endpoint);
+    try {
+      const viaProxy = testClient({ endpoint: proxy.url, bucket: c.bucket });
+      proxy.plan([{ match: { method: 'GET', headers: { range: `bytes=${5 * MiB}-${10 * MiB - 1}` } }, fault: { kind: 'reset', afterBytes: 2 * MiB }, times: 1 }]);
+      const dest = join(dir, 'reset.bin');
+      const r = await downloadObject(viaProxy, 'dl/obj', { path: dest }, { concurrency: 2 });
+      expect(proxy.hits()).toEqual([1]);
+      expect(r.verifiedBy).toBe('manifest');
+      expect((await readFile(dest)).equals(data)).toBe(true);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('refuses to overwrite an existing file unless forced', async () => {

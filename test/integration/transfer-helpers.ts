@@ -30,8 +30,11 @@ export function wrapClient(c: S3Client, over: Partial<TransferClient> = {}): Tra
   return w as unknown as TransferClient;
 }
 
-/** Counts UploadPart calls in flight at once. */
-export function countingUploads(c: S3Client): { client: TransferClient; maxInFlight: () => number; calls: () => number } {
+/**
+ * Counts UploadPart calls in flight at once. Each call is held back `holdMs` first, so uploads
+ * are always slower than reading and hashing the next part and the bound is actually reached.
+ */
+export function countingUploads(c: S3Client, holdMs = 150): { client: TransferClient; maxInFlight: () => number; calls: () => number } {
   let inFlight = 0;
   let max = 0;
   let calls = 0;
@@ -41,6 +44,7 @@ export function countingUploads(c: S3Client): { client: TransferClient; maxInFli
       inFlight++;
       max = Math.max(max, inFlight);
       try {
+        await new Promise((r) => setTimeout(r, holdMs));
         return await c.uploadPart(...a);
       } finally {
         inFlight--;
@@ -81,6 +85,30 @@ export function collector(): { stream: Writable; data: () => Buffer } {
     },
   });
   return { stream, data: () => Buffer.concat(chunks) };
+}
+
+/**
+ * The real client, but the body of the `nth` ranged GET (1-based, in call order) calls `onBytes`
+ * with the running count as it streams: lets a test cancel a download half-way, deterministically.
+ */
+export function watchingRanges(c: S3Client, nth: number, onBytes: (n: number) => void): TransferClient {
+  let calls = 0;
+  return wrapClient(c, {
+    getObject: async (key, o) => {
+      const r = await c.getObject(key, o);
+      if (!o?.range || ++calls !== nth) return r;
+      const inner = r.body;
+      async function* body(): AsyncGenerator<Uint8Array> {
+        let n = 0;
+        for await (const chunk of inner) {
+          n += chunk.length;
+          onBytes(n);
+          yield chunk;
+        }
+      }
+      return { ...r, body: body() };
+    },
+  });
 }
 
 export async function tempLeftovers(dir: string): Promise<string[]> {

@@ -40,7 +40,7 @@ export async function createTemp(dest: string, size: number): Promise<TempFile> 
   const path = tempPathFor(dest);
   let fh: FileHandle;
   try {
-    fh = await open(path, 'wx', 0o600);
+    fh = await open(path, 'wx+', 0o600);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new PveS3Error('InvalidDestination', `cannot create a temporary file in '${dirname(dest)}': ${code ?? String(e)}`, { cause: e });

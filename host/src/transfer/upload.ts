@@ -199,6 +199,8 @@ class MultipartRun {
       await this.abortUpload();
       throw e;
     }
+    // some RadosGW releases answer Complete with an empty <ETag/>; the object has one
+    if (!etag) etag = (await this.client.headObject(this.key)).etag;
     const size = this.sizes.reduce((a, b) => a + b, 0);
     const manifest = buildManifest({
       key: this.key,
