@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import {
   archiveName,
+  classifyFile,
   classifyKey,
   keyToVolume,
+  normaliseUploadName,
   objectKey,
   parseArchiveName,
   parseVolname,
+  parseVolumeId,
   sidecarNames,
   volnameKey,
 } from '../../host/src/pve/volname.js';
@@ -217,5 +220,48 @@ describe('archiveName', () => {
     invalidVolume(() => archiveName({ vmid: 100, guestType: 'qemu', compression: 'xz', time: t }));
     invalidVolume(() => archiveName({ vmid: 100, guestType: 'openvz' as 'qemu', time: t }));
     invalidVolume(() => archiveName({ vmid: 100, guestType: 'qemu', time: new Date(NaN) }));
+  });
+});
+
+describe('volume ids and local files', () => {
+  it('splits a volume id at the first colon', () => {
+    expect(parseVolumeId('mon-stockage-s3:backup/vzdump-qemu-100-2023_12_25-14_30_00.vma.gz')).toEqual({
+      storeId: 'mon-stockage-s3',
+      volname: 'backup/vzdump-qemu-100-2023_12_25-14_30_00.vma.gz',
+    });
+    expect(parseVolumeId('s:snippets/a:b').volname).toBe('snippets/a:b');
+    invalidVolume(() => parseVolumeId('no-colon'));
+    invalidVolume(() => parseVolumeId(':backup/x.vma'));
+    invalidVolume(() => parseVolumeId('store:'));
+  });
+
+  it('normalises upload names like PVE', () => {
+    expect(normaliseUploadName('/var/tmp/My ISO (v2).iso')).toBe('My_ISO__v2_.iso');
+    expect(normaliseUploadName('ok-name_1.2.iso')).toBe('ok-name_1.2.iso');
+  });
+
+  it('classifies local files by name, vzdump names first', () => {
+    const vol = (f: string, c?: Parameters<typeof classifyFile>[1]) => {
+      const r = classifyFile(f, c);
+      return r.kind === 'volume' ? r.volume.volname : `${r.kind}:${r.sidecar}`;
+    };
+    expect(vol('/var/lib/vz/dump/vzdump-qemu-100-2023_12_25-14_30_00.vma.gz')).toBe(
+      'backup/vzdump-qemu-100-2023_12_25-14_30_00.vma.gz',
+    );
+    expect(vol('vzdump-lxc-101-2023_12_25-14_30_00.tar.gz')).toBe('backup/vzdump-lxc-101-2023_12_25-14_30_00.tar.gz');
+    expect(vol('/dump/vzdump-qemu-100-2023_12_25-14_30_00.log')).toBe('sidecar:log');
+    expect(vol('vzdump-qemu-100-2023_12_25-14_30_00.vma.gz.notes')).toBe('sidecar:notes');
+    expect(vol('export.vma')).toBe('backup/export.vma');
+    expect(vol('old.tgz')).toBe('backup/old.tgz');
+    expect(vol('debian-12-standard_12.2-1_amd64.tar.zst')).toBe('vztmpl/debian-12-standard_12.2-1_amd64.tar.zst');
+    expect(vol('alpine.tar')).toBe('vztmpl/alpine.tar');
+    expect(vol('debian-12.iso')).toBe('iso/debian-12.iso');
+    expect(vol('/tmp/test.txt')).toBe('snippets/test.txt');
+    expect(vol('/tmp/test.txt', 'snippets')).toBe('snippets/test.txt');
+    expect(vol('alpine.tar', 'backup')).toBe('backup/alpine.tar');
+    expect(vol('x.img', 'iso')).toBe('iso/x.img');
+    invalidVolume(() => classifyFile('/tmp/test.txt', 'iso'));
+    invalidVolume(() => classifyFile('/tmp/test.txt', 'backup'));
+    invalidVolume(() => classifyFile('x.vma.s3manifest'));
   });
 });

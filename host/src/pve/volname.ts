@@ -314,3 +314,57 @@ export function archiveName(o: {
   }
   return `vzdump-${o.guestType}-${vmid}-${formatBackupTime(t)}.${format}${comp ? '.' + comp : ''}`;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Volume ids and local files
+
+/** `<storeid>:<volname>`, split at the first ':' as PVE does. */
+export function parseVolumeId(volid: string): { storeId: string; volname: string } {
+  const i = volid.indexOf(':');
+  if (i < 1 || i === volid.length - 1) {
+    throw new PveS3Error('InvalidVolume', `invalid volume id '${volid}': expected <storage>:<content>/<file>`, {
+      exitCode: EXIT.usage,
+    });
+  }
+  return { storeId: volid.slice(0, i), volname: volid.slice(i + 1) };
+}
+
+/**
+ * PVE's upload name rule: the directory part is dropped and every character outside
+ * [A-Za-z0-9_.-] becomes '_' (so a GUI upload and a CLI upload of one file get one name).
+ */
+export function normaliseUploadName(fileName: string): string {
+  const base = fileName.slice(fileName.lastIndexOf('/') + 1);
+  return base.replace(/[^A-Za-z0-9_.-]/g, '_');
+}
+
+/**
+ * What a local file becomes in the bucket, from its name (directory part ignored): a backup
+ * archive or one of its sidecars (`.log`, `.notes`), an ISO, a container template, or else a
+ * snippet. `content` forces the type; the name must then fit it. vzdump names win over the
+ * template extensions (`vzdump-lxc-….tar.gz` is a backup, `debian-12.tar.gz` a template).
+ */
+export function classifyFile(fileName: string, content?: ContentType): KeyClass & { kind: 'volume' | 'sidecar' } {
+  const name = fileName.slice(fileName.lastIndexOf('/') + 1);
+  const asBackup = classifyKey('', CONTENT_DIR.backup + name);
+  if (content === 'backup' || (content === undefined && asBackup.kind !== 'other')) {
+    if (asBackup.kind === 'sidecar' && asBackup.sidecar !== 'manifest') return asBackup;
+    if (asBackup.kind === 'volume') {
+      const v = asBackup.volume;
+      const templateLike = content === undefined && v.format === 'tar' && !v.guestType && VZTMPL_EXT_RE.test(name);
+      if (!templateLike) return asBackup;
+    } else if (content === 'backup') {
+      parseVolumeFile('backup', name); // throws the precise reason
+      throw invalid(`backup/${name}`, 'reserved sidecar name');
+    }
+  }
+  if (content !== undefined) return { kind: 'volume', volume: parseVolumeFile(content, name) };
+  for (const c of ['iso', 'vztmpl'] as const) {
+    try {
+      return { kind: 'volume', volume: parseVolumeFile(c, name) };
+    } catch {
+      /* next */
+    }
+  }
+  return { kind: 'volume', volume: parseVolumeFile('snippets', name) };
+}
