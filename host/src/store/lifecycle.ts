@@ -68,7 +68,24 @@ export interface LifecycleApplyResult extends LifecycleView {
   kept: number;
 }
 
-const same = (a: LifecycleRule[], b: LifecycleRule[]): boolean => JSON.stringify(a) === JSON.stringify(b);
+/** What a rule means, independent of the order and spelling a server hands it back in (RGW
+ *  returns transitions in its own order). */
+function canonical(r: LifecycleRule): string {
+  return JSON.stringify({
+    id: r.id ?? '',
+    status: r.status,
+    prefix: r.filter?.prefix ?? r.legacyPrefix ?? '',
+    transitions: [...(r.transitions ?? [])].map((t) => [t.days ?? null, t.storageClass]).sort((x, y) => Number(x[0]) - Number(y[0])),
+    abort: r.abortIncompleteMultipartUpload?.daysAfterInitiation ?? null,
+    expiration: r.expiration?.days ?? null,
+  });
+}
+
+const same = (a: LifecycleRule[], b: LifecycleRule[]): boolean => {
+  const ca = a.map(canonical).sort();
+  const cb = b.map(canonical).sort();
+  return ca.length === cb.length && ca.every((x, i) => x === cb[i]);
+};
 
 export async function lifecycleApply(ctx: StoreContext, o: { dryRun?: boolean; remove?: boolean } = {}): Promise<LifecycleApplyResult> {
   const prefix = ctx.settings.prefix;

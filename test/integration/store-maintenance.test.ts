@@ -1,0 +1,195 @@
+// Bucket-level maintenance against the real RadosGW: lifecycle merge that keeps foreign rules,
+// aborting only stale uploads under the prefix, integrity check verdicts, and the status report.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { S3Client } from '../../host/src/s3/client.js';
+import type { LifecycleRule } from '../../host/src/s3/types.js';
+import { checkIntegrity } from '../../host/src/store/integrity.js';
+import { lifecycleApply, lifecycleShow, ruleIds } from '../../host/src/store/lifecycle.js';
+import { abortStaleUploads } from '../../host/src/store/multipart.js';
+import { maintenanceStatus, pveStatus } from '../../host/src/store/status.js';
+import { putVolume } from '../../host/src/store/transfer.js';
+import type { LifecycleSettings, StoreContext } from '../../host/src/store/types.js';
+import { nullLogger } from '../../host/src/util/log.js';
+import { closeTestClients, dropBucket, freshBucket } from '../helpers/s3.js';
+
+const MiB = 1024 * 1024;
+let c: S3Client;
+let dir: string;
+
+function context(prefix: string, o: { lifecycle?: LifecycleSettings; now?: () => Date; cacheDir?: string } = {}): StoreContext {
+  const ctx: StoreContext = {
+    client: c,
+    settings: { storageId: 's3t', bucket: c.bucket, prefix, chunkSizeMB: 5, concurrency: 2 },
+    logger: nullLogger,
+  };
+  if (o.lifecycle) ctx.settings.lifecycle = o.lifecycle;
+  if (o.cacheDir) ctx.settings.cacheDir = o.cacheDir;
+  if (o.now) ctx.now = o.now;
+  return ctx;
+}
+
+async function put(ctx: StoreContext, volname: string, data: Uint8Array, o: { notes?: string } = {}): Promise<void> {
+  const p = join(dir, volname.replace('/', '_'));
+  await writeFile(p, data);
+  await putVolume(ctx, volname, { src: { path: p }, ...o });
+}
+
+beforeAll(async () => {
+  c = await freshBucket('store-mnt');
+  dir = await mkdtemp(join(tmpdir(), 'pve-s3-mnt-'));
+});
+afterAll(async () => {
+  if (c) await dropBucket(c);
+  await closeTestClients();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('lifecycle', () => {
+  const foreign: LifecycleRule = { id: 'someone-elses-rule', status: 'Enabled', filter: { prefix: 'logs/' }, expiration: { days: 30 } };
+  const lc: LifecycleSettings = { enabled: true, transitionDays: 30, glacierDays: 365, abortIncompleteDays: 3 };
+
+  it('merges our prefix-scoped rules with a pre-existing foreign rule, never clobbering it', async () => {
+    await c.putBucketLifecycle([foreign]);
+    const r = await lifecycleApply(context('pve/', { lifecycle: lc }));
+    expect(r.changed).toBe(true);
+    const rules = await c.getBucketLifecycle();
+    const byId = new Map(rules.map((x) => [x.id, x]));
+    expect(byId.get('someone-elses-rule')).toMatchObject({ status: 'Enabled', expiration: { days: 30 } });
+    const ids = ruleIds('pve/');
+    const transition = byId.get(ids.transition)!;
+    expect(transition).toMatchObject({ status: 'Enabled', filter: { prefix: 'pve/' } });
+    // RGW hands transitions back in its own order
+    expect([...transition.transitions!].sort((a, b) => a.days! - b.days!)).toEqual([
+      { days: 30, storageClass: 'STANDARD_IA' },
+      { days: 365, storageClass: 'GLACIER' },
+    ]);
+    expect(byId.get(ids.abort)).toMatchObject({ filter: { prefix: 'pve/' }, abortIncompleteMultipartUpload: { daysAfterInitiation: 3 } });
+  });
+
+  it('is idempotent, and another prefix on the same bucket gets its own rules', async () => {
+    expect((await lifecycleApply(context('pve/', { lifecycle: lc }))).changed).toBe(false);
+    await lifecycleApply(context('other/', { lifecycle: { enabled: true, abortIncompleteDays: 5 } }));
+    const ids = (await c.getBucketLifecycle()).map((r) => r.id).sort();
+    expect(ids).toEqual(['pve-s3-abort-multipart:other/', 'pve-s3-abort-multipart:pve/', 'pve-s3-transition:pve/', 'someone-elses-rule'].sort());
+    const show = await lifecycleShow(context('pve/'));
+    expect(show.ours.sort()).toEqual([ruleIds('pve/').abort, ruleIds('pve/').transition].sort());
+  });
+
+  it('turning lifecycle off (or remove) drops only our rules', async () => {
+    await lifecycleApply(context('pve/', { lifecycle: { enabled: false } }));
+    await lifecycleApply(context('other/'), { remove: true });
+    const rules = await c.getBucketLifecycle();
+    expect(rules.map((r) => r.id)).toEqual(['someone-elses-rule']);
+  });
+
+  it('refuses glacier_days not after transition_days', async () => {
+    await expect(lifecycleApply(context('pve/', { lifecycle: { enabled: true, transitionDays: 60, glacierDays: 30 } }))).rejects.toThrow(/glacier_days/);
+  });
+});
+
+describe('abort stale multipart uploads', () => {
+  it('aborts only uploads under the prefix initiated before the cutoff', async () => {
+    const oldKey = 'mp/dump/old.vma';
+    const oldId = await c.createMultipartUpload(oldKey);
+    const outsideId = await c.createMultipartUpload('elsewhere/old.vma');
+    await new Promise((r) => setTimeout(r, 2500));
+    const newId = await c.createMultipartUpload('mp/dump/new.vma');
+    const ups = await c.listMultipartUploads();
+    const newInit = ups.find((u) => u.uploadId === newId)!.initiated!;
+    const oldInit = ups.find((u) => u.uploadId === oldId)!.initiated!;
+    expect(newInit.getTime()).toBeGreaterThan(oldInit.getTime());
+    // "now" just after the new upload; the cutoff falls between the two
+    const ctx = context('mp/', { now: () => new Date(newInit.getTime() + 500) });
+    const dry = await abortStaleUploads(ctx, { olderThanSeconds: 1, dryRun: true });
+    expect(dry.uploads.map((u) => u.uploadId)).toEqual([oldId]);
+    expect((await c.listMultipartUploads()).length).toBe(3);
+    const r = await abortStaleUploads(ctx, { olderThanSeconds: 1 });
+    expect(r.aborted).toBe(1);
+    const left = (await c.listMultipartUploads()).map((u) => u.uploadId).sort();
+    expect(left).toEqual([newId, outsideId].sort());
+    await c.abortMultipartUpload('mp/dump/new.vma', newId);
+    await c.abortMultipartUpload('elsewhere/old.vma', outsideId);
+  });
+});
+
+describe('check-integrity and status', () => {
+  const P = 'chk/';
+  const good = 'vzdump-qemu-100-2024_03_01-00_00_00.vma.zst';
+  const bad = 'vzdump-qemu-100-2024_03_02-00_00_00.vma.zst';
+  const bare = 'vzdump-lxc-101-2024_03_03-00_00_00.tar.zst';
+  const gone = 'vzdump-lxc-101-2024_01_01-00_00_00.tar';
+  let pendingUpload: { key: string; id: string };
+
+  beforeAll(async () => {
+    const ctx = context(P);
+    await put(ctx, `backup/${good}`, randomBytes(6 * MiB), { notes: 'fine' });
+    const orig = randomBytes(7 * MiB);
+    await put(ctx, `backup/${bad}`, orig);
+    // overwrite through the S3 API with the same size: the old manifest stays, the bytes differ
+    const tampered = Buffer.from(orig);
+    tampered[4 * MiB] ^= 0xff;
+    await c.putObject(`${P}dump/${bad}`, tampered);
+    // written by another tool: no manifest at all
+    await c.putObject(`${P}dump/${bare}`, randomBytes(1000));
+    // a sidecar whose archive was deleted behind our back
+    await c.putObject(`${P}dump/${gone}.notes`, Buffer.from('orphan'));
+    await put(ctx, 'iso/tool.iso', randomBytes(2000));
+    const id = await c.createMultipartUpload(`${P}dump/unfinished.vma`);
+    const part = randomBytes(5 * MiB);
+    const { createHash } = await import('node:crypto');
+    await c.uploadPart(`${P}dump/unfinished.vma`, id, 1, part, createHash('sha256').update(part).digest('hex'));
+    pendingUpload = { key: `${P}dump/unfinished.vma`, id };
+  });
+  afterAll(async () => {
+    if (pendingUpload) await c.abortMultipartUpload(pendingUpload.key, pendingUpload.id);
+  });
+
+  it('tells good, corrupt, missing-manifest and orphaned sidecars apart', async () => {
+    const seen: string[] = [];
+    const r = await checkIntegrity(context(P), { onItem: (i) => seen.push(i.volname) });
+    const by = Object.fromEntries(r.items.map((i) => [i.volname, i.status]));
+    expect(by).toEqual({
+      [`backup/${good}`]: 'good',
+      [`backup/${bad}`]: 'corrupt',
+      [`backup/${bare}`]: 'missing-manifest',
+      [`backup/${gone}.notes`]: 'orphan-sidecar',
+    });
+    expect(r.summary).toMatchObject({ good: 1, corrupt: 1, 'missing-manifest': 1, 'orphan-sidecar': 1, error: 0 });
+    expect(r.ok).toBe(false);
+    expect(seen.sort()).toEqual([`backup/${bare}`, `backup/${good}`, `backup/${bad}`]);
+  });
+
+  it('checks only the named volumes when asked', async () => {
+    const r = await checkIntegrity(context(P), { volnames: [`backup/${good}`, 'iso/tool.iso'] });
+    expect(r.items.map((i) => [i.volname, i.status])).toEqual([
+      [`backup/${good}`, 'good'],
+      ['iso/tool.iso', 'good'],
+    ]);
+    expect(r.ok).toBe(true);
+  });
+
+  it('reports counts and bytes per content, oldest/newest backup, incomplete uploads and lifecycle', async () => {
+    const cacheDir = join(dir, 'cache');
+    const s = await maintenanceStatus(context(P, { cacheDir }));
+    expect(s.endpointReachable).toBe(true);
+    expect(s.auth).toBe(true);
+    expect(s.contents.backup.volumes).toBe(3);
+    // archives + manifests + notes + the orphan
+    expect(s.contents.backup.objects).toBe(3 + 2 + 1 + 1);
+    expect(s.contents.iso).toMatchObject({ volumes: 1, objects: 2 });
+    expect(s.contents.backup.bytes).toBeGreaterThan(13 * MiB);
+    expect(s.backups.count).toBe(3);
+    expect(s.backups.oldest?.volname).toBe(`backup/${good}`);
+    expect(s.backups.newest?.volname).toBe(`backup/${bare}`);
+    expect(s.multipart).toEqual({ count: 1, bytes: 5 * MiB });
+    expect(Array.isArray(s.lifecycle)).toBe(true);
+    // the full listing is remembered as usage for the cheap PVE status
+    const pve = await pveStatus(context(P, { cacheDir }));
+    expect(pve.used).toBe(s.totalBytes);
+    expect(pve.total).toBe(pve.used + pve.avail);
+  });
+});
