@@ -5,7 +5,7 @@
 // one), so each run holds a lease while it uses it. The gateway is stopped at the end only when
 // a test run started it and no other run still holds a lease; PVE_S3_RGW_KEEP=1 keeps it.
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, rm, writeFile, readFile, rmdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
@@ -29,9 +29,9 @@ function pidAlive(pid: number): boolean {
 }
 
 async function withLock<T>(fn: () => Promise<T>): Promise<T> {
-  await mkdir(runsDir, { recursive: true });
   for (let attempt = 0; ; attempt++) {
     try {
+      await mkdir(runsDir, { recursive: true });
       await mkdir(lockDir);
       break;
     } catch (e) {
@@ -134,6 +134,4 @@ export async function teardown(): Promise<void> {
     await runScript('rgw-down.sh', [rgwDir]);
     await rm(startedMarker, { force: true });
   });
-  // Leave no empty bookkeeping directory behind once nobody uses it.
-  await rmdir(runsDir).catch(() => undefined);
 }
