@@ -276,8 +276,12 @@ export class SigV4Signer {
   private slot = -1;
   private gen = 0;
   private keyDate = '';
+  private derivations = 0;
+
   /** How many times this signer derived a signing key (cache diagnostics; tests use it). */
-  keyDerivations = 0;
+  get keyDerivations(): number {
+    return this.derivations;
+  }
 
   constructor(o: { credentials: Credentials; region: string; service?: string }) {
     const cr = o.credentials;
@@ -322,7 +326,7 @@ export class SigV4Signer {
     new Packer(c).str(this.credentials.secretAccessKey).str(date8).str(this.region).str(this.service);
     check(c.x.sigv4DeriveKey(this.slot), 'key derivation');
     this.keyDate = date8;
-    this.keyDerivations++;
+    this.derivations++;
     return this.slot;
   }
 
