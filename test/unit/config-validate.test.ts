@@ -6,6 +6,7 @@ import {
   REQUIRED_KEYS,
   SCHEMA,
   SECRET_KEYS,
+  schemaJson,
 } from '../../host/src/config/schema.js';
 import { endpointUrl, validateStorage } from '../../host/src/config/validate.js';
 import { ConfigError } from '../../host/src/util/errors.js';
@@ -213,5 +214,15 @@ describe('validateStorage: every refusal names key, value and what is allowed', 
       bucket: 'abc',
     });
     expect(seen).toEqual(['maxfiles']);
+  });
+});
+
+describe('schemaJson', () => {
+  it('is plain JSON the Perl tests can read', () => {
+    const j = JSON.parse(JSON.stringify(schemaJson())) as Array<Record<string, unknown>>;
+    expect(j.map((d) => d.key)).toEqual([...SCHEMA.keys()]);
+    expect(j.find((d) => d.key === 'multipart_chunk_size')).toMatchObject({ type: 'integer', min: 5, max: 5120, default: 100 });
+    expect(j.find((d) => d.key === 'secret_key')).toMatchObject({ secret: true });
+    expect(j.find((d) => d.key === 'max-protected-backups')).not.toHaveProperty('max');
   });
 });

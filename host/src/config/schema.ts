@@ -400,3 +400,15 @@ export const PVE_RESERVED_NAMES: readonly string[] = [
   // version-specific
   'maxfiles', 'server2', 'transport', 'volume', 'snapshot-as-volume-chain', 'saferemove-stepsize',
 ];
+
+/**
+ * The schema as plain JSON, for the Perl side's tests to compare its properties()/options()
+ * against: `node -e "import('./host/dist/config/schema.js').then(m => console.log(JSON.stringify(m.schemaJson())))"`.
+ */
+export function schemaJson(): Array<Omit<KeyDef, 'parse'>> {
+  return [...SCHEMA.values()].map(({ parse: _parse, ...rest }) => {
+    const out: Omit<KeyDef, 'parse'> = { ...rest };
+    if (out.max === Number.MAX_SAFE_INTEGER) delete out.max;
+    return out;
+  });
+}
