@@ -193,7 +193,6 @@ export function networkError(err: unknown, c: ErrorContext, timeouts: { connectM
     case 'ECONNRESET':
     case 'EPIPE':
     case 'UND_ERR_SOCKET':
-    case 'UND_ERR_CLOSED':
     case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
     case 'ETIMEDOUT':
     case 'EHOSTUNREACH':
@@ -202,6 +201,9 @@ export function networkError(err: unknown, c: ErrorContext, timeouts: { connectM
       return o('NetworkError', `cannot reach ${at}: ${code === 'UND_ERR_SOCKET' ? 'connection closed by the server' : code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' ? 'response cut short' : code} during ${c.operation} (check endpoint and network)`);
     case 'CERT_FINGERPRINT_MISMATCH':
       return o('TlsError', `TLS certificate of ${at} does not match the configured fingerprint: check fingerprint (or the server's certificate changed)`, false);
+    case 'UND_ERR_CLOSED':
+    case 'UND_ERR_DESTROYED':
+      return o('ClientClosed', `${c.operation} on ${what(c)} was attempted after the S3 client was closed (a bug in the caller)`, false);
     case 'UND_ERR_ABORTED':
     case 'ABORT_ERR':
       return o('Aborted', `${c.operation} on ${what(c)} was cancelled`, false);
