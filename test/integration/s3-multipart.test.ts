@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
 import { S3Error } from '../../host/src/s3/errors.js';
 import { partsFromETag } from '../../host/src/s3/xml.js';
-import { closeTestClients, dropBucket, freshBucket, readAll } from '../helpers/s3.js';
+import { closeTestClients, dropBucket, freshBucket, readAll, testClient } from '../helpers/s3.js';
 
 const MiB = 1024 * 1024;
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -129,5 +129,26 @@ describe('multipart upload by hand', () => {
     ]);
     const back = await readAll((await c.getObject(key, { sse })).body);
     expect(back.equals(Buffer.concat([p1, p2]))).toBe(true);
+  });
+});
+
+describe('with checksumAlgorithm configured', () => {
+  it.each(['CRC32C', 'CRC64NVME'] as const)('%s: PUT and a multipart upload are accepted and read back identical', async (alg) => {
+    const cc = testClient({ bucket: c.bucket, checksumAlgorithm: alg });
+    const small = randomBytes(1000);
+    await cc.putObject(`ck/${alg}.bin`, small);
+    expect((await readAll((await c.getObject(`ck/${alg}.bin`)).body)).equals(small)).toBe(true);
+    const key = `ck/${alg}-mp.bin`;
+    const p1 = randomBytes(5 * MiB);
+    const p2 = randomBytes(77);
+    const id = await cc.createMultipartUpload(key);
+    const e1 = await cc.uploadPart(key, id, 1, p1, sha256(p1));
+    const e2 = await cc.uploadPart(key, id, 2, p2, sha256(p2));
+    expect(e1.checksum).toMatch(/^[A-Za-z0-9+/]+=*$/);
+    await cc.completeMultipartUpload(key, id, [
+      { partNumber: 1, etag: e1.etag, checksum: e1.checksum },
+      { partNumber: 2, etag: e2.etag, checksum: e2.checksum },
+    ]);
+    expect((await readAll((await c.getObject(key)).body)).equals(Buffer.concat([p1, p2]))).toBe(true);
   });
 });

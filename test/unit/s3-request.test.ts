@@ -298,3 +298,39 @@ describe('CompleteMultipartUpload retried after the server completed', () => {
     expect((await client().completeMultipartUpload('k', 'u1', [{ partNumber: 1, etag: '"a"' }])).etag).toBe('"def-1"');
   });
 });
+
+describe('checksums when configured (checksumAlgorithm)', () => {
+  type V = { input: string; s3HeaderValue?: string };
+  const vectors = JSON.parse(readFileSync(vectorPath('checksums.json'), 'utf8')) as Record<'crc32c' | 'crc64nvme', { vectors: V[] }>;
+  const cases = (['crc32c', 'crc64nvme'] as const).flatMap((alg) =>
+    vectors[alg].vectors
+      .filter((v) => v.s3HeaderValue !== undefined)
+      .map((v) => ({ alg, text: v.input.replace(/^ascii:/, '').replace('(empty)', ''), value: v.s3HeaderValue! })),
+  );
+
+  it.each(cases)('$alg of "$text" → $value on PUT and UploadPart, and in Complete', async ({ alg, text, value }) => {
+    const seen: Record<string, string>[] = [];
+    let completeBody = '';
+    const pool = mock.get(ORIGIN);
+    pool
+      .intercept({ path: /^\/bkt\/k/, method: 'PUT' })
+      .reply((req) => {
+        seen.push(req.headers as Record<string, string>);
+        return { statusCode: 200, data: '', responseOptions: { headers: { etag: '"e"' } } };
+      })
+      .times(2);
+    pool.intercept({ path: '/bkt/k?uploadId=u', method: 'POST' }).reply((req) => {
+      completeBody = Buffer.from(req.body as Uint8Array).toString('utf8');
+      return { statusCode: 200, data: '<CompleteMultipartUploadResult><ETag>"x-1"</ETag></CompleteMultipartUploadResult>' };
+    });
+    const c = client({ checksumAlgorithm: alg.toUpperCase() as 'CRC32C' | 'CRC64NVME' });
+    const body = new TextEncoder().encode(text);
+    await c.putObject('k', body);
+    const part = await c.uploadPart('k', 'u', 1, body, '0'.repeat(64));
+    await c.completeMultipartUpload('k', 'u', [{ partNumber: 1, etag: part.etag, checksum: part.checksum }]);
+    expect(seen.map((h) => h[`x-amz-checksum-${alg}`])).toEqual([value, value]);
+    expect(part.checksum).toBe(value);
+    const tag = alg === 'crc32c' ? 'ChecksumCRC32C' : 'ChecksumCRC64NVME';
+    expect(completeBody).toContain(`<${tag}>${value}</${tag}>`);
+  });
+});

@@ -6,7 +6,7 @@ import type { Dispatcher } from 'undici';
 import type { Logger } from '../util/log.js';
 import { ConfigError } from '../util/errors.js';
 import { S3Error, serverError } from './errors.js';
-import { copySource, contentMd5, objectInfo, putHeaders, readSseHeaders, sseCHeaders } from './objects.js';
+import { checksumHeader, copySource, contentMd5, objectInfo, putHeaders, readSseHeaders, sseCHeaders } from './objects.js';
 import type { RetryPolicy } from './retry.js';
 import { S3Transport, type BufferedResponse, type S3Request } from './request.js';
 import type { S3Settings } from './settings.js';
@@ -138,6 +138,11 @@ export class S3Client {
   async putObject(key: string, body: Uint8Array, o: PutOptions = {}): Promise<{ etag: string; versionId?: string }> {
     const headers = putHeaders(o);
     if (o.contentMd5 || o.objectLock) headers['content-md5'] = contentMd5(body);
+    const alg = this.transport.settings.checksumAlgorithm;
+    if (alg) {
+      const [name, value] = checksumHeader(alg, body);
+      headers[name] = value;
+    }
     const res = await this.transport.request({
       operation: 'PutObject',
       method: 'PUT',
@@ -273,13 +278,19 @@ export class S3Client {
     body: Uint8Array,
     sha256Hex: string,
     o: { signal?: AbortSignal; sse?: SseOptions; contentMd5?: boolean } = {},
-  ): Promise<{ etag: string }> {
+  ): Promise<{ etag: string; checksum?: string }> {
     if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > 10000) {
       throw new ConfigError('partNumber', partNumber, 'must be an integer 1..10000');
     }
     const headers: Record<string, string> = {};
     readSseHeaders(o.sse, headers);
     if (o.contentMd5) headers['content-md5'] = contentMd5(body);
+    const alg = this.transport.settings.checksumAlgorithm;
+    let checksum: string | undefined;
+    if (alg) {
+      const [name, value] = checksumHeader(alg, body);
+      headers[name] = checksum = value;
+    }
     const res = await this.transport.request({
       operation: 'UploadPart',
       method: 'PUT',
@@ -296,17 +307,17 @@ export class S3Client {
     });
     const etag = res.headers['etag'];
     if (!etag) throw new S3Error('InvalidResponse', `${this.endpoint} answered UploadPart ${partNumber} of '${key}' without an ETag`, { key, retryable: true });
-    return { etag: normalizeETag(etag) };
+    return checksum === undefined ? { etag: normalizeETag(etag) } : { etag: normalizeETag(etag), checksum };
   }
 
   async completeMultipartUpload(
     key: string,
     uploadId: string,
-    parts: readonly { partNumber: number; etag: string }[],
+    parts: readonly { partNumber: number; etag: string; checksum?: string }[],
     o: { signal?: AbortSignal; sse?: SseOptions } = {},
   ): Promise<{ etag: string }> {
     const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber);
-    const body = utf8.encode(buildCompleteMultipartUpload(sorted));
+    const body = utf8.encode(buildCompleteMultipartUpload(sorted, this.transport.settings.checksumAlgorithm));
     const r = { operation: 'CompleteMultipartUpload', key };
     let attempts = 0;
     try {

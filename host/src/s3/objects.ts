@@ -4,7 +4,8 @@
  * plain printable ASCII: HTTP headers cannot carry UTF-8 reliably, and AWS itself answers with
  * this encoding for such values.
  */
-import { Md5 } from '../wasm/digests.js';
+import { Crc32c, Crc64Nvme, Md5 } from '../wasm/digests.js';
+import { crc32cBase64, crc64Base64 } from '../wasm/encoding.js';
 import { ConfigError } from '../util/errors.js';
 import type { ObjectInfo, PutOptions, SseOptions } from './types.js';
 import { normalizeETag } from './xml.js';
@@ -161,4 +162,13 @@ export function copySource(bucket: string, key: string): string {
       })
       .join('');
   return `/${enc(bucket)}/${enc(key)}`;
+}
+
+export type ChecksumAlgorithm = 'CRC32C' | 'CRC64NVME';
+
+/** x-amz-checksum-<alg> header name and value for a body (only when the storage asks for it). */
+export function checksumHeader(alg: ChecksumAlgorithm, body: Uint8Array): [string, string] {
+  if (alg === 'CRC32C') return ['x-amz-checksum-crc32c', crc32cBase64(Crc32c.hash(body))];
+  if (alg === 'CRC64NVME') return ['x-amz-checksum-crc64nvme', crc64Base64(Crc64Nvme.hash(body))];
+  throw new ConfigError('checksum_algorithm', alg, 'must be CRC32C or CRC64NVME');
 }

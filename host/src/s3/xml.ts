@@ -464,9 +464,18 @@ export function buildDeleteObjects(keys: readonly string[], quiet: boolean): str
   return s + '</Delete>';
 }
 
-export function buildCompleteMultipartUpload(parts: readonly { partNumber: number; etag: string }[]): string {
+/** checksum: the part's x-amz-checksum-* value, named by alg (required by S3 when the upload has one). */
+export function buildCompleteMultipartUpload(
+  parts: readonly { partNumber: number; etag: string; checksum?: string }[],
+  alg?: 'CRC32C' | 'CRC64NVME',
+): string {
   let s = `<?xml version="1.0" encoding="UTF-8"?><CompleteMultipartUpload xmlns="${XMLNS}">`;
-  for (const p of parts) s += `<Part>${el('PartNumber', p.partNumber)}${el('ETag', p.etag)}</Part>`;
+  const tag = alg === 'CRC32C' ? 'ChecksumCRC32C' : alg === 'CRC64NVME' ? 'ChecksumCRC64NVME' : undefined;
+  for (const p of parts) {
+    s += `<Part>${el('PartNumber', p.partNumber)}${el('ETag', p.etag)}`;
+    if (tag && p.checksum) s += el(tag, p.checksum);
+    s += '</Part>';
+  }
   return s + '</CompleteMultipartUpload>';
 }
 
