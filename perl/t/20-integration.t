@@ -135,6 +135,10 @@ is_deeply(\%mark, {
     "$storeid:backup/$archive{1}" => 'protected',
 }, 'prune marks (dry run): newest kept, protected preserved');
 ok($s3->object_exists($bucket, "pve/dump/$archive{2}"), 'dry run removed nothing');
+my $plan = PVE::Storage::Custom::S3Plugin::host_call($storeid, $scfg, 'prune-plan',
+    { keep => { 'keep-last' => 1 }, vmid => 100, type => 'qemu' });
+is_deeply({ map { ("$storeid:$_->{volname}" => $_->{mark}) } @{ $plan->{entries} } }, \%mark,
+    "the host's prune-plan marks agree with PVE's marking");
 
 my $real = PVE::Storage::prune_backups($cfg, $storeid, { 'keep-last' => 1 }, 100, 'qemu', 0, sub { push @log, $_[1] });
 is(scalar(@$real), 3, 'prune returns the full list');
@@ -205,7 +209,7 @@ ok(-x $path, 'snippet downloaded and executable (hookscript)');
 for my $v ('iso/installer.iso', 'vztmpl/debian-12-standard_12.7-1_amd64.tar.zst', 'snippets/hook.sh') {
     PVE::Storage::vdisk_free($cfg, "$storeid:$v");
 }
-is_deeply(PVE::Storage::volume_list($cfg, $storeid, undef, undef), [map { $_ } @{ PVE::Storage::volume_list($cfg, $storeid, 100, 'backup') }],
+is_deeply([map { $_->{volid} } @{ PVE::Storage::volume_list($cfg, $storeid, undef, undef) }], ["$storeid:backup/$archive{3}"],
     'after freeing, only the remaining backup is listed');
 
 # --- errors from the real host --------------------------------------------------------------
@@ -225,6 +229,11 @@ is_deeply(\@dst, [0, 0, 0, 0], 'status against a dead endpoint is inactive (retu
 eval { $PLUGIN->activate_storage('dead-s3', $dead, {}) };
 like($@, qr/\S/, 'activate_storage against a dead endpoint dies with the host message');
 unlike($@, qr/\Q$sk\E/, '... without the secret');
+
+# Leave the shared gateway clean.
+PVE::Storage::vdisk_free($cfg, "$storeid:backup/$archive{3}");
+is_deeply($s3->list_keys($bucket, ''), [], 'nothing left in the bucket (no orphaned sidecars or manifests)');
+$s3->request('DELETE', "/$bucket");
 
 # --- remove storage -------------------------------------------------------------------------
 
