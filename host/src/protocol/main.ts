@@ -23,7 +23,15 @@ function protocolError(e: unknown, timedOut: boolean): unknown {
   }
   const err = e as PveS3Error;
   if (!(err instanceof PveS3Error)) return e;
-  const rename: Record<string, string> = { InvalidVolume: 'InvalidVolname', ConfigMissing: 'ConfigInvalid' };
+  // §5 promises the plugin a small set of codes; the message keeps the specific cause
+  const rename: Record<string, string> = {
+    InvalidVolume: 'InvalidVolname',
+    ConfigMissing: 'ConfigInvalid',
+    ConnectionRefused: 'NetworkError',
+    TlsError: 'NetworkError',
+    ConnectTimeout: 'Timeout',
+    RequestTimeout: 'Timeout',
+  };
   const code = rename[err.code];
   if (code === undefined) return err;
   return new PveS3Error(code, err.message, { status: err.status, retryable: err.retryable, exitCode: err.exitCode });

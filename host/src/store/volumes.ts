@@ -14,7 +14,8 @@ import {
 } from '../pve/volname.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { mapLimit } from './concurrency.js';
-import { removeRecord } from './local-cache.js';
+import { rm } from 'node:fs/promises';
+import { isSyncedCopy, localPath, removeRecord } from './local-cache.js';
 import { deleteQuiet, exists, isNotFound, putSmall, readText } from './objects.js';
 import { transferClient, type GuestType, type StoreContext, type Volume } from './types.js';
 
@@ -207,7 +208,15 @@ export async function deleteVolumes(ctx: StoreContext, volnames: string[], o: { 
     });
   }
   if (ctx.settings.cacheDir !== undefined) {
-    for (const s of state) await removeRecord(ctx.settings.cacheDir, s.v.content, s.v.name);
+    // A cached copy outliving its record would look like a new local file, and sync-local would
+    // bring the deleted volume back; so an exact copy goes with its record. A local file that
+    // does not match (pending, or changed locally) is left alone.
+    for (const s of state) {
+      if (await isSyncedCopy(ctx.settings.cacheDir, s.v.content, s.v.name)) {
+        await rm(localPath(ctx.settings.cacheDir, s.v.content, s.v.name), { force: true });
+      }
+      await removeRecord(ctx.settings.cacheDir, s.v.content, s.v.name);
+    }
   }
   if (deleted.length > 0) ctx.logger.info('deleted volumes', { volumes: deleted, objects: toDelete.length });
   return { deleted, missing };

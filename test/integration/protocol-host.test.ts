@@ -1,0 +1,280 @@
+// The protocol end to end: `node host/bin/pve-s3-host.js` as a subprocess (built by `npm test`),
+// one request on stdin, against the real RadosGW. Asserts envelope shapes, exit codes, the last
+// stderr line, error mapping, and that the secret never leaves the process.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { S3Client } from '../../host/src/s3/client.js';
+import { closeTestClients, dropBucket, freshBucket, testS3 } from '../helpers/s3.js';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const HOST = join(ROOT, 'host', 'bin', 'pve-s3-host.js');
+const MiB = 1024 * 1024;
+const ARCHIVE = 'vzdump-qemu-100-2024_05_06-07_08_09.vma.zst';
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  envelope: { ok: boolean; result?: Record<string, unknown>; error?: { code: string; message: string; status?: number; retryable: boolean } };
+  lastLine: string;
+}
+
+let c: S3Client;
+let dir: string;
+let storage: Record<string, string>;
+
+/** Runs the host with one request; the kill timer is a safety net, never an assertion. */
+function host(request: unknown, o: { raw?: string; killAfterMs?: number } = {}): Promise<Run> {
+  return new Promise((res, rej) => {
+    const p = spawn(process.execPath, [HOST], {
+      env: { ...process.env, PVE_S3_LOG_FILE: join(dir, 'host.log'), PVE_S3_DEBUG: '' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const t = setTimeout(() => p.kill('SIGKILL'), o.killAfterMs ?? 120_000);
+    p.on('error', rej);
+    p.on('close', (code, signal) => {
+      clearTimeout(t);
+      let envelope: Run['envelope'];
+      try {
+        envelope = JSON.parse(stdout);
+      } catch {
+        envelope = { ok: false, error: { code: 'NoEnvelope', message: stdout, retryable: false } };
+      }
+      const lines = stderr.trimEnd().split('\n');
+      res({ code, signal, stdout, stderr, envelope, lastLine: lines[lines.length - 1] ?? '' });
+    });
+    p.stdin.end(o.raw ?? JSON.stringify(request));
+  });
+}
+
+const req = (op: string, args: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) => ({ v: 1, op, storage, args, ...extra });
+
+beforeAll(async () => {
+  if (!existsSync(join(ROOT, 'host', 'dist', 'protocol', 'main.js'))) {
+    throw new Error('host/dist is missing: run `npm run build` (npm test does) before the protocol tests');
+  }
+  c = await freshBucket('protocol');
+  dir = await mkdtemp(join(tmpdir(), 'pve-s3-proto-'));
+  const t = testS3();
+  storage = {
+    id: 'proto-s3',
+    bucket: c.bucket,
+    endpoint: t.endpoint,
+    region: t.region,
+    access_key: t.accessKeyId,
+    secret_key: t.secretAccessKey,
+    prefix: 'proxmox/',
+    path: join(dir, 'cache'),
+    content: 'backup,iso,snippets,vztmpl',
+    multipart_chunk_size: '5',
+  };
+  await mkdir(join(dir, 'cache', 'dump'), { recursive: true });
+});
+afterAll(async () => {
+  if (c) await dropBucket(c);
+  await closeTestClients();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('a backup through its whole life', () => {
+  const volname = `backup/${ARCHIVE}`;
+  const data = randomBytes(6 * MiB + 7);
+
+  it('status: active, usage figures; exit 0; the last stderr line is the summary', async () => {
+    const r = await host(req('status'));
+    expect(r.code).toBe(0);
+    expect(r.envelope.ok).toBe(true);
+    expect(r.envelope.result).toMatchObject({ active: true, used: 0 });
+    const res = r.envelope.result as { total: number; used: number; avail: number };
+    expect(res.total).toBe(res.used + res.avail);
+    expect(r.lastLine).toMatch(/active/);
+    expect(r.stdout.endsWith('}\n')).toBe(true);
+  });
+
+  it('activate: bucket reachable', async () => {
+    const r = await host(req('activate'));
+    expect(r.envelope).toEqual({ ok: true, result: { bucket: c.bucket, reachable: true } });
+  });
+
+  it('upload with notes, protected and log → Volume object', async () => {
+    const src = join(dir, ARCHIVE);
+    await writeFile(src, data);
+    const log = join(dir, 'vzdump-qemu-100-2024_05_06-07_08_09.log');
+    await writeFile(log, 'INFO: done\n');
+    const r = await host(req('upload', { volname, src, notes: 'db server\nline 2', protected: true, log }));
+    expect(r.code).toBe(0);
+    expect(r.envelope.result!.volume).toEqual({
+      volname,
+      content: 'backup',
+      size: data.length,
+      ctime: Math.floor(new Date(2024, 4, 6, 7, 8, 9).getTime() / 1000),
+      mtime: expect.any(Number),
+      etag: expect.stringMatching(/^[0-9a-f]+(-\d+)?$/),
+      format: 'vma.zst',
+      vmid: 100,
+      subtype: 'qemu',
+      notes: 'db server\nline 2',
+      protected: true,
+      verified: true,
+    });
+    expect(r.lastLine).toMatch(/^uploaded backup\/vzdump-qemu-100/);
+  });
+
+  it('list (all, by content, by vmid) and stat', async () => {
+    const all = await host(req('list'));
+    expect((all.envelope.result!.volumes as { volname: string }[]).map((v) => v.volname)).toEqual([volname]);
+    expect((await host(req('list', { content: ['iso'] }))).envelope.result).toEqual({ volumes: [] });
+    expect((await host(req('list', { vmid: 101 }))).envelope.result).toEqual({ volumes: [] });
+    const st = await host(req('stat', { volname }));
+    expect(st.envelope.result!.volume).toMatchObject({ volname, size: data.length, protected: true, verified: true });
+    const missing = await host(req('stat', { volname: `backup/vzdump-qemu-100-2024_05_06-07_08_10.vma.zst` }));
+    expect(missing.code).toBe(3);
+    expect(missing.envelope.error).toMatchObject({ code: 'NoSuchKey', retryable: false });
+    expect(missing.lastLine).toBe(missing.envelope.error!.message);
+  });
+
+  it('get-attr / set-attr', async () => {
+    expect((await host(req('get-attr', { volname, attr: 'notes' }))).envelope.result).toEqual({ value: 'db server\nline 2' });
+    expect((await host(req('set-attr', { volname, attr: 'notes', value: 'renamed' }))).envelope.result).toEqual({ value: 'renamed' });
+    expect((await host(req('get-attr', { volname, attr: 'notes' }))).envelope.result).toEqual({ value: 'renamed' });
+    expect((await host(req('get-attr', { volname, attr: 'protected' }))).envelope.result).toEqual({ value: true });
+  });
+
+  it('delete refuses the protected backup (VolumeProtected, non-zero exit)', async () => {
+    const r = await host(req('delete', { volnames: [volname] }));
+    expect(r.code).not.toBe(0);
+    expect(r.envelope.error!.code).toBe('VolumeProtected');
+  });
+
+  it('download: verified bytes, then "already cached"', async () => {
+    const dest = join(dir, 'cache', 'dump', ARCHIVE);
+    const r = await host(req('download', { volname, dest }));
+    expect(r.envelope.result).toMatchObject({ path: dest, size: data.length, verified: true, downloaded: true });
+    expect((await readFile(dest)).equals(data)).toBe(true);
+    const again = await host(req('download', { volname, dest }));
+    expect(again.envelope.result).toMatchObject({ downloaded: false });
+  });
+
+  it('prune-plan and prune (dry run) keep the protected backup', async () => {
+    const plan = await host(req('prune-plan', { keep: { 'keep-last': 1 } }));
+    expect(plan.envelope.result).toEqual({ entries: [{ volname, ctime: expect.any(Number), type: 'qemu', vmid: 100, mark: 'protected' }] });
+    const pr = await host(req('prune', { keep: { 'keep-last': 1 }, dryrun: true }));
+    expect(pr.envelope.result).toMatchObject({ removed: [], errors: [] });
+  });
+
+  it('unprotect, then delete removes archive and sidecars', async () => {
+    expect((await host(req('set-attr', { volname, attr: 'protected', value: false }))).envelope.result).toEqual({ value: false });
+    const r = await host(req('delete', { volnames: [volname, 'iso/nothing.iso'] }));
+    expect(r.envelope).toEqual({ ok: true, result: { deleted: [volname], missing: ['iso/nothing.iso'] } });
+    const left: string[] = [];
+    for await (const o of c.listAll({ prefix: 'proxmox/' })) left.push(o.key);
+    expect(left).toEqual([]);
+    // the exact cached copy went with it, so sync-local cannot bring the backup back
+    expect(existsSync(join(dir, 'cache', 'dump', ARCHIVE))).toBe(false);
+  });
+});
+
+describe('maintenance ops', () => {
+  it('lifecycle show/apply/remove in the documented shape', async () => {
+    const s = { ...storage, lifecycle_enabled: '1', transition_days: '30', glacier_days: '365' };
+    const apply = await host({ v: 1, op: 'lifecycle', storage: s, args: { action: 'apply' } });
+    expect(apply.code).toBe(0);
+    const res = apply.envelope.result as { enabled: boolean; rules: { id: string; prefix: string; transitions: unknown[] }[] };
+    expect(res.enabled).toBe(true);
+    const t = res.rules.find((r) => r.id.startsWith('pve-s3-transition'))!;
+    expect(t.prefix).toBe('proxmox/');
+    expect(t.transitions).toEqual(expect.arrayContaining([{ days: 30, storage_class: 'STANDARD_IA' }, { days: 365, storage_class: 'GLACIER' }]));
+    const removed = await host({ v: 1, op: 'lifecycle', storage: s, args: { action: 'remove' } });
+    expect(removed.envelope.result).toEqual({ enabled: false, rules: [] });
+  });
+
+  it('abort-stale-uploads and sync-local answer in their shapes', async () => {
+    const a = await host(req('abort-stale-uploads', { older_than_hours: 24 }));
+    expect(a.envelope).toEqual({ ok: true, result: { aborted: [] } });
+    const s = await host(req('sync-local', { quiet_seconds: 0 }));
+    expect(s.envelope).toMatchObject({ ok: true, result: { uploaded: [], errors: [] } });
+  });
+
+  it('check reports each step', async () => {
+    const r = await host(req('check', { write_test: true }));
+    expect(r.envelope.result).toMatchObject({ ok: true });
+    const names = (r.envelope.result!.checks as { name: string; ok: boolean }[]).map((x) => x.name);
+    expect(names).toEqual(expect.arrayContaining(['endpoint', 'credentials', 'bucket', 'write']));
+  });
+});
+
+describe('errors', () => {
+  it('a wrong secret → SignatureDoesNotMatch, says what to do, and neither secret appears anywhere', async () => {
+    const wrong = 'WrongSecretValue0000000000000000000000099';
+    const r = await host({ v: 1, op: 'list', storage: { ...storage, secret_key: wrong }, args: {} });
+    expect(r.code).toBe(4);
+    expect(r.envelope.ok).toBe(false);
+    expect(r.envelope.error!.code).toBe('SignatureDoesNotMatch');
+    expect(r.envelope.error!.message).toMatch(/secret_key/);
+    expect(r.lastLine).toBe(r.envelope.error!.message);
+    for (const s of [wrong, storage.secret_key!]) {
+      expect(r.stdout).not.toContain(s);
+      expect(r.stderr).not.toContain(s);
+    }
+    const log = await readFile(join(dir, 'host.log'), 'utf8').catch(() => '');
+    expect(log).not.toContain(wrong);
+  });
+
+  it('a missing bucket → NoSuchBucket, exit 3', async () => {
+    const r = await host({ v: 1, op: 'list', storage: { ...storage, bucket: 'no-such-bucket-pve-s3' }, args: {} });
+    expect(r.envelope.error).toMatchObject({ code: 'NoSuchBucket', status: 404 });
+    expect(r.code).toBe(3);
+  });
+
+  it('malformed JSON, unknown op, wrong version, bad volname: clear errors, usage exit code', async () => {
+    const bad = await host(null, { raw: `{"v":1,"op":"list","storage":{"secret_key":"${storage.secret_key}"` });
+    expect(bad.envelope.error!.code).toBe('BadRequest');
+    expect(bad.code).toBe(2);
+    expect(bad.stdout + bad.stderr).not.toContain(storage.secret_key!);
+    const op = await host({ v: 1, op: 'frobnicate', storage });
+    expect(op.envelope.error).toMatchObject({ code: 'UnknownOp' });
+    expect(op.lastLine).toMatch(/frobnicate/);
+    const v = await host({ v: 7, op: 'list', storage });
+    expect(v.envelope.error).toMatchObject({ code: 'ProtocolVersion' });
+    const vol = await host(req('stat', { volname: 'backup/evil/../../x.vma' }));
+    expect(vol.envelope.error).toMatchObject({ code: 'InvalidVolname' });
+    for (const r of [op, v, vol]) expect(r.code).toBe(2);
+  });
+
+  it('status against a dead endpoint (accepts, never answers) returns an error envelope on its own within its deadline', async () => {
+    const sockets: Socket[] = [];
+    const server: Server = createServer((s) => sockets.push(s));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const r = await host({ v: 1, op: 'status', deadline_ms: 1500, storage: { ...storage, endpoint: `http://127.0.0.1:${port}` } }, { killAfterMs: 30_000 });
+      // it exited by itself (not killed by the safety net) with a retryable error
+      expect(r.signal).toBeNull();
+      expect(r.code).not.toBe(0);
+      expect(r.envelope.ok).toBe(false);
+      expect(['Timeout', 'RequestTimeout']).toContain(r.envelope.error!.code);
+      expect(r.envelope.error!.retryable).toBe(true);
+    } finally {
+      for (const s of sockets) s.destroy();
+      server.close();
+    }
+  });
+
+  it('status against a refused port fails fast with NetworkError', async () => {
+    const r = await host({ v: 1, op: 'status', storage: { ...storage, endpoint: 'http://127.0.0.1:9' } }, { killAfterMs: 30_000 });
+    expect(r.signal).toBeNull();
+    expect(r.envelope.error).toMatchObject({ code: 'NetworkError', retryable: true });
+    expect(r.lastLine).toMatch(/connection refused/);
+  });
+});
