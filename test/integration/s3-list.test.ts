@@ -91,7 +91,7 @@ describe('DeleteObjects with more than 1000 keys', () => {
   });
 
   it('keys needing XML escaping are deleted too', async () => {
-    const odd = ['x&y<z>.bin', 'quote"apos\'.bin', 'cr\rkey', 'ü spaces  .bin'];
+    const odd = ['x&y<z>.bin', 'quote"apos\'.bin', 'cr\rkey', 'tab\tand\nlf', 'ü spaces  .bin', 'ctl\u0001char', 'ctl\u001fchar'];
     for (const k of odd) await c.putObject(k, body);
     const r = await c.deleteObjects(odd);
     expect(r.errors).toEqual([]);

@@ -334,3 +334,23 @@ describe('checksums when configured (checksumAlgorithm)', () => {
     expect(completeBody).toContain(`<${tag}>${value}</${tag}>`);
   });
 });
+
+describe('cancellation', () => {
+  it('an aborted request is Aborted, not retried, whatever reason the caller gave', async () => {
+    let n = 0;
+    mock
+      .get(ORIGIN)
+      .intercept({ path: '/bkt/k', method: 'GET' })
+      .reply(() => {
+        n++;
+        return { statusCode: 200, data: 'x' };
+      })
+      .delay(5_000)
+      .persist();
+    const ac = new AbortController();
+    const p = client().getObject('k', { signal: ac.signal });
+    setTimeout(() => ac.abort(new Error('user pressed stop')), 20);
+    await expect(p).rejects.toMatchObject({ code: 'Aborted', retryable: false, message: "GetObject of 'k' was cancelled" });
+    expect(n).toBe(1);
+  });
+});

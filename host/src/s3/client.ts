@@ -65,6 +65,8 @@ export interface CopyOptions extends Omit<PutOptions, 'contentMd5' | 'sha256Hex'
 }
 
 export const MAX_DELETE_BATCH = 1000;
+// characters XML 1.0 forbids even as references; lone surrogates cannot be UTF-8 either
+const NOT_XML = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]|\p{Cs}/u;
 const utf8 = new TextEncoder();
 const text = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
 
@@ -170,9 +172,26 @@ export class S3Client {
     await this.transport.request({ operation: 'DeleteObject', method: 'DELETE', key, idempotent: true, signal: o.signal });
   }
 
-  /** Deletes in batches of 1000 (Quiet mode: the server lists only failures). */
-  async deleteObjects(keys: readonly string[], o: { signal?: AbortSignal } = {}): Promise<DeleteResult> {
+  /**
+   * Deletes in batches of 1000 (Quiet mode: the server lists only failures). Keys XML 1.0 cannot
+   * carry (control characters other than tab/LF/CR) are deleted one by one instead.
+   */
+  async deleteObjects(allKeys: readonly string[], o: { signal?: AbortSignal } = {}): Promise<DeleteResult> {
     const out: DeleteResult = { deleted: [], errors: [] };
+    const keys: string[] = [];
+    for (const k of allKeys) {
+      if (!NOT_XML.test(k)) {
+        keys.push(k);
+        continue;
+      }
+      try {
+        await this.deleteObject(k, o);
+        out.deleted.push(k);
+      } catch (e) {
+        if (!(e instanceof S3Error) || e.retryable) throw e;
+        out.errors.push({ key: k, code: e.code, message: e.message });
+      }
+    }
     for (let i = 0; i < keys.length; i += MAX_DELETE_BATCH) {
       const batch = keys.slice(i, i + MAX_DELETE_BATCH);
       const body = utf8.encode(buildDeleteObjects(batch, true));

@@ -266,6 +266,10 @@ export class S3Transport {
 
   private netError(e: unknown, r: S3Request): S3Error {
     if (e instanceof S3Error) return e;
+    // undici rejects with the signal's reason, which can be anything the caller chose
+    if (r.signal?.aborted) {
+      return new S3Error('Aborted', `${r.operation}${r.key !== undefined ? ` of '${r.key}'` : ''} was cancelled`, { key: r.key, cause: e });
+    }
     return networkError(e, this.context(r), { connectMs: this.settings.connectTimeoutMs, requestMs: this.settings.requestTimeoutMs });
   }
 
