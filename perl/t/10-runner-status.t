@@ -140,6 +140,39 @@ ok(!kill(0, $pid), 'the hanging status host was killed');
 }
 is_deeply([$PLUGIN->status($storeid, { %$scfg, path => undef }, {})], [0, 0, 0, 0], 'no path: inactive, no exception');
 
+# A fresh failed status answers activate_storage too: no second bounded host run per cycle.
+clear_requests();
+unlink("$scfg->{path}/.pve-s3/status.json");
+stub_err('status', 'NetworkError', 'connect ETIMEDOUT 10.9.9.9:443');
+$PLUGIN->status($storeid, $scfg, {});
+eval { $PLUGIN->activate_storage($storeid, $scfg, {}) };
+is($@, "connect ETIMEDOUT 10.9.9.9:443\n", 'activate_storage after a failed status: the cached reason');
+is_deeply([map { $_->{request}->{op} } @{ stub_requests() }], ['status'], '... without running the host again');
+
+# Pending local files make status start a detached sync-local (rate-limited).
+{
+    local $ENV{PVE_S3_AUTOSYNC} = '1';
+    clear_requests();
+    unlink("$scfg->{path}/.pve-s3/status.json", glob("$scfg->{path}/.pve-s3/*.stamp"));
+    PVE::Storage::Plugin::activate_storage($PLUGIN, $storeid, $scfg, {});
+    write_file("$scfg->{path}/template/iso/gui-upload.iso", 'ISO');
+    utime(time() - 3600, time() - 3600, "$scfg->{path}/template/iso/gui-upload.iso");
+    stub_ok('status', { active => JSON::PP::true, total => 1, used => 0, avail => 1 });
+    stub_ok('sync-local', { uploaded => [], skipped => [], errors => [] });
+    is(($PLUGIN->status($storeid, $scfg, {}))[3], 1, 'status with a pending file: active');
+    my $seen;
+    for (1 .. 100) {
+        last if ($seen = grep { $_->{request}->{op} eq 'sync-local' } @{ stub_requests() });
+        select(undef, undef, undef, 0.1);
+    }
+    ok($seen, 'a background sync-local was started');
+    unlink("$scfg->{path}/.pve-s3/status.json");
+    $PLUGIN->status($storeid, $scfg, {});
+    sleep(1);
+    is(scalar(grep { $_->{request}->{op} eq 'sync-local' } @{ stub_requests() }), 1, 'not again within the interval');
+    unlink("$scfg->{path}/template/iso/gui-upload.iso");
+}
+
 # --- activate_storage -----------------------------------------------------------------------
 
 clear_requests();

@@ -673,8 +673,13 @@ sub activate_storage {
     ensure_cache_dirs($scfg);
     $class->SUPER::activate_storage($storeid, $scfg, $cache);
 
+    # pvestatd activates every 10 s: a fresh result, good or bad, spares a host run (and a
+    # black-holed endpoint costs at most one bounded run per $STATUS_FAIL_TTL).
     my $cached = read_status_cache($scfg);
-    return 1 if $cached && $cached->{active};
+    if ($cached) {
+        return 1 if $cached->{active};
+        die(($cached->{error} // "storage '$storeid' is not reachable") . "\n");
+    }
     my ($res, $err) = host_try($storeid, $scfg, 'activate', {}, timeout => $OP_TIMEOUT->{status});
     if ($err) {
         write_status_cache($scfg, { active => 0, total => 0, used => 0, avail => 0, error => $err->{message} });
