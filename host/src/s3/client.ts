@@ -244,7 +244,7 @@ export class S3Client {
       this.listApi = 'v1';
       return this.listObjectsV1(o);
     }
-    const page = this.xml(r, res, parseListObjectsV2);
+    const page = this.xml(r, res, () => parseListObjectsV2(doc));
     return { objects: page.objects, prefixes: page.prefixes, isTruncated: page.isTruncated, nextContinuationToken: page.nextContinuationToken };
   }
 

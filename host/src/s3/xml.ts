@@ -232,8 +232,8 @@ export interface ListV2Result extends ListPage {
   name?: string;
 }
 
-export function parseListObjectsV2(body: string): ListV2Result {
-  const n = expectRoot(parseXml(body), 'ListBucketResult');
+export function parseListObjectsV2(body: string | XmlDocument): ListV2Result {
+  const n = expectRoot(typeof body === 'string' ? parseXml(body) : body, 'ListBucketResult');
   const dec = text(n, 'EncodingType')?.trim() === 'url' ? urlDecode : (s: string) => s;
   const truncated = bool(n, 'IsTruncated') ?? false;
   const next = text(n, 'NextContinuationToken');
