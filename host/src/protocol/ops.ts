@@ -86,7 +86,7 @@ const absPath = (name: string, p: string): string => {
 
 export const OPS: Record<string, Op> = {
   async status(ctx) {
-    const { pveStatus } = await import('../store/status.js');
+    const { pveStatus } = await import('../store/usage.js');
     const s = await pveStatus(ctx);
     return { result: { ...s }, message: `storage '${ctx.settings.storageId}' is active (bucket ${ctx.settings.bucket})` };
   },

@@ -7,7 +7,7 @@ import { CONTENT_DIR, CONTENT_TYPES } from '../pve/content.js';
 import { MANIFEST_SUFFIX, NOTES_SUFFIX, PROTECTED_SUFFIX, classifyKey, sidecarNames, type VolumeInfo } from '../pve/volname.js';
 import type { ObjectSummary } from '../s3/types.js';
 import { listPending } from './local-cache.js';
-import { writeUsage } from './status.js';
+import { writeUsage } from './usage.js';
 import { mapLimit } from './concurrency.js';
 import { readText } from './objects.js';
 import type { Content, GuestType, StoreContext, Volume } from './types.js';

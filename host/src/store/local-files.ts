@@ -1,0 +1,84 @@
+/**
+ * Local files around an upload from the command line or the vzdump hook: the sidecars vzdump
+ * leaves next to an archive (`.notes`, `.protected`, the log), and removing the local copy only
+ * once the bucket is known to hold it. (Added for the CLIs; putVolume's `removeSource` predates
+ * it and removes before the post-upload stat.)
+ */
+import { readFile, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { CONTENT_DIR } from '../pve/content.js';
+import { NOTES_SUFFIX, PROTECTED_SUFFIX, classifyFile, sidecarNames } from '../pve/volname.js';
+import { EXIT, PveS3Error } from '../util/errors.js';
+import type { StoreContext, Volume } from './types.js';
+
+export interface LocalSidecars {
+  /** text of `<archive>.notes`, when present and not empty */
+  notes?: string;
+  /** `<archive>.protected` exists */
+  protected: boolean;
+  /** the vzdump log next to the archive (standard names only) */
+  logPath?: string;
+}
+
+const isFile = async (p: string): Promise<boolean> => (await stat(p).catch(() => null))?.isFile() === true;
+
+/** What vzdump (or an operator) left beside a local archive, as a PVE dir storage keeps it. */
+export async function readLocalSidecars(archivePath: string): Promise<LocalSidecars> {
+  const out: LocalSidecars = { protected: await isFile(archivePath + PROTECTED_SUFFIX) };
+  const notes = await readFile(archivePath + NOTES_SUFFIX, 'utf8').catch(() => '');
+  if (notes !== '') out.notes = notes;
+  let log: string | undefined;
+  try {
+    log = sidecarNames(basename(archivePath)).log;
+  } catch {
+    log = undefined; // not an archive name: no log
+  }
+  if (log !== undefined && (await isFile(join(dirname(archivePath), log)))) out.logPath = join(dirname(archivePath), log);
+  return out;
+}
+
+/**
+ * Deletes the local archive and its `.notes`/`.protected` after an upload, but only when the
+ * bucket's copy is verified: its manifest was written by the upload and a HEAD afterwards shows
+ * the size and ETag the manifest records (statVolume's `verified`), and that size is the local
+ * file's. Anything else keeps the local file and fails loudly.
+ */
+export async function removeVerifiedSource(vol: Volume, archivePath: string, localSize: number): Promise<void> {
+  if (vol.verified !== true || vol.size !== localSize) {
+    throw new PveS3Error(
+      'IntegrityError',
+      `uploaded '${vol.volid}' could not be verified (remote size ${vol.size}, local ${localSize}, manifest ${vol.manifest ? 'present' : 'missing'}${vol.verified ? '' : ', not matching'}): local file '${archivePath}' kept`,
+      { exitCode: EXIT.integrity, key: vol.key },
+    );
+  }
+  await rm(archivePath, { force: true });
+  await rm(archivePath + NOTES_SUFFIX, { force: true });
+  await rm(archivePath + PROTECTED_SUFFIX, { force: true });
+}
+
+/**
+ * A vzdump log as the `.log` sidecar of its archive. `name` is the log's name in the bucket
+ * (vzdump names it after the archive's base name); it must be a log name, so a stray file can
+ * never land among the backups.
+ */
+export async function putBackupLog(ctx: StoreContext, localPath: string, name = basename(localPath)): Promise<{ key: string; size: number }> {
+  const c = classifyFile(name, 'backup');
+  if (c.kind !== 'sidecar' || c.sidecar !== 'log') {
+    throw new PveS3Error('InvalidArgument', `invalid log name '${name}': expected vzdump-<type>-<vmid>-<YYYY_MM_DD-HH_MM_SS>.log`, {
+      exitCode: EXIT.usage,
+    });
+  }
+  const st = await stat(localPath).catch(() => null);
+  if (!st || !st.isFile()) throw new PveS3Error('InvalidArgument', `invalid log '${localPath}': not an existing regular file`, { exitCode: EXIT.usage });
+  const key = ctx.settings.prefix + CONTENT_DIR.backup + name;
+  const { uploadObject } = await import('../transfer/upload.js');
+  const { transferClient } = await import('./types.js');
+  const res = await uploadObject(transferClient(ctx), key, { path: localPath }, {
+    chunkSizeMB: ctx.settings.chunkSizeMB,
+    concurrency: ctx.settings.concurrency,
+    put: { ...(ctx.settings.put ?? {}), contentType: 'text/plain; charset=utf-8' },
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  });
+  ctx.logger.info('uploaded backup log', { key, size: res.size });
+  return { key, size: res.size };
+}
