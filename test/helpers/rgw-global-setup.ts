@@ -5,7 +5,7 @@
 // one), so each run holds a lease while it uses it. The gateway is stopped at the end only when
 // a test run started it and no other run still holds a lease; PVE_S3_RGW_KEEP=1 keeps it.
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
@@ -36,9 +36,10 @@ async function withLock<T>(fn: () => Promise<T>): Promise<T> {
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      // A lock left by a killed run: its owner pid is gone.
+      // A lock left by a killed run: its owner pid is gone (or it died before writing one).
       const owner = Number(await readFile(join(lockDir, 'owner'), 'utf8').catch(() => 'NaN'));
-      if (Number.isInteger(owner) && !pidAlive(owner)) {
+      const age = await stat(lockDir).then((st) => Date.now() - st.mtimeMs, () => 0);
+      if ((Number.isInteger(owner) && !pidAlive(owner)) || (!Number.isInteger(owner) && age > 30_000)) {
         await rm(lockDir, { recursive: true, force: true });
         continue;
       }
