@@ -100,6 +100,15 @@ describe('retried', () => {
   });
 });
 
+describe('clock skew on a bodiless answer', () => {
+  it('HEAD first with a clock an hour ahead: corrected from the Date header, not reported as bad keys', async () => {
+    await direct.putObject('clock-head.bin', new Uint8Array(2));
+    const ahead = testClient({ bucket: direct.bucket }, { ...fast, clock: () => new Date(Date.now() + 3_600_000) });
+    expect((await ahead.headObject('clock-head.bin')).size).toBe(2);
+    expect(Math.abs(ahead.transport.clockOffsetMs + 3_600_000)).toBeLessThan(60_000);
+  });
+});
+
 describe('not retried, or failing clearly', () => {
   it('200 OK with <Error> on CompleteMultipartUpload is an error (AccessDenied: not retried)', async () => {
     const key = 'complete-200.bin';

@@ -354,3 +354,22 @@ describe('cancellation', () => {
     expect(n).toBe(1);
   });
 });
+
+describe('clock skew on HEAD (no body to name it)', () => {
+  it('a bodiless 403 with a server Date far from ours is treated as RequestTimeTooSkewed and corrected', async () => {
+    const pool = mock.get(ORIGIN);
+    const serverNow = new Date('2030-01-02T03:04:05Z');
+    pool.intercept({ path: '/bkt/k', method: 'HEAD' }).reply(403, '', { headers: { date: serverNow.toUTCString() } });
+    pool.intercept({ path: '/bkt/k', method: 'HEAD' }).reply(200, '', { headers: { 'content-length': '4', etag: '"e"' } });
+    const local = new Date('2030-01-02T02:00:00Z');
+    const c = client({}, { clock: () => local });
+    expect((await c.headObject('k')).size).toBe(4);
+    expect(c.transport.clockOffsetMs).toBe(serverNow.getTime() - local.getTime());
+  });
+
+  it('a bodiless 403 with the clocks in step stays an auth error (exit 4)', async () => {
+    const now = new Date();
+    mock.get(ORIGIN).intercept({ path: '/bkt/k', method: 'HEAD' }).reply(403, '', { headers: { date: now.toUTCString() } });
+    await expect(client({}, { clock: () => now }).headObject('k')).rejects.toMatchObject({ code: 'Forbidden', exitCode: 4 });
+  });
+});

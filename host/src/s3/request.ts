@@ -133,7 +133,8 @@ export class S3Transport {
   }
 
   /** Sends r (with retries) and reads the whole response body. */
-  async request(r: S3Request): Promise<BufferedResponse> {
+  async request(req: S3Request): Promise<BufferedResponse> {
+    const r = withPayloadHash(req);
     return this.retrying(r, async () => {
       const res = await this.once(r);
       let body: Uint8Array;
@@ -153,7 +154,8 @@ export class S3Transport {
   }
 
   /** Sends r (with retries until the response headers arrive) and hands over the body stream. */
-  async stream(r: S3Request): Promise<StreamResponse> {
+  async stream(req: S3Request): Promise<StreamResponse> {
+    const r = withPayloadHash(req);
     return this.retrying(r, async () => {
       const res = await this.once(r);
       return { status: res.statusCode, headers: res.headersFlat, body: this.guard(res.body, r) };
@@ -197,7 +199,7 @@ export class S3Transport {
     const t = target(this.endpoint, this.bucket, r.key, this.pathStyle);
     const date = new Date(this.clock().getTime() + this.clockOffsetMs);
     const headers: Record<string, string> = { ...r.headers, host: t.host };
-    const payloadHash = r.body ? (r.sha256Hex ?? hex(Sha256.hash(r.body))) : EMPTY_SHA256;
+    const payloadHash = r.body ? r.sha256Hex! : EMPTY_SHA256;
     const signed = this.signer.sign({ method: r.method, path: t.path, query: r.query ?? [], headers, payloadHash, date });
     const path = signed.wireQuery ? `${signed.wirePath}?${signed.wireQuery}` : signed.wirePath;
     const started = performance.now();
@@ -248,19 +250,29 @@ export class S3Transport {
       } finally {
         if (r.method === 'HEAD') await res.body.dump().catch(() => undefined);
       }
-      throw this.errorFromResponse(r, res.statusCode, headersFlat, text);
+      throw this.errorFromResponse(r, res.statusCode, headersFlat, text, date);
     }
     return { statusCode: res.statusCode, headersFlat, body: res.body };
   }
 
-  errorFromResponse(r: { operation: string; key?: string; method?: string }, status: number, headers: Record<string, string>, text: string): S3Error {
+  errorFromResponse(
+    r: { operation: string; key?: string; method?: string },
+    status: number,
+    headers: Record<string, string>,
+    text: string,
+    signedAt?: Date,
+  ): S3Error {
     const ctx = this.context(r);
     const parsed = parseErrorBody(text);
     const requestId = parsed?.requestId ?? headers['x-amz-request-id'];
     const serverTime = serverTimeOf(headers, parsed?.fields);
     if (parsed) return serverError(parsed.code, status, parsed.message, requestId, ctx, serverTime);
-    // HEAD answers and some proxies carry no XML: the status is all there is
-    const code = codeForStatus(status, r.key !== undefined, headers);
+    // HEAD answers and some proxies carry no XML: the status is all there is. A bodiless 403 from
+    // a server whose clock is far from ours is the skew, not the keys (S3 allows 15 minutes).
+    let code = codeForStatus(status, r.key !== undefined, headers);
+    if (status === 403 && signedAt && serverTime && Math.abs(serverTime.getTime() - signedAt.getTime()) > MAX_SKEW_MS) {
+      code = 'RequestTimeTooSkewed';
+    }
     return serverError(code, status, code === 'PermanentRedirect' ? redirectHint(headers) : undefined, requestId, ctx, serverTime);
   }
 
@@ -285,6 +297,13 @@ export class S3Transport {
 }
 
 const ERROR_TAG = Buffer.from('<Error>');
+const MAX_SKEW_MS = 14 * 60_000;
+
+/** The body's hash is computed once, before any attempt: a retry signs the same bytes again. */
+function withPayloadHash(r: S3Request): S3Request {
+  if (!r.body || r.sha256Hex) return r;
+  return { ...r, sha256Hex: hex(Sha256.hash(r.body)) };
+}
 
 function looksLikeError(body: Uint8Array): boolean {
   const head = Buffer.from(body.buffer, body.byteOffset, Math.min(body.byteLength, 512));
