@@ -8,12 +8,15 @@
 //
 // Slicing-by-16: WebAssembly has no carry-less multiply, so table lookups are the fastest
 // portable method; 16 tables (16 KiB, built once at instantiation) let one iteration consume
-// 16 bytes with independent lookups the CPU can overlap.
+// 16 bytes with independent lookups the CPU can overlap. Indices are computed pre-scaled
+// (`(w >>> k) & 0x3fc`) with the table base in the load's offset, saving an add per lookup, and
+// long inputs run as two interleaved halves (~10% more on the dev machine).
 
 const POLY: u32 = 0x82f63b78;
 const TAB: usize = memory.data(16 * 256 * 4, 64);
 /** X2N[k] = x^(2^k) mod P (reflected), for the combine's square-and-multiply. */
 const X2N: usize = memory.data(64 * 4, 16);
+const TWO_WAY_MIN: usize = 16384;
 
 function buildTables(): void {
   for (let i: u32 = 0; i < 256; i++) {
@@ -46,27 +49,75 @@ export function crc32cUpdate(crc: u32, ptr: usize, len: usize): u32 {
     c = (c >>> 8) ^ tab0(c ^ load<u8>(ptr));
     ptr++; len--;
   }
+  if (len >= TWO_WAY_MIN) {
+    // Two halves in one loop: both lookup chains overlap in the CPU; the halves are then joined
+    // with the combine (about a microsecond).
+    const half = (len >>> 5) << 4;
+    let q = ptr + half;
+    const end = q;
+    let d: u32 = 0xffffffff;
+    while (ptr < end) {
+      const a0 = c ^ load<u32>(ptr, 0), a1 = load<u32>(ptr, 4), a2 = load<u32>(ptr, 8), a3 = load<u32>(ptr, 12);
+      const b0 = d ^ load<u32>(q, 0), b1 = load<u32>(q, 4), b2 = load<u32>(q, 8), b3 = load<u32>(q, 12);
+      c = load<u32>(<usize>((a0 << 2) & 0x3fc), TAB + 15360)
+        ^ load<u32>(<usize>((a0 >>> 6) & 0x3fc), TAB + 14336)
+        ^ load<u32>(<usize>((a0 >>> 14) & 0x3fc), TAB + 13312)
+        ^ load<u32>(<usize>((a0 >>> 22) & 0x3fc), TAB + 12288)
+        ^ load<u32>(<usize>((a1 << 2) & 0x3fc), TAB + 11264)
+        ^ load<u32>(<usize>((a1 >>> 6) & 0x3fc), TAB + 10240)
+        ^ load<u32>(<usize>((a1 >>> 14) & 0x3fc), TAB + 9216)
+        ^ load<u32>(<usize>((a1 >>> 22) & 0x3fc), TAB + 8192)
+        ^ load<u32>(<usize>((a2 << 2) & 0x3fc), TAB + 7168)
+        ^ load<u32>(<usize>((a2 >>> 6) & 0x3fc), TAB + 6144)
+        ^ load<u32>(<usize>((a2 >>> 14) & 0x3fc), TAB + 5120)
+        ^ load<u32>(<usize>((a2 >>> 22) & 0x3fc), TAB + 4096)
+        ^ load<u32>(<usize>((a3 << 2) & 0x3fc), TAB + 3072)
+        ^ load<u32>(<usize>((a3 >>> 6) & 0x3fc), TAB + 2048)
+        ^ load<u32>(<usize>((a3 >>> 14) & 0x3fc), TAB + 1024)
+        ^ load<u32>(<usize>((a3 >>> 22) & 0x3fc), TAB + 0);
+      d = load<u32>(<usize>((b0 << 2) & 0x3fc), TAB + 15360)
+        ^ load<u32>(<usize>((b0 >>> 6) & 0x3fc), TAB + 14336)
+        ^ load<u32>(<usize>((b0 >>> 14) & 0x3fc), TAB + 13312)
+        ^ load<u32>(<usize>((b0 >>> 22) & 0x3fc), TAB + 12288)
+        ^ load<u32>(<usize>((b1 << 2) & 0x3fc), TAB + 11264)
+        ^ load<u32>(<usize>((b1 >>> 6) & 0x3fc), TAB + 10240)
+        ^ load<u32>(<usize>((b1 >>> 14) & 0x3fc), TAB + 9216)
+        ^ load<u32>(<usize>((b1 >>> 22) & 0x3fc), TAB + 8192)
+        ^ load<u32>(<usize>((b2 << 2) & 0x3fc), TAB + 7168)
+        ^ load<u32>(<usize>((b2 >>> 6) & 0x3fc), TAB + 6144)
+        ^ load<u32>(<usize>((b2 >>> 14) & 0x3fc), TAB + 5120)
+        ^ load<u32>(<usize>((b2 >>> 22) & 0x3fc), TAB + 4096)
+        ^ load<u32>(<usize>((b3 << 2) & 0x3fc), TAB + 3072)
+        ^ load<u32>(<usize>((b3 >>> 6) & 0x3fc), TAB + 2048)
+        ^ load<u32>(<usize>((b3 >>> 14) & 0x3fc), TAB + 1024)
+        ^ load<u32>(<usize>((b3 >>> 22) & 0x3fc), TAB + 0);
+      ptr += 16; q += 16;
+    }
+    c = ~crc32cCombine(~c, ~d, <f64>half);
+    ptr = q;
+    len -= half << 1;
+  }
   while (len >= 16) {
     const w0 = c ^ load<u32>(ptr, 0);
     const w1 = load<u32>(ptr, 4);
     const w2 = load<u32>(ptr, 8);
     const w3 = load<u32>(ptr, 12);
-    c = load<u32>(TAB + ((w0 & 0xff) << 2), 15360)
-      ^ load<u32>(TAB + (((w0 >>> 8) & 0xff) << 2), 14336)
-      ^ load<u32>(TAB + (((w0 >>> 16) & 0xff) << 2), 13312)
-      ^ load<u32>(TAB + ((w0 >>> 24) << 2), 12288)
-      ^ load<u32>(TAB + ((w1 & 0xff) << 2), 11264)
-      ^ load<u32>(TAB + (((w1 >>> 8) & 0xff) << 2), 10240)
-      ^ load<u32>(TAB + (((w1 >>> 16) & 0xff) << 2), 9216)
-      ^ load<u32>(TAB + ((w1 >>> 24) << 2), 8192)
-      ^ load<u32>(TAB + ((w2 & 0xff) << 2), 7168)
-      ^ load<u32>(TAB + (((w2 >>> 8) & 0xff) << 2), 6144)
-      ^ load<u32>(TAB + (((w2 >>> 16) & 0xff) << 2), 5120)
-      ^ load<u32>(TAB + ((w2 >>> 24) << 2), 4096)
-      ^ load<u32>(TAB + ((w3 & 0xff) << 2), 3072)
-      ^ load<u32>(TAB + (((w3 >>> 8) & 0xff) << 2), 2048)
-      ^ load<u32>(TAB + (((w3 >>> 16) & 0xff) << 2), 1024)
-      ^ load<u32>(TAB + ((w3 >>> 24) << 2), 0);
+    c = load<u32>(<usize>((w0 << 2) & 0x3fc), TAB + 15360)
+      ^ load<u32>(<usize>((w0 >>> 6) & 0x3fc), TAB + 14336)
+      ^ load<u32>(<usize>((w0 >>> 14) & 0x3fc), TAB + 13312)
+      ^ load<u32>(<usize>((w0 >>> 22) & 0x3fc), TAB + 12288)
+      ^ load<u32>(<usize>((w1 << 2) & 0x3fc), TAB + 11264)
+      ^ load<u32>(<usize>((w1 >>> 6) & 0x3fc), TAB + 10240)
+      ^ load<u32>(<usize>((w1 >>> 14) & 0x3fc), TAB + 9216)
+      ^ load<u32>(<usize>((w1 >>> 22) & 0x3fc), TAB + 8192)
+      ^ load<u32>(<usize>((w2 << 2) & 0x3fc), TAB + 7168)
+      ^ load<u32>(<usize>((w2 >>> 6) & 0x3fc), TAB + 6144)
+      ^ load<u32>(<usize>((w2 >>> 14) & 0x3fc), TAB + 5120)
+      ^ load<u32>(<usize>((w2 >>> 22) & 0x3fc), TAB + 4096)
+      ^ load<u32>(<usize>((w3 << 2) & 0x3fc), TAB + 3072)
+      ^ load<u32>(<usize>((w3 >>> 6) & 0x3fc), TAB + 2048)
+      ^ load<u32>(<usize>((w3 >>> 14) & 0x3fc), TAB + 1024)
+      ^ load<u32>(<usize>((w3 >>> 22) & 0x3fc), TAB + 0);
     ptr += 16; len -= 16;
   }
   while (len > 0) {

@@ -5,12 +5,14 @@
 //   crc64nvmeUpdate(crc: u64, ptr: usize, len: usize): u64
 //   crc64nvmeCombine(crcA: u64, crcB: u64, lenB: f64): u64   — crc(A ‖ B)
 //
-// Slicing-by-16 over u64 tables (32 KiB, built once at instantiation), for the same reason as
-// crc32c.ts: no carry-less multiply in WebAssembly.
+// Slicing-by-16 over u64 tables (32 KiB, built once at instantiation), for the same reasons as
+// crc32c.ts (no carry-less multiply in WebAssembly); long inputs run as two interleaved halves
+// joined by the combine, which gains about a quarter here: one 64-bit chain leaves the CPU idle.
 
 const POLY: u64 = 0x9a6c9329ac4bc9b5;
 const TAB: usize = memory.data(16 * 256 * 8, 64);
 const X2N: usize = memory.data(64 * 8, 16);
+const TWO_WAY_MIN: usize = 16384;
 
 function buildTables(): void {
   for (let i: u64 = 0; i < 256; i++) {
@@ -42,25 +44,72 @@ export function crc64nvmeUpdate(crc: u64, ptr: usize, len: usize): u64 {
     c = (c >> 8) ^ tab0(c ^ <u64>load<u8>(ptr));
     ptr++; len--;
   }
+  if (len >= TWO_WAY_MIN) {
+    // Two halves in one loop so both lookup chains overlap, joined with the combine (see crc32c.ts).
+    const half = (len >>> 5) << 4;
+    let q = ptr + half;
+    const end = q;
+    let d: u64 = 0xffffffffffffffff;
+    while (ptr < end) {
+      const a0 = c ^ load<u64>(ptr, 0), a1 = load<u64>(ptr, 8);
+      const b0 = d ^ load<u64>(q, 0), b1 = load<u64>(q, 8);
+      c = load<u64>(<usize>((a0 << 3) & 0x7f8), TAB + 30720)
+        ^ load<u64>(<usize>((a0 >> 5) & 0x7f8), TAB + 28672)
+        ^ load<u64>(<usize>((a0 >> 13) & 0x7f8), TAB + 26624)
+        ^ load<u64>(<usize>((a0 >> 21) & 0x7f8), TAB + 24576)
+        ^ load<u64>(<usize>((a0 >> 29) & 0x7f8), TAB + 22528)
+        ^ load<u64>(<usize>((a0 >> 37) & 0x7f8), TAB + 20480)
+        ^ load<u64>(<usize>((a0 >> 45) & 0x7f8), TAB + 18432)
+        ^ load<u64>(<usize>((a0 >> 53) & 0x7f8), TAB + 16384)
+        ^ load<u64>(<usize>((a1 << 3) & 0x7f8), TAB + 14336)
+        ^ load<u64>(<usize>((a1 >> 5) & 0x7f8), TAB + 12288)
+        ^ load<u64>(<usize>((a1 >> 13) & 0x7f8), TAB + 10240)
+        ^ load<u64>(<usize>((a1 >> 21) & 0x7f8), TAB + 8192)
+        ^ load<u64>(<usize>((a1 >> 29) & 0x7f8), TAB + 6144)
+        ^ load<u64>(<usize>((a1 >> 37) & 0x7f8), TAB + 4096)
+        ^ load<u64>(<usize>((a1 >> 45) & 0x7f8), TAB + 2048)
+        ^ load<u64>(<usize>((a1 >> 53) & 0x7f8), TAB + 0);
+      d = load<u64>(<usize>((b0 << 3) & 0x7f8), TAB + 30720)
+        ^ load<u64>(<usize>((b0 >> 5) & 0x7f8), TAB + 28672)
+        ^ load<u64>(<usize>((b0 >> 13) & 0x7f8), TAB + 26624)
+        ^ load<u64>(<usize>((b0 >> 21) & 0x7f8), TAB + 24576)
+        ^ load<u64>(<usize>((b0 >> 29) & 0x7f8), TAB + 22528)
+        ^ load<u64>(<usize>((b0 >> 37) & 0x7f8), TAB + 20480)
+        ^ load<u64>(<usize>((b0 >> 45) & 0x7f8), TAB + 18432)
+        ^ load<u64>(<usize>((b0 >> 53) & 0x7f8), TAB + 16384)
+        ^ load<u64>(<usize>((b1 << 3) & 0x7f8), TAB + 14336)
+        ^ load<u64>(<usize>((b1 >> 5) & 0x7f8), TAB + 12288)
+        ^ load<u64>(<usize>((b1 >> 13) & 0x7f8), TAB + 10240)
+        ^ load<u64>(<usize>((b1 >> 21) & 0x7f8), TAB + 8192)
+        ^ load<u64>(<usize>((b1 >> 29) & 0x7f8), TAB + 6144)
+        ^ load<u64>(<usize>((b1 >> 37) & 0x7f8), TAB + 4096)
+        ^ load<u64>(<usize>((b1 >> 45) & 0x7f8), TAB + 2048)
+        ^ load<u64>(<usize>((b1 >> 53) & 0x7f8), TAB + 0);
+      ptr += 16; q += 16;
+    }
+    c = ~crc64nvmeCombine(~c, ~d, <f64>half);
+    ptr = q;
+    len -= half << 1;
+  }
   while (len >= 16) {
     const w0 = c ^ load<u64>(ptr, 0);
     const w1 = load<u64>(ptr, 8);
-    c = load<u64>(TAB + (<usize>(w0 & 0xff) << 3), 30720)
-      ^ load<u64>(TAB + (<usize>((w0 >>> 8) & 0xff) << 3), 28672)
-      ^ load<u64>(TAB + (<usize>((w0 >>> 16) & 0xff) << 3), 26624)
-      ^ load<u64>(TAB + (<usize>((w0 >>> 24) & 0xff) << 3), 24576)
-      ^ load<u64>(TAB + (<usize>((w0 >>> 32) & 0xff) << 3), 22528)
-      ^ load<u64>(TAB + (<usize>((w0 >>> 40) & 0xff) << 3), 20480)
-      ^ load<u64>(TAB + (<usize>((w0 >>> 48) & 0xff) << 3), 18432)
-      ^ load<u64>(TAB + (<usize>(w0 >>> 56) << 3), 16384)
-      ^ load<u64>(TAB + (<usize>(w1 & 0xff) << 3), 14336)
-      ^ load<u64>(TAB + (<usize>((w1 >>> 8) & 0xff) << 3), 12288)
-      ^ load<u64>(TAB + (<usize>((w1 >>> 16) & 0xff) << 3), 10240)
-      ^ load<u64>(TAB + (<usize>((w1 >>> 24) & 0xff) << 3), 8192)
-      ^ load<u64>(TAB + (<usize>((w1 >>> 32) & 0xff) << 3), 6144)
-      ^ load<u64>(TAB + (<usize>((w1 >>> 40) & 0xff) << 3), 4096)
-      ^ load<u64>(TAB + (<usize>((w1 >>> 48) & 0xff) << 3), 2048)
-      ^ load<u64>(TAB + (<usize>(w1 >>> 56) << 3), 0);
+    c = load<u64>(<usize>((w0 << 3) & 0x7f8), TAB + 30720)
+      ^ load<u64>(<usize>((w0 >> 5) & 0x7f8), TAB + 28672)
+      ^ load<u64>(<usize>((w0 >> 13) & 0x7f8), TAB + 26624)
+      ^ load<u64>(<usize>((w0 >> 21) & 0x7f8), TAB + 24576)
+      ^ load<u64>(<usize>((w0 >> 29) & 0x7f8), TAB + 22528)
+      ^ load<u64>(<usize>((w0 >> 37) & 0x7f8), TAB + 20480)
+      ^ load<u64>(<usize>((w0 >> 45) & 0x7f8), TAB + 18432)
+      ^ load<u64>(<usize>((w0 >> 53) & 0x7f8), TAB + 16384)
+      ^ load<u64>(<usize>((w1 << 3) & 0x7f8), TAB + 14336)
+      ^ load<u64>(<usize>((w1 >> 5) & 0x7f8), TAB + 12288)
+      ^ load<u64>(<usize>((w1 >> 13) & 0x7f8), TAB + 10240)
+      ^ load<u64>(<usize>((w1 >> 21) & 0x7f8), TAB + 8192)
+      ^ load<u64>(<usize>((w1 >> 29) & 0x7f8), TAB + 6144)
+      ^ load<u64>(<usize>((w1 >> 37) & 0x7f8), TAB + 4096)
+      ^ load<u64>(<usize>((w1 >> 45) & 0x7f8), TAB + 2048)
+      ^ load<u64>(<usize>((w1 >> 53) & 0x7f8), TAB + 0);
     ptr += 16; len -= 16;
   }
   while (len > 0) {
