@@ -193,3 +193,16 @@ describe('check-integrity and status', () => {
     expect(pve.total).toBe(pve.used + pve.avail);
   });
 });
+
+describe('status when the probe fails', () => {
+  it('reports an unreachable endpoint and rejected credentials as answers, not exceptions', async () => {
+    const { testClient } = await import('../helpers/s3.js');
+    const dead = testClient({ endpoint: 'http://127.0.0.1:9', bucket: c.bucket, maxRetries: 0 });
+    const s = await maintenanceStatus({ ...context('x/'), client: dead });
+    expect(s).toMatchObject({ endpointReachable: false, auth: false });
+    expect(s.error?.message).toMatch(/127\.0\.0\.1:9/);
+    const wrong = testClient({ bucket: c.bucket, credentials: { accessKeyId: 'PVES3TESTACCESSKEY01', secretAccessKey: 'not-the-secret-0000000000000000000000000' } });
+    const w = await maintenanceStatus({ ...context('x/'), client: wrong });
+    expect(w).toMatchObject({ endpointReachable: true, auth: false, error: { code: 'SignatureDoesNotMatch' } });
+  });
+});

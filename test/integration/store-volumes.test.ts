@@ -9,7 +9,7 @@ import type { S3Client } from '../../host/src/s3/client.js';
 import { listVolumes } from '../../host/src/store/list.js';
 import { readRecord } from '../../host/src/store/local-cache.js';
 import { syncLocal } from '../../host/src/store/sync.js';
-import { getVolume, putVolume } from '../../host/src/store/transfer.js';
+import { getVolume, putVolume, streamVolume } from '../../host/src/store/transfer.js';
 import type { StoreContext } from '../../host/src/store/types.js';
 import { deleteVolumes, getAttribute, setAttribute, statVolume } from '../../host/src/store/volumes.js';
 import { nullLogger } from '../../host/src/util/log.js';
@@ -154,6 +154,18 @@ describe('download', () => {
     expect(again.downloaded).toBe(false);
     const forced = await getVolume(ctx, ARCHIVE_VOL, dest, { force: true });
     expect(forced.downloaded).toBe(true);
+  });
+
+  it('streams a volume (restore pipelines) with the same bytes', async () => {
+    const { PassThrough } = await import('node:stream');
+    const out = new PassThrough();
+    const chunks: Buffer[] = [];
+    out.on('data', (d: Buffer) => chunks.push(d));
+    const r = await streamVolume(ctx, ARCHIVE_VOL, out);
+    const want = await readAll((await c.getObject(`${PREFIX}dump/${ARCHIVE}`)).body);
+    expect(r).toMatchObject({ size: want.length, verified: true });
+    expect(Buffer.concat(chunks).equals(want)).toBe(true);
+    await expect(streamVolume(ctx, 'iso/none.iso', new PassThrough())).rejects.toMatchObject({ code: 'NoSuchKey' });
   });
 
   it('refuses a relative destination and a missing parent directory', async () => {

@@ -43,7 +43,7 @@ export async function readLocalSidecars(archivePath: string): Promise<LocalSidec
  * the size and ETag the manifest records (statVolume's `verified`), and that size is the local
  * file's. Anything else keeps the local file and fails loudly.
  */
-export async function removeVerifiedSource(vol: Volume, archivePath: string, localSize: number): Promise<void> {
+export async function removeVerifiedSource(vol: Volume, archivePath: string, localSize: number, o: { logPath?: string } = {}): Promise<void> {
   if (vol.verified !== true || vol.size !== localSize) {
     throw new PveS3Error(
       'IntegrityError',
@@ -54,6 +54,8 @@ export async function removeVerifiedSource(vol: Volume, archivePath: string, loc
   await rm(archivePath, { force: true });
   await rm(archivePath + NOTES_SUFFIX, { force: true });
   await rm(archivePath + PROTECTED_SUFFIX, { force: true });
+  // the log only when it went up with the archive (the caller says so by naming it)
+  if (o.logPath !== undefined && vol.log === true) await rm(o.logPath, { force: true });
 }
 
 /**

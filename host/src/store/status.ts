@@ -6,6 +6,7 @@
 import { CONTENT_DIR, CONTENT_TYPES } from '../pve/content.js';
 import { classifyKey } from '../pve/volname.js';
 import type { LifecycleRule } from '../s3/types.js';
+import { PveS3Error } from '../util/errors.js';
 import { listUploads, uploadBytes } from './multipart.js';
 import type { Content, StoreContext } from './types.js';
 import { probe, writeUsage } from './usage.js';
@@ -29,10 +30,44 @@ export interface MaintenanceStatus {
   backups: { count: number; oldest: { volname: string; ctime: number } | null; newest: { volname: string; ctime: number } | null };
   multipart: { count: number; bytes: number };
   lifecycle: LifecycleRule[] | null;
+  /** set when the probe failed: what failed, in the S3 layer's words */
+  error?: { code: string; message: string };
 }
 
+const NETWORK_CODES = new Set(['NetworkError', 'ConnectionRefused', 'ConnectTimeout', 'RequestTimeout', 'TlsError', 'Timeout', 'Aborted']);
+const AUTH_CODES = new Set(['SignatureDoesNotMatch', 'InvalidAccessKeyId', 'AccessDenied', 'InvalidToken', 'ExpiredToken', 'RequestTimeTooSkewed']);
+
+function emptyContents(): Record<Content, ContentStats> {
+  const out = {} as Record<Content, ContentStats>;
+  for (const c of CONTENT_TYPES) out[c] = { objects: 0, bytes: 0, volumes: 0 };
+  return out;
+}
+
+/**
+ * The operator's status. A failing probe is an answer, not an exception: the report says whether
+ * the endpoint answered and whether the credentials were accepted, with the S3 layer's message.
+ */
 export async function maintenanceStatus(ctx: StoreContext): Promise<MaintenanceStatus> {
-  await probe(ctx); // errors (auth, bucket, network) surface here with their own message
+  try {
+    await probe(ctx);
+  } catch (e) {
+    // only S3/network failures are answers; a bug stays an exception
+    if (!(e instanceof PveS3Error)) throw e;
+    const code = e.code;
+    return {
+      endpointReachable: !NETWORK_CODES.has(code),
+      auth: !NETWORK_CODES.has(code) && !AUTH_CODES.has(code),
+      bucket: ctx.settings.bucket,
+      prefix: ctx.settings.prefix,
+      contents: emptyContents(),
+      totalObjects: 0,
+      totalBytes: 0,
+      backups: { count: 0, oldest: null, newest: null },
+      multipart: { count: 0, bytes: 0 },
+      lifecycle: null,
+      error: { code, message: (e as Error).message },
+    };
+  }
   const contents = {} as Record<Content, ContentStats>;
   let totalObjects = 0;
   let totalBytes = 0;

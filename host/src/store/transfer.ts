@@ -163,6 +163,33 @@ export async function getVolume(
   return { path: dest, size: res.size, etag, mtime, verified: res.verifiedBy === 'manifest', downloaded: true };
 }
 
+/**
+ * Streams a volume to `out` (a restore pipeline: `pve-s3-restore … --destination - | qmrestore -`).
+ * Every range is verified before it is written; a mismatch fails the stream, so the consumer sees
+ * an error rather than silently wrong data.
+ */
+export async function streamVolume(
+  ctx: StoreContext,
+  volname: string,
+  out: import('node:stream').Writable,
+  o: { onProgress?(p: Progress): void } = {},
+): Promise<{ size: number; etag: string; verified: boolean }> {
+  const v = parseVolname(volname);
+  const key = keyOf(ctx, v);
+  const { downloadObject } = await import('../transfer/download.js');
+  try {
+    const res = await downloadObject(transferClient(ctx), key, { stream: out }, { concurrency: ctx.settings.concurrency, signal: ctx.signal, onProgress: o.onProgress });
+    return { size: res.size, etag: stripQuotes(res.etag), verified: res.verifiedBy === 'manifest' };
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (code === 'NoSuchKey' || code === 'NotFound') {
+      const { notFound } = await import('./volumes.js');
+      throw notFound(ctx, volname, key);
+    }
+    throw e;
+  }
+}
+
 /** The cache location of a volume (for callers that want PVE's path). */
 export function cachePathOf(ctx: StoreContext, volname: string): string {
   const v = parseVolname(volname);
