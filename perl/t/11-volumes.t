@@ -351,4 +351,30 @@ ok(-f "$p/snippets/ancient.sh", 'snippets are never evicted');
 $ev = $PLUGIN->evict_cache($storeid, { %$scfg, cache_max_age => 0, cache_max_size => 0 }, $now + 1000 * 86400);
 is_deeply($ev, [], 'cache_max_age 0 disables eviction by age');
 
+# --- snippets are fetched ahead of use (hookscripts never activate) ---------------------------
+
+my $sd = $PLUGIN->get_subdir($scfg, 'snippets');
+write_file("$sd/same.sh", 'SAME');
+utime(60, 60, "$sd/same.sh");
+record('snippets', 'same.sh', size => 4, mtime => 60, etag => 'etag-same');
+write_file("$sd/changed.sh", 'OLD');
+utime(60, 60, "$sd/changed.sh");
+record('snippets', 'changed.sh', size => 3, mtime => 60, etag => 'etag-old');
+write_file("$sd/local.sh", 'LOCAL EDIT');
+stub_ok('list', { volumes => [map { { volname => "snippets/$_->[0]", content => 'snippets', size => 1, ctime => 1,
+    mtime => 1, etag => $_->[1], format => 'snippet' } } (['same.sh', 'etag-same'], ['changed.sh', 'etag-new'],
+    ['local.sh', 'x'], ['new.sh', 'etag-n'])] });
+stub_ok('download', { etag => 'etag-n', verified => $T, downloaded => $T }, write_dest => "#!/bin/sh\n");
+clear_requests() if 0;
+unlink("$ENV{PVE_S3_STUB_DIR}/requests.jsonl");
+my $fetched = $PLUGIN->prefetch_snippets($storeid, $scfg);
+is_deeply([sort @$fetched], ['snippets/changed.sh', 'snippets/new.sh'], 'prefetch: missing and changed snippets fetched');
+my @dl = map { $_->{request}->{args} } grep { $_->{request}->{op} eq 'download' } @{ stub_requests() };
+is_deeply(\@dl, [
+    { volname => 'snippets/changed.sh', dest => "$sd/changed.sh", force => $T },
+    { volname => 'snippets/new.sh', dest => "$sd/new.sh" },
+], 'a changed copy is replaced in place (force), a missing one downloaded; same etag and local edits untouched');
+ok(-x "$sd/new.sh" && -x "$sd/changed.sh", 'prefetched snippets are executable');
+is(read_file("$sd/local.sh"), 'LOCAL EDIT', 'a pending local snippet is never overwritten');
+
 done_testing();

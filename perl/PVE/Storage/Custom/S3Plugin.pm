@@ -39,6 +39,7 @@ my $STATUS_TTL = 20; # pvestatd asks every 10 s; one host run per storage every 
 my $STATUS_FAIL_TTL = 10; # an outage is re-probed sooner than a healthy bucket
 my $SYNC_INTERVAL = 60; # at most one background sync-local start per minute
 my $EVICT_INTERVAL = 3600;
+my $SNIPPET_INTERVAL = 300; # hookscripts changed in the bucket reach every node within minutes
 
 # Cached copies not used for this long are evicted (seconds). Snippets are never evicted: a
 # hookscript runs before any activation, so it must already be on disk.
@@ -1081,12 +1082,51 @@ sub background_maintenance {
         warn "pve-s3: cache eviction for '$storeid' failed: $@" if $@;
     }
     my $pending = $class->pending_local($scfg, [sort keys %$CONTENT_SUBDIR], 60);
-    return if !@$pending || !stamp_due($scfg, 'sync', $SYNC_INTERVAL);
-    $class->spawn_detached($storeid, $scfg, 'sync-local', {});
+    if (@$pending && stamp_due($scfg, 'sync', $SYNC_INTERVAL)) {
+        $class->spawn_detached(sub { host_try($storeid, $scfg, 'sync-local', {}) });
+    }
+    if ($scfg->{content}->{snippets} && stamp_due($scfg, 'snippets', $SNIPPET_INTERVAL)) {
+        $class->spawn_detached(sub { $class->prefetch_snippets($storeid, $scfg) });
+    }
+}
+
+# Guest hookscripts are only ever resolved with path() (no activation), so snippets from the
+# bucket must already be on disk: fetch the missing or changed ones in the background.
+sub prefetch_snippets {
+    my ($class, $storeid, $scfg) = @_;
+
+    my ($res, $err) = host_try($storeid, $scfg, 'list', { content => ['snippets'] });
+    return if $err;
+    my @fetched;
+    for my $vol (@{ $res->{volumes} // [] }) {
+        my $volname = $vol->{volname} // next;
+        next if !eval { $class->parse_volname($volname); 1 };
+        my ($path, undef, $vtype) = $class->filesystem_path($scfg, $volname);
+        my (undef, $name) = $class->parse_volname($volname);
+        my ($state, undef, $rec) = local_state($scfg, $vtype, $name, $path);
+        next if $state eq 'pending';
+        next if $state eq 'cached' && ($rec->{etag} // '') eq ($vol->{etag} // '');
+        eval {
+            if ($state eq 'missing') {
+                $class->activate_volume($storeid, $scfg, $volname, undef, {});
+            } else {
+                # Changed in the bucket: the host renames the new copy over the old one, so a
+                # guest starting meanwhile finds one or the other, never nothing.
+                with_volume_lock($scfg, $vtype, $name, sub {
+                    my $r = host_call($storeid, $scfg, 'download',
+                        { volname => $volname, dest => $path, force => JSON::PP::true });
+                    ensure_record($scfg, $vtype, $name, $path, $r->{etag});
+                    chmod(0755, $path);
+                });
+            }
+        };
+        push @fetched, $volname if !$@;
+    }
+    return \@fetched;
 }
 
 sub spawn_detached {
-    my ($class, $storeid, $scfg, $op, $args) = @_;
+    my ($class, $code) = @_;
 
     my $pid = fork() // die "fork failed: $!\n";
     if ($pid) {
@@ -1101,7 +1141,7 @@ sub spawn_detached {
         open(STDIN, '<', '/dev/null');
         open(STDOUT, '>', '/dev/null');
         open(STDERR, '>', '/dev/null');
-        host_try($storeid, $scfg, $op, $args);
+        $code->();
     };
     POSIX::_exit(0);
 }
