@@ -373,3 +373,37 @@ describe('clock skew on HEAD (no body to name it)', () => {
     await expect(client({}, { clock: () => now }).headObject('k')).rejects.toMatchObject({ code: 'Forbidden', exitCode: 4 });
   });
 });
+
+describe('bucket creation and copies', () => {
+  it('CreateBucket sends LocationConstraint except in us-east-1; BucketAlreadyOwnedByYou is success', async () => {
+    const bodies: string[] = [];
+    mock
+      .get(ORIGIN)
+      .intercept({ path: '/bkt', method: 'PUT' })
+      .reply((req) => {
+        bodies.push(req.body ? Buffer.from(req.body as Uint8Array).toString('utf8') : '');
+        return bodies.length === 2
+          ? { statusCode: 409, data: '<Error><Code>BucketAlreadyOwnedByYou</Code></Error>' }
+          : { statusCode: 200, data: '' };
+      })
+      .times(2);
+    await client({ region: 'eu-central-1' }).createBucket();
+    await client({ region: 'us-east-1' }).createBucket();
+    expect(bodies[0]).toContain('<LocationConstraint>eu-central-1</LocationConstraint>');
+    expect(bodies[1]).toBe('');
+  });
+
+  it('CopyObject answered 200 with <Error> is an error', async () => {
+    mock.get(ORIGIN).intercept({ path: '/bkt/dst', method: 'PUT' }).reply(200, '<?xml version="1.0"?>\n<Error><Code>AccessDenied</Code><Message>no</Message></Error>');
+    await expect(client().copyObject('src', 'dst')).rejects.toMatchObject({ code: 'AccessDenied', status: 200, key: 'dst' });
+  });
+
+  it('a 200 that only mentions <Error> deep inside an object listing is not an error', async () => {
+    mock
+      .get(ORIGIN)
+      .intercept({ path: /^\/bkt\?/, method: 'GET' })
+      .reply(200, '<ListBucketResult><IsTruncated>false</IsTruncated><KeyCount>1</KeyCount><Contents><Key>&lt;Error&gt;</Key><Size>1</Size></Contents></ListBucketResult>');
+    const p = await client().listObjects();
+    expect(p.objects.map((o) => o.key)).toEqual(['<Error>']);
+  });
+});
