@@ -72,6 +72,26 @@ for my $flavour ('8.4', '9') {
     ok(PVE::Storage::Plugin->private()->{options}->{s3}->{bucket}, 'and we still accept bucket');
 }
 
+# A plugin isolating its properties (pve-common >= 9.2) takes only the names it exposes.
+{
+    package PVE::Storage::Custom::IsolatedS3;
+    use base qw(PVE::Storage::Plugin);
+    sub type { 'isos3' }
+    sub plugindata {
+        { content => [{ backup => 1 }, { backup => 1 }], 'isolate-properties' => 1, 'expose-properties' => { region => 1 } }
+    }
+    sub properties { return { bucket => { type => 'string' }, region => { type => 'string' } } }
+    sub options { return { bucket => {}, region => { optional => 1 } } }
+}
+{
+    PVE::Storage::Plugin::reset_for_tests('9');
+    PVE::Storage::Custom::IsolatedS3->register();
+    $PLUGIN->register();
+    my $props = $PLUGIN->properties();
+    ok($props->{bucket}, 'a name the other plugin isolates stays ours');
+    ok(!$props->{region}, 'a name it exposes is left to it');
+}
+
 # Without the defensive properties() the same setup breaks every daemon: the check can fail.
 {
     PVE::Storage::Plugin::reset_for_tests('9');

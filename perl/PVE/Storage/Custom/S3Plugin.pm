@@ -292,7 +292,14 @@ sub properties {
             my $plugin = $pdata->{plugins}->{$type};
             next if $plugin eq $class || $type eq 's3';
             my $props = eval { $plugin->properties() } // {};
-            $taken{$_} = 1 for keys %$props;
+            # pve-common >= 9.2: a plugin isolating its properties only takes the names it exposes.
+            my $pd = $pdata->{plugindata}->{$type} // {};
+            my $expose = $pd->{'expose-properties'};
+            for my $name (keys %$props) {
+                next if $pd->{'isolate-properties'}
+                    && !(ref($expose) eq 'HASH' ? $expose->{$name} : $expose);
+                $taken{$name} = 1;
+            }
         }
     };
     delete $own->{$_} for keys %taken;
