@@ -40,6 +40,7 @@ import {
   normalizeETag,
   parseXml,
   partsFromETag,
+  type XmlDocument,
 } from './xml.js';
 
 export interface ClientOptions {
@@ -93,7 +94,7 @@ export class S3Client {
    * A 200 answer whose body is <Error> (CompleteMultipartUpload, CopyObject and UploadPartCopy
    * report late failures this way) is an error; otherwise parse must accept the body.
    */
-  private xml<T>(r: Pick<S3Request, 'operation' | 'key'>, res: BufferedResponse, parse: (body: string) => T): T {
+  private xml<T>(r: Pick<S3Request, 'operation' | 'key'>, res: BufferedResponse, parse: (doc: XmlDocument) => T): T {
     const body = text(res.body);
     try {
       const doc = parseXml(body);
@@ -101,7 +102,7 @@ export class S3Client {
         const e = parseErrorNode(doc.node);
         throw serverError(e.code, res.status, e.message, e.requestId ?? res.headers['x-amz-request-id'], this.transport.context(r));
       }
-      return parse(body);
+      return parse(doc);
     } catch (e) {
       if (e instanceof S3Error) throw e;
       const why = e instanceof XmlError ? e.message : String(e);
@@ -238,13 +239,14 @@ export class S3Client {
       throw e;
     }
     // gateways that ignore list-type=2 answer a V1 listing (Marker, no KeyCount)
-    const doc = this.xml(r, res, (b) => parseXml(b));
-    if (!o.continuationToken && doc.node.KeyCount === undefined && doc.node.Marker !== undefined) {
+    const page = this.xml(r, res, (doc) =>
+      !o.continuationToken && doc.node.KeyCount === undefined && doc.node.Marker !== undefined ? undefined : parseListObjectsV2(doc),
+    );
+    if (!page) {
       this.transport.logger.info('gateway answered ListObjectsV2 with a V1 listing; using ListObjects (V1)', { endpoint: this.endpoint });
       this.listApi = 'v1';
       return this.listObjectsV1(o);
     }
-    const page = this.xml(r, res, () => parseListObjectsV2(doc));
     return { objects: page.objects, prefixes: page.prefixes, isTruncated: page.isTruncated, nextContinuationToken: page.nextContinuationToken };
   }
 

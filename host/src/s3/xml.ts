@@ -203,6 +203,10 @@ export function parseErrorBody(body: string): ErrorBody | undefined {
   }
 }
 
+function docOf(body: string | XmlDocument): XmlDocument {
+  return typeof body === 'string' ? parseXml(body) : body;
+}
+
 function expectRoot(d: XmlDocument, root: string): Node {
   if (d.root !== root) throw new XmlError(`expected <${root}>, got <${d.root}>`);
   return d.node;
@@ -233,7 +237,7 @@ export interface ListV2Result extends ListPage {
 }
 
 export function parseListObjectsV2(body: string | XmlDocument): ListV2Result {
-  const n = expectRoot(typeof body === 'string' ? parseXml(body) : body, 'ListBucketResult');
+  const n = expectRoot(docOf(body), 'ListBucketResult');
   const dec = text(n, 'EncodingType')?.trim() === 'url' ? urlDecode : (s: string) => s;
   const truncated = bool(n, 'IsTruncated') ?? false;
   const next = text(n, 'NextContinuationToken');
@@ -256,8 +260,8 @@ export interface ListV1Result {
   nextMarker?: string;
 }
 
-export function parseListObjectsV1(body: string): ListV1Result {
-  const n = expectRoot(parseXml(body), 'ListBucketResult');
+export function parseListObjectsV1(body: string | XmlDocument): ListV1Result {
+  const n = expectRoot(docOf(body), 'ListBucketResult');
   const dec = text(n, 'EncodingType')?.trim() === 'url' ? urlDecode : (s: string) => s;
   const objects = summaries(n, dec);
   const pfx = prefixes(n, dec);
@@ -276,8 +280,8 @@ export function parseListObjectsV1(body: string): ListV1Result {
   return { objects, prefixes: pfx, isTruncated: truncated, nextMarker };
 }
 
-export function parseListParts(body: string): ListPartsPage {
-  const n = expectRoot(parseXml(body), 'ListPartsResult');
+export function parseListParts(body: string | XmlDocument): ListPartsPage {
+  const n = expectRoot(docOf(body), 'ListPartsResult');
   const truncated = bool(n, 'IsTruncated') ?? false;
   return {
     parts: list(n, 'Part').map((p) => ({
@@ -291,8 +295,8 @@ export function parseListParts(body: string): ListPartsPage {
   };
 }
 
-export function parseListMultipartUploads(body: string): ListUploadsPage {
-  const n = expectRoot(parseXml(body), 'ListMultipartUploadsResult');
+export function parseListMultipartUploads(body: string | XmlDocument): ListUploadsPage {
+  const n = expectRoot(docOf(body), 'ListMultipartUploadsResult');
   const dec = text(n, 'EncodingType')?.trim() === 'url' ? urlDecode : (s: string) => s;
   const nk = text(n, 'NextKeyMarker');
   const nu = text(n, 'NextUploadIdMarker');
@@ -312,15 +316,15 @@ export function parseListMultipartUploads(body: string): ListUploadsPage {
 
 // --- multipart, copy, delete -----------------------------------------------------------------
 
-export function parseInitiateMultipartUpload(body: string): { bucket?: string; key?: string; uploadId: string } {
-  const n = expectRoot(parseXml(body), 'InitiateMultipartUploadResult');
+export function parseInitiateMultipartUpload(body: string | XmlDocument): { bucket?: string; key?: string; uploadId: string } {
+  const n = expectRoot(docOf(body), 'InitiateMultipartUploadResult');
   const uploadId = need(n, 'UploadId', 'InitiateMultipartUploadResult');
   if (!uploadId) throw new XmlError('empty <UploadId>');
   return { bucket: text(n, 'Bucket'), key: text(n, 'Key'), uploadId };
 }
 
-export function parseCompleteMultipartUpload(body: string): { location?: string; bucket?: string; key?: string; etag: string } {
-  const n = expectRoot(parseXml(body), 'CompleteMultipartUploadResult');
+export function parseCompleteMultipartUpload(body: string | XmlDocument): { location?: string; bucket?: string; key?: string; etag: string } {
+  const n = expectRoot(docOf(body), 'CompleteMultipartUploadResult');
   return {
     location: text(n, 'Location'),
     bucket: text(n, 'Bucket'),
@@ -329,15 +333,15 @@ export function parseCompleteMultipartUpload(body: string): { location?: string;
   };
 }
 
-export function parseCopyObjectResult(body: string): { etag: string; lastModified?: Date } {
-  const d = parseXml(body);
+export function parseCopyObjectResult(body: string | XmlDocument): { etag: string; lastModified?: Date } {
+  const d = docOf(body);
   // CopyObject answers CopyObjectResult; UploadPartCopy answers CopyPartResult
   if (d.root !== 'CopyObjectResult' && d.root !== 'CopyPartResult') throw new XmlError(`expected <CopyObjectResult>, got <${d.root}>`);
   return { etag: normalizeETag(need(d.node, 'ETag', d.root)), lastModified: date(d.node, 'LastModified') };
 }
 
-export function parseDeleteResult(body: string): DeleteResult & { deletedVersions: { key: string; versionId?: string }[] } {
-  const n = expectRoot(parseXml(body), 'DeleteResult');
+export function parseDeleteResult(body: string | XmlDocument): DeleteResult & { deletedVersions: { key: string; versionId?: string }[] } {
+  const n = expectRoot(docOf(body), 'DeleteResult');
   const deleted = list(n, 'Deleted').map((d) => ({ key: need(d, 'Key', 'Deleted'), versionId: text(d, 'VersionId') }));
   return {
     deleted: deleted.map((d) => d.key),
@@ -352,8 +356,8 @@ export function parseDeleteResult(body: string): DeleteResult & { deletedVersion
 
 // --- lifecycle -------------------------------------------------------------------------------
 
-export function parseLifecycle(body: string): LifecycleRule[] {
-  const n = expectRoot(parseXml(body), 'LifecycleConfiguration');
+export function parseLifecycle(body: string | XmlDocument): LifecycleRule[] {
+  const n = expectRoot(docOf(body), 'LifecycleConfiguration');
   return list(n, 'Rule').map((r) => {
     const status = (text(r, 'Status') ?? '').trim();
     if (status !== 'Enabled' && status !== 'Disabled') throw new XmlError(`lifecycle rule with Status '${status}'`);
