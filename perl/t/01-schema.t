@@ -72,6 +72,15 @@ for my $flavour ('8.4', '9') {
     ok(PVE::Storage::Plugin->private()->{options}->{s3}->{bucket}, 'and we still accept bucket');
 }
 
+{
+    PVE::Storage::Plugin::reset_for_tests('9');
+    $PLUGIN->register();
+    PVE::Storage::Plugin->init();
+    eval { PVE::Storage::Plugin->init() };
+    is($@, '', 'a second init() in one process (pve-common master) still succeeds');
+    ok(PVE::Storage::Plugin->private()->{options}->{s3}->{bucket}, '... with our options intact');
+}
+
 # A plugin isolating its properties (pve-common >= 9.2) takes only the names it exposes.
 {
     package PVE::Storage::Custom::IsolatedS3;

@@ -183,9 +183,12 @@ sub options {
 sub init {
     my ($class) = @_;
 
-    # pve-common master replaces the hash, so stale references taken earlier show up in tests.
-    my $list = { %{ $pdata->{propertyList} } };
+    # As pve-common master: restart from a pristine copy of the base list in a new hash, so a
+    # second init() works and stale references taken earlier show up in tests.
+    my $base = ($pdata->{'base-property-list'} //= { %{ $pdata->{propertyList} } });
+    my $list = { map { $_ => { %{ $base->{$_} } } } keys %$base };
     $pdata->{propertyList} = $list;
+    $pdata->{options} = {};
 
     my @types = shuffle(keys %{ $pdata->{plugins} });
     for my $type (@types) {
