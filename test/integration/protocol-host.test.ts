@@ -278,3 +278,17 @@ describe('errors', () => {
     expect(r.lastLine).toMatch(/connection refused/);
   });
 });
+
+describe('deadline during an upload', () => {
+  it('answers Timeout and leaves neither an object nor a multipart upload behind', async () => {
+    const src = join(dir, 'big.iso');
+    await writeFile(src, randomBytes(48 * MiB));
+    const r = await host(req('upload', { volname: 'iso/big.iso', src }, { deadline_ms: 400 }), { killAfterMs: 60_000 });
+    expect(r.signal).toBeNull();
+    expect(r.envelope.error).toMatchObject({ code: 'Timeout', retryable: true });
+    const left: string[] = [];
+    for await (const o of c.listAll({ prefix: 'proxmox/template/' })) left.push(o.key);
+    expect(left).toEqual([]);
+    expect((await c.listMultipartUploads({ prefix: 'proxmox/' })).map((u) => u.key)).toEqual([]);
+  });
+});

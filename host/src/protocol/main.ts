@@ -14,6 +14,10 @@ export const HOST_VERSION = '0.1.0';
 /** status must answer within this when the request gives no deadline (pvestatd kills at 5 s) */
 export const STATUS_DEFAULT_DEADLINE_MS = 4000;
 
+/** after the deadline, how long an operation may take to clean up before we answer Timeout
+ *  (the plugin sends SIGTERM 1 s after the deadline) */
+export const ABORT_GRACE_MS = 500;
+
 /** The store and pve layers have their own names for a few codes; the protocol's are in §5. */
 function protocolError(e: unknown, timedOut: boolean): unknown {
   if (timedOut) {
@@ -37,7 +41,7 @@ function protocolError(e: unknown, timedOut: boolean): unknown {
   return new PveS3Error(code, err.message, { status: err.status, retryable: err.retryable, exitCode: err.exitCode });
 }
 
-export async function handle(input: NodeJS.ReadableStream, started = Date.now()): Promise<Reply> {
+export async function handle(input: NodeJS.ReadableStream, started = Date.now(), o: { abort?: AbortSignal } = {}): Promise<Reply> {
   let timedOut = false;
   let timer: NodeJS.Timeout | undefined;
   let client: { close(): Promise<void> } | undefined;
@@ -67,27 +71,40 @@ export async function handle(input: NodeJS.ReadableStream, started = Date.now())
     const s3 = toS3Settings(cfg);
 
     const ac = new AbortController();
-    let deadlineHit: Promise<never> | undefined;
+    if (o.abort) {
+      if (o.abort.aborted) ac.abort(o.abort.reason);
+      else o.abort.addEventListener('abort', () => ac.abort(o.abort!.reason), { once: true });
+    }
+    let left: number | undefined;
     if (deadlineMs !== undefined) {
-      const left = Math.max(1, deadlineMs - (Date.now() - started));
+      left = Math.max(1, deadlineMs - (Date.now() - started));
       // no single request may outlive the deadline, and a retry storm must not either
       s3.connectTimeoutMs = Math.min(s3.connectTimeoutMs, left);
       s3.requestTimeoutMs = Math.min(s3.requestTimeoutMs, left);
       if (req.op === 'status') s3.maxRetries = 1;
-      deadlineHit = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          timedOut = true;
-          ac.abort(new Error('deadline'));
-          reject(new Error('deadline'));
-        }, left);
-      });
     }
     const { S3Client } = await import('../s3/client.js');
     const c = new S3Client(s3, { logger });
     client = c;
     const ctx = { client: c, settings: storeSettingsFrom(cfg, { storageId: id }), logger, signal: ac.signal };
     const run = OPS[req.op]!(ctx, req.args);
-    const r = deadlineHit ? await Promise.race([run, deadlineHit]) : await run;
+    let r: Awaited<typeof run>;
+    if (left === undefined) {
+      r = await run;
+    } else {
+      const expired = new Promise<'expired'>((res) => (timer = setTimeout(() => res('expired'), left)));
+      const first = await Promise.race([run.then((x) => ({ x }), (e: unknown) => ({ e })), expired]);
+      if (first === 'expired') {
+        timedOut = true;
+        // let the operation undo what it started (abort a multipart upload, drop a temp file)
+        // before answering, within the plugin's margin between deadline and SIGTERM
+        ac.abort(new Error('deadline'));
+        await Promise.race([run.catch(() => undefined), new Promise((res) => setTimeout(res, ABORT_GRACE_MS))]);
+        throw new Error('deadline');
+      }
+      if ('e' in first) throw first.e;
+      r = first.x;
+    }
     return okReply(r.result, r.message);
   } catch (e) {
     return errorReply(protocolError(e, timedOut));
@@ -105,7 +122,12 @@ async function scrub(text: string): Promise<string> {
 
 export async function main(): Promise<void> {
   const started = Date.now();
-  const reply = await handle(process.stdin, started);
+  // the plugin's timeout: SIGTERM, then SIGKILL 2 s later; use them to undo half-done work
+  const term = new AbortController();
+  const onTerm = () => term.abort(new Error('terminated'));
+  process.once('SIGTERM', onTerm);
+  process.once('SIGINT', onTerm);
+  const reply = await handle(process.stdin, started, { abort: term.signal });
   const out = await scrub(JSON.stringify(reply.envelope) + '\n');
   const msg = await scrub(reply.message + '\n');
   process.stderr.write(msg);
