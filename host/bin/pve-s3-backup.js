@@ -1,0 +1,9 @@
+#!/usr/bin/env node
+// pve-s3-backup: see host/src/cli/backup.ts (--help for usage).
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 20 || (major === 20 && minor < 18)) {
+  process.stderr.write(`pve-s3-backup: needs Node.js >= 20.18, found ${process.versions.node}: install a newer nodejs\n`);
+  process.exit(2);
+}
+const { main } = await import('../dist/cli/backup.js');
+process.exitCode = await main(process.argv.slice(2));

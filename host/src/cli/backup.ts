@@ -1,0 +1,320 @@
+/**
+ * pve-s3-backup: local files or a stream into the storage's bucket, each placed by its name
+ * (pve/volname.ts classifyFile) and uploaded through the store (putVolume: metadata, manifest,
+ * sidecars). Output: one line per volume on stdout (or --json), progress on stderr.
+ */
+import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import type { Readable } from 'node:stream';
+import type { ContentType } from '../pve/content.js';
+import { objectKey, volnameKey, type VolumeInfo } from '../pve/volname.js';
+import type { Volume } from '../store/types.js';
+import { EXIT, PveS3Error } from '../util/errors.js';
+import { COMMON_HELP, COMMON_OPTIONS, UsageError, flag, list, oneOf, parse, sizeOpt, str, vmidOpt, type Parsed } from './args.js';
+import { createCliLogger, openStore, resolveFrom } from './context.js';
+import { runCommand } from './exit.js';
+import { formatBytes, formatRate, note, writeJson, writeOut } from './output.js';
+import { progressBar } from './progress.js';
+
+const CMD = 'pve-s3-backup';
+const USAGE = `${CMD} [--storage ID] --source FILE... | --source - (--name NAME | --vmid N --type qemu|lxc) [options]`;
+
+export const HELP = `Usage: ${USAGE}
+
+Uploads vzdump archives (with their .log, .notes and .protected found next to them), ISO images,
+container templates and snippets to an S3 storage. Each upload writes an integrity manifest.
+
+Where a file goes (by its name, or --content):
+  vzdump-{qemu,lxc}-VMID-DATE.{vma,tar}[.zst|.gz|.lzo]  backup    (dump/)
+  *.iso, *.img                                         iso       (template/iso/)
+  *.tar.gz, *.tar.xz, *.tar.zst (not vzdump names)     vztmpl    (template/cache/)
+  anything else, e.g. test.txt                         snippets  (snippets/)
+  Names keep PVE's upload rule: characters outside [A-Za-z0-9_.-] become '_'.
+
+Options:
+  --source FILE       file to upload; repeatable, and further files may follow as arguments
+                      (a shell glob such as vzdump-qemu-100-*.vma.zst expands to several)
+  --source -          read one archive from stdin (vzdump --stdout); name it with --name, or
+                      with --vmid + --type [+ --format, --compress] for PVE's standard name with
+                      the current time (the compression is detected from the stream if not given)
+  --name NAME         name in the bucket (one source only)
+  --vmid N            for files: refuse files that are not backups of guest N; for stdin: the guest
+  --type qemu|lxc     guest type (stdin: required with --vmid; files: checked like --vmid)
+  --format vma|tar    archive format for stdin (default vma for qemu, tar for lxc)
+  --compress zstd|gzip|lzo|none   compression of stdin (default: detected)
+  --max-size SIZE     largest stdin stream expected (default 1T); sizes the multipart parts,
+                      a bigger stream fails cleanly. Memory use ~ part size x (concurrency + 1)
+  --content iso|vztmpl|snippets|backup   force the content type
+  --notes TEXT        notes of the backup (otherwise ARCHIVE.notes next to it, if present).
+                      Only backups keep notes, as in PVE: ignored with a warning for other files
+  --protected         protect the backup from pruning and cleanup
+  --storage-class C   storage class of the uploaded objects (e.g. STANDARD_IA)
+  --delete-source     delete each local file (and its .notes/.protected/.log) once its upload is
+                      verified: manifest written and the stored object's size and ETag match it
+  --dry-run           show what would be uploaded where, transfer nothing
+
+${COMMON_HELP}
+
+Examples:
+  ${CMD} --storage mon-stockage-s3 --source /var/lib/vz/dump/vzdump-qemu-100-*.vma.gz --vmid 100
+  ${CMD} --storage mon-stockage-s3 --source /tmp/test.txt --notes "test de connectivité"
+  vzdump 100 --stdout --compress zstd | ${CMD} --storage mon-stockage-s3 --source - --vmid 100 --type qemu
+  ${CMD} --storage mon-stockage-s3 --source debian-12.iso --content iso --dry-run
+`;
+
+const OPTIONS = {
+  ...COMMON_OPTIONS,
+  source: { type: 'string', multiple: true },
+  name: { type: 'string' },
+  vmid: { type: 'string' },
+  type: { type: 'string' },
+  format: { type: 'string' },
+  compress: { type: 'string' },
+  'max-size': { type: 'string' },
+  content: { type: 'string' },
+  notes: { type: 'string' },
+  protected: { type: 'boolean' },
+  'storage-class': { type: 'string' },
+  'delete-source': { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
+} as const;
+
+/** One thing to upload, decided before any request. */
+type Item =
+  | { kind: 'volume'; path: string; size: number; volume: VolumeInfo; notes?: string; protected: boolean; logPath?: string }
+  | { kind: 'log'; path: string; size: number; name: string }
+  | { kind: 'stream'; volume: VolumeInfo; stream: Readable | AsyncIterable<Uint8Array>; maxSize: number; notes?: string; protected: boolean };
+
+const DEFAULT_MAX_STREAM = 1024 ** 4;
+
+async function localFile(path: string): Promise<number> {
+  const st = await stat(path).catch(() => null);
+  if (!st) throw new PveS3Error('NotFound', `source '${path}' does not exist`, { exitCode: EXIT.notFound });
+  if (!st.isFile()) throw new PveS3Error('InvalidArgument', `source '${path}' is not a regular file`, { exitCode: EXIT.usage });
+  return st.size;
+}
+
+/** The first bytes of a vzdump stream tell its compression. */
+function sniffCompression(b: Uint8Array): string {
+  if (b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) return 'zstd';
+  if (b[0] === 0x1f && b[1] === 0x8b) return 'gzip';
+  if (b[0] === 0x89 && b[1] === 0x4c && b[2] === 0x5a && b[3] === 0x4f) return 'lzo';
+  return 'none';
+}
+
+/** Reads the first chunk of a stream and gives back an iterable that starts with it again. */
+async function peek(stream: Readable): Promise<{ head: Uint8Array; rest: AsyncIterable<Uint8Array> }> {
+  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+  const first = await it.next();
+  const head = first.done ? new Uint8Array(0) : first.value;
+  async function* rest(): AsyncIterable<Uint8Array> {
+    if (head.length > 0) yield head;
+    for (;;) {
+      const n = await it.next();
+      if (n.done) return;
+      yield n.value;
+    }
+  }
+  return { head, rest: rest() };
+}
+
+async function planItems(p: Parsed, sources: string[]): Promise<{ items: Item[]; warnings: string[] }> {
+  const { classifyFile, parseVolumeFile, archiveName, normaliseUploadName } = await import('../pve/volname.js');
+  const content = oneOf(p, 'content', ['backup', 'iso', 'vztmpl', 'snippets'] as const) as ContentType | undefined;
+  const vmid = vmidOpt(p);
+  const type = oneOf(p, 'type', ['qemu', 'lxc'] as const);
+  const name = str(p, 'name');
+  const notesOpt = str(p, 'notes');
+  const warnings: string[] = [];
+  const items: Item[] = [];
+
+  if (sources.includes('-')) {
+    if (sources.length > 1) throw new UsageError(CMD, `--source - (stdin) cannot be combined with other sources`, USAGE);
+    if (flag(p, 'delete-source')) throw new UsageError(CMD, `--delete-source makes no sense with --source - (stdin)`, USAGE);
+    let volume: VolumeInfo;
+    let stream: Readable | AsyncIterable<Uint8Array> = process.stdin;
+    if (name !== undefined) {
+      const c = classifyFile(normaliseUploadName(name), content);
+      if (c.kind !== 'volume') throw new UsageError(CMD, `--name '${name}' is a sidecar name, not a volume`, USAGE);
+      volume = c.volume;
+    } else {
+      if (vmid === undefined || type === undefined) {
+        throw new UsageError(CMD, `--source - needs --name NAME, or --vmid and --type to generate PVE's archive name`, USAGE);
+      }
+      let compression = str(p, 'compress');
+      if (compression === undefined) {
+        const { head, rest } = await peek(process.stdin);
+        compression = sniffCompression(head);
+        stream = rest;
+      }
+      const format = oneOf(p, 'format', ['vma', 'tar'] as const);
+      const n = archiveName({ vmid, guestType: type, ...(format ? { format } : {}), compression, time: new Date() });
+      volume = parseVolumeFile('backup', n);
+    }
+    const item: Item = { kind: 'stream', volume, stream, maxSize: sizeOpt(p, 'max-size') ?? DEFAULT_MAX_STREAM, protected: false };
+    if (volume.content === 'backup') {
+      if (notesOpt !== undefined) item.notes = notesOpt;
+      item.protected = flag(p, 'protected');
+    } else if (notesOpt !== undefined || flag(p, 'protected')) {
+      warnings.push(`--notes/--protected ignored for '${volume.volname}': only backups keep notes or protection`);
+    }
+    items.push(item);
+  } else {
+    if (name !== undefined && sources.length > 1) throw new UsageError(CMD, `--name needs exactly one source, got ${sources.length}`, USAGE);
+    const archives = new Set<string>();
+    const classified = [];
+    for (const path of sources) {
+      const size = await localFile(path);
+      const c = classifyFile(normaliseUploadName(name ?? basename(path)), content);
+      classified.push({ path, size, c });
+      if (c.kind === 'volume') archives.add(c.volume.name);
+    }
+    const names = [...archives];
+    for (const { path, size, c } of classified) {
+      if (c.kind === 'sidecar') {
+        // a glob like vzdump-qemu-100-* also matches the sidecars: they travel with their archive
+        const owner = c.sidecar === 'log' ? names.find((a) => a.startsWith(c.base + '.')) : c.archive;
+        if (owner !== undefined && archives.has(owner)) continue;
+        if (c.sidecar === 'log') {
+          items.push({ kind: 'log', path, size, name: c.name });
+          continue;
+        }
+        throw new UsageError(CMD, `'${path}' is the ${c.sidecar} of '${c.archive}', which is not among the sources: upload the archive instead`, USAGE);
+      }
+      const v = c.volume;
+      if (vmid !== undefined && (v.content !== 'backup' || v.vmid !== vmid)) {
+        throw new PveS3Error('InvalidArgument', `source '${path}' is not a backup of guest ${vmid} (it would be stored as '${v.volname}')`, { exitCode: EXIT.usage });
+      }
+      if (type !== undefined && v.guestType !== type) {
+        throw new PveS3Error('InvalidArgument', `source '${path}' is not a ${type} backup`, { exitCode: EXIT.usage });
+      }
+      const item: Item = { kind: 'volume', path, size, volume: v, protected: false };
+      if (v.content === 'backup') {
+        const { readLocalSidecars } = await import('../store/local-files.js');
+        const side = await readLocalSidecars(path);
+        const notes = notesOpt ?? side.notes;
+        if (notes !== undefined) item.notes = notes;
+        item.protected = flag(p, 'protected') || side.protected;
+        if (side.logPath !== undefined && v.name === basename(path)) item.logPath = side.logPath;
+      } else {
+        if (notesOpt !== undefined) warnings.push(`--notes ignored for '${v.volname}': only backups keep notes (as on a PVE storage)`);
+        if (flag(p, 'protected')) warnings.push(`--protected ignored for '${v.volname}': only backups can be protected`);
+      }
+      items.push(item);
+    }
+  }
+  return { items, warnings };
+}
+
+interface Outcome {
+  volid: string;
+  key: string;
+  size: number;
+  seconds: number;
+  rate: number;
+  verified: boolean;
+  notes?: boolean;
+  protected?: boolean;
+  log?: boolean;
+  sourceDeleted?: boolean;
+  dryRun?: boolean;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  return runCommand(CMD, async () => {
+    const p = parse(CMD, USAGE, argv, OPTIONS, { positionals: true });
+    if (flag(p, 'help')) {
+      writeOut(HELP);
+      return EXIT.ok;
+    }
+    const sources = [...list(p, 'source'), ...p.positionals];
+    if (sources.length === 0) throw new UsageError(CMD, 'no --source given', USAGE);
+    if (p.positionals.length > 0 && list(p, 'source').length === 0) {
+      throw new UsageError(CMD, `unexpected argument '${p.positionals[0]}' (files to upload follow --source)`, USAGE);
+    }
+    const logger = await createCliLogger('cli:backup');
+    const storageClass = str(p, 'storage-class');
+    const cfg = await resolveFrom(p, logger, storageClass !== undefined ? { storage_class: storageClass } : {});
+    const { items, warnings } = await planItems(p, sources);
+    for (const w of warnings) note(`warning: ${w}`);
+    const json = flag(p, 'json');
+    const storageId = cfg.storageId ?? 'env';
+    const outcomes: Outcome[] = [];
+
+    if (flag(p, 'dry-run')) {
+      for (const it of items) {
+        const volname = it.kind === 'log' ? `backup/${it.name}` : it.volume.volname;
+        const size = it.kind === 'stream' ? -1 : it.size;
+        const o: Outcome = { volid: `${storageId}:${volname}`, key: it.kind === 'log' ? objectKey(cfg.prefix, 'backup', it.name) : volnameKey(cfg.prefix, volname), size, seconds: 0, rate: 0, verified: false, dryRun: true };
+        outcomes.push(o);
+        if (!json) {
+          const extra = it.kind === 'volume' ? [it.notes !== undefined ? 'notes' : '', it.protected ? 'protected' : '', it.logPath ? 'log' : ''].filter(Boolean) : [];
+          writeOut(`would upload ${it.kind === 'stream' ? 'stdin' : it.path} -> ${o.volid} (s3://${cfg.bucket}/${o.key}${size >= 0 ? `, ${formatBytes(size)}` : ''}${extra.length ? `, with ${extra.join(', ')}` : ''})`);
+        }
+      }
+      if (json) writeJson(outcomes);
+      return EXIT.ok;
+    }
+
+    const opened = await openStore(cfg, logger);
+    try {
+      const { putVolume } = await import('../store/transfer.js');
+      for (const it of items) {
+        const t0 = performance.now();
+        if (it.kind === 'log') {
+          const { putBackupLog } = await import('../store/local-files.js');
+          const r = await putBackupLog(opened.ctx, it.path, it.name);
+          const seconds = (performance.now() - t0) / 1000;
+          const o: Outcome = { volid: `${storageId}:backup/${it.name}`, key: r.key, size: r.size, seconds, rate: r.size / Math.max(seconds, 1e-6), verified: true };
+          outcomes.push(o);
+          if (!json) writeOut(`uploaded log ${it.path} -> s3://${cfg.bucket}/${r.key} (${formatBytes(r.size)})`);
+          continue;
+        }
+        const bar = progressBar(it.volume.name, flag(p, 'progress'));
+        const notes = it.notes;
+        let vol: Volume;
+        try {
+          vol = await putVolume(opened.ctx, it.volume.volname, {
+            src: it.kind === 'volume' ? { path: it.path } : { stream: it.stream as Readable, maxSize: it.maxSize },
+            ...(notes !== undefined ? { notes } : {}),
+            protected: it.protected,
+            ...(it.kind === 'volume' && it.logPath !== undefined ? { logPath: it.logPath } : {}),
+            onProgress: (x) => bar.update(x),
+          });
+        } finally {
+          bar.done();
+        }
+        const seconds = (performance.now() - t0) / 1000;
+        const o: Outcome = {
+          volid: vol.volid,
+          key: vol.key,
+          size: vol.size,
+          seconds,
+          rate: vol.size / Math.max(seconds, 1e-6),
+          verified: vol.verified === true,
+        };
+        if (vol.content === 'backup') {
+          o.notes = vol.notes !== undefined;
+          o.protected = vol.protected;
+          o.log = vol.log === true;
+        }
+        if (it.kind === 'volume' && flag(p, 'delete-source')) {
+          const { removeVerifiedSource } = await import('../store/local-files.js');
+          await removeVerifiedSource(vol, it.path, it.size, it.logPath !== undefined ? { logPath: it.logPath } : {});
+          o.sourceDeleted = true;
+        }
+        outcomes.push(o);
+        if (!json) {
+          const extra = [o.notes ? 'notes' : '', o.protected ? 'protected' : '', o.log ? 'log' : '', o.verified ? 'verified' : 'NOT verified', o.sourceDeleted ? 'local copy deleted' : '']
+            .filter(Boolean)
+            .join(', ');
+          writeOut(`uploaded ${o.volid} (${formatBytes(o.size)} in ${o.seconds.toFixed(1)} s, ${formatRate(o.rate)}; ${extra})`);
+        }
+      }
+    } finally {
+      await opened.close();
+    }
+    if (json) writeJson(outcomes);
+    return EXIT.ok;
+  });
+}

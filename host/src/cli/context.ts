@@ -1,0 +1,60 @@
+/**
+ * From parsed options to a StoreContext: the storage's configuration (config/), a client
+ * (s3/), the store's settings (store/settings.ts) and a logger. Ctrl-C aborts the running
+ * operation through the context's signal, so uploads abort their multipart upload and
+ * downloads drop their temporary file instead of leaving debris.
+ */
+import type { StorageConfig } from '../config/types.js';
+import type { StoreContext } from '../store/types.js';
+import type { FileLogger } from '../util/logger.js';
+import { configFlags, str, type Parsed } from './args.js';
+
+export interface Opened {
+  ctx: StoreContext;
+  cfg: StorageConfig;
+  logger: FileLogger;
+  close(): Promise<void>;
+}
+
+export async function createCliLogger(command: string): Promise<FileLogger> {
+  const { createLogger } = await import('../util/logger.js');
+  return createLogger({ component: command });
+}
+
+/** Resolves the storage without touching the network (dry runs, the hook's type check). */
+export async function resolveFrom(p: Parsed, logger: FileLogger, extraFlags: Record<string, string> = {}): Promise<StorageConfig> {
+  const { resolveStorage } = await import('../config/resolve.js');
+  const storageId = str(p, 'storage');
+  const profile = str(p, 'profile');
+  return resolveStorage({
+    ...(storageId !== undefined ? { storageId } : {}),
+    ...(profile !== undefined ? { profile } : {}),
+    flags: { ...configFlags(p), ...extraFlags },
+    logger,
+  });
+}
+
+export async function openStore(cfg: StorageConfig, logger: FileLogger): Promise<Opened> {
+  const { toS3Settings } = await import('../config/s3-settings.js');
+  const { storeSettingsFrom } = await import('../store/settings.js');
+  const { S3Client } = await import('../s3/client.js');
+  const client = new S3Client(toS3Settings(cfg), { logger });
+  const ac = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    process.stderr.write(`\ninterrupted (${sig}): cleaning up\n`);
+    ac.abort(new Error(`interrupted by ${sig}`));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const ctx: StoreContext = { client, settings: storeSettingsFrom(cfg), logger, signal: ac.signal };
+  return {
+    ctx,
+    cfg,
+    logger,
+    async close() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      await client.close().catch(() => undefined);
+    },
+  };
+}

@@ -1,0 +1,20 @@
+/**
+ * The end of every command: an error becomes one line on stderr ("<command>: <message>") and
+ * its exit code; nothing escapes as a stack trace. Lines pass through the logger's redaction,
+ * the last guard against a secret reaching a terminal or a task log.
+ */
+import { EXIT, asPveS3Error, type ExitCode } from '../util/errors.js';
+
+export async function runCommand(command: string, body: () => Promise<number>): Promise<number> {
+  try {
+    return await body();
+  } catch (e) {
+    const err = asPveS3Error(e);
+    const { redact } = await import('../util/logger.js');
+    process.stderr.write(redact(`${command}: ${err.message}${err.code && !/^(Usage|InternalError)$/.test(err.code) ? ` [${err.code}]` : ''}`) + '\n');
+    if (process.env.PVE_S3_DEBUG && e instanceof Error && e.stack) process.stderr.write(redact(e.stack) + '\n');
+    return err.exitCode;
+  }
+}
+
+export const exitCodes: Readonly<Record<keyof typeof EXIT, ExitCode>> = EXIT;

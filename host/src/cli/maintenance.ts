@@ -1,0 +1,275 @@
+/**
+ * pve-s3-maintenance: the operator's actions on a storage, each one store call (status,
+ * cleanupByAge, checkIntegrity, lifecycle, abortStaleUploads, prune) and its report.
+ */
+import type { LifecycleRule } from '../s3/types.js';
+import type { StoreContext } from '../store/types.js';
+import { EXIT, PveS3Error, type ExitCode } from '../util/errors.js';
+import { COMMON_HELP, COMMON_OPTIONS, UsageError, flag, intOpt, list, oneOf, parse, str, vmidOpt, type Parsed } from './args.js';
+import { createCliLogger, openStore, resolveFrom } from './context.js';
+import { runCommand } from './exit.js';
+import { formatBytes, formatTime, note, table, writeJson, writeOut } from './output.js';
+
+const CMD = 'pve-s3-maintenance';
+const ACTIONS = ['status', 'cleanup', 'check-integrity', 'lifecycle', 'abort-uploads', 'prune'] as const;
+type Action = (typeof ACTIONS)[number];
+const USAGE = `${CMD} [--storage ID] --action ${ACTIONS.join('|')} [options]`;
+
+export const HELP = `Usage: ${USAGE}
+
+Actions:
+  status           endpoint, credentials and bucket check; objects, volumes and bytes per content
+                   type; oldest and newest backup; incomplete multipart uploads and their bytes;
+                   lifecycle rules in force on the bucket
+  cleanup          delete backups older than --older-than (by the time in the archive name, never
+                   the upload date), with their sidecars; protected backups and names without a
+                   time are never deleted; --keep-last N keeps the newest N of each guest anyway
+  check-integrity  download every backup (or --vmid / --source) in full and compare it with its
+                   manifest; reports good / corrupt / missing-manifest / orphan sidecars; exit 5
+                   if anything is wrong
+  lifecycle        apply the storage's lifecycle_enabled, transition_days (STANDARD_IA),
+                   glacier_days (GLACIER) and abort-incomplete-multipart rules, scoped to its
+                   prefix, merged with the bucket's other rules; --show only prints them
+  abort-uploads    abort incomplete multipart uploads under the prefix older than --older-than
+                   (default 1d)
+  prune            apply the storage's prune-backups setting (PVE's keep-last/hourly/daily/
+                   weekly/monthly/yearly), or --prune-backups / --keep-last given here
+
+Options:
+  --older-than D   age: 36h, 90d, 12w, 6m, 1y (cleanup: required)
+  --keep-last N    cleanup: always keep the newest N backups per guest; prune: keep-last=N
+  --prune-backups S  prune: e.g. keep-last=3,keep-daily=7 instead of the storage's setting
+  --vmid N         only backups of guest N (cleanup, check-integrity, prune)
+  --type qemu|lxc  prune: only this guest type
+  --source NAME    check-integrity: only this volume (archive name, backup/… or volume id); repeatable
+  --dry-run        cleanup, prune, lifecycle, abort-uploads: show what would happen, change nothing
+  --show           lifecycle: print the rules in force, change nothing
+  --parallel N     check-integrity: volumes checked at once (default 2)
+
+${COMMON_HELP}
+
+Examples:
+  ${CMD} --storage mon-stockage-s3 --action status
+  ${CMD} --storage mon-stockage-s3 --action cleanup --older-than 90d
+  ${CMD} --storage mon-stockage-s3 --action cleanup --older-than 30d --keep-last 3 --dry-run
+  ${CMD} --storage mon-stockage-s3 --action check-integrity
+  ${CMD} --storage mon-stockage-s3 --action check-integrity --vmid 100
+  ${CMD} --storage mon-stockage-s3 --action lifecycle --show
+  ${CMD} --storage mon-stockage-s3 --action prune --dry-run
+`;
+
+const OPTIONS = {
+  ...COMMON_OPTIONS,
+  action: { type: 'string' },
+  'older-than': { type: 'string' },
+  'keep-last': { type: 'string' },
+  'prune-backups': { type: 'string' },
+  vmid: { type: 'string' },
+  type: { type: 'string' },
+  source: { type: 'string', multiple: true },
+  'dry-run': { type: 'boolean' },
+  show: { type: 'boolean' },
+  parallel: { type: 'string' },
+} as const;
+
+/** Options that only mean something to some actions: accepting them silently would mislead. */
+const ONLY_FOR: Record<string, readonly Action[]> = {
+  'older-than': ['cleanup', 'abort-uploads'],
+  'keep-last': ['cleanup', 'prune'],
+  'prune-backups': ['prune'],
+  vmid: ['cleanup', 'check-integrity', 'prune'],
+  type: ['prune'],
+  source: ['check-integrity'],
+  'dry-run': ['cleanup', 'prune', 'lifecycle', 'abort-uploads'],
+  show: ['lifecycle'],
+  parallel: ['check-integrity'],
+};
+
+const ts = (s: number) => formatTime(s);
+
+async function status(ctx: StoreContext, json: boolean, endpoint: string): Promise<ExitCode> {
+  const { maintenanceStatus } = await import('../store/status.js');
+  const s = await maintenanceStatus(ctx);
+  if (json) {
+    writeJson({ storage: ctx.settings.storageId, endpoint, ...s });
+    return EXIT.ok;
+  }
+  const lines = [
+    `storage     ${ctx.settings.storageId}`,
+    `endpoint    ${endpoint} (reachable, credentials accepted)`,
+    `bucket      ${s.bucket}${s.prefix ? ` (prefix ${s.prefix})` : ''}`,
+    '',
+    table(
+      Object.entries(s.contents).map(([c, v]) => ({ c, ...v })),
+      [
+        { title: 'CONTENT', get: (r) => r.c },
+        { title: 'VOLUMES', get: (r) => String(r.volumes), right: true },
+        { title: 'OBJECTS', get: (r) => String(r.objects), right: true },
+        { title: 'SIZE', get: (r) => formatBytes(r.bytes), right: true },
+      ],
+    ).trimEnd(),
+    `total       ${s.totalObjects} objects, ${formatBytes(s.totalBytes)}`,
+    `backups     ${s.backups.count}${s.backups.oldest ? `; oldest ${s.backups.oldest.volname} (${ts(s.backups.oldest.ctime)})` : ''}${s.backups.newest ? `; newest ${s.backups.newest.volname} (${ts(s.backups.newest.ctime)})` : ''}`,
+    `incomplete  ${s.multipart.count} multipart upload(s), ${formatBytes(s.multipart.bytes)}`,
+    `lifecycle   ${s.lifecycle === null ? 'unknown (the gateway refused to show the rules)' : s.lifecycle.length === 0 ? 'no rules' : s.lifecycle.map(describeRule).join('; ')}`,
+  ];
+  writeOut(lines.join('\n'));
+  return EXIT.ok;
+}
+
+function describeRule(r: LifecycleRule): string {
+  const parts: string[] = [];
+  for (const t of r.transitions ?? []) parts.push(`${t.storageClass} after ${t.days ?? t.date}d`);
+  if (r.expiration?.days) parts.push(`expire after ${r.expiration.days}d`);
+  if (r.abortIncompleteMultipartUpload) parts.push(`abort incomplete uploads after ${r.abortIncompleteMultipartUpload.daysAfterInitiation}d`);
+  const prefix = r.filter?.prefix ?? r.legacyPrefix ?? '';
+  return `${r.id ?? '(no id)'} [${r.status}${prefix ? ` ${prefix}` : ''}]: ${parts.join(', ') || 'other'}`;
+}
+
+async function cleanup(ctx: StoreContext, p: Parsed, json: boolean): Promise<ExitCode> {
+  const olderThan = str(p, 'older-than');
+  if (olderThan === undefined) throw new UsageError(CMD, '--action cleanup needs --older-than (e.g. 90d)', USAGE);
+  const keepLast = intOpt(p, 'keep-last', 0, 1_000_000);
+  const vmid = vmidOpt(p);
+  const { cleanupByAge } = await import('../store/cleanup.js');
+  const r = await cleanupByAge(ctx, { olderThan, ...(keepLast !== undefined ? { keepLast } : {}), ...(vmid !== undefined ? { vmid } : {}), dryRun: flag(p, 'dry-run') });
+  if (json) writeJson(r);
+  else {
+    const removing = r.items.filter((i) => i.action === 'remove');
+    const verb = r.dryRun ? 'would remove' : 'removed';
+    for (const i of r.items) {
+      const done = r.dryRun ? i.action === 'remove' : r.removed.includes(i.volname);
+      const failed = r.errors.find((e) => e.volname === i.volname);
+      const what = failed ? `FAILED: ${failed.message}` : done ? verb : `kept (${i.reason})`;
+      writeOut(`${ctx.settings.storageId}:${i.volname}  ${ts(i.ctime)}  ${what}`);
+    }
+    writeOut(`cleanup older than ${olderThan} (before ${ts(r.cutoff)}): ${r.dryRun ? `${removing.length} would be removed` : `${r.removed.length} removed`}, ${r.items.length - removing.length} kept${r.errors.length ? `, ${r.errors.length} failed` : ''}${r.dryRun ? ' (dry run)' : ''}`);
+  }
+  return r.errors.length > 0 ? EXIT.failure : EXIT.ok;
+}
+
+async function checkIntegrity(ctx: StoreContext, p: Parsed, json: boolean): Promise<ExitCode> {
+  const { volnameFromArg } = await import('../store/volume-arg.js');
+  const volnames = list(p, 'source').map((s) => volnameFromArg(s, { storageId: ctx.settings.storageId }));
+  const vmid = vmidOpt(p);
+  const parallel = intOpt(p, 'parallel', 1, 16);
+  const { checkIntegrity: check } = await import('../store/integrity.js');
+  const r = await check(ctx, {
+    ...(volnames.length ? { volnames } : {}),
+    ...(vmid !== undefined ? { vmid } : {}),
+    ...(parallel !== undefined ? { parallel } : {}),
+    onItem: json ? undefined : (i) => note(`checked ${i.volname}: ${i.status}`),
+  });
+  if (json) writeJson(r);
+  else {
+    for (const i of r.items) {
+      writeOut(`${i.status.toUpperCase().padEnd(16)} ${ctx.settings.storageId}:${i.volname}${i.size !== undefined ? ` (${formatBytes(i.size)})` : ''}${i.message && i.status !== 'good' ? `: ${i.message}` : ''}`);
+    }
+    const s = r.summary;
+    writeOut(`integrity: ${s.good} good, ${s.corrupt} corrupt, ${s['missing-manifest']} missing manifest, ${s['orphan-sidecar']} orphan sidecar(s), ${s.error} error(s)`);
+  }
+  const s = r.summary;
+  if (s.corrupt + s['missing-manifest'] + s['orphan-sidecar'] > 0) return EXIT.integrity;
+  if (s.error > 0) return r.items.every((i) => i.status !== 'error' || i.message === 'volume does not exist') ? EXIT.notFound : EXIT.failure;
+  return EXIT.ok;
+}
+
+async function lifecycle(ctx: StoreContext, p: Parsed, json: boolean): Promise<ExitCode> {
+  const { lifecycleApply, lifecycleShow } = await import('../store/lifecycle.js');
+  if (flag(p, 'show')) {
+    const v = await lifecycleShow(ctx);
+    if (json) writeJson(v);
+    else if (v.rules.length === 0) writeOut('no lifecycle rules on the bucket');
+    else for (const r of v.rules) writeOut(`${v.ours.includes(r.id ?? '') ? '*' : ' '} ${describeRule(r)}`);
+    return EXIT.ok;
+  }
+  const r = await lifecycleApply(ctx, { dryRun: flag(p, 'dry-run') });
+  if (json) writeJson(r);
+  else {
+    writeOut(`${r.changed ? (r.dryRun ? 'would change' : 'applied') : 'unchanged'}: ${r.ours.length} rule(s) of this storage, ${r.kept} other rule(s) kept`);
+    for (const rule of r.rules) writeOut(`${r.ours.includes(rule.id ?? '') ? '*' : ' '} ${describeRule(rule)}`);
+  }
+  return EXIT.ok;
+}
+
+async function abortUploads(ctx: StoreContext, p: Parsed, json: boolean): Promise<ExitCode> {
+  const { durationMs } = await import('../pve/duration.js');
+  const olderThan = str(p, 'older-than') ?? '1d';
+  const { abortStaleUploads } = await import('../store/multipart.js');
+  const r = await abortStaleUploads(ctx, { olderThanSeconds: Math.floor(durationMs(olderThan) / 1000), dryRun: flag(p, 'dry-run') });
+  if (json) writeJson(r);
+  else {
+    for (const u of r.uploads) writeOut(`${u.key}  started ${u.initiated}  ${r.dryRun ? 'would abort' : u.aborted ? 'aborted' : `FAILED: ${u.error}`}`);
+    writeOut(`incomplete uploads older than ${olderThan}: ${r.dryRun ? `${r.uploads.length} would be aborted` : `${r.aborted} aborted, ${r.failed} failed`}`);
+  }
+  return r.failed > 0 ? EXIT.failure : EXIT.ok;
+}
+
+async function prune(ctx: StoreContext, p: Parsed, json: boolean, configured: import('../pve/prune.js').PruneKeep | undefined): Promise<ExitCode> {
+  const { parsePruneBackups, formatPruneBackups } = await import('../pve/prune.js');
+  const given = str(p, 'prune-backups');
+  const keepLast = intOpt(p, 'keep-last', 0, 1_000_000);
+  const keep = given !== undefined ? parsePruneBackups(given, '--prune-backups') : keepLast !== undefined ? parsePruneBackups(`keep-last=${keepLast}`, '--keep-last') : configured;
+  if (keep === undefined) {
+    throw new PveS3Error('ConfigMissing', `storage '${ctx.settings.storageId}' has no prune-backups setting: set it (pvesm set ${ctx.settings.storageId} --prune-backups keep-last=3) or give --prune-backups / --keep-last`, { exitCode: EXIT.usage });
+  }
+  const vmid = vmidOpt(p);
+  const type = oneOf(p, 'type', ['qemu', 'lxc'] as const);
+  const { prune: run } = await import('../store/prune.js');
+  const r = await run(ctx, keep, { ...(vmid !== undefined ? { vmid } : {}), ...(type ? { type } : {}), dryRun: flag(p, 'dry-run') });
+  if (json) writeJson({ keep: formatPruneBackups(keep), ...r });
+  else {
+    for (const e of r.entries) {
+      const failed = r.errors.find((x) => x.volname === e.volname);
+      const what = failed ? `FAILED: ${failed.message}` : e.mark === 'remove' ? (r.dryRun ? 'would remove' : 'removed') : e.mark;
+      writeOut(`${ctx.settings.storageId}:${e.volname}  ${ts(e.ctime)}  ${what}`);
+    }
+    const n = r.entries.filter((e) => e.mark === 'remove').length;
+    writeOut(`prune (${formatPruneBackups(keep)}): ${r.dryRun ? `${n} would be removed` : `${r.removed.length} removed`}, ${r.entries.length - n} kept${r.errors.length ? `, ${r.errors.length} failed` : ''}${r.dryRun ? ' (dry run)' : ''}`);
+  }
+  return r.errors.length > 0 ? EXIT.failure : EXIT.ok;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  return runCommand(CMD, async () => {
+    const p = parse(CMD, USAGE, argv, OPTIONS);
+    if (flag(p, 'help')) {
+      writeOut(HELP);
+      return EXIT.ok;
+    }
+    if (str(p, 'action') === undefined) throw new UsageError(CMD, 'no --action given', USAGE);
+    const action = oneOf(p, 'action', ACTIONS)!;
+    for (const [opt, actions] of Object.entries(ONLY_FOR)) {
+      if (p.values[opt] !== undefined && !actions.includes(action)) {
+        throw new UsageError(CMD, `--${opt} does not apply to --action ${action} (only ${actions.join(', ')})`, USAGE);
+      }
+    }
+    const older = str(p, 'older-than');
+    if (older !== undefined) {
+      const { parseDuration } = await import('../pve/duration.js');
+      parseDuration(older, '--older-than'); // a bad duration is a usage error before any request
+    }
+    const logger = await createCliLogger('cli:maintenance');
+    const cfg = await resolveFrom(p, logger);
+    const opened = await openStore(cfg, logger);
+    const json = flag(p, 'json');
+    try {
+      switch (action) {
+        case 'status':
+          return await status(opened.ctx, json, cfg.endpoint);
+        case 'cleanup':
+          return await cleanup(opened.ctx, p, json);
+        case 'check-integrity':
+          return await checkIntegrity(opened.ctx, p, json);
+        case 'lifecycle':
+          return await lifecycle(opened.ctx, p, json);
+        case 'abort-uploads':
+          return await abortUploads(opened.ctx, p, json);
+        case 'prune':
+          return await prune(opened.ctx, p, json, cfg.pruneBackups);
+      }
+    } finally {
+      await opened.close();
+    }
+  });
+}

@@ -1,0 +1,54 @@
+/** Human output (tables, sizes, dates) on stdout, and the JSON form of the same data. */
+import { formatBackupTime } from '../pve/backup-time.js';
+
+export function writeOut(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+}
+
+export function writeJson(v: unknown): void {
+  process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+}
+
+/** Progress, warnings and step messages: stderr, so stdout stays data only. */
+export function note(text: string): void {
+  process.stderr.write(text + '\n');
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = n;
+  let i = -1;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
+}
+
+/** Local time, as PVE shows backup times (the archive name holds local time too). */
+export function formatTime(epochSeconds: number): string {
+  return formatBackupTime(new Date(epochSeconds * 1000)).replace(/^(\d+)_(\d+)_(\d+)-(\d+)_(\d+)_(\d+)$/, '$1-$2-$3 $4:$5:$6');
+}
+
+export function formatRate(bytesPerSecond: number): string {
+  return `${(bytesPerSecond / (1024 * 1024)).toFixed(1)} MiB/s`;
+}
+
+export interface Column<T> {
+  title: string;
+  get(row: T): string;
+  right?: boolean;
+}
+
+/** Plain aligned columns (no box drawing: the output is also read by grep and awk). */
+export function table<T>(rows: readonly T[], cols: readonly Column<T>[]): string {
+  const cells = rows.map((r) => cols.map((c) => c.get(r).replace(/[\r\n\t]+/g, ' ')));
+  const widths = cols.map((c, i) => Math.max(c.title.length, ...cells.map((r) => r[i]!.length)));
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => (cols[i]!.right ? v.padStart(widths[i]!) : i === vals.length - 1 ? v : v.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(cols.map((c) => c.title)), ...cells.map(line)].join('\n') + '\n';
+}

@@ -1,0 +1,159 @@
+/**
+ * pve-s3-restore: list what a storage holds, or bring one volume back to a file or to stdout,
+ * verified against its manifest (store: listVolumes, getVolume, streamVolume).
+ */
+import { stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { ContentType } from '../pve/content.js';
+import type { Volume } from '../store/types.js';
+import { EXIT } from '../util/errors.js';
+import { COMMON_HELP, COMMON_OPTIONS, UsageError, flag, oneOf, parse, str, vmidOpt } from './args.js';
+import { createCliLogger, openStore, resolveFrom } from './context.js';
+import { runCommand } from './exit.js';
+import { formatBytes, formatRate, formatTime, note, table, writeJson, writeOut } from './output.js';
+import { progressBar } from './progress.js';
+
+const CMD = 'pve-s3-restore';
+const USAGE = `${CMD} [--storage ID] --list [--vmid N] [--type qemu|lxc] | --source NAME|VOLID [--destination PATH|-] [--force]`;
+
+export const HELP = `Usage: ${USAGE}
+
+Lists the volumes of an S3 storage, or restores one: it is downloaded in parallel ranges, each
+checked against the integrity manifest written at upload, into a temporary file that is renamed
+into place only when complete (an object without a manifest is checked by its MD5 ETag or size).
+
+Options:
+  --list              table of volumes: volume id, vmid, type, date, size, notes, protected
+  --vmid N            only backups of guest N
+  --type qemu|lxc     only backups of this guest type
+  --content C         only this content: backup, iso, vztmpl or snippets (default: all)
+  --source NAME       what to restore: an archive name (vzdump-qemu-100-….vma.zst), a volume
+                      name (backup/…) or a volume id (mon-stockage-s3:backup/…; it also names the
+                      storage when --storage is not given)
+  --destination PATH  target file, or an existing directory to restore into (default: the
+                      current directory); '-' writes to stdout for pipelines (qmrestore - 100)
+  --force             replace an existing destination file (default: refuse, exit 2)
+
+${COMMON_HELP}
+
+Examples:
+  ${CMD} --storage mon-stockage-s3 --list
+  ${CMD} --storage mon-stockage-s3 --list --vmid 100
+  ${CMD} --storage mon-stockage-s3 --source vzdump-qemu-100-2023_12_25-14_30_00.vma.gz --destination /tmp/backup-restaure.vma.gz
+  ${CMD} --storage mon-stockage-s3 --source vzdump-qemu-100-2023_12_25-14_30_00.vma.zst --destination - | zstd -d | qmrestore - 100
+`;
+
+const OPTIONS = {
+  ...COMMON_OPTIONS,
+  list: { type: 'boolean' },
+  vmid: { type: 'string' },
+  type: { type: 'string' },
+  content: { type: 'string' },
+  source: { type: 'string' },
+  destination: { type: 'string' },
+  force: { type: 'boolean' },
+} as const;
+
+export function volumeTable(vols: readonly Volume[]): string {
+  return table(vols, [
+    { title: 'VOLID', get: (v) => v.volid },
+    { title: 'VMID', get: (v) => (v.vmid !== undefined ? String(v.vmid) : '-'), right: true },
+    { title: 'TYPE', get: (v) => (v.content === 'backup' ? (v.subtype ?? 'unknown') : v.content) },
+    { title: 'DATE', get: (v) => formatTime(v.ctime) },
+    { title: 'SIZE', get: (v) => formatBytes(v.size), right: true },
+    { title: 'PROTECTED', get: (v) => (v.protected ? 'yes' : 'no') },
+    { title: 'NOTES', get: (v) => v.notes ?? '' },
+  ]);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  return runCommand(CMD, async () => {
+    const p = parse(CMD, USAGE, argv, OPTIONS);
+    if (flag(p, 'help')) {
+      writeOut(HELP);
+      return EXIT.ok;
+    }
+    const source = str(p, 'source');
+    const listing = flag(p, 'list');
+    if (listing === (source !== undefined)) throw new UsageError(CMD, listing ? '--list and --source exclude each other' : 'give --list or --source', USAGE);
+    const logger = await createCliLogger('cli:restore');
+
+    if (listing) {
+      const vmid = vmidOpt(p);
+      const type = oneOf(p, 'type', ['qemu', 'lxc'] as const);
+      const content = oneOf(p, 'content', ['backup', 'iso', 'vztmpl', 'snippets'] as const) as ContentType | undefined;
+      const cfg = await resolveFrom(p, logger);
+      const opened = await openStore(cfg, logger);
+      try {
+        const { listVolumes } = await import('../store/list.js');
+        const vols = await listVolumes(opened.ctx, {
+          ...(content ? { content: [content] } : {}),
+          ...(vmid !== undefined ? { vmid } : {}),
+          ...(type !== undefined ? { guestType: type } : {}),
+          pending: false,
+        });
+        if (flag(p, 'json')) writeJson(vols);
+        else if (vols.length === 0) note(`no volumes in storage '${opened.ctx.settings.storageId}' (s3://${cfg.bucket}/${cfg.prefix})${vmid !== undefined ? ` for guest ${vmid}` : ''}`);
+        else writeOut(volumeTable(vols));
+      } finally {
+        await opened.close();
+      }
+      return EXIT.ok;
+    }
+
+    const { storageOfArg, volnameFromArg } = await import('../store/volume-arg.js');
+    const fromVolid = storageOfArg(source!);
+    const storageFlag = str(p, 'storage');
+    if (storageFlag === undefined && fromVolid !== undefined) p.values.storage = fromVolid;
+    const content = oneOf(p, 'content', ['backup', 'iso', 'vztmpl', 'snippets'] as const) as ContentType | undefined;
+    const volname = volnameFromArg(source!, { ...(storageFlag !== undefined ? { storageId: storageFlag } : {}), ...(content ? { content } : {}) });
+    const cfg = await resolveFrom(p, logger);
+    const destArg = str(p, 'destination') ?? '.';
+    const name = volname.slice(volname.indexOf('/') + 1);
+
+    if (destArg === '-') {
+      const opened = await openStore(cfg, logger);
+      try {
+        const { streamVolume } = await import('../store/stream-volume.js');
+        const t0 = performance.now();
+        const bar = progressBar(name, flag(p, 'progress'));
+        let r;
+        try {
+          r = await streamVolume(opened.ctx, volname, process.stdout, { onProgress: (x) => bar.update(x) });
+        } finally {
+          bar.done();
+        }
+        const s = (performance.now() - t0) / 1000;
+        note(`restored ${opened.ctx.settings.storageId}:${volname} to stdout (${formatBytes(r.size)} in ${s.toFixed(1)} s, ${formatRate(r.size / Math.max(s, 1e-6))}, verified by ${r.verifiedBy})`);
+      } finally {
+        await opened.close();
+      }
+      return EXIT.ok;
+    }
+
+    let dest = resolve(destArg);
+    const st = await stat(dest).catch(() => null);
+    if (st?.isDirectory()) dest = join(dest, name);
+    const { checkDestination } = await import('../transfer/temp-file.js');
+    await checkDestination(dest, flag(p, 'force')); // before any request: refuse to overwrite
+    const opened = await openStore(cfg, logger);
+    try {
+      const { getVolume } = await import('../store/transfer.js');
+      const t0 = performance.now();
+      const bar = progressBar(name, flag(p, 'progress'));
+      let r;
+      try {
+        r = await getVolume(opened.ctx, volname, dest, { force: true, onProgress: (x) => bar.update(x) });
+      } finally {
+        bar.done();
+      }
+      const s = (performance.now() - t0) / 1000;
+      const out = { volid: `${opened.ctx.settings.storageId}:${volname}`, path: r.path, size: r.size, seconds: s, rate: r.size / Math.max(s, 1e-6), verified: r.verified };
+      if (flag(p, 'json')) writeJson(out);
+      else writeOut(`restored ${out.volid} to ${r.path} (${formatBytes(r.size)} in ${s.toFixed(1)} s, ${formatRate(out.rate)}, ${r.verified ? 'verified against the manifest' : 'no manifest: checked by size/MD5 only'})`);
+    } finally {
+      await opened.close();
+    }
+    return EXIT.ok;
+  });
+}

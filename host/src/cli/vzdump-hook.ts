@@ -1,0 +1,147 @@
+/**
+ * The vzdump hook (`script: /usr/bin/pve-s3-vzdump-hook` in /etc/vzdump.conf or a backup job).
+ * vzdump calls it as `<phase>` or `<phase> <mode> <vmid>` with STOREID, TARGET, LOGFILE, DUMPDIR,
+ * VMTYPE, HOSTNAME in the environment (reference: pve-storage-api.md §7.3).
+ *
+ *   backup-end  storage of type s3: upload TARGET with its .notes/.protected, verify, and drop the
+ *               local copy unless the storage keeps local copies (keep_local)
+ *   log-end     storage of type s3: upload the log as the archive's .log sidecar
+ *   otherwise   nothing; other storages are never touched
+ *
+ * A failed upload exits non-zero with one clear line, so vzdump marks the guest's backup failed
+ * (and keeps the archive) rather than reporting a backup that is not in the bucket.
+ */
+import { basename, dirname, resolve, sep } from 'node:path';
+import { rm, stat } from 'node:fs/promises';
+import { EXIT, PveS3Error } from '../util/errors.js';
+import { COMMON_HELP } from './args.js';
+import { openStore, createCliLogger } from './context.js';
+import { runCommand } from './exit.js';
+import { formatBytes, formatRate, note, writeOut } from './output.js';
+
+const CMD = 'pve-s3-vzdump-hook';
+
+export const HELP = `Usage: ${CMD} PHASE [MODE VMID]   (called by vzdump)
+
+Install as a vzdump hook script, in /etc/vzdump.conf:
+  script: /usr/bin/pve-s3-vzdump-hook
+or per backup job (Datacenter > Backup > job > Advanced, or 'vzdump ... --script ...').
+
+Phases handled, for a backup storage (STOREID) of type s3 in storage.cfg:
+  backup-end   upload TARGET (with TARGET.notes / TARGET.protected), verify it (manifest written,
+               stored size and ETag match), then delete the local archive unless the storage
+               has keep_local 1
+  log-end      upload LOGFILE as the archive's .log sidecar (deleted locally unless keep_local)
+Every other phase, and every storage of another type, exits 0 without doing anything.
+Failures exit non-zero with a one-line message: vzdump then marks that backup as failed.
+
+Environment from vzdump: STOREID TARGET LOGFILE DUMPDIR VMTYPE HOSTNAME.
+Configuration: the storage's section in storage.cfg and its secret file, as for the other
+commands (PVE_S3_STORAGE_CFG, PVE_S3_PRIV_DIR, PVE_S3_LOG_FILE, PVE_S3_DEBUG).
+
+${COMMON_HELP.slice(COMMON_HELP.indexOf('Exit codes:'))}
+`;
+
+const say = (m: string) => note(`${CMD}: ${m}`);
+
+/** The storage's type in storage.cfg; undefined when vzdump named no storage or it is unknown. */
+async function storageType(id: string): Promise<string | undefined> {
+  const { configPaths } = await import('../config/resolve.js');
+  const { parseStorageCfg } = await import('../config/storage-cfg.js');
+  const { readFile } = await import('node:fs/promises');
+  const file = configPaths().storageCfg;
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new PveS3Error('ConfigMissing', `cannot read ${file} to find storage '${id}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {
+      exitCode: EXIT.usage,
+    });
+  }
+  return parseStorageCfg(text, { file }).get(id)?.type;
+}
+
+function inside(dir: string | undefined, file: string): boolean {
+  if (!dir) return false;
+  const d = resolve(dir);
+  return resolve(file).startsWith(d.endsWith(sep) ? d : d + sep);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  return runCommand(CMD, async () => {
+    const phase = argv[0];
+    if (phase === '-h' || phase === '--help') {
+      writeOut(HELP);
+      return EXIT.ok;
+    }
+    if (phase === undefined) throw new PveS3Error('Usage', `no phase given; usage: ${CMD} PHASE [MODE VMID] (called by vzdump; see --help)`, { exitCode: EXIT.usage });
+    if (phase !== 'backup-end' && phase !== 'log-end') return EXIT.ok;
+    const storeId = process.env.STOREID;
+    if (!storeId) return EXIT.ok; // --dumpdir or --stdout: no storage of ours
+    const type = await storageType(storeId);
+    if (type !== 's3') return EXIT.ok;
+
+    const logger = await createCliLogger(`hook:${phase}`);
+    const { resolveStorage } = await import('../config/resolve.js');
+    const cfg = resolveStorage({ storageId: storeId, logger });
+    const target = process.env.TARGET;
+
+    if (phase === 'backup-end') {
+      if (!target) throw new PveS3Error('ConfigMissing', `backup-end without TARGET in the environment: cannot upload to storage '${storeId}'`, { exitCode: EXIT.usage });
+      const st = await stat(target).catch(() => null);
+      if (!st?.isFile()) throw new PveS3Error('NotFound', `backup archive '${target}' does not exist: nothing to upload to storage '${storeId}'`, { exitCode: EXIT.notFound });
+      const { classifyFile } = await import('../pve/volname.js');
+      const c = classifyFile(basename(target), 'backup');
+      if (c.kind !== 'volume') throw new PveS3Error('InvalidArgument', `TARGET '${target}' is not a backup archive name`, { exitCode: EXIT.usage });
+      const { readLocalSidecars, removeVerifiedSource } = await import('../store/local-files.js');
+      const side = await readLocalSidecars(target);
+      const opened = await openStore(cfg, logger);
+      try {
+        const { putVolume } = await import('../store/transfer.js');
+        const t0 = performance.now();
+        say(`uploading ${basename(target)} (${formatBytes(st.size)}) to storage '${storeId}' (s3://${cfg.bucket}/${cfg.prefix})`);
+        const vol = await putVolume(opened.ctx, c.volume.volname, {
+          src: { path: target },
+          ...(side.notes !== undefined ? { notes: side.notes } : {}),
+          protected: side.protected,
+        });
+        const s = (performance.now() - t0) / 1000;
+        if (cfg.keepLocal) {
+          if (vol.verified !== true || vol.size !== st.size) {
+            throw new PveS3Error('IntegrityError', `uploaded '${vol.volid}' could not be verified against its manifest`, { exitCode: EXIT.integrity });
+          }
+        } else {
+          await removeVerifiedSource(vol, target, st.size);
+        }
+        say(`uploaded ${vol.volid} in ${s.toFixed(1)} s (${formatRate(st.size / Math.max(s, 1e-6))}), verified${cfg.keepLocal ? '; local copy kept (keep_local)' : '; local copy removed'}`);
+      } finally {
+        await opened.close();
+      }
+      return EXIT.ok;
+    }
+
+    // log-end
+    const logfile = process.env.LOGFILE;
+    if (!logfile) return EXIT.ok;
+    const lst = await stat(logfile).catch(() => null);
+    if (!lst?.isFile()) throw new PveS3Error('NotFound', `log file '${logfile}' does not exist: cannot upload it to storage '${storeId}'`, { exitCode: EXIT.notFound });
+    // vzdump names the log after the archive; TARGET gives that name even if LOGFILE is elsewhere
+    let name = basename(logfile);
+    if (target) {
+      const { sidecarNames } = await import('../pve/volname.js');
+      name = sidecarNames(basename(target)).log ?? name;
+    }
+    const opened = await openStore(cfg, logger);
+    try {
+      const { putBackupLog } = await import('../store/local-files.js');
+      const r = await putBackupLog(opened.ctx, logfile, name);
+      // only a log in the dump dir is ours to remove; a log elsewhere belongs to vzdump
+      const removable = !cfg.keepLocal && (inside(process.env.DUMPDIR, logfile) || (target !== undefined && dirname(resolve(target)) === dirname(resolve(logfile))));
+      if (removable) await rm(logfile, { force: true });
+      say(`uploaded log ${name} (${formatBytes(r.size)}) to storage '${storeId}'${removable ? '; local copy removed' : ''}`);
+    } finally {
+      await opened.close();
+    }
+    return EXIT.ok;
+  });
+}
