@@ -41,7 +41,7 @@ describe.each(SIZES)('round trip of %s', (label, size) => {
     const key = `file/${label.replace(/\W+/g, '_')}.bin`;
     const src = join(dir, `src-${size}`);
     await writeFile(src, data);
-    const up = await uploadObject(c, key, { path: src }, { chunkSizeMB: CHUNK_MB, concurrency: 3, manifestMeta: { vmid: '100' } });
+    const up = await uploadObject(c, key, { path: src }, { chunkSizeMB: CHUNK_MB, concurrency: 3, manifestMeta: { vmid: '100' }, wholeSha256: true });
     expect(up).toMatchObject({ size, multipart, partCount: parts });
 
     // what the server holds, read back without our download path
@@ -84,6 +84,8 @@ describe.each(SIZES)('round trip of %s', (label, size) => {
     const m = await readManifest(c, key);
     expect(m!.size).toBe(size);
     expect(m!.parts.map((p) => p.size).reduce((a, b) => a + b, 0)).toBe(size);
+    // the whole-object digest comes free with a single PUT; for multipart it is opt-in
+    expect(m!.sha256).toBe(multipart ? null : sha256(data));
   });
 });
 

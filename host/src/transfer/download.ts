@@ -15,8 +15,9 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { ConfigError, PveS3Error, asPveS3Error } from '../util/errors.js';
-import { Md5, Sha256 } from '../wasm/digests.js';
+import { Md5 } from '../wasm/digests.js';
 import { hex, isNotFound, readManifest, type Manifest } from './manifest.js';
+import { hashService } from './hash-service.js';
 import { HASH_SLICE, yieldToLoop } from './part-hasher.js';
 import { ProgressTracker, type Progress } from './progress.js';
 import { checkDestination, commitTemp, createTemp, discardTemp, type TempFile } from './temp-file.js';
@@ -308,40 +309,50 @@ class RangeJob {
   }
 
   private async fetchOnce(r: Range, sink: Sink, count: (n: number) => void): Promise<Uint8Array> {
-    const h = new Sha256();
+    const h = hashService().stream();
     if (r.length === 0) return h.digest();
-    const { body } = await this.client.getObject(this.key, { range: [r.start, r.start + r.length - 1], signal: this.cancel.signal });
-    let got = 0;
-    let pending: Uint8Array[] = [];
-    let pendingBytes = 0;
-    let pendingAt = 0;
-    let sinceYield = 0;
-    for await (const c of body) {
-      if (got + c.length > r.length) throw new PveS3Error('ShortRead', `server sent more than the ${r.length} bytes asked for in a range of '${this.key}'`, { retryable: true });
-      h.update(c);
-      got += c.length;
-      pending.push(c);
-      pendingBytes += c.length;
-      count(c.length);
-      if (pendingBytes >= 1 << 20) {
-        await sink(pending, pendingAt);
+    let ok = false;
+    try {
+      const { body } = await this.client.getObject(this.key, { range: [r.start, r.start + r.length - 1], signal: this.cancel.signal });
+      let got = 0;
+      let pending: Uint8Array[] = [];
+      let pendingBytes = 0;
+      let pendingAt = 0;
+      // Blocks of ≥ 1 MiB: one file write each, then (possibly moved to the hashing thread)
+      // hashed; the block is not touched after it went to the hasher.
+      const flush = async (): Promise<void> => {
+        const block = pending.length === 1 && isWholeAllocation(pending[0]!) ? Buffer.from(pending[0]!.buffer, 0, pendingBytes) : Buffer.concat(pending, pendingBytes);
+        await sink([block], pendingAt);
         pendingAt += pendingBytes;
         pending = [];
         pendingBytes = 0;
+        await h.update(block);
+        if (!hashService().threaded) await yieldToLoop();
+      };
+      for await (const c of body) {
+        if (got + c.length > r.length) throw new PveS3Error('ShortRead', `server sent more than the ${r.length} bytes asked for in a range of '${this.key}'`, { retryable: true });
+        got += c.length;
+        pending.push(c);
+        pendingBytes += c.length;
+        count(c.length);
+        if (pendingBytes >= BLOCK) await flush();
       }
-      sinceYield += c.length;
-      if (sinceYield >= HASH_SLICE) {
-        sinceYield = 0;
-        await yieldToLoop();
+      if (pendingBytes > 0) await flush();
+      if (got !== r.length) {
+        throw new PveS3Error('ShortRead', `connection ended after ${got} of ${r.length} bytes of a range of '${this.key}'`, { retryable: true });
       }
+      const d = await h.digest();
+      ok = true;
+      return d;
+    } finally {
+      if (!ok) h.drop();
     }
-    if (pendingBytes > 0) await sink(pending, pendingAt);
-    if (got !== r.length) {
-      throw new PveS3Error('ShortRead', `connection ended after ${got} of ${r.length} bytes of a range of '${this.key}'`, { retryable: true });
-    }
-    return h.digest();
   }
 }
+
+const BLOCK = 1 << 20;
+
+const isWholeAllocation = (b: Uint8Array): boolean => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
 
 async function writeChunks(t: TempFile, chunks: Uint8Array[], position: number): Promise<void> {
   let total = 0;

@@ -21,6 +21,7 @@ import { planUpload } from '../wasm/planner.js';
 import { BufferPool } from './buffer-pool.js';
 import { FileChunkSource, StreamChunkSource, openSourceFile, type ChunkSource, type PartSlice } from './chunk-source.js';
 import { buildManifest, manifestKey, serializeManifest, type Manifest } from './manifest.js';
+import { hashService } from './hash-service.js';
 import { hashPart } from './part-hasher.js';
 import { ProgressTracker, type Progress } from './progress.js';
 import { abortedError, isAbortError } from './transfer-errors.js';
@@ -37,7 +38,7 @@ export interface UploadOptions {
   onProgress?(p: Progress): void;
   /** extra attempts for a part whose request failed with a retryable error after the client's own retries (default 2) */
   partRetries?: number;
-  /** compute the whole-object SHA-256 for multipart uploads too (default true; single PUT always has it) */
+  /** also compute the whole-object SHA-256 of a multipart upload (default false: a second hash pass, ~2 CPU-s/GiB; a single PUT always has it) */
   wholeSha256?: boolean;
 }
 
@@ -107,24 +108,36 @@ async function run(
   if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
 
   if (first.last && (knownSize === null || !plannedMultipart)) {
-    return singlePut(client, key, firstBuf.subarray(0, first.length), partSize, o, progress);
+    return singlePut(client, key, firstBuf, first.length, partSize, o, progress);
   }
-  const whole = o.wholeSha256 === false ? undefined : new Sha256();
-  const firstDigest = await hashPart(firstBuf.subarray(0, first.length), whole);
-  const uploadId = await client.createMultipartUpload(key, o.put);
+  const whole = o.wholeSha256 === true ? new Sha256() : undefined;
+  // the first part's hash overlaps CreateMultipartUpload
+  const [hashed, created] = await Promise.allSettled([
+    whole ? hashPart(firstBuf.subarray(0, first.length), whole).then((digest) => ({ digest, buf: firstBuf })) : hashService().part(firstBuf, first.length),
+    client.createMultipartUpload(key, o.put),
+  ]);
+  if (created.status === 'rejected') throw created.reason;
+  const uploadId = created.value;
+  if (hashed.status === 'rejected') {
+    await client.abortMultipartUpload(key, uploadId).catch(() => undefined);
+    throw hashed.reason;
+  }
   const mp = new MultipartRun(client, key, uploadId, source, pool, o, progress, whole);
-  return mp.run({ ...first, buf: firstBuf, digest: firstDigest }, partSize);
+  return mp.run({ ...first, buf: hashed.value.buf, digest: hashed.value.digest }, partSize);
 }
 
 async function singlePut(
   client: TransferClient,
   key: string,
-  data: Uint8Array,
+  buf: Buffer,
+  length: number,
   partSize: number,
   o: UploadOptions,
   progress: ProgressTracker,
 ): Promise<UploadResult> {
-  const digest = await hashPart(data);
+  const hashed = await hashService().part(buf, length);
+  const data = hashed.buf.subarray(0, length);
+  const digest = hashed.digest;
   if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
   const hexDigest = Buffer.from(digest).toString('hex');
   const { etag } = await withPartRetries(o, o.signal, () => client.putObject(key, data, { ...o.put, sha256Hex: hexDigest, signal: o.signal }));
@@ -218,6 +231,13 @@ class MultipartRun {
     return { key: this.key, size, etag, multipart: true, partSize, partCount: parts.length, manifest, manifestKey: manifestKey(this.key) };
   }
 
+  /** The whole-object digest needs the bytes in order on this thread; otherwise the hashing
+   *  thread takes the part (zero-copy) while this one keeps uploading. */
+  private async hashPart(buf: Buffer, len: number): Promise<{ digest: Uint8Array; buf: Buffer }> {
+    if (this.whole) return { digest: await hashPart(buf.subarray(0, len), this.whole), buf };
+    return hashService().part(buf, len);
+  }
+
   private fail(e: PveS3Error): void {
     if (this.failure) return;
     this.failure = e;
@@ -240,8 +260,8 @@ class MultipartRun {
           this.pool.release(buf);
           return;
         }
-        const digest = await hashPart(buf.subarray(0, slice.length), this.whole);
-        part = { ...slice, buf, digest };
+        const h = await this.hashPart(buf, slice.length);
+        part = { ...slice, buf: h.buf, digest: h.digest };
       }
     } catch (e) {
       this.fail(asPveS3Error(e));

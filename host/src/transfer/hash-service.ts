@@ -1,0 +1,186 @@
+/**
+ * Where transfer hashing runs. SHA-256 of every byte is the engine's biggest CPU cost (the WASM
+ * core does a few hundred MB/s), and on the JS thread it competes with the sockets it feeds. So,
+ * when the compiled worker script is there, hashing moves to one worker thread: upload parts are
+ * handed over zero-copy (the pooled buffer's memory is transferred there and back) and download
+ * ranges are streamed to it in 1 MiB blocks, while the main thread keeps the network busy. When
+ * running from TypeScript sources (vitest) or when the worker cannot start, the same interface
+ * hashes in-thread.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { PveS3Error } from '../util/errors.js';
+import { Sha256 } from '../wasm/digests.js';
+import { hashPart } from './part-hasher.js';
+
+export type ToWorker =
+  | { op: 'part'; seq: number; buf: ArrayBuffer; len: number }
+  | { op: 'update'; id: number; buf: ArrayBuffer; len: number }
+  | { op: 'digest'; seq: number; id: number }
+  | { op: 'drop'; id: number };
+
+type FromWorker =
+  | { op: 'part'; seq: number; digest: Uint8Array; buf: ArrayBuffer }
+  | { op: 'digest'; seq: number; digest: Uint8Array }
+  | { op: 'ack'; bytes: number }
+  | { op: 'error'; seq: number; message: string };
+
+export interface StreamHash {
+  /** Hashes `block` after everything given before; `block` may be detached afterwards (its
+   *  memory moved to the worker): the caller must be done with it. */
+  update(block: Buffer): Promise<void>;
+  digest(): Promise<Uint8Array>;
+  /** Forgets the stream (a failed range). */
+  drop(): void;
+}
+
+export interface HashService {
+  readonly threaded: boolean;
+  /** SHA-256 of buf[0..len). Returns the buffer to use afterwards: with a worker it is a new
+   *  Buffer object over the same memory, which came back from the worker. */
+  part(buf: Buffer, len: number): Promise<{ digest: Uint8Array; buf: Buffer }>;
+  stream(): StreamHash;
+}
+
+/** Bytes of download blocks queued at the worker before update() waits. */
+const MAX_QUEUED = 32 << 20;
+
+class InThread implements HashService {
+  readonly threaded = false;
+  async part(buf: Buffer, len: number): Promise<{ digest: Uint8Array; buf: Buffer }> {
+    return { digest: await hashPart(buf.subarray(0, len)), buf };
+  }
+  stream(): StreamHash {
+    const h = new Sha256();
+    let dropped = false;
+    return {
+      update: async (b) => {
+        h.update(b);
+      },
+      digest: async () => h.digest(),
+      drop: () => {
+        if (!dropped) h.digest();
+        dropped = true;
+      },
+    };
+  }
+}
+
+class Threaded implements HashService {
+  readonly threaded = true;
+  private seq = 0;
+  private nextId = 0;
+  private queued = 0;
+  private readonly waiting = new Map<number, { resolve: (m: FromWorker) => void; reject: (e: Error) => void }>();
+  private drainWaiters: Array<() => void> = [];
+  private broken: Error | null = null;
+  private users = 0;
+
+  constructor(private readonly worker: Worker) {
+    worker.unref();
+    worker.on('message', (m: FromWorker) => this.onMessage(m));
+    worker.on('error', (e) => this.fail(e));
+    worker.on('exit', (code) => this.fail(new Error(`hash worker exited with code ${code}`)));
+  }
+
+  private onMessage(m: FromWorker): void {
+    if (m.op === 'ack') {
+      this.queued -= m.bytes;
+      this.release();
+      if (this.queued <= MAX_QUEUED) for (const w of this.drainWaiters.splice(0)) w();
+      return;
+    }
+    const w = this.waiting.get(m.seq);
+    if (!w) return;
+    this.waiting.delete(m.seq);
+    this.release();
+    if (m.op === 'error') w.reject(new PveS3Error('InternalError', `hashing failed: ${m.message}`));
+    else w.resolve(m);
+  }
+
+  private fail(e: Error): void {
+    // later transfers hash on the main thread instead
+    if (service === this) service = new InThread();
+    this.broken = new PveS3Error('InternalError', `hash worker failed: ${e.message}`, { cause: e });
+    for (const w of this.waiting.values()) w.reject(this.broken);
+    this.waiting.clear();
+    for (const w of this.drainWaiters.splice(0)) w();
+  }
+
+  // the worker keeps the process alive only while it has work
+  private hold(): void {
+    if (this.users++ === 0) this.worker.ref();
+  }
+  private release(): void {
+    if (--this.users === 0) this.worker.unref();
+  }
+
+  private call(msg: ToWorker & { seq: number }, transfer: ArrayBuffer[]): Promise<FromWorker> {
+    if (this.broken) return Promise.reject(this.broken);
+    return new Promise((resolve, reject) => {
+      this.waiting.set(msg.seq, { resolve, reject });
+      this.hold();
+      this.worker.postMessage(msg, transfer);
+    });
+  }
+
+  async part(buf: Buffer, len: number): Promise<{ digest: Uint8Array; buf: Buffer }> {
+    if (buf.byteOffset !== 0 || buf.byteLength !== buf.buffer.byteLength || !(buf.buffer instanceof ArrayBuffer)) {
+      // not a whole allocation of its own: hashing a copy would cost more than hashing here
+      return { digest: await hashPart(buf.subarray(0, len)), buf };
+    }
+    const r = (await this.call({ op: 'part', seq: this.seq++, buf: buf.buffer as ArrayBuffer, len }, [buf.buffer as ArrayBuffer])) as Extract<FromWorker, { op: 'part' }>;
+    return { digest: r.digest, buf: Buffer.from(r.buf) };
+  }
+
+  stream(): StreamHash {
+    const id = this.nextId++;
+    return {
+      update: async (b) => {
+        if (this.broken) throw this.broken;
+        while (this.queued > MAX_QUEUED && !this.broken) await new Promise<void>((r) => this.drainWaiters.push(r));
+        // Only an allocation of its own may move; small Buffers share Node's pool slab
+        let ab: ArrayBuffer;
+        if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) ab = b.buffer;
+        else {
+          ab = new ArrayBuffer(b.length);
+          new Uint8Array(ab).set(b);
+        }
+        this.queued += b.length;
+        this.hold();
+        this.worker.postMessage({ op: 'update', id, buf: ab, len: b.length } satisfies ToWorker, [ab]);
+      },
+      digest: async () => {
+        const r = (await this.call({ op: 'digest', seq: this.seq++, id }, [])) as Extract<FromWorker, { op: 'digest' }>;
+        return r.digest;
+      },
+      drop: () => {
+        if (!this.broken) this.worker.postMessage({ op: 'drop', id } satisfies ToWorker);
+      },
+    };
+  }
+}
+
+let service: HashService | undefined;
+
+/**
+ * The process-wide hashing service. PVE_S3_HASH_THREAD=0 keeps hashing on the main thread (for
+ * comparison, or where threads are unwelcome).
+ */
+export function hashService(): HashService {
+  if (service) return service;
+  const script = fileURLToPath(new URL('./hash-worker.js', import.meta.url));
+  const off = process.env.PVE_S3_HASH_THREAD === '0';
+  if (!off && import.meta.url.endsWith('.js') && existsSync(script)) {
+    try {
+      // execArgv: none of the parent's flags (an --eval/--input-type there would stop the worker)
+      service = new Threaded(new Worker(script, { execArgv: [] }));
+      return service;
+    } catch {
+      // fall through to in-thread hashing
+    }
+  }
+  service = new InThread();
+  return service;
+}

@@ -1,0 +1,64 @@
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { hashService } from '../../host/src/transfer/hash-service.js';
+
+const dist = fileURLToPath(new URL('../../host/dist/transfer/hash-service.js', import.meta.url));
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+const hex = (d: Uint8Array): string => Buffer.from(d).toString('hex');
+
+describe('hash service', () => {
+  it('in-thread (TypeScript sources): parts and streams match node:crypto', async () => {
+    const s = hashService();
+    expect(s.threaded).toBe(false);
+    const data = randomBytes(3 << 20);
+    const buf = Buffer.allocUnsafeSlow(data.length + 100);
+    data.copy(buf);
+    const r = await s.part(buf, data.length);
+    expect(hex(r.digest)).toBe(sha(data));
+    const st = s.stream();
+    await st.update(data.subarray(0, 12345));
+    await st.update(data.subarray(12345));
+    expect(hex(await st.digest())).toBe(sha(data));
+  });
+
+  // The compiled engine hashes on a worker thread; run it as the CLIs do (npm test builds first).
+  it('worker thread (compiled): parts come back intact, interleaved streams stay apart', async () => {
+    expect(existsSync(dist), `${dist} is missing: run npm run build:ts`).toBe(true);
+    const script = `
+      import { hashService } from ${JSON.stringify(dist)};
+      import { randomBytes, createHash } from 'node:crypto';
+      const s = hashService();
+      const out = { threaded: s.threaded, ok: [] };
+      const sha = (b) => createHash('sha256').update(b).digest('hex');
+      const hex = (d) => Buffer.from(d).toString('hex');
+      // parts: the pooled buffer travels to the worker and back, content unchanged
+      const bufs = [0, 1, 2].map(() => { const b = Buffer.allocUnsafeSlow(5 << 20); b.set(randomBytes(b.length)); return b; });
+      const want = bufs.map((b, i) => sha(b.subarray(0, b.length - i)));
+      const copies = bufs.map((b) => Buffer.from(b));
+      const got = await Promise.all(bufs.map((b, i) => s.part(b, b.length - i)));
+      got.forEach((g, i) => out.ok.push(hex(g.digest) === want[i] && g.buf.equals(copies[i])));
+      // two streams fed alternately
+      const a = randomBytes(9 << 20), b = randomBytes(7 << 20);
+      const ha = s.stream(), hb = s.stream();
+      for (let off = 0; off < a.length; off += 1 << 20) {
+        await ha.update(Buffer.from(a.subarray(off, off + (1 << 20))));
+        if (off < b.length) await hb.update(Buffer.from(b.subarray(off, off + (1 << 20))));
+      }
+      out.ok.push(hex(await ha.digest()) === sha(a), hex(await hb.digest()) === sha(b));
+      // a dropped stream does not disturb the next
+      const hc = s.stream(); await hc.update(Buffer.from('x')); hc.drop();
+      const hd = s.stream(); await hd.update(Buffer.from('abc'));
+      out.ok.push(hex(await hd.digest()) === sha(Buffer.from('abc')));
+      console.log(JSON.stringify(out));
+    `;
+    const stdout = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 60_000 }, (e, out, err) => (e ? reject(new Error(`${e.message}\n${err}`)) : resolve(out))),
+    );
+    const r = JSON.parse(stdout.trim()) as { threaded: boolean; ok: boolean[] };
+    expect(r.threaded).toBe(true);
+    expect(r.ok).toEqual([true, true, true, true, true, true]);
+  });
+});
