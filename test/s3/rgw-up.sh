@@ -195,6 +195,10 @@ bring_up() {
   fi
   # shellcheck source=/dev/null
   source "$RGW_DIR/ports.env"
+  if [ "${PVE_S3_RGW_PORT:-$RGW_PORT}" != "$RGW_PORT" ] || [ "${PVE_S3_MON_PORT:-$MON_PORT}" != "$MON_PORT" ] ||
+    [ "${PVE_S3_MON_V1_PORT:-$MON_V1_PORT}" != "$MON_V1_PORT" ]; then
+    rgw_log "note: $RGW_DIR was created with RGW port $RGW_PORT, mon $MON_PORT/$MON_V1_PORT; the PVE_S3_*_PORT settings apply to a new DIR only"
+  fi
 
   rgw_pid_of mon.a ceph-mon >/dev/null || start_daemon mon.a ceph-mon -f "${C[@]}" -i a
   wait_until "the monitor" mon.a ceph-mon ceph "${C[@]}" --connect-timeout 10 mon stat
