@@ -219,8 +219,9 @@ export class S3Transport {
         origin: t.origin,
         path,
         method: r.method,
-        headers: signed.headers,
-        body: r.body ?? (r.method === 'PUT' || r.method === 'POST' ? new Uint8Array(0) : undefined),
+        headers: wireHeaders(signed.headers, r.body),
+        // undici takes iterables (documented), its type declarations lag behind
+        body: wireBody(r.body, r.method) as Uint8Array | undefined,
         signal: r.signal,
         headersTimeout: this.settings.requestTimeoutMs,
         bodyTimeout: this.settings.requestTimeoutMs,
@@ -294,6 +295,27 @@ export class S3Transport {
       if (!body.destroyed) body.destroy();
     }
   }
+}
+
+/**
+ * undici starts the response timeout as soon as a Buffer body is handed to the socket, however
+ * long the bytes then take to leave: on a slow link a large part would time out while still
+ * uploading. Fed in slices, undici restarts that timer whenever the socket drains, so the timeout
+ * only counts a silent server.
+ */
+const SLICE = 256 * 1024;
+
+function wireBody(body: Uint8Array | undefined, method: Method): Uint8Array | Iterable<Uint8Array> | undefined {
+  if (!body) return method === 'PUT' || method === 'POST' ? new Uint8Array(0) : undefined;
+  if (body.byteLength <= SLICE) return body;
+  return (function* slices() {
+    for (let o = 0; o < body.byteLength; o += SLICE) yield body.subarray(o, Math.min(o + SLICE, body.byteLength));
+  })();
+}
+
+function wireHeaders(signed: Record<string, string>, body: Uint8Array | undefined): Record<string, string> {
+  // sliced bodies need their length said up front (S3 refuses chunked uploads without aws-chunked)
+  return body && body.byteLength > SLICE ? { ...signed, 'content-length': String(body.byteLength) } : signed;
 }
 
 const ERROR_TAG = Buffer.from('<Error>');
