@@ -4,7 +4,8 @@ import { createHash, createHmac } from 'node:crypto';
 import { Sha256 as AwsSha256 } from '@aws-crypto/sha256-js';
 import { describe, expect, it } from 'vitest';
 import { Md5, Sha256, hmacSha256 } from '../../host/src/wasm/digests.js';
-import { regions } from '../../host/src/wasm/core.js';
+import { digestCore, regions } from '../../host/src/wasm/core.js';
+import { heap, loadCore } from '../../host/src/wasm/load.js';
 import { toHex } from '../../host/src/wasm/encoding.js';
 import { rng, splits, testSeed } from '../helpers/random.js';
 
@@ -118,6 +119,21 @@ describe(`HMAC-SHA256 vs node:crypto and @aws-crypto/sha256-js (seed ${seed})`, 
 
   it('string key and message are UTF-8, as SigV4 uses them', () => {
     expect(toHex(hmacSha256('AWS4secret', '20150830'))).toBe(createHmac('sha256', 'AWS4secret').update('20150830').digest('hex'));
+  });
+
+  it('raw export: out may overlap the key or the message (SigV4 chains keys in one buffer)', () => {
+    const raw = loadCore() as unknown as { hmacSha256(k: number, kl: number, m: number, ml: number, out: number): void };
+    const { io } = regions();
+    for (const [keyLen, overlap] of [[32, 'key'], [20, 'msg'], [100, 'key']] as const) {
+      const key = r.bytes(keyLen);
+      const msg = r.bytes(77);
+      heap().set(key, io);
+      heap().set(msg, io + 256);
+      const out = overlap === 'key' ? io : io + 256;
+      raw.hmacSha256(io, keyLen, io + 256, msg.length, out);
+      expect(hex(heap().slice(out, out + 32)), `${overlap} ${keyLen}`).toBe(createHmac('sha256', key).update(msg).digest('hex'));
+    }
+    expect(digestCore()).toBe(loadCore());
   });
 
   it('leaves a running Sha256 instance untouched', () => {
