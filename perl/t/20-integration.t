@@ -90,15 +90,45 @@ for my $d (1, 2, 3) {
     write_file("$dump/$name", $data);
     write_file("$tmp/orig-$d", $data);
 }
-write_file("$dump/$archive{2}.notes", "nightly backup\nsecond line");
 write_file("$dump/vzdump-qemu-100-2024_01_02-10_00_00.log", "INFO: starting\nINFO: done\n");
+
+# vzdump sets notes before backup-end: the archive is still local, so they land in a local sidecar.
+unlink("$dump/$archive{2}.notes");
+PVE::Storage::update_volume_attribute($cfg, "$storeid:backup/$archive{2}", 'notes', "nightly backup\nsecond line");
+is(read_file("$dump/$archive{2}.notes"), "nightly backup\nsecond line", 'notes of a pending archive go to its local sidecar');
 
 my $list = PVE::Storage::volume_list($cfg, $storeid, 100, 'backup');
 my ($pending) = grep { $_->{volid} eq "$storeid:backup/$archive{2}" } @$list;
 ok($pending, 'before upload the local archive is listed (pending)');
 is($pending->{notes}, 'nightly backup', '... with its local notes');
 
-$PLUGIN->upload_local_volume($storeid, $scfg, "backup/$archive{$_}") for (1, 2, 3);
+
+my $HOOK = "$ROOT/host/bin/pve-s3-vzdump-hook.js";
+if (-f "$ROOT/host/dist/cli/vzdump-hook.js" && ($ENV{PVE_S3_IT_HOOK} // '1') ne '0') {
+    # The real hook, called the way vzdump calls a job's hook script.
+    my $so = PVE::Storage::Custom::S3Plugin::storage_object($storeid, $scfg);
+    my $text = "s3: $storeid\n" . join('', map { "\t$_ $so->{$_}\n" } grep { $_ ne 'id' && $_ ne 'secret_key' } sort keys %$so);
+    write_file("$tmp/storage.cfg", $text);
+    my $log = "$dump/vzdump-qemu-100-2024_01_02-10_00_00.log";
+    my $logtext = read_file($log);
+    unlink($log); # vzdump copies the log only after backup-end
+    local $ENV{PVE_S3_STORAGE_CFG} = "$tmp/storage.cfg";
+    local $ENV{STOREID} = $storeid;
+    local $ENV{DUMPDIR} = $dump;
+    local $ENV{VMTYPE} = 'qemu';
+    local $ENV{HOSTNAME} = 'it-guest';
+    local $ENV{TARGET} = "$dump/$archive{2}";
+    my $out = `node '$HOOK' backup-end snapshot 100 2>&1`;
+    is($?, 0, 'vzdump hook backup-end succeeded') or diag($out);
+    write_file($log, $logtext);
+    local $ENV{LOGFILE} = $log;
+    $out = `node '$HOOK' log-end snapshot 100 2>&1`;
+    is($?, 0, 'vzdump hook log-end succeeded') or diag($out);
+    $PLUGIN->upload_local_volume($storeid, $scfg, "backup/$archive{$_}") for (1, 3);
+} else {
+    diag('host/dist/cli/vzdump-hook.js not built: uploading with the same upload request the hook makes');
+    $PLUGIN->upload_local_volume($storeid, $scfg, "backup/$archive{$_}") for (1, 2, 3);
+}
 ok(!-e "$dump/$archive{2}", 'after a verified upload the local archive is gone (keep_local 0)');
 ok($s3->object_exists($bucket, "pve/dump/$archive{2}"), 'the archive object is in the bucket under the prefix');
 ok($s3->object_exists($bucket, "pve/dump/$archive{2}.notes"), 'with its notes sidecar');
