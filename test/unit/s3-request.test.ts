@@ -407,3 +407,16 @@ describe('bucket creation and copies', () => {
     expect(p.objects.map((o) => o.key)).toEqual(['<Error>']);
   });
 });
+
+describe('settings checked when the client is made', () => {
+  it.each([
+    [{ connectTimeoutMs: 0 }, /invalid connectTimeoutMs '0': must be a positive integer/],
+    [{ requestTimeoutMs: -5 }, /invalid requestTimeoutMs '-5'/],
+    [{ maxRetries: 99 }, /invalid maxRetries '99': must be an integer 0..20/],
+    [{ bucket: '' }, /invalid bucket '': must not be empty/],
+    [{ endpoint: 'ftp://x' }, /invalid endpoint 'ftp:\/\/x'/],
+    [{ checksumAlgorithm: 'SHA1' as 'CRC32C' }, /invalid checksum_algorithm 'SHA1'/],
+  ])('%j', (o, msg) => {
+    expect(() => client(o)).toThrow(msg);
+  });
+});

@@ -6,6 +6,7 @@
 import type { Dispatcher } from 'undici';
 import { Sha256 } from '../wasm/digests.js';
 import { SigV4Signer } from '../wasm/signer.js';
+import { ConfigError } from '../util/errors.js';
 import { nullLogger, type Logger } from '../util/log.js';
 import { createDispatcher } from './dispatcher.js';
 import { parseEndpoint, target, usePathStyle, type Endpoint } from './endpoint.js';
@@ -110,6 +111,7 @@ export class S3Transport {
   private readonly random?: () => number;
 
   constructor(s: S3Settings, o: TransportOptions = {}) {
+    checkSettings(s);
     this.settings = s;
     this.endpoint = parseEndpoint(s.endpoint);
     this.bucket = s.bucket;
@@ -316,6 +318,21 @@ function wireBody(body: Uint8Array | undefined, method: Method): Uint8Array | It
 function wireHeaders(signed: Record<string, string>, body: Uint8Array | undefined): Record<string, string> {
   // sliced bodies need their length said up front (S3 refuses chunked uploads without aws-chunked)
   return body && body.byteLength > SLICE ? { ...signed, 'content-length': String(body.byteLength) } : signed;
+}
+
+/** What config resolution should already have refused; checked again so that a bad value fails here, by name. */
+function checkSettings(s: S3Settings): void {
+  for (const k of ['connectTimeoutMs', 'requestTimeoutMs'] as const) {
+    if (!Number.isInteger(s[k]) || s[k] <= 0) throw new ConfigError(k, s[k], 'must be a positive integer (milliseconds)');
+  }
+  if (s.maxRetries !== undefined && (!Number.isInteger(s.maxRetries) || s.maxRetries < 0 || s.maxRetries > 20)) {
+    throw new ConfigError('maxRetries', s.maxRetries, 'must be an integer 0..20');
+  }
+  if (!s.bucket) throw new ConfigError('bucket', s.bucket, 'must not be empty');
+  if (!s.region) throw new ConfigError('region', s.region, 'must not be empty (e.g. us-east-1)');
+  if (s.checksumAlgorithm !== undefined && s.checksumAlgorithm !== 'CRC32C' && s.checksumAlgorithm !== 'CRC64NVME') {
+    throw new ConfigError('checksum_algorithm', s.checksumAlgorithm, 'must be CRC32C or CRC64NVME');
+  }
 }
 
 const ERROR_TAG = Buffer.from('<Error>');
