@@ -37,7 +37,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, o: { passStder
     p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     p.stderr.setEncoding('utf8').on('data', (d: string) => {
       stderr += d;
-      if (o.passStderr) process.stderr.write(d.replace(/^/gm, '    | '));
+      if (o.passStderr) process.stderr.write(d.replace(/^(?=.)/gm, '    | '));
     });
     p.on('error', rej);
     p.on('close', (code) => res({ code: code ?? 1, stdout, stderr }));
