@@ -93,8 +93,8 @@ describe('a backup through its whole life', () => {
 
   it('status: active, usage figures; exit 0; the last stderr line is the summary', async () => {
     const r = await host(req('status'));
+    expect(r.envelope).toMatchObject({ ok: true });
     expect(r.code).toBe(0);
-    expect(r.envelope.ok).toBe(true);
     expect(r.envelope.result).toMatchObject({ active: true, used: 0 });
     const res = r.envelope.result as { total: number; used: number; avail: number };
     expect(res.total).toBe(res.used + res.avail);

@@ -66,33 +66,35 @@ export async function handle(input: NodeJS.ReadableStream, started = Date.now(),
     const { storageConfigFromSection } = await import('../config/resolve.js');
     const { id, ...section } = req.storage;
     const cfg = storageConfigFromSection(id, section, { logger });
-    const { toS3Settings } = await import('../config/s3-settings.js');
-    const { storeSettingsFrom } = await import('../store/settings.js');
-    const s3 = toS3Settings(cfg);
-
     const ac = new AbortController();
     if (o.abort) {
       if (o.abort.aborted) ac.abort(o.abort.reason);
       else o.abort.addEventListener('abort', () => ac.abort(o.abort!.reason), { once: true });
     }
     let left: number | undefined;
-    if (deadlineMs !== undefined) {
-      left = Math.max(1, deadlineMs - (Date.now() - started));
-      // no single request may outlive the deadline, and a retry storm must not either
-      s3.connectTimeoutMs = Math.min(s3.connectTimeoutMs, left);
-      s3.requestTimeoutMs = Math.min(s3.requestTimeoutMs, left);
-      if (req.op === 'status') s3.maxRetries = 1;
-    }
-    const { S3Client } = await import('../s3/client.js');
-    const c = new S3Client(s3, { logger });
-    client = c;
-    const ctx = { client: c, settings: storeSettingsFrom(cfg, { storageId: id }), logger, signal: ac.signal };
+    if (deadlineMs !== undefined) left = Math.max(1, deadlineMs - (Date.now() - started));
+    const { openStore } = await import('../store/open.js');
+    const ctx = await openStore(cfg, {
+      logger,
+      storageId: id,
+      signal: ac.signal,
+      s3: (s3) => {
+        if (left === undefined) return;
+        // no single request may outlive the deadline, and a retry storm must not either
+        s3.connectTimeoutMs = Math.min(s3.connectTimeoutMs, left);
+        s3.requestTimeoutMs = Math.min(s3.requestTimeoutMs, left);
+        if (req.op === 'status') s3.maxRetries = 1;
+      },
+    });
+    client = ctx;
     const run = OPS[req.op]!(ctx, req.args);
     let r: Awaited<typeof run>;
-    if (left === undefined) {
+    if (deadlineMs === undefined) {
       r = await run;
     } else {
-      const expired = new Promise<'expired'>((res) => (timer = setTimeout(() => res('expired'), left)));
+      // loading the client took some of the budget: the timer gets only what is left
+      const remaining = Math.max(1, deadlineMs - (Date.now() - started));
+      const expired = new Promise<'expired'>((res) => (timer = setTimeout(() => res('expired'), remaining)));
       const first = await Promise.race([run.then((x) => ({ x }), (e: unknown) => ({ e })), expired]);
       if (first === 'expired') {
         timedOut = true;
