@@ -77,8 +77,8 @@ export async function syncLocal(
         continue;
       }
       if (inBucket.get(f.content)!.has(f.name)) {
-        // already there (uploaded by another node or tool): adopt the local file as its copy only
-        // when the sizes agree; otherwise leave it for an operator to decide
+        // the name exists in the bucket (another node or tool put it there): never overwrite it,
+        // and never adopt the local file as its copy either, since equal sizes prove nothing
         out.skipped.push({ volname, reason: 'already in bucket' });
         continue;
       }
