@@ -10,8 +10,9 @@
 //        $PVE_S3_RGW_DIR/s3.env, /tmp/pve-s3-rgw by default)
 //        AWS_SDK_DIR: a directory whose node_modules has @aws-sdk/client-s3 + lib-storage
 //        (default: this checkout, then /work/shared/bench); skipped when absent
+//        HASH_VARIANTS=1 adds the engine with hashing on the main thread (PVE_S3_HASH_THREAD=0)
 import { spawn } from 'node:child_process';
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -48,6 +49,19 @@ function findSdk() {
     }
   }
   return null;
+}
+
+// VmHWM, not resourceUsage().maxRSS: Linux carries ru_maxrss over exec, so a child would report
+// its parent's peak
+function peakRssMiB() {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) / 1024 : process.resourceUsage().maxRSS / 1024;
+}
+
+async function fileSha256(path) {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(path, { highWaterMark: 4 << 20 })) h.update(c);
+  return h.digest('hex');
 }
 
 // ---------------------------------------------------------------- child: one measured operation
@@ -103,7 +117,7 @@ async function child([op, file, key]) {
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const cpu = process.cpuUsage(cpu0);
   process.stdout.write(
-    JSON.stringify({ seconds, cpu: (cpu.user + cpu.system) / 1e6, maxRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n',
+    JSON.stringify({ seconds, cpu: (cpu.user + cpu.system) / 1e6, maxRssMiB: peakRssMiB() }) + '\n',
   );
 }
 
@@ -138,6 +152,7 @@ async function main() {
     writeSync(fd, block, 0, Math.min(block.length, bytes - done));
   }
   closeSync(fd);
+  const srcSha = await fileSha256(src);
 
   const { S3Client } = await import(pathToFileURL(join(dist, 's3/client.js')).href);
   const bucket = env.S3_BUCKET || `bench-transfer-${Date.now().toString(36)}`;
@@ -155,18 +170,20 @@ async function main() {
 
   const sdk = findSdk();
   const clients = [['pve-s3', 'up', 'down']];
+  // HASH_VARIANTS=1: also the engine with hashing kept on the main thread
+  if (env.HASH_VARIANTS === '1') clients.push(['pve-s3 (main-thread hash)', 'up', 'down', { PVE_S3_HASH_THREAD: '0' }]);
   if (sdk) clients.push(['aws-sdk-js (lib-storage)', 'sdk-up', 'sdk-down']);
   else console.error('AWS JS SDK not installed (@aws-sdk/client-s3 + @aws-sdk/lib-storage): skipped');
 
   const results = new Map();
   for (let r = 0; r < rounds; r++) {
-    for (const [name, up, down] of clients) {
-      const key = `bench/${name.split(' ')[0]}/${r}`;
-      const u = await runChild([up, src, key], childEnv);
+    for (const [name, up, down, extraEnv] of clients) {
+      const key = `bench/${name.replace(/\W+/g, '-')}/${r}`;
+      const cenv = { ...childEnv, ...extraEnv };
+      const u = await runChild([up, src, key], cenv);
       rmSync(dst, { force: true });
-      const d = await runChild([down, dst, key], childEnv);
-      const same = readFileSync(dst).equals(readFileSync(src));
-      if (!same) throw new Error(`${name}: downloaded file differs`);
+      const d = await runChild([down, dst, key], cenv);
+      if ((await fileSha256(dst)) !== srcSha) throw new Error(`${name}: downloaded file differs`);
       const entry = results.get(name) ?? { up: [], down: [] };
       entry.up.push(u);
       entry.down.push(d);

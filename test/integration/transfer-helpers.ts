@@ -34,12 +34,17 @@ export function wrapClient(c: S3Client, over: Partial<TransferClient> = {}): Tra
  * Counts UploadPart calls in flight at once. Each call is held back `holdMs` first, so uploads
  * are always slower than reading and hashing the next part and the bound is actually reached.
  */
-export function countingUploads(c: S3Client, holdMs = 150): { client: TransferClient; maxInFlight: () => number; calls: () => number } {
+export function countingUploads(
+  c: S3Client,
+  holdMs = 150,
+): { client: TransferClient; maxInFlight: () => number; calls: () => number; distinctBuffers: () => number } {
+  const buffers = new Set<ArrayBufferLike>();
   let inFlight = 0;
   let max = 0;
   let calls = 0;
   const client = wrapClient(c, {
     uploadPart: async (...a) => {
+      buffers.add(a[3].buffer);
       calls++;
       inFlight++;
       max = Math.max(max, inFlight);
@@ -51,7 +56,7 @@ export function countingUploads(c: S3Client, holdMs = 150): { client: TransferCl
       }
     },
   });
-  return { client, maxInFlight: () => max, calls: () => calls };
+  return { client, maxInFlight: () => max, calls: () => calls, distinctBuffers: () => buffers.size };
 }
 
 export function payload(size: number, seed: number): Buffer {

@@ -90,7 +90,7 @@ describe.each(SIZES)('round trip of %s', (label, size) => {
 });
 
 describe('upload shape', () => {
-  it('keeps at most `concurrency` parts in flight', async () => {
+  it('keeps at most `concurrency` parts in flight, reusing concurrency + 1 part buffers', async () => {
     const data = payload(41 * MiB, 3);
     const src = join(dir, 'conc');
     await writeFile(src, data);
@@ -100,6 +100,8 @@ describe('upload shape', () => {
       expect(up.partCount).toBe(9);
       expect(w.calls()).toBe(9);
       expect(w.maxInFlight()).toBe(concurrency);
+      // 9 parts went through at most concurrency + 1 buffers: memory does not grow with the size
+      expect(w.distinctBuffers()).toBeLessThanOrEqual(concurrency + 1);
     }
   });
 
