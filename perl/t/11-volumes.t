@@ -377,4 +377,22 @@ is_deeply(\@dl, [
 ok(-x "$sd/new.sh" && -x "$sd/changed.sh", 'prefetched snippets are executable');
 is(read_file("$sd/local.sh"), 'LOCAL EDIT', 'a pending local snippet is never overwritten');
 
+# --- two activations of one volume at once download it once ---------------------------------
+
+stub_ok('download', { etag => 'c', verified => $T, downloaded => $T }, write_dest => 'ONCE', sleep => 1);
+unlink("$ENV{PVE_S3_STUB_DIR}/requests.jsonl");
+my @kids;
+for (1 .. 2) {
+    my $pid = fork() // die;
+    if (!$pid) {
+        my $ok = eval { $PLUGIN->activate_volume($storeid, $scfg, 'iso/concurrent.iso', undef, {}); 1 };
+        POSIX::_exit($ok ? 0 : 1);
+    }
+    push @kids, $pid;
+}
+my @codes = map { waitpid($_, 0); $? >> 8 } @kids;
+is_deeply(\@codes, [0, 0], 'both concurrent activations succeed');
+is(scalar(grep { $_->{request}->{op} eq 'download' } @{ stub_requests() }), 1, '... with a single download (per-volume lock)');
+is(read_file("$p/template/iso/concurrent.iso"), 'ONCE', '... of the right file');
+
 done_testing();
