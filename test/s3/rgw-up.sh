@@ -200,8 +200,20 @@ bring_up() {
     rgw_log "note: $RGW_DIR was created with RGW port $RGW_PORT, mon $MON_PORT/$MON_V1_PORT; the PVE_S3_*_PORT settings apply to a new DIR only"
   fi
 
-  rgw_pid_of mon.a ceph-mon >/dev/null || start_daemon mon.a ceph-mon -f "${C[@]}" -i a
+  if ! rgw_pid_of mon.a ceph-mon >/dev/null; then
+    # Another cluster's monitor on our port would answer our ceph commands instead: refuse.
+    local port
+    for port in "$MON_PORT" "$MON_V1_PORT"; do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        rgw_die "port $port (monitor of $RGW_DIR) is already in use by another process; stop it or use a new DIR with PVE_S3_MON_PORT/PVE_S3_MON_V1_PORT"
+      fi
+    done
+    start_daemon mon.a ceph-mon -f "${C[@]}" -i a
+  fi
   wait_until "the monitor" mon.a ceph-mon ceph "${C[@]}" --connect-timeout 10 mon stat
+  local fsid
+  fsid=$(timeout 30 ceph "${C[@]}" fsid 2>/dev/null) || rgw_die "'ceph fsid' failed; see $(daemon_log mon.a)"
+  grep -q "^fsid = $fsid\$" "$CONF" || rgw_die "the monitor on 127.0.0.1:$MON_PORT belongs to cluster $fsid, not to $RGW_DIR"
 
   if [ ! -f "$RGW_DIR/osd/created" ]; then
     [ -f "$RGW_DIR/osd/uuid" ] || cat /proc/sys/kernel/random/uuid >"$RGW_DIR/osd/uuid"
