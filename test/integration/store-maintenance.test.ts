@@ -122,6 +122,7 @@ describe('check-integrity and status', () => {
   const bad = 'vzdump-qemu-100-2024_03_02-00_00_00.vma.zst';
   const bare = 'vzdump-lxc-101-2024_03_03-00_00_00.tar.zst';
   const gone = 'vzdump-lxc-101-2024_01_01-00_00_00.tar';
+  const nolog = 'vzdump-qemu-102-2024_03_04-00_00_00.vma';
   let pendingUpload: { key: string; id: string };
 
   beforeAll(async () => {
@@ -138,6 +139,13 @@ describe('check-integrity and status', () => {
     // a sidecar whose archive was deleted behind our back
     await c.putObject(`${P}dump/${gone}.notes`, Buffer.from('orphan'));
     await put(ctx, 'iso/tool.iso', randomBytes(2000));
+    // uploaded with its log, which then disappears
+    const logPath = join(dir, 'nolog.log');
+    await writeFile(logPath, 'INFO: done\n');
+    const nologPath = join(dir, nolog);
+    await writeFile(nologPath, randomBytes(3000));
+    await putVolume(ctx, `backup/${nolog}`, { src: { path: nologPath }, logPath });
+    await c.deleteObjects([`${P}dump/vzdump-qemu-102-2024_03_04-00_00_00.log`, `${P}dump/vzdump-qemu-102-2024_03_04-00_00_00.log.s3manifest`]);
     const id = await c.createMultipartUpload(`${P}dump/unfinished.vma`);
     const part = randomBytes(5 * MiB);
     const { createHash } = await import('node:crypto');
@@ -148,7 +156,7 @@ describe('check-integrity and status', () => {
     if (pendingUpload) await c.abortMultipartUpload(pendingUpload.key, pendingUpload.id);
   });
 
-  it('tells good, corrupt, missing-manifest and orphaned sidecars apart', async () => {
+  it('tells good, corrupt, missing-manifest, missing and orphaned sidecars apart', async () => {
     const seen: string[] = [];
     const r = await checkIntegrity(context(P), { onItem: (i) => seen.push(i.volname) });
     const by = Object.fromEntries(r.items.map((i) => [i.volname, i.status]));
@@ -157,10 +165,11 @@ describe('check-integrity and status', () => {
       [`backup/${bad}`]: 'corrupt',
       [`backup/${bare}`]: 'missing-manifest',
       [`backup/${gone}.notes`]: 'orphan-sidecar',
+      [`backup/${nolog}`]: 'missing-sidecar',
     });
-    expect(r.summary).toMatchObject({ good: 1, corrupt: 1, 'missing-manifest': 1, 'orphan-sidecar': 1, error: 0 });
+    expect(r.summary).toMatchObject({ good: 1, corrupt: 1, 'missing-manifest': 1, 'missing-sidecar': 1, 'orphan-sidecar': 1, error: 0 });
     expect(r.ok).toBe(false);
-    expect(seen.sort()).toEqual([`backup/${bare}`, `backup/${good}`, `backup/${bad}`]);
+    expect(seen.sort()).toEqual([`backup/${bare}`, `backup/${good}`, `backup/${bad}`, `backup/${nolog}`]);
   });
 
   it('checks only the named volumes when asked', async () => {
@@ -177,14 +186,14 @@ describe('check-integrity and status', () => {
     const s = await maintenanceStatus(context(P, { cacheDir }));
     expect(s.endpointReachable).toBe(true);
     expect(s.auth).toBe(true);
-    expect(s.contents.backup.volumes).toBe(3);
+    expect(s.contents.backup.volumes).toBe(4);
     // archives + manifests + notes + the orphan
-    expect(s.contents.backup.objects).toBe(3 + 2 + 1 + 1);
+    expect(s.contents.backup.objects).toBe(4 + 3 + 1 + 1);
     expect(s.contents.iso).toMatchObject({ volumes: 1, objects: 2 });
     expect(s.contents.backup.bytes).toBeGreaterThan(13 * MiB);
-    expect(s.backups.count).toBe(3);
+    expect(s.backups.count).toBe(4);
     expect(s.backups.oldest?.volname).toBe(`backup/${good}`);
-    expect(s.backups.newest?.volname).toBe(`backup/${bare}`);
+    expect(s.backups.newest?.volname).toBe(`backup/${nolog}`);
     expect(s.multipart).toEqual({ count: 1, bytes: 5 * MiB });
     expect(Array.isArray(s.lifecycle)).toBe(true);
     // the full listing is remembered as usage for the cheap PVE status

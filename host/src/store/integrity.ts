@@ -9,7 +9,12 @@ import { mapLimit } from './concurrency.js';
 import { listFolder, toVolume } from './list.js';
 import { transferClient, type StoreContext } from './types.js';
 
-export type IntegrityStatus = 'good' | 'corrupt' | 'missing-manifest' | 'orphan-sidecar' | 'error';
+/**
+ * good: bytes match the manifest. corrupt: they do not. missing-manifest: nothing to vouch for
+ * them. missing-sidecar: the bytes are good but a sidecar the manifest lists (the vzdump log)
+ * is gone. orphan-sidecar: a sidecar whose archive is gone. error: the check itself failed.
+ */
+export type IntegrityStatus = 'good' | 'corrupt' | 'missing-manifest' | 'missing-sidecar' | 'orphan-sidecar' | 'error';
 
 export interface IntegrityItem {
   volname: string;
@@ -31,7 +36,7 @@ export async function checkIntegrity(
 ): Promise<IntegrityReport> {
   const only = o.volnames ? new Set(o.volnames.map((n) => parseVolname(n).volname)) : undefined;
   const contents = only ? [...new Set([...only].map((n) => parseVolname(n).content))] : (['backup'] as const);
-  const targets: { volname: string; key: string; size: number }[] = [];
+  const targets: { volname: string; key: string; size: number; folder: Map<string, unknown> }[] = [];
   const items: IntegrityItem[] = [];
   for (const content of contents) {
     const folder = await listFolder(ctx, content);
@@ -43,7 +48,7 @@ export async function checkIntegrity(
       const vol = toVolume(ctx, c.volume, obj, folder);
       if (only && !only.has(vol.volname)) continue;
       if (o.vmid !== undefined && vol.vmid !== o.vmid) continue;
-      targets.push({ volname: vol.volname, key: vol.key, size: vol.size });
+      targets.push({ volname: vol.volname, key: vol.key, size: vol.size, folder });
     }
     if (only) {
       for (const n of only) {
@@ -75,6 +80,7 @@ export async function checkIntegrity(
     }
   }
   const { verifyObject } = await import('../transfer/download.js');
+  const { readManifest } = await import('../transfer/manifest.js');
   const checked = await mapLimit(targets, o.parallel ?? 2, async (t) => {
     let item: IntegrityItem;
     try {
@@ -84,6 +90,13 @@ export async function checkIntegrity(
         onProgress: o.onProgress ? (p: Progress) => o.onProgress!(t.key, p) : undefined,
       });
       item = { volname: t.volname, key: t.key, status: verdict, size: t.size };
+      if (verdict === 'good') {
+        const m = await readManifest(transferClient(ctx), t.key, ctx.signal ? { signal: ctx.signal } : {});
+        const log = m?.meta.log;
+        if (typeof log === 'string' && !t.folder.has(log)) {
+          item = { ...item, status: 'missing-sidecar', message: `the backup's log '${log}' is missing` };
+        }
+      }
     } catch (e) {
       const code = (e as { code?: string }).code;
       // a digest mismatch surfaced as an error is still a verdict, not a failure of the check
@@ -94,7 +107,7 @@ export async function checkIntegrity(
     return item;
   });
   items.push(...checked);
-  const summary: Record<IntegrityStatus, number> = { good: 0, corrupt: 0, 'missing-manifest': 0, 'orphan-sidecar': 0, error: 0 };
+  const summary: Record<IntegrityStatus, number> = { good: 0, corrupt: 0, 'missing-manifest': 0, 'missing-sidecar': 0, 'orphan-sidecar': 0, error: 0 };
   for (const i of items) summary[i.status]++;
   items.sort((a, b) => (a.volname < b.volname ? -1 : a.volname > b.volname ? 1 : 0));
   return { items, summary, ok: items.every((i) => i.status === 'good') };

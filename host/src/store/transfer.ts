@@ -74,7 +74,8 @@ export async function putVolume(ctx: StoreContext, volname: string, o: PutVolume
     chunkSizeMB: ctx.settings.chunkSizeMB,
     concurrency: ctx.settings.concurrency,
     put,
-    manifestMeta: { volname: v.volname, ...volumeMetadata(ctx, v, null) },
+    // the log named here is part of the backup: check-integrity reports it if it goes missing
+    manifestMeta: { volname: v.volname, ...volumeMetadata(ctx, v, null), ...(o.logPath !== undefined ? { log: sidecarNames(v.name).log } : {}) },
     signal: ctx.signal,
     onProgress: o.onProgress,
   });
