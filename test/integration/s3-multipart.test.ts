@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
 import { S3Error } from '../../host/src/s3/errors.js';
 import { partsFromETag } from '../../host/src/s3/xml.js';
+import type { Logger } from '../../host/src/util/log.js';
 import { closeTestClients, dropBucket, freshBucket, readAll, testClient } from '../helpers/s3.js';
 
 const MiB = 1024 * 1024;
@@ -10,6 +11,20 @@ const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest();
 
 let c: S3Client;
+
+/** A debug logger that records the operation of every request sent. */
+function requestLogger(ops: string[]): Logger {
+  const none = () => {};
+  return {
+    debugEnabled: true,
+    debug: (m, f) => {
+      if (m === 's3 request') ops.push(String(f?.operation));
+    },
+    info: none,
+    warn: none,
+    error: none,
+  };
+}
 beforeAll(async () => {
   c = await freshBucket('multipart');
 });
@@ -105,14 +120,51 @@ describe('multipart upload by hand', () => {
     await expect(c.uploadPart('k', 'id', 0, new Uint8Array(1), sha256(new Uint8Array(1)))).rejects.toThrow(/invalid partNumber '0': must be an integer 1..10000/);
   });
 
-  it('ListMultipartUploads pages through many uploads', async () => {
-    // RGW pages at max-uploads (default 1000); force small pages through many uploads under one prefix
-    const ids: string[] = [];
-    for (let i = 0; i < 12; i++) ids.push(await c.createMultipartUpload(`mpl/${String(i).padStart(2, '0')}`));
-    const all = await c.listMultipartUploads({ prefix: 'mpl/' });
-    expect(all.map((u) => u.uploadId).sort()).toEqual([...ids].sort());
+  it('ListMultipartUploads pages through many uploads (5 per page), keys with spaces and unicode included', async () => {
+    const made: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      // two uploads of the same key too: paging must use the upload-id marker as well
+      const key = `mpl/${i % 6} ü x+y`;
+      made.push(`${key}|${await c.createMultipartUpload(key)}`);
+    }
+    const ops: string[] = [];
+    const counting = testClient({ bucket: c.bucket }, { logger: requestLogger(ops) });
+    const all = await counting.listMultipartUploads({ prefix: 'mpl/', maxUploads: 5 });
+    expect(all.map((u) => `${u.key}|${u.uploadId}`).sort()).toEqual([...made].sort());
+    expect(ops.filter((o) => o === 'ListMultipartUploads').length).toBe(3);
     for (const u of all) await c.abortMultipartUpload(u.key, u.uploadId);
     expect(await c.listMultipartUploads({ prefix: 'mpl/' })).toEqual([]);
+  });
+
+  it('ListParts pages through many parts (4 per page)', async () => {
+    const key = 'mp/many-parts.bin';
+    const id = await c.createMultipartUpload(key);
+    const etags: string[] = [];
+    for (let n = 1; n <= 10; n++) {
+      const b = randomBytes(100 + n);
+      etags.push((await c.uploadPart(key, id, n, b, sha256(b))).etag);
+    }
+    const ops: string[] = [];
+    const parts = await testClient({ bucket: c.bucket }, { logger: requestLogger(ops) }).listParts(key, id, { maxParts: 4 });
+    expect(ops.filter((o) => o === 'ListParts').length).toBe(3);
+    expect(parts.map((p) => [p.partNumber, p.etag, p.size])).toEqual(etags.map((e, i) => [i + 1, e, 101 + i]));
+    await c.abortMultipartUpload(key, id);
+  });
+
+  it('SSE-KMS multipart: the key id is given at create, parts need nothing', async () => {
+    const key = 'mp/kms.bin';
+    const p1 = randomBytes(5 * MiB);
+    const p2 = randomBytes(3);
+    const id = await c.createMultipartUpload(key, { sse: { type: 'aws:kms', keyId: 'testkey-1' } });
+    const e1 = await c.uploadPart(key, id, 1, p1, sha256(p1));
+    const e2 = await c.uploadPart(key, id, 2, p2, sha256(p2));
+    await c.completeMultipartUpload(key, id, [
+      { partNumber: 1, etag: e1.etag },
+      { partNumber: 2, etag: e2.etag },
+    ]);
+    const h = await c.headObject(key);
+    expect([h.sse?.type, h.sse?.keyId]).toEqual(['aws:kms', 'testkey-1']);
+    expect((await readAll((await c.getObject(key)).body)).equals(Buffer.concat([p1, p2]))).toBe(true);
   });
 
   it('SSE-C multipart: parts carry the key, the object reads back with it', async () => {

@@ -376,11 +376,13 @@ export class S3Client {
     }
   }
 
-  async listParts(key: string, uploadId: string, o: { signal?: AbortSignal } = {}): Promise<PartInfo[]> {
+  /** Every page followed; maxParts only sets the page size. */
+  async listParts(key: string, uploadId: string, o: { signal?: AbortSignal; maxParts?: number } = {}): Promise<PartInfo[]> {
     const parts: PartInfo[] = [];
     let marker: number | undefined;
     for (;;) {
       const query: Array<[string, string]> = [['uploadId', uploadId]];
+      if (o.maxParts !== undefined) query.push(['max-parts', String(o.maxParts)]);
       if (marker !== undefined) query.push(['part-number-marker', String(marker)]);
       const r = { operation: 'ListParts', key };
       const res = await this.transport.request({ ...r, method: 'GET', query, idempotent: true, signal: o.signal });
@@ -393,7 +395,8 @@ export class S3Client {
     }
   }
 
-  async listMultipartUploads(o: { prefix?: string; signal?: AbortSignal } = {}): Promise<UploadInfo[]> {
+  /** Every page followed; maxUploads only sets the page size. */
+  async listMultipartUploads(o: { prefix?: string; signal?: AbortSignal; maxUploads?: number } = {}): Promise<UploadInfo[]> {
     const uploads: UploadInfo[] = [];
     let keyMarker: string | undefined;
     let idMarker: string | undefined;
@@ -402,6 +405,7 @@ export class S3Client {
       // missing), and a decoder cannot tell an encoded key from a raw one with '%' in it
       const query: Array<[string, string]> = [['uploads', '']];
       if (o.prefix) query.push(['prefix', o.prefix]);
+      if (o.maxUploads !== undefined) query.push(['max-uploads', String(o.maxUploads)]);
       if (keyMarker !== undefined) query.push(['key-marker', keyMarker]);
       if (idMarker !== undefined) query.push(['upload-id-marker', idMarker]);
       const r = { operation: 'ListMultipartUploads' };
