@@ -7,6 +7,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib", "$FindBin::Bin/../";
 use Test::More;
+use Encode ();
 use JSON::PP;
 use POSIX qw(strftime);
 use Time::Local qw(timelocal);
@@ -306,6 +307,22 @@ is($PLUGIN->volume_has_feature($scfg, 'copy', $storeid, $vol), undef, 'no volume
 is_deeply([$PLUGIN->volume_export_formats($scfg, $storeid, $vol)], [], 'no export formats');
 
 # --- getting local files into the bucket ----------------------------------------------------
+
+# Non-ASCII notes survive the local sidecar and the JSON request unchanged.
+{
+    use utf8;
+    my $pend = 'vzdump-qemu-450-2024_04_04-04_04_04.vma';
+    write_file("$p/dump/$pend", 'A');
+    stub_err('set-attr', 'NoSuchKey', 'not yet');
+    $PLUGIN->update_volume_attribute($scfg, $storeid, "backup/$pend", 'notes', "Grüße ✓");
+    is(read_file("$p/dump/$pend.notes"), Encode::encode('UTF-8', "Grüße ✓"), 'local notes sidecar is UTF-8');
+    stub_err('get-attr', 'NoSuchKey', 'not yet');
+    is($PLUGIN->get_volume_attribute($scfg, $storeid, "backup/$pend", 'notes'), "Grüße ✓", 'read back as characters');
+    stub_ok('upload', { volume => {} });
+    $PLUGIN->upload_local_volume($storeid, $scfg, "backup/$pend");
+    like(last_request()->{raw}, qr/"notes":"\Q${\ Encode::encode('UTF-8', "Grüße ✓")}\E"/, 'sent as UTF-8 once, not twice');
+    unlink("$p/dump/$pend", "$p/dump/$pend.notes");
+}
 
 my $up = 'vzdump-qemu-400-2024_04_04-04_04_04.vma.zst';
 write_file("$p/dump/$up", 'ARCHIVE');

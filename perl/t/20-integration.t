@@ -7,6 +7,7 @@ use strict;
 use warnings;
 
 use Cwd qw(abs_path);
+use Encode ();
 use FindBin;
 use lib "$FindBin::Bin/lib", "$FindBin::Bin/../";
 use File::Copy qw(copy);
@@ -153,8 +154,12 @@ is(scalar($PLUGIN->volume_size_info($scfg, $storeid, "backup/$archive{2}", 5)), 
 PVE::Storage::update_volume_attribute($cfg, "$storeid:backup/$archive{1}", 'protected', 1);
 is(PVE::Storage::get_volume_attribute($cfg, "$storeid:backup/$archive{1}", 'protected'), 1, 'protected');
 ok($s3->object_exists($bucket, "pve/dump/$archive{1}.protected"), 'protection is a sidecar object');
-PVE::Storage::update_volume_attribute($cfg, "$storeid:backup/$archive{2}", 'notes', 'changed notes');
-is(PVE::Storage::get_volume_attribute($cfg, "$storeid:backup/$archive{2}", 'notes'), 'changed notes', 'notes updated');
+my $utf8_notes = "ge\x{e4}nderte Notizen \x{2713}\nzweite Zeile";
+PVE::Storage::update_volume_attribute($cfg, "$storeid:backup/$archive{2}", 'notes', $utf8_notes);
+is(PVE::Storage::get_volume_attribute($cfg, "$storeid:backup/$archive{2}", 'notes'), $utf8_notes, 'non-ASCII notes round-trip');
+is($s3->get_object($bucket, "pve/dump/$archive{2}.notes"), Encode::encode('UTF-8', $utf8_notes), '... stored as UTF-8 in the sidecar object');
+my ($b2n) = grep { $_->{volid} eq "$storeid:backup/$archive{2}" } @{ PVE::Storage::volume_list($cfg, $storeid, 100, 'backup') };
+is($b2n->{notes}, "ge\x{e4}nderte Notizen \x{2713}", '... first line in the listing');
 
 my @log;
 my $dry = PVE::Storage::prune_backups($cfg, $storeid, { 'keep-last' => 1 }, 100, 'qemu', 1, sub { push @log, $_[1] });

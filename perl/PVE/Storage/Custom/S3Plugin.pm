@@ -14,6 +14,7 @@ package PVE::Storage::Custom::S3Plugin;
 use strict;
 use warnings;
 
+use Encode ();
 use Fcntl qw(:flock O_RDWR O_CREAT);
 use File::Path qw(make_path);
 use IO::File;
@@ -708,6 +709,15 @@ sub check_connection {
 
 # --- listing -------------------------------------------------------------------------------
 
+# Notes sidecars are UTF-8 on disk (as PVE writes them); the rest of the plugin works on
+# characters, and the JSON encoder would otherwise encode the bytes a second time.
+sub read_notes_file {
+    my ($file) = @_;
+    my $bytes = file_get_contents($file);
+    my $text = eval { Encode::decode('UTF-8', $bytes, Encode::FB_CROAK) };
+    return defined($text) ? $text : $bytes;
+}
+
 sub first_line {
     my ($text) = @_;
     return undef if !defined($text);
@@ -768,7 +778,7 @@ sub local_volume {
         $vol->{subtype} = $info->{type} // 'unknown';
         $vol->{vmid} = $info->{vmid} if defined($info->{vmid});
         $vol->{ctime} = $info->{ctime} if $info->{is_std_name};
-        $vol->{notes} = eval { file_get_contents("$path.notes") } if -f "$path.notes";
+        $vol->{notes} = eval { read_notes_file("$path.notes") } if -f "$path.notes";
         $vol->{protected} = -e "$path.protected" ? 1 : 0;
     }
     return $vol;
@@ -939,7 +949,7 @@ sub get_volume_attribute {
         die "$err->{message}\n" if !(is_remote_missing($err) && -f $path);
         # Not uploaded yet: the local sidecars are the truth until the upload carries them.
         return -e "$path.protected" ? 1 : 0 if $attribute eq 'protected';
-        return -f "$path.notes" ? file_get_contents("$path.notes") : '';
+        return -f "$path.notes" ? read_notes_file("$path.notes") : '';
     }
     my $value = $res->{value};
     return $value ? 1 : 0 if $attribute eq 'protected';
@@ -1055,7 +1065,7 @@ sub upload_local_volume {
     die "volume '$storeid:$volname' has no local file '$path'\n" if !-f $path;
     my $args = { volname => $volname, src => $path };
     if ($vtype eq 'backup') {
-        $args->{notes} = file_get_contents("$path.notes") if -f "$path.notes";
+        $args->{notes} = read_notes_file("$path.notes") if -f "$path.notes";
         $args->{protected} = JSON::PP::true if -e "$path.protected";
         if ($path =~ m/^(.*?)\.(?:tgz|tar|vma)(?:\.[a-z0-9]+)?$/ && -f "$1.log") {
             $args->{log} = "$1.log";
