@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
 import { S3Error } from '../../host/src/s3/errors.js';
 import type { LifecycleRule } from '../../host/src/s3/types.js';
+import { runRgwAdmin } from '../helpers/rgw.js';
 import { closeTestClients, dropBucket, freshBucket, testClient, testSettings } from '../helpers/s3.js';
 
 let c: S3Client;
@@ -109,5 +110,19 @@ describe('authentication errors', () => {
     expect(e.exitCode).toBe(4);
     expect(e.status).toBe(403);
     expect(e.message).toContain('check access_key/secret_key');
+  });
+
+  it("another user's bucket: AccessDenied, exit code 4, names the bucket and what to check", async () => {
+    const access = 'PVES3OTHERUSER000001';
+    const secret = 'pveS3OtherUserSecret00000000000000000001';
+    await runRgwAdmin(['user', 'create', '--uid=pve-s3-other', '--display-name=other', `--access-key=${access}`, `--secret=${secret}`]).catch((e: Error) => {
+      if (!/exists/i.test(e.message)) throw e;
+    });
+    const other = testClient({ bucket: c.bucket, credentials: { accessKeyId: access, secretAccessKey: secret } });
+    const e = (await other.listObjects().catch((x: unknown) => x)) as S3Error;
+    expect(e).toBeInstanceOf(S3Error);
+    expect([e.code, e.status, e.exitCode, e.retryable]).toEqual(['AccessDenied', 403, 4, false]);
+    expect(e.message).toBe(`access denied by ${other.endpoint} to bucket ${c.bucket} during ListObjectsV2 (AccessDenied): check the key's permissions and bucket policy`);
+    expect(e.message).not.toContain(secret);
   });
 });
