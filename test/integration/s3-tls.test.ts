@@ -107,4 +107,22 @@ describe('TLS options', () => {
       /^invalid ca_file '.*missing\.pem': must be a readable PEM file \(ENOENT\)$/,
     );
   });
+
+  it('a server that accepts but never completes the handshake: ConnectTimeout after connectTimeoutMs, named', async () => {
+    const held: net.Socket[] = [];
+    const mute = net.createServer((sock) => void held.push(sock));
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
+    const url = `https://127.0.0.1:${(mute.address() as net.AddressInfo).port}`;
+    try {
+      const c = testClient({ endpoint: url, bucket: direct.bucket, connectTimeoutMs: 500, maxRetries: 1 }, { retry: { baseDelayMs: 1, maxDelayMs: 2 } });
+      const e = (await c.headBucket().catch((x: unknown) => x)) as S3Error;
+      expect(e).toBeInstanceOf(S3Error);
+      expect([e.code, e.retryable]).toEqual(['ConnectTimeout', true]);
+      expect(e.message).toBe(`cannot reach ${url}: no connection within 500 ms (check endpoint and network)`);
+      expect(held.length).toBe(2); // the first attempt and one retry
+    } finally {
+      for (const s of held) s.destroy();
+      mute.close();
+    }
+  });
 });
