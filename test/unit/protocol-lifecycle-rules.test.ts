@@ -1,0 +1,45 @@
+// The lifecycle rules a storage asks for (pure: no bucket). Merging with a bucket's own rules is
+// tested against RadosGW in test/integration/store-maintenance.test.ts.
+import { describe, expect, it } from 'vitest';
+import { desiredRules, isOurRule, ruleIds } from '../../host/src/store/lifecycle.js';
+
+describe('desiredRules', () => {
+  it('off → no rules at all', () => {
+    expect(desiredRules('pve/', { enabled: false, transitionDays: 30 })).toEqual([]);
+    expect(desiredRules('pve/', undefined)).toEqual([]);
+  });
+
+  it('transition_days → STANDARD_IA, glacier_days → GLACIER, plus abort-incomplete, all scoped to the prefix', () => {
+    expect(desiredRules('pve/', { enabled: true, transitionDays: 30, glacierDays: 365, abortIncompleteDays: 2 })).toEqual([
+      {
+        id: 'pve-s3-transition:pve/',
+        status: 'Enabled',
+        filter: { prefix: 'pve/' },
+        transitions: [
+          { days: 30, storageClass: 'STANDARD_IA' },
+          { days: 365, storageClass: 'GLACIER' },
+        ],
+      },
+      { id: 'pve-s3-abort-multipart:pve/', status: 'Enabled', filter: { prefix: 'pve/' }, abortIncompleteMultipartUpload: { daysAfterInitiation: 2 } },
+    ]);
+  });
+
+  it('abort-incomplete defaults to 7 days; 0 turns it off', () => {
+    expect(desiredRules('', { enabled: true })).toEqual([
+      { id: 'pve-s3-abort-multipart:/', status: 'Enabled', filter: { prefix: '' }, abortIncompleteMultipartUpload: { daysAfterInitiation: 7 } },
+    ]);
+    expect(desiredRules('', { enabled: true, abortIncompleteDays: 0 })).toEqual([]);
+  });
+
+  it('glacier only is allowed; glacier not after transition is refused naming the key', () => {
+    expect(desiredRules('p/', { enabled: true, glacierDays: 90, abortIncompleteDays: 0 })[0]!.transitions).toEqual([{ days: 90, storageClass: 'GLACIER' }]);
+    expect(() => desiredRules('p/', { enabled: true, transitionDays: 60, glacierDays: 60 })).toThrow(/invalid glacier_days '60': must be greater than transition_days \(60\)/);
+  });
+
+  it('our rules are recognised by id and prefix only', () => {
+    const ids = ruleIds('a/');
+    expect(isOurRule({ id: ids.transition, status: 'Enabled' }, 'a/')).toBe(true);
+    expect(isOurRule({ id: ids.transition, status: 'Enabled' }, 'b/')).toBe(false);
+    expect(isOurRule({ id: 'pve-s3-custom', status: 'Enabled' }, 'a/')).toBe(false);
+  });
+});
