@@ -23,6 +23,11 @@ describe('metadata values on the wire (RFC 2047)', () => {
     expect(decodeMetaValue('=?KOI8-R?B?AAA=?=')).toBe('=?KOI8-R?B?AAA=?=');
   });
 
+  it('raw UTF-8 written by other tools (read as Latin-1 by HTTP) is decoded; real Latin-1 stays', () => {
+    expect(decodeMetaValue(Buffer.from('Grüße ✓', 'utf8').toString('latin1'))).toBe('Grüße ✓');
+    expect(decodeMetaValue('caf\u00e9')).toBe('café');
+  });
+
   it('metadata names must be HTTP tokens; they are sent lower-case', () => {
     expect(putHeaders({ metadata: { VmID: '1' } })).toEqual({ 'x-amz-meta-vmid': '1' });
     expect(() => putHeaders({ metadata: { 'a:b': '1' } })).toThrow(/invalid metadata name 'a:b'/);

@@ -30,6 +30,12 @@ export function encodeMetaValue(v: string): string {
 const WORD = /=\?([^?]+)\?([BbQq])\?([^?]*)\?=/g;
 
 export function decodeMetaValue(v: string): string {
+  // HTTP header bytes arrive as Latin-1; other tools may have sent raw UTF-8, which then reads as
+  // mojibake: take it as UTF-8 when it is valid UTF-8
+  if (/[\u0080-\u00ff]/.test(v) && !/[^\u0000-\u00ff]/.test(v)) {
+    const u = Buffer.from(v, 'latin1').toString('utf8');
+    if (!u.includes('\ufffd')) return u;
+  }
   if (!v.includes('=?')) return v;
   // adjacent encoded words separated by whitespace join without it (RFC 2047 §6.2)
   const joined = v.replace(/\?=\s+=\?/g, '?==?');
