@@ -318,15 +318,13 @@ class RangeJob {
       let pending: Uint8Array[] = [];
       let pendingBytes = 0;
       let pendingAt = 0;
-      // Blocks of ≥ 1 MiB: one file write each, then (possibly moved to the hashing thread)
-      // hashed; the block is not touched after it went to the hasher.
+      // ≥ 1 MiB at a time: one file write, then one hand-over to the hasher
       const flush = async (): Promise<void> => {
-        const block = pending.length === 1 && isWholeAllocation(pending[0]!) ? Buffer.from(pending[0]!.buffer, 0, pendingBytes) : Buffer.concat(pending, pendingBytes);
-        await sink([block], pendingAt);
+        await sink(pending, pendingAt);
+        await h.update(pending);
         pendingAt += pendingBytes;
         pending = [];
         pendingBytes = 0;
-        await h.update(block);
         if (!hashService().threaded) await yieldToLoop();
       };
       for await (const c of body) {
@@ -351,8 +349,6 @@ class RangeJob {
 }
 
 const BLOCK = 1 << 20;
-
-const isWholeAllocation = (b: Uint8Array): boolean => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
 
 async function writeChunks(t: TempFile, chunks: Uint8Array[], position: number): Promise<void> {
   let total = 0;

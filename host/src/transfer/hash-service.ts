@@ -23,13 +23,13 @@ export type ToWorker =
 type FromWorker =
   | { op: 'part'; seq: number; digest: Uint8Array; buf: ArrayBuffer }
   | { op: 'digest'; seq: number; digest: Uint8Array }
-  | { op: 'ack'; bytes: number }
+  | { op: 'ack'; buf: ArrayBuffer }
   | { op: 'error'; seq: number; message: string };
 
 export interface StreamHash {
-  /** Hashes `block` after everything given before; `block` may be detached afterwards (its
-   *  memory moved to the worker): the caller must be done with it. */
-  update(block: Buffer): Promise<void>;
+  /** Hashes `chunks` after everything given before. The chunks are copied (to the worker) or
+   *  hashed before the promise resolves, so the caller may reuse them afterwards. */
+  update(chunks: readonly Uint8Array[]): Promise<void>;
   digest(): Promise<Uint8Array>;
   /** Forgets the stream (a failed range). */
   drop(): void;
@@ -43,8 +43,10 @@ export interface HashService {
   stream(): StreamHash;
 }
 
-/** Bytes of download blocks queued at the worker before update() waits. */
-const MAX_QUEUED = 32 << 20;
+/** Download data travels to the worker in reused blocks (no fresh allocation, no page faults);
+ *  at most MAX_BLOCKS are out at once, which is also the flow control. */
+const BLOCK_SIZE = 2 << 20;
+const MAX_BLOCKS = 16;
 
 class InThread implements HashService {
   readonly threaded = false;
@@ -55,8 +57,8 @@ class InThread implements HashService {
     const h = new Sha256();
     let dropped = false;
     return {
-      update: async (b) => {
-        h.update(b);
+      update: async (chunks) => {
+        for (const c of chunks) h.update(c);
       },
       digest: async () => h.digest(),
       drop: () => {
@@ -71,7 +73,8 @@ class Threaded implements HashService {
   readonly threaded = true;
   private seq = 0;
   private nextId = 0;
-  private queued = 0;
+  private readonly freeBlocks: ArrayBuffer[] = [];
+  private blocksOut = 0;
   private readonly waiting = new Map<number, { resolve: (m: FromWorker) => void; reject: (e: Error) => void }>();
   private drainWaiters: Array<() => void> = [];
   private broken: Error | null = null;
@@ -86,9 +89,10 @@ class Threaded implements HashService {
 
   private onMessage(m: FromWorker): void {
     if (m.op === 'ack') {
-      this.queued -= m.bytes;
+      this.blocksOut--;
+      this.freeBlocks.push(m.buf);
       this.release();
-      if (this.queued <= MAX_QUEUED) for (const w of this.drainWaiters.splice(0)) w();
+      this.drainWaiters.shift()?.();
       return;
     }
     const w = this.waiting.get(m.seq);
@@ -134,22 +138,38 @@ class Threaded implements HashService {
     return { digest: r.digest, buf: Buffer.from(r.buf) };
   }
 
+  private async block(): Promise<ArrayBuffer> {
+    while (this.blocksOut >= MAX_BLOCKS && !this.broken) await new Promise<void>((r) => this.drainWaiters.push(r));
+    if (this.broken) throw this.broken;
+    this.blocksOut++;
+    return this.freeBlocks.pop() ?? new ArrayBuffer(BLOCK_SIZE);
+  }
+
   stream(): StreamHash {
     const id = this.nextId++;
     return {
-      update: async (b) => {
-        if (this.broken) throw this.broken;
-        while (this.queued > MAX_QUEUED && !this.broken) await new Promise<void>((r) => this.drainWaiters.push(r));
-        // Only an allocation of its own may move; small Buffers share Node's pool slab
-        let ab: ArrayBuffer;
-        if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) ab = b.buffer;
-        else {
-          ab = new ArrayBuffer(b.length);
-          new Uint8Array(ab).set(b);
+      update: async (chunks) => {
+        let i = 0;
+        let off = 0;
+        while (i < chunks.length) {
+          if (this.broken) throw this.broken;
+          const ab = await this.block();
+          const view = new Uint8Array(ab);
+          let len = 0;
+          while (i < chunks.length && len < BLOCK_SIZE) {
+            const c = chunks[i]!;
+            const n = Math.min(c.length - off, BLOCK_SIZE - len);
+            view.set(off === 0 && n === c.length ? c : c.subarray(off, off + n), len);
+            len += n;
+            off += n;
+            if (off === c.length) {
+              i++;
+              off = 0;
+            }
+          }
+          this.hold();
+          this.worker.postMessage({ op: 'update', id, buf: ab, len } satisfies ToWorker, [ab]);
         }
-        this.queued += b.length;
-        this.hold();
-        this.worker.postMessage({ op: 'update', id, buf: ab, len: b.length } satisfies ToWorker, [ab]);
       },
       digest: async () => {
         const r = (await this.call({ op: 'digest', seq: this.seq++, id }, [])) as Extract<FromWorker, { op: 'digest' }>;

@@ -23,7 +23,7 @@ port.on('message', (m: ToWorker) => {
         let h = streams.get(m.id);
         if (!h) streams.set(m.id, (h = new Sha256()));
         h.update(new Uint8Array(m.buf, 0, m.len));
-        port.postMessage({ op: 'ack', bytes: m.len });
+        port.postMessage({ op: 'ack', buf: m.buf }, [m.buf]);
         return;
       }
       case 'digest': {
