@@ -420,3 +420,24 @@ describe('settings checked when the client is made', () => {
     expect(() => client(o)).toThrow(msg);
   });
 });
+
+describe('Retry-After', () => {
+  it('a 503 with Retry-After waits that long (within the cap) before retrying', async () => {
+    const pool = mock.get(ORIGIN);
+    pool.intercept({ path: '/bkt/k', method: 'DELETE' }).reply(503, xmlVector('error-slow-down.xml'), { headers: { 'retry-after': '1' } });
+    pool.intercept({ path: '/bkt/k', method: 'DELETE' }).reply(204, '');
+    const retries: number[] = [];
+    const logger: Logger = {
+      debugEnabled: true,
+      debug: (m, f) => {
+        if (m === 'retrying') retries.push(Number(f?.delayMs));
+      },
+      info: () => {},
+      warn: () => {},
+      error: () => {},
+    };
+    const c = new S3Client(settings(), { dispatcher: mock, logger, retry: { baseDelayMs: 1, maxDelayMs: 5_000 } });
+    await c.deleteObject('k');
+    expect(retries).toEqual([1000]);
+  });
+});

@@ -14,10 +14,13 @@ export interface S3ErrorOptions {
   cause?: unknown;
   /** RequestTimeTooSkewed: the server's clock (from its Date header or ServerTime). */
   serverTime?: Date;
+  /** the server's Retry-After, when it sent one */
+  retryAfterMs?: number;
 }
 
 export class S3Error extends PveS3Error {
   readonly serverTime?: Date;
+  readonly retryAfterMs?: number;
   constructor(code: string, message: string, o: S3ErrorOptions = {}) {
     super(code, message, {
       status: o.status,
@@ -29,6 +32,7 @@ export class S3Error extends PveS3Error {
     });
     this.name = 'S3Error';
     this.serverTime = o.serverTime;
+    this.retryAfterMs = o.retryAfterMs;
   }
 }
 
@@ -160,6 +164,7 @@ export function serverError(
   requestId: string | undefined,
   c: ErrorContext,
   serverTime?: Date,
+  retryAfterMs?: number,
 ): S3Error {
   const retryable = status === undefined ? RETRYABLE_CODES.has(code) : isRetryableStatus(status, code);
   return new S3Error(code, messageFor(code, status, serverMessage, c), {
@@ -168,6 +173,7 @@ export function serverError(
     key: c.key,
     retryable,
     serverTime,
+    retryAfterMs,
   });
 }
 

@@ -11,7 +11,7 @@ import { nullLogger, type Logger } from '../util/log.js';
 import { createDispatcher } from './dispatcher.js';
 import { parseEndpoint, target, usePathStyle, type Endpoint } from './endpoint.js';
 import { S3Error, networkError, serverError, type ErrorContext } from './errors.js';
-import { DEFAULT_RETRY, withRetry, type RetryPolicy } from './retry.js';
+import { DEFAULT_RETRY, backoffDelay, withRetry, type RetryPolicy } from './retry.js';
 import type { S3Settings } from './settings.js';
 import { parseErrorBody } from './xml.js';
 
@@ -175,7 +175,7 @@ export class S3Transport {
       {
         signal: r.signal,
         random: this.random,
-        decide: (e) => {
+        decide: (e, attempt) => {
           if (!(e instanceof S3Error)) return false;
           if (e.code === 'RequestTimeTooSkewed' && e.serverTime && skewFixes < 2) {
             skewFixes++;
@@ -185,6 +185,10 @@ export class S3Transport {
           }
           if (!e.retryable) return false;
           if (!r.idempotent && !NOT_ACTED.has(e.code) && e.status !== 503 && e.status !== 429) return false;
+          // a server that says when to come back is believed, up to the backoff cap
+          if (e.retryAfterMs !== undefined) {
+            return { delayMs: Math.min(this.policy.maxDelayMs, Math.max(e.retryAfterMs, backoffDelay(this.policy, attempt, this.random))) };
+          }
           return {};
         },
         onRetry: (e, attempt, delayMs) => {
@@ -269,14 +273,15 @@ export class S3Transport {
     const parsed = parseErrorBody(text);
     const requestId = parsed?.requestId ?? headers['x-amz-request-id'];
     const serverTime = serverTimeOf(headers, parsed?.fields);
-    if (parsed) return serverError(parsed.code, status, parsed.message, requestId, ctx, serverTime);
+    const retryAfterMs = retryAfterOf(headers);
+    if (parsed) return serverError(parsed.code, status, parsed.message, requestId, ctx, serverTime, retryAfterMs);
     // HEAD answers and some proxies carry no XML: the status is all there is. A bodiless 403 from
     // a server whose clock is far from ours is the skew, not the keys (S3 allows 15 minutes).
     let code = codeForStatus(status, r.key !== undefined, headers);
     if (status === 403 && signedAt && serverTime && Math.abs(serverTime.getTime() - signedAt.getTime()) > MAX_SKEW_MS) {
       code = 'RequestTimeTooSkewed';
     }
-    return serverError(code, status, code === 'PermanentRedirect' ? redirectHint(headers) : undefined, requestId, ctx, serverTime);
+    return serverError(code, status, code === 'PermanentRedirect' ? redirectHint(headers) : undefined, requestId, ctx, serverTime, retryAfterMs);
   }
 
   private netError(e: unknown, r: S3Request): S3Error {
@@ -347,6 +352,15 @@ function withPayloadHash(r: S3Request): S3Request {
 function looksLikeError(body: Uint8Array): boolean {
   const head = Buffer.from(body.buffer, body.byteOffset, Math.min(body.byteLength, 512));
   return head.includes(ERROR_TAG);
+}
+
+/** Retry-After in seconds or as an HTTP date. */
+function retryAfterOf(headers: Record<string, string>): number | undefined {
+  const v = headers['retry-after']?.trim();
+  if (!v) return undefined;
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const d = Date.parse(v);
+  return Number.isNaN(d) ? undefined : Math.max(0, d - Date.now());
 }
 
 function serverTimeOf(headers: Record<string, string>, fields?: Record<string, string>): Date | undefined {
