@@ -165,7 +165,7 @@ export class S3Client {
     if (o.replaceMetadata || o.metadata || o.contentType) headers['x-amz-metadata-directive'] = 'REPLACE';
     if (o.sourceSse?.type === 'SSE-C') sseCHeaders(o.sourceSse.key, headers, 'x-amz-copy-source-server-side-encryption-customer-');
     const r = { operation: 'CopyObject', key: dstKey };
-    const res = await this.transport.request({ ...r, method: 'PUT', headers, idempotent: true, signal: o.signal });
+    const res = await this.transport.request({ ...r, method: 'PUT', headers, idempotent: true, slowAnswer: true, signal: o.signal });
     return { etag: this.xml(r, res, parseCopyObjectResult).etag };
   }
 
@@ -348,6 +348,7 @@ export class S3Client {
         query: [['uploadId', uploadId]],
         headers: { 'content-type': 'application/xml' },
         body,
+        slowAnswer: true,
         onAttempt: () => attempts++,
         idempotent: true,
         signal: o.signal,

@@ -38,6 +38,11 @@ export interface S3Request {
    */
   idempotent: boolean;
   signal?: AbortSignal;
+  /**
+   * The server works before it answers (CompleteMultipartUpload of many parts, CopyObject): wait
+   * at least SLOW_ANSWER_MS for the response headers instead of requestTimeoutMs.
+   */
+  slowAnswer?: boolean;
   /** called before each attempt is sent */
   onAttempt?: () => void;
   /** statuses other than 2xx that are answers, not errors (e.g. 404 on a probe) */
@@ -229,7 +234,7 @@ export class S3Transport {
         // undici takes iterables (documented), its type declarations lag behind
         body: wireBody(r.body, r.method) as Uint8Array | undefined,
         signal: r.signal,
-        headersTimeout: this.settings.requestTimeoutMs,
+        headersTimeout: r.slowAnswer ? Math.max(SLOW_ANSWER_MS, this.settings.requestTimeoutMs) : this.settings.requestTimeoutMs,
         bodyTimeout: this.settings.requestTimeoutMs,
         // undici closes the connection after every HEAD (for servers that wrongly send a body);
         // S3 servers do not, and a handshake per HEAD would halve the request rate
@@ -339,6 +344,8 @@ function checkSettings(s: S3Settings): void {
     throw new ConfigError('checksum_algorithm', s.checksumAlgorithm, 'must be CRC32C or CRC64NVME');
   }
 }
+
+const SLOW_ANSWER_MS = 300_000;
 
 const ERROR_TAG = Buffer.from('<Error>');
 const MAX_SKEW_MS = 14 * 60_000;
