@@ -11,15 +11,12 @@ export { testS3 };
 
 /** S3Settings for the test gateway; overrides win (e.g. a wrong secret, another endpoint). */
 export function testSettings(overrides: Partial<S3Settings> = {}): S3Settings {
-  const t = testS3() as unknown as Record<string, string | undefined>;
+  const t = testS3();
   const base: S3Settings = {
-    endpoint: t.endpoint!,
-    region: t.region ?? 'us-east-1',
-    bucket: t.bucket ?? 'pve-s3-test',
-    credentials: {
-      accessKeyId: (t.accessKeyId ?? t.accessKey)!,
-      secretAccessKey: (t.secretAccessKey ?? t.secretKey)!,
-    },
+    endpoint: t.endpoint,
+    region: t.region,
+    bucket: 'pve-s3-test',
+    credentials: { accessKeyId: t.accessKeyId, secretAccessKey: t.secretAccessKey },
     forcePathStyle: true,
     connectTimeoutMs: 5_000,
     requestTimeoutMs: 60_000,
