@@ -303,6 +303,9 @@ for my $m (qw(alloc_image clone_image create_base volume_resize volume_snapshot 
     like($@, qr/^storage type 's3' does not support .+ \(it holds backups, ISO images, container templates and snippets only\)$/,
         "$m refuses clearly");
 }
+is($PLUGIN->get_identity($scfg, $storeid), 'https://127.0.0.1:7480' =~ s/^/s3:/r . '/pve-bucket/pve/', 'get_identity: endpoint, bucket, prefix');
+is($PLUGIN->get_identity({ %$scfg, endpoint => 'HTTP://Host:9000/', use_ssl => 1 }, $storeid), 's3:http://host:9000/pve-bucket/pve/',
+    'get_identity keeps an explicit scheme and normalises case');
 is($PLUGIN->volume_has_feature($scfg, 'copy', $storeid, $vol), undef, 'no volume features');
 is_deeply([$PLUGIN->volume_export_formats($scfg, $storeid, $vol)], [], 'no export formats');
 

@@ -1237,6 +1237,16 @@ sub evict_cache {
     return \@evicted;
 }
 
+# API 14: what this storage is, across nodes and storage IDs: the same bucket and prefix at the
+# same endpoint is the same storage. Nothing secret.
+sub get_identity {
+    my ($class, $scfg, $storeid) = @_;
+    my $endpoint = lc($scfg->{endpoint} // '');
+    $endpoint =~ s|/+$||;
+    $endpoint = (($scfg->{use_ssl} // 1) ? 'https' : 'http') . "://$endpoint" if $endpoint !~ m|^https?://|;
+    return "s3:$endpoint/" . ($scfg->{bucket} // '') . '/' . ($scfg->{prefix} // '');
+}
+
 # --- image operations: this storage holds no disks -----------------------------------------
 
 sub refuse {
