@@ -246,8 +246,9 @@ export function sha256x4(inputs: Uint8Array[]): Uint8Array[] {
     while (active.length >= 2) {
       let chunk = quarter;
       for (const l of active) chunk = Math.min(chunk, full[l]! - pos[l]!);
-      // Idle lanes read lane 0's area; their (garbage) state is never extracted.
-      const ptrs = [laneIo[active[0]!]!, 0, 0, 0].fill(laneIo[active[0]!]!);
+      // Idle lanes read an active lane's area; their (garbage) state is never extracted.
+      const idle = laneIo[active[0]!]!;
+      const ptrs = [idle, idle, idle, idle];
       for (const l of active) {
         mem.set(inputs[l]!.subarray(pos[l]!, pos[l]! + chunk), laneIo[l]!);
         ptrs[l] = laneIo[l]!;
