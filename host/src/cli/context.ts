@@ -35,10 +35,7 @@ export async function resolveFrom(p: Parsed, logger: FileLogger, extraFlags: Rec
 }
 
 export async function openStore(cfg: StorageConfig, logger: FileLogger): Promise<Opened> {
-  const { toS3Settings } = await import('../config/s3-settings.js');
-  const { storeSettingsFrom } = await import('../store/settings.js');
-  const { S3Client } = await import('../s3/client.js');
-  const client = new S3Client(toS3Settings(cfg), { logger });
+  const { openStore: open } = await import('../store/open.js');
   const ac = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
     process.stderr.write(`\ninterrupted (${sig}): cleaning up\n`);
@@ -46,7 +43,7 @@ export async function openStore(cfg: StorageConfig, logger: FileLogger): Promise
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const ctx: StoreContext = { client, settings: storeSettingsFrom(cfg), logger, signal: ac.signal };
+  const ctx = await open(cfg, { logger, signal: ac.signal });
   return {
     ctx,
     cfg,
@@ -54,7 +51,7 @@ export async function openStore(cfg: StorageConfig, logger: FileLogger): Promise
     async close() {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
-      await client.close().catch(() => undefined);
+      await ctx.close().catch(() => undefined);
     },
   };
 }

@@ -90,9 +90,28 @@ const ts = (s: number) => formatTime(s);
 async function status(ctx: StoreContext, json: boolean, endpoint: string): Promise<ExitCode> {
   const { maintenanceStatus } = await import('../store/status.js');
   const s = await maintenanceStatus(ctx);
+  // the store answers a failed probe with a report; the command still has to fail with its code
+  let code: ExitCode = EXIT.ok;
+  if (s.error) {
+    const { exitCodeFor } = await import('../s3/errors.js');
+    code = exitCodeFor(s.error.code);
+    if (code === EXIT.ok) code = EXIT.failure;
+  }
   if (json) {
     writeJson({ storage: ctx.settings.storageId, endpoint, ...s });
-    return EXIT.ok;
+    return code;
+  }
+  if (s.error) {
+    writeOut(
+      [
+        `storage     ${ctx.settings.storageId}`,
+        `endpoint    ${endpoint} (${s.endpointReachable ? 'reachable' : 'NOT reachable'}${s.endpointReachable ? `, credentials ${s.auth ? 'accepted' : 'REFUSED'}` : ''})`,
+        `bucket      ${s.bucket}${s.prefix ? ` (prefix ${s.prefix})` : ''}`,
+        `error       ${s.error.message} [${s.error.code}]`,
+      ].join('\n'),
+    );
+    note(`${CMD}: ${s.error.message}`);
+    return code;
   }
   const lines = [
     `storage     ${ctx.settings.storageId}`,

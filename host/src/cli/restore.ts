@@ -6,7 +6,7 @@ import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ContentType } from '../pve/content.js';
 import type { Volume } from '../store/types.js';
-import { EXIT } from '../util/errors.js';
+import { EXIT, PveS3Error } from '../util/errors.js';
 import { COMMON_HELP, COMMON_OPTIONS, UsageError, flag, oneOf, parse, str, vmidOpt } from './args.js';
 import { createCliLogger, openStore, resolveFrom } from './context.js';
 import { runCommand } from './exit.js';
@@ -114,7 +114,7 @@ export async function main(argv: string[]): Promise<number> {
     if (destArg === '-') {
       const opened = await openStore(cfg, logger);
       try {
-        const { streamVolume } = await import('../store/stream-volume.js');
+        const { streamVolume } = await import('../store/transfer.js');
         const t0 = performance.now();
         const bar = progressBar(name, flag(p, 'progress'));
         let r;
@@ -124,7 +124,7 @@ export async function main(argv: string[]): Promise<number> {
           bar.done();
         }
         const s = (performance.now() - t0) / 1000;
-        note(`restored ${opened.ctx.settings.storageId}:${volname} to stdout (${formatBytes(r.size)} in ${s.toFixed(1)} s, ${formatRate(r.size / Math.max(s, 1e-6))}, verified by ${r.verifiedBy})`);
+        note(`restored ${opened.ctx.settings.storageId}:${volname} to stdout (${formatBytes(r.size)} in ${s.toFixed(1)} s, ${formatRate(r.size / Math.max(s, 1e-6))}, ${r.verified ? 'verified against the manifest' : 'no manifest: checked by size/MD5 only'})`);
       } finally {
         await opened.close();
       }
@@ -135,7 +135,14 @@ export async function main(argv: string[]): Promise<number> {
     const st = await stat(dest).catch(() => null);
     if (st?.isDirectory()) dest = join(dest, name);
     const { checkDestination } = await import('../transfer/temp-file.js');
-    await checkDestination(dest, flag(p, 'force')); // before any request: refuse to overwrite
+    try {
+      await checkDestination(dest, flag(p, 'force')); // before any request: refuse to overwrite
+    } catch (e) {
+      if ((e as { code?: string }).code === 'DestinationExists') {
+        throw new PveS3Error('DestinationExists', `destination '${dest}' already exists: refusing to overwrite it (add --force to replace it)`, { exitCode: EXIT.usage });
+      }
+      throw e;
+    }
     const opened = await openStore(cfg, logger);
     try {
       const { getVolume } = await import('../store/transfer.js');
