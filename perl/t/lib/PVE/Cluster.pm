@@ -5,11 +5,20 @@ package PVE::Cluster;
 use strict;
 use warnings;
 
+use Exporter qw(import);
+
+our @EXPORT_OK = qw(cfs_read_file cfs_write_file cfs_register_file cfs_lock_storage get_vmlist);
+
 our $FILES = { 'datacenter.cfg' => {} };
 
 sub cfs_read_file {
     my ($name) = @_;
     return $FILES->{$name};
+}
+
+sub cfs_write_file {
+    my ($name, $data) = @_;
+    $FILES->{$name} = $data;
 }
 
 sub cfs_register_file {

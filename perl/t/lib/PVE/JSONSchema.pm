@@ -80,7 +80,8 @@ sub check_value {
 
     my $type = $schema->{type} // 'string';
     if ($type eq 'boolean') {
-        return "type check ('boolean') failed - got '$value'" if !defined(parse_boolean($value));
+        # As upstream's check_type: a schema check takes only 0 and 1 (parsers map yes/on/... first).
+        return "type check ('boolean') failed - got '$value'" if $value ne '0' && $value ne '1';
     } elsif ($type eq 'integer') {
         return "type check ('integer') failed - got '$value'" if $value !~ m/^[+-]?\d+$/;
     } elsif ($type eq 'number') {

@@ -224,22 +224,31 @@ sub lookup_types {
 sub check_value {
     my ($class, $type, $key, $value, $storeid, $skipSchemaCheck) = @_;
 
-    my $opts = $pdata->{options}->{$type} // {};
+    return $value if $key eq 'type' && $type eq $value;
+    my $opts = $pdata->{options}->{$type};
+    die "unknown section type '$type'\n" if !$opts;
+    die "unexpected property '$key'\n" if !defined($opts->{$key});
     my $schema = $pdata->{propertyList}->{$key};
-    die "unexpected property '$key'\n" if !defined($opts->{$key}) && $key ne 'type';
     die "unknown property type\n" if !$schema;
 
-    if (($schema->{type} // '') eq 'boolean') {
-        my $b = PVE::JSONSchema::parse_boolean($value);
-        $value = $b if defined($b);
-    }
+    my $ct = $schema->{type} // 'string';
+    $value = 1 if $ct eq 'boolean' && !defined($value);
+    die "got undefined value\n" if !defined($value);
+    die "property contains a line feed\n" if $value =~ m/[\n\r]/;
+
     if (!$skipSchemaCheck) {
         my $err = PVE::JSONSchema::check_value($value, $schema);
         die "$err\n" if defined($err);
     }
+    return $value + 0 if $ct eq 'boolean' || $ct eq 'integer' || $ct eq 'number';
+    return $value;
+}
 
+sub decode_value {
+    my ($class, $type, $key, $value) = @_;
+
+    my $valid = $pdata->{plugindata}->{$type}->{content}->[0] // {};
     if ($key eq 'content') {
-        my $valid = $pdata->{plugindata}->{$type}->{content}->[0] // {};
         my $res = {};
         for my $c (PVE::Tools::split_list($value)) {
             if (!$valid->{$c}) {
@@ -249,20 +258,23 @@ sub check_value {
             $res->{$c} = 1;
         }
         die "unable to combine 'none' with other content types\n" if $res->{none} && keys(%$res) > 1;
+        die "storage does not support content type 'none'\n" if !%$res && !$valid->{none};
         return $res;
     } elsif ($key eq 'nodes') {
         my $res = {};
         for my $node (PVE::Tools::split_list($value)) {
-            PVE::JSONSchema::pve_verify_node_name($node);
-            $res->{$node} = 1;
+            $res->{$node} = 1 if PVE::JSONSchema::pve_verify_node_name($node);
         }
         return $res;
     } elsif ($key eq 'content-dirs') {
         my $res = {};
         for my $pair (PVE::Tools::split_list($value)) {
-            my ($k, $v) = split(/=/, $pair, 2);
-            die "invalid override '$pair'\n" if !defined($v) || $v !~ m|^[^/]|;
-            $res->{$k} = $v;
+            my ($c, $dir) = split(/=/, $pair, 2);
+            if (!$valid->{$c}) {
+                warn "storage does not support content type '$c'\n";
+                next;
+            }
+            $res->{$c} = $dir;
         }
         return $res;
     }
@@ -280,7 +292,8 @@ sub check_config {
         die "can't change value of fixed parameter '$k'\n"
             if !$create && defined($opts->{$k}) && $opts->{$k}->{fixed};
         die "got undefined value for option '$k'\n" if !defined($value);
-        $settings->{$k} = $class->check_value($type, $k, $value, $sectionId, $skipSchemaCheck);
+        my $tmp = $class->check_value($type, $k, $value, $sectionId, $skipSchemaCheck);
+        $settings->{$k} = $class->decode_value($type, $k, $tmp);
     }
     if ($create) {
         for my $k (keys %$opts) {
