@@ -21,11 +21,12 @@ const METHODS = [
   'completeMultipartUpload',
   'abortMultipartUpload',
   'listMultipartUploads',
+  'listParts',
 ] as const;
 
 /** The real client's methods, with some replaced. */
 export function wrapClient(c: S3Client, over: Partial<TransferClient> = {}): TransferClient {
-  const w = {} as Record<string, unknown>;
+  const w = { bucket: c.bucket } as Record<string, unknown>;
   for (const m of METHODS) w[m] = over[m] ?? (c[m] as (...a: unknown[]) => unknown).bind(c);
   return w as unknown as TransferClient;
 }

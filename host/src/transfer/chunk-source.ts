@@ -79,9 +79,11 @@ export class FileChunkSource implements ChunkSource {
   readonly size: number;
   private readonly mtimeMs: number;
 
+  /** `skip(n)`: parts already on the server (a resumed upload) are not read again. */
   constructor(
     file: OpenedFile,
     private readonly partSize: number,
+    private readonly skip: (n: number) => boolean = () => false,
   ) {
     this.fh = file.fh;
     this.path = file.path;
@@ -91,6 +93,8 @@ export class FileChunkSource implements ChunkSource {
 
   read(buf: Buffer): Promise<PartSlice | null> {
     return this.lock.run(async () => {
+      while (this.nextPart * this.partSize < this.size && this.skip(this.nextPart)) this.nextPart++;
+      if (this.skip(this.nextPart)) return null;
       const offset = (this.nextPart - 1) * this.partSize;
       if (offset >= this.size && !(this.size === 0 && this.nextPart === 1)) return null;
       const length = Math.min(this.partSize, this.size - offset);

@@ -9,6 +9,7 @@ export type { ObjectInfo as TransferObjectInfo, PutOptions as TransferPutOptions
 
 export type TransferClient = Pick<
   S3Client,
+  | 'bucket'
   | 'headObject'
   | 'getObject'
   | 'putObject'
@@ -18,4 +19,5 @@ export type TransferClient = Pick<
   | 'completeMultipartUpload'
   | 'abortMultipartUpload'
   | 'listMultipartUploads'
+  | 'listParts'
 >;

@@ -19,7 +19,8 @@ import { ConfigError, PveS3Error, asPveS3Error } from '../util/errors.js';
 import { Sha256 } from '../wasm/digests.js';
 import { planUpload } from '../wasm/planner.js';
 import { BufferPool } from './buffer-pool.js';
-import { FileChunkSource, StreamChunkSource, openSourceFile, type ChunkSource, type PartSlice } from './chunk-source.js';
+import { FileChunkSource, StreamChunkSource, openSourceFile, type ChunkSource, type OpenedFile, type PartSlice } from './chunk-source.js';
+import { UploadJournal, type JournalPart } from './journal.js';
 import { buildManifest, manifestKey, serializeManifest, type Manifest } from './manifest.js';
 import { hashService } from './hash-service.js';
 import { hashPart } from './part-hasher.js';
@@ -38,6 +39,9 @@ export interface UploadOptions {
   onProgress?(p: Progress): void;
   /** extra attempts for a part whose request failed with a retryable error after the client's own retries (default 2) */
   partRetries?: number;
+  /** keep a resume journal here (file sources, multipart): an upload whose process died
+   *  continues from the parts already stored (journal.ts) */
+  journalDir?: string;
   /** also compute the whole-object SHA-256 of a multipart upload (default false: a second hash pass, ~2 CPU-s/GiB; a single PUT always has it) */
   wholeSha256?: boolean;
 }
@@ -66,24 +70,54 @@ export async function uploadObject(client: TransferClient, key: string, src: Upl
 
   let source: ChunkSource;
   let plan: ReturnType<typeof planUpload>;
+  let resume: Resume | null = null;
   if ('path' in src) {
     const file = await openSourceFile(src.path);
     try {
       plan = planUpload({ size: file.size, chunkSizeMB: o.chunkSizeMB });
+      if (plan.multipart && o.journalDir) resume = await openResume(client, key, file, plan.partSize, o.journalDir);
     } catch (e) {
       await file.fh.close();
       throw e;
     }
-    source = new FileChunkSource(file, plan.partSize);
+    const kept = resume?.kept;
+    source = new FileChunkSource(file, plan.partSize, kept ? (n) => kept.has(n) : undefined);
   } else {
     plan = planUpload({ maxSize: src.maxSize, chunkSizeMB: o.chunkSizeMB });
     source = new StreamChunkSource(src.stream, plan.partSize, src.maxSize);
   }
   try {
-    return await run(client, key, source, plan.partSize, plan.multipart, o);
+    return await run(client, key, source, plan.partSize, plan.multipart, o, resume);
   } finally {
     await source.close().catch(() => undefined);
   }
+}
+
+interface Resume {
+  journal: UploadJournal;
+  /** an upload a previous run of this file left, still on the server */
+  uploadId: string | null;
+  /** its parts that are on the server as journaled */
+  kept: Map<number, JournalPart>;
+}
+
+async function openResume(client: TransferClient, key: string, file: OpenedFile, partSize: number, dir: string): Promise<Resume> {
+  const journal = await UploadJournal.open(dir, { bucket: client.bucket, key, path: file.path, size: file.size, mtimeMs: file.mtimeMs, partSize });
+  const prev = journal.previous();
+  if (!prev) return { journal, uploadId: null, kept: new Map() };
+  let onServer: Array<{ partNumber: number; etag: string; size: number }>;
+  try {
+    onServer = await client.listParts(key, prev.uploadId);
+  } catch (e) {
+    if ((e as { code?: unknown }).code === 'NoSuchUpload') return { journal, uploadId: null, kept: new Map() };
+    throw e;
+  }
+  const kept = new Map<number, JournalPart>();
+  for (const sp of onServer) {
+    const jp = prev.parts.get(sp.partNumber);
+    if (jp && jp.etag === sp.etag && jp.size === sp.size) kept.set(sp.partNumber, jp);
+  }
+  return { journal, uploadId: prev.uploadId, kept };
 }
 
 async function run(
@@ -93,6 +127,7 @@ async function run(
   partSize: number,
   plannedMultipart: boolean,
   o: UploadOptions,
+  resume: Resume | null,
 ): Promise<UploadResult> {
   const knownSize = source.size;
   const partsTotal = knownSize === null ? null : Math.max(1, Math.ceil(knownSize / partSize));
@@ -100,6 +135,17 @@ async function run(
   // a small known file needs a buffer of its own size, not a whole part
   const bufSize = knownSize !== null && !plannedMultipart ? Math.max(knownSize, 1) : partSize;
   const pool = new BufferPool(bufSize, o.concurrency + 1);
+
+  if (resume) {
+    // a file to go up in parts, with a journal: no need to look at the first part first
+    let uploadId = resume.uploadId;
+    if (uploadId === null) uploadId = await client.createMultipartUpload(key, o.put);
+    await resume.journal.start(uploadId, resume.kept);
+    // the whole-object digest needs every byte; parts kept from an earlier run are not read
+    const whole = o.wholeSha256 === true && resume.kept.size === 0 ? new Sha256() : undefined;
+    const mp = new MultipartRun(client, key, uploadId, source, pool, o, progress, whole, resume);
+    return mp.run(null, partSize, partsTotal);
+  }
 
   // The first part decides between PUT and multipart for streams (did it end within one part?).
   const firstBuf = await pool.acquire();
@@ -122,8 +168,8 @@ async function run(
     await client.abortMultipartUpload(key, uploadId).catch(() => undefined);
     throw hashed.reason;
   }
-  const mp = new MultipartRun(client, key, uploadId, source, pool, o, progress, whole);
-  return mp.run({ ...first, buf: hashed.value.buf, digest: hashed.value.digest }, partSize);
+  const mp = new MultipartRun(client, key, uploadId, source, pool, o, progress, whole, null);
+  return mp.run({ ...first, buf: hashed.value.buf, digest: hashed.value.digest }, partSize, partsTotal);
 }
 
 async function singlePut(
@@ -179,9 +225,18 @@ class MultipartRun {
     private readonly o: UploadOptions,
     private readonly progress: ProgressTracker,
     private readonly whole: Sha256 | undefined,
+    private readonly resume: Resume | null,
   ) {}
 
-  async run(first: PreparedPart, partSize: number): Promise<UploadResult> {
+  async run(first: PreparedPart | null, partSize: number, expectedParts: number | null): Promise<UploadResult> {
+    let keptBytes = 0;
+    for (const [n, p] of this.resume?.kept ?? []) {
+      this.etags[n - 1] = p.etag;
+      this.digests[n - 1] = Buffer.from(p.sha256, 'hex');
+      this.sizes[n - 1] = p.size;
+      keptBytes += p.size;
+    }
+    if (this.resume?.kept.size) this.progress.add(keptBytes, this.resume.kept.size);
     const onAbort = (): void => this.fail(abortedError(this.key, 'upload', this.o.signal?.reason));
     this.o.signal?.addEventListener('abort', onAbort, { once: true });
     if (this.o.signal?.aborted) onAbort();
@@ -196,8 +251,14 @@ class MultipartRun {
           this.fail(asPveS3Error(e));
         }
       }
+      let missing = this.etags.length === 0 || (expectedParts !== null && this.etags.length !== expectedParts);
+      for (let i = 0; i < this.etags.length; i++) if (!this.etags[i]) missing = true;
+      if (!this.failure && missing) {
+        this.fail(new PveS3Error('InternalError', `upload of '${this.key}' ended with parts missing; nothing was stored`));
+      }
       if (this.failure) {
         await this.abortUpload();
+        await this.resume?.journal.remove();
         throw this.failure;
       }
     } finally {
@@ -210,8 +271,10 @@ class MultipartRun {
       ({ etag } = await this.client.completeMultipartUpload(this.key, this.uploadId, parts));
     } catch (e) {
       await this.abortUpload();
+      await this.resume?.journal.remove();
       throw e;
     }
+    await this.resume?.journal.remove();
     // some RadosGW releases answer Complete with an empty <ETag/>; the object has one
     if (!etag) etag = (await this.client.headObject(this.key)).etag;
     const size = this.sizes.reduce((a, b) => a + b, 0);
@@ -247,12 +310,14 @@ class MultipartRun {
     for (const w of this.putters.splice(0)) w();
   }
 
-  private async produce(first: PreparedPart): Promise<void> {
+  private async produce(first: PreparedPart | null): Promise<void> {
     try {
       let part: PreparedPart | null = first;
-      while (part) {
-        if (!(await this.handOver(part))) return;
-        if (part.last) return;
+      for (;;) {
+        if (part) {
+          if (!(await this.handOver(part))) return;
+          if (part.last) return;
+        }
         const buf = await this.pool.acquire();
         if (this.failure) return this.pool.release(buf);
         const slice = await this.source.read(buf);
@@ -311,6 +376,8 @@ class MultipartRun {
         this.digests[p.n - 1] = p.digest;
         this.sizes[p.n - 1] = p.length;
         this.progress.add(p.length, 1);
+        // a journal that cannot be written only costs the resume, never the upload
+        await this.resume?.journal.record(p.n, { etag, sha256: hexDigest, size: p.length }).catch(() => undefined);
       } catch (e) {
         this.fail(asPveS3Error(e));
       } finally {

@@ -1,0 +1,103 @@
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { S3Client } from '../../host/src/s3/client.js';
+import { verifyObject } from '../../host/src/transfer/download.js';
+import { readManifest } from '../../host/src/transfer/manifest.js';
+import { uploadObject } from '../../host/src/transfer/upload.js';
+import { closeTestClients, dropBucket, freshBucket, readAll } from '../helpers/s3.js';
+import { MiB, payload, sha256, wrapClient } from './transfer-helpers.js';
+
+let c: S3Client;
+let dir: string;
+let journalDir: string;
+let src: string;
+const data = payload(31 * MiB + 3, 77); // 7 parts of 5 MiB
+
+beforeAll(async () => {
+  c = await freshBucket('transfer-resume');
+  dir = await mkdtemp(join(tmpdir(), 'pve-s3-resume-'));
+  journalDir = join(dir, 'journal');
+  src = join(dir, 'src.bin');
+  await writeFile(src, data);
+});
+afterAll(async () => {
+  await dropBucket(c).catch(() => undefined);
+  await closeTestClients();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function journaledParts(): Promise<number> {
+  const files = (await readdir(journalDir).catch(() => [])).filter((f) => f.endsWith('.json'));
+  if (files.length !== 1) return 0;
+  try {
+    return Object.keys(JSON.parse(await readFile(join(journalDir, files[0]!), 'utf8')).parts).length;
+  } catch {
+    return 0; // between write and rename
+  }
+}
+
+describe('resumable uploads', () => {
+  it('an upload whose process died continues from the parts already stored', async () => {
+    const key = 'resume/obj';
+    // Run 1 "dies": part 4 never returns, so the run never reaches its clean-up, as when the
+    // process is killed. The server keeps the upload and the parts that made it.
+    const dead = wrapClient(c, {
+      uploadPart: (k, id, n, body, sha, o) => (n === 4 ? new Promise<never>(() => {}) : c.uploadPart(k, id, n, body, sha, o)),
+    });
+    // With 2 workers, one hangs on part 4 and the other stores 1-3 and 5-7, then run 1 is still.
+    void uploadObject(dead, key, { path: src }, { chunkSizeMB: 5, concurrency: 2, journalDir });
+    for (let i = 0; i < 600 && (await journaledParts()) < 6; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await journaledParts()).toBe(6);
+
+    // Run 2 with the same file and journal: only the missing parts go up again
+    const sent: number[] = [];
+    const counting = wrapClient(c, {
+      uploadPart: async (k, id, n, body, sha, o) => {
+        sent.push(n);
+        return c.uploadPart(k, id, n, body, sha, o);
+      },
+    });
+    const up = await uploadObject(counting, key, { path: src }, { chunkSizeMB: 5, concurrency: 3, journalDir });
+    expect(up.partCount).toBe(7);
+    expect(sent).toEqual([4]);
+
+    const { body } = await c.getObject(key);
+    expect(sha256(await readAll(body))).toBe(sha256(data));
+    const m = await readManifest(c, key);
+    m!.parts.forEach((p, i) => expect(p.sha256).toBe(sha256(data.subarray(i * 5 * MiB, (i + 1) * 5 * MiB))));
+    expect(await verifyObject(c, key)).toBe('good');
+    expect(await readdir(journalDir)).toEqual([]); // done: nothing to resume
+    expect((await c.listMultipartUploads({ prefix: key })).filter((u) => u.key === key)).toEqual([]);
+  });
+
+  it('a journal for a file that changed since is not trusted', async () => {
+    const key = 'resume/changed';
+    const dead = wrapClient(c, {
+      uploadPart: (k, id, n, body, sha, o) => (n === 3 ? new Promise<never>(() => {}) : c.uploadPart(k, id, n, body, sha, o)),
+    });
+    const other = join(dir, 'other.bin');
+    await writeFile(other, data);
+    void uploadObject(dead, key, { path: other }, { chunkSizeMB: 5, concurrency: 1, journalDir });
+    for (let i = 0; i < 600 && (await journaledParts()) < 2; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await journaledParts()).toBeGreaterThanOrEqual(2);
+
+    const changed = Buffer.from(data);
+    changed[0] ^= 0xff; // same size, new content and mtime
+    await writeFile(other, changed);
+    const sent: number[] = [];
+    const counting = wrapClient(c, {
+      uploadPart: async (k, id, n, body, sha, o) => {
+        sent.push(n);
+        return c.uploadPart(k, id, n, body, sha, o);
+      },
+    });
+    await uploadObject(counting, key, { path: other }, { chunkSizeMB: 5, concurrency: 3, journalDir });
+    expect(sent.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    const { body } = await c.getObject(key);
+    expect(sha256(await readAll(body))).toBe(sha256(changed));
+    // the dead run's upload is left for maintenance's stale-upload cleanup
+    for (const u of await c.listMultipartUploads({ prefix: key })) await c.abortMultipartUpload(u.key, u.uploadId);
+  });
+});
