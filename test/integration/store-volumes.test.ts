@@ -228,3 +228,20 @@ describe('delete', () => {
     expect(await readRecord(ctx.settings.cacheDir!, 'backup', ARCHIVE)).toBeNull();
   });
 });
+
+describe('upload with removeSource', () => {
+  it('removes the local archive, its sidecars and its uploaded log only after the upload is verified', async () => {
+    const name = 'vzdump-qemu-150-2024_06_01-00_00_00.vma';
+    const src = await file(name, randomBytes(4000));
+    await writeFile(src + '.notes', 'n');
+    await writeFile(src + '.protected', '');
+    const log = await file('vzdump-qemu-150-2024_06_01-00_00_00.log', Buffer.from('log\n'));
+    const vol = await putVolume(ctx, `backup/${name}`, { src: { path: src }, notes: 'n', protected: true, logPath: log, removeSource: true });
+    expect(vol).toMatchObject({ verified: true, protected: true, log: true });
+    for (const p of [src, src + '.notes', src + '.protected', log]) {
+      await expect(stat(p)).rejects.toMatchObject({ code: 'ENOENT' });
+    }
+    await setAttribute(ctx, `backup/${name}`, 'protected', false);
+    await deleteVolumes(ctx, [`backup/${name}`]);
+  });
+});

@@ -91,16 +91,26 @@ export async function putVolume(ctx: StoreContext, volname: string, o: PutVolume
       signal: ctx.signal,
     });
   }
+  const vol = await statVolume(ctx, volname);
   if ('path' in o.src) {
     if (o.removeSource) {
+      // the local copy goes only once a fresh HEAD shows the object the manifest describes
+      if (vol.verified !== true || vol.size !== size) {
+        throw new PveS3Error(
+          'IntegrityError',
+          `uploaded '${vol.volid}' could not be verified (remote size ${vol.size}, local ${size}, manifest ${vol.manifest ? 'not matching' : 'missing'}): local file '${o.src.path}' kept`,
+          { exitCode: EXIT.integrity, key },
+        );
+      }
       await rm(o.src.path, { force: true });
       await rm(o.src.path + NOTES_SUFFIX, { force: true });
       await rm(o.src.path + PROTECTED_SUFFIX, { force: true });
+      if (o.logPath !== undefined && vol.log === true) await rm(o.logPath, { force: true });
     } else if (isCachePath(ctx.settings.cacheDir, v.content, v.name, o.src.path)) {
       await writeRecord(ctx.settings.cacheDir!, v.content, v.name, stripQuotes(res.etag));
     }
   }
-  return statVolume(ctx, volname);
+  return vol;
 }
 
 export interface GetVolumeResult {
