@@ -307,6 +307,11 @@ is($PLUGIN->get_identity($scfg, $storeid), 'https://127.0.0.1:7480' =~ s/^/s3:/r
 is($PLUGIN->get_identity({ %$scfg, endpoint => 'HTTP://Host:9000/', use_ssl => 1 }, $storeid), 's3:http://host:9000/pve-bucket/pve/',
     'get_identity keeps an explicit scheme and normalises case');
 is($PLUGIN->volume_has_feature($scfg, 'copy', $storeid, $vol), undef, 'no volume features');
+is($PLUGIN->check_connection($storeid, $scfg), 1, 'check_connection never blocks local work (status reports reachability)');
+ok($PLUGIN->deactivate_storage($storeid, $scfg, {}), 'deactivate_storage is a no-op');
+PVE::Storage::deactivate_volumes({ ids => { $storeid => { %$scfg, type => 's3' } } }, ["$storeid:iso/debian.iso"]);
+ok(-f "$p/template/iso/debian.iso", 'deactivate_volume (VM stop) keeps the cached ISO: other guests may use it');
+is_deeply([$PLUGIN->volume_import_formats($scfg, $storeid, $vol)], [], 'no import formats');
 is_deeply([$PLUGIN->volume_export_formats($scfg, $storeid, $vol)], [], 'no export formats');
 
 # --- getting local files into the bucket ----------------------------------------------------

@@ -31,7 +31,13 @@ our @EXPORT_OK = qw(
     dir_glob_regex
     shell_quote
     df
+    $IPV4RE
+    $IPV6RE
 );
+
+# Address patterns other PVE modules import from here (simplified shapes, not upstream's).
+our $IPV4RE = qr/(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)/;
+our $IPV6RE = qr/(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}/;
 
 # Every run_command call, for tests that want to look at argv or options.
 our @CALLS;
