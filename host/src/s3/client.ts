@@ -231,7 +231,8 @@ export class S3Client {
     try {
       res = await this.transport.request({ ...r, method: 'GET', query, idempotent: true, signal: o.signal });
     } catch (e) {
-      if (e instanceof S3Error && !o.continuationToken && (e.code === 'NotImplemented' || e.code === 'InvalidArgument')) {
+      // only a refusal of the API itself: other errors (a bad max-keys, say) must not switch APIs for good
+      if (e instanceof S3Error && !o.continuationToken && (e.code === 'NotImplemented' || e.status === 501)) {
         this.transport.logger.info('ListObjectsV2 refused; using ListObjects (V1)', { endpoint: this.endpoint, code: e.code });
         this.listApi = 'v1';
         return this.listObjectsV1(o);
