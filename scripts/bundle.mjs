@@ -1,27 +1,91 @@
 #!/usr/bin/env node
-// Bundles the compiled host (host/dist, via the host/bin shims) into a few ESM files for the
-// installed tree: one entry per command plus shared chunks, so an operation loads only the
-// code it imports (dynamic import() stays a separate chunk). Production dependencies (undici,
-// fast-xml-parser) are inlined: nothing is fetched from npm at install time.
-// Usage: node scripts/bundle.mjs OUTDIR
+// Bundles the compiled host (host/dist, via the package.json `bin` shims in host/bin) into the
+// installed tree's ES modules: one file per command plus shared chunks under lib/, so an
+// operation loads only the code it imports (dynamic import() stays a separate chunk). Production
+// dependencies are inlined: nothing is fetched from npm at install time.
+//
+//   node scripts/bundle.mjs OUTDIR [--partial] [--full-undici] [--meta FILE]
+//     --partial      skip bin entries whose shim does not exist yet (development only)
+//     --full-undici  bundle undici's whole index instead of scripts/undici-agent.mjs (to measure)
+//     --no-v8-flags  leave out scripts/v8-flags.mjs (to measure)
+//     --meta FILE    write esbuild's metafile (what went into which output, byte counts)
 import { build } from 'esbuild';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const root = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..');
-const out = resolve(process.argv[2] ?? join(root, 'build', 'pkg'));
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const argv = process.argv.slice(2);
+const flag = (name) => {
+  const i = argv.indexOf(name);
+  if (i < 0) return false;
+  argv.splice(i, 1);
+  return true;
+};
+const option = (name) => {
+  const i = argv.indexOf(name);
+  if (i < 0) return undefined;
+  const v = argv[i + 1];
+  if (v === undefined) throw new Error(`${name} needs a value`);
+  argv.splice(i, 2);
+  return v;
+};
+const partial = flag('--partial');
+const fullUndici = flag('--full-undici');
+const noFlags = flag('--no-v8-flags');
+const metaFile = option('--meta');
+if (argv.length > 1 || argv.some((a) => a.startsWith('-'))) {
+  throw new Error(`usage: node scripts/bundle.mjs OUTDIR [--partial] [--full-undici] [--no-v8-flags] [--meta FILE] (got ${argv.join(' ')})`);
+}
+const out = resolve(argv[0] ?? join(root, 'build', 'pkg'));
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+const wasm = join(root, 'build', 'core.wasm');
+if (!existsSync(wasm)) throw new Error(`${wasm} is missing: run 'npm run build' first`);
+
+const entryPoints = {};
+const bins = new Map(); // entry name → the bin shim it starts with scripts/v8-flags.mjs
+for (const [name, file] of Object.entries(pkg.bin)) {
+  if (existsSync(join(root, file))) {
+    entryPoints[name] = `pve-s3-entry:${name}`;
+    bins.set(name, join(root, file));
+  }
+  else if (partial) console.error(`bundle: skipping bin ${name}: ${file} does not exist yet (--partial)`);
+  else throw new Error(`bin entry ${name}: ${file} is missing (run 'npm run build'; --partial skips it)`);
+}
+// The transfer engine starts its hashing thread from `new URL('./hash-worker.js', import.meta.url)`:
+// the worker must be a file of its own next to the chunk holding that code (checked below).
+const worker = join(root, 'host', 'dist', 'transfer', 'hash-worker.js');
+if (existsSync(worker)) entryPoints['lib/hash-worker'] = worker;
+
+// Each command's entry: the V8 flags first (ES module imports run in order), then its shim.
+const binEntries = {
+  name: 'bin-entries',
+  setup(b) {
+    b.onResolve({ filter: /^pve-s3-entry:/ }, (a) => ({ path: a.path, namespace: 'pve-s3-entry' }));
+    b.onLoad({ filter: /.*/, namespace: 'pve-s3-entry' }, (a) => {
+      const shim = bins.get(a.path.slice('pve-s3-entry:'.length));
+      const flags = join(root, 'scripts', 'v8-flags.mjs');
+      return {
+        contents: `#!/usr/bin/env node\n${noFlags ? '' : `import ${JSON.stringify(flags)};\n`}import ${JSON.stringify(shim)};\n`,
+        resolveDir: root,
+        loader: 'js',
+      };
+    });
+  },
+};
+
+const undiciShim = {
+  name: 'undici-agent',
+  setup(b) {
+    b.onResolve({ filter: /^undici$/ }, (a) =>
+      a.importer.endsWith('undici-agent.mjs') ? undefined : { path: join(root, 'scripts', 'undici-agent.mjs') },
+    );
+  },
+};
 
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
-
-const entryPoints = {};
-for (const [name, file] of Object.entries(pkg.bin)) {
-  if (!existsSync(join(root, file))) throw new Error(`bin entry ${name}: ${file} is missing`);
-  entryPoints[name] = join(root, file);
-}
-
-await build({
+const result = await build({
   entryPoints,
   outdir: out,
   bundle: true,
@@ -29,17 +93,41 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  outExtension: { '.js': '.mjs' },
+  // .js everywhere (package.json below says ESM): the host checks its own URL ends in .js
   chunkNames: 'lib/[name]-[hash]',
+  plugins: fullUndici ? [binEntries] : [binEntries, undiciShim],
   // ESM output still meets CommonJS dependencies that call require() on node builtins.
   banner: {
     js: "import { createRequire as __pveS3Req } from 'node:module'; const require = __pveS3Req(import.meta.url);",
   },
   legalComments: 'eof',
   minifySyntax: true,
+  metafile: true,
   logLevel: 'warning',
 });
-copyFileSync(join(root, 'build', 'core.wasm'), join(out, 'core.wasm'));
-// chunks live in lib/: the WASM loader looks next to the module that loads it
-copyFileSync(join(root, 'build', 'core.wasm'), join(out, 'lib', 'core.wasm'));
-console.error(`bundled ${Object.keys(entryPoints).map((n) => basename(n)).join(', ')} into ${out}`);
+writeFileSync(join(out, 'package.json'), JSON.stringify({ name: 'pve-s3-bundle', private: true, type: 'module' }, null, 2) + '\n');
+if (metaFile) writeFileSync(metaFile, JSON.stringify(result.metafile));
+
+// core.wasm goes next to the output that holds the loader (host/src/wasm/load.ts looks there).
+const outputs = Object.entries(result.metafile.outputs);
+const loaders = outputs.filter(([, o]) => Object.keys(o.inputs).some((i) => i.endsWith('host/dist/wasm/load.js')));
+if (loaders.length === 0) throw new Error('no bundle output contains host/dist/wasm/load.js: where would core.wasm go?');
+for (const dir of new Set(loaders.map(([f]) => dirname(resolve(f))))) copyFileSync(wasm, join(dir, 'core.wasm'));
+
+// Code found through `new URL('./x.js', import.meta.url)` must sit where the chunk expects it;
+// other files so referred to (package.json for a version string) are only reported.
+for (const [f] of outputs) {
+  const file = resolve(f);
+  if (!file.endsWith('.js')) continue;
+  const text = readFileSync(file, 'utf8');
+  for (const m of text.matchAll(/new URL\(\s*["'](\.{1,2}\/[^"']+)["']\s*,\s*import\.meta\.url\s*\)/g)) {
+    const target = resolve(dirname(file), m[1]);
+    if (existsSync(target)) continue;
+    const msg = `${relative(out, file)} refers to ${m[1]}, which the bundle does not contain`;
+    if (/\.(js|mjs|wasm)$/.test(m[1])) throw new Error(msg);
+    console.error(`bundle: note: ${msg}`);
+  }
+}
+
+const files = readdirSync(out, { recursive: true }).filter((f) => !f.toString().endsWith('/'));
+console.error(`bundle: ${Object.keys(entryPoints).join(', ')} → ${out} (${files.length} files${fullUndici ? ', whole undici' : ''})`);

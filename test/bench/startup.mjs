@@ -1,0 +1,184 @@
+#!/usr/bin/env node
+// Start-up cost of the installed host, the way PVE pays it: pvestatd starts the host once per
+// storage every 10 s for a `status` (docs/PROTOCOL.md). Wall time from spawn to exit of
+//   bare    node -e ''                                   (the yardstick)
+//   status  HOST < {"op":"status",…}  → RadosGW HeadBucket → envelope on stdout
+//   version HOST < {"op":"version"}   (no network: start-up and exit only)
+//   perl    the plugin's host_try('status') timed inside Perl (Perl → host → RadosGW → back;
+//           Perl's own start-up not counted), with the PVE test double of perl/t
+// interleaved round by round so the load of a shared machine hits every row alike; medians.
+// The goal (issue 6): status ≤ 1.5 × bare.
+//
+//   make bundle && node test/bench/startup.mjs            (build/pkg, the tree `make install` copies)
+//   node test/bench/startup.mjs --root DIR                (an installed tree: DIR/usr/lib/pve-s3)
+//   node test/bench/startup.mjs --host FILE[=LABEL] …     (any host executables, compared)
+//   options: --runs N (25) --no-perl --json
+//   S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY [S3_REGION] (default: $PVE_S3_RGW_DIR/s3.env, i.e. the
+//   test gateway of test/s3/rgw-up.sh, /tmp/pve-s3-rgw by default). A bucket is created and removed.
+import { spawnSync } from 'node:child_process';
+import { createHash, createHmac } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
+const args = process.argv.slice(2);
+let runs = 25;
+let json = false;
+let perl = true;
+const hosts = [];
+for (let i = 0; i < args.length; i++) {
+  const a = args[i];
+  if (a === '--runs') runs = Number(args[++i]);
+  else if (a === '--json') json = true;
+  else if (a === '--no-perl') perl = false;
+  else if (a === '--root') hosts.push({ file: join(resolve(args[++i]), 'usr/lib/pve-s3/pve-s3-host'), label: 'installed' });
+  else if (a === '--host') {
+    const [file, label] = args[++i].split('=');
+    hosts.push({ file: resolve(file), label: label ?? file });
+  } else throw new Error(`unknown argument '${a}' (see the comment at the top of ${fileURLToPath(import.meta.url)})`);
+}
+if (!Number.isInteger(runs) || runs < 3) throw new Error(`invalid --runs '${runs}': must be an integer ≥ 3`);
+if (hosts.length === 0) hosts.push({ file: join(root, 'build/pkg/pve-s3-host.js'), label: 'build/pkg' });
+for (const h of hosts) if (!existsSync(h.file)) throw new Error(`host ${h.file} does not exist: run 'make bundle' (or give --root/--host)`);
+
+const env = { ...process.env };
+if (!env.S3_ENDPOINT) {
+  const f = join(env.PVE_S3_RGW_DIR || '/tmp/pve-s3-rgw', 's3.env');
+  if (!existsSync(f)) throw new Error(`no S3_ENDPOINT and no ${f}: start the test gateway (test/s3/rgw-up.sh) or set S3_*`);
+  for (const l of readFileSync(f, 'utf8').split('\n')) {
+    const m = /^(?:export )?([A-Z0-9_]+)=(.*)$/.exec(l.trim());
+    if (m && !env[m[1]]) env[m[1]] = m[2].replace(/^['"]|['"]$/g, '');
+  }
+}
+const region = env.S3_REGION || 'us-east-1';
+
+// The bucket is made with a hand-signed request so that this script needs nothing built.
+function s3(method, bucket) {
+  const u = new URL(env.S3_ENDPOINT);
+  const now = new Date().toISOString().replace(/[-:]|\.\d+/g, '');
+  const day = now.slice(0, 8);
+  const empty = createHash('sha256').update('').digest('hex');
+  const canon = [method, `/${bucket}`, '', `host:${u.host}`, `x-amz-content-sha256:${empty}`, `x-amz-date:${now}`, '', 'host;x-amz-content-sha256;x-amz-date', empty].join('\n');
+  const scope = `${day}/${region}/s3/aws4_request`;
+  const sts = ['AWS4-HMAC-SHA256', now, scope, createHash('sha256').update(canon).digest('hex')].join('\n');
+  let k = createHmac('sha256', `AWS4${env.S3_SECRET_KEY}`).update(day).digest();
+  for (const p of [region, 's3', 'aws4_request']) k = createHmac('sha256', k).update(p).digest();
+  const sig = createHmac('sha256', k).update(sts).digest('hex');
+  return fetch(`${u.origin}/${bucket}`, {
+    method,
+    headers: {
+      'x-amz-date': now,
+      'x-amz-content-sha256': empty,
+      authorization: `AWS4-HMAC-SHA256 Credential=${env.S3_ACCESS_KEY}/${scope}, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=${sig}`,
+    },
+  }).then(async (r) => {
+    if (!r.ok) throw new Error(`${method} bucket ${bucket}: HTTP ${r.status} ${(await r.text()).slice(0, 200)}`);
+  });
+}
+
+const bucket = `startup-bench-${Date.now().toString(36)}`;
+const tmp = mkdtempSync(join(tmpdir(), 'pve-s3-startup-'));
+const storage = {
+  id: 'bench-s3',
+  bucket,
+  endpoint: env.S3_ENDPOINT,
+  region,
+  access_key: env.S3_ACCESS_KEY,
+  secret_key: env.S3_SECRET_KEY,
+  force_path_style: '1',
+  path: join(tmp, 'cache'),
+};
+const statusReq = JSON.stringify({ v: 1, op: 'status', deadline_ms: 4000, storage });
+const versionReq = JSON.stringify({ v: 1, op: 'version' });
+// the host inherits no S3_* (the request is complete) and logs into the scratch dir
+const childEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('S3_')));
+childEnv.PVE_S3_LOG_FILE = join(tmp, 'host.log');
+
+function timed(cmd, argv, input, check) {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(cmd, argv, { input, env: childEnv, maxBuffer: 1 << 20 });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0 || (check && !check(r.stdout.toString()))) {
+    throw new Error(`${cmd} ${argv.join(' ')} failed (exit ${r.status}): ${r.stdout}${r.stderr}`.slice(0, 2000));
+  }
+  return ms;
+}
+const activeReply = (out) => JSON.parse(out).result?.active === true;
+
+// Perl: load the plugin once per run (not timed), then time one host_try('status') call.
+const perlScript = `
+use strict; use warnings;
+use Time::HiRes qw(time);
+use S3PluginTest;
+S3PluginTest::load_plugin('9');
+my $scfg = { type => 's3', bucket => $ENV{B_BUCKET}, endpoint => $ENV{B_ENDPOINT}, region => $ENV{B_REGION},
+  access_key => $ENV{B_AK}, force_path_style => 1, path => $ENV{B_PATH}, content => { backup => 1 }, shared => 1 };
+S3PluginTest::write_file("$ENV{PVE_S3_PRIV_DIR}/bench-s3.pw", "$ENV{B_SK}\\n");
+my $t0 = time();
+my ($res, $err) = PVE::Storage::Custom::S3Plugin::host_try('bench-s3', $scfg, 'status', {});
+my $ms = (time() - $t0) * 1000;
+die "status failed: $err->{message}\\n" if $err || !$res->{active};
+printf("%.3f\\n", $ms);
+`;
+function perlRun(host) {
+  const r = spawnSync('perl', ['-I', join(root, 'perl/t/lib'), '-I', join(root, 'perl'), '-e', perlScript], {
+    env: {
+      ...childEnv,
+      PVE_S3_HOST_BIN: host,
+      PVE_S3_PRIV_DIR: join(tmp, 'priv'),
+      B_BUCKET: bucket, B_ENDPOINT: env.S3_ENDPOINT, B_REGION: region, B_AK: env.S3_ACCESS_KEY, B_SK: env.S3_SECRET_KEY,
+      B_PATH: join(tmp, 'perl-cache'),
+    },
+  });
+  if (r.status !== 0) throw new Error(`perl status run failed: ${r.stderr}`.slice(0, 2000));
+  return Number(r.stdout.toString().trim());
+}
+if (perl && spawnSync('perl', ['-e', '1']).status !== 0) perl = false;
+
+const median = (a) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+await s3('PUT', bucket);
+const rows = [{ name: 'bare', label: "node -e ''", times: [] }];
+for (const h of hosts) {
+  rows.push({ name: 'status', label: `${h.label} status`, host: h, times: [] });
+  rows.push({ name: 'version', label: `${h.label} version`, host: h, times: [] });
+  if (perl) rows.push({ name: 'perl', label: `${h.label} perl→host status`, host: h, times: [] });
+}
+try {
+  // one untimed round warms the page cache for every file involved
+  for (let i = 0; i <= runs; i++) {
+    for (const r of rows) {
+      let ms;
+      if (r.name === 'bare') ms = timed(process.execPath, ['-e', ''], '');
+      else if (r.name === 'status') ms = timed(process.execPath, [r.host.file], statusReq, activeReply);
+      else if (r.name === 'version') ms = timed(process.execPath, [r.host.file], versionReq);
+      else ms = perlRun(`${process.execPath} ${r.host.file}`);
+      if (i > 0) r.times.push(ms);
+    }
+  }
+} finally {
+  await s3('DELETE', bucket).catch((e) => console.error(`cleanup: ${e.message}`));
+  rmSync(tmp, { recursive: true, force: true });
+}
+
+const bare = median(rows[0].times);
+const summary = rows.map((r) => ({
+  label: r.label,
+  median_ms: +median(r.times).toFixed(1),
+  min_ms: +Math.min(...r.times).toFixed(1),
+  ratio: +(median(r.times) / bare).toFixed(2),
+}));
+const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+if (json) {
+  console.log(JSON.stringify({ node: process.version, runs, load, rows: summary }, null, 2));
+} else {
+  console.log(`node ${process.version}, ${runs} interleaved runs, load ${load}`);
+  for (const s of summary) console.log(`${s.label.padEnd(44)} median ${String(s.median_ms).padStart(7)} ms  min ${String(s.min_ms).padStart(7)} ms  ${s.ratio.toFixed(2)}× bare`);
+  const st = summary.filter((_, i) => rows[i].name === 'status');
+  for (const s of st) console.log(`${s.label}: ${s.ratio <= 1.5 ? 'within' : 'ABOVE'} the 1.5× goal`);
+}
