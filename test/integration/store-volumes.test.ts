@@ -245,3 +245,18 @@ describe('upload with removeSource', () => {
     await deleteVolumes(ctx, [`backup/${name}`]);
   });
 });
+
+describe('upload from a stream', () => {
+  it('stores a stream (vzdump --stdout) multipart, with manifest and metadata, byte-identical', async () => {
+    const { Readable } = await import('node:stream');
+    const data = randomBytes(12 * MiB + 5);
+    const name = 'vzdump-lxc-160-2024_06_02-00_00_00.tar.zst';
+    const chunks = Array.from({ length: Math.ceil(data.length / 65536) }, (_, i) => data.subarray(i * 65536, (i + 1) * 65536));
+    const vol = await putVolume(ctx, `backup/${name}`, { src: { stream: Readable.from(chunks), maxSize: 64 * MiB } });
+    expect(vol).toMatchObject({ size: data.length, verified: true, vmid: 160, subtype: 'lxc' });
+    const got = await readAll((await c.getObject(`${PREFIX}dump/${name}`)).body);
+    expect(got.equals(data)).toBe(true);
+    expect((await c.headObject(`${PREFIX}dump/${name}`)).metadata).toMatchObject({ vmid: '160', 'guest-type': 'lxc', format: 'tar' });
+    await deleteVolumes(ctx, [`backup/${name}`]);
+  });
+});
