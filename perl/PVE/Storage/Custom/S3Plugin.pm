@@ -1158,6 +1158,8 @@ sub spawn_detached {
         open(STDIN, '<', '/dev/null');
         open(STDOUT, '>', '/dev/null');
         open(STDERR, '>', '/dev/null');
+        # Drop whatever the daemon had open (sockets, its pid-file lock): the job may outlive it.
+        POSIX::close($_) for 3 .. 1023;
         $code->();
     };
     POSIX::_exit(0);
