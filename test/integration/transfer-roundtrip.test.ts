@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,6 +118,31 @@ describe('upload shape', () => {
     const head = await c.headObject(manifestKey('progress/obj'));
     expect(head.size).toBeGreaterThan(100);
     expect(events.at(-1)).toMatchObject({ bytes: 11 * MiB, parts: 3 });
+  });
+});
+
+describe('encryption', () => {
+  it('SSE-C multipart: parts and manifest carry the key; download and verify need it', async () => {
+    const sse = { type: 'SSE-C' as const, key: randomBytes(32) };
+    const data = payload(12 * MiB + 1, 21);
+    const up = await uploadObject(c, 'sse/c', { stream: oddStream(data) }, { chunkSizeMB: CHUNK_MB, concurrency: 2, put: { sse } });
+    expect(up.partCount).toBe(3);
+    const out = collector();
+    const r = await downloadObject(c, 'sse/c', { stream: out.stream }, { concurrency: 3, sse });
+    expect(r.verifiedBy).toBe('manifest');
+    expect(out.data().equals(data)).toBe(true);
+    expect(await verifyObject(c, 'sse/c', { sse })).toBe('good');
+    await expect(downloadObject(c, 'sse/c', { path: join(dir, 'ssec-nokey') }, { concurrency: 2 })).rejects.toBeTruthy();
+    expect(await tempLeftovers(dir)).toEqual([]);
+  });
+
+  it('SSE-KMS single PUT: manifest verifies (the ETag is no MD5 here)', async () => {
+    const data = payload(MiB + 3, 22);
+    await uploadObject(c, 'sse/kms', { stream: oddStream(data) }, { chunkSizeMB: CHUNK_MB, concurrency: 2, put: { sse: { type: 'aws:kms', keyId: 'testkey-1' } } });
+    const dest = join(dir, 'kms.bin');
+    const r = await downloadObject(c, 'sse/kms', { path: dest }, { concurrency: 2 });
+    expect(r.verifiedBy).toBe('manifest');
+    expect((await readFile(dest)).equals(data)).toBe(true);
   });
 });
 

@@ -122,6 +122,22 @@ describe('FileChunkSource', () => {
     });
   }
 
+  it('skips parts a resumed upload already stored', async () => {
+    const path = join(dir, 'skip');
+    const data = pattern(4500, 3);
+    await writeFile(path, data);
+    const src = new FileChunkSource(await openSourceFile(path), 1000, (n) => n === 1 || n === 3 || n === 5);
+    const { parts } = await drain(src, 1000);
+    await src.close();
+    expect(parts.map((p) => [p.n, p.offset, p.length])).toEqual([
+      [2, 1000, 1000],
+      [4, 3000, 1000],
+    ]);
+    const all = new FileChunkSource(await openSourceFile(path), 1000, () => true);
+    expect(await all.read(Buffer.alloc(1000))).toBeNull();
+    await all.close();
+  });
+
   it('notices a file that grew while being read', async () => {
     const path = join(dir, 'growing');
     await writeFile(path, pattern(1500));

@@ -22,6 +22,7 @@ import { HASH_SLICE, yieldToLoop } from './part-hasher.js';
 import { ProgressTracker, type Progress } from './progress.js';
 import { checkDestination, commitTemp, createTemp, discardTemp, type TempFile } from './temp-file.js';
 import { abortedError, integrityError, isAbortError } from './transfer-errors.js';
+import type { SseOptions } from '../s3/types.js';
 import type { TransferClient, TransferObjectInfo } from './transfer-client.js';
 
 export type DownloadDest = { path: string } | { stream: Writable };
@@ -34,6 +35,8 @@ export interface DownloadOptions {
   force?: boolean;
   /** extra attempts for a range that failed (default 2) */
   rangeRetries?: number;
+  /** the key of an SSE-C object (other SSE types need nothing to read) */
+  sse?: SseOptions;
 }
 
 export interface DownloadResult {
@@ -64,10 +67,10 @@ export async function downloadObject(client: TransferClient, key: string, dest: 
   if ('path' in dest) await checkDestination(dest.path, o.force === true);
   if (o.signal?.aborted) throw abortedError(key, 'download', o.signal.reason);
 
-  const info = await client.headObject(key);
-  const manifest = await readManifest(client, key, { signal: o.signal });
+  const info = await client.headObject(key, { signal: o.signal, sse: o.sse });
+  const manifest = await readManifest(client, key, { signal: o.signal, sse: o.sse });
   const ranges = planRanges(key, info, manifest);
-  const md5Check = !manifest && isPlainMd5Etag(info);
+  const md5Check = !manifest && o.sse?.type !== 'SSE-C' && isPlainMd5Etag(info);
   const progress = new ProgressTracker(o.onProgress, info.size, ranges.length || 1);
   const job = new RangeJob(client, key, o, progress);
   const verifiedBy = manifest ? 'manifest' : md5Check ? 'md5' : 'size';
@@ -105,13 +108,13 @@ export type Verdict = 'good' | 'corrupt' | 'missing-manifest';
 export async function verifyObject(
   client: TransferClient,
   key: string,
-  o: { concurrency?: number; signal?: AbortSignal; onProgress?(p: Progress): void } = {},
+  o: { concurrency?: number; signal?: AbortSignal; onProgress?(p: Progress): void; sse?: SseOptions } = {},
 ): Promise<Verdict> {
   const concurrency = o.concurrency ?? 3;
   checkConcurrency(concurrency);
   let manifest: Manifest | null;
   try {
-    manifest = await readManifest(client, key, { signal: o.signal });
+    manifest = await readManifest(client, key, { signal: o.signal, sse: o.sse });
   } catch (e) {
     if ((e as { code?: unknown }).code === 'ManifestInvalid') return 'missing-manifest';
     throw e;
@@ -119,7 +122,7 @@ export async function verifyObject(
   if (!manifest) return 'missing-manifest';
   let info: TransferObjectInfo;
   try {
-    info = await client.headObject(key);
+    info = await client.headObject(key, { signal: o.signal, sse: o.sse });
   } catch (e) {
     if (isNotFound(e)) return 'corrupt';
     throw e;
@@ -127,7 +130,7 @@ export async function verifyObject(
   if (info.size !== manifest.size) return 'corrupt';
   const ranges = planRanges(key, info, manifest);
   const progress = new ProgressTracker(o.onProgress, info.size, ranges.length);
-  const job = new RangeJob(client, key, { concurrency, signal: o.signal }, progress);
+  const job = new RangeJob(client, key, { concurrency, signal: o.signal, sse: o.sse }, progress);
   try {
     await job.parallel(ranges, () => () => undefined);
   } catch (e) {
@@ -173,7 +176,7 @@ class RangeJob {
   constructor(
     private readonly client: TransferClient,
     private readonly key: string,
-    private readonly o: { concurrency: number; signal?: AbortSignal; rangeRetries?: number },
+    private readonly o: { concurrency: number; signal?: AbortSignal; rangeRetries?: number; sse?: SseOptions },
     private readonly progress: ProgressTracker,
   ) {}
 
@@ -313,7 +316,7 @@ class RangeJob {
     if (r.length === 0) return h.digest();
     let ok = false;
     try {
-      const { body } = await this.client.getObject(this.key, { range: [r.start, r.start + r.length - 1], signal: this.cancel.signal });
+      const { body } = await this.client.getObject(this.key, { range: [r.start, r.start + r.length - 1], signal: this.cancel.signal, sse: this.o.sse });
       let got = 0;
       let pending: Uint8Array[] = [];
       let pendingBytes = 0;

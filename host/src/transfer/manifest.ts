@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { Sha256 } from '../wasm/digests.js';
+import type { SseOptions } from '../s3/types.js';
 import type { TransferClient } from './transfer-client.js';
 
 export const MANIFEST_SUFFIX = '.s3manifest';
@@ -143,10 +144,10 @@ export function parseManifest(text: string, key: string): Manifest {
 }
 
 /** The object's manifest, or null when it has none (uploaded by another tool, or incomplete). */
-export async function readManifest(client: TransferClient, key: string, o: { signal?: AbortSignal } = {}): Promise<Manifest | null> {
+export async function readManifest(client: TransferClient, key: string, o: { signal?: AbortSignal; sse?: SseOptions } = {}): Promise<Manifest | null> {
   let body: AsyncIterable<Uint8Array>;
   try {
-    ({ body } = await client.getObject(manifestKey(key), { signal: o.signal }));
+    ({ body } = await client.getObject(manifestKey(key), { signal: o.signal, sse: o.sse }));
   } catch (e) {
     if (isNotFound(e)) return null;
     throw e;

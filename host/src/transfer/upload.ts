@@ -199,7 +199,7 @@ async function singlePut(
     etag,
     meta: o.manifestMeta,
   });
-  await writeManifest(client, key, manifest);
+  await writeManifest(client, key, manifest, o.put);
   progress.finish();
   return { key, size: data.length, etag, multipart: false, partSize, partCount: 1, manifest, manifestKey: manifestKey(key) };
 }
@@ -276,7 +276,7 @@ class MultipartRun {
     }
     await this.resume?.journal.remove();
     // some RadosGW releases answer Complete with an empty <ETag/>; the object has one
-    if (!etag) etag = (await this.client.headObject(this.key)).etag;
+    if (!etag) etag = (await this.client.headObject(this.key, { sse: this.o.put?.sse })).etag;
     const size = this.sizes.reduce((a, b) => a + b, 0);
     const manifest = buildManifest({
       key: this.key,
@@ -289,7 +289,7 @@ class MultipartRun {
       etag,
       meta: this.o.manifestMeta,
     });
-    await writeManifest(this.client, this.key, manifest);
+    await writeManifest(this.client, this.key, manifest, this.o.put);
     this.progress.finish();
     return { key: this.key, size, etag, multipart: true, partSize, partCount: parts.length, manifest, manifestKey: manifestKey(this.key) };
   }
@@ -370,7 +370,12 @@ class MultipartRun {
         const hexDigest = Buffer.from(p.digest).toString('hex');
         const body = p.buf.subarray(0, p.length);
         const { etag } = await withPartRetries(this.o, this.cancel.signal, () =>
-          this.client.uploadPart(this.key, this.uploadId, p.n, body, hexDigest, { signal: this.cancel.signal }),
+          this.client.uploadPart(this.key, this.uploadId, p.n, body, hexDigest, {
+            signal: this.cancel.signal,
+            // SSE-C parts carry the key; Object Lock buckets want Content-MD5 on parts too
+            sse: this.o.put?.sse,
+            contentMd5: this.o.put?.contentMd5,
+          }),
         );
         this.etags[p.n - 1] = etag;
         this.digests[p.n - 1] = p.digest;
@@ -440,13 +445,21 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-async function writeManifest(client: TransferClient, key: string, m: Manifest): Promise<void> {
+/**
+ * The manifest is encrypted like its object (a bucket policy demanding SSE applies to it too, and
+ * an SSE-C object's manifest opens with the same key) and honours Content-MD5, but keeps the
+ * default storage class: it must stay readable when the object moves to an archive tier.
+ */
+async function writeManifest(client: TransferClient, key: string, m: Manifest, put: TransferPutOptions | undefined): Promise<void> {
   const body = serializeManifest(m);
   const digest = await hashPart(body);
   try {
     await client.putObject(manifestKey(key), body, {
       contentType: 'application/json',
       sha256Hex: Buffer.from(digest).toString('hex'),
+      sse: put?.sse,
+      contentMd5: put?.contentMd5,
+      objectLock: put?.objectLock,
     });
   } catch (e) {
     const err = asPveS3Error(e);
