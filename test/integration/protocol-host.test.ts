@@ -1,7 +1,7 @@
 // The protocol end to end: `node host/bin/pve-s3-host.js` as a subprocess (built by `npm test`),
 // one request on stdin, against the real RadosGW. Asserts envelope shapes, exit codes, the last
 // stderr line, error mapping, and that the secret never leaves the process.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -85,6 +85,23 @@ afterAll(async () => {
   if (c) await dropBucket(c);
   await closeTestClients();
   if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('lazy loading', () => {
+  it('status loads neither the transfer engine nor the listing/maintenance code of the store', async () => {
+    const log = join(dir, 'loaded.txt');
+    const hook = `import { appendFileSync } from 'node:fs'; export async function resolve(s, c, n) { const r = await n(s, c); appendFileSync(${JSON.stringify(log)}, r.url + '\\n'); return r; }`;
+    const reg = `import { register } from 'node:module'; register(${JSON.stringify('data:text/javascript,' + encodeURIComponent(hook))});`;
+    const r = spawnSync(process.execPath, ['--import', 'data:text/javascript,' + encodeURIComponent(reg), HOST], {
+      input: JSON.stringify(req('status')),
+      env: { ...process.env, PVE_S3_LOG_FILE: join(dir, 'host.log') },
+      encoding: 'utf8',
+    });
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true });
+    const loaded = (await readFile(log, 'utf8')).split('\n').filter((u) => u.includes('/host/dist/'));
+    expect(loaded.some((u) => u.endsWith('/store/usage.js'))).toBe(true);
+    expect(loaded.filter((u) => /\/(transfer)\/|\/store\/(list|transfer|integrity|sync|status|prune|cleanup|lifecycle|multipart|volumes)\.js$/.test(u))).toEqual([]);
+  });
 });
 
 describe('a backup through its whole life', () => {
