@@ -98,6 +98,10 @@ unlink("$dump/$archive{2}.notes");
 PVE::Storage::update_volume_attribute($cfg, "$storeid:backup/$archive{2}", 'notes', "nightly backup\nsecond line");
 is(read_file("$dump/$archive{2}.notes"), "nightly backup\nsecond line", 'notes of a pending archive go to its local sidecar');
 
+# vzdump --protected marks the archive before backup-end, too.
+PVE::Storage::update_volume_attribute($cfg, "$storeid:backup/$archive{2}", 'protected', 1);
+ok(-e "$dump/$archive{2}.protected", 'protecting a pending archive writes the local marker');
+
 my $list = PVE::Storage::volume_list($cfg, $storeid, 100, 'backup');
 my ($pending) = grep { $_->{volid} eq "$storeid:backup/$archive{2}" } @$list;
 ok($pending, 'before upload the local archive is listed (pending)');
@@ -137,6 +141,10 @@ ok($s3->object_exists($bucket, "pve/dump/vzdump-qemu-100-2024_01_02-10_00_00.log
 
 $list = PVE::Storage::volume_list($cfg, $storeid, 100, 'backup');
 is(scalar(@$list), 3, 'three backups of guest 100 listed from the bucket');
+ok($s3->object_exists($bucket, "pve/dump/$archive{2}.protected"), 'the protection went up with the archive');
+is((grep { $_->{volid} eq "$storeid:backup/$archive{2}" } @$list)[0]->{protected}, 1, '... and is listed');
+PVE::Storage::update_volume_attribute($cfg, "$storeid:backup/$archive{2}", 'protected', 0);
+ok(!$s3->object_exists($bucket, "pve/dump/$archive{2}.protected"), 'unprotected in the bucket');
 my ($b2) = grep { $_->{volid} eq "$storeid:backup/$archive{2}" } @$list;
 is($b2->{vmid}, 100, 'vmid');
 is($b2->{size}, 12 * 1024 * 1024 + 7, 'size');
