@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { BufferPool } from '../../host/src/transfer/buffer-pool.js';
 import { ProgressTracker, type Progress } from '../../host/src/transfer/progress.js';
 
@@ -55,5 +55,35 @@ describe('BufferPool', () => {
     expect(third).toBe(a);
     expect(pool.allocated).toBe(2);
     pool.release(b);
+  });
+});
+
+describe('RateLimiter (bwlimit)', () => {
+  it('lets a burst through, then holds the average rate, debt included', async () => {
+    const { RateLimiter } = await import('../../host/src/transfer/rate-limit.js');
+    vi.useFakeTimers();
+    try {
+      let t = 0;
+      const rl = new RateLimiter(1024, () => t); // 1 MiB/s, burst 256 KiB
+      let done = false;
+      await rl.take(256 * 1024); // the burst: no wait
+      const p = rl.take(512 * 1024).then(() => (done = true)); // half a second of debt
+      await vi.advanceTimersByTimeAsync(499);
+      expect(done).toBe(false);
+      await vi.advanceTimersByTimeAsync(2);
+      expect(done).toBe(true);
+      await p;
+      // aborting releases a waiter at once
+      t = 501;
+      const ac = new AbortController();
+      let released = false;
+      const q = rl.take(10 << 20, ac.signal).then(() => (released = true));
+      ac.abort();
+      await vi.advanceTimersByTimeAsync(0);
+      expect(released).toBe(true);
+      await q;
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -20,6 +20,7 @@ import { hex, isNotFound, readManifest, type Manifest } from './manifest.js';
 import { hashService } from './hash-service.js';
 import { HASH_SLICE, yieldToLoop } from './part-hasher.js';
 import { ProgressTracker, type Progress } from './progress.js';
+import { limiterFor, type RateLimiter } from './rate-limit.js';
 import { checkDestination, commitTemp, createTemp, discardTemp, type TempFile } from './temp-file.js';
 import { abortedError, integrityError, isAbortError } from './transfer-errors.js';
 import type { SseOptions } from '../s3/types.js';
@@ -37,6 +38,8 @@ export interface DownloadOptions {
   rangeRetries?: number;
   /** the key of an SSE-C object (other SSE types need nothing to read) */
   sse?: SseOptions;
+  /** PVE bwlimit in KiB/s (0 or absent: none) */
+  bwlimitKiB?: number;
 }
 
 export interface DownloadResult {
@@ -64,6 +67,7 @@ type Sink = (chunks: Uint8Array[], offsetInRange: number) => Promise<void> | voi
 
 export async function downloadObject(client: TransferClient, key: string, dest: DownloadDest, o: DownloadOptions): Promise<DownloadResult> {
   checkConcurrency(o.concurrency);
+  checkBwlimit(o.bwlimitKiB);
   if ('path' in dest) await checkDestination(dest.path, o.force === true);
   if (o.signal?.aborted) throw abortedError(key, 'download', o.signal.reason);
 
@@ -142,6 +146,10 @@ export async function verifyObject(
   return 'good';
 }
 
+function checkBwlimit(v: number | undefined): void {
+  if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new ConfigError('bwlimit', v, 'must be a whole number of KiB/s ≥ 0 (0 = unlimited)');
+}
+
 function checkConcurrency(c: number): void {
   if (!Number.isInteger(c) || c < 1 || c > 20) throw new ConfigError('max_concurrent_uploads', c, 'must be an integer 1..20');
 }
@@ -172,13 +180,16 @@ const stripQuotes = (s: string): string => s.replace(/^(W\/)?"|"$/g, '');
 class RangeJob {
   private readonly cancel = new AbortController();
   private failure: unknown = null;
+  private readonly limiter: RateLimiter | undefined;
 
   constructor(
     private readonly client: TransferClient,
     private readonly key: string,
-    private readonly o: { concurrency: number; signal?: AbortSignal; rangeRetries?: number; sse?: SseOptions },
+    private readonly o: { concurrency: number; signal?: AbortSignal; rangeRetries?: number; sse?: SseOptions; bwlimitKiB?: number },
     private readonly progress: ProgressTracker,
-  ) {}
+  ) {
+    this.limiter = limiterFor(o.bwlimitKiB);
+  }
 
   /** Runs ranges on `concurrency` workers; the first failure cancels the rest. */
   async parallel(ranges: Range[], sinkFor: (r: Range) => Sink, onDone?: (r: Range) => Promise<void> | void, gate?: (r: Range) => Promise<void>): Promise<void> {
@@ -333,6 +344,7 @@ class RangeJob {
       for await (const c of body) {
         if (got + c.length > r.length) throw new PveS3Error('ShortRead', `server sent more than the ${r.length} bytes asked for in a range of '${this.key}'`, { retryable: true });
         got += c.length;
+        if (this.limiter) await this.limiter.take(c.length, this.cancel.signal);
         pending.push(c);
         pendingBytes += c.length;
         count(c.length);

@@ -25,6 +25,7 @@ import { buildManifest, manifestKey, serializeManifest, type Manifest } from './
 import { hashService } from './hash-service.js';
 import { hashPart } from './part-hasher.js';
 import { ProgressTracker, type Progress } from './progress.js';
+import { limiterFor, type RateLimiter } from './rate-limit.js';
 import { abortedError, isAbortError } from './transfer-errors.js';
 import type { TransferClient, TransferPutOptions } from './transfer-client.js';
 
@@ -39,6 +40,8 @@ export interface UploadOptions {
   onProgress?(p: Progress): void;
   /** extra attempts for a part whose request failed with a retryable error after the client's own retries (default 2) */
   partRetries?: number;
+  /** PVE bwlimit in KiB/s (0 or absent: none) */
+  bwlimitKiB?: number;
   /** keep a resume journal here (file sources, multipart): an upload whose process died
    *  continues from the parts already stored (journal.ts) */
   journalDir?: string;
@@ -65,6 +68,9 @@ interface PreparedPart extends PartSlice {
 export async function uploadObject(client: TransferClient, key: string, src: UploadSource, o: UploadOptions): Promise<UploadResult> {
   if (!Number.isInteger(o.concurrency) || o.concurrency < 1 || o.concurrency > 20) {
     throw new ConfigError('max_concurrent_uploads', o.concurrency, 'must be an integer 1..20');
+  }
+  if (o.bwlimitKiB !== undefined && (!Number.isInteger(o.bwlimitKiB) || o.bwlimitKiB < 0)) {
+    throw new ConfigError('bwlimit', o.bwlimitKiB, 'must be a whole number of KiB/s ≥ 0 (0 = unlimited)');
   }
   if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
 
@@ -186,6 +192,8 @@ async function singlePut(
   const digest = hashed.digest;
   if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
   const hexDigest = Buffer.from(digest).toString('hex');
+  await limiterFor(o.bwlimitKiB)?.take(length, o.signal);
+  if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
   const { etag } = await withPartRetries(o, o.signal, () => client.putObject(key, data, { ...o.put, sha256Hex: hexDigest, signal: o.signal }));
   progress.add(data.length, 1);
   const manifest = buildManifest({
@@ -215,6 +223,7 @@ class MultipartRun {
   private producerDone = false;
   private readonly takers: Array<() => void> = [];
   private readonly putters: Array<() => void> = [];
+  private readonly limiter: RateLimiter | undefined;
 
   constructor(
     private readonly client: TransferClient,
@@ -226,7 +235,9 @@ class MultipartRun {
     private readonly progress: ProgressTracker,
     private readonly whole: Sha256 | undefined,
     private readonly resume: Resume | null,
-  ) {}
+  ) {
+    this.limiter = limiterFor(o.bwlimitKiB);
+  }
 
   async run(first: PreparedPart | null, partSize: number, expectedParts: number | null): Promise<UploadResult> {
     let keptBytes = 0;
@@ -369,6 +380,8 @@ class MultipartRun {
       try {
         const hexDigest = Buffer.from(p.digest).toString('hex');
         const body = p.buf.subarray(0, p.length);
+        await this.limiter?.take(p.length, this.cancel.signal);
+        if (this.failure) continue;
         const { etag } = await withPartRetries(this.o, this.cancel.signal, () =>
           this.client.uploadPart(this.key, this.uploadId, p.n, body, hexDigest, {
             signal: this.cancel.signal,
