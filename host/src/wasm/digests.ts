@@ -21,14 +21,27 @@ function bytesOf(d: Bytes, what: string): Uint8Array {
   throw new PveS3Error('InvalidArgument', `invalid ${what} '${typeof d}': must be a Uint8Array or a string`);
 }
 
+// V8 first runs WASM in its baseline compiler and swaps in optimised code between calls, once a
+// function has run enough. The unrolled kernels are very slow in baseline code (~20 MB/s), so the
+// first MiB of a process goes in small slices: the optimised code arrives after a few of them
+// instead of after a whole 1 MiB call (saves ~25-40 ms per process that hashes bulk data).
+// Each kernel warms up separately, so each has its own count.
+const WARM_SLICE = 16 * 1024;
+const WARM_BYTES = 1 << 20;
+type Kernel = 'sha256' | 'sha256x4' | 'md5' | 'crc32c' | 'crc64nvme';
+const fed: Record<Kernel, number> = { sha256: 0, sha256x4: 0, md5: 0, crc32c: 0, crc64nvme: 0 };
+
 /** Feeds `d` through the I/O region in slices, calling `step(ptr, len)` for each. */
-function feed(d: Uint8Array, step: (ptr: number, len: number) => void): void {
+function feed(kernel: Kernel, d: Uint8Array, step: (ptr: number, len: number) => void): void {
   const { io, ioSize } = regions();
   const mem = heap();
-  for (let off = 0; off < d.length; off += ioSize) {
-    const n = Math.min(ioSize, d.length - off);
+  for (let off = 0; off < d.length; ) {
+    const slice = fed[kernel] < WARM_BYTES ? WARM_SLICE : ioSize;
+    const n = Math.min(slice, d.length - off);
     mem.set(d.subarray(off, off + n), io);
     step(io, n);
+    off += n;
+    fed[kernel] += n;
   }
 }
 
@@ -55,6 +68,7 @@ abstract class SlotHash {
   protected readonly core: DigestCore = digestCore();
 
   protected abstract readonly name: string;
+  protected abstract readonly kernel: Kernel;
   protected abstract readonly size: number;
   protected abstract pool(): SlotPool;
   protected abstract init(ctx: number): void;
@@ -71,7 +85,7 @@ abstract class SlotHash {
     if (d.length === 0) return this;
     // One bind per update: nothing else can use the pool until this synchronous call returns.
     const ctx = this.pool().bind(this.owner);
-    feed(d, (ptr, len) => this.step(ctx, ptr, len));
+    feed(this.kernel, d, (ptr, len) => this.step(ctx, ptr, len));
     return this;
   }
 
@@ -90,6 +104,7 @@ abstract class SlotHash {
 
 export class Sha256 extends SlotHash {
   protected readonly name = 'Sha256';
+  protected readonly kernel = 'sha256';
   protected readonly size = 32;
   constructor() {
     super();
@@ -107,6 +122,7 @@ export class Sha256 extends SlotHash {
 
 export class Md5 extends SlotHash {
   protected readonly name = 'Md5';
+  protected readonly kernel = 'md5';
   protected readonly size = 16;
   constructor() {
     super();
@@ -137,7 +153,7 @@ export class Crc32c {
 
   update(data: Bytes): this {
     const core = digestCore();
-    feed(bytesOf(data, 'Crc32c input'), (ptr, len) => {
+    feed('crc32c', bytesOf(data, 'Crc32c input'), (ptr, len) => {
       this.crc = core.crc32cUpdate(this.crc, ptr, len) >>> 0;
     });
     return this;
@@ -172,7 +188,7 @@ export class Crc64Nvme {
 
   update(data: Bytes): this {
     const core = digestCore();
-    feed(bytesOf(data, 'Crc64Nvme input'), (ptr, len) => {
+    feed('crc64nvme', bytesOf(data, 'Crc64Nvme input'), (ptr, len) => {
       this.crc = BigInt.asUintN(64, core.crc64nvmeUpdate(this.crc, ptr, len));
     });
     return this;
@@ -209,7 +225,7 @@ export function hmacSha256(key: Bytes, msg: Bytes): Uint8Array {
   core.hmacSha256Init(r.hmac, r.key, k.length);
   // Key material must not linger in shared memory longer than needed.
   mem.fill(0, r.key, r.key + 64);
-  feed(m, (ptr, len) => core.hmacSha256Update(r.hmac, ptr, len));
+  feed('sha256', m, (ptr, len) => core.hmacSha256Update(r.hmac, ptr, len));
   core.hmacSha256Final(r.hmac, r.out);
   const mac = mem.slice(r.out, r.out + 32);
   mem.fill(0, r.hmac, r.hmac + 256);
@@ -244,8 +260,9 @@ export function sha256x4(inputs: Uint8Array[]): Uint8Array[] {
     core.sha256x4Init(x);
     const mem = heap();
     while (active.length >= 2) {
-      let chunk = quarter;
+      let chunk = fed.sha256x4 < WARM_BYTES ? WARM_SLICE : quarter;
       for (const l of active) chunk = Math.min(chunk, full[l]! - pos[l]!);
+      fed.sha256x4 += chunk * active.length;
       // Idle lanes read an active lane's area; their (garbage) state is never extracted.
       const idle = laneIo[active[0]!]!;
       const ptrs = [idle, idle, idle, idle];
@@ -271,7 +288,7 @@ export function sha256x4(inputs: Uint8Array[]): Uint8Array[] {
   for (let l = 0; l < n; l++) {
     const ctx = scalar(l);
     if (!inSimd[l]) core.sha256Init(ctx);
-    feed(inputs[l]!.subarray(pos[l]!), (ptr, len) => core.sha256Update(ctx, ptr, len));
+    feed('sha256', inputs[l]!.subarray(pos[l]!), (ptr, len) => core.sha256Update(ctx, ptr, len));
     core.sha256Final(ctx, r.out);
     out.push(heap().slice(r.out, r.out + 32));
   }
