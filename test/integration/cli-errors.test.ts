@@ -188,6 +188,27 @@ describe('backup', () => {
     expect(await keys(c, `dump/${name}`)).toEqual([`dump/${name}`, `dump/${name}.notes`, `dump/${name}.protected`, `dump/${name}.s3manifest`]);
   });
 
+  it('--name renames; --source may repeat; --progress draws rate and ETA on stderr, never on stdout', async () => {
+    const a = join(dir, 'my backup (1).vma.zst');
+    await writeFile(a, randomBytes(6 * MiB));
+    let r = await run('pve-s3-backup', ['--storage', 's3a', '--source', a, '--name', 'vzdump-qemu-500-2024_05_05-05_05_05.vma.zst', '--progress'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^uploaded s3a:backup\/vzdump-qemu-500-2024_05_05-05_05_05\.vma\.zst \(6\.0 MiB/);
+    expect(r.stdout.split('\n').filter(Boolean)).toHaveLength(1);
+    expect(r.stderr).toMatch(/^vzdump-qemu-500-\S+ \[[#.]{24}\] +\d+% [\d.]+ \S+ \/ 6\.0 MiB  [\d.]+ MiB\/s  ETA (\d\d:\d\d|--:--)$/m);
+    // without a terminal and without --progress: no progress lines at all
+    await writeFile(join(dir, 'hook-a.txt'), 'a');
+    await writeFile(join(dir, 'hook-b.txt'), 'b');
+    r = await run('pve-s3-backup', ['--storage', 's3a', '--source', join(dir, 'hook-a.txt'), '--source', join(dir, 'hook-b.txt')], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/snippets\/hook-a\.txt[\s\S]*snippets\/hook-b\.txt/);
+    // PVE's upload-name rule: characters outside [A-Za-z0-9_.-] become '_'; the extension makes
+    // it a (non-standard) backup name, which PVE lists but never prunes
+    r = await run('pve-s3-backup', ['--storage', 's3a', '--source', a, '--dry-run'], { env });
+    expect(r.stdout).toContain('-> s3a:backup/my_backup__1_.vma.zst');
+  });
+
   it('ISO, template and --content placement', async () => {
     await writeFile(join(dir, 'debian-12.iso'), randomBytes(1000));
     await writeFile(join(dir, 'debian-12-standard_12.2-1_amd64.tar.zst'), randomBytes(1000));
@@ -200,7 +221,7 @@ describe('backup', () => {
       'template/iso/debian-12.iso',
       'template/iso/debian-12.iso.s3manifest',
     ]);
-    expect(await keys(c, 'snippets/')).toEqual(['snippets/hook.pl', 'snippets/hook.pl.s3manifest']);
+    expect(await keys(c, 'snippets/hook.pl')).toEqual(['snippets/hook.pl', 'snippets/hook.pl.s3manifest']);
     const bad = await run('pve-s3-backup', ['--storage', 's3a', '--source', join(dir, 'hook.pl'), '--content', 'iso'], { env });
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/invalid volume name 'iso\/hook\.pl'/);
