@@ -55,6 +55,12 @@ describe('temp files beside the destination', () => {
     await expect(checkDestination(dir, true)).rejects.toMatchObject({ code: 'InvalidDestination' });
   });
 
+  it('refuses up front when the filesystem cannot hold the object, leaving nothing', async () => {
+    const dest = join(dir, 'huge.bin');
+    await expect(createTemp(dest, 2 ** 52)).rejects.toMatchObject({ code: 'NoSpace', message: expect.stringContaining('huge.bin') });
+    expect((await readdir(dir)).filter((n) => n.includes('huge.bin'))).toEqual([]);
+  });
+
   it('discard removes the temp file', async () => {
     const dest = join(dir, 'd.bin');
     const t = await createTemp(dest, 1000);

@@ -15,6 +15,7 @@ export interface Progress {
 export type ProgressListener = (p: Progress) => void;
 
 const WINDOW_MS = 5_000;
+const SAMPLE_MS = 100;
 
 export class ProgressTracker {
   private bytes = 0;
@@ -42,8 +43,11 @@ export class ProgressTracker {
     this.parts += parts;
     if (!this.listener) return;
     const t = this.now();
-    this.samples.push([t, this.bytes]);
-    while (this.samples.length > 2 && t - this.samples[1]![0] > WINDOW_MS) this.samples.shift();
+    // a sample per SAMPLE_MS at most: add() runs per received chunk, thousands of times a second
+    if (t - this.samples[this.samples.length - 1]![0] >= SAMPLE_MS) {
+      this.samples.push([t, this.bytes]);
+      while (this.samples.length > 2 && t - this.samples[1]![0] > WINDOW_MS) this.samples.shift();
+    }
     if (t - this.lastEmit >= this.intervalMs) this.emit(t);
   }
 

@@ -4,7 +4,7 @@
  * and the rename stays on one filesystem (atomic).
  */
 import { randomBytes } from 'node:crypto';
-import { link, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { link, open, rename, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { EXIT, PveS3Error } from '../util/errors.js';
 
@@ -46,9 +46,17 @@ export async function createTemp(dest: string, size: number): Promise<TempFile> 
     throw new PveS3Error('InvalidDestination', `cannot create a temporary file in '${dirname(dest)}': ${code ?? String(e)}`, { cause: e });
   }
   try {
-    // reserves the space up front: a full disk fails now, not after most of the transfer
+    // a disk too small fails now, not after most of the transfer (ENOSPC would still be caught)
+    const fs = await statfs(dirname(dest)).catch(() => null);
+    if (fs && fs.bavail * fs.bsize < size) {
+      throw new PveS3Error('NoSpace', `not enough free space in '${dirname(dest)}' for '${basename(dest)}': need ${size} bytes, ${fs.bavail * fs.bsize} available`);
+    }
     if (size > 0) await fh.truncate(size);
   } catch (e) {
+    if (e instanceof PveS3Error) {
+      await discardTemp({ path, fh });
+      throw e;
+    }
     await discardTemp({ path, fh });
     const code = (e as NodeJS.ErrnoException).code;
     throw new PveS3Error('InvalidDestination', `cannot allocate ${size} bytes for '${dest}': ${code ?? String(e)}`, { cause: e });
