@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Bundles the compiled host (host/dist, via the package.json `bin` shims in host/bin) into the
-// installed tree's ES modules: one file per command plus shared chunks under lib/, so an
+// installed tree's ES modules: one file per command plus shared chunks under chunks/, so an
 // operation loads only the code it imports (dynamic import() stays a separate chunk). Production
 // dependencies are inlined: nothing is fetched from npm at install time.
 //
@@ -55,7 +55,7 @@ for (const [name, file] of Object.entries(pkg.bin)) {
 // The transfer engine starts its hashing thread from `new URL('./hash-worker.js', import.meta.url)`:
 // the worker must be a file of its own next to the chunk holding that code (checked below).
 const worker = join(root, 'host', 'dist', 'transfer', 'hash-worker.js');
-if (existsSync(worker)) entryPoints['lib/hash-worker'] = worker;
+if (existsSync(worker)) entryPoints['chunks/hash-worker'] = worker;
 
 // Each command's entry: the V8 flags first (ES module imports run in order), then its shim.
 const binEntries = {
@@ -94,7 +94,7 @@ const result = await build({
   platform: 'node',
   target: 'node20',
   // .js everywhere (package.json below says ESM): the host checks its own URL ends in .js
-  chunkNames: 'lib/[name]-[hash]',
+  chunkNames: 'chunks/[name]-[hash]',
   plugins: fullUndici ? [binEntries] : [binEntries, undiciShim],
   // ESM output still meets CommonJS dependencies that call require() on node builtins.
   banner: {
