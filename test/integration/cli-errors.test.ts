@@ -255,6 +255,21 @@ describe('maintenance', () => {
     await c.deleteObjects([`dump/${name}`, `dump/${name}.s3manifest`]);
   });
 
+  it('check-integrity reports a backup whose log went missing (exit 5)', async () => {
+    const name = 'vzdump-lxc-600-2024_06_06-06_06_06.tar.zst';
+    await writeFile(join(dir, name), randomBytes(1000));
+    await writeFile(join(dir, 'vzdump-lxc-600-2024_06_06-06_06_06.log'), 'INFO: done\n');
+    expect((await run('pve-s3-backup', ['--storage', 's3a', '--source', join(dir, name)], { env })).code).toBe(0);
+    let r = await run('pve-s3-maintenance', ['--storage', 's3a', '--action', 'check-integrity', '--vmid', '600'], { env });
+    expect(r.code, r.stdout).toBe(0);
+    await c.deleteObject('dump/vzdump-lxc-600-2024_06_06-06_06_06.log');
+    r = await run('pve-s3-maintenance', ['--storage', 's3a', '--action', 'check-integrity', '--vmid', '600'], { env });
+    expect(r.code).toBe(5);
+    expect(r.stdout).toMatch(new RegExp(`^MISSING-SIDECAR\\s+s3a:backup/${name.replaceAll('.', '\\.')}.*log`, 'm'));
+    expect(r.stdout).toMatch(/^integrity: 0 good, 0 corrupt, 1 missing sidecar$/m);
+    await c.deleteObjects([`dump/${name}`, `dump/${name}.s3manifest`]);
+  });
+
   it('cleanup --keep-last keeps the newest per guest; --dry-run deletes nothing; prune with --keep-last', async () => {
     const names = ['2024_01_01-00_00_00', '2024_01_02-00_00_00', '2024_01_03-00_00_00'].map((d) => `vzdump-qemu-400-${d}.vma.zst`);
     for (const n of names) await writeFile(join(dir, n), randomBytes(100));

@@ -184,12 +184,17 @@ async function checkIntegrity(ctx: StoreContext, p: Parsed, json: boolean): Prom
     for (const i of r.items) {
       writeOut(`${i.status.toUpperCase().padEnd(16)} ${ctx.settings.storageId}:${i.volname}${i.size !== undefined ? ` (${formatBytes(i.size)})` : ''}${i.message && i.status !== 'good' ? `: ${i.message}` : ''}`);
     }
-    const s = r.summary;
-    writeOut(`integrity: ${s.good} good, ${s.corrupt} corrupt, ${s['missing-manifest']} missing manifest, ${s['orphan-sidecar']} orphan sidecar(s), ${s.error} error(s)`);
+    const s = r.summary as Record<string, number>;
+    const parts = Object.entries(s)
+      .filter(([k, v]) => k === 'good' || k === 'corrupt' || v > 0)
+      .map(([k, v]) => `${v} ${k.replace('-', ' ')}`);
+    writeOut(`integrity: ${parts.join(', ')}`);
   }
-  const s = r.summary;
-  if (s.corrupt + s['missing-manifest'] + s['orphan-sidecar'] > 0) return EXIT.integrity;
-  if (s.error > 0) return r.items.every((i) => i.status !== 'error' || i.message === 'volume does not exist') ? EXIT.notFound : EXIT.failure;
+  // every verdict other than good and error is something wrong with the data (exit 5)
+  const bad = r.items.filter((i) => i.status !== 'good' && i.status !== 'error');
+  if (bad.length > 0) return EXIT.integrity;
+  const errors = r.items.filter((i) => i.status === 'error');
+  if (errors.length > 0) return errors.every((i) => i.message === 'volume does not exist') ? EXIT.notFound : EXIT.failure;
   return EXIT.ok;
 }
 
