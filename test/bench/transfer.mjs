@@ -10,7 +10,7 @@
 //        $PVE_S3_RGW_DIR/s3.env, /tmp/pve-s3-rgw by default)
 //        AWS_SDK_DIR: a directory whose node_modules has @aws-sdk/client-s3 + lib-storage
 //        (default: this checkout, then /work/shared/bench); skipped when absent
-//        HASH_VARIANTS=1 adds the engine with hashing on the main thread (PVE_S3_HASH_THREAD=0)
+//        HASH_VARIANTS=1 adds the engine with hashing on a worker thread (PVE_S3_HASH_THREAD=1)
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
@@ -170,8 +170,8 @@ async function main() {
 
   const sdk = findSdk();
   const clients = [['pve-s3', 'up', 'down']];
-  // HASH_VARIANTS=1: also the engine with hashing kept on the main thread
-  if (env.HASH_VARIANTS === '1') clients.push(['pve-s3 (main-thread hash)', 'up', 'down', { PVE_S3_HASH_THREAD: '0' }]);
+  // HASH_VARIANTS=1: also the engine with hashing on a worker thread
+  if (env.HASH_VARIANTS === '1') clients.push(['pve-s3 (hash thread)', 'up', 'down', { PVE_S3_HASH_THREAD: '1' }]);
   if (sdk) clients.push(['aws-sdk-js (lib-storage)', 'sdk-up', 'sdk-down']);
   else console.error('AWS JS SDK not installed (@aws-sdk/client-s3 + @aws-sdk/lib-storage): skipped');
 

@@ -10,7 +10,7 @@ const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('he
 const hex = (d: Uint8Array): string => Buffer.from(d).toString('hex');
 
 describe('hash service', () => {
-  it('in-thread (TypeScript sources): parts and streams match node:crypto', async () => {
+  it('in-thread (the default): parts and streams match node:crypto', async () => {
     const s = hashService();
     expect(s.threaded).toBe(false);
     const data = randomBytes(3 << 20);
@@ -24,11 +24,12 @@ describe('hash service', () => {
     expect(hex(await st.digest())).toBe(sha(data));
   });
 
-  // The compiled engine hashes on a worker thread; run it as the CLIs do (npm test builds first).
-  it('worker thread (compiled): parts come back intact, interleaved streams stay apart', async () => {
+  // PVE_S3_HASH_THREAD=1: the compiled engine hashes on a worker thread (npm test builds first).
+  it('worker thread (compiled, PVE_S3_HASH_THREAD=1): parts come back intact, interleaved streams stay apart', async () => {
     expect(existsSync(dist), `${dist} is missing: run npm run build:ts`).toBe(true);
     const script = `
-      import { hashService } from ${JSON.stringify(dist)};
+      process.env.PVE_S3_HASH_THREAD = '1';
+      const { hashService } = await import(${JSON.stringify(dist)});
       import { randomBytes, createHash } from 'node:crypto';
       const s = hashService();
       const out = { threaded: s.threaded, ok: [] };
