@@ -160,6 +160,9 @@ async function planItems(p: Parsed, sources: string[]): Promise<{ items: Item[];
     }
     items.push(item);
   } else {
+    for (const o of ['format', 'compress', 'max-size']) {
+      if (p.values[o] !== undefined) throw new UsageError(CMD, `--${o} applies to --source - (stdin) only; a file's name says its format`, USAGE);
+    }
     if (name !== undefined && sources.length > 1) throw new UsageError(CMD, `--name needs exactly one source, got ${sources.length}`, USAGE);
     const archives = new Set<string>();
     const classified = [];
