@@ -6,15 +6,18 @@
 #   make lintian                       make deb, then lintian --pedantic on it (no tags, no overrides)
 PACKAGE  := pve-s3
 VERSION  := $(shell node -p "require('./package.json').version")
-DEB      := $(PACKAGE)_$(VERSION)_all.deb
+# where the bundle, the package tree and the .deb go (tests build into a scratch directory)
+BUILDDIR ?= build
+DEBDIR   ?= .
+DEB      := $(DEBDIR)/$(PACKAGE)_$(VERSION)_all.deb
 DESTDIR  ?=
 PREFIX   ?= /usr
 LIBDIR   := $(PREFIX)/lib/pve-s3
 PERLDIR  := $(PREFIX)/share/perl5/PVE/Storage/Custom
 DOCDIR   := $(PREFIX)/share/doc/$(PACKAGE)
 MANDIR   := $(PREFIX)/share/man/man1
-BUNDLE   := build/pkg
-DEBROOT  := build/deb/root
+BUNDLE   := $(BUILDDIR)/pkg
+DEBROOT  := $(BUILDDIR)/deb/root
 COMMANDS := pve-s3-backup pve-s3-restore pve-s3-maintenance pve-s3-vzdump-hook
 # no timestamps from the build machine in the package (reproducible builds)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
@@ -27,8 +30,11 @@ all: build
 node_modules/.package-lock.json:
 	npm ci --no-audit --no-fund
 
+# SKIP_NPM_BUILD=1: use host/dist and build/core.wasm as they are (npm test has just built them)
 build: node_modules/.package-lock.json
+ifndef SKIP_NPM_BUILD
 	npm run build
+endif
 
 bundle: build
 	node scripts/bundle.mjs $(BUNDLE)
@@ -54,8 +60,8 @@ install: bundle
 	for c in $(COMMANDS); do node scripts/manpage.mjs $(BUNDLE)/$$c.js $$c $(VERSION) | gzip -9n > $(DESTDIR)$(MANDIR)/$$c.1.gz; done
 
 deb: build
-	rm -rf build/deb
-	$(MAKE) install DESTDIR=$(CURDIR)/$(DEBROOT) PREFIX=/usr
+	rm -rf $(BUILDDIR)/deb
+	$(MAKE) install DESTDIR=$(abspath $(DEBROOT)) PREFIX=/usr SKIP_NPM_BUILD=1
 	gzip -9n -c packaging/changelog > $(DEBROOT)$(DOCDIR)/changelog.gz
 	install -d $(DEBROOT)/DEBIAN
 	sed -e 's/@VERSION@/$(VERSION)/' \

@@ -1,0 +1,283 @@
+// The Debian package as an administrator gets it: `make deb` builds it from this tree (using the
+// host/dist and core.wasm that `npm test` has just built), `dpkg -x` unpacks it into a scratch
+// root outside the repository, and the installed commands and host run from there — with no
+// node_modules anywhere above them, so everything they need must be inside the package. Then a
+// round trip against the test RadosGW: pve-s3-backup uploads, pve-s3-restore lists and restores,
+// pve-s3-maintenance checks, the installed host answers `status`, and the installed Perl plugin
+// (under perl/t's PVE test double) reaches the gateway through the installed host.
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { S3Client } from '../../host/src/s3/client.js';
+import { closeTestClients, dropBucket, freshBucket, testS3 } from '../helpers/s3.js';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+const MiB = 1024 * 1024;
+
+let work: string;
+let deb: string;
+let root: string;
+let c: S3Client;
+
+function run(cmd: string, args: string[], o: { env?: NodeJS.ProcessEnv; input?: string | Buffer; cwd?: string } = {}): SpawnSyncReturns<string> {
+  return spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 * MiB, timeout: 600_000, cwd: o.cwd ?? work, env: o.env ?? process.env, input: o.input });
+}
+
+function ok(r: SpawnSyncReturns<string>, what: string): string {
+  if (r.status !== 0) throw new Error(`${what} failed (exit ${r.status}, ${r.error?.message ?? ''}):\n${r.stdout}\n${r.stderr}`.slice(0, 4000));
+  return r.stdout;
+}
+
+/** Environment of an administrator's shell on a machine that is not a PVE node: S3_* only. */
+function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const t = testS3();
+  const env: NodeJS.ProcessEnv = {
+    PATH: `${join(root, 'usr/bin')}:/usr/local/bin:/usr/bin:/bin`,
+    HOME: work,
+    LANG: 'C.UTF-8',
+    S3_ENDPOINT: t.endpoint,
+    S3_REGION: t.region,
+    S3_ACCESS_KEY: t.accessKeyId,
+    S3_SECRET_KEY: t.secretAccessKey,
+    S3_BUCKET: c.bucket,
+    S3_FORCE_PATH_STYLE: 'true',
+    PVE_S3_STORAGE_CFG: join(work, 'no-storage.cfg'),
+    PVE_S3_CREDENTIALS: join(work, 'no-credentials'),
+    PVE_S3_PRIV_DIR: join(work, 'priv'),
+    PVE_S3_LOG_FILE: join(work, 'storage-s3.log'),
+    ...extra,
+  };
+  return env;
+}
+
+/** A scratch directory with no node_modules in any parent (this machine has /tmp/node_modules). */
+function scratchBase(): string {
+  for (const base of [tmpdir(), '/var/tmp', '/dev/shm']) {
+    let clean = existsSync(base);
+    for (let d = base; clean; d = dirname(d)) {
+      if (existsSync(join(d, 'node_modules'))) clean = false;
+      if (d === dirname(d)) break;
+    }
+    if (clean && !resolve(base).startsWith(ROOT + '/')) return base;
+  }
+  throw new Error('no scratch directory without a node_modules above it (tried $TMPDIR, /var/tmp, /dev/shm): set TMPDIR');
+}
+
+beforeAll(async () => {
+  work = mkdtempSync(join(scratchBase(), 'pve-s3-pkg-'));
+  ok(run('make', ['--no-print-directory', '-C', ROOT, 'deb', `BUILDDIR=${join(work, 'build')}`, `DEBDIR=${work}`, 'SKIP_NPM_BUILD=1']), 'make deb');
+  deb = join(work, `pve-s3_${VERSION}_all.deb`);
+  root = join(work, 'root');
+  ok(run('dpkg', ['-x', deb, root]), 'dpkg -x');
+  c = await freshBucket('pkg');
+}, 600_000);
+
+afterAll(async () => {
+  if (c) await dropBucket(c).catch(() => {});
+  await closeTestClients();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('the .deb', () => {
+  it('is named pve-s3_<version>_all.deb and carries the control fields PVE add-ons need', () => {
+    expect(existsSync(deb)).toBe(true);
+    const field = (f: string) => ok(run('dpkg-deb', ['-f', deb, f]), `dpkg-deb -f ${f}`).trim();
+    expect(field('Package')).toBe('pve-s3');
+    expect(field('Version')).toBe(VERSION);
+    expect(field('Architecture')).toBe('all');
+    const depends = field('Depends').split(/,\s*/);
+    expect(depends).toContain('nodejs (>= 20.18)');
+    expect(depends).toContain('perl');
+    expect(Number(field('Installed-Size'))).toBeGreaterThan(100);
+  });
+
+  it('installs the plugin, the host, the commands, the hook, logrotate and docs where PVE and admins look', () => {
+    const listing = ok(run('dpkg-deb', ['-c', deb]), 'dpkg-deb -c');
+    const paths = new Set(listing.split('\n').filter(Boolean).map((l) => l.replace(/^.*? \.\//, '/').replace(/ -> .*$/, '')));
+    for (const p of [
+      '/usr/share/perl5/PVE/Storage/Custom/S3Plugin.pm',
+      '/usr/lib/pve-s3/pve-s3-host',
+      '/usr/lib/pve-s3/pve-s3-host.js',
+      '/usr/lib/pve-s3/pve-s3-vzdump-hook',
+      '/usr/lib/pve-s3/package.json',
+      '/usr/bin/pve-s3-backup',
+      '/usr/bin/pve-s3-restore',
+      '/usr/bin/pve-s3-maintenance',
+      '/usr/bin/pve-s3-vzdump-hook',
+      '/etc/logrotate.d/pve-s3',
+      '/usr/share/doc/pve-s3/copyright',
+      '/usr/share/doc/pve-s3/changelog.gz',
+      '/usr/share/doc/pve-s3/README.md',
+      '/usr/share/man/man1/pve-s3-backup.1.gz',
+    ]) {
+      expect(paths, p).toContain(p);
+    }
+    // the plugin's default host path is what the package installs
+    const plugin = readFileSync(join(root, 'usr/share/perl5/PVE/Storage/Custom/S3Plugin.pm'), 'utf8');
+    expect(plugin).toMatch(/\$DEFAULT_HOST_BIN = '\/usr\/lib\/pve-s3\/pve-s3-host';/);
+    // one core.wasm, next to the chunk that loads it; nothing from npm's tree
+    expect([...paths].filter((p) => p.endsWith('/core.wasm'))).toHaveLength(1);
+    expect([...paths].some((p) => p.includes('node_modules'))).toBe(false);
+    expect(readFileSync(join(root, 'etc/logrotate.d/pve-s3'), 'utf8')).toMatch(/^\/var\/log\/pve\/storage-s3\.log \{/);
+    expect(ok(run('dpkg-deb', ['-I', deb, 'conffiles']), 'conffiles').trim()).toBe('/etc/logrotate.d/pve-s3');
+  });
+
+  it('links commands to executables inside the package', () => {
+    for (const c of ['pve-s3-backup', 'pve-s3-restore', 'pve-s3-maintenance', 'pve-s3-vzdump-hook']) {
+      const link = join(root, 'usr/bin', c);
+      expect(lstatSync(link).isSymbolicLink()).toBe(true);
+      expect(readlinkSync(link)).toBe(`../lib/pve-s3/${c}.js`);
+      const target = realpathSync(link);
+      expect(target.startsWith(join(root, 'usr/lib/pve-s3/'))).toBe(true);
+      expect(statSync(target).mode & 0o111).not.toBe(0);
+      expect(readFileSync(target, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    }
+    expect(realpathSync(join(root, 'usr/lib/pve-s3/pve-s3-host'))).toBe(join(root, 'usr/lib/pve-s3/pve-s3-host.js'));
+  });
+
+  it('postinst and postrm are POSIX sh and succeed where PVE is not installed', () => {
+    const ctl = join(work, 'control');
+    ok(run('dpkg-deb', ['-e', deb, ctl]), 'dpkg-deb -e');
+    for (const s of ['postinst', 'postrm']) {
+      expect(statSync(join(ctl, s)).mode & 0o755).toBe(0o755);
+      ok(run('sh', ['-n', join(ctl, s)]), `sh -n ${s}`);
+    }
+    // Only meaningful where no PVE daemon exists (this CI machine): nothing may be reloaded.
+    const pve = ['pvedaemon', 'pveproxy', 'pvestatd', 'pvescheduler'].some((u) =>
+      ['/lib/systemd/system', '/usr/lib/systemd/system'].some((d) => existsSync(join(d, `${u}.service`))),
+    );
+    if (pve) return;
+    const bin = join(work, 'stub-bin');
+    const calls = join(work, 'invoke-calls');
+    ok(run('mkdir', ['-p', bin]), 'mkdir');
+    writeFileSync(join(bin, 'deb-systemd-invoke'), `#!/bin/sh\necho "$@" >> ${calls}\n`, { mode: 0o755 });
+    writeFileSync(join(bin, 'systemctl'), `#!/bin/sh\necho "systemctl $@" >> ${calls}\nexit 1\n`, { mode: 0o755 });
+    const env = { PATH: `${bin}:/usr/bin:/bin` };
+    ok(run('sh', [join(ctl, 'postinst'), 'configure', ''], { env }), 'postinst configure');
+    ok(run('sh', [join(ctl, 'postrm'), 'remove'], { env }), 'postrm remove');
+    expect(existsSync(calls)).toBe(false);
+  });
+
+  it('passes lintian without tags (when lintian is installed)', (ctx) => {
+    if (run('sh', ['-c', 'command -v lintian']).status !== 0) ctx.skip();
+    const r = run('lintian', ['--pedantic', '--info', deb]);
+    expect(r.stdout.trim()).toBe('');
+    expect(r.status).toBe(0);
+  });
+});
+
+describe('the installed tree (unpacked outside the repository)', () => {
+  it('cannot reach a node_modules directory from where it is installed', () => {
+    expect(root.startsWith(ROOT + '/')).toBe(false);
+    for (let d = join(root, 'usr/lib/pve-s3/chunks'); ; d = dirname(d)) {
+      expect(existsSync(join(d, 'node_modules')), `${d}/node_modules`).toBe(false);
+      if (d === dirname(d)) break;
+    }
+  });
+
+  it('pve-s3-backup --help runs from the installed tree', () => {
+    const r = run(join(root, 'usr/bin/pve-s3-backup'), ['--help'], { env: cliEnv() });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^Usage: pve-s3-backup /);
+    expect(r.stdout).toContain('--source -');
+    for (const c of ['pve-s3-restore', 'pve-s3-maintenance', 'pve-s3-vzdump-hook']) {
+      const h = run(join(root, 'usr/bin', c), ['--help'], { env: cliEnv() });
+      expect(h.status, `${c} --help: ${h.stderr}`).toBe(0);
+      expect(h.stdout).toContain(`Usage: ${c}`);
+    }
+  });
+
+  it('round trip: installed pve-s3-backup uploads, pve-s3-restore lists and restores the same bytes, maintenance verifies', () => {
+    const env = cliEnv({ S3_PREFIX: 'pkg/' });
+    const name = 'vzdump-qemu-4242-2025_01_02-03_04_05.vma.zst';
+    const src = join(work, 'src');
+    ok(run('mkdir', ['-p', src]), 'mkdir');
+    const data = randomBytes(12 * MiB + 12345); // several parts at the 5 MiB minimum
+    writeFileSync(join(src, name), data);
+    writeFileSync(join(src, `${name}.notes`), 'installed-tree round trip\n');
+
+    const up = JSON.parse(ok(run('pve-s3-backup', ['--source', join(src, name), '--json'], { env }), 'pve-s3-backup'));
+    expect(JSON.stringify(up)).toContain(name);
+
+    const list = ok(run('pve-s3-restore', ['--list', '--vmid', '4242', '--json'], { env }), 'pve-s3-restore --list');
+    expect(list).toContain(`backup/${name}`);
+    expect(list).toContain('installed-tree round trip');
+
+    const dest = join(work, 'restored.vma.zst');
+    ok(run('pve-s3-restore', ['--source', name, '--destination', dest], { env }), 'pve-s3-restore --source');
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    expect(sha(readFileSync(dest))).toBe(sha(data));
+
+    // streamed from stdin, as `vzdump --stdout | pve-s3-backup --source - …` does
+    const streamed = randomBytes(6 * MiB + 7);
+    ok(run('pve-s3-backup', ['--source', '-', '--vmid', '4343', '--type', 'lxc', '--compress', 'none', '--json'], { env, input: streamed }), 'pve-s3-backup --source -');
+    const lxc = JSON.parse(ok(run('pve-s3-restore', ['--list', '--vmid', '4343', '--json'], { env }), 'list lxc')) as { name: string; size: number }[];
+    expect(lxc).toHaveLength(1);
+    const lxcName = lxc[0]!.name;
+    expect(lxcName).toMatch(/^vzdump-lxc-4343-\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d\.tar$/);
+    expect(lxc[0]!.size).toBe(streamed.length);
+    const back = spawnSync('pve-s3-restore', ['--source', lxcName!, '--destination', '-'], { env, cwd: work, maxBuffer: 64 * MiB, timeout: 600_000 });
+    expect(back.status, back.stderr.toString()).toBe(0);
+    expect(sha(back.stdout)).toBe(sha(streamed));
+
+    const check = run('pve-s3-maintenance', ['--action', 'check-integrity', '--json'], { env });
+    expect(check.status, check.stderr).toBe(0);
+  });
+
+  it('the installed host answers status and version on stdin (docs/PROTOCOL.md)', () => {
+    const t = testS3();
+    const env = { PATH: '/usr/bin:/bin', PVE_S3_LOG_FILE: join(work, 'host.log') };
+    const host = join(root, 'usr/lib/pve-s3/pve-s3-host');
+    const v = run(host, [], { env, input: '{"v":1,"op":"version"}' });
+    expect(v.status, v.stderr).toBe(0);
+    expect(JSON.parse(v.stdout)).toMatchObject({ ok: true, result: { protocol: 1, host_version: VERSION } });
+    const storage = {
+      id: 'pkg-s3', bucket: c.bucket, endpoint: t.endpoint, region: t.region, access_key: t.accessKeyId,
+      secret_key: t.secretAccessKey, force_path_style: '1', path: join(work, 'cache'),
+    };
+    const s = run(host, [], { env, input: JSON.stringify({ v: 1, op: 'status', deadline_ms: 4000, storage }) });
+    expect(s.status, s.stderr).toBe(0);
+    expect(JSON.parse(s.stdout)).toMatchObject({ ok: true, result: { active: true } });
+    expect(s.stdout + s.stderr).not.toContain(t.secretAccessKey);
+  });
+
+  it('the installed Perl plugin reaches the gateway through the installed host', (ctx) => {
+    if (run('perl', ['-e', '1']).status !== 0) ctx.skip();
+    const t = testS3();
+    const script = `
+      use strict; use warnings;
+      use S3PluginTest;
+      S3PluginTest::load_plugin('9');
+      print "PLUGIN $INC{'PVE/Storage/Custom/S3Plugin.pm'}\\n";
+      my $scfg = { type => 's3', bucket => $ENV{B_BUCKET}, endpoint => $ENV{B_ENDPOINT}, region => $ENV{B_REGION},
+        access_key => $ENV{B_AK}, force_path_style => 1, prefix => 'pkg/', path => $ENV{B_PATH},
+        content => { backup => 1 }, shared => 1 };
+      S3PluginTest::write_file("$ENV{PVE_S3_PRIV_DIR}/pkg-s3.pw", "$ENV{B_SK}\\n");
+      my ($st, $err) = PVE::Storage::Custom::S3Plugin::host_try('pkg-s3', $scfg, 'status', {});
+      die "status: $err->{message}\\n" if $err;
+      print "ACTIVE $st->{active}\\n";
+      my ($l, $lerr) = PVE::Storage::Custom::S3Plugin::host_try('pkg-s3', $scfg, 'list', { content => ['backup'] });
+      die "list: $lerr->{message}\\n" if $lerr;
+      print "VOL $_->{volname}\\n" for @{$l->{volumes}};
+    `;
+    const r = run('perl', ['-I', join(root, 'usr/share/perl5'), '-I', join(ROOT, 'perl/t/lib'), '-e', script], {
+      env: {
+        PATH: '/usr/bin:/bin',
+        PVE_S3_HOST_BIN: join(root, 'usr/lib/pve-s3/pve-s3-host'),
+        PVE_S3_PRIV_DIR: join(work, 'perl-priv'),
+        PVE_S3_LOG_FILE: join(work, 'perl-host.log'),
+        PVE_S3_AUTOSYNC: '0',
+        B_BUCKET: c.bucket, B_ENDPOINT: t.endpoint, B_REGION: t.region, B_AK: t.accessKeyId, B_SK: t.secretAccessKey,
+        B_PATH: join(work, 'perl-cache'),
+      },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`PLUGIN ${join(root, 'usr/share/perl5/PVE/Storage/Custom/S3Plugin.pm')}`);
+    expect(r.stdout).toContain('ACTIVE 1');
+    expect(r.stdout).toContain('VOL backup/vzdump-qemu-4242-2025_01_02-03_04_05.vma.zst');
+  });
+});
