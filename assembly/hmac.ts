@@ -9,7 +9,7 @@
 //   hmacSha256Update(ctx: usize, ptr: usize, len: usize): void
 //   hmacSha256Final(ctx: usize, out: usize): void                    — 32 bytes to `out`
 
-import { sha256Init, sha256Update, sha256Final } from './sha256';
+import { sha256Init, sha256Update, sha256Final, sha256WipeScratch, CTX_BUF } from './sha256';
 
 export { HMAC_CTX_SIZE } from './memory';
 
@@ -35,6 +35,12 @@ export function hmacSha256Init(ctx: usize, keyPtr: usize, keyLen: usize): void {
   for (let i: usize = 0; i < 64; i += 4) store<u32>(PAD + i, load<u32>(PAD + i) ^ 0x6a6a6a6a);
   sha256Init(outer);
   sha256Update(outer, PAD, 64);
+  // Key material must not linger in static memory: the pads, the hashed key, the key bytes left
+  // in ctx's block buffer by a long key, and the compressor's schedule of the last pad block.
+  memory.fill(PAD, 0, 64);
+  memory.fill(KEYHASH, 0, 32);
+  memory.fill(ctx + CTX_BUF, 0, 64);
+  sha256WipeScratch();
 }
 
 export function hmacSha256Update(ctx: usize, ptr: usize, len: usize): void {
@@ -52,4 +58,5 @@ export function hmacSha256(keyPtr: usize, keyLen: usize, msgPtr: usize, msgLen: 
   hmacSha256Init(ONE_SHOT, keyPtr, keyLen);
   hmacSha256Update(ONE_SHOT, msgPtr, msgLen);
   hmacSha256Final(ONE_SHOT, out);
+  memory.fill(ONE_SHOT, 0, 256);
 }

@@ -6,6 +6,7 @@
 //   sha256Final(ctx: usize, out: usize): void          — writes 32 bytes; ctx must be re-inited after
 //   sha256(ptr: usize, len: usize, out: usize): void   — one shot (uses a private ctx)
 //   sha256Compress(state: usize, block: usize): void   — one 64-byte block into 8 u32 state words
+//   sha256WipeScratch(): void                          — zero the compressor's static scratch
 //
 // ctx layout: [0,32) state H0..H7 (native u32) · [32,96) partial block · [96,104) total bytes u64
 //             · [104,108) bytes in partial block u32.
@@ -203,6 +204,12 @@ export function sha256Blocks(st: usize, p: usize, blocks: usize): void {
   }
   store<u32>(st, h0, 0); store<u32>(st, h1, 4); store<u32>(st, h2, 8); store<u32>(st, h3, 12);
   store<u32>(st, h4, 16); store<u32>(st, h5, 20); store<u32>(st, h6, 24); store<u32>(st, h7, 28);
+}
+
+/** Zeroes the compressor's scratch (W+K of the last block): HMAC calls it after absorbing
+ *  key-derived blocks. */
+export function sha256WipeScratch(): void {
+  memory.fill(WK, 0, 64 * 4);
 }
 
 export function sha256Compress(state: usize, block: usize): void {

@@ -136,6 +136,24 @@ describe(`HMAC-SHA256 vs node:crypto and @aws-crypto/sha256-js (seed ${seed})`, 
     expect(digestCore()).toBe(loadCore());
   });
 
+  it('leaves no key material in WASM memory (key, key^ipad, key^opad)', () => {
+    const key = r.bytes(40);
+    const patterns = [0x00, 0x36, 0x5c].map((p) => Buffer.from(key.map((b) => b ^ p)));
+    const leaks = (): number[] => {
+      const mem = Buffer.from(heap().buffer);
+      return patterns.map((p) => mem.indexOf(p.subarray(0, 16)));
+    };
+    hmacSha256(key, r.bytes(100));
+    expect(leaks()).toEqual([-1, -1, -1]);
+    // the raw one-shot export, as SigV4 uses it; the caller wipes its own copy of the key
+    const raw = loadCore() as unknown as { hmacSha256(k: number, kl: number, m: number, ml: number, out: number): void };
+    const { io } = regions();
+    heap().set(key, io);
+    raw.hmacSha256(io, key.length, io + 64, 10, io + 128);
+    heap().fill(0, io, io + 64);
+    expect(leaks()).toEqual([-1, -1, -1]);
+  });
+
   it('leaves a running Sha256 instance untouched', () => {
     const d = r.bytes(1000);
     const h = new Sha256().update(d.subarray(0, 333));
