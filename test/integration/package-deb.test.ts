@@ -126,6 +126,18 @@ describe('the .deb', () => {
     expect(ok(run('dpkg-deb', ['-I', deb, 'conffiles']), 'conffiles').trim()).toBe('/etc/logrotate.d/pve-s3');
   });
 
+  it('make install DESTDIR=… installs the same tree as the package (the .deb adds only its changelog)', () => {
+    const dest = join(work, 'destdir');
+    ok(run('make', ['--no-print-directory', '-C', ROOT, 'install', `DESTDIR=${dest}`, `BUILDDIR=${join(work, 'build-install')}`, 'SKIP_NPM_BUILD=1']), 'make install');
+    // type, mode and path of everything; chunk names carry content hashes, so equal names mean equal code
+    const tree = (dir: string) =>
+      ok(run('find', ['.', '-mindepth', '1', '-printf', '%y %m %P\\n'], { cwd: dir }), 'find')
+        .split('\n')
+        .filter((l) => l && !l.endsWith(' usr/share/doc/pve-s3/changelog.gz'))
+        .sort();
+    expect(tree(dest)).toEqual(tree(root));
+  });
+
   it('links commands to executables inside the package', () => {
     for (const c of ['pve-s3-backup', 'pve-s3-restore', 'pve-s3-maintenance', 'pve-s3-vzdump-hook']) {
       const link = join(root, 'usr/bin', c);
