@@ -124,6 +124,23 @@ describe('a failed upload leaves nothing behind', () => {
     await nothingLeft(key);
   });
 
+  it('cancel during a single PUT → Aborted, no object', async () => {
+    const key = 'fail/cancel-put';
+    const ac = new AbortController();
+    const small = payload(3 * MiB, 5);
+    const client = wrapClient(c, {
+      putObject: (k, body, o) => {
+        const p = c.putObject(k, body, o);
+        if (k === key) ac.abort(); // the request is on its way when the cancel comes
+        return p;
+      },
+    });
+    await expect(uploadObject(client, key, { stream: oddStream(small) }, { chunkSizeMB: 5, concurrency: 2, signal: ac.signal })).rejects.toMatchObject({
+      code: 'Aborted',
+    });
+    await nothingLeft(key);
+  });
+
   it('a stream that fails half-way (stdin broke) → error, nothing left', async () => {
     const key = 'fail/stream-error';
     async function* broken(): AsyncGenerator<Uint8Array> {

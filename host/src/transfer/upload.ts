@@ -94,6 +94,10 @@ export async function uploadObject(client: TransferClient, key: string, src: Upl
   }
   try {
     return await run(client, key, source, plan.partSize, plan.multipart, o, resume);
+  } catch (e) {
+    // whatever the cancel interrupted (a PUT, a read) surfaces as the one cancel error
+    if (o.signal?.aborted && (e as { code?: unknown }).code !== 'Aborted') throw abortedError(key, 'upload', o.signal.reason);
+    throw e;
   } finally {
     await source.close().catch(() => undefined);
   }
