@@ -322,7 +322,7 @@ const DEFS: KeyDef[] = [
   int('request_timeout', 10, 3600, 300, 's', 'time allowed without progress on one request (headers or body)'),
   bool('keep_local', false, 'the vzdump hook keeps the local archive after a verified upload'),
   int('cache_max_size', 0, 1048576, 0, 'GiB', 'local cache budget for downloaded volumes; 0: no size limit'),
-  int('cache_max_age', 0, 3650, 0, 'days', 'evict cached downloads unused for this many days; 0: no age limit'),
+  int('cache_max_age', 0, 3650, undefined, 'days', 'evict cached downloads unused for this many days; absent: 1 day for backups, 7 for ISOs/templates; 0: never by age'),
   int('abort_incomplete_days', 1, 365, 7, 'days', 'lifecycle rule: abort multipart uploads left incomplete this long'),
   // --- PVE global properties, reused --------------------------------------------------------
   {
