@@ -200,6 +200,21 @@ describe('downloads never leave a partial file', () => {
     }
   });
 
+  it('a stream consumer that goes away (EPIPE) fails the download with WriteFailed', async () => {
+    const { Writable } = await import('node:stream');
+    let writes = 0;
+    const out = new Writable({
+      highWaterMark: 1024,
+      write(_chunk, _enc, cb) {
+        writes++;
+        setImmediate(() => cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })));
+      },
+    });
+    out.on('error', () => undefined); // as process.stdout would have its own
+    await expect(downloadObject(c, 'dl/obj', { stream: out }, { concurrency: 3 })).rejects.toMatchObject({ code: 'WriteFailed' });
+    expect(writes).toBe(1);
+  });
+
   it('refuses to overwrite an existing file unless forced', async () => {
     const dest = join(dir, 'exists.bin');
     await writeFile(dest, 'keep me');

@@ -181,6 +181,7 @@ class RangeJob {
   private readonly cancel = new AbortController();
   private failure: unknown = null;
   private readonly limiter: RateLimiter | undefined;
+  private cancelledP: Promise<void> | undefined;
 
   constructor(
     private readonly client: TransferClient,
@@ -253,11 +254,19 @@ class RangeJob {
         const b = buffers.get(r.index)!;
         buffers.delete(r.index);
         if (md5) await updateSliced(md5, b);
-        if (!out.write(b)) await Promise.race([once(out, 'drain'), this.cancelled()]);
+        if (!out.write(b)) {
+          const drained = once(out, 'drain');
+          // an 'error' instead of 'drain' is reported through onError; never unhandled
+          drained.catch(() => undefined);
+          await Promise.race([drained, this.cancelled()]);
+        }
         written++;
         for (const w of windowWaiters.splice(0)) w();
       }
     })();
+
+    // a writer failure surfaces at `await writer`, not as an unhandled rejection before it
+    writer.catch(() => undefined);
 
     const gate = async (r: Range): Promise<void> => {
       while (r.index >= written + this.o.concurrency && !this.failure) {
@@ -291,10 +300,13 @@ class RangeJob {
     }
   }
 
+  /** Settles when the job is cancelled; one promise (one abort listener) for the whole job. */
   private cancelled(): Promise<void> {
-    const s = this.cancel.signal;
-    if (s.aborted) return Promise.resolve();
-    return new Promise((res) => s.addEventListener('abort', () => res(), { once: true }));
+    this.cancelledP ??= new Promise<void>((res) => {
+      if (this.cancel.signal.aborted) res();
+      else this.cancel.signal.addEventListener('abort', () => res(), { once: true });
+    });
+    return this.cancelledP;
   }
 
   /** Fetches one range into `sink`, hashing as it streams; retried on any failure but cancel. */

@@ -150,7 +150,8 @@ async function run(
     // a file to go up in parts, with a journal: no need to look at the first part first
     let uploadId = resume.uploadId;
     if (uploadId === null) uploadId = await client.createMultipartUpload(key, o.put);
-    await resume.journal.start(uploadId, resume.kept);
+    // like every journal write, a failure here only costs the ability to resume
+    await resume.journal.start(uploadId, resume.kept).catch(() => undefined);
     // the whole-object digest needs every byte; parts kept from an earlier run are not read
     const whole = o.wholeSha256 === true && resume.kept.size === 0 ? new Sha256() : undefined;
     const mp = new MultipartRun(client, key, uploadId, source, pool, o, progress, whole, resume);
