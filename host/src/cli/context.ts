@@ -2,12 +2,14 @@
  * From parsed options to a StoreContext: the storage's configuration (config/), a client
  * (s3/), the store's settings (store/settings.ts) and a logger. Ctrl-C aborts the running
  * operation through the context's signal, so uploads abort their multipart upload and
- * downloads drop their temporary file instead of leaving debris.
+ * downloads drop their temporary file instead of leaving debris. A second Ctrl-C kills at once
+ * (the handlers are `once`).
  */
 import type { StorageConfig } from '../config/types.js';
 import type { StoreContext } from '../store/types.js';
 import type { FileLogger } from '../util/logger.js';
 import { configFlags, str, type Parsed } from './args.js';
+import { markInterrupted } from './exit.js';
 
 export interface Opened {
   ctx: StoreContext;
@@ -38,8 +40,11 @@ export async function openStore(cfg: StorageConfig, logger: FileLogger): Promise
   const { openStore: open } = await import('../store/open.js');
   const ac = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
+    markInterrupted(sig);
     process.stderr.write(`\ninterrupted (${sig}): cleaning up\n`);
     ac.abort(new Error(`interrupted by ${sig}`));
+    // an upload from stdin may be waiting for bytes that never come: end that wait too
+    if (!process.stdin.destroyed) process.stdin.destroy();
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);

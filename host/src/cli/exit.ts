@@ -5,13 +5,24 @@
  */
 import { EXIT, asPveS3Error, type ExitCode } from '../util/errors.js';
 
+let interruption: string | undefined;
+
+/** Set by the Ctrl-C handler: whatever error follows is the interruption's doing, and says so. */
+export function markInterrupted(signal: string): void {
+  interruption ??= signal;
+}
+
 export async function runCommand(command: string, body: () => Promise<number>): Promise<number> {
   try {
     return await body();
   } catch (e) {
     const err = asPveS3Error(e);
     const { redact } = await import('../util/logger.js');
-    process.stderr.write(redact(`${command}: ${err.message}${err.code && !/^(Usage|InternalError)$/.test(err.code) ? ` [${err.code}]` : ''}`) + '\n');
+    const line =
+      interruption !== undefined && err.code !== 'Aborted'
+        ? `${command}: interrupted by ${interruption}: operation cancelled (${err.message})`
+        : `${command}: ${err.message}${err.code && !/^(Usage|InternalError)$/.test(err.code) ? ` [${err.code}]` : ''}`;
+    process.stderr.write(redact(line) + '\n');
     if (process.env.PVE_S3_DEBUG && e instanceof Error && e.stack) process.stderr.write(redact(e.stack) + '\n');
     return err.exitCode;
   }
