@@ -131,6 +131,7 @@ async function planItems(p: Parsed, sources: string[]): Promise<{ items: Item[];
   if (sources.includes('-')) {
     if (sources.length > 1) throw new UsageError(CMD, `--source - (stdin) cannot be combined with other sources`, USAGE);
     if (flag(p, 'delete-source')) throw new UsageError(CMD, `--delete-source makes no sense with --source - (stdin)`, USAGE);
+    if (process.stdin.isTTY) throw new UsageError(CMD, `--source - reads the archive from stdin, which is a terminal: pipe it in (vzdump ... --stdout | ${CMD} ...)`, USAGE);
     let volume: VolumeInfo;
     let stream: Readable | AsyncIterable<Uint8Array> = process.stdin;
     if (name !== undefined) {

@@ -112,6 +112,7 @@ export async function main(argv: string[]): Promise<number> {
     const name = volname.slice(volname.indexOf('/') + 1);
 
     if (destArg === '-') {
+      if (process.stdout.isTTY) throw new UsageError(CMD, `--destination - writes the archive to stdout, which is a terminal: pipe it (| qmrestore - VMID) or redirect it`, USAGE);
       const opened = await openStore(cfg, logger);
       try {
         const { streamVolume } = await import('../store/transfer.js');
