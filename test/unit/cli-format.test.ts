@@ -1,0 +1,68 @@
+// Pure pieces of the commands: argument parsing errors, sizes, tables, the progress line.
+import { describe, expect, it } from 'vitest';
+import { parse, sizeOpt, UsageError } from '../../host/src/cli/args.js';
+import { formatBytes, table } from '../../host/src/cli/output.js';
+import { renderProgress } from '../../host/src/cli/progress.js';
+
+describe('args', () => {
+  const opts = { size: { type: 'string' }, n: { type: 'boolean' } } as const;
+
+  it('unknown options and missing values are one-line usage errors (exit 2)', () => {
+    for (const argv of [['--nope'], ['--size'], ['stray']]) {
+      let err: unknown;
+      try {
+        parse('cmd', 'cmd [--size S]', argv, opts);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(UsageError);
+      expect((err as UsageError).exitCode).toBe(2);
+      expect((err as Error).message).not.toContain('\n');
+      expect((err as Error).message).toMatch(/; usage: cmd \[--size S\] \(see cmd --help\)$/);
+    }
+  });
+
+  it('sizes: binary units, plain bytes; anything else names the option and value', () => {
+    const p = (v: string) => sizeOpt({ values: { size: v }, positionals: [] }, 'size');
+    expect(p('1T')).toBe(1024 ** 4);
+    expect(p('500G')).toBe(500 * 1024 ** 3);
+    expect(p('64MiB')).toBe(64 * 1024 ** 2);
+    expect(p('4096')).toBe(4096);
+    for (const bad of ['0', '-1', '1.5G', '12Q', '']) expect(() => p(bad)).toThrow(/invalid --size '.*': must be a size such as 500G, 2T or a byte count/);
+  });
+});
+
+describe('output', () => {
+  it('bytes in binary units', () => {
+    expect(formatBytes(0)).toBe('0 B');
+    expect(formatBytes(1023)).toBe('1023 B');
+    expect(formatBytes(12 * 1024 * 1024 + 12345)).toBe('12.0 MiB');
+    expect(formatBytes(150 * 1024 ** 3)).toBe('150 GiB');
+  });
+
+  it('tables align columns, right-align numbers, keep cells on one line', () => {
+    const t = table(
+      [
+        { a: 'x', n: 5, note: 'two\nlines' },
+        { a: 'longer', n: 100, note: '' },
+      ],
+      [
+        { title: 'NAME', get: (r) => r.a },
+        { title: 'N', get: (r) => String(r.n), right: true },
+        { title: 'NOTE', get: (r) => r.note },
+      ],
+    );
+    expect(t).toBe('NAME      N  NOTE\nx         5  two lines\nlonger  100\n');
+  });
+});
+
+describe('progress line', () => {
+  it('bar, percentage, bytes of total, rate and ETA; unknown totals have no bar and no ETA', () => {
+    const MiB = 1024 * 1024;
+    expect(renderProgress('a.vma', { bytes: 25 * MiB, total: 100 * MiB, parts: 1, partsTotal: 4, rate: 5 * MiB }, 10)).toBe(
+      'a.vma [###.......]  25% 25.0 MiB / 100 MiB  5.0 MiB/s  ETA 00:15',
+    );
+    expect(renderProgress('s', { bytes: 3 * MiB, total: null, parts: 0, partsTotal: null, rate: 0 })).toBe('s 3.0 MiB  0.0 MiB/s  ETA --:--');
+    expect(renderProgress('b', { bytes: 0, total: 7200 * MiB, parts: 0, partsTotal: 10, rate: MiB }, 4)).toMatch(/ETA 2:00:00$/);
+  });
+});
