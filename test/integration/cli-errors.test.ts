@@ -21,7 +21,11 @@ beforeAll(async () => {
   requireBuild();
   c = await freshBucket('cli-errors');
   dir = await mkdtemp(join(tmpdir(), 'pve-s3-cli-err-'));
-  env = await cfgEnv(dir, [s3Section('s3a', c.bucket, { multipart_chunk_size: '5' }), { type: 'dir', id: 'local', props: { path: '/var/lib/vz', content: 'backup' } }]);
+  env = await cfgEnv(dir, [
+    s3Section('s3a', c.bucket, { multipart_chunk_size: '5' }),
+    s3Section('s3lc', c.bucket, { prefix: 'lc/', lifecycle_enabled: '1' }),
+    { type: 'dir', id: 'local', props: { path: '/var/lib/vz', content: 'backup' } },
+  ]);
   data = randomBytes(11 * MiB + 7);
   await writeFile(join(dir, ARCH), data);
   const r = await run('pve-s3-backup', ['--storage', 's3a', '--source', join(dir, ARCH)], { env });
@@ -305,6 +309,25 @@ describe('maintenance', () => {
     r = await run('pve-s3-maintenance', ['--storage', 's3a', '--action', 'lifecycle', '--show'], { env });
     expect(r.code).toBe(0);
     await c.abortMultipartUpload('dump/in-progress.vma.zst', id);
+  });
+});
+
+describe('lifecycle', () => {
+  it('applies the storage’s rules next to a foreign rule, which it keeps; --dry-run and --show change nothing', async () => {
+    await c.putBucketLifecycle([{ id: 'someone-else', status: 'Enabled', filter: { prefix: 'other/' }, expiration: { days: 30 } }]);
+    let r = await run('pve-s3-maintenance', ['--storage', 's3lc', '--action', 'lifecycle', '--dry-run'], { env });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^would change: 1 rule\(s\) of this storage, 1 other rule\(s\) kept$/m);
+    expect((await c.getBucketLifecycle()).map((x) => x.id)).toEqual(['someone-else']);
+    r = await run('pve-s3-maintenance', ['--storage', 's3lc', '--action', 'lifecycle'], { env });
+    expect(r.code).toBe(0);
+    expect((await c.getBucketLifecycle()).map((x) => x.id).sort()).toEqual(['pve-s3-abort-multipart:lc/', 'someone-else']);
+    r = await run('pve-s3-maintenance', ['--storage', 's3lc', '--action', 'lifecycle', '--show'], { env });
+    expect(r.stdout).toMatch(/^\* pve-s3-abort-multipart:lc\/ \[Enabled lc\/\]: abort incomplete uploads after 7d$/m);
+    expect(r.stdout).toMatch(/^  someone-else \[Enabled other\/\]: expire after 30d$/m);
+    r = await run('pve-s3-maintenance', ['--storage', 's3lc', '--action', 'lifecycle'], { env });
+    expect(r.stdout).toMatch(/^unchanged:/m);
+    await c.putBucketLifecycle([]);
   });
 });
 
