@@ -66,3 +66,28 @@ describe('progress line', () => {
     expect(renderProgress('b', { bytes: 0, total: 7200 * MiB, parts: 0, partsTotal: 10, rate: MiB }, 4)).toMatch(/ETA 2:00:00$/);
   });
 });
+
+describe('verified source removal (store/local-files.ts)', () => {
+  const vol = (o: Partial<import('../../host/src/store/types.js').Volume>) =>
+    ({ volid: 's:backup/a.vma', volname: 'backup/a.vma', content: 'backup', name: 'a.vma', key: 'dump/a.vma', size: 4, ctime: 0, protected: false, manifest: true, verified: true, ...o }) as import('../../host/src/store/types.js').Volume;
+
+  it('keeps the local files unless the upload is verified and of the local size', async () => {
+    const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
+    const { existsSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { removeVerifiedSource, assertUploadVerified } = await import('../../host/src/store/local-files.js');
+    const d = await mkdtemp(join(tmpdir(), 'pve-s3-unit-rm-'));
+    const f = join(d, 'a.vma');
+    await writeFile(f, 'abcd');
+    await writeFile(f + '.notes', 'n');
+    for (const bad of [vol({ verified: false }), vol({ manifest: false, verified: false }), vol({ size: 5 })]) {
+      await expect(removeVerifiedSource(bad, f, 4)).rejects.toMatchObject({ code: 'IntegrityError', exitCode: 5 });
+      expect(existsSync(f) && existsSync(f + '.notes')).toBe(true);
+    }
+    expect(() => assertUploadVerified(vol({ verified: false }))).toThrow(/could not be verified \(size 4, manifest present, not matching\)$/);
+    await removeVerifiedSource(vol({}), f, 4);
+    expect(existsSync(f) || existsSync(f + '.notes')).toBe(false);
+    await rm(d, { recursive: true, force: true });
+  });
+});

@@ -302,10 +302,12 @@ export async function main(argv: string[]): Promise<number> {
           o.protected = vol.protected;
           o.log = vol.log === true;
         }
+        const { assertUploadVerified, removeVerifiedSource } = await import('../store/local-files.js');
         if (it.kind === 'volume' && flag(p, 'delete-source')) {
-          const { removeVerifiedSource } = await import('../store/local-files.js');
           await removeVerifiedSource(vol, it.path, it.size, it.logPath !== undefined ? { logPath: it.logPath } : {});
           o.sourceDeleted = true;
+        } else {
+          assertUploadVerified(vol, it.kind === 'volume' ? { path: it.path, size: it.size } : undefined);
         }
         outcomes.push(o);
         if (!json) {

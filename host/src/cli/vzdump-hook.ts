@@ -93,7 +93,7 @@ export async function main(argv: string[]): Promise<number> {
       const { classifyFile } = await import('../pve/volname.js');
       const c = classifyFile(basename(target), 'backup');
       if (c.kind !== 'volume') throw new PveS3Error('InvalidArgument', `TARGET '${target}' is not a backup archive name`, { exitCode: EXIT.usage });
-      const { readLocalSidecars, removeVerifiedSource } = await import('../store/local-files.js');
+      const { assertUploadVerified, readLocalSidecars, removeVerifiedSource } = await import('../store/local-files.js');
       const side = await readLocalSidecars(target);
       const opened = await openStore(cfg, logger);
       try {
@@ -106,13 +106,8 @@ export async function main(argv: string[]): Promise<number> {
           protected: side.protected,
         });
         const s = (performance.now() - t0) / 1000;
-        if (cfg.keepLocal) {
-          if (vol.verified !== true || vol.size !== st.size) {
-            throw new PveS3Error('IntegrityError', `uploaded '${vol.volid}' could not be verified against its manifest`, { exitCode: EXIT.integrity });
-          }
-        } else {
-          await removeVerifiedSource(vol, target, st.size);
-        }
+        if (cfg.keepLocal) assertUploadVerified(vol, { path: target, size: st.size });
+        else await removeVerifiedSource(vol, target, st.size);
         say(`uploaded ${vol.volid} in ${s.toFixed(1)} s (${formatRate(st.size / Math.max(s, 1e-6))}), verified${cfg.keepLocal ? '; local copy kept (keep_local)' : '; local copy removed'}`);
       } finally {
         await opened.close();

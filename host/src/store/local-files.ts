@@ -38,19 +38,24 @@ export async function readLocalSidecars(archivePath: string): Promise<LocalSidec
 }
 
 /**
- * Deletes the local archive and its `.notes`/`.protected` after an upload, but only when the
- * bucket's copy is verified: its manifest was written by the upload and a HEAD afterwards shows
- * the size and ETag the manifest records (statVolume's `verified`), and that size is the local
- * file's. Anything else keeps the local file and fails loudly.
+ * The bucket's copy of an upload is verified when its manifest was written by the upload and a
+ * HEAD afterwards shows the size and ETag the manifest records (statVolume's `verified`), and that
+ * size is the local file's. Anything else is an IntegrityError (exit 5).
  */
-export async function removeVerifiedSource(vol: Volume, archivePath: string, localSize: number, o: { logPath?: string } = {}): Promise<void> {
-  if (vol.verified !== true || vol.size !== localSize) {
+export function assertUploadVerified(vol: Volume, local?: { path: string; size: number }): void {
+  if (vol.verified !== true || (local !== undefined && vol.size !== local.size)) {
+    const sizes = local !== undefined ? `remote size ${vol.size}, local ${local.size}, ` : `size ${vol.size}, `;
     throw new PveS3Error(
       'IntegrityError',
-      `uploaded '${vol.volid}' could not be verified (remote size ${vol.size}, local ${localSize}, manifest ${vol.manifest ? 'present' : 'missing'}${vol.verified ? '' : ', not matching'}): local file '${archivePath}' kept`,
+      `uploaded '${vol.volid}' could not be verified (${sizes}manifest ${vol.manifest ? 'present' : 'missing'}${vol.verified ? '' : ', not matching'})${local !== undefined ? `: local file '${local.path}' kept` : ''}`,
       { exitCode: EXIT.integrity, key: vol.key },
     );
   }
+}
+
+/** Deletes the local archive and its `.notes`/`.protected` after an upload, only once verified. */
+export async function removeVerifiedSource(vol: Volume, archivePath: string, localSize: number, o: { logPath?: string } = {}): Promise<void> {
+  assertUploadVerified(vol, { path: archivePath, size: localSize });
   await rm(archivePath, { force: true });
   await rm(archivePath + NOTES_SUFFIX, { force: true });
   await rm(archivePath + PROTECTED_SUFFIX, { force: true });
