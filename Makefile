@@ -39,7 +39,7 @@ endif
 bundle: build
 	node scripts/bundle.mjs $(BUNDLE)
 
-# Copies the bundle as it is laid out (entries, chunks/, core.wasm next to its loader,
+# Copies the bundle as it is laid out (entries executable: those with a #! line; chunks/, core.wasm next to its loader,
 # package.json marking the .js files as ES modules).
 install: bundle
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PERLDIR) \
@@ -47,7 +47,7 @@ install: bundle
 	cd $(BUNDLE) && find . -type d -printf '%P\n' | while read -r d; do \
 		[ -z "$$d" ] || install -d "$(DESTDIR)$(LIBDIR)/$$d"; done
 	cd $(BUNDLE) && find . -type f -printf '%P\n' | LC_ALL=C sort | while read -r f; do \
-		case "$$f" in */*) mode=0644 ;; *.js) mode=0755 ;; *) mode=0644 ;; esac; \
+		mode=0644; [ "$$(head -c2 "$$f")" != '#!' ] || mode=0755; \
 		install -m $$mode "$$f" "$(DESTDIR)$(LIBDIR)/$$f"; done
 	# stable names without the extension; node follows the link and sees .js under a type:module package.json
 	ln -sfn pve-s3-host.js $(DESTDIR)$(LIBDIR)/pve-s3-host

@@ -119,8 +119,11 @@ describe('the .deb', () => {
     // the plugin's default host path is what the package installs
     const plugin = readFileSync(join(root, 'usr/share/perl5/PVE/Storage/Custom/S3Plugin.pm'), 'utf8');
     expect(plugin).toMatch(/\$DEFAULT_HOST_BIN = '\/usr\/lib\/pve-s3\/pve-s3-host';/);
-    // one core.wasm, next to the chunk that loads it; nothing from npm's tree
-    expect([...paths].filter((p) => p.endsWith('/core.wasm'))).toHaveLength(1);
+    // core.wasm next to each module that loads it (the self-contained host, the commands' chunks),
+    // exactly the one the build made; nothing from npm's tree
+    const wasms = [...paths].filter((p) => p.endsWith('/core.wasm')).sort();
+    expect(wasms).toEqual(['/usr/lib/pve-s3/chunks/core.wasm', '/usr/lib/pve-s3/core.wasm']);
+    for (const w of wasms) expect(readFileSync(join(root, w)).equals(readFileSync(join(ROOT, 'build/core.wasm'))), w).toBe(true);
     expect([...paths].some((p) => p.includes('node_modules'))).toBe(false);
     expect(readFileSync(join(root, 'etc/logrotate.d/pve-s3'), 'utf8')).toMatch(/^\/var\/log\/pve\/storage-s3\.log \{/);
     expect(ok(run('dpkg-deb', ['-I', deb, 'conffiles']), 'conffiles').trim()).toBe('/etc/logrotate.d/pve-s3');
