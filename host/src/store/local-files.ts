@@ -1,8 +1,7 @@
 /**
  * Local files around an upload from the command line or the vzdump hook: the sidecars vzdump
  * leaves next to an archive (`.notes`, `.protected`, the log), and removing the local copy only
- * once the bucket is known to hold it. (Added for the CLIs; putVolume's `removeSource` predates
- * it and removes before the post-upload stat.)
+ * once the bucket is known to hold it (the CLIs, the hook and putVolume's `removeSource` share it).
  */
 import { readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';

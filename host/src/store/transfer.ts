@@ -5,7 +5,7 @@
  * local copy is already the object.
  */
 import { hostname } from 'node:os';
-import { rm, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { CONTENT_DIR } from '../pve/content.js';
 import { NOTES_SUFFIX, PROTECTED_SUFFIX, parseVolname, sidecarNames, type VolumeInfo } from '../pve/volname.js';
@@ -94,18 +94,8 @@ export async function putVolume(ctx: StoreContext, volname: string, o: PutVolume
   const vol = await statVolume(ctx, volname);
   if ('path' in o.src) {
     if (o.removeSource) {
-      // the local copy goes only once a fresh HEAD shows the object the manifest describes
-      if (vol.verified !== true || vol.size !== size) {
-        throw new PveS3Error(
-          'IntegrityError',
-          `uploaded '${vol.volid}' could not be verified (remote size ${vol.size}, local ${size}, manifest ${vol.manifest ? 'not matching' : 'missing'}): local file '${o.src.path}' kept`,
-          { exitCode: EXIT.integrity, key },
-        );
-      }
-      await rm(o.src.path, { force: true });
-      await rm(o.src.path + NOTES_SUFFIX, { force: true });
-      await rm(o.src.path + PROTECTED_SUFFIX, { force: true });
-      if (o.logPath !== undefined && vol.log === true) await rm(o.logPath, { force: true });
+      const { removeVerifiedSource } = await import('./local-files.js');
+      await removeVerifiedSource(vol, o.src.path, size ?? res.size, o.logPath !== undefined ? { logPath: o.logPath } : {});
     } else if (isCachePath(ctx.settings.cacheDir, v.content, v.name, o.src.path)) {
       await writeRecord(ctx.settings.cacheDir!, v.content, v.name, stripQuotes(res.etag));
     }
