@@ -82,6 +82,21 @@ const undiciShim = {
     b.onResolve({ filter: /^undici$/ }, (a) =>
       a.importer.endsWith('undici-agent.mjs') ? undefined : { path: join(root, 'scripts', 'undici-agent.mjs') },
     );
+    // undici's HTTP/2 client loads node:http2 (70 internal modules) at start-up only to read
+    // header-name constants; the host never speaks h2 (allowH2 is off). Those constants are
+    // protocol strings and numbers, so they are copied here; anything else (connect) loads the
+    // real module on first use.
+    b.onResolve({ filter: /^node:http2$/ }, (a) =>
+      a.importer.endsWith(join('undici', 'lib', 'dispatcher', 'client-h2.js')) ? { path: 'http2-lazy', namespace: 'pve-s3-http2' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'pve-s3-http2' }, async () => {
+      const { constants } = await import('node:http2');
+      return {
+        contents: `const constants = ${JSON.stringify(constants)};
+module.exports = new Proxy({ constants }, { get: (t, k) => (k === 'constants' ? constants : require('node:http2')[k]) });`,
+        loader: 'js',
+      };
+    });
   },
 };
 
