@@ -115,7 +115,7 @@ clear_requests();
 PVE::Storage::Custom::S3Plugin::ensure_cache_dirs($scfg);
 stub_ok('status', { active => JSON::PP::true, total => 1000, used => 400, avail => 600 });
 is_deeply([$PLUGIN->status($storeid, $scfg, {})], [1000, 600, 400, 1], 'status: (total, avail, used, active)');
-is(last_request()->{request}->{deadline_ms}, 4000, 'status deadline 4 s (killed after 5 s)');
+is(last_request()->{request}->{deadline_ms}, 2000, 'status deadline 2 s (killed after 3 s)');
 is_deeply([$PLUGIN->status($storeid, $scfg, {})], [1000, 600, 400, 1], 'second status answered from the cache');
 is(scalar(@{ stub_requests() }), 1, '... without running the host again');
 
@@ -129,7 +129,7 @@ unlink("$scfg->{path}/.pve-s3/status.json");
 stub_reply('status', { sleep => 60, envelope => { ok => JSON::PP::true, result => { active => JSON::PP::true } } });
 @st = eval { $PLUGIN->status($storeid, $scfg, {}) };
 is($@, '', 'status does not die when the host hangs');
-is_deeply(\@st, [0, 0, 0, 0], 'a hanging host gives inactive (returned at the 5 s bound, not after 60 s)');
+is_deeply(\@st, [0, 0, 0, 0], 'a hanging host gives inactive (returned at the 3 s bound, not after 60 s)');
 $pid = read_file("$ENV{PVE_S3_STUB_DIR}/sleeping.pid");
 ok(!kill(0, $pid), 'the hanging status host was killed');
 
@@ -182,6 +182,7 @@ my $fresh = { %$scfg, path => "$t->{tmp}/fresh-cache" };
 ok($PLUGIN->activate_storage($storeid, $fresh, {}), 'activate_storage succeeds');
 ok(-d "$fresh->{path}/$_", "cache subdir $_ created") for qw(dump template/iso template/cache snippets .pve-s3);
 is(last_request()->{request}->{op}, 'activate', 'bucket checked through the host');
+is(last_request()->{request}->{deadline_ms}, 2000, '... with the status bound (pvestatd activates every cycle)');
 
 stub_err('activate', 'NoSuchBucket', "bucket 'pve-bucket' does not exist at http://127.0.0.1:7480");
 unlink("$fresh->{path}/.pve-s3/status.json");

@@ -13,6 +13,8 @@ use lib "$FindBin::Bin/lib", "$FindBin::Bin/../";
 use File::Copy qw(copy);
 use File::Path qw(make_path);
 use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use POSIX ();
 use Test::More;
 use Time::Local qw(timelocal);
 
@@ -268,10 +270,40 @@ make_path("$tmp/dead-cache/.pve-s3");
 $PLUGIN->on_add_hook('dead-s3', $dead, secret_key => $sk);
 my @dst = eval { $PLUGIN->status('dead-s3', $dead, {}) };
 is($@, '', 'status against a dead endpoint does not die');
-is_deeply(\@dst, [0, 0, 0, 0], 'status against a dead endpoint is inactive (returned within its 5 s bound)');
+is_deeply(\@dst, [0, 0, 0, 0], 'status against a dead endpoint is inactive (returned within its 3 s bound)');
+unlink("$tmp/dead-cache/.pve-s3/status.json");
 eval { $PLUGIN->activate_storage('dead-s3', $dead, {}) };
-like($@, qr/\S/, 'activate_storage against a dead endpoint dies with the host message');
+like($@, qr/connection refused/, 'activate_storage against a dead endpoint dies with the cause, not a deadline');
 unlike($@, qr/\Q$sk\E/, '... without the secret');
+
+# A black hole: connections are accepted, nothing is ever answered. The host must give up on its
+# own deadline (an envelope with code Timeout), not be killed by the plugin's timeout.
+{
+    my $listen = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 16, ReuseAddr => 1)
+        or die "cannot listen: $!\n";
+    my $port = $listen->sockport();
+    my $pid = fork() // die "fork: $!\n";
+    if (!$pid) {
+        my @held;
+        while (my $c = $listen->accept()) { push @held, $c }
+        POSIX::_exit(0);
+    }
+    close($listen);
+    my $hole = { %$scfg, endpoint => "http://127.0.0.1:$port", path => "$tmp/hole-cache" };
+    make_path("$tmp/hole-cache/.pve-s3");
+    $PLUGIN->on_add_hook('hole-s3', $hole, secret_key => $sk);
+    for my $op (qw(status activate)) {
+        my ($res, $err) = PVE::Storage::Custom::S3Plugin::host_try('hole-s3', $hole, $op, {});
+        is($err && $err->{code}, 'Timeout', "black-holed endpoint: the host answers $op with Timeout before it is killed");
+    }
+    my @hst = eval { $PLUGIN->status('hole-s3', $hole, {}) };
+    is($@, '', 'status against a black-holed endpoint does not die');
+    is_deeply(\@hst, [0, 0, 0, 0], '... and is inactive');
+    eval { $PLUGIN->activate_storage('hole-s3', $hole, {}) };
+    like($@, qr/deadline/, 'activate_storage then dies with the cached reason');
+    kill('KILL', $pid);
+    waitpid($pid, 0);
+}
 
 # Leave the shared gateway clean.
 PVE::Storage::vdisk_free($cfg, "$storeid:backup/$archive{3}");

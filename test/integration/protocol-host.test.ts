@@ -282,6 +282,12 @@ describe('errors', () => {
       expect(r.envelope.ok).toBe(false);
       expect(['Timeout', 'RequestTimeout']).toContain(r.envelope.error!.code);
       expect(r.envelope.error!.retryable).toBe(true);
+      // activate runs on pvestatd's loop too (activate_storage): the same bound, and the message
+      // says which endpoint did not answer
+      const a = await host({ v: 1, op: 'activate', deadline_ms: 1500, storage: { ...storage, endpoint: `http://127.0.0.1:${port}` } }, { killAfterMs: 30_000 });
+      expect(a.signal).toBeNull();
+      expect(a.envelope.error).toMatchObject({ code: 'Timeout', retryable: true });
+      expect(a.lastLine).toContain(`127.0.0.1:${port}`);
     } finally {
       for (const s of sockets) s.destroy();
       server.close();
@@ -293,6 +299,10 @@ describe('errors', () => {
     expect(r.signal).toBeNull();
     expect(r.envelope.error).toMatchObject({ code: 'NetworkError', retryable: true });
     expect(r.lastLine).toMatch(/connection refused/);
+    // activate gets status's retry budget: the cause, not a deadline that retries ran into
+    const a = await host({ v: 1, op: 'activate', deadline_ms: 2000, storage: { ...storage, endpoint: 'http://127.0.0.1:9' } }, { killAfterMs: 30_000 });
+    expect(a.envelope.error).toMatchObject({ code: 'NetworkError' });
+    expect(a.lastLine).toMatch(/connection refused/);
   });
 });
 

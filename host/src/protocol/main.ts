@@ -11,19 +11,24 @@ import { parseRequest } from './request.js';
 
 export const HOST_VERSION = '0.1.0';
 
-/** status must answer within this when the request gives no deadline (pvestatd kills at 5 s) */
-export const STATUS_DEFAULT_DEADLINE_MS = 4000;
+/** status must answer within this when the request gives no deadline (the plugin kills at 3 s) */
+export const STATUS_DEFAULT_DEADLINE_MS = 2000;
+
+/** pvestatd runs these serially for every storage: one retry at most, the deadline bounds the rest */
+const PVESTATD_OPS = new Set(['status', 'activate']);
 
 /** after the deadline, how long an operation may take to clean up before we answer Timeout
- *  (the plugin sends SIGTERM 1 s after the deadline) */
+ *  (the plugin kills the process 1 s after the deadline) */
 export const ABORT_GRACE_MS = 500;
 
 /** The store and pve layers have their own names for a few codes; the protocol's are in §5. */
-function protocolError(e: unknown, timedOut: boolean): unknown {
+function protocolError(e: unknown, timedOut?: { op: string; endpoint: string; ms: number }): unknown {
   if (timedOut) {
-    return new PveS3Error('Timeout', `operation did not finish within its deadline: check the endpoint's reachability and speed, or retry`, {
-      retryable: true,
-    });
+    return new PveS3Error(
+      'Timeout',
+      `${timedOut.op} did not finish within its deadline of ${timedOut.ms} ms: check that endpoint '${timedOut.endpoint}' is reachable and answering, or retry`,
+      { retryable: true },
+    );
   }
   const err = e as PveS3Error;
   if (!(err instanceof PveS3Error)) return e;
@@ -42,7 +47,7 @@ function protocolError(e: unknown, timedOut: boolean): unknown {
 }
 
 export async function handle(input: NodeJS.ReadableStream, started = Date.now(), o: { abort?: AbortSignal } = {}): Promise<Reply> {
-  let timedOut = false;
+  let timedOut: { op: string; endpoint: string; ms: number } | undefined;
   let timer: NodeJS.Timeout | undefined;
   let client: { close(): Promise<void> } | undefined;
   try {
@@ -83,7 +88,7 @@ export async function handle(input: NodeJS.ReadableStream, started = Date.now(),
         // no single request may outlive the deadline, and a retry storm must not either
         s3.connectTimeoutMs = Math.min(s3.connectTimeoutMs, left);
         s3.requestTimeoutMs = Math.min(s3.requestTimeoutMs, left);
-        if (req.op === 'status') s3.maxRetries = 1;
+        if (PVESTATD_OPS.has(req.op)) s3.maxRetries = 1;
       },
     });
     client = ctx;
@@ -97,7 +102,7 @@ export async function handle(input: NodeJS.ReadableStream, started = Date.now(),
       const expired = new Promise<'expired'>((res) => (timer = setTimeout(() => res('expired'), remaining)));
       const first = await Promise.race([run.then((x) => ({ x }), (e: unknown) => ({ e })), expired]);
       if (first === 'expired') {
-        timedOut = true;
+        timedOut = { op: req.op, endpoint: String(req.storage.endpoint ?? ''), ms: deadlineMs };
         // let the operation undo what it started (abort a multipart upload, drop a temp file)
         // before answering, within the plugin's margin between deadline and SIGTERM
         ac.abort(new Error('deadline'));
@@ -124,7 +129,8 @@ async function scrub(text: string): Promise<string> {
 
 export async function main(): Promise<void> {
   const started = Date.now();
-  // the plugin's timeout: SIGTERM, then SIGKILL 2 s later; use them to undo half-done work
+  // an operator's Ctrl-C or a service stop: use it to undo half-done work (PVE's run_command
+  // timeout sends SIGKILL, which is why everything uses temporary names)
   const term = new AbortController();
   const onTerm = () => term.abort(new Error('terminated'));
   process.once('SIGTERM', onTerm);
