@@ -208,6 +208,34 @@ stub_err('set-attr', 'AccessDenied', 'denied');
 eval { $PLUGIN->update_volume_attribute($scfg, $storeid, $vol, 'notes', 'x') };
 is($@, "denied\n", 'other set-attr errors surface');
 
+# max-protected-backups is enforced by the core wrapper from list_volumes' protected/subtype of
+# the guest's backups: a protected lxc backup of the same vmid does not count against a qemu one.
+{
+    clear_requests();
+    local $PVE::Storage::CONFIG = { ids => { $storeid => { %$scfg, type => 's3', 'max-protected-backups' => 1 } } };
+    my $q1 = 'vzdump-qemu-300-2024_01_01-00_00_00.vma.zst';
+    my $q2 = 'vzdump-qemu-300-2024_01_02-00_00_00.vma.zst';
+    my $l1 = 'vzdump-lxc-300-2024_01_03-00_00_00.tar.zst';
+    my $v = sub {
+        my ($name, $type, $prot) = @_;
+        return { volname => "backup/$name", content => 'backup', size => 1, ctime => 1, mtime => 1, etag => 'e',
+            format => 'vma.zst', vmid => 300, subtype => $type, protected => $prot ? $T : $F };
+    };
+    stub_ok('get-attr', { value => $F });
+    stub_ok('set-attr', { value => $T });
+    stub_ok('list', { volumes => [$v->($q1, 'qemu', 0), $v->($q2, 'qemu', 0), $v->($l1, 'lxc', 1)] });
+    PVE::Storage::update_volume_attribute($PVE::Storage::CONFIG, "$storeid:backup/$q1", 'protected', 1);
+    is(last_request()->{request}->{op}, 'set-attr', 'max 1: the first protected qemu backup is allowed (the lxc one counts apart)');
+    is_deeply(stub_requests()->[1]->{request}->{args}, { content => ['backup'], vmid => 300 }, '... counted from the guest\'s backup listing');
+    stub_ok('list', { volumes => [$v->($q1, 'qemu', 1), $v->($q2, 'qemu', 0), $v->($l1, 'lxc', 1)] });
+    clear_requests();
+    stub_ok('get-attr', { value => $F });
+    stub_ok('list', { volumes => [$v->($q1, 'qemu', 1), $v->($q2, 'qemu', 0), $v->($l1, 'lxc', 1)] });
+    eval { PVE::Storage::update_volume_attribute($PVE::Storage::CONFIG, "$storeid:backup/$q2", 'protected', 1) };
+    is($@, "The number of protected backups per guest is limited to 1 on storage '$storeid'\n", 'max 1: a second protected qemu backup is refused');
+    ok(!grep({ $_->{request}->{op} eq 'set-attr' } @{ stub_requests() }), '... before anything is written');
+}
+
 # --- free_image -----------------------------------------------------------------------------
 
 write_file("$p/dump/$pending.protected", '');

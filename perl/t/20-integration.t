@@ -164,6 +164,13 @@ is(scalar($PLUGIN->volume_size_info($scfg, $storeid, "backup/$archive{2}", 5)), 
 PVE::Storage::update_volume_attribute($cfg, "$storeid:backup/$archive{1}", 'protected', 1);
 is(PVE::Storage::get_volume_attribute($cfg, "$storeid:backup/$archive{1}", 'protected'), 1, 'protected');
 ok($s3->object_exists($bucket, "pve/dump/$archive{1}.protected"), 'protection is a sidecar object');
+{
+    local $scfg->{'max-protected-backups'} = 1;
+    eval { PVE::Storage::update_volume_attribute($cfg, "$storeid:backup/$archive{3}", 'protected', 1) };
+    is($@, "The number of protected backups per guest is limited to 1 on storage '$storeid'\n",
+        'max-protected-backups 1: a second protected backup of the guest is refused');
+    ok(!$s3->object_exists($bucket, "pve/dump/$archive{3}.protected"), '... and not protected in the bucket');
+}
 my $utf8_notes = "ge\x{e4}nderte Notizen \x{2713}\nzweite Zeile";
 PVE::Storage::update_volume_attribute($cfg, "$storeid:backup/$archive{2}", 'notes', $utf8_notes);
 is(PVE::Storage::get_volume_attribute($cfg, "$storeid:backup/$archive{2}", 'notes'), $utf8_notes, 'non-ASCII notes round-trip');

@@ -267,7 +267,8 @@ sub update_volume_attribute {
     my ($vtype, undef, $vmid) = $plugin->parse_volname($volname);
     my $max = get_max_protected_backups($scfg, $storeid);
 
-    if ($vtype eq 'backup' && $attribute eq 'protected' && $value && $max > -1
+    # Like PVE: only backups with a vmid (standard names) are counted.
+    if ($vtype eq 'backup' && $vmid && $attribute eq 'protected' && $value && $max > -1
         && !$plugin->get_volume_attribute($scfg, $storeid, $volname, 'protected')) {
         my $backups = $plugin->list_volumes($storeid, $scfg, $vmid, ['backup']);
         my ($backup) = grep { $_->{volid} eq $volid } @$backups;
