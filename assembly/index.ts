@@ -5,6 +5,6 @@ export { hmacSha256, hmacSha256Init, hmacSha256Update, hmacSha256Final } from '.
 export { md5Init, md5Update, md5Final, md5 } from './md5';
 export { crc32cUpdate, crc32cCombine } from './crc32c';
 export { crc64nvmeUpdate, crc64nvmeCombine } from './crc64nvme';
-export { sha256x4Init, sha256x4Blocks, sha256x4Extract } from './sha256x4';
+export { sha256x4Init, sha256x4Blocks, sha256x4Extract, sha256x4Load } from './sha256x4';
 export { sigv4DeriveKey, sigv4Sign, sigv4ChunkSign, sigv4UriEncode, sigv4OutPtr, sigv4MaxInput, sigv4MaxEntries, sigv4KeySlots } from './sigv4';
 export { planUpload, planPart, planPtr } from './planner';

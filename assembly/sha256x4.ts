@@ -12,6 +12,10 @@
 //       — turns lane `lane` into a scalar SHA-256 ctx at `dst` (see sha256.ts) that has absorbed
 //         `totalBytes` bytes; finish it with sha256Update/sha256Final (the tail and padding are
 //         at most a few blocks, not worth vectorising).
+//   sha256x4Load(ctx, lane: i32, src: usize): void
+//       — the reverse: puts the chaining state of the scalar ctx at `src` (whose partial block
+//         must be empty) into lane `lane`, so a stream can move between the scalar and the SIMD
+//         core at any block boundary (the host's streaming Sha256x4).
 //
 // ctx layout: [0,128) state words H0..H7, each a v128 holding lanes 0..3.
 
@@ -277,4 +281,9 @@ export function sha256x4Extract(ctx: usize, lane: i32, dst: usize, totalBytes: f
   for (let j: usize = 0; j < 8; j++) store<u32>(dst + (j << 2), load<u32>(ctx + (j << 4) + off));
   store<u64>(dst + CTX_TOTAL, <u64>totalBytes);
   store<u32>(dst + CTX_FILL, 0);
+}
+
+export function sha256x4Load(ctx: usize, lane: i32, src: usize): void {
+  const off = <usize>(lane & 3) << 2;
+  for (let j: usize = 0; j < 8; j++) store<u32>(ctx + (j << 4) + off, load<u32>(src + (j << 2)));
 }

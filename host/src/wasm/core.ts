@@ -30,6 +30,7 @@ export interface DigestCore {
   sha256x4Init(ctx: number): void;
   sha256x4Blocks(ctx: number, p0: number, p1: number, p2: number, p3: number, blocks: number): void;
   sha256x4Extract(ctx: number, lane: number, dst: number, totalBytes: number): void;
+  sha256x4Load(ctx: number, lane: number, src: number): void;
 }
 
 /** Region addresses, read once: they are fixed for the lifetime of the instance. */

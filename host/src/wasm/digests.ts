@@ -232,11 +232,138 @@ export function hmacSha256(key: Bytes, msg: Bytes): Uint8Array {
   return mac;
 }
 
+const SHA_CTX_SIZE = 128;
+const SHA_CTX_TOTAL = 96;
+const SHA_CTX_FILL = 104;
+
+function checkLaneCount(n: unknown, what: string): number {
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 4) {
+    throw new PveS3Error('InvalidArgument', `invalid ${what} '${String(n)}': must be an integer 1..4`);
+  }
+  return n;
+}
+
 /**
- * SHA-256 of 1..4 independent inputs at once on the 4-lane SIMD core. Inputs may differ in
- * length: the lanes run together while at least two still have full blocks, then each lane's
- * remainder (and padding) is finished by the scalar core.
+ * 1..4 independent SHA-256 streams hashed together on the 4-lane SIMD core, e.g. the parts of a
+ * multipart upload read side by side. Each update() takes the next slice of every lane (any
+ * lengths, `undefined` or empty for a lane with nothing new), so parts of any size stream
+ * through without being held in memory.
+ *
+ * Between calls every lane is a plain scalar SHA-256 context kept in JS (128 bytes), so any
+ * number of instances may be live and interleaved with each other and with Sha256. Within a
+ * call, each lane's partial block is completed on the scalar core, then the full blocks the
+ * lanes have in common run on the SIMD core (while at least two lanes have some), and what is
+ * left (one lane's extra blocks, tails) goes back to the scalar core. Lanes fed equal slices
+ * therefore spend nearly all their blocks in SIMD.
  */
+export class Sha256x4 {
+  private readonly lanes: number;
+  private readonly state: Uint8Array[];
+  private done = false;
+
+  constructor(lanes = 4) {
+    this.lanes = checkLaneCount(lanes, 'lanes');
+    const core = digestCore();
+    const r = regions();
+    this.state = [];
+    for (let l = 0; l < this.lanes; l++) {
+      const ctx = r.sha256x4 + 128 + 128 * l;
+      core.sha256Init(ctx);
+      this.state.push(heap().slice(ctx, ctx + SHA_CTX_SIZE));
+    }
+  }
+
+  /** chunks[l] is the next slice of lane l (a missing entry or undefined: nothing this time). */
+  update(chunks: Array<Bytes | undefined>): this {
+    if (this.done) throw finished('Sha256x4');
+    if (!Array.isArray(chunks) || chunks.length > this.lanes) {
+      throw new PveS3Error('InvalidArgument', `invalid chunks (${Array.isArray(chunks) ? `length ${chunks.length}` : typeof chunks}): Sha256x4.update takes an array of at most ${this.lanes} slices, one per lane`);
+    }
+    const data = chunks.map((d, l) => (d === undefined ? new Uint8Array(0) : bytesOf(d, `Sha256x4 chunks[${l}]`)));
+    const core = digestCore();
+    const r = regions();
+    const x = r.sha256x4;
+    const scalar = (l: number): number => x + 128 + 128 * l;
+    const n = data.length;
+    let mem = heap();
+    const dv = new DataView(mem.buffer);
+    const pos = new Array<number>(n).fill(0);
+    for (let l = 0; l < n; l++) {
+      const d = data[l]!;
+      if (d.length === 0) continue;
+      const ctx = scalar(l);
+      mem.set(this.state[l]!, ctx);
+      // Complete the lane's partial block first, so what follows starts on a block boundary.
+      const fill = dv.getUint32(ctx + SHA_CTX_FILL, true);
+      if (fill > 0) {
+        pos[l] = Math.min(64 - fill, d.length);
+        feed('sha256', d.subarray(0, pos[l]), (ptr, len) => core.sha256Update(ctx, ptr, len));
+      }
+    }
+    const full = data.map((d, l) => pos[l]! + Math.floor((d.length - pos[l]!) / 64) * 64);
+    let active = data.map((_, l) => l).filter((l) => full[l]! > pos[l]!);
+
+    if (active.length >= 2) {
+      const quarter = Math.floor(r.ioSize / 4 / 64) * 64;
+      const laneIo = [0, 1, 2, 3].map((l) => r.io + l * quarter);
+      const base = new Array<number>(n).fill(0);
+      for (const l of active) {
+        base[l] = Number(dv.getBigUint64(scalar(l) + SHA_CTX_TOTAL, true)) - pos[l]!;
+        core.sha256x4Load(x, l, scalar(l));
+      }
+      while (active.length >= 2) {
+        let chunk = fed.sha256x4 < WARM_BYTES ? WARM_SLICE : quarter;
+        for (const l of active) chunk = Math.min(chunk, full[l]! - pos[l]!);
+        fed.sha256x4 += chunk * active.length;
+        // Idle lanes read an active lane's area; their (garbage) state is never extracted.
+        const idle = laneIo[active[0]!]!;
+        const ptrs = [idle, idle, idle, idle];
+        mem = heap();
+        for (const l of active) {
+          mem.set(data[l]!.subarray(pos[l]!, pos[l]! + chunk), laneIo[l]!);
+          ptrs[l] = laneIo[l]!;
+        }
+        core.sha256x4Blocks(x, ptrs[0]!, ptrs[1]!, ptrs[2]!, ptrs[3]!, chunk / 64);
+        const next: number[] = [];
+        for (const l of active) {
+          pos[l]! += chunk;
+          if (pos[l] === full[l]) core.sha256x4Extract(x, l, scalar(l), base[l]! + pos[l]!);
+          else next.push(l);
+        }
+        active = next;
+      }
+      // The one lane still holding full blocks (if any) continues on the scalar core.
+      for (const l of active) core.sha256x4Extract(x, l, scalar(l), base[l]! + pos[l]!);
+    }
+
+    for (let l = 0; l < n; l++) {
+      const d = data[l]!;
+      if (d.length === 0) continue;
+      const ctx = scalar(l);
+      feed('sha256', d.subarray(pos[l]!), (ptr, len) => core.sha256Update(ctx, ptr, len));
+      this.state[l] = heap().slice(ctx, ctx + SHA_CTX_SIZE);
+    }
+    return this;
+  }
+
+  /** One 32-byte digest per lane; the instance is finished afterwards. */
+  digest(): Uint8Array[] {
+    if (this.done) throw finished('Sha256x4');
+    const core = digestCore();
+    const r = regions();
+    const ctx = r.sha256x4 + 128;
+    const out: Uint8Array[] = [];
+    for (const s of this.state) {
+      heap().set(s, ctx);
+      core.sha256Final(ctx, r.out);
+      out.push(heap().slice(r.out, r.out + 32));
+    }
+    this.done = true;
+    return out;
+  }
+}
+
+/** SHA-256 of 1..4 whole inputs at once on the 4-lane SIMD core (one Sha256x4 update). */
 export function sha256x4(inputs: Uint8Array[]): Uint8Array[] {
   if (!Array.isArray(inputs) || inputs.length < 1 || inputs.length > 4) {
     throw new PveS3Error('InvalidArgument', `invalid inputs (length ${Array.isArray(inputs) ? inputs.length : typeof inputs}): sha256x4 takes an array of 1..4 Uint8Arrays`);
@@ -244,53 +371,5 @@ export function sha256x4(inputs: Uint8Array[]): Uint8Array[] {
   inputs.forEach((d, i) => {
     if (!(d instanceof Uint8Array)) throw new PveS3Error('InvalidArgument', `invalid inputs[${i}] '${typeof d}': must be a Uint8Array`);
   });
-  const core = digestCore();
-  const r = regions();
-  const x = r.sha256x4;
-  const quarter = Math.floor(r.ioSize / 4 / 64) * 64;
-  const laneIo = [0, 1, 2, 3].map((l) => r.io + l * quarter);
-  const scalar = (l: number): number => x + 128 + 128 * l;
-  const n = inputs.length;
-  const pos = new Array<number>(n).fill(0);
-  const full = inputs.map((d) => Math.floor(d.length / 64) * 64);
-  const inSimd = new Array<boolean>(n).fill(false);
-  let active = inputs.map((_, l) => l).filter((l) => full[l]! > 0);
-
-  if (active.length >= 2) {
-    core.sha256x4Init(x);
-    const mem = heap();
-    while (active.length >= 2) {
-      let chunk = fed.sha256x4 < WARM_BYTES ? WARM_SLICE : quarter;
-      for (const l of active) chunk = Math.min(chunk, full[l]! - pos[l]!);
-      fed.sha256x4 += chunk * active.length;
-      // Idle lanes read an active lane's area; their (garbage) state is never extracted.
-      const idle = laneIo[active[0]!]!;
-      const ptrs = [idle, idle, idle, idle];
-      for (const l of active) {
-        mem.set(inputs[l]!.subarray(pos[l]!, pos[l]! + chunk), laneIo[l]!);
-        ptrs[l] = laneIo[l]!;
-        inSimd[l] = true;
-      }
-      core.sha256x4Blocks(x, ptrs[0]!, ptrs[1]!, ptrs[2]!, ptrs[3]!, chunk / 64);
-      for (const l of active) pos[l]! += chunk;
-      const next: number[] = [];
-      for (const l of active) {
-        if (pos[l] === full[l]) core.sha256x4Extract(x, l, scalar(l), pos[l]!);
-        else next.push(l);
-      }
-      active = next;
-    }
-    // The one lane still holding full blocks (if any) continues on the scalar core.
-    for (const l of active) core.sha256x4Extract(x, l, scalar(l), pos[l]!);
-  }
-
-  const out: Uint8Array[] = [];
-  for (let l = 0; l < n; l++) {
-    const ctx = scalar(l);
-    if (!inSimd[l]) core.sha256Init(ctx);
-    feed('sha256', inputs[l]!.subarray(pos[l]!), (ptr, len) => core.sha256Update(ctx, ptr, len));
-    core.sha256Final(ctx, r.out);
-    out.push(heap().slice(r.out, r.out + 32));
-  }
-  return out;
+  return new Sha256x4(inputs.length).update(inputs).digest();
 }
