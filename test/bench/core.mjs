@@ -121,7 +121,10 @@ if (json) {
   line('wasm 4-lane (aggregate)', r.sha256.wasm4lane, `= ${ratio(r.sha256.wasm4lane, r.sha256.wasm)} wasm single, ${ratio(r.sha256.wasm4lane, r.sha256.node)} node:crypto`);
   line('node:crypto (native)', r.sha256.node);
   line('@aws-crypto/sha256-js', r.sha256.awsCryptoJs);
-  if (r.sha256.hashWasm) line('hash-wasm', r.sha256.hashWasm, `(wasm single = ${ratio(r.sha256.wasm, r.sha256.hashWasm)} hash-wasm)`);
+  if (r.sha256.hashWasm) {
+    line('hash-wasm', r.sha256.hashWasm,
+      `(wasm single = ${ratio(r.sha256.wasm, r.sha256.hashWasm)} hash-wasm, wasm 4-lane = ${ratio(r.sha256.wasm4lane, r.sha256.hashWasm)} hash-wasm)`);
+  }
   console.log('MD5');
   line('wasm', r.md5.wasm, `= ${ratio(r.md5.wasm, r.md5.node)} node:crypto`);
   line('node:crypto (native)', r.md5.node);

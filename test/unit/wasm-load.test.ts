@@ -1,5 +1,6 @@
-// Locating core.wasm: $PVE_S3_WASM first, then the package's build/, then next to the module.
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+// Locating core.wasm: $PVE_S3_WASM first, then the package's build/, then next to the module;
+// and the release module's no-allocation contract (no imports, memory never grows).
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -52,5 +53,39 @@ describe('loadCore', () => {
     const c = l.wasmCandidates({ PVE_S3_WASM: 'x/y.wasm' });
     expect(c).toEqual([resolve('x/y.wasm'), repoBuild, resolve(import.meta.dirname, '..', '..', 'host', 'src', 'wasm', 'core.wasm')]);
     expect(l.wasmCandidates({})).toEqual(c.slice(1));
+  });
+});
+
+describe('release core.wasm: static buffers only (docs/WASM-ABI.md)', () => {
+  it('imports nothing: no allocator, no abort, no host calls', () => {
+    const WA = (globalThis as unknown as { WebAssembly: { Module: { new (b: Uint8Array): object; imports(m: object): unknown[] } } }).WebAssembly;
+    expect(WA.Module.imports(new WA.Module(readFileSync(repoBuild)))).toEqual([]);
+  });
+
+  it('its memory keeps its initial size through every kernel, the signer and the planner', async () => {
+    vi.resetModules();
+    const { loadCore } = await import('../../host/src/wasm/load.js');
+    const d = await import('../../host/src/wasm/digests.js');
+    const { SigV4Signer } = await import('../../host/src/wasm/signer.js');
+    const { planUpload } = await import('../../host/src/wasm/planner.js');
+    const mem = loadCore().memory;
+    const before = mem.buffer.byteLength;
+    const big = new Uint8Array(3 << 20).fill(7);
+    const live = Array.from({ length: 100 }, () => new d.Sha256().update(big.subarray(0, 1000)));
+    live.forEach((h) => h.digest());
+    d.Sha256.hash(big);
+    d.Md5.hash(big);
+    d.Crc32c.hash(big);
+    d.Crc64Nvme.hash(big);
+    d.hmacSha256(big.subarray(0, 100), big);
+    d.sha256x4([big, big.subarray(1), big.subarray(2), big.subarray(3)]);
+    const s = new SigV4Signer({ credentials: { accessKeyId: 'AK', secretAccessKey: 'secret' }, region: 'r' });
+    const signed = s.sign({ method: 'PUT', path: '/b/k', headers: { host: 'h' }, payloadHash: 'UNSIGNED-PAYLOAD', date: new Date(0) });
+    s.chunkSigner(signed.signature, new Date(0)).sign('0'.repeat(64));
+    s.presign({ method: 'GET', path: '/b/k', headers: { host: 'h' }, expiresIn: 60, date: new Date(0) });
+    const plan = planUpload({ size: 5 * 2 ** 40, chunkSizeMB: 5 });
+    plan.part(plan.partCount);
+    expect(loadCore().memory).toBe(mem);
+    expect(mem.buffer.byteLength).toBe(before);
   });
 });
