@@ -8,8 +8,9 @@ import { EXIT, PveS3Error } from '../util/errors.js';
 import { PROTOCOL_VERSION, errorReply, okReply, type Reply } from './envelope.js';
 import { readRequest } from './read-request.js';
 import { parseRequest } from './request.js';
+import { VERSION } from '../util/version.js';
 
-export const HOST_VERSION = '0.1.0';
+export const HOST_VERSION = VERSION;
 
 /** status must answer within this when the request gives no deadline (the plugin kills at 3 s) */
 export const STATUS_DEFAULT_DEADLINE_MS = 2000;

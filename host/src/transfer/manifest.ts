@@ -8,11 +8,11 @@
  * object is one part, so its composite is SHA-256(SHA-256(data)) + "-1" and `sha256` is the
  * plain whole-object digest.
  */
-import { readFileSync } from 'node:fs';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { Sha256 } from '../wasm/digests.js';
 import type { SseOptions } from '../s3/types.js';
 import type { TransferClient } from './transfer-client.js';
+import { VERSION } from '../util/version.js';
 
 export const MANIFEST_SUFFIX = '.s3manifest';
 export const MANIFEST_FORMAT = 'pve-s3-manifest';
@@ -182,12 +182,4 @@ export function hex(d: Uint8Array): string {
   return Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('hex');
 }
 
-const TOOL = ((): string => {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { name?: string; version?: string };
-    if (pkg.name === 'pve-s3' && pkg.version) return `pve-s3/${pkg.version}`;
-  } catch {
-    // installed layouts may not ship package.json next to the code
-  }
-  return 'pve-s3';
-})();
+const TOOL = `pve-s3/${VERSION}`;
