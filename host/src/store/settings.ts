@@ -20,5 +20,8 @@ export function storeSettingsFrom(cfg: StorageConfig, o: { storageId?: string } 
   if (cfg.sse) s.put = { sse: cfg.sse };
   if (cfg.path) s.cacheDir = cfg.path;
   s.keepLocal = cfg.keepLocal;
+  // PVE applies bwlimit's `restore` (else `default`) to restores; uploads from vzdump have their own
+  const bw = cfg.bwlimit?.restore ?? cfg.bwlimit?.default;
+  if (bw !== undefined && bw > 0) s.downloadBwlimitKiB = Math.max(1, Math.round(bw));
   return s;
 }

@@ -151,6 +151,7 @@ export async function getVolume(
     force: cur !== null,
     signal: ctx.signal,
     onProgress: o.onProgress,
+    ...(ctx.settings.downloadBwlimitKiB ? { bwlimitKiB: ctx.settings.downloadBwlimitKiB } : {}),
   });
   if (v.content === 'snippets') {
     // hookscripts must be executable (PVE checks -x); S3 keeps no mode bits
@@ -179,7 +180,12 @@ export async function streamVolume(
   const key = keyOf(ctx, v);
   const { downloadObject } = await import('../transfer/download.js');
   try {
-    const res = await downloadObject(transferClient(ctx), key, { stream: out }, { concurrency: ctx.settings.concurrency, signal: ctx.signal, onProgress: o.onProgress });
+    const res = await downloadObject(transferClient(ctx), key, { stream: out }, {
+      concurrency: ctx.settings.concurrency,
+      signal: ctx.signal,
+      onProgress: o.onProgress,
+      ...(ctx.settings.downloadBwlimitKiB ? { bwlimitKiB: ctx.settings.downloadBwlimitKiB } : {}),
+    });
     return { size: res.size, etag: stripQuotes(res.etag), verified: res.verifiedBy === 'manifest' };
   } catch (e) {
     const code = (e as { code?: string }).code;

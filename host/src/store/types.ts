@@ -58,6 +58,9 @@ export interface StoreSettings {
   keepLocal?: boolean;
   /** node name written into x-amz-meta-node (default: os.hostname()) */
   node?: string;
+  /** KiB/s for downloads (restores, cache fills): the storage's bwlimit `restore`, else `default`;
+   *  absent or 0 = unlimited */
+  downloadBwlimitKiB?: number;
 }
 
 export interface LifecycleSettings {
