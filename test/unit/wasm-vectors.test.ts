@@ -13,6 +13,7 @@ interface Checksums {
   crc32c: { vectors: CrcVector[] };
   crc64nvme: { vectors: CrcVector[] };
   s3HeaderDigests: { input: string; inputHex: string; algorithm: string; valueHex: string; s3HeaderValue: string }[];
+  informational: { crc32cOf66560TimesA: { valueHex: string; base64BigEndian: string } };
 }
 
 const v = readVectors<Checksums>('checksums.json');
@@ -71,6 +72,17 @@ describe('CRC32C (incl. RFC 3720 B.4) and CRC64NVME', () => {
     expect(c).toBe(BigInt('0x' + t.valueHex));
     expect(crc64Base64(c)).toBe(t.base64BigEndian);
     if (t.s3HeaderValue !== undefined) expect(crc64Base64(c)).toBe(t.s3HeaderValue);
+  });
+});
+
+describe('CRC32C of the AWS streaming-trailer example body (66560 × "a")', () => {
+  const t = v.informational.crc32cOf66560TimesA;
+  const body = new Uint8Array(66560).fill(0x61);
+  it('whole, and combined from two parts hashed separately', () => {
+    expect(Crc32c.hash(body)).toBe(parseInt(t.valueHex, 16));
+    expect(crc32cBase64(Crc32c.hash(body))).toBe(t.base64BigEndian);
+    const cut = 65536;
+    expect(Crc32c.combine(Crc32c.hash(body.subarray(0, cut)), Crc32c.hash(body.subarray(cut)), body.length - cut)).toBe(parseInt(t.valueHex, 16));
   });
 });
 
