@@ -125,9 +125,43 @@ write_file("$p/template/iso/cached.iso", 'CACHED');
 utime(100, 100, "$p/template/iso/cached.iso");
 record('iso', 'cached.iso', size => 6, mtime => 100);
 utime(1, 1, "$p/.pve-s3/records/iso/cached.iso.json");
+my $cached_obj = { volname => 'iso/cached.iso', content => 'iso', size => 6, ctime => 5, mtime => 5, etag => 'e', format => 'iso' };
+stub_ok('stat', { volume => $cached_obj });
 $PLUGIN->activate_volume($storeid, $scfg, 'iso/cached.iso', undef, {});
-is(scalar(@{ stub_requests() }), 0, 'a valid cached copy (size/mtime match the record) is reused without the host');
+is_deeply([map { $_->{request}->{op} } @{ stub_requests() }], ['stat'],
+    'a cached copy (size/mtime match the record) whose object is unchanged (etag, size) is reused: one HEAD, no download');
+is(last_request()->{request}->{deadline_ms}, 9000, '... checked with a short timeout');
+is(read_file("$p/template/iso/cached.iso"), 'CACHED', '... the copy is untouched');
 ok((stat("$p/.pve-s3/records/iso/cached.iso.json"))[9] > 1, '... and marked as used now');
+
+# The ISO was replaced in the bucket under the same name (another node uploaded a new one).
+clear_requests();
+stub_ok('stat', { volume => { %$cached_obj, etag => 'new', size => 9 } });
+stub_ok('download', { etag => 'new', size => 9, verified => $T, downloaded => $T }, write_dest => 'NEWER ISO');
+$PLUGIN->activate_volume($storeid, $scfg, 'iso/cached.iso', undef, {});
+is_deeply([map { $_->{request}->{op} } @{ stub_requests() }], ['stat', 'download'], 'a stale cached copy is downloaded again');
+is(last_request()->{request}->{args}->{force}, $T, '... with force (the host replaces it atomically)');
+is(read_file("$p/template/iso/cached.iso"), 'NEWER ISO', '... and the new bytes are served');
+my (undef, undef, $newrec) = PVE::Storage::Custom::S3Plugin::local_state($scfg, 'iso', 'cached.iso', "$p/template/iso/cached.iso");
+is($newrec->{etag}, 'new', '... recorded as a copy of the new object');
+
+# The bucket cannot be asked: the cached copy is used (VM start during an outage), with a warning.
+clear_requests();
+stub_err('stat', 'Timeout', 'stat did not finish within its deadline');
+{
+    my @w;
+    local $SIG{__WARN__} = sub { push @w, @_ };
+    $PLUGIN->activate_volume($storeid, $scfg, 'iso/cached.iso', undef, {});
+    like(join('', @w), qr/could not check the cached copy of '\Q$storeid\E:iso\/cached.iso'.*deadline.*using it/,
+        'unreachable bucket: the cached copy is used, with a warning naming the cause');
+}
+is_deeply([map { $_->{request}->{op} } @{ stub_requests() }], ['stat'], '... and no download is tried');
+
+# Deleted from the bucket (by another node): the volume no longer exists.
+stub_err('stat', 'NoSuchKey', "iso 'cached.iso' not found in bucket 'pve-bucket'");
+eval { $PLUGIN->activate_volume($storeid, $scfg, 'iso/cached.iso', undef, {}) };
+is($@, "iso 'cached.iso' not found in bucket 'pve-bucket'\n", 'a cached copy of a deleted object is not served');
+clear_requests();
 
 $PLUGIN->activate_volume($storeid, $scfg, "backup/$pending", undef, {});
 is(scalar(@{ stub_requests() }), 0, 'a pending local file is used as is');
@@ -433,6 +467,7 @@ is(read_file("$sd/local.sh"), 'LOCAL EDIT', 'a pending local snippet is never ov
 # --- two activations of one volume at once download it once ---------------------------------
 
 stub_ok('download', { etag => 'c', verified => $T, downloaded => $T }, write_dest => 'ONCE', sleep => 1);
+stub_ok('stat', { volume => { volname => 'iso/concurrent.iso', content => 'iso', size => 4, ctime => 1, mtime => 1, etag => 'c', format => 'iso' } });
 unlink("$ENV{PVE_S3_STUB_DIR}/requests.jsonl");
 my @kids;
 for (1 .. 2) {

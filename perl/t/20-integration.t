@@ -240,6 +240,23 @@ is($list->[0]->{size}, length($iso), 'ISO size');
 $path = PVE::Storage::abs_filesystem_path($cfg, "$storeid:iso/installer.iso");
 is(read_file($path), $iso, 'ISO downloaded byte for byte at activation');
 
+# Another node replaces the ISO under the same name: this node's cached copy is stale and must
+# not be served.
+{
+    my $node2 = { %$scfg, path => "$tmp/node2-cache" };
+    make_path("$tmp/node2-cache/template/iso");
+    my $iso2 = random_bytes(3 * 1024 * 1024 + 5, 42);
+    write_file("$tmp/node2-cache/template/iso/installer.iso", $iso2);
+    $PLUGIN->upload_local_volume($storeid, $node2, 'iso/installer.iso');
+    my $ino1 = (stat($path))[1];
+    PVE::Storage::activate_volumes($cfg, ["$storeid:iso/installer.iso"]);
+    is(read_file($path), $iso2, 'an ISO replaced in the bucket is downloaded again at activation');
+    my $ino2 = (stat($path))[1];
+    PVE::Storage::activate_volumes($cfg, ["$storeid:iso/installer.iso"]);
+    is((stat($path))[1], $ino2, '... and that copy is then reused');
+    isnt($ino2, $ino1, '... (it was renamed into place, not rewritten in place)');
+}
+
 my $tmpl_dir = PVE::Storage::get_vztmpl_dir($cfg, $storeid);
 my $tmpl = random_bytes(100_000, 7);
 write_file("$tmpl_dir/debian-12-standard_12.7-1_amd64.tar.zst", $tmpl);

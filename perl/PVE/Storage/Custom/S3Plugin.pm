@@ -74,6 +74,10 @@ my $OP_TIMEOUT = {
     'sync-local' => 86400,
 };
 
+# activate_volume's check of a cached copy: VM start waits for it, so it is short, and failing
+# it only means the cached copy is used as is.
+my $FRESHNESS_TIMEOUT = 10;
+
 # Ops whose stderr is progress worth showing in the task log.
 my $OP_PROGRESS = { download => 1, upload => 1, 'sync-local' => 1 };
 
@@ -866,6 +870,26 @@ sub with_volume_lock {
     return $res;
 }
 
+# A cached copy is valid only while the bucket still holds the object it copies: an ISO or
+# template replaced under the same name (from another node, or by a tool) must not be served
+# stale for as long as guests keep using it. One HEAD decides; when the bucket cannot be asked,
+# the copy is used with a warning, so VM starts and restores from cache survive an outage.
+sub cached_copy_current {
+    my ($storeid, $scfg, $volname, $rec) = @_;
+
+    my ($res, $err) = host_try($storeid, $scfg, 'stat', { volname => $volname }, timeout => $FRESHNESS_TIMEOUT);
+    if ($err) {
+        die "$err->{message}\n" if is_remote_missing($err);
+        warn "warning: could not check the cached copy of '$storeid:$volname' against the bucket "
+            . "($err->{message}); using it\n";
+        return 1;
+    }
+    my $obj = $res->{volume} // {};
+    return 0 if !defined($obj->{size}) || $obj->{size} != $rec->{size};
+    my $etag = $rec->{etag} // '';
+    return $etag ne '' && $etag eq ($obj->{etag} // '') ? 1 : 0;
+}
+
 sub activate_volume {
     my ($class, $storeid, $scfg, $volname, $snapname, $cache, $hints) = @_;
 
@@ -878,13 +902,16 @@ sub activate_volume {
     make_path($dir, { mode => 0755 }) if !-d $dir;
 
     with_volume_lock($scfg, $vtype, $name, sub {
-        my ($state) = local_state($scfg, $vtype, $name, $path);
-        if ($state eq 'cached') {
+        my ($state, undef, $rec) = local_state($scfg, $vtype, $name, $path);
+        if ($state eq 'cached' && cached_copy_current($storeid, $scfg, $volname, $rec)) {
             # Mark the copy as used now: eviction goes by the record's mtime.
-            my $rec = record_file($scfg, $vtype, $name);
-            utime(undef, undef, $rec);
-        } elsif ($state eq 'missing') {
-            my $res = host_call($storeid, $scfg, 'download', { volname => $volname, dest => $path });
+            utime(undef, undef, record_file($scfg, $vtype, $name));
+        } elsif ($state ne 'pending') {
+            # Missing, or a copy of an object since replaced: the host downloads to a temporary
+            # name, verifies, then renames over $path, so a reader never sees a partial file.
+            my $args = { volname => $volname, dest => $path };
+            $args->{force} = JSON::PP::true if $state eq 'cached';
+            my $res = host_call($storeid, $scfg, 'download', $args);
             die "download of '$storeid:$volname' did not produce '$path'\n" if !-f $path;
             ensure_record($scfg, $vtype, $name, $path, $res->{etag});
             warn "warning: '$storeid:$volname' has no integrity manifest; checked by size only\n"
