@@ -9,6 +9,8 @@ use lib "$FindBin::Bin/lib", "$FindBin::Bin/../";
 use Test::More;
 use Encode ();
 use JSON::PP;
+use Fcntl ();
+use File::Path qw(make_path);
 use POSIX qw(strftime);
 use Time::Local qw(timelocal);
 
@@ -284,7 +286,8 @@ ok(-f "$p/dump/vzdump-qemu-200-2024_01_01-00_00_00.vma.zst", '... and keeps the 
 
 unlink("$p/dump/$pending.protected");
 stub_ok('delete', { deleted => ["backup/$pending"], missing => [] });
-$PLUGIN->free_image($storeid, $scfg, "backup/$pending", 0, 'raw');
+my @freed = $PLUGIN->free_image($storeid, $scfg, "backup/$pending", 0, 'raw');
+is_deeply(\@freed, [undef], 'free_image returns undef (no cleanup worker for vdisk_free to fork)');
 is_deeply(last_request()->{request}->{args}, { volnames => ["backup/$pending"] }, 'delete request');
 ok(!-e "$p/dump/$_", "local $_ removed") for ($pending, "$pending.notes", 'vzdump-lxc-102-2024_03_03-03_03_03.log');
 
@@ -417,6 +420,7 @@ is_deeply(last_request()->{request}->{args}, { quiet_seconds => 0 }, 'sync-local
 
 my $now = time();
 for my $case (['backup', 'vzdump-qemu-500-2024_01_01-00_00_00.vma', 2 * 86400], ['backup', 'vzdump-qemu-501-2024_01_01-00_00_00.vma', 3600],
+    ['backup', 'vzdump-qemu-502-2024_01_01-00_00_00.vma', 2 * 86400],
     ['iso', 'old.iso', 8 * 86400], ['iso', 'recent.iso', 86400], ['snippets', 'ancient.sh', 400 * 86400]) {
     my ($vtype, $name, $age) = @$case;
     my $dir = $PLUGIN->get_subdir($scfg, $vtype);
@@ -428,11 +432,18 @@ for my $case (['backup', 'vzdump-qemu-500-2024_01_01-00_00_00.vma', 2 * 86400], 
 write_file("$p/template/iso/pending-old.iso", 'P');
 utime($now - 100 * 86400, $now - 100 * 86400, "$p/template/iso/pending-old.iso");
 open(my $held, '<', "$p/template/iso/old.iso") or die;
+# An activation of 502 is in progress: it holds the volume lock.
+make_path("$p/.pve-s3/locks");
+open(my $vlock, '>', "$p/.pve-s3/locks/backup.vzdump-qemu-502-2024_01_01-00_00_00.vma.lock") or die;
+flock($vlock, Fcntl::LOCK_EX) or die;
 my $ev = $PLUGIN->evict_cache($storeid, $scfg, $now);
-is_deeply($ev, ['backup/vzdump-qemu-500-2024_01_01-00_00_00.vma'], 'default policy: old backup copy evicted; open ISO, recent ISO, snippets and pending files kept');
+is_deeply($ev, ['backup/vzdump-qemu-500-2024_01_01-00_00_00.vma'],
+    'default policy: old backup copy evicted; open ISO, one being activated, recent ISO, snippets and pending files kept');
+ok(-f "$p/dump/vzdump-qemu-502-2024_01_01-00_00_00.vma", 'a copy whose activation holds the volume lock is kept');
 close($held);
+close($vlock);
 $ev = $PLUGIN->evict_cache($storeid, $scfg, $now);
-is_deeply($ev, ['iso/old.iso'], 'once closed, the old ISO goes');
+is_deeply($ev, ['iso/old.iso', 'backup/vzdump-qemu-502-2024_01_01-00_00_00.vma'], 'once closed and unlocked, they go (least recently used first)');
 ok(-f "$p/template/iso/pending-old.iso", 'a pending file is never evicted');
 ok(-f "$p/snippets/ancient.sh", 'snippets are never evicted');
 $ev = $PLUGIN->evict_cache($storeid, { %$scfg, cache_max_age => 0, cache_max_size => 0 }, $now + 1000 * 86400);

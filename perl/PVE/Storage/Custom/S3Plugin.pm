@@ -1245,6 +1245,12 @@ sub evict_cache {
         my ($c) = @_;
         $open //= open_files();
         return 0 if $open->{ $c->{path} };
+        # An activation in progress (it holds the volume lock between checking the copy and
+        # handing its path to PVE) or one since this scan (it touched the record) keeps the copy.
+        my $lock = IO::File->new(state_dir($scfg) . "/locks/$c->{vtype}.$c->{name}.lock", O_RDWR | O_CREAT, 0600);
+        return 0 if $lock && !flock($lock, LOCK_EX | LOCK_NB);
+        my @rst = stat(record_file($scfg, $c->{vtype}, $c->{name}));
+        return 0 if !@rst || $rst[9] != $c->{used};
         unlink($c->{path}) or return 0;
         unlink(record_file($scfg, $c->{vtype}, $c->{name}));
         push @evicted, "$c->{vtype}/$c->{name}";
