@@ -132,27 +132,38 @@ async function planItems(p: Parsed, sources: string[]): Promise<{ items: Item[];
     if (sources.length > 1) throw new UsageError(CMD, `--source - (stdin) cannot be combined with other sources`, USAGE);
     if (flag(p, 'delete-source')) throw new UsageError(CMD, `--delete-source makes no sense with --source - (stdin)`, USAGE);
     if (process.stdin.isTTY) throw new UsageError(CMD, `--source - reads the archive from stdin, which is a terminal: pipe it in (vzdump ... --stdout | ${CMD} ...)`, USAGE);
-    let volume: VolumeInfo;
-    let stream: Readable | AsyncIterable<Uint8Array> = process.stdin;
+    if (name === undefined && (vmid === undefined || type === undefined)) {
+      throw new UsageError(CMD, `--source - needs --name NAME, or --vmid and --type to generate PVE's archive name`, USAGE);
+    }
+    const format = oneOf(p, 'format', ['vma', 'tar'] as const);
+    const maxSize = sizeOpt(p, 'max-size') ?? DEFAULT_MAX_STREAM;
+    let volume: VolumeInfo | undefined;
     if (name !== undefined) {
       const c = classifyFile(normaliseUploadName(name), content);
       if (c.kind !== 'volume') throw new UsageError(CMD, `--name '${name}' is a sidecar name, not a volume`, USAGE);
       volume = c.volume;
     } else {
-      if (vmid === undefined || type === undefined) {
-        throw new UsageError(CMD, `--source - needs --name NAME, or --vmid and --type to generate PVE's archive name`, USAGE);
-      }
-      let compression = str(p, 'compress');
-      if (compression === undefined) {
-        const { head, rest } = await peek(process.stdin);
-        compression = sniffCompression(head);
-        stream = rest;
-      }
-      const format = oneOf(p, 'format', ['vma', 'tar'] as const);
-      const n = archiveName({ vmid, guestType: type, ...(format ? { format } : {}), compression, time: new Date() });
+      // a bad --format/--compress for this guest type is a usage error before stdin is read
+      archiveName({ vmid: vmid!, guestType: type!, ...(format ? { format } : {}), compression: str(p, 'compress') ?? 'none', time: new Date() });
+    }
+    // the first bytes name the compression, and their absence means the producer failed before
+    // writing anything (vzdump ... --stdout | without pipefail): an empty "backup" that looks
+    // verified would count as the newest one for keep-last and prune away real backups
+    const { head, rest } = await peek(process.stdin);
+    if (head.length === 0) {
+      throw new PveS3Error(
+        'EmptyInput',
+        `stdin gave no data: nothing was uploaded. The command before '|' probably failed; check its output (and run the pipeline with 'set -o pipefail')`,
+        { exitCode: EXIT.failure },
+      );
+    }
+    const stream: Readable | AsyncIterable<Uint8Array> = rest;
+    if (volume === undefined) {
+      const compression = str(p, 'compress') ?? sniffCompression(head);
+      const n = archiveName({ vmid: vmid!, guestType: type!, ...(format ? { format } : {}), compression, time: new Date() });
       volume = parseVolumeFile('backup', n);
     }
-    const item: Item = { kind: 'stream', volume, stream, maxSize: sizeOpt(p, 'max-size') ?? DEFAULT_MAX_STREAM, protected: false };
+    const item: Item = { kind: 'stream', volume, stream, maxSize, protected: false };
     if (volume.content === 'backup') {
       if (notesOpt !== undefined) item.notes = notesOpt;
       item.protected = flag(p, 'protected');
@@ -208,6 +219,17 @@ async function planItems(p: Parsed, sources: string[]): Promise<{ items: Item[];
     }
   }
   return { items, warnings };
+}
+
+/** Gateways that lack a storage class answer a bare InvalidArgument (RGW) or InvalidStorageClass
+ *  (AWS): say which setting caused it. */
+function storageClassHint(e: unknown, storageClass: string | undefined, fromFlag: boolean): unknown {
+  const code = (e as { code?: string }).code;
+  if (storageClass === undefined || (code !== 'InvalidStorageClass' && code !== 'InvalidArgument')) return e;
+  const where = fromFlag ? '--storage-class' : "the storage's storage_class";
+  return new PveS3Error(code, `${(e as Error).message}; the gateway probably does not offer storage class '${storageClass}' (from ${where}): use a class it supports, or leave it unset for the gateway's default`, {
+    exitCode: EXIT.failure,
+  });
 }
 
 interface Outcome {
@@ -285,6 +307,8 @@ export async function main(argv: string[]): Promise<number> {
             ...(it.kind === 'volume' && it.logPath !== undefined ? { logPath: it.logPath } : {}),
             onProgress: (x) => bar.update(x),
           });
+        } catch (e) {
+          throw storageClassHint(e, cfg.storageClass, storageClass !== undefined);
         } finally {
           bar.done();
         }

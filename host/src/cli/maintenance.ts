@@ -138,7 +138,9 @@ async function status(ctx: StoreContext, json: boolean, endpoint: string): Promi
 
 function describeRule(r: LifecycleRule): string {
   const parts: string[] = [];
-  for (const t of r.transitions ?? []) parts.push(`${t.storageClass} after ${t.days ?? t.date}d`);
+  // gateways hand transitions back in any order; the chain reads oldest step first
+  const transitions = [...(r.transitions ?? [])].sort((a, b) => (a.days ?? 0) - (b.days ?? 0));
+  for (const t of transitions) parts.push(t.days !== undefined ? `${t.storageClass} after ${t.days}d` : `${t.storageClass} on ${t.date}`);
   if (r.expiration?.days) parts.push(`expire after ${r.expiration.days}d`);
   if (r.abortIncompleteMultipartUpload) parts.push(`abort incomplete uploads after ${r.abortIncompleteMultipartUpload.daysAfterInitiation}d`);
   const prefix = r.filter?.prefix ?? r.legacyPrefix ?? '';
@@ -167,6 +169,15 @@ async function cleanup(ctx: StoreContext, p: Parsed, json: boolean): Promise<Exi
   return r.errors.length > 0 ? EXIT.failure : EXIT.ok;
 }
 
+/** What an operator does about each bad verdict (stderr, after the table). */
+const ADVICE: Record<string, string> = {
+  corrupt: 'the stored data differs from what was uploaded: do not restore it; take a new backup of that guest (and delete the corrupt one)',
+  'missing-manifest': 'the upload never finished or its manifest was lost, so the data cannot be verified: take a new backup',
+  'missing-sidecar': 'the archive matches its manifest but its log is gone: it restores fine; re-upload the log if you still have it (pve-s3-backup --source FILE.log)',
+  'orphan-sidecar': 'a sidecar whose archive is gone: delete it once you know the archive is not coming back',
+  error: 'the check itself failed: see the message, fix the cause and run it again',
+};
+
 async function checkIntegrity(ctx: StoreContext, p: Parsed, json: boolean): Promise<ExitCode> {
   const { volnameFromArg } = await import('../store/volume-arg.js');
   const volnames = list(p, 'source').map((s) => volnameFromArg(s, { storageId: ctx.settings.storageId }));
@@ -189,6 +200,10 @@ async function checkIntegrity(ctx: StoreContext, p: Parsed, json: boolean): Prom
       .filter(([k, v]) => k === 'good' || k === 'corrupt' || v > 0)
       .map(([k, v]) => `${v} ${k.replace('-', ' ')}`);
     writeOut(`integrity: ${parts.join(', ')}`);
+    if (r.items.length === 0) note(`${CMD}: no backups to check in storage '${ctx.settings.storageId}'${vmid !== undefined ? ` for guest ${vmid}` : ''}`);
+    for (const [status, advice] of Object.entries(ADVICE)) {
+      if (r.items.some((i) => i.status === status)) note(`${CMD}: ${status}: ${advice}`);
+    }
   }
   // every verdict other than good and error is something wrong with the data (exit 5)
   const bad = r.items.filter((i) => i.status !== 'good' && i.status !== 'error');

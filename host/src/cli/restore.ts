@@ -2,7 +2,8 @@
  * pve-s3-restore: list what a storage holds, or bring one volume back to a file or to stdout,
  * verified against its manifest (store: listVolumes, getVolume, streamVolume).
  */
-import { stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ContentType } from '../pve/content.js';
 import type { Volume } from '../store/types.js';
@@ -53,6 +54,14 @@ const OPTIONS = {
   destination: { type: 'string' },
   force: { type: 'boolean' },
 } as const;
+
+function fileKind(st: Stats): string {
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isFIFO()) return 'a named pipe';
+  if (st.isSocket()) return 'a socket';
+  return 'not a file';
+}
 
 export function volumeTable(vols: readonly Volume[]): string {
   return table(vols, [
@@ -121,6 +130,13 @@ export async function main(argv: string[]): Promise<number> {
         let r;
         try {
           r = await streamVolume(opened.ctx, volname, process.stdout, { onProgress: (x) => bar.update(x) });
+        } catch (e) {
+          if ((e as { code?: string }).code === 'WriteFailed' && /EPIPE/.test((e as Error).message)) {
+            throw new PveS3Error('WriteFailed', `the command reading stdout stopped before the end of '${name}' (broken pipe): it got an incomplete archive; see that command's own error`, {
+              exitCode: EXIT.failure,
+            });
+          }
+          throw e;
         } finally {
           bar.done();
         }
@@ -133,8 +149,20 @@ export async function main(argv: string[]): Promise<number> {
     }
 
     let dest = resolve(destArg);
-    const st = await stat(dest).catch(() => null);
-    if (st?.isDirectory()) dest = join(dest, name);
+    let st = await stat(dest).catch(() => null);
+    if (st?.isDirectory()) {
+      dest = join(dest, name);
+      st = await stat(dest).catch(() => null);
+    }
+    if (st && !st.isFile()) {
+      // the restore renames a finished temp file into place: over a device, a FIFO or a socket
+      // that would replace the node itself (/dev/…) instead of writing to it
+      throw new PveS3Error('InvalidArgument', `destination '${dest}' is not a regular file (${fileKind(st)}): restore to a file, or use --destination - and redirect or pipe stdout`, {
+        exitCode: EXIT.usage,
+      });
+    }
+    // a symlink to a file is restored through: the link stays, its target gets the archive
+    if (st) dest = await realpath(dest);
     const { checkDestination } = await import('../transfer/temp-file.js');
     try {
       await checkDestination(dest, flag(p, 'force')); // before any request: refuse to overwrite

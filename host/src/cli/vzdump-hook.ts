@@ -87,6 +87,10 @@ export async function main(argv: string[]): Promise<number> {
     const target = process.env.TARGET;
 
     if (phase === 'backup-end') {
+      if (target === '-') {
+        say(`the archive went to stdout (vzdump --stdout): nothing to upload to storage '${storeId}'`);
+        return EXIT.ok;
+      }
       if (!target) throw new PveS3Error('ConfigMissing', `backup-end without TARGET in the environment: cannot upload to storage '${storeId}'`, { exitCode: EXIT.usage });
       const st = await stat(target).catch(() => null);
       if (!st?.isFile()) throw new PveS3Error('NotFound', `backup archive '${target}' does not exist: nothing to upload to storage '${storeId}'`, { exitCode: EXIT.notFound });
@@ -122,7 +126,7 @@ export async function main(argv: string[]): Promise<number> {
     if (!lst?.isFile()) throw new PveS3Error('NotFound', `log file '${logfile}' does not exist: cannot upload it to storage '${storeId}'`, { exitCode: EXIT.notFound });
     // vzdump names the log after the archive; TARGET gives that name even if LOGFILE is elsewhere
     let name = basename(logfile);
-    if (target) {
+    if (target && target !== '-') {
       const { sidecarNames } = await import('../pve/volname.js');
       name = sidecarNames(basename(target)).log ?? name;
     }

@@ -18,6 +18,14 @@ export function volnameFromArg(arg: string, o: { storageId?: string; content?: C
   }
   const slash = arg.indexOf('/');
   if (slash > 0 && isContentType(arg.slice(0, slash))) return parseVolname(arg).volname;
+  if (slash >= 0) {
+    // a local path here is a mistake (or '../x'): taking its last part would quietly name another volume
+    throw new PveS3Error(
+      'InvalidArgument',
+      `invalid volume '${arg}': not a path but an archive name as --list shows it (vzdump-qemu-100-….vma.zst), a volume name (backup/…, iso/…) or a volume id (storage:backup/…)`,
+      { exitCode: EXIT.usage },
+    );
+  }
   const c = classifyFile(arg, o.content);
   if (c.kind !== 'volume') {
     throw new PveS3Error('InvalidArgument', `'${arg}' is a sidecar of '${c.archive ?? 'an archive'}', not a volume: name the archive`, { exitCode: EXIT.usage });

@@ -1,0 +1,128 @@
+// What an administrator hits at 3 a.m., as subprocesses against RadosGW: a pipeline whose producer
+// died before writing (empty stdin), a restore aimed at a device or through a symlink, a path
+// where a volume name belongs, a reader that stops early, the hook under `vzdump --stdout`, a
+// storage class the gateway lacks, and check-integrity's advice.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { lstat, mkdtemp, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { S3Client } from '../../host/src/s3/client.js';
+import { closeTestClients, dropBucket, freshBucket } from '../helpers/s3.js';
+import { BIN, MiB, cfgEnv, keys, requireBuild, run, s3Section } from './cli-helpers.js';
+
+const ARCH = 'vzdump-qemu-100-2024_05_06-07_08_09.vma.zst';
+let c: S3Client;
+let dir: string;
+let env: NodeJS.ProcessEnv;
+let data: Buffer;
+
+beforeAll(async () => {
+  requireBuild();
+  c = await freshBucket('cli-edge');
+  dir = await mkdtemp(join(tmpdir(), 'pve-s3-cli-edge-'));
+  env = await cfgEnv(dir, [s3Section('s3e', c.bucket, { multipart_chunk_size: '5' }), s3Section('s3ia', c.bucket, { prefix: 'ia/', storage_class: 'DEEP_ARCHIVE' })]);
+  data = randomBytes(6 * MiB + 3);
+  await writeFile(join(dir, ARCH), data);
+  const r = await run('pve-s3-backup', ['--storage', 's3e', '--source', join(dir, ARCH)], { env });
+  expect(r.code, r.stderr).toBe(0);
+});
+
+afterAll(async () => {
+  await dropBucket(c);
+  await closeTestClients();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('backup from stdin', () => {
+  it('an empty stream (the producer failed first) uploads nothing and exits 1', async () => {
+    const before = await keys(c);
+    for (const extra of [['--vmid', '100', '--type', 'qemu'], ['--name', 'vzdump-qemu-100-2024_09_09-09_09_09.vma.zst']]) {
+      const r = await run(`false | ${process.execPath} ${join(BIN, 'pve-s3-backup.js')} --storage s3e --source - ${extra.join(' ')}`, [], { env, shell: true });
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(/stdin gave no data: nothing was uploaded\. The command before '\|' probably failed.*pipefail/)]);
+    }
+    expect(await keys(c)).toEqual(before);
+    expect(await c.listMultipartUploads({})).toEqual([]);
+  });
+
+  it('usage errors still come first, before stdin is read', async () => {
+    const r = await run('pve-s3-backup', ['--storage', 's3e', '--source', '-', '--vmid', '100'], { env, input: Buffer.alloc(0) });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--source - needs --name NAME, or --vmid and --type/);
+  });
+});
+
+describe('restore destination', () => {
+  it('refuses a device or a FIFO (exit 2, node untouched) instead of replacing it', async () => {
+    const r = await run('pve-s3-restore', ['--storage', 's3e', '--source', ARCH, '--destination', '/dev/null', '--force'], { env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/destination '\/dev\/null' is not a regular file \(a character device\): .*--destination -/);
+    expect((await lstat('/dev/null')).isCharacterDevice()).toBe(true);
+  });
+
+  it('restores through a symlink with --force: the link stays, its target gets the archive', async () => {
+    const target = join(dir, 'real.vma.zst');
+    const link = join(dir, 'link.vma.zst');
+    await writeFile(target, 'old');
+    await symlink(target, link);
+    let r = await run('pve-s3-restore', ['--storage', 's3e', '--source', ARCH, '--destination', link], { env });
+    expect(r.code).toBe(2);
+    r = await run('pve-s3-restore', ['--storage', 's3e', '--source', ARCH, '--destination', link, '--force'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect((await lstat(link)).isSymbolicLink()).toBe(true);
+    expect(await readlink(link)).toBe(target);
+    expect((await readFile(target)).equals(data)).toBe(true);
+  });
+
+  it('a path where a volume name belongs is refused before any request (exit 2)', async () => {
+    for (const source of ['../etc/passwd', `/var/lib/vz/dump/${ARCH}`]) {
+      const r = await run('pve-s3-restore', ['--storage', 's3e', '--source', source, '--destination', join(dir, 'never')], { env });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/invalid volume '.*': not a path but an archive name as --list shows it/);
+      expect(existsSync(join(dir, 'never'))).toBe(false);
+    }
+  });
+
+  it('a reader that stops early: exit 1 and a message saying the archive it got is incomplete', async () => {
+    const r = await run(`{ ${process.execPath} ${join(BIN, 'pve-s3-restore.js')} --storage s3e --source ${ARCH} --destination -; echo "restore exit $?" >&2; } | head -c 10 >/dev/null`, [], { env, shell: true });
+    expect(r.stderr).toMatch(/restore exit 1$/m);
+    expect(r.stderr).toMatch(/the command reading stdout stopped before the end of '.*' \(broken pipe\): it got an incomplete archive/);
+  });
+});
+
+describe('storage class', () => {
+  it('a class the gateway lacks: exit 1 and the message names the setting', async () => {
+    const f = join(dir, 'small.iso');
+    await writeFile(f, 'iso');
+    const r = await run('pve-s3-backup', ['--storage', 's3ia', '--source', f], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/storage class 'DEEP_ARCHIVE' \(from the storage's storage_class\): use a class it supports/);
+    expect(await keys(c, 'ia/')).toEqual([]);
+  });
+});
+
+describe('vzdump hook', () => {
+  it('backup-end with TARGET=- (vzdump --stdout) uploads nothing and does not fail the job', async () => {
+    const r = await run('pve-s3-vzdump-hook', ['backup-end', 'snapshot', '100'], { env: { ...env, STOREID: 's3e', TARGET: '-', VMTYPE: 'qemu', HOSTNAME: 'pve1' } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/vzdump --stdout\): nothing to upload/);
+  });
+});
+
+describe('check-integrity', () => {
+  it('says what to do about a corrupt backup, and when there is nothing to check', async () => {
+    const key = `dump/${ARCH}`;
+    const bad = Buffer.from(data);
+    bad[100]! ^= 0xff;
+    await c.putObject(key, bad);
+    let r = await run('pve-s3-maintenance', ['--storage', 's3e', '--action', 'check-integrity'], { env });
+    expect(r.code).toBe(5);
+    expect(r.stderr).toMatch(/corrupt: the stored data differs from what was uploaded: do not restore it; take a new backup/);
+    r = await run('pve-s3-maintenance', ['--storage', 's3e', '--action', 'check-integrity', '--vmid', '4242'], { env });
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/no backups to check in storage 's3e' for guest 4242/);
+  });
+});
