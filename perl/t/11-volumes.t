@@ -84,7 +84,7 @@ is_deeply($item{"$storeid:backup/$b100"}, {
     ctime => $b100_ctime, vmid => 100, subtype => 'qemu', notes => 'first line', protected => 1,
     verification => { state => 'ok' },
 }, 'backup item: PVE shape, first notes line, protected, verification');
-is_deeply($item{"$storeid:backup/vzdump-lxc-101-2024_02_02-00_00_00.tar.zst"}->{verification}, { state => 'failed' }, 'no manifest → verification failed');
+ok(!exists($item{"$storeid:backup/vzdump-lxc-101-2024_02_02-00_00_00.tar.zst"}->{verification}), 'no manifest → no verification state (GUI: None), not "failed"');
 ok(!exists($item{"$storeid:backup/vzdump-lxc-101-2024_02_02-00_00_00.tar.zst"}->{protected}), 'unprotected backups carry no protected key');
 is_deeply($item{"$storeid:backup/$pending"}, {
     volid => "$storeid:backup/$pending", content => 'backup', format => 'tar.zst', size => 7,

@@ -749,9 +749,9 @@ sub volume_item {
         my $notes = first_line($vol->{notes});
         $item->{notes} = $notes if defined($notes) && $notes ne '';
         $item->{protected} = 1 if $vol->{protected};
-        if (exists($vol->{verified})) {
-            $item->{verification} = { state => $vol->{verified} ? 'ok' : 'failed' };
-        }
+        # No manifest (another tool uploaded it) means "not verified", not a failed check: PVE's
+        # GUI shows a missing verification as None, 'failed' as a red error.
+        $item->{verification} = { state => 'ok' } if $vol->{verified};
     }
     return $item;
 }
