@@ -31,7 +31,7 @@ let dir: string;
 let storage: Record<string, string>;
 
 /** Runs the host with one request; the kill timer is a safety net, never an assertion. */
-function host(request: unknown, o: { raw?: string; killAfterMs?: number } = {}): Promise<Run> {
+function host(request: unknown, o: { raw?: string | Buffer; killAfterMs?: number } = {}): Promise<Run> {
   return new Promise((res, rej) => {
     const p = spawn(process.execPath, [HOST], {
       env: { ...process.env, PVE_S3_LOG_FILE: join(dir, 'host.log'), PVE_S3_DEBUG: '' },
@@ -303,6 +303,49 @@ describe('errors', () => {
     const a = await host({ v: 1, op: 'activate', deadline_ms: 2000, storage: { ...storage, endpoint: 'http://127.0.0.1:9' } }, { killAfterMs: 30_000 });
     expect(a.envelope.error).toMatchObject({ code: 'NetworkError' });
     expect(a.lastLine).toMatch(/connection refused/);
+  });
+});
+
+describe('upload from stdin (src "-")', () => {
+  const line = (args: Record<string, unknown>) => Buffer.from(JSON.stringify(req('upload', args)) + '\n');
+  const keys = async (prefix: string) => {
+    const out: string[] = [];
+    for await (const o of c.listAll({ prefix })) out.push(o.key);
+    return out;
+  };
+
+  it('stores exactly the bytes after the request line (11 MiB: several parts)', async () => {
+    const data = randomBytes(11 * MiB + 3);
+    const volname = 'backup/vzdump-lxc-140-2024_05_06-07_08_09.tar.zst';
+    const r = await host(null, { raw: Buffer.concat([line({ volname, src: '-', size: data.length, notes: 'streamed' }), data]) });
+    expect(r.envelope).toMatchObject({ ok: true, result: { volume: { volname, size: data.length, notes: 'streamed', verified: true } } });
+    const dest = join(dir, 'streamed.tar.zst');
+    const d = await host(req('download', { volname, dest }));
+    expect(d.envelope.ok).toBe(true);
+    expect((await readFile(dest)).equals(data)).toBe(true);
+    await host(req('delete', { volnames: [volname] }));
+  });
+
+  it('a stream that ends early (the producer died) or runs long stores nothing', async () => {
+    const data = randomBytes(7 * MiB);
+    for (const [name, size] of [['short', data.length + 1], ['long', data.length - 1]] as const) {
+      const volname = `backup/vzdump-lxc-141-2024_05_06-07_08_0${name === 'short' ? 1 : 2}.tar.zst`;
+      const r = await host(null, { raw: Buffer.concat([line({ volname, src: '-', size }), data]) });
+      expect(r.envelope.ok, name).toBe(false);
+      expect(r.lastLine, name).toMatch(name === 'short' ? /ended after \d+ of the declared/ : /more than the declared size/);
+    }
+    expect(await keys('proxmox/dump/vzdump-lxc-141-')).toEqual([]);
+    expect((await c.listMultipartUploads({ prefix: 'proxmox/' })).map((u) => u.key)).toEqual([]);
+  });
+
+  it('refuses src "-" without a size, or with remove_source', async () => {
+    const volname = 'iso/streamed.iso';
+    const a = await host(null, { raw: Buffer.concat([line({ volname, src: '-' }), Buffer.from('x')]) });
+    expect(a.envelope.error).toMatchObject({ code: 'BadRequest' });
+    expect(a.lastLine).toMatch(/args\.size/);
+    const b = await host(null, { raw: Buffer.concat([line({ volname, src: '-', size: 1, remove_source: true }), Buffer.from('x')]) });
+    expect(b.lastLine).toMatch(/args\.remove_source/);
+    expect(await keys('proxmox/template/iso/streamed')).toEqual([]);
   });
 });
 

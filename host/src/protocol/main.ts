@@ -93,7 +93,7 @@ export async function handle(input: NodeJS.ReadableStream, started = Date.now(),
       },
     });
     client = ctx;
-    const run = OPS[req.op]!(ctx, req.args);
+    const run = OPS[req.op]!(ctx, req.args, { stdin: raw.rest });
     let r: Awaited<typeof run>;
     if (deadlineMs === undefined) {
       r = await run;

@@ -3,6 +3,7 @@
  * the store's answer to the documented result. Store modules are imported inside each op so a
  * `status` never loads the transfer engine.
  */
+import { Transform, type Readable } from 'node:stream';
 import type { PruneKeep } from '../pve/prune.js';
 import type { LifecycleRule } from '../s3/types.js';
 import type { StoreContext, Volume } from '../store/types.js';
@@ -14,7 +15,12 @@ export interface OpResult {
   message: string;
 }
 
-export type Op = (ctx: StoreContext, args: Record<string, unknown>) => Promise<OpResult>;
+/** stdin after the request line: only `upload` with `src: "-"` reads it */
+export interface OpIo {
+  stdin?: Readable;
+}
+
+export type Op = (ctx: StoreContext, args: Record<string, unknown>, io?: OpIo) => Promise<OpResult>;
 
 const invalidArg = (msg: string) => new PveS3Error('InvalidArgument', msg, { exitCode: EXIT.usage });
 
@@ -79,6 +85,22 @@ function ruleJson(r: LifecycleRule): Record<string, unknown> {
   };
 }
 
+/** Passes exactly `size` bytes through; more, or an end before that, is an error. */
+function exactLength(size: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      seen += chunk.length;
+      if (seen > size) done(invalidArg(`stdin holds more than the declared size of ${size} bytes: upload refused, nothing stored`));
+      else done(null, chunk);
+    },
+    flush(done) {
+      if (seen < size) done(invalidArg(`stdin ended after ${seen} of the declared ${size} bytes (did the producer fail?): upload refused, nothing stored`));
+      else done();
+    },
+  });
+}
+
 const absPath = (name: string, p: string): string => {
   if (!p.startsWith('/')) throw invalidArg(`invalid ${name} '${p}': must be an absolute path`);
   return p;
@@ -134,13 +156,26 @@ export const OPS: Record<string, Op> = {
     };
   },
 
-  async upload(ctx, args) {
+  async upload(ctx, args, io) {
     const { putVolume } = await import('../store/transfer.js');
     const volname = str(args, 'volname');
     const notes = str(args, 'notes', true);
     const log = str(args, 'log', true);
+    const srcArg = str(args, 'src');
+    let src: { path: string } | { stream: Readable; maxSize: number };
+    if (srcArg === '-') {
+      // A pipe's EOF looks the same whether the producer finished or died, so a stream upload
+      // must say how many bytes make it complete; anything else fails and leaves no object.
+      const size = int(args, 'size', { min: 0 });
+      if (size === undefined) throw badArg('size', '', 'required with src "-": the exact number of bytes that follow the request line');
+      if (bool(args, 'remove_source') === true) throw badArg('remove_source', true, 'not allowed with src "-" (there is no local file)');
+      if (!io?.stdin) throw invalidArg(`invalid src '-': no data on stdin after the request line`);
+      src = { stream: io.stdin.pipe(exactLength(size)), maxSize: size };
+    } else {
+      src = { path: absPath('src', srcArg) };
+    }
     const v = await putVolume(ctx, volname, {
-      src: { path: absPath('src', str(args, 'src')) },
+      src,
       ...(notes !== undefined ? { notes } : {}),
       protected: bool(args, 'protected') === true,
       ...(log !== undefined ? { logPath: absPath('log', log) } : {}),
