@@ -124,6 +124,16 @@ stub_err('status', 'NetworkError', 'connect ECONNREFUSED 127.0.0.1:7480');
 my @st = eval { $PLUGIN->status($storeid, $scfg, {}) };
 is($@, '', 'status does not die on a host error');
 is_deeply(\@st, [0, 0, 0, 0], 'status is inactive on a host error');
+# How long a failure is believed depends on what finding it out cost pvestatd.
+my $age_cache = sub {
+    my ($secs) = @_;
+    my $f = "$scfg->{path}/.pve-s3/status.json";
+    my $d = decode_json(read_file($f));
+    $d->{at} -= $secs;
+    write_file($f, encode_json($d));
+};
+$age_cache->(12);
+ok(!PVE::Storage::Custom::S3Plugin::read_status_cache($scfg), 'a quick failure is re-probed after 10 s');
 
 unlink("$scfg->{path}/.pve-s3/status.json");
 stub_reply('status', { sleep => 60, envelope => { ok => JSON::PP::true, result => { active => JSON::PP::true } } });
@@ -132,6 +142,10 @@ is($@, '', 'status does not die when the host hangs');
 is_deeply(\@st, [0, 0, 0, 0], 'a hanging host gives inactive (returned at the 3 s bound, not after 60 s)');
 $pid = read_file("$ENV{PVE_S3_STUB_DIR}/sleeping.pid");
 ok(!kill(0, $pid), 'the hanging status host was killed');
+$age_cache->(12);
+ok(PVE::Storage::Custom::S3Plugin::read_status_cache($scfg), 'a slow failure (black hole) is believed for longer...');
+$age_cache->(10);
+ok(!PVE::Storage::Custom::S3Plugin::read_status_cache($scfg), '... but not beyond 20 s');
 
 {
     local $ENV{PVE_S3_HOST_BIN} = '/nonexistent/host';

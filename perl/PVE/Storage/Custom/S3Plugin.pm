@@ -37,9 +37,12 @@ my $DEFAULT_PRIV_DIR = '/etc/pve/priv/storage';
 my $DEFAULT_CACHE_BASE = '/var/lib/pve-s3/cache';
 
 my $STATUS_TTL = 20; # pvestatd asks every 10 s; one host run per storage every other cycle
-# An outage costs a bounded host run (up to $OP_TIMEOUT->{status}) on pvestatd's single loop, so
-# it is not re-probed more often than a healthy bucket.
+# A failure that took long to find out (a black-holed endpoint: up to $OP_TIMEOUT->{status} on
+# pvestatd's single loop) is not re-probed more often than a healthy bucket; a quick one (refused,
+# no such bucket: ~0.4 s) is, so activate_storage (vzdump start) sees a recovery sooner.
 my $STATUS_FAIL_TTL = 20;
+my $STATUS_QUICK_FAIL_TTL = 10;
+my $STATUS_SLOW = 1; # seconds: a failed probe that took longer is a slow one
 my $SYNC_INTERVAL = 60; # at most one background sync-local start per minute
 my $EVICT_INTERVAL = 3600;
 my $SNIPPET_INTERVAL = 300; # hookscripts changed in the bucket reach every node within minutes
@@ -635,7 +638,7 @@ sub read_status_cache {
     my $file = eval { state_dir($scfg) . '/status.json' } or return undef;
     my $data = eval { $json->decode(file_get_contents($file)) };
     return undef if ref($data) ne 'HASH' || !defined($data->{at});
-    my $ttl = $data->{active} ? $STATUS_TTL : $STATUS_FAIL_TTL;
+    my $ttl = $data->{active} ? $STATUS_TTL : $data->{slow} ? $STATUS_FAIL_TTL : $STATUS_QUICK_FAIL_TTL;
     my $age = time() - $data->{at};
     return undef if $age < 0 || $age >= $ttl;
     return $data;
@@ -656,6 +659,7 @@ sub probe_status {
 
     my $cached = read_status_cache($scfg);
     return $cached if $cached;
+    my $started = time();
     my ($res, $err) = eval { host_try($storeid, $scfg, 'status', {}) };
     $err //= { message => $@ } if !$res && !$err;
     my $data;
@@ -670,6 +674,7 @@ sub probe_status {
         my $msg = $err ? $err->{message} : 'bucket not active';
         chomp $msg;
         $data = { active => 0, total => 0, used => 0, avail => 0, error => $msg };
+        $data->{slow} = 1 if time() - $started > $STATUS_SLOW;
     }
     write_status_cache($scfg, $data);
     return $data;
@@ -697,9 +702,12 @@ sub activate_storage {
         return 1 if $cached->{active};
         die(($cached->{error} // "storage '$storeid' is not reachable") . "\n");
     }
+    my $started = time();
     my ($res, $err) = host_try($storeid, $scfg, 'activate', {});
     if ($err) {
-        write_status_cache($scfg, { active => 0, total => 0, used => 0, avail => 0, error => $err->{message} });
+        my $data = { active => 0, total => 0, used => 0, avail => 0, error => $err->{message} };
+        $data->{slow} = 1 if time() - $started > $STATUS_SLOW;
+        write_status_cache($scfg, $data);
         die "$err->{message}\n";
     }
     return 1;
