@@ -155,7 +155,6 @@ sub run_command {
             die "command '$cmdstr' failed: $err";
         }
         if ($errmsg) {
-            $err =~ s/^usermod:\s*// if $cmdstr =~ m|^(\S+/)?usermod\s|;
             die "$errmsg: $err";
         } elsif (!$noerr) {
             die "command '$cmdstr' failed: $err";
