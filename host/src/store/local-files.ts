@@ -88,3 +88,35 @@ export async function putBackupLog(ctx: StoreContext, localPath: string, name = 
   ctx.logger.info('uploaded backup log', { key, size: res.size });
   return { key, size: res.size };
 }
+
+/**
+ * Before an upload under a name the bucket may already hold: a protected backup is never
+ * replaced (PVE will not even delete one), and anything else only when the caller says so
+ * (`replace`), so a retyped name or a second stream in the same second cannot silently
+ * overwrite a backup. No object: nothing to decide.
+ */
+export async function assertMayReplace(ctx: StoreContext, volname: string, o: { replace: boolean; hint?: string }): Promise<void> {
+  const { parseVolname } = await import('../pve/volname.js');
+  const { keyOf } = await import('./volumes.js');
+  const key = keyOf(ctx, parseVolname(volname));
+  // one LIST answers both questions (the object, its .protected), and a refused signature comes
+  // back with S3's own error body rather than a bare 403 to a HEAD
+  const page = await ctx.client.listObjects({ prefix: key, maxKeys: 1000 });
+  const cur = page.objects.find((x) => x.key === key);
+  if (cur === undefined) return;
+  const volid = `${ctx.settings.storageId}:${volname}`;
+  if (page.objects.some((x) => x.key === key + PROTECTED_SUFFIX)) {
+    throw new PveS3Error(
+      'VolumeProtected',
+      `'${volid}' is already in the bucket and protected: a protected backup is never replaced; remove its protection in PVE first (GUI: the backup's Change Protection) or upload it under another name`,
+      { exitCode: EXIT.usage, key },
+    );
+  }
+  if (!o.replace) {
+    const when = cur.lastModified.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+    throw new PveS3Error('DestinationExists', `'${volid}' is already in the bucket (${cur.size} bytes, uploaded ${when}): nothing uploaded${o.hint ? `; ${o.hint}` : ''}`, {
+      exitCode: EXIT.usage,
+      key,
+    });
+  }
+}
