@@ -4,13 +4,13 @@
 // storage class the gateway lacks, and check-integrity's advice.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { lstat, mkdtemp, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
 import { closeTestClients, dropBucket, freshBucket } from '../helpers/s3.js';
-import { BIN, MiB, cfgEnv, keys, requireBuild, run, s3Section } from './cli-helpers.js';
+import { BIN, MiB, body, cfgEnv, keys, requireBuild, run, s3Section } from './cli-helpers.js';
 
 const ARCH = 'vzdump-qemu-100-2024_05_06-07_08_09.vma.zst';
 let c: S3Client;
@@ -52,6 +52,43 @@ describe('backup from stdin', () => {
     const r = await run('pve-s3-backup', ['--storage', 's3e', '--source', '-', '--vmid', '100'], { env, input: Buffer.alloc(0) });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--source - needs --name NAME, or --vmid and --type/);
+  });
+});
+
+describe('backup under a name the bucket already holds', () => {
+  it('refuses without --force (exit 2, object untouched, nothing of the batch uploaded); --force replaces it', async () => {
+    const other = join(dir, 'vzdump-qemu-100-2024_05_07-00_00_00.vma.zst');
+    await writeFile(other, 'second');
+    const changed = join(dir, 'again', ARCH);
+    await mkdir(join(dir, 'again'), { recursive: true });
+    await writeFile(changed, 'a different archive under the same name');
+    let r = await run('pve-s3-backup', ['--storage', 's3e', '--source', other, changed], { env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`'s3e:backup/${ARCH.replaceAll('.', '\\.')}' is already in the bucket \\(${data.length} bytes, uploaded .* UTC\\): nothing uploaded; add --force to replace it`));
+    expect((await body(c, `dump/${ARCH}`)).equals(data)).toBe(true);
+    expect(await keys(c, 'dump/vzdump-qemu-100-2024_05_07')).toEqual([]);
+    r = await run('pve-s3-backup', ['--storage', 's3e', '--source', changed, '--force'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect((await body(c, `dump/${ARCH}`)).toString()).toBe('a different archive under the same name');
+    r = await run('pve-s3-backup', ['--storage', 's3e', '--source', join(dir, ARCH), '--force'], { env });
+    expect(r.code, r.stderr).toBe(0);
+  });
+
+  it('never replaces a protected backup, --force or not, from the command or the hook', async () => {
+    const name = 'vzdump-qemu-100-2024_05_08-00_00_00.vma.zst';
+    const f = join(dir, 'prot', name);
+    await mkdir(join(dir, 'prot'), { recursive: true });
+    await writeFile(f, 'kept forever');
+    let r = await run('pve-s3-backup', ['--storage', 's3e', '--source', f, '--protected'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    await writeFile(f, 'an impostor');
+    r = await run('pve-s3-backup', ['--storage', 's3e', '--source', f, '--force'], { env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/is already in the bucket and protected: a protected backup is never replaced/);
+    r = await run('pve-s3-vzdump-hook', ['backup-end', 'snapshot', '100'], { env: { ...env, STOREID: 's3e', TARGET: f, DUMPDIR: join(dir, 'prot'), VMTYPE: 'qemu' } });
+    expect(r.code).toBe(2);
+    expect(existsSync(f)).toBe(true); // the local archive stays when the hook fails
+    expect((await body(c, `dump/${name}`)).toString()).toBe('kept forever');
   });
 });
 

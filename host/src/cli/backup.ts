@@ -51,6 +51,8 @@ Options:
   --storage-class C   storage class of the uploaded objects (e.g. STANDARD_IA)
   --delete-source     delete each local file (and its .notes/.protected/.log) once its upload is
                       verified: manifest written and the stored object's size and ETag match it
+  --force             replace a volume of the same name already in the bucket (default: refuse,
+                      exit 2); a protected backup is never replaced
   --dry-run           show what would be uploaded where, transfer nothing
 
 ${COMMON_HELP}
@@ -77,6 +79,7 @@ const OPTIONS = {
   'storage-class': { type: 'string' },
   'delete-source': { type: 'boolean' },
   'dry-run': { type: 'boolean' },
+  force: { type: 'boolean' },
 } as const;
 
 /** One thing to upload, decided before any request. */
@@ -285,6 +288,11 @@ export async function main(argv: string[]): Promise<number> {
     const opened = await openStore(cfg, logger);
     try {
       const { putVolume } = await import('../store/transfer.js');
+      // every name is checked before the first upload, so a refusal leaves no half-done batch
+      const { assertMayReplace } = await import('../store/local-files.js');
+      for (const it of items) {
+        if (it.kind !== 'log') await assertMayReplace(opened.ctx, it.volume.volname, { replace: flag(p, 'force'), hint: 'add --force to replace it' });
+      }
       for (const it of items) {
         const t0 = performance.now();
         if (it.kind === 'log') {
