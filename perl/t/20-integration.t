@@ -261,6 +261,16 @@ my $tmpl_dir = PVE::Storage::get_vztmpl_dir($cfg, $storeid);
 my $tmpl = random_bytes(100_000, 7);
 write_file("$tmpl_dir/debian-12-standard_12.7-1_amd64.tar.zst", $tmpl);
 $PLUGIN->upload_local_volume($storeid, $scfg, 'vztmpl/debian-12-standard_12.7-1_amd64.tar.zst');
+{
+    # The uploaded file stays as a cached copy whose record matches the object: activation
+    # checks it against the bucket and keeps it.
+    my $f = "$tmpl_dir/debian-12-standard_12.7-1_amd64.tar.zst";
+    my ($st) = PVE::Storage::Custom::S3Plugin::local_state($scfg, 'vztmpl', 'debian-12-standard_12.7-1_amd64.tar.zst', $f);
+    is($st, 'cached', 'an uploaded template left in place is a cached copy, not pending');
+    my $ino = (stat($f))[1];
+    PVE::Storage::activate_volumes($cfg, ["$storeid:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"]);
+    is((stat($f))[1], $ino, '... which activation reuses (record ETag = object ETag)');
+}
 unlink("$tmpl_dir/debian-12-standard_12.7-1_amd64.tar.zst");
 $list = PVE::Storage::volume_list($cfg, $storeid, undef, 'vztmpl');
 is_deeply([map { [$_->{volid}, $_->{format}] } @$list], [["$storeid:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst", 'tzst']],
