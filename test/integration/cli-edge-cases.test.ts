@@ -48,6 +48,12 @@ describe('backup from stdin', () => {
     expect(await c.listMultipartUploads({})).toEqual([]);
   });
 
+  it('a glob that matched nothing says so (exit 3)', async () => {
+    const r = await run(`${process.execPath} ${join(BIN, 'pve-s3-backup.js')} --storage s3e --source ${dir}/vzdump-qemu-999-*.vma.zst --vmid 999`, [], { env, shell: true });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/no file matches '.*vzdump-qemu-999-\*\.vma\.zst' \(check the directory and the pattern\)/);
+  });
+
   it('usage errors still come first, before stdin is read', async () => {
     const r = await run('pve-s3-backup', ['--storage', 's3e', '--source', '-', '--vmid', '100'], { env, input: Buffer.alloc(0) });
     expect(r.code).toBe(2);

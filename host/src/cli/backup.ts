@@ -92,7 +92,11 @@ const DEFAULT_MAX_STREAM = 1024 ** 4;
 
 async function localFile(path: string): Promise<number> {
   const st = await stat(path).catch(() => null);
-  if (!st) throw new PveS3Error('NotFound', `source '${path}' does not exist`, { exitCode: EXIT.notFound });
+  if (!st) {
+    // an unmatched glob reaches us verbatim: say so rather than name a file nobody typed
+    const why = /[*?[]/.test(basename(path)) ? `no file matches '${path}' (check the directory and the pattern)` : `source '${path}' does not exist`;
+    throw new PveS3Error('NotFound', why, { exitCode: EXIT.notFound });
+  }
   if (!st.isFile()) throw new PveS3Error('InvalidArgument', `source '${path}' is not a regular file`, { exitCode: EXIT.usage });
   return st.size;
 }
