@@ -98,6 +98,17 @@ $list = $PLUGIN->list_volumes($storeid, $scfg, 102, ['backup', 'iso']);
 is_deeply(last_request()->{request}->{args}, { content => ['backup'], vmid => 102 }, 'vmid filter: backups only');
 is_deeply([map { $_->{volid} } @$list], ["$storeid:backup/$pending"], 'vmid filter applies to pending files');
 
+# PVE's base plugin still lists snippets with a vmid (they belong to no guest): one listing
+# without the host's vmid filter, narrowed to the guest's backups here.
+stub_ok('list', { volumes => [
+    { volname => 'snippets/hook.sh', content => 'snippets', size => 3, ctime => 9, mtime => 9, etag => 's', format => 'snippet' },
+    { volname => "backup/$b100", content => 'backup', size => 1, ctime => 1, mtime => 1, etag => 'b', format => 'vma.zst', vmid => 100, subtype => 'qemu', protected => $F },
+] });
+$list = $PLUGIN->list_volumes($storeid, $scfg, 102, ['backup', 'iso', 'vztmpl', 'snippets']);
+is_deeply(last_request()->{request}->{args}, { content => ['backup', 'snippets'] }, 'vmid with snippets: backups and snippets asked for, unfiltered');
+is_deeply([map { $_->{volid} } @$list], ["$storeid:backup/$pending", "$storeid:snippets/hook.sh"],
+    '... the guest\'s backups (not guest 100\'s) and the snippets, as PVE lists them');
+
 clear_requests();
 is_deeply($PLUGIN->list_volumes($storeid, $scfg, undef, ['images']), [], 'no supported types: nothing, no host run');
 is(scalar(@{ stub_requests() }), 0, '... and no host call');

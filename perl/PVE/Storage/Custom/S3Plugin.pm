@@ -832,24 +832,27 @@ sub pending_local {
 sub list_volumes {
     my ($class, $storeid, $scfg, $vmid, $content_types) = @_;
 
+    # As PVE's base plugin: with a vmid, ISOs and templates are left out, backups narrowed to the
+    # guest, and snippets (not tied to a guest) still listed.
     my @types = grep { $CONTENT_SUBDIR->{$_} } @{ $content_types // [] };
-    @types = grep { $_ eq 'backup' } @types if defined($vmid);
+    @types = grep { $_ eq 'backup' || $_ eq 'snippets' } @types if defined($vmid);
     return [] if !@types;
 
     my $args = { content => [sort @types] };
-    $args->{vmid} = int($vmid) if defined($vmid);
+    # The host's vmid filter drops snippets too; narrow here when they are wanted.
+    $args->{vmid} = int($vmid) if defined($vmid) && !grep { $_ eq 'snippets' } @types;
     my $res = host_call($storeid, $scfg, 'list', $args);
 
+    my $wanted = sub {
+        my ($vol) = @_;
+        return 0 if !grep { $_ eq ($vol->{content} // '') } @types;
+        return 1 if !defined($vmid) || $vol->{content} ne 'backup';
+        return defined($vol->{vmid}) && $vol->{vmid} == $vmid;
+    };
     my %seen;
     my @items;
-    for my $vol (@{ $res->{volumes} // [] }) {
-        next if !grep { $_ eq ($vol->{content} // '') } @types;
-        next if defined($vmid) && (!defined($vol->{vmid}) || $vol->{vmid} != $vmid);
-        next if $seen{ $vol->{volname} }++;
-        push @items, volume_item($storeid, $vol);
-    }
-    for my $vol (@{ $class->pending_local($scfg, \@types) }) {
-        next if defined($vmid) && (!defined($vol->{vmid}) || $vol->{vmid} != $vmid);
+    for my $vol (@{ $res->{volumes} // [] }, @{ $class->pending_local($scfg, \@types) }) {
+        next if !$wanted->($vol);
         next if $seen{ $vol->{volname} }++;
         push @items, volume_item($storeid, $vol);
     }
