@@ -120,6 +120,20 @@ describe('restore destination', () => {
     expect((await readFile(target)).equals(data)).toBe(true);
   });
 
+  it('removes the temporary file a killed restore left, and nothing else', async () => {
+    const sub = await mkdtemp(join(dir, 'killed-'));
+    const leftover = join(sub, `.${ARCH}.pve-s3-tmp-0123456789ab`);
+    const unrelated = join(sub, `.other.vma.zst.pve-s3-tmp-0123456789ab`);
+    await writeFile(leftover, 'partial');
+    await writeFile(unrelated, 'not ours to judge');
+    const r = await run('pve-s3-restore', ['--storage', 's3e', '--source', ARCH, '--destination', sub], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/removed .*\.pve-s3-tmp-0123456789ab, left by an earlier restore that was killed/);
+    expect(existsSync(leftover)).toBe(false);
+    expect(existsSync(unrelated)).toBe(true);
+    expect((await readFile(join(sub, ARCH))).equals(data)).toBe(true);
+  });
+
   it('a path where a volume name belongs is refused before any request (exit 2)', async () => {
     for (const source of ['../etc/passwd', `/var/lib/vz/dump/${ARCH}`]) {
       const r = await run('pve-s3-restore', ['--storage', 's3e', '--source', source, '--destination', join(dir, 'never')], { env });

@@ -4,7 +4,7 @@
  */
 import { realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { ContentType } from '../pve/content.js';
 import type { Volume } from '../store/types.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
@@ -61,6 +61,23 @@ function fileKind(st: Stats): string {
   if (st.isFIFO()) return 'a named pipe';
   if (st.isSocket()) return 'a socket';
   return 'not a file';
+}
+
+/**
+ * A restore killed outright (SIGKILL, OOM, power) cannot remove its hidden temporary file, which
+ * is as big as the archive; the next restore to the same destination removes such leftovers
+ * before it checks free space. A second restore to the same file at the same time is the only
+ * thing this could disturb, and that one would clobber the destination anyway.
+ */
+async function dropLeftoverTemps(dest: string): Promise<void> {
+  const { readdir, rm } = await import('node:fs/promises');
+  const { TEMP_MARK } = await import('../transfer/temp-file.js');
+  const stem = `.${basename(dest)}${TEMP_MARK}`;
+  const names = await readdir(dirname(dest)).catch(() => [] as string[]);
+  for (const n of names.filter((x) => x.startsWith(stem) && /^[0-9a-f]+$/.test(x.slice(stem.length)))) {
+    await rm(join(dirname(dest), n), { force: true });
+    note(`${CMD}: removed ${join(dirname(dest), n)}, left by an earlier restore that was killed`);
+  }
 }
 
 export function volumeTable(vols: readonly Volume[]): string {
@@ -172,6 +189,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       throw e;
     }
+    await dropLeftoverTemps(dest);
     const opened = await openStore(cfg, logger);
     try {
       const { getVolume } = await import('../store/transfer.js');
