@@ -171,8 +171,8 @@ async function cleanup(ctx: StoreContext, p: Parsed, json: boolean): Promise<Exi
 
 /** What an operator does about each bad verdict (stderr, after the table). */
 const ADVICE: Record<string, string> = {
-  corrupt: 'the stored data differs from what was uploaded: do not restore it; take a new backup of that guest (and delete the corrupt one)',
-  'missing-manifest': 'the upload never finished or its manifest was lost, so the data cannot be verified: take a new backup',
+  corrupt: "the stored data differs from what was uploaded: do not restore it; take a new backup of that guest, then remove the corrupt one (on a PVE node: pvesm free STORAGE:backup/NAME)",
+  'missing-manifest': 'nothing vouches for these bytes (upload interrupted, manifest lost, or copied in by another tool): take a new backup rather than rely on it',
   'missing-sidecar': 'the archive matches its manifest but its log is gone: it restores fine; re-upload the log if you still have it (pve-s3-backup --source FILE.log)',
   'orphan-sidecar': 'a sidecar whose archive is gone: delete it once you know the archive is not coming back',
   error: 'the check itself failed: see the message, fix the cause and run it again',
