@@ -120,3 +120,10 @@ export async function assertMayReplace(ctx: StoreContext, volname: string, o: { 
     });
   }
 }
+
+/** Whether the bucket holds the backup archive `name` (a vzdump file name), by one LIST. */
+export async function archiveStored(ctx: StoreContext, name: string): Promise<boolean> {
+  const key = ctx.settings.prefix + CONTENT_DIR.backup + name;
+  const page = await ctx.client.listObjects({ prefix: key, maxKeys: 1 });
+  return page.objects.some((o) => o.key === key);
+}
