@@ -169,6 +169,22 @@ describe('vzdump hook', () => {
   });
 });
 
+describe('vzdump hook, log-end of a failed backup', () => {
+  it('keeps the log locally and uploads nothing when the archive never reached the bucket', async () => {
+    const dumpdir = await mkdtemp(join(dir, 'dump-'));
+    const base = 'vzdump-qemu-100-2024_05_09-00_00_00';
+    const log = join(dumpdir, `${base}.log`);
+    await writeFile(log, 'ERROR: Backup of VM 100 failed - interrupted\n');
+    const r = await run('pve-s3-vzdump-hook', ['log-end', 'snapshot', '100'], {
+      env: { ...env, STOREID: 's3e', TARGET: join(dumpdir, `${base}.vma.zst`), LOGFILE: log, DUMPDIR: dumpdir, VMTYPE: 'qemu' },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/is not in storage 's3e' \(the backup or its upload failed\): log .* kept locally, not uploaded/);
+    expect(existsSync(log)).toBe(true);
+    expect(await keys(c, `dump/${base}`)).toEqual([]);
+  });
+});
+
 describe('check-integrity', () => {
   it('says what to do about a corrupt backup, and when there is nothing to check', async () => {
     const key = `dump/${ARCH}`;

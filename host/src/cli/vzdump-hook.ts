@@ -136,7 +136,13 @@ export async function main(argv: string[]): Promise<number> {
     }
     const opened = await openStore(cfg, logger);
     try {
-      const { putBackupLog } = await import('../store/local-files.js');
+      const { archiveStored, putBackupLog } = await import('../store/local-files.js');
+      // a failed or aborted backup (or a backup-end that failed to upload) has no archive in the
+      // bucket: its log alone would be an orphan there, and the admin looks for it in the dump dir
+      if (target && target !== '-' && !(await archiveStored(opened.ctx, basename(target)))) {
+        say(`${basename(target)} is not in storage '${storeId}' (the backup or its upload failed): log ${logfile} kept locally, not uploaded`);
+        return EXIT.ok;
+      }
       const r = await putBackupLog(opened.ctx, logfile, name);
       // only a log in the dump dir is ours to remove; a log elsewhere belongs to vzdump
       const removable = !cfg.keepLocal && (inside(process.env.DUMPDIR, logfile) || (target !== undefined && dirname(resolve(target)) === dirname(resolve(logfile))));
