@@ -157,10 +157,28 @@ is_deeply([$PLUGIN->status($storeid, { %$scfg, path => undef }, {})], [0, 0, 0, 
 # A fresh failed status answers activate_storage too: no second bounded host run per cycle.
 clear_requests();
 unlink("$scfg->{path}/.pve-s3/status.json");
-stub_err('status', 'NetworkError', 'connect ETIMEDOUT 10.9.9.9:443');
+my $transient = sub {
+    my ($op, $code, $msg) = @_;
+    stub_reply($op, { envelope => { ok => JSON::PP::false, error => { code => $code, message => $msg, retryable => JSON::PP::true } } });
+};
+$transient->('status', 'NetworkError', 'connect ETIMEDOUT 10.9.9.9:443');
+$PLUGIN->status($storeid, $scfg, {});
+{
+    my @w;
+    local $SIG{__WARN__} = sub { push @w, @_ };
+    my $ok = eval { $PLUGIN->activate_storage($storeid, $scfg, {}) };
+    is($@, '', 'an outage found by status does not fail activate_storage (cached ISOs, restores from cache, vzdump spooling)');
+    is_deeply(\@w, [], '... and is not repeated as a warning on every cached answer');
+}
+is_deeply([map { $_->{request}->{op} } @{ stub_requests() }], ['status'], '... without running the host again');
+
+clear_requests();
+unlink("$scfg->{path}/.pve-s3/status.json");
+stub_err('status', 'AccessDenied', "access denied to bucket 'pve-bucket': check access_key/secret_key");
 $PLUGIN->status($storeid, $scfg, {});
 eval { $PLUGIN->activate_storage($storeid, $scfg, {}) };
-is($@, "connect ETIMEDOUT 10.9.9.9:443\n", 'activate_storage after a failed status: the cached reason');
+is($@, "access denied to bucket 'pve-bucket': check access_key/secret_key\n",
+    'a misconfiguration found by status fails activate_storage with the cached reason');
 is_deeply([map { $_->{request}->{op} } @{ stub_requests() }], ['status'], '... without running the host again');
 
 # Pending local files make status start a detached sync-local (rate-limited).
@@ -201,7 +219,19 @@ is(last_request()->{request}->{deadline_ms}, 2000, '... with the status bound (p
 stub_err('activate', 'NoSuchBucket', "bucket 'pve-bucket' does not exist at http://127.0.0.1:7480");
 unlink("$fresh->{path}/.pve-s3/status.json");
 eval { $PLUGIN->activate_storage($storeid, $fresh, {}) };
-is($@, "bucket 'pve-bucket' does not exist at http://127.0.0.1:7480\n", 'unreachable bucket: dies with the host message');
+is($@, "bucket 'pve-bucket' does not exist at http://127.0.0.1:7480\n", 'missing bucket: dies with the host message (pvesm add refuses it)');
+
+$transient->('activate', 'NetworkError', 'cannot reach http://127.0.0.1:7480: connection refused');
+unlink("$fresh->{path}/.pve-s3/status.json");
+{
+    my @w;
+    local $SIG{__WARN__} = sub { push @w, @_ };
+    ok(eval { $PLUGIN->activate_storage($storeid, $fresh, {}) }, 'unreachable endpoint: activate_storage succeeds (local work goes on)');
+    like(join('', @w), qr/^storage '\Q$storeid\E': bucket not reachable \(cannot reach .*connection refused\) - only cached and local volumes are usable/,
+        '... with one warning naming the cause');
+}
+my ($st_active) = ($PLUGIN->status($storeid, $fresh, {}))[3];
+is($st_active, 0, '... while status reports the storage inactive (from the same probe)');
 
 # Through the core wrapper, as pvestatd does.
 $PVE::Storage::CONFIG = { ids => { $storeid => { %$scfg, type => 's3' } } };

@@ -170,6 +170,20 @@ stub_err('stat', 'Timeout', 'stat did not finish within its deadline');
 }
 is_deeply([map { $_->{request}->{op} } @{ stub_requests() }], ['stat'], '... and no download is tried');
 
+# An outage status already knows about is not waited for again.
+clear_requests();
+write_file("$p/.pve-s3/status.json", $json->encode({ active => 0, total => 0, used => 0, avail => 0,
+    error => 'cannot reach http://127.0.0.1:7480: connection refused', transient => 1, at => time() }));
+{
+    my @w;
+    local $SIG{__WARN__} = sub { push @w, @_ };
+    $PLUGIN->activate_volume($storeid, $scfg, 'iso/cached.iso', undef, {});
+    like(join('', @w), qr/not reachable \(cannot reach .*\); using the cached copy of '\Q$storeid\E:iso\/cached.iso' unchecked/,
+        'known outage: the cached copy is used without asking the host');
+}
+is(scalar(@{ stub_requests() }), 0, '... no host run at all');
+unlink("$p/.pve-s3/status.json");
+
 # Deleted from the bucket (by another node): the volume no longer exists.
 stub_err('stat', 'NoSuchKey', "iso 'cached.iso' not found in bucket 'pve-bucket'");
 eval { $PLUGIN->activate_volume($storeid, $scfg, 'iso/cached.iso', undef, {}) };

@@ -306,9 +306,40 @@ my @dst = eval { $PLUGIN->status('dead-s3', $dead, {}) };
 is($@, '', 'status against a dead endpoint does not die');
 is_deeply(\@dst, [0, 0, 0, 0], 'status against a dead endpoint is inactive (returned within its 3 s bound)');
 unlink("$tmp/dead-cache/.pve-s3/status.json");
-eval { $PLUGIN->activate_storage('dead-s3', $dead, {}) };
-like($@, qr/connection refused/, 'activate_storage against a dead endpoint dies with the cause, not a deadline');
-unlike($@, qr/\Q$sk\E/, '... without the secret');
+{
+    my @w;
+    local $SIG{__WARN__} = sub { push @w, @_ };
+    ok(eval { $PLUGIN->activate_storage('dead-s3', $dead, {}) }, 'activate_storage during an outage succeeds: local work goes on');
+    like(join('', @w), qr/bucket not reachable \(.*connection refused.*\)/, '... warning with the cause, not a deadline');
+    unlike(join('', @w), qr/\Q$sk\E/, '... without the secret');
+}
+
+# The outage as PVE meets it: a VM start or restore with a cached copy works, one without fails
+# with the host's message.
+{
+    local $PVE::Storage::CONFIG = { ids => { 'dead-s3' => { %$dead, type => 's3' } } };
+    my $dcfg = PVE::Storage::config();
+    my $iso_path = $PLUGIN->get_subdir($dead, 'iso') . '/cached.iso';
+    make_path($PLUGIN->get_subdir($dead, 'iso'));
+    write_file($iso_path, 'CACHED ISO');
+    PVE::Storage::Custom::S3Plugin::ensure_record($dead, 'iso', 'cached.iso', $iso_path, 'etag-x');
+    my @w;
+    local $SIG{__WARN__} = sub { push @w, @_ };
+    my $p = eval { PVE::Storage::abs_filesystem_path($dcfg, 'dead-s3:iso/cached.iso') };
+    is($@, '', 'outage: a cached ISO still activates (VM start, PVE 9 path)');
+    is($p && read_file($p), 'CACHED ISO', '... the cached bytes');
+    like(join('', @w), qr/using the cached copy/, '... with a warning');
+    eval { PVE::Storage::abs_filesystem_path($dcfg, 'dead-s3:iso/never-cached.iso') };
+    like($@, qr/connection refused/, 'outage: an uncached volume fails with the host message');
+}
+
+# A misconfiguration is refused by activate_storage (so `pvesm add` fails and cleans up).
+{
+    my $wrong = { %$scfg, bucket => "$bucket-missing", path => "$tmp/wrong-cache" };
+    $PLUGIN->on_add_hook('wrong-s3', $wrong, secret_key => $sk);
+    eval { $PLUGIN->activate_storage('wrong-s3', $wrong, {}) };
+    like($@, qr/\Q$bucket-missing\E/, 'a missing bucket fails activate_storage, naming it');
+}
 
 # A black hole: connections are accepted, nothing is ever answered. The host must give up on its
 # own deadline (an envelope with code Timeout), not be killed by the plugin's timeout.
@@ -333,8 +364,10 @@ unlike($@, qr/\Q$sk\E/, '... without the secret');
     my @hst = eval { $PLUGIN->status('hole-s3', $hole, {}) };
     is($@, '', 'status against a black-holed endpoint does not die');
     is_deeply(\@hst, [0, 0, 0, 0], '... and is inactive');
-    eval { $PLUGIN->activate_storage('hole-s3', $hole, {}) };
-    like($@, qr/deadline/, 'activate_storage then dies with the cached reason');
+    my @w;
+    local $SIG{__WARN__} = sub { push @w, @_ };
+    ok(eval { $PLUGIN->activate_storage('hole-s3', $hole, {}) }, 'activate_storage then answers from the cached probe');
+    is_deeply(\@w, [], '... quietly (from the cached probe: a new one would have warned)');
     kill('KILL', $pid);
     waitpid($pid, 0);
 }

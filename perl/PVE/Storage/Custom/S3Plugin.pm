@@ -654,6 +654,17 @@ sub write_status_cache {
 }
 
 # Never dies, never waits longer than the status timeout (pvestatd runs all storages serially).
+# What status/activate remember about a failed probe: the message, and whether retrying later
+# may help (activate_storage tells an outage from a misconfiguration by it).
+sub failed_status {
+    my ($err, $msg, $started) = @_;
+    my $data = { active => 0, total => 0, used => 0, avail => 0, error => $msg };
+    $data->{code} = $err->{code} if $err && defined($err->{code});
+    $data->{transient} = 1 if $err && $err->{retryable};
+    $data->{slow} = 1 if time() - $started > $STATUS_SLOW;
+    return $data;
+}
+
 sub probe_status {
     my ($storeid, $scfg) = @_;
 
@@ -673,8 +684,7 @@ sub probe_status {
     } else {
         my $msg = $err ? $err->{message} : 'bucket not active';
         chomp $msg;
-        $data = { active => 0, total => 0, used => 0, avail => 0, error => $msg };
-        $data->{slow} = 1 if time() - $started > $STATUS_SLOW;
+        $data = failed_status($err, $msg, $started);
     }
     write_status_cache($scfg, $data);
     return $data;
@@ -697,19 +707,25 @@ sub activate_storage {
 
     # pvestatd activates every 10 s: a fresh result, good or bad, spares a host run (and a
     # black-holed endpoint costs at most one bounded run per $STATUS_FAIL_TTL).
-    my $cached = read_status_cache($scfg);
-    if ($cached) {
-        return 1 if $cached->{active};
-        die(($cached->{error} // "storage '$storeid' is not reachable") . "\n");
+    my $failed = read_status_cache($scfg);
+    return 1 if $failed && $failed->{active};
+    if (!$failed) {
+        my $started = time();
+        my ($res, $err) = host_try($storeid, $scfg, 'activate', {});
+        return 1 if !$err;
+        $failed = failed_status($err, $err->{message}, $started);
+        write_status_cache($scfg, $failed);
+        # Said once per probe, not on every cached answer (pvestatd would repeat it every 10 s).
+        warn "storage '$storeid': bucket not reachable ($err->{message}) - only cached and local "
+            . "volumes are usable until it is back\n"
+            if $failed->{transient};
     }
-    my $started = time();
-    my ($res, $err) = host_try($storeid, $scfg, 'activate', {});
-    if ($err) {
-        my $data = { active => 0, total => 0, used => 0, avail => 0, error => $err->{message} };
-        $data->{slow} = 1 if time() - $started > $STATUS_SLOW;
-        write_status_cache($scfg, $data);
-        die "$err->{message}\n";
-    }
+    # A misconfiguration (no such bucket, refused credentials, no secret) fails activation, so
+    # `pvesm add` refuses it. An outage does not: VM starts with a cached ISO, restores from the
+    # cache and vzdump spooling into the dump dir keep working (reference §11, "decide what
+    # offline means"); what needs the bucket fails by itself with the host's message, and status
+    # reports the storage inactive.
+    die(($failed->{error} // "storage '$storeid' is not reachable") . "\n") if !$failed->{transient};
     return 1;
 }
 
@@ -888,6 +904,13 @@ sub with_volume_lock {
 sub cached_copy_current {
     my ($storeid, $scfg, $volname, $rec) = @_;
 
+    # A known outage (status or activate_storage found it moments ago) is not waited for again.
+    my $known = read_status_cache($scfg);
+    if ($known && !$known->{active} && $known->{transient}) {
+        warn "warning: bucket of '$storeid' not reachable ($known->{error}); using the cached copy of "
+            . "'$storeid:$volname' unchecked\n";
+        return 1;
+    }
     my ($res, $err) = host_try($storeid, $scfg, 'stat', { volname => $volname }, timeout => $FRESHNESS_TIMEOUT);
     if ($err) {
         die "$err->{message}\n" if is_remote_missing($err);
