@@ -61,6 +61,43 @@ describe('backup from stdin', () => {
   });
 });
 
+describe('backup --from-command (the producer\'s exit status decides)', () => {
+  const backup = (cmd: string, extra: string[] = []) => run('pve-s3-backup', ['--storage', 's3e', '--vmid', '4100', '--type', 'qemu', '--from-command', cmd, ...extra], { env });
+
+  it('a producer that fails midway: exit 1, its messages shown, no object and no multipart upload left', async () => {
+    // 12 MiB: several 5 MiB parts are already up when the producer reports its failure
+    const r = await backup('head -c 12582912 /dev/urandom; echo "ERROR: Backup of VM 4100 failed" >&2; exit 3');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/ERROR: Backup of VM 4100 failed/);
+    expect(r.stderr).toMatch(/exited with status 3: its output is incomplete, so the upload was cancelled and nothing was stored/);
+    expect(await keys(c, 'dump/vzdump-qemu-4100-')).toEqual([]);
+    expect(await c.listMultipartUploads({ prefix: 'dump/vzdump-qemu-4100-' })).toEqual([]);
+  });
+
+  it('a producer that fails before any output: its status, not "stdin gave no data"', async () => {
+    const r = await backup('echo "ERROR: guest agent not running" >&2; exit 2');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/exited with status 2: its output is incomplete/);
+    expect(await keys(c, 'dump/vzdump-qemu-4100-')).toEqual([]);
+  });
+
+  it('a producer that succeeds: its exact bytes under a PVE name; --dry-run does not run it', async () => {
+    const f = join(dir, 'produced.bin');
+    await writeFile(f, Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), randomBytes(7 * MiB)]));
+    const r = await backup(`cat ${f}`, ['--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const [o] = JSON.parse(r.stdout) as Array<{ key: string; verified: boolean }>;
+    expect(o!.key).toMatch(/^dump\/vzdump-qemu-4100-\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d\.vma\.zst$/);
+    expect(o!.verified).toBe(true);
+    expect((await body(c, o!.key)).equals(await readFile(f))).toBe(true);
+    const marker = join(dir, 'ran');
+    const d = await backup(`touch ${marker}`, ['--dry-run']);
+    expect(d.code).toBe(0);
+    expect(d.stdout).toMatch(/^would run 'touch .*' and upload its output to storage 's3e'/);
+    expect(existsSync(marker)).toBe(false);
+  });
+});
+
 describe('backup under a name the bucket already holds', () => {
   it('refuses without --force (exit 2, object untouched, nothing of the batch uploaded); --force replaces it', async () => {
     const other = join(dir, 'vzdump-qemu-100-2024_05_07-00_00_00.vma.zst');

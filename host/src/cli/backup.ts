@@ -6,6 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
+import { spawn, type ChildProcess } from 'node:child_process';
 import type { ContentType } from '../pve/content.js';
 import { objectKey, volnameKey, type VolumeInfo } from '../pve/volname.js';
 import type { Volume } from '../store/types.js';
@@ -17,7 +18,7 @@ import { formatBytes, formatRate, note, writeJson, writeOut } from './output.js'
 import { progressBar } from './progress.js';
 
 const CMD = 'pve-s3-backup';
-const USAGE = `${CMD} [--storage ID] --source FILE... | --source - (--name NAME | --vmid N --type qemu|lxc) [options]`;
+const USAGE = `${CMD} [--storage ID] --source FILE... | (--source - | --from-command CMD) (--name NAME | --vmid N --type qemu|lxc) [options]`;
 
 export const HELP = `Usage: ${USAGE}
 
@@ -37,6 +38,9 @@ Options:
   --source -          read one archive from stdin (vzdump --stdout); name it with --name, or
                       with --vmid + --type [+ --format, --compress] for PVE's standard name with
                       the current time (the compression is detected from the stream if not given)
+  --from-command CMD  run CMD (with /bin/sh) and upload its stdout like --source -, keeping the
+                      upload only if CMD exits 0: a vzdump that fails midway leaves nothing
+                      behind, where a plain pipe cannot tell a failed producer from a finished one
   --name NAME         name in the bucket (one source only)
   --vmid N            for files: refuse files that are not backups of guest N; for stdin: the guest
   --type qemu|lxc     guest type (stdin: required with --vmid; files: checked like --vmid)
@@ -61,12 +65,14 @@ Examples:
   ${CMD} --storage mon-stockage-s3 --source /var/lib/vz/dump/vzdump-qemu-100-*.vma.gz --vmid 100
   ${CMD} --storage mon-stockage-s3 --source /tmp/test.txt --notes "test de connectivité"
   vzdump 100 --stdout --compress zstd | ${CMD} --storage mon-stockage-s3 --source - --vmid 100 --type qemu
+  ${CMD} --storage mon-stockage-s3 --vmid 100 --type qemu --from-command 'vzdump 100 --stdout --compress zstd'
   ${CMD} --storage mon-stockage-s3 --source debian-12.iso --content iso --dry-run
 `;
 
 const OPTIONS = {
   ...COMMON_OPTIONS,
   source: { type: 'string', multiple: true },
+  'from-command': { type: 'string' },
   name: { type: 'string' },
   vmid: { type: 'string' },
   type: { type: 'string' },
@@ -125,7 +131,38 @@ async function peek(stream: Readable): Promise<{ head: Uint8Array; rest: AsyncIt
   return { head, rest: rest() };
 }
 
-async function planItems(p: Parsed, sources: string[]): Promise<{ items: Item[]; warnings: string[] }> {
+/** A command whose stdout is the archive (--from-command); `done` settles with its exit status. */
+interface Producer {
+  command: string;
+  child: ChildProcess;
+  done: Promise<number | string>;
+}
+
+function startProducer(command: string): Producer {
+  // stderr stays the terminal's (or the task log's): vzdump's own messages are the useful ones
+  const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const done = new Promise<number | string>((res) => {
+    child.once('error', (e) => res(`could not be started (${e.message})`));
+    child.once('close', (code, signal) => res(code ?? signal ?? 'unknown'));
+  });
+  return { command, child, done };
+}
+
+function producerFailed(prod: Producer, status: number | string): PveS3Error {
+  const how = typeof status === 'number' ? `exited with status ${status}` : /^SIG/.test(status) ? `was killed by ${status}` : status;
+  return new PveS3Error('SourceFailed', `'${prod.command}' ${how}: its output is incomplete, so the upload was cancelled and nothing was stored; see its messages above`, {
+    exitCode: EXIT.failure,
+  });
+}
+
+/** The producer's bytes, ending in an error unless it exits 0, so the engine aborts the upload. */
+async function* untilProducerSucceeds(rest: AsyncIterable<Uint8Array>, prod: Producer): AsyncIterable<Uint8Array> {
+  yield* rest;
+  const status = await prod.done;
+  if (status !== 0) throw producerFailed(prod, status);
+}
+
+async function planItems(p: Parsed, sources: string[], producer?: Producer): Promise<{ items: Item[]; warnings: string[] }> {
   const { classifyFile, parseVolumeFile, archiveName, normaliseUploadName } = await import('../pve/volname.js');
   const content = oneOf(p, 'content', ['backup', 'iso', 'vztmpl', 'snippets'] as const) as ContentType | undefined;
   const vmid = vmidOpt(p);
@@ -138,7 +175,7 @@ async function planItems(p: Parsed, sources: string[]): Promise<{ items: Item[];
   if (sources.includes('-')) {
     if (sources.length > 1) throw new UsageError(CMD, `--source - (stdin) cannot be combined with other sources`, USAGE);
     if (flag(p, 'delete-source')) throw new UsageError(CMD, `--delete-source makes no sense with --source - (stdin)`, USAGE);
-    if (process.stdin.isTTY) throw new UsageError(CMD, `--source - reads the archive from stdin, which is a terminal: pipe it in (vzdump ... --stdout | ${CMD} ...)`, USAGE);
+    if (!producer && process.stdin.isTTY) throw new UsageError(CMD, `--source - reads the archive from stdin, which is a terminal: pipe it in (vzdump ... --stdout | ${CMD} ...)`, USAGE);
     if (name === undefined && (vmid === undefined || type === undefined)) {
       throw new UsageError(CMD, `--source - needs --name NAME, or --vmid and --type to generate PVE's archive name`, USAGE);
     }
@@ -156,7 +193,11 @@ async function planItems(p: Parsed, sources: string[]): Promise<{ items: Item[];
     // the first bytes name the compression, and their absence means the producer failed before
     // writing anything (vzdump ... --stdout | without pipefail): an empty "backup" that looks
     // verified would count as the newest one for keep-last and prune away real backups
-    const { head, rest } = await peek(process.stdin);
+    const { head, rest } = await peek(producer ? (producer.child.stdout as Readable) : process.stdin);
+    if (head.length === 0 && producer) {
+      const status = await producer.done;
+      if (status !== 0) throw producerFailed(producer, status);
+    }
     if (head.length === 0) {
       throw new PveS3Error(
         'EmptyInput',
@@ -164,7 +205,7 @@ async function planItems(p: Parsed, sources: string[]): Promise<{ items: Item[];
         { exitCode: EXIT.failure },
       );
     }
-    const stream: Readable | AsyncIterable<Uint8Array> = rest;
+    const stream: Readable | AsyncIterable<Uint8Array> = producer ? untilProducerSucceeds(rest, producer) : rest;
     if (volume === undefined) {
       const compression = str(p, 'compress') ?? sniffCompression(head);
       const n = archiveName({ vmid: vmid!, guestType: type!, ...(format ? { format } : {}), compression, time: new Date() });
@@ -260,7 +301,13 @@ export async function main(argv: string[]): Promise<number> {
       writeOut(HELP);
       return EXIT.ok;
     }
+    const fromCommand = str(p, 'from-command');
     const sources = [...list(p, 'source'), ...p.positionals];
+    if (fromCommand !== undefined) {
+      if (sources.length > 0) throw new UsageError(CMD, '--from-command is the source: give no --source with it', USAGE);
+      if (fromCommand.trim() === '') throw new UsageError(CMD, '--from-command needs a command, e.g. "vzdump 100 --stdout --compress zstd"', USAGE);
+      sources.push('-');
+    }
     if (sources.length === 0) throw new UsageError(CMD, 'no --source given', USAGE);
     if (p.positionals.length > 0 && list(p, 'source').length === 0) {
       throw new UsageError(CMD, `unexpected argument '${p.positionals[0]}' (files to upload follow --source)`, USAGE);
@@ -268,95 +315,116 @@ export async function main(argv: string[]): Promise<number> {
     const logger = await createCliLogger('cli:backup');
     const storageClass = str(p, 'storage-class');
     const cfg = await resolveFrom(p, logger, storageClass !== undefined ? { storage_class: storageClass } : {});
-    const { items, warnings } = await planItems(p, sources);
-    for (const w of warnings) note(`warning: ${w}`);
-    const json = flag(p, 'json');
-    const storageId = cfg.storageId ?? 'env';
-    const outcomes: Outcome[] = [];
-
-    if (flag(p, 'dry-run')) {
-      for (const it of items) {
-        const volname = it.kind === 'log' ? `backup/${it.name}` : it.volume.volname;
-        const size = it.kind === 'stream' ? -1 : it.size;
-        const o: Outcome = { volid: `${storageId}:${volname}`, key: it.kind === 'log' ? objectKey(cfg.prefix, 'backup', it.name) : volnameKey(cfg.prefix, volname), size, seconds: 0, rate: 0, verified: false, dryRun: true };
-        outcomes.push(o);
-        if (!json) {
-          const extra = it.kind === 'volume' ? [it.notes !== undefined ? 'notes' : '', it.protected ? 'protected' : '', it.logPath ? 'log' : ''].filter(Boolean) : [];
-          writeOut(`would upload ${it.kind === 'stream' ? 'stdin' : it.path} -> ${o.volid} (s3://${cfg.bucket}/${o.key}${size >= 0 ? `, ${formatBytes(size)}` : ''}${extra.length ? `, with ${extra.join(', ')}` : ''})`);
-        }
-      }
-      if (json) writeJson(outcomes);
+    if (fromCommand !== undefined && flag(p, 'dry-run')) {
+      writeOut(`would run '${fromCommand}' and upload its output to storage '${cfg.storageId ?? 'env'}' (s3://${cfg.bucket}/${cfg.prefix}), named when it starts`);
       return EXIT.ok;
     }
-
-    const opened = await openStore(cfg, logger);
+    const producer = fromCommand !== undefined ? startProducer(fromCommand) : undefined;
     try {
-      const { putVolume } = await import('../store/transfer.js');
-      // every name is checked before the first upload, so a refusal leaves no half-done batch
-      const { assertMayReplace } = await import('../store/local-files.js');
-      for (const it of items) {
-        if (it.kind !== 'log') await assertMayReplace(opened.ctx, it.volume.volname, { replace: flag(p, 'force'), hint: 'add --force to replace it' });
-      }
-      for (const it of items) {
-        const t0 = performance.now();
-        if (it.kind === 'log') {
-          const { putBackupLog } = await import('../store/local-files.js');
-          const r = await putBackupLog(opened.ctx, it.path, it.name);
-          const seconds = (performance.now() - t0) / 1000;
-          const o: Outcome = { volid: `${storageId}:backup/${it.name}`, key: r.key, size: r.size, seconds, rate: r.size / Math.max(seconds, 1e-6), verified: true };
-          outcomes.push(o);
-          if (!json) writeOut(`uploaded log ${it.path} -> s3://${cfg.bucket}/${r.key} (${formatBytes(r.size)})`);
-          continue;
-        }
-        const bar = progressBar(it.volume.name, flag(p, 'progress'));
-        const notes = it.notes;
-        let vol: Volume;
-        try {
-          vol = await putVolume(opened.ctx, it.volume.volname, {
-            src: it.kind === 'volume' ? { path: it.path } : { stream: it.stream as Readable, maxSize: it.maxSize },
-            ...(notes !== undefined ? { notes } : {}),
-            protected: it.protected,
-            ...(it.kind === 'volume' && it.logPath !== undefined ? { logPath: it.logPath } : {}),
-            onProgress: (x) => bar.update(x),
-          });
-        } catch (e) {
-          throw storageClassHint(e, cfg.storageClass, storageClass !== undefined);
-        } finally {
-          bar.done();
-        }
-        const seconds = (performance.now() - t0) / 1000;
-        const o: Outcome = {
-          volid: vol.volid,
-          key: vol.key,
-          size: vol.size,
-          seconds,
-          rate: vol.size / Math.max(seconds, 1e-6),
-          verified: vol.verified === true,
-        };
-        if (vol.content === 'backup') {
-          o.notes = vol.notes !== undefined;
-          o.protected = vol.protected;
-          o.log = vol.log === true;
-        }
-        const { assertUploadVerified, removeVerifiedSource } = await import('../store/local-files.js');
-        if (it.kind === 'volume' && flag(p, 'delete-source')) {
-          await removeVerifiedSource(vol, it.path, it.size, it.logPath !== undefined ? { logPath: it.logPath } : {});
-          o.sourceDeleted = true;
-        } else {
-          assertUploadVerified(vol, it.kind === 'volume' ? { path: it.path, size: it.size } : undefined);
-        }
-        outcomes.push(o);
-        if (!json) {
-          const extra = [o.notes ? 'notes' : '', o.protected ? 'protected' : '', o.log ? 'log' : '', o.verified ? 'verified' : 'NOT verified', o.sourceDeleted ? 'local copy deleted' : '']
-            .filter(Boolean)
-            .join(', ');
-          writeOut(`uploaded ${o.volid} (${formatBytes(o.size)} in ${o.seconds.toFixed(1)} s, ${formatRate(o.rate)}; ${extra})`);
-        }
-      }
+      return await upload(p, cfg, logger, sources, storageClass, producer);
     } finally {
-      await opened.close();
+      // an upload that failed stops reading: the producer would block on a full pipe forever
+      if (producer && producer.child.exitCode === null && producer.child.signalCode === null) producer.child.kill('SIGTERM');
+    }
+  });
+}
+
+async function upload(
+  p: Parsed,
+  cfg: import('../config/types.js').StorageConfig,
+  logger: import('../util/logger.js').FileLogger,
+  sources: string[],
+  storageClass: string | undefined,
+  producer: Producer | undefined,
+): Promise<number> {
+  const { items, warnings } = await planItems(p, sources, producer);
+  for (const w of warnings) note(`warning: ${w}`);
+  const json = flag(p, 'json');
+  const storageId = cfg.storageId ?? 'env';
+  const outcomes: Outcome[] = [];
+
+  if (flag(p, 'dry-run')) {
+    for (const it of items) {
+      const volname = it.kind === 'log' ? `backup/${it.name}` : it.volume.volname;
+      const size = it.kind === 'stream' ? -1 : it.size;
+      const o: Outcome = { volid: `${storageId}:${volname}`, key: it.kind === 'log' ? objectKey(cfg.prefix, 'backup', it.name) : volnameKey(cfg.prefix, volname), size, seconds: 0, rate: 0, verified: false, dryRun: true };
+      outcomes.push(o);
+      if (!json) {
+        const extra = it.kind === 'volume' ? [it.notes !== undefined ? 'notes' : '', it.protected ? 'protected' : '', it.logPath ? 'log' : ''].filter(Boolean) : [];
+        writeOut(`would upload ${it.kind === 'stream' ? 'stdin' : it.path} -> ${o.volid} (s3://${cfg.bucket}/${o.key}${size >= 0 ? `, ${formatBytes(size)}` : ''}${extra.length ? `, with ${extra.join(', ')}` : ''})`);
+      }
     }
     if (json) writeJson(outcomes);
     return EXIT.ok;
-  });
+  }
+
+  const opened = await openStore(cfg, logger);
+  try {
+    const { putVolume } = await import('../store/transfer.js');
+    // every name is checked before the first upload, so a refusal leaves no half-done batch
+    const { assertMayReplace } = await import('../store/local-files.js');
+    for (const it of items) {
+      if (it.kind !== 'log') await assertMayReplace(opened.ctx, it.volume.volname, { replace: flag(p, 'force'), hint: 'add --force to replace it' });
+    }
+    for (const it of items) {
+      const t0 = performance.now();
+      if (it.kind === 'log') {
+        const { putBackupLog } = await import('../store/local-files.js');
+        const r = await putBackupLog(opened.ctx, it.path, it.name);
+        const seconds = (performance.now() - t0) / 1000;
+        const o: Outcome = { volid: `${storageId}:backup/${it.name}`, key: r.key, size: r.size, seconds, rate: r.size / Math.max(seconds, 1e-6), verified: true };
+        outcomes.push(o);
+        if (!json) writeOut(`uploaded log ${it.path} -> s3://${cfg.bucket}/${r.key} (${formatBytes(r.size)})`);
+        continue;
+      }
+      const bar = progressBar(it.volume.name, flag(p, 'progress'));
+      const notes = it.notes;
+      let vol: Volume;
+      try {
+        vol = await putVolume(opened.ctx, it.volume.volname, {
+          src: it.kind === 'volume' ? { path: it.path } : { stream: it.stream as Readable, maxSize: it.maxSize },
+          ...(notes !== undefined ? { notes } : {}),
+          protected: it.protected,
+          ...(it.kind === 'volume' && it.logPath !== undefined ? { logPath: it.logPath } : {}),
+          onProgress: (x) => bar.update(x),
+        });
+      } catch (e) {
+        throw storageClassHint(e, cfg.storageClass, storageClass !== undefined);
+      } finally {
+        bar.done();
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      const o: Outcome = {
+        volid: vol.volid,
+        key: vol.key,
+        size: vol.size,
+        seconds,
+        rate: vol.size / Math.max(seconds, 1e-6),
+        verified: vol.verified === true,
+      };
+      if (vol.content === 'backup') {
+        o.notes = vol.notes !== undefined;
+        o.protected = vol.protected;
+        o.log = vol.log === true;
+      }
+      const { assertUploadVerified, removeVerifiedSource } = await import('../store/local-files.js');
+      if (it.kind === 'volume' && flag(p, 'delete-source')) {
+        await removeVerifiedSource(vol, it.path, it.size, it.logPath !== undefined ? { logPath: it.logPath } : {});
+        o.sourceDeleted = true;
+      } else {
+        assertUploadVerified(vol, it.kind === 'volume' ? { path: it.path, size: it.size } : undefined);
+      }
+      outcomes.push(o);
+      if (!json) {
+        const extra = [o.notes ? 'notes' : '', o.protected ? 'protected' : '', o.log ? 'log' : '', o.verified ? 'verified' : 'NOT verified', o.sourceDeleted ? 'local copy deleted' : '']
+          .filter(Boolean)
+          .join(', ');
+        writeOut(`uploaded ${o.volid} (${formatBytes(o.size)} in ${o.seconds.toFixed(1)} s, ${formatRate(o.rate)}; ${extra})`);
+      }
+    }
+  } finally {
+    await opened.close();
+  }
+  if (json) writeJson(outcomes);
+  return EXIT.ok;
 }
