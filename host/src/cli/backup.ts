@@ -422,6 +422,10 @@ async function upload(
         writeOut(`uploaded ${o.volid} (${formatBytes(o.size)} in ${o.seconds.toFixed(1)} s, ${formatRate(o.rate)}; ${extra})`);
       }
     }
+  } catch (e) {
+    // a script reading --json still learns which uploads of the batch did complete
+    if (json && outcomes.length > 0) writeJson(outcomes);
+    throw e;
   } finally {
     await opened.close();
   }
