@@ -209,19 +209,21 @@ is_deeply([map { $_->{request}->{op} } @{ stub_requests() }], ['status'], '... w
 
 clear_requests();
 unlink("$scfg->{path}/.pve-s3/status.json");
-stub_ok('activate', { bucket => 'pve-bucket', reachable => JSON::PP::true });
+stub_ok('status', { active => JSON::PP::true, total => 10, used => 1, avail => 9 });
 my $fresh = { %$scfg, path => "$t->{tmp}/fresh-cache" };
 ok($PLUGIN->activate_storage($storeid, $fresh, {}), 'activate_storage succeeds');
 ok(-d "$fresh->{path}/$_", "cache subdir $_ created") for qw(dump template/iso template/cache snippets .pve-s3);
-is(last_request()->{request}->{op}, 'activate', 'bucket checked through the host');
-is(last_request()->{request}->{deadline_ms}, 2000, '... with the status bound (pvestatd activates every cycle)');
+is(last_request()->{request}->{op}, 'status', "bucket checked through the host with status's probe");
+is(last_request()->{request}->{deadline_ms}, 2000, '... and its bound (pvestatd activates every cycle)');
+is_deeply([$PLUGIN->status($storeid, $fresh, {})], [10, 9, 1, 1], 'the status that follows (pvestatd) reuses that probe');
+is(scalar(@{ stub_requests() }), 1, '... one host run for both');
 
-stub_err('activate', 'NoSuchBucket', "bucket 'pve-bucket' does not exist at http://127.0.0.1:7480");
+stub_err('status', 'NoSuchBucket', "bucket 'pve-bucket' does not exist at http://127.0.0.1:7480");
 unlink("$fresh->{path}/.pve-s3/status.json");
 eval { $PLUGIN->activate_storage($storeid, $fresh, {}) };
 is($@, "bucket 'pve-bucket' does not exist at http://127.0.0.1:7480\n", 'missing bucket: dies with the host message (pvesm add refuses it)');
 
-$transient->('activate', 'NetworkError', 'cannot reach http://127.0.0.1:7480: connection refused');
+$transient->('status', 'NetworkError', 'cannot reach http://127.0.0.1:7480: connection refused');
 unlink("$fresh->{path}/.pve-s3/status.json");
 {
     my @w;
@@ -229,6 +231,9 @@ unlink("$fresh->{path}/.pve-s3/status.json");
     ok(eval { $PLUGIN->activate_storage($storeid, $fresh, {}) }, 'unreachable endpoint: activate_storage succeeds (local work goes on)');
     like(join('', @w), qr/^storage '\Q$storeid\E': bucket not reachable \(cannot reach .*connection refused\) - only cached and local volumes are usable/,
         '... with one warning naming the cause');
+    @w = ();
+    ok(eval { $PLUGIN->activate_storage($storeid, $fresh, {}) }, '... again from the cached probe');
+    is_deeply(\@w, [], '... without repeating the warning');
 }
 my ($st_active) = ($PLUGIN->status($storeid, $fresh, {}))[3];
 is($st_active, 0, '... while status reports the storage inactive (from the same probe)');
@@ -236,7 +241,6 @@ is($st_active, 0, '... while status reports the storage inactive (from the same 
 # Through the core wrapper, as pvestatd does.
 $PVE::Storage::CONFIG = { ids => { $storeid => { %$scfg, type => 's3' } } };
 unlink("$scfg->{path}/.pve-s3/status.json");
-stub_ok('activate', { bucket => 'pve-bucket', reachable => JSON::PP::true });
 stub_ok('status', { active => JSON::PP::true, total => 10, used => 1, avail => 9 });
 my $info = PVE::Storage::storage_info(PVE::Storage::config());
 is_deeply([@{ $info->{$storeid} }{qw(active total used avail shared type)}], [1, 10, 1, 9, 1, 's3'], 'storage_info via the core wrapper');

@@ -705,21 +705,15 @@ sub activate_storage {
     ensure_cache_dirs($scfg);
     $class->SUPER::activate_storage($storeid, $scfg, $cache);
 
-    # pvestatd activates every 10 s: a fresh result, good or bad, spares a host run (and a
+    # The bucket check is status's probe (one HeadBucket, same bound): pvestatd calls
+    # activate_storage and then status every 10 s, and one cached host run answers both (a
     # black-holed endpoint costs at most one bounded run per $STATUS_FAIL_TTL).
-    my $failed = read_status_cache($scfg);
-    return 1 if $failed && $failed->{active};
-    if (!$failed) {
-        my $started = time();
-        my ($res, $err) = host_try($storeid, $scfg, 'activate', {});
-        return 1 if !$err;
-        $failed = failed_status($err, $err->{message}, $started);
-        write_status_cache($scfg, $failed);
-        # Said once per probe, not on every cached answer (pvestatd would repeat it every 10 s).
-        warn "storage '$storeid': bucket not reachable ($err->{message}) - only cached and local "
-            . "volumes are usable until it is back\n"
-            if $failed->{transient};
-    }
+    my $failed = probe_status($storeid, $scfg);
+    return 1 if $failed->{active};
+    # Said once per probe (a cached answer carries 'at'), not every 10 s from pvestatd.
+    warn "storage '$storeid': bucket not reachable ($failed->{error}) - only cached and local "
+        . "volumes are usable until it is back\n"
+        if $failed->{transient} && !defined($failed->{at});
     # A misconfiguration (no such bucket, refused credentials, no secret) fails activation, so
     # `pvesm add` refuses it. An outage does not: VM starts with a cached ISO, restores from the
     # cache and vzdump spooling into the dump dir keep working (reference §11, "decide what
