@@ -10,6 +10,9 @@
 //        $PVE_S3_RGW_DIR/s3.env, /tmp/pve-s3-rgw by default)
 //        AWS_SDK_DIR: a directory whose node_modules has @aws-sdk/client-s3 + lib-storage
 //        (default: this checkout, then /work/shared/bench); skipped when absent
+//   The test gateway keeps data in RAM (memstore) and RadosGW frees deleted multipart data only
+//   after its GC delay (hours), so repeated large runs fill memory: prefer a throw-away gateway
+//   (rgw-up.sh DIR with other ports, rgw-down.sh DIR --purge afterwards) or bluestore.
 //        HASH_VARIANTS=1 adds the engine with hashing on a worker thread (PVE_S3_HASH_THREAD=1)
 import { spawn } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
