@@ -62,13 +62,36 @@ describe('npm run demo', () => {
   });
 });
 
-function runDemo(extra: NodeJS.ProcessEnv) {
+describe('npm run demo, interrupted', () => {
+  it('a TERM during the backup step still removes everything the demo wrote (exit 1)', async () => {
+    const t = testS3();
+    const env = { S3_ENDPOINT: t.endpoint, S3_BUCKET: c.bucket, S3_REGION: t.region, S3_ACCESS_KEY: t.accessKeyId, S3_SECRET_KEY: t.secretAccessKey, S3_PREFIX: 'int/', S3_FORCE_PATH_STYLE: '1' };
+    const d = await runDemo(env, { signalAfter: /^\[3\/7\]/m });
+    expect(d.code).toBe(1);
+    expect(d.stdout).toMatch(/interrupted \(SIGTERM\): finishing the current step, then cleaning up/);
+    expect(d.stdout).toMatch(/demo FAILED: interrupted by SIGTERM/);
+    expect(steps(d.stdout)).not.toContain(4);
+    expect(d.stdout).toMatch(/removed \d+ object\(s\) under int\/pve-s3-demo-/);
+    expect(await keys(c, 'int/')).toEqual([]);
+    expect(await c.listMultipartUploads({ prefix: 'int/' })).toEqual([]);
+  });
+});
+
+function runDemo(extra: NodeJS.ProcessEnv, o: { signalAfter?: RegExp } = {}) {
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((res, rej) => {
     import('node:child_process').then(({ spawn }) => {
       const p = spawn(process.execPath, [DEMO], { env: demoEnv(extra), stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
-      p.stdout.on('data', (d) => (stdout += d));
+      let signalled = false;
+      p.stdout.on('data', (d) => {
+        stdout += d;
+        // the step line is printed just before its command starts: signal the demo alone
+        if (o.signalAfter && !signalled && o.signalAfter.test(stdout)) {
+          signalled = true;
+          p.kill('SIGTERM');
+        }
+      });
       p.stderr.on('data', (d) => (stderr += d));
       const t = setTimeout(() => p.kill('SIGKILL'), 280_000);
       p.on('error', rej);

@@ -50,7 +50,16 @@ const mibs = (bytes: number, s: number) => `${(bytes / MiB / Math.max(s, 1e-6)).
 
 class StepFailed extends Error {}
 
+/** Ctrl-C (or a TERM) lets the running step end, then skips to the clean-up: the bucket and a
+ *  gateway the demo started are removed either way. */
+let interrupted: string | undefined;
+
+function stopIfInterrupted(): void {
+  if (interrupted !== undefined) throw new StepFailed(`interrupted by ${interrupted}`);
+}
+
 function check(r: Run, what: string): Run {
+  stopIfInterrupted();
   if (r.code !== 0) {
     say(indent(r.stdout));
     say(indent(r.stderr));
@@ -183,6 +192,12 @@ export async function main(_argv: string[] = []): Promise<number> {
   let client: Awaited<ReturnType<typeof s3Client>> | undefined;
   let ok = false;
   const started = performance.now();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted === undefined) say(`\ninterrupted (${sig}): finishing the current step, then cleaning up`);
+    interrupted ??= sig;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   say('pve-s3 demo: backup -> list -> restore -> verify -> integrity check, with the real commands');
   try {
     target = process.env.S3_ENDPOINT ? envTarget() : await localGateway();
@@ -193,6 +208,7 @@ export async function main(_argv: string[] = []): Promise<number> {
       say(`      bucket ${target.bucket} created`);
     }
 
+    stopIfInterrupted();
     // storage.cfg + secret file, as `pvesm add s3 ...` would leave them
     const cfgLines = [
       `s3: ${STORAGE}`,
@@ -221,6 +237,7 @@ export async function main(_argv: string[] = []): Promise<number> {
     });
     say(`      storage '${STORAGE}' written to ${join(tmp, 'storage.cfg')} (secret in priv/${STORAGE}.pw, mode 600)`);
 
+    stopIfInterrupted();
     // [2] a VMA-named archive of random bytes
     const { archiveName } = await import('../pve/volname.js');
     const name = archiveName({ vmid: 100, guestType: 'qemu', compression: 'zst', time: new Date() });
@@ -228,6 +245,7 @@ export async function main(_argv: string[] = []): Promise<number> {
     const h = createHash('sha256');
     const fh = await open(src, 'w');
     for (let left = sizeMiB * MiB; left > 0; ) {
+      if (interrupted !== undefined) break;
       const chunk = randomBytes(Math.min(left, 4 * MiB));
       h.update(chunk);
       await fh.write(chunk);
@@ -239,6 +257,7 @@ export async function main(_argv: string[] = []): Promise<number> {
 
     const cli = (cmd: string, args: string[]) => run(process.execPath, [join(BIN, `${cmd}.js`), '--storage', STORAGE, ...args], env);
 
+    stopIfInterrupted();
     // [3] backup
     say(`[3/7] pve-s3-backup --storage ${STORAGE} --source ${name} --vmid 100 --notes "pve-s3 demo"`);
     const b = check(await cli('pve-s3-backup', ['--source', src, '--vmid', '100', '--notes', 'pve-s3 demo', '--json']), 'pve-s3-backup');
@@ -249,12 +268,14 @@ export async function main(_argv: string[] = []): Promise<number> {
     say(`      ${m?.multipart ? `multipart, ${m.parts.length} parts of ${(m.partSize / MiB).toFixed(0)} MiB` : 'single PUT'}, manifest written, ${up.verified ? 'verified (stored size and ETag match the manifest)' : 'NOT verified'}`);
     if (!up.verified) throw new StepFailed('the upload was not verified');
 
+    stopIfInterrupted();
     // [4] list
     say(`[4/7] pve-s3-restore --storage ${STORAGE} --list`);
     const l = check(await cli('pve-s3-restore', ['--list']), 'pve-s3-restore --list');
     say(indent(l.stdout));
     if (!l.stdout.includes(name)) throw new StepFailed(`the listing does not show ${name}`);
 
+    stopIfInterrupted();
     // [5] restore + compare
     const dest = join(tmp, 'restored.vma.zst');
     say(`[5/7] pve-s3-restore --storage ${STORAGE} --source ${name} --destination ${dest}`);
@@ -266,6 +287,7 @@ export async function main(_argv: string[] = []): Promise<number> {
     say(`      sha256 restored ${dstSha}  ${dstSha === srcSha ? 'MATCH' : 'MISMATCH'}`);
     if (dstSha !== srcSha) throw new StepFailed('the restored file differs from the original');
 
+    stopIfInterrupted();
     // [6] integrity
     say(`[6/7] pve-s3-maintenance --storage ${STORAGE} --action check-integrity`);
     const t6 = performance.now();
@@ -273,6 +295,7 @@ export async function main(_argv: string[] = []): Promise<number> {
     say(indent(c.stdout));
     say(`      (${((performance.now() - t6) / 1000).toFixed(1)} s)`);
 
+    stopIfInterrupted();
     // status, for the figures
     const s = check(await cli('pve-s3-maintenance', ['--action', 'status']), 'status');
     say(indent(s.stdout.split('\n').filter((x) => /^(bucket|total|backups|incomplete)/.test(x)).join('\n')));
@@ -298,6 +321,8 @@ export async function main(_argv: string[] = []): Promise<number> {
     await target?.stopGateway?.().catch((e: Error) => say(`      ${e.message}`));
     if (existsSync(tmp)) await rm(tmp, { recursive: true, force: true });
   }
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
   say(`${ok ? 'demo OK' : 'demo FAILED'} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   return ok ? 0 : 1;
 }
