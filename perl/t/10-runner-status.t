@@ -218,6 +218,19 @@ is(last_request()->{request}->{deadline_ms}, 2000, '... and its bound (pvestatd 
 is_deeply([$PLUGIN->status($storeid, $fresh, {})], [10, 9, 1, 1], 'the status that follows (pvestatd) reuses that probe');
 is(scalar(@{ stub_requests() }), 1, '... one host run for both');
 
+# A probe answers only for the configuration it ran with: a corrected secret is tried at once.
+clear_requests();
+stub_err('status', 'SignatureDoesNotMatch', 'the secret key was refused');
+my $retry = { %$fresh, path => "$t->{tmp}/retry-cache" };
+eval { $PLUGIN->activate_storage($storeid, $retry, {}) };
+like($@, qr/secret key was refused/, 'a wrong secret fails activation');
+$PLUGIN->on_update_hook($storeid, { type => 's3' }, secret_key => 'corrected');
+stub_ok('status', { active => JSON::PP::true, total => 10, used => 1, avail => 9 });
+ok(eval { $PLUGIN->activate_storage($storeid, $retry, {}) }, '... and the corrected one is probed, not answered from the cache');
+is(scalar(@{ stub_requests() }), 2, '... (two host runs)');
+ok(index(read_file("$retry->{path}/.pve-s3/status.json"), 'corrected') < 0, 'the status cache holds a digest, never the secret');
+$PLUGIN->on_update_hook($storeid, { type => 's3' }, secret_key => $secret);
+
 stub_err('status', 'NoSuchBucket', "bucket 'pve-bucket' does not exist at http://127.0.0.1:7480");
 unlink("$fresh->{path}/.pve-s3/status.json");
 eval { $PLUGIN->activate_storage($storeid, $fresh, {}) };

@@ -172,8 +172,8 @@ is_deeply([map { $_->{request}->{op} } @{ stub_requests() }], ['stat'], '... and
 
 # An outage status already knows about is not waited for again.
 clear_requests();
-write_file("$p/.pve-s3/status.json", $json->encode({ active => 0, total => 0, used => 0, avail => 0,
-    error => 'cannot reach http://127.0.0.1:7480: connection refused', transient => 1, at => time() }));
+PVE::Storage::Custom::S3Plugin::write_status_cache($scfg, { active => 0, total => 0, used => 0, avail => 0,
+    error => 'cannot reach http://127.0.0.1:7480: connection refused', transient => 1 }, $storeid);
 {
     my @w;
     local $SIG{__WARN__} = sub { push @w, @_ };
@@ -381,6 +381,7 @@ is($@, "error pruning backups - check log\n", 'a failed removal: PVE\'s prune er
 like($log[-1], qr/^err: .*denied/, '... with the host message logged');
 
 stub_ok('list', { volumes => $vols });
+stub_ok('status', { active => $T, total => 1, used => 0, avail => 1 }); # another config: probed anew
 $res = PVE::Storage::prune_backups({ ids => { $storeid => { %$scfg, type => 's3', 'prune-backups' => 'keep-all=1' } } },
     $storeid, undef, 100, 'qemu', 1, $logf);
 ok(!grep({ $_->{mark} eq 'remove' } @$res), 'keep-all from the storage config through the core wrapper keeps everything');

@@ -14,6 +14,7 @@ package PVE::Storage::Custom::S3Plugin;
 use strict;
 use warnings;
 
+use Digest::SHA ();
 use Encode ();
 use Fcntl qw(:flock O_RDWR O_CREAT);
 use File::Path qw(make_path);
@@ -633,11 +634,19 @@ sub ensure_cache_dirs {
     make_path(state_dir($scfg), { mode => 0700 }) if !-d state_dir($scfg);
 }
 
+# A probe answers only for the configuration it ran with: after `pvesm set` (a corrected secret,
+# endpoint or bucket) or a re-add, the old result must not be served. A digest, never the secret.
+sub status_key {
+    my ($storeid, $scfg) = @_;
+    return Digest::SHA::sha256_hex($json->encode(storage_object($storeid, $scfg)));
+}
+
 sub read_status_cache {
-    my ($scfg) = @_;
+    my ($scfg, $storeid) = @_;
     my $file = eval { state_dir($scfg) . '/status.json' } or return undef;
     my $data = eval { $json->decode(file_get_contents($file)) };
     return undef if ref($data) ne 'HASH' || !defined($data->{at});
+    return undef if defined($storeid) && ($data->{key} // '') ne status_key($storeid, $scfg);
     my $ttl = $data->{active} ? $STATUS_TTL : $data->{slow} ? $STATUS_FAIL_TTL : $STATUS_QUICK_FAIL_TTL;
     my $age = time() - $data->{at};
     return undef if $age < 0 || $age >= $ttl;
@@ -645,15 +654,16 @@ sub read_status_cache {
 }
 
 sub write_status_cache {
-    my ($scfg, $data) = @_;
+    my ($scfg, $data, $storeid) = @_;
     eval {
         my $dir = state_dir($scfg);
         return if !-d $dir;
-        file_set_contents("$dir/status.json", $json->encode({ %$data, at => time() }), 0600);
+        my $rec = { %$data, at => time() };
+        $rec->{key} = status_key($storeid, $scfg) if defined($storeid);
+        file_set_contents("$dir/status.json", $json->encode($rec), 0600);
     };
 }
 
-# Never dies, never waits longer than the status timeout (pvestatd runs all storages serially).
 # What status/activate remember about a failed probe: the message, and whether retrying later
 # may help (activate_storage tells an outage from a misconfiguration by it).
 sub failed_status {
@@ -665,10 +675,11 @@ sub failed_status {
     return $data;
 }
 
+# Never dies, never waits longer than the status timeout (pvestatd runs all storages serially).
 sub probe_status {
     my ($storeid, $scfg) = @_;
 
-    my $cached = read_status_cache($scfg);
+    my $cached = read_status_cache($scfg, $storeid);
     return $cached if $cached;
     my $started = time();
     my ($res, $err) = eval { host_try($storeid, $scfg, 'status', {}) };
@@ -686,7 +697,7 @@ sub probe_status {
         chomp $msg;
         $data = failed_status($err, $msg, $started);
     }
-    write_status_cache($scfg, $data);
+    write_status_cache($scfg, $data, $storeid);
     return $data;
 }
 
@@ -899,7 +910,7 @@ sub cached_copy_current {
     my ($storeid, $scfg, $volname, $rec) = @_;
 
     # A known outage (status or activate_storage found it moments ago) is not waited for again.
-    my $known = read_status_cache($scfg);
+    my $known = read_status_cache($scfg, $storeid);
     if ($known && !$known->{active} && $known->{transient}) {
         warn "warning: bucket of '$storeid' not reachable ($known->{error}); using the cached copy of "
             . "'$storeid:$volname' unchecked\n";
