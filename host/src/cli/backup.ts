@@ -37,7 +37,8 @@ Options:
                       (a shell glob such as vzdump-qemu-100-*.vma.zst expands to several)
   --source -          read one archive from stdin (vzdump --stdout); name it with --name, or
                       with --vmid + --type [+ --format, --compress] for PVE's standard name with
-                      the current time (the compression is detected from the stream if not given)
+                      the current time (the compression is detected from the stream if not given).
+                      An empty stream uploads nothing and exits 1
   --from-command CMD  run CMD (with /bin/sh) and upload its stdout like --source -, keeping the
                       upload only if CMD exits 0: a vzdump that fails midway leaves nothing
                       behind, where a plain pipe cannot tell a failed producer from a finished one
