@@ -78,12 +78,13 @@ export async function putBackupLog(ctx: StoreContext, localPath: string, name = 
   if (!st || !st.isFile()) throw new PveS3Error('InvalidArgument', `invalid log '${localPath}': not an existing regular file`, { exitCode: EXIT.usage });
   const key = ctx.settings.prefix + CONTENT_DIR.backup + name;
   const { uploadObject } = await import('../transfer/upload.js');
-  const { transferClient } = await import('./types.js');
+  const { transferClient, uploadLimits } = await import('./types.js');
   const res = await uploadObject(transferClient(ctx), key, { path: localPath }, {
     chunkSizeMB: ctx.settings.chunkSizeMB,
     concurrency: ctx.settings.concurrency,
     put: { ...(ctx.settings.put ?? {}), contentType: 'text/plain; charset=utf-8' },
     ...(ctx.signal ? { signal: ctx.signal } : {}),
+    ...uploadLimits(ctx),
   });
   ctx.logger.info('uploaded backup log', { key, size: res.size });
   return { key, size: res.size };
@@ -126,4 +127,40 @@ export async function archiveStored(ctx: StoreContext, name: string): Promise<bo
   const key = ctx.settings.prefix + CONTENT_DIR.backup + name;
   const page = await ctx.client.listObjects({ prefix: key, maxKeys: 1 });
   return page.objects.some((o) => o.key === key);
+}
+
+/**
+ * Whether a local file is, byte for byte, the object at `key`, by the per-part SHA-256 its
+ * manifest records: the file is read and hashed, nothing is downloaded. No valid manifest, another
+ * size or any part that differs: false. (Lets a repeated upload be a no-op instead of a refusal.)
+ */
+export async function sameAsStored(ctx: StoreContext, key: string, localPath: string, size: number): Promise<boolean> {
+  const { readManifest } = await import('../transfer/manifest.js');
+  const { transferClient } = await import('./types.js');
+  const m = await readManifest(transferClient(ctx), key, { ...(ctx.signal ? { signal: ctx.signal } : {}), ...(ctx.settings.put?.sse?.type === 'SSE-C' ? { sse: ctx.settings.put.sse } : {}) }).catch(
+    () => null,
+  );
+  if (m === null || m.size !== size) return false;
+  const { Sha256 } = await import('../wasm/digests.js');
+  const { toHex } = await import('../wasm/encoding.js');
+  const { open } = await import('node:fs/promises');
+  const fh = await open(localPath, 'r');
+  try {
+    const buf = new Uint8Array(Math.min(Math.max(size, 1), 4 << 20));
+    let offset = 0;
+    for (const part of [...m.parts].sort((a, b) => a.n - b.n)) {
+      const h = new Sha256();
+      for (let left = part.size; left > 0; ) {
+        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, left), offset);
+        if (bytesRead === 0) return false;
+        h.update(buf.subarray(0, bytesRead));
+        offset += bytesRead;
+        left -= bytesRead;
+      }
+      if (toHex(h.digest()) !== part.sha256) return false;
+    }
+    return offset === size;
+  } finally {
+    await fh.close();
+  }
 }
