@@ -117,6 +117,31 @@ describe('backup under a name the bucket already holds', () => {
     expect(r.code, r.stderr).toBe(0);
   });
 
+  it('the same file again is a no-op, not a conflict: exit 0, nothing transferred, sidecars brought up to date', async () => {
+    const name = 'vzdump-qemu-100-2024_05_13-00_00_00.vma.zst';
+    const f = join(dir, 'same', name);
+    await mkdir(join(dir, 'same'), { recursive: true });
+    await writeFile(f, randomBytes(11 * MiB)); // multipart with 5 MiB parts: every part compared
+    let r = await run('pve-s3-backup', ['--storage', 's3e', '--source', f], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const before = (await c.headObject(`dump/${name}`)).lastModified;
+    r = await run('pve-s3-backup', ['--storage', 's3e', '--source', f, '--notes', 'added later', '--protected', '--json'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual([expect.objectContaining({ alreadyStored: true, verified: true, notes: true, protected: true })]);
+    expect((await c.headObject(`dump/${name}`)).lastModified).toEqual(before);
+    expect((await body(c, `dump/${name}.notes`)).toString()).toBe('added later');
+    // protected now, and still the same bytes: a re-run is fine; one changed byte is refused
+    r = await run('pve-s3-backup', ['--storage', 's3e', '--source', f], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/is already in the bucket, identical to .* \(checked against its manifest\): not uploaded again/);
+    const changed = await readFile(f);
+    changed[6 * MiB]! ^= 1;
+    await writeFile(f, changed);
+    r = await run('pve-s3-backup', ['--storage', 's3e', '--source', f], { env });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/already in the bucket and protected/);
+  });
+
   it('never replaces a protected backup, --force or not, from the command or the hook', async () => {
     const name = 'vzdump-qemu-100-2024_05_08-00_00_00.vma.zst';
     const f = join(dir, 'prot', name);

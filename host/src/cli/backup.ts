@@ -91,7 +91,7 @@ const OPTIONS = {
 
 /** One thing to upload, decided before any request. */
 type Item =
-  | { kind: 'volume'; path: string; size: number; volume: VolumeInfo; notes?: string; protected: boolean; logPath?: string }
+  | { kind: 'volume'; path: string; size: number; volume: VolumeInfo; notes?: string; protected: boolean; logPath?: string; identical?: boolean }
   | { kind: 'log'; path: string; size: number; name: string }
   | { kind: 'stream'; volume: VolumeInfo; stream: Readable | AsyncIterable<Uint8Array>; maxSize: number; notes?: string; protected: boolean };
 
@@ -281,6 +281,23 @@ function storageClassHint(e: unknown, storageClass: string | undefined, fromFlag
   });
 }
 
+/** An archive the bucket already holds byte for byte: only what travels with it is brought up to
+ *  date (notes, protection, log), as an upload would have written them. */
+async function keepStored(ctx: import('../store/types.js').StoreContext, it: Extract<Item, { kind: 'volume' }>): Promise<Volume> {
+  if (it.volume.content === 'backup') {
+    const { setAttribute } = await import('../store/volumes.js');
+    if (it.notes !== undefined) await setAttribute(ctx, it.volume.volname, 'notes', it.notes);
+    if (it.protected) await setAttribute(ctx, it.volume.volname, 'protected', true);
+    if (it.logPath !== undefined) {
+      const { sidecarNames } = await import('../pve/volname.js');
+      const { putBackupLog } = await import('../store/local-files.js');
+      await putBackupLog(ctx, it.logPath, sidecarNames(it.volume.name).log);
+    }
+  }
+  const { statVolume } = await import('../store/volumes.js');
+  return statVolume(ctx, it.volume.volname);
+}
+
 interface Outcome {
   volid: string;
   key: string;
@@ -293,6 +310,8 @@ interface Outcome {
   log?: boolean;
   sourceDeleted?: boolean;
   dryRun?: boolean;
+  /** the bucket already held these exact bytes: nothing was transferred */
+  alreadyStored?: boolean;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -363,9 +382,21 @@ async function upload(
   try {
     const { putVolume } = await import('../store/transfer.js');
     // every name is checked before the first upload, so a refusal leaves no half-done batch
-    const { assertMayReplace } = await import('../store/local-files.js');
+    const { assertMayReplace, sameAsStored } = await import('../store/local-files.js');
     for (const it of items) {
-      if (it.kind !== 'log') await assertMayReplace(opened.ctx, it.volume.volname, { replace: flag(p, 'force'), hint: 'add --force to replace it' });
+      if (it.kind === 'log') continue;
+      try {
+        await assertMayReplace(opened.ctx, it.volume.volname, { replace: flag(p, 'force'), hint: 'add --force to replace it' });
+      } catch (e) {
+        // the same file again (a repeated command, a retried batch) is not a conflict
+        const code = (e as { code?: string }).code;
+        const key = volnameKey(cfg.prefix, it.volume.volname);
+        if (it.kind === 'volume' && (code === 'DestinationExists' || code === 'VolumeProtected') && (await sameAsStored(opened.ctx, key, it.path, it.size))) {
+          it.identical = true;
+          continue;
+        }
+        throw e;
+      }
     }
     for (const it of items) {
       const t0 = performance.now();
@@ -382,7 +413,7 @@ async function upload(
       const notes = it.notes;
       let vol: Volume;
       try {
-        vol = await putVolume(opened.ctx, it.volume.volname, {
+        vol = it.kind === 'volume' && it.identical === true ? await keepStored(opened.ctx, it) : await putVolume(opened.ctx, it.volume.volname, {
           src: it.kind === 'volume' ? { path: it.path } : { stream: it.stream as Readable, maxSize: it.maxSize },
           ...(notes !== undefined ? { notes } : {}),
           protected: it.protected,
@@ -403,6 +434,7 @@ async function upload(
         rate: vol.size / Math.max(seconds, 1e-6),
         verified: vol.verified === true,
       };
+      if (it.kind === 'volume' && it.identical === true) o.alreadyStored = true;
       if (vol.content === 'backup') {
         o.notes = vol.notes !== undefined;
         o.protected = vol.protected;
@@ -420,7 +452,8 @@ async function upload(
         const extra = [o.notes ? 'notes' : '', o.protected ? 'protected' : '', o.log ? 'log' : '', o.verified ? 'verified' : 'NOT verified', o.sourceDeleted ? 'local copy deleted' : '']
           .filter(Boolean)
           .join(', ');
-        writeOut(`uploaded ${o.volid} (${formatBytes(o.size)} in ${o.seconds.toFixed(1)} s, ${formatRate(o.rate)}; ${extra})`);
+        if (it.kind === 'volume' && it.identical === true) writeOut(`${o.volid} is already in the bucket, identical to ${it.path} (checked against its manifest): not uploaded again; ${extra}`);
+        else writeOut(`uploaded ${o.volid} (${formatBytes(o.size)} in ${o.seconds.toFixed(1)} s, ${formatRate(o.rate)}; ${extra})`);
       }
     }
   } catch (e) {
