@@ -56,8 +56,9 @@ Options:
   --storage-class C   storage class of the uploaded objects (e.g. STANDARD_IA)
   --delete-source     delete each local file (and its .notes/.protected/.log) once its upload is
                       verified: manifest written and the stored object's size and ETag match it
-  --force             replace a volume of the same name already in the bucket (default: refuse,
-                      exit 2); a protected backup is never replaced
+  --force             replace a different volume of the same name already in the bucket (default:
+                      refuse, exit 2); a protected backup is never replaced. The same file again
+                      is not a conflict: checked against the stored manifest, it is not re-sent
   --dry-run           show what would be uploaded where, transfer nothing
 
 ${COMMON_HELP}
