@@ -365,7 +365,7 @@ const DEFS: KeyDef[] = [
     key: 'bwlimit',
     type: 'string',
     pveGlobal: true,
-    description: 'bandwidth limits in KiB/s: default, restore, migration, clone, move',
+    description: 'bandwidth limits in KiB/s: default, restore, migration, clone, move (downloads take restore, else default; uploads take default)',
     parse: (raw) => parseBwlimit(raw),
   },
 ];

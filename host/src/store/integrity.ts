@@ -7,7 +7,7 @@ import { classifyKey, parseVolname } from '../pve/volname.js';
 import type { Progress } from '../transfer/progress.js';
 import { mapLimit } from './concurrency.js';
 import { listFolder, toVolume } from './list.js';
-import { transferClient, type StoreContext } from './types.js';
+import { readSse, transferClient, type StoreContext } from './types.js';
 
 /**
  * good: bytes match the manifest. corrupt: they do not. missing-manifest: nothing to vouch for
@@ -88,10 +88,11 @@ export async function checkIntegrity(
         concurrency: ctx.settings.concurrency,
         signal: ctx.signal,
         onProgress: o.onProgress ? (p: Progress) => o.onProgress!(t.key, p) : undefined,
+        ...readSse(ctx),
       });
       item = { volname: t.volname, key: t.key, status: verdict, size: t.size };
       if (verdict === 'good') {
-        const m = await readManifest(transferClient(ctx), t.key, ctx.signal ? { signal: ctx.signal } : {});
+        const m = await readManifest(transferClient(ctx), t.key, { ...(ctx.signal ? { signal: ctx.signal } : {}), ...readSse(ctx) });
         const log = m?.meta.log;
         if (typeof log === 'string' && !t.folder.has(log)) {
           item = { ...item, status: 'missing-sidecar', message: `the backup's log '${log}' is missing` };

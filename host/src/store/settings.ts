@@ -1,4 +1,5 @@
 /** StoreSettings from a resolved StorageConfig: the one mapping both front doors use. */
+import { join } from 'node:path';
 import type { StorageConfig } from '../config/types.js';
 import type { StoreSettings } from './types.js';
 
@@ -18,10 +19,21 @@ export function storeSettingsFrom(cfg: StorageConfig, o: { storageId?: string } 
   };
   if (cfg.storageClass) s.storageClass = cfg.storageClass;
   if (cfg.sse) s.put = { sse: cfg.sse };
-  if (cfg.path) s.cacheDir = cfg.path;
+  if (cfg.path) {
+    s.cacheDir = cfg.path;
+    // next to the cache records (local-cache.ts STATE_DIR): per node, like the files it resumes
+    s.journalDir = join(cfg.path, '.pve-s3', 'upload-journal');
+  }
   s.keepLocal = cfg.keepLocal;
   // PVE applies bwlimit's `restore` (else `default`) to restores; uploads from vzdump have their own
   const bw = cfg.bwlimit?.restore ?? cfg.bwlimit?.default;
   if (bw !== undefined && bw > 0) s.downloadBwlimitKiB = Math.max(1, Math.round(bw));
+  // PVE's bwlimit keys name restore/migration/clone/move, none of which is "write a backup or ISO
+  // to this storage"; `default` is PVE's limit for every operation without its own key, so
+  // uploads take it. `clone`/`move` stay out: they cap disk copies between storages, and a user
+  // who throttles those has not asked to throttle backups. vzdump's own bwlimit still throttles
+  // the producer; with both set the lower one wins.
+  const up = cfg.bwlimit?.default;
+  if (up !== undefined && up > 0) s.uploadBwlimitKiB = Math.max(1, Math.round(up));
   return s;
 }

@@ -14,7 +14,7 @@ import { EXIT, PveS3Error } from '../util/errors.js';
 import { isCachePath, localPath, writeRecord } from './local-cache.js';
 import { putSmall } from './objects.js';
 import { keyOf, statVolume, stripQuotes } from './volumes.js';
-import { transferClient, type StoreContext, type Volume } from './types.js';
+import { readSse, transferClient, uploadLimits, type StoreContext, type Volume } from './types.js';
 
 const invalidArg = (msg: string) => new PveS3Error('InvalidArgument', msg, { exitCode: EXIT.usage });
 
@@ -78,6 +78,7 @@ export async function putVolume(ctx: StoreContext, volname: string, o: PutVolume
     manifestMeta: { volname: v.volname, ...volumeMetadata(ctx, v, null), ...(o.logPath !== undefined ? { log: sidecarNames(v.name).log } : {}) },
     signal: ctx.signal,
     onProgress: o.onProgress,
+    ...uploadLimits(ctx),
   });
   ctx.logger.info('uploaded volume', { volname, key, size: res.size, parts: res.partCount });
   if (o.notes !== undefined && o.notes !== '') await putSmall(ctx, key + NOTES_SUFFIX, o.notes);
@@ -89,6 +90,7 @@ export async function putVolume(ctx: StoreContext, volname: string, o: PutVolume
       concurrency: ctx.settings.concurrency,
       put: { ...(ctx.settings.put ?? {}), contentType: 'text/plain; charset=utf-8' },
       signal: ctx.signal,
+      ...uploadLimits(ctx),
     });
   }
   const vol = await statVolume(ctx, volname);
@@ -131,7 +133,7 @@ export async function getVolume(
   if (!pst || !pst.isDirectory()) throw invalidArg(`invalid dest '${dest}': parent directory does not exist`);
   let info;
   try {
-    info = await ctx.client.headObject(key);
+    info = await ctx.client.headObject(key, readSse(ctx));
   } catch (e) {
     const { notFound } = await import('./volumes.js');
     if ((e as { code?: string }).code === 'NoSuchKey' || (e as { code?: string }).code === 'NotFound') throw notFound(ctx, volname, key);
@@ -152,6 +154,7 @@ export async function getVolume(
     signal: ctx.signal,
     onProgress: o.onProgress,
     ...(ctx.settings.downloadBwlimitKiB ? { bwlimitKiB: ctx.settings.downloadBwlimitKiB } : {}),
+    ...readSse(ctx),
   });
   if (v.content === 'snippets') {
     // hookscripts must be executable (PVE checks -x); S3 keeps no mode bits
@@ -185,6 +188,7 @@ export async function streamVolume(
       signal: ctx.signal,
       onProgress: o.onProgress,
       ...(ctx.settings.downloadBwlimitKiB ? { bwlimitKiB: ctx.settings.downloadBwlimitKiB } : {}),
+      ...readSse(ctx),
     });
     return { size: res.size, etag: stripQuotes(res.etag), verified: res.verifiedBy === 'manifest' };
   } catch (e) {

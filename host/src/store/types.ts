@@ -11,6 +11,7 @@ import type {
   ObjectSummary,
   PartInfo,
   PutOptions,
+  SseOptions,
   UploadInfo,
 } from '../s3/types.js';
 import type { Logger } from '../util/log.js';
@@ -18,7 +19,8 @@ import type { Logger } from '../util/log.js';
 /** What the store needs from S3Client (host/src/s3/client.ts), spelled out so the store states
  *  its own dependency and tests can wrap a real client. */
 export interface StoreClient {
-  headObject(key: string): Promise<ObjectInfo>;
+  /** `sse`: an SSE-C object answers HEAD only with its key */
+  headObject(key: string, o?: { sse?: SseOptions }): Promise<ObjectInfo>;
   getObject(key: string, o?: { range?: [number, number]; signal?: AbortSignal }): Promise<{ body: AsyncIterable<Uint8Array>; info: ObjectInfo }>;
   putObject(key: string, body: Uint8Array, o?: PutOptions): Promise<{ etag: string }>;
   deleteObject(key: string): Promise<void>;
@@ -61,6 +63,11 @@ export interface StoreSettings {
   /** KiB/s for downloads (restores, cache fills): the storage's bwlimit `restore`, else `default`;
    *  absent or 0 = unlimited */
   downloadBwlimitKiB?: number;
+  /** KiB/s for uploads: the storage's bwlimit `default` (PVE has no upload/backup key; see
+   *  settings.ts); absent or 0 = unlimited */
+  uploadBwlimitKiB?: number;
+  /** resume journals for multipart uploads from files (under the cache dir's state dir) */
+  journalDir?: string;
 }
 
 export interface LifecycleSettings {
@@ -116,3 +123,13 @@ export const nowOf = (ctx: StoreContext): Date => (ctx.now ? ctx.now() : new Dat
 /** The same client seen through the transfer engine's structural interface (S3Client has both). */
 export const transferClient = (ctx: StoreContext): import('../transfer/transfer-client.js').TransferClient =>
   ctx.client as unknown as import('../transfer/transfer-client.js').TransferClient;
+
+/** What reads need of the storage's SSE: only an SSE-C key (S3 refuses SSE-S3/KMS headers on GET). */
+export const readSse = (ctx: StoreContext): { sse?: SseOptions } =>
+  ctx.settings.put?.sse?.type === 'SSE-C' ? { sse: ctx.settings.put.sse } : {};
+
+/** The engine options every store upload shares: the storage's upload bwlimit and resume journal. */
+export const uploadLimits = (ctx: StoreContext): { bwlimitKiB?: number; journalDir?: string } => ({
+  ...(ctx.settings.uploadBwlimitKiB ? { bwlimitKiB: ctx.settings.uploadBwlimitKiB } : {}),
+  ...(ctx.settings.journalDir !== undefined ? { journalDir: ctx.settings.journalDir } : {}),
+});

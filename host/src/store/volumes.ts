@@ -17,7 +17,7 @@ import { mapLimit } from './concurrency.js';
 import { rm } from 'node:fs/promises';
 import { isSyncedCopy, localPath, removeRecord } from './local-cache.js';
 import { deleteQuiet, exists, isNotFound, putSmall, readText } from './objects.js';
-import { transferClient, type GuestType, type StoreContext, type Volume } from './types.js';
+import { readSse, transferClient, type GuestType, type StoreContext, type Volume } from './types.js';
 
 export function keyOf(ctx: StoreContext, v: VolumeInfo): string {
   return ctx.settings.prefix + CONTENT_DIR[v.content] + v.name;
@@ -37,7 +37,7 @@ export async function statVolume(ctx: StoreContext, volname: string): Promise<Vo
   const key = keyOf(ctx, v);
   let info;
   try {
-    info = await ctx.client.headObject(key);
+    info = await ctx.client.headObject(key, readSse(ctx));
   } catch (e) {
     if (isNotFound(e)) throw notFound(ctx, volname, key);
     throw e;
@@ -74,7 +74,7 @@ export async function statVolume(ctx: StoreContext, volname: string): Promise<Vo
   if (vol.manifest) {
     const { readManifest } = await import('../transfer/manifest.js');
     try {
-      const m = await readManifest(transferClient(ctx), key);
+      const m = await readManifest(transferClient(ctx), key, readSse(ctx));
       vol.verified = m !== null && m.size === info.size && stripQuotes(m.etag) === stripQuotes(info.etag);
     } catch (e) {
       if ((e as { code?: string }).code !== 'ManifestInvalid') throw e;
