@@ -129,7 +129,9 @@ async function scrub(text: string): Promise<string> {
 }
 
 export async function main(): Promise<void> {
-  const started = Date.now();
+  // the plugin's timeout runs from the spawn, so the deadline does too: Node's boot and module
+  // loading (longer on a busy node) come out of the same budget
+  const started = Date.now() - Math.round(process.uptime() * 1000);
   // an operator's Ctrl-C or a service stop: use it to undo half-done work (PVE's run_command
   // timeout sends SIGKILL, which is why everything uses temporary names)
   const term = new AbortController();
