@@ -72,6 +72,9 @@ export function exitCodeFor(code: string): ExitCode {
 
 export function isRetryableStatus(status: number, code: string): boolean {
   if (RETRYABLE_CODES.has(code)) return true;
+  // 501 means "this gateway has no such operation": asking again only delays the fallback
+  // (ListObjects V1) or the clear error by a whole backoff series
+  if (status === 501 || code === 'NotImplemented') return false;
   return status === 429 || status >= 500;
 }
 
