@@ -276,6 +276,13 @@ describe('README commands against the test RadosGW', () => {
     expect(vols.map((v) => v.name)).toContain('vzdump-qemu-100-2025_01_31-02_00_00.vma.zst');
     expect(vols.filter((v) => /^vzdump-qemu-100-\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d\.vma\.zst$/.test(v.name))).toHaveLength(2);
     expect(vols.every((v) => v.verified)).toBe(true);
+    // --from-command: the producer's stdout, stored under the guest the command line names
+    const fromCmd = sh('pve-s3-restore --storage my-s3 --list --vmid 101 --json');
+    expect(fromCmd.status, fromCmd.stderr).toBe(0);
+    const v101 = JSON.parse(fromCmd.stdout) as { name: string; size: number; verified: boolean }[];
+    expect(v101.map((v) => [/^vzdump-qemu-101-\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d\.vma\.zst$/.test(v.name), v.size, v.verified])).toEqual([
+      [true, readFileSync(join(sb, 'payload.zst')).length, true],
+    ]);
     const isos = sh('pve-s3-restore --storage my-s3 --list --content iso --json');
     expect((JSON.parse(isos.stdout) as { name: string; size: number }[]).map((v) => [v.name, v.size])).toEqual([['debian-12.iso', iso.length]]);
   });
