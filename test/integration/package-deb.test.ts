@@ -177,6 +177,24 @@ describe('the .deb', () => {
     expect(existsSync(calls)).toBe(false);
   });
 
+  it('dpkg installs and purges it in a scratch root: postinst makes its directories there, purge leaves only dpkg\'s database', () => {
+    // chrootless (DPKG_ROOT): the maintainer scripts run with this machine's /bin/sh but must act
+    // inside the root; nodejs and perl are not in the scratch database, hence --force-depends
+    const r = join(work, 'dpkg-root');
+    for (const d of ['var/lib/dpkg/info', 'var/lib/dpkg/updates']) ok(run('mkdir', ['-p', join(r, d)]), 'mkdir');
+    writeFileSync(join(r, 'var/lib/dpkg/status'), '');
+    const dpkg = (...a: string[]) => run('dpkg', [`--root=${r}`, '--log=/dev/null', '--force-script-chrootless', '--force-not-root', ...a]);
+    ok(dpkg('--force-depends', '-i', deb), 'dpkg -i');
+    expect(ok(run('dpkg-query', [`--root=${r}`, '-W', '-f', '${Status} ${Version}', 'pve-s3']), 'dpkg-query')).toBe(`install ok installed ${VERSION}`);
+    expect(statSync(join(r, 'var/lib/pve-s3/cache')).isDirectory()).toBe(true);
+    const help = run(join(r, 'usr/bin/pve-s3-backup'), ['--help'], { env: cliEnv() });
+    expect(help.status, help.stderr).toBe(0);
+    writeFileSync(join(r, 'var/log/pve/storage-s3.log'), 'a line\n');
+    ok(dpkg('--purge', 'pve-s3'), 'dpkg --purge');
+    const left = ok(run('find', ['.', '-mindepth', '1', '-not', '-path', './var/lib/dpkg*', '-printf', '%P\\n'], { cwd: r }), 'find').split('\n').filter(Boolean).sort();
+    expect(left).toEqual(['var', 'var/lib', 'var/log']);
+  });
+
   it('passes lintian without tags (when lintian is installed)', (ctx) => {
     if (run('sh', ['-c', 'command -v lintian']).status !== 0) ctx.skip();
     const r = run('lintian', ['--pedantic', '--info', deb]);
