@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
 import type { LifecycleRule } from '../../host/src/s3/types.js';
 import { checkIntegrity } from '../../host/src/store/integrity.js';
-import { lifecycleApply, lifecycleShow, ruleIds } from '../../host/src/store/lifecycle.js';
+import { ARCHIVE_TAG, lifecycleApply, lifecycleShow, ruleIds } from '../../host/src/store/lifecycle.js';
 import { abortStaleUploads } from '../../host/src/store/multipart.js';
 import { maintenanceStatus, pveStatus } from '../../host/src/store/status.js';
 import { putVolume } from '../../host/src/store/transfer.js';
@@ -61,7 +61,8 @@ describe('lifecycle', () => {
     expect(byId.get('someone-elses-rule')).toMatchObject({ status: 'Enabled', expiration: { days: 30 } });
     const ids = ruleIds('pve/');
     const transition = byId.get(ids.transition)!;
-    expect(transition).toMatchObject({ status: 'Enabled', filter: { prefix: 'pve/' } });
+    // only backup archives move: sidecars (notes, manifest, ...) stay readable, ISOs stay instant
+    expect(transition).toMatchObject({ status: 'Enabled', filter: { prefix: 'pve/dump/', tags: [ARCHIVE_TAG] } });
     // RGW hands transitions back in its own order
     expect([...transition.transitions!].sort((a, b) => a.days! - b.days!)).toEqual([
       { days: 30, storageClass: 'STANDARD_IA' },
@@ -84,6 +85,20 @@ describe('lifecycle', () => {
     await lifecycleApply(context('other/'), { remove: true });
     const rules = await c.getBucketLifecycle();
     expect(rules.map((r) => r.id)).toEqual(['someone-elses-rule']);
+  });
+
+  it('tags backup archives (not their sidecars, not ISOs) only while a transition is configured', async () => {
+    const ctx = context('tag/', { lifecycle: { enabled: true, transitionDays: 30 } });
+    const name = 'vzdump-qemu-100-2026_01_01-00_00_00.vma.zst';
+    await put(ctx, `backup/${name}`, randomBytes(1000), { notes: 'tagged' });
+    await put(ctx, 'iso/tag.iso', randomBytes(1000));
+    expect((await c.headObject(`tag/dump/${name}`)).tagCount).toBe(1);
+    expect((await c.headObject(`tag/dump/${name}.notes`)).tagCount).toBeUndefined();
+    expect((await c.headObject(`tag/dump/${name}.s3manifest`)).tagCount).toBeUndefined();
+    expect((await c.headObject('tag/template/iso/tag.iso')).tagCount).toBeUndefined();
+    const plain = context('untagged/', { lifecycle: { enabled: true, abortIncompleteDays: 3 } });
+    await put(plain, `backup/${name}`, randomBytes(1000));
+    expect((await c.headObject(`untagged/dump/${name}`)).tagCount).toBeUndefined();
   });
 
   it('refuses glacier_days not after transition_days', async () => {

@@ -1,7 +1,7 @@
 // The lifecycle rules a storage asks for (pure: no bucket). Merging with a bucket's own rules is
 // tested against RadosGW in test/integration/store-maintenance.test.ts.
 import { describe, expect, it } from 'vitest';
-import { desiredRules, isOurRule, ruleIds } from '../../host/src/store/lifecycle.js';
+import { archiveTags, desiredRules, isOurRule, ruleIds } from '../../host/src/store/lifecycle.js';
 
 describe('desiredRules', () => {
   it('off → no rules at all', () => {
@@ -9,12 +9,13 @@ describe('desiredRules', () => {
     expect(desiredRules('pve/', undefined)).toEqual([]);
   });
 
-  it('transition_days → STANDARD_IA, glacier_days → GLACIER, plus abort-incomplete, all scoped to the prefix', () => {
+  it('transition_days → STANDARD_IA, glacier_days → GLACIER (tagged backup archives only), plus abort-incomplete for the prefix', () => {
     expect(desiredRules('pve/', { enabled: true, transitionDays: 30, glacierDays: 365, abortIncompleteDays: 2 })).toEqual([
       {
         id: 'pve-s3-transition:pve/',
         status: 'Enabled',
-        filter: { prefix: 'pve/' },
+        // sidecars share dump/ but carry no tag: notes and manifests never become unreadable
+        filter: { prefix: 'pve/dump/', tags: [{ key: 'pve-s3', value: 'archive' }] },
         transitions: [
           { days: 30, storageClass: 'STANDARD_IA' },
           { days: 365, storageClass: 'GLACIER' },
@@ -22,6 +23,14 @@ describe('desiredRules', () => {
       },
       { id: 'pve-s3-abort-multipart:pve/', status: 'Enabled', filter: { prefix: 'pve/' }, abortIncompleteMultipartUpload: { daysAfterInitiation: 2 } },
     ]);
+  });
+
+  it('archives are tagged only while a transition is configured', () => {
+    expect(archiveTags({ enabled: true, transitionDays: 30 })).toEqual({ 'pve-s3': 'archive' });
+    expect(archiveTags({ enabled: true, glacierDays: 365 })).toEqual({ 'pve-s3': 'archive' });
+    expect(archiveTags({ enabled: true })).toBeUndefined();
+    expect(archiveTags({ enabled: false, transitionDays: 30 })).toBeUndefined();
+    expect(archiveTags(undefined)).toBeUndefined();
   });
 
   it('abort-incomplete defaults to 7 days; 0 turns it off', () => {

@@ -86,6 +86,17 @@ export function sseHeaders(sse: SseOptions | undefined, h: Record<string, string
   }
 }
 
+/** S3 tag rules: at most 10 tags, keys 1..128 and values 0..256 characters; sent as a query string. */
+export function taggingHeader(tags: Record<string, string>): string {
+  const entries = Object.entries(tags);
+  if (entries.length > 10) throw new ConfigError('tags', entries.length, 'at most 10 tags per object');
+  for (const [k, v] of entries) {
+    if (k.length < 1 || k.length > 128) throw new ConfigError('tag key', k, 'must be 1..128 characters');
+    if (v.length > 256) throw new ConfigError(`tag ${k}`, v, 'must be at most 256 characters');
+  }
+  return entries.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&');
+}
+
 /** Headers an object write carries (PutObject, CreateMultipartUpload, CopyObject with REPLACE). */
 export function putHeaders(o: PutOptions | undefined): Record<string, string> {
   const h: Record<string, string> = {};
@@ -96,6 +107,7 @@ export function putHeaders(o: PutOptions | undefined): Record<string, string> {
     if (!/^[A-Z0-9_]+$/.test(o.storageClass)) throw new ConfigError('storage_class', o.storageClass, 'must be an S3 storage class such as STANDARD or STANDARD_IA');
     h['x-amz-storage-class'] = o.storageClass;
   }
+  if (o.tags && Object.keys(o.tags).length > 0) h['x-amz-tagging'] = taggingHeader(o.tags);
   sseHeaders(o.sse, h);
   if (o.objectLock) {
     if (o.objectLock.mode !== 'GOVERNANCE' && o.objectLock.mode !== 'COMPLIANCE') {
@@ -136,6 +148,8 @@ export function objectInfo(key: string, h: Record<string, string>): ObjectInfo {
   if (h['content-type']) info.contentType = h['content-type'];
   if (h['x-amz-storage-class']) info.storageClass = h['x-amz-storage-class'];
   if (h['x-amz-version-id']) info.versionId = h['x-amz-version-id'];
+  const tagCount = num(h['x-amz-tagging-count']);
+  if (tagCount !== undefined) info.tagCount = tagCount;
   const sse = h['x-amz-server-side-encryption'] ?? (h['x-amz-server-side-encryption-customer-algorithm'] ? 'SSE-C' : undefined);
   if (sse) {
     info.sse = { type: sse };

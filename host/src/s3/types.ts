@@ -6,6 +6,8 @@ export interface PutOptions {
   /** names without the x-amz-meta- prefix; values may be any Unicode (RFC 2047 on the wire) */
   metadata?: Record<string, string>;
   storageClass?: string;
+  /** object tags (x-amz-tagging); lifecycle rules can select on them */
+  tags?: Record<string, string>;
   sse?: SseOptions;
   objectLock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; retainUntil: Date; legalHold?: boolean };
   /** send Content-MD5 (Object Lock buckets and some providers require it) */
@@ -23,6 +25,8 @@ export interface ObjectInfo {
   contentType?: string;
   metadata: Record<string, string>;
   storageClass?: string;
+  /** x-amz-tagging-count, when the server reports it */
+  tagCount?: number;
   versionId?: string;
   sse?: { type: string; keyId?: string };
   objectLock?: { mode?: string; retainUntil?: Date; legalHold?: boolean };

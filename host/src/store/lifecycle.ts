@@ -3,12 +3,31 @@
  * and PutBucketLifecycle replaces the whole configuration, so we always read, replace only the
  * rules whose ids are ours for this prefix, and write the union back.
  */
+import { CONTENT_DIR } from '../pve/content.js';
 import { ConfigError } from '../util/errors.js';
 import type { LifecycleRule } from '../s3/types.js';
 import type { LifecycleSettings, StoreContext } from './types.js';
 
 /** Used when abort-incomplete-multipart is wanted but no day count was given. */
 export const DEFAULT_ABORT_INCOMPLETE_DAYS = 7;
+
+/**
+ * Transitions move backup archives only. Sidecars (.notes, .protected, .log, .s3manifest) live in
+ * the same folder and must stay readable: an archived manifest or notes object cannot be read
+ * without a restore request, which would break listing, verification and restore. S3 lifecycle
+ * filters know prefixes, tags and sizes, not suffixes, and RadosGW ignores size filters; so
+ * archives are tagged at upload (only while transitions are configured: some providers reject
+ * tagging, and they have no storage classes to move to either) and the rule selects the tag.
+ * ISOs and templates never transition: a VM start must not wait for a Glacier restore.
+ */
+export const ARCHIVE_TAG = { key: 'pve-s3', value: 'archive' } as const;
+
+/** The tags a backup archive is uploaded with under this storage's lifecycle settings. */
+export function archiveTags(l: LifecycleSettings | undefined): Record<string, string> | undefined {
+  if (!l || !l.enabled) return undefined;
+  const transitions = (l.transitionDays ?? 0) > 0 || (l.glacierDays ?? 0) > 0;
+  return transitions ? { [ARCHIVE_TAG.key]: ARCHIVE_TAG.value } : undefined;
+}
 
 /** Our rule ids carry the prefix, so two storages sharing a bucket never replace each other's. */
 export function ruleIds(prefix: string): { transition: string; abort: string } {
@@ -35,7 +54,12 @@ export function desiredRules(prefix: string, l: LifecycleSettings | undefined): 
     transitions.push({ days: l.glacierDays, storageClass: 'GLACIER' });
   }
   if (transitions.length > 0) {
-    rules.push({ id: ids.transition, status: 'Enabled', filter: { prefix }, transitions });
+    rules.push({
+      id: ids.transition,
+      status: 'Enabled',
+      filter: { prefix: prefix + CONTENT_DIR.backup, tags: [{ ...ARCHIVE_TAG }] },
+      transitions,
+    });
   }
   const abortDays = l.abortIncompleteDays ?? DEFAULT_ABORT_INCOMPLETE_DAYS;
   if (abortDays > 0) {
@@ -75,6 +99,7 @@ function canonical(r: LifecycleRule): string {
     id: r.id ?? '',
     status: r.status,
     prefix: r.filter?.prefix ?? r.legacyPrefix ?? '',
+    tags: (r.filter?.tags ?? []).map((t) => `${t.key}=${t.value}`).sort(),
     transitions: [...(r.transitions ?? [])].map((t) => [t.days ?? null, t.storageClass]).sort((x, y) => Number(x[0]) - Number(y[0])),
     abort: r.abortIncompleteMultipartUpload?.daysAfterInitiation ?? null,
     expiration: r.expiration?.days ?? null,

@@ -15,6 +15,7 @@ import { isCachePath, localPath, writeRecord } from './local-cache.js';
 import { putSmall } from './objects.js';
 import { keyOf, statVolume, stripQuotes } from './volumes.js';
 import { readSse, transferClient, uploadLimits, type StoreContext, type Volume } from './types.js';
+import { archiveTags } from './lifecycle.js';
 
 const invalidArg = (msg: string) => new PveS3Error('InvalidArgument', msg, { exitCode: EXIT.usage });
 
@@ -64,11 +65,13 @@ export async function putVolume(ctx: StoreContext, volname: string, o: PutVolume
     if (v.content !== 'backup') throw invalidArg(`cannot set notes or protection on '${volname}': only backups can have notes or protection`);
   }
   const { uploadObject } = await import('../transfer/upload.js');
+  const tags = archiveTags(ctx.settings.lifecycle);
   const put = {
     ...(ctx.settings.put ?? {}),
     metadata: volumeMetadata(ctx, v, size),
     contentType: CONTENT_TYPE[v.listFormat] ?? 'application/octet-stream',
     ...(o.storageClass ?? ctx.settings.storageClass ? { storageClass: o.storageClass ?? ctx.settings.storageClass } : {}),
+    ...(v.content === 'backup' && tags !== undefined ? { tags } : {}),
   };
   const res = await uploadObject(transferClient(ctx), key, o.src, {
     chunkSizeMB: ctx.settings.chunkSizeMB,
