@@ -9,8 +9,10 @@
 //     --full-undici  bundle undici's whole index instead of scripts/undici-agent.mjs (to measure)
 //     --no-v8-flags  leave out scripts/v8-flags.mjs (to measure)
 //     --split-host   load the host from shared chunks like the commands (to measure)
+//     --esm-host     the host as one ES module, without scripts/host-loader.mjs's code cache (to measure)
 //     --meta FILE    write esbuild's metafile (what went into which output, byte counts)
 import { build } from 'esbuild';
+import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -35,9 +37,10 @@ const partial = flag('--partial');
 const fullUndici = flag('--full-undici');
 const noFlags = flag('--no-v8-flags');
 const splitHost = flag('--split-host');
+const esmHost = flag('--esm-host');
 const metaFile = option('--meta');
 if (argv.length > 1 || argv.some((a) => a.startsWith('-'))) {
-  throw new Error(`usage: node scripts/bundle.mjs OUTDIR [--partial] [--full-undici] [--no-v8-flags] [--split-host] [--meta FILE] (got ${argv.join(' ')})`);
+  throw new Error(`usage: node scripts/bundle.mjs OUTDIR [--partial] [--full-undici] [--no-v8-flags] [--split-host] [--esm-host] [--meta FILE] (got ${argv.join(' ')})`);
 }
 const out = resolve(argv[0] ?? join(root, 'build', 'pkg'));
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
@@ -126,10 +129,47 @@ const metas = [(await build({ ...common, entryPoints: splitEntries, splitting: t
 // it is one self-contained file: one read and one compile instead of a dozen chunk loads
 // (bench:startup: about 10 ms less CPU per status). Its hashing thread, when enabled, is the
 // hash-worker.js next to it.
-if (!splitHost && entryPoints['pve-s3-host']) {
+if (!splitHost && esmHost && entryPoints['pve-s3-host']) {
   const hostEntries = { 'pve-s3-host': entryPoints['pve-s3-host'] };
   if (existsSync(worker)) hostEntries['hash-worker'] = worker;
   metas.push((await build({ ...common, entryPoints: hostEntries, splitting: false })).metafile);
+} else if (!splitHost && entryPoints['pve-s3-host']) {
+  // The same host as CommonJS (host.cjs), which scripts/host-loader.mjs compiles with a V8 code
+  // cache. Its entry is the bin shim's Node version check, then main() imported statically.
+  const shim = readFileSync(bins.get('pve-s3-host'), 'utf8');
+  const m = /^([\s\S]*?)^const \{ main \} = await import\('\.\.\/dist\/protocol\/main\.js'\);\s*await main\(\);\s*$/m.exec(shim);
+  if (!m) throw new Error(`${bins.get('pve-s3-host')} no longer ends in "const { main } = await import('../dist/protocol/main.js'); await main();": update scripts/bundle.mjs`);
+  const entry = `import { main } from ${JSON.stringify(join(root, 'host', 'dist', 'protocol', 'main.js'))};\n${m[1].replace(/^#!.*\n/, '')}\nmain();\n`;
+  metas.push(
+    (
+      await build({
+        ...common,
+        entryPoints: undefined,
+        outdir: undefined,
+        stdin: { contents: entry, resolveDir: join(root, 'host', 'bin'), sourcefile: 'pve-s3-host-entry.js', loader: 'js' },
+        outfile: join(out, 'host.cjs'),
+        format: 'cjs',
+        plugins: fullUndici ? [] : [undiciShim],
+        // the code needs import.meta.url only to find core.wasm and hash-worker.js, which sit next
+        // to the loader: give it the loader's URL (a .js one, as the hash thread requires)
+        define: { 'import.meta.url': '__pveS3HostUrl' },
+        banner: { js: "var __pveS3HostUrl = require('node:url').pathToFileURL(__dirname + '/pve-s3-host.js').href;" },
+        // vm.Script has no loader for import(): builtins imported lazily become require()
+        supported: { 'dynamic-import': false },
+      })
+    ).metafile,
+  );
+  const digest = createHash('sha256').update(readFileSync(join(out, 'host.cjs'))).digest('hex').slice(0, 16);
+  const loaderEntries = existsSync(worker) ? { 'hash-worker': worker } : {};
+  metas.push((await build({ ...common, plugins: [undiciShim], entryPoints: loaderEntries, splitting: false })).metafile);
+  await build({
+    ...common,
+    entryPoints: { 'pve-s3-host': join(root, 'scripts', 'host-loader.mjs') },
+    plugins: [],
+    banner: { js: '#!/usr/bin/env node' },
+    define: { __PVE_S3_HOST_DIGEST__: JSON.stringify(digest) },
+    splitting: false,
+  });
 }
 const result = { metafile: { outputs: Object.assign({}, ...metas.map((m) => m.outputs)) } };
 writeFileSync(join(out, 'package.json'), JSON.stringify({ name: 'pve-s3-bundle', private: true, type: 'module' }, null, 2) + '\n');

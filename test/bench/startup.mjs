@@ -12,12 +12,13 @@
 //   make bundle && node test/bench/startup.mjs            (build/pkg, the tree `make install` copies)
 //   node test/bench/startup.mjs --root DIR                (an installed tree: DIR/usr/lib/pve-s3)
 //   node test/bench/startup.mjs --host FILE[=LABEL] …     (any host executables, compared)
+//   (node scripts/bundle.mjs DIR --esm-host builds the host without its code cache, to compare)
 //   options: --runs N (25) --no-perl --json
 //   S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY [S3_REGION] (default: $PVE_S3_RGW_DIR/s3.env, i.e. the
 //   test gateway of test/s3/rgw-up.sh, /tmp/pve-s3-rgw by default). A bucket is created and removed.
 import { spawnSync } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -95,6 +96,12 @@ const versionReq = JSON.stringify({ v: 1, op: 'version' });
 // the host inherits no S3_* (the request is complete) and logs into the scratch dir
 const childEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('S3_')));
 childEnv.PVE_S3_LOG_FILE = join(tmp, 'host.log');
+// the V8 code cache of scripts/host-loader.mjs, as /var/cache/pve-s3 holds it on a PVE node (the
+// untimed first round writes it); PVE_S3_CODE_CACHE_DIR='' measures without it
+if (childEnv.PVE_S3_CODE_CACHE_DIR === undefined) {
+  childEnv.PVE_S3_CODE_CACHE_DIR = join(tmp, 'code-cache');
+  mkdirSync(childEnv.PVE_S3_CODE_CACHE_DIR);
+}
 
 function timed(cmd, argv, input, check) {
   const t0 = process.hrtime.bigint();

@@ -102,6 +102,7 @@ describe('the .deb', () => {
       '/usr/share/perl5/PVE/Storage/Custom/S3Plugin.pm',
       '/usr/lib/pve-s3/pve-s3-host',
       '/usr/lib/pve-s3/pve-s3-host.js',
+      '/usr/lib/pve-s3/host.cjs',
       '/usr/lib/pve-s3/pve-s3-vzdump-hook',
       '/usr/lib/pve-s3/package.json',
       '/usr/bin/pve-s3-backup',
@@ -187,12 +188,13 @@ describe('the .deb', () => {
     ok(dpkg('--force-depends', '-i', deb), 'dpkg -i');
     expect(ok(run('dpkg-query', [`--root=${r}`, '-W', '-f', '${Status} ${Version}', 'pve-s3']), 'dpkg-query')).toBe(`install ok installed ${VERSION}`);
     expect(statSync(join(r, 'var/lib/pve-s3/cache')).isDirectory()).toBe(true);
+    expect(statSync(join(r, 'var/cache/pve-s3')).isDirectory()).toBe(true);
     const help = run(join(r, 'usr/bin/pve-s3-backup'), ['--help'], { env: cliEnv() });
     expect(help.status, help.stderr).toBe(0);
     writeFileSync(join(r, 'var/log/pve/storage-s3.log'), 'a line\n');
     ok(dpkg('--purge', 'pve-s3'), 'dpkg --purge');
     const left = ok(run('find', ['.', '-mindepth', '1', '-not', '-path', './var/lib/dpkg*', '-printf', '%P\\n'], { cwd: r }), 'find').split('\n').filter(Boolean).sort();
-    expect(left).toEqual(['var', 'var/lib', 'var/log']);
+    expect(left).toEqual(['var', 'var/cache', 'var/lib', 'var/log']);
   });
 
   it('passes lintian without tags (when lintian is installed)', (ctx) => {
@@ -276,6 +278,37 @@ describe('the installed tree (unpacked outside the repository)', () => {
     expect(s.status, s.stderr).toBe(0);
     expect(JSON.parse(s.stdout)).toMatchObject({ ok: true, result: { active: true } });
     expect(s.stdout + s.stderr).not.toContain(t.secretAccessKey);
+  });
+
+  it('the installed host writes its V8 code cache, uses it, and survives a corrupt one', () => {
+    const t = testS3();
+    const cache = join(work, 'code-cache');
+    ok(run('mkdir', ['-p', cache]), 'mkdir');
+    const env = { PATH: '/usr/bin:/bin', PVE_S3_LOG_FILE: join(work, 'host-cc.log'), PVE_S3_CODE_CACHE_DIR: cache };
+    const host = join(root, 'usr/lib/pve-s3/pve-s3-host');
+    const storage = {
+      id: 'pkg-s3', bucket: c.bucket, endpoint: t.endpoint, region: t.region, access_key: t.accessKeyId,
+      secret_key: t.secretAccessKey, force_path_style: '1', path: join(work, 'cache-cc'),
+    };
+    const status = () => {
+      const s = run(host, [], { env, input: JSON.stringify({ v: 1, op: 'status', deadline_ms: 4000, storage }) });
+      expect(s.status, s.stderr).toBe(0);
+      expect(JSON.parse(s.stdout)).toMatchObject({ ok: true, result: { active: true } });
+    };
+    const files = () => ok(run('ls', [cache]), 'ls').split('\n').filter(Boolean);
+    status();
+    const [name, ...more] = files();
+    expect(more).toEqual([]);
+    // named after the code (V8 itself checks only the source's length) and the node that made it
+    const digest = createHash('sha256').update(readFileSync(join(root, 'usr/lib/pve-s3/host.cjs'))).digest('hex').slice(0, 16);
+    expect(name).toBe(`host-${digest}-${process.version}-${process.arch}.v8cache`);
+    const made = statSync(join(cache, name!)).mtimeMs;
+    status();
+    expect(statSync(join(cache, name!)).mtimeMs).toBe(made); // accepted: not written again
+    writeFileSync(join(cache, name!), 'not a code cache');
+    status();
+    expect(statSync(join(cache, name!)).size).toBeGreaterThan(100_000); // rejected, replaced
+    expect(files()).toEqual([name]);
   });
 
   it('the installed Perl plugin reaches the gateway through the installed host', (ctx) => {
