@@ -7,13 +7,13 @@
 //
 // The cache file's name carries the digest of host.cjs (V8 itself only checks the source length),
 // the node version and the architecture; V8 rejects a cache from other flags and we then write a
-// fresh one. It lives in /var/cache/pve-s3 (the package makes it, root-writable only), or in
-// PVE_S3_CODE_CACHE_DIR; "" turns it off. A cache that cannot be read or written costs nothing
+// fresh one. It lives in /var/cache/pve-s3 (root-writable only; made here when missing, for trees
+// installed by `make install`), or in PVE_S3_CODE_CACHE_DIR; "" turns it off. A cache that cannot be read or written costs nothing
 // but the saving.
 import '../scripts/v8-flags.mjs';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 
@@ -41,6 +41,7 @@ if (cacheFile !== undefined && (cachedData === undefined || script.cachedDataRej
   process.once('exit', () => {
     const tmp = `${cacheFile}.${process.pid}.tmp`;
     try {
+      mkdirSync(dirname(cacheFile), { recursive: true, mode: 0o755 });
       writeFileSync(tmp, script.createCachedData(), { mode: 0o644 });
       renameSync(tmp, cacheFile);
     } catch {

@@ -265,7 +265,8 @@ describe('the installed tree (unpacked outside the repository)', () => {
 
   it('the installed host answers status and version on stdin (docs/PROTOCOL.md)', () => {
     const t = testS3();
-    const env = { PATH: '/usr/bin:/bin', PVE_S3_LOG_FILE: join(work, 'host.log') };
+    // '' : no code cache (this machine's /var/cache stays untouched; the cache has its own test)
+    const env = { PATH: '/usr/bin:/bin', PVE_S3_LOG_FILE: join(work, 'host.log'), PVE_S3_CODE_CACHE_DIR: '' };
     const host = join(root, 'usr/lib/pve-s3/pve-s3-host');
     const v = run(host, [], { env, input: '{"v":1,"op":"version"}' });
     expect(v.status, v.stderr).toBe(0);
@@ -336,6 +337,7 @@ describe('the installed tree (unpacked outside the repository)', () => {
         PVE_S3_HOST_BIN: join(root, 'usr/lib/pve-s3/pve-s3-host'),
         PVE_S3_PRIV_DIR: join(work, 'perl-priv'),
         PVE_S3_LOG_FILE: join(work, 'perl-host.log'),
+        PVE_S3_CODE_CACHE_DIR: join(work, 'perl-code-cache'),
         PVE_S3_AUTOSYNC: '0',
         B_BUCKET: c.bucket, B_ENDPOINT: t.endpoint, B_REGION: t.region, B_AK: t.accessKeyId, B_SK: t.secretAccessKey,
         B_PATH: join(work, 'perl-cache'),
