@@ -236,6 +236,20 @@ const SHA_CTX_SIZE = 128;
 const SHA_CTX_TOTAL = 96;
 const SHA_CTX_FILL = 104;
 
+const EMPTY = new Uint8Array(0);
+
+/** One lane's bytes on the scalar core (one closure for all calls, not one per call). */
+function scalarUpdate(core: DigestCore, ctx: number, d: Uint8Array): void {
+  scalarCtx = ctx;
+  scalarCore = core;
+  feed('sha256', d, scalarStep);
+}
+let scalarCtx = 0;
+let scalarCore: DigestCore | undefined;
+const scalarStep = (ptr: number, len: number): void => {
+  scalarCore!.sha256Update(scalarCtx, ptr, len);
+};
+
 function checkLaneCount(n: unknown, what: string): number {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 4) {
     throw new PveS3Error('InvalidArgument', `invalid ${what} '${String(n)}': must be an integer 1..4`);
@@ -273,77 +287,126 @@ export class Sha256x4 {
     }
   }
 
+  // Per-call scratch, reused: update() is hot (a download calls it per 64 KiB of every range),
+  // and V8 recompiles a large function each time a value changes shape (an array turning from
+  // small integers to doubles, a closure per call); this keeps every local one type.
+  private readonly data: Uint8Array[] = [EMPTY, EMPTY, EMPTY, EMPTY];
+  private readonly pos = new Float64Array(4);
+  private readonly full = new Float64Array(4);
+  private readonly base = new Float64Array(4);
+  private readonly active = new Int32Array(4);
+
   /** chunks[l] is the next slice of lane l (a missing entry or undefined: nothing this time). */
   update(chunks: Array<Bytes | undefined>): this {
     if (this.done) throw finished('Sha256x4');
     if (!Array.isArray(chunks) || chunks.length > this.lanes) {
       throw new PveS3Error('InvalidArgument', `invalid chunks (${Array.isArray(chunks) ? `length ${chunks.length}` : typeof chunks}): Sha256x4.update takes an array of at most ${this.lanes} slices, one per lane`);
     }
-    const data = chunks.map((d, l) => (d === undefined ? new Uint8Array(0) : bytesOf(d, `Sha256x4 chunks[${l}]`)));
+    const n = chunks.length;
+    const { data, pos, full, base, active } = this;
+    for (let l = 0; l < 4; l++) {
+      const d = l < n ? chunks[l] : undefined;
+      data[l] = d === undefined ? EMPTY : d instanceof Uint8Array ? d : bytesOf(d, `Sha256x4 chunks[${l}]`);
+      pos[l] = 0;
+    }
     const core = digestCore();
     const r = regions();
     const x = r.sha256x4;
-    const scalar = (l: number): number => x + 128 + 128 * l;
-    const n = data.length;
     let mem = heap();
     const dv = new DataView(mem.buffer);
-    const pos = new Array<number>(n).fill(0);
     for (let l = 0; l < n; l++) {
       const d = data[l]!;
       if (d.length === 0) continue;
-      const ctx = scalar(l);
+      const ctx = x + 128 + 128 * l;
       mem.set(this.state[l]!, ctx);
       // Complete the lane's partial block first, so what follows starts on a block boundary.
       const fill = dv.getUint32(ctx + SHA_CTX_FILL, true);
       if (fill > 0) {
         pos[l] = Math.min(64 - fill, d.length);
-        feed('sha256', d.subarray(0, pos[l]), (ptr, len) => core.sha256Update(ctx, ptr, len));
+        scalarUpdate(core, ctx, d.subarray(0, pos[l]));
       }
     }
-    const full = data.map((d, l) => pos[l]! + Math.floor((d.length - pos[l]!) / 64) * 64);
-    let active = data.map((_, l) => l).filter((l) => full[l]! > pos[l]!);
+    let na = 0;
+    for (let l = 0; l < n; l++) {
+      full[l] = pos[l]! + Math.floor((data[l]!.length - pos[l]!) / 64) * 64;
+      if (full[l]! > pos[l]!) active[na++] = l;
+    }
 
-    if (active.length >= 2) {
+    if (na >= 2) {
       const quarter = Math.floor(r.ioSize / 4 / 64) * 64;
-      const laneIo = [0, 1, 2, 3].map((l) => r.io + l * quarter);
-      const base = new Array<number>(n).fill(0);
-      for (const l of active) {
-        base[l] = Number(dv.getBigUint64(scalar(l) + SHA_CTX_TOTAL, true)) - pos[l]!;
-        core.sha256x4Load(x, l, scalar(l));
+      for (let k = 0; k < na; k++) {
+        const l = active[k]!;
+        const ctx = x + 128 + 128 * l;
+        // total bytes so far (u64 little-endian; exact in a double up to 2^53)
+        base[l] = dv.getUint32(ctx + SHA_CTX_TOTAL, true) + dv.getUint32(ctx + SHA_CTX_TOTAL + 4, true) * 4294967296 - pos[l]!;
+        core.sha256x4Load(x, l, ctx);
       }
-      while (active.length >= 2) {
+      while (na >= 2) {
         let chunk = fed.sha256x4 < WARM_BYTES ? WARM_SLICE : quarter;
-        for (const l of active) chunk = Math.min(chunk, full[l]! - pos[l]!);
-        fed.sha256x4 += chunk * active.length;
+        for (let k = 0; k < na; k++) chunk = Math.min(chunk, full[active[k]!]! - pos[active[k]!]!);
+        fed.sha256x4 += chunk * na;
         // Idle lanes read an active lane's area; their (garbage) state is never extracted.
-        const idle = laneIo[active[0]!]!;
-        const ptrs = [idle, idle, idle, idle];
+        const idle = r.io + active[0]! * quarter;
+        let p0 = idle;
+        let p1 = idle;
+        let p2 = idle;
+        let p3 = idle;
         mem = heap();
-        for (const l of active) {
-          mem.set(data[l]!.subarray(pos[l]!, pos[l]! + chunk), laneIo[l]!);
-          ptrs[l] = laneIo[l]!;
+        for (let k = 0; k < na; k++) {
+          const l = active[k]!;
+          const io = r.io + l * quarter;
+          mem.set(data[l]!.subarray(pos[l]!, pos[l]! + chunk), io);
+          if (l === 0) p0 = io;
+          else if (l === 1) p1 = io;
+          else if (l === 2) p2 = io;
+          else p3 = io;
         }
-        core.sha256x4Blocks(x, ptrs[0]!, ptrs[1]!, ptrs[2]!, ptrs[3]!, chunk / 64);
-        const next: number[] = [];
-        for (const l of active) {
-          pos[l]! += chunk;
-          if (pos[l] === full[l]) core.sha256x4Extract(x, l, scalar(l), base[l]! + pos[l]!);
-          else next.push(l);
+        core.sha256x4Blocks(x, p0, p1, p2, p3, chunk / 64);
+        let still = 0;
+        for (let k = 0; k < na; k++) {
+          const l = active[k]!;
+          pos[l] = pos[l]! + chunk;
+          if (pos[l] === full[l]) core.sha256x4Extract(x, l, x + 128 + 128 * l, base[l]! + pos[l]!);
+          else active[still++] = l;
         }
-        active = next;
+        na = still;
       }
       // The one lane still holding full blocks (if any) continues on the scalar core.
-      for (const l of active) core.sha256x4Extract(x, l, scalar(l), base[l]! + pos[l]!);
+      for (let k = 0; k < na; k++) {
+        const l = active[k]!;
+        core.sha256x4Extract(x, l, x + 128 + 128 * l, base[l]! + pos[l]!);
+      }
     }
 
     for (let l = 0; l < n; l++) {
       const d = data[l]!;
       if (d.length === 0) continue;
-      const ctx = scalar(l);
-      feed('sha256', d.subarray(pos[l]!), (ptr, len) => core.sha256Update(ctx, ptr, len));
-      this.state[l] = heap().slice(ctx, ctx + SHA_CTX_SIZE);
+      const ctx = x + 128 + 128 * l;
+      if (pos[l]! < d.length) scalarUpdate(core, ctx, d.subarray(pos[l]!));
+      this.state[l]!.set(heap().subarray(ctx, ctx + SHA_CTX_SIZE));
     }
+    for (let l = 0; l < 4; l++) data[l] = EMPTY;
     return this;
+  }
+
+  /**
+   * Lane l's digest; the lane then starts over empty while the others go on. Lets one instance
+   * serve a changing set of streams (download ranges that end at different times).
+   */
+  digestLane(l: number): Uint8Array {
+    if (this.done) throw finished('Sha256x4');
+    if (typeof l !== 'number' || !Number.isInteger(l) || l < 0 || l >= this.lanes) {
+      throw new PveS3Error('InvalidArgument', `invalid lane '${String(l)}': must be an integer 0..${this.lanes - 1}`);
+    }
+    const core = digestCore();
+    const r = regions();
+    const ctx = r.sha256x4 + 128 + 128 * l;
+    heap().set(this.state[l]!, ctx);
+    core.sha256Final(ctx, r.out);
+    const out = heap().slice(r.out, r.out + 32);
+    core.sha256Init(ctx);
+    this.state[l] = heap().slice(ctx, ctx + SHA_CTX_SIZE);
+    return out;
   }
 
   /** One 32-byte digest per lane; the instance is finished afterwards. */
