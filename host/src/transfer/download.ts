@@ -17,7 +17,8 @@ import type { Writable } from 'node:stream';
 import { ConfigError, PveS3Error, asPveS3Error } from '../util/errors.js';
 import { Md5 } from '../wasm/digests.js';
 import { hex, isNotFound, readManifest, type Manifest } from './manifest.js';
-import { hashService } from './hash-service.js';
+import { hashService, type StreamHash } from './hash-service.js';
+import { LaneHasher } from './lane-hasher.js';
 import { HASH_SLICE, yieldToLoop } from './part-hasher.js';
 import { ProgressTracker, type Progress } from './progress.js';
 import { limiterFor, type RateLimiter } from './rate-limit.js';
@@ -182,6 +183,7 @@ class RangeJob {
   private failure: unknown = null;
   private readonly limiter: RateLimiter | undefined;
   private cancelledP: Promise<void> | undefined;
+  private readonly lanes = new LaneHasher();
 
   constructor(
     private readonly client: TransferClient,
@@ -334,8 +336,19 @@ class RangeJob {
     }
   }
 
+  /** In-thread hashing shares 4-lane SIMD banks between the ranges in flight. */
+  private rangeHash(): StreamHash {
+    if (hashService().threaded) return hashService().stream();
+    const s = this.lanes.stream();
+    return {
+      update: async (chunks) => s.update(chunks),
+      digest: async () => s.digest(),
+      drop: () => s.drop(),
+    };
+  }
+
   private async fetchOnce(r: Range, sink: Sink, count: (n: number) => void): Promise<Uint8Array> {
-    const h = hashService().stream();
+    const h = this.rangeHash();
     if (r.length === 0) return h.digest();
     let ok = false;
     try {
