@@ -284,7 +284,8 @@ class MultipartRun {
     const parts = this.etags.map((etag, i) => ({ partNumber: i + 1, etag }));
     let etag: string;
     try {
-      ({ etag } = await this.client.completeMultipartUpload(this.key, this.uploadId, parts));
+      // the client's own empty-ETag HEAD needs the SSE-C key; a cancel must reach Complete too
+      ({ etag } = await this.client.completeMultipartUpload(this.key, this.uploadId, parts, { sse: this.o.put?.sse, signal: this.o.signal }));
     } catch (e) {
       await this.abortUpload();
       await this.resume?.journal.remove();
