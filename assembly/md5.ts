@@ -10,9 +10,7 @@
 // ctx layout (same shape as SHA-256's): [0,16) state A..D · [32,96) partial block ·
 //             [96,104) total bytes u64 · [104,108) bytes in partial block u32.
 
-const CTX_BUF: usize = 32;
-const CTX_TOTAL: usize = 96;
-const CTX_FILL: usize = 104;
+import { blockPad, blockReset, blockUpdate } from './block-buffer';
 const ONE_SHOT_CTX: usize = memory.data(128, 16);
 
 @inline function F(x: u32, y: u32, z: u32): u32 { return z ^ (x & (y ^ z)); }
@@ -23,8 +21,7 @@ export function md5Init(ctx: usize): void {
   store<u32>(ctx, 0xefcdab89, 4);
   store<u32>(ctx, 0x98badcfe, 8);
   store<u32>(ctx, 0x10325476, 12);
-  store<u64>(ctx + CTX_TOTAL, 0);
-  store<u32>(ctx + CTX_FILL, 0);
+  blockReset(ctx);
 }
 
 /** Compresses `blocks` 64-byte blocks at `p`. Unrolled for the same reason as sha256Blocks:
@@ -128,40 +125,11 @@ export function md5Blocks(st: usize, p: usize, blocks: usize): void {
 }
 
 export function md5Update(ctx: usize, ptr: usize, len: usize): void {
-  if (len == 0) return;
-  store<u64>(ctx + CTX_TOTAL, load<u64>(ctx + CTX_TOTAL) + <u64>len);
-  let fill = <usize>load<u32>(ctx + CTX_FILL);
-  const buf = ctx + CTX_BUF;
-  if (fill > 0) {
-    const take = min<usize>(64 - fill, len);
-    memory.copy(buf + fill, ptr, take);
-    fill += take; ptr += take; len -= take;
-    if (fill < 64) { store<u32>(ctx + CTX_FILL, <u32>fill); return; }
-    md5Blocks(ctx, buf, 1);
-  }
-  const blocks = len >>> 6;
-  if (blocks > 0) {
-    md5Blocks(ctx, ptr, blocks);
-    ptr += blocks << 6; len -= blocks << 6;
-  }
-  if (len > 0) memory.copy(buf, ptr, len);
-  store<u32>(ctx + CTX_FILL, <u32>len);
+  blockUpdate(ctx, ptr, len, md5Blocks);
 }
 
 export function md5Final(ctx: usize, out: usize): void {
-  const buf = ctx + CTX_BUF;
-  let fill = <usize>load<u32>(ctx + CTX_FILL);
-  const bits = load<u64>(ctx + CTX_TOTAL) << 3;
-  store<u8>(buf + fill, 0x80);
-  fill++;
-  if (fill > 56) {
-    memory.fill(buf + fill, 0, 64 - fill);
-    md5Blocks(ctx, buf, 1);
-    fill = 0;
-  }
-  memory.fill(buf + fill, 0, 56 - fill);
-  store<u64>(buf + 56, bits);
-  md5Blocks(ctx, buf, 1);
+  blockPad(ctx, false, md5Blocks);
   memory.copy(out, ctx, 16);
 }
 

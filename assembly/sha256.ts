@@ -11,10 +11,8 @@
 // ctx layout: [0,32) state H0..H7 (native u32) · [32,96) partial block · [96,104) total bytes u64
 //             · [104,108) bytes in partial block u32.
 
-export const CTX_STATE: usize = 0;
-export const CTX_BUF: usize = 32;
-export const CTX_TOTAL: usize = 96;
-export const CTX_FILL: usize = 104;
+import { blockPad, blockReset, blockUpdate } from './block-buffer';
+export { CTX_STATE, CTX_BUF, CTX_TOTAL, CTX_FILL } from './block-buffer';
 
 // Round constants. The SIMD message schedule adds them to W four at a time, so rounds read a
 // single precomputed W+K word.
@@ -43,8 +41,7 @@ export function sha256Init(ctx: usize): void {
   store<u32>(ctx, 0x9b05688c, 20);
   store<u32>(ctx, 0x1f83d9ab, 24);
   store<u32>(ctx, 0x5be0cd19, 28);
-  store<u64>(ctx + CTX_TOTAL, 0);
-  store<u32>(ctx + CTX_FILL, 0);
+  blockReset(ctx);
 }
 
 // Round helpers; @inline makes them plain expressions in the unrolled body below.
@@ -217,41 +214,11 @@ export function sha256Compress(state: usize, block: usize): void {
 }
 
 export function sha256Update(ctx: usize, ptr: usize, len: usize): void {
-  if (len == 0) return;
-  store<u64>(ctx + CTX_TOTAL, load<u64>(ctx + CTX_TOTAL) + <u64>len);
-  let fill = <usize>load<u32>(ctx + CTX_FILL);
-  const buf = ctx + CTX_BUF;
-  if (fill > 0) {
-    const take = min<usize>(64 - fill, len);
-    memory.copy(buf + fill, ptr, take);
-    fill += take; ptr += take; len -= take;
-    if (fill < 64) { store<u32>(ctx + CTX_FILL, <u32>fill); return; }
-    sha256Blocks(ctx, buf, 1);
-    fill = 0;
-  }
-  const blocks = len >>> 6;
-  if (blocks > 0) {
-    sha256Blocks(ctx, ptr, blocks);
-    ptr += blocks << 6; len -= blocks << 6;
-  }
-  if (len > 0) memory.copy(buf, ptr, len);
-  store<u32>(ctx + CTX_FILL, <u32>len);
+  blockUpdate(ctx, ptr, len, sha256Blocks);
 }
 
 export function sha256Final(ctx: usize, out: usize): void {
-  const buf = ctx + CTX_BUF;
-  let fill = <usize>load<u32>(ctx + CTX_FILL);
-  const bits = load<u64>(ctx + CTX_TOTAL) << 3;
-  store<u8>(buf + fill, 0x80);
-  fill++;
-  if (fill > 56) {
-    memory.fill(buf + fill, 0, 64 - fill);
-    sha256Blocks(ctx, buf, 1);
-    fill = 0;
-  }
-  memory.fill(buf + fill, 0, 56 - fill);
-  store<u64>(buf + 56, bswap<u64>(bits));
-  sha256Blocks(ctx, buf, 1);
+  blockPad(ctx, true, sha256Blocks);
   for (let i: usize = 0; i < 32; i += 4) store<u32>(out + i, bswap<u32>(load<u32>(ctx + i)));
 }
 
