@@ -210,7 +210,8 @@ describe('maintenance ops', () => {
     const res = apply.envelope.result as { enabled: boolean; rules: { id: string; prefix: string; transitions: unknown[] }[] };
     expect(res.enabled).toBe(true);
     const t = res.rules.find((r) => r.id.startsWith('pve-s3-transition'))!;
-    expect(t.prefix).toBe('proxmox/');
+    // transitions move backup archives only (tagged, under dump/); see store/lifecycle.ts
+    expect(t.prefix).toBe('proxmox/dump/');
     expect(t.transitions).toEqual(expect.arrayContaining([{ days: 30, storage_class: 'STANDARD_IA' }, { days: 365, storage_class: 'GLACIER' }]));
     const removed = await host({ v: 1, op: 'lifecycle', storage: s, args: { action: 'remove' } });
     expect(removed.envelope.result).toEqual({ enabled: false, rules: [] });
