@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { ContentType } from '../pve/content.js';
+import { CONTENT_TYPES } from '../pve/content.js';
 import { objectKey, volnameKey, type VolumeInfo } from '../pve/volname.js';
 import type { Volume } from '../store/types.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
@@ -166,7 +166,7 @@ async function* untilProducerSucceeds(rest: AsyncIterable<Uint8Array>, prod: Pro
 
 async function planItems(p: Parsed, sources: string[], producer?: Producer): Promise<{ items: Item[]; warnings: string[] }> {
   const { classifyFile, parseVolumeFile, archiveName, normaliseUploadName } = await import('../pve/volname.js');
-  const content = oneOf(p, 'content', ['backup', 'iso', 'vztmpl', 'snippets'] as const) as ContentType | undefined;
+  const content = oneOf(p, 'content', CONTENT_TYPES);
   const vmid = vmidOpt(p);
   const type = oneOf(p, 'type', ['qemu', 'lxc'] as const);
   const name = str(p, 'name');

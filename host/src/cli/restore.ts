@@ -5,7 +5,7 @@
 import { realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import type { ContentType } from '../pve/content.js';
+import { CONTENT_TYPES } from '../pve/content.js';
 import type { Volume } from '../store/types.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { COMMON_HELP, COMMON_OPTIONS, UsageError, flag, oneOf, parse, str, vmidOpt } from './args.js';
@@ -107,7 +107,7 @@ export async function main(argv: string[]): Promise<number> {
     if (listing) {
       const vmid = vmidOpt(p);
       const type = oneOf(p, 'type', ['qemu', 'lxc'] as const);
-      const content = oneOf(p, 'content', ['backup', 'iso', 'vztmpl', 'snippets'] as const) as ContentType | undefined;
+      const content = oneOf(p, 'content', CONTENT_TYPES);
       const cfg = await resolveFrom(p, logger);
       const opened = await openStore(cfg, logger);
       try {
@@ -131,7 +131,7 @@ export async function main(argv: string[]): Promise<number> {
     const fromVolid = storageOfArg(source!);
     const storageFlag = str(p, 'storage');
     if (storageFlag === undefined && fromVolid !== undefined) p.values.storage = fromVolid;
-    const content = oneOf(p, 'content', ['backup', 'iso', 'vztmpl', 'snippets'] as const) as ContentType | undefined;
+    const content = oneOf(p, 'content', CONTENT_TYPES);
     const volname = volnameFromArg(source!, { ...(storageFlag !== undefined ? { storageId: storageFlag } : {}), ...(content ? { content } : {}) });
     const cfg = await resolveFrom(p, logger);
     const destArg = str(p, 'destination') ?? '.';
