@@ -97,14 +97,13 @@ export async function main(argv: string[]): Promise<number> {
       const { classifyFile } = await import('../pve/volname.js');
       const c = classifyFile(basename(target), 'backup');
       if (c.kind !== 'volume') throw new PveS3Error('InvalidArgument', `TARGET '${target}' is not a backup archive name`, { exitCode: EXIT.usage });
-      const { assertUploadVerified, readLocalSidecars, removeVerifiedSource } = await import('../store/local-files.js');
+      const { assertMayReplace, assertUploadVerified, readLocalSidecars, removeVerifiedSource } = await import('../store/local-files.js');
       const side = await readLocalSidecars(target);
       const opened = await openStore(cfg, logger);
       try {
         const { putVolume } = await import('../store/transfer.js');
         // vzdump's names are unique per guest and second: an object already there is a re-run of
         // this hook (replace it), unless it is a protected backup, which nothing replaces
-        const { assertMayReplace } = await import('../store/local-files.js');
         await assertMayReplace(opened.ctx, c.volume.volname, { replace: true });
         const t0 = performance.now();
         say(`uploading ${basename(target)} (${formatBytes(st.size)}) to storage '${storeId}' (s3://${cfg.bucket}/${cfg.prefix})`);
