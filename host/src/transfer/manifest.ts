@@ -10,6 +10,7 @@
  */
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { Sha256 } from '../wasm/digests.js';
+import { toHex as hex } from '../wasm/encoding.js';
 import type { SseOptions } from '../s3/types.js';
 import type { TransferClient } from './transfer-client.js';
 import { VERSION } from '../util/version.js';
@@ -177,9 +178,5 @@ function invalid(key: string, why: string): PveS3Error {
 
 const isCount = (x: unknown): boolean => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
 const isHex64 = (x: unknown): boolean => typeof x === 'string' && /^[0-9a-f]{64}$/.test(x);
-
-export function hex(d: Uint8Array): string {
-  return Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('hex');
-}
 
 const TOOL = `pve-s3/${VERSION}`;

@@ -17,6 +17,7 @@
 import type { Readable } from 'node:stream';
 import { ConfigError, PveS3Error, asPveS3Error } from '../util/errors.js';
 import { Sha256 } from '../wasm/digests.js';
+import { toHex } from '../wasm/encoding.js';
 import { planUpload } from '../wasm/planner.js';
 import { BufferPool } from './buffer-pool.js';
 import { FileChunkSource, StreamChunkSource, openSourceFile, type ChunkSource, type OpenedFile, type PartSlice } from './chunk-source.js';
@@ -196,7 +197,7 @@ async function singlePut(
   const data = hashed.buf.subarray(0, length);
   const digest = hashed.digest;
   if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
-  const hexDigest = Buffer.from(digest).toString('hex');
+  const hexDigest = toHex(digest);
   await limiterFor(o.bwlimitKiB)?.take(length, o.signal);
   if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
   const { etag } = await withPartRetries(o, o.signal, () => client.putObject(key, data, { ...o.put, sha256Hex: hexDigest, signal: o.signal }));
@@ -384,7 +385,7 @@ class MultipartRun {
       const p = await this.take();
       if (!p) return;
       try {
-        const hexDigest = Buffer.from(p.digest).toString('hex');
+        const hexDigest = toHex(p.digest);
         const body = p.buf.subarray(0, p.length);
         await this.limiter?.take(p.length, this.cancel.signal);
         if (this.failure) continue;
@@ -475,7 +476,7 @@ async function writeManifest(client: TransferClient, key: string, m: Manifest, p
   try {
     await client.putObject(manifestKey(key), body, {
       contentType: 'application/json',
-      sha256Hex: Buffer.from(digest).toString('hex'),
+      sha256Hex: toHex(digest),
       sse: put?.sse,
       contentMd5: put?.contentMd5,
       objectLock: put?.objectLock,
