@@ -5,6 +5,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { Sha256 } from '../wasm/digests.js';
+import { toHex } from '../wasm/encoding.js';
 import { SigV4Signer } from '../wasm/signer.js';
 import { ConfigError } from '../util/errors.js';
 import { nullLogger, type Logger } from '../util/log.js';
@@ -85,10 +86,6 @@ export function redactHeaders(h: Record<string, string>): Record<string, string>
 
 export function redactQuery(q: string): string {
   return q.replace(/(X-Amz-(?:Signature|Credential|Security-Token)=)[^&]*/gi, '$1<redacted>');
-}
-
-function hex(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
 }
 
 function flatHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
@@ -353,7 +350,7 @@ const MAX_SKEW_MS = 14 * 60_000;
 /** The body's hash is computed once, before any attempt: a retry signs the same bytes again. */
 function withPayloadHash(r: S3Request): S3Request {
   if (!r.body || r.sha256Hex) return r;
-  return { ...r, sha256Hex: hex(Sha256.hash(r.body)) };
+  return { ...r, sha256Hex: toHex(Sha256.hash(r.body)) };
 }
 
 function looksLikeError(body: Uint8Array): boolean {
