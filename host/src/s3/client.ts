@@ -2,13 +2,10 @@
  * S3Client: the operations pve-s3 needs, on top of S3Transport (sign, send, retry). Contract in
  * docs/ARCHITECTURE.md (S3 layer).
  */
-import type { Dispatcher } from 'undici';
-import type { Logger } from '../util/log.js';
 import { ConfigError } from '../util/errors.js';
 import { S3Error, serverError } from './errors.js';
 import { checksumHeader, copySource, contentMd5, objectInfo, putHeaders, readSseHeaders, sseCHeaders } from './objects.js';
-import type { RetryPolicy } from './retry.js';
-import { S3Transport, type BufferedResponse, type S3Request } from './request.js';
+import { S3Transport, type BufferedResponse, type S3Request, type TransportOptions } from './request.js';
 import type { S3Settings } from './settings.js';
 import type {
   DeleteResult,
@@ -43,13 +40,8 @@ import {
   type XmlDocument,
 } from './xml.js';
 
-export interface ClientOptions {
-  clock?: () => Date;
-  logger?: Logger;
-  dispatcher?: Dispatcher;
-  retry?: Partial<RetryPolicy>;
-  random?: () => number;
-}
+/** The client adds nothing of its own: everything goes to its transport. */
+export type ClientOptions = TransportOptions;
 
 export interface ReadOptions {
   signal?: AbortSignal;
