@@ -5,19 +5,15 @@
  * this encoding for such values.
  */
 import { Crc32c, Crc64Nvme, Md5 } from '../wasm/digests.js';
-import { crc32cBase64, crc64Base64 } from '../wasm/encoding.js';
+import { crc32cBase64, crc64Base64, toBase64 } from '../wasm/encoding.js';
 import { ConfigError } from '../util/errors.js';
 import type { ObjectInfo, PutOptions, SseOptions } from './types.js';
 import { normalizeETag } from './xml.js';
 
 const TOKEN = /^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/;
 
-export function base64(b: Uint8Array): string {
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
-}
-
 export function contentMd5(body: Uint8Array): string {
-  return base64(Md5.hash(body));
+  return toBase64(Md5.hash(body));
 }
 
 /** RFC 2047 "B" encoded word for values HTTP cannot carry as they are. */
@@ -64,8 +60,8 @@ export function metadataHeaders(meta: Record<string, string> | undefined, h: Rec
 export function sseCHeaders(key: Uint8Array, h: Record<string, string>, prefix = 'x-amz-server-side-encryption-customer-'): void {
   if (key.byteLength !== 32) throw new ConfigError('SSE-C key', `${key.byteLength} bytes`, 'must be 32 bytes (AES-256)');
   h[`${prefix}algorithm`] = 'AES256';
-  h[`${prefix}key`] = base64(key);
-  h[`${prefix}key-md5`] = base64(Md5.hash(key));
+  h[`${prefix}key`] = toBase64(key);
+  h[`${prefix}key-md5`] = toBase64(Md5.hash(key));
 }
 
 export function sseHeaders(sse: SseOptions | undefined, h: Record<string, string>): void {
