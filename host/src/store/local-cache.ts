@@ -9,9 +9,10 @@ import { mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'n
 import { dirname, join, resolve } from 'node:path';
 import { CONTENT_DIR } from '../pve/content.js';
 import { NOTES_SUFFIX, PROTECTED_SUFFIX, classifyKey, parseVolumeFile } from '../pve/volname.js';
+import { STATE_DIR } from './state-dir.js';
 import type { Content, GuestType, StoreContext, Volume } from './types.js';
 
-export const STATE_DIR = '.pve-s3';
+export { STATE_DIR };
 
 export function localPath(cacheDir: string, content: Content, name: string): string {
   parseVolumeFile(content, name); // never join an unchecked name onto a path

@@ -1,6 +1,7 @@
 /** StoreSettings from a resolved StorageConfig: the one mapping both front doors use. */
 import { join } from 'node:path';
 import type { StorageConfig } from '../config/types.js';
+import { STATE_DIR } from './state-dir.js';
 import type { StoreSettings } from './types.js';
 
 export function storeSettingsFrom(cfg: StorageConfig, o: { storageId?: string } = {}): StoreSettings {
@@ -21,8 +22,8 @@ export function storeSettingsFrom(cfg: StorageConfig, o: { storageId?: string } 
   if (cfg.sse) s.put = { sse: cfg.sse };
   if (cfg.path) {
     s.cacheDir = cfg.path;
-    // next to the cache records (local-cache.ts STATE_DIR): per node, like the files it resumes
-    s.journalDir = join(cfg.path, '.pve-s3', 'upload-journal');
+    // next to the cache records: per node, like the files it resumes
+    s.journalDir = join(cfg.path, STATE_DIR, 'upload-journal');
   }
   s.keepLocal = cfg.keepLocal;
   // PVE applies bwlimit's `restore` (else `default`) to restores; uploads from vzdump have their own

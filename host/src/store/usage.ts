@@ -4,10 +4,8 @@
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { STATE_DIR } from './state-dir.js';
 import type { StoreContext } from './types.js';
-
-// same as local-cache.ts STATE_DIR; not imported to keep this module's graph tiny
-const STATE_DIR = '.pve-s3';
 
 /** S3 reports no capacity; PVE needs one. 1 PiB is "plenty" without overflowing anything. */
 export const NOMINAL_AVAIL = 2 ** 50;
