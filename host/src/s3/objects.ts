@@ -6,6 +6,7 @@
  */
 import { Crc32c, Crc64Nvme, Md5 } from '../wasm/digests.js';
 import { crc32cBase64, crc64Base64, toBase64 } from '../wasm/encoding.js';
+import { s3EncodePath } from '../wasm/signer.js';
 import { ConfigError } from '../util/errors.js';
 import type { ObjectInfo, PutOptions, SseOptions } from './types.js';
 import { normalizeETag } from './xml.js';
@@ -170,14 +171,8 @@ export function objectInfo(key: string, h: Record<string, string>): ObjectInfo {
  * unreserved characters and '/'), as S3 decodes it once.
  */
 export function copySource(bucket: string, key: string): string {
-  const enc = (s: string) =>
-    Array.from(Buffer.from(s, 'utf8'))
-      .map((b) => {
-        const c = String.fromCharCode(b);
-        return /[A-Za-z0-9\-._~/]/.test(c) ? c : '%' + b.toString(16).toUpperCase().padStart(2, '0');
-      })
-      .join('');
-  return `/${enc(bucket)}/${enc(key)}`;
+  // the canonical-URI encoding is exactly this set, so the signer's encoder serves
+  return s3EncodePath(`/${bucket}/${key}`);
 }
 
 export type ChecksumAlgorithm = 'CRC32C' | 'CRC64NVME';
