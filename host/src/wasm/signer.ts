@@ -255,8 +255,9 @@ function s3Encode(s: string, keepSlash: boolean, key: string): string {
   const r = utf8.encodeInto(s, mem.subarray(c.io, c.io + c.maxInput));
   if (r.read < s.length) tooLarge();
   const n = check(c.x.sigv4UriEncode(r.written, keepSlash ? 1 : 0), 'encode');
-  // The encoding is pure ASCII, so a latin1 read is exact and cheaper than UTF-8 decoding.
-  return Buffer.from(bytes(c).subarray(c.out, c.out + n)).toString('latin1');
+  // The encoding is pure ASCII, so a latin1 read is exact and cheaper than UTF-8 decoding; read
+  // in place (a view, no copy of the output).
+  return Buffer.from(c.x.memory.buffer, c.out, n).toString('latin1');
 }
 
 /** S3 object-path encoding (the canonical URI form, '/' kept), e.g. for x-amz-copy-source. */
