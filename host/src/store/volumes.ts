@@ -89,6 +89,9 @@ export async function statVolume(ctx: StoreContext, volname: string): Promise<Vo
 
 export const stripQuotes = (s: string): string => s.replace(/^"|"$/g, '');
 
+/** sidecars of some archive: under a log's base name they say nothing about another archive */
+const ARCHIVE_SIDECARS = [NOTES_SUFFIX, PROTECTED_SUFFIX, MANIFEST_SUFFIX];
+
 export type AttrName = 'notes' | 'protected';
 
 async function requireArchive(ctx: StoreContext, volname: string): Promise<{ v: VolumeInfo; key: string }> {
@@ -193,12 +196,13 @@ export async function deleteVolumes(ctx: StoreContext, volnames: string[], o: { 
       const page = await ctx.client.listObjects({ prefix: base, maxKeys: 50 });
       for (const x of page.objects) {
         const rest = x.key.slice(base.length);
-        if (removing.has(x.key) || /\.(notes|protected|s3manifest)$/.test(rest) || rest === 'log') continue;
+        if (removing.has(x.key) || ARCHIVE_SIDECARS.some((sfx) => rest.endsWith(sfx)) || '.' + rest === LOG_SUFFIX) continue;
         survivors.add(lk);
       }
     }
   }
-  const toDelete = [...new Set(keys)].filter((k) => !survivors.has(k) && !survivors.has(k.replace(/\.s3manifest$/, '')));
+  const unManifest = (k: string) => (k.endsWith(MANIFEST_SUFFIX) ? k.slice(0, -MANIFEST_SUFFIX.length) : k);
+  const toDelete = [...new Set(keys)].filter((k) => !survivors.has(k) && !survivors.has(unManifest(k)));
   const res = await ctx.client.deleteObjects(toDelete);
   const failed = res.errors.filter((e) => e.code !== 'NoSuchKey');
   if (failed.length > 0) {
