@@ -4,6 +4,8 @@
  * average rate holds whatever the block size; downloads take per received chunk, which throttles
  * the sockets through TCP backpressure.
  */
+import { sleep } from '../s3/retry.js';
+
 export class RateLimiter {
   private tokens: number;
   private last: number;
@@ -28,16 +30,8 @@ export class RateLimiter {
     this.last = t;
     this.tokens -= bytes;
     if (this.tokens >= 0 || signal?.aborted) return;
-    const waitMs = (-this.tokens / this.rate) * 1000;
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        resolve();
-      };
-      const timer = setTimeout(done, waitMs);
-      signal?.addEventListener('abort', done, { once: true });
-    });
+    // a cancel ends the wait; the caller sees the signal itself
+    await sleep((-this.tokens / this.rate) * 1000, signal).catch(() => undefined);
   }
 }
 

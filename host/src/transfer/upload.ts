@@ -16,6 +16,7 @@
  */
 import type { Readable } from 'node:stream';
 import { ConfigError, PveS3Error, asPveS3Error } from '../util/errors.js';
+import { sleep } from '../s3/retry.js';
 import { Sha256 } from '../wasm/digests.js';
 import { toHex } from '../wasm/encoding.js';
 import { planUpload } from '../wasm/planner.js';
@@ -451,18 +452,6 @@ async function withPartRetries<T>(o: UploadOptions, signal: AbortSignal | undefi
       await sleep(1000 * 2 ** attempt, signal);
     }
   }
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
 }
 
 /**
