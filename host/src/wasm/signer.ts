@@ -5,7 +5,7 @@
  * sign, key derivation and HMACs all run in WASM, so what is sent (wirePath, wireQuery, header
  * values) is exactly what was signed.
  */
-import { loadCore, type CoreExports } from './load.js';
+import { heap, loadCore, type CoreExports } from './load.js';
 import { ConfigError, PveS3Error } from '../util/errors.js';
 
 export interface Credentials {
@@ -125,10 +125,6 @@ function getCore(): Core {
 
 const utf8 = new TextEncoder();
 
-function bytes(c: Core): Uint8Array {
-  return new Uint8Array(c.x.memory.buffer);
-}
-
 /** Writes length-prefixed UTF-8 strings and u32 counts into the I/O region. */
 class Packer {
   private readonly mem: Uint8Array;
@@ -137,7 +133,7 @@ class Packer {
   private readonly end: number;
 
   constructor(c: Core) {
-    this.mem = bytes(c);
+    this.mem = heap();
     this.dv = new DataView(c.x.memory.buffer);
     this.pos = c.io;
     this.end = c.io + c.maxInput;
@@ -251,7 +247,7 @@ function checkPayloadHash(h: unknown): string {
 function s3Encode(s: string, keepSlash: boolean, key: string): string {
   const c = getCore();
   checkText(key, s);
-  const mem = bytes(c);
+  const mem = heap();
   const r = utf8.encodeInto(s, mem.subarray(c.io, c.io + c.maxInput));
   if (r.read < s.length) tooLarge();
   const n = check(c.x.sigv4UriEncode(r.written, keepSlash ? 1 : 0), 'encode');
