@@ -227,6 +227,23 @@ describe('delete', () => {
     expect(k.filter((x) => x.includes('debian.iso'))).toEqual([]);
     expect(await readRecord(ctx.settings.cacheDir!, 'backup', ARCHIVE)).toBeNull();
   });
+
+  it('keeps a log shared by name with another archive of the same guest and second until that one goes too', async () => {
+    const base = 'vzdump-qemu-300-2024_03_03-03_03_03';
+    const log = await file(`${base}.log`, Buffer.from('INFO: shared\n'));
+    await putVolume(ctx, `backup/${base}.vma.zst`, { src: { path: await file(`${base}.vma.zst`, randomBytes(1000)) }, notes: 'a', protected: true, logPath: log });
+    await putVolume(ctx, `backup/${base}.vma.lzo`, { src: { path: await file(`${base}.vma.lzo`, randomBytes(1000)) }, notes: 'b' });
+    await deleteVolumes(ctx, [`backup/${base}.vma.zst`], { allowProtected: true });
+    expect((await keys()).filter((x) => x.includes(base))).toEqual([
+      `${PREFIX}dump/${base}.log`,
+      `${PREFIX}dump/${base}.log.s3manifest`,
+      `${PREFIX}dump/${base}.vma.lzo`,
+      `${PREFIX}dump/${base}.vma.lzo.notes`,
+      `${PREFIX}dump/${base}.vma.lzo.s3manifest`,
+    ]);
+    await deleteVolumes(ctx, [`backup/${base}.vma.lzo`]);
+    expect((await keys()).filter((x) => x.includes(base))).toEqual([]);
+  });
 });
 
 describe('upload with removeSource', () => {
