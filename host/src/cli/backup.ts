@@ -382,8 +382,8 @@ async function upload(
   const opened = await openStore(cfg, logger);
   try {
     const { putVolume } = await import('../store/transfer.js');
+    const { assertMayReplace, assertUploadVerified, putBackupLog, removeVerifiedSource, sameAsStored } = await import('../store/local-files.js');
     // every name is checked before the first upload, so a refusal leaves no half-done batch
-    const { assertMayReplace, sameAsStored } = await import('../store/local-files.js');
     for (const it of items) {
       if (it.kind === 'log') continue;
       try {
@@ -402,7 +402,6 @@ async function upload(
     for (const it of items) {
       const t0 = performance.now();
       if (it.kind === 'log') {
-        const { putBackupLog } = await import('../store/local-files.js');
         const r = await putBackupLog(opened.ctx, it.path, it.name);
         const seconds = (performance.now() - t0) / 1000;
         const o: Outcome = { volid: `${storageId}:backup/${it.name}`, key: r.key, size: r.size, seconds, rate: r.size / Math.max(seconds, 1e-6), verified: true };
@@ -441,7 +440,6 @@ async function upload(
         o.protected = vol.protected;
         o.log = vol.log === true;
       }
-      const { assertUploadVerified, removeVerifiedSource } = await import('../store/local-files.js');
       if (it.kind === 'volume' && flag(p, 'delete-source')) {
         await removeVerifiedSource(vol, it.path, it.size, it.logPath !== undefined ? { logPath: it.logPath } : {});
         o.sourceDeleted = true;
