@@ -80,6 +80,12 @@ async function dropLeftoverTemps(dest: string): Promise<void> {
   }
 }
 
+/** The one-line report of a restore, to a file or to stdout. */
+function restoredLine(volid: string, where: string, size: number, seconds: number, verified: boolean): string {
+  const how = verified ? 'verified against the manifest' : 'no manifest: checked by size/MD5 only';
+  return `restored ${volid} to ${where} (${formatBytes(size)} in ${seconds.toFixed(1)} s, ${formatRate(size / Math.max(seconds, 1e-6))}, ${how})`;
+}
+
 export function volumeTable(vols: readonly Volume[]): string {
   return table(vols, [
     { title: 'VOLID', get: (v) => v.volid },
@@ -158,7 +164,7 @@ export async function main(argv: string[]): Promise<number> {
           bar.done();
         }
         const s = (performance.now() - t0) / 1000;
-        note(`restored ${opened.ctx.settings.storageId}:${volname} to stdout (${formatBytes(r.size)} in ${s.toFixed(1)} s, ${formatRate(r.size / Math.max(s, 1e-6))}, ${r.verified ? 'verified against the manifest' : 'no manifest: checked by size/MD5 only'})`);
+        note(restoredLine(`${opened.ctx.settings.storageId}:${volname}`, 'stdout', r.size, s, r.verified));
       } finally {
         await opened.close();
       }
@@ -204,7 +210,7 @@ export async function main(argv: string[]): Promise<number> {
       const s = (performance.now() - t0) / 1000;
       const out = { volid: `${opened.ctx.settings.storageId}:${volname}`, path: r.path, size: r.size, seconds: s, rate: r.size / Math.max(s, 1e-6), verified: r.verified };
       if (flag(p, 'json')) writeJson(out);
-      else writeOut(`restored ${out.volid} to ${r.path} (${formatBytes(r.size)} in ${s.toFixed(1)} s, ${formatRate(out.rate)}, ${r.verified ? 'verified against the manifest' : 'no manifest: checked by size/MD5 only'})`);
+      else writeOut(restoredLine(out.volid, r.path, r.size, s, r.verified));
     } finally {
       await opened.close();
     }
