@@ -14,13 +14,14 @@
  */
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { ConfigError, PveS3Error, asPveS3Error } from '../util/errors.js';
+import { PveS3Error, asPveS3Error } from '../util/errors.js';
 import { Md5 } from '../wasm/digests.js';
 import { toHex as hex } from '../wasm/encoding.js';
 import { isNotFound, readManifest, type Manifest } from './manifest.js';
 import { hashService, type StreamHash } from './hash-service.js';
 import { LaneHasher } from './lane-hasher.js';
 import { HASH_SLICE, yieldToLoop } from './part-hasher.js';
+import { checkBwlimit, checkConcurrency } from './option-checks.js';
 import { ProgressTracker, type Progress } from './progress.js';
 import { limiterFor, type RateLimiter } from './rate-limit.js';
 import { checkDestination, commitTemp, createTemp, discardTemp, type TempFile } from './temp-file.js';
@@ -157,14 +158,6 @@ export async function verifyObject(
  */
 export function rangesInFlight(concurrency: number): number {
   return concurrency >= 3 ? Math.max(concurrency, 4) : concurrency;
-}
-
-function checkBwlimit(v: number | undefined): void {
-  if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new ConfigError('bwlimit', v, 'must be a whole number of KiB/s ≥ 0 (0 = unlimited)');
-}
-
-function checkConcurrency(c: number): void {
-  if (!Number.isInteger(c) || c < 1 || c > 20) throw new ConfigError('max_concurrent_uploads', c, 'must be an integer 1..20');
 }
 
 function planRanges(key: string, info: TransferObjectInfo, manifest: Manifest | null): Range[] {

@@ -15,7 +15,7 @@
  * finished as a whole: the manifest is written even if the signal fires meanwhile.
  */
 import type { Readable } from 'node:stream';
-import { ConfigError, PveS3Error, asPveS3Error } from '../util/errors.js';
+import { PveS3Error, asPveS3Error } from '../util/errors.js';
 import { sleep } from '../s3/retry.js';
 import { Sha256 } from '../wasm/digests.js';
 import { toHex } from '../wasm/encoding.js';
@@ -26,6 +26,7 @@ import { UploadJournal, type JournalPart } from './journal.js';
 import { buildManifest, manifestKey, serializeManifest, type Manifest } from './manifest.js';
 import { hashService } from './hash-service.js';
 import { hashPart } from './part-hasher.js';
+import { checkBwlimit, checkConcurrency } from './option-checks.js';
 import { ProgressTracker, type Progress } from './progress.js';
 import { limiterFor, type RateLimiter } from './rate-limit.js';
 import { abortedError, isAbortError } from './transfer-errors.js';
@@ -68,12 +69,8 @@ interface PreparedPart extends PartSlice {
 }
 
 export async function uploadObject(client: TransferClient, key: string, src: UploadSource, o: UploadOptions): Promise<UploadResult> {
-  if (!Number.isInteger(o.concurrency) || o.concurrency < 1 || o.concurrency > 20) {
-    throw new ConfigError('max_concurrent_uploads', o.concurrency, 'must be an integer 1..20');
-  }
-  if (o.bwlimitKiB !== undefined && (!Number.isInteger(o.bwlimitKiB) || o.bwlimitKiB < 0)) {
-    throw new ConfigError('bwlimit', o.bwlimitKiB, 'must be a whole number of KiB/s ≥ 0 (0 = unlimited)');
-  }
+  checkConcurrency(o.concurrency);
+  checkBwlimit(o.bwlimitKiB);
   if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
 
   let source: ChunkSource;
