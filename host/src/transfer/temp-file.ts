@@ -53,11 +53,8 @@ export async function createTemp(dest: string, size: number): Promise<TempFile> 
     }
     if (size > 0) await fh.truncate(size);
   } catch (e) {
-    if (e instanceof PveS3Error) {
-      await discardTemp({ path, fh });
-      throw e;
-    }
     await discardTemp({ path, fh });
+    if (e instanceof PveS3Error) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new PveS3Error('InvalidDestination', `cannot allocate ${size} bytes for '${dest}': ${code ?? String(e)}`, { cause: e });
   }
