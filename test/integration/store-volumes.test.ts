@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
+import { deleteInBatches } from '../../host/src/store/delete-batches.js';
 import { listVolumes } from '../../host/src/store/list.js';
 import { readRecord } from '../../host/src/store/local-cache.js';
 import { syncLocal } from '../../host/src/store/sync.js';
@@ -243,6 +244,20 @@ describe('delete', () => {
     ]);
     await deleteVolumes(ctx, [`backup/${base}.vma.lzo`]);
     expect((await keys()).filter((x) => x.includes(base))).toEqual([]);
+  });
+
+  it('deletes in batches for retention: a protected backup in the batch is refused alone, the rest still go', async () => {
+    const name = (d: number) => `vzdump-qemu-310-2024_03_0${d}-00_00_00.vma.zst`;
+    for (const d of [1, 2, 3]) await putVolume(ctx, `backup/${name(d)}`, { src: { path: await file(name(d), randomBytes(500)) }, protected: d === 2 });
+    const r = await deleteInBatches(ctx, [1, 2, 3].map((d) => `backup/${name(d)}`));
+    expect(r.removed).toEqual([`backup/${name(1)}`, `backup/${name(3)}`]);
+    expect(r.errors.map((e) => e.volname)).toEqual([`backup/${name(2)}`]);
+    expect(r.errors[0]!.message).toMatch(/protected/);
+    expect((await keys()).filter((x) => x.includes('vzdump-qemu-310-'))).toEqual([
+      `${PREFIX}dump/${name(2)}`,
+      `${PREFIX}dump/${name(2)}.protected`,
+      `${PREFIX}dump/${name(2)}.s3manifest`,
+    ]);
   });
 });
 

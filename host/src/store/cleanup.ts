@@ -5,9 +5,9 @@
  */
 import { durationCutoff, parseDuration } from '../pve/duration.js';
 import { parseArchiveName } from '../pve/volname.js';
+import { deleteInBatches } from './delete-batches.js';
 import { listVolumes } from './list.js';
 import { nowOf, type StoreContext } from './types.js';
-import { deleteVolumes } from './volumes.js';
 
 export interface CleanupItem {
   volname: string;
@@ -67,25 +67,9 @@ export async function cleanupByAge(
   const out: CleanupOutcome = { cutoff, items, removed: [], errors: [], dryRun: o.dryRun === true };
   const doomed = items.filter((i) => i.action === 'remove').map((i) => i.volname);
   if (o.dryRun || doomed.length === 0) return out;
-  // batches: one DeleteObjects per 100 archives (x6 sidecar keys stays under the 1000-key limit)
-  for (let i = 0; i < doomed.length; i += 100) {
-    const batch = doomed.slice(i, i + 100);
-    try {
-      const r = await deleteVolumes(ctx, batch);
-      out.removed.push(...r.deleted);
-    } catch (e) {
-      // a backup protected meanwhile refuses the whole batch: retry one by one to save the rest
-      for (const volname of batch) {
-        try {
-          const r = await deleteVolumes(ctx, [volname]);
-          out.removed.push(...r.deleted);
-        } catch (err) {
-          out.errors.push({ volname, message: (err as Error).message });
-        }
-      }
-      void e;
-    }
-  }
+  const r = await deleteInBatches(ctx, doomed);
+  out.removed = r.removed;
+  out.errors = r.errors;
   ctx.logger.info('cleanup by age', { olderThan: o.olderThan, removed: out.removed.length, errors: out.errors.length });
   return out;
 }

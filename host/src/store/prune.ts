@@ -1,12 +1,13 @@
 /**
  * Prune in the bucket with PVE's own marking (host/src/pve/prune.ts): the plan is pure, deleting
- * goes through deleteVolumes so sidecars leave with their archive and protected backups stay.
+ * goes through deleteVolumes (in batches) so sidecars leave with their archive and protected
+ * backups stay.
  */
 import { markPrune, type PruneKeep, type PruneMark } from '../pve/prune.js';
 import type { GuestType as PveGuestType } from '../pve/volname.js';
 import { listVolumes } from './list.js';
+import { deleteInBatches } from './delete-batches.js';
 import type { StoreContext, Volume } from './types.js';
-import { deleteVolumes } from './volumes.js';
 
 export interface PruneEntry {
   volname: string;
@@ -49,18 +50,9 @@ export async function prune(
   const entries = await prunePlan(ctx, keep, filter);
   const out: PruneOutcome = { entries, removed: [], errors: [], dryRun: o.dryRun === true };
   if (o.dryRun) return out;
-  for (const e of entries) {
-    if (e.mark !== 'remove') continue;
-    try {
-      // one at a time: a backup protected since the plan was made is refused, not deleted
-      const r = await deleteVolumes(ctx, [e.volname]);
-      if (r.deleted.length > 0) {
-        out.removed.push(e.volname);
-        ctx.logger.info(`removing backup '${ctx.settings.storageId}:${e.volname}'`);
-      }
-    } catch (err) {
-      out.errors.push({ volname: e.volname, message: (err as Error).message });
-    }
-  }
+  const r = await deleteInBatches(ctx, entries.filter((e) => e.mark === 'remove').map((e) => e.volname));
+  out.removed = r.removed;
+  out.errors = r.errors;
+  for (const volname of r.removed) ctx.logger.info(`removing backup '${ctx.settings.storageId}:${volname}'`);
   return out;
 }
