@@ -12,8 +12,8 @@ import { NOTES_SUFFIX, PROTECTED_SUFFIX, parseVolname, sidecarNames, type Volume
 import type { Progress } from '../transfer/progress.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { isCachePath, localPath, writeRecord } from './local-cache.js';
-import { putSmall } from './objects.js';
-import { keyOf, statVolume, stripQuotes } from './volumes.js';
+import { isNotFound, putSmall } from './objects.js';
+import { keyOf, notFound, statVolume, stripQuotes } from './volumes.js';
 import { readSse, transferClient, uploadLimits, type StoreContext, type Volume } from './types.js';
 import { archiveTags } from './lifecycle.js';
 
@@ -138,8 +138,7 @@ export async function getVolume(
   try {
     info = await ctx.client.headObject(key, readSse(ctx));
   } catch (e) {
-    const { notFound } = await import('./volumes.js');
-    if ((e as { code?: string }).code === 'NoSuchKey' || (e as { code?: string }).code === 'NotFound') throw notFound(ctx, volname, key);
+    if (isNotFound(e)) throw notFound(ctx, volname, key);
     throw e;
   }
   const mtime = Math.floor((info.lastModified?.getTime() ?? Date.now()) / 1000);
@@ -195,11 +194,7 @@ export async function streamVolume(
     });
     return { size: res.size, etag: stripQuotes(res.etag), verified: res.verifiedBy === 'manifest' };
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === 'NoSuchKey' || code === 'NotFound') {
-      const { notFound } = await import('./volumes.js');
-      throw notFound(ctx, volname, key);
-    }
+    if (isNotFound(e)) throw notFound(ctx, volname, key);
     throw e;
   }
 }
