@@ -173,16 +173,22 @@ export function parseVolumeFile(content: ContentType, name: string, full = `${co
 // ---------------------------------------------------------------------------------------------
 // Object keys
 
-/** Object key of a volume: `<prefix><dir>/<name>`, prefix already normalised ('' or 'x/'). */
+/** The key layout, `<prefix><dir>/<name>` (prefix already normalised: '' or 'x/'), for a name
+ *  that was checked already (a parsed volume, or a sidecar name derived from one). */
+export function keyOfName(prefix: string, content: ContentType, name: string): string {
+  return prefix + CONTENT_DIR[content] + name;
+}
+
+/** Object key of a volume file. */
 export function objectKey(prefix: string, content: ContentType, name: string): string {
   parseVolumeFile(content, name); // refuses bad names before anything reaches the wire
-  return prefix + CONTENT_DIR[content] + name;
+  return keyOfName(prefix, content, name);
 }
 
 /** Object key of a volname (`backup/…`). */
 export function volnameKey(prefix: string, volname: string): string {
   const v = parseVolname(volname);
-  return prefix + CONTENT_DIR[v.content] + v.name;
+  return keyOfName(prefix, v.content, v.name);
 }
 
 export type SidecarKind = 'notes' | 'protected' | 'manifest' | 'log';

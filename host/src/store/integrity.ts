@@ -2,8 +2,7 @@
  * check-integrity: every selected backup is read in full and compared with its manifest; sidecars
  * whose archive is gone are reported too, since they make a deleted backup look half-present.
  */
-import { CONTENT_DIR } from '../pve/content.js';
-import { classifyKey, parseVolname } from '../pve/volname.js';
+import { classifyKey, keyOfName, parseVolname } from '../pve/volname.js';
 import type { Progress } from '../transfer/progress.js';
 import { mapLimit } from './concurrency.js';
 import { listFolder, toVolume } from './list.js';
@@ -54,7 +53,7 @@ export async function checkIntegrity(
       for (const n of only) {
         const v = parseVolname(n);
         if (v.content === content && !present.has(v.name)) {
-          items.push({ volname: n, key: ctx.settings.prefix + CONTENT_DIR[content] + v.name, status: 'error', message: 'volume does not exist' });
+          items.push({ volname: n, key: keyOfName(ctx.settings.prefix, content, v.name), status: 'error', message: 'volume does not exist' });
         }
       }
       continue;

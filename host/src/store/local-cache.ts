@@ -8,7 +8,7 @@
 import { mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { CONTENT_DIR } from '../pve/content.js';
-import { NOTES_SUFFIX, PROTECTED_SUFFIX, classifyKey, parseVolumeFile } from '../pve/volname.js';
+import { NOTES_SUFFIX, PROTECTED_SUFFIX, classifyKey, keyOfName, parseVolumeFile } from '../pve/volname.js';
 import { STATE_DIR } from './state-dir.js';
 import type { Content, GuestType, StoreContext, Volume } from './types.js';
 
@@ -156,7 +156,7 @@ export async function listPending(ctx: StoreContext, contents: readonly Content[
       volname: v.volname,
       content: f.content,
       name: f.name,
-      key: ctx.settings.prefix + CONTENT_DIR[f.content] + f.name,
+      key: keyOfName(ctx.settings.prefix, f.content, f.name),
       size: f.size,
       ctime: v.ctime ?? Math.floor(f.mtimeMs / 1000),
       format: v.listFormat,

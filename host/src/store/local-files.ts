@@ -5,8 +5,7 @@
  */
 import { readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { CONTENT_DIR } from '../pve/content.js';
-import { NOTES_SUFFIX, PROTECTED_SUFFIX, classifyFile, sidecarNames } from '../pve/volname.js';
+import { NOTES_SUFFIX, PROTECTED_SUFFIX, classifyFile, keyOfName, sidecarNames } from '../pve/volname.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import type { StoreContext, Volume } from './types.js';
 
@@ -76,7 +75,7 @@ export async function putBackupLog(ctx: StoreContext, localPath: string, name = 
   }
   const st = await stat(localPath).catch(() => null);
   if (!st || !st.isFile()) throw new PveS3Error('InvalidArgument', `invalid log '${localPath}': not an existing regular file`, { exitCode: EXIT.usage });
-  const key = ctx.settings.prefix + CONTENT_DIR.backup + name;
+  const key = keyOfName(ctx.settings.prefix, 'backup', name);
   const { uploadObject } = await import('../transfer/upload.js');
   const { transferClient, uploadLimits } = await import('./types.js');
   const res = await uploadObject(transferClient(ctx), key, { path: localPath }, {
@@ -124,7 +123,7 @@ export async function assertMayReplace(ctx: StoreContext, volname: string, o: { 
 
 /** Whether the bucket holds the backup archive `name` (a vzdump file name), by one LIST. */
 export async function archiveStored(ctx: StoreContext, name: string): Promise<boolean> {
-  const key = ctx.settings.prefix + CONTENT_DIR.backup + name;
+  const key = keyOfName(ctx.settings.prefix, 'backup', name);
   const page = await ctx.client.listObjects({ prefix: key, maxKeys: 1 });
   return page.objects.some((o) => o.key === key);
 }

@@ -7,8 +7,7 @@
 import { hostname } from 'node:os';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { CONTENT_DIR } from '../pve/content.js';
-import { NOTES_SUFFIX, PROTECTED_SUFFIX, parseVolname, sidecarNames, type VolumeInfo } from '../pve/volname.js';
+import { NOTES_SUFFIX, PROTECTED_SUFFIX, keyOfName, parseVolname, sidecarNames, type VolumeInfo } from '../pve/volname.js';
 import type { Progress } from '../transfer/progress.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { isCachePath, localPath, writeRecord } from './local-cache.js';
@@ -87,7 +86,7 @@ export async function putVolume(ctx: StoreContext, volname: string, o: PutVolume
   if (o.notes !== undefined && o.notes !== '') await putSmall(ctx, key + NOTES_SUFFIX, o.notes);
   if (o.protected) await putSmall(ctx, key + PROTECTED_SUFFIX, '', 'application/octet-stream');
   if (o.logPath !== undefined) {
-    const logKey = ctx.settings.prefix + CONTENT_DIR.backup + sidecarNames(v.name).log!;
+    const logKey = keyOfName(ctx.settings.prefix, 'backup', sidecarNames(v.name).log!);
     await uploadObject(transferClient(ctx), logKey, { path: o.logPath }, {
       chunkSizeMB: ctx.settings.chunkSizeMB,
       concurrency: ctx.settings.concurrency,

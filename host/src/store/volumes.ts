@@ -2,12 +2,12 @@
  * One volume at a time: stat, attributes (notes, protected as sidecar objects, like a PVE dir
  * storage), and deletion of archives together with every sidecar.
  */
-import { CONTENT_DIR } from '../pve/content.js';
 import {
   LOG_SUFFIX,
   MANIFEST_SUFFIX,
   NOTES_SUFFIX,
   PROTECTED_SUFFIX,
+  keyOfName,
   parseVolname,
   sidecarNames,
   type VolumeInfo,
@@ -20,7 +20,7 @@ import { deleteQuiet, exists, isNotFound, putSmall, readText } from './objects.j
 import { readSse, transferClient, type GuestType, type StoreContext, type Volume } from './types.js';
 
 export function keyOf(ctx: StoreContext, v: VolumeInfo): string {
-  return ctx.settings.prefix + CONTENT_DIR[v.content] + v.name;
+  return keyOfName(ctx.settings.prefix, v.content, v.name);
 }
 
 export function notFound(ctx: StoreContext, volname: string, key: string): PveS3Error {
@@ -69,7 +69,7 @@ export async function statVolume(ctx: StoreContext, volname: string): Promise<Vo
       if (text) vol.notes = text;
     }
     const log = sidecarNames(v.name).log;
-    if (log) vol.log = await exists(ctx, ctx.settings.prefix + CONTENT_DIR.backup + log);
+    if (log) vol.log = await exists(ctx, keyOfName(ctx.settings.prefix, 'backup', log));
   }
   if (vol.manifest) {
     const { readManifest } = await import('../transfer/manifest.js');
@@ -137,7 +137,7 @@ export function volumeKeys(ctx: StoreContext, v: VolumeInfo): string[] {
     keys.push(key + NOTES_SUFFIX, key + PROTECTED_SUFFIX);
     const log = sidecarNames(v.name).log;
     if (log) {
-      const logKey = ctx.settings.prefix + CONTENT_DIR.backup + log;
+      const logKey = keyOfName(ctx.settings.prefix, 'backup', log);
       // a log is shared by name with nothing else, but another archive of the same base name
       // (same guest and second, other format) would share it: keep it then (see deleteVolumes)
       keys.push(logKey, logKey + MANIFEST_SUFFIX);
