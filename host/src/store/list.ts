@@ -10,7 +10,7 @@ import { listPending } from './local-cache.js';
 import { writeUsage } from './usage.js';
 import { mapLimit } from './concurrency.js';
 import { readText } from './objects.js';
-import type { Content, GuestType, StoreContext, Volume } from './types.js';
+import { volid, type Content, type GuestType, type StoreContext, type Volume } from './types.js';
 
 export interface ListOptions {
   content?: Content[];
@@ -34,10 +34,6 @@ export async function listFolder(ctx: StoreContext, content: Content): Promise<M
     if (name !== '' && !name.includes('/')) out.set(name, o);
   }
   return out;
-}
-
-export function volid(ctx: StoreContext, volname: string): string {
-  return `${ctx.settings.storageId}:${volname}`;
 }
 
 /** A Volume from parsed name + its listing entry + the sidecars seen in the same folder. */

@@ -10,7 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { CONTENT_DIR } from '../pve/content.js';
 import { NOTES_SUFFIX, PROTECTED_SUFFIX, classifyKey, keyOfName, parseVolumeFile } from '../pve/volname.js';
 import { STATE_DIR } from './state-dir.js';
-import type { Content, GuestType, StoreContext, Volume } from './types.js';
+import { volid, type Content, type GuestType, type StoreContext, type Volume } from './types.js';
 
 export { STATE_DIR };
 
@@ -152,7 +152,7 @@ export async function listPending(ctx: StoreContext, contents: readonly Content[
   for (const f of await localOnlyFiles(cacheDir, contents)) {
     const v = parseVolumeFile(f.content, f.name);
     const vol: Volume = {
-      volid: `${ctx.settings.storageId}:${v.volname}`,
+      volid: volid(ctx, v.volname),
       volname: v.volname,
       content: f.content,
       name: f.name,

@@ -7,7 +7,7 @@ import { readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { NOTES_SUFFIX, PROTECTED_SUFFIX, classifyFile, keyOfName, sidecarNames } from '../pve/volname.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
-import type { StoreContext, Volume } from './types.js';
+import { volid, type StoreContext, type Volume } from './types.js';
 
 export interface LocalSidecars {
   /** text of `<archive>.notes`, when present and not empty */
@@ -104,17 +104,17 @@ export async function assertMayReplace(ctx: StoreContext, volname: string, o: { 
   const page = await ctx.client.listObjects({ prefix: key, maxKeys: 1000 });
   const cur = page.objects.find((x) => x.key === key);
   if (cur === undefined) return;
-  const volid = `${ctx.settings.storageId}:${volname}`;
+  const id = volid(ctx, volname);
   if (page.objects.some((x) => x.key === key + PROTECTED_SUFFIX)) {
     throw new PveS3Error(
       'VolumeProtected',
-      `'${volid}' is already in the bucket and protected: a protected backup is never replaced; remove its protection in PVE first (GUI: the backup's Change Protection) or upload it under another name`,
+      `'${id}' is already in the bucket and protected: a protected backup is never replaced; remove its protection in PVE first (GUI: the backup's Change Protection) or upload it under another name`,
       { exitCode: EXIT.usage, key },
     );
   }
   if (!o.replace) {
     const when = cur.lastModified.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
-    throw new PveS3Error('DestinationExists', `'${volid}' is already in the bucket (${cur.size} bytes, uploaded ${when}): nothing uploaded${o.hint ? `; ${o.hint}` : ''}`, {
+    throw new PveS3Error('DestinationExists', `'${id}' is already in the bucket (${cur.size} bytes, uploaded ${when}): nothing uploaded${o.hint ? `; ${o.hint}` : ''}`, {
       exitCode: EXIT.usage,
       key,
     });

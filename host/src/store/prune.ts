@@ -7,7 +7,7 @@ import { markPrune, type PruneKeep, type PruneMark } from '../pve/prune.js';
 import type { GuestType as PveGuestType } from '../pve/volname.js';
 import { listVolumes } from './list.js';
 import { deleteInBatches } from './delete-batches.js';
-import type { StoreContext, Volume } from './types.js';
+import { volid, type StoreContext, type Volume } from './types.js';
 
 export interface PruneEntry {
   volname: string;
@@ -53,6 +53,6 @@ export async function prune(
   const r = await deleteInBatches(ctx, entries.filter((e) => e.mark === 'remove').map((e) => e.volname));
   out.removed = r.removed;
   out.errors = r.errors;
-  for (const volname of r.removed) ctx.logger.info(`removing backup '${ctx.settings.storageId}:${volname}'`);
+  for (const volname of r.removed) ctx.logger.info(`removing backup '${volid(ctx, volname)}'`);
   return out;
 }

@@ -120,6 +120,9 @@ export interface Volume {
 
 export const nowOf = (ctx: StoreContext): Date => (ctx.now ? ctx.now() : new Date());
 
+/** PVE's volume id, `<storage>:<volname>` */
+export const volid = (ctx: StoreContext, volname: string): string => `${ctx.settings.storageId}:${volname}`;
+
 /** The same client seen through the transfer engine's structural interface (S3Client has both). */
 export const transferClient = (ctx: StoreContext): import('../transfer/transfer-client.js').TransferClient =>
   ctx.client as unknown as import('../transfer/transfer-client.js').TransferClient;

@@ -17,7 +17,7 @@ import { mapLimit } from './concurrency.js';
 import { rm } from 'node:fs/promises';
 import { isSyncedCopy, localPath, removeRecord } from './local-cache.js';
 import { deleteQuiet, exists, isNotFound, putSmall, readText } from './objects.js';
-import { readSse, transferClient, type GuestType, type StoreContext, type Volume } from './types.js';
+import { readSse, transferClient, volid, type GuestType, type StoreContext, type Volume } from './types.js';
 
 export function keyOf(ctx: StoreContext, v: VolumeInfo): string {
   return keyOfName(ctx.settings.prefix, v.content, v.name);
@@ -47,7 +47,7 @@ export async function statVolume(ctx: StoreContext, volname: string): Promise<Vo
   for (const o of page.objects) siblings.add(o.key);
   const mtime = Math.floor((info.lastModified?.getTime() ?? Date.now()) / 1000);
   const vol: Volume = {
-    volid: `${ctx.settings.storageId}:${v.volname}`,
+    volid: volid(ctx, v.volname),
     volname: v.volname,
     content: v.content,
     name: v.name,
