@@ -3,11 +3,12 @@
  * leaves next to an archive (`.notes`, `.protected`, the log), and removing the local copy only
  * once the bucket is known to hold it (the CLIs, the hook and putVolume's `removeSource` share it).
  */
-import { readFile, rm, stat } from 'node:fs/promises';
+import { open, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { NOTES_SUFFIX, PROTECTED_SUFFIX, classifyFile, keyOfName, sidecarNames } from '../pve/volname.js';
+import { NOTES_SUFFIX, PROTECTED_SUFFIX, classifyFile, keyOfName, parseVolname, sidecarNames } from '../pve/volname.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
-import { volid, type StoreContext, type Volume } from './types.js';
+import { readSse, transferClient, uploadLimits, volid, type StoreContext, type Volume } from './types.js';
+import { keyOf } from './volumes.js';
 
 export interface LocalSidecars {
   /** text of `<archive>.notes`, when present and not empty */
@@ -77,7 +78,6 @@ export async function putBackupLog(ctx: StoreContext, localPath: string, name = 
   if (!st || !st.isFile()) throw new PveS3Error('InvalidArgument', `invalid log '${localPath}': not an existing regular file`, { exitCode: EXIT.usage });
   const key = keyOfName(ctx.settings.prefix, 'backup', name);
   const { uploadObject } = await import('../transfer/upload.js');
-  const { transferClient, uploadLimits } = await import('./types.js');
   const res = await uploadObject(transferClient(ctx), key, { path: localPath }, {
     chunkSizeMB: ctx.settings.chunkSizeMB,
     concurrency: ctx.settings.concurrency,
@@ -96,8 +96,6 @@ export async function putBackupLog(ctx: StoreContext, localPath: string, name = 
  * overwrite a backup. No object: nothing to decide.
  */
 export async function assertMayReplace(ctx: StoreContext, volname: string, o: { replace: boolean; hint?: string }): Promise<void> {
-  const { parseVolname } = await import('../pve/volname.js');
-  const { keyOf } = await import('./volumes.js');
   const key = keyOf(ctx, parseVolname(volname));
   // one LIST answers both questions (the object, its .protected), and a refused signature comes
   // back with S3's own error body rather than a bare 403 to a HEAD
@@ -135,14 +133,10 @@ export async function archiveStored(ctx: StoreContext, name: string): Promise<bo
  */
 export async function sameAsStored(ctx: StoreContext, key: string, localPath: string, size: number): Promise<boolean> {
   const { readManifest } = await import('../transfer/manifest.js');
-  const { transferClient } = await import('./types.js');
-  const m = await readManifest(transferClient(ctx), key, { ...(ctx.signal ? { signal: ctx.signal } : {}), ...(ctx.settings.put?.sse?.type === 'SSE-C' ? { sse: ctx.settings.put.sse } : {}) }).catch(
-    () => null,
-  );
+  const m = await readManifest(transferClient(ctx), key, { ...(ctx.signal ? { signal: ctx.signal } : {}), ...readSse(ctx) }).catch(() => null);
   if (m === null || m.size !== size) return false;
   const { Sha256 } = await import('../wasm/digests.js');
   const { toHex } = await import('../wasm/encoding.js');
-  const { open } = await import('node:fs/promises');
   const fh = await open(localPath, 'r');
   try {
     const buf = new Uint8Array(Math.min(Math.max(size, 1), 4 << 20));

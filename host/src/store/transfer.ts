@@ -5,7 +5,7 @@
  * local copy is already the object.
  */
 import { hostname } from 'node:os';
-import { stat } from 'node:fs/promises';
+import { chmod, stat, utimes } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { NOTES_SUFFIX, PROTECTED_SUFFIX, keyOfName, parseVolname, sidecarNames, type VolumeInfo } from '../pve/volname.js';
 import type { Progress } from '../transfer/progress.js';
@@ -159,10 +159,8 @@ export async function getVolume(
   });
   if (v.content === 'snippets') {
     // hookscripts must be executable (PVE checks -x); S3 keeps no mode bits
-    const { chmod } = await import('node:fs/promises');
     await chmod(dest, 0o755);
   }
-  const { utimes } = await import('node:fs/promises');
   await utimes(dest, mtime, mtime);
   if (cachePath) await writeRecord(ctx.settings.cacheDir!, v.content, v.name, etag);
   ctx.logger.info('downloaded volume', { volname, dest, size: res.size, verifiedBy: res.verifiedBy });
