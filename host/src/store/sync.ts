@@ -3,12 +3,13 @@
  * hook did not take) into the bucket. Only files that have been quiet for a while (cp/scp are not
  * atomic), that are valid volumes, and that are not already copies of bucket objects.
  */
-import { open, readFile, rm, mkdir, stat } from 'node:fs/promises';
+import { open, readFile, rm, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CONTENT_TYPES } from '../pve/content.js';
-import { NOTES_SUFFIX, PROTECTED_SUFFIX, parseVolumeFile, sidecarNames } from '../pve/volname.js';
+import { parseVolumeFile } from '../pve/volname.js';
 import { STATE_DIR, localOnlyFiles, writeRecord } from './local-cache.js';
 import { listFolder } from './list.js';
+import { readLocalSidecars } from './local-files.js';
 import { putVolume } from './transfer.js';
 import { nowOf, type Content, type StoreContext } from './types.js';
 import { stripQuotes } from './volumes.js';
@@ -88,20 +89,10 @@ export async function syncLocal(
       }
       try {
         const v = parseVolumeFile(f.content, f.name);
-        let notes: string | undefined;
-        let prot = false;
-        let logPath: string | undefined;
-        if (f.content === 'backup') {
-          notes = (await readFile(f.path + NOTES_SUFFIX, 'utf8').catch(() => undefined)) || undefined;
-          prot = (await stat(f.path + PROTECTED_SUFFIX).catch(() => null)) !== null;
-          const log = sidecarNames(f.name).log;
-          if (log && (await stat(join(f.path, '..', log)).catch(() => null))) logPath = join(f.path, '..', log);
-        }
+        const side = f.content === 'backup' ? await readLocalSidecars(f.path) : { protected: false };
         const vol = await putVolume(ctx, v.volname, {
           src: { path: f.path },
-          ...(notes !== undefined ? { notes } : {}),
-          protected: prot,
-          ...(logPath !== undefined ? { logPath } : {}),
+          ...side,
           removeSource: o.keepLocal === false,
         });
         if (o.keepLocal !== false && vol.etag) await writeRecord(cacheDir, f.content, f.name, stripQuotes(vol.etag));
