@@ -49,8 +49,8 @@ install: bundle
 	cd $(BUNDLE) && find . -type f -printf '%P\n' | LC_ALL=C sort | while read -r f; do \
 		mode=0644; [ "$$(head -c2 "$$f")" != '#!' ] || mode=0755; \
 		install -m $$mode "$$f" "$(DESTDIR)$(LIBDIR)/$$f"; done
-	# stable names without the extension; node follows the link and sees .js under a type:module package.json
-	ln -sfn pve-s3-host.js $(DESTDIR)$(LIBDIR)/pve-s3-host
+	# stable names without the extension; node follows the link and sees .cjs (the host) or .js under a type:module package.json
+	ln -sfn pve-s3-host.cjs $(DESTDIR)$(LIBDIR)/pve-s3-host
 	ln -sfn pve-s3-vzdump-hook.js $(DESTDIR)$(LIBDIR)/pve-s3-vzdump-hook
 	for c in $(COMMANDS); do ln -sfn ../lib/pve-s3/$$c.js $(DESTDIR)$(PREFIX)/bin/$$c; done
 	install -m 0644 perl/PVE/Storage/Custom/S3Plugin.pm $(DESTDIR)$(PERLDIR)/

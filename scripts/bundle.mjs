@@ -7,7 +7,7 @@
 //   node scripts/bundle.mjs OUTDIR [--partial] [--full-undici] [--meta FILE]
 //     --partial      skip bin entries whose shim does not exist yet (development only)
 //     --full-undici  bundle undici's whole index instead of scripts/undici-agent.mjs (to measure)
-//     --no-v8-flags  leave out scripts/v8-flags.mjs (to measure)
+//     --no-wasm-budget  leave out scripts/wasm-budget.mjs (to measure)
 //     --split-host   load the host from shared chunks like the commands (to measure)
 //     --esm-host     the host as one ES module, without scripts/host-loader.mjs's code cache (to measure)
 //     --meta FILE    write esbuild's metafile (what went into which output, byte counts)
@@ -35,12 +35,12 @@ const option = (name) => {
 };
 const partial = flag('--partial');
 const fullUndici = flag('--full-undici');
-const noFlags = flag('--no-v8-flags');
+const noFlags = flag('--no-wasm-budget');
 const splitHost = flag('--split-host');
 const esmHost = flag('--esm-host');
 const metaFile = option('--meta');
 if (argv.length > 1 || argv.some((a) => a.startsWith('-'))) {
-  throw new Error(`usage: node scripts/bundle.mjs OUTDIR [--partial] [--full-undici] [--no-v8-flags] [--split-host] [--esm-host] [--meta FILE] (got ${argv.join(' ')})`);
+  throw new Error(`usage: node scripts/bundle.mjs OUTDIR [--partial] [--full-undici] [--no-wasm-budget] [--split-host] [--esm-host] [--meta FILE] (got ${argv.join(' ')})`);
 }
 const out = resolve(argv[0] ?? join(root, 'build', 'pkg'));
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
@@ -48,7 +48,7 @@ const wasm = join(root, 'build', 'core.wasm');
 if (!existsSync(wasm)) throw new Error(`${wasm} is missing: run 'npm run build' first`);
 
 const entryPoints = {};
-const bins = new Map(); // entry name → the bin shim it starts with scripts/v8-flags.mjs
+const bins = new Map(); // entry name → the bin shim it starts with scripts/wasm-budget.mjs
 for (const [name, file] of Object.entries(pkg.bin)) {
   if (existsSync(join(root, file))) {
     entryPoints[name] = `pve-s3-entry:${name}`;
@@ -62,14 +62,14 @@ for (const [name, file] of Object.entries(pkg.bin)) {
 const worker = join(root, 'host', 'dist', 'transfer', 'hash-worker.js');
 if (existsSync(worker)) entryPoints['chunks/hash-worker'] = worker;
 
-// Each command's entry: the V8 flags first (ES module imports run in order), then its shim.
+// Each command's entry: the wasm budget first (ES module imports run in order), then its shim.
 const binEntries = {
   name: 'bin-entries',
   setup(b) {
     b.onResolve({ filter: /^pve-s3-entry:/ }, (a) => ({ path: a.path, namespace: 'pve-s3-entry' }));
     b.onLoad({ filter: /.*/, namespace: 'pve-s3-entry' }, (a) => {
       const shim = bins.get(a.path.slice('pve-s3-entry:'.length));
-      const flags = join(root, 'scripts', 'v8-flags.mjs');
+      const flags = join(root, 'scripts', 'wasm-budget.mjs');
       return {
         contents: `#!/usr/bin/env node\n${noFlags ? '' : `import ${JSON.stringify(flags)};\n`}import ${JSON.stringify(shim)};\n`,
         resolveDir: root,
@@ -78,6 +78,18 @@ const binEntries = {
     });
   },
 };
+
+const LAZY_ASSERT = `const real = () => require('node:assert');
+function assert(value, message) {
+  if (!value) real()(value, message);
+}
+module.exports = new Proxy(assert, { get: (t, k) => (k in t ? t[k] : real()[k]) });`;
+const LAZY_HTTP = `// a class no stream is made by: undici's IncomingMessage special case never applies
+class IncomingMessage {}
+const flagged = () => [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\\s+/)].some((a) => a.startsWith('--max-http-header-size'));
+module.exports = new Proxy({}, {
+  get: (t, k) => (k === 'IncomingMessage' ? IncomingMessage : k === 'maxHeaderSize' && !flagged() ? 16384 : require('node:http')[k]),
+});`;
 
 const undiciShim = {
   name: 'undici-agent',
@@ -92,6 +104,18 @@ const undiciShim = {
     b.onResolve({ filter: /^node:http2$/ }, (a) =>
       a.importer.endsWith(join('undici', 'lib', 'dispatcher', 'client-h2.js')) ? { path: 'http2-lazy', namespace: 'pve-s3-http2' } : undefined,
     );
+    // node:http (8 internal modules and perf_hooks) is loaded by undici's util.js and client.js
+    // only to compare a body's constructor with IncomingMessage (the host never hands undici
+    // one: its bodies are buffers and async iterables) and to read maxHeaderSize (node's
+    // --max-http-header-size, 16 KiB unless that flag is given). node:assert (4 modules) guards
+    // invariants that hold. Both are loaded on first real use instead: about 6 ms of a status.
+    b.onResolve({ filter: /^node:(http|assert)$/ }, (a) =>
+      a.importer.includes(join('node_modules', 'undici', 'lib')) ? { path: a.path, namespace: 'pve-s3-lazy' } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'pve-s3-lazy' }, (a) => ({
+      contents: a.path === 'node:assert' ? LAZY_ASSERT : LAZY_HTTP,
+      loader: 'js',
+    }));
     b.onLoad({ filter: /.*/, namespace: 'pve-s3-http2' }, async () => {
       const { constants } = await import('node:http2');
       return {
@@ -139,7 +163,9 @@ if (!splitHost && esmHost && entryPoints['pve-s3-host']) {
   const shim = readFileSync(bins.get('pve-s3-host'), 'utf8');
   const m = /^([\s\S]*?)^const \{ main \} = await import\('\.\.\/dist\/protocol\/main\.js'\);\s*await main\(\);\s*$/m.exec(shim);
   if (!m) throw new Error(`${bins.get('pve-s3-host')} no longer ends in "const { main } = await import('../dist/protocol/main.js'); await main();": update scripts/bundle.mjs`);
-  const entry = `import { main } from ${JSON.stringify(join(root, 'host', 'dist', 'protocol', 'main.js'))};\n${m[1].replace(/^#!.*\n/, '')}\nmain();\n`;
+  const mainJs = JSON.stringify(join(root, 'host', 'dist', 'protocol', 'main.js'));
+  // servedOp tells scripts/host-loader.mjs which run's code cache to keep
+  const entry = `import { main } from ${mainJs};\nexport { servedOp } from ${mainJs};\n${m[1].replace(/^#!.*\n/, '')}\nmain();\n`;
   metas.push(
     (
       await build({
@@ -149,6 +175,13 @@ if (!splitHost && esmHost && entryPoints['pve-s3-host']) {
         stdin: { contents: entry, resolveDir: join(root, 'host', 'bin'), sourcefile: 'pve-s3-host-entry.js', loader: 'js' },
         outfile: join(out, 'host.cjs'),
         format: 'cjs',
+        // node reads and V8 checks all of host.cjs on every start, cache or not: without the
+        // whitespace it is a quarter smaller and a status about 4 ms faster (names are kept, so
+        // stack traces in the log still say which function)
+        minifyWhitespace: true,
+        // licences to host.cjs.LEGAL.txt: one non-ASCII letter in a licence comment would make
+        // the whole source a two-byte string (the loader reads it as latin1, checked below)
+        legalComments: 'external',
         plugins: fullUndici ? [] : [undiciShim],
         // the code needs import.meta.url only to find core.wasm and hash-worker.js, which sit next
         // to the loader: give it the loader's URL (a .js one, as the hash thread requires)
@@ -159,15 +192,22 @@ if (!splitHost && esmHost && entryPoints['pve-s3-host']) {
       })
     ).metafile,
   );
-  const digest = createHash('sha256').update(readFileSync(join(out, 'host.cjs'))).digest('hex').slice(0, 16);
+  const hostCjs = readFileSync(join(out, 'host.cjs'));
+  const wide = hostCjs.findIndex((b) => b > 0x7f);
+  if (wide >= 0) throw new Error(`host.cjs has a non-ASCII byte at offset ${wide} (${JSON.stringify(hostCjs.subarray(Math.max(0, wide - 40), wide + 10).toString())}): scripts/host-loader.mjs reads it as latin1`);
+  const digest = createHash('sha256').update(hostCjs).digest('hex').slice(0, 16);
   const loaderEntries = existsSync(worker) ? { 'hash-worker': worker } : {};
   metas.push((await build({ ...common, plugins: [undiciShim], entryPoints: loaderEntries, splitting: false })).metafile);
+  // The loader is CommonJS too (pve-s3-host.cjs): node reaches a CommonJS entry about 3 ms
+  // sooner than an ES module one (bench:startup).
   await build({
     ...common,
+    format: 'cjs',
+    outExtension: { '.js': '.cjs' },
     entryPoints: { 'pve-s3-host': join(root, 'scripts', 'host-loader.mjs') },
     plugins: [],
-    banner: { js: '#!/usr/bin/env node' },
-    define: { __PVE_S3_HOST_DIGEST__: JSON.stringify(digest) },
+    banner: { js: "#!/usr/bin/env node\nvar __pveS3LoaderUrl = require('node:url').pathToFileURL(__filename).href;" },
+    define: { __PVE_S3_HOST_DIGEST__: JSON.stringify(digest), 'import.meta.url': '__pveS3LoaderUrl' },
     splitting: false,
   });
 }

@@ -5,12 +5,16 @@
 // cache, later runs skip parsing and the lazy compiles the cached run already did (bench:startup:
 // about 20 ms less CPU per status on Node 20).
 //
+// The cache is kept from a `status` run: V8 stores the functions a run compiled, and status is
+// what PVE repeats (a cache made by `pvesm add`'s first request would leave status compiling
+// half its code on every poll: bench:startup, about 25 ms).
+//
 // The cache file's name carries the digest of host.cjs (V8 itself only checks the source length),
 // the node version and the architecture; V8 rejects a cache from other flags and we then write a
 // fresh one. It lives in /var/cache/pve-s3 (root-writable only; made here when missing, for trees
 // installed by `make install`), or in PVE_S3_CODE_CACHE_DIR; "" turns it off. A cache that cannot be read or written costs nothing
 // but the saving.
-import '../scripts/v8-flags.mjs';
+import './wasm-budget.mjs';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -31,14 +35,17 @@ if (cacheFile !== undefined) {
     cachedData = undefined;
   }
 }
-const source = readFileSync(filename, 'utf8');
+// ASCII (scripts/bundle.mjs checks): latin1 makes the one-byte string V8 takes without a copy
+const source = readFileSync(filename, 'latin1');
 const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
   filename,
   ...(cachedData ? { cachedData } : {}),
 });
+const module = { exports: {} };
 if (cacheFile !== undefined && (cachedData === undefined || script.cachedDataRejected)) {
   // at exit, so that the functions this run compiled lazily are in the cache too
   process.once('exit', () => {
+    if (module.exports.servedOp?.() !== 'status') return;
     const tmp = `${cacheFile}.${process.pid}.tmp`;
     try {
       mkdirSync(dirname(cacheFile), { recursive: true, mode: 0o755 });
@@ -49,5 +56,4 @@ if (cacheFile !== undefined && (cachedData === undefined || script.cachedDataRej
     }
   });
 }
-const module = { exports: {} };
 script.runInThisContext()(module.exports, createRequire(filename), module, filename, here);

@@ -41,7 +41,7 @@ for (let i = 0; i < args.length; i++) {
   } else throw new Error(`unknown argument '${a}' (see the comment at the top of ${fileURLToPath(import.meta.url)})`);
 }
 if (!Number.isInteger(runs) || runs < 3) throw new Error(`invalid --runs '${runs}': must be an integer ≥ 3`);
-if (hosts.length === 0) hosts.push({ file: join(root, 'build/pkg/pve-s3-host.js'), label: 'build/pkg' });
+if (hosts.length === 0) hosts.push({ file: join(root, 'build/pkg/pve-s3-host.cjs'), label: 'build/pkg' });
 for (const h of hosts) if (!existsSync(h.file)) throw new Error(`host ${h.file} does not exist: run 'make bundle' (or give --root/--host)`);
 
 const env = { ...process.env };

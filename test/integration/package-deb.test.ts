@@ -101,7 +101,7 @@ describe('the .deb', () => {
     for (const p of [
       '/usr/share/perl5/PVE/Storage/Custom/S3Plugin.pm',
       '/usr/lib/pve-s3/pve-s3-host',
-      '/usr/lib/pve-s3/pve-s3-host.js',
+      '/usr/lib/pve-s3/pve-s3-host.cjs',
       '/usr/lib/pve-s3/host.cjs',
       '/usr/lib/pve-s3/pve-s3-vzdump-hook',
       '/usr/lib/pve-s3/package.json',
@@ -152,7 +152,7 @@ describe('the .deb', () => {
       expect(statSync(target).mode & 0o111).not.toBe(0);
       expect(readFileSync(target, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
     }
-    expect(realpathSync(join(root, 'usr/lib/pve-s3/pve-s3-host'))).toBe(join(root, 'usr/lib/pve-s3/pve-s3-host.js'));
+    expect(realpathSync(join(root, 'usr/lib/pve-s3/pve-s3-host'))).toBe(join(root, 'usr/lib/pve-s3/pve-s3-host.cjs'));
   });
 
   it('postinst and postrm are POSIX sh and succeed where PVE is not installed', () => {

@@ -47,6 +47,14 @@ function protocolError(e: unknown, timedOut?: { op: string; endpoint: string; ms
   return new PveS3Error(code, err.message, { status: err.status, retryable: err.retryable, exitCode: err.exitCode });
 }
 
+let served: string | undefined;
+
+/** The op of the request this process answered (after `handle` parsed it): the installed
+ *  loader keeps the V8 code cache of a `status` run, the operation PVE repeats every 10 s. */
+export function servedOp(): string | undefined {
+  return served;
+}
+
 export async function handle(input: NodeJS.ReadableStream, started = Date.now(), o: { abort?: AbortSignal } = {}): Promise<Reply> {
   let timedOut: { op: string; endpoint: string; ms: number } | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -59,6 +67,7 @@ export async function handle(input: NodeJS.ReadableStream, started = Date.now(),
       return okReply({ protocol: PROTOCOL_VERSION, host_version: HOST_VERSION, ops: OP_NAMES }, `pve-s3 host ${HOST_VERSION}, protocol ${PROTOCOL_VERSION}`);
     }
     const req = parseRequest(raw.doc, OP_NAMES);
+    served = req.op;
     const deadlineRaw = doc.deadline_ms;
     if (deadlineRaw !== undefined && (typeof deadlineRaw !== 'number' || !Number.isInteger(deadlineRaw) || deadlineRaw <= 0)) {
       throw new PveS3Error('BadRequest', `invalid deadline_ms '${String(deadlineRaw)}': must be a positive integer (milliseconds)`, { exitCode: EXIT.usage });

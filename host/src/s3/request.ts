@@ -210,7 +210,8 @@ export class S3Transport {
     const payloadHash = r.body ? r.sha256Hex! : EMPTY_SHA256;
     const signed = this.signer.sign({ method: r.method, path: t.path, query: r.query ?? [], headers, payloadHash, date });
     const path = signed.wireQuery ? `${signed.wirePath}?${signed.wireQuery}` : signed.wirePath;
-    const started = performance.now();
+    // Date, not performance: the global performance loads perf_hooks (10 modules) on every status
+    const started = Date.now();
     const debug = this.logger.debugEnabled;
     if (debug) {
       this.logger.debug('s3 request', {
@@ -245,7 +246,7 @@ export class S3Transport {
       this.logger.debug('s3 response', {
         operation: r.operation,
         status: res.statusCode,
-        ms: Math.round(performance.now() - started),
+        ms: Date.now() - started,
         requestId: headersFlat['x-amz-request-id'],
       });
     }

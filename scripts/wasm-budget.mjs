@@ -1,0 +1,30 @@
+// Imported first by every bundled entry (scripts/bundle.mjs), before any WebAssembly is compiled.
+// V8 11 (Node 20) tiers a wasm function up to TurboFan once it has run "1.8 MB worth" of code;
+// undici's HTTP parser (llhttp) reaches that within the first response, and compiling its one
+// big function costs about 80 ms — which a short run then waits for at exit. Ten times the
+// budget still lets the hashing loops of a transfer tier up after a few MiB (bench:core shows
+// no loss), while a short run stays on the baseline compiler.
+//
+// The budget is raised only while a module compiles (V8 gives each function its budget then),
+// and put back afterwards: any V8 flag that differs from its default changes V8's flag hash,
+// and with it node rejects its own code cache of the built-in modules — every node:net,
+// node:stream… loaded afterwards would be compiled from source (about 8 ms of a `status`), and
+// the host's own code cache would not match the next run. Measured by test/bench/startup.mjs.
+const RAISED = '--wasm-tiering-budget=20000000';
+// V8's default (node --v8-options); if a future V8 changes it, the only cost is the one above
+const DEFAULT = '--wasm-tiering-budget=1800000';
+
+const wasm = globalThis.WebAssembly;
+let v8;
+wasm.Module = new Proxy(wasm.Module, {
+  construct(target, args, newTarget) {
+    // node:v8 only when a module is compiled: `version` and argument errors never pay for it
+    v8 ??= process.getBuiltinModule('node:v8');
+    v8.setFlagsFromString(RAISED);
+    try {
+      return Reflect.construct(target, args, newTarget);
+    } finally {
+      v8.setFlagsFromString(DEFAULT);
+    }
+  },
+});
