@@ -218,6 +218,47 @@ describe('check-integrity and status', () => {
   });
 });
 
+describe("PVE's status probe", () => {
+  it('a key that may list only under its prefix: HeadBucket is refused, the prefix listing decides', async () => {
+    const { runRgwAdmin } = await import('../helpers/rgw.js');
+    const { testClient } = await import('../helpers/s3.js');
+    const access = 'PVES3OTHERUSER000001';
+    const secret = 'pveS3OtherUserSecret00000000000000000001';
+    await runRgwAdmin(['user', 'create', '--uid=pve-s3-other', '--display-name=other', `--access-key=${access}`, `--secret=${secret}`]).catch((e: Error) => {
+      if (!/exists/i.test(e.message)) throw e;
+    });
+    const policy = {
+      Version: '2012-10-17',
+      Statement: [
+        {
+          Effect: 'Allow',
+          Principal: { AWS: ['arn:aws:iam:::user/pve-s3-other'] },
+          Action: 's3:ListBucket',
+          Resource: `arn:aws:s3:::${c.bucket}`,
+          Condition: { StringLike: { 's3:prefix': 'node1/*' } },
+        },
+      ],
+    };
+    await c.transport.request({ operation: 'PutBucketPolicy', method: 'PUT', query: [['policy', '']], body: Buffer.from(JSON.stringify(policy)), idempotent: true });
+    try {
+      const other = testClient({ bucket: c.bucket, maxRetries: 0, credentials: { accessKeyId: access, secretAccessKey: secret } });
+      // the premise: this gateway refuses the key a HeadBucket
+      await expect(other.headBucket()).rejects.toMatchObject({ status: 403 });
+      await expect(pveStatus({ ...context('node1/'), client: other })).resolves.toMatchObject({ active: true });
+      // outside its prefix the listing's own verdict is the answer
+      await expect(pveStatus({ ...context('node2/'), client: other })).rejects.toMatchObject({ code: 'AccessDenied', message: expect.stringContaining('ListObjectsV2') });
+    } finally {
+      await c.transport.request({ operation: 'DeleteBucketPolicy', method: 'DELETE', query: [['policy', '']], idempotent: true });
+    }
+  });
+
+  it('a missing bucket is named as such, not as a failed HeadBucket', async () => {
+    const { testClient } = await import('../helpers/s3.js');
+    const gone = testClient({ bucket: `${c.bucket}-missing`, maxRetries: 0 });
+    await expect(pveStatus({ ...context('x/'), client: gone })).rejects.toMatchObject({ code: 'NoSuchBucket', message: expect.stringContaining(`${c.bucket}-missing does not exist`) });
+  });
+});
+
 describe('status when the probe fails', () => {
   it('reports an unreachable endpoint and rejected credentials as answers, not exceptions', async () => {
     const { testClient } = await import('../helpers/s3.js');

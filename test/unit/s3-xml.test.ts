@@ -1,11 +1,12 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { vectorsDir } from '../helpers/vectors.js';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   buildCompleteMultipartUpload,
   buildDeleteObjects,
   buildLifecycle,
+  loadXmlParser,
   parseCompleteMultipartUpload,
   parseDeleteResult,
   parseErrorBody,
@@ -32,6 +33,20 @@ interface IndexEntry {
 }
 const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as IndexEntry[];
 const read = (f: string) => readFileSync(join(dir, f), 'utf8');
+
+// the parser is loaded on the way to the first S3 body (a status never loads it)
+beforeAll(loadXmlParser);
+
+describe('the lazily loaded parser', () => {
+  it('refuses to parse before loadXmlParser, loudly rather than as a bad answer', async () => {
+    vi.resetModules();
+    const fresh = await import('../../host/src/s3/xml.js');
+    expect(() => fresh.parseXml('<Error><Code>NoSuchKey</Code></Error>')).toThrow(/before loadXmlParser/);
+    expect(() => fresh.parseErrorBody('<Error><Code>NoSuchKey</Code></Error>')).toThrow(/before loadXmlParser/);
+    await fresh.loadXmlParser();
+    expect(fresh.parseErrorBody('<Error><Code>NoSuchKey</Code></Error>')?.code).toBe('NoSuchKey');
+  });
+});
 
 /** Scalar fields of a root element as the raw strings the parser keeps. */
 function scalar(body: string, name: string): string | undefined {

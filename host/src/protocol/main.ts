@@ -4,9 +4,10 @@
  * request's section alone (never storage.cfg, S3_* or the credentials file). Everything an op
  * does not need is imported lazily: pvestatd starts this process every 10 s per storage.
  */
+import { writeSync } from 'node:fs';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { PROTOCOL_VERSION, errorReply, okReply, type Reply } from './envelope.js';
-import { readRequest } from './read-request.js';
+import { readRequest, readStdinRequest, type RawRequest } from './read-request.js';
 import { parseRequest } from './request.js';
 import { VERSION } from '../util/version.js';
 
@@ -55,12 +56,17 @@ export function servedOp(): string | undefined {
   return served;
 }
 
-export async function handle(input: NodeJS.ReadableStream, started = Date.now(), o: { abort?: AbortSignal } = {}): Promise<Reply> {
+/** `input`: a stream holding the request, or the reader of the process's own stdin. */
+export async function handle(
+  input: NodeJS.ReadableStream | (() => Promise<RawRequest>),
+  started = Date.now(),
+  o: { abort?: AbortSignal } = {},
+): Promise<Reply> {
   let timedOut: { op: string; endpoint: string; ms: number } | undefined;
   let timer: NodeJS.Timeout | undefined;
   let client: { close(): Promise<void> } | undefined;
   try {
-    const raw = await readRequest(input as import('node:stream').Readable);
+    const raw = typeof input === 'function' ? await input() : await readRequest(input as import('node:stream').Readable);
     const { OPS, OP_NAMES } = await import('./ops.js');
     const doc = raw.doc as Record<string, unknown>;
     if (doc && typeof doc === 'object' && doc.op === 'version' && doc.v === PROTOCOL_VERSION) {
@@ -102,7 +108,12 @@ export async function handle(input: NodeJS.ReadableStream, started = Date.now(),
       },
     });
     client = ctx;
-    const run = OPS[req.op]!(ctx, req.args, { stdin: raw.rest });
+    // a getter: stdin becomes a stream only for the one op that reads it (upload from '-')
+    const run = OPS[req.op]!(ctx, req.args, {
+      get stdin() {
+        return raw.rest;
+      },
+    });
     let r: Awaited<typeof run>;
     if (deadlineMs === undefined) {
       r = await run;
@@ -147,9 +158,27 @@ export async function main(): Promise<void> {
   const onTerm = () => term.abort(new Error('terminated'));
   process.once('SIGTERM', onTerm);
   process.once('SIGINT', onTerm);
-  const reply = await handle(process.stdin, started, { abort: term.signal });
+  const reply = await handle(() => readStdinRequest(), started, { abort: term.signal });
   const out = await scrub(JSON.stringify(reply.envelope) + '\n');
   const msg = await scrub(reply.message + '\n');
-  process.stderr.write(msg);
-  process.stdout.write(out, () => process.exit(reply.exitCode));
+  writeOut(2, msg);
+  writeOut(1, out);
+  process.exit(reply.exitCode);
+}
+
+/**
+ * Plain blocking writes: process.stdout and process.stderr are streams over pipe handles that
+ * cost a `status` about 1 ms to set up, for one line each. A descriptor that will not block
+ * (EAGAIN) gets the rest through the stream, which process.exit then flushes for pipes.
+ */
+function writeOut(fd: 1 | 2, text: string): void {
+  const buf = Buffer.from(text, 'utf8');
+  let off = 0;
+  try {
+    while (off < buf.length) off += writeSync(fd, buf, off);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EAGAIN' && code !== 'EWOULDBLOCK') throw e;
+    (fd === 1 ? process.stdout : process.stderr).write(buf.subarray(off));
+  }
 }

@@ -3,6 +3,7 @@
  * upload from a stream sends its JSON on the first line and the data right after it; so we parse
  * at each newline and hand the rest of stdin, untouched, to the operation.
  */
+import { readSync } from 'node:fs';
 import { PassThrough, type Readable } from 'node:stream';
 import { EXIT, PveS3Error } from '../util/errors.js';
 
@@ -12,47 +13,110 @@ export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 export interface RawRequest {
   doc: unknown;
   /** the bytes of stdin after the request line (only meaningful for streaming uploads) */
-  rest: Readable;
+  readonly rest: Readable;
 }
 
 const badRequest = (msg: string) => new PveS3Error('BadRequest', msg, { exitCode: EXIT.usage });
 
-export async function readRequest(input: Readable): Promise<RawRequest> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let scanFrom = 0;
+/** Collects stdin's bytes and says when they hold a request, whichever way they are read. */
+class RequestScanner {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  private scanFrom = 0;
+
+  /** The request and the bytes after its line, once a complete line parses. */
+  push(buf: Buffer): { doc: unknown; tail: Buffer } | undefined {
+    this.chunks.push(buf);
+    this.size += buf.length;
+    const all = this.bytes();
+    // Try each complete line: a pretty-printed document only parses at EOF, which is fine.
+    for (let nl = all.indexOf(0x0a, this.scanFrom); nl !== -1; nl = all.indexOf(0x0a, nl + 1)) {
+      const doc = tryParse(all.subarray(0, nl));
+      if (doc !== undefined) return { doc, tail: all.subarray(nl + 1) };
+    }
+    this.scanFrom = all.length;
+    if (this.size > MAX_REQUEST_BYTES) throw badRequest(`request on stdin exceeds ${MAX_REQUEST_BYTES} bytes without a complete JSON document: send one JSON object`);
+    return undefined;
+  }
+
+  /** Everything pushed so far, as one buffer. */
+  bytes(): Buffer {
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks)];
+    return this.chunks[0] ?? Buffer.alloc(0);
+  }
+
+  /** At EOF: the whole input as one document. */
+  finish(): unknown {
+    const all = this.bytes();
+    const text = all.toString('utf8').trim();
+    if (text === '') throw badRequest('no request on stdin: send one JSON object {"v":1,"op":...,"storage":{...},"args":{...}}');
+    try {
+      return JSON.parse(text);
+    } catch {
+      // Node's parser quotes the input around the error, and the input holds the secret: say
+      // nothing about the content.
+      throw badRequest(`malformed JSON request on stdin (${all.length} bytes, not a JSON document): send one JSON object {"v":1,"op":...}`);
+    }
+  }
+}
+
+export function readRequest(input: Readable): Promise<RawRequest> {
+  return readFrom(input, new RequestScanner());
+}
+
+async function readFrom(input: Readable, scanner: RequestScanner): Promise<RawRequest> {
   const it = input[Symbol.asyncIterator]();
   for (;;) {
     const { value, done } = await it.next();
     if (done) break;
-    const buf = Buffer.isBuffer(value) ? value : Buffer.from(value as Uint8Array);
-    chunks.push(buf);
-    size += buf.length;
-    const all = chunks.length === 1 ? buf : Buffer.concat(chunks);
-    if (chunks.length > 1) chunks.splice(0, chunks.length, all);
-    // Try each complete line: a pretty-printed document only parses at EOF, which is fine.
-    for (let nl = all.indexOf(0x0a, scanFrom); nl !== -1; nl = all.indexOf(0x0a, nl + 1)) {
-      const doc = tryParse(all.subarray(0, nl));
-      if (doc !== undefined) {
-        const rest = new PassThrough();
-        const tail = all.subarray(nl + 1);
-        void pump(tail, it, rest);
-        return { doc, rest };
-      }
+    const found = scanner.push(Buffer.isBuffer(value) ? value : Buffer.from(value as Uint8Array));
+    if (found) {
+      const rest = new PassThrough();
+      void pump(found.tail, it, rest);
+      return { doc: found.doc, rest };
     }
-    scanFrom = all.length;
-    if (size > MAX_REQUEST_BYTES) throw badRequest(`request on stdin exceeds ${MAX_REQUEST_BYTES} bytes without a complete JSON document: send one JSON object`);
   }
-  const all = chunks.length === 0 ? Buffer.alloc(0) : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-  const text = all.toString('utf8').trim();
-  if (text === '') throw badRequest('no request on stdin: send one JSON object {"v":1,"op":...,"storage":{...},"args":{...}}');
-  try {
-    return { doc: JSON.parse(text), rest: endedStream() };
-  } catch {
-    // Node's parser quotes the input around the error, and the input holds the secret: say
-    // nothing about the content.
-    throw badRequest(`malformed JSON request on stdin (${all.length} bytes, not a JSON document): send one JSON object {"v":1,"op":...}`);
+  return { doc: scanner.finish(), rest: endedStream() };
+}
+
+/**
+ * The host's own stdin (fd 0), read with plain blocking reads: the Perl plugin writes the request
+ * into a pipe at once, and process.stdin (a stream over a pipe handle) costs a `status` about
+ * 2 ms to set up. The rest of stdin becomes a stream only when an operation asks for it. A
+ * descriptor that will not block (EAGAIN) is read the usual way from where we stopped.
+ */
+export async function readStdinRequest(stdin: () => Readable = () => process.stdin): Promise<RawRequest> {
+  const scanner = new RequestScanner();
+  const buf = Buffer.allocUnsafe(64 * 1024);
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(0, buf, 0, buf.length, null);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN' || code === 'EWOULDBLOCK') return readFrom(stdin(), scanner);
+      throw e;
+    }
+    if (n === 0) break;
+    const found = scanner.push(Buffer.from(buf.subarray(0, n)));
+    if (found) return { doc: found.doc, ...lazyRest(found.tail, stdin) };
   }
+  return { doc: scanner.finish(), rest: endedStream() };
+}
+
+/** stdin after the request line: the bytes already read, then whatever fd 0 still holds. */
+function lazyRest(tail: Buffer, stdin: () => Readable): { readonly rest: Readable } {
+  let rest: PassThrough | undefined;
+  return {
+    get rest(): Readable {
+      if (rest === undefined) {
+        const out = new PassThrough();
+        void pump(tail, stdin()[Symbol.asyncIterator](), out);
+        rest = out;
+      }
+      return rest;
+    },
+  };
 }
 
 function tryParse(line: Buffer): unknown {

@@ -35,6 +35,7 @@ import {
   parseListObjectsV2,
   parseListParts,
   normalizeETag,
+  loadXmlParser,
   parseXml,
   partsFromETag,
   type XmlDocument,
@@ -86,8 +87,9 @@ export class S3Client {
    * A 200 answer whose body is <Error> (CompleteMultipartUpload, CopyObject and UploadPartCopy
    * report late failures this way) is an error; otherwise parse must accept the body.
    */
-  private xml<T>(r: Pick<S3Request, 'operation' | 'key'>, res: BufferedResponse, parse: (doc: XmlDocument) => T): T {
+  private async xml<T>(r: Pick<S3Request, 'operation' | 'key'>, res: BufferedResponse, parse: (doc: XmlDocument) => T): Promise<T> {
     const body = text(res.body);
+    await loadXmlParser();
     try {
       const doc = parseXml(body);
       if (doc.root === 'Error') {
@@ -158,7 +160,7 @@ export class S3Client {
     if (o.sourceSse?.type === 'SSE-C') sseCHeaders(o.sourceSse.key, headers, 'x-amz-copy-source-server-side-encryption-customer-');
     const r = { operation: 'CopyObject', key: dstKey };
     const res = await this.transport.request({ ...r, method: 'PUT', headers, idempotent: true, slowAnswer: true, signal: o.signal });
-    return { etag: this.xml(r, res, parseCopyObjectResult).etag };
+    return { etag: (await this.xml(r, res, parseCopyObjectResult)).etag };
   }
 
   async deleteObject(key: string, o: { signal?: AbortSignal } = {}): Promise<void> {
@@ -198,7 +200,7 @@ export class S3Client {
         idempotent: true,
         signal: o.signal,
       });
-      const result = this.xml(r, res, parseDeleteResult);
+      const result = await this.xml(r, res, parseDeleteResult);
       const failed = new Set(result.errors.map((e) => e.key));
       out.errors.push(...result.errors);
       for (const k of batch) if (!failed.has(k)) out.deleted.push(k);
@@ -232,7 +234,7 @@ export class S3Client {
       throw e;
     }
     // gateways that ignore list-type=2 answer a V1 listing (Marker, no KeyCount)
-    const page = this.xml(r, res, (doc) =>
+    const page = await this.xml(r, res, (doc) =>
       !o.continuationToken && doc.node.KeyCount === undefined && doc.node.Marker !== undefined ? undefined : parseListObjectsV2(doc),
     );
     if (!page) {
@@ -252,7 +254,7 @@ export class S3Client {
     if (o.maxKeys !== undefined) query.push(['max-keys', String(o.maxKeys)]);
     const r = { operation: 'ListObjects' };
     const res = await this.transport.request({ ...r, method: 'GET', query, idempotent: true, signal: o.signal });
-    const page = this.xml(r, res, parseListObjectsV1);
+    const page = await this.xml(r, res, parseListObjectsV1);
     return { objects: page.objects, prefixes: page.prefixes, isTruncated: page.isTruncated, nextContinuationToken: page.nextMarker };
   }
 
@@ -282,7 +284,7 @@ export class S3Client {
     if (alg) headers['x-amz-checksum-algorithm'] = alg;
     const r = { operation: 'CreateMultipartUpload', key };
     const res = await this.transport.request({ ...r, method: 'POST', query: [['uploads', '']], headers, idempotent: false, signal: o.signal });
-    return this.xml(r, res, parseInitiateMultipartUpload).uploadId;
+    return (await this.xml(r, res, parseInitiateMultipartUpload)).uploadId;
   }
 
   async uploadPart(
@@ -346,7 +348,7 @@ export class S3Client {
         idempotent: true,
         signal: o.signal,
       });
-      const etag = this.xml(r, res, parseCompleteMultipartUpload).etag;
+      const etag = (await this.xml(r, res, parseCompleteMultipartUpload)).etag;
       // RadosGW (16.x) answers an empty <ETag/>; the object's own ETag is the answer then
       if (etag === '') return { etag: (await this.headObject(key, { sse: o.sse, signal: o.signal }).catch(() => undefined))?.etag ?? '' };
       return { etag };
@@ -380,7 +382,7 @@ export class S3Client {
       if (marker !== undefined) query.push(['part-number-marker', String(marker)]);
       const r = { operation: 'ListParts', key };
       const res = await this.transport.request({ ...r, method: 'GET', query, idempotent: true, signal: o.signal });
-      const page = this.xml(r, res, parseListParts);
+      const page = await this.xml(r, res, parseListParts);
       parts.push(...page.parts);
       if (!page.isTruncated) return parts;
       const next = page.nextPartNumberMarker ?? page.parts.at(-1)?.partNumber;
@@ -404,7 +406,7 @@ export class S3Client {
       if (idMarker !== undefined) query.push(['upload-id-marker', idMarker]);
       const r = { operation: 'ListMultipartUploads' };
       const res = await this.transport.request({ ...r, method: 'GET', query, idempotent: true, signal: o.signal });
-      const page = this.xml(r, res, parseListMultipartUploads);
+      const page = await this.xml(r, res, parseListMultipartUploads);
       uploads.push(...page.uploads);
       if (!page.isTruncated) return uploads;
       const nk = page.nextKeyMarker ?? page.uploads.at(-1)?.key;
@@ -448,7 +450,7 @@ export class S3Client {
     const r = { operation: 'GetBucketLifecycleConfiguration' };
     try {
       const res = await this.transport.request({ ...r, method: 'GET', query: [['lifecycle', '']], idempotent: true, signal: o.signal });
-      return this.xml(r, res, parseLifecycle);
+      return await this.xml(r, res, parseLifecycle);
     } catch (e) {
       if (e instanceof S3Error && e.code === 'NoSuchLifecycleConfiguration') return [];
       throw e;

@@ -14,7 +14,7 @@ import { parseEndpoint, target, usePathStyle, type Endpoint } from './endpoint.j
 import { S3Error, networkError, serverError, type ErrorContext } from './errors.js';
 import { DEFAULT_RETRY, backoffDelay, withRetry, type RetryPolicy } from './retry.js';
 import type { S3Settings } from './settings.js';
-import { parseErrorBody } from './xml.js';
+import { loadXmlParser, parseErrorBody } from './xml.js';
 
 export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
@@ -151,6 +151,7 @@ export class S3Transport {
       // inside the retry loop so that a retryable one (InternalError, SlowDown) is retried
       if (body.byteLength > 0 && looksLikeError(body)) {
         const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+        await loadXmlParser();
         if (parseErrorBody(text)) throw this.errorFromResponse(r, res.statusCode, res.headersFlat, text);
       }
       return { status: res.statusCode, headers: res.headersFlat, body };
@@ -260,6 +261,7 @@ export class S3Transport {
       } finally {
         if (r.method === 'HEAD') await res.body.dump().catch(() => undefined);
       }
+      if (text) await loadXmlParser();
       throw this.errorFromResponse(r, res.statusCode, headersFlat, text, date);
     }
     return { statusCode: res.statusCode, headersFlat, body: res.body };

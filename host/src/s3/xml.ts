@@ -6,7 +6,7 @@
  * sends one: it could only be an attack or a captive portal), and elements that may repeat are
  * always arrays, so one <Contents> and many <Contents> look the same to the code.
  */
-import { XMLParser } from 'fast-xml-parser';
+import type { XMLParser } from 'fast-xml-parser';
 import type {
   DeleteResult,
   LifecycleRule,
@@ -53,7 +53,7 @@ const REPEATED = new Set([
   'Bucket',
 ]);
 
-const parser = new XMLParser({
+const OPTIONS = {
   ignoreAttributes: true,
   removeNSPrefix: true,
   parseTagValue: false,
@@ -73,7 +73,20 @@ const parser = new XMLParser({
     // <Error> is the root of an error body but a list item inside <DeleteResult>
     return name === 'Error' && String(jpath) === 'DeleteResult.Error';
   },
-});
+};
+
+let parser: XMLParser | undefined;
+
+/**
+ * Loads fast-xml-parser; every path to an S3 body awaits this first (S3Transport before an error
+ * body, S3Client before a result). A `status` is one HeadBucket without a body and never loads
+ * the library, which costs the host's start-up about 2 ms.
+ */
+export async function loadXmlParser(): Promise<void> {
+  if (parser !== undefined) return;
+  const { XMLParser } = await import('fast-xml-parser');
+  parser ??= new XMLParser(OPTIONS);
+}
 
 export interface XmlDocument {
   root: string;
@@ -83,6 +96,8 @@ export interface XmlDocument {
 /** Parses one S3 XML body; the root element's name and content. */
 export function parseXml(text: string): XmlDocument {
   if (/<!DOCTYPE/i.test(text)) throw new XmlError('refusing XML with a DOCTYPE');
+  // a programming error, not a bad answer: never to be mistaken for an XmlError
+  if (parser === undefined) throw new Error('parseXml before loadXmlParser(): await it on the way to every S3 body');
   let parsed: Node;
   try {
     parsed = parser.parse(text, true) as Node;
@@ -198,8 +213,9 @@ export function parseErrorBody(body: string): ErrorBody | undefined {
   try {
     const d = parseXml(body);
     return d.root === 'Error' ? parseErrorNode(d.node) : undefined;
-  } catch {
-    return undefined;
+  } catch (e) {
+    if (e instanceof XmlError) return undefined;
+    throw e;
   }
 }
 
