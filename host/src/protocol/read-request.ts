@@ -99,24 +99,27 @@ export async function readStdinRequest(stdin: () => Readable = () => process.std
     }
     if (n === 0) break;
     const found = scanner.push(Buffer.from(buf.subarray(0, n)));
-    if (found) return { doc: found.doc, ...lazyRest(found.tail, stdin) };
+    if (found) return { doc: found.doc, ...lazyRest(() => pumped(found.tail, stdin())) };
   }
-  return { doc: scanner.finish(), rest: endedStream() };
+  // the whole of stdin was the request (the usual case): nothing comes after it
+  return { doc: scanner.finish(), ...lazyRest(endedStream) };
 }
 
-/** stdin after the request line: the bytes already read, then whatever fd 0 still holds. */
-function lazyRest(tail: Buffer, stdin: () => Readable): { readonly rest: Readable } {
-  let rest: PassThrough | undefined;
+/** stdin after the request, made into a stream only when an operation reads it. */
+function lazyRest(make: () => Readable): { readonly rest: Readable } {
+  let rest: Readable | undefined;
   return {
     get rest(): Readable {
-      if (rest === undefined) {
-        const out = new PassThrough();
-        void pump(tail, stdin()[Symbol.asyncIterator](), out);
-        rest = out;
-      }
-      return rest;
+      return (rest ??= make());
     },
   };
+}
+
+/** the bytes already read after the request line, then whatever fd 0 still holds */
+function pumped(tail: Buffer, input: Readable): Readable {
+  const out = new PassThrough();
+  void pump(tail, input[Symbol.asyncIterator](), out);
+  return out;
 }
 
 function tryParse(line: Buffer): unknown {

@@ -177,7 +177,8 @@ export class FileLogger implements Logger {
     this.debugEnabled = ORDER[this.level] <= ORDER.DEBUG;
     this.file = o.file !== undefined ? o.file : env.PVE_S3_LOG_FILE || DEFAULT_LOG_FILE;
     this.echo = o.echo ?? this.debugMode;
-    this.stderr = o.stderr !== undefined ? o.stderr : process.stderr;
+    // process.stderr is a stream made on first access (about 0.3 ms): only when a line goes there
+    this.stderr = o.stderr !== undefined ? o.stderr : { write: (s: string) => process.stderr.write(s) };
     this.component = o.component;
     this.clock = o.clock ?? (() => new Date());
     this.shared = parent;
