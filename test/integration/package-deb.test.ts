@@ -281,6 +281,28 @@ describe('the installed tree (unpacked outside the repository)', () => {
     expect(s.stdout + s.stderr).not.toContain(t.secretAccessKey);
   });
 
+  it("a status loads none of the built-in modules it does not need (bench:startup's measured costs)", () => {
+    const t = testS3();
+    const dump = join(work, 'module-dump.cjs');
+    const list = join(work, 'modules.json');
+    writeFileSync(dump, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, JSON.stringify(process.moduleLoadList)));\n`);
+    const env = { PATH: '/usr/bin:/bin', PVE_S3_LOG_FILE: join(work, 'host-mods.log'), PVE_S3_CODE_CACHE_DIR: '', NODE_OPTIONS: `--require ${dump}` };
+    const storage = {
+      id: 'pkg-s3', bucket: c.bucket, endpoint: t.endpoint, region: t.region, access_key: t.accessKeyId,
+      secret_key: t.secretAccessKey, force_path_style: '1', path: join(work, 'cache-mods'),
+    };
+    const s = run(join(root, 'usr/lib/pve-s3/pve-s3-host'), [], { env, input: JSON.stringify({ v: 1, op: 'status', deadline_ms: 4000, storage }) });
+    expect(s.status, s.stderr).toBe(0);
+    expect(JSON.parse(s.stdout)).toMatchObject({ ok: true, result: { active: true } });
+    const loaded = new Set(JSON.parse(readFileSync(list, 'utf8')) as string[]);
+    // undici's http and assert, performance (perf_hooks), fs/promises (and its readline), the ESM loader
+    for (const m of ['http', 'assert', 'perf_hooks', 'internal/fs/promises', 'internal/readline/interface', 'internal/modules/esm/translators']) {
+      expect(loaded.has(`NativeModule ${m}`), m).toBe(false);
+    }
+    // and what it does need, so that the dump itself is known to work
+    expect(loaded.has('NativeModule net')).toBe(true);
+  });
+
   it('the installed host writes its V8 code cache, uses it, and survives a corrupt one', () => {
     const t = testS3();
     const cache = join(work, 'code-cache');

@@ -131,6 +131,45 @@ describe('abort stale multipart uploads', () => {
   });
 });
 
+describe("this node's resume journals", () => {
+  it('removes those of uploads the server no longer has, once older than the cutoff, and only ours', async () => {
+    const { UploadJournal } = await import('../../host/src/transfer/journal.js');
+    const { readdir, utimes } = await import('node:fs/promises');
+    const jdir = join(dir, 'journals');
+    const staleId = await c.createMultipartUpload('jr/dump/stale.vma');
+    await new Promise((r) => setTimeout(r, 2500));
+    const liveId = await c.createMultipartUpload('jr/dump/live.vma');
+    const liveInit = (await c.listMultipartUploads()).find((u) => u.uploadId === liveId)!.initiated!;
+    const now = new Date(liveInit.getTime() + 500);
+    const old = new Date(now.getTime() - 3600_000);
+    const journal = async (bucket: string, key: string, uploadId: string, mtime: Date): Promise<string> => {
+      const j = await UploadJournal.open(jdir, { bucket, key, path: `/src/${key}`, size: 1, mtimeMs: 1, partSize: 5 * MiB });
+      await j.start(uploadId);
+      await utimes(j.file, mtime, mtime);
+      return j.file.split('/').pop()!;
+    };
+    await journal(c.bucket, 'jr/dump/stale.vma', staleId, old); // its upload is aborted now
+    await journal(c.bucket, 'jr/dump/gone.vma', 'no-such-upload', old); // its upload went earlier
+    const live = await journal(c.bucket, 'jr/dump/live.vma', liveId, old); // still on the server
+    const young = await journal(c.bucket, 'jr/dump/young.vma', 'no-such-upload-2', now); // may be starting
+    const foreign = await journal('another-bucket', 'jr/dump/x.vma', 'elsewhere', old);
+    const outside = await journal(c.bucket, 'other/dump/y.vma', 'not-under-prefix', old);
+    const tmp = join(jdir, 'abc.json.0badc0de.tmp');
+    await writeFile(tmp, '{"half');
+    await utimes(tmp, old, old);
+    const ctx = { ...context('jr/', { now: () => now }), settings: { ...context('jr/').settings, journalDir: jdir } };
+
+    const dry = await abortStaleUploads(ctx, { olderThanSeconds: 1, dryRun: true });
+    expect([dry.uploads.map((u) => u.uploadId), dry.journals]).toEqual([[staleId], 3]);
+    expect((await readdir(jdir)).length).toBe(7);
+
+    const r = await abortStaleUploads(ctx, { olderThanSeconds: 1 });
+    expect([r.aborted, r.journals]).toEqual([1, 3]);
+    expect((await readdir(jdir)).sort()).toEqual([live, young, foreign, outside].sort());
+    await c.abortMultipartUpload('jr/dump/live.vma', liveId);
+  });
+});
+
 describe('check-integrity and status', () => {
   const P = 'chk/';
   const good = 'vzdump-qemu-100-2024_03_01-00_00_00.vma.zst';

@@ -240,6 +240,7 @@ async function abortUploads(ctx: StoreContext, p: Parsed, json: boolean): Promis
   else {
     for (const u of r.uploads) writeOut(`${u.key}  started ${u.initiated}  ${r.dryRun ? 'would abort' : u.aborted ? 'aborted' : `FAILED: ${u.error}`}`);
     writeOut(`incomplete uploads older than ${olderThan}: ${r.dryRun ? `${r.uploads.length} would be aborted` : `${r.aborted} aborted, ${r.failed} failed`}`);
+    if (r.journals > 0) writeOut(`resume journals of uploads that are gone: ${r.journals} ${r.dryRun ? 'would be removed' : 'removed'}`);
   }
   return r.failed > 0 ? EXIT.failure : EXIT.ok;
 }

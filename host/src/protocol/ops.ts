@@ -257,7 +257,11 @@ export const OPS: Record<string, Op> = {
       .filter((u) => r.dryRun || u.aborted)
       .map((u) => ({ key: u.key, upload_id: u.uploadId, initiated: u.initiated ? Math.floor(Date.parse(u.initiated) / 1000) : null }));
     if (r.failed > 0) throw new PveS3Error('AbortFailed', `${r.failed} stale upload(s) could not be aborted: ${r.uploads.find((u) => u.error)?.error ?? ''}`);
-    return { result: { aborted }, message: `${r.dryRun ? 'would abort' : 'aborted'} ${aborted.length} stale upload${aborted.length === 1 ? '' : 's'}` };
+    const journals = r.journals > 0 ? `, ${r.dryRun ? 'would remove' : 'removed'} ${r.journals} resume journal${r.journals === 1 ? '' : 's'}` : '';
+    return {
+      result: { aborted, journals_removed: r.journals },
+      message: `${r.dryRun ? 'would abort' : 'aborted'} ${aborted.length} stale upload${aborted.length === 1 ? '' : 's'}${journals}`,
+    };
   },
 
   async 'sync-local'(ctx, args) {

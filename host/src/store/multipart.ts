@@ -26,18 +26,23 @@ export interface StaleUpload {
 
 /**
  * Aborts uploads under the prefix initiated more than `olderThanSeconds` ago. Uploads without an
- * initiation date are left alone: we cannot tell a running upload from a stale one.
+ * initiation date are left alone: we cannot tell a running upload from a stale one. Then the
+ * resume journals of this node (the cache dir's) whose upload the server no longer has go too:
+ * those of the uploads just aborted, and older ones aborted some other way. A journal younger
+ * than the cutoff is kept: its upload may have started after the listing.
  */
 export async function abortStaleUploads(
   ctx: StoreContext,
   o: { olderThanSeconds: number; dryRun?: boolean },
-): Promise<{ uploads: StaleUpload[]; aborted: number; failed: number; dryRun: boolean }> {
+): Promise<{ uploads: StaleUpload[]; aborted: number; failed: number; journals: number; dryRun: boolean }> {
   const cutoff = nowOf(ctx).getTime() - o.olderThanSeconds * 1000;
   const out: StaleUpload[] = [];
   let aborted = 0;
   let failed = 0;
+  const live = new Set<string>();
   for await (const u of listUploads(ctx)) {
     if (!u.key.startsWith(ctx.settings.prefix)) continue;
+    live.add(u.uploadId);
     if (u.initiated === undefined || u.initiated.getTime() >= cutoff) continue;
     const item: StaleUpload = { key: u.key, uploadId: u.uploadId, initiated: u.initiated.toISOString(), aborted: false };
     if (!o.dryRun) {
@@ -57,7 +62,20 @@ export async function abortStaleUploads(
       }
     }
     out.push(item);
+    if (item.aborted || o.dryRun) live.delete(u.uploadId);
   }
   if (aborted > 0) ctx.logger.info('aborted stale multipart uploads', { count: aborted, prefix: ctx.settings.prefix });
-  return { uploads: out, aborted, failed, dryRun: o.dryRun === true };
+  let journals = 0;
+  if (ctx.settings.journalDir !== undefined) {
+    const { sweepJournals } = await import('../transfer/journal.js');
+    const ours = (j: { bucket?: string; key?: string }) => j.bucket === undefined || (j.bucket === ctx.settings.bucket && (j.key ?? '').startsWith(ctx.settings.prefix));
+    const swept = await sweepJournals(
+      ctx.settings.journalDir,
+      (j) => j.mtimeMs < cutoff && ours(j) && (j.uploadId === undefined || !live.has(j.uploadId)),
+      { dryRun: o.dryRun === true },
+    );
+    journals = swept.length;
+    if (journals > 0 && !o.dryRun) ctx.logger.info('removed resume journals of uploads that are gone', { count: journals, dir: ctx.settings.journalDir });
+  }
+  return { uploads: out, aborted, failed, journals, dryRun: o.dryRun === true };
 }

@@ -11,7 +11,7 @@
  * it had been hashed now (the file is unchanged, so it would be the same).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const VERSION = 1;
@@ -107,4 +107,52 @@ export class UploadJournal {
     });
     return this.writing;
   }
+}
+
+/** What a journal says about itself, for maintenance to decide whether it is left over. */
+export interface JournalEntry {
+  file: string;
+  bucket?: string;
+  key?: string;
+  uploadId?: string;
+  mtimeMs: number;
+}
+
+/**
+ * The journals (and interrupted journal writes) in `dir`, for maintenance: a journal whose upload
+ * is gone from the server (aborted as stale, or by hand) can never resume and is only litter.
+ * `remove` says which to delete (dry runs delete none); returns the ones it chose.
+ */
+export async function sweepJournals(dir: string, remove: (j: JournalEntry) => boolean, o: { dryRun?: boolean } = {}): Promise<JournalEntry[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+  const chosen: JournalEntry[] = [];
+  for (const name of names.sort()) {
+    if (!name.endsWith('.json') && !name.endsWith('.tmp')) continue;
+    const file = join(dir, name);
+    let entry: JournalEntry;
+    try {
+      const st = await stat(file);
+      if (!st.isFile()) continue;
+      entry = { file, mtimeMs: st.mtimeMs };
+      if (name.endsWith('.json')) {
+        const j = JSON.parse(await readFile(file, 'utf8')) as Partial<JournalFile>;
+        if (typeof j.bucket === 'string') entry.bucket = j.bucket;
+        if (typeof j.key === 'string') entry.key = j.key;
+        if (typeof j.uploadId === 'string') entry.uploadId = j.uploadId;
+      }
+    } catch {
+      // vanished meanwhile, or unreadable: a journal nobody can use either way
+      entry = { file, mtimeMs: 0 };
+    }
+    if (!remove(entry)) continue;
+    chosen.push(entry);
+    if (!o.dryRun) await unlink(file).catch(() => undefined);
+  }
+  return chosen;
 }
