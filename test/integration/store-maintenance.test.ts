@@ -101,6 +101,33 @@ describe('lifecycle', () => {
     expect((await c.headObject(`untagged/dump/${name}`)).tagCount).toBeUndefined();
   });
 
+  it('applying transitions tags the archives stored before them (keeping their other tags), once', async () => {
+    const before = context('late/', { lifecycle: { enabled: true, abortIncompleteDays: 3 } });
+    const name = 'vzdump-lxc-200-2026_01_02-00_00_00.tar.zst';
+    const other = 'vzdump-qemu-201-2026_01_03-00_00_00.vma.zst';
+    await put(before, `backup/${name}`, randomBytes(1000), { notes: 'stored untagged' });
+    await put(before, `backup/${other}`, randomBytes(1000));
+    await put(before, 'iso/late.iso', randomBytes(1000));
+    await c.putObjectTagging(`late/dump/${other}`, { owner: 'ops' });
+    expect((await c.headObject(`late/dump/${name}`)).tagCount).toBeUndefined();
+
+    const now = context('late/', { lifecycle: { enabled: true, transitionDays: 30 } });
+    const dry = await lifecycleApply(now, { dryRun: true });
+    expect(dry.tagged).toBe(2);
+    expect(await c.getObjectTagging(`late/dump/${name}`)).toEqual({});
+    const r = await lifecycleApply(now);
+    expect(r.tagged).toBe(2);
+    expect(await c.getObjectTagging(`late/dump/${name}`)).toEqual({ [ARCHIVE_TAG.key]: ARCHIVE_TAG.value });
+    expect(await c.getObjectTagging(`late/dump/${other}`)).toEqual({ owner: 'ops', [ARCHIVE_TAG.key]: ARCHIVE_TAG.value });
+    // sidecars and ISOs stay as they were: the rule must never move them
+    expect(await c.getObjectTagging(`late/dump/${name}.notes`)).toEqual({});
+    expect(await c.getObjectTagging(`late/dump/${name}.s3manifest`)).toEqual({});
+    expect(await c.getObjectTagging('late/template/iso/late.iso')).toEqual({});
+    expect((await lifecycleApply(now)).tagged).toBe(0);
+    // without transitions nothing is tagged
+    expect((await lifecycleApply(context('late2/', { lifecycle: { enabled: true, abortIncompleteDays: 3 } }))).tagged).toBe(0);
+  });
+
   it('refuses glacier_days not after transition_days', async () => {
     await expect(lifecycleApply(context('pve/', { lifecycle: { enabled: true, transitionDays: 60, glacierDays: 30 } }))).rejects.toThrow(/glacier_days/);
   });

@@ -6,6 +6,7 @@ import {
   buildCompleteMultipartUpload,
   buildDeleteObjects,
   buildLifecycle,
+  buildTagging,
   loadXmlParser,
   parseCompleteMultipartUpload,
   parseDeleteResult,
@@ -16,6 +17,7 @@ import {
   parseListObjectsV1,
   parseListObjectsV2,
   parseListParts,
+  parseTagging,
   parseXml,
   partsFromETag,
   text,
@@ -290,5 +292,15 @@ describe('XML we write', () => {
       { id: 'legacy', status: 'Enabled', legacyPrefix: 'old/', expiration: { days: 1 } },
     ];
     expect(parseLifecycle(buildLifecycle(rules))).toEqual(rules);
+  });
+
+  it('object tags survive build → parse, escaped, one tag or many, none', () => {
+    const tags = { 'pve-s3': 'archive', 'a&b': '<v> "q"', empty: '' };
+    const xml = buildTagging(tags);
+    expect(xml).toContain('<Key>a&amp;b</Key><Value>&lt;v&gt; &quot;q&quot;</Value>');
+    expect(parseTagging(xml)).toEqual(tags);
+    expect(parseTagging(buildTagging({ one: '1' }))).toEqual({ one: '1' });
+    expect(parseTagging('<Tagging><TagSet/></Tagging>')).toEqual({});
+    expect(() => parseTagging('<Tagging><TagSet><Tag><Value>v</Value></Tag></TagSet></Tagging>')).toThrow(/<Tag> has no <Key>/);
   });
 });

@@ -214,7 +214,7 @@ async function checkIntegrity(ctx: StoreContext, p: Parsed, json: boolean): Prom
 }
 
 async function lifecycle(ctx: StoreContext, p: Parsed, json: boolean): Promise<ExitCode> {
-  const { lifecycleApply, lifecycleShow } = await import('../store/lifecycle.js');
+  const { ARCHIVE_TAG, lifecycleApply, lifecycleShow } = await import('../store/lifecycle.js');
   if (flag(p, 'show')) {
     const v = await lifecycleShow(ctx);
     if (json) writeJson(v);
@@ -226,6 +226,7 @@ async function lifecycle(ctx: StoreContext, p: Parsed, json: boolean): Promise<E
   if (json) writeJson(r);
   else {
     writeOut(`${r.changed ? (r.dryRun ? 'would change' : 'applied') : 'unchanged'}: ${r.ours.length} rule(s) of this storage, ${r.kept} other rule(s) kept`);
+    if (r.tagged > 0) writeOut(`backup archives stored before the transition rule: ${r.tagged} ${r.dryRun ? 'would be tagged' : 'tagged'} ${ARCHIVE_TAG.key}=${ARCHIVE_TAG.value}`);
     for (const rule of r.rules) writeOut(`${r.ours.includes(rule.id ?? '') ? '*' : ' '} ${describeRule(rule)}`);
   }
   return EXIT.ok;

@@ -246,7 +246,11 @@ export const OPS: Record<string, Op> = {
     const view = action === 'show' ? await lifecycleShow(ctx) : await lifecycleApply(ctx, { remove: action === 'remove' });
     const ours = new Set(view.ours);
     const enabled = view.rules.some((r) => r.id !== undefined && ours.has(r.id) && r.status === 'Enabled');
-    return { result: { enabled, rules: view.rules.map(ruleJson) }, message: `${view.rules.length} lifecycle rule${view.rules.length === 1 ? '' : 's'} (${ours.size} ours)` };
+    const tagged = 'tagged' in view ? (view as { tagged: number }).tagged : 0;
+    return {
+      result: { enabled, rules: view.rules.map(ruleJson), ...(action === 'apply' ? { archives_tagged: tagged } : {}) },
+      message: `${view.rules.length} lifecycle rule${view.rules.length === 1 ? '' : 's'} (${ours.size} ours)${tagged > 0 ? `, ${tagged} stored archive${tagged === 1 ? '' : 's'} tagged for the transition rule` : ''}`,
+    };
   },
 
   async 'abort-stale-uploads'(ctx, args) {

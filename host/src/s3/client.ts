@@ -24,6 +24,7 @@ import {
   buildCreateBucket,
   buildDeleteObjects,
   buildLifecycle,
+  buildTagging,
   parseCompleteMultipartUpload,
   parseCopyObjectResult,
   parseDeleteResult,
@@ -34,6 +35,7 @@ import {
   parseListObjectsV1,
   parseListObjectsV2,
   parseListParts,
+  parseTagging,
   normalizeETag,
   loadXmlParser,
   parseXml,
@@ -115,6 +117,27 @@ export class S3Client {
     readSseHeaders(o.sse, headers);
     const res = await this.transport.request({ operation: 'HeadObject', method: 'HEAD', key, headers, idempotent: true, signal: o.signal });
     return objectInfo(key, res.headers);
+  }
+
+  async getObjectTagging(key: string, o: { signal?: AbortSignal } = {}): Promise<Record<string, string>> {
+    const r = { operation: 'GetObjectTagging', key };
+    const res = await this.transport.request({ ...r, method: 'GET', query: [['tagging', '']], idempotent: true, signal: o.signal });
+    return await this.xml(r, res, parseTagging);
+  }
+
+  /** Replaces all of the object's tags. */
+  async putObjectTagging(key: string, tags: Record<string, string>, o: { signal?: AbortSignal } = {}): Promise<void> {
+    const body = utf8.encode(buildTagging(tags));
+    await this.transport.request({
+      operation: 'PutObjectTagging',
+      method: 'PUT',
+      key,
+      query: [['tagging', '']],
+      headers: { 'content-md5': contentMd5(body), 'content-type': 'application/xml' },
+      body,
+      idempotent: true,
+      signal: o.signal,
+    });
   }
 
   /** range: [first, last] byte, both inclusive (HTTP's bytes=first-last). */

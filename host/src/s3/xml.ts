@@ -499,6 +499,20 @@ export function buildCompleteMultipartUpload(
   return s + '</CompleteMultipartUpload>';
 }
 
+/** An object's tags (GetObjectTagging), in the order the server lists them. */
+export function parseTagging(body: string | XmlDocument): Record<string, string> {
+  const n = expectRoot(docOf(body), 'Tagging');
+  const tags: Record<string, string> = {};
+  for (const t of list(child(n, 'TagSet') ?? {}, 'Tag')) tags[need(t, 'Key', 'Tag')] = text(t, 'Value') ?? '';
+  return tags;
+}
+
+export function buildTagging(tags: Record<string, string>): string {
+  let s = `<?xml version="1.0" encoding="UTF-8"?><Tagging xmlns="${XMLNS}"><TagSet>`;
+  for (const [k, v] of Object.entries(tags)) s += `<Tag>${el('Key', k)}${el('Value', v)}</Tag>`;
+  return s + '</TagSet></Tagging>';
+}
+
 export function buildCreateBucket(region: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?><CreateBucketConfiguration xmlns="${XMLNS}">${el('LocationConstraint', region)}</CreateBucketConfiguration>`;
 }

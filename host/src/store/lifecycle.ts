@@ -4,6 +4,7 @@
  * rules whose ids are ours for this prefix, and write the union back.
  */
 import { CONTENT_DIR } from '../pve/content.js';
+import { classifyKey } from '../pve/volname.js';
 import { ConfigError } from '../util/errors.js';
 import type { LifecycleRule } from '../s3/types.js';
 import type { LifecycleSettings, StoreContext } from './types.js';
@@ -90,6 +91,8 @@ export interface LifecycleApplyResult extends LifecycleView {
   dryRun: boolean;
   /** foreign rules kept as they were */
   kept: number;
+  /** backup archives stored before transitions were configured, tagged now (would be, dry run) */
+  tagged: number;
 }
 
 /** What a rule means, independent of the order and spelling a server hands it back in (RGW
@@ -125,11 +128,36 @@ export async function lifecycleApply(ctx: StoreContext, o: { dryRun?: boolean; r
     await ctx.client.putBucketLifecycle(after);
     ctx.logger.info('lifecycle rules applied', { prefix, rules: want.map((r) => r.id), kept: foreign.length });
   }
+  const tags = o.remove ? undefined : archiveTags(ctx.settings.lifecycle);
+  const tagged = tags === undefined ? 0 : await tagStoredArchives(ctx, dryRun);
   return {
     rules: after,
     ours: want.map((r) => r.id as string),
     changed,
     dryRun,
     kept: foreign.length,
+    tagged,
   };
+}
+
+/**
+ * The transition rule selects archives by tag, and archives get the tag at upload only while
+ * transitions are configured: those stored before would never move. So applying the rules also
+ * tags every backup archive under the prefix that lacks the tag, keeping its other tags
+ * (PutObjectTagging replaces them all). Sidecars, ISOs and templates stay untagged.
+ */
+async function tagStoredArchives(ctx: StoreContext, dryRun: boolean): Promise<number> {
+  const prefix = ctx.settings.prefix;
+  const signal = ctx.signal ? { signal: ctx.signal } : {};
+  let tagged = 0;
+  for await (const o of ctx.client.listAll({ prefix: prefix + CONTENT_DIR.backup })) {
+    const c = classifyKey(prefix, o.key);
+    if (c.kind !== 'volume' || c.volume.content !== 'backup') continue;
+    const tags = await ctx.client.getObjectTagging(o.key, signal);
+    if (tags[ARCHIVE_TAG.key] === ARCHIVE_TAG.value) continue;
+    if (!dryRun) await ctx.client.putObjectTagging(o.key, { ...tags, [ARCHIVE_TAG.key]: ARCHIVE_TAG.value }, signal);
+    tagged++;
+  }
+  if (tagged > 0 && !dryRun) ctx.logger.info('tagged stored backup archives for the transition rule', { count: tagged, prefix });
+  return tagged;
 }

@@ -37,6 +37,9 @@ export interface StoreClient {
   getBucketLifecycle(): Promise<LifecycleRule[]>;
   /** [] deletes the configuration (S3 refuses an empty one) */
   putBucketLifecycle(rules: readonly LifecycleRule[]): Promise<void>;
+  getObjectTagging(key: string, o?: { signal?: AbortSignal }): Promise<Record<string, string>>;
+  /** replaces all of the object's tags */
+  putObjectTagging(key: string, tags: Record<string, string>, o?: { signal?: AbortSignal }): Promise<void>;
 }
 
 export type { ContentType as Content } from '../pve/content.js';
