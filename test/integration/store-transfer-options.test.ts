@@ -97,6 +97,25 @@ describe('bwlimit', () => {
     expect(bytesAt(81920 * 1024)).toBeGreaterThanOrEqual(data.length);
   });
 
+  it('a download HEADs the object once, and check-integrity reads each manifest once', async () => {
+    const s = settings({}, 'once/');
+    await putVolume(ctxOf(s), VOL, { src: { path: await source('once.vma.zst', randomBytes(6 * MiB)) } });
+    const calls: string[] = [];
+    const counting = wrapped({
+      headObject: (key: string, o?: unknown) => (calls.push(`HEAD ${key}`), c.headObject(key, o as never)),
+      getObject: (key: string, o?: { range?: [number, number] }) => (calls.push(`GET ${key}${o?.range ? ' (range)' : ''}`), c.getObject(key, o as never)),
+    });
+    const key = `once/dump/${ARCHIVE}`;
+    const got = await getVolume(ctxOf(s, counting), VOL, join(dir, 'once-restore.vma.zst'));
+    expect(got).toMatchObject({ verified: true, downloaded: true });
+    expect(calls.filter((x) => x === `HEAD ${key}`)).toHaveLength(1);
+    expect(calls.filter((x) => x === `GET ${key}.s3manifest`)).toHaveLength(1);
+    calls.length = 0;
+    const report = await checkIntegrity(ctxOf(s, counting), { volnames: [VOL] });
+    expect(report.summary.good).toBe(1);
+    expect(calls.filter((x) => x === `GET ${key}.s3manifest`)).toHaveLength(1);
+  });
+
   it('without a bwlimit (or only clone/migration keys) nothing is throttled', async () => {
     const s = settings({ bwlimit: { clone: 100, migration: 100 } }, 'bw0/');
     expect(s.uploadBwlimitKiB).toBeUndefined();

@@ -83,15 +83,20 @@ export async function checkIntegrity(
   const checked = await mapLimit(targets, o.parallel ?? 2, async (t) => {
     let item: IntegrityItem;
     try {
+      // read once: the verdict and the log check below both go by it
+      const m = await readManifest(transferClient(ctx), t.key, { ...(ctx.signal ? { signal: ctx.signal } : {}), ...readSse(ctx) }).catch((e: unknown) => {
+        if ((e as { code?: unknown }).code === 'ManifestInvalid') return null;
+        throw e;
+      });
       const verdict = await verifyObject(transferClient(ctx), t.key, {
         concurrency: ctx.settings.concurrency,
         signal: ctx.signal,
         onProgress: o.onProgress ? (p: Progress) => o.onProgress!(t.key, p) : undefined,
+        manifest: m,
         ...readSse(ctx),
       });
       item = { volname: t.volname, key: t.key, status: verdict, size: t.size };
       if (verdict === 'good') {
-        const m = await readManifest(transferClient(ctx), t.key, { ...(ctx.signal ? { signal: ctx.signal } : {}), ...readSse(ctx) });
         const log = m?.meta.log;
         if (typeof log === 'string' && !t.folder.has(log)) {
           item = { ...item, status: 'missing-sidecar', message: `the backup's log '${log}' is missing` };

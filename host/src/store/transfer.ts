@@ -150,6 +150,7 @@ export async function getVolume(
   }
   const { downloadObject } = await import('../transfer/download.js');
   const res = await downloadObject(transferClient(ctx), key, { path: dest }, {
+    info,
     concurrency: ctx.settings.concurrency,
     force: cur !== null,
     signal: ctx.signal,

@@ -43,6 +43,8 @@ export interface DownloadOptions {
   sse?: SseOptions;
   /** PVE bwlimit in KiB/s (0 or absent: none) */
   bwlimitKiB?: number;
+  /** the object's HEAD, when the caller has just made it (one round trip less) */
+  info?: TransferObjectInfo;
 }
 
 export interface DownloadResult {
@@ -74,7 +76,7 @@ export async function downloadObject(client: TransferClient, key: string, dest: 
   if ('path' in dest) await checkDestination(dest.path, o.force === true);
   if (o.signal?.aborted) throw abortedError(key, 'download', o.signal.reason);
 
-  const info = await client.headObject(key, { signal: o.signal, sse: o.sse });
+  const info = o.info ?? (await client.headObject(key, { signal: o.signal, sse: o.sse }));
   const manifest = await readManifest(client, key, { signal: o.signal, sse: o.sse });
   const ranges = planRanges(key, info, manifest);
   const md5Check = !manifest && o.sse?.type !== 'SSE-C' && isPlainMd5Etag(info);
@@ -115,13 +117,20 @@ export type Verdict = 'good' | 'corrupt' | 'missing-manifest';
 export async function verifyObject(
   client: TransferClient,
   key: string,
-  o: { concurrency?: number; signal?: AbortSignal; onProgress?(p: Progress): void; sse?: SseOptions } = {},
+  o: {
+    concurrency?: number;
+    signal?: AbortSignal;
+    onProgress?(p: Progress): void;
+    sse?: SseOptions;
+    /** the manifest the caller has already read (null: none, or an invalid one) */
+    manifest?: Manifest | null;
+  } = {},
 ): Promise<Verdict> {
   const concurrency = o.concurrency ?? 3;
   checkConcurrency(concurrency);
   let manifest: Manifest | null;
   try {
-    manifest = await readManifest(client, key, { signal: o.signal, sse: o.sse });
+    manifest = o.manifest !== undefined ? o.manifest : await readManifest(client, key, { signal: o.signal, sse: o.sse });
   } catch (e) {
     if ((e as { code?: unknown }).code === 'ManifestInvalid') return 'missing-manifest';
     throw e;
