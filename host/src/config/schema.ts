@@ -271,8 +271,8 @@ const DEFS: KeyDef[] = [
     description: 'storage class of uploaded objects (absent: the bucket default, normally STANDARD)',
     parse: (raw) => parseEnum('storage_class', raw, STORAGE_CLASSES),
   },
-  int('multipart_chunk_size', 5, 5120, 100, 'MB', 'multipart part size; raised automatically when an object would need more than 10,000 parts'),
-  int('max_concurrent_uploads', 1, 20, 3, undefined, 'parts in flight at once; ranged downloads use this too, but at least 4 when it is 3 or more (the 4-lane hasher)'),
+  int('multipart_chunk_size', 5, 5120, 32, 'MB', 'multipart part size; raised automatically when an object would need more than 10,000 parts'),
+  int('max_concurrent_uploads', 1, 20, 4, undefined, 'parts in flight at once; ranged downloads use this too, but at least 4 when it is 3 or more (the 4-lane hasher)'),
   int('connection_timeout', 10, 300, 60, 's', 'TCP/TLS connect timeout'),
   {
     key: 'server_side_encryption',

@@ -3,7 +3,8 @@
  *
  * Shape (multipart): one producer reads parts in order from the shared chunk source into pooled
  * buffers and hashes each once (WASM SHA-256; that digest is both the signed payload hash of
- * UploadPart and the manifest entry); `concurrency` workers take prepared parts and upload them.
+ * UploadPart and the manifest entry; a file's parts are hashed ahead four at a time on the SIMD
+ * core, hash-ahead.ts); `concurrency` workers take prepared parts and upload them.
  * The producer runs at most one part ahead, so at most concurrency + 1 part buffers exist: memory
  * is about chunk × (concurrency + 1) whatever the object size.
  *
@@ -24,6 +25,7 @@ import { BufferPool } from './buffer-pool.js';
 import { FileChunkSource, StreamChunkSource, openSourceFile, type ChunkSource, type OpenedFile, type PartSlice } from './chunk-source.js';
 import { UploadJournal, type JournalPart } from './journal.js';
 import { buildManifest, manifestKey, serializeManifest, type Manifest } from './manifest.js';
+import { HashAhead } from './hash-ahead.js';
 import { hashService } from './hash-service.js';
 import { hashPart } from './part-hasher.js';
 import { checkBwlimit, checkConcurrency } from './option-checks.js';
@@ -76,6 +78,7 @@ export async function uploadObject(client: TransferClient, key: string, src: Upl
   let source: ChunkSource;
   let plan: ReturnType<typeof planUpload>;
   let resume: Resume | null = null;
+  let ahead: HashAhead | undefined;
   if ('path' in src) {
     const file = await openSourceFile(src.path);
     try {
@@ -86,13 +89,17 @@ export async function uploadObject(client: TransferClient, key: string, src: Upl
       throw e;
     }
     const kept = resume?.kept;
-    source = new FileChunkSource(file, plan.partSize, kept ? (n) => kept.has(n) : undefined);
+    const skip = kept ? (n: number) => kept.has(n) : undefined;
+    source = new FileChunkSource(file, plan.partSize, skip);
+    // four parts at a time on the SIMD core (hash-ahead.ts); the whole-object digest needs the
+    // bytes in order, and the hashing thread takes parts as they are read
+    if (plan.multipart && o.wholeSha256 !== true && !hashService().threaded) ahead = new HashAhead(file.fh, file.path, file.size, plan.partSize, skip);
   } else {
     plan = planUpload({ maxSize: src.maxSize, chunkSizeMB: o.chunkSizeMB });
     source = new StreamChunkSource(src.stream, plan.partSize, src.maxSize);
   }
   try {
-    return await run(client, key, source, plan.partSize, plan.multipart, o, resume);
+    return await run(client, key, source, plan.partSize, plan.multipart, o, resume, ahead);
   } catch (e) {
     // whatever the cancel interrupted (a PUT, a read) surfaces as the one cancel error
     if (o.signal?.aborted && (e as { code?: unknown }).code !== 'Aborted') throw abortedError(key, 'upload', o.signal.reason);
@@ -137,6 +144,7 @@ async function run(
   plannedMultipart: boolean,
   o: UploadOptions,
   resume: Resume | null,
+  ahead?: HashAhead,
 ): Promise<UploadResult> {
   const knownSize = source.size;
   const partsTotal = knownSize === null ? null : Math.max(1, Math.ceil(knownSize / partSize));
@@ -153,7 +161,7 @@ async function run(
     await resume.journal.start(uploadId, resume.kept).catch(() => undefined);
     // the whole-object digest needs every byte; parts kept from an earlier run are not read
     const whole = o.wholeSha256 === true && resume.kept.size === 0 ? new Sha256() : undefined;
-    const mp = new MultipartRun(client, key, uploadId, source, pool, o, progress, whole, resume);
+    const mp = new MultipartRun(client, key, uploadId, source, pool, o, progress, whole, resume, ahead);
     return mp.run(null, partSize, partsTotal);
   }
 
@@ -169,7 +177,11 @@ async function run(
   const whole = o.wholeSha256 === true ? new Sha256() : undefined;
   // the first part's hash overlaps CreateMultipartUpload
   const [hashed, created] = await Promise.allSettled([
-    whole ? hashPart(firstBuf.subarray(0, first.length), whole).then((digest) => ({ digest, buf: firstBuf })) : hashService().part(firstBuf, first.length),
+    whole
+      ? hashPart(firstBuf.subarray(0, first.length), whole).then((digest) => ({ digest, buf: firstBuf }))
+      : ahead
+        ? ahead.digest(first.n).then((digest) => ({ digest, buf: firstBuf }))
+        : hashService().part(firstBuf, first.length),
     client.createMultipartUpload(key, o.put),
   ]);
   if (created.status === 'rejected') throw created.reason;
@@ -178,7 +190,7 @@ async function run(
     await client.abortMultipartUpload(key, uploadId).catch(() => undefined);
     throw hashed.reason;
   }
-  const mp = new MultipartRun(client, key, uploadId, source, pool, o, progress, whole, null);
+  const mp = new MultipartRun(client, key, uploadId, source, pool, o, progress, whole, null, ahead);
   return mp.run({ ...first, buf: hashed.value.buf, digest: hashed.value.digest }, partSize, partsTotal);
 }
 
@@ -239,6 +251,7 @@ class MultipartRun {
     private readonly progress: ProgressTracker,
     private readonly whole: Sha256 | undefined,
     private readonly resume: Resume | null,
+    private readonly ahead?: HashAhead,
   ) {
     this.limiter = limiterFor(o.bwlimitKiB);
   }
@@ -312,8 +325,9 @@ class MultipartRun {
 
   /** The whole-object digest needs the bytes in order on this thread; otherwise the hashing
    *  thread takes the part (zero-copy) while this one keeps uploading. */
-  private async hashPart(buf: Buffer, len: number): Promise<{ digest: Uint8Array; buf: Buffer }> {
+  private async hashPart(buf: Buffer, len: number, n: number): Promise<{ digest: Uint8Array; buf: Buffer }> {
     if (this.whole) return { digest: await hashPart(buf.subarray(0, len), this.whole), buf };
+    if (this.ahead) return { digest: await this.ahead.digest(n, this.cancel.signal), buf };
     return hashService().part(buf, len);
   }
 
@@ -341,7 +355,7 @@ class MultipartRun {
           this.pool.release(buf);
           return;
         }
-        const h = await this.hashPart(buf, slice.length);
+        const h = await this.hashPart(buf, slice.length, slice.n);
         part = { ...slice, buf: h.buf, digest: h.digest };
       }
     } catch (e) {

@@ -183,14 +183,14 @@ sub own_properties {
             type => 'integer',
             minimum => 5,
             maximum => 5120,
-            default => 100,
+            default => 32,
         },
         max_concurrent_uploads => {
             description => "Parts transferred in parallel.",
             type => 'integer',
             minimum => 1,
             maximum => 20,
-            default => 3,
+            default => 4,
         },
         connection_timeout => {
             description => "Per-request timeout in seconds.",
