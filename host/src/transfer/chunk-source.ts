@@ -69,6 +69,17 @@ export async function openSourceFile(path: string): Promise<OpenedFile> {
   return { fh, path, size: st.size, mtimeMs: st.mtimeMs };
 }
 
+/** Reads buf[0..length) from `at`; a file that ends early has shrunk since it was opened. */
+export async function readFully(fh: FileHandle, buf: Uint8Array, length: number, at: number, path: string, size: number): Promise<void> {
+  for (let got = 0; got < length; ) {
+    const { bytesRead } = await fh.read(buf, got, length - got, at + got);
+    if (bytesRead === 0) {
+      throw new PveS3Error('SourceChanged', `upload source '${path}' shrank while being read (expected ${size} bytes); nothing was stored`);
+    }
+    got += bytesRead;
+  }
+}
+
 export class FileChunkSource implements ChunkSource {
   private nextPart = 1;
   consumed = 0;
@@ -98,14 +109,7 @@ export class FileChunkSource implements ChunkSource {
       const offset = (this.nextPart - 1) * this.partSize;
       if (offset >= this.size && !(this.size === 0 && this.nextPart === 1)) return null;
       const length = Math.min(this.partSize, this.size - offset);
-      let got = 0;
-      while (got < length) {
-        const { bytesRead } = await this.fh.read(buf, got, length - got, offset + got);
-        if (bytesRead === 0) {
-          throw new PveS3Error('SourceChanged', `upload source '${this.path}' shrank while being read (expected ${this.size} bytes); nothing was stored`);
-        }
-        got += bytesRead;
-      }
+      await readFully(this.fh, buf, length, offset, this.path, this.size);
       const n = this.nextPart++;
       this.consumed += length;
       return { n, offset, length, last: offset + length >= this.size };

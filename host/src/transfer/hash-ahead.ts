@@ -13,6 +13,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { PveS3Error } from '../util/errors.js';
 import { Sha256x4 } from '../wasm/digests.js';
+import { readFully } from './chunk-source.js';
 import { yieldToLoop } from './part-hasher.js';
 
 /** Bytes read per lane per step (four lanes: 8 MiB of memory). */
@@ -75,14 +76,7 @@ export class HashAhead {
 
   private async readSlice(lane: number, at: number, length: number): Promise<Uint8Array> {
     const buf = this.buffers[lane]!;
-    let got = 0;
-    while (got < length) {
-      const { bytesRead } = await this.fh.read(buf, got, length - got, at + got);
-      if (bytesRead === 0) {
-        throw new PveS3Error('SourceChanged', `upload source '${this.path}' shrank while being read (expected ${this.size} bytes); nothing was stored`);
-      }
-      got += bytesRead;
-    }
-    return new Uint8Array(buf.buffer, buf.byteOffset, got);
+    await readFully(this.fh, buf, length, at, this.path, this.size);
+    return new Uint8Array(buf.buffer, buf.byteOffset, length);
   }
 }
