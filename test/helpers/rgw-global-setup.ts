@@ -9,6 +9,7 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
+import { pidAlive } from '../../host/src/util/process.js';
 import type { RgwSettings } from './rgw.js';
 
 const scriptsDir = resolve(dirname(fileURLToPath(import.meta.url)), '../s3');
@@ -18,15 +19,6 @@ const runsDir = `${rgwDir}.test-runs`;
 const lockDir = join(runsDir, 'lock');
 const startedMarker = join(runsDir, 'started-by-tests');
 const leaseFile = join(runsDir, `lease-${process.pid}`);
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 async function withLock<T>(fn: () => Promise<T>): Promise<T> {
   for (let attempt = 0; ; attempt++) {

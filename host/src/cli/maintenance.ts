@@ -3,7 +3,7 @@
  * cleanupByAge, checkIntegrity, lifecycle, abortStaleUploads, prune) and its report.
  */
 import type { LifecycleRule } from '../s3/types.js';
-import type { StoreContext } from '../store/types.js';
+import { volid, type StoreContext } from '../store/types.js';
 import { EXIT, PveS3Error, type ExitCode } from '../util/errors.js';
 import { COMMON_HELP, COMMON_OPTIONS, UsageError, flag, intOpt, list, oneOf, parse, str, vmidOpt, type Parsed } from './args.js';
 import { createCliLogger, openStore, resolveFrom } from './context.js';
@@ -162,7 +162,7 @@ async function cleanup(ctx: StoreContext, p: Parsed, json: boolean): Promise<Exi
       const done = r.dryRun ? i.action === 'remove' : r.removed.includes(i.volname);
       const failed = r.errors.find((e) => e.volname === i.volname);
       const what = failed ? `FAILED: ${failed.message}` : done ? verb : `kept (${i.reason})`;
-      writeOut(`${ctx.settings.storageId}:${i.volname}  ${ts(i.ctime)}  ${what}`);
+      writeOut(`${volid(ctx, i.volname)}  ${ts(i.ctime)}  ${what}`);
     }
     writeOut(`cleanup older than ${olderThan} (before ${ts(r.cutoff)}): ${r.dryRun ? `${removing.length} would be removed` : `${r.removed.length} removed`}, ${r.items.length - removing.length} kept${r.errors.length ? `, ${r.errors.length} failed` : ''}${r.dryRun ? ' (dry run)' : ''}`);
   }
@@ -193,7 +193,7 @@ async function checkIntegrity(ctx: StoreContext, p: Parsed, json: boolean): Prom
   if (json) writeJson(r);
   else {
     for (const i of r.items) {
-      writeOut(`${i.status.toUpperCase().padEnd(16)} ${ctx.settings.storageId}:${i.volname}${i.size !== undefined ? ` (${formatBytes(i.size)})` : ''}${i.message && i.status !== 'good' ? `: ${i.message}` : ''}`);
+      writeOut(`${i.status.toUpperCase().padEnd(16)} ${volid(ctx, i.volname)}${i.size !== undefined ? ` (${formatBytes(i.size)})` : ''}${i.message && i.status !== 'good' ? `: ${i.message}` : ''}`);
     }
     const s = r.summary as Record<string, number>;
     const parts = Object.entries(s)
@@ -263,7 +263,7 @@ async function prune(ctx: StoreContext, p: Parsed, json: boolean, configured: im
     for (const e of r.entries) {
       const failed = r.errors.find((x) => x.volname === e.volname);
       const what = failed ? `FAILED: ${failed.message}` : e.mark === 'remove' ? (r.dryRun ? 'would remove' : 'removed') : e.mark;
-      writeOut(`${ctx.settings.storageId}:${e.volname}  ${ts(e.ctime)}  ${what}`);
+      writeOut(`${volid(ctx, e.volname)}  ${ts(e.ctime)}  ${what}`);
     }
     const n = r.entries.filter((e) => e.mark === 'remove').length;
     writeOut(`prune (${formatPruneBackups(keep)}): ${r.dryRun ? `${n} would be removed` : `${r.removed.length} removed`}, ${r.entries.length - n} kept${r.errors.length ? `, ${r.errors.length} failed` : ''}${r.dryRun ? ' (dry run)' : ''}`);

@@ -6,7 +6,7 @@ import { realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CONTENT_TYPES } from '../pve/content.js';
-import type { Volume } from '../store/types.js';
+import { volid, type Volume } from '../store/types.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { COMMON_HELP, COMMON_OPTIONS, UsageError, flag, oneOf, parse, str, vmidOpt } from './args.js';
 import { createCliLogger, openStore, resolveFrom } from './context.js';
@@ -164,7 +164,7 @@ export async function main(argv: string[]): Promise<number> {
           bar.done();
         }
         const s = (performance.now() - t0) / 1000;
-        note(restoredLine(`${opened.ctx.settings.storageId}:${volname}`, 'stdout', r.size, s, r.verified));
+        note(restoredLine(volid(opened.ctx, volname), 'stdout', r.size, s, r.verified));
       } finally {
         await opened.close();
       }
@@ -208,7 +208,7 @@ export async function main(argv: string[]): Promise<number> {
         bar.done();
       }
       const s = (performance.now() - t0) / 1000;
-      const out = { volid: `${opened.ctx.settings.storageId}:${volname}`, path: r.path, size: r.size, seconds: s, rate: r.size / Math.max(s, 1e-6), verified: r.verified };
+      const out = { volid: volid(opened.ctx, volname), path: r.path, size: r.size, seconds: s, rate: r.size / Math.max(s, 1e-6), verified: r.verified };
       if (flag(p, 'json')) writeJson(out);
       else writeOut(restoredLine(out.volid, r.path, r.size, s, r.verified));
     } finally {

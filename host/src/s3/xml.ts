@@ -580,6 +580,11 @@ export function normalizeETag(e: string): string {
   return `"${t}"`;
 }
 
+/** An ETag's value without its quotes (and weak marker): what an MD5 or a cache record compares. */
+export function bareETag(e: string): string {
+  return e.replace(/^(W\/)?"|"$/g, '');
+}
+
 /** Parts implied by an ETag: 1 without a '-N' suffix, N for 1 ≤ N ≤ 10000, null when malformed. */
 export function partsFromETag(etag: string): number | null {
   let e = etag;

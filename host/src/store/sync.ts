@@ -12,7 +12,8 @@ import { listFolder } from './list.js';
 import { readLocalSidecars } from './local-files.js';
 import { putVolume } from './transfer.js';
 import { nowOf, type Content, type StoreContext } from './types.js';
-import { stripQuotes } from './volumes.js';
+import { bareETag } from '../s3/xml.js';
+import { pidAlive } from '../util/process.js';
 
 export interface SyncOutcome {
   uploaded: string[];
@@ -35,16 +36,7 @@ async function takeLock(path: string): Promise<(() => Promise<void>) | null> {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       const pid = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      let alive = false;
-      if (Number.isInteger(pid) && pid > 0) {
-        try {
-          process.kill(pid, 0);
-          alive = true;
-        } catch (err) {
-          alive = (err as NodeJS.ErrnoException).code === 'EPERM';
-        }
-      }
-      if (alive) return null;
+      if (pidAlive(pid)) return null;
       await rm(path, { force: true });
     }
   }
@@ -95,7 +87,7 @@ export async function syncLocal(
           ...side,
           removeSource: o.keepLocal === false,
         });
-        if (o.keepLocal !== false && vol.etag) await writeRecord(cacheDir, f.content, f.name, stripQuotes(vol.etag));
+        if (o.keepLocal !== false && vol.etag) await writeRecord(cacheDir, f.content, f.name, bareETag(vol.etag));
         out.uploaded.push(volname);
       } catch (e) {
         out.errors.push({ volname, message: (e as Error).message });

@@ -9,10 +9,11 @@ import { chmod, stat, utimes } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { NOTES_SUFFIX, PROTECTED_SUFFIX, keyOfName, parseVolname, sidecarNames, type VolumeInfo } from '../pve/volname.js';
 import type { Progress } from '../transfer/progress.js';
+import { bareETag } from '../s3/xml.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { isCachePath, localPath, writeRecord } from './local-cache.js';
 import { isNotFound, putSmall } from './objects.js';
-import { keyOf, notFound, statVolume, stripQuotes } from './volumes.js';
+import { keyOf, notFound, statVolume } from './volumes.js';
 import { readSse, transferClient, uploadLimits, type StoreContext, type Volume } from './types.js';
 import { archiveTags } from './lifecycle.js';
 
@@ -101,7 +102,7 @@ export async function putVolume(ctx: StoreContext, volname: string, o: PutVolume
       const { removeVerifiedSource } = await import('./local-files.js');
       await removeVerifiedSource(vol, o.src.path, size ?? res.size, o.logPath !== undefined ? { logPath: o.logPath } : {});
     } else if (isCachePath(ctx.settings.cacheDir, v.content, v.name, o.src.path)) {
-      await writeRecord(ctx.settings.cacheDir!, v.content, v.name, stripQuotes(res.etag));
+      await writeRecord(ctx.settings.cacheDir!, v.content, v.name, bareETag(res.etag));
     }
   }
   return vol;
@@ -141,7 +142,7 @@ export async function getVolume(
     throw e;
   }
   const mtime = Math.floor((info.lastModified?.getTime() ?? Date.now()) / 1000);
-  const etag = stripQuotes(info.etag);
+  const etag = bareETag(info.etag);
   const cur = await stat(dest).catch(() => null);
   const cachePath = isCachePath(ctx.settings.cacheDir, v.content, v.name, dest);
   if (cur && cur.isFile() && !o.force && cur.size === info.size && Math.floor(cur.mtimeMs / 1000) === mtime) {
@@ -190,7 +191,7 @@ export async function streamVolume(
       ...(ctx.settings.downloadBwlimitKiB ? { bwlimitKiB: ctx.settings.downloadBwlimitKiB } : {}),
       ...readSse(ctx),
     });
-    return { size: res.size, etag: stripQuotes(res.etag), verified: res.verifiedBy === 'manifest' };
+    return { size: res.size, etag: bareETag(res.etag), verified: res.verifiedBy === 'manifest' };
   } catch (e) {
     if (isNotFound(e)) throw notFound(ctx, volname, key);
     throw e;

@@ -12,6 +12,7 @@ import {
   sidecarNames,
   type VolumeInfo,
 } from '../pve/volname.js';
+import { bareETag } from '../s3/xml.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { mapLimit } from './concurrency.js';
 import { rm } from 'node:fs/promises';
@@ -75,7 +76,7 @@ export async function statVolume(ctx: StoreContext, volname: string): Promise<Vo
     const { readManifest } = await import('../transfer/manifest.js');
     try {
       const m = await readManifest(transferClient(ctx), key, readSse(ctx));
-      vol.verified = m !== null && m.size === info.size && stripQuotes(m.etag) === stripQuotes(info.etag);
+      vol.verified = m !== null && m.size === info.size && bareETag(m.etag) === bareETag(info.etag);
     } catch (e) {
       if ((e as { code?: string }).code !== 'ManifestInvalid') throw e;
       vol.verified = false;
@@ -87,7 +88,6 @@ export async function statVolume(ctx: StoreContext, volname: string): Promise<Vo
   return vol;
 }
 
-export const stripQuotes = (s: string): string => s.replace(/^"|"$/g, '');
 
 /** sidecars of some archive: under a log's base name they say nothing about another archive */
 const ARCHIVE_SIDECARS = [NOTES_SUFFIX, PROTECTED_SUFFIX, MANIFEST_SUFFIX];

@@ -27,6 +27,7 @@ import { limiterFor, type RateLimiter } from './rate-limit.js';
 import { checkDestination, commitTemp, createTemp, discardTemp, type TempFile } from './temp-file.js';
 import { abortedError, integrityError, isAbortError } from './transfer-errors.js';
 import type { SseOptions } from '../s3/types.js';
+import { bareETag } from '../s3/xml.js';
 import type { TransferClient, TransferObjectInfo } from './transfer-client.js';
 
 export type DownloadDest = { path: string } | { stream: Writable };
@@ -187,10 +188,9 @@ function planRanges(key: string, info: TransferObjectInfo, manifest: Manifest | 
 function isPlainMd5Etag(info: TransferObjectInfo): boolean {
   const sse = (info as { sse?: { type?: string } }).sse?.type;
   if (sse && sse !== 'AES256') return false;
-  return /^[0-9a-f]{32}$/i.test(stripQuotes(info.etag));
+  return /^[0-9a-f]{32}$/i.test(bareETag(info.etag));
 }
 
-const stripQuotes = (s: string): string => s.replace(/^(W\/)?"|"$/g, '');
 
 class RangeJob {
   private readonly cancel = new AbortController();
@@ -307,7 +307,7 @@ class RangeJob {
       );
       await writer;
       if (this.failure) throw this.failure;
-      if (md5 && hex(md5.digest()) !== stripQuotes(etag).toLowerCase()) {
+      if (md5 && hex(md5.digest()) !== bareETag(etag).toLowerCase()) {
         throw integrityError(this.key, `MD5 of the content does not match its ETag ${etag}`);
       }
     } finally {
@@ -446,7 +446,7 @@ async function checkFileMd5(key: string, t: TempFile, size: number, etag: string
     md5.update(buf.subarray(0, bytesRead));
     pos += bytesRead;
   }
-  if (hex(md5.digest()) !== stripQuotes(etag).toLowerCase()) {
+  if (hex(md5.digest()) !== bareETag(etag).toLowerCase()) {
     throw integrityError(key, `MD5 of the content does not match its ETag ${etag}`);
   }
 }
