@@ -1,5 +1,5 @@
 /** Small-object helpers for sidecars: notes text, empty markers, existence checks. */
-import type { StoreContext } from './types.js';
+import { readSse, type StoreContext } from './types.js';
 
 const NOT_FOUND = new Set(['NoSuchKey', 'NotFound']);
 
@@ -8,10 +8,10 @@ export function isNotFound(e: unknown): boolean {
   return NOT_FOUND.has(err?.code ?? '') || (err?.status === 404 && err?.code !== 'NoSuchBucket');
 }
 
-/** The object's body as UTF-8, or null when it does not exist. */
+/** The object's body as UTF-8, or null when it does not exist (sidecars carry the SSE-C key like the archive). */
 export async function readText(ctx: StoreContext, key: string): Promise<string | null> {
   try {
-    const { body } = await ctx.client.getObject(key, ctx.signal ? { signal: ctx.signal } : undefined);
+    const { body } = await ctx.client.getObject(key, { ...readSse(ctx), ...(ctx.signal ? { signal: ctx.signal } : {}) });
     const chunks: Uint8Array[] = [];
     for await (const c of body) chunks.push(c);
     return Buffer.concat(chunks).toString('utf8');
@@ -21,9 +21,10 @@ export async function readText(ctx: StoreContext, key: string): Promise<string |
   }
 }
 
+/** By its name (HEAD). With SSE-C the storage writes sidecars with its key too, so HEAD carries it. */
 export async function exists(ctx: StoreContext, key: string): Promise<boolean> {
   try {
-    await ctx.client.headObject(key);
+    await ctx.client.headObject(key, readSse(ctx));
     return true;
   } catch (e) {
     if (isNotFound(e)) return false;

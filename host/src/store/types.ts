@@ -21,7 +21,7 @@ import type { Logger } from '../util/log.js';
 export interface StoreClient {
   /** `sse`: an SSE-C object answers HEAD only with its key */
   headObject(key: string, o?: { sse?: SseOptions }): Promise<ObjectInfo>;
-  getObject(key: string, o?: { range?: [number, number]; signal?: AbortSignal }): Promise<{ body: AsyncIterable<Uint8Array>; info: ObjectInfo }>;
+  getObject(key: string, o?: { range?: [number, number]; signal?: AbortSignal; sse?: SseOptions }): Promise<{ body: AsyncIterable<Uint8Array>; info: ObjectInfo }>;
   putObject(key: string, body: Uint8Array, o?: PutOptions): Promise<{ etag: string }>;
   deleteObject(key: string): Promise<void>;
   deleteObjects(keys: readonly string[]): Promise<DeleteResult>;

@@ -32,7 +32,12 @@ export function notFound(ctx: StoreContext, volname: string, key: string): PveS3
   });
 }
 
-/** Full description of one volume: HEAD + one LIST of its sidecars + notes + manifest check. */
+/**
+ * Full description of one volume: HEAD, then every sidecar looked up by its own name (HEAD or
+ * exact GET), never inferred from a listing of the key as prefix: a page of such a listing can be
+ * filled by other keys sorting between `<key>` and `<key>.protected` (`X.vma.gz`, `X.vma.bz2`, …
+ * and their sidecars), which would hide the marker.
+ */
 export async function statVolume(ctx: StoreContext, volname: string): Promise<Volume> {
   const v = parseVolname(volname);
   const key = keyOf(ctx, v);
@@ -43,9 +48,14 @@ export async function statVolume(ctx: StoreContext, volname: string): Promise<Vo
     if (isNotFound(e)) throw notFound(ctx, volname, key);
     throw e;
   }
-  const siblings = new Set<string>();
-  const page = await ctx.client.listObjects({ prefix: key, maxKeys: 10 });
-  for (const o of page.objects) siblings.add(o.key);
+  const backup = v.content === 'backup';
+  const logName = backup ? sidecarNames(v.name).log : undefined;
+  const [manifest, isProtected, notes, log] = await Promise.all([
+    manifestState(ctx, key, info),
+    backup ? exists(ctx, key + PROTECTED_SUFFIX) : false,
+    backup ? readText(ctx, key + NOTES_SUFFIX) : null,
+    logName !== undefined ? exists(ctx, keyOfName(ctx.settings.prefix, 'backup', logName)) : undefined,
+  ]);
   const mtime = Math.floor((info.lastModified?.getTime() ?? Date.now()) / 1000);
   const vol: Volume = {
     volid: volid(ctx, v.volname),
@@ -56,38 +66,34 @@ export async function statVolume(ctx: StoreContext, volname: string): Promise<Vo
     size: info.size,
     ctime: v.ctime ?? mtime,
     format: v.listFormat,
-    protected: false,
-    manifest: siblings.has(key + MANIFEST_SUFFIX),
+    protected: isProtected,
+    manifest: manifest.present,
+    verified: manifest.verified,
     etag: info.etag,
   };
   if (info.storageClass) vol.storageClass = info.storageClass;
-  if (v.content === 'backup') {
+  if (backup) {
     if (v.vmid !== undefined) vol.vmid = v.vmid;
     vol.subtype = (v.guestType ?? 'unknown') as GuestType;
-    vol.protected = siblings.has(key + PROTECTED_SUFFIX);
-    if (siblings.has(key + NOTES_SUFFIX)) {
-      const text = await readText(ctx, key + NOTES_SUFFIX);
-      if (text) vol.notes = text;
-    }
-    const log = sidecarNames(v.name).log;
-    if (log) vol.log = await exists(ctx, keyOfName(ctx.settings.prefix, 'backup', log));
-  }
-  if (vol.manifest) {
-    const { readManifest } = await import('../transfer/manifest.js');
-    try {
-      const m = await readManifest(transferClient(ctx), key, readSse(ctx));
-      vol.verified = m !== null && m.size === info.size && bareETag(m.etag) === bareETag(info.etag);
-    } catch (e) {
-      if ((e as { code?: string }).code !== 'ManifestInvalid') throw e;
-      vol.verified = false;
-    }
-  } else {
-    vol.verified = false;
+    if (notes) vol.notes = notes;
+    if (log !== undefined) vol.log = log;
   }
   vol.mtime = mtime;
   return vol;
 }
 
+/** The manifest read by its name: present at all, and matching this object's size and ETag. */
+async function manifestState(ctx: StoreContext, key: string, info: { size: number; etag: string }): Promise<{ present: boolean; verified: boolean }> {
+  const { readManifest } = await import('../transfer/manifest.js');
+  try {
+    const m = await readManifest(transferClient(ctx), key, readSse(ctx));
+    if (m === null) return { present: false, verified: false };
+    return { present: true, verified: m.size === info.size && bareETag(m.etag) === bareETag(info.etag) };
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ManifestInvalid') throw e;
+    return { present: true, verified: false };
+  }
+}
 
 /** sidecars of some archive: under a log's base name they say nothing about another archive */
 const ARCHIVE_SIDECARS = [NOTES_SUFFIX, PROTECTED_SUFFIX, MANIFEST_SUFFIX];
@@ -159,9 +165,9 @@ export async function deleteVolumes(ctx: StoreContext, volnames: string[], o: { 
   const vols = volnames.map((n) => parseVolname(n)); // refuse bad names before any request
   const state = await mapLimit(vols, 8, async (v) => {
     const key = keyOf(ctx, v);
-    const page = await ctx.client.listObjects({ prefix: key, maxKeys: 10 });
-    const have = new Set(page.objects.map((x) => x.key));
-    return { v, key, present: have.has(key), protected: have.has(key + PROTECTED_SUFFIX) };
+    // by name, not from a listing page (see statVolume): the marker decides what may be deleted
+    const [present, isProtected] = await Promise.all([exists(ctx, key), v.content === 'backup' ? exists(ctx, key + PROTECTED_SUFFIX) : false]);
+    return { v, key, present, protected: isProtected };
   });
   if (!o.allowProtected) {
     const prot = state.filter((s) => s.protected && s.present);
@@ -193,8 +199,7 @@ export async function deleteVolumes(ctx: StoreContext, volnames: string[], o: { 
     const removing = new Set(state.map((s) => s.key));
     for (const lk of logKeys) {
       const base = lk.slice(0, -LOG_SUFFIX.length) + '.';
-      const page = await ctx.client.listObjects({ prefix: base, maxKeys: 50 });
-      for (const x of page.objects) {
+      for await (const x of ctx.client.listAll({ prefix: base })) {
         const rest = x.key.slice(base.length);
         if (removing.has(x.key) || ARCHIVE_SIDECARS.some((sfx) => rest.endsWith(sfx)) || '.' + rest === LOG_SUFFIX) continue;
         survivors.add(lk);

@@ -1,0 +1,105 @@
+#!/usr/bin/perl
+# Issue 10 (data safety and bucket writers), through the real plugin → the real host → the real
+# RadosGW: what PVE itself calls (vdisk_free, prune_backups, list, activate) must obey the
+# protection marker, retention must count only verified backups, and objects planted by someone
+# who can write to the bucket must never be treated as ours.
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use FindBin;
+use lib "$FindBin::Bin/lib", "$FindBin::Bin/../";
+use File::Temp qw(tempdir);
+use Test::More;
+
+my $ROOT = abs_path("$FindBin::Bin/../..");
+my $HOST_JS = "$ROOT/host/bin/pve-s3-host.js";
+
+my $node_ok = `node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>20||(a==20&&b>=18)?0:1)' 2>/dev/null; echo \$?`;
+plan skip_all => 'node >= 20.18 not found (needed to run the host)' if $node_ok !~ m/^0/;
+plan skip_all => "host not built: $ROOT/host/dist/protocol/main.js missing (run npm run build)"
+    if !-f "$ROOT/host/dist/protocol/main.js" || !-f $HOST_JS;
+plan skip_all => 'PVE_S3_SKIP_INTEGRATION=1' if ($ENV{PVE_S3_SKIP_INTEGRATION} // '') eq '1';
+
+use S3PluginTest;
+use RgwLease;
+use MiniS3;
+
+$SIG{ALRM} = sub { die "integration test timed out\n" };
+alarm(900);
+
+my $rgw = RgwLease::acquire();
+my ($endpoint, $region, $ak, $sk) = @$rgw{qw(S3_ENDPOINT S3_REGION S3_ACCESS_KEY S3_SECRET_KEY)};
+my $bucket = sprintf('pve-s3-trust-%d-%d', time(), $$);
+my $s3 = MiniS3->new(endpoint => $endpoint, region => $region, access_key => $ak, secret_key => $sk);
+$s3->create_bucket($bucket);
+
+S3PluginTest::load_plugin('9');
+my $tmp = tempdir('pve-s3-trust-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+$ENV{PVE_S3_PRIV_DIR} = "$tmp/priv";
+$ENV{PVE_S3_HOST_BIN} = "node $HOST_JS";
+$ENV{PVE_S3_AUTOSYNC} = '0';
+$ENV{PVE_S3_LOG_FILE} = "$tmp/host.log";
+delete $ENV{$_} for grep { m/^S3_/ } keys %ENV;
+
+my $storeid = 'trust-s3';
+my $param = {
+    bucket => $bucket, endpoint => $endpoint, region => $region, access_key => $ak, prefix => 'pve/',
+    force_path_style => 1, multipart_chunk_size => 5, max_concurrent_uploads => 2,
+    content => 'backup,iso,vztmpl,snippets', path => "$tmp/cache", secret_key => $sk,
+};
+my $sensitive = PVE::Tools::extract_sensitive_params($param, PVE::Storage::Plugin::sensitive_properties('s3'), []);
+my $scfg = $PLUGIN->check_config($storeid, $param, 1, 0);
+$PLUGIN->on_add_hook($storeid, $scfg, %$sensitive);
+$scfg->{shared} = 1;
+$PVE::Storage::CONFIG = { ids => { $storeid => $scfg } };
+my $cfg = PVE::Storage::config();
+PVE::Storage::activate_storage($cfg, $storeid, {});
+my $dump = $PLUGIN->get_subdir($scfg, 'backup');
+
+# Uploads a local archive the way the backup-end hook does (local sidecars travel with it).
+sub backup {
+    my ($name, %o) = @_;
+    write_file("$dump/$name", "data of $name\n" x 3);
+    write_file("$dump/$name.notes", $o{notes}) if defined($o{notes});
+    write_file("$dump/$name.protected", '') if $o{protected};
+    $PLUGIN->upload_local_volume($storeid, $scfg, "backup/$name");
+}
+
+# --- §1: the protection marker is looked up by name -----------------------------------------
+
+{
+    my $x = 'vzdump-qemu-100-2024_01_01-00_00_00.vma';
+    backup($x, notes => 'keep me', protected => 1);
+    backup("$x.$_", notes => "neighbour $_") for qw(gz bz2 lzo);
+    my $keys = $s3->list_keys($bucket, "pve/dump/$x");
+    is(scalar(@$keys), 13, 'X.vma with notes, manifest, marker and three neighbours with notes and manifests');
+    ok(!-e "$dump/$x.protected", 'no local marker: only the bucket knows the backup is protected');
+
+    my ($vol) = grep { $_->{volid} eq "$storeid:backup/$x" } @{ PVE::Storage::volume_list($cfg, $storeid, 100, 'backup') };
+    is($vol->{protected}, 1, 'listed as protected');
+    is(PVE::Storage::get_volume_attribute($cfg, "$storeid:backup/$x", 'protected'), 1, 'get_volume_attribute: protected');
+
+    eval { PVE::Storage::vdisk_free($cfg, "$storeid:backup/$x") };
+    like($@, qr/cannot remove protected volume/, 'vdisk_free refuses the protected backup (the host refuses it)');
+    is_deeply($s3->list_keys($bucket, "pve/dump/$x"), $keys, '... and every key of it and its neighbours is still there');
+
+    my ($res, $err) = PVE::Storage::Custom::S3Plugin::host_try($storeid, $scfg, 'stat', { volname => "backup/$x" });
+    ok($res && $res->{volume}->{protected} && $res->{volume}->{verified}, 'stat: protected and verified');
+
+    PVE::Storage::update_volume_attribute($cfg, "$storeid:backup/$x", 'protected', 0);
+    PVE::Storage::vdisk_free($cfg, "$storeid:backup/$x");
+    ok(!$s3->object_exists($bucket, "pve/dump/$x"), 'unprotected, it can be freed');
+    is(scalar(@{ $s3->list_keys($bucket, "pve/dump/$x.") }), 9, '... and the neighbours stay whole');
+    PVE::Storage::vdisk_free($cfg, "$storeid:backup/$x.$_") for qw(gz bz2 lzo);
+}
+
+# Leave the shared gateway clean.
+is_deeply($s3->list_keys($bucket, ''), [], 'nothing left in the bucket');
+$s3->request('DELETE', "/$bucket");
+$PLUGIN->on_delete_hook($storeid, $scfg);
+
+my $log = -f "$tmp/host.log" ? read_file("$tmp/host.log") : '';
+unlike($log, qr/\Q$sk\E/, 'the host log never contains the secret');
+
+done_testing();
