@@ -27,8 +27,13 @@ export type Fault =
   | { kind: 'tooSkewed'; offsetMs: number }
   /** Never answer. afterBytes: forward and stall after the head and that many body bytes. */
   | { kind: 'hang'; afterBytes?: number }
-  /** Forward after a pause. */
-  | { kind: 'delay'; ms: number };
+  /** Forward after a pause: `ms`, or until `until` settles (a test that must act while the
+   *  request is held, e.g. between a command's checks and its commit). */
+  | { kind: 'delay'; ms?: number; until?: Promise<unknown> }
+  /** Answer without forwarding, as a hostile or broken server would: the body is bytes, or a
+   *  function giving chunks lazily (bodies far larger than memory; written with back-pressure,
+   *  and no longer produced once the client has gone). */
+  | { kind: 'respond'; status?: number; headers?: Record<string, string>; body: string | Uint8Array | (() => Iterable<Uint8Array> | AsyncIterable<Uint8Array>) };
 
 export interface FaultMatch {
   method?: string;
@@ -118,7 +123,7 @@ function matches(m: FaultMatch | undefined, r: ProxiedRequest): boolean {
 
 function validateRule(rule: FaultRule, i: number): void {
   const f = rule.fault as Fault | undefined;
-  const kinds = ['reset', 'status', 'error200', 'truncate', 'skewDate', 'tooSkewed', 'hang', 'delay'];
+  const kinds = ['reset', 'status', 'error200', 'truncate', 'skewDate', 'tooSkewed', 'hang', 'delay', 'respond'];
   if (!f || !kinds.includes(f.kind)) {
     throw new Error(`fault proxy plan[${i}].fault.kind: ${JSON.stringify(f?.kind)} is not one of ${kinds.join(', ')}`);
   }
@@ -131,6 +136,10 @@ function validateRule(rule: FaultRule, i: number): void {
   count('skip', rule.skip);
   if ('afterBytes' in f) count('fault.afterBytes', f.afterBytes);
   if (f.kind === 'truncate') count('fault.bytes', f.bytes);
+  if (f.kind === 'delay') {
+    count('fault.ms', f.ms);
+    if (f.ms === undefined && f.until === undefined) throw new Error(`fault proxy plan[${i}].fault: delay needs ms or until`);
+  }
   if (f.kind === 'status' && !(Number.isInteger(f.status) && f.status >= 100 && f.status <= 599)) {
     throw new Error(`fault proxy plan[${i}].fault.status: ${f.status} is not an HTTP status (100..599)`);
   }
@@ -311,7 +320,8 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
           else await drain(req); // and never answer; close() ends it
           return;
         case 'delay':
-          await new Promise((r) => setTimeout(r, fault.ms));
+          if (fault.ms !== undefined) await new Promise((r) => setTimeout(r, fault.ms));
+          if (fault.until !== undefined) await fault.until.catch(() => undefined);
           if (closed) return;
           {
             const ures = await forward(req, log);
@@ -319,6 +329,26 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
             ures.pipe(res);
           }
           return;
+        case 'respond': {
+          await drain(req);
+          log.status = fault.status ?? 200;
+          const b = fault.body;
+          if (typeof b !== 'function') {
+            const bytes = typeof b === 'string' ? Buffer.from(b) : b;
+            res.writeHead(log.status, { 'Content-Type': 'application/xml', 'Content-Length': bytes.byteLength, ...fault.headers });
+            res.end(bytes);
+            return;
+          }
+          res.writeHead(log.status, { 'Content-Type': 'application/xml', ...fault.headers });
+          let gone = false;
+          res.once('close', () => (gone = true));
+          for await (const chunk of b()) {
+            if (gone || closed) break;
+            if (!res.write(chunk)) await new Promise<void>((r) => (res.once('drain', r), res.once('close', r)));
+          }
+          if (!gone) res.end();
+          return;
+        }
       }
     } catch (e) {
       // The upstream connection failed: tell the client as a gateway would, without hiding why.

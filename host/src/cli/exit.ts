@@ -4,6 +4,7 @@
  * the last guard against a secret reaching a terminal or a task log.
  */
 import { EXIT, asPveS3Error, type ExitCode } from '../util/errors.js';
+import { printable, printableLines } from '../util/printable.js';
 
 let interruption: string | undefined;
 
@@ -22,8 +23,9 @@ export async function runCommand(command: string, body: () => Promise<number>): 
       interruption !== undefined && err.code !== 'Aborted'
         ? `${command}: interrupted by ${interruption}: operation cancelled (${err.message})`
         : `${command}: ${err.message}${err.code && !/^(Usage|InternalError)$/.test(err.code) ? ` [${err.code}]` : ''}`;
-    process.stderr.write(redact(line) + '\n');
-    if (process.env.PVE_S3_DEBUG && e instanceof Error && e.stack) process.stderr.write(redact(e.stack) + '\n');
+    // messages quote keys and servers' words: one line, nothing a terminal would act on
+    process.stderr.write(printable(redact(line)) + '\n');
+    if (process.env.PVE_S3_DEBUG && e instanceof Error && e.stack) process.stderr.write(printableLines(redact(e.stack)) + '\n');
     return err.exitCode;
   }
 }

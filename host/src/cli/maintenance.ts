@@ -8,7 +8,7 @@ import { EXIT, PveS3Error, type ExitCode } from '../util/errors.js';
 import { COMMON_HELP, COMMON_OPTIONS, UsageError, flag, intOpt, list, oneOf, parse, str, vmidOpt, type Parsed } from './args.js';
 import { createCliLogger, openStore, resolveFrom } from './context.js';
 import { runCommand } from './exit.js';
-import { formatBytes, formatTime, note, table, writeJson, writeOut } from './output.js';
+import { formatBytes, formatTime, note, printable, table, writeJson, writeOut } from './output.js';
 
 const CMD = 'pve-s3-maintenance';
 const ACTIONS = ['status', 'cleanup', 'check-integrity', 'lifecycle', 'abort-uploads', 'prune'] as const;
@@ -107,10 +107,10 @@ async function status(ctx: StoreContext, json: boolean, endpoint: string): Promi
         `storage     ${ctx.settings.storageId}`,
         `endpoint    ${endpoint} (${s.endpointReachable ? 'reachable' : 'NOT reachable'}${s.endpointReachable ? `, credentials ${s.auth ? 'accepted' : 'REFUSED'}` : ''})`,
         `bucket      ${s.bucket}${s.prefix ? ` (prefix ${s.prefix})` : ''}`,
-        `error       ${s.error.message} [${s.error.code}]`,
+        `error       ${printable(s.error.message)} [${printable(s.error.code)}]`,
       ].join('\n'),
     );
-    note(`${CMD}: ${s.error.message}`);
+    note(`${CMD}: ${printable(s.error.message)}`);
     return code;
   }
   const lines = [
@@ -144,7 +144,7 @@ function describeRule(r: LifecycleRule): string {
   if (r.expiration?.days) parts.push(`expire after ${r.expiration.days}d`);
   if (r.abortIncompleteMultipartUpload) parts.push(`abort incomplete uploads after ${r.abortIncompleteMultipartUpload.daysAfterInitiation}d`);
   const prefix = r.filter?.prefix ?? r.legacyPrefix ?? '';
-  return `${r.id ?? '(no id)'} [${r.status}${prefix ? ` ${prefix}` : ''}]: ${parts.join(', ') || 'other'}`;
+  return `${printable(r.id ?? '(no id)')} [${printable(r.status)}${prefix ? ` ${printable(prefix)}` : ''}]: ${printable(parts.join(', ')) || 'other'}`;
 }
 
 async function cleanup(ctx: StoreContext, p: Parsed, json: boolean): Promise<ExitCode> {
@@ -161,7 +161,7 @@ async function cleanup(ctx: StoreContext, p: Parsed, json: boolean): Promise<Exi
     for (const i of r.items) {
       const done = r.dryRun ? i.action === 'remove' : r.removed.includes(i.volname);
       const failed = r.errors.find((e) => e.volname === i.volname);
-      const what = failed ? `FAILED: ${failed.message}` : done ? verb : `kept (${i.reason})`;
+      const what = failed ? `FAILED: ${printable(failed.message)}` : done ? verb : `kept (${i.reason})`;
       writeOut(`${volid(ctx, i.volname)}  ${ts(i.ctime)}  ${what}`);
     }
     writeOut(`cleanup older than ${olderThan} (before ${ts(r.cutoff)}): ${r.dryRun ? `${removing.length} would be removed` : `${r.removed.length} removed`}, ${r.items.length - removing.length} kept${r.errors.length ? `, ${r.errors.length} failed` : ''}${r.dryRun ? ' (dry run)' : ''}`);
@@ -188,12 +188,12 @@ async function checkIntegrity(ctx: StoreContext, p: Parsed, json: boolean): Prom
     ...(volnames.length ? { volnames } : {}),
     ...(vmid !== undefined ? { vmid } : {}),
     ...(parallel !== undefined ? { parallel } : {}),
-    onItem: json ? undefined : (i) => note(`checked ${i.volname}: ${i.status}`),
+    onItem: json ? undefined : (i) => note(`checked ${printable(i.volname)}: ${i.status}`),
   });
   if (json) writeJson(r);
   else {
     for (const i of r.items) {
-      writeOut(`${i.status.toUpperCase().padEnd(16)} ${volid(ctx, i.volname)}${i.size !== undefined ? ` (${formatBytes(i.size)})` : ''}${i.message && i.status !== 'good' ? `: ${i.message}` : ''}`);
+      writeOut(`${i.status.toUpperCase().padEnd(16)} ${printable(volid(ctx, i.volname))}${i.size !== undefined ? ` (${formatBytes(i.size)})` : ''}${i.message && i.status !== 'good' ? `: ${printable(i.message)}` : ''}`);
     }
     const s = r.summary as Record<string, number>;
     const parts = Object.entries(s)
@@ -239,7 +239,7 @@ async function abortUploads(ctx: StoreContext, p: Parsed, json: boolean): Promis
   const r = await abortStaleUploads(ctx, { olderThanSeconds: Math.floor(durationMs(olderThan) / 1000), dryRun: flag(p, 'dry-run') });
   if (json) writeJson(r);
   else {
-    for (const u of r.uploads) writeOut(`${u.key}  started ${u.initiated}  ${r.dryRun ? 'would abort' : u.aborted ? 'aborted' : `FAILED: ${u.error}`}`);
+    for (const u of r.uploads) writeOut(`${printable(u.key)}  started ${u.initiated}  ${r.dryRun ? 'would abort' : u.aborted ? 'aborted' : `FAILED: ${printable(u.error ?? '')}`}`);
     writeOut(`incomplete uploads older than ${olderThan}: ${r.dryRun ? `${r.uploads.length} would be aborted` : `${r.aborted} aborted, ${r.failed} failed`}`);
     if (r.journals > 0) writeOut(`resume journals of uploads that are gone: ${r.journals} ${r.dryRun ? 'would be removed' : 'removed'}`);
   }
@@ -262,7 +262,7 @@ async function prune(ctx: StoreContext, p: Parsed, json: boolean, configured: im
   else {
     for (const e of r.entries) {
       const failed = r.errors.find((x) => x.volname === e.volname);
-      const what = failed ? `FAILED: ${failed.message}` : e.mark === 'remove' ? (r.dryRun ? 'would remove' : 'removed') : e.mark;
+      const what = failed ? `FAILED: ${printable(failed.message)}` : e.mark === 'remove' ? (r.dryRun ? 'would remove' : 'removed') : e.mark;
       writeOut(`${volid(ctx, e.volname)}  ${ts(e.ctime)}  ${what}`);
     }
     const n = r.entries.filter((e) => e.mark === 'remove').length;

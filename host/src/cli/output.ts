@@ -1,8 +1,17 @@
-/** Human output (tables, sizes, dates) on stdout, and the JSON form of the same data. */
+/**
+ * Human output (tables, sizes, dates) on stdout, and the JSON form of the same data. Everything
+ * human goes through printableLines (util/printable.ts): a value from the bucket cannot drive the
+ * terminal. A value that may hold a newline of its own (an S3 key, a server's message) is also
+ * wrapped in printable() where it is put into a line, so it cannot forge a line either.
+ */
 import { formatBackupTime } from '../pve/backup-time.js';
+import { printable, printableLines } from '../util/printable.js';
+
+export { printable };
 
 export function writeOut(text: string): void {
-  process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+  const t = printableLines(text);
+  process.stdout.write(t.endsWith('\n') ? t : t + '\n');
 }
 
 export function writeJson(v: unknown): void {
@@ -11,7 +20,7 @@ export function writeJson(v: unknown): void {
 
 /** Progress, warnings and step messages: stderr, so stdout stays data only. */
 export function note(text: string): void {
-  process.stderr.write(text + '\n');
+  process.stderr.write(printableLines(text) + '\n');
 }
 
 export function formatBytes(n: number): string {
@@ -43,7 +52,7 @@ export interface Column<T> {
 
 /** Plain aligned columns (no box drawing: the output is also read by grep and awk). */
 export function table<T>(rows: readonly T[], cols: readonly Column<T>[]): string {
-  const cells = rows.map((r) => cols.map((c) => c.get(r).replace(/[\r\n\t]+/g, ' ')));
+  const cells = rows.map((r) => cols.map((c) => printable(c.get(r).replace(/[\r\n\t]+/g, ' '))));
   const widths = cols.map((c, i) => Math.max(c.title.length, ...cells.map((r) => r[i]!.length)));
   const line = (vals: string[]) =>
     vals

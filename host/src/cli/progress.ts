@@ -3,7 +3,7 @@
  * --progress), since a log file or a pipe would collect hundreds of carriage-return lines.
  */
 import type { Progress } from '../transfer/progress.js';
-import { formatBytes, formatRate } from './output.js';
+import { formatBytes, formatRate, printable } from './output.js';
 
 export interface Bar {
   update(p: Progress): void;
@@ -25,7 +25,7 @@ export function renderProgress(label: string, p: Progress, width = 24): string {
   const frac = p.total ? Math.min(1, p.bytes / p.total) : null;
   const bar = frac === null ? '' : `[${'#'.repeat(Math.round(frac * width)).padEnd(width, '.')}] ${(frac * 100).toFixed(0).padStart(3)}% `;
   const of = p.total !== null ? ` / ${formatBytes(p.total)}` : '';
-  return `${label} ${bar}${formatBytes(p.bytes)}${of}  ${formatRate(p.rate)}  ETA ${eta(p)}`;
+  return `${printable(label)} ${bar}${formatBytes(p.bytes)}${of}  ${formatRate(p.rate)}  ETA ${eta(p)}`;
 }
 
 export function progressBar(label: string, forced: boolean, stream: NodeJS.WriteStream = process.stderr): Bar {

@@ -10,6 +10,7 @@ import { PROTOCOL_VERSION, errorReply, okReply, type Reply } from './envelope.js
 import { readRequest, readStdinRequest, type RawRequest } from './read-request.js';
 import { parseRequest } from './request.js';
 import { VERSION } from '../util/version.js';
+import { printable } from '../util/printable.js';
 
 export const HOST_VERSION = VERSION;
 
@@ -160,7 +161,8 @@ export async function main(): Promise<void> {
   process.once('SIGINT', onTerm);
   const reply = await handle(() => readStdinRequest(), started, { abort: term.signal });
   const out = await scrub(JSON.stringify(reply.envelope) + '\n');
-  const msg = await scrub(reply.message + '\n');
+  // the line PVE shows in the task log and on the terminal of `pvesm`: nothing there may act on it
+  const msg = printable(await scrub(reply.message)) + '\n';
   writeOut(2, msg);
   writeOut(1, out);
   process.exit(reply.exitCode);

@@ -10,6 +10,7 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { Logger, LogLevel } from './log.js';
+import { printable } from './printable.js';
 
 export const DEFAULT_LOG_FILE = '/var/log/pve/storage-s3.log';
 
@@ -223,7 +224,8 @@ export class FileLogger implements Logger {
       const clean = redactFields(fields) as Record<string, unknown>;
       for (const [k, v] of Object.entries(clean)) if (v !== undefined) line += ` ${k}=${formatValue(v)}`;
     }
-    return redact(line);
+    // keys and servers' messages in fields: the file is read with less/tail, the echo on a terminal
+    return printable(redact(line));
   }
 
   close(): void {
