@@ -140,9 +140,11 @@ interface Producer {
   done: Promise<number | string>;
 }
 
-function startProducer(command: string): Producer {
-  // stderr stays the terminal's (or the task log's): vzdump's own messages are the useful ones
-  const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startProducer(command: string): Promise<Producer> {
+  const { childEnv } = await import('../config/child-env.js');
+  // stderr stays the terminal's (or the task log's): vzdump's own messages are the useful ones;
+  // the environment is ours without its secrets (vzdump passes it on to hookscripts)
+  const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'inherit'], env: childEnv() });
   const done = new Promise<number | string>((res) => {
     child.once('error', (e) => res(`could not be started (${e.message})`));
     child.once('close', (code, signal) => res(code ?? signal ?? 'unknown'));
@@ -340,7 +342,7 @@ export async function main(argv: string[]): Promise<number> {
       writeOut(`would run '${fromCommand}' and upload its output to storage '${cfg.storageId ?? 'env'}' (s3://${cfg.bucket}/${cfg.prefix}), named when it starts`);
       return EXIT.ok;
     }
-    const producer = fromCommand !== undefined ? startProducer(fromCommand) : undefined;
+    const producer = fromCommand !== undefined ? await startProducer(fromCommand) : undefined;
     try {
       return await upload(p, cfg, logger, sources, storageClass, producer);
     } finally {

@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pidAlive } from '../util/process.js';
+import { childEnv } from '../config/child-env.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const BIN = join(ROOT, 'host', 'bin');
@@ -95,7 +96,7 @@ async function localGateway(): Promise<Target> {
   const lease = join(runs, `lease-${process.pid}`);
   say(`[1/7] no S3_ENDPOINT set: starting the local Ceph RadosGW (test/s3/rgw-up.sh ${dir})`);
   const t0 = performance.now();
-  const r = await run(join(ROOT, 'test', 's3', 'rgw-up.sh'), [dir], process.env, { passStderr: true });
+  const r = await run(join(ROOT, 'test', 's3', 'rgw-up.sh'), [dir], childEnv(), { passStderr: true });
   if (r.code !== 0) throw new StepFailed(`test/s3/rgw-up.sh failed (exit ${r.code}); see ${dir}/log`);
   await mkdir(runs, { recursive: true });
   await writeFile(lease, String(process.pid));
@@ -129,7 +130,7 @@ async function localGateway(): Promise<Target> {
         say(`      gateway left running (${others.length} other run(s) still use it)`);
         return;
       }
-      const d = await run(join(ROOT, 'test', 's3', 'rgw-down.sh'), [dir], process.env);
+      const d = await run(join(ROOT, 'test', 's3', 'rgw-down.sh'), [dir], childEnv());
       say(d.code === 0 ? '      gateway stopped' : `      could not stop the gateway (exit ${d.code}): run test/s3/rgw-down.sh ${dir}`);
     },
   };
@@ -219,7 +220,8 @@ export async function main(_argv: string[] = []): Promise<number> {
     await mkdir(join(tmp, 'priv'), { mode: 0o700 });
     await writeFile(join(tmp, 'priv', `${STORAGE}.pw`), target.secretKey + '\n', { mode: 0o600 });
     await chmod(join(tmp, 'priv', `${STORAGE}.pw`), 0o600);
-    const env: NodeJS.ProcessEnv = { ...process.env };
+    // the commands read the secret from priv/, as on a PVE node: none in their environment
+    const env = childEnv();
     for (const k of Object.keys(env)) if (k.startsWith('S3_')) delete env[k];
     Object.assign(env, {
       PVE_S3_STORAGE_CFG: join(tmp, 'storage.cfg'),
