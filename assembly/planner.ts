@@ -2,8 +2,11 @@
 // carry through an i32 ABI), so every size here is a u64; the host passes them as BigInt.
 //
 // S3 limits: at most 10,000 parts; every part but the last 5 MiB..5 GiB; object ≤ 5 TiB.
-// The configured chunk size (MiB) is the preferred part size; it is raised — to a whole MiB —
-// only when 10,000 parts of it would not hold the object (or the stream's declared maximum).
+// Some providers allow fewer parts (1,000) or smaller parts (5 GB): the host passes the
+// provider's part count and part size limits (host/src/s3/providers.ts), at most these.
+// The configured chunk size (MiB) is the preferred part size; it is raised — to a whole MiB, or
+// to the provider's largest part — only when maxParts parts of it would not hold the object (or
+// the stream's declared maximum).
 
 export const MIB: u64 = 1048576;
 export const MAX_PARTS: u64 = 10000;
@@ -20,6 +23,7 @@ export const PLAN_OK: i32 = 0;
 export const PLAN_ERR_CHUNK: i32 = 1;
 export const PLAN_ERR_TOO_LARGE: i32 = 2;
 export const PLAN_ERR_SIZE: i32 = 3;
+export const PLAN_ERR_LIMITS: i32 = 4;
 
 // Result record, read by the host after planUpload(): see docs/WASM-ABI.md ("Planner").
 //   +0 u64 partSize · +8 u64 partCount · +16 u64 multipart (0/1) · +24 u64 capacity
@@ -30,20 +34,29 @@ export function planPtr(): usize { return PLAN; }
 
 @inline function ceilDiv(a: u64, b: u64): u64 { return (a + b - 1) / b; }
 
-/** Smallest whole-MiB part size ≥ `chunk` with which MAX_PARTS parts hold `bytes`. */
-function raisedPartSize(bytes: u64, chunk: u64): u64 {
-  if (bytes <= chunk * MAX_PARTS) return chunk;
-  return ceilDiv(ceilDiv(bytes, MAX_PARTS), MIB) * MIB;
+/**
+ * Smallest whole-MiB part size ≥ `chunk` with which `parts` parts hold `bytes`, capped at
+ * `maxPart` (a provider's largest part need not be a whole MiB); 0 when even that is too small.
+ */
+function raisedPartSize(bytes: u64, chunk: u64, parts: u64, maxPart: u64): u64 {
+  if (bytes <= chunk * parts) return chunk;
+  let size = ceilDiv(ceilDiv(bytes, parts), MIB) * MIB;
+  if (size > maxPart) size = maxPart;
+  return size * parts >= bytes ? size : 0;
 }
 
 /**
  * size: object size in bytes or -1 (unknown-size stream); maxSize: the stream's declared upper
- * bound or -1; chunkMB: multipart_chunk_size. Returns PLAN_OK or a PLAN_ERR_* code.
+ * bound or -1; chunkMB: multipart_chunk_size; maxParts, maxPart: the provider's most parts
+ * (1..10,000) and largest part (5 MiB..5 GiB, ≥ the chunk). Returns PLAN_OK or a PLAN_ERR_* code.
  */
-export function planUpload(size: i64, maxSize: i64, chunkMB: i32): i32 {
+export function planUpload(size: i64, maxSize: i64, chunkMB: i32, maxParts: i32, maxPart: i64): i32 {
   if (chunkMB < MIN_CHUNK_MB || chunkMB > MAX_CHUNK_MB) return PLAN_ERR_CHUNK;
   if (size < UNKNOWN || maxSize < UNKNOWN) return PLAN_ERR_SIZE;
   const chunk = <u64>chunkMB * MIB;
+  if (maxParts < 1 || <u64>maxParts > MAX_PARTS || maxPart < <i64>MIN_PART || <u64>maxPart > MAX_PART) return PLAN_ERR_LIMITS;
+  if (chunk > <u64>maxPart) return PLAN_ERR_CHUNK;
+  const parts = <u64>maxParts;
   let partSize: u64;
   let count: u64;
   let multipart: u64 = 1;
@@ -59,7 +72,8 @@ export function planUpload(size: i64, maxSize: i64, chunkMB: i32): i32 {
       partSize = chunk;
       count = 1;
     } else {
-      partSize = raisedPartSize(n, chunk);
+      partSize = raisedPartSize(n, chunk, parts, <u64>maxPart);
+      if (partSize == 0) return PLAN_ERR_TOO_LARGE;
       count = ceilDiv(n, partSize);
     }
     capacity = n;
@@ -67,11 +81,12 @@ export function planUpload(size: i64, maxSize: i64, chunkMB: i32): i32 {
     if (maxSize != UNKNOWN) {
       const m = <u64>maxSize;
       if (m > MAX_OBJECT) return PLAN_ERR_TOO_LARGE;
-      partSize = raisedPartSize(m, chunk);
+      partSize = raisedPartSize(m, chunk, parts, <u64>maxPart);
+      if (partSize == 0) return PLAN_ERR_TOO_LARGE;
       count = m == 0 ? 1 : ceilDiv(m, partSize);
     } else {
       partSize = chunk;
-      count = MAX_PARTS;
+      count = parts;
     }
     capacity = partSize * count;
     if (capacity > MAX_OBJECT) capacity = MAX_OBJECT;

@@ -116,6 +116,8 @@ describe('a backup through its whole life', () => {
     expect(r.envelope).toMatchObject({ ok: true });
     expect(r.code).toBe(0);
     expect(r.envelope.result).toMatchObject({ active: true, used: 0 });
+    // 127.0.0.1 is no public provider's host: `provider auto` made it `other`
+    expect((r.envelope.result as { provider: unknown }).provider).toEqual({ id: 'other', name: 'an S3-compatible server', detected: true });
     const res = r.envelope.result as { total: number; used: number; avail: number };
     expect(res.total).toBe(res.used + res.avail);
     expect(r.lastLine).toMatch(/active/);

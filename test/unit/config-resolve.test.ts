@@ -334,6 +334,8 @@ describe('toS3Settings and the protocol entry', () => {
       requestTimeoutMs: 120_000,
       tls: { caFile: '/etc/ssl/ca.pem', insecure: true },
       checksumAlgorithm: 'CRC64NVME',
+      // cfg.example.com is none of the public providers' hosts
+      provider: 'other',
     });
     expect('forcePathStyle' in s).toBe(false);
     const s2 = toS3Settings(resolveStorage({ storageId: 'store1', env: { ...e, S3_FORCE_PATH_STYLE: '0' } }));

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isDnsCompatibleBucket, parseEndpoint, target, usePathStyle } from '../../host/src/s3/endpoint.js';
+import { isDnsCompatibleBucket, parseEndpoint, target, usePathStyle as pathStyleFor } from '../../host/src/s3/endpoint.js';
+import { detectProvider, PROVIDERS } from '../../host/src/s3/providers.js';
 import { normalizeFingerprint } from '../../host/src/s3/dispatcher.js';
 
 describe('parseEndpoint', () => {
@@ -32,11 +33,20 @@ describe('parseEndpoint', () => {
 
 describe('addressing style', () => {
   const ep = (s: string) => parseEndpoint(s);
+  // as the transport calls it: the provider detected from the host says whether bucket.host works
+  const usePathStyle = (e: ReturnType<typeof ep>, bucket: string, force?: boolean) =>
+    pathStyleFor(e, bucket, force, PROVIDERS[detectProvider(e.hostname)].virtualHosted);
   it('auto: path-style for IPs, ports and non-AWS hosts', () => {
     expect(usePathStyle(ep('http://127.0.0.1'), 'b')).toBe(true);
     expect(usePathStyle(ep('http://[::1]'), 'b')).toBe(true);
     expect(usePathStyle(ep('https://s3.amazonaws.com:8443'), 'bucket')).toBe(true);
     expect(usePathStyle(ep('https://rgw.example.com'), 'bucket')).toBe(true);
+    expect(usePathStyle(ep('https://s3.eu-central-1.wasabisys.com'), 'bucket')).toBe(true);
+    expect(usePathStyle(ep('https://acc.r2.cloudflarestorage.com'), 'bucket')).toBe(true);
+  });
+  it('a provider set in the configuration decides, not the host name', () => {
+    expect(pathStyleFor(ep('https://s3.eu-west-1.amazonaws.com'), 'my-bucket', undefined, PROVIDERS.other.virtualHosted)).toBe(true);
+    expect(pathStyleFor(ep('https://s3.example.com'), 'my-bucket', undefined, PROVIDERS.aws.virtualHosted)).toBe(false);
   });
   it('auto: virtual-hosted on AWS for DNS-compatible names, path-style otherwise', () => {
     expect(usePathStyle(ep('https://s3.eu-west-1.amazonaws.com'), 'my-bucket')).toBe(false);

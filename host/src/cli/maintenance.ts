@@ -3,6 +3,7 @@
  * cleanupByAge, checkIntegrity, lifecycle, abortStaleUploads, prune) and its report.
  */
 import type { LifecycleRule } from '../s3/types.js';
+import type { ProviderReport } from '../store/provider-report.js';
 import { volid, type StoreContext } from '../store/types.js';
 import { EXIT, PveS3Error, type ExitCode } from '../util/errors.js';
 import { COMMON_HELP, COMMON_OPTIONS, UsageError, flag, intOpt, list, oneOf, parse, str, vmidOpt, type Parsed } from './args.js';
@@ -101,11 +102,13 @@ async function status(ctx: StoreContext, json: boolean, endpoint: string): Promi
     writeJson({ storage: ctx.settings.storageId, endpoint, ...s });
     return code;
   }
+  const provider = describeProvider(s.provider);
   if (s.error) {
     writeOut(
       [
         `storage     ${ctx.settings.storageId}`,
         `endpoint    ${endpoint} (${s.endpointReachable ? 'reachable' : 'NOT reachable'}${s.endpointReachable ? `, credentials ${s.auth ? 'accepted' : 'REFUSED'}` : ''})`,
+        provider,
         `bucket      ${s.bucket}${s.prefix ? ` (prefix ${s.prefix})` : ''}`,
         `error       ${printable(s.error.message)} [${printable(s.error.code)}]`,
       ].join('\n'),
@@ -116,6 +119,7 @@ async function status(ctx: StoreContext, json: boolean, endpoint: string): Promi
   const lines = [
     `storage     ${ctx.settings.storageId}`,
     `endpoint    ${endpoint} (reachable, credentials accepted)`,
+    provider,
     `bucket      ${s.bucket}${s.prefix ? ` (prefix ${s.prefix})` : ''}`,
     '',
     table(
@@ -130,10 +134,24 @@ async function status(ctx: StoreContext, json: boolean, endpoint: string): Promi
     `total       ${s.totalObjects} objects, ${formatBytes(s.totalBytes)}`,
     `backups     ${s.backups.count}${s.backups.oldest ? `; oldest ${s.backups.oldest.volname} (${ts(s.backups.oldest.ctime)})` : ''}${s.backups.newest ? `; newest ${s.backups.newest.volname} (${ts(s.backups.newest.ctime)})` : ''}`,
     `incomplete  ${s.multipart.count} multipart upload(s), ${formatBytes(s.multipart.bytes)}`,
-    `lifecycle   ${s.lifecycle === null ? 'unknown (the gateway refused to show the rules)' : s.lifecycle.length === 0 ? 'no rules' : s.lifecycle.map(describeRule).join('; ')}`,
+    `lifecycle   ${
+      s.provider.lifecycle === false
+        ? `not offered by ${s.provider.name}`
+        : s.lifecycle === null
+          ? 'unknown (the gateway refused to show the rules)'
+          : s.lifecycle.length === 0
+            ? 'no rules'
+            : s.lifecycle.map(describeRule).join('; ')
+    }`,
   ];
   writeOut(lines.join('\n'));
   return EXIT.ok;
+}
+
+/** `provider    Cloudflare R2 (r2, detected from the endpoint): up to 10000 parts of at most 4.99 GiB; …` */
+function describeProvider(p: ProviderReport): string {
+  const limits = `up to ${p.maxParts} parts of at most ${formatBytes(p.maxPartBytes)}${p.equalParts ? ', equal sizes' : ''}`;
+  return `provider    ${p.name} (${p.id}, ${p.detected ? 'detected from the endpoint' : 'set in the configuration'}): ${limits}${p.note ? `; ${p.note}` : ''}`;
 }
 
 function describeRule(r: LifecycleRule): string {

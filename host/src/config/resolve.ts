@@ -15,6 +15,7 @@ import type { Logger } from '../util/log.js';
 import { nullLogger } from '../util/log.js';
 import { DEFAULT_LOG_FILE, registerSecret } from '../util/logger.js';
 import { CONTENT_TYPES } from '../pve/content.js';
+import { regionFor, resolveProvider } from '../s3/providers.js';
 import { parseIni, pickProfile } from './credentials.js';
 import { SCHEMA, REQUIRED_KEYS } from './schema.js';
 import { readSecretFile, secretFilePath } from './secret-file.js';
@@ -50,6 +51,7 @@ export const ENV_KEYS: ReadonlyArray<[string, string]> = [
   ['S3_PREFIX', 'prefix'],
   ['S3_FORCE_PATH_STYLE', 'force_path_style'],
   ['S3_USE_SSL', 'use_ssl'],
+  ['S3_PROVIDER', 'provider'],
 ];
 
 const ENV_OF: Record<string, string> = Object.fromEntries(ENV_KEYS.map(([e, k]) => [k, e]));
@@ -339,11 +341,20 @@ function buildConfig(
     sources[key] = 'default';
     return dflt<T>(key);
   };
+  const { provider, detected } = resolveProvider(v.provider, v.endpoint!.host);
+  if (v.provider === undefined) sources.provider = 'default';
+  // a region the endpoint's host names (or the provider's only one) beats the generic default
+  let region = v.region;
+  if (region === undefined) {
+    region = regionFor(provider, v.endpoint!.host);
+    if (region !== undefined) sources.region = `endpoint ${v.endpoint!.host} (${provider.name})`;
+  }
   const cfg: StorageConfig = {
     fromStorageCfg: meta.fromStorageCfg,
     bucket: v.bucket!,
     endpoint: endpointUrl(v.endpoint!, v.use_ssl),
-    region: pick<string>('region'),
+    region: region ?? pick<string>('region'),
+    provider: { id: provider.id, detected },
     accessKey: v.access_key!,
     secretKey: v.secret_key!,
     prefix: pick<string>('prefix'),

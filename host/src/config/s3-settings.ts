@@ -16,6 +16,7 @@ export interface S3SettingsShape {
   tls?: { caFile?: string; insecure?: boolean; fingerprint?: string };
   maxRetries?: number;
   checksumAlgorithm?: 'CRC32C' | 'CRC64NVME';
+  provider?: StorageConfig['provider']['id'];
 }
 
 export function toS3Settings(cfg: StorageConfig): S3SettingsShape {
@@ -34,5 +35,6 @@ export function toS3Settings(cfg: StorageConfig): S3SettingsShape {
   if (cfg.tls.fingerprint) tls.fingerprint = cfg.tls.fingerprint;
   if (Object.keys(tls).length > 0) s.tls = tls;
   if (cfg.checksumAlgorithm) s.checksumAlgorithm = cfg.checksumAlgorithm;
+  s.provider = cfg.provider.id;
   return s;
 }

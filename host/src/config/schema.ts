@@ -10,6 +10,7 @@
 import { ConfigError } from '../util/errors.js';
 import { parseContentList } from '../pve/content.js';
 import { parsePruneBackups } from '../pve/prune.js';
+import { PROVIDER_KEY_VALUES } from '../s3/providers.js';
 
 export const STORAGE_CLASSES = [
   'STANDARD',
@@ -318,6 +319,15 @@ const DEFS: KeyDef[] = [
     enum: CHECKSUM_ALGORITHMS,
     description: 'also send x-amz-checksum-* (CRC32C or CRC64NVME); absent: never (many gateways reject them)',
     parse: (raw) => parseEnum('checksum_algorithm', raw, CHECKSUM_ALGORITHMS),
+  },
+  {
+    key: 'provider',
+    type: 'enum',
+    enum: PROVIDER_KEY_VALUES,
+    default: 'auto',
+    description:
+      "the S3 implementation behind the endpoint, whose limits and features apply (docs/PROVIDERS.md); auto: from the endpoint's host name (AWS, Wasabi, B2, R2, OVHcloud, Scaleway), else other",
+    parse: (raw) => parseEnum('provider', raw, PROVIDER_KEY_VALUES),
   },
   int('request_timeout', 10, 3600, 300, 's', 'time allowed without progress on one request (headers or body)'),
   bool('keep_local', false, 'the vzdump hook keeps the local archive after a verified upload'),

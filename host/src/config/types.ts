@@ -1,6 +1,7 @@
 /** The resolved configuration of one s3 storage, as every layer above config/ sees it. */
 import type { ContentType } from '../pve/content.js';
 import type { PruneKeep } from '../pve/prune.js';
+import type { ProviderId } from '../s3/providers.js';
 import type { ChecksumAlgorithm, StorageClass } from './schema.js';
 
 /** Where a value came from, for messages: `flag`, `env S3_BUCKET`, `storage.cfg`, … */
@@ -36,6 +37,8 @@ export interface StorageConfig {
   forcePathStyle?: boolean;
   tls: { caFile?: string; verify: boolean; fingerprint?: string };
   checksumAlgorithm?: ChecksumAlgorithm;
+  /** the S3 implementation (docs/PROVIDERS.md); detected: chosen by `provider auto` from the endpoint host */
+  provider: { id: ProviderId; detected: boolean };
   keepLocal: boolean;
   cache: { maxSizeGiB: number; maxAgeDays: number };
   path?: string;

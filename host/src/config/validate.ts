@@ -6,6 +6,7 @@
 import { ConfigError } from '../util/errors.js';
 import type { ContentType } from '../pve/content.js';
 import type { PruneKeep } from '../pve/prune.js';
+import { type Provider, type ProviderSetting, resolveProvider } from '../s3/providers.js';
 import {
   type ChecksumAlgorithm,
   type EndpointParts,
@@ -37,6 +38,7 @@ export interface ValidatedProps {
   tls_verify?: boolean;
   tls_fingerprint?: string;
   checksum_algorithm?: ChecksumAlgorithm;
+  provider?: ProviderSetting;
   request_timeout?: number;
   keep_local?: boolean;
   cache_max_size?: number;
@@ -107,12 +109,64 @@ function checkCrossKeys(v: ValidatedProps): void {
       `contradicts the endpoint's scheme ${v.endpoint.scheme}://; drop use_ssl or the scheme`,
     );
   }
+  checkProvider(v);
   if (v.endpoint?.scheme === 'http' || v.use_ssl === false) {
     const tlsKey = v.ca_file !== undefined ? 'ca_file' : v.tls_fingerprint !== undefined ? 'tls_fingerprint' : undefined;
     if (tlsKey) {
       throw new ConfigError(tlsKey, (v as Record<string, unknown>)[tlsKey], 'only meaningful with https (use_ssl 1)');
     }
   }
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * What the provider (docs/PROVIDERS.md) would refuse on every upload is refused here, once, with
+ * the provider named: better than the same server error on each backup. Lifecycle keys are not:
+ * they only matter to the lifecycle action, which says itself what the provider lacks.
+ */
+function checkProvider(v: ValidatedProps): void {
+  const { provider: p, detected } = resolveProvider(v.provider, v.endpoint?.host ?? '');
+  const who = `${p.name} (provider ${p.id}${detected ? ', detected from the endpoint' : ''})`;
+  const escape = detected ? '; if the endpoint is not that, set provider other' : '';
+  if (v.storage_class !== undefined && p.storageClasses !== undefined && !p.storageClasses.includes(v.storage_class)) {
+    throw new ConfigError(
+      'storage_class',
+      v.storage_class,
+      p.storageClasses.length === 0
+        ? `${who} has no storage classes: leave storage_class unset${escape}`
+        : `${who} accepts ${p.storageClasses.join(', ')}${escape}`,
+    );
+  }
+  if (v.server_side_encryption !== undefined && p.sse !== undefined && !p.sse.includes(v.server_side_encryption)) {
+    throw new ConfigError(
+      'server_side_encryption',
+      v.server_side_encryption,
+      p.sse.length === 0 ? `${who} offers no server-side encryption by header: leave it unset${escape}` : `${who} accepts ${p.sse.join(', ')}${escape}`,
+    );
+  }
+  if (v.checksum_algorithm !== undefined && p.checksumAlgorithms !== undefined && !p.checksumAlgorithms.includes(v.checksum_algorithm)) {
+    throw new ConfigError(
+      'checksum_algorithm',
+      v.checksum_algorithm,
+      p.checksumAlgorithms.length === 0
+        ? `${who} does not verify x-amz-checksum-* headers: leave checksum_algorithm unset (pve-s3's manifest still verifies every byte)${escape}`
+        : `${who} verifies ${p.checksumAlgorithms.join(', ')}${escape}`,
+    );
+  }
+  const hostRegion = v.endpoint ? p.regionInHost?.exec(v.endpoint.host)?.[1] : undefined;
+  if (v.region !== undefined && hostRegion !== undefined && v.region !== hostRegion) {
+    throw new ConfigError('region', v.region, `the endpoint ${v.endpoint!.host} is in region ${hostRegion}: set region ${hostRegion}, or leave region unset to take it from the endpoint`);
+  }
+  const maxMB = maxChunkMB(p);
+  if (v.multipart_chunk_size !== undefined && v.multipart_chunk_size > maxMB) {
+    throw new ConfigError('multipart_chunk_size', v.multipart_chunk_size, `${who} takes parts of at most ${p.maxPartBytes} bytes: at most ${maxMB} (MB)${escape}`);
+  }
+}
+
+/** The largest multipart_chunk_size (MiB) a provider's largest part allows. */
+export function maxChunkMB(p: Provider): number {
+  return Math.min(5120, Math.floor(p.maxPartBytes / MiB));
 }
 
 /** The endpoint as a URL origin: scheme from the endpoint, else use_ssl, else https. */

@@ -109,8 +109,13 @@ const absPath = (name: string, p: string): string => {
 export const OPS: Record<string, Op> = {
   async status(ctx) {
     const { pveStatus } = await import('../store/usage.js');
+    const { providerReport } = await import('../store/provider-report.js');
     const s = await pveStatus(ctx);
-    return { result: { ...s }, message: `storage '${ctx.settings.storageId}' is active (bucket ${ctx.settings.bucket})` };
+    const p = providerReport(ctx);
+    return {
+      result: { ...s, provider: { id: p.id, name: p.name, detected: p.detected } },
+      message: `storage '${ctx.settings.storageId}' is active (bucket ${ctx.settings.bucket}, ${p.name}${p.detected ? ', detected' : ''})`,
+    };
   },
 
   async activate(ctx) {

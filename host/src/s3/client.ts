@@ -4,6 +4,7 @@
  */
 import { ConfigError } from '../util/errors.js';
 import { S3Error, serverError } from './errors.js';
+import type { Provider } from './providers.js';
 import { checksumHeader, copySource, contentMd5, objectInfo, putHeaders, readSseHeaders, sseCHeaders } from './objects.js';
 import { S3Transport, type BufferedResponse, type S3Request, type TransportOptions } from './request.js';
 import type { S3Settings } from './settings.js';
@@ -74,11 +75,16 @@ export class S3Client {
   constructor(s: S3Settings, o: ClientOptions = {}) {
     this.transport = new S3Transport(s, o);
     this.bucket = s.bucket;
-    this.listApi = s.listApi ?? 'v2';
+    this.listApi = s.listApi ?? this.transport.provider.listApi;
   }
 
   get endpoint(): string {
     return this.transport.endpoint.origin;
+  }
+
+  /** the provider whose rules apply (host/src/s3/providers.ts) */
+  get provider(): Provider {
+    return this.transport.provider;
   }
 
   close(): Promise<void> {

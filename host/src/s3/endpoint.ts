@@ -1,8 +1,8 @@
 /**
  * Where requests go: the endpoint URL, and whether the bucket is named in the host
- * (virtual-hosted) or in the path. Auto picks path-style for anything that is not AWS itself,
- * because IPs, custom ports and most self-hosted gateways (RadosGW, MinIO, Garage) have no
- * wildcard DNS or certificate for bucket.host.
+ * (virtual-hosted) or in the path. Auto picks path-style unless the provider's row says
+ * virtual-hosted (AWS only, host/src/s3/providers.ts), because IPs, custom ports and most
+ * self-hosted gateways (RadosGW, MinIO, Garage) have no wildcard DNS or certificate for bucket.host.
  */
 import { isIP } from 'node:net';
 import { ConfigError } from '../util/errors.js';
@@ -35,8 +35,6 @@ export function parseEndpoint(endpoint: string): Endpoint {
   };
 }
 
-const AWS_HOST = /(^|\.)amazonaws\.com(\.cn)?$/i;
-
 /** A bucket name usable as a DNS label set (and so in bucket.host). */
 export function isDnsCompatibleBucket(bucket: string): boolean {
   return (
@@ -48,12 +46,13 @@ export function isDnsCompatibleBucket(bucket: string): boolean {
   );
 }
 
-export function usePathStyle(ep: Endpoint, bucket: string, force?: boolean): boolean {
+/** virtualHosted: the provider's row says its endpoints take bucket.host (providers.ts) */
+export function usePathStyle(ep: Endpoint, bucket: string, force: boolean | undefined, virtualHosted: boolean): boolean {
   if (force !== undefined) return force;
   const host = ep.hostname.replace(/^\[|\]$/g, '');
   if (isIP(host) !== 0) return true;
   if (ep.port !== undefined) return true;
-  if (!AWS_HOST.test(host)) return true;
+  if (!virtualHosted) return true;
   if (!isDnsCompatibleBucket(bucket)) return true;
   // *.s3.amazonaws.com certificates do not cover dotted bucket names
   if (ep.protocol === 'https:' && bucket.includes('.')) return true;

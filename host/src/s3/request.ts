@@ -11,6 +11,7 @@ import { ConfigError } from '../util/errors.js';
 import { nullLogger, type Logger } from '../util/log.js';
 import { createDispatcher } from './dispatcher.js';
 import { parseEndpoint, target, usePathStyle, type Endpoint } from './endpoint.js';
+import { detectProvider, PROVIDER_IDS, PROVIDERS, type Provider } from './providers.js';
 import { S3Error, networkError, serverError, type ErrorContext } from './errors.js';
 import { DEFAULT_RETRY, backoffDelay, withRetry, type RetryPolicy } from './retry.js';
 import type { S3Settings } from './settings.js';
@@ -102,6 +103,8 @@ export class S3Transport {
   readonly bucket: string;
   readonly pathStyle: boolean;
   readonly settings: S3Settings;
+  /** the provider whose rules apply (settings.provider, else detected from the endpoint host) */
+  readonly provider: Provider;
   readonly logger: Logger;
   /** server time minus local time, learned from RequestTimeTooSkewed answers */
   clockOffsetMs = 0;
@@ -117,7 +120,8 @@ export class S3Transport {
     this.settings = s;
     this.endpoint = parseEndpoint(s.endpoint);
     this.bucket = s.bucket;
-    this.pathStyle = usePathStyle(this.endpoint, s.bucket, s.forcePathStyle);
+    this.provider = PROVIDERS[s.provider ?? detectProvider(this.endpoint.hostname)];
+    this.pathStyle = usePathStyle(this.endpoint, s.bucket, s.forcePathStyle, this.provider.virtualHosted);
     this.signer = new SigV4Signer({ credentials: s.credentials, region: s.region, service: 's3' });
     this.logger = o.logger ?? nullLogger;
     this.clock = o.clock ?? (() => new Date());
@@ -342,6 +346,9 @@ function checkSettings(s: S3Settings): void {
   if (!s.region) throw new ConfigError('region', s.region, 'must not be empty (e.g. us-east-1)');
   if (s.checksumAlgorithm !== undefined && s.checksumAlgorithm !== 'CRC32C' && s.checksumAlgorithm !== 'CRC64NVME') {
     throw new ConfigError('checksum_algorithm', s.checksumAlgorithm, 'must be CRC32C or CRC64NVME');
+  }
+  if (s.provider !== undefined && !(PROVIDER_IDS as readonly string[]).includes(s.provider)) {
+    throw new ConfigError('provider', s.provider, `must be one of ${PROVIDER_IDS.join(', ')}`);
   }
 }
 

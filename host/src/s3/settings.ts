@@ -1,5 +1,6 @@
 /** S3Settings (docs/ARCHITECTURE.md): what config resolution hands to the S3 client. */
 import type { Credentials } from '../wasm/signer.js';
+import type { ProviderId } from './providers.js';
 
 export type { Credentials };
 
@@ -9,7 +10,7 @@ export interface S3Settings {
   region: string;
   bucket: string;
   credentials: Credentials;
-  /** undefined = auto (path-style for IPs, ports and non-AWS hosts) */
+  /** undefined = auto (path-style for IPs, ports and providers other than AWS) */
   forcePathStyle?: boolean;
   connectTimeoutMs: number;
   /** no response headers, or no body bytes, for this long fails the attempt */
@@ -21,4 +22,6 @@ export interface S3Settings {
   checksumAlgorithm?: 'CRC32C' | 'CRC64NVME';
   /** 'v1' for gateways without ListObjectsV2; undefined = V2, falling back to V1 when refused */
   listApi?: 'v1' | 'v2';
+  /** the provider (host/src/s3/providers.ts) whose rules apply; undefined = detected from the endpoint host */
+  provider?: ProviderId;
 }

@@ -11,7 +11,7 @@ export { putVolume, getVolume, streamVolume, cachePathOf, volumeMetadata, type P
 export { prunePlan, prune, type PruneEntry, type PruneOutcome } from './prune.js';
 export { cleanupByAge, type CleanupItem, type CleanupOutcome } from './cleanup.js';
 export { checkIntegrity, type IntegrityItem, type IntegrityReport, type IntegrityStatus } from './integrity.js';
-export { maintenanceStatus, type MaintenanceStatus, type ContentStats } from './status.js';
+export { maintenanceStatus, providerReport, type MaintenanceStatus, type ContentStats, type ProviderReport } from './status.js';
 export { pveStatus, probe, readUsage, NOMINAL_AVAIL, type PveStatus } from './usage.js';
 export { lifecycleApply, lifecycleShow, desiredRules, ruleIds, type LifecycleApplyResult, type LifecycleView } from './lifecycle.js';
 export { abortStaleUploads, listUploads, type StaleUpload } from './multipart.js';

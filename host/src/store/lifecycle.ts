@@ -5,9 +5,10 @@
  */
 import { CONTENT_DIR } from '../pve/content.js';
 import { classifyKey } from '../pve/volname.js';
-import { ConfigError } from '../util/errors.js';
+import { ConfigError, EXIT, PveS3Error } from '../util/errors.js';
+import type { Provider } from '../s3/providers.js';
 import type { LifecycleRule } from '../s3/types.js';
-import type { LifecycleSettings, StoreContext } from './types.js';
+import { providerOf, type LifecycleSettings, type StoreContext } from './types.js';
 
 /** Used when abort-incomplete-multipart is wanted but no day count was given. */
 export const DEFAULT_ABORT_INCOMPLETE_DAYS = 7;
@@ -23,11 +24,42 @@ export const DEFAULT_ABORT_INCOMPLETE_DAYS = 7;
  */
 export const ARCHIVE_TAG = { key: 'pve-s3', value: 'archive' } as const;
 
-/** The tags a backup archive is uploaded with under this storage's lifecycle settings. */
-export function archiveTags(l: LifecycleSettings | undefined): Record<string, string> | undefined {
-  if (!l || !l.enabled) return undefined;
-  const transitions = (l.transitionDays ?? 0) > 0 || (l.glacierDays ?? 0) > 0;
-  return transitions ? { [ARCHIVE_TAG.key]: ARCHIVE_TAG.value } : undefined;
+const wantsTransitions = (l: LifecycleSettings | undefined): boolean =>
+  l !== undefined && l.enabled && ((l.transitionDays ?? 0) > 0 || (l.glacierDays ?? 0) > 0);
+
+/**
+ * The tags a backup archive is uploaded with under this storage's lifecycle settings: none where
+ * the provider has no tagging or no transitions (x-amz-tagging would fail the upload, or tag for
+ * a rule that cannot exist).
+ */
+export function archiveTags(l: LifecycleSettings | undefined, p?: Provider): Record<string, string> | undefined {
+  if (!wantsTransitions(l)) return undefined;
+  if (p && (p.tagging === false || p.lifecycle.transitions === false)) return undefined;
+  return { [ARCHIVE_TAG.key]: ARCHIVE_TAG.value };
+}
+
+/**
+ * Refuses, naming the provider, what it cannot do over the S3 API: any lifecycle rule at all
+ * (Swift's s3api answers GET ?lifecycle with a bucket listing), or the transitions this
+ * storage's keys ask for. Unknown capabilities are tried: the server's own answer then speaks.
+ */
+export function assertLifecycleSupported(p: Provider, l: LifecycleSettings | undefined, o: { apply: boolean }): void {
+  const who = `${p.name} (provider ${p.id})`;
+  if (p.lifecycle.rules === false) {
+    throw new PveS3Error(
+      'NotSupported',
+      `${who} has no bucket lifecycle over the S3 API: nothing to ${o.apply ? 'apply' : 'show'}; remove stale uploads with 'pve-s3-maintenance --action abort-uploads' instead`,
+      { exitCode: EXIT.usage },
+    );
+  }
+  if (o.apply && wantsTransitions(l) && (p.lifecycle.transitions === false || p.tagging === false)) {
+    const key = (l!.transitionDays ?? 0) > 0 ? 'transition_days' : 'glacier_days';
+    throw new PveS3Error(
+      'NotSupported',
+      `${who} cannot move objects between storage classes by lifecycle rules: unset transition_days and glacier_days (${key} is set)`,
+      { exitCode: EXIT.usage },
+    );
+  }
 }
 
 /** Our rule ids carry the prefix, so two storages sharing a bucket never replace each other's. */
@@ -41,8 +73,9 @@ export function isOurRule(rule: LifecycleRule, prefix: string): boolean {
   return rule.id === ids.transition || rule.id === ids.abort;
 }
 
-/** The rules this storage wants; empty when lifecycle is off. */
-export function desiredRules(prefix: string, l: LifecycleSettings | undefined): LifecycleRule[] {
+/** The rules this storage wants; empty when lifecycle is off. A provider that aborts incomplete
+ *  uploads by itself and refuses the rule for it (Wasabi) gets no abort rule. */
+export function desiredRules(prefix: string, l: LifecycleSettings | undefined, p?: Provider): LifecycleRule[] {
   if (!l || !l.enabled) return [];
   const ids = ruleIds(prefix);
   const rules: LifecycleRule[] = [];
@@ -63,7 +96,7 @@ export function desiredRules(prefix: string, l: LifecycleSettings | undefined): 
     });
   }
   const abortDays = l.abortIncompleteDays ?? DEFAULT_ABORT_INCOMPLETE_DAYS;
-  if (abortDays > 0) {
+  if (abortDays > 0 && p?.lifecycle.abortIncomplete !== false) {
     rules.push({ id: ids.abort, status: 'Enabled', filter: { prefix }, abortIncompleteMultipartUpload: { daysAfterInitiation: abortDays } });
   }
   return rules;
@@ -81,6 +114,7 @@ async function readRules(ctx: StoreContext): Promise<LifecycleRule[]> {
 }
 
 export async function lifecycleShow(ctx: StoreContext): Promise<LifecycleView> {
+  assertLifecycleSupported(providerOf(ctx), ctx.settings.lifecycle, { apply: false });
   const rules = await readRules(ctx);
   const prefix = ctx.settings.prefix;
   return { rules, ours: rules.filter((r) => isOurRule(r, prefix)).map((r) => r.id as string) };
@@ -117,9 +151,11 @@ const same = (a: LifecycleRule[], b: LifecycleRule[]): boolean => {
 
 export async function lifecycleApply(ctx: StoreContext, o: { dryRun?: boolean; remove?: boolean } = {}): Promise<LifecycleApplyResult> {
   const prefix = ctx.settings.prefix;
+  const provider = providerOf(ctx);
+  assertLifecycleSupported(provider, o.remove ? undefined : ctx.settings.lifecycle, { apply: true });
   const before = await readRules(ctx);
   const foreign = before.filter((r) => !isOurRule(r, prefix));
-  const want = o.remove ? [] : desiredRules(prefix, ctx.settings.lifecycle);
+  const want = o.remove ? [] : desiredRules(prefix, ctx.settings.lifecycle, provider);
   const after = [...foreign, ...want];
   const changed = !same(before.filter((r) => isOurRule(r, prefix)), want);
   const dryRun = o.dryRun === true;
@@ -128,7 +164,7 @@ export async function lifecycleApply(ctx: StoreContext, o: { dryRun?: boolean; r
     await ctx.client.putBucketLifecycle(after);
     ctx.logger.info('lifecycle rules applied', { prefix, rules: want.map((r) => r.id), kept: foreign.length });
   }
-  const tags = o.remove ? undefined : archiveTags(ctx.settings.lifecycle);
+  const tags = o.remove ? undefined : archiveTags(ctx.settings.lifecycle, provider);
   const tagged = tags === undefined ? 0 : await tagStoredArchives(ctx, dryRun);
   return {
     rules: after,

@@ -8,9 +8,11 @@ import { classifyKey } from '../pve/volname.js';
 import type { LifecycleRule } from '../s3/types.js';
 import { PveS3Error } from '../util/errors.js';
 import { listUploads, uploadBytes } from './multipart.js';
+import { providerReport, type ProviderReport } from './provider-report.js';
 import type { Content, StoreContext } from './types.js';
 import { probe, writeUsage } from './usage.js';
 
+export { providerReport, type ProviderReport } from './provider-report.js';
 export { NOMINAL_AVAIL, probe, pveStatus, readUsage, writeUsage, type PveStatus } from './usage.js';
 
 export interface ContentStats {
@@ -20,6 +22,7 @@ export interface ContentStats {
 }
 
 export interface MaintenanceStatus {
+  provider: ProviderReport;
   endpointReachable: boolean;
   auth: boolean;
   bucket: string;
@@ -29,6 +32,7 @@ export interface MaintenanceStatus {
   totalBytes: number;
   backups: { count: number; oldest: { volname: string; ctime: number } | null; newest: { volname: string; ctime: number } | null };
   multipart: { count: number; bytes: number };
+  /** null: unknown (the gateway refused to show them) or none to have (provider.lifecycle false) */
   lifecycle: LifecycleRule[] | null;
   /** set when the probe failed: what failed, in the S3 layer's words */
   error?: { code: string; message: string };
@@ -55,6 +59,7 @@ export async function maintenanceStatus(ctx: StoreContext): Promise<MaintenanceS
     if (!(e instanceof PveS3Error)) throw e;
     const code = e.code;
     return {
+      provider: providerReport(ctx),
       endpointReachable: !NETWORK_CODES.has(code),
       auth: !NETWORK_CODES.has(code) && !AUTH_CODES.has(code),
       bucket: ctx.settings.bucket,
@@ -99,14 +104,20 @@ export async function maintenanceStatus(ctx: StoreContext): Promise<MaintenanceS
     multipart.count++;
     multipart.bytes += await uploadBytes(ctx, u).catch(() => 0);
   }
-  let lifecycle: LifecycleRule[] | null;
-  try {
-    lifecycle = await ctx.client.getBucketLifecycle();
-  } catch (e) {
-    const code = (e as { code?: string }).code;
-    lifecycle = code === 'NoSuchLifecycleConfiguration' ? [] : null;
+  const provider = providerReport(ctx);
+  let lifecycle: LifecycleRule[] | null = null;
+  // a provider without lifecycle may answer the request with something else entirely (Swift's
+  // s3api lists the bucket): not asked
+  if (provider.lifecycle !== false) {
+    try {
+      lifecycle = await ctx.client.getBucketLifecycle();
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      lifecycle = code === 'NoSuchLifecycleConfiguration' ? [] : null;
+    }
   }
   return {
+    provider,
     endpointReachable: true,
     auth: true,
     bucket: ctx.settings.bucket,

@@ -14,7 +14,7 @@ import { EXIT, PveS3Error } from '../util/errors.js';
 import { isCachePath, localPath, writeRecord } from './local-cache.js';
 import { isNotFound, putSmall } from './objects.js';
 import { keyOf, notFound, statVolume } from './volumes.js';
-import { readSse, transferClient, uploadLimits, type StoreContext, type Volume } from './types.js';
+import { providerOf, readSse, transferClient, uploadLimits, type StoreContext, type Volume } from './types.js';
 import { archiveTags } from './lifecycle.js';
 
 const invalidArg = (msg: string) => new PveS3Error('InvalidArgument', msg, { exitCode: EXIT.usage });
@@ -65,7 +65,7 @@ export async function putVolume(ctx: StoreContext, volname: string, o: PutVolume
     if (v.content !== 'backup') throw invalidArg(`cannot set notes or protection on '${volname}': only backups can have notes or protection`);
   }
   const { uploadObject } = await import('../transfer/upload.js');
-  const tags = archiveTags(ctx.settings.lifecycle);
+  const tags = archiveTags(ctx.settings.lifecycle, providerOf(ctx));
   const put = {
     ...(ctx.settings.put ?? {}),
     metadata: volumeMetadata(ctx, v, size),

@@ -15,6 +15,7 @@ import type {
   UploadInfo,
 } from '../s3/types.js';
 import type { Logger } from '../util/log.js';
+import { PROVIDERS, type Provider, type ProviderId } from '../s3/providers.js';
 
 /** What the store needs from S3Client (host/src/s3/client.ts), spelled out so the store states
  *  its own dependency and tests can wrap a real client. */
@@ -71,6 +72,9 @@ export interface StoreSettings {
   uploadBwlimitKiB?: number;
   /** resume journals for multipart uploads from files (under the cache dir's state dir) */
   journalDir?: string;
+  /** the S3 implementation (host/src/s3/providers.ts); detected: by `provider auto` from the endpoint host.
+   *  Absent: the client's own (detected from its endpoint) */
+  provider?: { id: ProviderId; detected: boolean };
 }
 
 export interface LifecycleSettings {
@@ -134,8 +138,19 @@ export const transferClient = (ctx: StoreContext): import('../transfer/transfer-
 export const readSse = (ctx: StoreContext): { sse?: SseOptions } =>
   ctx.settings.put?.sse?.type === 'SSE-C' ? { sse: ctx.settings.put.sse } : {};
 
-/** The engine options every store upload shares: the storage's upload bwlimit and resume journal. */
-export const uploadLimits = (ctx: StoreContext): { bwlimitKiB?: number; journalDir?: string } => ({
-  ...(ctx.settings.uploadBwlimitKiB ? { bwlimitKiB: ctx.settings.uploadBwlimitKiB } : {}),
-  ...(ctx.settings.journalDir !== undefined ? { journalDir: ctx.settings.journalDir } : {}),
-});
+/** The provider whose rules apply to this storage. */
+export const providerOf = (ctx: StoreContext): Provider =>
+  ctx.settings.provider ? PROVIDERS[ctx.settings.provider.id] : ((ctx.client as { provider?: Provider }).provider ?? PROVIDERS.other);
+
+/** The engine options every store upload shares: the storage's upload bwlimit, resume journal and
+ *  the provider's part limits. */
+export const uploadLimits = (
+  ctx: StoreContext,
+): { bwlimitKiB?: number; journalDir?: string; partLimits: { maxParts: number; maxPartBytes: number } } => {
+  const p = providerOf(ctx);
+  return {
+    ...(ctx.settings.uploadBwlimitKiB ? { bwlimitKiB: ctx.settings.uploadBwlimitKiB } : {}),
+    ...(ctx.settings.journalDir !== undefined ? { journalDir: ctx.settings.journalDir } : {}),
+    partLimits: { maxParts: p.maxParts, maxPartBytes: p.maxPartBytes },
+  };
+};

@@ -20,7 +20,7 @@ import { PveS3Error, asPveS3Error } from '../util/errors.js';
 import { sleep } from '../s3/retry.js';
 import { Sha256 } from '../wasm/digests.js';
 import { toHex } from '../wasm/encoding.js';
-import { planUpload } from '../wasm/planner.js';
+import { planUpload, type PartLimits } from '../wasm/planner.js';
 import { BufferPool } from './buffer-pool.js';
 import { FileChunkSource, StreamChunkSource, openSourceFile, type ChunkSource, type OpenedFile, type PartSlice } from './chunk-source.js';
 import { UploadJournal, type JournalPart } from './journal.js';
@@ -52,6 +52,8 @@ export interface UploadOptions {
   journalDir?: string;
   /** also compute the whole-object SHA-256 of a multipart upload (default false: a second hash pass, ~2 CPU-s/GiB; a single PUT always has it) */
   wholeSha256?: boolean;
+  /** the provider's most parts and largest part (default: S3's 10,000 × 5 GiB) */
+  partLimits?: PartLimits;
 }
 
 export interface UploadResult {
@@ -82,7 +84,7 @@ export async function uploadObject(client: TransferClient, key: string, src: Upl
   if ('path' in src) {
     const file = await openSourceFile(src.path);
     try {
-      plan = planUpload({ size: file.size, chunkSizeMB: o.chunkSizeMB });
+      plan = planUpload({ size: file.size, chunkSizeMB: o.chunkSizeMB, ...(o.partLimits ? { limits: o.partLimits } : {}) });
       if (plan.multipart && o.journalDir) resume = await openResume(client, key, file, plan.partSize, o.journalDir);
     } catch (e) {
       await file.fh.close();
@@ -95,7 +97,7 @@ export async function uploadObject(client: TransferClient, key: string, src: Upl
     // bytes in order, and the hashing thread takes parts as they are read
     if (plan.multipart && o.wholeSha256 !== true && !hashService().threaded) ahead = new HashAhead(file.fh, file.path, file.size, plan.partSize, skip);
   } else {
-    plan = planUpload({ maxSize: src.maxSize, chunkSizeMB: o.chunkSizeMB });
+    plan = planUpload({ maxSize: src.maxSize, chunkSizeMB: o.chunkSizeMB, ...(o.partLimits ? { limits: o.partLimits } : {}) });
     source = new StreamChunkSource(src.stream, plan.partSize, src.maxSize);
   }
   try {

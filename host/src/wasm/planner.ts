@@ -45,13 +45,24 @@ export class PlanError extends PveS3Error {
 }
 
 interface PlannerExports extends CoreExports {
-  planUpload(size: bigint, maxSize: bigint, chunkMB: number): number;
+  planUpload(size: bigint, maxSize: bigint, chunkMB: number, maxParts: number, maxPart: bigint): number;
   planPart(size: bigint, partSize: bigint, partCount: number, n: number): number;
   planPtr(): number;
 }
 
 const PLAN_ERR_CHUNK = 1;
 const PLAN_ERR_TOO_LARGE = 2;
+const PLAN_ERR_LIMITS = 4;
+
+/** A provider's multipart limits (host/src/s3/providers.ts); S3's when absent. */
+export interface PartLimits {
+  /** 1..10,000 */
+  maxParts: number;
+  /** bytes, 5 MiB..5 GiB */
+  maxPartBytes: number;
+}
+
+const S3_PART_LIMITS: PartLimits = { maxParts: MAX_PARTS, maxPartBytes: MAX_PART_SIZE };
 
 function exports(): PlannerExports {
   return loadCore() as PlannerExports;
@@ -73,19 +84,36 @@ function checkSize(key: 'size' | 'maxSize', v: number | undefined): void {
   }
 }
 
-export function planUpload(o: { size?: number; maxSize?: number; chunkSizeMB: number }): UploadPlan {
+/** A size beyond maxParts parts of the provider's largest part cannot be uploaded there. */
+function checkFits(key: 'size' | 'maxSize', v: number | undefined, l: PartLimits): void {
+  if (v === undefined || v <= l.maxParts * l.maxPartBytes) return;
+  const what = key === 'size' ? 'object size' : 'declared maximum stream size';
+  throw new PlanError('EntityTooLarge',
+    `${what} ${v} bytes exceeds what this provider takes in one upload: ${l.maxParts} parts of at most ${l.maxPartBytes} bytes (${l.maxParts * l.maxPartBytes} bytes); split the data into smaller objects`);
+}
+
+export function planUpload(o: { size?: number; maxSize?: number; chunkSizeMB: number; limits?: PartLimits }): UploadPlan {
   const mb = o.chunkSizeMB;
-  if (typeof mb !== 'number' || !Number.isInteger(mb) || mb < MIN_CHUNK_MB || mb > MAX_CHUNK_MB) {
+  const limits = o.limits ?? S3_PART_LIMITS;
+  const { maxParts, maxPartBytes } = limits;
+  if (!Number.isInteger(maxParts) || maxParts < 1 || maxParts > MAX_PARTS || !Number.isInteger(maxPartBytes) || maxPartBytes < MIN_PART_SIZE || maxPartBytes > MAX_PART_SIZE) {
+    throw new PlanError('InvalidSize', `invalid part limits ${maxParts} parts of ${maxPartBytes} bytes: must be 1..${MAX_PARTS} parts of ${MIN_PART_SIZE}..${MAX_PART_SIZE} bytes`);
+  }
+  const maxChunkMB = Math.min(MAX_CHUNK_MB, Math.floor(maxPartBytes / MIB));
+  if (typeof mb !== 'number' || !Number.isInteger(mb) || mb < MIN_CHUNK_MB || mb > maxChunkMB) {
     throw new PlanError('InvalidChunkSize',
-      `invalid multipart_chunk_size '${String(mb)}': must be an integer ${MIN_CHUNK_MB}..${MAX_CHUNK_MB} (MB)`);
+      `invalid multipart_chunk_size '${String(mb)}': must be an integer ${MIN_CHUNK_MB}..${maxChunkMB} (MB)${maxChunkMB < MAX_CHUNK_MB ? ": the provider's largest part" : ''}`);
   }
   checkSize('size', o.size);
   checkSize('maxSize', o.maxSize);
+  checkFits('size', o.size, limits);
+  checkFits('maxSize', o.maxSize, limits);
   const x = exports();
   const size = o.size ?? null;
-  const rc = x.planUpload(BigInt(size ?? -1), BigInt(o.maxSize ?? -1), mb);
+  const rc = x.planUpload(BigInt(size ?? -1), BigInt(o.maxSize ?? -1), mb, maxParts, BigInt(maxPartBytes));
   // The checks above mirror the WASM ones; these branches only fire if the two ever disagree.
   if (rc === PLAN_ERR_CHUNK) throw new PlanError('InvalidChunkSize', `invalid multipart_chunk_size '${mb}': rejected by core.wasm`);
+  if (rc === PLAN_ERR_LIMITS) throw new PlanError('InvalidSize', `part limits ${maxParts} × ${maxPartBytes} bytes rejected by core.wasm`);
   if (rc === PLAN_ERR_TOO_LARGE) throw new PlanError('EntityTooLarge', `object exceeds the S3 maximum object size of 5 TiB (${MAX_OBJECT_SIZE} bytes)`);
   if (rc !== 0) throw new PlanError('InvalidSize', `upload plan rejected by core.wasm (code ${rc})`);
 

@@ -240,6 +240,13 @@ sub own_properties {
             type => 'string',
             enum => ['CRC32C', 'CRC64NVME'],
         },
+        provider => {
+            description => "The S3 implementation behind the endpoint, whose limits and features"
+                ." apply (auto: detected from the endpoint's host name).",
+            type => 'string',
+            enum => [qw(auto aws minio ceph wasabi b2 r2 ovh scaleway swift garage other)],
+            default => 'auto',
+        },
         request_timeout => {
             description => "Seconds allowed without progress on one request.",
             type => 'integer',
