@@ -326,10 +326,12 @@ my @days = map { sprintf('vzdump-qemu-100-2024_01_%02d-10_00_00.vma.zst', $_) } 
 my $vols = [map {
     my ($d) = m/2024_01_(\d\d)/;
     { volname => "backup/$_", content => 'backup', size => 1, ctime => timelocal(0, 0, 10, $d, 0, 2024),
-      mtime => 1, etag => 'e', format => 'vma.zst', vmid => 100, subtype => 'qemu', protected => ($d == 1 ? $T : $F) }
+      mtime => 1, etag => 'e', format => 'vma.zst', vmid => 100, subtype => 'qemu', protected => ($d == 1 ? $T : $F),
+      verified => $T }
 } @days];
 push @$vols, { volname => 'backup/vzdump-lxc-100-2024_01_03-10_00_00.tar.zst', content => 'backup', size => 1,
-    ctime => timelocal(0, 0, 10, 3, 0, 2024), mtime => 1, etag => 'e', format => 'tar.zst', vmid => 100, subtype => 'lxc' };
+    ctime => timelocal(0, 0, 10, 3, 0, 2024), mtime => 1, etag => 'e', format => 'tar.zst', vmid => 100, subtype => 'lxc',
+    verified => $T };
 push @$vols, { volname => 'backup/renamed-by-admin.vma.zst', content => 'backup', size => 1, ctime => 1,
     mtime => 1, etag => 'e', format => 'vma.zst', subtype => 'unknown' };
 stub_ok('list', { volumes => $vols });
@@ -374,6 +376,40 @@ stub_ok('delete', { deleted => [], missing => [] });
 $res = $PLUGIN->prune_backups($scfg, $storeid, { 'keep-last' => 1 }, undef, undef, 1, $logf);
 %m2 = map { $_->{volid} => $_->{mark} } @$res;
 is($m2{"$storeid:backup/renamed-by-admin.vma.zst"}, 'renamed', 'without filters a non-standard name is marked renamed');
+
+# Issue 10 §5: only trusted backups count. A newer object no manifest vouches for (verified
+# false) is kept and left out of its group, shown as 'renamed' (PVE's API knows no other
+# "not part of the retention" mark); a local archive not uploaded yet (vzdump prunes before its
+# backup-end hook uploads) counts like an uploaded one.
+{
+    my $planted = 'vzdump-qemu-300-2024_02_02-10_00_00.vma.zst';
+    my $older = 'vzdump-qemu-300-2024_02_01-10_00_00.vma.zst';
+    my $fresh = 'vzdump-qemu-301-2024_02_03-10_00_00.vma.zst';
+    my $prev = 'vzdump-qemu-301-2024_02_01-10_00_00.vma.zst';
+    my $v = sub {
+        my ($name, $verified, $d) = @_;
+        my ($vmid) = $name =~ m/qemu-(\d+)-/;
+        return { volname => "backup/$name", content => 'backup', size => 8, ctime => timelocal(0, 0, 10, $d, 1, 2024),
+            mtime => 1, etag => 'e', format => 'vma.zst', vmid => $vmid, subtype => 'qemu', protected => $F,
+            verified => $verified ? $T : $F };
+    };
+    stub_ok('list', { volumes => [$v->($planted, 0, 2), $v->($older, 1, 1), $v->($prev, 1, 1)] });
+    write_file("$p/dump/$fresh", 'a vzdump archive the hook has not uploaded yet');
+    utime(time() - 3600, time() - 3600, "$p/dump/$fresh");
+    unlink("$ENV{PVE_S3_STUB_DIR}/requests.jsonl");
+    @log = ();
+    $res = $PLUGIN->prune_backups($scfg, $storeid, { 'keep-last' => 1 }, undef, 'qemu', 0, $logf);
+    my %m3 = map { $_->{volid} => $_->{mark} } @$res;
+    is($m3{"$storeid:backup/$planted"}, 'renamed', 'a newer unverified object is kept out of the retention');
+    is($m3{"$storeid:backup/$older"}, 'keep', '... and does not push the older verified backup out');
+    is($m3{"$storeid:backup/$fresh"}, 'keep', 'a pending local archive counts (vzdump prunes before the upload)');
+    is($m3{"$storeid:backup/$prev"}, 'remove', '... and pushes the previous verified backup out, as on a dir storage');
+    @reqs = @{ stub_requests() };
+    is_deeply([sort @{ $reqs[-1]->{request}->{args}->{volnames} }], ["backup/$prev"], 'only that one is deleted');
+    like(join("\n", @log), qr/keeping unverified backup '\Q$storeid:backup\/$planted\E'/, 'the unverified one is named in the log');
+    unlink("$p/dump/$fresh");
+    stub_ok('list', { volumes => $vols });
+}
 
 stub_err('delete', 'AccessDenied', 'denied');
 eval { $PLUGIN->prune_backups($scfg, $storeid, { 'keep-last' => 1 }, 100, 'qemu', 0, $logf) };

@@ -94,6 +94,28 @@ sub backup {
     PVE::Storage::vdisk_free($cfg, "$storeid:backup/$x.$_") for qw(gz bz2 lzo);
 }
 
+# --- §5: retention counts only verified backups ----------------------------------------------
+
+{
+    my $old = 'vzdump-qemu-200-2024_03_01-10_00_00.vma.zst';
+    my $planted = 'vzdump-qemu-200-2024_03_02-10_00_00.vma.zst';
+    backup($old);
+    # someone with write access to the bucket (or a tool that died) leaves an object, no manifest
+    $s3->request('PUT', "/$bucket/pve/dump/$planted", undef, '8 bytes!');
+    my %l = map { $_->{volid} => $_ } @{ PVE::Storage::volume_list($cfg, $storeid, 200, 'backup') };
+    ok(!$l{"$storeid:backup/$planted"}->{verification}, 'the planted object is listed without verification');
+    is_deeply($l{"$storeid:backup/$old"}->{verification}, { state => 'ok' }, 'the uploaded backup is verified');
+
+    my @log;
+    my $res = PVE::Storage::prune_backups($cfg, $storeid, { 'keep-last' => 1 }, 200, 'qemu', 0, sub { push @log, $_[1] });
+    my %mark = map { $_->{volid} => $_->{mark} } @$res;
+    is($mark{"$storeid:backup/$old"}, 'keep', 'prune keep-last=1: the verified backup is kept');
+    is($mark{"$storeid:backup/$planted"}, 'renamed', '... the newer unverified object is kept out of the count');
+    ok($s3->object_exists($bucket, "pve/dump/$old") && $s3->object_exists($bucket, "pve/dump/$planted"), '... both stay');
+    ok(grep({ m/keeping unverified backup/ } @log), '... and the task log names the unverified one');
+    PVE::Storage::vdisk_free($cfg, "$storeid:backup/$_") for ($old, $planted);
+}
+
 # Leave the shared gateway clean.
 is_deeply($s3->list_keys($bucket, ''), [], 'nothing left in the bucket');
 $s3->request('DELETE', "/$bucket");

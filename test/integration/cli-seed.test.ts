@@ -140,15 +140,19 @@ second line"`, [], { env, shell: true });
     expect(r.stdout).toMatch(/^incomplete\s+0 multipart upload/m);
   });
 
-  it('pve-s3-maintenance --action cleanup --older-than 90d removes old backups with their sidecars, never protected or new ones', async () => {
+  it('pve-s3-maintenance --action cleanup --older-than 90d removes old backups with their sidecars, never protected or new ones, nor a guest\'s last verified one', async () => {
     const r = await seed('pve-s3-maintenance --storage mon-stockage-s3 --action cleanup --older-than 90d');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`mon-stockage-s3:backup/${A}  2023-12-25 14:30:00  removed`);
     expect(r.stdout).toContain(`mon-stockage-s3:backup/${B}  2024-01-01 00:00:00  kept (protected)`);
     expect(r.stdout).toMatch(new RegExp(`backup/${C.replaceAll('.', '\\.')}  \\S+ \\S+  kept \\(newer\\)`));
-    expect(r.stdout).toMatch(/: 2 removed, 2 kept$/m);
+    // guest 101's only backup is old, but it is the guest's last verified one (issue 10 §5)
+    expect(r.stdout).toContain(`mon-stockage-s3:backup/${D}  2023-06-01 10:00:00  kept (last-verified)`);
+    expect(r.stdout).toMatch(/: 1 removed, 3 kept$/m);
+    expect(r.stderr).toContain('add --allow-last to remove it too');
     const k = await keys(c, `${prefix}dump/`);
-    expect(k.filter((x) => x.includes('2023_12_25') || x.includes('-101-'))).toEqual([]); // archive, manifest, log, notes gone
+    expect(k.filter((x) => x.includes('2023_12_25'))).toEqual([]); // archive, manifest, log, notes gone
+    expect(k).toContain(`${prefix}dump/${D}`);
     expect(k).toContain(`${prefix}dump/${B}`);
     expect(k).toContain(`${prefix}dump/${B}.protected`);
     expect(k).toContain(`${prefix}dump/${C}`);
@@ -159,6 +163,7 @@ second line"`, [], { env, shell: true });
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`GOOD             mon-stockage-s3:backup/${B} (1.0 MiB)`);
     expect(r.stdout).toContain(`GOOD             mon-stockage-s3:backup/${C}`);
-    expect(r.stdout).toMatch(/^integrity: 2 good, 0 corrupt$/m);
+    expect(r.stdout).toContain(`GOOD             mon-stockage-s3:backup/${D}`);
+    expect(r.stdout).toMatch(/^integrity: 3 good, 0 corrupt$/m);
   });
 });

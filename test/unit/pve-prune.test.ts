@@ -18,7 +18,7 @@ const q = (time: string, vmid = 100, ext = 'vma.zst') => ({ name: `vzdump-qemu-$
 const lxc = (time: string, vmid = 100) => ({ name: `vzdump-lxc-${vmid}-${time}.tar.zst` });
 
 /** marks in the order the backups were given */
-function marks(list: Array<{ name: string; protected?: boolean }>, keep: PruneKeep): PruneMark[] {
+function marks(list: Array<{ name: string; protected?: boolean; unverified?: boolean }>, keep: PruneKeep): PruneMark[] {
   const res = markPrune(list, keep);
   return list.map((b) => res.find((r) => r.backup === b)!.mark);
 }
@@ -164,6 +164,19 @@ describe('markPrune: PVE prune_mark_backup_group semantics', () => {
     const list = [q('2024_01_05-10_00_00', 100), lxc('2024_01_03-10_00_00', 100), q('2024_01_01-10_00_00', 101)];
     expect(markPrune(list, { 'keep-last': 1 }, { type: 'lxc' }).map((r) => r.name)).toEqual([list[1]!.name]);
     expect(markPrune(list, { 'keep-last': 1 }, { vmid: 101 }).map((r) => r.name)).toEqual([list[2]!.name]);
+  });
+
+  it('unverified backups are kept, outside their group: the verified ones are marked exactly as without them (issue 10 §5)', () => {
+    const verified = [q('2024_01_03-10_00_00'), q('2024_01_02-10_00_00'), q('2024_01_01-10_00_00')];
+    const planted = { ...q('2024_01_04-10_00_00'), unverified: true };
+    const planted2 = { ...q('2024_01_02-12_00_00'), unverified: true };
+    for (const keep of [{ 'keep-last': 1 }, { 'keep-daily': 2 }, { 'keep-last': 1, 'keep-daily': 1 }] as PruneKeep[]) {
+      const alone = marks(verified, keep);
+      expect(marks([planted, ...verified, planted2], keep)).toEqual(['unverified', ...alone, 'unverified']);
+    }
+    expect(marks([planted], { 'keep-last': 1 })).toEqual(['unverified']);
+    // protection and a non-standard name say more than "unverified"
+    expect(marks([{ ...planted, protected: true }, { name: 'x.vma', unverified: true }], { 'keep-last': 1 })).toEqual(['protected', 'renamed']);
   });
 
   it('keep-all (or nothing positive) keeps everything but preserves protected/renamed marks', () => {

@@ -24,7 +24,9 @@ Actions:
                    lifecycle rules in force on the bucket
   cleanup          delete backups older than --older-than (by the time in the archive name, never
                    the upload date), with their sidecars; protected backups and names without a
-                   time are never deleted; --keep-last N keeps the newest N of each guest anyway
+                   time are never deleted; --keep-last N keeps the newest N of each guest anyway;
+                   only verified backups count and go: unverified ones are kept and listed, and
+                   each guest keeps its last verified backup unless --allow-last
   check-integrity  download every backup (or --vmid / --source) in full and compare it with its
                    manifest; reports good / corrupt / missing-manifest / orphan sidecars; exit 5
                    if anything is wrong
@@ -34,11 +36,13 @@ Actions:
   abort-uploads    abort incomplete multipart uploads under the prefix older than --older-than
                    (default 1d)
   prune            apply the storage's prune-backups setting (PVE's keep-last/hourly/daily/
-                   weekly/monthly/yearly), or --prune-backups / --keep-last given here
+                   weekly/monthly/yearly), or --prune-backups / --keep-last given here; only
+                   verified backups are counted and removed, unverified ones are kept and listed
 
 Options:
   --older-than D   age: 36h, 90d, 12w, 6m, 1y (cleanup: required)
-  --keep-last N    cleanup: always keep the newest N backups per guest; prune: keep-last=N
+  --keep-last N    cleanup: always keep the newest N verified backups per guest; prune: keep-last=N
+  --allow-last     cleanup: also remove a guest's last verified backup when it is old enough
   --prune-backups S  prune: e.g. keep-last=3,keep-daily=7 instead of the storage's setting
   --vmid N         only backups of guest N (cleanup, check-integrity, prune)
   --type qemu|lxc  prune: only this guest type
@@ -64,6 +68,7 @@ const OPTIONS = {
   action: { type: 'string' },
   'older-than': { type: 'string' },
   'keep-last': { type: 'string' },
+  'allow-last': { type: 'boolean' },
   'prune-backups': { type: 'string' },
   vmid: { type: 'string' },
   type: { type: 'string' },
@@ -77,6 +82,7 @@ const OPTIONS = {
 const ONLY_FOR: Record<string, readonly Action[]> = {
   'older-than': ['cleanup', 'abort-uploads'],
   'keep-last': ['cleanup', 'prune'],
+  'allow-last': ['cleanup'],
   'prune-backups': ['prune'],
   vmid: ['cleanup', 'check-integrity', 'prune'],
   type: ['prune'],
@@ -165,13 +171,28 @@ function describeRule(r: LifecycleRule): string {
   return `${printable(r.id ?? '(no id)')} [${printable(r.status)}${prefix ? ` ${printable(prefix)}` : ''}]: ${printable(parts.join(', ')) || 'other'}`;
 }
 
+/** Retention never counts or removes what no valid manifest vouches for: say so, and what to do. */
+function unverifiedNote(n: number): void {
+  if (n === 0) return;
+  note(
+    `${n} unverified backup${n === 1 ? ' was' : 's were'} kept and not counted (no valid manifest vouches for ${n === 1 ? 'it' : 'them'}): ` +
+      'check them with --action check-integrity, and remove what you do not trust with pvesm free',
+  );
+}
+
 async function cleanup(ctx: StoreContext, p: Parsed, json: boolean): Promise<ExitCode> {
   const olderThan = str(p, 'older-than');
   if (olderThan === undefined) throw new UsageError(CMD, '--action cleanup needs --older-than (e.g. 90d)', USAGE);
   const keepLast = intOpt(p, 'keep-last', 0, 1_000_000);
   const vmid = vmidOpt(p);
   const { cleanupByAge } = await import('../store/cleanup.js');
-  const r = await cleanupByAge(ctx, { olderThan, ...(keepLast !== undefined ? { keepLast } : {}), ...(vmid !== undefined ? { vmid } : {}), dryRun: flag(p, 'dry-run') });
+  const r = await cleanupByAge(ctx, {
+    olderThan,
+    ...(keepLast !== undefined ? { keepLast } : {}),
+    ...(vmid !== undefined ? { vmid } : {}),
+    dryRun: flag(p, 'dry-run'),
+    allowLast: flag(p, 'allow-last'),
+  });
   if (json) writeJson(r);
   else {
     const removing = r.items.filter((i) => i.action === 'remove');
@@ -183,6 +204,9 @@ async function cleanup(ctx: StoreContext, p: Parsed, json: boolean): Promise<Exi
       writeOut(`${volid(ctx, i.volname)}  ${ts(i.ctime)}  ${what}`);
     }
     writeOut(`cleanup older than ${olderThan} (before ${ts(r.cutoff)}): ${r.dryRun ? `${removing.length} would be removed` : `${r.removed.length} removed`}, ${r.items.length - removing.length} kept${r.errors.length ? `, ${r.errors.length} failed` : ''}${r.dryRun ? ' (dry run)' : ''}`);
+    const last = r.items.filter((i) => i.reason === 'last-verified');
+    if (last.length > 0) note(`kept the last verified backup of ${last.length} guest${last.length === 1 ? '' : 's'} although older than ${olderThan}: add --allow-last to remove ${last.length === 1 ? 'it' : 'them'} too`);
+    unverifiedNote(r.items.filter((i) => i.reason === 'unverified').length);
   }
   return r.errors.length > 0 ? EXIT.failure : EXIT.ok;
 }
@@ -285,6 +309,7 @@ async function prune(ctx: StoreContext, p: Parsed, json: boolean, configured: im
     }
     const n = r.entries.filter((e) => e.mark === 'remove').length;
     writeOut(`prune (${formatPruneBackups(keep)}): ${r.dryRun ? `${n} would be removed` : `${r.removed.length} removed`}, ${r.entries.length - n} kept${r.errors.length ? `, ${r.errors.length} failed` : ''}${r.dryRun ? ' (dry run)' : ''}`);
+    unverifiedNote(r.entries.filter((e) => e.mark === 'unverified').length);
   }
   return r.errors.length > 0 ? EXIT.failure : EXIT.ok;
 }

@@ -15,7 +15,10 @@ export type KeepOption = (typeof KEEP_OPTIONS)[number];
 
 export type PruneKeep = { 'keep-all'?: boolean } & { [K in KeepOption]?: number };
 
-export type PruneMark = 'keep' | 'remove' | 'protected' | 'renamed';
+/** PVE's four marks, plus `unverified`: a backup nobody can vouch for (issue 10 §5), kept and not
+ *  counted, so it never pushes a verified backup out. PVE's own API knows only the four (the
+ *  plugin shows an unverified backup as `renamed` there, docs/PROTOCOL.md prune). */
+export type PruneMark = 'keep' | 'remove' | 'protected' | 'renamed' | 'unverified';
 
 const ALLOWED =
   'a comma-separated list of keep-all=1 or keep-last, keep-hourly, keep-daily, keep-weekly, keep-monthly, keep-yearly =N (N ≥ 0), e.g. keep-last=3,keep-daily=7';
@@ -135,6 +138,8 @@ export interface BackupForPrune {
   /** used for names without a time in them (they are never removed anyway) */
   ctime?: number;
   protected?: boolean;
+  /** true: no valid manifest vouches for it; kept, outside its group, never counted */
+  unverified?: boolean;
 }
 
 export interface PruneResult<T extends BackupForPrune> {
@@ -151,6 +156,8 @@ export interface PruneResult<T extends BackupForPrune> {
  * The whole of PVE's prune_backups marking over a storage's backups: names outside the standard
  * vzdump pattern are `renamed`, protected ones `protected` (both never removed), the rest grouped
  * by guest type + vmid and marked per group. `type`/`vmid` narrow the list like pvesm's options.
+ * Unverified standard-named backups (not protected) are marked `unverified` and left out of their
+ * group: the marking of the verified ones is exactly PVE's over the verified ones alone.
  */
 export function markPrune<T extends BackupForPrune>(
   backups: T[],
@@ -173,7 +180,9 @@ export function markPrune<T extends BackupForPrune>(
     if (filter.vmid !== undefined && vmid !== filter.vmid) continue;
     const e: Draft = { backup: b, name: b.name, ctime: info?.ctime ?? b.ctime ?? 0, type };
     if (vmid !== undefined) e.vmid = vmid;
-    if (info?.isStdName) {
+    if (info?.isStdName && b.unverified && !b.protected) {
+      e.mark = 'unverified';
+    } else if (info?.isStdName) {
       const g = `${type}/${vmid}`;
       let list = groups.get(g);
       if (!list) groups.set(g, (list = []));

@@ -1,7 +1,7 @@
 /**
  * Prune in the bucket with PVE's own marking (host/src/pve/prune.ts): the plan is pure, deleting
  * goes through deleteVolumes (in batches) so sidecars leave with their archive and protected
- * backups stay.
+ * backups stay. Unverified backups are marked `unverified`: kept and not counted.
  */
 import { markPrune, type PruneKeep, type PruneMark } from '../pve/prune.js';
 import type { GuestType as PveGuestType } from '../pve/volname.js';
@@ -25,7 +25,9 @@ export async function prunePlan(
   // Notes are not needed to decide, and pending local files are not in the bucket to delete.
   const vols = await listVolumes(ctx, { content: ['backup'], notes: false, pending: false, ...(filter.vmid !== undefined ? { vmid: filter.vmid } : {}) });
   const marked = markPrune(
-    vols.map((v: Volume) => ({ name: v.name, ctime: v.ctime, protected: v.protected, volname: v.volname })),
+    // only backups a valid manifest vouches for count (issue 10 §5): a planted or half-written
+    // object must never push a verified backup out
+    vols.map((v: Volume) => ({ name: v.name, ctime: v.ctime, protected: v.protected, unverified: v.verified !== true, volname: v.volname })),
     keep,
     filter,
   );

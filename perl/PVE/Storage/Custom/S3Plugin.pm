@@ -1073,11 +1073,18 @@ sub update_volume_attribute {
 
 # PVE's own marking (PVE::Storage::prune_mark_backup_group) over the merged listing; removals
 # go through the host's batch delete, which refuses protected backups on its own as well.
+# Only trusted backups are counted (issue 10 §5): objects the host does not list as verified
+# (no valid manifest of this storage vouches for them) are kept and left out of their group, so
+# a planted or half-written object never pushes a verified backup out. PVE's API knows only the
+# marks keep/remove/protected/renamed, so they are marked 'renamed' ("not part of the
+# retention"). Local archives not uploaded yet are trusted: vzdump prunes before its backup-end
+# hook uploads the new archive, which must count as it does on a dir storage.
 sub prune_backups {
     my ($class, $scfg, $storeid, $keep, $vmid, $type, $dryrun, $logfunc) = @_;
 
     $logfunc //= sub { print "$_[1]\n" };
     my $backups = $class->list_volumes($storeid, $scfg, $vmid, ['backup']);
+    my %pending = map { ("$storeid:$_->{volname}" => 1) } @{ $class->pending_local($scfg, ['backup']) };
 
     my $prune_list = [];
     my $groups = {};
@@ -1092,7 +1099,13 @@ sub prune_backups {
         my $entry = { ctime => $backup->{ctime}, type => $backup_type, volid => $volid };
         $entry->{mark} = 'protected' if $backup->{protected};
         $entry->{vmid} = $backup->{vmid} if $backup->{vmid};
-        if ($info->{is_std_name}) {
+        my $trusted = $backup->{verification} || $pending{$volid};
+        if ($info->{is_std_name} && !$trusted && !$entry->{mark}) {
+            $entry->{ctime} = $info->{ctime};
+            $entry->{mark} = 'renamed';
+            $logfunc->('info', "keeping unverified backup '$volid' (not counted by the retention)")
+                if !$dryrun;
+        } elsif ($info->{is_std_name}) {
             $entry->{ctime} = $info->{ctime};
             push @{ $groups->{"$backup_type/$info->{vmid}"} }, $entry;
         } else {
