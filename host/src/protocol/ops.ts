@@ -9,6 +9,7 @@ import type { LifecycleRule } from '../s3/types.js';
 import type { StoreContext, Volume } from '../store/types.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { badArg, bool, int, obj, oneOf, str, strList } from './args.js';
+import { PROVIDER_OPS } from './provider-ops.js';
 
 export interface OpResult {
   result: Record<string, unknown>;
@@ -282,6 +283,7 @@ export const OPS: Record<string, Op> = {
     });
     return { result: { uploaded: r.uploaded, skipped: r.skipped, errors: r.errors }, message: `synced ${r.uploaded.length} file${r.uploaded.length === 1 ? '' : 's'}${r.errors.length ? `, ${r.errors.length} failed` : ''}` };
   },
+  ...PROVIDER_OPS,
 };
 
 export const OP_NAMES: readonly string[] = ['version', ...Object.keys(OPS)];

@@ -37,6 +37,8 @@ export const MANIFEST_SUFFIX = '.s3manifest';
 export const NOTES_SUFFIX = '.notes';
 export const PROTECTED_SUFFIX = '.protected';
 export const LOG_SUFFIX = '.log';
+/** The frame index of a provider-made archive (docs/BACKUP-PROVIDER.md §4). */
+export const INDEX_SUFFIX = '.s3index';
 
 const COMPRESSORS = ['gz', 'lzo', 'zst', 'bz2'] as const;
 // PVE's BACKUP_EXT_RE_2 (case-sensitive): .tgz, or .tar/.vma with an optional known compressor
@@ -191,7 +193,7 @@ export function volnameKey(prefix: string, volname: string): string {
   return keyOfName(prefix, v.content, v.name);
 }
 
-export type SidecarKind = 'notes' | 'protected' | 'manifest' | 'log';
+export type SidecarKind = 'notes' | 'protected' | 'manifest' | 'log' | 'index';
 
 export type KeyClass =
   | { kind: 'volume'; volume: VolumeInfo }
@@ -220,6 +222,7 @@ export function classifyKey(prefix: string, key: string): KeyClass {
       for (const [suffix, sidecar] of [
         [NOTES_SUFFIX, 'notes'],
         [PROTECTED_SUFFIX, 'protected'],
+        [INDEX_SUFFIX, 'index'],
       ] as const) {
         if (name.endsWith(suffix)) {
           const archive = name.slice(0, -suffix.length);

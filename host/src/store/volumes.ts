@@ -5,6 +5,7 @@
 import {
   LOG_SUFFIX,
   MANIFEST_SUFFIX,
+  INDEX_SUFFIX,
   NOTES_SUFFIX,
   PROTECTED_SUFFIX,
   keyOfName,
@@ -140,7 +141,7 @@ export function volumeKeys(ctx: StoreContext, v: VolumeInfo): string[] {
   const key = keyOf(ctx, v);
   const keys = [key, key + MANIFEST_SUFFIX];
   if (v.content === 'backup') {
-    keys.push(key + NOTES_SUFFIX, key + PROTECTED_SUFFIX);
+    keys.push(key + NOTES_SUFFIX, key + PROTECTED_SUFFIX, key + INDEX_SUFFIX);
     const log = sidecarNames(v.name).log;
     if (log) {
       const logKey = keyOfName(ctx.settings.prefix, 'backup', log);

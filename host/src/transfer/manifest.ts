@@ -43,7 +43,28 @@ export interface Manifest {
   tool: string;
   /** the caller's metadata (Proxmox: vmid, guest type, backup time, node, format, ...) */
   meta: Record<string, unknown>;
+  /** a provider-made archive's frame index sidecar (docs/BACKUP-PROVIDER.md §4) */
+  index?: ManifestIndex;
+  /** the guest's configuration texts, so Show Configuration reads only the manifest */
+  guest?: ManifestGuest;
 }
+
+export interface ManifestIndex {
+  type: string;
+  key: string;
+  size: number;
+  sha256: string;
+}
+
+export interface ManifestGuest {
+  type: 'qemu' | 'lxc';
+  config?: string;
+  firewall?: string;
+  devices?: Array<{ name: string; size: number }>;
+}
+
+/** fields a caller adds once the object is complete (UploadOptions.manifestExtra) */
+export type ManifestExtra = Pick<Manifest, 'index' | 'guest'>;
 
 export function manifestKey(key: string): string {
   return key + MANIFEST_SUFFIX;
@@ -66,6 +87,7 @@ export function buildManifest(o: {
   etag: string;
   meta?: Record<string, unknown>;
   now?: Date;
+  extra?: ManifestExtra;
 }): Manifest {
   return {
     format: MANIFEST_FORMAT,
@@ -81,6 +103,8 @@ export function buildManifest(o: {
     uploadedAt: (o.now ?? new Date()).toISOString(),
     tool: TOOL,
     meta: o.meta ?? {},
+    ...(o.extra?.index ? { index: o.extra.index } : {}),
+    ...(o.extra?.guest ? { guest: o.extra.guest } : {}),
   };
 }
 
@@ -141,7 +165,35 @@ export function parseManifest(text: string, key: string): Manifest {
     uploadedAt: typeof m.uploadedAt === 'string' ? m.uploadedAt : '',
     tool: typeof m.tool === 'string' ? m.tool : '',
     meta: typeof m.meta === 'object' && m.meta !== null ? (m.meta as Record<string, unknown>) : {},
+    ...parseExtra(m, key),
   };
+}
+
+function parseExtra(m: Record<string, unknown>, key: string): ManifestExtra {
+  const out: ManifestExtra = {};
+  if (m.index !== undefined) {
+    const i = m.index as Record<string, unknown>;
+    if (typeof i !== 'object' || i === null || typeof i.type !== 'string' || typeof i.key !== 'string' || !isCount(i.size) || !isHex64(i.sha256)) {
+      throw invalid(key, 'index is not { type, key, size, sha256 }');
+    }
+    out.index = { type: i.type, key: i.key, size: i.size as number, sha256: i.sha256 as string };
+  }
+  if (m.guest !== undefined) {
+    const g = m.guest as Record<string, unknown>;
+    if (typeof g !== 'object' || g === null || (g.type !== 'qemu' && g.type !== 'lxc')) throw invalid(key, 'guest is not { type: qemu|lxc, … }');
+    const guest: ManifestGuest = { type: g.type };
+    if (typeof g.config === 'string') guest.config = g.config;
+    if (typeof g.firewall === 'string') guest.firewall = g.firewall;
+    if (Array.isArray(g.devices)) {
+      guest.devices = g.devices.map((d: unknown) => {
+        const x = d as Record<string, unknown>;
+        if (typeof x?.name !== 'string' || !isCount(x.size)) throw invalid(key, 'guest.devices entries are not { name, size }');
+        return { name: x.name, size: x.size as number };
+      });
+    }
+    out.guest = guest;
+  }
+  return out;
 }
 
 /** The object's manifest, or null when it has none (uploaded by another tool, or incomplete). */

@@ -24,7 +24,7 @@ import { planUpload, type PartLimits } from '../wasm/planner.js';
 import { BufferPool } from './buffer-pool.js';
 import { FileChunkSource, StreamChunkSource, openSourceFile, type ChunkSource, type OpenedFile, type PartSlice } from './chunk-source.js';
 import { UploadJournal, type JournalPart } from './journal.js';
-import { buildManifest, manifestKey, serializeManifest, type Manifest } from './manifest.js';
+import { buildManifest, manifestKey, serializeManifest, type Manifest, type ManifestExtra } from './manifest.js';
 import { HashAhead } from './hash-ahead.js';
 import { hashService } from './hash-service.js';
 import { hashPart } from './part-hasher.js';
@@ -54,6 +54,12 @@ export interface UploadOptions {
   wholeSha256?: boolean;
   /** the provider's most parts and largest part (default: S3's 10,000 × 5 GiB) */
   partLimits?: PartLimits;
+  /** the object's bytes [0, end) are all stored (every part up to there uploaded): a producer
+   *  may now discard its source of them (the Backup Provider's NBD discard) */
+  onStored?(end: number): void;
+  /** once the object is complete, before its manifest is written: fields the manifest adds
+   *  (a provider archive's frame index). A failure removes the object, as a failed manifest does. */
+  manifestExtra?(o: { size: number; etag: string }): Promise<ManifestExtra>;
 }
 
 export interface UploadResult {
@@ -214,6 +220,8 @@ async function singlePut(
   if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
   const { etag } = await withPartRetries(o, o.signal, () => client.putObject(key, data, { ...o.put, sha256Hex: hexDigest, signal: o.signal }));
   progress.add(data.length, 1);
+  o.onStored?.(data.length);
+  const extra = await extraFields(client, key, o, data.length, etag);
   const manifest = buildManifest({
     key,
     size: data.length,
@@ -224,6 +232,7 @@ async function singlePut(
     sha256: digest,
     etag,
     meta: o.manifestMeta,
+    extra,
   });
   await writeManifest(client, key, manifest, o.put);
   progress.finish();
@@ -309,6 +318,7 @@ class MultipartRun {
     // some RadosGW releases answer Complete with an empty <ETag/>; the object has one
     if (!etag) etag = (await this.client.headObject(this.key, { sse: this.o.put?.sse })).etag;
     const size = this.sizes.reduce((a, b) => a + b, 0);
+    const extra = await extraFields(this.client, this.key, this.o, size, etag);
     const manifest = buildManifest({
       key: this.key,
       size,
@@ -319,6 +329,7 @@ class MultipartRun {
       sha256: this.whole ? this.whole.digest() : null,
       etag,
       meta: this.o.manifestMeta,
+      extra,
     });
     await writeManifest(this.client, this.key, manifest, this.o.put);
     this.progress.finish();
@@ -331,6 +342,16 @@ class MultipartRun {
     if (this.whole) return { digest: await hashPart(buf.subarray(0, len), this.whole), buf };
     if (this.ahead) return { digest: await this.ahead.digest(n, this.cancel.signal), buf };
     return hashService().part(buf, len);
+  }
+
+  private storedParts = 0;
+  private storedEnd = 0;
+
+  private advanceStored(): void {
+    if (!this.o.onStored) return;
+    const before = this.storedParts;
+    while (this.etags[this.storedParts]) this.storedEnd += this.sizes[this.storedParts++]!;
+    if (this.storedParts > before) this.o.onStored(this.storedEnd);
   }
 
   private fail(e: PveS3Error): void {
@@ -415,6 +436,7 @@ class MultipartRun {
         this.digests[p.n - 1] = p.digest;
         this.sizes[p.n - 1] = p.length;
         this.progress.add(p.length, 1);
+        this.advanceStored();
         // a journal that cannot be written only costs the resume, never the upload
         await this.resume?.journal.record(p.n, { etag, sha256: hexDigest, size: p.length }).catch(() => undefined);
       } catch (e) {
@@ -472,6 +494,17 @@ async function withPartRetries<T>(o: UploadOptions, signal: AbortSignal | undefi
  * an SSE-C object's manifest opens with the same key) and honours Content-MD5, but keeps the
  * default storage class: it must stay readable when the object moves to an archive tier.
  */
+/** UploadOptions.manifestExtra, removing the completed object when it fails */
+async function extraFields(client: TransferClient, key: string, o: UploadOptions, size: number, etag: string): Promise<ManifestExtra | undefined> {
+  if (!o.manifestExtra) return undefined;
+  try {
+    return await o.manifestExtra({ size, etag });
+  } catch (e) {
+    await client.deleteObject(key).catch(() => undefined);
+    throw e;
+  }
+}
+
 async function writeManifest(client: TransferClient, key: string, m: Manifest, put: TransferPutOptions | undefined): Promise<void> {
   const body = serializeManifest(m);
   const digest = await hashPart(body);

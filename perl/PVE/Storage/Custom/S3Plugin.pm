@@ -76,6 +76,12 @@ my $OP_TIMEOUT = {
     download => 86400,
     upload => 86400,
     'sync-local' => 86400,
+    # Backup Provider (docs/BACKUP-PROVIDER.md §3): a backup of several TB is legitimately long,
+    # so backup-vm has no timeout (0); the host bounds every S3 and NBD request itself.
+    'backup-init' => 30,
+    'backup-vm' => 0,
+    'backup-discard' => 300,
+    'backup-log' => 300,
 };
 
 # activate_volume's check of a cached copy: VM start waits for it, so it is short, and failing
@@ -464,7 +470,7 @@ sub host_try {
     my $request = {
         v => 1,
         op => $op,
-        deadline_ms => int(($timeout > 2 ? $timeout - 1 : $timeout) * 1000),
+        ($timeout > 0 ? (deadline_ms => int(($timeout > 2 ? $timeout - 1 : $timeout) * 1000)) : ()),
         storage => storage_object($storeid, $scfg),
         args => $args // {},
     };
@@ -492,7 +498,7 @@ sub host_try {
                 $last_err = $line;
                 print "$line\n" if $progress;
             },
-            timeout => $timeout,
+            ($timeout > 0 ? (timeout => $timeout) : ()),
             noerr => 1,
         );
     };

@@ -1,0 +1,114 @@
+/**
+ * The Backup Provider's host operations (docs/BACKUP-PROVIDER.md §3). Long operations write
+ * progress lines to stderr as they go; the plugin copies them to the task log.
+ */
+import { writeSync } from 'node:fs';
+import type { StoreContext } from '../store/types.js';
+import { EXIT, PveS3Error } from '../util/errors.js';
+import { badArg, int, oneOf, str } from './args.js';
+import type { Op } from './ops.js';
+
+function b64(a: Record<string, unknown>, name: string, optional: true): Buffer | undefined;
+function b64(a: Record<string, unknown>, name: string): Buffer;
+function b64(a: Record<string, unknown>, name: string, optional = false): Buffer | undefined {
+  const s = str(a, name, true);
+  if (s === undefined) {
+    if (optional) return undefined;
+    throw badArg(name, '', 'required: base64 text');
+  }
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s)) throw badArg(name, s.slice(0, 20), 'must be base64');
+  return Buffer.from(s, 'base64');
+}
+
+function stderrLine(line: string): void {
+  try {
+    writeSync(2, line.replace(/[\r\n]+/g, ' ') + '\n');
+  } catch {
+    // a closed stderr must not fail the backup
+  }
+}
+
+export const PROVIDER_OPS: Record<string, Op> = {
+  async 'backup-init'(ctx, args) {
+    const { archiveName, parseVolname } = await import('../pve/volname.js');
+    const vmid = int(args, 'vmid', { min: 100 });
+    const type = oneOf(args, 'type', ['qemu', 'lxc'] as const);
+    const time = int(args, 'time', { min: 0 });
+    if (vmid === undefined || type === undefined || time === undefined) throw badArg('vmid/type/time', '', 'required');
+    const name = archiveName({ vmid, guestType: type, format: type === 'qemu' ? 'vma' : 'tar', compression: 'zst', time: new Date(time * 1000) });
+    const volname = `backup/${name}`;
+    const { exists } = await import('../store/objects.js');
+    const { keyOf } = await import('../store/volumes.js');
+    if (await exists(ctx, keyOf(ctx, parseVolname(volname)))) {
+      throw new PveS3Error('DestinationExists', `backup '${volname}' exists already in bucket '${ctx.settings.bucket}': not overwritten`, { exitCode: EXIT.usage });
+    }
+    return { result: { archive: name, volname }, message: `archive name ${name}` };
+  },
+
+  async 'backup-vm'(ctx, args) {
+    const volname = str(args, 'volname');
+    const time = int(args, 'time', { min: 0 });
+    if (time === undefined) throw badArg('time', '', 'required: the backup time, seconds since the epoch');
+    const devs = args.devices;
+    if (!Array.isArray(devs) || devs.length === 0) throw badArg('devices', '', 'required: a non-empty list of { name, size, nbd_path }');
+    const devices = devs.map((d: unknown, i: number) => {
+      const o = d as Record<string, unknown>;
+      if (typeof o !== 'object' || o === null) throw badArg(`devices[${i}]`, String(d), 'must be { name, size, nbd_path }');
+      const name = str(o, 'name');
+      if (!/^[A-Za-z0-9_.:-]{1,47}$/.test(name)) throw badArg(`devices[${i}].name`, name, 'must be a device name like drive-scsi0');
+      const size = int(o, 'size', { min: 1 });
+      if (size === undefined) throw badArg(`devices[${i}].size`, '', 'required: bytes');
+      const nbdPath = str(o, 'nbd_path');
+      if (!nbdPath.startsWith('/')) throw badArg(`devices[${i}].nbd_path`, nbdPath, 'must be an absolute path to a unix socket');
+      const mode = str(o, 'bitmap_mode', true);
+      if (mode !== undefined && mode !== 'none') throw badArg(`devices[${i}].bitmap_mode`, mode, "must be 'none' (no incremental backups yet)");
+      return { name, size, nbdPath };
+    });
+    const bwlimitKiB = int(args, 'bwlimit_kib', { min: 0 });
+    const { backupVm } = await import('../store/provider-vm.js');
+    const { recordRun } = await import('../store/provider-run.js');
+    const done = await recordRun(ctx, volname);
+    try {
+      const r = await backupVm(ctx, {
+        volname,
+        time,
+        config: b64(args, 'config_b64'),
+        firewall: b64(args, 'firewall_b64', true),
+        devices,
+        ...(bwlimitKiB ? { bwlimitKiB } : {}),
+        onLine: stderrLine,
+      });
+      const { volumeJson } = await import('./ops.js');
+      return {
+        result: { volume: volumeJson(r.volume), size: r.size, frames: r.frames, read_bytes: r.readBytes, zero_bytes: r.zeroBytes, stored_blocks: r.storedBlocks },
+        message: `stored ${volname} (${r.size} bytes, verified)`,
+      };
+    } finally {
+      await done();
+    }
+  },
+
+  async 'backup-discard'(ctx, args) {
+    const volname = str(args, 'volname');
+    const { discardBackup } = await import('../store/provider-run.js');
+    const r = await discardBackup(ctx, volname);
+    return { result: { removed: r.removed, aborted: r.aborted }, message: `discarded ${volname}: ${r.removed.length} objects removed, ${r.aborted} uploads aborted` };
+  },
+
+  async 'backup-log'(ctx, args) {
+    const volname = str(args, 'volname');
+    const src = str(args, 'src');
+    if (!src.startsWith('/')) throw badArg('src', src, 'must be an absolute path');
+    const { parseVolname, sidecarNames } = await import('../pve/volname.js');
+    const { statVolume } = await import('../store/volumes.js');
+    const v = parseVolname(volname);
+    const log = sidecarNames(v.name).log;
+    if (!log) throw badArg('volname', volname, 'a standard vzdump archive name (its log is named after it)');
+    await statVolume(ctx, volname); // NoSuchKey: no log for an archive that is not there
+    const { putBackupLog } = await import('../store/local-files.js');
+    const r = await putBackupLog(ctx, src, log);
+    return { result: { key: r.key, size: r.size }, message: `stored the task log of ${volname}` };
+  },
+};
+
+export type { StoreContext };

@@ -1,0 +1,22 @@
+/**
+ * A compression thread (see frames.ts): one zstd context, one frame per message, answered with
+ * the compressed frame and its SHA-256 (the frame index records it).
+ */
+import { parentPort } from 'node:worker_threads';
+import { Sha256 } from '../wasm/digests.js';
+import { compressFrame, newContext, type ToCompressor } from './frames.js';
+
+const port = parentPort;
+if (!port) throw new Error('compress-worker.js runs as a worker thread only');
+let ctx: ReturnType<typeof newContext> | undefined;
+
+port.on('message', (m: ToCompressor) => {
+  try {
+    ctx ??= newContext(m.level);
+    const out = compressFrame(ctx, new Uint8Array(m.buf, 0, m.len));
+    const sha256 = Sha256.hash(out);
+    port.postMessage({ seq: m.seq, out: out.buffer, len: out.length, sha256, input: m.buf }, [out.buffer as ArrayBuffer, m.buf]);
+  } catch (e) {
+    port.postMessage({ seq: m.seq, error: e instanceof Error ? e.message : String(e) });
+  }
+});

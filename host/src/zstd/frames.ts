@@ -1,0 +1,123 @@
+/**
+ * Independent zstd frames, compressed on worker threads (one zstd context each) so the main
+ * thread stays free for NBD, S3 and hashing; in-thread when the worker script is not there (the
+ * TypeScript sources under vitest) or when asked. Results come back in submission order.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { PveS3Error } from '../util/errors.js';
+import { Sha256 } from '../wasm/digests.js';
+import { C_CHECKSUM_FLAG, C_COMPRESSION_LEVEL, C_CONTENT_SIZE_FLAG, zstd, type ZstdCCtx } from './native.js';
+
+export interface ToCompressor {
+  seq: number;
+  level: number;
+  buf: ArrayBuffer;
+  len: number;
+}
+
+interface FromCompressor {
+  seq: number;
+  out?: ArrayBuffer;
+  len?: number;
+  sha256?: Uint8Array;
+  input?: ArrayBuffer;
+  error?: string;
+}
+
+export interface CompressedFrame {
+  data: Buffer;
+  sha256: Buffer;
+}
+
+export function newContext(level: number): ZstdCCtx {
+  const c = new (zstd().CCtx)();
+  c.setParameter(C_COMPRESSION_LEVEL, level);
+  c.setParameter(C_CONTENT_SIZE_FLAG, 1);
+  c.setParameter(C_CHECKSUM_FLAG, 1);
+  return c;
+}
+
+/** one complete zstd frame of src */
+export function compressFrame(ctx: ZstdCCtx, src: Uint8Array): Buffer {
+  const dst = Buffer.allocUnsafeSlow(zstd().compressBound(src.length));
+  const n = ctx.compress2(dst, src);
+  return dst.subarray(0, n);
+}
+
+export interface FrameCompressorOptions {
+  /** worker threads (default 2: the two cores of a small node); 0 = on this thread */
+  threads?: number;
+  /** zstd level (default 3, vzdump's) */
+  level?: number;
+}
+
+export class FrameCompressor {
+  private readonly workers: Worker[] = [];
+  private readonly waiting = new Map<number, { resolve(f: CompressedFrame): void; reject(e: Error): void }>();
+  private seq = 0;
+  private ctx: ZstdCCtx | undefined;
+  private readonly level: number;
+  private broken: Error | null = null;
+
+  constructor(o: FrameCompressorOptions = {}) {
+    this.level = o.level ?? 3;
+    const threads = o.threads ?? 2;
+    const script = fileURLToPath(new URL('./compress-worker.js', import.meta.url));
+    zstd(); // fail here, clearly, when the addon is missing
+    if (threads > 0 && import.meta.url.endsWith('.js') && existsSync(script)) {
+      for (let i = 0; i < threads; i++) {
+        const w = new Worker(script, { execArgv: [] });
+        w.on('message', (m: FromCompressor) => this.onMessage(m));
+        w.on('error', (e) => this.fail(e));
+        w.unref();
+        this.workers.push(w);
+      }
+    }
+  }
+
+  get threaded(): boolean {
+    return this.workers.length > 0;
+  }
+
+  /** compresses `data` (which is handed over: do not use it afterwards) */
+  compress(data: Buffer): Promise<CompressedFrame> {
+    if (this.broken) return Promise.reject(this.broken);
+    if (this.workers.length === 0) {
+      try {
+        this.ctx ??= newContext(this.level);
+        const out = compressFrame(this.ctx, data);
+        return Promise.resolve({ data: out, sha256: Buffer.from(Sha256.hash(out)) });
+      } catch (e) {
+        return Promise.reject(new PveS3Error('InternalError', `zstd compression failed: ${(e as Error).message}`));
+      }
+    }
+    const seq = this.seq++;
+    // a buffer of its own, so the transfer moves exactly these bytes
+    const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer) ? data : Buffer.from(data);
+    const ab = own.buffer as ArrayBuffer;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(seq, { resolve, reject });
+      this.workers[seq % this.workers.length]!.postMessage({ seq, level: this.level, buf: ab, len: own.length } satisfies ToCompressor, [ab]);
+    });
+  }
+
+  private onMessage(m: FromCompressor): void {
+    const w = this.waiting.get(m.seq);
+    if (!w) return;
+    this.waiting.delete(m.seq);
+    if (m.error !== undefined) w.reject(new PveS3Error('InternalError', `zstd compression failed: ${m.error}`));
+    else w.resolve({ data: Buffer.from(m.out!, 0, m.len!), sha256: Buffer.from(m.sha256!) });
+  }
+
+  private fail(e: Error): void {
+    this.broken ??= new PveS3Error('InternalError', `zstd compression thread failed: ${e.message}`);
+    for (const w of this.waiting.values()) w.reject(this.broken);
+    this.waiting.clear();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.splice(0).map((w) => w.terminate()));
+  }
+}
