@@ -128,7 +128,16 @@ sub plugindata {
             { backup => 1, iso => 1, vztmpl => 1, snippets => 1 },
         ],
         'sensitive-properties' => { secret_key => 1 },
+        # The Backup Provider (docs/BACKUP-PROVIDER.md §2.1) stays off until backup and restore
+        # both work end to end: PVE reads features per type when the plugin is registered.
+        (($ENV{PVE_S3_BACKUP_PROVIDER} // '') eq '1' ? (features => { 'backup-provider' => 1 }) : ()),
     };
+}
+
+sub new_backup_provider {
+    my ($class, $scfg, $storeid, $log_function) = @_;
+    require PVE::Storage::Custom::S3Plugin::BackupProvider;
+    return PVE::Storage::Custom::S3Plugin::BackupProvider->new($class, $scfg, $storeid, $log_function);
 }
 
 # Volumes are reachable from every node (the bucket), so migration with an ISO attached works
@@ -497,6 +506,7 @@ sub host_try {
                 return if $line !~ m/\S/;
                 $last_err = $line;
                 print "$line\n" if $progress;
+                $opts{line}->($line) if $opts{line};
             },
             ($timeout > 0 ? (timeout => $timeout) : ()),
             noerr => 1,
