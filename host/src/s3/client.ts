@@ -66,6 +66,7 @@ export const MAX_DELETE_BATCH = 1000;
 const NOT_XML = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]|\p{Cs}/u;
 const utf8 = new TextEncoder();
 const text = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
+const EMPTY_BODY = new Uint8Array(0);
 
 export class S3Client {
   readonly transport: S3Transport;
@@ -97,6 +98,8 @@ export class S3Client {
    */
   private async xml<T>(r: Pick<S3Request, 'operation' | 'key'>, res: BufferedResponse, parse: (doc: XmlDocument) => T): Promise<T> {
     const body = text(res.body);
+    // the bytes are garbage once decoded: a page is held once (as text) while it is parsed
+    res.body = EMPTY_BODY;
     await loadXmlParser();
     try {
       const doc = parseXml(body);

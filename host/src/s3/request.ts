@@ -49,7 +49,18 @@ export interface S3Request {
   onAttempt?: () => void;
   /** statuses other than 2xx that are answers, not errors (e.g. 404 on a probe) */
   okStatuses?: number[];
+  /** the most body bytes request() reads (default MAX_RESPONSE_BYTES) */
+  maxBody?: number;
 }
+
+/**
+ * What an answer read whole may be (request()): an S3 listing page of 1,000 keys of 1,024 bytes,
+ * URL-encoded, is under 4 MiB; anything beyond this is not an S3 answer, and reading it would let
+ * the endpoint decide how much memory the host takes (issue 10 §8).
+ */
+export const MAX_RESPONSE_BYTES = 16 * 1024 * 1024;
+/** What an error body may be: S3's <Error> documents are a few hundred bytes. */
+export const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
 export interface S3Response {
   status: number;
@@ -145,12 +156,7 @@ export class S3Transport {
     const r = withPayloadHash(req);
     return this.retrying(r, async () => {
       const res = await this.once(r);
-      let body: Uint8Array;
-      try {
-        body = new Uint8Array(await res.body.arrayBuffer());
-      } catch (e) {
-        throw this.netError(e, r);
-      }
+      const body = await this.readWhole(res, r);
       // CompleteMultipartUpload and copies report late failures as 200 + <Error>: an error, and
       // inside the retry loop so that a retryable one (InternalError, SlowDown) is retried
       if (body.byteLength > 0 && looksLikeError(body)) {
@@ -160,6 +166,37 @@ export class S3Transport {
       }
       return { status: res.statusCode, headers: res.headersFlat, body };
     });
+  }
+
+  /** The whole body, refused past r.maxBody: by its Content-Length before reading, else when
+   *  the bytes read pass it (the rest is never read: the connection is dropped). */
+  private async readWhole(res: { headersFlat: Record<string, string>; body: Dispatcher.ResponseData['body'] }, r: S3Request): Promise<Uint8Array> {
+    const cap = r.maxBody ?? MAX_RESPONSE_BYTES;
+    const tooLarge = (): S3Error => {
+      dropBody(res.body);
+      const what = r.key !== undefined ? ` for '${r.key}'` : '';
+      return new S3Error(
+        'ResponseTooLarge',
+        `${r.operation} answer${what} from ${this.endpoint.origin} is larger than ${cap} bytes, more than any S3 answer to it: stopped reading it (is endpoint an S3 server?)`,
+        { key: r.key, retryable: false },
+      );
+    };
+    // a HEAD's Content-Length is the object's, not a body's
+    const declared = r.method === 'HEAD' ? 0 : Number(res.headersFlat['content-length']);
+    if (declared > cap) throw tooLarge();
+    const chunks: Buffer[] = [];
+    let n = 0;
+    try {
+      for await (const c of res.body) {
+        n += (c as Buffer).length;
+        if (n > cap) throw tooLarge();
+        chunks.push(c as Buffer);
+      }
+    } catch (e) {
+      if (e instanceof S3Error) throw e;
+      throw this.netError(e, r);
+    }
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, n);
   }
 
   /** Sends r (with retries until the response headers arrive) and hands over the body stream. */
@@ -259,7 +296,7 @@ export class S3Transport {
     if (!ok) {
       let text = '';
       try {
-        text = r.method === 'HEAD' ? '' : await res.body.text();
+        text = r.method === 'HEAD' ? '' : await errorText(res.body);
       } catch {
         // the status alone still makes an error
       } finally {
@@ -356,6 +393,31 @@ const SLOW_ANSWER_MS = 300_000;
 
 const ERROR_TAG = Buffer.from('<Error>');
 const MAX_SKEW_MS = 14 * 60_000;
+
+/**
+ * An error body, read no further than an error body can go: a longer one is cut there (and no
+ * longer parses, so the status makes the error) and its connection dropped, never drained.
+ */
+async function errorText(body: Dispatcher.ResponseData['body']): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    chunks.push(c as Buffer);
+    n += (c as Buffer).length;
+    if (n >= MAX_ERROR_BODY_BYTES) {
+      dropBody(body);
+      break;
+    }
+  }
+  return Buffer.concat(chunks, n).subarray(0, MAX_ERROR_BODY_BYTES).toString('utf8');
+}
+
+/** Stops reading a body for good: its connection is closed rather than drained (the abort
+ *  that undici reports for it is expected, not an error of anyone's). */
+function dropBody(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', () => undefined);
+  body.destroy();
+}
 
 /** The body's hash is computed once, before any attempt: a retry signs the same bytes again. */
 function withPayloadHash(r: S3Request): S3Request {

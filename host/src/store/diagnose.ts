@@ -41,7 +41,7 @@ export async function diagnose(ctx: StoreContext, o: { writeTest?: boolean } = {
     const body = randomBytes(16).toString('hex');
     try {
       await ctx.client.putObject(key, Buffer.from(body), { ...(ctx.settings.put ?? {}) });
-      const back = await readText(ctx, key);
+      const back = await readText(ctx, key, 1024);
       await ctx.client.deleteObject(key);
       add('write', back === body, back === body ? 'put/get/delete of a probe object succeeded' : `probe object '${key}' read back different data`);
     } catch (e) {

@@ -82,11 +82,13 @@ export async function checkIntegrity(
   const { readManifest } = await import('../transfer/manifest.js');
   const checked = await mapLimit(targets, o.parallel ?? 2, async (t) => {
     let item: IntegrityItem;
+    let invalid: string | undefined;
     try {
       // read once: the verdict and the log check below both go by it
       const m = await readManifest(transferClient(ctx), t.key, { ...(ctx.signal ? { signal: ctx.signal } : {}), ...readSse(ctx) }).catch((e: unknown) => {
-        if ((e as { code?: unknown }).code === 'ManifestInvalid') return null;
-        throw e;
+        if ((e as { code?: unknown }).code !== 'ManifestInvalid') throw e;
+        invalid = (e as Error).message; // an invalid manifest vouches for nothing: say why
+        return null;
       });
       const verdict = await verifyObject(transferClient(ctx), t.key, {
         concurrency: ctx.settings.concurrency,
@@ -95,7 +97,7 @@ export async function checkIntegrity(
         manifest: m,
         ...readSse(ctx),
       });
-      item = { volname: t.volname, key: t.key, status: verdict, size: t.size };
+      item = { volname: t.volname, key: t.key, status: verdict, size: t.size, ...(invalid !== undefined ? { message: invalid } : {}) };
       if (verdict === 'good') {
         const log = m?.meta.log;
         if (typeof log === 'string' && !t.folder.has(log)) {

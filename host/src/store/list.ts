@@ -9,7 +9,7 @@ import type { ObjectSummary } from '../s3/types.js';
 import { listPending } from './local-cache.js';
 import { writeUsage } from './usage.js';
 import { mapLimit } from './concurrency.js';
-import { readText } from './objects.js';
+import { readNotes } from './notes.js';
 import { volid, type Content, type GuestType, type StoreContext, type Volume } from './types.js';
 
 export interface ListOptions {
@@ -94,7 +94,7 @@ export async function listVolumes(ctx: StoreContext, o: ListOptions = {}): Promi
   if (contents.length === CONTENT_TYPES.length) await writeUsage(ctx, bytes);
   if (o.notes !== false) {
     await mapLimit(withNotes, 8, async (vol) => {
-      const text = await readText(ctx, vol.key + NOTES_SUFFIX);
+      const text = await readNotes(ctx, vol.key, { whole: false });
       if (text !== null && text !== '') vol.notes = o.notesFull ? text : firstLine(text);
     });
   }

@@ -3,10 +3,11 @@
  * leaves next to an archive (`.notes`, `.protected`, the log), and removing the local copy only
  * once the bucket is known to hold it (the CLIs, the hook and putVolume's `removeSource` share it).
  */
-import { open, readFile, rm, stat } from 'node:fs/promises';
+import { open, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { NOTES_SUFFIX, PROTECTED_SUFFIX, classifyFile, keyOfName, parseVolname, sidecarNames } from '../pve/volname.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
+import { NOTES_MAX_BYTES, notesTooLarge } from './notes.js';
 import { readSse, transferClient, uploadLimits, volid, type StoreContext, type Volume } from './types.js';
 import { keyOf } from './volumes.js';
 
@@ -21,10 +22,32 @@ export interface LocalSidecars {
 
 const isFile = async (p: string): Promise<boolean> => (await stat(p).catch(() => null))?.isFile() === true;
 
+/** A local .notes file ('' when there is none), read no further than notes may go. */
+async function readLocalNotes(path: string): Promise<string> {
+  const fh = await open(path, 'r').catch(() => null);
+  if (!fh) return '';
+  try {
+    const buf = Buffer.alloc(NOTES_MAX_BYTES + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+    }
+    if (n > NOTES_MAX_BYTES) throw notesTooLarge(`'${path}'`, (await fh.stat()).size);
+    return buf.toString('utf8', 0, n);
+  } catch (e) {
+    if ((e as { code?: string }).code === 'NotesTooLarge') throw e;
+    return ''; // not a readable file (a directory, say): no notes, as before
+  } finally {
+    await fh.close();
+  }
+}
+
 /** What vzdump (or an operator) left beside a local archive, as a PVE dir storage keeps it. */
 export async function readLocalSidecars(archivePath: string): Promise<LocalSidecars> {
   const out: LocalSidecars = { protected: await isFile(archivePath + PROTECTED_SUFFIX) };
-  const notes = await readFile(archivePath + NOTES_SUFFIX, 'utf8').catch(() => '');
+  const notes = await readLocalNotes(archivePath + NOTES_SUFFIX);
   if (notes !== '') out.notes = notes;
   let log: string | undefined;
   try {

@@ -1,4 +1,5 @@
 /** Small-object helpers for sidecars: notes text, empty markers, existence checks. */
+import { PveS3Error } from '../util/errors.js';
 import { readSse, type StoreContext } from './types.js';
 
 const NOT_FOUND = new Set(['NoSuchKey', 'NotFound']);
@@ -8,17 +9,39 @@ export function isNotFound(e: unknown): boolean {
   return NOT_FOUND.has(err?.code ?? '') || (err?.status === 404 && err?.code !== 'NoSuchBucket');
 }
 
-/** The object's body as UTF-8, or null when it does not exist (sidecars carry the SSE-C key like the archive). */
-export async function readText(ctx: StoreContext, key: string): Promise<string | null> {
+/**
+ * At most `maxBytes` of the object (sidecars carry the SSE-C key like the archive), and whether
+ * that was all of it; null when it does not exist. Whoever writes to the bucket decides how big a
+ * sidecar is: nothing past the bound is read (the connection is dropped).
+ */
+export async function readCapped(ctx: StoreContext, key: string, maxBytes: number): Promise<{ bytes: Buffer; complete: boolean } | null> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  let complete = true;
   try {
     const { body } = await ctx.client.getObject(key, { ...readSse(ctx), ...(ctx.signal ? { signal: ctx.signal } : {}) });
-    const chunks: Uint8Array[] = [];
-    for await (const c of body) chunks.push(c);
-    return Buffer.concat(chunks).toString('utf8');
+    for await (const c of body) {
+      chunks.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+      n += c.byteLength;
+      if (n > maxBytes) {
+        complete = false;
+        break; // ends the body's iterator, which destroys the stream
+      }
+    }
   } catch (e) {
     if (isNotFound(e)) return null;
     throw e;
   }
+  const bytes = Buffer.concat(chunks, n);
+  return { bytes: complete ? bytes : bytes.subarray(0, maxBytes), complete };
+}
+
+/** A small object's body as UTF-8 (our own test objects), or null when it does not exist. */
+export async function readText(ctx: StoreContext, key: string, maxBytes: number): Promise<string | null> {
+  const r = await readCapped(ctx, key, maxBytes);
+  if (r === null) return null;
+  if (!r.complete) throw new PveS3Error('ResponseTooLarge', `object '${key}' is larger than ${maxBytes} bytes, more than it can be: not read`, { key });
+  return r.bytes.toString('utf8');
 }
 
 /** By its name (HEAD). With SSE-C the storage writes sidecars with its key too, so HEAD carries it. */

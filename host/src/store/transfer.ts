@@ -13,6 +13,7 @@ import { bareETag } from '../s3/xml.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { isCachePath, localPath, writeRecord } from './local-cache.js';
 import { isNotFound, putSmall } from './objects.js';
+import { checkNotes } from './notes.js';
 import { keyOf, notFound, statVolume } from './volumes.js';
 import { providerOf, readSse, transferClient, uploadLimits, type StoreContext, type Volume } from './types.js';
 import { archiveTags } from './lifecycle.js';
@@ -64,6 +65,7 @@ export async function putVolume(ctx: StoreContext, volname: string, o: PutVolume
   if ((o.notes !== undefined && o.notes !== '') || o.protected) {
     if (v.content !== 'backup') throw invalidArg(`cannot set notes or protection on '${volname}': only backups can have notes or protection`);
   }
+  checkNotes(volname, o.notes);
   const { uploadObject } = await import('../transfer/upload.js');
   const tags = archiveTags(ctx.settings.lifecycle, providerOf(ctx));
   const put = {

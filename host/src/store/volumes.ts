@@ -18,7 +18,8 @@ import { EXIT, PveS3Error } from '../util/errors.js';
 import { mapLimit } from './concurrency.js';
 import { rm } from 'node:fs/promises';
 import { isSyncedCopy, localPath, removeRecord } from './local-cache.js';
-import { deleteQuiet, exists, isNotFound, putSmall, readText } from './objects.js';
+import { deleteQuiet, exists, isNotFound, putSmall } from './objects.js';
+import { checkNotes, readNotes } from './notes.js';
 import { readSse, transferClient, volid, type GuestType, type StoreContext, type Volume } from './types.js';
 
 export function keyOf(ctx: StoreContext, v: VolumeInfo): string {
@@ -54,7 +55,7 @@ export async function statVolume(ctx: StoreContext, volname: string): Promise<Vo
   const [manifest, isProtected, notes, log] = await Promise.all([
     manifestState(ctx, key, info),
     backup ? exists(ctx, key + PROTECTED_SUFFIX) : false,
-    backup ? readText(ctx, key + NOTES_SUFFIX) : null,
+    backup ? readNotes(ctx, key, { whole: false }) : null,
     logName !== undefined ? exists(ctx, keyOfName(ctx.settings.prefix, 'backup', logName)) : undefined,
   ]);
   const mtime = Math.floor((info.lastModified?.getTime() ?? Date.now()) / 1000);
@@ -112,7 +113,7 @@ async function requireArchive(ctx: StoreContext, volname: string): Promise<{ v: 
 export async function getAttribute(ctx: StoreContext, volname: string, attr: AttrName): Promise<string | boolean | null> {
   const { v, key } = await requireArchive(ctx, volname);
   if (v.content !== 'backup') return null;
-  if (attr === 'notes') return (await readText(ctx, key + NOTES_SUFFIX)) ?? '';
+  if (attr === 'notes') return (await readNotes(ctx, key, { whole: true })) ?? '';
   return exists(ctx, key + PROTECTED_SUFFIX);
 }
 
@@ -121,6 +122,7 @@ export async function setAttribute(ctx: StoreContext, volname: string, attr: Att
   if (v.content !== 'backup') {
     throw new PveS3Error('InvalidArgument', `cannot set ${attr} on '${volname}': only backups can have notes or protection`, { exitCode: EXIT.usage });
   }
+  if (attr === 'notes') checkNotes(volname, typeof value === 'string' ? value : '');
   const { key } = await requireArchive(ctx, volname);
   if (attr === 'notes') {
     const text = typeof value === 'string' ? value : '';

@@ -61,6 +61,28 @@ export interface DownloadResult {
 /** Range size for objects without a manifest. */
 export const PLAIN_RANGE = 16 << 20;
 
+/**
+ * A stream restore holds each range whole until it verified (nothing unverified is written).
+ * Its ranges are the manifest's parts, whose size whoever wrote the manifest chose: a part larger
+ * than STREAM_PART_MAX is refused before any buffer exists (restore to a file instead: ranges
+ * stream to their offsets there), and fewer ranges are in flight the larger they are, so that
+ * all buffered at once stay within STREAM_BUFFER_BUDGET (at least one range, of course).
+ */
+export const STREAM_PART_MAX = 1024 << 20;
+const STREAM_BUFFER_BUDGET = 512 << 20;
+
+function streamInFlight(key: string, ranges: Range[], concurrency: number): number {
+  const largest = ranges.reduce((m, r) => Math.max(m, r.length), 0);
+  if (largest > STREAM_PART_MAX) {
+    throw new PveS3Error(
+      'StreamPartTooLarge',
+      `'${key}' has a part size ${largest} bytes: a restore to a pipe holds one part in memory until it verified, at most ${STREAM_PART_MAX} bytes (1 GiB); restore to a file instead`,
+      { key },
+    );
+  }
+  return Math.max(1, Math.min(concurrency, Math.floor(STREAM_BUFFER_BUDGET / Math.max(largest, 1))));
+}
+
 interface Range {
   index: number;
   start: number;
@@ -82,7 +104,7 @@ export async function downloadObject(client: TransferClient, key: string, dest: 
   const ranges = planRanges(key, info, manifest);
   const md5Check = !manifest && o.sse?.type !== 'SSE-C' && isPlainMd5Etag(info);
   const progress = new ProgressTracker(o.onProgress, info.size, ranges.length || 1);
-  const job = new RangeJob(client, key, 'path' in dest ? { ...o, concurrency: rangesInFlight(o.concurrency) } : o, progress);
+  const job = new RangeJob(client, key, { ...o, concurrency: 'path' in dest ? rangesInFlight(o.concurrency) : streamInFlight(key, ranges, o.concurrency) }, progress);
   const verifiedBy = manifest ? 'manifest' : md5Check ? 'md5' : 'size';
   const result: DownloadResult = { key, size: info.size, etag: info.etag, verifiedBy, manifest };
 

@@ -14,10 +14,16 @@ import { toHex as hex } from '../wasm/encoding.js';
 import type { SseOptions } from '../s3/types.js';
 import type { TransferClient } from './transfer-client.js';
 import { VERSION } from '../util/version.js';
+import { MAX_OBJECT_SIZE, MAX_PARTS, MAX_PART_SIZE } from '../wasm/planner.js';
 
 export const MANIFEST_SUFFIX = '.s3manifest';
 export const MANIFEST_FORMAT = 'pve-s3-manifest';
 export const MANIFEST_VERSION = 1;
+/**
+ * A manifest of 10,000 parts is about 1.5 MiB of JSON. A bigger one is not ours, and parsing it
+ * would let a bucket writer choose the memory taken (millions of tiny JSON objects in 20 MiB).
+ */
+export const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
 
 export interface ManifestPart {
   n: number;
@@ -131,6 +137,16 @@ export function parseManifest(text: string, key: string): Manifest {
   if (!isCount(m.size)) throw invalid(key, 'size is not a non-negative integer');
   if (!isCount(m.partSize) || (m.partSize as number) === 0) throw invalid(key, 'partSize is not a positive integer');
   if (!Array.isArray(m.parts) || m.parts.length === 0) throw invalid(key, 'parts is not a non-empty list');
+  // sizes are checked before anything is sized by them (a stream restore buffers a part): S3's
+  // own limits, and exactly as many parts as the size and part size make
+  if ((m.size as number) > MAX_OBJECT_SIZE) throw invalid(key, `size ${String(m.size)} exceeds S3's maximum object size of ${MAX_OBJECT_SIZE} bytes`);
+  if ((m.partSize as number) > MAX_PART_SIZE) throw invalid(key, `partSize ${String(m.partSize)} exceeds S3's maximum part size of ${MAX_PART_SIZE} bytes`);
+  if (m.parts.length > MAX_PARTS) throw invalid(key, `${m.parts.length} parts exceed S3's maximum of ${MAX_PARTS}`);
+  const expectedParts = Math.max(1, Math.ceil((m.size as number) / (m.partSize as number)));
+  if (m.parts.length !== expectedParts) {
+    throw invalid(key, `${m.parts.length} parts, but ${String(m.size)} bytes in parts of ${String(m.partSize)} make ${expectedParts}`);
+  }
+  if (m.multipart !== true && m.parts.length !== 1) throw invalid(key, `${m.parts.length} parts in a single-PUT object`);
   if (typeof m.compositeSha256 !== 'string') throw invalid(key, 'compositeSha256 missing');
   if (m.sha256 !== null && m.sha256 !== undefined && !isHex64(m.sha256)) throw invalid(key, 'sha256 is not 64 hex digits');
   const size = m.size as number;
@@ -209,8 +225,8 @@ export async function readManifest(client: TransferClient, key: string, o: { sig
   let len = 0;
   for await (const c of body) {
     len += c.length;
-    // a manifest of 10,000 parts is ~1 MiB; anything far larger is not ours
-    if (len > 16 << 20) throw invalid(key, 'larger than 16 MiB');
+    // (leaving the loop destroys the body: the rest is never read)
+    if (len > MANIFEST_MAX_BYTES) throw invalid(key, `larger than ${MANIFEST_MAX_BYTES} bytes (4 MiB), far more than a manifest of ${MAX_PARTS} parts takes`);
     chunks.push(c);
   }
   return parseManifest(Buffer.concat(chunks).toString('utf8'), key);
