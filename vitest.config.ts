@@ -15,11 +15,27 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],
+          exclude: ['test/integration/backends/**'],
           globalSetup: ['test/helpers/rgw-global-setup.ts'],
           testTimeout: 300_000,
           hookTimeout: 300_000,
           // one RadosGW on 2 cores: files run one after another so timings stay sane
           fileParallelism: false,
+        },
+      },
+      {
+        // the core round trip against every real S3 implementation: RadosGW and OpenStack Swift
+        // (s3api). Its own project so that only these files pay for starting Swift.
+        test: {
+          name: 'backends',
+          include: ['test/integration/backends/**/*.test.ts'],
+          globalSetup: ['test/helpers/rgw-global-setup.ts', 'test/helpers/swift-global-setup.ts'],
+          testTimeout: 300_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
+          // after the integration project, not beside it: two gateways' tests at once would
+          // share 2 cores with both gateways
+          sequence: { groupOrder: 1 },
         },
       },
     ],

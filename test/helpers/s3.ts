@@ -8,6 +8,7 @@ import type { S3Settings } from '../../host/src/s3/settings.js';
 import { testS3 } from './rgw.js';
 
 export { testS3 };
+export type { TestS3 } from './rgw.js';
 
 /** S3Settings for the test gateway; overrides win (e.g. a wrong secret, another endpoint). */
 export function testSettings(overrides: Partial<S3Settings> = {}): S3Settings {

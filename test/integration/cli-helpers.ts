@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { S3Client } from '../../host/src/s3/client.js';
-import { readAll, testS3 } from '../helpers/s3.js';
+import { readAll, testS3, type TestS3 } from '../helpers/s3.js';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 export const BIN = join(ROOT, 'host', 'bin');
@@ -103,9 +103,8 @@ export async function cfgEnv(
   return baseEnv(dir, { PVE_S3_STORAGE_CFG: join(dir, 'storage.cfg'), PVE_S3_PRIV_DIR: join(dir, 'priv'), ...extra });
 }
 
-/** An s3 section for the test gateway. */
-export function s3Section(id: string, bucket: string, props: Record<string, string> = {}) {
-  const t = testS3();
+/** An s3 section for the test gateway (RadosGW unless `t` names another, e.g. a backends() entry's). */
+export function s3Section(id: string, bucket: string, props: Record<string, string> = {}, t: TestS3 = testS3()) {
   return {
     type: 's3',
     id,

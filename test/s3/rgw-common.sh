@@ -1,5 +1,7 @@
 # Sourced by rgw-up.sh and rgw-down.sh: where the throw-away cluster lives and how its
 # daemons are recognised. Not meant to be run on its own.
+# shellcheck source=gateway-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/gateway-lib.sh"
 
 RGW_DIR=${1:-${PVE_S3_RGW_DIR:-/tmp/pve-s3-rgw}}
 case "$RGW_DIR" in -*) echo "rgw: DIR must come first, got '$RGW_DIR'" >&2; exit 2 ;; esac
@@ -74,16 +76,6 @@ rgw_stop_all() { # [KILL]: the data is about to be deleted, so skip the clean sh
   rgw_stop_one mon.a ceph-mon "${1:-}" || true
 }
 
-rgw_purge() {
-  [ -d "$RGW_DIR" ] || return 0
-  [ -f "$RGW_DIR/$RGW_MARK" ] || [ -z "$(ls -A "$RGW_DIR")" ] || rgw_die "refusing to delete $RGW_DIR: it has no $RGW_MARK marker, so it was not made by rgw-up.sh"
-  # Keep DIR itself: rgw-up holds its lock on the directory.
-  find "$RGW_DIR" -mindepth 1 -maxdepth 1 -exec rm -rf {} +
-  rgw_log "purged $RGW_DIR"
-}
+rgw_purge() { gw_purge "$RGW_DIR" "$RGW_MARK" rgw_log rgw_die rgw-up.sh; }
 
-rgw_lock() { # serialises rgw-up/rgw-down runs on the same DIR (two test runs at once)
-  mkdir -p "$RGW_DIR"
-  exec 9<"$RGW_DIR"
-  flock -w "${RGW_LOCK_WAIT_S:-600}" 9 || rgw_die "another rgw-up/rgw-down holds $RGW_DIR for too long"
-}
+rgw_lock() { gw_lock "$RGW_DIR" rgw_die "${RGW_LOCK_WAIT_S:-600}" rgw-up/rgw-down; }

@@ -41,34 +41,8 @@ STARTED=0
 trap 'rc=$?; [ $rc = 0 ] || rgw_log "FAILED (exit $rc); logs in $RGW_DIR/log"' EXIT
 
 ensure_packages() {
-  local need=() pair
-  for pair in ceph-mon:ceph-mon ceph-osd:ceph-osd radosgw:radosgw radosgw-admin:radosgw \
-    ceph:ceph-common monmaptool:ceph-common curl:curl flock:util-linux; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair##*:}")
-  done
-  [ ${#need[@]} -gt 0 ] || return 0
-  mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
-  local sudo=()
-  if [ "$(id -u)" != 0 ]; then
-    command -v sudo >/dev/null && sudo -n true 2>/dev/null ||
-      rgw_die "missing packages ${need[*]}; install them as root: apt-get install --no-install-recommends ${need[*]}"
-    sudo=(sudo -n)
-  fi
-  command -v apt-get >/dev/null || rgw_die "missing packages ${need[*]} and no apt-get to install them"
-  mkdir -p "$RGW_DIR/log"
-  local apt_log=$RGW_DIR/log/apt.log
-  rgw_log "installing ${need[*]} with apt (log: $apt_log)"
-  local install=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q
-    -o DPkg::Lock::Timeout=300 --no-install-recommends "${need[@]}")
-  if ! "${install[@]}" >>"$apt_log" 2>&1; then
-    # a fresh machine (or CI image) has no package lists yet
-    rgw_log "apt-get install failed; running apt-get update and retrying"
-    "${sudo[@]}" apt-get update -q -o DPkg::Lock::Timeout=300 >>"$apt_log" 2>&1 ||
-      { tail -n 20 "$apt_log" >&2; rgw_die "apt-get update failed; see $apt_log"; }
-    "${install[@]}" >>"$apt_log" 2>&1 ||
-      { tail -n 20 "$apt_log" >&2; rgw_die "apt-get install ${need[*]} failed; see $apt_log"; }
-  fi
-  rgw_log "installed ${need[*]}"
+  gw_install_packages rgw_log rgw_die "$RGW_DIR/log/apt.log" ceph-mon:ceph-mon ceph-osd:ceph-osd radosgw:radosgw \
+    radosgw-admin:radosgw ceph:ceph-common monmaptool:ceph-common curl:curl flock:util-linux
 }
 
 start_daemon() { # name binary args...
