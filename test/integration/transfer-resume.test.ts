@@ -7,6 +7,7 @@ import { verifyObject } from '../../host/src/transfer/download.js';
 import { readManifest } from '../../host/src/transfer/manifest.js';
 import { uploadObject } from '../../host/src/transfer/upload.js';
 import { closeTestClients, dropBucket, freshBucket, readAll } from '../helpers/s3.js';
+import { refCrc64Hex } from '../helpers/crc64.js';
 import { MiB, payload, sha256, wrapClient } from './transfer-helpers.js';
 
 let c: S3Client;
@@ -67,8 +68,39 @@ describe('resumable uploads', () => {
     expect(sha256(await readAll(body))).toBe(sha256(data));
     const m = await readManifest(c, key);
     m!.parts.forEach((p, i) => expect(p.sha256).toBe(sha256(data.subarray(i * 5 * MiB, (i + 1) * 5 * MiB))));
+    // the kept parts' CRCs come from the journal, the resent part's from this run
+    m!.parts.forEach((p, i) => expect(p.crc64).toBe(refCrc64Hex(data.subarray(i * 5 * MiB, (i + 1) * 5 * MiB))));
+    expect(m!.crc64).toBe(refCrc64Hex(data));
     expect(await verifyObject(c, key)).toBe('good');
     expect(await readdir(journalDir)).toEqual([]); // done: nothing to resume
+    expect((await c.listMultipartUploads({ prefix: key })).filter((u) => u.key === key)).toEqual([]);
+  });
+
+  it('parts journaled before CRCs were recorded are sent again, into the same upload', async () => {
+    const key = 'resume/old-journal';
+    const dead = wrapClient(c, {
+      uploadPart: (k, id, n, body, sha, o) => (n === 4 ? new Promise<never>(() => {}) : c.uploadPart(k, id, n, body, sha, o)),
+    });
+    void uploadObject(dead, key, { path: src }, { chunkSizeMB: 5, concurrency: 2, journalDir });
+    for (let i = 0; i < 600 && (await journaledParts()) < 6; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await journaledParts()).toBe(6);
+    // what an earlier release wrote: the same journal without the parts' CRCs
+    const [file] = await readdir(journalDir);
+    const j = JSON.parse(await readFile(join(journalDir, file!), 'utf8'));
+    for (const p of Object.values(j.parts) as Array<Record<string, unknown>>) delete p.crc64;
+    await writeFile(join(journalDir, file!), JSON.stringify(j));
+    const sent: number[] = [];
+    const counting = wrapClient(c, {
+      uploadPart: async (k, id, n, body, sha, o) => {
+        expect(id).toBe(j.uploadId);
+        sent.push(n);
+        return c.uploadPart(k, id, n, body, sha, o);
+      },
+    });
+    const up = await uploadObject(counting, key, { path: src }, { chunkSizeMB: 5, concurrency: 3, journalDir });
+    expect(sent.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(up.manifest.crc64).toBe(refCrc64Hex(data));
+    expect(await verifyObject(c, key)).toBe('good');
     expect((await c.listMultipartUploads({ prefix: key })).filter((u) => u.key === key)).toEqual([]);
   });
 

@@ -8,6 +8,7 @@ import { downloadObject, verifyObject } from '../../host/src/transfer/download.j
 import { manifestKey, readManifest } from '../../host/src/transfer/manifest.js';
 import { uploadObject } from '../../host/src/transfer/upload.js';
 import { closeTestClients, dropBucket, freshBucket, readAll } from '../helpers/s3.js';
+import { refCrc64Hex } from '../helpers/crc64.js';
 import { MiB, collector, countingUploads, oddStream, payload, sha256, tempLeftovers } from './transfer-helpers.js';
 
 const CHUNK_MB = 5;
@@ -51,12 +52,13 @@ describe.each(SIZES)('round trip of %s', (label, size) => {
 
     const m = await readManifest(c, key);
     expect(m).not.toBeNull();
-    expect(m!).toMatchObject({ format: 'pve-s3-manifest', version: 1, size, multipart, partSize: CHUNK_MB * MiB, etag: up.etag, meta: { vmid: '100' } });
+    expect(m!).toMatchObject({ format: 'pve-s3-manifest', version: 2, size, multipart, partSize: CHUNK_MB * MiB, etag: up.etag, meta: { vmid: '100' } });
     expect(m!.sha256).toBe(sha256(data));
+    expect(m!.crc64).toBe(refCrc64Hex(data));
     expect(m!.parts.length).toBe(parts);
     m!.parts.forEach((p, i) => {
       const slice = data.subarray(i * CHUNK_MB * MiB, Math.min(size, (i + 1) * CHUNK_MB * MiB));
-      expect(p).toEqual({ n: i + 1, size: slice.length, sha256: sha256(slice) });
+      expect(p).toEqual({ n: i + 1, size: slice.length, sha256: sha256(slice), crc64: refCrc64Hex(slice) });
     });
     expect(m!.compositeSha256).toMatch(new RegExp(`^[0-9a-f]{64}-${parts}$`));
     if (multipart) expect(up.etag).toMatch(new RegExp(`-${parts}"?$`));
@@ -64,8 +66,12 @@ describe.each(SIZES)('round trip of %s', (label, size) => {
     const dest = join(dir, `dl-${size}`);
     const down = await downloadObject(c, key, { path: dest }, { concurrency: 3 });
     expect(down.verifiedBy).toBe('manifest');
+    expect(down.checks).toEqual(['crc64nvme']);
     expect((await readFile(dest)).equals(data)).toBe(true);
     expect(await tempLeftovers(dir)).toEqual([]);
+    const deep = await downloadObject(c, key, { path: dest }, { concurrency: 3, force: true, verify: 'sha256' });
+    expect(deep.checks).toEqual(['crc64nvme', 'sha256']);
+    expect((await readFile(dest)).equals(data)).toBe(true);
 
     const out = collector();
     await downloadObject(c, key, { stream: out.stream }, { concurrency: 2 });
@@ -85,6 +91,9 @@ describe.each(SIZES)('round trip of %s', (label, size) => {
     const m = await readManifest(c, key);
     expect(m!.size).toBe(size);
     expect(m!.parts.map((p) => p.size).reduce((a, b) => a + b, 0)).toBe(size);
+    // streamed parts get their CRCs in the same pass as their SHA-256
+    expect(m!.crc64).toBe(refCrc64Hex(data));
+    expect(m!.parts.map((p) => p.crc64)).toEqual(m!.parts.map((p, i) => refCrc64Hex(data.subarray(i * CHUNK_MB * MiB, i * CHUNK_MB * MiB + p.size))));
     // the whole-object digest comes free with a single PUT; for multipart it is opt-in
     expect(m!.sha256).toBe(multipart ? null : sha256(data));
   });
@@ -103,6 +112,9 @@ describe('upload shape', () => {
       expect(w.maxInFlight()).toBe(concurrency);
       // 9 parts went through at most concurrency + 1 buffers: memory does not grow with the size
       expect(w.distinctBuffers()).toBeLessThanOrEqual(concurrency + 1);
+      // parts hashed ahead four at a time (hash-ahead.ts) get their CRCs there too
+      expect(up.manifest.parts.map((p) => p.crc64)).toEqual(up.manifest.parts.map((p, i) => refCrc64Hex(data.subarray(i * CHUNK_MB * MiB, i * CHUNK_MB * MiB + p.size))));
+      expect(up.manifest.crc64).toBe(refCrc64Hex(data));
     }
   });
 

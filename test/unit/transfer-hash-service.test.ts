@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { hashService } from '../../host/src/transfer/hash-service.js';
+import { refCrc64Nvme } from '../helpers/crc64.js';
 
 const dist = fileURLToPath(new URL('../../host/dist/transfer/hash-service.js', import.meta.url));
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
@@ -17,7 +18,8 @@ describe('hash service', () => {
     const buf = Buffer.allocUnsafeSlow(data.length + 100);
     data.copy(buf);
     const r = await s.part(buf, data.length);
-    expect(hex(r.digest)).toBe(sha(data));
+    expect(hex(r.sums.sha256)).toBe(sha(data));
+    expect(r.sums.crc64).toBe(refCrc64Nvme(data));
     const st = s.stream();
     await st.update([data.subarray(0, 12345)]);
     await st.update([data.subarray(12345, 99999), data.subarray(99999)]);
@@ -38,9 +40,11 @@ describe('hash service', () => {
       // parts: the pooled buffer travels to the worker and back, content unchanged
       const bufs = [0, 1, 2].map(() => { const b = Buffer.allocUnsafeSlow(5 << 20); b.set(randomBytes(b.length)); return b; });
       const want = bufs.map((b, i) => sha(b.subarray(0, b.length - i)));
+      const { Crc64Nvme } = await import(${JSON.stringify(dist.replace('transfer/hash-service.js', 'wasm/digests.js'))});
+      const wantCrc = bufs.map((b, i) => Crc64Nvme.hash(b.subarray(0, b.length - i)));
       const copies = bufs.map((b) => Buffer.from(b));
       const got = await Promise.all(bufs.map((b, i) => s.part(b, b.length - i)));
-      got.forEach((g, i) => out.ok.push(hex(g.digest) === want[i] && g.buf.equals(copies[i])));
+      got.forEach((g, i) => out.ok.push(hex(g.sums.sha256) === want[i] && g.sums.crc64 === wantCrc[i] && g.buf.equals(copies[i])));
       // two streams fed alternately
       const a = randomBytes(9 << 20), b = randomBytes(7 << 20);
       const ha = s.stream(), hb = s.stream();

@@ -9,7 +9,7 @@ import { EXIT, PveS3Error, type ExitCode } from '../util/errors.js';
 import { COMMON_HELP, COMMON_OPTIONS, UsageError, flag, intOpt, list, oneOf, parse, str, vmidOpt, type Parsed } from './args.js';
 import { createCliLogger, openStore, resolveFrom } from './context.js';
 import { runCommand } from './exit.js';
-import { formatBytes, formatTime, note, printable, table, writeJson, writeOut } from './output.js';
+import { describeChecks, formatBytes, formatTime, note, printable, table, writeJson, writeOut } from './output.js';
 
 const CMD = 'pve-s3-maintenance';
 const ACTIONS = ['status', 'cleanup', 'check-integrity', 'lifecycle', 'abort-uploads', 'prune'] as const;
@@ -27,9 +27,10 @@ Actions:
                    time are never deleted; --keep-last N keeps the newest N of each guest anyway;
                    only verified backups count and go: unverified ones are kept and listed, and
                    each guest keeps its last verified backup unless --allow-last
-  check-integrity  download every backup (or --vmid / --source) in full and compare it with its
-                   manifest; reports good / corrupt / missing-manifest / orphan sidecars; exit 5
-                   if anything is wrong
+  check-integrity  download every backup (or --vmid / --source) in full and compare each part
+                   with the CRC-64/NVME its manifest records (--deep: the SHA-256 too); reports
+                   good / corrupt / missing-manifest / orphan sidecars; exit 5 if anything is
+                   wrong
   lifecycle        apply the storage's lifecycle_enabled, transition_days (STANDARD_IA),
                    glacier_days (GLACIER) and abort-incomplete-multipart rules, scoped to its
                    prefix, merged with the bucket's other rules; --show only prints them
@@ -50,6 +51,8 @@ Options:
   --dry-run        cleanup, prune, lifecycle, abort-uploads: show what would happen, change nothing
   --show           lifecycle: print the rules in force, change nothing
   --parallel N     check-integrity: volumes checked at once (default 2)
+  --deep           check-integrity: also compare every part's SHA-256, which catches deliberate
+                   tampering as well as corruption (more CPU; docs/INTEGRITY.md)
 
 ${COMMON_HELP}
 
@@ -59,6 +62,7 @@ Examples:
   ${CMD} --storage mon-stockage-s3 --action cleanup --older-than 30d --keep-last 3 --dry-run
   ${CMD} --storage mon-stockage-s3 --action check-integrity
   ${CMD} --storage mon-stockage-s3 --action check-integrity --vmid 100
+  ${CMD} --storage mon-stockage-s3 --action check-integrity --deep
   ${CMD} --storage mon-stockage-s3 --action lifecycle --show
   ${CMD} --storage mon-stockage-s3 --action prune --dry-run
 `;
@@ -76,6 +80,7 @@ const OPTIONS = {
   'dry-run': { type: 'boolean' },
   show: { type: 'boolean' },
   parallel: { type: 'string' },
+  deep: { type: 'boolean' },
 } as const;
 
 /** Options that only mean something to some actions: accepting them silently would mislead. */
@@ -90,6 +95,7 @@ const ONLY_FOR: Record<string, readonly Action[]> = {
   'dry-run': ['cleanup', 'prune', 'lifecycle', 'abort-uploads'],
   show: ['lifecycle'],
   parallel: ['check-integrity'],
+  deep: ['check-integrity'],
 };
 
 const ts = (s: number) => formatTime(s);
@@ -230,6 +236,7 @@ async function checkIntegrity(ctx: StoreContext, p: Parsed, json: boolean): Prom
     ...(volnames.length ? { volnames } : {}),
     ...(vmid !== undefined ? { vmid } : {}),
     ...(parallel !== undefined ? { parallel } : {}),
+    deep: flag(p, 'deep'),
     onItem: json ? undefined : (i) => note(`checked ${printable(i.volname)}: ${i.status}`),
   });
   if (json) writeJson(r);
@@ -242,6 +249,8 @@ async function checkIntegrity(ctx: StoreContext, p: Parsed, json: boolean): Prom
       .filter(([k, v]) => k === 'good' || k === 'corrupt' || v > 0)
       .map(([k, v]) => `${v} ${k.replace('-', ' ')}`);
     writeOut(`integrity: ${parts.join(', ')}`);
+    const compared = [...new Set(r.items.map((i) => (i.checks ? describeChecks(i.checks) : '')).filter((c) => c !== ''))];
+    if (compared.length > 0) note(`${CMD}: compared every part's ${compared.join(' or ')} with the manifest${flag(p, 'deep') ? '' : ' (--deep: SHA-256 too)'}`);
     if (r.items.length === 0) note(`${CMD}: no backups to check in storage '${ctx.settings.storageId}'${vmid !== undefined ? ` for guest ${vmid}` : ''}`);
     for (const [status, advice] of Object.entries(ADVICE)) {
       if (r.items.some((i) => i.status === status)) note(`${CMD}: ${status}: ${advice}`);

@@ -61,3 +61,10 @@ export function table<T>(rows: readonly T[], cols: readonly Column<T>[]): string
       .trimEnd();
   return [line(cols.map((c) => c.title)), ...cells.map(line)].join('\n') + '\n';
 }
+
+const CHECK_NAMES: Record<string, string> = { crc64nvme: 'CRC-64/NVME', sha256: 'SHA-256', md5: 'MD5', size: 'size' };
+
+/** "CRC-64/NVME and SHA-256": the digests a download or check compared (transfer Check names). */
+export function describeChecks(checks: readonly string[]): string {
+  return checks.map((c) => CHECK_NAMES[c] ?? c).join(' and ');
+}

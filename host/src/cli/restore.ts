@@ -11,11 +11,11 @@ import { EXIT, PveS3Error } from '../util/errors.js';
 import { COMMON_HELP, COMMON_OPTIONS, UsageError, flag, oneOf, parse, str, vmidOpt } from './args.js';
 import { createCliLogger, openStore, resolveFrom } from './context.js';
 import { runCommand } from './exit.js';
-import { formatBytes, formatRate, formatTime, note, table, writeJson, writeOut } from './output.js';
+import { describeChecks, formatBytes, formatRate, formatTime, note, table, writeJson, writeOut } from './output.js';
 import { progressBar } from './progress.js';
 
 const CMD = 'pve-s3-restore';
-const USAGE = `${CMD} [--storage ID] --list [--vmid N] [--type qemu|lxc] | --source NAME|VOLID [--destination PATH|-] [--force]`;
+const USAGE = `${CMD} [--storage ID] --list [--vmid N] [--type qemu|lxc] | --source NAME|VOLID [--destination PATH|-] [--force] [--verify crc64|sha256]`;
 
 export const HELP = `Usage: ${USAGE}
 
@@ -34,6 +34,11 @@ Options:
   --destination PATH  target file, or an existing directory to restore into (default: the
                       current directory); '-' writes to stdout for pipelines (qmrestore - 100)
   --force             replace an existing destination file (default: refuse, exit 2)
+  --verify crc64|sha256
+                      what each part is checked against: its CRC-64/NVME (default; catches
+                      corruption in storage and transit) or also its SHA-256 (tampering too; costs
+                      more CPU). Backups uploaded before CRCs were recorded always use SHA-256.
+                      See docs/INTEGRITY.md
 
 ${COMMON_HELP}
 
@@ -53,6 +58,7 @@ const OPTIONS = {
   source: { type: 'string' },
   destination: { type: 'string' },
   force: { type: 'boolean' },
+  verify: { type: 'string' },
 } as const;
 
 function fileKind(st: Stats): string {
@@ -81,8 +87,8 @@ async function dropLeftoverTemps(dest: string): Promise<void> {
 }
 
 /** The one-line report of a restore, to a file or to stdout. */
-function restoredLine(volid: string, where: string, size: number, seconds: number, verified: boolean): string {
-  const how = verified ? 'verified against the manifest' : 'no manifest: checked by size/MD5 only';
+function restoredLine(volid: string, where: string, size: number, seconds: number, verified: boolean, checks: readonly string[]): string {
+  const how = verified ? `${describeChecks(checks)} verified against the manifest` : `no manifest: checked by ${describeChecks(checks)} only`;
   return `restored ${volid} to ${where} (${formatBytes(size)} in ${seconds.toFixed(1)} s, ${formatRate(size / Math.max(seconds, 1e-6))}, ${how})`;
 }
 
@@ -141,6 +147,7 @@ export async function main(argv: string[]): Promise<number> {
     const volname = volnameFromArg(source!, { ...(storageFlag !== undefined ? { storageId: storageFlag } : {}), ...(content ? { content } : {}) });
     const cfg = await resolveFrom(p, logger);
     const destArg = str(p, 'destination') ?? '.';
+    const verify = oneOf(p, 'verify', ['crc64', 'sha256'] as const);
     const name = volname.slice(volname.indexOf('/') + 1);
 
     if (destArg === '-') {
@@ -152,7 +159,7 @@ export async function main(argv: string[]): Promise<number> {
         const bar = progressBar(name, flag(p, 'progress'));
         let r;
         try {
-          r = await streamVolume(opened.ctx, volname, process.stdout, { onProgress: (x) => bar.update(x) });
+          r = await streamVolume(opened.ctx, volname, process.stdout, { onProgress: (x) => bar.update(x), ...(verify ? { verify } : {}) });
         } catch (e) {
           if ((e as { code?: string }).code === 'WriteFailed' && /EPIPE/.test((e as Error).message)) {
             throw new PveS3Error('WriteFailed', `the command reading stdout stopped before the end of '${name}' (broken pipe): it got an incomplete archive; see that command's own error`, {
@@ -164,7 +171,7 @@ export async function main(argv: string[]): Promise<number> {
           bar.done();
         }
         const s = (performance.now() - t0) / 1000;
-        note(restoredLine(volid(opened.ctx, volname), 'stdout', r.size, s, r.verified));
+        note(restoredLine(volid(opened.ctx, volname), 'stdout', r.size, s, r.verified, r.checks));
       } finally {
         await opened.close();
       }
@@ -203,14 +210,14 @@ export async function main(argv: string[]): Promise<number> {
       const bar = progressBar(name, flag(p, 'progress'));
       let r;
       try {
-        r = await getVolume(opened.ctx, volname, dest, { force: true, onProgress: (x) => bar.update(x) });
+        r = await getVolume(opened.ctx, volname, dest, { force: true, onProgress: (x) => bar.update(x), ...(verify ? { verify } : {}) });
       } finally {
         bar.done();
       }
       const s = (performance.now() - t0) / 1000;
-      const out = { volid: volid(opened.ctx, volname), path: r.path, size: r.size, seconds: s, rate: r.size / Math.max(s, 1e-6), verified: r.verified };
+      const out = { volid: volid(opened.ctx, volname), path: r.path, size: r.size, seconds: s, rate: r.size / Math.max(s, 1e-6), verified: r.verified, checks: r.checks };
       if (flag(p, 'json')) writeJson(out);
-      else writeOut(restoredLine(out.volid, r.path, r.size, s, r.verified));
+      else writeOut(restoredLine(out.volid, r.path, r.size, s, r.verified, r.checks));
     } finally {
       await opened.close();
     }

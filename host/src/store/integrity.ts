@@ -3,6 +3,7 @@
  * whose archive is gone are reported too, since they make a deleted backup look half-present.
  */
 import { classifyKey, keyOfName, parseVolname } from '../pve/volname.js';
+import type { Check } from '../transfer/download.js';
 import type { Progress } from '../transfer/progress.js';
 import { mapLimit } from './concurrency.js';
 import { listFolder, toVolume } from './list.js';
@@ -21,6 +22,8 @@ export interface IntegrityItem {
   status: IntegrityStatus;
   size?: number;
   message?: string;
+  /** the digests compared, when there was a manifest to compare with */
+  checks?: Check[];
 }
 
 export interface IntegrityReport {
@@ -31,7 +34,15 @@ export interface IntegrityReport {
 
 export async function checkIntegrity(
   ctx: StoreContext,
-  o: { volnames?: string[]; vmid?: number; parallel?: number; onItem?(i: IntegrityItem): void; onProgress?(key: string, p: Progress): void } = {},
+  o: {
+    volnames?: string[];
+    vmid?: number;
+    parallel?: number;
+    /** also compare every part's SHA-256, not only its CRC-64/NVME (docs/INTEGRITY.md) */
+    deep?: boolean;
+    onItem?(i: IntegrityItem): void;
+    onProgress?(key: string, p: Progress): void;
+  } = {},
 ): Promise<IntegrityReport> {
   const only = o.volnames ? new Set(o.volnames.map((n) => parseVolname(n).volname)) : undefined;
   const contents = only ? [...new Set([...only].map((n) => parseVolname(n).content))] : (['backup'] as const);
@@ -78,7 +89,7 @@ export async function checkIntegrity(
       items.push({ volname: `${content}/${name}`, key: obj.key, status: 'orphan-sidecar', message: `sidecar without its archive${owner ? ` '${owner}'` : ''}` });
     }
   }
-  const { verifyObject } = await import('../transfer/download.js');
+  const { verifyObject, checksOf } = await import('../transfer/download.js');
   const { readManifest } = await import('../transfer/manifest.js');
   const checked = await mapLimit(targets, o.parallel ?? 2, async (t) => {
     let item: IntegrityItem;
@@ -95,9 +106,17 @@ export async function checkIntegrity(
         signal: ctx.signal,
         onProgress: o.onProgress ? (p: Progress) => o.onProgress!(t.key, p) : undefined,
         manifest: m,
+        ...(o.deep ? { verify: 'sha256' as const } : {}),
         ...readSse(ctx),
       });
-      item = { volname: t.volname, key: t.key, status: verdict, size: t.size, ...(invalid !== undefined ? { message: invalid } : {}) };
+      item = {
+        volname: t.volname,
+        key: t.key,
+        status: verdict,
+        size: t.size,
+        ...(invalid !== undefined ? { message: invalid } : {}),
+        ...(m ? { checks: checksOf(m, o.deep ? 'sha256' : 'crc64') } : {}),
+      };
       if (verdict === 'good') {
         const log = m?.meta.log;
         if (typeof log === 'string' && !t.folder.has(log)) {

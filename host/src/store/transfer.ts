@@ -9,6 +9,7 @@ import { chmod, stat, utimes } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { NOTES_SUFFIX, PROTECTED_SUFFIX, keyOfName, parseVolname, sidecarNames, type VolumeInfo } from '../pve/volname.js';
 import type { Progress } from '../transfer/progress.js';
+import type { Check, VerifyMode } from '../transfer/download.js';
 import { bareETag } from '../s3/xml.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { isCachePath, localPath, writeRecord } from './local-cache.js';
@@ -117,6 +118,8 @@ export interface GetVolumeResult {
   mtime: number;
   verified: boolean;
   downloaded: boolean;
+  /** what the download compared (transfer/download.ts Check); none when nothing was transferred */
+  checks: Check[];
 }
 
 /**
@@ -128,7 +131,7 @@ export async function getVolume(
   ctx: StoreContext,
   volname: string,
   dest: string,
-  o: { force?: boolean; onProgress?(p: Progress): void } = {},
+  o: { force?: boolean; onProgress?(p: Progress): void; verify?: VerifyMode } = {},
 ): Promise<GetVolumeResult> {
   const v = parseVolname(volname);
   const key = keyOf(ctx, v);
@@ -149,7 +152,7 @@ export async function getVolume(
   const cachePath = isCachePath(ctx.settings.cacheDir, v.content, v.name, dest);
   if (cur && cur.isFile() && !o.force && cur.size === info.size && Math.floor(cur.mtimeMs / 1000) === mtime) {
     if (cachePath) await writeRecord(ctx.settings.cacheDir!, v.content, v.name, etag);
-    return { path: dest, size: info.size, etag, mtime, verified: true, downloaded: false };
+    return { path: dest, size: info.size, etag, mtime, verified: true, downloaded: false, checks: [] };
   }
   const { downloadObject } = await import('../transfer/download.js');
   const res = await downloadObject(transferClient(ctx), key, { path: dest }, {
@@ -158,6 +161,7 @@ export async function getVolume(
     force: cur !== null,
     signal: ctx.signal,
     onProgress: o.onProgress,
+    ...(o.verify ? { verify: o.verify } : {}),
     ...(ctx.settings.downloadBwlimitKiB ? { bwlimitKiB: ctx.settings.downloadBwlimitKiB } : {}),
     ...readSse(ctx),
   });
@@ -167,8 +171,8 @@ export async function getVolume(
   }
   await utimes(dest, mtime, mtime);
   if (cachePath) await writeRecord(ctx.settings.cacheDir!, v.content, v.name, etag);
-  ctx.logger.info('downloaded volume', { volname, dest, size: res.size, verifiedBy: res.verifiedBy });
-  return { path: dest, size: res.size, etag, mtime, verified: res.verifiedBy === 'manifest', downloaded: true };
+  ctx.logger.info('downloaded volume', { volname, dest, size: res.size, verifiedBy: res.verifiedBy, checks: res.checks });
+  return { path: dest, size: res.size, etag, mtime, verified: res.verifiedBy === 'manifest', downloaded: true, checks: res.checks };
 }
 
 /**
@@ -180,8 +184,8 @@ export async function streamVolume(
   ctx: StoreContext,
   volname: string,
   out: import('node:stream').Writable,
-  o: { onProgress?(p: Progress): void } = {},
-): Promise<{ size: number; etag: string; verified: boolean }> {
+  o: { onProgress?(p: Progress): void; verify?: VerifyMode } = {},
+): Promise<{ size: number; etag: string; verified: boolean; checks: Check[] }> {
   const v = parseVolname(volname);
   const key = keyOf(ctx, v);
   const { downloadObject } = await import('../transfer/download.js');
@@ -190,10 +194,11 @@ export async function streamVolume(
       concurrency: ctx.settings.concurrency,
       signal: ctx.signal,
       onProgress: o.onProgress,
+      ...(o.verify ? { verify: o.verify } : {}),
       ...(ctx.settings.downloadBwlimitKiB ? { bwlimitKiB: ctx.settings.downloadBwlimitKiB } : {}),
       ...readSse(ctx),
     });
-    return { size: res.size, etag: bareETag(res.etag), verified: res.verifiedBy === 'manifest' };
+    return { size: res.size, etag: bareETag(res.etag), verified: res.verifiedBy === 'manifest', checks: res.checks };
   } catch (e) {
     if (isNotFound(e)) throw notFound(ctx, volname, key);
     throw e;

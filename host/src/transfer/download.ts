@@ -2,9 +2,10 @@
  * downloadObject / verifyObject: every byte that reaches the caller has been checked.
  *
  * With a manifest, the object is fetched as ranged GETs aligned to its parts and each range is
- * hashed as it streams in and compared with the part's SHA-256; a range that fails (connection,
- * short body, wrong digest) is fetched again a couple of times before the download fails with
- * IntegrityError. Without a manifest (objects other tools uploaded) the size is checked and, when
+ * checked as it streams in against the part's CRC-64/NVME (manifest version 2, the default) or
+ * SHA-256 (`verify: 'sha256'`, which checks the CRC too, and every version 1 manifest; see
+ * docs/INTEGRITY.md); a range that fails (connection, short body, wrong digest) is fetched again a
+ * couple of times before the download fails with IntegrityError. Without a manifest (objects other tools uploaded) the size is checked and, when
  * the ETag is a plain MD5 (single PUT, no SSE-KMS/SSE-C), the MD5 of the whole content.
  *
  * To a file: ranges are written at their offsets into `.<name>.pve-s3-tmp-<random>` beside the
@@ -15,7 +16,7 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { PveS3Error, asPveS3Error } from '../util/errors.js';
-import { Md5 } from '../wasm/digests.js';
+import { Crc64Nvme, Md5 } from '../wasm/digests.js';
 import { toHex as hex } from '../wasm/encoding.js';
 import { isNotFound, readManifest, type Manifest } from './manifest.js';
 import { hashService, type StreamHash } from './hash-service.js';
@@ -32,6 +33,16 @@ import type { TransferClient, TransferObjectInfo } from './transfer-client.js';
 
 export type DownloadDest = { path: string } | { stream: Writable };
 
+/**
+ * What a download checks against a manifest: 'crc64' (default) the parts' CRC-64/NVME, 'sha256'
+ * their SHA-256 as well. A version 1 manifest has no CRC: SHA-256 either way.
+ */
+export type VerifyMode = 'crc64' | 'sha256';
+
+/** The checks a download or verify made: names of the digests compared, 'md5' of a single-PUT
+ *  ETag, or 'size' alone (no manifest, no MD5 ETag). */
+export type Check = 'crc64nvme' | 'sha256' | 'md5' | 'size';
+
 export interface DownloadOptions {
   concurrency: number;
   signal?: AbortSignal;
@@ -46,6 +57,7 @@ export interface DownloadOptions {
   bwlimitKiB?: number;
   /** the object's HEAD, when the caller has just made it (one round trip less) */
   info?: TransferObjectInfo;
+  verify?: VerifyMode;
 }
 
 export interface DownloadResult {
@@ -54,6 +66,8 @@ export interface DownloadResult {
   etag: string;
   /** how the content was verified */
   verifiedBy: 'manifest' | 'md5' | 'size';
+  /** what was compared */
+  checks: Check[];
   manifest: Manifest | null;
   path?: string;
 }
@@ -87,8 +101,10 @@ interface Range {
   index: number;
   start: number;
   length: number;
-  /** expected SHA-256 (hex) from the manifest */
+  /** expected SHA-256 (hex) from the manifest, when it is to be checked */
   sha256?: string;
+  /** expected CRC-64/NVME from the manifest, when it is to be checked */
+  crc64?: bigint;
 }
 
 type Sink = (chunks: Uint8Array[], offsetInRange: number) => Promise<void> | void;
@@ -101,12 +117,13 @@ export async function downloadObject(client: TransferClient, key: string, dest: 
 
   const info = o.info ?? (await client.headObject(key, { signal: o.signal, sse: o.sse }));
   const manifest = await readManifest(client, key, { signal: o.signal, sse: o.sse });
-  const ranges = planRanges(key, info, manifest);
+  const ranges = planRanges(key, info, manifest, o.verify);
   const md5Check = !manifest && o.sse?.type !== 'SSE-C' && isPlainMd5Etag(info);
   const progress = new ProgressTracker(o.onProgress, info.size, ranges.length || 1);
   const job = new RangeJob(client, key, { ...o, concurrency: 'path' in dest ? rangesInFlight(o.concurrency) : streamInFlight(key, ranges, o.concurrency) }, progress);
   const verifiedBy = manifest ? 'manifest' : md5Check ? 'md5' : 'size';
-  const result: DownloadResult = { key, size: info.size, etag: info.etag, verifiedBy, manifest };
+  const checks: Check[] = manifest ? checksOf(manifest, o.verify) : [md5Check ? 'md5' : 'size'];
+  const result: DownloadResult = { key, size: info.size, etag: info.etag, verifiedBy, checks, manifest };
 
   try {
     if ('stream' in dest) {
@@ -147,6 +164,7 @@ export async function verifyObject(
     sse?: SseOptions;
     /** the manifest the caller has already read (null: none, or an invalid one) */
     manifest?: Manifest | null;
+    verify?: VerifyMode;
   } = {},
 ): Promise<Verdict> {
   const concurrency = o.concurrency ?? 3;
@@ -167,7 +185,7 @@ export async function verifyObject(
     throw e;
   }
   if (info.size !== manifest.size) return 'corrupt';
-  const ranges = planRanges(key, info, manifest);
+  const ranges = planRanges(key, info, manifest, o.verify);
   const progress = new ProgressTracker(o.onProgress, info.size, ranges.length);
   const job = new RangeJob(client, key, { concurrency: rangesInFlight(concurrency), signal: o.signal, sse: o.sse }, progress);
   try {
@@ -192,12 +210,25 @@ export function rangesInFlight(concurrency: number): number {
   return concurrency >= 3 ? Math.max(concurrency, 4) : concurrency;
 }
 
-function planRanges(key: string, info: TransferObjectInfo, manifest: Manifest | null): Range[] {
+/** The digests a check compares for this manifest (see VerifyMode). */
+export function checksOf(m: Manifest, verify: VerifyMode = 'crc64'): Check[] {
+  if (m.version === 1) return ['sha256'];
+  return verify === 'sha256' ? ['crc64nvme', 'sha256'] : ['crc64nvme'];
+}
+
+function planRanges(key: string, info: TransferObjectInfo, manifest: Manifest | null, verify?: VerifyMode): Range[] {
   if (manifest) {
     if (manifest.size !== info.size) {
       throw integrityError(key, `the object is ${info.size} bytes but its manifest says ${manifest.size}`);
     }
-    return manifest.parts.map((p, i) => ({ index: i, start: (p.n - 1) * manifest.partSize, length: p.size, sha256: p.sha256 }));
+    const checks = checksOf(manifest, verify);
+    return manifest.parts.map((p, i) => ({
+      index: i,
+      start: (p.n - 1) * manifest.partSize,
+      length: p.size,
+      ...(checks.includes('sha256') ? { sha256: p.sha256 } : {}),
+      ...(checks.includes('crc64nvme') ? { crc64: BigInt(`0x${p.crc64!}`) } : {}),
+    }));
   }
   const ranges: Range[] = [];
   for (let start = 0, i = 0; start < info.size; start += PLAIN_RANGE, i++) {
@@ -353,13 +384,13 @@ class RangeJob {
     for (let attempt = 0; ; attempt++) {
       let counted = 0;
       try {
-        const digest = await this.fetchOnce(r, sink, (n) => {
+        const { sha256, crc64 } = await this.fetchOnce(r, sink, (n) => {
           counted += n;
           this.progress.add(n);
         });
-        if (r.sha256 !== undefined && hex(digest) !== r.sha256) {
-          throw integrityError(this.key, `part ${r.index + 1} (bytes ${r.start}..${r.start + r.length - 1}) does not match its SHA-256 in the manifest`);
-        }
+        const where = `part ${r.index + 1} (bytes ${r.start}..${r.start + r.length - 1})`;
+        if (r.crc64 !== undefined && crc64 !== r.crc64) throw integrityError(this.key, `${where} does not match its CRC-64/NVME in the manifest`);
+        if (r.sha256 !== undefined && hex(sha256!) !== r.sha256) throw integrityError(this.key, `${where} does not match its SHA-256 in the manifest`);
         this.progress.add(0, 1);
         return;
       } catch (e) {
@@ -383,9 +414,10 @@ class RangeJob {
     };
   }
 
-  private async fetchOnce(r: Range, sink: Sink, count: (n: number) => void): Promise<Uint8Array> {
-    const h = this.rangeHash();
-    if (r.length === 0) return h.digest();
+  private async fetchOnce(r: Range, sink: Sink, count: (n: number) => void): Promise<{ sha256?: Uint8Array; crc64?: bigint }> {
+    const h = r.sha256 !== undefined ? this.rangeHash() : null;
+    const crc = r.crc64 !== undefined ? new Crc64Nvme() : null;
+    if (r.length === 0) return { sha256: await h?.digest(), crc64: 0n };
     let ok = false;
     try {
       const { body } = await this.client.getObject(this.key, { range: [r.start, r.start + r.length - 1], signal: this.cancel.signal, sse: this.o.sse });
@@ -396,7 +428,8 @@ class RangeJob {
       // ≥ 1 MiB at a time: one file write, then one hand-over to the hasher
       const flush = async (): Promise<void> => {
         await sink(pending, pendingAt);
-        await h.update(pending);
+        if (crc) for (const c of pending) crc.update(c);
+        await h?.update(pending);
         pendingAt += pendingBytes;
         pending = [];
         pendingBytes = 0;
@@ -415,11 +448,11 @@ class RangeJob {
       if (got !== r.length) {
         throw new PveS3Error('ShortRead', `connection ended after ${got} of ${r.length} bytes of a range of '${this.key}'`, { retryable: true });
       }
-      const d = await h.digest();
+      const sha256 = await h?.digest();
       ok = true;
-      return d;
+      return { sha256, crc64: crc?.digest() };
     } finally {
-      if (!ok) h.drop();
+      if (!ok) h?.drop();
     }
   }
 }

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { PveS3Error } from '../util/errors.js';
 import { Sha256 } from '../wasm/digests.js';
-import { hashPart } from './part-hasher.js';
+import { sumPart, type PartSums } from './part-hasher.js';
 
 export type ToWorker =
   | { op: 'part'; seq: number; buf: ArrayBuffer; len: number }
@@ -22,7 +22,7 @@ export type ToWorker =
   | { op: 'drop'; id: number };
 
 type FromWorker =
-  | { op: 'part'; seq: number; digest: Uint8Array; buf: ArrayBuffer }
+  | { op: 'part'; seq: number; sums: PartSums; buf: ArrayBuffer }
   | { op: 'digest'; seq: number; digest: Uint8Array }
   | { op: 'ack'; buf: ArrayBuffer }
   | { op: 'error'; seq: number; message: string };
@@ -38,9 +38,9 @@ export interface StreamHash {
 
 export interface HashService {
   readonly threaded: boolean;
-  /** SHA-256 of buf[0..len). Returns the buffer to use afterwards: with a worker it is a new
-   *  Buffer object over the same memory, which came back from the worker. */
-  part(buf: Buffer, len: number): Promise<{ digest: Uint8Array; buf: Buffer }>;
+  /** SHA-256 and CRC-64/NVME of buf[0..len). Returns the buffer to use afterwards: with a worker
+   *  it is a new Buffer object over the same memory, which came back from the worker. */
+  part(buf: Buffer, len: number): Promise<{ sums: PartSums; buf: Buffer }>;
   stream(): StreamHash;
 }
 
@@ -51,8 +51,8 @@ const MAX_BLOCKS = 16;
 
 class InThread implements HashService {
   readonly threaded = false;
-  async part(buf: Buffer, len: number): Promise<{ digest: Uint8Array; buf: Buffer }> {
-    return { digest: await hashPart(buf.subarray(0, len)), buf };
+  async part(buf: Buffer, len: number): Promise<{ sums: PartSums; buf: Buffer }> {
+    return { sums: await sumPart(buf.subarray(0, len)), buf };
   }
   stream(): StreamHash {
     const h = new Sha256();
@@ -130,13 +130,13 @@ class Threaded implements HashService {
     });
   }
 
-  async part(buf: Buffer, len: number): Promise<{ digest: Uint8Array; buf: Buffer }> {
+  async part(buf: Buffer, len: number): Promise<{ sums: PartSums; buf: Buffer }> {
     if (buf.byteOffset !== 0 || buf.byteLength !== buf.buffer.byteLength || !(buf.buffer instanceof ArrayBuffer)) {
       // not a whole allocation of its own: hashing a copy would cost more than hashing here
-      return { digest: await hashPart(buf.subarray(0, len)), buf };
+      return { sums: await sumPart(buf.subarray(0, len)), buf };
     }
     const r = (await this.call({ op: 'part', seq: this.seq++, buf: buf.buffer as ArrayBuffer, len }, [buf.buffer as ArrayBuffer])) as Extract<FromWorker, { op: 'part' }>;
-    return { digest: r.digest, buf: Buffer.from(r.buf) };
+    return { sums: r.sums, buf: Buffer.from(r.buf) };
   }
 
   private async block(): Promise<ArrayBuffer> {

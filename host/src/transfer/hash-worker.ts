@@ -4,7 +4,7 @@
  * they were sent.
  */
 import { parentPort } from 'node:worker_threads';
-import { Sha256 } from '../wasm/digests.js';
+import { Crc64Nvme, Sha256 } from '../wasm/digests.js';
 import type { ToWorker } from './hash-service.js';
 
 const port = parentPort;
@@ -15,8 +15,9 @@ port.on('message', (m: ToWorker) => {
   try {
     switch (m.op) {
       case 'part': {
-        const digest = Sha256.hash(new Uint8Array(m.buf, 0, m.len));
-        port.postMessage({ op: 'part', seq: m.seq, digest, buf: m.buf }, [m.buf]);
+        const data = new Uint8Array(m.buf, 0, m.len);
+        const sums = { sha256: Sha256.hash(data), crc64: Crc64Nvme.hash(data) };
+        port.postMessage({ op: 'part', seq: m.seq, sums, buf: m.buf }, [m.buf]);
         return;
       }
       case 'update': {

@@ -28,6 +28,9 @@ export interface JournalIdentity {
 export interface JournalPart {
   etag: string;
   sha256: string;
+  /** CRC-64/NVME, 16 hex; absent in journals written before manifest version 2 (such a part is
+   *  uploaded again) */
+  crc64?: string;
   size: number;
 }
 

@@ -7,9 +7,14 @@
  * SHA-256 of part i (the construction S3 uses for its COMPOSITE checksums, in hex). A single-PUT
  * object is one part, so its composite is SHA-256(SHA-256(data)) + "-1" and `sha256` is the
  * plain whole-object digest.
+ *
+ * Version 2 adds CRC-64/NVME (S3's x-amz-checksum-crc64nvme): `parts[i].crc64` per part and
+ * `crc64` for the whole object (the part CRCs combined), 16 lower-case hex digits each. Restores
+ * check the CRC by default and the SHA-256 on request (docs/INTEGRITY.md says why); version 1
+ * manifests have no CRC and are checked by SHA-256.
  */
 import { EXIT, PveS3Error } from '../util/errors.js';
-import { Sha256 } from '../wasm/digests.js';
+import { Crc64Nvme, Sha256 } from '../wasm/digests.js';
 import { toHex as hex } from '../wasm/encoding.js';
 import type { SseOptions } from '../s3/types.js';
 import type { TransferClient } from './transfer-client.js';
@@ -18,9 +23,10 @@ import { MAX_OBJECT_SIZE, MAX_PARTS, MAX_PART_SIZE } from '../wasm/planner.js';
 
 export const MANIFEST_SUFFIX = '.s3manifest';
 export const MANIFEST_FORMAT = 'pve-s3-manifest';
-export const MANIFEST_VERSION = 1;
+/** what new uploads write; version 1 stays readable */
+export const MANIFEST_VERSION = 2;
 /**
- * A manifest of 10,000 parts is about 1.5 MiB of JSON. A bigger one is not ours, and parsing it
+ * A manifest of 10,000 parts is about 1.6 MiB of JSON. A bigger one is not ours, and parsing it
  * would let a bucket writer choose the memory taken (millions of tiny JSON objects in 20 MiB).
  */
 export const MANIFEST_MAX_BYTES = 4 * 1024 * 1024;
@@ -29,11 +35,13 @@ export interface ManifestPart {
   n: number;
   size: number;
   sha256: string;
+  /** CRC-64/NVME of the part (version 2) */
+  crc64?: string;
 }
 
 export interface Manifest {
   format: typeof MANIFEST_FORMAT;
-  version: typeof MANIFEST_VERSION;
+  version: 1 | 2;
   key: string;
   size: number;
   /** every part but the last has this size */
@@ -44,6 +52,8 @@ export interface Manifest {
   compositeSha256: string;
   /** SHA-256 of the whole object when it was computed (always for single PUT) */
   sha256: string | null;
+  /** CRC-64/NVME of the whole object, the part CRCs combined (version 2) */
+  crc64?: string;
   etag: string;
   uploadedAt: string;
   tool: string;
@@ -82,12 +92,25 @@ export function compositeDigest(partDigests: Uint8Array[]): string {
   return `${hex(h.digest())}-${partDigests.length}`;
 }
 
+/** 16 lower-case hex digits, as the manifest spells a CRC-64. */
+export function crc64Hex(c: bigint): string {
+  return c.toString(16).padStart(16, '0');
+}
+
+/** The whole object's CRC-64/NVME from its parts' CRCs and sizes. */
+export function combinedCrc64(crcs: readonly bigint[], sizes: readonly number[]): bigint {
+  let c = 0n;
+  crcs.forEach((p, i) => (c = i === 0 ? p : Crc64Nvme.combine(c, p, sizes[i]!)));
+  return c;
+}
+
 export function buildManifest(o: {
   key: string;
   size: number;
   partSize: number;
   multipart: boolean;
   partDigests: Uint8Array[];
+  partCrcs: bigint[];
   partSizes: number[];
   sha256: Uint8Array | null;
   etag: string;
@@ -102,9 +125,10 @@ export function buildManifest(o: {
     size: o.size,
     partSize: o.partSize,
     multipart: o.multipart,
-    parts: o.partDigests.map((d, i) => ({ n: i + 1, size: o.partSizes[i]!, sha256: hex(d) })),
+    parts: o.partDigests.map((d, i) => ({ n: i + 1, size: o.partSizes[i]!, sha256: hex(d), crc64: crc64Hex(o.partCrcs[i]!) })),
     compositeSha256: compositeDigest(o.partDigests),
     sha256: o.sha256 ? hex(o.sha256) : null,
+    crc64: crc64Hex(combinedCrc64(o.partCrcs, o.partSizes)),
     etag: o.etag,
     uploadedAt: (o.now ?? new Date()).toISOString(),
     tool: TOOL,
@@ -133,7 +157,9 @@ export function parseManifest(text: string, key: string): Manifest {
   if (typeof v !== 'object' || v === null) throw invalid(key, 'not a JSON object');
   const m = v as Record<string, unknown>;
   if (m.format !== MANIFEST_FORMAT) throw invalid(key, `format is '${String(m.format)}', expected '${MANIFEST_FORMAT}'`);
-  if (m.version !== MANIFEST_VERSION) throw invalid(key, `version ${String(m.version)} is not supported (this tool reads version ${MANIFEST_VERSION})`);
+  if (m.version !== 1 && m.version !== 2) throw invalid(key, `version ${String(m.version)} is not supported (this tool reads versions 1 and ${MANIFEST_VERSION})`);
+  const v2 = m.version === 2;
+  if (v2 && !isHex16(m.crc64)) throw invalid(key, 'crc64 is not 16 hex digits');
   if (!isCount(m.size)) throw invalid(key, 'size is not a non-negative integer');
   if (!isCount(m.partSize) || (m.partSize as number) === 0) throw invalid(key, 'partSize is not a positive integer');
   if (!Array.isArray(m.parts) || m.parts.length === 0) throw invalid(key, 'parts is not a non-empty list');
@@ -154,29 +180,37 @@ export function parseManifest(text: string, key: string): Manifest {
   const parts = m.parts as unknown[];
   let sum = 0;
   const digests: Uint8Array[] = [];
+  const crcs: bigint[] = [];
+  const sizes: number[] = [];
   parts.forEach((p, i) => {
     const q = p as Record<string, unknown>;
     if (typeof q !== 'object' || q === null || q.n !== i + 1) throw invalid(key, `part ${i + 1} is missing or out of order`);
     if (!isCount(q.size)) throw invalid(key, `part ${i + 1} has no valid size`);
     if (!isHex64(q.sha256)) throw invalid(key, `part ${i + 1} sha256 is not 64 hex digits`);
+    if (v2 && !isHex16(q.crc64)) throw invalid(key, `part ${i + 1} crc64 is not 16 hex digits`);
     const last = i === parts.length - 1;
     if (!last && q.size !== partSize) throw invalid(key, `part ${i + 1} is ${String(q.size)} bytes, expected partSize ${partSize}`);
     if (last && (q.size as number) > partSize) throw invalid(key, `last part is larger than partSize`);
     sum += q.size as number;
     digests.push(Buffer.from(q.sha256 as string, 'hex'));
+    if (v2) crcs.push(BigInt(`0x${q.crc64 as string}`));
+    sizes.push(q.size as number);
   });
   if (sum !== size) throw invalid(key, `parts add up to ${sum} bytes, manifest says ${size}`);
   if (compositeDigest(digests) !== m.compositeSha256) throw invalid(key, 'compositeSha256 does not match the part digests');
+  if (v2 && crc64Hex(combinedCrc64(crcs, sizes)) !== m.crc64) throw invalid(key, 'crc64 does not match the part CRCs');
   return {
     format: MANIFEST_FORMAT,
-    version: MANIFEST_VERSION,
+    version: v2 ? 2 : 1,
     key: typeof m.key === 'string' ? m.key : key,
     size,
     partSize,
     multipart: m.multipart === true,
-    parts: parts as ManifestPart[],
+    // rebuilt, not passed through: a version 1 manifest carries no CRC anyone could rely on
+    parts: (parts as ManifestPart[]).map((q) => (v2 ? { n: q.n, size: q.size, sha256: q.sha256, crc64: q.crc64! } : { n: q.n, size: q.size, sha256: q.sha256 })),
     compositeSha256: m.compositeSha256,
     sha256: typeof m.sha256 === 'string' ? m.sha256 : null,
+    ...(v2 ? { crc64: m.crc64 as string } : {}),
     etag: typeof m.etag === 'string' ? m.etag : '',
     uploadedAt: typeof m.uploadedAt === 'string' ? m.uploadedAt : '',
     tool: typeof m.tool === 'string' ? m.tool : '',
@@ -246,5 +280,6 @@ function invalid(key: string, why: string): PveS3Error {
 
 const isCount = (x: unknown): boolean => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
 const isHex64 = (x: unknown): boolean => typeof x === 'string' && /^[0-9a-f]{64}$/.test(x);
+const isHex16 = (x: unknown): boolean => typeof x === 'string' && /^[0-9a-f]{16}$/.test(x);
 
 const TOOL = `pve-s3/${VERSION}`;

@@ -24,10 +24,10 @@ import { planUpload, type PartLimits } from '../wasm/planner.js';
 import { BufferPool } from './buffer-pool.js';
 import { FileChunkSource, StreamChunkSource, openSourceFile, type ChunkSource, type OpenedFile, type PartSlice } from './chunk-source.js';
 import { UploadJournal, type JournalPart } from './journal.js';
-import { buildManifest, manifestKey, serializeManifest, type Manifest, type ManifestExtra } from './manifest.js';
+import { buildManifest, crc64Hex, manifestKey, serializeManifest, type Manifest, type ManifestExtra } from './manifest.js';
 import { HashAhead } from './hash-ahead.js';
 import { hashService } from './hash-service.js';
-import { hashPart } from './part-hasher.js';
+import { hashPart, sumPart, type PartSums } from './part-hasher.js';
 import { checkBwlimit, checkConcurrency } from './option-checks.js';
 import { ProgressTracker, type Progress } from './progress.js';
 import { limiterFor, type RateLimiter } from './rate-limit.js';
@@ -75,7 +75,7 @@ export interface UploadResult {
 
 interface PreparedPart extends PartSlice {
   buf: Buffer;
-  digest: Uint8Array;
+  sums: PartSums;
 }
 
 export async function uploadObject(client: TransferClient, key: string, src: UploadSource, o: UploadOptions): Promise<UploadResult> {
@@ -139,7 +139,8 @@ async function openResume(client: TransferClient, key: string, file: OpenedFile,
   const kept = new Map<number, JournalPart>();
   for (const sp of onServer) {
     const jp = prev.parts.get(sp.partNumber);
-    if (jp && jp.etag === sp.etag && jp.size === sp.size) kept.set(sp.partNumber, jp);
+    // a part journaled without its CRC (an older version) is sent again: the manifest needs it
+    if (jp && jp.etag === sp.etag && jp.size === sp.size && /^[0-9a-f]{16}$/.test(jp.crc64 ?? '')) kept.set(sp.partNumber, jp);
   }
   return { journal, uploadId: prev.uploadId, kept };
 }
@@ -186,9 +187,9 @@ async function run(
   // the first part's hash overlaps CreateMultipartUpload
   const [hashed, created] = await Promise.allSettled([
     whole
-      ? hashPart(firstBuf.subarray(0, first.length), whole).then((digest) => ({ digest, buf: firstBuf }))
+      ? sumPart(firstBuf.subarray(0, first.length), whole).then((sums) => ({ sums, buf: firstBuf }))
       : ahead
-        ? ahead.digest(first.n).then((digest) => ({ digest, buf: firstBuf }))
+        ? ahead.sums(first.n).then((sums) => ({ sums, buf: firstBuf }))
         : hashService().part(firstBuf, first.length),
     client.createMultipartUpload(key, o.put),
   ]);
@@ -199,7 +200,7 @@ async function run(
     throw hashed.reason;
   }
   const mp = new MultipartRun(client, key, uploadId, source, pool, o, progress, whole, null, ahead);
-  return mp.run({ ...first, buf: hashed.value.buf, digest: hashed.value.digest }, partSize, partsTotal);
+  return mp.run({ ...first, buf: hashed.value.buf, sums: hashed.value.sums }, partSize, partsTotal);
 }
 
 async function singlePut(
@@ -213,7 +214,7 @@ async function singlePut(
 ): Promise<UploadResult> {
   const hashed = await hashService().part(buf, length);
   const data = hashed.buf.subarray(0, length);
-  const digest = hashed.digest;
+  const digest = hashed.sums.sha256;
   if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
   const hexDigest = toHex(digest);
   await limiterFor(o.bwlimitKiB)?.take(length, o.signal);
@@ -228,6 +229,7 @@ async function singlePut(
     partSize,
     multipart: false,
     partDigests: [digest],
+    partCrcs: [hashed.sums.crc64],
     partSizes: [data.length],
     sha256: digest,
     etag,
@@ -243,6 +245,7 @@ class MultipartRun {
   private failure: PveS3Error | null = null;
   private readonly cancel = new AbortController();
   private readonly digests: Uint8Array[] = [];
+  private readonly crcs: bigint[] = [];
   private readonly sizes: number[] = [];
   private readonly etags: string[] = [];
   /** the single-slot hand-over between producer and workers */
@@ -272,6 +275,7 @@ class MultipartRun {
     for (const [n, p] of this.resume?.kept ?? []) {
       this.etags[n - 1] = p.etag;
       this.digests[n - 1] = Buffer.from(p.sha256, 'hex');
+      this.crcs[n - 1] = BigInt(`0x${p.crc64!}`);
       this.sizes[n - 1] = p.size;
       keptBytes += p.size;
     }
@@ -325,6 +329,7 @@ class MultipartRun {
       partSize,
       multipart: true,
       partDigests: this.digests,
+      partCrcs: this.crcs,
       partSizes: this.sizes,
       sha256: this.whole ? this.whole.digest() : null,
       etag,
@@ -338,9 +343,9 @@ class MultipartRun {
 
   /** The whole-object digest needs the bytes in order on this thread; otherwise the hashing
    *  thread takes the part (zero-copy) while this one keeps uploading. */
-  private async hashPart(buf: Buffer, len: number, n: number): Promise<{ digest: Uint8Array; buf: Buffer }> {
-    if (this.whole) return { digest: await hashPart(buf.subarray(0, len), this.whole), buf };
-    if (this.ahead) return { digest: await this.ahead.digest(n, this.cancel.signal), buf };
+  private async hashPart(buf: Buffer, len: number, n: number): Promise<{ sums: PartSums; buf: Buffer }> {
+    if (this.whole) return { sums: await sumPart(buf.subarray(0, len), this.whole), buf };
+    if (this.ahead) return { sums: await this.ahead.sums(n, this.cancel.signal), buf };
     return hashService().part(buf, len);
   }
 
@@ -379,7 +384,7 @@ class MultipartRun {
           return;
         }
         const h = await this.hashPart(buf, slice.length, slice.n);
-        part = { ...slice, buf: h.buf, digest: h.digest };
+        part = { ...slice, buf: h.buf, sums: h.sums };
       }
     } catch (e) {
       this.fail(asPveS3Error(e));
@@ -420,7 +425,7 @@ class MultipartRun {
       const p = await this.take();
       if (!p) return;
       try {
-        const hexDigest = toHex(p.digest);
+        const hexDigest = toHex(p.sums.sha256);
         const body = p.buf.subarray(0, p.length);
         await this.limiter?.take(p.length, this.cancel.signal);
         if (this.failure) continue;
@@ -433,12 +438,13 @@ class MultipartRun {
           }),
         );
         this.etags[p.n - 1] = etag;
-        this.digests[p.n - 1] = p.digest;
+        this.digests[p.n - 1] = p.sums.sha256;
+        this.crcs[p.n - 1] = p.sums.crc64;
         this.sizes[p.n - 1] = p.length;
         this.progress.add(p.length, 1);
         this.advanceStored();
         // a journal that cannot be written only costs the resume, never the upload
-        await this.resume?.journal.record(p.n, { etag, sha256: hexDigest, size: p.length }).catch(() => undefined);
+        await this.resume?.journal.record(p.n, { etag, sha256: hexDigest, crc64: crc64Hex(p.sums.crc64), size: p.length }).catch(() => undefined);
       } catch (e) {
         this.fail(asPveS3Error(e));
       } finally {
