@@ -26,7 +26,8 @@ export function storeSettingsFrom(cfg: StorageConfig, o: { storageId?: string } 
     s.journalDir = join(cfg.path, STATE_DIR, 'upload-journal');
   }
   s.keepLocal = cfg.keepLocal;
-  s.provider = { ...cfg.provider };
+  // a config built by hand (tests, other front doors) may lack it: providerOf then asks the client
+  if (cfg.provider) s.provider = { ...cfg.provider };
   // PVE applies bwlimit's `restore` (else `default`) to restores; uploads from vzdump have their own
   const bw = cfg.bwlimit?.restore ?? cfg.bwlimit?.default;
   if (bw !== undefined && bw > 0) s.downloadBwlimitKiB = Math.max(1, Math.round(bw));
