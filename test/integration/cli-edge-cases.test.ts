@@ -168,18 +168,19 @@ describe('restore destination', () => {
     expect((await lstat('/dev/null')).isCharacterDevice()).toBe(true);
   });
 
-  it('restores through a symlink with --force: the link stays, its target gets the archive', async () => {
+  it('never restores through a symlink: without --force refused, with --force the link itself is replaced (issue 10 §9)', async () => {
     const target = join(dir, 'real.vma.zst');
     const link = join(dir, 'link.vma.zst');
     await writeFile(target, 'old');
     await symlink(target, link);
     let r = await run('pve-s3-restore', ['--storage', 's3e', '--source', ARCH, '--destination', link], { env });
     expect(r.code).toBe(2);
+    expect(await readlink(link)).toBe(target);
     r = await run('pve-s3-restore', ['--storage', 's3e', '--source', ARCH, '--destination', link, '--force'], { env });
     expect(r.code, r.stderr).toBe(0);
-    expect((await lstat(link)).isSymbolicLink()).toBe(true);
-    expect(await readlink(link)).toBe(target);
-    expect((await readFile(target)).equals(data)).toBe(true);
+    expect((await lstat(link)).isFile()).toBe(true);
+    expect((await readFile(link)).equals(data)).toBe(true);
+    expect(await readFile(target, 'utf8')).toBe('old');
   });
 
   it('removes the temporary file a killed restore left, and nothing else', async () => {

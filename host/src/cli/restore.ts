@@ -2,7 +2,7 @@
  * pve-s3-restore: list what a storage holds, or bring one volume back to a file or to stdout,
  * verified against its manifest (store: listVolumes, getVolume, streamVolume).
  */
-import { realpath, stat } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CONTENT_TYPES } from '../pve/content.js';
@@ -33,7 +33,8 @@ Options:
                       storage when --storage is not given)
   --destination PATH  target file, or an existing directory to restore into (default: the
                       current directory); '-' writes to stdout for pipelines (qmrestore - 100)
-  --force             replace an existing destination file (default: refuse, exit 2)
+  --force             replace an existing destination file (default: refuse, exit 2); a
+                      symlink there is replaced itself, never followed
   --verify crc64|sha256
                       what each part is checked against: its CRC-64/NVME (default; catches
                       corruption in storage and transit) or also its SHA-256 (tampering too; costs
@@ -76,11 +77,14 @@ function fileKind(st: Stats): string {
  * thing this could disturb, and that one would clobber the destination anyway.
  */
 async function dropLeftoverTemps(dest: string): Promise<void> {
-  const { readdir, rm } = await import('node:fs/promises');
+  const { lstat, readdir, rm } = await import('node:fs/promises');
   const { TEMP_MARK } = await import('../transfer/temp-file.js');
   const stem = `.${basename(dest)}${TEMP_MARK}`;
   const names = await readdir(dirname(dest)).catch(() => [] as string[]);
   for (const n of names.filter((x) => x.startsWith(stem) && /^[0-9a-f]+$/.test(x.slice(stem.length)))) {
+    // in a shared directory the name may have been planted: only a regular file of ours goes
+    const st = await lstat(join(dirname(dest), n)).catch(() => null);
+    if (!st || !st.isFile() || st.uid !== process.geteuid?.()) continue;
     await rm(join(dirname(dest), n), { force: true });
     note(`${CMD}: removed ${join(dirname(dest), n)}, left by an earlier restore that was killed`);
   }
@@ -178,30 +182,31 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT.ok;
     }
 
+    // a directory named by the user may be reached through a symlink (its path is theirs); the
+    // file name in it is never followed (issue 10 §9: a link planted in a shared directory)
     let dest = resolve(destArg);
-    let st = await stat(dest).catch(() => null);
-    if (st?.isDirectory()) {
+    let st = await lstat(dest).catch(() => null);
+    if (st?.isDirectory() || (st?.isSymbolicLink() && (await stat(dest).catch(() => null))?.isDirectory())) {
       dest = join(dest, name);
-      st = await stat(dest).catch(() => null);
+      st = await lstat(dest).catch(() => null);
     }
-    if (st && !st.isFile()) {
+    if (st && !st.isFile() && !st.isSymbolicLink()) {
       // the restore renames a finished temp file into place: over a device, a FIFO or a socket
       // that would replace the node itself (/dev/…) instead of writing to it
       throw new PveS3Error('InvalidArgument', `destination '${dest}' is not a regular file (${fileKind(st)}): restore to a file, or use --destination - and redirect or pipe stdout`, {
         exitCode: EXIT.usage,
       });
     }
-    // a symlink to a file is restored through: the link stays, its target gets the archive
-    if (st) dest = await realpath(dest);
+    // with --force a symlink there is replaced by the restored file, its target never written
     const { checkDestination } = await import('../transfer/temp-file.js');
-    try {
-      await checkDestination(dest, flag(p, 'force')); // before any request: refuse to overwrite
-    } catch (e) {
-      if ((e as { code?: string }).code === 'DestinationExists') {
-        throw new PveS3Error('DestinationExists', `destination '${dest}' already exists: refusing to overwrite it (add --force to replace it)`, { exitCode: EXIT.usage });
-      }
-      throw e;
-    }
+    const force = flag(p, 'force');
+    const withFlagHint = (e: unknown): unknown =>
+      (e as { code?: string }).code === 'DestinationExists'
+        ? new PveS3Error('DestinationExists', (e as Error).message.replace('(use force to replace it)', '(add --force to replace it)'), { exitCode: EXIT.usage })
+        : e;
+    await checkDestination(dest, force).catch((e: unknown) => {
+      throw withFlagHint(e); // before any request; the answer that counts comes at the end
+    });
     await dropLeftoverTemps(dest);
     const opened = await openStore(cfg, logger);
     try {
@@ -210,7 +215,9 @@ export async function main(argv: string[]): Promise<number> {
       const bar = progressBar(name, flag(p, 'progress'));
       let r;
       try {
-        r = await getVolume(opened.ctx, volname, dest, { force: true, onProgress: (x) => bar.update(x), ...(verify ? { verify } : {}) });
+        r = await getVolume(opened.ctx, volname, dest, { force: true, noClobber: !force, onProgress: (x) => bar.update(x), ...(verify ? { verify } : {}) }).catch((e: unknown) => {
+          throw withFlagHint(e);
+        });
       } finally {
         bar.done();
       }

@@ -5,7 +5,7 @@
  * local copy is already the object.
  */
 import { hostname } from 'node:os';
-import { chmod, stat, utimes } from 'node:fs/promises';
+import { lstat, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { NOTES_SUFFIX, PROTECTED_SUFFIX, keyOfName, parseVolname, sidecarNames, type VolumeInfo } from '../pve/volname.js';
 import type { Progress } from '../transfer/progress.js';
@@ -15,6 +15,7 @@ import { EXIT, PveS3Error } from '../util/errors.js';
 import { isCachePath, localPath, writeRecord } from './local-cache.js';
 import { isNotFound, putSmall } from './objects.js';
 import { checkNotes } from './notes.js';
+import { destinationExists } from '../transfer/temp-file.js';
 import { keyOf, notFound, statVolume } from './volumes.js';
 import { providerOf, readSse, transferClient, uploadLimits, type StoreContext, type Volume } from './types.js';
 import { archiveTags } from './lifecycle.js';
@@ -125,13 +126,15 @@ export interface GetVolumeResult {
 /**
  * Downloads a volume to `dest`, verified against its manifest (or by size/MD5 when it has none),
  * through a temporary name. A destination that already has the object's size and LastModified as
- * mtime is the object already: nothing is transferred unless `force`.
+ * mtime is the object already: nothing is transferred unless `force`. `noClobber`: anything at
+ * `dest` when the file is put in place (a symlink included) is refused, decided atomically then
+ * (DestinationExists); otherwise it is replaced, a symlink itself and never its target.
  */
 export async function getVolume(
   ctx: StoreContext,
   volname: string,
   dest: string,
-  o: { force?: boolean; onProgress?(p: Progress): void; verify?: VerifyMode } = {},
+  o: { force?: boolean; noClobber?: boolean; onProgress?(p: Progress): void; verify?: VerifyMode } = {},
 ): Promise<GetVolumeResult> {
   const v = parseVolname(volname);
   const key = keyOf(ctx, v);
@@ -148,8 +151,9 @@ export async function getVolume(
   }
   const mtime = Math.floor((info.lastModified?.getTime() ?? Date.now()) / 1000);
   const etag = bareETag(info.etag);
-  const cur = await stat(dest).catch(() => null);
+  const cur = await lstat(dest).catch(() => null);
   const cachePath = isCachePath(ctx.settings.cacheDir, v.content, v.name, dest);
+  if (cur && o.noClobber) throw destinationExists(dest, cur.isSymbolicLink() ? 'is a symbolic link' : 'already exists');
   if (cur && cur.isFile() && !o.force && cur.size === info.size && Math.floor(cur.mtimeMs / 1000) === mtime) {
     if (cachePath) await writeRecord(ctx.settings.cacheDir!, v.content, v.name, etag);
     return { path: dest, size: info.size, etag, mtime, verified: true, downloaded: false, checks: [] };
@@ -158,18 +162,16 @@ export async function getVolume(
   const res = await downloadObject(transferClient(ctx), key, { path: dest }, {
     info,
     concurrency: ctx.settings.concurrency,
-    force: cur !== null,
+    force: !o.noClobber,
+    // hookscripts must be executable (PVE checks -x); S3 keeps no mode bits
+    ...(v.content === 'snippets' ? { mode: 0o755 } : {}),
+    mtime,
     signal: ctx.signal,
     onProgress: o.onProgress,
     ...(o.verify ? { verify: o.verify } : {}),
     ...(ctx.settings.downloadBwlimitKiB ? { bwlimitKiB: ctx.settings.downloadBwlimitKiB } : {}),
     ...readSse(ctx),
   });
-  if (v.content === 'snippets') {
-    // hookscripts must be executable (PVE checks -x); S3 keeps no mode bits
-    await chmod(dest, 0o755);
-  }
-  await utimes(dest, mtime, mtime);
   if (cachePath) await writeRecord(ctx.settings.cacheDir!, v.content, v.name, etag);
   ctx.logger.info('downloaded volume', { volname, dest, size: res.size, verifiedBy: res.verifiedBy, checks: res.checks });
   return { path: dest, size: res.size, etag, mtime, verified: res.verifiedBy === 'manifest', downloaded: true, checks: res.checks };

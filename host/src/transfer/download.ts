@@ -49,6 +49,10 @@ export interface DownloadOptions {
   onProgress?(p: Progress): void;
   /** replace an existing destination file */
   force?: boolean;
+  /** a file destination's permission bits (default 0644, less the umask) and its mtime (epoch
+   *  seconds), set on the temporary file before it is moved into place */
+  mode?: number;
+  mtime?: number;
   /** extra attempts for a range that failed (default 2) */
   rangeRetries?: number;
   /** the key of an SSE-C object (other SSE types need nothing to read) */
@@ -135,7 +139,7 @@ export async function downloadObject(client: TransferClient, key: string, dest: 
     try {
       await job.toFile(ranges, temp);
       if (md5Check) await checkFileMd5(key, temp, info.size, info.etag, o.signal);
-      await commitTemp(temp, dest.path, o.force === true);
+      await commitTemp(temp, dest.path, o.force === true, { ...(o.mode !== undefined ? { mode: o.mode } : {}), ...(o.mtime !== undefined ? { mtime: o.mtime } : {}) });
     } catch (e) {
       await discardTemp(temp);
       throw e;

@@ -4,7 +4,7 @@
  * and the rename stays on one filesystem (atomic).
  */
 import { randomBytes } from 'node:crypto';
-import { link, open, rename, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, open, rename, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { EXIT, PveS3Error } from '../util/errors.js';
 
@@ -19,21 +19,26 @@ export interface TempFile {
   fh: FileHandle;
 }
 
-export function destinationExists(dest: string): PveS3Error {
-  return new PveS3Error('DestinationExists', `destination '${dest}' already exists: refusing to overwrite it (use force to replace it)`, {
+export function destinationExists(dest: string, what = 'already exists'): PveS3Error {
+  return new PveS3Error('DestinationExists', `destination '${dest}' ${what}: refusing to overwrite it (use force to replace it)`, {
     exitCode: EXIT.usage,
   });
 }
 
-/** Fails early (before any request) when the destination exists and may not be replaced. */
+/**
+ * Fails early (before any request) when the destination exists and may not be replaced. The name
+ * itself is looked at, never what a symlink there points to: a link is something that exists
+ * (with force it is replaced, its target never written). This is only the early answer: the
+ * one that counts is given atomically by commitTemp.
+ */
 export async function checkDestination(dest: string, force: boolean): Promise<void> {
-  const st = await stat(dest).catch((e: NodeJS.ErrnoException) => {
+  const st = await lstat(dest).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return null;
     throw new PveS3Error('InvalidDestination', `cannot use destination '${dest}': ${e.code ?? e.message}`, { cause: e });
   });
   if (!st) return;
   if (st.isDirectory()) throw new PveS3Error('InvalidDestination', `destination '${dest}' is a directory; give a file name`, { exitCode: EXIT.usage });
-  if (!force) throw destinationExists(dest);
+  if (!force) throw destinationExists(dest, st.isSymbolicLink() ? 'is a symbolic link' : 'already exists');
 }
 
 export async function createTemp(dest: string, size: number): Promise<TempFile> {
@@ -62,12 +67,18 @@ export async function createTemp(dest: string, size: number): Promise<TempFile> 
 }
 
 /**
- * fsync, then move into place. Without force the move must not replace a file that appeared
- * meanwhile: link() fails on an existing name, atomically; where hard links are not supported
- * we fall back to a check followed by rename.
+ * Mode and times are set on the open temp file, fsync, then it is moved into place. Nothing is
+ * done to the destination by its name afterwards (a chmod or utimes by name would follow a
+ * symlink swapped in meanwhile). rename() replaces whatever is at the name, a symlink included,
+ * without following it: that is force. Without force the move must not replace anything that
+ * appeared since the early check: link() refuses an existing name (a symlink too), atomically,
+ * like renameat2's RENAME_NOREPLACE. Where hard links are not supported (vfat, some FUSE), the
+ * name is first reserved with O_CREAT|O_EXCL (never follows a symlink) and the file renamed over
+ * that reservation: only someone allowed to delete our reservation could still slip in there.
  */
-export async function commitTemp(t: TempFile, dest: string, force: boolean, mode = 0o644): Promise<void> {
-  await t.fh.chmod(mode & ~process.umask());
+export async function commitTemp(t: TempFile, dest: string, force: boolean, o: { mode?: number; mtime?: number } = {}): Promise<void> {
+  await t.fh.chmod((o.mode ?? 0o644) & ~process.umask());
+  if (o.mtime !== undefined) await t.fh.utimes(o.mtime, o.mtime);
   await t.fh.sync();
   await t.fh.close();
   if (force) {
@@ -80,7 +91,11 @@ export async function commitTemp(t: TempFile, dest: string, force: boolean, mode
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EEXIST') throw destinationExists(dest);
       if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV' && code !== 'EMLINK') throw e;
-      await checkDestination(dest, false);
+      const reserved = await open(dest, 'wx', 0o600).catch((e2: NodeJS.ErrnoException) => {
+        if (e2.code === 'EEXIST') throw destinationExists(dest);
+        throw e2;
+      });
+      await reserved.close();
       await rename(t.path, dest);
     }
   }
