@@ -35,6 +35,7 @@ export function toS3Settings(cfg: StorageConfig): S3SettingsShape {
   if (cfg.tls.fingerprint) tls.fingerprint = cfg.tls.fingerprint;
   if (Object.keys(tls).length > 0) s.tls = tls;
   if (cfg.checksumAlgorithm) s.checksumAlgorithm = cfg.checksumAlgorithm;
-  s.provider = cfg.provider.id;
+  // a config built by hand (tests, other front doors) may lack it: the client then detects it
+  if (cfg.provider) s.provider = cfg.provider.id;
   return s;
 }

@@ -140,7 +140,7 @@ export const readSse = (ctx: StoreContext): { sse?: SseOptions } =>
 
 /** The provider whose rules apply to this storage. */
 export const providerOf = (ctx: StoreContext): Provider =>
-  ctx.settings.provider ? PROVIDERS[ctx.settings.provider.id] : ((ctx.client as { provider?: Provider }).provider ?? PROVIDERS.other);
+  (ctx.settings.provider && PROVIDERS[ctx.settings.provider.id]) || ((ctx.client as { provider?: Provider }).provider ?? PROVIDERS.other);
 
 /** The engine options every store upload shares: the storage's upload bwlimit, resume journal and
  *  the provider's part limits. */
