@@ -453,9 +453,6 @@ is_deeply([$PLUGIN->volume_export_formats($scfg, $storeid, $vol)], [], 'no expor
     is(read_file("$p/dump/$pend.notes"), Encode::encode('UTF-8', "Grüße ✓"), 'local notes sidecar is UTF-8');
     stub_err('get-attr', 'NoSuchKey', 'not yet');
     is($PLUGIN->get_volume_attribute($scfg, $storeid, "backup/$pend", 'notes'), "Grüße ✓", 'read back as characters');
-    stub_ok('upload', { volume => {} });
-    $PLUGIN->upload_local_volume($storeid, $scfg, "backup/$pend");
-    like(last_request()->{raw}, qr/"notes":"\Q${\ Encode::encode('UTF-8', "Grüße ✓")}\E"/, 'sent as UTF-8 once, not twice');
     unlink("$p/dump/$pend", "$p/dump/$pend.notes");
 }
 
@@ -467,11 +464,11 @@ write_file("$p/dump/vzdump-qemu-400-2024_04_04-04_04_04.log", 'LOG');
 stub_ok('upload', { volume => {} });
 $PLUGIN->upload_local_volume($storeid, $scfg, "backup/$up");
 is_deeply(last_request()->{request}->{args}, {
-    volname => "backup/$up", src => "$p/dump/$up", notes => 'nightly', protected => $T,
-    log => "$p/dump/vzdump-qemu-400-2024_04_04-04_04_04.log", remove_source => $T,
-}, 'upload request carries the local sidecars; backups are not kept locally by default');
-$PLUGIN->upload_local_volume($storeid, { %$scfg, keep_local => 1 }, "backup/$up");
+    volname => "backup/$up", src => "$p/dump/$up", sidecars => $T, remove_source => $T,
+}, 'upload request asks the host to take the local sidecars; backups are not kept locally by default');
+$PLUGIN->upload_local_volume($storeid, { %$scfg, keep_local => 1 }, "backup/$up", replace => 1);
 is(last_request()->{request}->{args}->{remove_source}, $F, 'keep_local 1 keeps the source');
+is(last_request()->{request}->{args}->{replace}, $T, 'replace only when asked');
 
 stub_ok('sync-local', { uploaded => ['iso/local-only.iso'], skipped => [], errors => [] });
 is_deeply($PLUGIN->sync_local($storeid, $scfg, quiet_seconds => 0),

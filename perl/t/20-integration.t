@@ -247,7 +247,7 @@ is(read_file($path), $iso, 'ISO downloaded byte for byte at activation');
     make_path("$tmp/node2-cache/template/iso");
     my $iso2 = random_bytes(3 * 1024 * 1024 + 5, 42);
     write_file("$tmp/node2-cache/template/iso/installer.iso", $iso2);
-    $PLUGIN->upload_local_volume($storeid, $node2, 'iso/installer.iso');
+    $PLUGIN->upload_local_volume($storeid, $node2, 'iso/installer.iso', replace => 1);
     my $ino1 = (stat($path))[1];
     PVE::Storage::activate_volumes($cfg, ["$storeid:iso/installer.iso"]);
     is(read_file($path), $iso2, 'an ISO replaced in the bucket is downloaded again at activation');

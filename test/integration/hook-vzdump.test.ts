@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { archiveName } from '../../host/src/pve/volname.js';
 import type { S3Client } from '../../host/src/s3/client.js';
-import { closeTestClients, dropBucket, freshBucket } from '../helpers/s3.js';
+import { closeTestClients, dropBucket, freshBucket, testS3 } from '../helpers/s3.js';
 import { MiB, body, cfgEnv, keys, requireBuild, run, s3Section } from './cli-helpers.js';
 
 let c: S3Client;
@@ -107,6 +107,32 @@ describe('vzdump hook on an s3 storage', () => {
     expect(r.stderr).not.toContain('notTheRightSecret');
     expect(existsSync(a.target)).toBe(true);
     expect(await keys(c, 'bad/')).toEqual([]);
+  });
+
+  it('S3_* variables exported in the shell that ran vzdump change nothing: the storage.cfg section decides (issue 10 §3)', async () => {
+    const elsewhere = await freshBucket('hook-elsewhere');
+    try {
+      const a = await archive('s3bk');
+      const t = testS3();
+      const r = await hook(['backup-end', 'snapshot', '100'], {
+        STOREID: 's3bk',
+        DUMPDIR: a.dumpdir,
+        TARGET: a.target,
+        S3_BUCKET: elsewhere.bucket,
+        S3_PREFIX: 'elsewhere/',
+        S3_ENDPOINT: t.endpoint.replace(/:\d+$/, ':9'),
+        S3_ACCESS_KEY: t.accessKeyId,
+        S3_SECRET_KEY: t.secretAccessKey,
+        S3_PROFILE: 'nowhere',
+      });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(new RegExp(`to storage 's3bk' \\(s3://${c.bucket}/pve/\\)`));
+      expect(await keys(c, `pve/dump/${a.name}`)).toEqual([`pve/dump/${a.name}`, `pve/dump/${a.name}.s3manifest`]);
+      expect(await keys(elsewhere, '')).toEqual([]);
+      expect(existsSync(a.target)).toBe(false);
+    } finally {
+      await dropBucket(elsewhere);
+    }
   });
 
   it('a missing TARGET fails (exit 3) rather than reporting success', async () => {

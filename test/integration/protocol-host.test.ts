@@ -312,6 +312,76 @@ describe('errors', () => {
   });
 });
 
+describe('upload never replaces by surprise (issue 10 §2: one refuse-to-replace check for every writer)', () => {
+  const etagOf = async (key: string) => (await c.headObject(key)).etag;
+
+  it('refuses to replace a protected backup, even with replace; the stored one is untouched', async () => {
+    const name = 'vzdump-qemu-160-2024_05_06-07_08_09.vma.zst';
+    const volname = `backup/${name}`;
+    const src = join(dir, name);
+    await writeFile(src, randomBytes(300_000));
+    const first = await host(req('upload', { volname, src, protected: true }));
+    expect(first.envelope).toMatchObject({ ok: true, result: { outcome: 'uploaded', volume: { protected: true, verified: true } } });
+    const before = await etagOf(`proxmox/dump/${name}`);
+    await writeFile(src, randomBytes(300_000));
+    for (const replace of [false, true]) {
+      const r = await host(req('upload', { volname, src, replace }));
+      expect(r.code, `replace ${replace}`).toBe(2);
+      expect(r.envelope.error, `replace ${replace}`).toMatchObject({ code: 'VolumeProtected' });
+      expect(r.lastLine).toMatch(/protected backup is never replaced/);
+    }
+    expect(await etagOf(`proxmox/dump/${name}`)).toBe(before);
+    expect(existsSync(src), 'the local file stays').toBe(true);
+    await host(req('set-attr', { volname, attr: 'protected', value: false }));
+    await host(req('delete', { volnames: [volname] }));
+  });
+
+  it('refuses to replace an existing object without replace; replaces it with replace; the same bytes again are no conflict', async () => {
+    const volname = 'iso/replace-me.iso';
+    const key = 'proxmox/template/iso/replace-me.iso';
+    const src = join(dir, 'replace-me.iso');
+    const a = randomBytes(200_000);
+    await writeFile(src, a);
+    expect((await host(req('upload', { volname, src }))).envelope).toMatchObject({ ok: true, result: { outcome: 'uploaded' } });
+    const before = await etagOf(key);
+
+    // the same bytes: nothing sent, the answer names it
+    const same = await host(req('upload', { volname, src }));
+    expect(same.envelope).toMatchObject({ ok: true, result: { outcome: 'identical', volume: { verified: true } } });
+    expect(await etagOf(key)).toBe(before);
+
+    const b = randomBytes(200_000);
+    await writeFile(src, b);
+    const refused = await host(req('upload', { volname, src }));
+    expect(refused.code).toBe(2);
+    expect(refused.envelope.error).toMatchObject({ code: 'DestinationExists' });
+    expect(refused.lastLine).toMatch(/already in the bucket .*nothing uploaded/);
+    expect(await etagOf(key)).toBe(before);
+
+    const replaced = await host(req('upload', { volname, src, replace: true }));
+    expect(replaced.envelope).toMatchObject({ ok: true, result: { outcome: 'uploaded', volume: { verified: true, size: b.length } } });
+    const dest = join(dir, 'replaced.iso');
+    expect((await host(req('download', { volname, dest }))).envelope.ok).toBe(true);
+    expect((await readFile(dest)).equals(b)).toBe(true);
+    // the replacement was staged under a name of its own and that copy is gone again
+    const left: string[] = [];
+    for await (const o of c.listAll({ prefix: 'proxmox/.pve-s3-staging/' })) left.push(o.key);
+    expect(left).toEqual([]);
+    await host(req('delete', { volnames: [volname] }));
+  });
+
+  it('a stream upload (src "-") is refused the same way', async () => {
+    const volname = 'iso/replace-stream.iso';
+    const src = join(dir, 'replace-stream.iso');
+    await writeFile(src, randomBytes(1000));
+    expect((await host(req('upload', { volname, src }))).envelope.ok).toBe(true);
+    const data = randomBytes(1000);
+    const r = await host(null, { raw: Buffer.concat([Buffer.from(JSON.stringify(req('upload', { volname, src: '-', size: data.length })) + '\n'), data]) });
+    expect(r.envelope.error).toMatchObject({ code: 'DestinationExists' });
+    await host(req('delete', { volnames: [volname] }));
+  });
+});
+
 describe('upload from stdin (src "-")', () => {
   const line = (args: Record<string, unknown>) => Buffer.from(JSON.stringify(req('upload', args)) + '\n');
   const keys = async (prefix: string) => {

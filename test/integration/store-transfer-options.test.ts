@@ -2,10 +2,11 @@
 // bwlimit (upload: `default`; download: `restore`, else `default`), SSE-C keys on every read
 // (HEAD, ranged GETs, manifest, verify), and the resume journal under the cache dir.
 // Settings are built by storeSettingsFrom, so the chain from a resolved config is what is tested.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { StorageConfig } from '../../host/src/config/types.js';
 import type { S3Client } from '../../host/src/s3/client.js';
@@ -16,7 +17,9 @@ import type { StoreContext, StoreSettings } from '../../host/src/store/types.js'
 import { statVolume } from '../../host/src/store/volumes.js';
 import { RateLimiter } from '../../host/src/transfer/rate-limit.js';
 import { nullLogger } from '../../host/src/util/log.js';
-import { closeTestClients, dropBucket, freshBucket, readAll } from '../helpers/s3.js';
+import { closeTestClients, dropBucket, freshBucket, readAll, testS3 } from '../helpers/s3.js';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
 
 const MiB = 1024 * 1024;
 const ARCHIVE = 'vzdump-qemu-100-2024_01_02-03_04_05.vma.zst';
@@ -170,12 +173,28 @@ describe('resume journal', () => {
         return 0; // between write and rename
       }
     };
-    // run 1 "dies": part 2 never returns, so no clean-up runs, as when the process is killed
-    const dead = wrapped({
-      uploadPart: (...a: Parameters<S3Client['uploadPart']>) => (a[2] === 2 ? new Promise<never>(() => {}) : c.uploadPart(...a)),
+    // run 1 is another process (the compiled store) whose part 2 never returns; once the other
+    // three are journaled it is killed -9, so no clean-up runs and its volume lock goes with it
+    const t = testS3();
+    const script = `
+      const { S3Client } = await import(${JSON.stringify(join(ROOT, 'host/dist/s3/client.js'))});
+      const { putVolume } = await import(${JSON.stringify(join(ROOT, 'host/dist/store/transfer.js'))});
+      const { nullLogger } = await import(${JSON.stringify(join(ROOT, 'host/dist/util/log.js'))});
+      const o = JSON.parse(process.env.RUN);
+      const c = new S3Client({ endpoint: o.endpoint, region: o.region, bucket: o.bucket, forcePathStyle: true,
+        credentials: { accessKeyId: o.ak, secretAccessKey: process.env.SK }, connectTimeoutMs: 5000, requestTimeoutMs: 60000 });
+      const client = new Proxy(c, { get: (t, p) => p === 'uploadPart'
+        ? (...a) => (a[2] === 2 ? new Promise(() => {}) : c.uploadPart(...a))
+        : (typeof t[p] === 'function' ? t[p].bind(t) : t[p]) });
+      await putVolume({ client, settings: o.settings, logger: nullLogger }, o.vol, { src: { path: o.src } });`;
+    const dead = spawn(process.execPath, ['--input-type=module', '-e', script], {
+      env: { PATH: process.env.PATH, SK: t.secretAccessKey, RUN: JSON.stringify({ endpoint: t.endpoint, region: t.region, bucket: c.bucket, ak: t.accessKeyId, settings: s, vol: VOL, src }) },
+      stdio: ['ignore', 'ignore', 'inherit'],
     });
-    void putVolume(ctxOf(s, dead), VOL, { src: { path: src } }).catch(() => undefined);
-    for (let i = 0; i < 600 && (await journaled()) < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    const gone = new Promise((r) => dead.once('close', r));
+    for (let i = 0; i < 1200 && (await journaled()) < 3; i++) await new Promise((r) => setTimeout(r, 50));
+    dead.kill('SIGKILL');
+    await gone;
     expect(await journaled()).toBe(3);
 
     const sent: number[] = [];

@@ -9,6 +9,7 @@ import type { S3Client } from '../../host/src/s3/client.js';
 import { deleteInBatches } from '../../host/src/store/delete-batches.js';
 import { listVolumes } from '../../host/src/store/list.js';
 import { readRecord } from '../../host/src/store/local-cache.js';
+import { putLocalVolume } from '../../host/src/store/put-local.js';
 import { syncLocal } from '../../host/src/store/sync.js';
 import { getVolume, putVolume, streamVolume } from '../../host/src/store/transfer.js';
 import type { StoreContext } from '../../host/src/store/types.js';
@@ -211,6 +212,39 @@ describe('sync-local', () => {
   });
 });
 
+describe('sync-local with keep_local 0 (issue 10 §4)', () => {
+  it('removes uploaded backups and templates locally, never snippets or ISOs (PVE reads those by path, without activation)', async () => {
+    const cache = join(dir, 'cache-keep0');
+    const c0: StoreContext = { ...ctx, settings: { ...ctx.settings, prefix: 'keep0/', cacheDir: cache } };
+    const old = new Date(Date.now() - 3600_000);
+    const files: Record<string, string> = {
+      'snippets/hook.pl': join(cache, 'snippets', 'hook.pl'),
+      'snippets/user-data.yaml': join(cache, 'snippets', 'user-data.yaml'),
+      'iso/installer.iso': join(cache, 'template', 'iso', 'installer.iso'),
+      'vztmpl/debian-12.tar.zst': join(cache, 'template', 'cache', 'debian-12.tar.zst'),
+      'backup/vzdump-lxc-102-2024_02_03-04_05_06.tar.zst': join(cache, 'dump', 'vzdump-lxc-102-2024_02_03-04_05_06.tar.zst'),
+    };
+    for (const p of Object.values(files)) {
+      await mkdir(join(p, '..'), { recursive: true });
+      await writeFile(p, randomBytes(2000));
+      await utimes(p, old, old);
+    }
+    const r = await syncLocal(c0, { quietSeconds: 60, keepLocal: false });
+    expect(r.errors).toEqual([]);
+    expect(r.uploaded.sort()).toEqual(Object.keys(files).sort());
+    for (const v of ['snippets/hook.pl', 'snippets/user-data.yaml', 'iso/installer.iso']) {
+      expect((await stat(files[v]!)).isFile(), `${v} stays on the node`).toBe(true);
+      // and is a cached copy now, so no later sync uploads it again
+      expect(await readRecord(cache, v.split('/')[0] as 'iso', v.split('/')[1]!), v).not.toBeNull();
+    }
+    for (const v of ['vztmpl/debian-12.tar.zst', 'backup/vzdump-lxc-102-2024_02_03-04_05_06.tar.zst']) {
+      await expect(stat(files[v]!), `${v} is removed locally`).rejects.toMatchObject({ code: 'ENOENT' });
+    }
+    expect((await syncLocal(c0, { quietSeconds: 60, keepLocal: false })).uploaded).toEqual([]);
+    await deleteVolumes(c0, Object.keys(files));
+  });
+});
+
 describe('delete', () => {
   it('refuses a protected backup and deletes nothing', async () => {
     await expect(deleteVolumes(ctx, [ARCHIVE_VOL, 'iso/debian.iso'])).rejects.toMatchObject({ code: 'VolumeProtected' });
@@ -268,8 +302,9 @@ describe('upload with removeSource', () => {
     await writeFile(src + '.notes', 'n');
     await writeFile(src + '.protected', '');
     const log = await file('vzdump-qemu-150-2024_06_01-00_00_00.log', Buffer.from('log\n'));
-    const vol = await putVolume(ctx, `backup/${name}`, { src: { path: src }, notes: 'n', protected: true, logPath: log, removeSource: true });
-    expect(vol).toMatchObject({ verified: true, protected: true, log: true });
+    const r = await putLocalVolume(ctx, `backup/${name}`, src, { replace: false, notes: 'n', protected: true, logPath: log, removeSource: true, waitSeconds: 0, who: 'test' });
+    expect(r).toMatchObject({ result: 'uploaded', sourceRemoved: true });
+    expect(r.volume).toMatchObject({ verified: true, protected: true, log: true });
     for (const p of [src, src + '.notes', src + '.protected', log]) {
       await expect(stat(p)).rejects.toMatchObject({ code: 'ENOENT' });
     }

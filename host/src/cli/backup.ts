@@ -92,7 +92,7 @@ const OPTIONS = {
 
 /** One thing to upload, decided before any request. */
 type Item =
-  | { kind: 'volume'; path: string; size: number; volume: VolumeInfo; notes?: string; protected: boolean; logPath?: string; identical?: boolean }
+  | { kind: 'volume'; path: string; size: number; volume: VolumeInfo; notes?: string; protected: boolean; logPath?: string }
   | { kind: 'log'; path: string; size: number; name: string }
   | { kind: 'stream'; volume: VolumeInfo; stream: Readable | AsyncIterable<Uint8Array>; maxSize: number; notes?: string; protected: boolean };
 
@@ -257,12 +257,8 @@ async function planItems(p: Parsed, sources: string[], producer?: Producer): Pro
       }
       const item: Item = { kind: 'volume', path, size, volume: v, protected: false };
       if (v.content === 'backup') {
-        const { readLocalSidecars } = await import('../store/local-files.js');
-        const side = await readLocalSidecars(path);
-        const notes = notesOpt ?? side.notes;
-        if (notes !== undefined) item.notes = notes;
-        item.protected = flag(p, 'protected') || side.protected;
-        if (side.logPath !== undefined && v.name === basename(path)) item.logPath = side.logPath;
+        const { localSidecarPlan } = await import('../store/put-local.js');
+        Object.assign(item, await localSidecarPlan(v, path, { ...(notesOpt !== undefined ? { notes: notesOpt } : {}), protected: flag(p, 'protected') }));
       } else {
         if (notesOpt !== undefined) warnings.push(`--notes ignored for '${v.volname}': only backups keep notes (as on a PVE storage)`);
         if (flag(p, 'protected')) warnings.push(`--protected ignored for '${v.volname}': only backups can be protected`);
@@ -282,23 +278,6 @@ function storageClassHint(e: unknown, storageClass: string | undefined, fromFlag
   return new PveS3Error(code, `${(e as Error).message}; the gateway probably does not offer storage class '${storageClass}' (from ${where}): use a class it supports, or leave it unset for the gateway's default`, {
     exitCode: EXIT.failure,
   });
-}
-
-/** An archive the bucket already holds byte for byte: only what travels with it is brought up to
- *  date (notes, protection, log), as an upload would have written them. */
-async function keepStored(ctx: import('../store/types.js').StoreContext, it: Extract<Item, { kind: 'volume' }>): Promise<Volume> {
-  if (it.volume.content === 'backup') {
-    const { setAttribute } = await import('../store/volumes.js');
-    if (it.notes !== undefined) await setAttribute(ctx, it.volume.volname, 'notes', it.notes);
-    if (it.protected) await setAttribute(ctx, it.volume.volname, 'protected', true);
-    if (it.logPath !== undefined) {
-      const { sidecarNames } = await import('../pve/volname.js');
-      const { putBackupLog } = await import('../store/local-files.js');
-      await putBackupLog(ctx, it.logPath, sidecarNames(it.volume.name).log);
-    }
-  }
-  const { statVolume } = await import('../store/volumes.js');
-  return statVolume(ctx, it.volume.volname);
 }
 
 interface Outcome {
@@ -384,20 +363,21 @@ async function upload(
   const opened = await openStore(cfg, logger);
   try {
     const { putVolume } = await import('../store/transfer.js');
-    const { assertMayReplace, assertUploadVerified, putBackupLog, removeVerifiedSource, sameAsStored } = await import('../store/local-files.js');
-    // every name is checked before the first upload, so a refusal leaves no half-done batch
+    const { putLocalVolume } = await import('../store/put-local.js');
+    const { WAIT_FOR_WRITER_SECONDS } = await import('../store/volume-lock.js');
+    const { assertUploadVerified, putBackupLog } = await import('../store/local-files.js');
+    const { assertMayReplace, isReplaceRefusal, sameAsStored } = await import('../store/replace.js');
+    const replace = { replace: flag(p, 'force'), hint: 'add --force to replace it' };
+    // every name is checked before the first upload, so a refusal leaves no half-done batch (the
+    // upload itself checks again, holding the volume's lock)
     for (const it of items) {
       if (it.kind === 'log') continue;
       try {
-        await assertMayReplace(opened.ctx, it.volume.volname, { replace: flag(p, 'force'), hint: 'add --force to replace it' });
+        await assertMayReplace(opened.ctx, it.volume.volname, replace);
       } catch (e) {
         // the same file again (a repeated command, a retried batch) is not a conflict
-        const code = (e as { code?: string }).code;
         const key = volnameKey(cfg.prefix, it.volume.volname);
-        if (it.kind === 'volume' && (code === 'DestinationExists' || code === 'VolumeProtected') && (await sameAsStored(opened.ctx, key, it.path, it.size))) {
-          it.identical = true;
-          continue;
-        }
+        if (it.kind === 'volume' && isReplaceRefusal(e) && (await sameAsStored(opened.ctx, key, it.path, it.size))) continue;
         throw e;
       }
     }
@@ -414,14 +394,33 @@ async function upload(
       const bar = progressBar(it.volume.name, flag(p, 'progress'));
       const notes = it.notes;
       let vol: Volume;
+      let local: import('../store/put-local.js').LocalUploadOutcome | undefined;
       try {
-        vol = it.kind === 'volume' && it.identical === true ? await keepStored(opened.ctx, it) : await putVolume(opened.ctx, it.volume.volname, {
-          src: it.kind === 'volume' ? { path: it.path } : { stream: it.stream as Readable, maxSize: it.maxSize },
-          ...(notes !== undefined ? { notes } : {}),
-          protected: it.protected,
-          ...(it.kind === 'volume' && it.logPath !== undefined ? { logPath: it.logPath } : {}),
-          onProgress: (x) => bar.update(x),
-        });
+        if (it.kind === 'volume') {
+          local = await putLocalVolume(opened.ctx, it.volume.volname, it.path, {
+            ...replace,
+            // planItems read them (with --notes / --protected over them)
+            sidecars: false,
+            ...(notes !== undefined ? { notes } : {}),
+            protected: it.protected,
+            ...(it.logPath !== undefined ? { logPath: it.logPath } : {}),
+            removeSource: flag(p, 'delete-source'),
+            waitSeconds: WAIT_FOR_WRITER_SECONDS,
+            who: CMD,
+            onWait: (m) => note(m),
+            onProgress: (x) => bar.update(x),
+          });
+          vol = local.volume;
+        } else {
+          vol = await putVolume(opened.ctx, it.volume.volname, {
+            src: { stream: it.stream as Readable, maxSize: it.maxSize },
+            ...replace,
+            ...(notes !== undefined ? { notes } : {}),
+            protected: it.protected,
+            who: CMD,
+            onProgress: (x) => bar.update(x),
+          });
+        }
       } catch (e) {
         throw storageClassHint(e, cfg.storageClass, storageClass !== undefined);
       } finally {
@@ -436,24 +435,23 @@ async function upload(
         rate: vol.size / Math.max(seconds, 1e-6),
         verified: vol.verified === true,
       };
-      if (it.kind === 'volume' && it.identical === true) o.alreadyStored = true;
+      if (local !== undefined && local.result !== 'uploaded') o.alreadyStored = true;
       if (vol.content === 'backup') {
         o.notes = vol.notes !== undefined;
         o.protected = vol.protected;
         o.log = vol.log === true;
       }
-      if (it.kind === 'volume' && flag(p, 'delete-source')) {
-        await removeVerifiedSource(vol, it.path, it.size, it.logPath !== undefined ? { logPath: it.logPath } : {});
-        o.sourceDeleted = true;
-      } else {
-        assertUploadVerified(vol, it.kind === 'volume' ? { path: it.path, size: it.size } : undefined);
-      }
+      if (local?.sourceRemoved) o.sourceDeleted = true;
+      // a file's upload was verified by putLocalVolume; a stream's is checked here
+      if (local === undefined) assertUploadVerified(vol);
+      if (local?.keptBecause !== undefined) note(`warning: ${it.kind === 'volume' ? it.path : ''} kept: ${local.keptBecause}`);
       outcomes.push(o);
       if (!json) {
         const extra = [o.notes ? 'notes' : '', o.protected ? 'protected' : '', o.log ? 'log' : '', o.verified ? 'verified' : 'NOT verified', o.sourceDeleted ? 'local copy deleted' : '']
           .filter(Boolean)
           .join(', ');
-        if (it.kind === 'volume' && it.identical === true) writeOut(`${o.volid} is already in the bucket, identical to ${it.path} (checked against its manifest): not uploaded again; ${extra}`);
+        if (it.kind === 'volume' && local?.result === 'identical') writeOut(`${o.volid} is already in the bucket, identical to ${it.path} (checked against its manifest): not uploaded again; ${extra}`);
+        else if (it.kind === 'volume' && local?.result === 'by-other') writeOut(`${o.volid} was uploaded by another process meanwhile (${it.path} is gone): not uploaded again; ${extra}`);
         else writeOut(`uploaded ${o.volid} (${formatBytes(o.size)} in ${o.seconds.toFixed(1)} s, ${formatRate(o.rate)}; ${extra})`);
       }
     }

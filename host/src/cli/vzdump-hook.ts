@@ -36,8 +36,10 @@ Every other phase, and every storage of another type, exits 0 without doing anyt
 Failures exit non-zero with a one-line message: vzdump then marks that backup as failed.
 
 Environment from vzdump: STOREID TARGET LOGFILE DUMPDIR VMTYPE HOSTNAME.
-Configuration: the storage's section in storage.cfg and its secret file, as for the other
-commands (PVE_S3_STORAGE_CFG, PVE_S3_PRIV_DIR, PVE_S3_LOG_FILE, PVE_S3_DEBUG).
+Configuration: the storage's section in storage.cfg and its secret file, nothing else (the
+S3_* variables and the credentials file the other commands accept are ignored here). Files:
+PVE_S3_STORAGE_CFG, PVE_S3_PRIV_DIR, PVE_S3_LOG_FILE; PVE_S3_DEBUG for a request trace.
+Another upload of the same archive on this node (the background sync) is waited for.
 
 ${COMMON_HELP.slice(COMMON_HELP.indexOf('Exit codes:'))}
 `;
@@ -83,7 +85,9 @@ export async function main(argv: string[]): Promise<number> {
 
     const logger = await createCliLogger(`hook:${phase}`);
     const { resolveStorage } = await import('../config/resolve.js');
-    const cfg = resolveStorage({ storageId: storeId, logger });
+    // storage.cfg and the secret file only: an S3_* variable exported in the shell that started
+    // vzdump must not send the backup elsewhere (and then remove the local copy)
+    const cfg = resolveStorage({ storageId: storeId, logger, storageCfgOnly: true });
     const target = process.env.TARGET;
 
     if (phase === 'backup-end') {
@@ -97,25 +101,26 @@ export async function main(argv: string[]): Promise<number> {
       const { classifyFile } = await import('../pve/volname.js');
       const c = classifyFile(basename(target), 'backup');
       if (c.kind !== 'volume') throw new PveS3Error('InvalidArgument', `TARGET '${target}' is not a backup archive name`, { exitCode: EXIT.usage });
-      const { assertMayReplace, assertUploadVerified, readLocalSidecars, removeVerifiedSource } = await import('../store/local-files.js');
-      const side = await readLocalSidecars(target);
       const opened = await openStore(cfg, logger);
       try {
-        const { putVolume } = await import('../store/transfer.js');
-        // vzdump's names are unique per guest and second: an object already there is a re-run of
-        // this hook (replace it), unless it is a protected backup, which nothing replaces
-        await assertMayReplace(opened.ctx, c.volume.volname, { replace: true });
+        const { putLocalVolume } = await import('../store/put-local.js');
+        const { WAIT_FOR_WRITER_SECONDS } = await import('../store/volume-lock.js');
         const t0 = performance.now();
         say(`uploading ${basename(target)} (${formatBytes(st.size)}) to storage '${storeId}' (s3://${cfg.bucket}/${cfg.prefix})`);
-        const vol = await putVolume(opened.ctx, c.volume.volname, {
-          src: { path: target },
-          ...(side.notes !== undefined ? { notes: side.notes } : {}),
-          protected: side.protected,
+        // vzdump's names are unique per guest and second: an object already there is a re-run of
+        // this hook (replace it), unless it is a protected backup, which nothing replaces
+        const r = await putLocalVolume(opened.ctx, c.volume.volname, target, {
+          replace: true,
+          removeSource: !cfg.keepLocal,
+          waitSeconds: WAIT_FOR_WRITER_SECONDS,
+          who: `vzdump hook of guest ${process.env.VMTYPE ?? ''} ${argv[2] ?? ''}`.replace(/\s+/g, ' ').trim(),
+          onWait: say,
         });
         const s = (performance.now() - t0) / 1000;
-        if (cfg.keepLocal) assertUploadVerified(vol, { path: target, size: st.size });
-        else await removeVerifiedSource(vol, target, st.size);
-        say(`uploaded ${vol.volid} in ${s.toFixed(1)} s (${formatRate(st.size / Math.max(s, 1e-6))}), verified${cfg.keepLocal ? '; local copy kept (keep_local)' : '; local copy removed'}`);
+        const local = r.sourceRemoved ? '; local copy removed' : cfg.keepLocal ? '; local copy kept (keep_local)' : '';
+        if (r.result === 'by-other') say(`${r.volume.volid} was uploaded and verified by another process meanwhile: nothing to do`);
+        else if (r.result === 'identical') say(`${r.volume.volid} is already in the bucket with these exact bytes (checked against its manifest): not sent again, verified${local}`);
+        else say(`uploaded ${r.volume.volid} in ${s.toFixed(1)} s (${formatRate(st.size / Math.max(s, 1e-6))}), verified${local}`);
       } finally {
         await opened.close();
       }

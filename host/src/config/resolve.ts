@@ -83,6 +83,10 @@ export interface ResolveOptions {
   /** INI profile to use instead of [<id>] / [default] (also S3_PROFILE) */
   profile?: string;
   logger?: Logger;
+  /** the storage's section in storage.cfg and its secret file, nothing else: no S3_* variables,
+   *  no credentials file, and a storage that is not there is an error. What runs unattended on
+   *  a node's behalf (the vzdump hook) must not be redirected by a shell's exported variables. */
+  storageCfgOnly?: boolean;
 }
 
 type Layer = { name: string; values: Record<string, string> };
@@ -123,7 +127,7 @@ export function resolveStorage(o: ResolveOptions = {}): StorageConfig {
   }
   // 2. environment
   const envVals: Record<string, string> = {};
-  for (const [name, key] of ENV_KEYS) {
+  for (const [name, key] of o.storageCfgOnly ? [] : ENV_KEYS) {
     const v = env[name];
     if (v !== undefined && v !== '') envVals[key] = v;
   }
@@ -172,8 +176,8 @@ export function resolveStorage(o: ResolveOptions = {}): StorageConfig {
 
   // 4. INI credentials
   let ini: Layer | null = null;
-  const profile = o.profile ?? (env.S3_PROFILE || undefined);
-  const iniRead = readOptional(paths.credentials);
+  const profile = o.storageCfgOnly ? undefined : (o.profile ?? (env.S3_PROFILE || undefined));
+  const iniRead: ReturnType<typeof readOptional> = o.storageCfgOnly ? { missing: true } : readOptional(paths.credentials);
   if ('text' in iniRead) {
     const picked = pickProfile(parseIni(iniRead.text), { explicit: profile, storageId: id });
     if (picked) {
@@ -192,6 +196,10 @@ export function resolveStorage(o: ResolveOptions = {}): StorageConfig {
   }
 
   // storage missing from storage.cfg: flags/env must describe the bucket themselves
+  if (o.storageCfgOnly && cfgState !== 'found') {
+    const where = cfgState === 'no-file' ? `${paths.storageCfg} does not exist` : cfgState === 'unreadable' ? `${paths.storageCfg} is not readable` : `no section 's3: ${id ?? ''}' in ${paths.storageCfg}`;
+    throw new PveS3Error('StorageNotFound', `storage '${id ?? ''}' not found: ${where}`, { exitCode: EXIT.usage });
+  }
   if (id !== undefined && cfgState !== 'found') {
     const has = (k: string) => flags[k] !== undefined || envVals[k] !== undefined;
     if (!has('endpoint') || !has('bucket')) {

@@ -163,31 +163,46 @@ export const OPS: Record<string, Op> = {
   },
 
   async upload(ctx, args, io) {
-    const { putVolume } = await import('../store/transfer.js');
     const volname = str(args, 'volname');
     const notes = str(args, 'notes', true);
     const log = str(args, 'log', true);
     const srcArg = str(args, 'src');
-    let src: { path: string } | { stream: Readable; maxSize: number };
+    const replace = bool(args, 'replace') === true;
+    const given = {
+      ...(notes !== undefined ? { notes } : {}),
+      protected: bool(args, 'protected') === true,
+      ...(log !== undefined ? { logPath: absPath('log', log) } : {}),
+    };
+    const { WAIT_FOR_WRITER_SECONDS } = await import('../store/volume-lock.js');
     if (srcArg === '-') {
       // A pipe's EOF looks the same whether the producer finished or died, so a stream upload
       // must say how many bytes make it complete; anything else fails and leaves no object.
       const size = int(args, 'size', { min: 0 });
       if (size === undefined) throw badArg('size', '', 'required with src "-": the exact number of bytes that follow the request line');
       if (bool(args, 'remove_source') === true) throw badArg('remove_source', true, 'not allowed with src "-" (there is no local file)');
+      if (bool(args, 'sidecars') === true) throw badArg('sidecars', true, 'not allowed with src "-" (there is no local file to find them beside)');
       if (!io?.stdin) throw invalidArg(`invalid src '-': no data on stdin after the request line`);
-      src = { stream: io.stdin.pipe(exactLength(size)), maxSize: size };
-    } else {
-      src = { path: absPath('src', srcArg) };
+      const { putVolume } = await import('../store/transfer.js');
+      const v = await putVolume(ctx, volname, { src: { stream: io.stdin.pipe(exactLength(size)), maxSize: size }, ...given, replace, who: 'protocol upload' });
+      const { assertUploadVerified } = await import('../store/local-files.js');
+      assertUploadVerified(v);
+      return { result: { volume: volumeJson(v), outcome: 'uploaded', source_removed: false }, message: `uploaded ${volname} (${human(v.size)})` };
     }
-    const v = await putVolume(ctx, volname, {
-      src,
-      ...(notes !== undefined ? { notes } : {}),
-      protected: bool(args, 'protected') === true,
-      ...(log !== undefined ? { logPath: absPath('log', log) } : {}),
+    const { putLocalVolume } = await import('../store/put-local.js');
+    const r = await putLocalVolume(ctx, volname, absPath('src', srcArg), {
+      ...given,
+      replace,
+      sidecars: bool(args, 'sidecars') === true,
       removeSource: bool(args, 'remove_source') === true,
+      waitSeconds: WAIT_FOR_WRITER_SECONDS,
+      who: 'protocol upload',
+      onWait: (m) => ctx.logger.warn(m),
     });
-    return { result: { volume: volumeJson(v) }, message: `uploaded ${volname} (${human(v.size)})` };
+    const what = r.result === 'uploaded' ? `uploaded ${volname} (${human(r.volume.size)})` : r.result === 'identical' ? `${volname} already in the bucket with the same bytes: not sent again` : `${volname} uploaded by another process meanwhile`;
+    return {
+      result: { volume: volumeJson(r.volume), outcome: r.result, source_removed: r.sourceRemoved },
+      message: `${what}${r.keptBecause !== undefined ? `; local file kept: ${r.keptBecause}` : ''}`,
+    };
   },
 
   async delete(ctx, args) {

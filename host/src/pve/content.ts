@@ -43,3 +43,13 @@ export function parseContentList(value: string, key = 'content'): ContentType[] 
   }
   return out;
 }
+
+/**
+ * Content PVE opens by `path()` alone, without activate_volume, so the file must stay on the
+ * node: guest hookscripts (pve-guest-common GuestHelpers check_hookscript / exec_hookscript:
+ * PVE::Storage::path and a -x test) and the ISO put into a running VM's CD drive (qemu-server
+ * Blockdev::change_medium → Drive::get_path_and_format → PVE::Storage::path). Backups, templates
+ * and cloud-init snippets go through abs_filesystem_path or activate_volumes, which download
+ * them. A local file of these types is never removed after an upload.
+ */
+export const READ_BY_PATH: readonly ContentType[] = ['iso', 'snippets'];

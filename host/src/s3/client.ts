@@ -189,6 +189,8 @@ export class S3Client {
     const headers = putHeaders(o);
     headers['x-amz-copy-source'] = copySource(o.sourceBucket ?? this.bucket, srcKey);
     if (o.replaceMetadata || o.metadata || o.contentType) headers['x-amz-metadata-directive'] = 'REPLACE';
+    // without the directive S3 copies the source's tags and ignores the ones given
+    if (headers['x-amz-tagging'] !== undefined) headers['x-amz-tagging-directive'] = 'REPLACE';
     if (o.sourceSse?.type === 'SSE-C') sseCHeaders(o.sourceSse.key, headers, 'x-amz-copy-source-server-side-encryption-customer-');
     const r = { operation: 'CopyObject', key: dstKey };
     const res = await this.transport.request({ ...r, method: 'PUT', headers, idempotent: true, slowAnswer: true, signal: o.signal });
@@ -356,6 +358,43 @@ export class S3Client {
     const etag = res.headers['etag'];
     if (!etag) throw new S3Error('InvalidResponse', `${this.endpoint} answered UploadPart ${partNumber} of '${key}' without an ETag`, { key, retryable: true });
     return checksum === undefined ? { etag: normalizeETag(etag) } : { etag: normalizeETag(etag), checksum };
+  }
+
+  /**
+   * UploadPartCopy: bytes `range` (both inclusive) of `srcKey` in this bucket become part
+   * `partNumber` of the upload. `sse` is the destination's SSE-C key, `sourceSse` the source's.
+   */
+  async uploadPartCopy(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    srcKey: string,
+    range: [number, number],
+    o: { signal?: AbortSignal; sse?: SseOptions; sourceSse?: SseOptions } = {},
+  ): Promise<{ etag: string }> {
+    if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > 10000) {
+      throw new ConfigError('partNumber', partNumber, 'must be an integer 1..10000');
+    }
+    const headers: Record<string, string> = {
+      'x-amz-copy-source': copySource(this.bucket, srcKey),
+      'x-amz-copy-source-range': `bytes=${range[0]}-${range[1]}`,
+    };
+    readSseHeaders(o.sse, headers);
+    if (o.sourceSse?.type === 'SSE-C') sseCHeaders(o.sourceSse.key, headers, 'x-amz-copy-source-server-side-encryption-customer-');
+    const r = { operation: 'UploadPartCopy', key };
+    const res = await this.transport.request({
+      ...r,
+      method: 'PUT',
+      query: [
+        ['partNumber', String(partNumber)],
+        ['uploadId', uploadId],
+      ],
+      headers,
+      idempotent: true,
+      slowAnswer: true,
+      signal: o.signal,
+    });
+    return { etag: (await this.xml(r, res, parseCopyObjectResult)).etag };
   }
 
   async completeMultipartUpload(

@@ -1,15 +1,14 @@
 /**
  * Local files around an upload from the command line or the vzdump hook: the sidecars vzdump
  * leaves next to an archive (`.notes`, `.protected`, the log), and removing the local copy only
- * once the bucket is known to hold it (the CLIs, the hook and putVolume's `removeSource` share it).
+ * once the bucket is known to hold it (put-local.ts, the one upload of a local file, uses them).
  */
 import { open, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { NOTES_SUFFIX, PROTECTED_SUFFIX, classifyFile, keyOfName, parseVolname, sidecarNames } from '../pve/volname.js';
+import { NOTES_SUFFIX, PROTECTED_SUFFIX, classifyFile, keyOfName, sidecarNames } from '../pve/volname.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { NOTES_MAX_BYTES, notesTooLarge } from './notes.js';
-import { readSse, transferClient, uploadLimits, volid, type StoreContext, type Volume } from './types.js';
-import { keyOf } from './volumes.js';
+import { transferClient, uploadLimits, type StoreContext, type Volume } from './types.js';
 
 export interface LocalSidecars {
   /** text of `<archive>.notes`, when present and not empty */
@@ -112,71 +111,9 @@ export async function putBackupLog(ctx: StoreContext, localPath: string, name = 
   return { key, size: res.size };
 }
 
-/**
- * Before an upload under a name the bucket may already hold: a protected backup is never
- * replaced (PVE will not even delete one), and anything else only when the caller says so
- * (`replace`), so a retyped name or a second stream in the same second cannot silently
- * overwrite a backup. No object: nothing to decide.
- */
-export async function assertMayReplace(ctx: StoreContext, volname: string, o: { replace: boolean; hint?: string }): Promise<void> {
-  const key = keyOf(ctx, parseVolname(volname));
-  // one LIST answers both questions (the object, its .protected), and a refused signature comes
-  // back with S3's own error body rather than a bare 403 to a HEAD
-  const page = await ctx.client.listObjects({ prefix: key, maxKeys: 1000 });
-  const cur = page.objects.find((x) => x.key === key);
-  if (cur === undefined) return;
-  const id = volid(ctx, volname);
-  if (page.objects.some((x) => x.key === key + PROTECTED_SUFFIX)) {
-    throw new PveS3Error(
-      'VolumeProtected',
-      `'${id}' is already in the bucket and protected: a protected backup is never replaced; remove its protection in PVE first (GUI: the backup's Change Protection) or upload it under another name`,
-      { exitCode: EXIT.usage, key },
-    );
-  }
-  if (!o.replace) {
-    const when = cur.lastModified.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
-    throw new PveS3Error('DestinationExists', `'${id}' is already in the bucket (${cur.size} bytes, uploaded ${when}): nothing uploaded${o.hint ? `; ${o.hint}` : ''}`, {
-      exitCode: EXIT.usage,
-      key,
-    });
-  }
-}
-
 /** Whether the bucket holds the backup archive `name` (a vzdump file name), by one LIST. */
 export async function archiveStored(ctx: StoreContext, name: string): Promise<boolean> {
   const key = keyOfName(ctx.settings.prefix, 'backup', name);
   const page = await ctx.client.listObjects({ prefix: key, maxKeys: 1 });
   return page.objects.some((o) => o.key === key);
-}
-
-/**
- * Whether a local file is, byte for byte, the object at `key`, by the per-part SHA-256 its
- * manifest records: the file is read and hashed, nothing is downloaded. No valid manifest, another
- * size or any part that differs: false. (Lets a repeated upload be a no-op instead of a refusal.)
- */
-export async function sameAsStored(ctx: StoreContext, key: string, localPath: string, size: number): Promise<boolean> {
-  const { readManifest } = await import('../transfer/manifest.js');
-  const m = await readManifest(transferClient(ctx), key, { ...(ctx.signal ? { signal: ctx.signal } : {}), ...readSse(ctx) }).catch(() => null);
-  if (m === null || m.size !== size) return false;
-  const { Sha256 } = await import('../wasm/digests.js');
-  const { toHex } = await import('../wasm/encoding.js');
-  const fh = await open(localPath, 'r');
-  try {
-    const buf = new Uint8Array(Math.min(Math.max(size, 1), 4 << 20));
-    let offset = 0;
-    for (const part of [...m.parts].sort((a, b) => a.n - b.n)) {
-      const h = new Sha256();
-      for (let left = part.size; left > 0; ) {
-        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, left), offset);
-        if (bytesRead === 0) return false;
-        h.update(buf.subarray(0, bytesRead));
-        offset += bytesRead;
-        left -= bytesRead;
-      }
-      if (toHex(h.digest()) !== part.sha256) return false;
-    }
-    return offset === size;
-  } finally {
-    await fh.close();
-  }
 }

@@ -7,12 +7,10 @@ import { open, readFile, rm, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CONTENT_TYPES } from '../pve/content.js';
 import { parseVolumeFile } from '../pve/volname.js';
-import { STATE_DIR, localOnlyFiles, writeRecord } from './local-cache.js';
-import { listFolder } from './list.js';
-import { readLocalSidecars } from './local-files.js';
-import { putVolume } from './transfer.js';
+import { STATE_DIR, localOnlyFiles } from './local-cache.js';
+import { putLocalVolume } from './put-local.js';
+import { isReplaceRefusal } from './replace.js';
 import { nowOf, type Content, type StoreContext } from './types.js';
-import { bareETag } from '../s3/xml.js';
 import { pidAlive } from '../util/process.js';
 
 export interface SyncOutcome {
@@ -61,18 +59,10 @@ export async function syncLocal(
   try {
     const quietMs = (o.quietSeconds ?? 60) * 1000;
     const now = nowOf(ctx).getTime();
-    const inBucket = new Map<Content, Set<string>>();
-    for (const c of contents) inBucket.set(c, new Set((await listFolder(ctx, c)).keys()));
     for (const f of files) {
       const volname = `${f.content}/${f.name}`;
       if (now - f.mtimeMs < quietMs) {
         out.skipped.push({ volname, reason: 'recently modified' });
-        continue;
-      }
-      if (inBucket.get(f.content)!.has(f.name)) {
-        // the name exists in the bucket (another node or tool put it there): never overwrite it,
-        // and never adopt the local file as its copy either, since equal sizes prove nothing
-        out.skipped.push({ volname, reason: 'already in bucket' });
         continue;
       }
       if (o.dryRun) {
@@ -81,16 +71,20 @@ export async function syncLocal(
       }
       try {
         const v = parseVolumeFile(f.content, f.name);
-        const side = f.content === 'backup' ? await readLocalSidecars(f.path) : { protected: false };
-        const vol = await putVolume(ctx, v.volname, {
-          src: { path: f.path },
-          ...side,
+        // a name the bucket holds with other bytes (another node or tool put it there) is never
+        // overwritten; the same bytes make the local file its copy
+        const r = await putLocalVolume(ctx, v.volname, f.path, {
+          replace: false,
           removeSource: o.keepLocal === false,
+          waitSeconds: 0,
+          who: 'sync-local',
         });
-        if (o.keepLocal !== false && vol.etag) await writeRecord(cacheDir, f.content, f.name, bareETag(vol.etag));
-        out.uploaded.push(volname);
+        if (r.result === 'identical') out.skipped.push({ volname, reason: 'already in bucket, identical' });
+        else out.uploaded.push(volname);
       } catch (e) {
-        out.errors.push({ volname, message: (e as Error).message });
+        if (isReplaceRefusal(e)) out.skipped.push({ volname, reason: 'already in bucket' });
+        else if ((e as { code?: unknown }).code === 'VolumeBusy') out.skipped.push({ volname, reason: 'being uploaded by another process' });
+        else out.errors.push({ volname, message: (e as Error).message });
       }
     }
   } finally {

@@ -43,14 +43,39 @@ export interface PutVolumeOptions {
   protected?: boolean;
   /** a local vzdump log to store as the archive's `.log` sidecar */
   logPath?: string;
-  /** delete the local source (and its local sidecars) after the upload is verified */
-  removeSource?: boolean;
+  /** replace an object of that name already in the bucket (never a protected backup); default: refuse */
+  replace?: boolean;
+  /** said after a refusal to replace, e.g. the flag that allows it */
+  hint?: string;
   storageClass?: string;
   onProgress?(p: Progress): void;
 }
 
-export async function putVolume(ctx: StoreContext, volname: string, o: PutVolumeOptions): Promise<Volume> {
+/**
+ * One volume into the bucket, as the only writer of it on this node (volume-lock.ts): a stream,
+ * or a file that is not the storage's own pending file (those go through putLocalVolume, which
+ * also reads their sidecars and removes or records the local copy).
+ */
+export async function putVolume(ctx: StoreContext, volname: string, o: PutVolumeOptions & { who?: string }): Promise<Volume> {
   const v = parseVolname(volname);
+  const { lockVolumeWriter, WAIT_FOR_WRITER_SECONDS } = await import('./volume-lock.js');
+  const lock = await lockVolumeWriter(ctx, v, { waitSeconds: WAIT_FOR_WRITER_SECONDS, who: o.who ?? 'upload', onWait: (m) => ctx.logger.warn(m) });
+  try {
+    const { assertMayReplace } = await import('./replace.js');
+    const existing = await assertMayReplace(ctx, volname, { replace: o.replace === true, ...(o.hint !== undefined ? { hint: o.hint } : {}) });
+    return await putVolumeLocked(ctx, v, o, existing !== null);
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * The bucket side of an upload, for a caller that holds the volume's writer lock and has decided
+ * that `replacing` an object of that name is allowed: metadata from the name, the object (staged
+ * first when it replaces one, replace.ts), its manifest, then the sidecars.
+ */
+export async function putVolumeLocked(ctx: StoreContext, v: VolumeInfo, o: PutVolumeOptions, replacing: boolean): Promise<Volume> {
+  const volname = v.volname;
   const key = keyOf(ctx, v);
   let size: number | null = null;
   if ('path' in o.src) {
@@ -77,7 +102,7 @@ export async function putVolume(ctx: StoreContext, volname: string, o: PutVolume
     ...(o.storageClass ?? ctx.settings.storageClass ? { storageClass: o.storageClass ?? ctx.settings.storageClass } : {}),
     ...(v.content === 'backup' && tags !== undefined ? { tags } : {}),
   };
-  const res = await uploadObject(transferClient(ctx), key, o.src, {
+  const uploadOptions = {
     chunkSizeMB: ctx.settings.chunkSizeMB,
     concurrency: ctx.settings.concurrency,
     put,
@@ -86,7 +111,14 @@ export async function putVolume(ctx: StoreContext, volname: string, o: PutVolume
     signal: ctx.signal,
     onProgress: o.onProgress,
     ...uploadLimits(ctx),
-  });
+  };
+  let res;
+  if (replacing) {
+    const { uploadReplacing } = await import('./replace.js');
+    res = await uploadReplacing(ctx, v, o.src, uploadOptions);
+  } else {
+    res = await uploadObject(transferClient(ctx), key, o.src, uploadOptions);
+  }
   ctx.logger.info('uploaded volume', { volname, key, size: res.size, parts: res.partCount });
   if (o.notes !== undefined && o.notes !== '') await putSmall(ctx, key + NOTES_SUFFIX, o.notes);
   if (o.protected) await putSmall(ctx, key + PROTECTED_SUFFIX, '', 'application/octet-stream');
@@ -100,16 +132,7 @@ export async function putVolume(ctx: StoreContext, volname: string, o: PutVolume
       ...uploadLimits(ctx),
     });
   }
-  const vol = await statVolume(ctx, volname);
-  if ('path' in o.src) {
-    if (o.removeSource) {
-      const { removeVerifiedSource } = await import('./local-files.js');
-      await removeVerifiedSource(vol, o.src.path, size ?? res.size, o.logPath !== undefined ? { logPath: o.logPath } : {});
-    } else if (isCachePath(ctx.settings.cacheDir, v.content, v.name, o.src.path)) {
-      await writeRecord(ctx.settings.cacheDir!, v.content, v.name, bareETag(res.etag));
-    }
-  }
-  return vol;
+  return statVolume(ctx, volname);
 }
 
 export interface GetVolumeResult {

@@ -13,6 +13,8 @@ export type TransferClient = Pick<
   | 'headObject'
   | 'getObject'
   | 'putObject'
+  | 'copyObject'
+  | 'uploadPartCopy'
   | 'deleteObject'
   | 'createMultipartUpload'
   | 'uploadPart'

@@ -9,7 +9,7 @@ export function integrityError(key: string, what: string): PveS3Error {
 }
 
 /** The caller's AbortSignal fired: nothing was left behind. */
-export function abortedError(key: string, op: 'upload' | 'download' | 'verify', reason?: unknown): PveS3Error {
+export function abortedError(key: string, op: 'upload' | 'download' | 'verify' | 'copy', reason?: unknown): PveS3Error {
   const why = reason instanceof Error && reason.name !== 'AbortError' ? `: ${reason.message.split('\n')[0]}` : '';
   return new PveS3Error('Aborted', `${op} of '${key}' cancelled${why}; nothing was left behind`, { key });
 }

@@ -511,7 +511,13 @@ async function extraFields(client: TransferClient, key: string, o: UploadOptions
   }
 }
 
-async function writeManifest(client: TransferClient, key: string, m: Manifest, put: TransferPutOptions | undefined): Promise<void> {
+export async function writeManifest(
+  client: TransferClient,
+  key: string,
+  m: Manifest,
+  put: TransferPutOptions | undefined,
+  o: { onFailure?: 'remove-object' | 'keep-object'; keptAs?: string } = {},
+): Promise<void> {
   const body = serializeManifest(m);
   const digest = await hashPart(body);
   try {
@@ -524,8 +530,17 @@ async function writeManifest(client: TransferClient, key: string, m: Manifest, p
     });
   } catch (e) {
     const err = asPveS3Error(e);
+    if (o.onFailure === 'keep-object') {
+      // a copy switched into place (copy.ts): its bytes are also stored, verified, as `keptAs`
+      throw new PveS3Error(
+        'ManifestWriteFailed',
+        `the manifest '${manifestKey(key)}' could not be written (${err.code}): '${key}' holds the new data but shows as unverified; the new data stays verified as '${o.keptAs ?? key}': upload it again`,
+        { cause: e, key, status: err.status, retryable: err.retryable },
+      );
+    }
     // DESIGN §7: a failed upload leaves no visible object; an object without manifest would
-    // only ever be reported as incomplete
+    // only ever be reported as incomplete. (Only ever a new name: a replacement is staged under
+    // a name of its own first, store/transfer.ts, so this never removes an older object.)
     const removed = await client.deleteObject(key).then(
       () => true,
       () => false,

@@ -1163,20 +1163,16 @@ sub sync_local {
     return host_call($storeid, $scfg, 'sync-local', $req);
 }
 
-# Uploads one local file with its local sidecars (what the vzdump hook does at backup-end).
+# Uploads one local file with its local sidecars (what the vzdump hook does at backup-end). The
+# host finds the sidecars (.notes, .protected, the vzdump log) and refuses to replace an object
+# already in the bucket unless `replace` is given (never a protected backup).
 sub upload_local_volume {
     my ($class, $storeid, $scfg, $volname, %opts) = @_;
 
     my ($path, undef, $vtype) = $class->filesystem_path($scfg, $volname);
     die "volume '$storeid:$volname' has no local file '$path'\n" if !-f $path;
-    my $args = { volname => $volname, src => $path };
-    if ($vtype eq 'backup') {
-        $args->{notes} = read_notes_file("$path.notes") if -f "$path.notes";
-        $args->{protected} = JSON::PP::true if -e "$path.protected";
-        if ($path =~ m/^(.*?)\.(?:tgz|tar|vma)(?:\.[a-z0-9]+)?$/ && -f "$1.log") {
-            $args->{log} = "$1.log";
-        }
-    }
+    my $args = { volname => $volname, src => $path, sidecars => JSON::PP::true };
+    $args->{replace} = JSON::PP::true if $opts{replace};
     my $remove = $opts{remove_source} // ($vtype eq 'backup' && !$scfg->{keep_local});
     $args->{remove_source} = $remove ? JSON::PP::true : JSON::PP::false;
     return host_call($storeid, $scfg, 'upload', $args);

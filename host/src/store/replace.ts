@@ -1,0 +1,122 @@
+/**
+ * Writing a volume under a name the bucket may already hold: whether that is allowed (never over
+ * a protected backup, over anything else only when asked), whether the local file is that object
+ * already, and how a replacement is done so that a failure never loses both the old object and
+ * the new one: staged under a name of its own first, switched into place only once the staged
+ * copy and its manifest are stored.
+ */
+import { open } from 'node:fs/promises';
+import { CONTENT_DIR } from '../pve/content.js';
+import { PROTECTED_SUFFIX, parseVolname, type VolumeInfo } from '../pve/volname.js';
+import type { ObjectSummary } from '../s3/types.js';
+import type { UploadOptions, UploadResult, UploadSource } from '../transfer/upload.js';
+import { EXIT, PveS3Error } from '../util/errors.js';
+import { readSse, transferClient, volid, type StoreContext } from './types.js';
+import { keyOf } from './volumes.js';
+
+/** Staged replacements live beside the content folders, where no listing of volumes looks. */
+export const STAGING_DIR = '.pve-s3-staging/';
+
+export function stagingKey(ctx: StoreContext, v: VolumeInfo): string {
+  return `${ctx.settings.prefix}${STAGING_DIR}${CONTENT_DIR[v.content]}${v.name}`;
+}
+
+/**
+ * Before an upload under a name the bucket may already hold: a protected backup is never
+ * replaced (PVE will not even delete one), and anything else only when the caller says so
+ * (`replace`), so a retyped name or a second stream in the same second cannot silently
+ * overwrite a backup. Answers the object found (null: none), which a replacement needs.
+ */
+export async function assertMayReplace(ctx: StoreContext, volname: string, o: { replace: boolean; hint?: string }): Promise<ObjectSummary | null> {
+  const key = keyOf(ctx, parseVolname(volname));
+  // one LIST answers both questions (the object, its .protected), and a refused signature comes
+  // back with S3's own error body rather than a bare 403 to a HEAD
+  const page = await ctx.client.listObjects({ prefix: key, maxKeys: 1000 });
+  const cur = page.objects.find((x) => x.key === key);
+  if (cur === undefined) return null;
+  const id = volid(ctx, volname);
+  if (page.objects.some((x) => x.key === key + PROTECTED_SUFFIX)) {
+    throw new PveS3Error(
+      'VolumeProtected',
+      `'${id}' is already in the bucket and protected: a protected backup is never replaced; remove its protection in PVE first (GUI: the backup's Change Protection) or upload it under another name`,
+      { exitCode: EXIT.usage, key },
+    );
+  }
+  if (!o.replace) {
+    const when = cur.lastModified.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+    throw new PveS3Error('DestinationExists', `'${id}' is already in the bucket (${cur.size} bytes, uploaded ${when}): nothing uploaded${o.hint ? `; ${o.hint}` : ''}`, {
+      exitCode: EXIT.usage,
+      key,
+    });
+  }
+  return cur;
+}
+
+/** A refusal of assertMayReplace (as opposed to a failure to ask). */
+export const isReplaceRefusal = (e: unknown): boolean => {
+  const code = (e as { code?: unknown }).code;
+  return code === 'DestinationExists' || code === 'VolumeProtected';
+};
+
+/**
+ * Whether a local file is, byte for byte, the object at `key`, by the per-part SHA-256 its
+ * manifest records: the file is read and hashed, nothing is downloaded. No valid manifest, another
+ * size or any part that differs: false. (Lets a repeated upload be a no-op instead of a refusal.)
+ */
+export async function sameAsStored(ctx: StoreContext, key: string, localPath: string, size: number): Promise<boolean> {
+  const { readManifest } = await import('../transfer/manifest.js');
+  const m = await readManifest(transferClient(ctx), key, { ...(ctx.signal ? { signal: ctx.signal } : {}), ...readSse(ctx) }).catch(() => null);
+  if (m === null || m.size !== size) return false;
+  const { Sha256 } = await import('../wasm/digests.js');
+  const { toHex } = await import('../wasm/encoding.js');
+  const fh = await open(localPath, 'r');
+  try {
+    const buf = new Uint8Array(Math.min(Math.max(size, 1), 4 << 20));
+    let offset = 0;
+    for (const part of [...m.parts].sort((a, b) => a.n - b.n)) {
+      const h = new Sha256();
+      for (let left = part.size; left > 0; ) {
+        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, left), offset);
+        if (bytesRead === 0) return false;
+        h.update(buf.subarray(0, bytesRead));
+        offset += bytesRead;
+        left -= bytesRead;
+      }
+      if (toHex(h.digest()) !== part.sha256) return false;
+    }
+    return offset === size;
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Uploads `src` over the object at `key`: first to the staging key with its manifest (a failure
+ * there leaves the old object untouched), then a server-side copy into place and the manifest
+ * under the final name (a failure there leaves the new bytes verified under the staging key),
+ * then the staged copy is dropped.
+ */
+export async function uploadReplacing(ctx: StoreContext, v: VolumeInfo, src: UploadSource, o: UploadOptions): Promise<UploadResult> {
+  const { uploadObject } = await import('../transfer/upload.js');
+  const { copyUploaded } = await import('../transfer/copy.js');
+  const { manifestKey } = await import('../transfer/manifest.js');
+  const client = transferClient(ctx);
+  const key = keyOf(ctx, v);
+  const staged = await uploadObject(client, stagingKey(ctx, v), src, o);
+  const dropStaged = async (): Promise<void> => {
+    const r = await ctx.client.deleteObjects([staged.key, manifestKey(staged.key)]).catch((e: Error) => ({ errors: [{ message: e.message }] }));
+    if (r.errors.length > 0) ctx.logger.warn('staged copy not removed', { key: staged.key, error: r.errors[0]!.message });
+  };
+  let res: UploadResult;
+  try {
+    res = await copyUploaded(client, staged, key, { put: o.put, concurrency: o.concurrency, ...(o.signal ? { signal: o.signal } : {}) });
+  } catch (e) {
+    // the copy never completed: the old object is as it was and the staged one is not needed;
+    // a manifest that failed after the copy leaves the staged copy as the verified one
+    if ((e as { code?: unknown }).code !== 'ManifestWriteFailed') await dropStaged();
+    throw e;
+  }
+  await dropStaged();
+  ctx.logger.info('replaced object', { key, staged: staged.key, size: res.size });
+  return res;
+}

@@ -1,0 +1,81 @@
+/**
+ * One writer per volume on this node. The vzdump hook, pve-s3-backup, sync-local and the
+ * protocol's upload all take this lock around an upload (put-local.ts, transfer.ts), so two
+ * processes never drive one multipart upload or resume one journal: the journal under
+ * `<path>/.pve-s3/upload-journal/` is only ever opened by the lock's holder.
+ *
+ * Under the storage's `path`: `.pve-s3/upload-locks/<content>.<name>.lock` (not the plugin's
+ * `locks/` one, which activate_volume holds while it downloads: a restore from a pending archive
+ * must not wait for its upload). Without a path (a storage from S3_* variables alone) there is
+ * no journal to protect, but two uploads of one object would still race: a node-local directory
+ * of our own then, one file per bucket and key.
+ */
+import { createHash } from 'node:crypto';
+import { lstat, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CONTENT_DIR } from '../pve/content.js';
+import type { VolumeInfo } from '../pve/volname.js';
+import { EXIT, PveS3Error } from '../util/errors.js';
+import { flockFile, type FileLock } from '../util/flock.js';
+import { STATE_DIR } from './state-dir.js';
+import { volid, type StoreContext } from './types.js';
+
+/** How long a writer that must not give up (the hook: vzdump waits for it) waits for another
+ *  upload of the same volume to finish: the biggest archives take hours on slow links. */
+export const WAIT_FOR_WRITER_SECONDS = 6 * 3600;
+
+async function privateDir(dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await lstat(dir);
+  const uid = process.getuid?.();
+  // someone else's directory (or a symlink planted in a shared /run/lock) is never used
+  if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o077) !== 0) {
+    throw new PveS3Error('LockFailed', `lock directory '${dir}' is not a directory private to this user (mode 0700): remove it or fix its owner and mode`, {
+      exitCode: EXIT.failure,
+    });
+  }
+  return dir;
+}
+
+async function lockFile(ctx: StoreContext, v: VolumeInfo): Promise<string> {
+  if (ctx.settings.cacheDir !== undefined) {
+    const dir = await privateDir(join(ctx.settings.cacheDir, STATE_DIR, 'upload-locks'));
+    return join(dir, `${v.content}.${v.name}.lock`);
+  }
+  const base = (await lstat('/run/lock').catch(() => null))?.isDirectory() ? '/run/lock' : tmpdir();
+  const dir = await privateDir(join(base, `pve-s3-${process.getuid?.() ?? 0}`));
+  const id = createHash('sha256').update(`${ctx.settings.bucket}\n${ctx.settings.prefix}${CONTENT_DIR[v.content]}${v.name}`).digest('hex');
+  return join(dir, `${id}.lock`);
+}
+
+/**
+ * Takes the volume's writer lock. `waitSeconds` 0: only if free now. When another process holds
+ * it, `onWait` hears who (once) before the wait; a lock still taken after the wait is VolumeBusy.
+ */
+export async function lockVolumeWriter(
+  ctx: StoreContext,
+  v: VolumeInfo,
+  o: { waitSeconds: number; who: string; onWait?(message: string): void },
+): Promise<FileLock> {
+  const file = await lockFile(ctx, v);
+  let lock = await flockFile(file, { waitSeconds: 0, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+  if (lock === null) {
+    const holder = (await readFile(file, 'utf8').catch(() => '')).trim();
+    const by = holder !== '' ? ` (${holder})` : '';
+    if (o.waitSeconds > 0) {
+      o.onWait?.(`'${volid(ctx, v.volname)}' is being uploaded by another process on this node${by}: waiting up to ${Math.round(o.waitSeconds / 60)} min for it to finish`);
+      lock = await flockFile(file, { waitSeconds: o.waitSeconds, ...(ctx.signal ? { signal: ctx.signal } : {}) });
+    }
+    if (lock === null) {
+      throw new PveS3Error(
+        'VolumeBusy',
+        `'${volid(ctx, v.volname)}' is being uploaded by another process on this node${by}: not uploaded again now; it is retried once that upload is over`,
+        { exitCode: EXIT.failure, retryable: true },
+      );
+    }
+  }
+  // who holds it, for the message a second writer prints; the lock is the flock, not this text
+  await writeFile(file, `pid ${process.pid}, ${o.who}\n`).catch(() => undefined);
+  return lock;
+}
