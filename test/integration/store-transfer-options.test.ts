@@ -37,6 +37,8 @@ function settings(extra: Partial<StorageConfig>, prefix: string): StoreSettings 
     lifecycle: { enabled: false, abortIncompleteDays: 7 },
     keepLocal: true,
     path: join(dir, 'cache'),
+    // the test gateway (config resolution would detect it; this helper builds the config by hand)
+    provider: { id: 'ceph', detected: false },
     ...extra,
   } as unknown as StorageConfig;
   return storeSettingsFrom(cfg, { storageId: 's3t' });

@@ -11,6 +11,7 @@ import { PROTECTED_SUFFIX, parseVolname, type VolumeInfo } from '../pve/volname.
 import type { ObjectSummary } from '../s3/types.js';
 import type { UploadOptions, UploadResult, UploadSource } from '../transfer/upload.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
+import { exists } from './objects.js';
 import { readSse, transferClient, volid, type StoreContext } from './types.js';
 import { keyOf } from './volumes.js';
 
@@ -29,13 +30,14 @@ export function stagingKey(ctx: StoreContext, v: VolumeInfo): string {
  */
 export async function assertMayReplace(ctx: StoreContext, volname: string, o: { replace: boolean; hint?: string }): Promise<ObjectSummary | null> {
   const key = keyOf(ctx, parseVolname(volname));
-  // one LIST answers both questions (the object, its .protected), and a refused signature comes
-  // back with S3's own error body rather than a bare 403 to a HEAD
-  const page = await ctx.client.listObjects({ prefix: key, maxKeys: 1000 });
+  // the object sorts first under its own name as a prefix, so one key of a LIST finds it (and a
+  // refused signature comes back with S3's own error body rather than a bare 403 to a HEAD);
+  // its protection marker is looked up by name, as every protection check is (volumes.ts)
+  const page = await ctx.client.listObjects({ prefix: key, maxKeys: 1 });
   const cur = page.objects.find((x) => x.key === key);
   if (cur === undefined) return null;
   const id = volid(ctx, volname);
-  if (page.objects.some((x) => x.key === key + PROTECTED_SUFFIX)) {
+  if (await exists(ctx, key + PROTECTED_SUFFIX)) {
     throw new PveS3Error(
       'VolumeProtected',
       `'${id}' is already in the bucket and protected: a protected backup is never replaced; remove its protection in PVE first (GUI: the backup's Change Protection) or upload it under another name`,
