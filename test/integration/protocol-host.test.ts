@@ -93,7 +93,8 @@ describe('lazy loading', () => {
     const hook = `import { appendFileSync } from 'node:fs'; export async function resolve(s, c, n) { const r = await n(s, c); appendFileSync(${JSON.stringify(log)}, r.url + '\\n'); return r; }`;
     const reg = `import { register } from 'node:module'; register(${JSON.stringify('data:text/javascript,' + encodeURIComponent(hook))});`;
     const r = spawnSync(process.execPath, ['--import', 'data:text/javascript,' + encodeURIComponent(reg), HOST], {
-      input: JSON.stringify(req('status')),
+      // what is loaded, not how fast: a loaded machine must not turn a slow boot into a Timeout
+      input: JSON.stringify(req('status', {}, { deadline_ms: 60_000 })),
       env: { ...process.env, PVE_S3_LOG_FILE: join(dir, 'host.log') },
       encoding: 'utf8',
     });
@@ -112,7 +113,7 @@ describe('a backup through its whole life', () => {
   const data = randomBytes(6 * MiB + 7);
 
   it('status: active, usage figures; exit 0; the last stderr line is the summary', async () => {
-    const r = await host(req('status'));
+    const r = await host(req('status', {}, { deadline_ms: 60_000 })); // the result's shape, not the 2 s default deadline
     expect(r.envelope).toMatchObject({ ok: true });
     expect(r.code).toBe(0);
     expect(r.envelope.result).toMatchObject({ active: true, used: 0 });
@@ -301,12 +302,14 @@ describe('errors', () => {
   });
 
   it('status against a refused port fails fast with NetworkError', async () => {
-    const r = await host({ v: 1, op: 'status', storage: { ...storage, endpoint: 'http://127.0.0.1:9' } }, { killAfterMs: 30_000 });
+    // a deadline far beyond the retry budget: on a loaded machine node's boot alone can pass 2 s,
+    // and this test is about the cause reported, not about the default deadline
+    const r = await host({ v: 1, op: 'status', deadline_ms: 20_000, storage: { ...storage, endpoint: 'http://127.0.0.1:9' } }, { killAfterMs: 30_000 });
     expect(r.signal).toBeNull();
     expect(r.envelope.error).toMatchObject({ code: 'NetworkError', retryable: true });
     expect(r.lastLine).toMatch(/connection refused/);
     // activate gets status's retry budget: the cause, not a deadline that retries ran into
-    const a = await host({ v: 1, op: 'activate', deadline_ms: 2000, storage: { ...storage, endpoint: 'http://127.0.0.1:9' } }, { killAfterMs: 30_000 });
+    const a = await host({ v: 1, op: 'activate', deadline_ms: 20_000, storage: { ...storage, endpoint: 'http://127.0.0.1:9' } }, { killAfterMs: 30_000 });
     expect(a.envelope.error).toMatchObject({ code: 'NetworkError' });
     expect(a.lastLine).toMatch(/connection refused/);
   });
