@@ -10,7 +10,14 @@
 // and with it node rejects its own code cache of the built-in modules — every node:net,
 // node:stream… loaded afterwards would be compiled from source (about 8 ms of a `status`), and
 // the host's own code cache would not match the next run. Measured by test/bench/startup.mjs.
+//
+// llhttp never tiers up: its state machine is one huge function, and TurboFan needs ~35 MiB of
+// compile-zone memory for it on a background thread. A long upload sends enough requests to
+// reach even the raised budget, and that one compile then set the process's peak memory (an
+// 8 GiB stream peaked 35 MiB above its part buffers; test/bench/stream-memory.mjs). Its baseline
+// code parses a response of a few hundred bytes in microseconds.
 const RAISED = '--wasm-tiering-budget=20000000';
+const NEVER = '--wasm-tiering-budget=2147483647';
 // V8's default (node --v8-options); if a future V8 changes it, the only cost is the one above
 const DEFAULT = '--wasm-tiering-budget=1800000';
 
@@ -20,7 +27,7 @@ wasm.Module = new Proxy(wasm.Module, {
   construct(target, args, newTarget) {
     // node:v8 only when a module is compiled: `version` and argument errors never pay for it
     v8 ??= process.getBuiltinModule('node:v8');
-    v8.setFlagsFromString(RAISED);
+    v8.setFlagsFromString(isLlhttp(args[0]) ? NEVER : RAISED);
     try {
       return Reflect.construct(target, args, newTarget);
     } finally {
@@ -28,3 +35,9 @@ wasm.Module = new Proxy(wasm.Module, {
     }
   },
 });
+
+/** undici's HTTP parser, by the name of its entry point in the module's export section. */
+function isLlhttp(src) {
+  const bytes = ArrayBuffer.isView(src) ? Buffer.from(src.buffer, src.byteOffset, src.byteLength) : Buffer.from(src);
+  return bytes.includes('llhttp_execute');
+}

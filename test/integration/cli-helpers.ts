@@ -68,6 +68,7 @@ export function baseEnv(dir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.Proc
     PVE_S3_PRIV_DIR: join(dir, 'no-priv'),
     PVE_S3_CREDENTIALS: join(dir, 'no-credentials'),
     PVE_S3_LOG_FILE: join(dir, 'storage-s3.log'),
+    PVE_S3_GUEST_CONF_DIR: join(dir, 'no-guest-configs'),
     ...extra,
   };
 }

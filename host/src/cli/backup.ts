@@ -5,16 +5,17 @@
  */
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import type { Readable } from 'node:stream';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { isatty } from 'node:tty';
 import { CONTENT_TYPES } from '../pve/content.js';
 import { objectKey, volnameKey, type VolumeInfo } from '../pve/volname.js';
+import { fdSource, type ByteSource } from '../transfer/byte-source.js';
 import type { Volume } from '../store/types.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { COMMON_HELP, COMMON_OPTIONS, UsageError, flag, list, oneOf, parse, sizeOpt, str, vmidOpt, type Parsed } from './args.js';
 import { createCliLogger, openStore, resolveFrom } from './context.js';
 import { runCommand } from './exit.js';
 import { formatBytes, formatRate, note, writeJson, writeOut } from './output.js';
+import type { Producer } from './producer.js';
 import { progressBar } from './progress.js';
 
 const CMD = 'pve-s3-backup';
@@ -47,8 +48,12 @@ Options:
   --type qemu|lxc     guest type (stdin: required with --vmid; files: checked like --vmid)
   --format vma|tar    archive format for stdin (default vma for qemu, tar for lxc)
   --compress zstd|gzip|lzo|none   compression of stdin (default: detected)
-  --max-size SIZE     largest stdin stream expected (default 1T); sizes the multipart parts,
-                      a bigger stream fails cleanly. Memory use ~ part size x (concurrency + 1)
+  --size SIZE         the stream's expected size, exact or estimated (e.g. 40G): parts are sized
+                      for it (multipart_chunk_size up to 250 GiB), which keeps memory low; the
+                      stream may still grow to what 10,000 such parts hold. Without --size,
+                      --vmid/--type streams are sized by the guest's disks (its PVE config)
+  --max-size SIZE     the most a stream may be (default 1T, 105 MiB parts): a bigger one fails
+                      cleanly. Memory ~ part size x (max_concurrent_uploads + 1) + 64 MiB
   --content iso|vztmpl|snippets|backup   force the content type
   --notes TEXT        notes of the backup (otherwise ARCHIVE.notes next to it, if present).
                       Only backups keep notes, as in PVE: ignored with a warning for other files
@@ -81,6 +86,7 @@ const OPTIONS = {
   format: { type: 'string' },
   compress: { type: 'string' },
   'max-size': { type: 'string' },
+  size: { type: 'string' },
   content: { type: 'string' },
   notes: { type: 'string' },
   protected: { type: 'boolean' },
@@ -94,9 +100,29 @@ const OPTIONS = {
 type Item =
   | { kind: 'volume'; path: string; size: number; volume: VolumeInfo; notes?: string; protected: boolean; logPath?: string }
   | { kind: 'log'; path: string; size: number; name: string }
-  | { kind: 'stream'; volume: VolumeInfo; stream: Readable | AsyncIterable<Uint8Array>; maxSize: number; notes?: string; protected: boolean };
+  | { kind: 'stream'; volume: VolumeInfo; stream: ByteSource; maxSize?: number; expectedSize?: number; notes?: string; protected: boolean };
 
 const DEFAULT_MAX_STREAM = 1024 ** 4;
+
+/**
+ * What sizes a stream's parts (transfer/upload.ts): --max-size; else the expected size, from
+ * --size or, for a backup job streaming guest N, from the sizes of the disks it backs up; else
+ * the default maximum, whose parts (105 MiB) a smaller stream does not need.
+ */
+async function streamSize(maxSize: number | undefined, size: number | undefined, vmid: number | undefined, type: 'qemu' | 'lxc' | undefined) {
+  if (maxSize !== undefined) return { maxSize };
+  if (size !== undefined) return { expectedSize: size };
+  if (vmid !== undefined && type !== undefined) {
+    const { readFile } = await import('node:fs/promises');
+    const { configPaths } = await import('../config/resolve.js');
+    const { guestBackupBytes } = await import('../pve/guest-size.js');
+    const file = `${configPaths().guestConfDir}/${type === 'qemu' ? 'qemu-server' : 'lxc'}/${vmid}.conf`;
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    const bytes = text === undefined ? undefined : guestBackupBytes(text, type);
+    if (bytes !== undefined) return { expectedSize: bytes };
+  }
+  return { maxSize: DEFAULT_MAX_STREAM };
+}
 
 async function localFile(path: string): Promise<number> {
   const st = await stat(path).catch(() => null);
@@ -117,55 +143,6 @@ function sniffCompression(b: Uint8Array): string {
   return 'none';
 }
 
-/** Reads the first chunk of a stream and gives back an iterable that starts with it again. */
-async function peek(stream: Readable): Promise<{ head: Uint8Array; rest: AsyncIterable<Uint8Array> }> {
-  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
-  const first = await it.next();
-  const head = first.done ? new Uint8Array(0) : first.value;
-  async function* rest(): AsyncIterable<Uint8Array> {
-    if (head.length > 0) yield head;
-    for (;;) {
-      const n = await it.next();
-      if (n.done) return;
-      yield n.value;
-    }
-  }
-  return { head, rest: rest() };
-}
-
-/** A command whose stdout is the archive (--from-command); `done` settles with its exit status. */
-interface Producer {
-  command: string;
-  child: ChildProcess;
-  done: Promise<number | string>;
-}
-
-async function startProducer(command: string): Promise<Producer> {
-  const { childEnv } = await import('../config/child-env.js');
-  // stderr stays the terminal's (or the task log's): vzdump's own messages are the useful ones;
-  // the environment is ours without its secrets (vzdump passes it on to hookscripts)
-  const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'inherit'], env: childEnv() });
-  const done = new Promise<number | string>((res) => {
-    child.once('error', (e) => res(`could not be started (${e.message})`));
-    child.once('close', (code, signal) => res(code ?? signal ?? 'unknown'));
-  });
-  return { command, child, done };
-}
-
-function producerFailed(prod: Producer, status: number | string): PveS3Error {
-  const how = typeof status === 'number' ? `exited with status ${status}` : /^SIG/.test(status) ? `was killed by ${status}` : status;
-  return new PveS3Error('SourceFailed', `'${prod.command}' ${how}: its output is incomplete, so the upload was cancelled and nothing was stored; see its messages above`, {
-    exitCode: EXIT.failure,
-  });
-}
-
-/** The producer's bytes, ending in an error unless it exits 0, so the engine aborts the upload. */
-async function* untilProducerSucceeds(rest: AsyncIterable<Uint8Array>, prod: Producer): AsyncIterable<Uint8Array> {
-  yield* rest;
-  const status = await prod.done;
-  if (status !== 0) throw producerFailed(prod, status);
-}
-
 async function planItems(p: Parsed, sources: string[], producer?: Producer): Promise<{ items: Item[]; warnings: string[] }> {
   const { classifyFile, parseVolumeFile, archiveName, normaliseUploadName } = await import('../pve/volname.js');
   const content = oneOf(p, 'content', CONTENT_TYPES);
@@ -179,12 +156,16 @@ async function planItems(p: Parsed, sources: string[], producer?: Producer): Pro
   if (sources.includes('-')) {
     if (sources.length > 1) throw new UsageError(CMD, `--source - (stdin) cannot be combined with other sources`, USAGE);
     if (flag(p, 'delete-source')) throw new UsageError(CMD, `--delete-source makes no sense with --source - (stdin)`, USAGE);
-    if (!producer && process.stdin.isTTY) throw new UsageError(CMD, `--source - reads the archive from stdin, which is a terminal: pipe it in (vzdump ... --stdout | ${CMD} ...)`, USAGE);
+    if (!producer && isatty(0)) throw new UsageError(CMD, `--source - reads the archive from stdin, which is a terminal: pipe it in (vzdump ... --stdout | ${CMD} ...)`, USAGE);
     if (name === undefined && (vmid === undefined || type === undefined)) {
       throw new UsageError(CMD, `--source - needs --name NAME, or --vmid and --type to generate PVE's archive name`, USAGE);
     }
     const format = oneOf(p, 'format', ['vma', 'tar'] as const);
-    const maxSize = sizeOpt(p, 'max-size') ?? DEFAULT_MAX_STREAM;
+    const maxSize = sizeOpt(p, 'max-size');
+    const sizeArg = sizeOpt(p, 'size');
+    if (maxSize !== undefined && sizeArg !== undefined) {
+      throw new UsageError(CMD, `--size (the stream's expected size) and --max-size (the most it may be) cannot be combined: give one`, USAGE);
+    }
     let volume: VolumeInfo | undefined;
     if (name !== undefined) {
       const c = classifyFile(normaliseUploadName(name), content);
@@ -197,11 +178,8 @@ async function planItems(p: Parsed, sources: string[], producer?: Producer): Pro
     // the first bytes name the compression, and their absence means the producer failed before
     // writing anything (vzdump ... --stdout | without pipefail): an empty "backup" that looks
     // verified would count as the newest one for keep-last and prune away real backups
-    const { head, rest } = await peek(producer ? (producer.child.stdout as Readable) : process.stdin);
-    if (head.length === 0 && producer) {
-      const status = await producer.done;
-      if (status !== 0) throw producerFailed(producer, status);
-    }
+    const stream = producer ? producer.output : fdSource(0);
+    const head = await stream.peek();
     if (head.length === 0) {
       throw new PveS3Error(
         'EmptyInput',
@@ -209,13 +187,12 @@ async function planItems(p: Parsed, sources: string[], producer?: Producer): Pro
         { exitCode: EXIT.failure },
       );
     }
-    const stream: Readable | AsyncIterable<Uint8Array> = producer ? untilProducerSucceeds(rest, producer) : rest;
     if (volume === undefined) {
       const compression = str(p, 'compress') ?? sniffCompression(head);
       const n = archiveName({ vmid: vmid!, guestType: type!, ...(format ? { format } : {}), compression, time: new Date() });
       volume = parseVolumeFile('backup', n);
     }
-    const item: Item = { kind: 'stream', volume, stream, maxSize, protected: false };
+    const item: Item = { kind: 'stream', volume, stream, protected: false, ...(await streamSize(maxSize, sizeArg, vmid, type)) };
     if (volume.content === 'backup') {
       if (notesOpt !== undefined) item.notes = notesOpt;
       item.protected = flag(p, 'protected');
@@ -224,7 +201,7 @@ async function planItems(p: Parsed, sources: string[], producer?: Producer): Pro
     }
     items.push(item);
   } else {
-    for (const o of ['format', 'compress', 'max-size']) {
+    for (const o of ['format', 'compress', 'max-size', 'size']) {
       if (p.values[o] !== undefined) throw new UsageError(CMD, `--${o} applies to --source - (stdin) only; a file's name says its format`, USAGE);
     }
     if (name !== undefined && sources.length > 1) throw new UsageError(CMD, `--name needs exactly one source, got ${sources.length}`, USAGE);
@@ -321,12 +298,11 @@ export async function main(argv: string[]): Promise<number> {
       writeOut(`would run '${fromCommand}' and upload its output to storage '${cfg.storageId ?? 'env'}' (s3://${cfg.bucket}/${cfg.prefix}), named when it starts`);
       return EXIT.ok;
     }
-    const producer = fromCommand !== undefined ? await startProducer(fromCommand) : undefined;
+    const producer = fromCommand !== undefined ? (await import('./producer.js')).startProducer(fromCommand) : undefined;
     try {
       return await upload(p, cfg, logger, sources, storageClass, producer);
     } finally {
-      // an upload that failed stops reading: the producer would block on a full pipe forever
-      if (producer && producer.child.exitCode === null && producer.child.signalCode === null) producer.child.kill('SIGTERM');
+      producer?.stop();
     }
   });
 }
@@ -413,7 +389,7 @@ async function upload(
           vol = local.volume;
         } else {
           vol = await putVolume(opened.ctx, it.volume.volname, {
-            src: { stream: it.stream as Readable, maxSize: it.maxSize },
+            src: { stream: it.stream, maxSize: it.maxSize, expectedSize: it.expectedSize },
             ...replace,
             ...(notes !== undefined ? { notes } : {}),
             protected: it.protected,

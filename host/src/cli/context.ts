@@ -42,9 +42,8 @@ export async function openStore(cfg: StorageConfig, logger: FileLogger): Promise
   const onSignal = (sig: NodeJS.Signals) => {
     markInterrupted(sig);
     process.stderr.write(`\ninterrupted (${sig}): cleaning up\n`);
+    // the abort also ends an upload's wait for stdin bytes that may never come (transfer/upload.ts)
     ac.abort(new Error(`interrupted by ${sig}`));
-    // an upload from stdin may be waiting for bytes that never come: end that wait too
-    if (!process.stdin.destroyed) process.stdin.destroy();
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);

@@ -28,9 +28,11 @@ export const DEFAULT_PATHS = {
   privDir: '/etc/pve/priv/storage',
   credentials: '/etc/pve/s3-credentials/aws-credentials',
   logFile: DEFAULT_LOG_FILE,
+  /** holds qemu-server/<vmid>.conf and lxc/<vmid>.conf */
+  guestConfDir: '/etc/pve',
 } as const;
 
-export type ConfigPaths = { storageCfg: string; privDir: string; credentials: string; logFile: string };
+export type ConfigPaths = { storageCfg: string; privDir: string; credentials: string; logFile: string; guestConfDir: string };
 
 export function configPaths(env: NodeJS.ProcessEnv = process.env): ConfigPaths {
   return {
@@ -38,6 +40,7 @@ export function configPaths(env: NodeJS.ProcessEnv = process.env): ConfigPaths {
     privDir: env.PVE_S3_PRIV_DIR || DEFAULT_PATHS.privDir,
     credentials: env.PVE_S3_CREDENTIALS || DEFAULT_PATHS.credentials,
     logFile: env.PVE_S3_LOG_FILE || DEFAULT_PATHS.logFile,
+    guestConfDir: env.PVE_S3_GUEST_CONF_DIR || DEFAULT_PATHS.guestConfDir,
   };
 }
 

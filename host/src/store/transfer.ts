@@ -6,7 +6,7 @@
  */
 import { hostname } from 'node:os';
 import { lstat, stat } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import type { UploadSource } from '../transfer/upload.js';
 import { NOTES_SUFFIX, PROTECTED_SUFFIX, keyOfName, parseVolname, sidecarNames, type VolumeInfo } from '../pve/volname.js';
 import type { Progress } from '../transfer/progress.js';
 import type { Check, VerifyMode } from '../transfer/download.js';
@@ -37,8 +37,8 @@ export function volumeMetadata(ctx: StoreContext, v: VolumeInfo, size: number | 
 const CONTENT_TYPE: Record<string, string> = { iso: 'application/x-iso9660-image', snippet: 'text/plain' };
 
 export interface PutVolumeOptions {
-  /** a local file, or a stream (then `maxSize` lets the planner pick a part size that fits) */
-  src: { path: string } | { stream: Readable; maxSize?: number };
+  /** a local file, or a stream (its `maxSize` or `expectedSize` picks the part size: transfer/upload.ts) */
+  src: UploadSource;
   notes?: string;
   protected?: boolean;
   /** a local vzdump log to store as the archive's `.log` sidecar */

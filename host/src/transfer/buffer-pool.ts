@@ -13,15 +13,20 @@ export class BufferPool {
     readonly capacity: number,
   ) {}
 
-  /** Resolves with a buffer as soon as one is free (creating up to `capacity` lazily). */
+  /**
+   * Resolves with a buffer as soon as one is free. Up to `capacity` are created, one per request,
+   * before any is reused: a transfer of that many parts or more reaches its whole footprint at its
+   * start, instead of creeping up to it whenever uploads happen to overlap more (a long stream
+   * would sooner or later), so its peak memory does not depend on its length or on luck.
+   */
   acquire(): Promise<Buffer> {
-    const b = this.free.pop();
-    if (b) return Promise.resolve(b);
     if (this.created < this.capacity) {
       this.created++;
       // allocUnsafeSlow: a dedicated allocation, never a slice of Node's shared slab
       return Promise.resolve(Buffer.allocUnsafeSlow(this.bufferSize));
     }
+    const b = this.free.pop();
+    if (b) return Promise.resolve(b);
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 

@@ -8,6 +8,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { PveS3Error } from '../util/errors.js';
+import { isByteSource, iterableSource, type ByteSource } from './byte-source.js';
 
 export interface PartSlice {
   /** 1-based part number */
@@ -135,37 +136,24 @@ export class StreamChunkSource implements ChunkSource {
   readonly size = null;
   consumed = 0;
   private nextPart = 1;
-  private ended = false;
-  /** the tail of a stream chunk that did not fit into the previous part */
-  private leftover: Uint8Array | null = null;
-  private readonly it: AsyncIterator<unknown>;
+  private readonly input: ByteSource;
   private readonly lock = new Lock();
 
   constructor(
-    stream: Readable | AsyncIterable<Uint8Array>,
+    stream: Readable | AsyncIterable<Uint8Array> | ByteSource,
     private readonly partSize: number,
     private readonly maxSize?: number,
   ) {
-    this.it = (stream as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+    this.input = isByteSource(stream) ? stream : iterableSource(stream);
   }
 
   read(buf: Buffer): Promise<PartSlice | null> {
     return this.lock.run(async () => {
-      if (this.ended && !this.leftover && this.nextPart > 1) return null;
-      let filled = 0;
-      while (filled < this.partSize) {
-        const chunk = this.leftover ?? (await this.pull());
-        this.leftover = null;
-        if (!chunk) break;
-        const take = Math.min(chunk.length, this.partSize - filled);
-        buf.set(take === chunk.length ? chunk : chunk.subarray(0, take), filled);
-        filled += take;
-        if (take < chunk.length) this.leftover = chunk.subarray(take);
-      }
-      // Look one chunk ahead so the caller knows whether this was the last part (a stream that
-      // ends within its first part goes up as a plain PUT).
-      if (!this.leftover && !this.ended) this.leftover = await this.pull();
+      const filled = await this.input.fill(buf.subarray(0, this.partSize));
       if (filled === 0 && this.nextPart > 1) return null;
+      // Looking ahead tells the caller whether this was the last part (a stream that ends within
+      // its first part goes up as a plain PUT).
+      const last = filled < this.partSize || (await this.input.peek()).length === 0;
       const n = this.nextPart++;
       if (n > MAX_PARTS) {
         throw new PveS3Error(
@@ -178,29 +166,14 @@ export class StreamChunkSource implements ChunkSource {
       if (this.maxSize !== undefined && this.consumed > this.maxSize) {
         throw new PveS3Error('EntityTooLarge', `stream is longer than its declared maximum size ${this.maxSize}`);
       }
-      return { n, offset, length: filled, last: !this.leftover };
+      return { n, offset, length: filled, last };
     });
-  }
-
-  private async pull(): Promise<Uint8Array | null> {
-    while (!this.ended) {
-      const r = await this.it.next();
-      if (r.done) {
-        this.ended = true;
-        return null;
-      }
-      const v = r.value;
-      const chunk = typeof v === 'string' ? Buffer.from(v) : (v as Uint8Array);
-      if (chunk.length > 0) return chunk;
-    }
-    return null;
   }
 
   async checkUnchanged(): Promise<void> {}
 
-  async close(): Promise<void> {
-    // stops a stream we did not read to the end (failure, cancel): destroys a Readable
-    if (!this.ended) await this.it.return?.().catch(() => undefined);
+  close(): Promise<void> {
+    return this.input.close();
   }
 }
 

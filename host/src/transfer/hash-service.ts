@@ -10,7 +10,7 @@
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { PveS3Error } from '../util/errors.js';
 import { Sha256 } from '../wasm/digests.js';
 import { sumPart, type PartSums } from './part-hasher.js';
@@ -193,7 +193,9 @@ export function hashService(): HashService {
   if (on && import.meta.url.endsWith('.js') && existsSync(script)) {
     try {
       // execArgv: none of the parent's flags (an --eval/--input-type there would stop the worker)
-      service = new Threaded(new Worker(script, { execArgv: [] }));
+      // node:worker_threads only when asked for: its load is a MiB of memory for every other run
+      const { Worker: WorkerClass } = process.getBuiltinModule('node:worker_threads');
+      service = new Threaded(new WorkerClass(script, { execArgv: [] }));
       return service;
     } catch {
       // fall through to in-thread hashing

@@ -20,10 +20,11 @@ import { PveS3Error, asPveS3Error } from '../util/errors.js';
 import { sleep } from '../s3/retry.js';
 import { Sha256 } from '../wasm/digests.js';
 import { toHex } from '../wasm/encoding.js';
-import { planUpload, type PartLimits } from '../wasm/planner.js';
+import { MAX_OBJECT_SIZE, MAX_PARTS, MAX_PART_SIZE, planUpload, type PartLimits } from '../wasm/planner.js';
 import { BufferPool } from './buffer-pool.js';
+import type { ByteSource } from './byte-source.js';
 import { FileChunkSource, StreamChunkSource, openSourceFile, type ChunkSource, type OpenedFile, type PartSlice } from './chunk-source.js';
-import { UploadJournal, type JournalPart } from './journal.js';
+import type { JournalPart, UploadJournal } from './journal.js';
 import { buildManifest, crc64Hex, manifestKey, serializeManifest, type Manifest, type ManifestExtra } from './manifest.js';
 import { HashAhead } from './hash-ahead.js';
 import { hashService } from './hash-service.js';
@@ -34,7 +35,17 @@ import { limiterFor, type RateLimiter } from './rate-limit.js';
 import { abortedError, isAbortError } from './transfer-errors.js';
 import type { TransferClient, TransferPutOptions } from './transfer-client.js';
 
-export type UploadSource = { path: string } | { stream: Readable | AsyncIterable<Uint8Array>; maxSize?: number };
+/**
+ * A stream's parts are sized before its first byte: for `maxSize` (the most it may carry; more
+ * fails cleanly), else for `expectedSize` (known or estimated: parts for a stream up to a quarter
+ * longer, and it may grow to whatever 10,000 such parts carry), else parts of the chunk size.
+ */
+export type UploadSource =
+  | { path: string }
+  | { stream: Readable | AsyncIterable<Uint8Array> | ByteSource; maxSize?: number; expectedSize?: number };
+
+/** How much longer than its expected size a stream's parts leave room for. */
+const EXPECTED_SIZE_SLACK = 1.25;
 
 export interface UploadOptions {
   chunkSizeMB: number;
@@ -103,16 +114,23 @@ export async function uploadObject(client: TransferClient, key: string, src: Upl
     // bytes in order, and the hashing thread takes parts as they are read
     if (plan.multipart && o.wholeSha256 !== true && !hashService().threaded) ahead = new HashAhead(file.fh, file.path, file.size, plan.partSize, skip);
   } else {
-    plan = planUpload({ maxSize: src.maxSize, chunkSizeMB: o.chunkSizeMB, ...(o.partLimits ? { limits: o.partLimits } : {}) });
+    // an estimate never asks for more than the provider takes (only a declared maximum is refused)
+    const most = Math.min(MAX_OBJECT_SIZE, (o.partLimits?.maxParts ?? MAX_PARTS) * (o.partLimits?.maxPartBytes ?? MAX_PART_SIZE));
+    const partsFor = src.maxSize ?? (src.expectedSize !== undefined ? Math.min(most, Math.ceil(src.expectedSize * EXPECTED_SIZE_SLACK)) : undefined);
+    plan = planUpload({ maxSize: partsFor, chunkSizeMB: o.chunkSizeMB, ...(o.partLimits ? { limits: o.partLimits } : {}) });
     source = new StreamChunkSource(src.stream, plan.partSize, src.maxSize);
   }
+  // a cancel also ends a wait for input that may never come (a silent stdin)
+  const stopReading = (): void => void source.close().catch(() => undefined);
+  o.signal?.addEventListener('abort', stopReading, { once: true });
   try {
     return await run(client, key, source, plan.partSize, plan.multipart, o, resume, ahead);
   } catch (e) {
     // whatever the cancel interrupted (a PUT, a read) surfaces as the one cancel error
-    if (o.signal?.aborted && (e as { code?: unknown }).code !== 'Aborted') throw abortedError(key, 'upload', o.signal.reason);
+    if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
     throw e;
   } finally {
+    o.signal?.removeEventListener('abort', stopReading);
     await source.close().catch(() => undefined);
   }
 }
@@ -126,6 +144,8 @@ interface Resume {
 }
 
 async function openResume(client: TransferClient, key: string, file: OpenedFile, partSize: number, dir: string): Promise<Resume> {
+  // loaded only for uploads that keep a journal (node:crypto is a few MiB of memory otherwise)
+  const { UploadJournal } = await import('./journal.js');
   const journal = await UploadJournal.open(dir, { bucket: client.bucket, key, path: file.path, size: file.size, mtimeMs: file.mtimeMs, partSize });
   const prev = journal.previous();
   if (!prev) return { journal, uploadId: null, kept: new Map() };
@@ -363,6 +383,8 @@ class MultipartRun {
     if (this.failure) return;
     this.failure = e;
     this.cancel.abort(e);
+    // the producer may be waiting for input that never comes (a silent stdin)
+    void this.source.close().catch(() => undefined);
     // wake everyone waiting on the hand-over so they can see the failure and leave
     for (const w of this.takers.splice(0)) w();
     for (const w of this.putters.splice(0)) w();
