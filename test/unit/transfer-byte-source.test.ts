@@ -7,11 +7,11 @@ import { openSync, closeSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startProducer } from '../../host/src/cli/producer.js';
 import { fdSource, iterableSource, type ByteSource } from '../../host/src/transfer/byte-source.js';
 import { StreamChunkSource } from '../../host/src/transfer/chunk-source.js';
+import { oddStream } from '../integration/transfer-helpers.js';
 
 let dir: string;
 let file: string;
@@ -98,24 +98,12 @@ describe('a regular file descriptor (stdin redirected from a file)', () => {
 });
 
 describe('any Readable', () => {
-  const chunks = (sizes: number[]) =>
-    Readable.from(
-      (function* () {
-        let i = 0;
-        for (let off = 0; off < data.length; ) {
-          const n = sizes[i++ % sizes.length]!;
-          yield data.subarray(off, off + n);
-          off += n;
-        }
-      })(),
-    );
-
   it('delivers every byte in order, whatever the chunks and fills', async () => {
-    expect((await readAll(iterableSource(chunks([3, 100_000, 1, 65_536])), SPLITS)).equals(data)).toBe(true);
+    expect((await readAll(iterableSource(oddStream(data)), SPLITS)).equals(data)).toBe(true);
   });
 
   it('close() destroys the stream and a later fill fails with Aborted', async () => {
-    const r = chunks([1000]);
+    const r = oddStream(data);
     const src = iterableSource(r);
     await src.fill(Buffer.alloc(10));
     await src.close();
