@@ -15,6 +15,7 @@ use Time::Local qw(timelocal);
 use PVE::JSONSchema;
 use PVE::Tools;
 use PVE::Storage::Plugin;
+use PVE::Cluster;
 
 our $APIVER = 15;
 our $APIAGE = 6;
@@ -77,10 +78,28 @@ init_regexes();
 
 # --- configuration --------------------------------------------------------------------------
 
-our $CONFIG = { ids => {} };
+# Unit tests hand a configuration in here; when it is unset, storage.cfg is read through
+# PVE::Cluster like upstream's config() / write_config() / lock_storage_config().
+our $CONFIG;
 
 sub config {
-    return $CONFIG;
+    return $CONFIG if defined($CONFIG);
+    return PVE::Cluster::cfs_read_file('storage.cfg');
+}
+
+sub write_config {
+    my ($cfg) = @_;
+    PVE::Cluster::cfs_write_file('storage.cfg', $cfg);
+}
+
+# Upstream's cfs_lock_file reports failure in $@ instead of dying; lock_storage_config turns it
+# into a die, prefixed with $errmsg.
+sub lock_storage_config {
+    my ($code, $errmsg) = @_;
+    PVE::Cluster::cfs_lock_file('storage.cfg', undef, $code);
+    if (my $err = $@) {
+        $errmsg ? die "$errmsg: $err" : die $err;
+    }
 }
 
 sub storage_config {
@@ -280,21 +299,27 @@ sub update_volume_attribute {
     return $plugin->update_volume_attribute($scfg, $storeid, $volname, $attribute, $value);
 }
 
+# As upstream storage_info (pvestatd's loop): with $content, only enabled storages holding one
+# of those types are listed; each enabled one is activated (a failure is warned, not fatal),
+# then asked for its status; an inactive one keeps zeros.
 sub storage_info {
-    my ($cfg) = @_;
+    my ($cfg, $content) = @_;
+    my @ctypes = PVE::Tools::split_list($content);
     my $info = {};
     my $cache = {};
     for my $storeid (sort keys %{ $cfg->{ids} }) {
         my $scfg = $cfg->{ids}->{$storeid};
+        my $enabled = !$scfg->{disable};
+        next if defined($content) && (!$enabled || !grep { $scfg->{content}->{$_} } @ctypes);
         my $entry = {
             type => $scfg->{type},
             shared => $scfg->{shared} ? 1 : 0,
             content => PVE::Storage::Plugin::content_hash_to_string($scfg->{content} // {}),
-            enabled => $scfg->{disable} ? 0 : 1,
+            enabled => $enabled ? 1 : 0,
             total => 0, used => 0, avail => 0, active => 0,
         };
         $info->{$storeid} = $entry;
-        next if $scfg->{disable};
+        next if !$enabled;
         eval { activate_storage($cfg, $storeid, $cache) };
         if (my $err = $@) {
             warn $err;
@@ -304,7 +329,8 @@ sub storage_info {
             plugin_of($scfg)->status($storeid, $scfg, $cache);
         };
         warn $@ if $@;
-        @$entry{qw(total avail used active)} = ($total // 0, $avail // 0, $used // 0, $active ? 1 : 0);
+        next if !$active;
+        @$entry{qw(total avail used active)} = (int($total), int($avail), int($used), $active);
     }
     return $info;
 }
@@ -420,6 +446,29 @@ sub prune_mark_backup_group {
     $mark_pass->($sorted, $keep->{'keep-yearly'}, $fmt->('%Y'));
     $_->{mark} //= 'remove' for @$sorted;
     return;
+}
+
+# As upstream extract_vzdump_config for archives on a file storage: the archive is activated
+# (abs_filesystem_path) and the guest config read with tar; VMA needs the vma tool, which is not
+# in Debian, so it is refused here.
+sub extract_vzdump_config {
+    my ($cfg, $volid) = @_;
+    my $archive = abs_filesystem_path($cfg, $volid);
+    my $info = archive_info($archive);
+    my $re;
+    if ($info->{type} eq 'lxc' || $info->{type} eq 'openvz') {
+        $re = qr!^(\./etc/vzdump/(?:pct|vps)\.conf)$!;
+    } elsif ($info->{format} eq 'tar') {
+        $re = qr!^(\./qemu-server\.conf)$!;
+    } else {
+        die "test double: extracting the config of a VMA archive needs the vma tool\n";
+    }
+    my $file;
+    PVE::Tools::run_command(['tar', 'tf', $archive], outfunc => sub { $file //= $1 if $_[0] =~ $re });
+    die "ERROR: archive contains no configuration file\n" if !$file;
+    my $raw = '';
+    PVE::Tools::run_command(['tar', '-xpOf', $archive, $file, '--occurrence'], outfunc => sub { $raw .= "$_[0]\n" });
+    return wantarray ? ($raw, $file) : $raw;
 }
 
 sub prune_backups {

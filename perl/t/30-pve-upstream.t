@@ -1,0 +1,225 @@
+#!/usr/bin/perl
+# The plugin inside the real PVE storage code (PVE 9 and PVE 8.4, from $PVE_UPSTREAM_DIR; the
+# project's test double without it), driven only through PVE's entry points as the daemons call
+# them, against the real host and the test RadosGW:
+# pvesm add/set/remove (PVE::API2::Storage::Config), storage_info (pvestatd), get_backup_dir,
+# update/get_volume_attribute (vzdump --protected / --notes-template, the GUI), volume_list,
+# extract_vzdump_config (restore dialog "Show Configuration"), abs_filesystem_path (restores),
+# prune_backups, vdisk_free.
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use FindBin;
+use lib "$FindBin::Bin/lib";
+use File::Path qw(make_path);
+use Test::More;
+
+use MiniS3;
+use PVEUpstream;
+use RgwLease;
+
+my $ROOT = abs_path("$FindBin::Bin/../..");
+my $HOST_JS = "$ROOT/host/bin/pve-s3-host.js";
+my $HOOK = "$ROOT/host/bin/pve-s3-vzdump-hook.js";
+
+my $node_ok = `node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>20||(a==20&&b>=18)?0:1)' 2>/dev/null; echo \$?`;
+plan skip_all => 'node >= 20.18 not found (needed to run the host)' if $node_ok !~ m/^0/;
+plan skip_all => "host not built: $ROOT/host/dist/protocol/main.js missing (run npm run build)"
+    if !-f "$ROOT/host/dist/protocol/main.js";
+plan skip_all => 'PVE_S3_SKIP_INTEGRATION=1' if ($ENV{PVE_S3_SKIP_INTEGRATION} // '') eq '1';
+for my $tool (qw(tar zstd)) {
+    plan skip_all => "$tool not installed" if system("command -v $tool >/dev/null") != 0;
+}
+
+my $pve = PVEUpstream::per_version();
+diag("running inside $pve->{label}");
+
+$SIG{ALRM} = sub { die "test timed out\n" };
+alarm(900);
+
+my $rgw = RgwLease::acquire();
+my ($endpoint, $region, $ak, $sk) = @$rgw{qw(S3_ENDPOINT S3_REGION S3_ACCESS_KEY S3_SECRET_KEY)};
+my $bucket = sprintf('pve-s3-up-%s-%d-%d', $pve->{version}, time(), $$);
+my $s3 = MiniS3->new(endpoint => $endpoint, region => $region, access_key => $ak, secret_key => $sk);
+$s3->create_bucket($bucket);
+
+my $tmp = $pve->{tmp};
+$ENV{PVE_S3_HOST_BIN} = "node $HOST_JS";
+$ENV{PVE_S3_AUTOSYNC} = '0';
+$ENV{PVE_S3_LOG_FILE} = "$tmp/host.log";
+delete $ENV{$_} for grep { m/^S3_/ } keys %ENV;
+
+sub slurp {
+    my ($file) = @_;
+    open(my $fh, '<', $file) or return undef;
+    binmode($fh);
+    local $/;
+    return scalar(<$fh>);
+}
+
+sub spew {
+    my ($file, $data) = @_;
+    open(my $fh, '>', $file) or die "cannot write $file: $!\n";
+    binmode($fh);
+    print $fh $data;
+    close($fh);
+}
+
+my $storeid = 'up-s3';
+my $storage_cfg = "$pve->{etc_pve}/storage.cfg";
+my $secret_file = "$pve->{etc_pve}/priv/storage/$storeid.pw";
+my %add = (
+    storage => $storeid, type => 's3', bucket => $bucket, endpoint => $endpoint, region => $region,
+    access_key => $ak, secret_key => $sk, prefix => 'pve/', force_path_style => 1,
+    multipart_chunk_size => 5, content => 'backup,iso,vztmpl,snippets', path => "$tmp/cache",
+);
+
+# --- pvesm add ------------------------------------------------------------------------------
+
+my $res = $pve->api('create', \%add);
+is_deeply($res, { storage => $storeid, type => 's3' }, 'pvesm add: created');
+my $text = slurp($storage_cfg);
+like($text, qr/^s3: \Q$storeid\E$/m, 'storage.cfg has the s3 section');
+like($text, qr/^\tbucket \Q$bucket\E$/m, '... with its bucket');
+unlike($text, qr/\Q$sk\E/, 'the secret is not in storage.cfg');
+is(slurp($secret_file), "$sk\n", 'the secret is in priv/storage/<id>.pw');
+is((stat($secret_file))[2] & 07777, 0600, '... mode 0600');
+my $cfg = $pve->config();
+is($cfg->{ids}->{$storeid}->{shared}, 1, 'PVE reads the storage as shared');
+is($cfg->{ids}->{$storeid}->{path}, "$tmp/cache", 'path as configured');
+
+# --- pvesm set ------------------------------------------------------------------------------
+
+$pve->api('update', { storage => $storeid, connection_timeout => 30, secret_key => 'not-the-secret' });
+like(slurp($storage_cfg), qr/^\tconnection_timeout 30$/m, 'pvesm set: option written');
+is(slurp($secret_file), "not-the-secret\n", 'pvesm set --secret_key replaces the secret file');
+$cfg = $pve->config();
+my $info = PVE::Storage::storage_info($cfg, 'backup');
+is($info->{$storeid}->{active}, 0, 'pvestatd: with a wrong secret the storage is inactive');
+$pve->api('update', { storage => $storeid, secret_key => $sk, delete => 'connection_timeout' });
+unlike(slurp($storage_cfg), qr/connection_timeout/, 'pvesm set --delete removes the option');
+eval { $pve->api('update', { storage => $storeid, bucket => 'other-bucket' }) };
+like($@, qr/fixed|bucket/, 'pvesm set cannot change the bucket (fixed)');
+
+# --- pvestatd -------------------------------------------------------------------------------
+
+$cfg = $pve->config();
+$info = PVE::Storage::storage_info($cfg, 'backup');
+my $si = $info->{$storeid};
+is($si->{active}, 1, 'storage_info: active with the right secret (the probe was not served stale)');
+is($si->{type}, 's3', '... type s3');
+is($si->{shared}, 1, '... shared');
+# Upstream's content_hash_to_string joins in hash order.
+is(join(',', sort split(/,/, $si->{content})), 'backup,iso,snippets,vztmpl', '... content');
+ok(!exists($info->{local}), 'the disabled local storage is not listed for backup content');
+
+my $dump = PVE::Storage::get_backup_dir($cfg, $storeid);
+is($dump, "$tmp/cache/dump", 'get_backup_dir is the dump dir under path');
+ok(-d $dump, '... created by activation');
+
+# --- backups: vzdump writes, sets notes/protected, the hook uploads ---------------------------
+
+my $ct_archive = 'vzdump-lxc-101-2024_01_02-10_00_00.tar.zst';
+my $pct_conf = "arch: amd64\nhostname: ct101\nmemory: 512\nrootfs: local:101/vm-101-disk-0.raw,size=8G\n";
+{
+    my $root = "$tmp/ctroot";
+    make_path("$root/etc/vzdump", "$root/etc/apt");
+    spew("$root/etc/vzdump/pct.conf", $pct_conf);
+    spew("$root/etc/hostname", "ct101\n");
+    system('tar', '-C', $root, '--zstd', '-cf', "$dump/$ct_archive", './etc') == 0 or die "tar failed\n";
+}
+my @vm_archives = map { sprintf('vzdump-qemu-100-2024_01_%02d-10_00_00.vma.zst', $_) } (1, 2, 3);
+spew("$dump/$vm_archives[$_]", ("VMA$_" x 1000) . "\n") for (0, 1, 2);
+
+my $ct_volid = "$storeid:backup/$ct_archive";
+PVE::Storage::update_volume_attribute($cfg, $ct_volid, 'notes', "ct backup\nline two");
+PVE::Storage::update_volume_attribute($cfg, $ct_volid, 'protected', 1);
+is(slurp("$dump/$ct_archive.notes"), "ct backup\nline two", 'notes of a pending archive: local sidecar');
+ok(-e "$dump/$ct_archive.protected", 'protected flag of a pending archive: local marker');
+my $list = PVE::Storage::volume_list($cfg, $storeid, 101, 'backup');
+is_deeply([map { [$_->{volid}, $_->{notes}, $_->{protected}] } @$list], [[$ct_volid, 'ct backup', 1]],
+    'volume_list shows the pending archive with its local notes and protection');
+
+sub run_hook {
+    my ($phase, %env) = @_;
+    local $ENV{PVE_S3_STORAGE_CFG} = $storage_cfg;
+    local @ENV{ keys %env } = values %env;
+    my $out = `node '$HOOK' $phase snapshot $env{VMID} 2>&1`;
+    return ($? >> 8, $out);
+}
+for my $a ([$ct_archive, 'lxc', 101], map { [$_, 'qemu', 100] } @vm_archives) {
+    my ($name, $vmtype, $vmid) = @$a;
+    my ($rc, $out) = run_hook('backup-end', STOREID => $storeid, DUMPDIR => $dump, VMTYPE => $vmtype,
+        HOSTNAME => "guest$vmid", TARGET => "$dump/$name", VMID => $vmid);
+    is($rc, 0, "vzdump hook backup-end uploaded $name") or diag($out);
+}
+ok(!-e "$dump/$ct_archive", 'the uploaded archive left the local dump dir');
+ok($s3->object_exists($bucket, "pve/dump/$ct_archive.protected"), 'its protection went up with it');
+
+$list = PVE::Storage::volume_list($cfg, $storeid, undef, 'backup');
+is(scalar(@$list), 4, 'volume_list: four backups listed from the bucket');
+my ($ct) = grep { $_->{volid} eq $ct_volid } @$list;
+is($ct->{notes}, 'ct backup', '... notes (first line)');
+is($ct->{protected}, 1, '... protected');
+is($ct->{subtype}, 'lxc', '... subtype');
+is_deeply($ct->{verification}, { state => 'ok' }, '... verified');
+is(PVE::Storage::get_volume_attribute($cfg, $ct_volid, 'notes'), "ct backup\nline two", 'get_volume_attribute: full notes');
+is(PVE::Storage::get_volume_attribute($cfg, $ct_volid, 'protected'), 1, 'get_volume_attribute: protected');
+
+# --- restore dialog and restore -------------------------------------------------------------
+
+my ($conf, $conf_name) = PVE::Storage::extract_vzdump_config($cfg, $ct_volid);
+is($conf, $pct_conf, 'extract_vzdump_config reads the guest config out of the archive');
+is($conf_name, './etc/vzdump/pct.conf', '... from ./etc/vzdump/pct.conf');
+my $path = PVE::Storage::abs_filesystem_path($cfg, "$storeid:backup/$vm_archives[1]");
+is(slurp($path), ('VMA1' x 1000) . "\n", 'abs_filesystem_path downloads the archive byte for byte');
+
+# --- prune, free ----------------------------------------------------------------------------
+
+PVE::Storage::update_volume_attribute($cfg, "$storeid:backup/$vm_archives[0]", 'protected', 1);
+my @log;
+my $marks = PVE::Storage::prune_backups($cfg, $storeid, { 'keep-last' => 1 }, 100, 'qemu', 1, sub { push @log, $_[1] });
+is_deeply({ map { $_->{volid} => $_->{mark} } @$marks }, {
+    "$storeid:backup/$vm_archives[0]" => 'protected',
+    "$storeid:backup/$vm_archives[1]" => 'remove',
+    "$storeid:backup/$vm_archives[2]" => 'keep',
+}, 'prune_backups dry run: PVE marks newest keep, protected, the rest remove');
+PVE::Storage::prune_backups($cfg, $storeid, { 'keep-last' => 1 }, 100, 'qemu', 0, sub { push @log, $_[1] });
+ok(!$s3->object_exists($bucket, "pve/dump/$vm_archives[1]"), 'prune_backups removed the pruned archive from the bucket');
+ok(!-e $path, '... and its cached copy');
+ok($s3->object_exists($bucket, "pve/dump/$vm_archives[0]"), '... kept the protected one');
+
+eval { PVE::Storage::vdisk_free($cfg, $ct_volid) };
+like($@, qr/protected/, 'vdisk_free refuses a protected backup');
+ok($s3->object_exists($bucket, "pve/dump/$ct_archive"), '... which stays in the bucket');
+for my $v ($ct_volid, "$storeid:backup/$vm_archives[0]") {
+    PVE::Storage::update_volume_attribute($cfg, $v, 'protected', 0);
+    PVE::Storage::vdisk_free($cfg, $v);
+}
+PVE::Storage::vdisk_free($cfg, "$storeid:backup/$vm_archives[2]");
+is_deeply($s3->list_keys($bucket, ''), [], 'vdisk_free removed the archives and every sidecar: the bucket is empty');
+
+# --- an outage, as pvestatd meets it --------------------------------------------------------
+
+{
+    my @w;
+    local $SIG{__WARN__} = sub { push @w, @_ };
+    $pve->api('create', { %add, storage => 'dead-s3', endpoint => 'http://127.0.0.1:1', path => "$tmp/dead" });
+    like(join('', @w), qr/bucket not reachable/, 'pvesm add during an outage warns but adds the storage');
+    $info = PVE::Storage::storage_info($pve->config(), 'backup');
+    is($info->{'dead-s3'}->{active}, 0, 'storage_info: the unreachable storage is inactive');
+    is($info->{$storeid}->{active}, 1, '... the other one stays active');
+    $pve->api('delete', { storage => 'dead-s3' });
+}
+
+# --- pvesm remove ---------------------------------------------------------------------------
+
+$pve->api('delete', { storage => $storeid });
+unlike(slurp($storage_cfg), qr/\Q$storeid\E/, 'pvesm remove: the section is gone from storage.cfg');
+ok(!-e $secret_file, '... and the secret file');
+is_deeply([grep { $_ eq $storeid } @PVE::AccessControl::REMOVED_STORAGE_ACCESS], [$storeid], '... and its ACL entries were dropped');
+
+unlike(slurp("$tmp/host.log") // '', qr/\Q$sk\E/, 'the host log never contains the secret');
+$s3->request('DELETE', "/$bucket");
+done_testing();
