@@ -222,12 +222,29 @@ is(read_file($abs), 'RESTORE', 'abs_filesystem_path (restore path) yields the do
 # --- volume_size_info -----------------------------------------------------------------------
 
 stub_ok('stat', { volume => { volname => $vol, content => 'backup', size => 4242, ctime => 77, mtime => 78 } });
-is(scalar($PLUGIN->volume_size_info($scfg, $storeid, $vol, 5)), 4242, 'volume_size_info from the object, scalar');
-is_deeply([$PLUGIN->volume_size_info($scfg, $storeid, $vol, 5)], [4242, 'raw', 4242, undef, 77], 'list context');
+{
+    my ($vpath) = $PLUGIN->filesystem_path($scfg, $vol);
+    my $n = scalar(@{ stub_requests() });
+    is(scalar($PLUGIN->volume_size_info($scfg, $storeid, $vol, 5)), -s $vpath, 'a local file answers volume_size_info');
+    is(scalar(@{ stub_requests() }), $n, '... without asking the bucket');
+    rename($vpath, "$vpath.away") or die;
+    is(scalar($PLUGIN->volume_size_info($scfg, $storeid, $vol, 5)), 4242, 'without a local file: from the object, scalar');
+    is(last_request()->{request}->{deadline_ms}, 4000, '... within the caller\'s timeout (5 s)');
+    is_deeply([$PLUGIN->volume_size_info($scfg, $storeid, $vol, 5)], [4242, 'raw', 4242, undef, 77], 'list context');
+    rename("$vpath.away", $vpath) or die;
+}
 stub_err('stat', 'NoSuchKey', 'not found');
 is(scalar($PLUGIN->volume_size_info($scfg, $storeid, "backup/$pending", 5)), 7, 'pending file: local size');
 eval { $PLUGIN->volume_size_info($scfg, $storeid, 'iso/none.iso', 5) };
 is($@, "not found\n", 'missing everywhere: host message');
+stub_reply('stat', { envelope => { ok => json_false(), error => { code => 'ConnectionRefused', message => 'cannot reach', retryable => json_true() } } });
+{
+    my @w;
+    local $SIG{__WARN__} = sub { push @w, @_ };
+    is(scalar(eval { $PLUGIN->volume_size_info($scfg, $storeid, 'iso/none.iso', 5) }), 0,
+        'bucket unreachable: size 0, no error (the GUI volume details still open)');
+    like(join('', @w), qr/could not get the size of 's3test:iso\/none\.iso' from the bucket \(cannot reach\)/, '... with a warning');
+}
 
 # --- attributes -----------------------------------------------------------------------------
 

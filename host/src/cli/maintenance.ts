@@ -9,7 +9,8 @@ import { EXIT, PveS3Error, type ExitCode } from '../util/errors.js';
 import { COMMON_HELP, COMMON_OPTIONS, UsageError, flag, intOpt, list, oneOf, parse, str, vmidOpt, type Parsed } from './args.js';
 import { createCliLogger, openStore, resolveFrom } from './context.js';
 import { runCommand } from './exit.js';
-import { describeChecks, formatBytes, formatTime, note, printable, table, writeJson, writeOut } from './output.js';
+import type { PendingFile, SyncFileState } from '../store/sync-state.js';
+import { describeChecks, formatAge, formatBytes, formatTime, note, printable, table, writeJson, writeOut } from './output.js';
 
 const CMD = 'pve-s3-maintenance';
 const ACTIONS = ['status', 'cleanup', 'check-integrity', 'lifecycle', 'abort-uploads', 'prune'] as const;
@@ -21,7 +22,9 @@ export const HELP = `Usage: ${USAGE}
 Actions:
   status           endpoint, credentials and bucket check; objects, volumes and bytes per content
                    type; oldest and newest backup; incomplete multipart uploads and their bytes;
-                   lifecycle rules in force on the bucket
+                   lifecycle rules in force on the bucket; the local files of this node that
+                   are not in the bucket yet, how long they have waited and the background
+                   sync's last result for each (its error, if it failed)
   cleanup          delete backups older than --older-than (by the time in the archive name, never
                    the upload date), with their sidecars; protected backups and names without a
                    time are never deleted; --keep-last N keeps the newest N of each guest anyway;
@@ -102,7 +105,10 @@ const ts = (s: number) => formatTime(s);
 
 async function status(ctx: StoreContext, json: boolean, endpoint: string): Promise<ExitCode> {
   const { maintenanceStatus } = await import('../store/status.js');
+  const { pendingWithSyncState } = await import('../store/sync-state.js');
   const s = await maintenanceStatus(ctx);
+  // what waits on this node's disk for the bucket matters most when the bucket is away
+  const local = await pendingWithSyncState(ctx);
   // the store answers a failed probe with a report; the command still has to fail with its code
   let code: ExitCode = EXIT.ok;
   if (s.error) {
@@ -111,7 +117,7 @@ async function status(ctx: StoreContext, json: boolean, endpoint: string): Promi
     if (code === EXIT.ok) code = EXIT.failure;
   }
   if (json) {
-    writeJson({ storage: ctx.settings.storageId, endpoint, ...s });
+    writeJson({ storage: ctx.settings.storageId, endpoint, ...s, local });
     return code;
   }
   const provider = describeProvider(s.provider);
@@ -123,6 +129,7 @@ async function status(ctx: StoreContext, json: boolean, endpoint: string): Promi
         provider,
         `bucket      ${s.bucket}${s.prefix ? ` (prefix ${s.prefix})` : ''}`,
         `error       ${printable(s.error.message)} [${printable(s.error.code)}]`,
+        ...pendingLines(local),
       ].join('\n'),
     );
     note(`${CMD}: ${printable(s.error.message)}`);
@@ -155,6 +162,7 @@ async function status(ctx: StoreContext, json: boolean, endpoint: string): Promi
             ? 'no rules'
             : s.lifecycle.map(describeRule).join('; ')
     }`,
+    ...pendingLines(local),
   ];
   writeOut(lines.join('\n'));
   return EXIT.ok;
@@ -164,6 +172,29 @@ async function status(ctx: StoreContext, json: boolean, endpoint: string): Promi
 function describeProvider(p: ProviderReport): string {
   const limits = `up to ${p.maxParts} parts of at most ${formatBytes(p.maxPartBytes)}${p.equalParts ? ', equal sizes' : ''}`;
   return `provider    ${p.name} (${p.id}, ${p.detected ? 'detected from the endpoint' : 'set in the configuration'}): ${limits}${p.note ? `; ${p.note}` : ''}`;
+}
+
+/** Local files not in the bucket yet (this node's cache dir), with the background sync's last word. */
+function pendingLines(local: { last_run: number | null; pending: PendingFile[] }): string[] {
+  const run = local.last_run === null ? 'no background sync has run yet' : `last sync ${formatAge(Date.now() / 1000 - local.last_run)} ago`;
+  if (local.pending.length === 0) return [`pending     none on this node (${run})`];
+  return [
+    `pending     ${local.pending.length} local file(s) not in the bucket yet (${run})`,
+    table(local.pending, [
+      { title: 'VOLUME', get: (p) => printable(p.volname) },
+      { title: 'SIZE', get: (p) => formatBytes(p.size), right: true },
+      { title: 'WAITING', get: (p) => formatAge(p.age), right: true },
+      { title: 'LAST SYNC', get: (p) => describeSync(p.last_sync) },
+    ]).trimEnd(),
+  ];
+}
+
+function describeSync(s: SyncFileState | null): string {
+  if (s === null) return '-';
+  const when = `${formatAge(Date.now() / 1000 - s.at)} ago`;
+  if (s.result === 'error') return `${when}: FAILED: ${printable(s.reason ?? '')}`;
+  if (s.result === 'skipped') return `${when}: skipped (${printable(s.reason ?? '')})`;
+  return `${when}: uploaded`;
 }
 
 function describeRule(r: LifecycleRule): string {

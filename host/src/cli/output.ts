@@ -40,6 +40,18 @@ export function formatTime(epochSeconds: number): string {
   return formatBackupTime(new Date(epochSeconds * 1000)).replace(/^(\d+)_(\d+)_(\d+)-(\d+)_(\d+)_(\d+)$/, '$1-$2-$3 $4:$5:$6');
 }
 
+/** An age in the two largest units: "40 s", "47 min", "3 h 5 min", "2 d 4 h". */
+export function formatAge(seconds: number): string {
+  const s = Math.max(0, Math.floor(seconds));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h} h${m % 60 ? ` ${m % 60} min` : ''}`;
+  const d = Math.floor(h / 24);
+  return `${d} d${h % 24 ? ` ${h % 24} h` : ''}`;
+}
+
 export function formatRate(bytesPerSecond: number): string {
   return `${(bytesPerSecond / (1024 * 1024)).toFixed(1)} MiB/s`;
 }

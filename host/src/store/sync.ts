@@ -10,6 +10,7 @@ import { parseVolumeFile } from '../pve/volname.js';
 import { STATE_DIR, localOnlyFiles } from './local-cache.js';
 import { putLocalVolume } from './put-local.js';
 import { isReplaceRefusal } from './replace.js';
+import { RECENTLY_MODIFIED, recordSyncRun } from './sync-state.js';
 import { nowOf, type Content, type StoreContext } from './types.js';
 import { pidAlive } from '../util/process.js';
 
@@ -62,7 +63,7 @@ export async function syncLocal(
     for (const f of files) {
       const volname = `${f.content}/${f.name}`;
       if (now - f.mtimeMs < quietMs) {
-        out.skipped.push({ volname, reason: 'recently modified' });
+        out.skipped.push({ volname, reason: RECENTLY_MODIFIED });
         continue;
       }
       if (o.dryRun) {
@@ -87,9 +88,18 @@ export async function syncLocal(
         else out.errors.push({ volname, message: (e as Error).message });
       }
     }
+  } catch (e) {
+    // the run as a whole failed (the bucket is away): that is every undecided file's outcome
+    const decided = new Set([...out.uploaded, ...out.skipped.map((x) => x.volname), ...out.errors.map((x) => x.volname)]);
+    for (const f of files) {
+      const volname = `${f.content}/${f.name}`;
+      if (!decided.has(volname)) out.errors.push({ volname, message: (e as Error).message });
+    }
+    if (!out.dryRun) await recordSyncRun(ctx, cacheDir, out);
+    throw e;
   } finally {
     await release();
   }
-  if (out.uploaded.length > 0) ctx.logger.info('synced local files', { uploaded: out.uploaded });
+  if (!out.dryRun) await recordSyncRun(ctx, cacheDir, out);
   return out;
 }

@@ -46,7 +46,8 @@ my $STATUS_QUICK_FAIL_TTL = 10;
 my $STATUS_SLOW = 1; # seconds: a failed probe that took longer is a slow one
 my $SYNC_INTERVAL = 60; # at most one background sync-local start per minute
 my $EVICT_INTERVAL = 3600;
-my $SNIPPET_INTERVAL = 300; # hookscripts changed in the bucket reach every node within minutes
+my $SNIPPET_INTERVAL = 300;
+my $WAITING_WARN = 900; # a local file not in the bucket after 15 minutes is worth a warning # hookscripts changed in the bucket reach every node within minutes
 
 # Cached copies not used for this long are evicted (seconds). Snippets are never evicted: a
 # hookscript runs before any activation, so it must already be on disk.
@@ -83,6 +84,20 @@ my $OP_TIMEOUT = {
     'backup-discard' => 300,
     'backup-log' => 300,
 };
+
+# PVE_S3_STATUS_TIMEOUT (seconds, at least the default) widens the bound of status/activate on
+# a node too slow to start the host within it; every other storage on pvestatd's loop waits that
+# much longer when the bucket is away. The Perl tests set it so that a loaded test machine does not
+# turn a healthy bucket into an outage.
+sub op_timeout {
+    my ($op) = @_;
+    my $timeout = $OP_TIMEOUT->{$op} // 300;
+    if ($op eq 'status' || $op eq 'activate') {
+        my $wide = $ENV{PVE_S3_STATUS_TIMEOUT} // '';
+        $timeout = int($wide) if $wide =~ m/^\d{1,3}$/ && $wide > $timeout;
+    }
+    return $timeout;
+}
 
 # activate_volume's check of a cached copy: VM start waits for it, so it is short, and failing
 # it only means the cached copy is used as is.
@@ -475,7 +490,7 @@ sub storage_object {
 sub host_try {
     my ($storeid, $scfg, $op, $args, %opts) = @_;
 
-    my $timeout = $opts{timeout} // $OP_TIMEOUT->{$op} // 300;
+    my $timeout = $opts{timeout} // op_timeout($op);
     my $request = {
         v => 1,
         op => $op,
@@ -729,6 +744,7 @@ sub status {
 
     my $data = eval { probe_status($storeid, $scfg) }
         // { active => 0, total => 0, used => 0, avail => 0 };
+    eval { $class->warn_waiting_files($storeid, $scfg) };
     eval { $class->background_maintenance($storeid, $scfg) } if $data->{active};
     return ($data->{total}, $data->{avail}, $data->{used}, $data->{active} ? 1 : 0);
 }
@@ -995,20 +1011,30 @@ sub is_remote_missing {
     return $err && ($err->{code} // '') =~ m/^(?:NoSuchKey|NotFound)$/;
 }
 
+# The GUI's volume details and vzdump/qmrestore ask this. A local file (pending, or a copy of
+# the object) answers without the bucket; otherwise one stat bounded by $timeout. An outage is
+# not an error here (the details view must open while the bucket is away): size 0 and a warning.
 sub volume_size_info {
     my ($class, $scfg, $storeid, $volname, $timeout) = @_;
 
     my ($path) = $class->filesystem_path($scfg, $volname);
-    my ($res, $err) = host_try($storeid, $scfg, 'stat', { volname => $volname });
     my ($size, $ctime);
-    if ($res) {
-        $size = int($res->{volume}->{size} // 0);
-        $ctime = $res->{volume}->{ctime};
-    } elsif (is_remote_missing($err) && -f $path) {
-        my @st = stat($path);
-        ($size, $ctime) = ($st[7], $st[9]);
-    } else {
-        die "$err->{message}\n";
+    if (my @st = stat($path)) {
+        ($size, $ctime) = ($st[7], $st[9]) if -f _;
+    }
+    if (!defined($size)) {
+        my %opts;
+        $opts{timeout} = $timeout > 1 ? int($timeout) : 1 if defined($timeout) && $timeout > 0;
+        my ($res, $err) = host_try($storeid, $scfg, 'stat', { volname => $volname }, %opts);
+        if ($res) {
+            $size = int($res->{volume}->{size} // 0);
+            $ctime = $res->{volume}->{ctime};
+        } elsif ($err->{retryable}) {
+            warn "could not get the size of '$storeid:$volname' from the bucket ($err->{message})\n";
+            $size = 0;
+        } else {
+            die "$err->{message}\n";
+        }
     }
     return wantarray ? ($size, 'raw', $size, undef, $ctime) : $size;
 }
@@ -1030,6 +1056,21 @@ sub free_image {
     return undef;
 }
 
+# Whether an archive's local sidecars stand in for the bucket's after a failed get-attr/set-attr:
+# the object is missing and the file is here (not uploaded yet), or the bucket cannot be asked
+# now (an outage, a timeout) and the file is still pending. vzdump sets notes and the protected
+# flag before the hook uploads, and PVE::Storage::update_volume_attribute asks for the current
+# flag first: failing there would fail the guest's backup because of a bucket outage. The upload
+# (hook or sync-local) carries the sidecars up.
+sub local_sidecars_answer {
+    my ($scfg, $volname, $path, $err) = @_;
+    return 1 if is_remote_missing($err) && -f $path;
+    return 0 if !$err->{retryable};
+    my ($vtype, $name) = (split(m|/|, $volname, 2));
+    my ($state) = local_state($scfg, $vtype, $name, $path);
+    return $state eq 'pending';
+}
+
 sub get_volume_attribute {
     my ($class, $scfg, $storeid, $volname, $attribute) = @_;
 
@@ -1039,7 +1080,7 @@ sub get_volume_attribute {
 
     my ($res, $err) = host_try($storeid, $scfg, 'get-attr', { volname => $volname, attr => $attribute });
     if ($err) {
-        die "$err->{message}\n" if !(is_remote_missing($err) && -f $path);
+        die "$err->{message}\n" if !local_sidecars_answer($scfg, $volname, $path, $err);
         # Not uploaded yet: the local sidecars are the truth until the upload carries them.
         return -e "$path.protected" ? 1 : 0 if $attribute eq 'protected';
         return -f "$path.notes" ? read_notes_file("$path.notes") : '';
@@ -1065,7 +1106,7 @@ sub update_volume_attribute {
         $storeid, $scfg, 'set-attr', { volname => $volname, attr => $attribute, value => $send },
     );
     if ($err) {
-        die "$err->{message}\n" if !(is_remote_missing($err) && -f $path);
+        die "$err->{message}\n" if !local_sidecars_answer($scfg, $volname, $path, $err);
         if ($attribute eq 'protected') {
             if ($value) {
                 file_set_contents("$path.protected", '', 0644);
@@ -1202,11 +1243,40 @@ sub background_maintenance {
     }
     my $pending = $class->pending_local($scfg, [sort keys %$CONTENT_SUBDIR], 60);
     if (@$pending && stamp_due($scfg, 'sync', $SYNC_INTERVAL)) {
-        $class->spawn_detached(sub { host_try($storeid, $scfg, 'sync-local', {}) });
+        $class->spawn_detached($storeid, $scfg, 'sync-local');
     }
     if ($scfg->{content}->{snippets} && stamp_due($scfg, 'snippets', $SNIPPET_INTERVAL)) {
-        $class->spawn_detached(sub { $class->prefetch_snippets($storeid, $scfg) });
+        $class->spawn_detached($storeid, $scfg, 'snippets');
     }
+}
+
+# Local files that should have reached the bucket long ago (a failing sync, a bucket away): said
+# from status, so pvestatd puts it in the system log, at most every $WAITING_WARN seconds, with
+# the background sync's last error for the oldest one (the host keeps it in sync-state.json).
+sub warn_waiting_files {
+    my ($class, $storeid, $scfg) = @_;
+
+    return if !$scfg->{path} || !-d state_dir($scfg);
+    my $waiting = $class->pending_local($scfg, [sort keys %$CONTENT_SUBDIR], $WAITING_WARN);
+    return if !@$waiting || !stamp_due($scfg, 'waiting-warning', $WAITING_WARN);
+
+    my $now = time();
+    my ($oldest, $age);
+    for my $vol (@$waiting) {
+        my @st = stat($class->get_subdir($scfg, $vol->{content}) . '/' . (split(m|/|, $vol->{volname}, 2))[1]);
+        next if !@st || (defined($age) && $now - $st[9] <= $age);
+        ($oldest, $age) = ($vol->{volname}, $now - $st[9]);
+    }
+    return if !defined($oldest);
+    my $state = eval { $json->decode(file_get_contents(state_dir($scfg) . '/sync-state.json')) };
+    my $last = ref($state) eq 'HASH' && ref($state->{files}) eq 'HASH' ? $state->{files}->{$oldest} : undef;
+    my $why = !ref($last) ? 'no background sync has tried it yet'
+        : $last->{result} eq 'error' ? "last sync failed: $last->{reason}"
+        : "last sync: $last->{result}" . ($last->{reason} ? " ($last->{reason})" : '');
+    $why =~ s/[\x00-\x1f\x7f]/?/g;
+    warn sprintf("storage '%s': %d local file(s) not uploaded to the bucket for more than %d minutes "
+        . "(oldest: %s, %d min; %s) - see 'pve-s3-maintenance --storage %s --action status'\n",
+        $storeid, scalar(@$waiting), $WAITING_WARN / 60, $oldest, $age / 60, $why, $storeid);
 }
 
 # Guest hookscripts are only ever resolved with path() (no activation), so snippets from the
@@ -1244,27 +1314,75 @@ sub prefetch_snippets {
     return \@fetched;
 }
 
+# What a detached job runs, in a fresh perl: see spawn_detached.
+sub run_background_job {
+    my ($class, $job, $storeid, $scfg) = @_;
+
+    if ($job eq 'sync-local') {
+        # The host logs each file's outcome and keeps the last one in the state dir.
+        host_try($storeid, $scfg, 'sync-local', {});
+    } elsif ($job eq 'snippets') {
+        $class->prefetch_snippets($storeid, $scfg);
+    } else {
+        die "unknown background job '$job'\n";
+    }
+}
+
+# The program a detached job execs. Its first act, before this new interpreter opens anything,
+# closes every descriptor above stderr that the exec did not (the caller's non-close-on-exec
+# ones): nothing in it owns them yet, so nothing is closed behind PerlIO's back.
+my $JOB_PROGRAM = <<'JOB';
+BEGIN { require POSIX; POSIX::close($_) for 3 .. 1023 }
+use strict;
+use warnings;
+my $req = do { local $/; <STDIN> };
+open(STDIN, '<', '/dev/null');
+require JSON::PP;
+$req = JSON::PP->new->utf8->decode($req);
+$0 = "pve-s3 $req->{job} $req->{storeid}";
+require PVE::Storage;
+require PVE::Storage::Custom::S3Plugin;
+PVE::Storage::Custom::S3Plugin->run_background_job($req->{job}, $req->{storeid}, $req->{scfg});
+JOB
+
+# Starts a job ('sync-local', 'snippets') that outlives the caller (pvestatd, a pvedaemon
+# worker) and holds none of its descriptors (sockets, its pid-file lock): the grandchild execs a
+# fresh perl at once, which gets the job on its stdin. Closing the inherited descriptors with
+# POSIX::close in the forked perl instead broke every later pipe: PerlIO still counted its own
+# handles on those numbers, so when run_command's stdin pipe reused one, `close $writer` did not
+# close it and the host never saw the end of its request (it waited until the op's timeout).
 sub spawn_detached {
-    my ($class, $code) = @_;
+    my ($class, $storeid, $scfg, $job) = @_;
+
+    my $req = $json->encode({ job => $job, storeid => "$storeid", scfg => $scfg });
+    my $perl = $^X =~ m|^(/[\w./+-]+)$| ? $1 : '/usr/bin/perl';
+    # The same modules as the caller (on a node the default @INC; in tests the harness's).
+    my $lib = join(':', map { m|^(/[^:]+)$| ? $1 : () } grep { !ref($_) } @INC);
 
     my $pid = fork() // die "fork failed: $!\n";
     if ($pid) {
         waitpid($pid, 0);
         return;
     }
-    # Child: a second fork so the grandchild is reparented and pvestatd never waits for it.
+    # Child: a second fork so the grandchild is reparented and the caller never waits for it.
     eval {
         POSIX::setsid();
+        pipe(my $rd, my $wr) or die "pipe failed: $!\n";
         my $grandchild = fork();
-        POSIX::_exit(0) if !defined($grandchild) || $grandchild;
-        open(STDIN, '<', '/dev/null');
+        if (!defined($grandchild) || $grandchild) {
+            close($rd);
+            print $wr $req if defined($grandchild);
+            close($wr);
+            POSIX::_exit(0);
+        }
+        close($wr);
+        open(STDIN, '<&', $rd) or die "dup failed: $!\n";
         open(STDOUT, '>', '/dev/null');
         open(STDERR, '>', '/dev/null');
-        # Drop whatever the daemon had open (sockets, its pid-file lock): the job may outlive it.
-        POSIX::close($_) for 3 .. 1023;
-        $code->();
+        $ENV{PERL5LIB} = $lib;
+        exec($perl, '-e', $JOB_PROGRAM);
     };
-    POSIX::_exit(0);
+    POSIX::_exit(1);
 }
 
 sub open_files {

@@ -286,9 +286,12 @@ sub update_volume_attribute {
     my ($vtype, undef, $vmid) = $plugin->parse_volname($volname);
     my $max = get_max_protected_backups($scfg, $storeid);
 
-    # Like PVE: only backups with a vmid (standard names) are counted.
-    if ($vtype eq 'backup' && $vmid && $attribute eq 'protected' && $value && $max > -1
-        && !$plugin->get_volume_attribute($scfg, $storeid, $volname, 'protected')) {
+    # Like PVE: only backups with a vmid (standard names) are counted. As upstream
+    # update_volume_attribute, the current flag is asked for before the limit is looked at, so
+    # even an unlimited (root) vzdump --protected reads the attribute first (seen inside the real
+    # code: with the limit checked first, this double hid that read failing in an outage).
+    if ($vtype eq 'backup' && $vmid && $attribute eq 'protected' && $value
+        && !$plugin->get_volume_attribute($scfg, $storeid, $volname, 'protected') && $max > -1) {
         my $backups = $plugin->list_volumes($storeid, $scfg, $vmid, ['backup']);
         my ($backup) = grep { $_->{volid} eq $volid } @$backups;
         my $subtype = $backup ? $backup->{subtype} : undef;
