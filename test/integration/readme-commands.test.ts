@@ -134,7 +134,43 @@ describe('README "check" commands', () => {
   const lines = linesOf('sh', 'check');
 
   it('each is one this test knows how to check', () => {
-    for (const l of lines) expect(l, l).toMatch(/^(apt install |make install |systemctl reload-or-restart |read -rs |pvesm (add|set|status) )/);
+    for (const l of lines) expect(l, l).toMatch(/^(apt install |make install |systemctl reload-or-restart |read -rs |pvesm (add|set|status) |pvesm remove my-s3$|pvesh get \/storage\/my-s3$)/);
+  });
+
+  it('every pvesm set is accepted by the plugin (perl/t PVE double): options valid, --delete only of optional keys', (ctx) => {
+    if (spawnSync('perl', ['-e', '1']).status !== 0) ctx.skip();
+    const sets = lines.filter((x) => x.startsWith('pvesm set ')).map((l) => {
+      const w = words(l);
+      expect(w.slice(0, 3), l).toEqual(['pvesm', 'set', 'my-s3']);
+      const o: Record<string, string> = {};
+      for (let i = 3; i < w.length; i++) {
+        expect(w[i], l).toMatch(/^--/);
+        o[w[i]!.slice(2)] = w[++i]!.replace('$S3_SECRET', 'secret-from-read');
+      }
+      return o;
+    });
+    expect(sets.length).toBeGreaterThan(1);
+    const script = `
+      use strict; use warnings; use JSON::PP;
+      use S3PluginTest;
+      S3PluginTest::load_plugin('9');
+      my $opts = $PLUGIN->options();
+      for my $p (@{ JSON::PP->new->decode($ENV{SETS}) }) {
+        for my $k (split(/,/, delete($p->{delete}) // '')) {
+          die "--delete $k: not an option\\n" if !$opts->{$k};
+          die "--delete $k: required or fixed\\n" if !$opts->{$k}->{optional} || $opts->{$k}->{fixed};
+        }
+        PVE::Tools::extract_sensitive_params($p, PVE::Storage::Plugin::sensitive_properties('s3'), []);
+        $PLUGIN->check_config('my-s3', $p, 0, 0);
+      }
+      print "ok\\n";
+    `;
+    const r = spawnSync('perl', ['-I', join(ROOT, 'perl/t/lib'), '-I', join(ROOT, 'perl'), '-e', script], {
+      encoding: 'utf8',
+      env: { ...process.env, SETS: JSON.stringify(sets) },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toBe('ok\n');
   });
 
   it('apt install names the package make deb builds for this version', () => {

@@ -23,9 +23,11 @@ const CMD = 'pve-s3-vzdump-hook';
 
 export const HELP = `Usage: ${CMD} PHASE [MODE VMID]   (called by vzdump)
 
-Install as a vzdump hook script, in /etc/vzdump.conf:
+Install as a vzdump hook script, for every backup of this node, in /etc/vzdump.conf:
   script: /usr/bin/pve-s3-vzdump-hook
-or per backup job (Datacenter > Backup > job > Advanced, or 'vzdump ... --script ...').
+or for one backup job (the GUI's job editor has no field for it):
+  pvesh set /cluster/backup/JOB-ID --script /usr/bin/pve-s3-vzdump-hook
+or for one run: vzdump ... --script /usr/bin/pve-s3-vzdump-hook
 
 Phases handled, for a backup storage (STOREID) of type s3 in storage.cfg:
   backup-end   upload TARGET (with TARGET.notes / TARGET.protected), verify it (manifest written,
