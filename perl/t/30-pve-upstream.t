@@ -9,28 +9,17 @@
 use strict;
 use warnings;
 
-use Cwd qw(abs_path);
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use File::Path qw(make_path);
 use Test::More;
 
-use MiniS3;
+use HostGateway;
 use PVEUpstream;
-use RgwLease;
 
-my $ROOT = abs_path("$FindBin::Bin/../..");
-my $HOST_JS = "$ROOT/host/bin/pve-s3-host.js";
+HostGateway::skip_unless_ready(qw(tar zstd));
+my $ROOT = $HostGateway::ROOT;
 my $HOOK = "$ROOT/host/bin/pve-s3-vzdump-hook.js";
-
-my $node_ok = `node -e 'const [a,b]=process.versions.node.split(".").map(Number);process.exit(a>20||(a==20&&b>=18)?0:1)' 2>/dev/null; echo \$?`;
-plan skip_all => 'node >= 20.18 not found (needed to run the host)' if $node_ok !~ m/^0/;
-plan skip_all => "host not built: $ROOT/host/dist/protocol/main.js missing (run npm run build)"
-    if !-f "$ROOT/host/dist/protocol/main.js";
-plan skip_all => 'PVE_S3_SKIP_INTEGRATION=1' if ($ENV{PVE_S3_SKIP_INTEGRATION} // '') eq '1';
-for my $tool (qw(tar zstd)) {
-    plan skip_all => "$tool not installed" if system("command -v $tool >/dev/null") != 0;
-}
 
 my $pve = PVEUpstream::per_version();
 diag("running inside $pve->{label}");
@@ -38,18 +27,10 @@ diag("running inside $pve->{label}");
 $SIG{ALRM} = sub { die "test timed out\n" };
 alarm(900);
 
-my $rgw = RgwLease::acquire();
-my ($endpoint, $region, $ak, $sk) = @$rgw{qw(S3_ENDPOINT S3_REGION S3_ACCESS_KEY S3_SECRET_KEY)};
-my $bucket = sprintf('pve-s3-up-%s-%d-%d', $pve->{version}, time(), $$);
-my $s3 = MiniS3->new(endpoint => $endpoint, region => $region, access_key => $ak, secret_key => $sk);
-$s3->create_bucket($bucket);
-
 my $tmp = $pve->{tmp};
-$ENV{PVE_S3_HOST_BIN} = "node $HOST_JS";
+my $gw = HostGateway::start("up-$pve->{version}", "$tmp/host.log");
+my ($endpoint, $region, $ak, $sk, $bucket, $s3) = @$gw{qw(endpoint region access_key secret_key bucket s3)};
 $ENV{PVE_S3_AUTOSYNC} = '0';
-$ENV{PVE_S3_STATUS_TIMEOUT} = 30; # a loaded test machine must not look like an outage
-$ENV{PVE_S3_LOG_FILE} = "$tmp/host.log";
-delete $ENV{$_} for grep { m/^S3_/ } keys %ENV;
 
 sub slurp {
     my ($file) = @_;

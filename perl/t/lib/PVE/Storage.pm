@@ -302,6 +302,15 @@ sub update_volume_attribute {
     return $plugin->update_volume_attribute($scfg, $storeid, $volname, $attribute, $value);
 }
 
+# As upstream volume_size_info for a storage volume (the GUI's volume details, vzdump, restores):
+# the plugin answers, with the caller's timeout.
+sub volume_size_info {
+    my ($cfg, $volid, $timeout) = @_;
+    my ($storeid, $volname) = parse_volume_id($volid);
+    my $scfg = storage_config($cfg, $storeid);
+    return plugin_of($scfg)->volume_size_info($scfg, $storeid, $volname, $timeout);
+}
+
 # As upstream storage_info (pvestatd's loop): with $content, only enabled storages holding one
 # of those types are listed; each enabled one is activated (a failure is warned, not fatal),
 # then asked for its status; an inactive one keeps zeros.
