@@ -6,6 +6,7 @@
  */
 import { formatBackupTime } from '../pve/backup-time.js';
 import { printable, printableLines } from '../util/printable.js';
+export { formatBytes } from '../util/size.js';
 
 export { printable };
 
@@ -21,18 +22,6 @@ export function writeJson(v: unknown): void {
 /** Progress, warnings and step messages: stderr, so stdout stays data only. */
 export function note(text: string): void {
   process.stderr.write(printableLines(text) + '\n');
-}
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = n;
-  let i = -1;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
 }
 
 /** Local time, as PVE shows backup times (the archive name holds local time too). */

@@ -114,6 +114,7 @@ export async function handle(
       get stdin() {
         return raw.rest;
       },
+      storage: req.storage,
     });
     let r: Awaited<typeof run>;
     if (deadlineMs === undefined) {

@@ -10,6 +10,7 @@ import type { StoreContext, Volume } from '../store/types.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { badArg, bool, int, obj, oneOf, str, strList } from './args.js';
 import { PROVIDER_OPS } from './provider-ops.js';
+import { formatBytes } from '../util/size.js';
 
 export interface OpResult {
   result: Record<string, unknown>;
@@ -19,6 +20,8 @@ export interface OpResult {
 /** stdin after the request line: only `upload` with `src: "-"` reads it */
 export interface OpIo {
   stdin?: Readable;
+  /** the request's storage section, secret included: for an op that starts another host process */
+  storage?: Record<string, unknown>;
 }
 
 export type Op = (ctx: StoreContext, args: Record<string, unknown>, io?: OpIo) => Promise<OpResult>;
@@ -43,17 +46,6 @@ export function volumeJson(v: Volume): Record<string, unknown> {
   }
   o.verified = v.verified === true;
   return o;
-}
-
-function human(n: number): string {
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let x = n;
-  while (x >= 1024 && i < u.length - 1) {
-    x /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${x.toFixed(1)} ${u[i]}`;
 }
 
 function keepArg(args: Record<string, unknown>): PruneKeep {
@@ -149,7 +141,7 @@ export const OPS: Record<string, Op> = {
   async stat(ctx, args) {
     const { statVolume } = await import('../store/volumes.js');
     const v = await statVolume(ctx, str(args, 'volname'));
-    return { result: { volume: volumeJson(v) }, message: `${v.volname}: ${human(v.size)}` };
+    return { result: { volume: volumeJson(v) }, message: `${v.volname}: ${formatBytes(v.size)}` };
   },
 
   async download(ctx, args) {
@@ -158,7 +150,7 @@ export const OPS: Record<string, Op> = {
     const r = await getVolume(ctx, volname, absPath('dest', str(args, 'dest')), { force: bool(args, 'force') === true });
     return {
       result: { ...r },
-      message: r.downloaded ? `downloaded ${volname} (${human(r.size)})${r.verified ? '' : ', not verified: no manifest'}` : `${volname} already cached`,
+      message: r.downloaded ? `downloaded ${volname} (${formatBytes(r.size)})${r.verified ? '' : ', not verified: no manifest'}` : `${volname} already cached`,
     };
   },
 
@@ -186,7 +178,7 @@ export const OPS: Record<string, Op> = {
       const v = await putVolume(ctx, volname, { src: { stream: io.stdin.pipe(exactLength(size)), maxSize: size }, ...given, replace, who: 'protocol upload' });
       const { assertUploadVerified } = await import('../store/local-files.js');
       assertUploadVerified(v);
-      return { result: { volume: volumeJson(v), outcome: 'uploaded', source_removed: false }, message: `uploaded ${volname} (${human(v.size)})` };
+      return { result: { volume: volumeJson(v), outcome: 'uploaded', source_removed: false }, message: `uploaded ${volname} (${formatBytes(v.size)})` };
     }
     const { putLocalVolume } = await import('../store/put-local.js');
     const r = await putLocalVolume(ctx, volname, absPath('src', srcArg), {
@@ -198,7 +190,7 @@ export const OPS: Record<string, Op> = {
       who: 'protocol upload',
       onWait: (m) => ctx.logger.warn(m),
     });
-    const what = r.result === 'uploaded' ? `uploaded ${volname} (${human(r.volume.size)})` : r.result === 'identical' ? `${volname} already in the bucket with the same bytes: not sent again` : `${volname} uploaded by another process meanwhile`;
+    const what = r.result === 'uploaded' ? `uploaded ${volname} (${formatBytes(r.volume.size)})` : r.result === 'identical' ? `${volname} already in the bucket with the same bytes: not sent again` : `${volname} uploaded by another process meanwhile`;
     return {
       result: { volume: volumeJson(r.volume), outcome: r.result, source_removed: r.sourceRemoved },
       message: `${what}${r.keptBecause !== undefined ? `; local file kept: ${r.keptBecause}` : ''}`,

@@ -109,6 +109,70 @@ export const PROVIDER_OPS: Record<string, Op> = {
     const r = await putBackupLog(ctx, src, log);
     return { result: { key: r.key, size: r.size }, message: `stored the task log of ${volname}` };
   },
+
+  async 'archive-config'(ctx, args) {
+    const volname = str(args, 'volname');
+    const which = oneOf(args, 'which', ['guest', 'firewall'] as const) ?? 'guest';
+    const { archiveConfig } = await import('../store/archive-config.js');
+    const r = await archiveConfig(ctx, volname, which);
+    return {
+      result: { text_b64: r.text === null ? null : r.text.toString('base64'), source: r.source, bytes_read: r.bytesRead },
+      message: r.text === null ? `${volname}: no ${which} configuration` : `${which} configuration of ${volname} from the ${r.source} (${r.bytesRead} bytes of the archive read)`,
+    };
+  },
+
+  async 'restore-vm-init'(ctx, args) {
+    const volname = str(args, 'volname');
+    // the PVE worker that runs this restore: its death abandons the restore (see restore-dir.ts)
+    const owner = int(args, 'owner_pid', { min: 2 }) ?? process.ppid;
+    const { restoreVmInit } = await import('../store/restore-vm.js');
+    const r = await restoreVmInit(ctx, volname, { owner, onLine: stderrLine });
+    return {
+      result: {
+        dir: r.dir,
+        indexed: r.indexed,
+        devices: r.devices,
+        config_b64: r.configs.config.toString('base64'),
+        firewall_b64: r.configs.firewall === null ? null : r.configs.firewall.toString('base64'),
+      },
+      message: `${volname}: ${r.devices.length} devices ready to restore${r.indexed ? ' from the bucket' : ` from images in ${r.dir}`}`,
+    };
+  },
+
+  async 'restore-volume-start'(ctx, args, io) {
+    const dir = str(args, 'dir');
+    const device = str(args, 'device');
+    if (!io?.storage) throw new PveS3Error('InternalError', 'restore-volume-start needs the request');
+    const { startVolume } = await import('../store/restore-volume.js');
+    const r = await startVolume(ctx, dir, device, { storage: io.storage });
+    return { result: { path: r.path }, message: `${device}: ${r.path}` };
+  },
+
+  async 'restore-volume-stop'(ctx, args) {
+    const dir = str(args, 'dir');
+    const device = str(args, 'device');
+    const { stopVolume } = await import('../store/restore-volume.js');
+    const r = await stopVolume(ctx, dir, device);
+    return { result: { stats: r.stats ?? null }, message: `${device}: stopped` };
+  },
+
+  async 'restore-vm-cleanup'(ctx, args) {
+    const dir = str(args, 'dir');
+    const { restoreVmCleanup } = await import('../store/restore-vm.js');
+    const r = await restoreVmCleanup(ctx, dir);
+    return { result: { removed: r.removed }, message: `removed ${dir}` };
+  },
+
+  /** internal: the detached server restore-volume-start runs (its stdout goes nowhere) */
+  async 'restore-volume-serve'(ctx, args) {
+    const dir = str(args, 'dir');
+    const device = str(args, 'device');
+    const fd = int(args, 'ready_fd', { min: 3 });
+    if (fd === undefined) throw badArg('ready_fd', '', 'required: the descriptor to announce the mount on');
+    const { serveVolume, announceReady } = await import('../store/restore-volume.js');
+    const stats = await serveVolume(ctx, dir, device, (path) => announceReady(fd, path));
+    return { result: { stats }, message: `${device}: served ${stats.bytesServed} bytes` };
+  },
 };
 
 export type { StoreContext };

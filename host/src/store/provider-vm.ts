@@ -23,6 +23,7 @@ import { deleteQuiet, exists } from './objects.js';
 import { volumeMetadata } from './transfer.js';
 import { keyOf, statVolume } from './volumes.js';
 import { transferClient, uploadLimits, type StoreContext, type Volume } from './types.js';
+import { formatBytes } from '../util/size.js';
 
 export interface BackupVmDevice {
   name: string;
@@ -171,7 +172,7 @@ export async function backupVm(ctx: StoreContext, a: BackupVmArgs): Promise<Back
         indexWritten = true;
         return {
           index: { type: INDEX_TYPE, key: indexKey, size: body.length, sha256: sha },
-          guest: { type: 'qemu', ...utf8Text('config', a.config), ...(a.firewall ? utf8Text('firewall', a.firewall) : {}), devices: devices.map((d) => ({ name: d.name, size: d.size })) },
+          guest: { type: 'qemu', ...guestTexts(a.config, a.firewall), devices: devices.map((d) => ({ name: d.name, size: d.size })) },
         };
       },
       onProgress: () => progress.tick(),
@@ -180,7 +181,7 @@ export async function backupVm(ctx: StoreContext, a: BackupVmArgs): Promise<Back
     const volume = await statVolume(ctx, a.volname);
     assertUploadVerified(volume);
     a.onLine?.(
-      `stored ${v.name}: ${human(res.size)} for ${human(total)} of disks (${human(stats.read)} read, ${human(stats.zero)} zero or holes not read), ${frames.length} frames`,
+      `stored ${v.name}: ${formatBytes(res.size)} for ${formatBytes(total)} of disks (${formatBytes(stats.read)} read, ${formatBytes(stats.zero)} zero or holes not read), ${frames.length} frames`,
     );
     return { volume, size: res.size, frames: frames.length, readBytes: stats.read, zeroBytes: stats.zero, storedBlocks: frames.reduce((s, f) => s + f.storedBlocks, 0) };
   } catch (e) {
@@ -208,9 +209,17 @@ function failure(e: unknown, ctx: StoreContext, signal: AbortSignal): PveS3Error
   return err;
 }
 
-function utf8Text(name: 'config' | 'firewall', b: Buffer): Record<string, string> {
-  const s = b.toString('utf8');
-  return Buffer.from(s, 'utf8').equals(b) ? { [name]: s } : {};
+/** The texts for the manifest: all of them or none (a reader takes a missing firewall beside a
+ *  config for "no firewall", so one that is not UTF-8 must send readers to the VMA header). */
+function guestTexts(config: Buffer, firewall: Buffer | undefined): { config?: string; firewall?: string } {
+  const utf8 = (b: Buffer): string | null => {
+    const s = b.toString('utf8');
+    return Buffer.from(s, 'utf8').equals(b) ? s : null;
+  };
+  const c = utf8(config);
+  const f = firewall ? utf8(firewall) : undefined;
+  if (c === null || f === null) return {};
+  return f === undefined ? { config: c } : { config: c, firewall: f };
 }
 
 /** Most bytes the archive can take: header, every cluster stored, extent headers, zstd's worst case. */
@@ -224,17 +233,6 @@ function archiveBound(headerLen: number, devices: VmaDevice[]): number {
   return raw + Math.ceil(raw / 131072) * 3 + (Math.ceil(raw / (256 * CLUSTER_SIZE)) + devices.length * 2 + 1) * 32;
 }
 
-function human(n: number): string {
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let x = n;
-  while (x >= 1024 && i < u.length - 1) {
-    x /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${x.toFixed(1)} ${u[i]}`;
-}
-
 /** One line at most every 10 s or 5 % of the disks, for the task log. */
 function progressLines(a: BackupVmArgs, total: number, stats: { read: number; zero: number; stored: number }) {
   const started = Date.now();
@@ -244,7 +242,7 @@ function progressLines(a: BackupVmArgs, total: number, stats: { read: number; ze
     const done = stats.read + stats.zero;
     const secs = Math.max((Date.now() - started) / 1000, 0.001);
     a.onLine?.(
-      `${dev}: ${Math.floor((100 * done) / Math.max(total, 1))}% (${human(done)} of ${human(total)}, ${human(stats.zero)} zero/holes not read), ${human(stats.read / secs)}/s read, ${human(stats.stored)} compressed`,
+      `${dev}: ${Math.floor((100 * done) / Math.max(total, 1))}% (${formatBytes(done)} of ${formatBytes(total)}, ${formatBytes(stats.zero)} zero/holes not read), ${formatBytes(stats.read / secs)}/s read, ${formatBytes(stats.stored)} compressed`,
     );
     lastAt = Date.now();
     lastPct = Math.floor((100 * done) / Math.max(total, 1));

@@ -19,9 +19,10 @@ export interface VmaHeaderInfo {
   devices: VmaDevice[];
 }
 
-function bad(what: string): PveS3Error {
+export function vmaInvalid(what: string): PveS3Error {
   return new PveS3Error('VmaInvalid', `not a valid VMA archive: ${what}`, { exitCode: 5 });
 }
+const bad = vmaInvalid;
 
 /** The header's total size from its first 60 bytes (what to read before parseHeader). */
 export function headerSizeOf(head: Buffer): number {
@@ -119,6 +120,46 @@ export interface ReadVmaResult {
   bytes: number;
 }
 
+export interface ExtentEntry {
+  dev: VmaDevice;
+  cluster: number;
+  /** bit b set: 4 KiB block b of the cluster is stored */
+  mask: number;
+}
+
+/**
+ * One extent header checked as vma-reader.c checks it (magic, MD5, this archive's uuid, known
+ * devices, clusters inside them); `at` (its place in the stream) is for messages only.
+ */
+export function parseExtentHeader(eh: Buffer, uuid: Buffer, byId: Map<number, VmaDevice>, at: number): { blockCount: number; entries: ExtentEntry[] } {
+  if (eh.length < EXTENT_HEADER_SIZE) throw bad(`short extent header at byte ${at}`);
+  if (!eh.subarray(0, 4).equals(EXTENT_MAGIC) || eh.readUInt16BE(4) !== 0) throw bad(`wrong extent magic at byte ${at}`);
+  if (!md5WithZeroField(eh, E.md5).equals(eh.subarray(E.md5, E.md5 + 16))) throw bad(`wrong extent checksum at byte ${at}`);
+  if (!eh.subarray(E.uuid, E.uuid + 16).equals(uuid)) throw bad('extent of another archive (uuid differs)');
+  const entries: ExtentEntry[] = [];
+  let stored = 0;
+  for (let i = 0; i < CLUSTERS_PER_EXTENT; i++) {
+    const info = eh.readBigUInt64BE(E.blockinfo + 8 * i);
+    const devId = Number((info >> 32n) & 0xffn);
+    if (!devId) continue;
+    const dev = byId.get(devId);
+    if (!dev) throw bad(`extent names unknown device ${devId}`);
+    const cluster = Number(info & 0xffffffffn);
+    if (cluster >= clusterCount(dev.size)) throw bad(`cluster ${cluster} beyond the end of '${dev.name}'`);
+    const mask = Number(info >> 48n);
+    for (let b = 0; b < BLOCKS_PER_CLUSTER; b++) {
+      if (!(mask & (1 << b))) continue;
+      if (cluster * CLUSTER_SIZE + b * BLOCK_SIZE >= dev.size) throw bad(`block beyond the end of '${dev.name}'`);
+      stored++;
+    }
+    entries.push({ dev, cluster, mask });
+  }
+  const blockCount = eh.readUInt16BE(E.blockCount);
+  if (stored < blockCount) throw bad('extent holds more blocks than its masks say');
+  if (stored > blockCount) throw bad('extent holds fewer blocks than its masks say');
+  return { blockCount, entries };
+}
+
 export async function readVma(src: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, o: ReadVmaOptions): Promise<ReadVmaResult> {
   const t = new StreamTaker(src);
   try {
@@ -133,36 +174,21 @@ export async function readVma(src: AsyncIterable<Uint8Array> | Iterable<Uint8Arr
     for (;;) {
       const eh = await t.take(EXTENT_HEADER_SIZE);
       if (eh.length === 0) break;
-      if (eh.length < EXTENT_HEADER_SIZE) throw bad(`short extent header at byte ${t.consumed - eh.length}`);
-      if (!eh.subarray(0, 4).equals(EXTENT_MAGIC) || eh.readUInt16BE(4) !== 0) throw bad(`wrong extent magic at byte ${t.consumed - EXTENT_HEADER_SIZE}`);
-      if (!md5WithZeroField(eh, E.md5).equals(eh.subarray(E.md5, E.md5 + 16))) throw bad(`wrong extent checksum at byte ${t.consumed - EXTENT_HEADER_SIZE}`);
-      if (!eh.subarray(E.uuid, E.uuid + 16).equals(header.uuid)) throw bad('extent of another archive (uuid differs)');
-      const blockCount = eh.readUInt16BE(E.blockCount);
+      const { blockCount, entries } = parseExtentHeader(eh, header.uuid, byId, t.consumed - eh.length);
       const data = await t.take(blockCount * BLOCK_SIZE);
       if (data.length < blockCount * BLOCK_SIZE) throw bad('short extent at the end of the archive');
       let pos = 0;
-      for (let i = 0; i < CLUSTERS_PER_EXTENT; i++) {
-        const info = eh.readBigUInt64BE(E.blockinfo + 8 * i);
-        const devId = Number((info >> 32n) & 0xffn);
-        if (!devId) continue;
-        const dev = byId.get(devId);
-        if (!dev) throw bad(`extent names unknown device ${devId}`);
-        const cluster = Number(info & 0xffffffffn);
-        const mask = Number(info >> 48n);
-        const bits = seen.get(devId)!;
-        if (cluster >= clusterCount(dev.size)) throw bad(`cluster ${cluster} beyond the end of '${dev.name}'`);
+      for (const { dev, cluster, mask } of entries) {
+        const bits = seen.get(dev.id)!;
         if (bits[cluster >> 3]! & (1 << (cluster & 7))) throw bad(`duplicated cluster ${cluster} of '${dev.name}'`);
         bits[cluster >> 3]! |= 1 << (cluster & 7);
         for (let b = 0; b < BLOCKS_PER_CLUSTER; b++) {
           if (!(mask & (1 << b))) continue;
-          if (pos + BLOCK_SIZE > data.length) throw bad('extent holds fewer blocks than its masks say');
           const off = cluster * CLUSTER_SIZE + b * BLOCK_SIZE;
-          if (off >= dev.size) throw bad(`block beyond the end of '${dev.name}'`);
           await o.onData(dev, off, data.subarray(pos, pos + Math.min(BLOCK_SIZE, dev.size - off)));
           pos += BLOCK_SIZE;
         }
       }
-      if (pos !== data.length) throw bad('extent holds more blocks than its masks say');
       extents++;
       storedBlocks += blockCount;
     }
@@ -177,4 +203,3 @@ export async function readVma(src: AsyncIterable<Uint8Array> | Iterable<Uint8Arr
     await t.close();
   }
 }
-

@@ -83,6 +83,15 @@ my $OP_TIMEOUT = {
     'backup-vm' => 0,
     'backup-discard' => 300,
     'backup-log' => 300,
+    # Show Configuration runs this inside the API call: it reads the manifest or the archive's head
+    'archive-config' => 30,
+    # an archive without a frame index is read whole into images before init returns
+    'restore-vm-init' => 0,
+    'restore-volume-start' => 120,
+    'restore-volume-stop' => 120,
+    'restore-vm-cleanup' => 300,
+    # never run by the plugin: the detached server restore-volume-start starts
+    'restore-volume-serve' => 0,
 };
 
 # PVE_S3_STATUS_TIMEOUT (seconds, at least the default) widens the bound of status/activate on

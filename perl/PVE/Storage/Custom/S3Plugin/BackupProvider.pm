@@ -2,12 +2,14 @@ package PVE::Storage::Custom::S3Plugin::BackupProvider;
 
 # The s3 storage as a PVE Backup Provider (docs/BACKUP-PROVIDER.md §2). Thin: every method is one
 # host operation through the plugin's runner (the secret goes over stdin); the host does the work.
-# Backup side here; restore and container methods follow (issue 12).
+# VM backup and restore here; container methods follow (issue 12).
 
 use strict;
 use warnings;
 
-use MIME::Base64 qw(encode_base64);
+use MIME::Base64 qw(decode_base64 encode_base64);
+
+use PVE::Storage;
 
 use base qw(PVE::BackupProvider::Plugin::Base);
 
@@ -132,6 +134,90 @@ sub backup_handle_log_file {
     # VZDump calls this outside its error handling: a failure here must not fail the job
     eval { $self->host('backup-log', { volname => $g->{volname}, src => $filename }) };
     $self->{log}->('warn', "unable to store the task log with the backup - $@") if $@;
+    return;
+}
+
+# --- restore (qemu-server restore_external_archive, PVE::Storage::extract_vzdump_config) ---------
+
+sub restore_get_mechanism {
+    my ($self, $volname) = @_;
+
+    my $type = eval { PVE::Storage::archive_info($volname)->{type} } // '';
+    return ('qemu-img', 'qemu') if $type eq 'qemu';
+    die "pve-s3: container restores through the backup provider are not supported yet - "
+        . "restore with pve-s3-restore to a local file and pct restore\n"
+        if $type eq 'lxc';
+    die "pve-s3: '$volname' is not a VM or container backup\n";
+}
+
+sub b64_bytes {
+    my ($b64) = @_;
+    return defined($b64) ? decode_base64($b64) : undef;
+}
+
+# The configs come with restore_vm_init (read with the archive it opened); Show Configuration
+# calls these alone, in the API daemon: the host reads the manifest or the archive's head only.
+sub archive_config {
+    my ($self, $volname, $which) = @_;
+
+    my $r = $self->{restore}->{$volname};
+    return $r->{$which} if $r;
+    my $res = $self->host('archive-config', { volname => $volname, which => $which });
+    return b64_bytes($res->{text_b64});
+}
+
+sub archive_get_guest_config {
+    my ($self, $volname, $storeid) = @_;
+    return $self->archive_config($volname, 'guest');
+}
+
+sub archive_get_firewall_config {
+    my ($self, $volname, $storeid) = @_;
+    return $self->archive_config($volname, 'firewall');
+}
+
+sub restore_vm_init {
+    my ($self, $volname) = @_;
+
+    # owner: this worker; a restore it abandons (killed) is cleaned up by the next one
+    my $res = $self->host('restore-vm-init', { volname => $volname, owner_pid => int($$) });
+    $self->{restore}->{$volname} = {
+        dir => $res->{dir},
+        guest => b64_bytes($res->{config_b64}),
+        firewall => b64_bytes($res->{firewall_b64}),
+    };
+    return { map { ($_->{name} => { size => int($_->{size}) }) } @{ $res->{devices} } };
+}
+
+sub restore_dir {
+    my ($self, $volname) = @_;
+    my $r = $self->{restore}->{$volname} // die "pve-s3: restore of '$volname' was not initialised\n";
+    return $r->{dir};
+}
+
+sub restore_vm_volume_init {
+    my ($self, $volname, $device_name, $info) = @_;
+
+    my $res = $self->host(
+        'restore-volume-start', { dir => $self->restore_dir($volname), device => $device_name },
+    );
+    return { 'qemu-img-path' => $res->{path} };
+}
+
+sub restore_vm_volume_cleanup {
+    my ($self, $volname, $device_name, $info) = @_;
+
+    $self->host(
+        'restore-volume-stop', { dir => $self->restore_dir($volname), device => $device_name },
+    );
+    return;
+}
+
+sub restore_vm_cleanup {
+    my ($self, $volname) = @_;
+
+    my $r = delete $self->{restore}->{$volname} or return;
+    $self->host('restore-vm-cleanup', { dir => $r->{dir} });
     return;
 }
 

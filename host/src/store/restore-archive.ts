@@ -1,0 +1,136 @@
+/**
+ * A backup archive opened for reading parts of it (docs/BACKUP-PROVIDER.md §6): its HEAD, its
+ * manifest when that describes this very object, and — for a provider-made `.vma.zst` — the
+ * frame index, trusted through the manifest's SHA-256 of it. Frames are fetched with ranged GETs
+ * and checked against their index record before anything of them is used.
+ */
+import { parseVolname, type VolumeInfo } from '../pve/volname.js';
+import { bareETag } from '../s3/xml.js';
+import type { Manifest } from '../transfer/manifest.js';
+import { EXIT, PveS3Error } from '../util/errors.js';
+import { Sha256 } from '../wasm/digests.js';
+import { toHex } from '../wasm/encoding.js';
+import { decodeIndex, INDEX_TYPE, type FrameIndex, type FrameRecord } from '../vma/frame-index.js';
+import { parseHeader, type VmaHeaderInfo } from '../vma/reader.js';
+import { zstd } from '../zstd/native.js';
+import { isNotFound } from './objects.js';
+import { keyOf, notFound } from './volumes.js';
+import { readSse, transferClient, type StoreContext } from './types.js';
+
+export interface OpenArchive {
+  v: VolumeInfo;
+  key: string;
+  size: number;
+  etag: string;
+  /** the manifest, only when it describes this object (size and ETag) */
+  manifest: Manifest | null;
+  /** bytes of the archive object itself read so far (manifest and index not counted) */
+  archiveBytes: number;
+}
+
+export async function openArchive(ctx: StoreContext, volname: string): Promise<OpenArchive> {
+  const v = parseVolname(volname);
+  if (v.content !== 'backup') throw new PveS3Error('InvalidArgument', `'${volname}' is not a backup archive`, { exitCode: EXIT.usage });
+  const key = keyOf(ctx, v);
+  let info;
+  try {
+    info = await ctx.client.headObject(key, { ...readSse(ctx), ...(ctx.signal ? { signal: ctx.signal } : {}) });
+  } catch (e) {
+    if (isNotFound(e)) throw notFound(ctx, volname, key);
+    throw e;
+  }
+  const { readManifest, manifestKey } = await import('../transfer/manifest.js');
+  let manifest: Manifest | null = null;
+  try {
+    manifest = await readManifest(transferClient(ctx), key, { ...readSse(ctx), ...(ctx.signal ? { signal: ctx.signal } : {}) });
+  } catch (e) {
+    // an invalid manifest vouches for nothing: read the archive as one without
+    if ((e as { code?: string }).code !== 'ManifestInvalid') throw e;
+    ctx.logger.warn('manifest invalid, reading the archive without it', { key: manifestKey(key) });
+  }
+  if (manifest) {
+    if (manifest.size !== info.size || bareETag(manifest.etag) !== bareETag(info.etag)) manifest = null;
+  }
+  return { v, key, size: info.size, etag: info.etag, manifest, archiveBytes: 0 };
+}
+
+/** The frame index the manifest names, checked against the manifest and the object. */
+export async function readFrameIndex(ctx: StoreContext, a: OpenArchive): Promise<{ index: FrameIndex; raw: Buffer } | null> {
+  const ref = a.manifest?.index;
+  if (!ref) return null;
+  if (ref.type !== INDEX_TYPE) {
+    throw new PveS3Error('NotSupported', `'${a.v.volname}' has a frame index of type '${ref.type}', this version reads '${INDEX_TYPE}': update pve-s3`);
+  }
+  let raw: Buffer;
+  try {
+    const { body } = await ctx.client.getObject(ref.key, { ...readSse(ctx), ...(ctx.signal ? { signal: ctx.signal } : {}) });
+    raw = await collect(body, ref.size + 1);
+  } catch (e) {
+    if (isNotFound(e)) throw damaged(a, `its frame index '${ref.key}' is missing`);
+    throw e;
+  }
+  if (raw.length !== ref.size || toHex(Sha256.hash(raw)) !== ref.sha256) throw damaged(a, `its frame index '${ref.key}' does not match the SHA-256 in its manifest`);
+  const index = decodeIndex(raw);
+  if (index.archiveSize !== a.size) throw damaged(a, `its frame index describes ${index.archiveSize} bytes, the object has ${a.size}`);
+  return { index, raw };
+}
+
+function damaged(a: OpenArchive, why: string): PveS3Error {
+  return new PveS3Error('IntegrityError', `backup '${a.v.volname}' is damaged: ${why}`, { exitCode: EXIT.integrity, retryable: false, key: a.key });
+}
+
+export async function collect(body: AsyncIterable<Uint8Array>, max: number): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  for await (const c of body) {
+    n += c.length;
+    if (n > max) throw new PveS3Error('IntegrityError', `the server sent more than the ${max} bytes asked for`, { exitCode: EXIT.integrity });
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks, n);
+}
+
+/**
+ * One frame's compressed bytes by a ranged GET, verified against its index record's SHA-256,
+ * then decompressed (zstd checks its own content checksum too). A mismatch is fetched once more
+ * (a broken transfer), then it is the archive that is damaged.
+ */
+export async function fetchFrame(ctx: StoreContext, a: { key: string; v: VolumeInfo }, f: FrameRecord, signal?: AbortSignal): Promise<Buffer> {
+  let last: PveS3Error | null = null;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const { body } = await ctx.client.getObject(a.key, { range: [f.offset, f.offset + f.clen - 1], ...readSse(ctx), ...(signal ? { signal } : {}) });
+    let bytes: Buffer;
+    try {
+      bytes = await collect(body, f.clen);
+    } catch (e) {
+      if ((e as PveS3Error).retryable && attempt === 0) continue;
+      throw e;
+    }
+    if (bytes.length === f.clen && Buffer.from(Sha256.hash(bytes)).equals(f.sha256)) {
+      const out = Buffer.allocUnsafe(f.ulen);
+      let n: number;
+      try {
+        n = zstd().decompress(out, bytes);
+      } catch (e) {
+        throw new PveS3Error('IntegrityError', `backup '${a.v.volname}': the frame at byte ${f.offset} does not decompress (${(e as Error).message})`, { exitCode: EXIT.integrity });
+      }
+      if (n !== f.ulen) throw new PveS3Error('IntegrityError', `backup '${a.v.volname}': the frame at byte ${f.offset} decompressed to ${n} bytes, its index record says ${f.ulen}`, { exitCode: EXIT.integrity });
+      return out;
+    }
+    last = new PveS3Error(
+      'IntegrityError',
+      `backup '${a.v.volname}' is damaged: the ${f.clen} bytes at ${f.offset} of '${a.key}' do not match the SHA-256 their frame index records`,
+      { exitCode: EXIT.integrity, key: a.key },
+    );
+  }
+  throw last!;
+}
+
+/** The VMA header of an indexed archive: frame 0 alone holds it. */
+export async function headerFromIndex(ctx: StoreContext, a: OpenArchive, index: FrameIndex): Promise<VmaHeaderInfo> {
+  const f0 = index.frames[0]!;
+  const h = parseHeader(await fetchFrame(ctx, a, f0, ctx.signal));
+  a.archiveBytes += f0.clen;
+  if (!h.uuid.equals(index.uuid)) throw damaged(a, 'its VMA header belongs to another archive than its frame index (uuid differs)');
+  return h;
+}
