@@ -144,7 +144,7 @@ function sniffCompression(b: Uint8Array): string {
 }
 
 async function planItems(p: Parsed, sources: string[], producer?: Producer): Promise<{ items: Item[]; warnings: string[] }> {
-  const { classifyFile, parseVolumeFile, archiveName, normaliseUploadName } = await import('../pve/volname.js');
+  const { assertUsableName, classifyFile, parseVolumeFile, archiveName, normaliseUploadName } = await import('../pve/volname.js');
   const content = oneOf(p, 'content', CONTENT_TYPES);
   const vmid = vmidOpt(p);
   const type = oneOf(p, 'type', ['qemu', 'lxc'] as const);
@@ -192,6 +192,7 @@ async function planItems(p: Parsed, sources: string[], producer?: Producer): Pro
       const n = archiveName({ vmid: vmid!, guestType: type!, ...(format ? { format } : {}), compression, time: new Date() });
       volume = parseVolumeFile('backup', n);
     }
+    assertUsableName(volume); // (the storage's prefix is checked too, at the upload)
     const item: Item = { kind: 'stream', volume, stream, protected: false, ...(await streamSize(maxSize, sizeArg, vmid, type)) };
     if (volume.content === 'backup') {
       if (notesOpt !== undefined) item.notes = notesOpt;
@@ -226,6 +227,7 @@ async function planItems(p: Parsed, sources: string[], producer?: Producer): Pro
         throw new UsageError(CMD, `'${path}' is the ${c.sidecar} of '${c.archive}', which is not among the sources: upload the archive instead`, USAGE);
       }
       const v = c.volume;
+      assertUsableName(v); // before any upload of the batch (a dry run says it too)
       if (vmid !== undefined && (v.content !== 'backup' || v.vmid !== vmid)) {
         throw new PveS3Error('InvalidArgument', `source '${path}' is not a backup of guest ${vmid} (it would be stored as '${v.volname}')`, { exitCode: EXIT.usage });
       }

@@ -45,6 +45,7 @@ export function volumeJson(v: Volume): Record<string, unknown> {
     o.protected = v.protected;
   }
   o.verified = v.verified === true;
+  if (v.unusable !== undefined) o.unusable = v.unusable;
   return o;
 }
 

@@ -30,6 +30,65 @@ export interface VolumeInfo {
   compression?: Compression;
   /** the `format` PVE's list_volumes reports: `vma.zst`, `tgz`, `tzst`, `iso`, `snippet` … */
   listFormat: string;
+  /** why this volume (a name another tool stored) cannot be stored or restored to a file here */
+  unusable?: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// How long a volume name may be
+
+/** Linux's limit on one file name (NAME_MAX on ext4, xfs, zfs, btrfs, tmpfs). */
+export const NAME_MAX_BYTES = 255;
+
+/**
+ * Every local file name made from a volume's file name, and the bytes it adds. The longest one
+ * decides how long a volume name may be: a longer name can be listed, never given a local copy
+ * (the download's temporary file cannot even be created: ENAMETOOLONG). Whoever adds a derived
+ * name adds it here (test/unit/pve-volname-length.test.ts checks the host's own against the code).
+ */
+export const DERIVED_NAMES: ReadonlyArray<{ name: string; adds: number }> = [
+  // transfer/temp-file.ts tempPathFor: '.' + name + TEMP_MARK ('.pve-s3-tmp-') + 12 hex
+  { name: '.<name>.pve-s3-tmp-<12 hex> (download in progress)', adds: 1 + 12 + 12 },
+  // PVE::Tools::download_file_from_url: "$dest.tmp_dwnl.$$" (and .tmp_dcom.), pids up to 4194304
+  { name: "<name>.tmp_dwnl.<pid> (PVE's download from URL)", adds: 10 + 7 },
+  // the plugin's with_volume_lock and store/volume-lock.ts: "<content>.<name>.lock", the longest
+  // content being snippets
+  { name: '<content>.<name>.lock (per-volume locks)', adds: 9 + 5 },
+  // PVE's and our local sidecars beside the archive
+  { name: '<name>.protected (local sidecar)', adds: 10 },
+  // store/local-cache.ts recordPath
+  { name: '<name>.json (cache record)', adds: 5 },
+];
+
+const LONGEST = DERIVED_NAMES.reduce((a, b) => (b.adds > a.adds ? b : a));
+/** The longest volume file name, in UTF-8 bytes, that every derived name still fits. */
+export const MAX_NAME_BYTES = NAME_MAX_BYTES - LONGEST.adds;
+/** S3's limit on a key. */
+export const MAX_KEY_BYTES = 1024;
+/** Where a replacing upload stages the new object first (store/replace.ts): the longest key of a
+ *  volume is the staged copy's manifest, `<prefix>.pve-s3-staging/<dir><name>.s3manifest`. */
+export const STAGING_DIR = '.pve-s3-staging/';
+
+/** Why a local file of this name (a volume's, or a restore's destination) cannot be made. */
+export function localNameProblem(name: string): string | undefined {
+  const n = Buffer.byteLength(name);
+  if (n <= MAX_NAME_BYTES) return undefined;
+  return `name is ${n} bytes, at most ${MAX_NAME_BYTES} are usable: its local ${LONGEST.name} would exceed the ${NAME_MAX_BYTES}-byte file name limit`;
+}
+
+/**
+ * Before a volume is stored, or restored to a file: the name must fit the longest derived name
+ * (NameTooLong, exit 2) and its manifest's key S3's key limit. A name another tool stored may be
+ * longer; it is listed with `unusable` and can still be deleted, or restored to a pipe.
+ */
+export function assertUsableName(v: VolumeInfo, prefix = ''): void {
+  const why = v.unusable ?? localNameProblem(v.name);
+  if (why !== undefined) throw new PveS3Error('NameTooLong', `volume '${v.volname}' cannot be used here: ${why}; rename it`, { exitCode: EXIT.usage });
+  const key = keyOfName(prefix + STAGING_DIR, v.content, v.name) + MANIFEST_SUFFIX;
+  const k = Buffer.byteLength(key);
+  if (k > MAX_KEY_BYTES) {
+    throw new PveS3Error('NameTooLong', `volume '${v.volname}' cannot be stored: the key of its staged copy's manifest '${key}' would be ${k} bytes, S3 allows ${MAX_KEY_BYTES}; use a shorter name or prefix`, { exitCode: EXIT.usage });
+  }
 }
 
 /** Reserved suffix of our integrity manifest (DESIGN.md §3). */
@@ -135,8 +194,16 @@ export function parseVolname(volname: string): VolumeInfo {
   return parseVolumeFile(vtype, volname.slice(slash + 1), volname);
 }
 
-/** A file name of the given content type → VolumeInfo (validated as parseVolname does). */
+/** A file name of the given content type → VolumeInfo (validated as parseVolname does; a name
+ *  too long for a local copy parses, with `unusable` saying so). */
 export function parseVolumeFile(content: ContentType, name: string, full = `${content}/${name}`): VolumeInfo {
+  const v = parseVolumeFileShape(content, name, full);
+  const why = localNameProblem(name);
+  if (why !== undefined) v.unusable = why;
+  return v;
+}
+
+function parseVolumeFileShape(content: ContentType, name: string, full: string): VolumeInfo {
   checkFileName(full, name, content);
   const volname = `${content}/${name}`;
   switch (content) {

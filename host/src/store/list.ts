@@ -57,6 +57,7 @@ export function toVolume(ctx: StoreContext, v: VolumeInfo, o: ObjectSummary, fol
   const m = folder.get(v.name + MANIFEST_SUFFIX);
   vol.verified = m !== undefined && m.lastModified.getTime() >= o.lastModified.getTime();
   if (o.storageClass) vol.storageClass = o.storageClass;
+  if (v.unusable !== undefined) vol.unusable = v.unusable;
   if (v.content === 'backup') {
     if (v.vmid !== undefined) vol.vmid = v.vmid;
     vol.subtype = (v.guestType ?? 'unknown') as GuestType;

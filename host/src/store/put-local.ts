@@ -10,7 +10,7 @@
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { READ_BY_PATH } from '../pve/content.js';
-import { parseVolname, sidecarNames, type VolumeInfo } from '../pve/volname.js';
+import { assertUsableName, parseVolname, sidecarNames, type VolumeInfo } from '../pve/volname.js';
 import type { Progress } from '../transfer/progress.js';
 import { bareETag } from '../s3/xml.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
@@ -87,6 +87,7 @@ export async function localSidecarPlan(
 
 export async function putLocalVolume(ctx: StoreContext, volname: string, path: string, o: LocalUploadOptions): Promise<LocalUploadOutcome> {
   const v = parseVolname(volname);
+  assertUsableName(v, ctx.settings.prefix); // before the lock: its file name is derived from it
   let waited = false;
   const lock = await lockVolumeWriter(ctx, v, {
     waitSeconds: o.waitSeconds,

@@ -7,7 +7,7 @@
  */
 import { open } from 'node:fs/promises';
 import { CONTENT_DIR } from '../pve/content.js';
-import { PROTECTED_SUFFIX, parseVolname, type VolumeInfo } from '../pve/volname.js';
+import { PROTECTED_SUFFIX, STAGING_DIR, parseVolname, type VolumeInfo } from '../pve/volname.js';
 import type { ObjectSummary } from '../s3/types.js';
 import type { UploadOptions, UploadResult, UploadSource } from '../transfer/upload.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
@@ -16,7 +16,7 @@ import { readSse, transferClient, volid, type StoreContext } from './types.js';
 import { keyOf } from './volumes.js';
 
 /** Staged replacements live beside the content folders, where no listing of volumes looks. */
-export const STAGING_DIR = '.pve-s3-staging/';
+export { STAGING_DIR };
 
 export function stagingKey(ctx: StoreContext, v: VolumeInfo): string {
   return `${ctx.settings.prefix}${STAGING_DIR}${CONTENT_DIR[v.content]}${v.name}`;

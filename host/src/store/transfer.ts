@@ -5,9 +5,10 @@
  * local copy is already the object.
  */
 import { hostname } from 'node:os';
+import { basename } from 'node:path';
 import { lstat, stat } from 'node:fs/promises';
 import type { UploadSource } from '../transfer/upload.js';
-import { NOTES_SUFFIX, PROTECTED_SUFFIX, keyOfName, parseVolname, sidecarNames, type VolumeInfo } from '../pve/volname.js';
+import { NOTES_SUFFIX, PROTECTED_SUFFIX, assertUsableName, keyOfName, localNameProblem, parseVolname, sidecarNames, type VolumeInfo } from '../pve/volname.js';
 import type { Progress } from '../transfer/progress.js';
 import type { Check, VerifyMode } from '../transfer/download.js';
 import { bareETag } from '../s3/xml.js';
@@ -58,6 +59,7 @@ export interface PutVolumeOptions {
  */
 export async function putVolume(ctx: StoreContext, volname: string, o: PutVolumeOptions & { who?: string }): Promise<Volume> {
   const v = parseVolname(volname);
+  assertUsableName(v, ctx.settings.prefix); // before the lock: its file name is derived from it
   const { lockVolumeWriter, WAIT_FOR_WRITER_SECONDS } = await import('./volume-lock.js');
   const lock = await lockVolumeWriter(ctx, v, { waitSeconds: WAIT_FOR_WRITER_SECONDS, who: o.who ?? 'upload', onWait: (m) => ctx.logger.warn(m) });
   try {
@@ -162,6 +164,10 @@ export async function getVolume(
   const v = parseVolname(volname);
   const key = keyOf(ctx, v);
   if (!dest.startsWith('/')) throw invalidArg(`invalid dest '${dest}': must be an absolute path`);
+  const tooLong = localNameProblem(basename(dest));
+  if (tooLong !== undefined) {
+    throw new PveS3Error('NameTooLong', `cannot restore '${volname}' to '${dest}': ${tooLong}; give a shorter destination file name, or restore to a pipe`, { exitCode: EXIT.usage });
+  }
   const parent = dest.slice(0, dest.lastIndexOf('/')) || '/';
   const pst = await stat(parent).catch(() => null);
   if (!pst || !pst.isDirectory()) throw invalidArg(`invalid dest '${dest}': parent directory does not exist`);

@@ -121,6 +121,8 @@ export interface Volume {
   log?: boolean;
   /** present only in the local cache dir, not yet in the bucket */
   pending?: boolean;
+  /** why it cannot be given a local copy (a name too long, stored by another tool): pve/volname.ts */
+  unusable?: string;
   etag?: string;
   storageClass?: string;
 }

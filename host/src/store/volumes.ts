@@ -74,6 +74,7 @@ export async function statVolume(ctx: StoreContext, volname: string): Promise<Vo
     etag: info.etag,
   };
   if (info.storageClass) vol.storageClass = info.storageClass;
+  if (v.unusable !== undefined) vol.unusable = v.unusable;
   if (backup) {
     if (v.vmid !== undefined) vol.vmid = v.vmid;
     vol.subtype = (v.guestType ?? 'unknown') as GuestType;
