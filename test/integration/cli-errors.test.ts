@@ -97,7 +97,9 @@ describe('usage and configuration errors exit 2 with one line', () => {
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/^Usage: /);
       expect(r.stdout).toContain('Exit codes: 0 ok, 1 failure, 2 usage or configuration error, 3 not found');
-      if (cmd !== 'pve-s3-vzdump-hook') expect(r.stdout).toContain(`Examples:\n  ${cmd} --storage mon-stockage-s3`);
+      if (cmd !== 'pve-s3-vzdump-hook') expect(r.stdout).toContain(`Examples:\n  ${cmd} --storage my-s3`);
+      // examples show only what works: --notes on a backup, never on a snippet where it is ignored
+      for (const line of r.stdout.split('\n').filter((l) => l.includes('--notes') && l.includes('--storage'))) expect(line).toMatch(/vzdump-/);
     }
   });
 });
@@ -112,6 +114,14 @@ describe('S3 outcomes map to exit codes', () => {
     r = await run('pve-s3-maintenance', ['--action', 'status'], { env: s3Env(dir, c.bucket, { S3_SECRET_KEY: 'wrongSecretValue0000000000000000000000' }) });
     expect(r.code).toBe(4);
     expect(r.stderr).not.toContain('wrongSecretValue');
+  });
+
+  it('status against an unreachable endpoint ends with the one-line error and its [Code], table or --json', async () => {
+    for (const json of [false, true]) {
+      const r = await run('pve-s3-maintenance', ['--action', 'status', ...(json ? ['--json'] : [])], { env: s3Env(dir, c.bucket, { S3_ENDPOINT: 'http://127.0.0.1:9' }) });
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr.trimEnd().split('\n').at(-1)).toMatch(/^pve-s3-maintenance: cannot reach http:\/\/127\.0\.0\.1:9: connection refused .*\[ConnectionRefused\]$/);
+    }
   });
 
   it('missing archive → 3, and no file created', async () => {

@@ -22,12 +22,15 @@ describe('durations for --older-than', () => {
     expect(durationCutoff('2w', now).toISOString()).toBe('2024-08-17T12:00:00.000Z');
     // 6 months before 31 August: 29 February (leap year), not 2 March
     expect(durationCutoff('6m', now).toISOString()).toBe('2024-02-29T12:00:00.000Z');
+    // `mo` says months unambiguously; `m` stays months (no age here is in minutes)
+    expect(durationCutoff('6mo', now).toISOString()).toBe('2024-02-29T12:00:00.000Z');
+    expect(parseDuration('6MO')).toMatchObject({ count: 6, unit: 'm' });
     expect(durationCutoff('1y', now).toISOString()).toBe('2023-08-31T12:00:00.000Z');
     expect(durationCutoff('1y', new Date(Date.UTC(2024, 1, 29))).toISOString()).toBe('2023-02-28T00:00:00.000Z');
     expect(durationMs('1d')).toBe(86_400_000);
   });
 
-  it.each(['', '90', 'd', '0d', '-1d', '1.5d', '90 days', '1q', '9999999d'])('refuses %j naming the key', (v) => {
+  it.each(['', '90', 'd', '0d', '-1d', '1.5d', '90 days', '1q', '9999999d', '6min', '6mon'])('refuses %j naming the key', (v) => {
     let err: unknown;
     try {
       parseDuration(v);
@@ -36,7 +39,7 @@ describe('durations for --older-than', () => {
     }
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toContain(`invalid older-than '${v}'`);
-    expect((err as Error).message).toContain('90d, 12w, 6m, 1y');
+    expect((err as Error).message).toContain('mo or m (months, never minutes)');
   });
 });
 

@@ -69,11 +69,12 @@ Options:
 ${COMMON_HELP}
 
 Examples:
-  ${CMD} --storage mon-stockage-s3 --source /var/lib/vz/dump/vzdump-qemu-100-*.vma.gz --vmid 100
-  ${CMD} --storage mon-stockage-s3 --source /tmp/test.txt --notes "test de connectivité"
-  vzdump 100 --stdout --compress zstd | ${CMD} --storage mon-stockage-s3 --source - --vmid 100 --type qemu
-  ${CMD} --storage mon-stockage-s3 --vmid 100 --type qemu --from-command 'vzdump 100 --stdout --compress zstd'
-  ${CMD} --storage mon-stockage-s3 --source debian-12.iso --content iso --dry-run
+  ${CMD} --storage my-s3 --source /var/lib/vz/dump/vzdump-qemu-100-*.vma.zst --vmid 100
+  ${CMD} --storage my-s3 --source /var/lib/vz/dump/vzdump-qemu-100-2025_01_31-02_00_00.vma.zst --notes "before the upgrade" --protected
+  ${CMD} --storage my-s3 --source /root/guest-hook.pl          (a snippet: snippets/guest-hook.pl)
+  vzdump 100 --stdout --compress zstd | ${CMD} --storage my-s3 --source - --vmid 100 --type qemu
+  ${CMD} --storage my-s3 --vmid 100 --type qemu --from-command 'vzdump 100 --stdout --compress zstd'
+  ${CMD} --storage my-s3 --source debian-12.iso --content iso --dry-run
 `;
 
 const OPTIONS = {

@@ -13,6 +13,11 @@ export function markInterrupted(signal: string): void {
   interruption ??= signal;
 }
 
+/** The one line a failure ends with: "<command>: <message> [<code>]" (the code says what to grep for). */
+export function errorLine(command: string, message: string, code: string | undefined): string {
+  return `${command}: ${message}${code && !/^(Usage|InternalError)$/.test(code) ? ` [${code}]` : ''}`;
+}
+
 export async function runCommand(command: string, body: () => Promise<number>): Promise<number> {
   try {
     return await body();
@@ -22,7 +27,7 @@ export async function runCommand(command: string, body: () => Promise<number>): 
     const line =
       interruption !== undefined && err.code !== 'Aborted'
         ? `${command}: interrupted by ${interruption}: operation cancelled (${err.message})`
-        : `${command}: ${err.message}${err.code && !/^(Usage|InternalError)$/.test(err.code) ? ` [${err.code}]` : ''}`;
+        : errorLine(command, err.message, err.code);
     // messages quote keys and servers' words: one line, nothing a terminal would act on
     process.stderr.write(printable(redact(line)) + '\n');
     if (process.env.PVE_S3_DEBUG && e instanceof Error && e.stack) process.stderr.write(printableLines(redact(e.stack)) + '\n');

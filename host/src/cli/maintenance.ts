@@ -44,7 +44,8 @@ Actions:
                    verified backups are counted and removed, unverified ones are kept and listed
 
 Options:
-  --older-than D   age: 36h, 90d, 12w, 6m, 1y (cleanup: required)
+  --older-than D   age: 36h (hours), 90d (days), 12w (weeks), 6mo (months; 6m also means
+                   months, never minutes), 1y (years) (cleanup: required)
   --keep-last N    cleanup: always keep the newest N verified backups per guest; prune: keep-last=N
   --allow-last     cleanup: also remove a guest's last verified backup when it is old enough
   --prune-backups S  prune: e.g. keep-last=3,keep-daily=7 instead of the storage's setting
@@ -60,14 +61,14 @@ Options:
 ${COMMON_HELP}
 
 Examples:
-  ${CMD} --storage mon-stockage-s3 --action status
-  ${CMD} --storage mon-stockage-s3 --action cleanup --older-than 90d
-  ${CMD} --storage mon-stockage-s3 --action cleanup --older-than 30d --keep-last 3 --dry-run
-  ${CMD} --storage mon-stockage-s3 --action check-integrity
-  ${CMD} --storage mon-stockage-s3 --action check-integrity --vmid 100
-  ${CMD} --storage mon-stockage-s3 --action check-integrity --deep
-  ${CMD} --storage mon-stockage-s3 --action lifecycle --show
-  ${CMD} --storage mon-stockage-s3 --action prune --dry-run
+  ${CMD} --storage my-s3 --action status
+  ${CMD} --storage my-s3 --action cleanup --older-than 90d
+  ${CMD} --storage my-s3 --action cleanup --older-than 30d --keep-last 3 --dry-run
+  ${CMD} --storage my-s3 --action check-integrity
+  ${CMD} --storage my-s3 --action check-integrity --vmid 100
+  ${CMD} --storage my-s3 --action check-integrity --deep
+  ${CMD} --storage my-s3 --action lifecycle --show
+  ${CMD} --storage my-s3 --action prune --dry-run
 `;
 
 const OPTIONS = {
@@ -116,8 +117,16 @@ async function status(ctx: StoreContext, json: boolean, endpoint: string): Promi
     code = exitCodeFor(s.error.code);
     if (code === EXIT.ok) code = EXIT.failure;
   }
+  // a failed probe ends like every failed command: one line with the code, whatever the format
+  const failed = async (): Promise<void> => {
+    if (!s.error) return;
+    const { errorLine } = await import('./exit.js');
+    const { redact } = await import('../util/logger.js');
+    note(printable(redact(errorLine(CMD, s.error.message, s.error.code))));
+  };
   if (json) {
     writeJson({ storage: ctx.settings.storageId, endpoint, ...s, local });
+    await failed();
     return code;
   }
   const provider = describeProvider(s.provider);
@@ -132,7 +141,7 @@ async function status(ctx: StoreContext, json: boolean, endpoint: string): Promi
         ...pendingLines(local),
       ].join('\n'),
     );
-    note(`${CMD}: ${printable(s.error.message)}`);
+    await failed();
     return code;
   }
   const lines = [

@@ -29,7 +29,7 @@ Options:
   --type qemu|lxc     only backups of this guest type
   --content C         only this content: backup, iso, vztmpl or snippets (default: all)
   --source NAME       what to restore: an archive name (vzdump-qemu-100-….vma.zst), a volume
-                      name (backup/…) or a volume id (mon-stockage-s3:backup/…; it also names the
+                      name (backup/…) or a volume id (my-s3:backup/…; it also names the
                       storage when --storage is not given)
   --destination PATH  target file, or an existing directory to restore into (default: the
                       current directory); '-' writes to stdout for pipelines (qmrestore - 100)
@@ -44,10 +44,10 @@ Options:
 ${COMMON_HELP}
 
 Examples:
-  ${CMD} --storage mon-stockage-s3 --list
-  ${CMD} --storage mon-stockage-s3 --list --vmid 100
-  ${CMD} --storage mon-stockage-s3 --source vzdump-qemu-100-2023_12_25-14_30_00.vma.gz --destination /tmp/backup-restaure.vma.gz
-  ${CMD} --storage mon-stockage-s3 --source vzdump-qemu-100-2023_12_25-14_30_00.vma.zst --destination - | zstd -d | qmrestore - 100
+  ${CMD} --storage my-s3 --list
+  ${CMD} --storage my-s3 --list --vmid 100
+  ${CMD} --storage my-s3 --source vzdump-qemu-100-2023_12_25-14_30_00.vma.gz --destination /tmp/restored.vma.gz
+  ${CMD} --storage my-s3 --source vzdump-qemu-100-2023_12_25-14_30_00.vma.zst --destination - | zstd -d | qmrestore - 100
 `;
 
 const OPTIONS = {

@@ -1,5 +1,6 @@
 /**
- * Ages for `--older-than`: `90d`, `12w`, `6m`, `1y`, `36h`. Months and years are calendar
+ * Ages for `--older-than`: `90d`, `12w`, `6mo` (or `6m`), `1y`, `36h`. `m` is months, not minutes
+ * (no age here is counted in minutes), and `mo` says so unambiguously. Months and years are calendar
  * months/years counted back from "now" in local time (6m before 31 August is 28/29 February, the
  * day clamped to the month's end), which is what an administrator means by "older than 6 months";
  * h/d/w are fixed lengths.
@@ -14,19 +15,20 @@ export interface Duration {
   text: string;
 }
 
-const RE = /^\s*(\d{1,6})\s*(h|d|w|m|y)\s*$/i;
+const RE = /^\s*(\d{1,6})\s*(h|d|w|mo|m|y)\s*$/i;
 const HOUR = 3_600_000;
 const FIXED: Partial<Record<DurationUnit, number>> = { h: HOUR, d: 24 * HOUR, w: 7 * 24 * HOUR };
 
 const ALLOWED =
-  'a positive number followed by h (hours), d (days), w (weeks), m (months) or y (years), e.g. 90d, 12w, 6m, 1y';
+  'a positive number followed by h (hours), d (days), w (weeks), mo or m (months, never minutes) or y (years), e.g. 36h, 90d, 12w, 6mo, 1y';
 
 export function parseDuration(text: string, key = 'older-than'): Duration {
   const m = RE.exec(text ?? '');
   if (!m) throw new ConfigError(key, text, `must be ${ALLOWED}`);
   const count = Number(m[1]);
   if (count < 1) throw new ConfigError(key, text, `must be ${ALLOWED}`);
-  return { count, unit: m[2]!.toLowerCase() as DurationUnit, text: text.trim() };
+  const unit = m[2]!.toLowerCase();
+  return { count, unit: (unit === 'mo' ? 'm' : unit) as DurationUnit, text: text.trim() };
 }
 
 /** The instant `d` before `now`: anything strictly older than it is "older than d". */
