@@ -26,7 +26,7 @@ function fixture(f: Fixture): Record<string, string> {
   mkdirSync(priv, { recursive: true });
   if (f.cfg !== undefined) writeFileSync(join(d, 'storage.cfg'), f.cfg);
   for (const [id, s] of Object.entries(f.secrets ?? {})) writeFileSync(join(priv, `${id}.pw`), s, { mode: 0o600 });
-  if (f.ini !== undefined) writeFileSync(join(d, 'aws-credentials'), f.ini);
+  if (f.ini !== undefined) writeFileSync(join(d, 'aws-credentials'), f.ini, { mode: 0o600 });
   return {
     PVE_S3_STORAGE_CFG: join(d, 'storage.cfg'),
     PVE_S3_PRIV_DIR: priv,

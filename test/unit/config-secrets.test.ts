@@ -34,7 +34,7 @@ function world(cfg: string, o: { pw?: boolean; ini?: boolean } = {}) {
   writeFileSync(join(d, 'storage.cfg'), cfg);
   if (o.pw) writeFileSync(join(d, 'priv', 'store1.pw'), SECRETS.pw + '\n');
   if (o.ini) {
-    writeFileSync(join(d, 'creds'), `[default]\naws_access_key_id = INIKEY\naws_secret_access_key = ${SECRETS.ini}\n`);
+    writeFileSync(join(d, 'creds'), `[default]\naws_access_key_id = INIKEY\naws_secret_access_key = ${SECRETS.ini}\n`, { mode: 0o600 });
   }
   return { PVE_S3_STORAGE_CFG: join(d, 'storage.cfg'), PVE_S3_PRIV_DIR: join(d, 'priv'), PVE_S3_CREDENTIALS: join(d, 'creds') };
 }

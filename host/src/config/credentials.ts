@@ -1,5 +1,5 @@
 /**
- * The INI credentials file (/etc/pve/s3-credentials/aws-credentials, AWS CLI style):
+ * The INI credentials file (/etc/pve/priv/s3-credentials/aws-credentials, AWS CLI style):
  *
  *   [default]
  *   aws_access_key_id = AKIA…

@@ -8,7 +8,7 @@
  * must name endpoint and bucket (keys may come from the INI file); otherwise StorageNotFound.
  * Every path is overridable (PVE_S3_STORAGE_CFG, PVE_S3_PRIV_DIR, PVE_S3_CREDENTIALS).
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { ConfigError, EXIT, PveS3Error } from '../util/errors.js';
 import type { Logger } from '../util/log.js';
@@ -26,7 +26,8 @@ import { endpointUrl, type ValidatedProps, validateStorage } from './validate.js
 export const DEFAULT_PATHS = {
   storageCfg: '/etc/pve/storage.cfg',
   privDir: '/etc/pve/priv/storage',
-  credentials: '/etc/pve/s3-credentials/aws-credentials',
+  // in priv/: pmxcfs shows files outside it to group www-data (0640), this one holds a secret
+  credentials: '/etc/pve/priv/s3-credentials/aws-credentials',
   logFile: DEFAULT_LOG_FILE,
   /** holds qemu-server/<vmid>.conf and lxc/<vmid>.conf */
   guestConfDir: '/etc/pve',
@@ -34,11 +35,21 @@ export const DEFAULT_PATHS = {
 
 export type ConfigPaths = { storageCfg: string; privDir: string; credentials: string; logFile: string; guestConfDir: string };
 
+/** Where the credentials file was before it moved into priv/ (still read, if private: see below). */
+export const LEGACY_CREDENTIALS = '/etc/pve/s3-credentials/aws-credentials';
+
+/** PVE_S3_CREDENTIALS, else the default place, else the old place when only it exists. */
+export function chooseCredentialsFile(env: NodeJS.ProcessEnv, exists: (p: string) => boolean = existsSync): string {
+  if (env.PVE_S3_CREDENTIALS) return env.PVE_S3_CREDENTIALS;
+  if (!exists(DEFAULT_PATHS.credentials) && exists(LEGACY_CREDENTIALS)) return LEGACY_CREDENTIALS;
+  return DEFAULT_PATHS.credentials;
+}
+
 export function configPaths(env: NodeJS.ProcessEnv = process.env): ConfigPaths {
   return {
     storageCfg: env.PVE_S3_STORAGE_CFG || DEFAULT_PATHS.storageCfg,
     privDir: env.PVE_S3_PRIV_DIR || DEFAULT_PATHS.privDir,
-    credentials: env.PVE_S3_CREDENTIALS || DEFAULT_PATHS.credentials,
+    credentials: chooseCredentialsFile(env),
     logFile: env.PVE_S3_LOG_FILE || DEFAULT_PATHS.logFile,
     guestConfDir: env.PVE_S3_GUEST_CONF_DIR || DEFAULT_PATHS.guestConfDir,
   };
@@ -101,8 +112,17 @@ function normaliseFlagKey(k: string): string {
   return k;
 }
 
-function readOptional(file: string): { text: string } | { missing: true } | { error: string } {
+function readOptional(file: string, o: { private?: boolean } = {}): { text: string } | { missing: true } | { error: string } {
   try {
+    if (o.private) {
+      // a secret anyone but its owner can read is a secret already spread: not used (like ssh)
+      const mode = statSync(file).mode & 0o777;
+      if (mode & 0o044) {
+        return {
+          error: `readable by group or others (mode 0${mode.toString(8)}), not used: chmod 600 it, or move it to ${DEFAULT_PATHS.credentials}`,
+        };
+      }
+    }
     return { text: readFileSync(file, 'utf8') };
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
@@ -180,7 +200,7 @@ export function resolveStorage(o: ResolveOptions = {}): StorageConfig {
   // 4. INI credentials
   let ini: Layer | null = null;
   const profile = o.storageCfgOnly ? undefined : (o.profile ?? (env.S3_PROFILE || undefined));
-  const iniRead: ReturnType<typeof readOptional> = o.storageCfgOnly ? { missing: true } : readOptional(paths.credentials);
+  const iniRead: ReturnType<typeof readOptional> = o.storageCfgOnly ? { missing: true } : readOptional(paths.credentials, { private: true });
   if ('text' in iniRead) {
     const picked = pickProfile(parseIni(iniRead.text), { explicit: profile, storageId: id });
     if (picked) {
