@@ -27,11 +27,19 @@ const registered = new Set<string>();
 let ordered: string[] = [];
 
 /**
- * Registers a secret (a secret key, an SSE-C key) so that every later log line has it replaced,
- * wherever it appears; its URI-encoded form too, since secrets end up in query strings.
+ * Secrets are redacted by field (SECRET_FIELD) and by the patterns of the places they travel in
+ * (PATTERNS). Matching a registered secret's value anywhere in a line is only a last net, and only
+ * for secrets of at least this length: a short one ("s3", "1234") would mangle every line that
+ * happens to hold it, and where "[redacted]" appears would tell the secret to the log's readers.
+ */
+export const MIN_VALUE_REDACTION = 16;
+
+/**
+ * Registers a secret (a secret key, an SSE-C key): a long one is then also replaced wherever it
+ * appears, its URI-encoded form too, since secrets end up in query strings.
  */
 export function registerSecret(secret: string | undefined | null): void {
-  if (!secret) return;
+  if (!secret || secret.length < MIN_VALUE_REDACTION) return;
   registered.add(secret);
   const enc = encodeURIComponent(secret);
   if (enc !== secret) registered.add(enc);
