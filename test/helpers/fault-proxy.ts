@@ -30,6 +30,9 @@ export type Fault =
   /** Forward after a pause: `ms`, or until `until` settles (a test that must act while the
    *  request is held, e.g. between a command's checks and its commit). */
   | { kind: 'delay'; ms?: number; until?: Promise<unknown> }
+  /** Forward, but flip the bits of the body byte at `at` (default 0): data damaged on the server's
+   *  disk or on the way, under an unchanged ETag. */
+  | { kind: 'corrupt'; at?: number }
   /** Answer without forwarding, as a hostile or broken server would: the body is bytes, or a
    *  function giving chunks lazily (bodies far larger than memory; written with back-pressure,
    *  and no longer produced once the client has gone). */
@@ -64,6 +67,8 @@ export interface ProxiedRequest {
   fault?: Fault['kind'];
   /** whether the request reached the server */
   forwarded: boolean;
+  /** response body bytes relayed to the client from the server (forwarded answers) */
+  bodyBytes: number;
   /** status line the client got (undefined: none, e.g. reset or hang) */
   status?: number;
 }
@@ -123,7 +128,7 @@ function matches(m: FaultMatch | undefined, r: ProxiedRequest): boolean {
 
 function validateRule(rule: FaultRule, i: number): void {
   const f = rule.fault as Fault | undefined;
-  const kinds = ['reset', 'status', 'error200', 'truncate', 'skewDate', 'tooSkewed', 'hang', 'delay', 'respond'];
+  const kinds = ['reset', 'status', 'error200', 'truncate', 'skewDate', 'tooSkewed', 'hang', 'delay', 'respond', 'corrupt'];
   if (!f || !kinds.includes(f.kind)) {
     throw new Error(`fault proxy plan[${i}].fault.kind: ${JSON.stringify(f?.kind)} is not one of ${kinds.join(', ')}`);
   }
@@ -218,6 +223,25 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     res.writeHead(ures.statusCode ?? 502, ures.statusMessage, headers);
   };
 
+  /** Relays the whole answer, counting its body; `corruptAt`: that body byte goes out inverted. */
+  const relayAll = (res: http.ServerResponse, ures: http.IncomingMessage, log: ProxiedRequest, dateOffsetMs = 0, corruptAt?: number): void => {
+    relayHead(res, ures, log, dateOffsetMs);
+    ures.on('data', (chunk: Buffer) => {
+      const start = log.bodyBytes;
+      log.bodyBytes += chunk.length;
+      if (corruptAt !== undefined && corruptAt >= start && corruptAt < log.bodyBytes) {
+        chunk = Buffer.from(chunk);
+        chunk[corruptAt - start] = chunk[corruptAt - start]! ^ 0xff;
+      }
+      if (!res.write(chunk)) {
+        ures.pause();
+        res.once('drain', () => ures.resume());
+      }
+    });
+    ures.on('end', () => res.end());
+    ures.on('error', () => res.destroy());
+  };
+
   /** Relays the head and up to `limit` body bytes, then calls `then` (with the rest unread). */
   const relayPartial = (res: http.ServerResponse, ures: http.IncomingMessage, log: ProxiedRequest, limit: number, then: () => void): void => {
     relayHead(res, ures, log);
@@ -239,6 +263,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       const room = limit - sent;
       const slice = chunk.length > room ? chunk.subarray(0, room) : chunk;
       sent += slice.length;
+      log.bodyBytes += slice.length;
       if (sent >= limit) res.write(slice, finish);
       else res.write(slice);
     });
@@ -251,7 +276,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     for (const [k, v] of Object.entries(req.headers)) {
       if (v !== undefined) headers[k] = SECRET_HEADERS.has(k) ? '<redacted>' : Array.isArray(v) ? v.join(', ') : v;
     }
-    const log: ProxiedRequest = { method: req.method ?? 'GET', target: req.url ?? '/', headers, forwarded: false };
+    const log: ProxiedRequest = { method: req.method ?? 'GET', target: req.url ?? '/', headers, forwarded: false, bodyBytes: 0 };
     requests.push(log);
     const socket = req.socket;
 
@@ -265,9 +290,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     if (fault) log.fault = fault.kind;
     try {
       if (!fault) {
-        const ures = await forward(req, log);
-        relayHead(res, ures, log);
-        ures.pipe(res);
+        relayAll(res, await forward(req, log), log);
         return;
       }
       switch (fault.kind) {
@@ -296,12 +319,12 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         case 'truncate':
           relayPartial(res, await forward(req, log), log, fault.bytes, () => socket.end());
           return;
-        case 'skewDate': {
-          const ures = await forward(req, log);
-          relayHead(res, ures, log, fault.offsetMs);
-          ures.pipe(res);
+        case 'skewDate':
+          relayAll(res, await forward(req, log), log, fault.offsetMs);
           return;
-        }
+        case 'corrupt':
+          relayAll(res, await forward(req, log), log, 0, fault.at ?? 0);
+          return;
         case 'tooSkewed': {
           await drain(req);
           const server = new Date(Date.now() + fault.offsetMs);
@@ -323,11 +346,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
           if (fault.ms !== undefined) await new Promise((r) => setTimeout(r, fault.ms));
           if (fault.until !== undefined) await fault.until.catch(() => undefined);
           if (closed) return;
-          {
-            const ures = await forward(req, log);
-            relayHead(res, ures, log);
-            ures.pipe(res);
-          }
+          relayAll(res, await forward(req, log), log);
           return;
         case 'respond': {
           await drain(req);

@@ -1,134 +1,144 @@
 /**
  * The head of an archive without a frame index or guest texts in its manifest (pve-s3-backup
- * uploads, PVE-made archives, older uploads): ranged GETs from byte 0, growing from 64 KiB,
- * through the decompressor PVE uses, only until the caller has what it wants — the VMA header,
- * or the first tar members — never the whole archive (docs/BACKUP-PROVIDER.md §3.3).
+ * uploads, PVE-made archives, older uploads): ranged GETs from byte 0 — 64 KiB, then twice as
+ * much each time — and after each one the decompressor PVE uses run over what has been read so
+ * far, until what it gives holds the VMA header or the first tar members; never the whole archive
+ * (docs/BACKUP-PROVIDER.md §3.3). A decompressor stops with an error at the end of a truncated
+ * input, after writing out what it could decode: that output is all a head needs.
  */
-import { once } from 'node:events';
+import { spawn } from 'node:child_process';
 import { decompressorFor } from '../pve/decompressor.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
-import { parseHeader, headerSizeOf, StreamTaker, type VmaHeaderInfo } from '../vma/reader.js';
-import { startDecompressor } from './decompress.js';
-import type { OpenArchive } from './restore-archive.js';
+import { headerSizeOf, parseHeader, type VmaHeaderInfo } from '../vma/reader.js';
+import { collect, type OpenArchive } from './restore-archive.js';
 import { readSse, type StoreContext } from './types.js';
 
 const FIRST_RANGE = 64 << 10;
-const MAX_RANGE = 4 << 20;
 /** compressed bytes read at most: a VMA header is at most a few hundred KiB, vzdump's tar
  *  writes the guest config first */
 export const HEAD_LIMIT = 16 << 20;
+/** decompressed bytes looked at most */
+const OUT_LIMIT = 64 << 20;
 
-function notFoundInHead(a: OpenArchive, what: string): PveS3Error {
-  return new PveS3Error('VmaInvalid', `'${a.v.name}': ${what} within its first ${HEAD_LIMIT >> 20} MiB; not a vzdump archive?`, { exitCode: EXIT.integrity });
+/** what a parser says when the bytes it has end too early */
+const NEED_MORE = Symbol('need more');
+
+/**
+ * Reads the head until `parse` finds what it wants in the decompressed bytes. `parse` returns
+ * NEED_MORE when they end too early and throws when they are not what it expected.
+ */
+async function fromHead<T>(ctx: StoreContext, a: OpenArchive, parse: (out: Buffer, complete: boolean) => T | typeof NEED_MORE): Promise<T> {
+  const prog = decompressorFor(a.v.compression, a.v.name);
+  const chunks: Buffer[] = [];
+  let have = 0;
+  let step = FIRST_RANGE;
+  while (have < a.size) {
+    if (have >= HEAD_LIMIT) break;
+    const end = Math.min(a.size, have + step) - 1;
+    const { body } = await ctx.client.getObject(a.key, { range: [have, end], ...readSse(ctx), ...(ctx.signal ? { signal: ctx.signal } : {}) });
+    const got = await collect(body, end - have + 1);
+    chunks.push(got);
+    have += got.length;
+    a.archiveBytes += got.length;
+    step *= 2;
+    const input = Buffer.concat(chunks, have);
+    const complete = have >= a.size;
+    const out = prog ? await decompressPrefix(prog, input, complete, a) : input;
+    const r = parse(out, complete);
+    if (r !== NEED_MORE) return r;
+  }
+  throw new PveS3Error('VmaInvalid', `'${a.v.name}': no configuration within its first ${Math.min(have, HEAD_LIMIT) >> 10} KiB; not a vzdump archive?`, { exitCode: EXIT.integrity });
 }
 
-/** the archive's bytes from the start, decompressed; reading stops when the consumer stops */
-export async function* archiveHead(ctx: StoreContext, a: OpenArchive): AsyncGenerator<Buffer> {
-  const ac = new AbortController();
-  const onAbort = (): void => ac.abort(ctx.signal?.reason);
-  ctx.signal?.addEventListener('abort', onAbort, { once: true });
-  async function* ranges(): AsyncGenerator<Buffer> {
-    let pos = 0;
-    let step = FIRST_RANGE;
-    while (pos < a.size) {
-      if (pos >= HEAD_LIMIT) throw notFoundInHead(a, 'no configuration');
-      const end = Math.min(a.size, pos + step) - 1;
-      const { body } = await ctx.client.getObject(a.key, { range: [pos, end], signal: ac.signal, ...readSse(ctx) });
-      for await (const c of body) {
-        a.archiveBytes += c.length;
-        yield Buffer.from(c.buffer, c.byteOffset, c.byteLength);
-      }
-      pos = end + 1;
-      step = Math.min(step * 2, MAX_RANGE);
-    }
-  }
-  const prog = decompressorFor(a.v.compression, a.v.name);
-  try {
-    if (!prog) {
-      yield* ranges();
-      return;
-    }
-    const d = startDecompressor(prog, `'${a.v.name}'`);
-    let pumpError: unknown = null;
-    const pump = (async () => {
-      for await (const c of ranges()) {
-        if (!d.input.write(c)) await Promise.race([once(d.input, 'drain'), once(d.input, 'close'), d.done]);
-        if (d.input.destroyed) return;
-      }
-      d.input.end();
-    })().catch((e: unknown) => {
-      pumpError = e;
-      d.stop();
+/** the decompressor's output for `input` (a prefix of the archive unless `complete`) */
+function decompressPrefix(p: { argv: string[]; pkg: string }, input: Buffer, complete: boolean, a: OpenArchive): Promise<Buffer> {
+  const [cmd, ...args] = p.argv;
+  return new Promise((resolve, reject) => {
+    const proc = spawn(cmd!, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let n = 0;
+    let err = '';
+    proc.stdout.on('data', (b: Buffer) => {
+      n += b.length;
+      out.push(b);
+      // enough to judge: a head bigger than this is no vzdump head
+      if (n >= OUT_LIMIT) proc.kill('SIGKILL');
     });
-    try {
-      for await (const c of d.output) yield c as Buffer;
-      await pump;
-      if (pumpError) throw pumpError;
-      await d.done;
-    } finally {
-      d.stop();
-    }
-  } finally {
-    ac.abort();
-    ctx.signal?.removeEventListener('abort', onAbort);
-  }
+    proc.stderr.on('data', (b: Buffer) => {
+      if (err.length < 2048) err += b.toString('utf8');
+    });
+    proc.stdin.on('error', () => undefined);
+    proc.once('error', (e: NodeJS.ErrnoException) =>
+      reject(e.code === 'ENOENT' ? new PveS3Error('NotSupported', `'${cmd}' is needed to read '${a.v.name}' and is not installed: apt install ${p.pkg}`) : e),
+    );
+    proc.once('close', (code) => {
+      // a prefix ends in the middle of the stream: the error that says so is expected
+      if (code !== 0 && complete && n < OUT_LIMIT) {
+        reject(new PveS3Error('IntegrityError', `${p.argv.join(' ')} failed on '${a.v.name}': ${err.trim().split('\n').pop() ?? `exit code ${code}`}`, { exitCode: EXIT.integrity }));
+        return;
+      }
+      resolve(Buffer.concat(out, n));
+    });
+    proc.stdin.end(input);
+  });
 }
 
 /** the VMA header from the archive's head */
-export async function vmaHeaderFromHead(ctx: StoreContext, a: OpenArchive): Promise<VmaHeaderInfo> {
-  const t = new StreamTaker(archiveHead(ctx, a));
-  try {
-    const head = await t.take(60);
-    const rest = await t.take(headerSizeOf(head) - 60);
-    return parseHeader(Buffer.concat([head, rest]));
-  } finally {
-    await t.close();
-  }
+export function vmaHeaderFromHead(ctx: StoreContext, a: OpenArchive): Promise<VmaHeaderInfo> {
+  return fromHead(ctx, a, (out, complete) => {
+    if (out.length < 60) return complete ? parseHeader(out) : NEED_MORE;
+    const n = headerSizeOf(out);
+    if (out.length < n) return complete ? parseHeader(out) : NEED_MORE;
+    return parseHeader(out.subarray(0, n));
+  });
 }
 
 /**
  * The wanted members among the first ones of a tar stream (vzdump puts `./etc/vzdump/pct.conf`
- * and `./etc/vzdump/pct.fw` first): stops at the first other regular member once `first` was
- * seen, and refuses to wander further than a few members into the archive.
+ * and `./etc/vzdump/pct.fw` first): done at the first other regular member once `first` was
+ * seen, or a few members into the archive.
  */
-export async function tarMembersFromHead(ctx: StoreContext, a: OpenArchive, wanted: string[], first: string): Promise<Map<string, Buffer>> {
-  const t = new StreamTaker(archiveHead(ctx, a));
-  const found = new Map<string, Buffer>();
-  try {
+export function tarMembersFromHead(ctx: StoreContext, a: OpenArchive, wanted: string[], first: string): Promise<Map<string, Buffer>> {
+  return fromHead(ctx, a, (out, complete) => {
+    const found = new Map<string, Buffer>();
+    let at = 0;
     let longName: string | null = null;
     let paxPath: string | null = null;
     for (let members = 0; members < 64; members++) {
-      const h = await t.take(512);
-      if (h.length < 512) break;
-      if (h.every((b) => b === 0)) break;
-      if (!tarChecksumOk(h)) throw new PveS3Error('VmaInvalid', `'${a.v.name}' is not a tar archive (header checksum wrong at byte ${t.consumed - 512})`, { exitCode: EXIT.integrity });
+      if (at + 512 > out.length) return complete ? found : NEED_MORE;
+      const h = out.subarray(at, at + 512);
+      if (h.every((b) => b === 0)) return found;
+      if (!tarChecksumOk(h)) throw new PveS3Error('VmaInvalid', `'${a.v.name}' is not a tar archive (header checksum wrong at byte ${at})`, { exitCode: EXIT.integrity });
       const type = String.fromCharCode(h[156]!);
       const size = tarNumber(h.subarray(124, 136));
-      const padded = Math.ceil(size / 512) * 512;
-      const small = size <= 1 << 20;
+      const dataAt = at + 512;
+      const next = dataAt + Math.ceil(size / 512) * 512;
+      const regular = type === '0' || type === '\0';
       if (type === 'L' || type === 'x' || type === 'g') {
-        if (!small) throw notFoundInHead(a, 'an oversized tar header');
-        const data = (await t.take(padded)).subarray(0, size);
+        if (size > 1 << 20) break;
+        if (dataAt + size > out.length) return complete ? found : NEED_MORE;
+        const data = out.subarray(dataAt, dataAt + size);
         if (type === 'L') longName = cstr(data);
-        else if (type === 'x') paxPath = paxValue(data, 'path');
+        else if (type === 'x') paxPath = paxValue(data, 'path') ?? paxPath;
+        at = next;
         continue;
       }
       const name = normalise(paxPath ?? longName ?? ustarName(h));
       longName = null;
       paxPath = null;
-      if ((type === '0' || type === '\0') && wanted.includes(name)) {
-        if (!small) throw notFoundInHead(a, `a sane '${name}'`);
-        found.set(name, Buffer.from((await t.take(padded)).subarray(0, size)));
-        continue;
+      if (regular && wanted.includes(name)) {
+        if (size > 1 << 20) break;
+        if (dataAt + size > out.length) return complete ? found : NEED_MORE;
+        found.set(name, Buffer.from(out.subarray(dataAt, dataAt + size)));
+      } else if (regular && found.has(first)) {
+        return found;
+      } else if (members >= 16) {
+        return found;
       }
-      if (found.has(first) && (type === '0' || type === '\0')) break;
-      if (!small || members > 16) break;
-      await t.take(padded);
+      at = next;
     }
-  } finally {
-    await t.close();
-  }
-  return found;
+    return found;
+  });
 }
 
 function normalise(n: string): string {
@@ -142,8 +152,7 @@ function cstr(b: Buffer): string {
 
 function ustarName(h: Buffer): string {
   const name = cstr(h.subarray(0, 100));
-  const magic = h.subarray(257, 263).toString('latin1');
-  const prefix = magic === 'ustar\0' ? cstr(h.subarray(345, 500)) : '';
+  const prefix = h.subarray(257, 263).toString('latin1') === 'ustar\0' ? cstr(h.subarray(345, 500)) : '';
   return prefix ? `${prefix}/${name}` : name;
 }
 

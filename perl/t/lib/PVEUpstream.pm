@@ -21,7 +21,7 @@ package PVEUpstream;
 # child it loads that version and returns. PVEUpstream::load($version) loads one directly.
 #
 # How the real code is loaded: @INC is a temp copy of pve-storage's Storage.pm, a temp
-# "perl5" dir holding PVE/Storage/Custom/S3Plugin.pm (a symlink to this repo's plugin), the
+# "perl5" dir holding PVE/Storage/Custom/S3Plugin.pm and S3Plugin/ (symlinks to this repo's), the
 # pve-storage src, the pve-common src, then perl/t/standin (modules of other packages:
 # PVE::Cluster, PVE::RPCEnvironment, ...). The copy of Storage.pm differs from the original only
 # in its hard-coded custom-plugin directory, so the plugin is found by PVE's own loader; if that
@@ -106,6 +106,9 @@ sub load {
     make_path("$self->{etc_pve}/priv/storage", "$tmp/perl5/PVE/Storage/Custom", "$tmp/lib/PVE");
     chmod(0700, "$self->{etc_pve}/priv");
     symlink("$REPO_PERL/PVE/Storage/Custom/S3Plugin.pm", "$tmp/perl5/PVE/Storage/Custom/S3Plugin.pm")
+        or die "symlink: $!\n";
+    # the plugin's own modules beside it (the Backup Provider), as the package installs them
+    symlink("$REPO_PERL/PVE/Storage/Custom/S3Plugin", "$tmp/perl5/PVE/Storage/Custom/S3Plugin")
         or die "symlink: $!\n";
     $ENV{PVE_S3_PRIV_DIR} = "$self->{etc_pve}/priv/storage";
 

@@ -460,11 +460,29 @@ sub prune_mark_backup_group {
     return;
 }
 
-# As upstream extract_vzdump_config for archives on a file storage: the archive is activated
-# (abs_filesystem_path) and the guest config read with tar; VMA needs the vma tool, which is not
-# in Debian, so it is refused here.
+sub new_backup_provider {
+    my ($cfg, $storeid, $log_function) = @_;
+    my $scfg = storage_config($cfg, $storeid);
+    return plugin_of($scfg)->new_backup_provider($scfg, $storeid, $log_function);
+}
+
+sub file_size_info {
+    my ($filename, $timeout, $file_format, $untrusted) = @_;
+    return PVE::Storage::Plugin::file_size_info($filename, $timeout, $file_format, $untrusted);
+}
+
+# As upstream extract_vzdump_config: a storage type with the backup-provider feature is asked
+# through its provider (archive_get_guest_config); for archives on a file storage the archive is
+# activated (abs_filesystem_path) and the guest config read with tar; VMA needs the vma tool,
+# which is not in Debian, so it is refused here.
 sub extract_vzdump_config {
     my ($cfg, $volid) = @_;
+    my ($storeid, $volname) = parse_volume_id($volid);
+    if (defined($storeid) && storage_has_feature($cfg, $storeid, 'backup-provider')) {
+        my $scfg = storage_config($cfg, $storeid);
+        my $log = sub { print(($_[0] eq 'err' ? 'ERROR' : uc($_[0])) . ": $_[1]\n") };
+        return plugin_of($scfg)->new_backup_provider($scfg, $storeid, $log)->archive_get_guest_config($volname, $storeid);
+    }
     my $archive = abs_filesystem_path($cfg, $volid);
     my $info = archive_info($archive);
     my $re;

@@ -29,12 +29,13 @@ sub provider_name {
     return "pve-s3 (bucket '" . ($self->{scfg}->{bucket} // '?') . "')";
 }
 
-# One host operation; its progress lines go to the task log as they come.
+# One host operation; its progress lines go to the task log as they come (quiet: not logged).
 sub host {
-    my ($self, $op, $args) = @_;
+    my ($self, $op, $args, %opts) = @_;
     my $log = $self->{log};
     return PVE::Storage::Custom::S3Plugin::host_call(
-        $self->{storeid}, $self->{scfg}, $op, $args, line => sub { $log->('info', $_[0]) },
+        $self->{storeid}, $self->{scfg}, $op, $args,
+        ($opts{quiet} ? () : (line => sub { $log->('info', $_[0]) })),
     );
 }
 
@@ -162,7 +163,8 @@ sub archive_config {
 
     my $r = $self->{restore}->{$volname};
     return $r->{$which} if $r;
-    my $res = $self->host('archive-config', { volname => $volname, which => $which });
+    # quiet: Show Configuration's API daemon has no task log to write to
+    my $res = $self->host('archive-config', { volname => $volname, which => $which }, quiet => 1);
     return b64_bytes($res->{text_b64});
 }
 

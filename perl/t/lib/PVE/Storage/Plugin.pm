@@ -559,14 +559,51 @@ sub new_backup_provider {
     die "implement me if enabling the feature 'backup-provider' in plugindata()->{features}\n";
 }
 
+# As upstream Storage/Plugin.pm file_size_info (PVE 8.4 and 9): stat the file (dying when that
+# fails and the image is untrusted), then ask `qemu-img info --output=json` with the expected
+# format, refusing for an untrusted image a backing file, a qcow2 data-file or a multi-extent vmdk.
 sub file_size_info {
     my ($filename, $timeout, $file_format, $untrusted) = @_;
     my @st = stat($filename);
     if (!@st) {
-        warn "could not stat '$filename' - $!\n";
-        return wantarray ? (undef, undef, undef, undef, undef) : undef;
+        my $msg = "failed to stat '$filename'" . (-l $filename ? ' - dangling symlink?' : '') . "\n";
+        die $msg if $untrusted;
+        warn $msg;
+        return undef;
     }
-    return wantarray ? ($st[7], 'raw', $st[12] * 512, undef, $st[10]) : $st[7];
+    $file_format = 'raw' if $file_format && !grep { $_ eq $file_format } qw(raw qcow2 qed vmdk vpc vhdx vdi iso subvol);
+    if (-d _) {
+        die "expected format '$file_format', but '$filename' is a directory\n"
+            if $untrusted && $file_format && $file_format ne 'subvol';
+        return wantarray ? (0, 'subvol', 0, undef, $st[10]) : 0;
+    }
+    my $json = '';
+    eval {
+        PVE::Tools::run_command(
+            ['/usr/bin/qemu-img', 'info', '--output=json', ($file_format ? ('-f', $file_format) : ()), $filename],
+            timeout => $timeout // 10, outfunc => sub { $json .= "$_[0]\n" }, errfunc => sub { warn "$_[0]\n" },
+        );
+    };
+    warn $@ if $@;
+    if (!$json) {
+        die "failed to query file information with qemu-img\n" if $untrusted;
+        return wantarray ? (undef, undef, undef, undef, $st[10]) : undef;
+    }
+    require JSON::PP;
+    my $info = eval { JSON::PP::decode_json($json) };
+    die "could not parse qemu-img info command output for '$filename' - $@\n" if $@;
+    if ($untrusted) {
+        if (my $fs = $info->{'format-specific'}) {
+            die "$filename: 'data-file' references are not allowed!\n" if $fs->{type} eq 'qcow2' && $fs->{data}->{'data-file'};
+            die "$filename: multiple children or extents are not allowed!\n"
+                if $fs->{type} eq 'vmdk' && (@{ $info->{children} // [] } > 1 || @{ $fs->{data}->{extents} // [] } > 1);
+        }
+    }
+    my ($size, $format, $used, $parent) = @$info{qw(virtual-size format actual-size backing-filename)};
+    die "backing file not allowed for untrusted image '$filename'!\n" if $untrusted && $parent;
+    die "size '" . ($size // '') . "' not an integer\n" if ($size // '') !~ m/^\d+$/;
+    die "used '" . ($used // '') . "' not an integer\n" if ($used // '') !~ m/^\d+$/;
+    return wantarray ? (int($size), $format, int($used), $parent, $st[10]) : int($size);
 }
 
 sub free_image {
