@@ -327,13 +327,13 @@ describe('lifecycle', () => {
     await c.putBucketLifecycle([{ id: 'someone-else', status: 'Enabled', filter: { prefix: 'other/' }, expiration: { days: 30 } }]);
     let r = await run('pve-s3-maintenance', ['--storage', 's3lc', '--action', 'lifecycle', '--dry-run'], { env });
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^would change: 1 rule\(s\) of this storage, 1 other rule\(s\) kept$/m);
+    expect(r.stdout).toMatch(/^would change: 5 rule\(s\) of this storage, 1 other rule\(s\) kept$/m);
     expect((await c.getBucketLifecycle()).map((x) => x.id)).toEqual(['someone-else']);
     r = await run('pve-s3-maintenance', ['--storage', 's3lc', '--action', 'lifecycle'], { env });
     expect(r.code).toBe(0);
-    expect((await c.getBucketLifecycle()).map((x) => x.id).sort()).toEqual(['pve-s3-abort-multipart:lc/', 'someone-else']);
+    expect((await c.getBucketLifecycle()).map((x) => x.id).sort()).toEqual([...['dump/', 'template/iso/', 'template/cache/', 'snippets/', '.pve-s3-staging/'].map((f) => `pve-s3-abort-mpu:lc/${f}`), 'someone-else'].sort());
     r = await run('pve-s3-maintenance', ['--storage', 's3lc', '--action', 'lifecycle', '--show'], { env });
-    expect(r.stdout).toMatch(/^\* pve-s3-abort-multipart:lc\/ \[Enabled lc\/\]: abort incomplete uploads after 7d$/m);
+    expect(r.stdout).toMatch(/^\* pve-s3-abort-mpu:lc\/dump\/ \[Enabled lc\/dump\/\]: abort incomplete uploads after 7d$/m);
     expect(r.stdout).toMatch(/^  someone-else \[Enabled other\/\]: expire after 30d$/m);
     r = await run('pve-s3-maintenance', ['--storage', 's3lc', '--action', 'lifecycle'], { env });
     expect(r.stdout).toMatch(/^unchanged:/m);

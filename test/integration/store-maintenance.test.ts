@@ -68,16 +68,18 @@ describe('lifecycle', () => {
       { days: 30, storageClass: 'STANDARD_IA' },
       { days: 365, storageClass: 'GLACIER' },
     ]);
-    expect(byId.get(ids.abort)).toMatchObject({ filter: { prefix: 'pve/' }, abortIncompleteMultipartUpload: { daysAfterInitiation: 3 } });
+    // one abort rule per folder of ours, never the whole prefix (another storage may live below it)
+    expect(ids.abort.map((id) => byId.get(id)?.filter?.prefix)).toEqual(['pve/dump/', 'pve/template/iso/', 'pve/template/cache/', 'pve/snippets/', 'pve/.pve-s3-staging/']);
+    for (const id of ids.abort) expect(byId.get(id)).toMatchObject({ abortIncompleteMultipartUpload: { daysAfterInitiation: 3 } });
   });
 
   it('is idempotent, and another prefix on the same bucket gets its own rules', async () => {
     expect((await lifecycleApply(context('pve/', { lifecycle: lc }))).changed).toBe(false);
     await lifecycleApply(context('other/', { lifecycle: { enabled: true, abortIncompleteDays: 5 } }));
     const ids = (await c.getBucketLifecycle()).map((r) => r.id).sort();
-    expect(ids).toEqual(['pve-s3-abort-multipart:other/', 'pve-s3-abort-multipart:pve/', 'pve-s3-transition:pve/', 'someone-elses-rule'].sort());
+    expect(ids).toEqual([...ruleIds('other/').abort, ...ruleIds('pve/').abort, 'pve-s3-transition:pve/', 'someone-elses-rule'].sort());
     const show = await lifecycleShow(context('pve/'));
-    expect(show.ours.sort()).toEqual([ruleIds('pve/').abort, ruleIds('pve/').transition].sort());
+    expect(show.ours.sort()).toEqual([...ruleIds('pve/').abort, ruleIds('pve/').transition].sort());
   });
 
   it('turning lifecycle off (or remove) drops only our rules', async () => {

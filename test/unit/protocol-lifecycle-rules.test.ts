@@ -3,6 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { archiveTags, desiredRules, isOurRule, ruleIds } from '../../host/src/store/lifecycle.js';
 
+const FOLDERS = ['dump/', 'template/iso/', 'template/cache/', 'snippets/', '.pve-s3-staging/'];
+
 describe('desiredRules', () => {
   it('off → no rules at all', () => {
     expect(desiredRules('pve/', { enabled: false, transitionDays: 30 })).toEqual([]);
@@ -21,7 +23,8 @@ describe('desiredRules', () => {
           { days: 365, storageClass: 'GLACIER' },
         ],
       },
-      { id: 'pve-s3-abort-multipart:pve/', status: 'Enabled', filter: { prefix: 'pve/' }, abortIncompleteMultipartUpload: { daysAfterInitiation: 2 } },
+      // one per folder of ours, not the whole prefix: a storage below pve/ keeps its uploads
+      ...FOLDERS.map((f) => ({ id: `pve-s3-abort-mpu:pve/${f}`, status: 'Enabled', filter: { prefix: `pve/${f}` }, abortIncompleteMultipartUpload: { daysAfterInitiation: 2 } })),
     ]);
   });
 
@@ -34,9 +37,9 @@ describe('desiredRules', () => {
   });
 
   it('abort-incomplete defaults to 7 days; 0 turns it off', () => {
-    expect(desiredRules('', { enabled: true })).toEqual([
-      { id: 'pve-s3-abort-multipart:/', status: 'Enabled', filter: { prefix: '' }, abortIncompleteMultipartUpload: { daysAfterInitiation: 7 } },
-    ]);
+    expect(desiredRules('', { enabled: true })).toEqual(
+      FOLDERS.map((f) => ({ id: `pve-s3-abort-mpu:${f}`, status: 'Enabled', filter: { prefix: f }, abortIncompleteMultipartUpload: { daysAfterInitiation: 7 } })),
+    );
     expect(desiredRules('', { enabled: true, abortIncompleteDays: 0 })).toEqual([]);
   });
 
@@ -45,8 +48,12 @@ describe('desiredRules', () => {
     expect(() => desiredRules('p/', { enabled: true, transitionDays: 60, glacierDays: 60 })).toThrow(/invalid glacier_days '60': must be greater than transition_days \(60\)/);
   });
 
-  it('our rules are recognised by id and prefix only', () => {
+  it('our rules are recognised by id and prefix only (the single abort rule of earlier versions too)', () => {
     const ids = ruleIds('a/');
+    expect(isOurRule({ id: 'pve-s3-abort-multipart:a/', status: 'Enabled' }, 'a/')).toBe(true);
+    expect(isOurRule({ id: ids.abort[0]!, status: 'Enabled' }, 'a/')).toBe(true);
+    // the outer storage 'a/' never claims the rules of a storage at 'a/b/'
+    for (const id of [...ruleIds('a/b/').abort, ruleIds('a/b/').legacyAbort, ruleIds('a/b/').transition]) expect(isOurRule({ id, status: 'Enabled' }, 'a/')).toBe(false);
     expect(isOurRule({ id: ids.transition, status: 'Enabled' }, 'a/')).toBe(true);
     expect(isOurRule({ id: ids.transition, status: 'Enabled' }, 'b/')).toBe(false);
     expect(isOurRule({ id: 'pve-s3-custom', status: 'Enabled' }, 'a/')).toBe(false);

@@ -8,7 +8,7 @@ import { OWN_KEYS, SCHEMA } from '../../host/src/config/schema.js';
 import { toS3Settings } from '../../host/src/config/s3-settings.js';
 import { detectProvider, PROVIDER_IDS, PROVIDER_KEY_VALUES, PROVIDERS, regionFor, resolveProvider } from '../../host/src/s3/providers.js';
 import { S3Client } from '../../host/src/s3/client.js';
-import { archiveTags, assertLifecycleSupported, desiredRules } from '../../host/src/store/lifecycle.js';
+import { archiveTags, assertLifecycleSupported, desiredRules, ruleIds } from '../../host/src/store/lifecycle.js';
 import { MIB as MiB, planUpload } from '../../host/src/wasm/planner.js';
 
 const section = (o: Record<string, string>) =>
@@ -187,7 +187,7 @@ describe('lifecycle by provider', () => {
 
   it('Wasabi aborts incomplete uploads itself and gets no rule for it', () => {
     expect(desiredRules('pve/', { enabled: true, abortIncompleteDays: 7 }, PROVIDERS.wasabi)).toEqual([]);
-    expect(desiredRules('pve/', { enabled: true, abortIncompleteDays: 7 }, PROVIDERS.aws).map((r) => r.id)).toEqual(['pve-s3-abort-multipart:pve/']);
+    expect(desiredRules('pve/', { enabled: true, abortIncompleteDays: 7 }, PROVIDERS.aws).map((r) => r.id)).toEqual(ruleIds('pve/').abort);
   });
 });
 

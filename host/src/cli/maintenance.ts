@@ -36,8 +36,8 @@ Actions:
                    wrong
   lifecycle        apply the storage's lifecycle_enabled, transition_days (STANDARD_IA),
                    glacier_days (GLACIER) and abort-incomplete-multipart rules, scoped to its
-                   prefix, merged with the bucket's other rules; --show only prints them
-  abort-uploads    abort incomplete multipart uploads under the prefix older than --older-than
+                   own folders, merged with the bucket's other rules; --show only prints them
+  abort-uploads    abort the storage's incomplete multipart uploads older than --older-than
                    (default 1d)
   prune            apply the storage's prune-backups setting (PVE's keep-last/hourly/daily/
                    weekly/monthly/yearly), or --prune-backups / --keep-last given here; only

@@ -309,6 +309,16 @@ export function classifyKey(prefix: string, key: string): KeyClass {
   return { kind: 'other' };
 }
 
+/**
+ * Whether a key is one this storage writes: a volume or sidecar in one of its folders, or the
+ * staged copy of one. Another storage may live below this one's prefix ('site/' holding
+ * 'site/b/'): its keys are not ours, though they start with our prefix.
+ */
+export function isOwnKey(prefix: string, key: string): boolean {
+  if (classifyKey(prefix, key).kind !== 'other') return true;
+  return classifyKey(prefix + STAGING_DIR, key).kind !== 'other';
+}
+
 /** key → volume, or null for sidecars and anything that is not a volume of ours. */
 export function keyToVolume(prefix: string, key: string): VolumeInfo | null {
   const c = classifyKey(prefix, key);

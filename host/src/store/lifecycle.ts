@@ -4,7 +4,7 @@
  * rules whose ids are ours for this prefix, and write the union back.
  */
 import { CONTENT_DIR } from '../pve/content.js';
-import { classifyKey } from '../pve/volname.js';
+import { STAGING_DIR, classifyKey } from '../pve/volname.js';
 import { ConfigError, EXIT, PveS3Error } from '../util/errors.js';
 import type { Provider } from '../s3/providers.js';
 import type { LifecycleRule } from '../s3/types.js';
@@ -62,15 +62,31 @@ export function assertLifecycleSupported(p: Provider, l: LifecycleSettings | und
   }
 }
 
-/** Our rule ids carry the prefix, so two storages sharing a bucket never replace each other's. */
-export function ruleIds(prefix: string): { transition: string; abort: string } {
+/**
+ * The folders an abort rule covers: each content folder and the staging folder of replacing
+ * uploads, never the whole prefix. Another storage may live below this one's prefix ('site/' and
+ * 'site/b/' in one bucket); a rule on the prefix would abort its uploads too. (One whose prefix
+ * lies inside this storage's own folders, 'site/dump/x/', cannot be told apart by any filter.)
+ */
+export const ABORT_FOLDERS: readonly string[] = [...Object.values(CONTENT_DIR), STAGING_DIR];
+
+/**
+ * Our rule ids carry the prefix, so two storages sharing a bucket never replace each other's; an
+ * abort rule's id is its folder's key prefix. `legacyAbort` is the one abort rule on the whole
+ * prefix that earlier versions wrote: still ours, so applying replaces it.
+ */
+export function ruleIds(prefix: string): { transition: string; abort: string[]; legacyAbort: string } {
   const scope = prefix === '' ? '/' : prefix;
-  return { transition: `pve-s3-transition:${scope}`, abort: `pve-s3-abort-multipart:${scope}` };
+  return {
+    transition: `pve-s3-transition:${scope}`,
+    abort: ABORT_FOLDERS.map((f) => `pve-s3-abort-mpu:${prefix}${f}`),
+    legacyAbort: `pve-s3-abort-multipart:${scope}`,
+  };
 }
 
 export function isOurRule(rule: LifecycleRule, prefix: string): boolean {
   const ids = ruleIds(prefix);
-  return rule.id === ids.transition || rule.id === ids.abort;
+  return rule.id === ids.transition || rule.id === ids.legacyAbort || (rule.id !== undefined && ids.abort.includes(rule.id));
 }
 
 /** The rules this storage wants; empty when lifecycle is off. A provider that aborts incomplete
@@ -97,7 +113,9 @@ export function desiredRules(prefix: string, l: LifecycleSettings | undefined, p
   }
   const abortDays = l.abortIncompleteDays ?? DEFAULT_ABORT_INCOMPLETE_DAYS;
   if (abortDays > 0 && p?.lifecycle.abortIncomplete !== false) {
-    rules.push({ id: ids.abort, status: 'Enabled', filter: { prefix }, abortIncompleteMultipartUpload: { daysAfterInitiation: abortDays } });
+    ABORT_FOLDERS.forEach((f, i) => {
+      rules.push({ id: ids.abort[i], status: 'Enabled', filter: { prefix: prefix + f }, abortIncompleteMultipartUpload: { daysAfterInitiation: abortDays } });
+    });
   }
   return rules;
 }
@@ -149,31 +167,54 @@ const same = (a: LifecycleRule[], b: LifecycleRule[]): boolean => {
   return ca.length === cb.length && ca.every((x, i) => x === cb[i]);
 };
 
+/** Times the configuration may change under us between our read and our write before we give up. */
+const LIFECYCLE_ATTEMPTS = 3;
+
 export async function lifecycleApply(ctx: StoreContext, o: { dryRun?: boolean; remove?: boolean } = {}): Promise<LifecycleApplyResult> {
   const prefix = ctx.settings.prefix;
   const provider = providerOf(ctx);
   assertLifecycleSupported(provider, o.remove ? undefined : ctx.settings.lifecycle, { apply: true });
-  const before = await readRules(ctx);
-  const foreign = before.filter((r) => !isOurRule(r, prefix));
   const want = o.remove ? [] : desiredRules(prefix, ctx.settings.lifecycle, provider);
-  const after = [...foreign, ...want];
-  const changed = !same(before.filter((r) => isOurRule(r, prefix)), want);
   const dryRun = o.dryRun === true;
-  if (changed && !dryRun) {
-    // [] makes the client delete the configuration: only ever when no foreign rule is left
-    await ctx.client.putBucketLifecycle(after);
-    ctx.logger.info('lifecycle rules applied', { prefix, rules: want.map((r) => r.id), kept: foreign.length });
+  // PutBucketLifecycle replaces the whole configuration and no S3 server offers a conditional
+  // write for it (its GET has no ETag for If-Match). So: read, merge, read again just before the
+  // write, and merge anew if the configuration changed meanwhile. What remains is one round
+  // trip between that second read and the write in which another writer's change can be lost.
+  let before = await readRules(ctx);
+  for (let attempt = 1; ; attempt++) {
+    const foreign = before.filter((r) => !isOurRule(r, prefix));
+    const after = [...foreign, ...want];
+    const changed = !same(before.filter((r) => isOurRule(r, prefix)), want);
+    if (changed && !dryRun) {
+      const now = await readRules(ctx);
+      if (!same(now, before)) {
+        if (attempt >= LIFECYCLE_ATTEMPTS) {
+          throw new PveS3Error(
+            'LifecycleBusy',
+            `the lifecycle configuration of bucket ${ctx.settings.bucket} changed ${attempt} times while these rules were being merged into it: nothing written; run it again when the other tool is done`,
+            { retryable: true },
+          );
+        }
+        before = now;
+        continue;
+      }
+      // [] makes the client delete the configuration: only ever when no foreign rule is left
+      await ctx.client.putBucketLifecycle(after);
+      ctx.logger.info('lifecycle rules applied', { prefix, rules: want.map((r) => r.id), kept: foreign.length });
+    }
+    return finishApply(ctx, o, { after, want, changed, dryRun, kept: foreign.length, provider });
   }
-  const tags = o.remove ? undefined : archiveTags(ctx.settings.lifecycle, provider);
-  const tagged = tags === undefined ? 0 : await tagStoredArchives(ctx, dryRun);
-  return {
-    rules: after,
-    ours: want.map((r) => r.id as string),
-    changed,
-    dryRun,
-    kept: foreign.length,
-    tagged,
-  };
+}
+
+/** Tags what the transition rule needs, then the result. */
+async function finishApply(
+  ctx: StoreContext,
+  o: { remove?: boolean },
+  m: { after: LifecycleRule[]; want: LifecycleRule[]; changed: boolean; dryRun: boolean; kept: number; provider: Provider },
+): Promise<LifecycleApplyResult> {
+  const tags = o.remove ? undefined : archiveTags(ctx.settings.lifecycle, m.provider);
+  const tagged = tags === undefined ? 0 : await tagStoredArchives(ctx, m.dryRun);
+  return { rules: m.after, ours: m.want.map((x) => x.id as string), changed: m.changed, dryRun: m.dryRun, kept: m.kept, tagged };
 }
 
 /**

@@ -2,12 +2,15 @@
  * Incomplete multipart uploads under the storage prefix: their bytes cost money while invisible to
  * a normal listing, so status reports them and maintenance aborts the stale ones.
  */
+import { isOwnKey } from '../pve/volname.js';
 import type { UploadInfo } from '../s3/types.js';
 import { nowOf, type StoreContext } from './types.js';
 
+/** Our incomplete uploads: under the prefix and in our folders (isOwnKey), not another storage's
+ *  that lives below our prefix. */
 export async function* listUploads(ctx: StoreContext): AsyncIterable<UploadInfo> {
   const all = await ctx.client.listMultipartUploads({ prefix: ctx.settings.prefix, ...(ctx.signal ? { signal: ctx.signal } : {}) });
-  for (const u of all) if (u.key.startsWith(ctx.settings.prefix)) yield u;
+  for (const u of all) if (isOwnKey(ctx.settings.prefix, u.key)) yield u;
 }
 
 /** Bytes already stored for one upload (sum of its parts). */
@@ -41,7 +44,6 @@ export async function abortStaleUploads(
   let failed = 0;
   const live = new Set<string>();
   for await (const u of listUploads(ctx)) {
-    if (!u.key.startsWith(ctx.settings.prefix)) continue;
     live.add(u.uploadId);
     if (u.initiated === undefined || u.initiated.getTime() >= cutoff) continue;
     const item: StaleUpload = { key: u.key, uploadId: u.uploadId, initiated: u.initiated.toISOString(), aborted: false };
@@ -68,7 +70,7 @@ export async function abortStaleUploads(
   let journals = 0;
   if (ctx.settings.journalDir !== undefined) {
     const { sweepJournals } = await import('../transfer/journal.js');
-    const ours = (j: { bucket?: string; key?: string }) => j.bucket === undefined || (j.bucket === ctx.settings.bucket && (j.key ?? '').startsWith(ctx.settings.prefix));
+    const ours = (j: { bucket?: string; key?: string }) => j.bucket === undefined || (j.bucket === ctx.settings.bucket && isOwnKey(ctx.settings.prefix, j.key ?? ''));
     const swept = await sweepJournals(
       ctx.settings.journalDir,
       (j) => j.mtimeMs < cutoff && ours(j) && (j.uploadId === undefined || !live.has(j.uploadId)),
