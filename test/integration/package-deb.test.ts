@@ -100,6 +100,8 @@ describe('the .deb', () => {
     const paths = new Set(listing.split('\n').filter(Boolean).map((l) => l.replace(/^.*? \.\//, '/').replace(/ -> .*$/, '')));
     for (const p of [
       '/usr/share/perl5/PVE/Storage/Custom/S3Plugin.pm',
+      // generated at build time from the host's rules; the plugin loads it (below)
+      '/usr/share/perl5/PVE/Storage/Custom/S3Plugin/Rules.pm',
       '/usr/lib/pve-s3/pve-s3-host',
       '/usr/lib/pve-s3/pve-s3-host.cjs',
       '/usr/lib/pve-s3/host.cjs',
@@ -342,6 +344,8 @@ describe('the installed tree (unpacked outside the repository)', () => {
       use S3PluginTest;
       S3PluginTest::load_plugin('9');
       print "PLUGIN $INC{'PVE/Storage/Custom/S3Plugin.pm'}\\n";
+      print "RULES $INC{'PVE/Storage/Custom/S3Plugin/Rules.pm'}\\n";
+      print "PARSES ", join(',', map { my @r = eval { PVE::Storage::Custom::S3Plugin->parse_volname($_) }; @r ? 1 : 0 } 'iso/a.iso', 'snippets/.x'), "\\n";
       my $scfg = { type => 's3', bucket => $ENV{B_BUCKET}, endpoint => $ENV{B_ENDPOINT}, region => $ENV{B_REGION},
         access_key => $ENV{B_AK}, force_path_style => 1, prefix => 'pkg/', path => $ENV{B_PATH},
         content => { backup => 1 }, shared => 1 };
@@ -367,6 +371,9 @@ describe('the installed tree (unpacked outside the repository)', () => {
     });
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toContain(`PLUGIN ${join(root, 'usr/share/perl5/PVE/Storage/Custom/S3Plugin.pm')}`);
+    // the plugin's name rules come from the installed, generated table
+    expect(r.stdout).toContain(`RULES ${join(root, 'usr/share/perl5/PVE/Storage/Custom/S3Plugin/Rules.pm')}`);
+    expect(r.stdout).toContain('PARSES 1,0');
     expect(r.stdout).toContain('ACTIVE 1');
     expect(r.stdout).toContain('VOL backup/vzdump-qemu-4242-2025_01_02-03_04_05.vma.zst');
   });

@@ -1,6 +1,6 @@
 /**
  * Every key an `s3:` section of storage.cfg may hold: its type, range, default and how a raw
- * string value is checked and normalised. The Perl plugin's properties()/options() mirror
+ * string value is checked and normalised. The Perl plugin's properties()/options() are generated from
  * OWN_KEYS and PVE_GLOBAL_KEYS (docs/CONFIG.md has the same table for people).
  *
  * Naming: the seed's keys verbatim; our additions use snake_case names that none of PVE's 63/61
@@ -53,9 +53,19 @@ export interface KeyDef {
   pveGlobal?: boolean;
   /** sensitive: kept in /etc/pve/priv/storage/<id>.pw, never printed */
   secret?: boolean;
+  /** strings: the pattern PVE checks before the value reaches storage.cfg (JSON schema, matched
+   *  whole). Where `parse` checks exactly this it uses `matchesPattern`; elsewhere `parse` is the
+   *  stricter rule and the pattern PVE's first filter */
+  pattern?: string;
+  maxLength?: number;
   description: string;
   /** raw string → normalised value; throws ConfigError naming key, value and what is allowed */
   parse(raw: string): unknown;
+}
+
+/** A value against its key's PVE pattern, as PVE's JSON schema matches it (anchored, whole). */
+export function matchesPattern(d: Pick<KeyDef, 'pattern'>, v: string): boolean {
+  return d.pattern === undefined || new RegExp(`^(?:${d.pattern})$`).test(v);
 }
 
 const BOOL_TRUE = /^(1|on|yes|true)$/i;
@@ -204,9 +214,10 @@ const DEFS: KeyDef[] = [
     key: 'bucket',
     type: 'string',
     description: 'bucket name (required)',
+    pattern: '[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]',
     parse(raw) {
       const v = raw.trim();
-      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]$/.test(v) || v.includes('..') || IPV4_RE.test(v)) {
+      if (!matchesPattern(this, v) || v.includes('..') || IPV4_RE.test(v)) {
         throw new ConfigError(
           'bucket',
           raw,
@@ -220,6 +231,8 @@ const DEFS: KeyDef[] = [
     key: 'endpoint',
     type: 'string',
     description: 'S3 endpoint: host[:port] or http(s)://host[:port]; https unless use_ssl 0 (required)',
+    pattern: '(?:https?://)?(?:[A-Za-z0-9.-]+|\\[[0-9A-Fa-f:.]+\\])(?::\\d{1,5})?/?',
+    maxLength: 256,
     parse: (raw) => parseEndpoint(raw),
   },
   {
@@ -227,9 +240,10 @@ const DEFS: KeyDef[] = [
     type: 'string',
     default: 'us-east-1',
     description: 'region used in request signatures',
+    pattern: '[A-Za-z0-9][A-Za-z0-9_-]{0,63}',
     parse(raw) {
       const v = raw.trim();
-      if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/.test(v)) {
+      if (!matchesPattern(this, v)) {
         throw new ConfigError('region', raw, 'must be letters, digits, "-" or "_" (e.g. us-east-1, default)');
       }
       return v;
@@ -239,9 +253,10 @@ const DEFS: KeyDef[] = [
     key: 'access_key',
     type: 'string',
     description: 'access key id (required)',
+    pattern: '[\\x21-\\x7e]{1,256}',
     parse(raw) {
       const v = raw.trim();
-      if (!/^[\x21-\x7e]{1,256}$/.test(v)) throw new ConfigError('access_key', raw, 'must be 1..256 printable characters without spaces');
+      if (!matchesPattern(this, v)) throw new ConfigError('access_key', raw, 'must be 1..256 printable characters without spaces');
       return v;
     },
   },
@@ -250,9 +265,10 @@ const DEFS: KeyDef[] = [
     type: 'string',
     secret: true,
     description: 'secret access key; stored in /etc/pve/priv/storage/<id>.pw, never in storage.cfg (required)',
+    pattern: '[^\\x00-\\x1f\\x7f]{1,1024}',
     parse(raw) {
       // the value is never echoed: errors show a placeholder
-      if (raw === '' || raw.length > 1024 || CONTROL.test(raw)) {
+      if (!matchesPattern(this, raw)) {
         throw new ConfigError('secret_key', '<hidden>', 'must be 1..1024 characters without control characters or newlines');
       }
       return raw;
@@ -263,6 +279,7 @@ const DEFS: KeyDef[] = [
     type: 'string',
     default: '',
     description: "key prefix for everything this storage writes, e.g. 'proxmox/' (normalised to end with '/')",
+    pattern: '[^\\x00-\\x1f\\x7f\\\\]{0,512}',
     parse: (raw) => normalisePrefix(raw),
   },
   {
@@ -286,9 +303,10 @@ const DEFS: KeyDef[] = [
     key: 'kms_key_id',
     type: 'string',
     description: 'KMS key id, ARN or alias; only with server_side_encryption aws:kms',
+    pattern: '[A-Za-z0-9:/_+=.@-]{1,2048}',
     parse(raw) {
       const v = raw.trim();
-      if (!/^[A-Za-z0-9:/_+=.@-]{1,2048}$/.test(v)) {
+      if (!matchesPattern(this, v)) {
         throw new ConfigError('kms_key_id', raw, 'must be a KMS key id, ARN or alias (letters, digits and :/_+=.@-)');
       }
       return v;
@@ -304,6 +322,7 @@ const DEFS: KeyDef[] = [
     key: 'ca_file',
     type: 'string',
     description: 'PEM file of the CA(s) to trust for the endpoint (self-signed or private CA)',
+    pattern: '/[^\\x00\\n]{0,4095}',
     parse: (raw) => absolutePath('ca_file', raw),
   },
   bool('tls_verify', true, 'verify the endpoint certificate (0 only for tests; prefer ca_file or tls_fingerprint)'),
@@ -311,6 +330,7 @@ const DEFS: KeyDef[] = [
     key: 'tls_fingerprint',
     type: 'string',
     description: "pin the endpoint's leaf certificate by SHA-256 (64 hex digits, colons allowed)",
+    pattern: '(?:[0-9A-Fa-f]{64}|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){31})',
     parse: (raw) => parseFingerprint(raw),
   },
   {

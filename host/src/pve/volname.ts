@@ -7,6 +7,7 @@
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { formatBackupTime, parseBackupTime } from './backup-time.js';
 import { CONTENT_DIR, type ContentType, isContentType } from './content.js';
+import { NAME_RULES, compile, formatFrom } from './name-rules.js';
 
 export type GuestType = 'qemu' | 'lxc' | 'openvz';
 export type BackupFormat = 'vma' | 'tar';
@@ -38,7 +39,7 @@ export interface VolumeInfo {
 // How long a volume name may be
 
 /** Linux's limit on one file name (NAME_MAX on ext4, xfs, zfs, btrfs, tmpfs). */
-export const NAME_MAX_BYTES = 255;
+export const NAME_MAX_BYTES = NAME_RULES.maxNameBytes;
 
 /**
  * Every local file name made from a volume's file name, and the bytes it adds. The longest one
@@ -100,23 +101,23 @@ export const LOG_SUFFIX = '.log';
 export const INDEX_SUFFIX = '.s3index';
 
 const COMPRESSORS = ['gz', 'lzo', 'zst', 'bz2'] as const;
-// PVE's BACKUP_EXT_RE_2 (case-sensitive): .tgz, or .tar/.vma with an optional known compressor
-const BACKUP_EXT_RE = /\.(tgz|(tar|vma)(?:\.(gz|lzo|zst|bz2))?)$/;
-// PVE's VZTMPL_EXT_RE_1 (case-insensitive): .tar at the very end, or .tar.<gz|xz|zst|bz2>
-const VZTMPL_EXT_RE = /\.tar(?:\.(gz|xz|zst|bz2))?$/i;
-const ISO_EXT_RE = /\.(iso|img)$/i;
+// the shapes of name-rules.ts (the Perl plugin compiles the same table)
+const BACKUP_RE = compile(NAME_RULES.volume.backup);
+const VZTMPL_RE = compile(NAME_RULES.volume.vztmpl);
+const ISO_RE = compile(NAME_RULES.volume.iso);
+const SNIPPET_RE = compile(NAME_RULES.volume.snippets);
+const OWNER_RE = compile(NAME_RULES.backupOwner);
+const STD_NAME_RE = compile(NAME_RULES.standardBackup);
+const REFUSE = NAME_RULES.refuse.map((r) => ({ re: compile(r), why: r.why }));
+// a log sidecar in the bucket: any vzdump name ending in .log (the host's own listing rule)
 const VZDUMP_RE = /^vzdump-(lxc|openvz|qemu)-.+/;
-const VZDUMP_VMID_RE = /^vzdump-(openvz|lxc|qemu)-(\d+)-.+/;
-const STD_NAME_RE = /^(vzdump-(lxc|openvz|qemu)-([1-9][0-9]{2,8})-(\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2}))\.(.+)$/;
-// eslint-disable-next-line no-control-regex
-const CONTROL_RE = /[\u0000-\u001f\u007f]/;
 
 const ALLOWED: Record<ContentType, string> = {
   backup:
     'backup/<file> ending in .vma or .tar (optionally .gz, .lzo, .zst or .bz2) or .tgz, e.g. backup/vzdump-qemu-100-2023_12_25-14_30_00.vma.zst',
   iso: 'iso/<file> ending in .iso or .img',
   vztmpl: 'vztmpl/<file> ending in .tar, .tar.gz, .tar.xz, .tar.zst or .tar.bz2',
-  snippets: 'snippets/<file>',
+  snippets: 'snippets/<file> not starting with a dot',
 };
 
 function invalid(what: string, why: string): PveS3Error {
@@ -125,11 +126,8 @@ function invalid(what: string, why: string): PveS3Error {
 
 function checkFileName(full: string, name: string, content: ContentType): void {
   if (name === '') throw invalid(full, `empty file name; expected ${ALLOWED[content]}`);
-  if (name.includes('/')) throw invalid(full, `'/' not allowed in the file name; expected ${ALLOWED[content]}`);
-  if (name.includes('..')) throw invalid(full, `'..' not allowed`);
-  if (CONTROL_RE.test(name)) throw invalid(full, 'control characters not allowed');
-  if (Buffer.byteLength(name) > 255) throw invalid(full, 'file name longer than 255 bytes');
-  if (name.endsWith(MANIFEST_SUFFIX)) throw invalid(full, `'${MANIFEST_SUFFIX}' is reserved for integrity manifests`);
+  for (const r of REFUSE) if (r.re.test(name)) throw invalid(full, r.why);
+  if (Buffer.byteLength(name) > NAME_MAX_BYTES) throw invalid(full, `file name longer than ${NAME_MAX_BYTES} bytes`);
 }
 
 /** What the name says about a backup archive (PVE's archive_info, without the decompressor). */
@@ -150,9 +148,9 @@ export interface ArchiveInfo {
 /** A backup archive's file name (no folder). Throws InvalidVolume for anything PVE would not list. */
 export function parseArchiveName(name: string): ArchiveInfo {
   checkFileName(name, name, 'backup');
-  const ext = BACKUP_EXT_RE.exec(name);
-  if (!ext || ext.index === 0) throw invalid(name, `unknown backup extension; expected ${ALLOWED.backup}`);
-  const listFormat = ext[1]!;
+  const ext = BACKUP_RE.exec(name);
+  if (!ext) throw invalid(name, `unknown backup extension; expected ${ALLOWED.backup}`);
+  const listFormat = formatFrom(NAME_RULES.volume.backup.format, ext);
   let format: BackupFormat;
   let compression: Compression | undefined;
   if (listFormat === 'tgz') {
@@ -167,17 +165,18 @@ export function parseArchiveName(name: string): ArchiveInfo {
 
   const typed = VZDUMP_RE.exec(name);
   if (typed) info.guestType = typed[1] as GuestType;
-  const withVmid = VZDUMP_VMID_RE.exec(name);
-  if (withVmid) info.vmid = Number(withVmid[2]);
+  const owner = OWNER_RE.exec(name);
+  if (owner) info.vmid = Number(owner[2]);
 
   const std = STD_NAME_RE.exec(name);
   if (std && std[5] === listFormat) {
+    // vzdump names the log after the base name, whatever the time in it says
+    info.logName = formatFrom([NAME_RULES.standardBackup.log], std);
     const ctime = parseBackupTime(std[4]!);
     if (ctime !== null) {
       info.isStdName = true;
       info.vmid = Number(std[3]);
       info.ctime = ctime;
-      info.logName = std[1] + LOG_SUFFIX;
     }
   }
   return info;
@@ -222,20 +221,23 @@ function parseVolumeFileShape(content: ContentType, name: string, full: string):
       return v;
     }
     case 'iso': {
-      const m = ISO_EXT_RE.exec(name);
-      if (!m || m.index === 0) throw invalid(full, `unknown ISO extension; expected ${ALLOWED.iso}`);
-      return { content, name, volname, format: 'iso', listFormat: 'iso' };
+      const m = ISO_RE.exec(name);
+      if (!m) throw invalid(full, `unknown ISO extension; expected ${ALLOWED.iso}`);
+      return { content, name, volname, format: 'iso', listFormat: formatFrom(NAME_RULES.volume.iso.format, m) };
     }
     case 'vztmpl': {
-      const m = VZTMPL_EXT_RE.exec(name);
-      if (!m || m.index === 0) throw invalid(full, `unknown template extension; expected ${ALLOWED.vztmpl}`);
+      const m = VZTMPL_RE.exec(name);
+      if (!m) throw invalid(full, `unknown template extension; expected ${ALLOWED.vztmpl}`);
       const comp = m[1]?.toLowerCase() as Compression | undefined;
-      const v: VolumeInfo = { content, name, volname, format: 'tar', listFormat: comp ? `t${comp}` : 'tar' };
+      const v: VolumeInfo = { content, name, volname, format: 'tar', listFormat: formatFrom(NAME_RULES.volume.vztmpl.format, m) };
       if (comp) v.compression = comp;
       return v;
     }
-    case 'snippets':
-      return { content, name, volname, format: 'snippet', listFormat: 'snippet' };
+    case 'snippets': {
+      const m = SNIPPET_RE.exec(name);
+      if (!m) throw invalid(full, `hidden names are the storage's temporary files; expected ${ALLOWED.snippets}`);
+      return { content, name, volname, format: 'snippet', listFormat: formatFrom(NAME_RULES.volume.snippets.format, m) };
+    }
   }
 }
 
@@ -293,7 +295,7 @@ export function classifyKey(prefix: string, key: string): KeyClass {
       ] as const) {
         if (name.endsWith(suffix)) {
           const archive = name.slice(0, -suffix.length);
-          if (BACKUP_EXT_RE.test(archive)) return { kind: 'sidecar', content, sidecar, name, archive };
+          if (BACKUP_RE.test(archive)) return { kind: 'sidecar', content, sidecar, name, archive };
         }
       }
       if (name.endsWith(LOG_SUFFIX) && VZDUMP_RE.test(name)) {
@@ -437,7 +439,7 @@ export function classifyFile(fileName: string, content?: ContentType): KeyClass 
     if (asBackup.kind === 'sidecar' && asBackup.sidecar !== 'manifest') return asBackup;
     if (asBackup.kind === 'volume') {
       const v = asBackup.volume;
-      const templateLike = content === undefined && v.format === 'tar' && !v.guestType && VZTMPL_EXT_RE.test(name);
+      const templateLike = content === undefined && v.format === 'tar' && !v.guestType && VZTMPL_RE.test(name);
       if (!templateLike) return asBackup;
     } else if (content === 'backup') {
       parseVolumeFile('backup', name); // throws the precise reason

@@ -8,8 +8,9 @@
 import { mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { CONTENT_DIR } from '../pve/content.js';
+import { NAME_RULES, compile } from '../pve/name-rules.js';
 import { NOTES_SUFFIX, PROTECTED_SUFFIX, classifyKey, keyOfName, parseVolumeFile } from '../pve/volname.js';
-import { STATE_DIR } from './state-dir.js';
+import { RECORDS_DIR, STATE_DIR } from './state-dir.js';
 import { volid, type Content, type GuestType, type StoreContext, type Volume } from './types.js';
 
 export { STATE_DIR };
@@ -25,7 +26,7 @@ export function isCachePath(cacheDir: string | undefined, content: Content, name
 }
 
 function recordPath(cacheDir: string, content: Content, name: string): string {
-  return join(cacheDir, STATE_DIR, 'records', content, name + '.json');
+  return join(cacheDir, STATE_DIR, RECORDS_DIR, content, name + '.json');
 }
 
 export interface CacheRecord {
@@ -78,15 +79,11 @@ export async function isSyncedCopy(cacheDir: string, content: Content, name: str
   }
 }
 
-/** Names PVE and our own downloads use while a file is still being written. */
+const TEMPORARY = NAME_RULES.temporary.map(compile);
+
+/** Names PVE and our own downloads use while a file is still being written (pve/name-rules.ts). */
 export function isTemporaryName(name: string): boolean {
-  return (
-    name.startsWith('.') ||
-    name.includes('.pve-s3-tmp') ||
-    /\.(dat|tmp|part|partial)$/.test(name) ||
-    /\.tmp_(dwnl|dcom)\.\d+$/.test(name) ||
-    /\.tmp\.\d+$/.test(name)
-  );
+  return TEMPORARY.some((re) => re.test(name));
 }
 
 export interface LocalFile {

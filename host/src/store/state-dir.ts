@@ -4,3 +4,5 @@
  * not load the cache code to learn one name.
  */
 export const STATE_DIR = '.pve-s3';
+/** Cache records under the state dir: `records/<content>/<name>.json` (docs/PROTOCOL.md §6). */
+export const RECORDS_DIR = 'records';

@@ -25,6 +25,7 @@ use POSIX qw(ENOENT);
 use PVE::JSONSchema;
 use PVE::Tools qw(run_command file_get_contents file_set_contents);
 use PVE::Storage::Plugin;
+use PVE::Storage::Custom::S3Plugin::Rules;
 
 use base qw(PVE::Storage::Plugin);
 
@@ -115,12 +116,21 @@ my $FRESHNESS_TIMEOUT = 10;
 # Ops whose stderr is progress worth showing in the task log.
 my $OP_PROGRESS = { download => 1, upload => 1, 'sync-local' => 1 };
 
-my $CONTENT_SUBDIR = {
-    backup => 'dump',
-    iso => 'template/iso',
-    vztmpl => 'template/cache',
-    snippets => 'snippets',
+# The host's rules this side needs (names, directories, properties), as the table the build
+# generates from the host's own (scripts/gen-perl-rules.mjs): never restated here.
+my $RULES = PVE::Storage::Custom::S3Plugin::Rules::table();
+
+my $CONTENT_SUBDIR = $RULES->{contentDir};
+
+my $rule_re = sub {
+    my ($r) = @_;
+    return ($r->{flags} // '') eq 'i' ? qr/$r->{re}/i : qr/$r->{re}/;
 };
+my $VOLUME_RE = { map { $_ => $rule_re->($RULES->{names}->{volume}->{$_}) } keys %{ $RULES->{names}->{volume} } };
+my @REFUSE_RE = map { $rule_re->($_) } @{ $RULES->{names}->{refuse} };
+my @TEMPORARY_RE = map { $rule_re->($_) } @{ $RULES->{names}->{temporary} };
+my $OWNER_RE = $rule_re->($RULES->{names}->{backupOwner});
+my $STD_BACKUP_RE = $rule_re->($RULES->{names}->{standardBackup});
 
 my $json = JSON::PP->new->utf8->canonical;
 
@@ -151,7 +161,7 @@ sub plugindata {
             { backup => 1, iso => 1, vztmpl => 1, snippets => 1, none => 1 },
             { backup => 1, iso => 1, vztmpl => 1, snippets => 1 },
         ],
-        'sensitive-properties' => { secret_key => 1 },
+        'sensitive-properties' => { map { $_ => 1 } @{ $RULES->{sensitive} } },
         # The Backup Provider (docs/BACKUP-PROVIDER.md §2.1) stays off until backup and restore
         # both work end to end: PVE reads features per type when the plugin is registered.
         (($ENV{PVE_S3_BACKUP_PROVIDER} // '') eq '1' ? (features => { 'backup-provider' => 1 }) : ()),
@@ -169,167 +179,18 @@ sub new_backup_provider {
 push @PVE::Storage::Plugin::SHARED_STORAGE, 's3'
     if !grep { $_ eq 's3' } @PVE::Storage::Plugin::SHARED_STORAGE;
 
-my $bool_prop = sub {
-    my ($description, $default) = @_;
-    return { type => 'boolean', description => $description, default => $default };
-};
-
+# The host's property schema (host/src/config/schema.ts), as PVE's JSON schema words; a fresh
+# copy each time, since PVE may annotate what it is given.
 sub own_properties {
-    return {
-        bucket => {
-            description => "S3 bucket name.",
-            type => 'string',
-            pattern => '[A-Za-z0-9][A-Za-z0-9._\-]{1,61}[A-Za-z0-9]',
-        },
-        endpoint => {
-            description => "S3 endpoint: host[:port], optionally with http:// or https://.",
-            type => 'string',
-            pattern => '(?:https?://)?(?:[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?/?',
-            maxLength => 256,
-        },
-        region => {
-            description => "S3 region (signing scope).",
-            type => 'string',
-            pattern => '[A-Za-z0-9][A-Za-z0-9_\-]{0,63}',
-            default => 'us-east-1',
-        },
-        access_key => {
-            description => "S3 access key ID.",
-            type => 'string',
-            pattern => '[!-~]{1,256}',
-        },
-        secret_key => {
-            description => "S3 secret access key (kept in /etc/pve/priv/storage/<ID>.pw).",
-            type => 'string',
-            pattern => '[^\x00-\x1f\x7f]{1,1024}',
-        },
-        prefix => {
-            description => "Key prefix inside the bucket, e.g. 'proxmox/'.",
-            type => 'string',
-            pattern => '[^\x00-\x1f\x7f\\\\]{0,512}',
-            default => '',
-        },
-        storage_class => {
-            description => "Storage class of uploaded objects (absent: the bucket default).",
-            type => 'string',
-            enum => [qw(
-                STANDARD STANDARD_IA ONEZONE_IA INTELLIGENT_TIERING GLACIER GLACIER_IR DEEP_ARCHIVE
-                REDUCED_REDUNDANCY
-            )],
-        },
-        multipart_chunk_size => {
-            description => "Multipart part size in MB.",
-            type => 'integer',
-            minimum => 5,
-            maximum => 5120,
-            default => 32,
-        },
-        max_concurrent_uploads => {
-            description => "Parts transferred in parallel.",
-            type => 'integer',
-            minimum => 1,
-            maximum => 20,
-            default => 4,
-        },
-        connection_timeout => {
-            description => "Per-request timeout in seconds.",
-            type => 'integer',
-            minimum => 10,
-            maximum => 300,
-            default => 60,
-        },
-        server_side_encryption => {
-            description => "Server-side encryption of new objects.",
-            type => 'string',
-            enum => ['AES256', 'aws:kms'],
-        },
-        kms_key_id => {
-            description => "KMS key ID for server_side_encryption aws:kms.",
-            type => 'string',
-            pattern => '[A-Za-z0-9:/_+=.\@\-]{1,2048}',
-        },
-        lifecycle_enabled => $bool_prop->("Manage a bucket lifecycle policy for the prefix.", 0),
-        transition_days => {
-            description => "Days before objects move to STANDARD_IA (lifecycle).",
-            type => 'integer',
-            minimum => 1,
-            maximum => 36500,
-        },
-        glacier_days => {
-            description => "Days before objects move to GLACIER (lifecycle).",
-            type => 'integer',
-            minimum => 1,
-            maximum => 36500,
-        },
-        force_path_style => $bool_prop->("Path-style addressing (default: automatic).", undef),
-        use_ssl => $bool_prop->("HTTPS (1) or HTTP (0) when the endpoint has no scheme (default HTTPS).", undef),
-        ca_file => {
-            description => "PEM file with the CA certificate(s) to trust for the endpoint.",
-            type => 'string',
-            pattern => '/[^\0\n]{0,4095}',
-        },
-        tls_verify => $bool_prop->("Verify the endpoint's TLS certificate.", 1),
-        tls_fingerprint => {
-            description => "Pin the endpoint's leaf certificate by SHA-256 fingerprint.",
-            type => 'string',
-            pattern => '(?:[0-9A-Fa-f]{64}|[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){31})',
-        },
-        checksum_algorithm => {
-            description => "Also send x-amz-checksum-* headers (absent: never).",
-            type => 'string',
-            enum => ['CRC32C', 'CRC64NVME'],
-        },
-        provider => {
-            description => "The S3 implementation behind the endpoint, whose limits and features"
-                ." apply (auto: detected from the endpoint's host name).",
-            type => 'string',
-            enum => [qw(auto aws minio ceph wasabi b2 r2 ovh scaleway swift garage other)],
-            default => 'auto',
-        },
-        request_timeout => {
-            description => "Seconds allowed without progress on one request.",
-            type => 'integer',
-            minimum => 10,
-            maximum => 3600,
-            default => 300,
-        },
-        keep_local => $bool_prop->("The vzdump hook keeps the local archive after a verified upload.", 0),
-        cache_max_size => {
-            description => "Local cache budget for downloaded volumes in GiB (0: no size limit).",
-            type => 'integer',
-            minimum => 0,
-            maximum => 1048576,
-        },
-        cache_max_age => {
-            description => "Evict cached downloads unused for this many days (0: never by age).",
-            type => 'integer',
-            minimum => 0,
-            maximum => 3650,
-        },
-        abort_incomplete_days => {
-            description => "Lifecycle rule: abort multipart uploads left incomplete this many days.",
-            type => 'integer',
-            minimum => 1,
-            maximum => 365,
-            default => 7,
-        },
-    };
+    my $props = $RULES->{properties};
+    return { map { $_ => { %{ $props->{$_} } } } keys %$props };
 }
 
 # PVE globals we reuse (never define). Only those present in this PVE's schema are listed in
 # options(), so names that exist in one major only are safe here.
-my $GLOBAL_OPTIONS = {
-    path => { optional => 1 },
-    content => { optional => 1 },
-    nodes => { optional => 1 },
-    disable => { optional => 1 },
-    shared => { optional => 1 },
-    'prune-backups' => { optional => 1 },
-    'max-protected-backups' => { optional => 1 },
-    bwlimit => { optional => 1 },
-};
+my $GLOBAL_OPTIONS = { map { $_ => { optional => 1 } } @{ $RULES->{globalOptions} } };
 
-my $OWN_REQUIRED = { bucket => 1, endpoint => 1, access_key => 1 };
+my $OWN_REQUIRED = { map { $_ => 1 } @{ $RULES->{required} } };
 my $OWN_FIXED = { bucket => 1 };
 
 our $in_properties;
@@ -572,32 +433,54 @@ sub host_call {
 
 # --- volume names and paths ----------------------------------------------------------------
 
-my $BACKUP_RE = qr/\.(?:tgz|(?:tar|vma)(?:\.(?:gz|lzo|zst|bz2))?)/;
-my $ISO_RE = qr/\.(?:iso|img)/i;
-my $VZTMPL_RE = qr/\.tar(?:\.(?:gz|xz|zst|bz2))?/i;
+# A file name of a content type, as the host decides it: refused characters, the length a local
+# file can have, the shape of the type.
+sub valid_name {
+    my ($vtype, $name) = @_;
 
-# Only the four file content types; images and anything with '..', control characters or a
-# second slash is refused before the host is ever asked.
+    return 0 if !defined($name) || $name eq '' || !$VOLUME_RE->{$vtype};
+    for my $re (@REFUSE_RE) {
+        return 0 if $name =~ $re;
+    }
+    {
+        use bytes;
+        return 0 if length($name) > $RULES->{names}->{maxNameBytes};
+    }
+    return $name =~ $VOLUME_RE->{$vtype} ? 1 : 0;
+}
+
+# Only the four file content types; anything else (images, '..', control characters, a second
+# slash) is refused before the host is ever asked.
 sub parse_volname {
     my ($class, $volname) = @_;
 
-    die "unable to parse s3 volume name '$volname'\n"
-        if !defined($volname) || $volname =~ m/\.\./ || $volname =~ m/[\x00-\x1f\x7f]/;
+    my ($vtype, $name) = defined($volname) ? ($volname =~ m!^([a-z]+)/(.*)$!s) : ();
+    die "unable to parse s3 volume name '" . ($volname // '') . "'\n"
+        if !defined($vtype) || !valid_name($vtype, $name);
+    my $vmid;
+    $vmid = $2 if $vtype eq 'backup' && $name =~ $OWNER_RE;
+    return ($vtype, $name, $vmid, undef, undef, undef, 'raw');
+}
 
-    if ($volname =~ m!^iso/([^/]+$ISO_RE)$!) {
-        return ('iso', $1, undef, undef, undef, undef, 'raw');
-    } elsif ($volname =~ m!^vztmpl/([^/]+$VZTMPL_RE)$!) {
-        my $name = $1;
-        return ('vztmpl', $name, undef, undef, undef, undef, 'raw') if $name !~ m/\.tar\.[^.]+\.tar/i;
-    } elsif ($volname =~ m!^backup/([^/]+$BACKUP_RE)$!) {
-        my $name = $1;
-        my $vmid = $name =~ m/^vzdump-(?:openvz|lxc|qemu)-(\d+)-/ ? $1 : undef;
-        return ('backup', $name, $vmid, undef, undef, undef, 'raw');
-    } elsif ($volname =~ m!^snippets/([^/]+)$!) {
-        my $name = $1;
-        return ('snippets', $name, undef, undef, undef, undef, 'raw') if $name !~ m/^\./;
+# A file being written (ours, PVE's, a browser's): never a pending upload nor a cached copy.
+sub is_temporary_name {
+    my ($name) = @_;
+    return scalar(grep { $name =~ $_ } @TEMPORARY_RE) ? 1 : 0;
+}
+
+# The first template of a `format` list whose $N groups all matched, each group lower-cased
+# (name-rules.ts formatFrom); undef when the name does not match at all.
+sub format_from {
+    my ($templates, $name, $re) = @_;
+
+    return undef if $name !~ $re;
+    my @g = map { defined($-[$_]) ? lc(substr($name, $-[$_], $+[$_] - $-[$_])) : undef } 0 .. $#-;
+    for my $t (@$templates) {
+        my $complete = 1;
+        (my $out = $t) =~ s/\$(\d)/defined($g[$1]) ? $g[$1] : do { $complete = 0; '' }/ge;
+        return $out if $complete;
     }
-    die "unable to parse s3 volume name '$volname'\n";
+    return $templates->[-1];
 }
 
 sub filesystem_path {
@@ -618,12 +501,12 @@ sub path {
 sub state_dir {
     my ($scfg) = @_;
     die "storage definition has no path\n" if !$scfg->{path};
-    return "$scfg->{path}/.pve-s3";
+    return "$scfg->{path}/$RULES->{stateDir}";
 }
 
 sub record_file {
     my ($scfg, $vtype, $name) = @_;
-    return state_dir($scfg) . "/records/$vtype/$name.json";
+    return state_dir($scfg) . "/$RULES->{recordsDir}/$vtype/$name.json";
 }
 
 sub read_record {
@@ -654,7 +537,7 @@ sub ensure_record {
     my ($state, $st) = local_state($scfg, $vtype, $name, $path);
     return if $state ne 'pending';
     my $file = record_file($scfg, $vtype, $name);
-    make_path(state_dir($scfg) . "/records/$vtype", { mode => 0700 });
+    make_path(state_dir($scfg) . "/$RULES->{recordsDir}/$vtype", { mode => 0700 });
     my $rec = { volname => "$vtype/$name", size => $st->[7], mtime => $st->[9], etag => $etag // '' };
     file_set_contents($file, $json->encode($rec), 0600);
 }
@@ -664,9 +547,8 @@ sub remove_local {
     my ($path, undef, $vtype) = $class->filesystem_path($scfg, $volname);
     my (undef, $name) = $class->parse_volname($volname);
     my @files = ($path, "$path.notes", "$path.protected", record_file($scfg, $vtype, $name));
-    if ($vtype eq 'backup' && $name =~ m/^(.*?)\.(?:tgz|tar|vma)(?:\.[a-z0-9]+)?$/) {
-        push @files, $class->get_subdir($scfg, 'backup') . "/$1.log";
-    }
+    my $log = $vtype eq 'backup' ? backup_log_name($name) : undef;
+    push @files, $class->get_subdir($scfg, 'backup') . "/$log" if defined($log);
     for my $file (@files) {
         unlink($file) or $! == ENOENT or warn "unable to remove '$file' - $!\n";
     }
@@ -835,15 +717,16 @@ sub volume_item {
 
 sub listing_format {
     my ($vtype, $name) = @_;
-    return 'iso' if $vtype eq 'iso';
-    return 'snippet' if $vtype eq 'snippets';
-    if ($vtype eq 'vztmpl') {
-        return 'tar' if $name =~ m/\.tar$/i;
-        my ($comp) = $name =~ m/\.tar\.([a-z0-9]+)$/i;
-        return 't' . lc($comp // 'ar');
-    }
-    return $1 if $name =~ m/\.((?:tgz)|(?:tar|vma)(?:\.[a-z0-9]+)?)$/;
-    return 'raw';
+    my $rule = $RULES->{names}->{volume}->{$vtype} or return 'raw';
+    return format_from($rule->{format}, $name, $VOLUME_RE->{$vtype}) // 'raw';
+}
+
+# The vzdump log of a backup archive: vzdump names it after a standard name's base name.
+sub backup_log_name {
+    my ($name) = @_;
+    my $std = $RULES->{names}->{standardBackup};
+    return undef if $name !~ $STD_BACKUP_RE || $5 ne listing_format('backup', $name);
+    return format_from([$std->{log}], $name, $STD_BACKUP_RE);
 }
 
 # A pending local file as the bucket would describe it; backups get PVE's archive_info view.
@@ -881,9 +764,7 @@ sub pending_local {
         my $dir = eval { $class->get_subdir($scfg, $vtype) } or next;
         opendir(my $dh, $dir) or next;
         for my $name (sort readdir($dh)) {
-            next if $name =~ m/^\./ || $name =~ m/\.pve-s3-tmp\.\d+$/;
-            next if $name =~ m/\.(?:dat|tmp|log|notes|protected|s3manifest)$/;
-            next if $name =~ m/\.tmp_d(?:wnl|com)\.\d+$/;
+            next if is_temporary_name($name);
             my $volname = "$vtype/$name";
             next if !eval { $class->parse_volname($volname); 1 };
             my $path = "$dir/$name";
