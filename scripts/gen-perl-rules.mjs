@@ -14,7 +14,7 @@ const dist = (p) => import(pathToFileURL(join(root, 'host', 'dist', p)).href);
 const { NAME_RULES } = await dist('pve/name-rules.js');
 const { CONTENT_DIR } = await dist('pve/content.js');
 const { READ_BY_PATH } = await dist('pve/content.js');
-const { STATE_DIR, RECORDS_DIR } = await dist('store/state-dir.js');
+const { STATE_DIR, RECORDS_DIR, STATE_DIR_MODE } = await dist('store/state-dir.js');
 const { SCHEMA, OWN_KEYS, PVE_GLOBAL_KEYS, REQUIRED_KEYS, SECRET_KEYS } = await dist('config/schema.js');
 
 /** PVE's JSON schema words for a key of ours (PVE::JSONSchema: type, enum, minimum, …). */
@@ -43,6 +43,7 @@ const table = {
   readByPath: [...READ_BY_PATH],
   stateDir: STATE_DIR,
   recordsDir: RECORDS_DIR,
+  stateDirMode: STATE_DIR_MODE,
   properties: Object.fromEntries(OWN_KEYS.map((k) => [k, property(SCHEMA.get(k))])),
   globalOptions: [...PVE_GLOBAL_KEYS],
   // what pvesm add must be given; a secret never reaches storage.cfg, so it is optional there

@@ -5,12 +5,12 @@
  * the bucket yet. A cache record (docs/PROTOCOL.md §6) tells them apart, so that a copy whose
  * object was deleted elsewhere is never mistaken for a new file and uploaded again.
  */
-import { mkdir, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { CONTENT_DIR } from '../pve/content.js';
 import { NAME_RULES, compile } from '../pve/name-rules.js';
 import { NOTES_SUFFIX, PROTECTED_SUFFIX, classifyKey, keyOfName, parseVolumeFile } from '../pve/volname.js';
-import { RECORDS_DIR, STATE_DIR } from './state-dir.js';
+import { RECORDS_DIR, STATE_DIR, stateDir } from './state-dir.js';
 import { volid, type Content, type GuestType, type StoreContext, type Volume } from './types.js';
 
 export { STATE_DIR };
@@ -28,6 +28,8 @@ export function isCachePath(cacheDir: string | undefined, content: Content, name
 function recordPath(cacheDir: string, content: Content, name: string): string {
   return join(cacheDir, STATE_DIR, RECORDS_DIR, content, name + '.json');
 }
+
+const recordDir = (cacheDir: string, content: Content): string => stateDir(cacheDir, RECORDS_DIR, content);
 
 export interface CacheRecord {
   volname: string;
@@ -48,7 +50,7 @@ export async function writeRecord(cacheDir: string, content: Content, name: stri
   const st = await stat(file);
   const rec: CacheRecord = { volname: `${content}/${name}`, size: st.size, mtime: Math.floor(st.mtimeMs / 1000), etag };
   const p = recordPath(cacheDir, content, name);
-  await mkdir(dirname(p), { recursive: true });
+  recordDir(cacheDir, content);
   const tmp = `${p}.tmp.${process.pid}`;
   await writeFile(tmp, JSON.stringify(rec));
   await rename(tmp, p);

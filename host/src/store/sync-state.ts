@@ -4,11 +4,11 @@
  * file, the last outcome (uploaded, skipped with the reason, or the error). The sync runs
  * detached with its output going nowhere, so this file and the storage log are the only traces.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CONTENT_TYPES } from '../pve/content.js';
 import { localOnlyFiles } from './local-cache.js';
-import { STATE_DIR } from './state-dir.js';
+import { STATE_DIR, stateDir } from './state-dir.js';
 import { nowOf, type StoreContext } from './types.js';
 
 export const SYNC_STATE_FILE = 'sync-state.json';
@@ -78,7 +78,7 @@ export async function recordSyncRun(ctx: StoreContext, cacheDir: string, out: Sy
   }
   const state: SyncState = { last_run: at, files };
   const p = statePath(cacheDir);
-  await mkdir(join(cacheDir, STATE_DIR), { recursive: true });
+  stateDir(cacheDir);
   const tmp = `${p}.tmp.${process.pid}`;
   await writeFile(tmp, JSON.stringify(state), { mode: 0o600 });
   await rename(tmp, p);

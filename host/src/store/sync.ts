@@ -3,11 +3,12 @@
  * hook did not take) into the bucket. Only files that have been quiet for a while (cp/scp are not
  * atomic), that are valid volumes, and that are not already copies of bucket objects.
  */
-import { open, readFile, rm, mkdir } from 'node:fs/promises';
+import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CONTENT_TYPES } from '../pve/content.js';
 import { parseVolumeFile } from '../pve/volname.js';
-import { STATE_DIR, localOnlyFiles } from './local-cache.js';
+import { localOnlyFiles } from './local-cache.js';
+import { stateDir } from './state-dir.js';
 import { putLocalVolume } from './put-local.js';
 import { isReplaceRefusal } from './replace.js';
 import { RECENTLY_MODIFIED, recordSyncRun } from './sync-state.js';
@@ -51,8 +52,7 @@ export async function syncLocal(
   if (cacheDir === undefined) return out;
   const contents = o.contents ?? [...CONTENT_TYPES];
   const files = await localOnlyFiles(cacheDir, contents);
-  await mkdir(join(cacheDir, STATE_DIR), { recursive: true });
-  const release = await takeLock(join(cacheDir, STATE_DIR, 'sync.lock'));
+  const release = await takeLock(join(stateDir(cacheDir), 'sync.lock'));
   if (!release) {
     for (const f of files) out.skipped.push({ volname: `${f.content}/${f.name}`, reason: 'locked' });
     return out;

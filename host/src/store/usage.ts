@@ -4,10 +4,10 @@
  * Synchronous file calls on purpose: node:fs/promises costs a status 1 ms to load, for one small
  * file.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { S3Error } from '../s3/errors.js';
-import { STATE_DIR } from './state-dir.js';
+import { STATE_DIR, stateDir } from './state-dir.js';
 import type { StoreContext } from './types.js';
 
 /** S3 reports no capacity; PVE needs one. 1 PiB is "plenty" without overflowing anything. */
@@ -43,8 +43,7 @@ export async function readUsage(ctx: StoreContext): Promise<number> {
 export async function writeUsage(ctx: StoreContext, used: number): Promise<void> {
   if (ctx.settings.cacheDir === undefined) return;
   try {
-    const dir = join(ctx.settings.cacheDir, STATE_DIR);
-    mkdirSync(dir, { recursive: true });
+    const dir = stateDir(ctx.settings.cacheDir);
     const tmp = join(dir, `usage.json.tmp.${process.pid}`);
     writeFileSync(tmp, JSON.stringify({ used, at: Math.floor(Date.now() / 1000) }));
     renameSync(tmp, join(dir, 'usage.json'));

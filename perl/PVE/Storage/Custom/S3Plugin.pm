@@ -119,6 +119,9 @@ my $OP_PROGRESS = { download => 1, upload => 1, 'sync-local' => 1 };
 # The host's rules this side needs (names, directories, properties), as the table the build
 # generates from the host's own (scripts/gen-perl-rules.mjs): never restated here.
 my $RULES = PVE::Storage::Custom::S3Plugin::Rules::table();
+# <path>/.pve-s3 and every directory in it: root's alone (records, journals and locks name the
+# backups); the host's rule (store/state-dir.ts STATE_DIR_MODE)
+my $STATE_DIR_MODE = $RULES->{stateDirMode};
 
 my $CONTENT_SUBDIR = $RULES->{contentDir};
 
@@ -537,7 +540,7 @@ sub ensure_record {
     my ($state, $st) = local_state($scfg, $vtype, $name, $path);
     return if $state ne 'pending';
     my $file = record_file($scfg, $vtype, $name);
-    make_path(state_dir($scfg) . "/$RULES->{recordsDir}/$vtype", { mode => 0700 });
+    make_path(state_dir($scfg) . "/$RULES->{recordsDir}/$vtype", { mode => $STATE_DIR_MODE });
     my $rec = { volname => "$vtype/$name", size => $st->[7], mtime => $st->[9], etag => $etag // '' };
     file_set_contents($file, $json->encode($rec), 0600);
 }
@@ -560,14 +563,24 @@ sub ensure_cache_dirs {
     my ($scfg) = @_;
     my $path = $scfg->{path} or die "storage definition has no path\n";
     make_path($path, { mode => 0755 }) if !-d $path;
-    make_path(state_dir($scfg), { mode => 0700 }) if !-d state_dir($scfg);
+    my $state = state_dir($scfg);
+    make_path($state, { mode => $STATE_DIR_MODE }) if !-d $state;
+    # one an earlier version created 0755
+    chmod($STATE_DIR_MODE, $state) if ((stat($state))[2] & 07777) != $STATE_DIR_MODE;
 }
 
 # A probe answers only for the configuration it ran with: after `pvesm set` (a corrected secret,
-# endpoint or bucket) or a re-add, the old result must not be served. A digest, never the secret.
+# endpoint or bucket) or a re-add, the old result must not be served. The secret never enters
+# the key, not even hashed (a digest of it in status.json could be tested against guesses
+# offline): its file's identity does (device, inode, size, mtime, ctime), which changes whenever
+# a new secret is written.
 sub status_key {
     my ($storeid, $scfg) = @_;
-    return Digest::SHA::sha256_hex($json->encode(storage_object($storeid, $scfg)));
+    my $obj = storage_object($storeid, $scfg);
+    delete $obj->{secret_key};
+    my @st = stat(secret_file($storeid));
+    $obj->{secret_file} = @st ? join(':', @st[0, 1, 7, 9, 10]) : '';
+    return Digest::SHA::sha256_hex($json->encode($obj));
 }
 
 sub read_status_cache {
@@ -820,7 +833,7 @@ sub with_volume_lock {
     my ($scfg, $vtype, $name, $code) = @_;
 
     my $dir = state_dir($scfg) . '/locks';
-    make_path($dir, { mode => 0700 }) if !-d $dir;
+    make_path($dir, { mode => $STATE_DIR_MODE }) if !-d $dir;
     my $file = "$dir/$vtype.$name.lock";
     my $fh = IO::File->new($file, O_RDWR | O_CREAT, 0600) or die "unable to open lock '$file' - $!\n";
     flock($fh, LOCK_EX) or die "unable to lock '$file' - $!\n";
