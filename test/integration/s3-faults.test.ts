@@ -221,3 +221,55 @@ describe('connections', () => {
     }
   });
 });
+
+describe('the lean GET path (downloads: getObjectInto)', () => {
+  const data = randomBytes(3 * MiB + 11);
+  const collect = async (client: S3Client, key: string, range?: [number, number]) => {
+    const pieces: Buffer[] = [];
+    await client.getObjectInto(key, range ? { range } : {}, (c) => pieces.push(Buffer.from(c)));
+    return Buffer.concat(pieces);
+  };
+
+  it('503 and a reset before the head are retried; the body arrives once, exactly', async () => {
+    await direct.putObject('lean.bin', data);
+    proxy.plan([
+      { match: { method: 'GET' }, fault: { kind: 'status', status: 503 } },
+      { match: { method: 'GET' }, fault: { kind: 'reset' } },
+    ]);
+    expect((await collect(c, 'lean.bin', [5, data.length - 1])).equals(data.subarray(5))).toBe(true);
+    expect(methods()).toEqual(['GET status 503', 'GET reset -', 'GET ok 206']);
+  });
+
+  it('once the body has started, a cut connection is not retried here (the download retries the range): NetworkError, retryable', async () => {
+    await direct.putObject('lean.bin', data);
+    proxy.plan([{ match: { method: 'GET' }, fault: { kind: 'reset', afterBytes: 100_000 } }]);
+    let got = 0;
+    const e = (await c.getObjectInto('lean.bin', {}, (x) => void (got += x.length)).catch((x: unknown) => x)) as S3Error;
+    expect(e).toBeInstanceOf(S3Error);
+    expect(e).toMatchObject({ code: 'NetworkError', retryable: true });
+    expect(got).toBeGreaterThan(0);
+    expect(got).toBeLessThanOrEqual(100_000);
+    expect(methods()).toEqual(['GET reset 200']);
+  });
+
+  it('a body that ends early (FIN) is NetworkError "response cut short", never a short success', async () => {
+    await direct.putObject('lean.bin', data);
+    proxy.plan([{ match: { method: 'GET' }, fault: { kind: 'truncate', bytes: 4096 } }]);
+    const e = (await collect(c, 'lean.bin').catch((x: unknown) => x)) as S3Error;
+    expect(e).toMatchObject({ code: 'NetworkError', retryable: true });
+    expect(e.message).toMatch(/response cut short during GetObject/);
+  });
+
+  it('a stalled body: RequestTimeout after requestTimeoutMs; NoSuchKey is not retried', async () => {
+    await direct.putObject('lean.bin', data);
+    const impatient = testClient({ endpoint: proxy.url, bucket: direct.bucket, requestTimeoutMs: 500, maxRetries: 0 });
+    proxy.plan([{ match: { method: 'GET' }, fault: { kind: 'hang', afterBytes: 1000 } }]);
+    const e = (await collect(impatient, 'lean.bin').catch((x: unknown) => x)) as S3Error;
+    expect(e).toMatchObject({ code: 'RequestTimeout' });
+    expect(e.message).toMatch(/stopped sending data for 500 ms during GetObject/);
+    proxy.plan([]);
+    proxy.clearLog();
+    await expect(collect(c, 'no-such.bin')).rejects.toMatchObject({ code: 'NoSuchKey', status: 404 });
+    expect(methods()).toEqual(['GET ok 404']);
+  });
+});

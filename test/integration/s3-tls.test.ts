@@ -62,6 +62,10 @@ async function roundTrip(c: S3Client): Promise<void> {
   const data = randomBytes(300_000);
   await c.putObject('tls.bin', data);
   expect((await readAll((await c.getObject('tls.bin')).body)).equals(data)).toBe(true);
+  // the lean GET path (downloads) opens its connections with the same TLS options
+  const pieces: Buffer[] = [];
+  await c.getObjectInto('tls.bin', { range: [1000, 299_999] }, (chunk) => pieces.push(Buffer.from(chunk)));
+  expect(Buffer.concat(pieces).equals(data.subarray(1000))).toBe(true);
 }
 
 describe('TLS options', () => {
@@ -100,6 +104,8 @@ describe('TLS options', () => {
     expect(e).toBeInstanceOf(S3Error);
     expect(e.code).toBe('TlsError');
     expect(e.message).toBe(`TLS certificate of ${endpoint} does not match the configured fingerprint: check fingerprint (or the server's certificate changed)`);
+    const lean = (await c.getObjectInto('tls.bin', {}, () => undefined).catch((x: unknown) => x)) as S3Error;
+    expect(lean).toMatchObject({ code: 'TlsError', message: e.message });
   });
 
   it('an unreadable CA file is a configuration error naming ca_file', () => {

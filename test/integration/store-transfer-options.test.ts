@@ -84,7 +84,7 @@ describe('bwlimit', () => {
     expect(s.downloadBwlimitKiB).toBe(81920);
     const ctx = ctxOf(s);
     const data = randomBytes(11 * MiB + 5); // 3 parts
-    const take = vi.spyOn(RateLimiter.prototype, 'take');
+    const take = vi.spyOn(RateLimiter.prototype, 'delay');
     const rateOf = (i: number) => (take.mock.contexts[i] as unknown as { rate: number }).rate;
     const bytesAt = (rate: number) => take.mock.calls.reduce((n, [b], i) => (rateOf(i) === rate ? n + b : n), 0);
 
@@ -109,6 +109,7 @@ describe('bwlimit', () => {
     const counting = wrapped({
       headObject: (key: string, o?: unknown) => (calls.push(`HEAD ${key}`), c.headObject(key, o as never)),
       getObject: (key: string, o?: { range?: [number, number] }) => (calls.push(`GET ${key}${o?.range ? ' (range)' : ''}`), c.getObject(key, o as never)),
+      getObjectInto: (key: string, o: { range?: [number, number] }, onData: (c: Uint8Array) => void) => (calls.push(`GET ${key}${o.range ? ' (range)' : ''}`), c.getObjectInto(key, o as never, onData)),
     });
     const key = `once/dump/${ARCHIVE}`;
     const got = await getVolume(ctxOf(s, counting), VOL, join(dir, 'once-restore.vma.zst'));
@@ -125,7 +126,7 @@ describe('bwlimit', () => {
     const s = settings({ bwlimit: { clone: 100, migration: 100 } }, 'bw0/');
     expect(s.uploadBwlimitKiB).toBeUndefined();
     expect(s.downloadBwlimitKiB).toBeUndefined();
-    const take = vi.spyOn(RateLimiter.prototype, 'take');
+    const take = vi.spyOn(RateLimiter.prototype, 'delay');
     const ctx = ctxOf(s);
     await putVolume(ctx, VOL, { src: { path: await source('bw0.vma.zst', randomBytes(6 * MiB)) } });
     await getVolume(ctx, VOL, join(dir, 'bw0-restore.vma.zst'));

@@ -14,6 +14,7 @@ export const MiB = 1 << 20;
 const METHODS = [
   'headObject',
   'getObject',
+  'getObjectInto',
   'putObject',
   'deleteObject',
   'createMultipartUpload',
@@ -100,19 +101,14 @@ export function collector(): { stream: Writable; data: () => Buffer } {
 export function watchingRanges(c: S3Client, nth: number, onBytes: (n: number) => void): TransferClient {
   let calls = 0;
   return wrapClient(c, {
-    getObject: async (key, o) => {
-      const r = await c.getObject(key, o);
-      if (!o?.range || ++calls !== nth) return r;
-      const inner = r.body;
-      async function* body(): AsyncGenerator<Uint8Array> {
-        let n = 0;
-        for await (const chunk of inner) {
-          n += chunk.length;
-          onBytes(n);
-          yield chunk;
-        }
-      }
-      return { ...r, body: body() };
+    getObjectInto: async (key, o, onData) => {
+      if (!o.range || ++calls !== nth) return c.getObjectInto(key, o, onData);
+      let n = 0;
+      return c.getObjectInto(key, o, (chunk) => {
+        onData(chunk);
+        n += chunk.length;
+        onBytes(n);
+      });
     },
   });
 }

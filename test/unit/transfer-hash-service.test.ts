@@ -11,7 +11,7 @@ const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('he
 const hex = (d: Uint8Array): string => Buffer.from(d).toString('hex');
 
 describe('hash service', () => {
-  it('in-thread (the default): parts and streams match node:crypto', async () => {
+  it('in-thread (the default): parts match node:crypto and the CRC reference', async () => {
     const s = hashService();
     expect(s.threaded).toBe(false);
     const data = randomBytes(3 << 20);
@@ -20,14 +20,10 @@ describe('hash service', () => {
     const r = await s.part(buf, data.length);
     expect(hex(r.sums.sha256)).toBe(sha(data));
     expect(r.sums.crc64).toBe(refCrc64Nvme(data));
-    const st = s.stream();
-    await st.update([data.subarray(0, 12345)]);
-    await st.update([data.subarray(12345, 99999), data.subarray(99999)]);
-    expect(hex(await st.digest())).toBe(sha(data));
   });
 
   // PVE_S3_HASH_THREAD=1: the compiled engine hashes on a worker thread (npm test builds first).
-  it('worker thread (compiled, PVE_S3_HASH_THREAD=1): parts come back intact, interleaved streams stay apart', async () => {
+  it('worker thread (compiled, PVE_S3_HASH_THREAD=1): parts come back intact with their sums', async () => {
     expect(existsSync(dist), `${dist} is missing: run npm run build:ts`).toBe(true);
     const script = `
       process.env.PVE_S3_HASH_THREAD = '1';
@@ -45,23 +41,6 @@ describe('hash service', () => {
       const copies = bufs.map((b) => Buffer.from(b));
       const got = await Promise.all(bufs.map((b, i) => s.part(b, b.length - i)));
       got.forEach((g, i) => out.ok.push(hex(g.sums.sha256) === want[i] && g.sums.crc64 === wantCrc[i] && g.buf.equals(copies[i])));
-      // two streams fed alternately
-      const a = randomBytes(9 << 20), b = randomBytes(7 << 20);
-      const ha = s.stream(), hb = s.stream();
-      for (let off = 0; off < a.length; off += 1 << 20) {
-        // odd splits, blocks larger than the worker's 2 MiB transfer blocks, chunks reused after
-        const piece = Buffer.from(a.subarray(off, off + (1 << 20)));
-        await ha.update([piece.subarray(0, 7), piece.subarray(7)]);
-        piece.fill(0);
-        if (off < b.length) await hb.update([b.subarray(off, off + (1 << 20)), b.subarray(0, 0)]);
-      }
-      out.ok.push(hex(await ha.digest()) === sha(a), hex(await hb.digest()) === sha(b));
-      // a dropped stream does not disturb the next
-      const hc = s.stream(); await hc.update([Buffer.from('x')]); hc.drop();
-      const hd = s.stream(); await hd.update([Buffer.from('abc')]);
-      const big = randomBytes(5 << 20); const he = s.stream(); await he.update([big]);
-      out.ok.push(hex(await he.digest()) === sha(big));
-      out.ok.push(hex(await hd.digest()) === sha(Buffer.from('abc')));
       console.log(JSON.stringify(out));
     `;
     const stdout = await new Promise<string>((resolve, reject) =>
@@ -69,6 +48,6 @@ describe('hash service', () => {
     );
     const r = JSON.parse(stdout.trim()) as { threaded: boolean; ok: boolean[] };
     expect(r.threaded).toBe(true);
-    expect(r.ok).toEqual([true, true, true, true, true, true, true]);
+    expect(r.ok).toEqual([true, true, true]);
   });
 });

@@ -64,9 +64,9 @@ describe('RateLimiter (bwlimit)', () => {
     vi.useFakeTimers();
     try {
       let t = 0;
-      const rl = new RateLimiter(1024, () => t); // 1 MiB/s, burst 256 KiB
+      const rl = new RateLimiter(1024, () => t); // 1 MiB/s, burst 128 KiB
       let done = false;
-      await rl.take(256 * 1024); // the burst: no wait
+      await rl.take(128 * 1024); // the burst: no wait
       const p = rl.take(512 * 1024).then(() => (done = true)); // half a second of debt
       await vi.advanceTimersByTimeAsync(499);
       expect(done).toBe(false);
@@ -85,5 +85,18 @@ describe('RateLimiter (bwlimit)', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  it('delay() charges the bytes and says how long until the bucket is out of debt', async () => {
+    const { RateLimiter } = await import('../../host/src/transfer/rate-limit.js');
+    let t = 0;
+    const rl = new RateLimiter(1024, () => t); // 1 MiB/s, burst 128 KiB
+    expect(rl.delay(128 * 1024)).toBe(0);
+    expect(rl.delay(256 * 1024)).toBeCloseTo(250, 6);
+    t = 250; // paid off exactly
+    expect(rl.delay(0)).toBe(0);
+    t = 10_000; // idle time refills the burst only, never more
+    expect(rl.delay(128 * 1024)).toBe(0);
+    expect(rl.delay(1024)).toBeCloseTo(1000 / 1024, 6);
   });
 });

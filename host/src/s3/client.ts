@@ -151,17 +151,20 @@ export class S3Client {
 
   /** range: [first, last] byte, both inclusive (HTTP's bytes=first-last). */
   async getObject(key: string, o: ReadOptions & { range?: [number, number] } = {}): Promise<{ body: AsyncIterable<Uint8Array>; info: ObjectInfo }> {
-    const headers: Record<string, string> = {};
-    if (o.range) {
-      const [a, b] = o.range;
-      if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || a < 0 || b < a) {
-        throw new ConfigError('range', `${a}-${b}`, 'must be [first, last] byte offsets with 0 <= first <= last');
-      }
-      headers.range = `bytes=${a}-${b}`;
-    }
-    readSseHeaders(o.sse, headers);
+    const headers = getHeaders(o);
     const res = await this.transport.stream({ operation: 'GetObject', method: 'GET', key, headers, idempotent: true, signal: o.signal });
     return { body: res.body, info: objectInfo(key, res.headers) };
+  }
+
+  /**
+   * GetObject for bulk data (downloads): the body goes to `onData` piece by piece as it arrives,
+   * each piece a view of a reused buffer valid only during the call (transport.receive, the lean
+   * path). Resolves once the whole body has been handed on.
+   */
+  async getObjectInto(key: string, o: ReadOptions & { range?: [number, number] }, onData: (chunk: Uint8Array) => void): Promise<ObjectInfo> {
+    const headers = getHeaders(o);
+    const res = await this.transport.receive({ operation: 'GetObject', method: 'GET', key, headers, idempotent: true, signal: o.signal }, onData);
+    return objectInfo(key, res.headers);
   }
 
   async putObject(key: string, body: Uint8Array, o: PutOptions = {}): Promise<{ etag: string; versionId?: string }> {
@@ -181,6 +184,7 @@ export class S3Client {
       sha256Hex: o.sha256Hex,
       idempotent: true,
       signal: o.signal,
+      ...(o.pace ? { pace: o.pace } : {}),
     });
     return { etag: normalizeETag(res.headers['etag'] ?? ''), versionId: res.headers['x-amz-version-id'] };
   }
@@ -327,7 +331,7 @@ export class S3Client {
     partNumber: number,
     body: Uint8Array,
     sha256Hex: string,
-    o: { signal?: AbortSignal; sse?: SseOptions; contentMd5?: boolean } = {},
+    o: { signal?: AbortSignal; sse?: SseOptions; contentMd5?: boolean; pace?: S3Request['pace'] } = {},
   ): Promise<{ etag: string; checksum?: string }> {
     if (!Number.isInteger(partNumber) || partNumber < 1 || partNumber > 10000) {
       throw new ConfigError('partNumber', partNumber, 'must be an integer 1..10000');
@@ -354,6 +358,7 @@ export class S3Client {
       sha256Hex,
       idempotent: true,
       signal: o.signal,
+      ...(o.pace ? { pace: o.pace } : {}),
     });
     const etag = res.headers['etag'];
     if (!etag) throw new S3Error('InvalidResponse', `${this.endpoint} answered UploadPart ${partNumber} of '${key}' without an ETag`, { key, retryable: true });
@@ -545,4 +550,18 @@ export class S3Client {
       signal: o.signal,
     });
   }
+}
+
+/** Range and SSE-C headers of a GetObject. */
+function getHeaders(o: ReadOptions & { range?: [number, number] }): Record<string, string> {
+  const headers: Record<string, string> = {};
+  if (o.range) {
+    const [a, b] = o.range;
+    if (!Number.isSafeInteger(a) || !Number.isSafeInteger(b) || a < 0 || b < a) {
+      throw new ConfigError('range', `${a}-${b}`, 'must be [first, last] byte offsets with 0 <= first <= last');
+    }
+    headers.range = `bytes=${a}-${b}`;
+  }
+  readSseHeaders(o.sse, headers);
+  return headers;
 }

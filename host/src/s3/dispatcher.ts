@@ -5,6 +5,7 @@
  * PVE does for PBS).
  */
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Agent, buildConnector, type Dispatcher } from 'undici';
 import { ConfigError } from '../util/errors.js';
@@ -33,6 +34,21 @@ export class FingerprintMismatchError extends Error {
 }
 
 export function createDispatcher(s: DispatcherSettings): Dispatcher {
+  return new Agent({
+    connect: createConnector(s),
+    connections: s.connections ?? null,
+    keepAliveTimeout: 10_000,
+    keepAliveMaxTimeout: 60_000,
+    pipelining: 1,
+  });
+}
+
+/**
+ * How every connection of a client is opened, undici's and the lean GET path's (lean-get.ts)
+ * alike: connect timeout, CA, skip-verify, fingerprint pinning. `onread` (node's net option: the
+ * socket reads into one reused buffer) is for the lean path only.
+ */
+export function createConnector(s: DispatcherSettings, onread?: { buffer: Uint8Array; callback: (this: Socket, n: number, buf: Uint8Array) => boolean | void }): buildConnector.connector {
   const tls = s.tls ?? {};
   let ca: Buffer | undefined;
   if (tls.caFile) {
@@ -50,8 +66,10 @@ export function createDispatcher(s: DispatcherSettings): Dispatcher {
     rejectUnauthorized: !(tls.insecure || pin),
     // pinning must see the certificate on every connection, so no resumed sessions
     maxCachedSessions: pin ? 0 : undefined,
+    // passed on to net.connect / tls.connect (undici's types do not list it)
+    ...(onread ? ({ onread } as object) : {}),
   });
-  const connect: buildConnector.connector = pin
+  return pin
     ? (opts, cb) =>
         base(opts, (err, socket) => {
           if (err || !socket) return cb(err ?? new Error('no socket'), null);
@@ -65,11 +83,4 @@ export function createDispatcher(s: DispatcherSettings): Dispatcher {
           cb(null, socket);
         })
     : base;
-  return new Agent({
-    connect,
-    connections: s.connections ?? null,
-    keepAliveTimeout: 10_000,
-    keepAliveMaxTimeout: 60_000,
-    pipelining: 1,
-  });
 }

@@ -208,6 +208,9 @@ export function networkError(err: unknown, c: ErrorContext, timeouts: { connectM
     case 'ENETUNREACH':
     case 'ENETDOWN':
       return o('NetworkError', `cannot reach ${at}: ${code === 'UND_ERR_SOCKET' ? 'connection closed by the server' : code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' ? 'response cut short' : code} during ${c.operation} (check endpoint and network)`);
+    case 'HTTP_PROTOCOL_ERROR':
+      // the lean GET path's parser (http1-response.ts) could not frame the answer exactly
+      return o('NetworkError', `invalid HTTP response from ${at} during ${c.operation}: ${oneLine(e?.message ?? '')}`);
     case 'CERT_FINGERPRINT_MISMATCH':
       return o('TlsError', `TLS certificate of ${at} does not match the configured fingerprint: check fingerprint (or the server's certificate changed)`, false);
     case 'UND_ERR_CLOSED':

@@ -10,7 +10,8 @@ import { SigV4Signer } from '../wasm/signer.js';
 import { ConfigError } from '../util/errors.js';
 import { nullLogger, type Logger } from '../util/log.js';
 import { createDispatcher } from './dispatcher.js';
-import { parseEndpoint, target, usePathStyle, type Endpoint } from './endpoint.js';
+import { parseEndpoint, target, usePathStyle, type Endpoint, type Target } from './endpoint.js';
+import { LeanGets } from './lean-get.js';
 import { detectProvider, PROVIDER_IDS, PROVIDERS, type Provider } from './providers.js';
 import { S3Error, networkError, serverError, type ErrorContext } from './errors.js';
 import { DEFAULT_RETRY, backoffDelay, withRetry, type RetryPolicy } from './retry.js';
@@ -47,6 +48,8 @@ export interface S3Request {
   slowAnswer?: boolean;
   /** called before each attempt is sent */
   onAttempt?: () => void;
+  /** bwlimit on the wire: awaited before each slice of the body is handed to the socket */
+  pace?: (bytes: number, signal?: AbortSignal) => Promise<void>;
   /** statuses other than 2xx that are answers, not errors (e.g. 404 on a probe) */
   okStatuses?: number[];
   /** the most body bytes request() reads (default MAX_RESPONSE_BYTES) */
@@ -125,6 +128,8 @@ export class S3Transport {
   private readonly clock: () => Date;
   private readonly policy: RetryPolicy;
   private readonly random?: () => number;
+  /** the lean GET path's connections, made on the first download */
+  private lean: LeanGets | undefined;
 
   constructor(s: S3Settings, o: TransportOptions = {}) {
     checkSettings(s);
@@ -209,10 +214,12 @@ export class S3Transport {
   }
 
   async close(): Promise<void> {
+    this.lean?.close();
     if (this.ownsDispatcher) await this.dispatcher.close();
   }
 
-  private retrying<T>(r: S3Request, fn: () => Promise<T>): Promise<T> {
+  /** `may()`: whether a retry is still possible at all (false once a body has been handed on) */
+  private retrying<T>(r: S3Request, fn: () => Promise<T>, may: () => boolean = () => true): Promise<T> {
     let skewFixes = 0;
     return withRetry(
       this.policy,
@@ -220,7 +227,7 @@ export class S3Transport {
         signal: r.signal,
         random: this.random,
         decide: (e, attempt) => {
-          if (!(e instanceof S3Error)) return false;
+          if (!(e instanceof S3Error) || !may()) return false;
           if (e.code === 'RequestTimeTooSkewed' && e.serverTime && skewFixes < 2) {
             skewFixes++;
             this.clockOffsetMs = e.serverTime.getTime() - this.clock().getTime();
@@ -244,7 +251,59 @@ export class S3Transport {
     );
   }
 
-  private async once(r: S3Request) {
+  /**
+   * Sends a GET and hands its body to `onData` as it arrives, through the lean path
+   * (lean-get.ts): each piece is a view of a reused buffer, valid only during the call. Retried
+   * like stream() until the body starts; once a byte went to `onData` a failure is the caller's
+   * (nothing is replayed into it). A throw from `onData` ends the request with that error.
+   */
+  async receive(req: S3Request, onData: (chunk: Uint8Array) => void): Promise<S3Response> {
+    const r = withPayloadHash(req);
+    let delivered = false;
+    let callerError: { e: unknown } | null = null;
+    const onBody = (chunk: Uint8Array): void => {
+      delivered = true;
+      try {
+        onData(chunk);
+      } catch (e) {
+        callerError = { e };
+        throw e;
+      }
+    };
+    this.lean ??= new LeanGets({ connectTimeoutMs: this.settings.connectTimeoutMs, tls: this.settings.tls });
+    const lean = this.lean;
+    return this.retrying(
+      r,
+      async () => {
+        const p = this.prepare(r);
+        let res;
+        try {
+          res = await lean.get({
+            origin: p.t.origin,
+            path: p.path,
+            headers: p.headers,
+            signal: r.signal,
+            headersTimeoutMs: this.settings.requestTimeoutMs,
+            bodyTimeoutMs: this.settings.requestTimeoutMs,
+            onBody,
+          });
+        } catch (e) {
+          if (callerError) throw callerError.e;
+          throw this.netError(e, r);
+        }
+        this.logResponse(r, res.status, res.headers, p.started);
+        if (res.status < 200 || res.status >= 300) {
+          if (res.errorText) await loadXmlParser();
+          throw this.errorFromResponse(r, res.status, res.headers, res.errorText, p.date);
+        }
+        return { status: res.status, headers: res.headers };
+      },
+      () => !delivered,
+    );
+  }
+
+  /** Addresses and signs r (the signer's wirePath/wireQuery go on the wire unchanged), and logs it. */
+  private prepare(r: S3Request): { t: Target; path: string; headers: Record<string, string>; date: Date; started: number } {
     r.onAttempt?.();
     const t = target(this.endpoint, this.bucket, r.key, this.pathStyle);
     const date = new Date(this.clock().getTime() + this.clockOffsetMs);
@@ -252,10 +311,7 @@ export class S3Transport {
     const payloadHash = r.body ? r.sha256Hex! : EMPTY_SHA256;
     const signed = this.signer.sign({ method: r.method, path: t.path, query: r.query ?? [], headers, payloadHash, date });
     const path = signed.wireQuery ? `${signed.wirePath}?${signed.wireQuery}` : signed.wirePath;
-    // Date, not performance: the global performance loads perf_hooks (10 modules) on every status
-    const started = Date.now();
-    const debug = this.logger.debugEnabled;
-    if (debug) {
+    if (this.logger.debugEnabled) {
       this.logger.debug('s3 request', {
         operation: r.operation,
         method: r.method,
@@ -264,15 +320,26 @@ export class S3Transport {
         bytes: r.body?.byteLength ?? 0,
       });
     }
+    // Date, not performance: the global performance loads perf_hooks (10 modules) on every status
+    return { t, path, headers: signed.headers, date, started: Date.now() };
+  }
+
+  private logResponse(r: S3Request, status: number, headers: Record<string, string>, started: number): void {
+    if (!this.logger.debugEnabled) return;
+    this.logger.debug('s3 response', { operation: r.operation, status, ms: Date.now() - started, requestId: headers['x-amz-request-id'] });
+  }
+
+  private async once(r: S3Request) {
+    const { t, path, headers: signedHeaders, date, started } = this.prepare(r);
     let res: Dispatcher.ResponseData;
     try {
       res = await this.dispatcher.request({
         origin: t.origin,
         path,
         method: r.method,
-        headers: wireHeaders(signed.headers, r.body),
+        headers: wireHeaders(signedHeaders, r.body, r.pace !== undefined),
         // undici takes iterables (documented), its type declarations lag behind
-        body: wireBody(r.body, r.method) as Uint8Array | undefined,
+        body: wireBody(r.body, r.method, r.pace, r.signal) as Uint8Array | undefined,
         signal: r.signal,
         headersTimeout: r.slowAnswer ? Math.max(SLOW_ANSWER_MS, this.settings.requestTimeoutMs) : this.settings.requestTimeoutMs,
         bodyTimeout: this.settings.requestTimeoutMs,
@@ -284,14 +351,7 @@ export class S3Transport {
       throw this.netError(e, r);
     }
     const headersFlat = flatHeaders(res.headers);
-    if (debug) {
-      this.logger.debug('s3 response', {
-        operation: r.operation,
-        status: res.statusCode,
-        ms: Date.now() - started,
-        requestId: headersFlat['x-amz-request-id'],
-      });
-    }
+    this.logResponse(r, res.statusCode, headersFlat, started);
     const ok = (res.statusCode >= 200 && res.statusCode < 300) || r.okStatuses?.includes(res.statusCode);
     if (!ok) {
       let text = '';
@@ -357,18 +417,33 @@ export class S3Transport {
  * only counts a silent server.
  */
 const SLICE = 256 * 1024;
+/**
+ * A paced body (bwlimit) goes in smaller slices, each handed to the socket only once the rate
+ * allows it: the kernel sends what it is given at once, so what the socket gets is what the wire
+ * carries, give or take one slice.
+ */
+const PACED_SLICE = 64 * 1024;
 
-function wireBody(body: Uint8Array | undefined, method: Method): Uint8Array | Iterable<Uint8Array> | undefined {
+function wireBody(body: Uint8Array | undefined, method: Method, pace?: S3Request['pace'], signal?: AbortSignal): Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array> | undefined {
   if (!body) return method === 'PUT' || method === 'POST' ? new Uint8Array(0) : undefined;
+  if (pace) {
+    return (async function* paced() {
+      for (let o = 0; o < body.byteLength; o += PACED_SLICE) {
+        const slice = body.subarray(o, Math.min(o + PACED_SLICE, body.byteLength));
+        await pace(slice.length, signal);
+        yield slice;
+      }
+    })();
+  }
   if (body.byteLength <= SLICE) return body;
   return (function* slices() {
     for (let o = 0; o < body.byteLength; o += SLICE) yield body.subarray(o, Math.min(o + SLICE, body.byteLength));
   })();
 }
 
-function wireHeaders(signed: Record<string, string>, body: Uint8Array | undefined): Record<string, string> {
+function wireHeaders(signed: Record<string, string>, body: Uint8Array | undefined, paced = false): Record<string, string> {
   // sliced bodies need their length said up front (S3 refuses chunked uploads without aws-chunked)
-  return body && body.byteLength > SLICE ? { ...signed, 'content-length': String(body.byteLength) } : signed;
+  return body && (paced || body.byteLength > SLICE) ? { ...signed, 'content-length': String(body.byteLength) } : signed;
 }
 
 /** What config resolution should already have refused; checked again so that a bad value fails here, by name. */

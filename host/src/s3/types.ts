@@ -15,6 +15,8 @@ export interface PutOptions {
   /** the body's SHA-256 when the caller already has it: saves hashing it twice */
   sha256Hex?: string;
   signal?: AbortSignal;
+  /** bwlimit on the wire: awaited before each slice of the body goes to the socket */
+  pace?: (bytes: number, signal?: AbortSignal) => Promise<void>;
 }
 
 export interface ObjectInfo {

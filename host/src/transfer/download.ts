@@ -16,11 +16,11 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { PveS3Error, asPveS3Error } from '../util/errors.js';
-import { Crc64Nvme, Md5 } from '../wasm/digests.js';
+import { writeSync } from 'node:fs';
+import { Crc64Nvme, Md5, Sha256 } from '../wasm/digests.js';
 import { toHex as hex } from '../wasm/encoding.js';
 import { isNotFound, readManifest, type Manifest } from './manifest.js';
-import { hashService, type StreamHash } from './hash-service.js';
-import { LaneHasher } from './lane-hasher.js';
+import { BufferPool } from './buffer-pool.js';
 import { HASH_SLICE, yieldToLoop } from './part-hasher.js';
 import { checkBwlimit, checkConcurrency } from './option-checks.js';
 import { ProgressTracker, type Progress } from './progress.js';
@@ -111,7 +111,6 @@ interface Range {
   crc64?: bigint;
 }
 
-type Sink = (chunks: Uint8Array[], offsetInRange: number) => Promise<void> | void;
 
 export async function downloadObject(client: TransferClient, key: string, dest: DownloadDest, o: DownloadOptions): Promise<DownloadResult> {
   checkConcurrency(o.concurrency);
@@ -124,7 +123,7 @@ export async function downloadObject(client: TransferClient, key: string, dest: 
   const ranges = planRanges(key, info, manifest, o.verify);
   const md5Check = !manifest && o.sse?.type !== 'SSE-C' && isPlainMd5Etag(info);
   const progress = new ProgressTracker(o.onProgress, info.size, ranges.length || 1);
-  const job = new RangeJob(client, key, { ...o, concurrency: 'path' in dest ? rangesInFlight(o.concurrency) : streamInFlight(key, ranges, o.concurrency) }, progress);
+  const job = new RangeJob(client, key, { ...o, concurrency: 'path' in dest ? o.concurrency : streamInFlight(key, ranges, o.concurrency) }, progress);
   const verifiedBy = manifest ? 'manifest' : md5Check ? 'md5' : 'size';
   const checks: Check[] = manifest ? checksOf(manifest, o.verify) : [md5Check ? 'md5' : 'size'];
   const result: DownloadResult = { key, size: info.size, etag: info.etag, verifiedBy, checks, manifest };
@@ -191,9 +190,9 @@ export async function verifyObject(
   if (info.size !== manifest.size) return 'corrupt';
   const ranges = planRanges(key, info, manifest, o.verify);
   const progress = new ProgressTracker(o.onProgress, info.size, ranges.length);
-  const job = new RangeJob(client, key, { concurrency: rangesInFlight(concurrency), signal: o.signal, sse: o.sse }, progress);
+  const job = new RangeJob(client, key, { concurrency, signal: o.signal, sse: o.sse }, progress);
   try {
-    await job.parallel(ranges, () => () => undefined);
+    await job.parallel(ranges, () => NO_SINK);
   } catch (e) {
     if ((e as { code?: unknown }).code === 'IntegrityError') return 'corrupt';
     if (o.signal?.aborted) throw abortedError(key, 'verify', o.signal.reason);
@@ -201,17 +200,6 @@ export async function verifyObject(
   }
   progress.finish();
   return 'good';
-}
-
-/**
- * Ranged GETs in flight for a download to a file (or a verify): at least 4 once the setting allows
- * 3 or more, so the ranges fill a 4-lane SIMD hashing bank (4 lanes hash ~860 MB/s, 3 only
- * ~660 MB/s: ~0.4 CPU-s less per GiB). Memory does not grow with it here (each range holds at
- * most a few MiB queued), unlike a download to a stream, which buffers whole ranges and keeps the
- * configured number. A setting of 1 or 2 is taken as a deliberate throttle and kept.
- */
-export function rangesInFlight(concurrency: number): number {
-  return concurrency >= 3 ? Math.max(concurrency, 4) : concurrency;
 }
 
 /** The digests a check compares for this manifest (see VerifyMode). */
@@ -249,12 +237,17 @@ function isPlainMd5Etag(info: TransferObjectInfo): boolean {
 }
 
 
+/** Where a range's bytes go, as they arrive: `chunk` is valid only during the call. */
+type Sink = (chunk: Uint8Array, offsetInRange: number) => void;
+const NO_SINK: Sink = () => undefined;
+
 class RangeJob {
   private readonly cancel = new AbortController();
   private failure: unknown = null;
   private readonly limiter: RateLimiter | undefined;
+  /** with a bwlimit: the bytes asked for per GET (see fetchOnce) */
+  private readonly step: number;
   private cancelledP: Promise<void> | undefined;
-  private readonly lanes = new LaneHasher();
 
   constructor(
     private readonly client: TransferClient,
@@ -263,6 +256,7 @@ class RangeJob {
     private readonly progress: ProgressTracker,
   ) {
     this.limiter = limiterFor(o.bwlimitKiB);
+    this.step = this.limiter ? Math.max(64 * 1024, Math.floor((o.bwlimitKiB! * 1024) / 16)) : Infinity;
   }
 
   /** Runs ranges on `concurrency` workers; the first failure cancels the rest. */
@@ -302,15 +296,23 @@ class RangeJob {
     return this.failure !== null;
   }
 
+  /**
+   * Each piece goes to its offset in the temp file as it arrives, synchronously: the socket's
+   * buffer is reused for the next read, and a write to the page cache costs less than handing the
+   * piece to the thread pool (a copy and a promise per piece). A range fetched again overwrites
+   * its own bytes.
+   */
   async toFile(ranges: Range[], temp: TempFile): Promise<void> {
-    await this.parallel(ranges, (r) => (chunks, off) => writeChunks(temp, chunks, r.start + off));
+    const fd = temp.fh.fd;
+    await this.parallel(ranges, (r) => (chunk, at) => writeAt(fd, chunk, r.start + at, temp.path));
   }
 
   /**
-   * Ranges are fetched ahead into memory, at most `concurrency` beyond the one being written,
-   * and written in order once verified.
+   * Ranges are fetched ahead into reused buffers, at most `concurrency` beyond the one being
+   * written, and written in order once verified; a buffer is reused once the stream has taken it.
    */
   async toStream(ranges: Range[], out: Writable, md5: Md5 | null, etag: string): Promise<void> {
+    const pool = new BufferPool(ranges.reduce((m, r) => Math.max(m, r.length), 1), this.o.concurrency + 1);
     const buffers = new Map<number, Buffer>();
     const done = new Map<number, () => void>();
     const waiting = new Map<number, Promise<void>>();
@@ -326,13 +328,17 @@ class RangeJob {
         if (this.failure) return;
         const b = buffers.get(r.index)!;
         buffers.delete(r.index);
-        if (md5) await updateSliced(md5, b);
-        if (!out.write(b)) {
+        const data = b.subarray(0, r.length);
+        if (md5) await updateSliced(md5, data);
+        // the buffer goes back to the pool once the stream is done with it, not at 'drain'
+        const taken = new Promise<void>((res) => out.write(data, () => res()));
+        if (out.writableNeedDrain) {
           const drained = once(out, 'drain');
           // an 'error' instead of 'drain' is reported through onError; never unhandled
           drained.catch(() => undefined);
           await Promise.race([drained, this.cancelled()]);
         }
+        void taken.then(() => pool.release(b));
         written++;
         for (const w of windowWaiters.splice(0)) w();
       }
@@ -345,19 +351,14 @@ class RangeJob {
       while (r.index >= written + this.o.concurrency && !this.failure) {
         await Promise.race([new Promise<void>((res) => windowWaiters.push(res)), this.cancelled()]);
       }
+      if (!this.failure) buffers.set(r.index, await pool.acquire());
     };
     try {
       await this.parallel(
         ranges,
         (r) => {
-          const b = Buffer.allocUnsafe(r.length);
-          buffers.set(r.index, b);
-          return (chunks, off) => {
-            for (const c of chunks) {
-              b.set(c, off);
-              off += c.length;
-            }
-          };
+          const b = buffers.get(r.index)!;
+          return (chunk, at) => b.set(chunk, at);
         },
         (r) => done.get(r.index)!(),
         gate,
@@ -382,7 +383,7 @@ class RangeJob {
     return this.cancelledP;
   }
 
-  /** Fetches one range into `sink`, hashing as it streams; retried on any failure but cancel. */
+  /** Fetches one range into `sink`, checking it as it streams; retried on any failure but cancel. */
   private async fetchVerified(r: Range, sink: Sink): Promise<void> {
     const retries = this.o.rangeRetries ?? 2;
     for (let attempt = 0; ; attempt++) {
@@ -407,83 +408,54 @@ class RangeJob {
     }
   }
 
-  /** In-thread hashing shares 4-lane SIMD banks between the ranges in flight. */
-  private rangeHash(): StreamHash {
-    if (hashService().threaded) return hashService().stream();
-    const s = this.lanes.stream();
-    return {
-      update: async (chunks) => s.update(chunks),
-      digest: async () => s.digest(),
-      drop: () => s.drop(),
-    };
-  }
-
+  /**
+   * One part through the lean path: every piece is checked (CRC, SHA-256 when asked) and handed to
+   * the sink in the socket's read callback, then its buffer is read into again. Nothing is
+   * allocated per piece and nothing waits for a promise between them.
+   *
+   * With a bwlimit the part is asked for in steps of a sixteenth of a second's worth (at least
+   * 64 KiB), each only once the shared bucket has room: the server sends only what was asked
+   * for, so the wire carries the rate. (Pausing the reads instead lets the kernel's receive
+   * buffers, megabytes on a fast link, fill at line rate first.)
+   */
   private async fetchOnce(r: Range, sink: Sink, count: (n: number) => void): Promise<{ sha256?: Uint8Array; crc64?: bigint }> {
-    const h = r.sha256 !== undefined ? this.rangeHash() : null;
     const crc = r.crc64 !== undefined ? new Crc64Nvme() : null;
-    if (r.length === 0) return { sha256: await h?.digest(), crc64: 0n };
-    let ok = false;
+    const sha = r.sha256 !== undefined ? new Sha256() : null;
+    let finished = false;
     try {
-      const { body } = await this.client.getObject(this.key, { range: [r.start, r.start + r.length - 1], signal: this.cancel.signal, sse: this.o.sse });
       let got = 0;
-      let pending: Uint8Array[] = [];
-      let pendingBytes = 0;
-      let pendingAt = 0;
-      // ≥ 1 MiB at a time: one file write, then one hand-over to the hasher
-      const flush = async (): Promise<void> => {
-        await sink(pending, pendingAt);
-        if (crc) for (const c of pending) crc.update(c);
-        await h?.update(pending);
-        pendingAt += pendingBytes;
-        pending = [];
-        pendingBytes = 0;
-        if (!hashService().threaded) await yieldToLoop();
+      let asked = 0;
+      const onData = (chunk: Uint8Array): void => {
+        if (got + chunk.length > asked) throw new PveS3Error('ShortRead', `server sent more than the ${r.length} bytes asked for in a range of '${this.key}'`, { retryable: true });
+        crc?.update(chunk);
+        sha?.update(chunk);
+        sink(chunk, got);
+        got += chunk.length;
+        count(chunk.length);
       };
-      for await (const c of body) {
-        if (got + c.length > r.length) throw new PveS3Error('ShortRead', `server sent more than the ${r.length} bytes asked for in a range of '${this.key}'`, { retryable: true });
-        got += c.length;
-        if (this.limiter) await this.limiter.take(c.length, this.cancel.signal);
-        pending.push(c);
-        pendingBytes += c.length;
-        count(c.length);
-        if (pendingBytes >= BLOCK) await flush();
+      while (asked < r.length) {
+        const from = asked;
+        asked = Math.min(r.length, asked + this.step);
+        await this.limiter?.take(asked - from, this.cancel.signal);
+        await this.client.getObjectInto(this.key, { range: [r.start + from, r.start + asked - 1], signal: this.cancel.signal, sse: this.o.sse }, onData);
+        if (got !== asked) throw new PveS3Error('ShortRead', `connection ended after ${got} of ${r.length} bytes of a range of '${this.key}'`, { retryable: true });
       }
-      if (pendingBytes > 0) await flush();
-      if (got !== r.length) {
-        throw new PveS3Error('ShortRead', `connection ended after ${got} of ${r.length} bytes of a range of '${this.key}'`, { retryable: true });
-      }
-      const sha256 = await h?.digest();
-      ok = true;
-      return { sha256, crc64: crc?.digest() };
+      finished = true;
+      return { sha256: sha?.digest(), crc64: crc?.digest() };
     } finally {
-      if (!ok) h?.drop();
+      // a Sha256 holds a slot of the WASM core until its digest is taken
+      if (!finished) sha?.digest();
     }
   }
 }
 
-const BLOCK = 1 << 20;
-
-async function writeChunks(t: TempFile, chunks: Uint8Array[], position: number): Promise<void> {
-  let total = 0;
-  for (const c of chunks) total += c.length;
-  let done = 0;
-  while (done < total) {
-    const { bytesWritten } = await t.fh.writev(done === 0 ? chunks : remaining(chunks, done), position + done);
-    done += bytesWritten;
+/** Writes all of `chunk` at `position` of the file (a regular file takes it in one call as a rule). */
+function writeAt(fd: number, chunk: Uint8Array, position: number, path: string): void {
+  try {
+    for (let done = 0; done < chunk.length; ) done += writeSync(fd, chunk, done, chunk.length - done, position + done);
+  } catch (e) {
+    throw new PveS3Error('WriteFailed', `cannot write to '${path}': ${(e as Error).message}`, { cause: e });
   }
-}
-
-function remaining(chunks: Uint8Array[], skip: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (const c of chunks) {
-    if (skip >= c.length) {
-      skip -= c.length;
-      continue;
-    }
-    out.push(skip > 0 ? c.subarray(skip) : c);
-    skip = 0;
-  }
-  return out;
 }
 
 async function updateSliced(h: { update(d: Uint8Array): unknown }, data: Uint8Array): Promise<void> {

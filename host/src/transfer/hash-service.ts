@@ -1,83 +1,42 @@
 /**
- * Where transfer hashing runs. SHA-256 of every byte is the engine's biggest CPU cost (the WASM
- * core does ~400 MB/s here). By default it runs on the main thread, in slices between socket
+ * Where upload parts are hashed. SHA-256 of every byte is an upload's biggest CPU cost (the WASM
+ * core does ~500 MB/s here). By default it runs on the main thread, in slices between socket
  * work. PVE_S3_HASH_THREAD=1 moves it to one worker thread (when the compiled worker script is
- * there): upload parts are handed over zero-copy (the pooled buffer's memory is transferred there
- * and back) and download ranges stream to it in reused 2 MiB blocks, so the main thread only
- * keeps the sockets busy. Measured on the 2-core test machine, where the S3 server shares the
- * cores, the thread bought no throughput and cost ~10% more CPU per GiB, hence opt-in; it is
- * meant for hosts with idle cores sending to a remote store.
+ * there): parts are handed over zero-copy (the pooled buffer's memory is transferred there and
+ * back), so the main thread only keeps the sockets busy. Measured on the 2-core test machine,
+ * where the S3 server shares the cores, the thread bought no throughput and cost ~10% more CPU per
+ * GiB, hence opt-in; it is meant for hosts with idle cores sending to a remote store. Downloads
+ * check each piece in the socket's read callback (download.ts), where a hand-over would cost more
+ * than the CRC it moves.
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { PveS3Error } from '../util/errors.js';
-import { Sha256 } from '../wasm/digests.js';
 import { sumPart, type PartSums } from './part-hasher.js';
 
-export type ToWorker =
-  | { op: 'part'; seq: number; buf: ArrayBuffer; len: number }
-  | { op: 'update'; id: number; buf: ArrayBuffer; len: number }
-  | { op: 'digest'; seq: number; id: number }
-  | { op: 'drop'; id: number };
+export type ToWorker = { op: 'part'; seq: number; buf: ArrayBuffer; len: number };
 
-type FromWorker =
-  | { op: 'part'; seq: number; sums: PartSums; buf: ArrayBuffer }
-  | { op: 'digest'; seq: number; digest: Uint8Array }
-  | { op: 'ack'; buf: ArrayBuffer }
-  | { op: 'error'; seq: number; message: string };
-
-export interface StreamHash {
-  /** Hashes `chunks` after everything given before. The chunks are copied (to the worker) or
-   *  hashed before the promise resolves, so the caller may reuse them afterwards. */
-  update(chunks: readonly Uint8Array[]): Promise<void>;
-  digest(): Promise<Uint8Array>;
-  /** Forgets the stream (a failed range). */
-  drop(): void;
-}
+type FromWorker = { op: 'part'; seq: number; sums: PartSums; buf: ArrayBuffer } | { op: 'error'; seq: number; message: string };
 
 export interface HashService {
   readonly threaded: boolean;
   /** SHA-256 and CRC-64/NVME of buf[0..len). Returns the buffer to use afterwards: with a worker
    *  it is a new Buffer object over the same memory, which came back from the worker. */
   part(buf: Buffer, len: number): Promise<{ sums: PartSums; buf: Buffer }>;
-  stream(): StreamHash;
 }
-
-/** Download data travels to the worker in reused blocks (no fresh allocation, no page faults);
- *  at most MAX_BLOCKS are out at once, which is also the flow control. */
-const BLOCK_SIZE = 2 << 20;
-const MAX_BLOCKS = 16;
 
 class InThread implements HashService {
   readonly threaded = false;
   async part(buf: Buffer, len: number): Promise<{ sums: PartSums; buf: Buffer }> {
     return { sums: await sumPart(buf.subarray(0, len)), buf };
   }
-  stream(): StreamHash {
-    const h = new Sha256();
-    let dropped = false;
-    return {
-      update: async (chunks) => {
-        for (const c of chunks) h.update(c);
-      },
-      digest: async () => h.digest(),
-      drop: () => {
-        if (!dropped) h.digest();
-        dropped = true;
-      },
-    };
-  }
 }
 
 class Threaded implements HashService {
   readonly threaded = true;
   private seq = 0;
-  private nextId = 0;
-  private readonly freeBlocks: ArrayBuffer[] = [];
-  private blocksOut = 0;
   private readonly waiting = new Map<number, { resolve: (m: FromWorker) => void; reject: (e: Error) => void }>();
-  private drainWaiters: Array<() => void> = [];
   private broken: Error | null = null;
   private users = 0;
 
@@ -89,13 +48,6 @@ class Threaded implements HashService {
   }
 
   private onMessage(m: FromWorker): void {
-    if (m.op === 'ack') {
-      this.blocksOut--;
-      this.freeBlocks.push(m.buf);
-      this.release();
-      this.drainWaiters.shift()?.();
-      return;
-    }
     const w = this.waiting.get(m.seq);
     if (!w) return;
     this.waiting.delete(m.seq);
@@ -110,7 +62,6 @@ class Threaded implements HashService {
     this.broken = new PveS3Error('InternalError', `hash worker failed: ${e.message}`, { cause: e });
     for (const w of this.waiting.values()) w.reject(this.broken);
     this.waiting.clear();
-    for (const w of this.drainWaiters.splice(0)) w();
   }
 
   // the worker keeps the process alive only while it has work
@@ -137,49 +88,6 @@ class Threaded implements HashService {
     }
     const r = (await this.call({ op: 'part', seq: this.seq++, buf: buf.buffer as ArrayBuffer, len }, [buf.buffer as ArrayBuffer])) as Extract<FromWorker, { op: 'part' }>;
     return { sums: r.sums, buf: Buffer.from(r.buf) };
-  }
-
-  private async block(): Promise<ArrayBuffer> {
-    while (this.blocksOut >= MAX_BLOCKS && !this.broken) await new Promise<void>((r) => this.drainWaiters.push(r));
-    if (this.broken) throw this.broken;
-    this.blocksOut++;
-    return this.freeBlocks.pop() ?? new ArrayBuffer(BLOCK_SIZE);
-  }
-
-  stream(): StreamHash {
-    const id = this.nextId++;
-    return {
-      update: async (chunks) => {
-        let i = 0;
-        let off = 0;
-        while (i < chunks.length) {
-          if (this.broken) throw this.broken;
-          const ab = await this.block();
-          const view = new Uint8Array(ab);
-          let len = 0;
-          while (i < chunks.length && len < BLOCK_SIZE) {
-            const c = chunks[i]!;
-            const n = Math.min(c.length - off, BLOCK_SIZE - len);
-            view.set(off === 0 && n === c.length ? c : c.subarray(off, off + n), len);
-            len += n;
-            off += n;
-            if (off === c.length) {
-              i++;
-              off = 0;
-            }
-          }
-          this.hold();
-          this.worker.postMessage({ op: 'update', id, buf: ab, len } satisfies ToWorker, [ab]);
-        }
-      },
-      digest: async () => {
-        const r = (await this.call({ op: 'digest', seq: this.seq++, id }, [])) as Extract<FromWorker, { op: 'digest' }>;
-        return r.digest;
-      },
-      drop: () => {
-        if (!this.broken) this.worker.postMessage({ op: 'drop', id } satisfies ToWorker);
-      },
-    };
   }
 }
 

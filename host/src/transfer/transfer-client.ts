@@ -12,6 +12,7 @@ export type TransferClient = Pick<
   | 'bucket'
   | 'headObject'
   | 'getObject'
+  | 'getObjectInto'
   | 'putObject'
   | 'copyObject'
   | 'uploadPartCopy'

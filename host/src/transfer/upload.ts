@@ -31,7 +31,7 @@ import { hashService } from './hash-service.js';
 import { hashPart, sumPart, type PartSums } from './part-hasher.js';
 import { checkBwlimit, checkConcurrency } from './option-checks.js';
 import { ProgressTracker, type Progress } from './progress.js';
-import { limiterFor, type RateLimiter } from './rate-limit.js';
+import { limiterFor } from './rate-limit.js';
 import { abortedError, isAbortError } from './transfer-errors.js';
 import type { TransferClient, TransferPutOptions } from './transfer-client.js';
 
@@ -237,9 +237,8 @@ async function singlePut(
   const digest = hashed.sums.sha256;
   if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
   const hexDigest = toHex(digest);
-  await limiterFor(o.bwlimitKiB)?.take(length, o.signal);
-  if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
-  const { etag } = await withPartRetries(o, o.signal, () => client.putObject(key, data, { ...o.put, sha256Hex: hexDigest, signal: o.signal }));
+  const pace = pacer(o.bwlimitKiB);
+  const { etag } = await withPartRetries(o, o.signal, () => client.putObject(key, data, { ...o.put, sha256Hex: hexDigest, signal: o.signal, ...(pace ? { pace } : {}) }));
   progress.add(data.length, 1);
   o.onStored?.(data.length);
   const extra = await extraFields(client, key, o, data.length, etag);
@@ -273,7 +272,7 @@ class MultipartRun {
   private producerDone = false;
   private readonly takers: Array<() => void> = [];
   private readonly putters: Array<() => void> = [];
-  private readonly limiter: RateLimiter | undefined;
+  private readonly pace: TransferPutOptions['pace'];
 
   constructor(
     private readonly client: TransferClient,
@@ -287,7 +286,7 @@ class MultipartRun {
     private readonly resume: Resume | null,
     private readonly ahead?: HashAhead,
   ) {
-    this.limiter = limiterFor(o.bwlimitKiB);
+    this.pace = pacer(o.bwlimitKiB);
   }
 
   async run(first: PreparedPart | null, partSize: number, expectedParts: number | null): Promise<UploadResult> {
@@ -449,14 +448,13 @@ class MultipartRun {
       try {
         const hexDigest = toHex(p.sums.sha256);
         const body = p.buf.subarray(0, p.length);
-        await this.limiter?.take(p.length, this.cancel.signal);
-        if (this.failure) continue;
         const { etag } = await withPartRetries(this.o, this.cancel.signal, () =>
           this.client.uploadPart(this.key, this.uploadId, p.n, body, hexDigest, {
             signal: this.cancel.signal,
             // SSE-C parts carry the key; Object Lock buckets want Content-MD5 on parts too
             sse: this.o.put?.sse,
             contentMd5: this.o.put?.contentMd5,
+            ...(this.pace ? { pace: this.pace } : {}),
           }),
         );
         this.etags[p.n - 1] = etag;
@@ -573,4 +571,10 @@ export async function writeManifest(
       { cause: e, key, status: err.status, retryable: err.retryable },
     );
   }
+}
+
+/** bwlimit as the S3 client applies it: each slice of a body waits for the shared bucket. */
+function pacer(kib: number | undefined): TransferPutOptions['pace'] {
+  const limiter = limiterFor(kib);
+  return limiter ? (bytes, signal) => limiter.take(bytes, signal) : undefined;
 }

@@ -1,0 +1,194 @@
+// The lean GET path's connections, against a scripted HTTP server on a local socket: kept alive
+// and reused, a stale kept-alive connection replaced without the caller noticing, and every way
+// an exchange can fail (silence before or during the body, a body cut short, a cancel, the
+// caller's own error) ending that exchange with the error the S3 layer's table knows.
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LeanGets, type LeanGetRequest } from '../../host/src/s3/lean-get.js';
+
+type Script = (req: string, conn: number, socket: net.Socket) => void;
+
+/** A server answering each request per `script`; counts connections and requests. */
+async function server(script: Script): Promise<{ origin: string; connections: () => number; requests: string[]; close: () => Promise<void> }> {
+  let connections = 0;
+  const requests: string[] = [];
+  const sockets = new Set<net.Socket>();
+  const srv = net.createServer((s) => {
+    const conn = ++connections;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+    let buf = '';
+    s.on('data', (d) => {
+      buf += d.toString('latin1');
+      for (let at = buf.indexOf('\r\n\r\n'); at >= 0; at = buf.indexOf('\r\n\r\n')) {
+        const req = buf.slice(0, at);
+        buf = buf.slice(at + 4);
+        requests.push(req);
+        script(req, conn, s);
+      }
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    connections: () => connections,
+    requests,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => srv.close(r));
+    },
+  };
+}
+
+const body = (n: number, seed = 1) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
+const ok = (data: Buffer, extra = '') => Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${data.length}\r\n${extra}\r\n`), data]);
+
+let cleanup: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const f of cleanup.splice(0)) await f();
+});
+
+function client(): LeanGets {
+  const g = new LeanGets({ connectTimeoutMs: 2000 });
+  cleanup.push(() => g.close());
+  return g;
+}
+
+function get(g: LeanGets, origin: string, o: Partial<LeanGetRequest> = {}): Promise<{ status: number; data: Buffer; buffers: Set<ArrayBufferLike>; errorText: string }> {
+  const pieces: Buffer[] = [];
+  const buffers = new Set<ArrayBufferLike>();
+  return g
+    .get({
+      origin,
+      path: '/bucket/key',
+      headers: { host: new URL(origin).host, range: 'bytes=0-1' },
+      headersTimeoutMs: 2000,
+      bodyTimeoutMs: 2000,
+      onBody: (c) => {
+        buffers.add(c.buffer);
+        pieces.push(Buffer.from(c));
+      },
+      ...o,
+    })
+    .then((r) => ({ status: r.status, data: Buffer.concat(pieces), buffers, errorText: r.errorText }));
+}
+
+describe('LeanGets', () => {
+  it('sends the signed head as given, reuses one kept-alive connection, delivers every piece in one reused buffer', async () => {
+    const a = body(3 << 20, 1);
+    const b = body(700_000, 2);
+    const s = await server((req, _conn, sock) => sock.write(ok(req.includes('/second') ? b : a)));
+    cleanup.push(s.close);
+    const g = client();
+    const r1 = await get(g, s.origin);
+    const r2 = await get(g, s.origin, { path: '/second?x-id=GetObject' });
+    expect(r1.data.equals(a)).toBe(true);
+    expect(r2.data.equals(b)).toBe(true);
+    expect(s.connections()).toBe(1);
+    expect(s.requests[0]).toBe(`GET /bucket/key HTTP/1.1\r\nhost: ${new URL(s.origin).host}\r\nrange: bytes=0-1`);
+    expect(s.requests[1]!.split('\r\n')[0]).toBe('GET /second?x-id=GetObject HTTP/1.1');
+    expect(new Set([...r1.buffers, ...r2.buffers]).size).toBe(1);
+  });
+
+  it('a kept-alive connection the server dropped is replaced, once, without the caller seeing it', async () => {
+    // the server answers the first request of each connection and drops the connection on the second
+    const s = await server((_req, conn, sock) => {
+      const n = s0.requests.length;
+      if (seen.has(conn)) return void sock.destroy();
+      seen.add(conn);
+      sock.write(ok(body(1000, n)));
+    });
+    const seen = new Set<number>();
+    const s0 = s;
+    cleanup.push(s.close);
+    const g = client();
+    expect((await get(g, s.origin)).status).toBe(200);
+    const r = await get(g, s.origin);
+    expect(r.status).toBe(200);
+    expect(r.data.length).toBe(1000);
+    expect(s.connections()).toBe(2);
+    expect(s.requests.length).toBe(3);
+  });
+
+  it('a non-2xx answer comes back with its body as text, never through onBody', async () => {
+    const xml = '<?xml version="1.0"?><Error><Code>SlowDown</Code><Message>Please reduce</Message></Error>';
+    const s = await server((_r, _c, sock) => sock.write(`HTTP/1.1 503 Slow Down\r\nContent-Length: ${xml.length}\r\nRetry-After: 1\r\n\r\n${xml}`));
+    cleanup.push(s.close);
+    const r = await get(client(), s.origin);
+    expect(r).toMatchObject({ status: 503, errorText: xml });
+    expect(r.data.length).toBe(0);
+  });
+
+  it('a chunked body, and one that runs to the end of the connection, arrive whole', async () => {
+    const data = body(200_000, 7);
+    const s = await server((req, _c, sock) => {
+      if (req.includes('/chunked')) {
+        sock.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+        sock.write(`${(150_000).toString(16)}\r\n`);
+        sock.write(data.subarray(0, 150_000));
+        sock.write(`\r\n${(50_000).toString(16)}\r\n`);
+        sock.write(data.subarray(150_000));
+        sock.write('\r\n0\r\n\r\n');
+      } else {
+        sock.write('HTTP/1.1 200 OK\r\n\r\n');
+        sock.end(data);
+      }
+    });
+    cleanup.push(s.close);
+    const g = client();
+    expect((await get(g, s.origin, { path: '/chunked' })).data.equals(data)).toBe(true);
+    expect((await get(g, s.origin, { path: '/eof' })).data.equals(data)).toBe(true);
+  });
+
+  it('silence before the head: UND_ERR_HEADERS_TIMEOUT; silence in the body: UND_ERR_BODY_TIMEOUT', async () => {
+    const s = await server((req, _c, sock) => {
+      if (req.includes('/stall-body')) sock.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789');
+    });
+    cleanup.push(s.close);
+    const g = client();
+    await expect(get(g, s.origin, { headersTimeoutMs: 200 })).rejects.toMatchObject({ code: 'UND_ERR_HEADERS_TIMEOUT' });
+    const e = await get(g, s.origin, { path: '/stall-body', bodyTimeoutMs: 200 }).catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: 'UND_ERR_BODY_TIMEOUT' });
+  });
+
+  it('a body cut short by the server: UND_ERR_RES_CONTENT_LENGTH_MISMATCH, the bytes before it delivered', async () => {
+    const s = await server((_r, _c, sock) => {
+      sock.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789');
+      setTimeout(() => sock.end(), 20);
+    });
+    cleanup.push(s.close);
+    const pieces: number[] = [];
+    const e = await get(client(), s.origin, { onBody: (c) => void pieces.push(c.length) }).catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' });
+    expect(pieces.reduce((a, b) => a + b, 0)).toBe(10);
+  });
+
+  it('a cancel mid-body ends it at once (AbortError) and the connection is not reused', async () => {
+    const s = await server((_r, _c, sock) => sock.write('HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\nxxxx'));
+    cleanup.push(s.close);
+    const g = client();
+    const ac = new AbortController();
+    const e = await get(g, s.origin, { signal: ac.signal, onBody: () => ac.abort(new Error('stop')) }).catch((x: unknown) => x);
+    expect(e).toMatchObject({ name: 'AbortError' });
+    await expect(get(g, s.origin, { signal: AbortSignal.abort() })).rejects.toBeTruthy();
+  });
+
+  it("the caller's own error from onBody ends the exchange with that error; the next one gets a new connection", async () => {
+    const s = await server((_r, _c, sock) => sock.write(ok(body(500_000))));
+    cleanup.push(s.close);
+    const g = client();
+    const mine = new Error('integrity');
+    await expect(get(g, s.origin, { onBody: () => { throw mine; } })).rejects.toBe(mine);
+    expect((await get(g, s.origin)).data.length).toBe(500_000);
+    expect(s.connections()).toBe(2);
+  });
+
+  it('a refused connection fails with the socket error (ECONNREFUSED)', async () => {
+    const s = await server(() => undefined);
+    const origin = s.origin;
+    await s.close();
+    await expect(get(client(), origin)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
+});
