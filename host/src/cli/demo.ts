@@ -88,10 +88,37 @@ interface Target {
   stopGateway?: () => Promise<void>;
 }
 
+const gatewayDir = (): string => resolve(process.env.PVE_S3_RGW_DIR ?? '/tmp/pve-s3-rgw');
+
+/**
+ * The gateway's directory and its leases' sit in a predictable place under /tmp, which another
+ * local user can take first: a planted ceph.conf in a directory root then starts daemons from
+ * (`log file = /etc/shadow`), or a symlink to somewhere else. Each is used only when it is a real
+ * directory of this user that nobody else can write to (created so when missing: mkdir fails on
+ * anything planted meanwhile, which is then checked like the rest). The reason, or null.
+ */
+async function unsafeSharedDir(path: string): Promise<string | null> {
+  const { lstat } = await import('node:fs/promises');
+  await mkdir(path, { mode: 0o700 }).catch(() => undefined);
+  const st = await lstat(path).catch(() => null);
+  const why = !st
+    ? 'it cannot be created'
+    : st.isSymbolicLink()
+      ? 'a symbolic link'
+      : !st.isDirectory()
+        ? 'not a directory'
+        : st.uid !== process.geteuid?.()
+          ? `owned by uid ${st.uid}`
+          : (st.mode & 0o022) !== 0
+            ? `mode 0${(st.mode & 0o777).toString(8)}`
+            : null;
+  return why === null ? null : `'${path}' is not a directory of this user that only it can write to (${why}): remove it, or set PVE_S3_RGW_DIR to a directory of your own`;
+}
+
 /** The gateway of the tests, reused when running; a lease (as the test setup takes) keeps a test
  *  run from stopping it under us, and we stop it only if we started it and nobody else holds one. */
 async function localGateway(): Promise<Target> {
-  const dir = resolve(process.env.PVE_S3_RGW_DIR ?? '/tmp/pve-s3-rgw');
+  const dir = gatewayDir();
   const runs = `${dir}.test-runs`;
   const lease = join(runs, `lease-${process.pid}`);
   say(`[1/7] no S3_ENDPOINT set: starting the local Ceph RadosGW (test/s3/rgw-up.sh ${dir})`);
@@ -180,6 +207,15 @@ export async function main(_argv: string[] = []): Promise<number> {
     return 2;
   }
   const { registerSecret, redact } = await import('../util/logger.js');
+  if (!process.env.S3_ENDPOINT) {
+    for (const d of [gatewayDir(), `${gatewayDir()}.test-runs`]) {
+      const why = await unsafeSharedDir(d);
+      if (why !== null) {
+        process.stderr.write(`demo: ${why}\n`);
+        return 2;
+      }
+    }
+  }
   const tmp = await mkdtemp(join(tmpdir(), 'pve-s3-demo-'));
   let target: Target | undefined;
   let client: Awaited<ReturnType<typeof s3Client>> | undefined;
