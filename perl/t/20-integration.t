@@ -49,6 +49,9 @@ my $tmp = tempdir('pve-s3-it-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 $ENV{PVE_S3_PRIV_DIR} = "$tmp/priv";
 $ENV{PVE_S3_HOST_BIN} = "node $HOST_JS";
 $ENV{PVE_S3_AUTOSYNC} = '0';
+# A loaded test machine must not turn a healthy (or a missing) bucket into an outage: the
+# 3 s bound is for pvestatd, not for what these tests check (perl/README.md).
+$ENV{PVE_S3_STATUS_TIMEOUT} = 30;
 $ENV{PVE_S3_LOG_FILE} = "$tmp/host.log";
 delete $ENV{$_} for grep { m/^S3_/ } keys %ENV; # the request alone must configure the host
 
@@ -304,7 +307,7 @@ make_path("$tmp/dead-cache/.pve-s3");
 $PLUGIN->on_add_hook('dead-s3', $dead, secret_key => $sk);
 my @dst = eval { $PLUGIN->status('dead-s3', $dead, {}) };
 is($@, '', 'status against a dead endpoint does not die');
-is_deeply(\@dst, [0, 0, 0, 0], 'status against a dead endpoint is inactive (returned within its 3 s bound)');
+is_deeply(\@dst, [0, 0, 0, 0], 'status against a dead endpoint is inactive');
 unlink("$tmp/dead-cache/.pve-s3/status.json");
 {
     my @w;
