@@ -186,7 +186,10 @@ if (!splitHost && esmHost && entryPoints['pve-s3-host']) {
         // the code needs import.meta.url only to find core.wasm and hash-worker.js, which sit next
         // to the loader: give it the loader's URL (a .js one, as the hash thread requires)
         define: { 'import.meta.url': '__pveS3HostUrl' },
-        banner: { js: "var __pveS3HostUrl = require('node:url').pathToFileURL(__dirname + '/pve-s3-host.js').href;" },
+        // the CommonJS wrapper is in the file, so the loader compiles the text it read (wrapping
+        // it there made V8 copy and flatten 0.8 MB more per start)
+        banner: { js: "(function (exports, require, module, __filename, __dirname) {var __pveS3HostUrl = require('node:url').pathToFileURL(__dirname + '/pve-s3-host.js').href;" },
+        footer: { js: '\n})' },
         // vm.Script has no loader for import(): builtins imported lazily become require()
         supported: { 'dynamic-import': false },
       })

@@ -16,7 +16,6 @@
 // but the saving.
 import './wasm-budget.mjs';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
@@ -35,9 +34,10 @@ if (cacheFile !== undefined) {
     cachedData = undefined;
   }
 }
-// ASCII (scripts/bundle.mjs checks): latin1 makes the one-byte string V8 takes without a copy
+// ASCII (scripts/bundle.mjs checks): latin1 makes the one-byte string V8 takes without a copy;
+// the file is already a function of (exports, require, module, __filename, __dirname)
 const source = readFileSync(filename, 'latin1');
-const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
+const script = new Script(source, {
   filename,
   ...(cachedData ? { cachedData } : {}),
 });
@@ -56,4 +56,8 @@ if (cacheFile !== undefined && (cachedData === undefined || script.cachedDataRej
     }
   });
 }
-script.runInThisContext()(module.exports, createRequire(filename), module, filename, here);
+// The loader is built as CommonJS (pve-s3-host.cjs) next to host.cjs, so its own require resolves
+// as host.cjs's would; node:module's createRequire would load node's ES module loader too (about
+// 3 % of a status's CPU, bench:startup). Run as an ES module (a test, --esm-host), it has none.
+const hostRequire = typeof require === 'function' ? require : process.getBuiltinModule('node:module').createRequire(filename);
+script.runInThisContext()(module.exports, hostRequire, module, filename, here);

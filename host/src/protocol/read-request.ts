@@ -99,16 +99,18 @@ export async function readStdinRequest(stdin: () => Readable = () => process.std
     }
     if (n === 0) break;
     const found = scanner.push(Buffer.from(buf.subarray(0, n)));
-    if (found) return { doc: found.doc, ...lazyRest(() => pumped(found.tail, stdin())) };
+    if (found) return lazyRest(found.doc, () => pumped(found.tail, stdin()));
   }
   // the whole of stdin was the request (the usual case): nothing comes after it
-  return { doc: scanner.finish(), ...lazyRest(endedStream) };
+  return lazyRest(scanner.finish(), endedStream);
 }
 
-/** stdin after the request, made into a stream only when an operation reads it. */
-function lazyRest(make: () => Readable): { readonly rest: Readable } {
+/** stdin after the request, made into a stream only when an operation reads it. (Not through an
+ *  object spread: spreading copies a getter's value, which made every request build the stream.) */
+function lazyRest(doc: unknown, make: () => Readable): RawRequest {
   let rest: Readable | undefined;
   return {
+    doc,
     get rest(): Readable {
       return (rest ??= make());
     },
