@@ -8,7 +8,7 @@
  * written: sparse in the file), random data, written all-zero regions and partial clusters.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, openSync, closeSync, writeSync, ftruncateSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, openSync, closeSync, writeSync, ftruncateSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rng } from './random.js';
@@ -150,4 +150,23 @@ export function allocatedBytes(path: string): number {
   const r = spawnSync('stat', ['-c', '%b %B', path], { encoding: 'utf8' });
   const [blocks, unit] = r.stdout.trim().split(' ').map(Number);
   return blocks! * unit!;
+}
+
+/**
+ * Processes working under `dir`: by their working directory (a restore's NBD server runs in its
+ * restore directory) or an argument naming a path in it (nbdfuse, qemu-img, a decompressor).
+ */
+export function processesIn(dir: string): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    if (Number(pid) === process.pid) continue;
+    try {
+      const cwd = readlinkSync(`/proc/${pid}/cwd`);
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
+      if (cwd.startsWith(dir) || args.includes(dir)) out.push(`${pid} ${args}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
 }

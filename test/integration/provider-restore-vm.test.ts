@@ -17,7 +17,7 @@ import { openStore } from '../../host/src/store/open.js';
 import { backupVm } from '../../host/src/store/provider-vm.js';
 import type { StoreContext } from '../../host/src/store/types.js';
 import { nullLogger } from '../../host/src/util/log.js';
-import { haveQsd, servedCopy, standardImages, startQsd, tempDir, type TestImage } from '../helpers/qsd.js';
+import { haveQsd, processesIn, servedCopy, standardImages, startQsd, tempDir, type TestImage } from '../helpers/qsd.js';
 import { closeTestClients, dropBucket, freshBucket, readAll, testS3 } from '../helpers/s3.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -116,10 +116,7 @@ d('provider VM restore: restore-vm-init, restore-volume-start/stop, restore-vm-c
 
   const restoreRoot = (): string => join(tmp.dir, 'cache', '.pve-s3', 'restore');
   const mounts = (): string[] => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(tmp.dir));
-  const servers = (): string[] =>
-    spawnSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' })
-      .stdout.split('\n')
-      .filter((l) => l.includes(tmp.dir) && /nbdfuse|restore-volume-serve/.test(l));
+  const servers = (): string[] => processesIn(tmp.dir);
 
   async function restoreAll(volname: string, expectIndexed: boolean): Promise<void> {
     const init = await host('restore-vm-init', { volname });

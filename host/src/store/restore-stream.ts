@@ -53,11 +53,17 @@ export async function restoreToImages(ctx: StoreContext, a: OpenArchive, dir: st
     plain?.destroy();
   };
   const progress = progressLines(a, o.onLine);
+  const decoded = dec ? dec.done.catch((e: unknown) => stopAll(e)) : Promise.resolve();
   const download = streamVolume(sctx, a.v.volname, sink, { onProgress: (p) => progress(p.bytes) }).then(
     () => sink.end(),
-    (e: unknown) => stopAll(e),
+    // a decompressor that failed on damaged bytes closes its input: the download then reports a
+    // broken pipe before the program's exit (which says what was wrong) arrives — let it speak
+    // first. `decoded` settles once the program is gone; it is stopped after 2 s in any case.
+    async (e: unknown) => {
+      if (dec && (e as PveS3Error).code === 'WriteFailed') await Promise.race([decoded, new Promise((r) => setTimeout(r, 2000))]);
+      stopAll(e);
+    },
   );
-  const decoded = dec ? dec.done.catch((e: unknown) => stopAll(e)) : Promise.resolve();
 
   const files = new Map<number, { fh: FileHandle; dev: VmaDevice; path: string }>();
   const images = new Map<string, string>();
@@ -123,10 +129,16 @@ export async function restoreToImages(ctx: StoreContext, a: OpenArchive, dir: st
     await Promise.allSettled([download, decoded]);
     for (const f of files.values()) await f.fh.close().catch(() => undefined);
     for (const p of images.values()) await rm(p, { force: true });
-    throw first;
+    throw named(first, a.v.name);
   } finally {
     ctx.signal?.removeEventListener('abort', onOuter);
   }
+}
+
+/** the failure, saying which backup it was about (a network error names only the endpoint) */
+function named(e: unknown, name: string): unknown {
+  if (!(e instanceof PveS3Error) || e.message.includes(`'${name}'`)) return e;
+  return new PveS3Error(e.code, `reading backup '${name}' failed: ${e.message}`, { exitCode: e.exitCode, status: e.status, retryable: e.retryable, cause: e });
 }
 
 function writeError(e: unknown, path: string, dir: string): PveS3Error {

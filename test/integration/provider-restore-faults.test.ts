@@ -1,0 +1,208 @@
+/**
+ * A VM restore through the Backup Provider that goes wrong (docs/BACKUP-PROVIDER.md §6): the
+ * bucket failing mid-restore and a frame damaged under an unchanged ETag (fault proxy in front of
+ * the real RadosGW, for the detached server too), for an indexed archive and one without an
+ * index; and a PVE worker killed mid-restore. The restore must fail with a message that says
+ * what happened, and leave no mount, no process and no temporary image behind.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { S3Client } from '../../host/src/s3/client.js';
+import { backupVm } from '../../host/src/store/provider-vm.js';
+import type { StoreContext } from '../../host/src/store/types.js';
+import { nullLogger } from '../../host/src/util/log.js';
+import { decodeIndex, FrameKind } from '../../host/src/vma/frame-index.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { haveQsd, makeImage, processesIn, servedCopy, startQsd, tempDir } from '../helpers/qsd.js';
+import { closeTestClients, dropBucket, freshBucket, readAll, testS3 } from '../helpers/s3.js';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const HOST = join(ROOT, 'host', 'bin', 'pve-s3-host.js');
+const PREFIX = 'pve/';
+const CONF = 'memory: 512\nscsi0: local:100/vm-100-disk-0.raw,size=40M\n#qmdump#map:scsi0:drive-scsi0:local:raw:\n';
+const have = haveQsd() && existsSync('/usr/bin/nbdfuse') && existsSync('/dev/fuse') && existsSync('/usr/bin/qemu-img');
+const d = have ? describe : describe.skip;
+
+interface Envelope {
+  ok: boolean;
+  result?: Record<string, unknown>;
+  error?: { code: string; message: string };
+}
+
+d('provider VM restore when things go wrong', () => {
+  const tmp = tempDir('pvrf');
+  let c: S3Client;
+  let proxy: FaultProxy;
+  let storage: Record<string, string>;
+  let size: number;
+  let dataFrames: Array<{ offset: number; clen: number }>;
+  const indexed = 'backup/vzdump-qemu-100-2025_01_02-03_04_05.vma.zst';
+  const plain = 'backup/vzdump-qemu-101-2025_01_02-03_04_05.vma.zst';
+  const key = (v: string): string => `${PREFIX}dump/${v.slice(7)}`;
+
+  function host(op: string, args: Record<string, unknown>): Promise<Envelope> {
+    return new Promise((res, rej) => {
+      const p = spawn(process.execPath, [HOST], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, PVE_S3_LOG_FILE: join(tmp.dir, 'host.log') } });
+      let out = '';
+      p.stdout.on('data', (x) => (out += x));
+      p.stderr.resume();
+      p.on('error', rej);
+      p.on('close', () => {
+        try {
+          res(JSON.parse(out) as Envelope);
+        } catch {
+          rej(new Error(`no envelope from ${op}: ${out}`));
+        }
+      });
+      p.stdin.end(JSON.stringify({ v: 1, op, storage, args }));
+    });
+  }
+
+  beforeAll(async () => {
+    c = await freshBucket('pvrf');
+    proxy = await startFaultProxy(testS3().endpoint);
+    const t = testS3();
+    // the host and its detached servers reach the bucket through the proxy
+    storage = {
+      id: 'pvrf', bucket: c.bucket, endpoint: proxy.url, region: t.region, access_key: t.accessKeyId, secret_key: t.secretAccessKey,
+      force_path_style: '1', prefix: PREFIX, path: join(tmp.dir, 'cache'), multipart_chunk_size: '5', connection_timeout: '10', request_timeout: '30',
+    };
+    const ctx: StoreContext = { client: c, settings: { storageId: 'pvrf', bucket: c.bucket, prefix: PREFIX, chunkSizeMB: 5, concurrency: 2 }, logger: nullLogger };
+    const img = join(tmp.dir, 'disk.raw');
+    size = makeImage(img, [{ kind: 'data', length: 40 << 20 }, { kind: 'hole', length: 8 << 20 }, { kind: 'data', length: 1 << 20 }], 9);
+    const qsd = await startQsd(tmp.dir, [servedCopy({ name: 'drive-scsi0', path: img, size }, tmp.dir)]);
+    try {
+      await backupVm(ctx, { volname: indexed, time: 1735787045, config: Buffer.from(CONF), devices: [{ name: 'drive-scsi0', size, nbdPath: qsd.socket }] });
+    } finally {
+      await qsd.stop();
+    }
+    const ix = decodeIndex(await readAll((await c.getObject(`${key(indexed)}.s3index`)).body));
+    dataFrames = ix.frames.filter((f) => f.kind === FrameKind.data);
+    expect(dataFrames.length).toBeGreaterThanOrEqual(3);
+    // the same archive without index or manifest, as a copy made by another tool
+    await c.putObject(key(plain), await readAll((await c.getObject(key(indexed))).body));
+  }, 240_000);
+
+  afterAll(async () => {
+    await proxy?.close();
+    if (c) await dropBucket(c);
+    await closeTestClients();
+    tmp.remove();
+  });
+
+  const restoreRoot = (): string => join(tmp.dir, 'cache', '.pve-s3', 'restore');
+  const leftovers = (): string[] => (existsSync(restoreRoot()) ? readdirSync(restoreRoot()) : []);
+  const mounts = (): string[] => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(tmp.dir));
+  const procs = (): string[] => processesIn(tmp.dir);
+  const rangeOf = (f: { offset: number; clen: number }): string => `bytes=${f.offset}-${f.offset + f.clen - 1}`;
+
+  /** one device through qemu-img as restore_external_archive runs it; the convert's and the cleanup's outcome */
+  async function convertOnce(volname: string): Promise<{ init: Envelope; convert?: number; stop?: Envelope; cleanup?: Envelope }> {
+    const init = await host('restore-vm-init', { volname });
+    if (!init.ok) return { init };
+    const dir = init.result!.dir as string;
+    const start = await host('restore-volume-start', { dir, device: 'drive-scsi0' });
+    expect(start.ok, start.error?.message).toBe(true);
+    // not spawnSync: the fault proxy lives in this process and must keep answering meanwhile
+    const conv = await new Promise<{ status: number | null }>((res) => {
+      const p = spawn('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', start.result!.path as string, join(tmp.dir, 'out.raw')], { stdio: 'ignore' });
+      p.on('close', (status) => res({ status }));
+    });
+    const stop = await host('restore-volume-stop', { dir, device: 'drive-scsi0' });
+    const cleanup = await host('restore-vm-cleanup', { dir });
+    return { init, convert: conv.status ?? -1, stop, cleanup };
+  }
+
+  function nothingLeft(): void {
+    expect(mounts()).toEqual([]);
+    expect(procs()).toEqual([]);
+    expect(leftovers()).toEqual([]);
+  }
+
+  it('indexed: a frame damaged under its ETag fails the restore naming the damage', async () => {
+    const f = dataFrames[1]!;
+    proxy.plan([{ match: { method: 'GET', headers: { range: rangeOf(f) } }, fault: { kind: 'corrupt', at: 1000 }, times: Infinity }]);
+    try {
+      const r = await convertOnce(indexed);
+      expect(r.init.ok).toBe(true);
+      expect(r.convert).not.toBe(0);
+      expect(r.stop!.ok).toBe(false);
+      expect(r.stop!.error!.code).toBe('IntegrityError');
+      expect(r.stop!.error!.message).toMatch(new RegExp(`restore of 'drive-scsi0' from backup '${indexed}' failed: backup '${indexed}' is damaged: the ${f.clen} bytes at ${f.offset} of '${key(indexed)}' do not match the SHA-256 their frame index records`));
+      expect(r.cleanup!.ok, r.cleanup!.error?.message).toBe(true);
+    } finally {
+      proxy.plan([]);
+    }
+    nothingLeft();
+  }, 180_000);
+
+  it('indexed: the bucket failing mid-restore fails the restore with the bucket\'s error', async () => {
+    // the first data frame comes through, then every ranged GET is refused
+    proxy.plan([{ match: { method: 'GET', headers: { range: /^bytes=/ } }, fault: { kind: 'status', status: 503 }, times: Infinity, skip: 1 }]);
+    try {
+      const r = await convertOnce(indexed);
+      expect(r.init.ok).toBe(true);
+      expect(r.convert).not.toBe(0);
+      expect(r.stop!.ok).toBe(false);
+      expect(r.stop!.error!.message).toMatch(/restore of 'drive-scsi0' from backup .* failed: .*(SlowDown|503)/);
+      expect(r.cleanup!.ok, r.cleanup!.error?.message).toBe(true);
+    } finally {
+      proxy.plan([]);
+    }
+    nothingLeft();
+  }, 180_000);
+
+  it('no index: the bucket failing mid-read fails restore_vm_init and leaves no image', async () => {
+    proxy.plan([{ match: { method: 'GET', headers: { range: /^bytes=/ } }, fault: { kind: 'reset', afterBytes: 3 << 20 }, times: Infinity, skip: 1 }]);
+    try {
+      const r = await convertOnce(plain);
+      expect(r.init.ok).toBe(false);
+      // the network error names only the endpoint: the message says which backup it was reading
+      expect(r.init.error!.message).toMatch(/^reading backup 'vzdump-qemu-101-[^']+' failed: /);
+    } finally {
+      proxy.plan([]);
+    }
+    nothingLeft();
+  }, 180_000);
+
+  it('no index: damaged bytes fail restore_vm_init (the VMA checks or the decompressor say so) and leave no image', async () => {
+    proxy.plan([{ match: { method: 'GET', headers: { range: /^bytes=0-/ } }, fault: { kind: 'corrupt', at: 5 << 20 }, times: Infinity }]);
+    try {
+      const r = await convertOnce(plain);
+      expect(r.init.ok).toBe(false);
+      expect(r.init.error!.code).toMatch(/IntegrityError|VmaInvalid/);
+      // the decompressor's verdict, not the broken pipe the download saw when it quit
+      expect(r.init.error!.message).toMatch(/(zstd|VMA).*'vzdump-qemu-101-[^']+'|'vzdump-qemu-101-[^']+'.*(zstd|VMA)/);
+      expect(r.init.error!.message).not.toMatch(/EPIPE|output stream/);
+    } finally {
+      proxy.plan([]);
+    }
+    nothingLeft();
+  }, 180_000);
+
+  it('a worker killed mid-restore: its server unmounts and stops by itself, the next restore sweeps its directory', async () => {
+    const worker: ChildProcess = spawn('sleep', ['600']);
+    try {
+      const init = await host('restore-vm-init', { volname: indexed, owner_pid: worker.pid });
+      expect(init.ok, init.error?.message).toBe(true);
+      const start = await host('restore-volume-start', { dir: init.result!.dir, device: 'drive-scsi0' });
+      expect(start.ok, start.error?.message).toBe(true);
+      expect(mounts().length).toBe(1);
+      worker.kill('SIGKILL');
+      for (let i = 0; i < 100 && (mounts().length || procs().length); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(mounts()).toEqual([]);
+      expect(procs()).toEqual([]);
+      expect(leftovers().length).toBe(1);
+      // the next restore on this node cleans up the abandoned one
+      const next = await host('restore-vm-init', { volname: indexed });
+      expect(next.ok).toBe(true);
+      expect(leftovers()).toEqual([(next.result!.dir as string).split('/').pop()]);
+      expect((await host('restore-vm-cleanup', { dir: next.result!.dir })).ok).toBe(true);
+    } finally {
+      worker.kill('SIGKILL');
+    }
+    nothingLeft();
+  }, 180_000);
+});
