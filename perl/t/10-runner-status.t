@@ -101,9 +101,9 @@ is($e->{message}, 'two', 'a multi-line message is cut to one line');
 }
 
 # A hanging host is killed at its timeout.
-stub_reply('check', { sleep => 60, envelope => { ok => JSON::PP::true, result => {} } });
+stub_reply('list', { sleep => 60, envelope => { ok => JSON::PP::true, result => {} } });
 unlink("$ENV{PVE_S3_STUB_DIR}/sleeping.pid");
-($r, $e) = PVE::Storage::Custom::S3Plugin::host_try($storeid, $scfg, 'check', {}, timeout => 2);
+($r, $e) = PVE::Storage::Custom::S3Plugin::host_try($storeid, $scfg, 'list', {}, timeout => 2);
 is($e->{code}, 'HostTimeout', 'hang → HostTimeout');
 like($e->{message}, qr/timed out after 2s/, '... message names the timeout');
 my $pid = read_file("$ENV{PVE_S3_STUB_DIR}/sleeping.pid");

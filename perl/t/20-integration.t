@@ -14,6 +14,7 @@ use File::Copy qw(copy);
 use File::Path qw(make_path);
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
+use JSON::PP;
 use POSIX ();
 use Test::More;
 use Time::Local qw(timelocal);
@@ -190,10 +191,18 @@ is_deeply(\%mark, {
     "$storeid:backup/$archive{1}" => 'protected',
 }, 'prune marks (dry run): newest kept, protected preserved');
 ok($s3->object_exists($bucket, "pve/dump/$archive{2}"), 'dry run removed nothing');
-my $plan = PVE::Storage::Custom::S3Plugin::host_call($storeid, $scfg, 'prune-plan',
-    { keep => { 'keep-last' => 1 }, vmid => 100, type => 'qemu' });
-is_deeply({ map { ("$storeid:$_->{volname}" => $_->{mark}) } @{ $plan->{entries} } }, \%mark,
-    "the host's prune-plan marks agree with PVE's marking");
+# The commands mark with the host's own implementation of PVE's algorithm (store prunePlan):
+# same marks as PVE's marking above.
+{
+    my $so = PVE::Storage::Custom::S3Plugin::storage_object($storeid, $scfg);
+    my $text = "s3: $storeid\n" . join('', map { "\t$_ $so->{$_}\n" } grep { $_ ne 'id' && $_ ne 'secret_key' } sort keys %$so);
+    write_file("$tmp/prune-storage.cfg", $text);
+    local $ENV{PVE_S3_STORAGE_CFG} = "$tmp/prune-storage.cfg";
+    my $out = `node '$ROOT/host/bin/pve-s3-maintenance.js' --storage $storeid --action prune --keep-last 1 --vmid 100 --type qemu --dry-run --json 2>/dev/null`;
+    my $plan = eval { JSON::PP->new->decode($out) } // {};
+    is_deeply({ map { ("$storeid:$_->{volname}" => $_->{mark}) } @{ $plan->{entries} // [] } }, \%mark,
+        "pve-s3-maintenance's prune marks agree with PVE's marking");
+}
 
 my $real = PVE::Storage::prune_backups($cfg, $storeid, { 'keep-last' => 1 }, 100, 'qemu', 0, sub { push @log, $_[1] });
 is(scalar(@$real), 3, 'prune returns the full list');

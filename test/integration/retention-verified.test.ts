@@ -1,8 +1,7 @@
 // Issue 10 §5, against the real RadosGW: retention counts only verified backups. A newer 8-byte
 // object without a manifest used to be kept by --keep-last 1 while the verified backup went, and
 // `cleanup --older-than 30d` removed every backup of a guest whose backups stopped a month ago.
-// Through the store, the protocol (prune-plan) and the commands.
-import { spawn } from 'node:child_process';
+// Through the store and the commands.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,8 +14,8 @@ import { prune, prunePlan } from '../../host/src/store/prune.js';
 import { putVolume } from '../../host/src/store/transfer.js';
 import type { StoreContext } from '../../host/src/store/types.js';
 import { nullLogger } from '../../host/src/util/log.js';
-import { closeTestClients, dropBucket, freshBucket, testS3 } from '../helpers/s3.js';
-import { BIN, keys, requireBuild, run, s3Env } from './cli-helpers.js';
+import { closeTestClients, dropBucket, freshBucket } from '../helpers/s3.js';
+import { keys, requireBuild, run, s3Env } from './cli-helpers.js';
 
 const DAY = 86_400_000;
 const name = (vmid: number, daysAgo: number) => `vzdump-qemu-${vmid}-${formatBackupTime(new Date(Date.now() - daysAgo * DAY))}.vma.zst`;
@@ -74,25 +73,6 @@ describe('prune --keep-last 1 with a newer object without a manifest', () => {
     const r = await prune(context(P), { 'keep-last': 1 });
     expect(r.removed).toEqual([`backup/${old}`]);
     expect(await stored(P)).toEqual([newer, planted].sort());
-  });
-
-  it('protocol: prune-plan marks it unverified', async () => {
-    requireBuild();
-    const P = 'p-proto/';
-    await backup(context(P), old);
-    await plant(P, planted);
-    const t = testS3();
-    const storage = { id: 'ret', bucket: c.bucket, endpoint: t.endpoint, region: t.region, access_key: t.accessKeyId, secret_key: t.secretAccessKey, prefix: P, path: join(dir, 'cache'), force_path_style: '1' };
-    const out = await new Promise<string>((res, rej) => {
-      const p = spawn(process.execPath, [join(BIN, 'pve-s3-host.js')], { env: { ...process.env, PVE_S3_LOG_FILE: join(dir, 'host.log') }, stdio: ['pipe', 'pipe', 'ignore'] });
-      let s = '';
-      p.stdout.on('data', (d) => (s += d));
-      p.on('error', rej);
-      p.on('close', () => res(s));
-      p.stdin.end(JSON.stringify({ v: 1, op: 'prune-plan', storage, args: { keep: { 'keep-last': 1 } } }));
-    });
-    const entries = JSON.parse(out).result.entries as { volname: string; mark: string }[];
-    expect(Object.fromEntries(entries.map((e) => [e.volname, e.mark]))).toEqual({ [`backup/${old}`]: 'keep', [`backup/${planted}`]: 'unverified' });
   });
 
   it('pve-s3-maintenance --action prune --keep-last 1 keeps both and says why', async () => {

@@ -63,6 +63,22 @@ describe('docs/PROTOCOL.md against the host and the plugin', () => {
     for (const op of sent) expect(OP_NAMES, `plugin op '${op}'`).toContain(op);
   });
 
+  it('every documented operation has a caller in the plugin, or is marked internal (issue 11 §4)', () => {
+    const provider = readFileSync(resolve(root, 'perl/PVE/Storage/Custom/S3Plugin/BackupProvider.pm'), 'utf8');
+    const sent = new Set([
+      ...[...plugin.matchAll(/host_(?:try|call)\([^;]*?,\s*'([a-z][a-z-]*)'/g)].map((m) => m[1]!),
+      // background jobs run an op by name through the same runner
+      ...[...plugin.matchAll(/spawn_detached\(\$storeid, \$scfg, '([a-z][a-z-]*)'\)/g)].map((m) => m[1]!),
+      ...[...provider.matchAll(/->host\(\s*'([a-z][a-z-]*)'/g)].map((m) => m[1]!),
+    ]);
+    const rows = section(/^### 4\.2 /m).split('\n').filter((l) => /^\| `[a-z]/.test(l));
+    const internal = rows.filter((l) => /\| internal:/.test(l)).flatMap((l) => tableOps(l));
+    for (const op of sorted(tableOps(rows.join('\n')))) {
+      if (internal.includes(op)) continue;
+      expect(sent.has(op), `op '${op}' is documented but the plugin never sends it: give it a caller or remove it`).toBe(true);
+    }
+  });
+
   it('§5 documents every error code the protocol layer renames to', () => {
     const codes = new Set([...section(/^## 5\. /m).matchAll(/`([A-Za-z]+)`/g)].map((m) => m[1]!));
     for (const c of ['ProtocolVersion', 'BadRequest', 'UnknownOp', 'ConfigInvalid', 'InvalidVolname', 'InvalidArgument', 'NetworkError', 'Timeout', 'VolumeProtected', 'NoSuchKey', 'IntegrityError']) {

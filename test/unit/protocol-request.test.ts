@@ -103,8 +103,12 @@ describe('handle (in process, no network)', () => {
     expect(r.exitCode).toBe(0);
     expect(r.envelope).toMatchObject({ ok: true, result: { protocol: 1 } });
     const ops = (r.envelope as { result: { ops: string[] } }).result.ops;
-    for (const op of ['status', 'activate', 'check', 'list', 'stat', 'download', 'upload', 'delete', 'get-attr', 'set-attr', 'prune-plan', 'prune', 'lifecycle', 'abort-stale-uploads', 'sync-local']) {
+    for (const op of ['status', 'activate', 'list', 'stat', 'download', 'upload', 'delete', 'get-attr', 'set-attr', 'abort-stale-uploads', 'sync-local']) {
       expect(ops).toContain(op);
+    }
+    // removed: the plugin never sent them (docs/PROTOCOL.md §4.3)
+    for (const op of ['check', 'prune-plan', 'prune', 'lifecycle']) {
+      expect(ops).not.toContain(op);
     }
   });
 

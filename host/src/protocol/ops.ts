@@ -4,11 +4,9 @@
  * `status` never loads the transfer engine.
  */
 import { Transform, type Readable } from 'node:stream';
-import type { PruneKeep } from '../pve/prune.js';
-import type { LifecycleRule } from '../s3/types.js';
 import type { StoreContext, Volume } from '../store/types.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
-import { badArg, bool, int, obj, oneOf, str, strList } from './args.js';
+import { badArg, bool, int, oneOf, str, strList } from './args.js';
 import { PROVIDER_OPS } from './provider-ops.js';
 import { formatBytes } from '../util/size.js';
 
@@ -49,36 +47,6 @@ export function volumeJson(v: Volume): Record<string, unknown> {
   return o;
 }
 
-function keepArg(args: Record<string, unknown>): PruneKeep {
-  const k = obj(args, 'keep');
-  if (!k) throw badArg('keep', '', 'required: an object like {"keep-last": 3} or {"keep-all": 1}');
-  const keep: PruneKeep = {};
-  for (const [name, val] of Object.entries(k)) {
-    if (name === 'keep-all') {
-      keep['keep-all'] = val === 1 || val === true || val === '1';
-      continue;
-    }
-    if (!/^keep-(last|hourly|daily|weekly|monthly|yearly)$/.test(name)) {
-      throw invalidArg(`invalid args.keep key '${name}': must be keep-all, keep-last, keep-hourly, keep-daily, keep-weekly, keep-monthly or keep-yearly`);
-    }
-    const n = typeof val === 'string' && /^\d+$/.test(val) ? Number(val) : val;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) throw invalidArg(`invalid args.keep.${name} '${String(val)}': must be a non-negative integer`);
-    (keep as Record<string, number>)[name] = n;
-  }
-  return keep;
-}
-
-function ruleJson(r: LifecycleRule): Record<string, unknown> {
-  return {
-    id: r.id ?? '',
-    prefix: r.filter?.prefix ?? r.legacyPrefix ?? '',
-    enabled: r.status === 'Enabled',
-    transitions: (r.transitions ?? []).map((t) => ({ days: t.days ?? null, storage_class: t.storageClass })),
-    expiration_days: r.expiration?.days ?? null,
-    abort_incomplete_days: r.abortIncompleteMultipartUpload?.daysAfterInitiation ?? null,
-  };
-}
-
 /** Passes exactly `size` bytes through; more, or an end before that, is an error. */
 function exactLength(size: number): Transform {
   let seen = 0;
@@ -112,16 +80,10 @@ export const OPS: Record<string, Op> = {
     };
   },
 
+  // the Backup Provider's job_init: one HeadBucket fails a job before any guest is touched
   async activate(ctx) {
     await ctx.client.headBucket();
     return { result: { bucket: ctx.settings.bucket, reachable: true }, message: `bucket ${ctx.settings.bucket} is reachable` };
-  },
-
-  async check(ctx, args) {
-    const { diagnose } = await import('../store/diagnose.js');
-    const r = await diagnose(ctx, { writeTest: bool(args, 'write_test') === true });
-    const failed = r.checks.filter((c) => !c.ok);
-    return { result: { ...r }, message: failed.length === 0 ? `all ${r.checks.length} checks passed` : `check failed: ${failed[0]!.message}` };
   },
 
   async list(ctx, args) {
@@ -234,42 +196,10 @@ export const OPS: Record<string, Op> = {
     return { result: { value: stored }, message: `${attr} of ${volname} updated` };
   },
 
-  async 'prune-plan'(ctx, args) {
-    const { prunePlan } = await import('../store/prune.js');
-    const vmid = int(args, 'vmid', { min: 1 });
-    const type = oneOf(args, 'type', ['qemu', 'lxc'] as const);
-    const entries = await prunePlan(ctx, keepArg(args), { ...(vmid !== undefined ? { vmid } : {}), ...(type ? { type } : {}) });
-    const n = entries.filter((e) => e.mark === 'remove').length;
-    return { result: { entries }, message: `${entries.length} backups, ${n} to remove` };
-  },
-
-  async prune(ctx, args) {
-    const { prune } = await import('../store/prune.js');
-    const vmid = int(args, 'vmid', { min: 1 });
-    const type = oneOf(args, 'type', ['qemu', 'lxc'] as const);
-    const r = await prune(ctx, keepArg(args), { ...(vmid !== undefined ? { vmid } : {}), ...(type ? { type } : {}), dryRun: bool(args, 'dryrun') === true });
-    return {
-      result: { entries: r.entries, removed: r.removed, errors: r.errors },
-      message: r.errors.length > 0 ? `error pruning backups - check log (${r.errors[0]!.message})` : `removed ${r.removed.length} backup${r.removed.length === 1 ? '' : 's'}`,
-    };
-  },
-
-  async lifecycle(ctx, args) {
-    const { lifecycleApply, lifecycleShow } = await import('../store/lifecycle.js');
-    const action = oneOf(args, 'action', ['show', 'apply', 'remove'] as const) ?? 'show';
-    const view = action === 'show' ? await lifecycleShow(ctx) : await lifecycleApply(ctx, { remove: action === 'remove' });
-    const ours = new Set(view.ours);
-    const enabled = view.rules.some((r) => r.id !== undefined && ours.has(r.id) && r.status === 'Enabled');
-    const tagged = 'tagged' in view ? (view as { tagged: number }).tagged : 0;
-    return {
-      result: { enabled, rules: view.rules.map(ruleJson), ...(action === 'apply' ? { archives_tagged: tagged } : {}) },
-      message: `${view.rules.length} lifecycle rule${view.rules.length === 1 ? '' : 's'} (${ours.size} ours)${tagged > 0 ? `, ${tagged} stored archive${tagged === 1 ? '' : 's'} tagged for the transition rule` : ''}`,
-    };
-  },
-
   async 'abort-stale-uploads'(ctx, args) {
     const { abortStaleUploads } = await import('../store/multipart.js');
-    const hours = int(args, 'older_than_hours', { min: 0 }) ?? 24;
+    // the plugin's daily background run sends none: the storage's own abort_incomplete_days decides
+    const hours = int(args, 'older_than_hours', { min: 0 }) ?? (ctx.settings.lifecycle?.abortIncompleteDays ?? 7) * 24;
     const r = await abortStaleUploads(ctx, { olderThanSeconds: hours * 3600, dryRun: bool(args, 'dryrun') === true });
     const aborted = r.uploads
       .filter((u) => r.dryRun || u.aborted)

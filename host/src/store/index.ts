@@ -16,5 +16,4 @@ export { pveStatus, probe, readUsage, NOMINAL_AVAIL, type PveStatus } from './us
 export { lifecycleApply, lifecycleShow, desiredRules, ruleIds, type LifecycleApplyResult, type LifecycleView } from './lifecycle.js';
 export { abortStaleUploads, listUploads, type StaleUpload } from './multipart.js';
 export { syncLocal, type SyncOutcome } from './sync.js';
-export { diagnose, type Check } from './diagnose.js';
 export { localPath, readRecord, writeRecord, removeRecord, isSyncedCopy, type CacheRecord } from './local-cache.js';

@@ -48,6 +48,7 @@ my $STATUS_SLOW = 1; # seconds: a failed probe that took longer is a slow one
 my $SYNC_INTERVAL = 60; # at most one background sync-local start per minute
 my $EVICT_INTERVAL = 3600;
 my $SNIPPET_INTERVAL = 300;
+my $ABORT_STALE_INTERVAL = 86400; # multipart uploads left by killed writers, once a day
 my $WAITING_WARN = 900; # a local file not in the bucket after 15 minutes is worth a warning # hookscripts changed in the bucket reach every node within minutes
 
 # Cached copies not used for this long are evicted (seconds). Snippets are never evicted: a
@@ -70,11 +71,7 @@ my $OP_TIMEOUT = {
     'set-attr' => 30,
     list => 300,
     delete => 300,
-    check => 300,
-    lifecycle => 300,
     'abort-stale-uploads' => 300,
-    'prune-plan' => 600,
-    prune => 600,
     download => 86400,
     upload => 86400,
     'sync-local' => 86400,
@@ -295,9 +292,20 @@ sub read_secret {
     return defined($line) && $line ne '' ? $line : undef;
 }
 
+# `pvesm add` learns at once, before anything is written, when the host this plugin needs is
+# missing or speaks another protocol (a plugin and host from different package versions).
+sub check_host_version {
+    my ($storeid, $scfg) = @_;
+    my $res = host_call($storeid, $scfg, 'version', {});
+    my $protocol = $res->{protocol} // '?';
+    die "pve-s3 host speaks protocol $protocol, this plugin needs 1 - install matching pve-s3 packages\n"
+        if $protocol ne '1';
+}
+
 sub on_add_hook {
     my ($class, $storeid, $scfg, %sensitive) = @_;
 
+    check_host_version($storeid, $scfg);
     if (defined($sensitive{secret_key})) {
         set_secret($storeid, $sensitive{secret_key});
     } else {
@@ -1151,6 +1159,11 @@ sub background_maintenance {
     if ($scfg->{content}->{snippets} && stamp_due($scfg, 'snippets', $SNIPPET_INTERVAL)) {
         $class->spawn_detached($storeid, $scfg, 'snippets');
     }
+    # Multipart uploads a killed writer left behind cost storage until aborted, and not every
+    # bucket has the lifecycle rule that would do it.
+    if (stamp_due($scfg, 'abort-stale', $ABORT_STALE_INTERVAL)) {
+        $class->spawn_detached($storeid, $scfg, 'abort-stale-uploads');
+    }
 }
 
 # Local files that should have reached the bucket long ago (a failing sync, a bucket away): said
@@ -1226,6 +1239,9 @@ sub run_background_job {
         host_try($storeid, $scfg, 'sync-local', {});
     } elsif ($job eq 'snippets') {
         $class->prefetch_snippets($storeid, $scfg);
+    } elsif ($job eq 'abort-stale-uploads') {
+        # older than the storage's abort_incomplete_days: the host applies its default
+        host_try($storeid, $scfg, 'abort-stale-uploads', {});
     } else {
         die "unknown background job '$job'\n";
     }
@@ -1248,7 +1264,7 @@ require PVE::Storage::Custom::S3Plugin;
 PVE::Storage::Custom::S3Plugin->run_background_job($req->{job}, $req->{storeid}, $req->{scfg});
 JOB
 
-# Starts a job ('sync-local', 'snippets') that outlives the caller (pvestatd, a pvedaemon
+# Starts a job ('sync-local', 'snippets', 'abort-stale-uploads') that outlives the caller (pvestatd, a pvedaemon
 # worker) and holds none of its descriptors (sockets, its pid-file lock): the grandchild execs a
 # fresh perl at once, which gets the job on its stdin. Closing the inherited descriptors with
 # POSIX::close in the forked perl instead broke every later pipe: PerlIO still counted its own
