@@ -99,7 +99,7 @@ async function manifestState(ctx: StoreContext, key: string, info: { size: numbe
 }
 
 /** sidecars of some archive: under a log's base name they say nothing about another archive */
-const ARCHIVE_SIDECARS = [NOTES_SUFFIX, PROTECTED_SUFFIX, MANIFEST_SUFFIX];
+const ARCHIVE_SIDECARS = [NOTES_SUFFIX, PROTECTED_SUFFIX, INDEX_SUFFIX, MANIFEST_SUFFIX];
 
 export type AttrName = 'notes' | 'protected';
 

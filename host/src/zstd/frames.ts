@@ -46,11 +46,20 @@ export function compressFrame(ctx: ZstdCCtx, src: Uint8Array): Buffer {
   return dst.subarray(0, n);
 }
 
+function unpooledCopy(data: Buffer): Buffer {
+  const b = Buffer.allocUnsafeSlow(data.length);
+  data.copy(b);
+  return b;
+}
+
 export interface FrameCompressorOptions {
   /** worker threads (default 2: the two cores of a small node); 0 = on this thread */
   threads?: number;
   /** zstd level (default 3, vzdump's) */
   level?: number;
+  /** the compiled compress-worker.js (default: next to this module; tests of the sources name
+   *  host/dist's) */
+  workerScript?: string;
 }
 
 export class FrameCompressor {
@@ -64,9 +73,9 @@ export class FrameCompressor {
   constructor(o: FrameCompressorOptions = {}) {
     this.level = o.level ?? 3;
     const threads = o.threads ?? 2;
-    const script = fileURLToPath(new URL('./compress-worker.js', import.meta.url));
+    const script = o.workerScript ?? fileURLToPath(new URL('./compress-worker.js', import.meta.url));
     zstd(); // fail here, clearly, when the addon is missing
-    if (threads > 0 && import.meta.url.endsWith('.js') && existsSync(script)) {
+    if (threads > 0 && (o.workerScript !== undefined || import.meta.url.endsWith('.js')) && existsSync(script)) {
       for (let i = 0; i < threads; i++) {
         const w = new Worker(script, { execArgv: [] });
         w.on('message', (m: FromCompressor) => this.onMessage(m));
@@ -94,8 +103,12 @@ export class FrameCompressor {
       }
     }
     const seq = this.seq++;
-    // a buffer of its own, so the transfer moves exactly these bytes
-    const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer) ? data : Buffer.from(data);
+    // The worker gets an ArrayBuffer holding exactly these bytes from offset 0. A view into a
+    // larger one (Buffer.concat and Buffer.from of small sizes use node's shared 8 KiB pool, which
+    // postMessage copies whole instead of moving) is copied into a buffer of its own first: sent
+    // as it was, the worker compressed the pool's first bytes - other requests' data, the secret
+    // among them - into the archive.
+    const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength && !(data.buffer instanceof SharedArrayBuffer) ? data : unpooledCopy(data);
     const ab = own.buffer as ArrayBuffer;
     return new Promise((resolve, reject) => {
       this.waiting.set(seq, { resolve, reject });

@@ -76,4 +76,20 @@ sub list_keys {
     return [$r->{content} =~ m|<Key>([^<]*)</Key>|g];
 }
 
+# Incomplete multipart uploads under a prefix (ListMultipartUploads, first 1000): "key uploadId".
+sub list_uploads {
+    my ($self, $bucket, $prefix) = @_;
+    my $r = $self->request('GET', "/$bucket", { uploads => '', prefix => $prefix // '' });
+    die "list uploads $bucket: $r->{status}\n" if !$r->{success};
+    return [map { m|<Key>([^<]*)</Key>.*<UploadId>([^<]*)</UploadId>|s ? "$1 $2" : () }
+        $r->{content} =~ m|<Upload>(.*?)</Upload>|gs];
+}
+
+# Removes every object of the bucket (first 1000 keys) and the bucket.
+sub drop_bucket {
+    my ($self, $bucket) = @_;
+    $self->request('DELETE', "/$bucket/$_") for @{ $self->list_keys($bucket, '') };
+    $self->request('DELETE', "/$bucket");
+}
+
 1;

@@ -2,8 +2,8 @@ package PVE::BackupProvider::Plugin::Base;
 
 # Clean-room test double of pve-storage's PVE::BackupProvider::Plugin::Base (PVE >= 8.4), written
 # from its documented contract: an abstract base whose every method dies until a subclass
-# implements it. perl/t/30-provider-backup.t loads the real module instead when
-# $PVE_UPSTREAM_DIR is set.
+# implements it. Inside the real code (PVEUpstream, $PVE_UPSTREAM_DIR set) the real module is
+# loaded instead.
 
 use strict;
 use warnings;

@@ -1,0 +1,104 @@
+package QemuServerArchive;
+
+# qemu-server's part of a VM backup to a backup provider, for VZDumpDriver's tasks: what
+# src/PVE/VZDump/QemuServer.pm archive_external (PVE 9 and 8.4 alike) does, in its order and with
+# its arguments, with qemu-storage-daemon standing for the VM's QEMU (QsdExports): assemble's
+# qemu-server.conf / qemu-server.fw in the task's tmpdir; backup_get_mechanism($vmid, 'qemu');
+# backup_vm_query_incremental($vmid, { $dev => { size } }) and its answer checked; the QMP
+# backup-access-setup, nbd-server-start on "<root>/<vmid>-nbd.backup-access" (root =
+# "/run/qemu-server/<vmid>.backup-access.<pid>/", here under the job's dir) and one writable
+# block-export-add per device; backup_access_to_volume_info's volumes ({ size, 'bitmap-mode',
+# 'nbd-path', 'bitmap-name' }); $param with 'bandwidth-limit' (bwlimit × 1024) and
+# 'firewall-config'; backup_vm with the signal handlers dying "interrupted by signal"; then the
+# NBD server is stopped (the task's nbd-stop / backup-access-teardown cleanup).
+
+use strict;
+use warnings;
+
+use File::Path qw(make_path rmtree);
+
+use QsdExports;
+
+# archive($job, $task, conf => text, firewall => text|undef, disks => { device => image file })
+# The running server is $task->{qsd} while backup_vm runs (a test may kill it).
+sub archive {
+    my ($job, $task, %vm) = @_;
+    my $vmid = $task->{vmid};
+    my $provider = $job->provider();
+    my $opts = $job->{opts};
+    my $logfd = $task->{logfd};
+
+    # assemble: the config vzdump archives, and the guest's firewall config when it has one
+    my $conffile = "$task->{tmpdir}/qemu-server.conf";
+    my $firewall_file = "$task->{tmpdir}/qemu-server.fw";
+    write_file($conffile, $vm{conf});
+    write_file($firewall_file, $vm{firewall}) if defined($vm{firewall});
+
+    my $root = "$opts->{dir}/run/$vmid.backup-access.$$/";
+    make_path($root);
+    chmod(0700, $root) or die "unable to chmod directory $root\n";
+    my $guest_config = read_file($conffile);
+    $job->debugmsg('info', "starting external backup via " . $provider->provider_name(), $logfd);
+
+    my $qsd;
+    eval {
+        local $SIG{INT} = local $SIG{TERM} = local $SIG{QUIT} = local $SIG{HUP} = local $SIG{PIPE} =
+            sub { die "interrupted by signal\n" };
+
+        my $mechanism = $provider->backup_get_mechanism($vmid, 'qemu');
+        die "mechanism '$mechanism' requested by backup provider is not supported for VMs\n"
+            if $mechanism ne 'file-handle' && $mechanism ne 'nbd';
+        die "this test driver serves the 'nbd' mechanism only, not '$mechanism'\n" if $mechanism ne 'nbd';
+        $job->debugmsg('info', "using backup mechanism '$mechanism'", $logfd);
+
+        my $devices = { map { ($_ => { size => -s $vm{disks}->{$_} }) } keys %{ $vm{disks} } };
+        my $incremental_info = $provider->backup_vm_query_incremental($vmid, $devices);
+        for my $device (sort keys %$devices) {
+            my $mode = $incremental_info->{$device} // next;
+            die "invalid incremental mode '$mode' returned by backup provider plugin\n"
+                if $mode ne 'new' && $mode ne 'use' && $mode ne 'none';
+            die "this test driver has no dirty bitmaps (mode '$mode' for $device)\n" if $mode ne 'none';
+        }
+
+        $job->debugmsg('info', "starting NBD server", $logfd);
+        my $nbd_path = "$root/$vmid-nbd.backup-access";
+        $qsd = $task->{qsd} = QsdExports->start($nbd_path, $vm{disks}, "$opts->{dir}/qsd-$vmid.log");
+        $job->debugmsg('info', "adding NBD export for $_", $logfd) for sort keys %$devices;
+
+        # no bitmap: backup-access-setup reports no bitmap-action, so the mode is 'none'
+        my $volumes = {
+            map {
+                ($_ => { 'bitmap-mode' => 'none', size => $devices->{$_}->{size}, 'nbd-path' => $nbd_path, 'bitmap-name' => undef })
+            } keys %$devices
+        };
+        my $param = {};
+        $param->{'bandwidth-limit'} = $opts->{bwlimit} * 1024 if $opts->{bwlimit};
+        $param->{'firewall-config'} = read_file($firewall_file) if -e $firewall_file;
+        $provider->backup_vm($vmid, $guest_config, $volumes, $param);
+    };
+    my $err = $@;
+    $qsd->stop() if $qsd;
+    delete $task->{qsd};
+    rmtree($root);
+    die $err if $err;
+}
+
+sub read_file {
+    my ($file) = @_;
+    open(my $fh, '<', $file) or die "unable to open file '$file' - $!\n";
+    binmode($fh);
+    local $/;
+    my $data = <$fh>;
+    close($fh);
+    return $data;
+}
+
+sub write_file {
+    my ($file, $data) = @_;
+    open(my $fh, '>', $file) or die "cannot write $file: $!\n";
+    binmode($fh);
+    print $fh $data;
+    close($fh);
+}
+
+1;
