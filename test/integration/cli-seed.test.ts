@@ -129,6 +129,13 @@ second line"`, [], { env, shell: true });
     expect((await readFile(join(dir, 'backup-restaure.vma.gz'))).equals(data.get(A)!)).toBe(true);
   });
 
+  it('pve-s3-restore --destination DIR/ of a directory that does not exist refuses (exit 2) instead of writing a file named like it', async () => {
+    const r = await seed(`pve-s3-restore --storage mon-stockage-s3 --source ${A} --destination /tmp/no-such-dir/`);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/destination '\S*no-such-dir\/' names a directory that does not exist: create it first/);
+    await expect(readFile(join(dir, 'no-such-dir'))).rejects.toThrow(/ENOENT/);
+  });
+
   it('pve-s3-maintenance --action status reports counts, bytes, oldest/newest and uploads', async () => {
     const r = await seed('pve-s3-maintenance --storage mon-stockage-s3 --action status');
     expect(r.code).toBe(0);

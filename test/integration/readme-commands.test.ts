@@ -8,6 +8,8 @@
 //                      checked against what it relies on (pvesm options through the plugin's own
 //                      check_config under perl/t's PVE double, package name, unit names…)
 //   ```sh dev          the two developer commands: exactly those, and the scripts they call exist
+//   ```sh try          "Try it" from a checkout: the block runs as one bash script in the checkout,
+//                      with the test gateway's settings as s3.env, a fresh bucket, /tmp/ a sandbox
 //   ```text error      troubleshooting messages: each is reproduced against the gateway, byte for byte
 //   ```text storage.cfg / vzdump.conf   parsed and validated by the code that reads them
 // Flags of pve-s3-* commands anywhere in the README must appear in that command's --help.
@@ -20,7 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseStorageCfg, storageConfigFromSection } from '../../host/src/config/index.js';
 import { OWN_KEYS, PVE_GLOBAL_KEYS, SCHEMA } from '../../host/src/config/schema.js';
 import type { S3Client } from '../../host/src/s3/client.js';
-import { closeTestClients, dropBucket, freshBucket, testS3 } from '../helpers/s3.js';
+import { closeTestClients, dropBucket, freshBucket, testClient, testS3 } from '../helpers/s3.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -54,7 +56,7 @@ function helpOf(cmd: string): string {
 
 describe('README blocks', () => {
   it('every shell block says how it is tested, and the expected blocks exist', () => {
-    for (const b of blocks.filter((b) => b.lang === 'sh')) expect(['run', 'check', 'dev'], b.lines.join('\n')).toContain(b.tag);
+    for (const b of blocks.filter((b) => b.lang === 'sh')) expect(['run', 'check', 'dev', 'try'], b.lines.join('\n')).toContain(b.tag);
     for (const b of blocks.filter((b) => b.lang === 'text')) expect(['storage.cfg', 'vzdump.conf', 'error'], b.lines.join('\n')).toContain(b.tag);
     expect(blocks.every((b) => b.lang === 'sh' || b.lang === 'text')).toBe(true);
     expect(linesOf('sh', 'run').length).toBeGreaterThanOrEqual(10);
@@ -120,7 +122,7 @@ describe('README blocks', () => {
   });
 
   it('the developer commands are exactly the two, and CI runs the second', () => {
-    expect(linesOf('sh', 'dev')).toEqual(['npm ci && npm run demo', 'npm ci && npm test']);
+    expect([...new Set(linesOf('sh', 'dev'))]).toEqual(['npm ci && npm run demo', 'npm ci && npm test']);
     const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
     expect(scripts.demo).toBeTruthy();
     expect(scripts.test).toMatch(/vitest run/);
@@ -349,3 +351,34 @@ describe('README commands against the test RadosGW', () => {
   });
 });
 
+
+describe('README "try" block', () => {
+  it('runs from the checkout against the gateway: the restored file is the file backed up, and the secret is never printed', async () => {
+    const t = testS3();
+    const sb = mkdtempSync(join(tmpdir(), 'pve-s3-readme-try-'));
+    const bucket = `readme-try-${randomBytes(4).toString('hex')}`;
+    try {
+      // the gateway's s3.env as test/s3/rgw-up.sh writes it
+      mkdirSync(join(sb, 'pve-s3-rgw'));
+      writeFileSync(
+        join(sb, 'pve-s3-rgw', 's3.env'),
+        `S3_ENDPOINT=${t.endpoint}\nS3_REGION=${t.region}\nS3_ACCESS_KEY=${t.accessKeyId}\nS3_SECRET_KEY=${t.secretAccessKey}\nS3_FORCE_PATH_STYLE=true\n`,
+      );
+      const script = linesOf('sh', 'try')
+        .map((l) => l.replaceAll('/tmp/', `${sb}/`).replaceAll('try-pve-s3', bucket))
+        .join('\n');
+      expect(script).toContain('make-bucket.mjs');
+      const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('S3_')));
+      const r = spawnSync('bash', ['-e', '-o', 'pipefail', '-c', script], { cwd: ROOT, encoding: 'utf8', env: { ...env, PVE_S3_LOG_FILE: join(sb, 'log') } });
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^env:backup\/vzdump-qemu-100-2026_12_05-12_00_00\.vma\.zst\s+100\s+qemu\s.*first try$/m);
+      expect(readFileSync(join(sb, 'restored', 'vzdump-qemu-100-2026_12_05-12_00_00.vma.zst')).equals(readFileSync(join(sb, 'vzdump-qemu-100-2026_12_05-12_00_00.vma.zst'))),
+      ).toBe(true);
+      expect(r.stdout + r.stderr).not.toContain(t.secretAccessKey);
+    } finally {
+      const c = testClient({ bucket });
+      await dropBucket(c).catch(() => undefined);
+      rmSync(sb, { recursive: true, force: true });
+    }
+  });
+});

@@ -186,6 +186,12 @@ export async function main(argv: string[]): Promise<number> {
     // file name in it is never followed (issue 10 §9: a link planted in a shared directory)
     let dest = resolve(destArg);
     let st = await lstat(dest).catch(() => null);
+    if (!st && /\/$/.test(destArg)) {
+      // resolve() drops the slash: the archive would land in a file named like the directory
+      throw new PveS3Error('InvalidArgument', `destination '${destArg}' names a directory that does not exist: create it first (mkdir -p), or name a file`, {
+        exitCode: EXIT.usage,
+      });
+    }
     if (st?.isDirectory() || (st?.isSymbolicLink() && (await stat(dest).catch(() => null))?.isDirectory())) {
       dest = join(dest, name);
       st = await lstat(dest).catch(() => null);
