@@ -15,6 +15,7 @@ const { NAME_RULES } = await dist('pve/name-rules.js');
 const { CONTENT_DIR } = await dist('pve/content.js');
 const { READ_BY_PATH } = await dist('pve/content.js');
 const { STATE_DIR, RECORDS_DIR, STATE_DIR_MODE } = await dist('store/state-dir.js');
+const { SYNC_QUIET_SECONDS } = await dist('store/local-cache.js');
 const { SCHEMA, OWN_KEYS, PVE_GLOBAL_KEYS, REQUIRED_KEYS, SECRET_KEYS } = await dist('config/schema.js');
 
 /** PVE's JSON schema words for a key of ours (PVE::JSONSchema: type, enum, minimum, …). */
@@ -37,13 +38,15 @@ const sentence = (t) => {
 };
 
 const table = {
-  generatedFrom: 'host/src/pve/name-rules.ts, host/src/pve/content.ts, host/src/store/state-dir.ts, host/src/config/schema.ts',
+  generatedFrom: 'host/src/pve/name-rules.ts, host/src/pve/content.ts, host/src/store/state-dir.ts, host/src/store/local-cache.ts, host/src/config/schema.ts',
   names: NAME_RULES,
   contentDir: Object.fromEntries(Object.entries(CONTENT_DIR).map(([c, d]) => [c, d.replace(/\/$/, '')])),
   readByPath: [...READ_BY_PATH],
   stateDir: STATE_DIR,
   recordsDir: RECORDS_DIR,
   stateDirMode: STATE_DIR_MODE,
+  // a pending file this quiet is due for the background sync (store/local-cache.ts)
+  syncQuietSeconds: SYNC_QUIET_SECONDS,
   properties: Object.fromEntries(OWN_KEYS.map((k) => [k, property(SCHEMA.get(k))])),
   globalOptions: [...PVE_GLOBAL_KEYS],
   // what pvesm add must be given; a secret never reaches storage.cfg, so it is optional there

@@ -6,6 +6,8 @@
 use strict;
 use warnings;
 
+use File::Path qw(make_path);
+use File::Temp qw(tempdir);
 use FindBin;
 use lib "$FindBin::Bin/lib", "$FindBin::Bin/../";
 use JSON::PP;
@@ -37,6 +39,35 @@ for my $c (@{ $cases->{volnames} }) {
 for my $c (@{ $cases->{temporary} }) {
     is(PVE::Storage::Custom::S3Plugin::is_temporary_name($c->{name}), $c->{temporary} ? 1 : 0,
         "temporary name $c->{name}: " . ($c->{temporary} ? 'yes' : 'no'));
+}
+
+# Which files of the cache dir are waiting for the bucket: one file (and its cache record) per
+# case, made as test/unit/rules-contract.test.ts makes it for the host's localOnlyFiles.
+my $MTIME = 1_700_000_000;
+my $rules = PVE::Storage::Custom::S3Plugin::Rules::table();
+for my $c (@{ $cases->{pending} }) {
+    my $dir = tempdir(CLEANUP => 1);
+    my $path = "$dir/$rules->{contentDir}->{ $c->{content} }/$c->{name}";
+    make_path($c->{directory} ? $path : "$dir/$rules->{contentDir}->{ $c->{content} }");
+    if (!$c->{directory}) {
+        open(my $fh, '>', $path) or die "cannot write $path: $!\n";
+        print $fh 'contract';
+        close($fh);
+    }
+    utime($MTIME, $MTIME, $path);
+    if ($c->{record} ne 'none') {
+        my $recdir = "$dir/$rules->{stateDir}/$rules->{recordsDir}/$c->{content}";
+        make_path($recdir);
+        my $rec = { volname => "$c->{content}/$c->{name}", etag => '"e"',
+            size => $c->{record} eq 'size' ? 9 : 8, mtime => $c->{record} eq 'mtime' ? $MTIME - 10 : $MTIME };
+        open(my $fh, '>', "$recdir/$c->{name}.json") or die "cannot write record: $!\n";
+        print $fh JSON::PP->new->encode($rec);
+        close($fh);
+    }
+    my $found = $PLUGIN->pending_local({ path => $dir }, [sort keys %{ $rules->{contentDir} }]);
+    my $is = grep { $_->{volname} eq "$c->{content}/$c->{name}" } @$found;
+    is($is ? 1 : 0, $c->{pending} ? 1 : 0,
+        "pending local file $c->{content}/$c->{name} (record: $c->{record}): " . ($c->{pending} ? 'yes' : 'no'));
 }
 
 my $props = $PLUGIN->own_properties();

@@ -2,14 +2,17 @@
 // test/contract/rules-cases.json as the host answers them. perl/t/04-rules-contract.t asks the
 // plugin the same cases, so both ends give one answer; and the generated Rules.pm is the table
 // the host's own constants make (a stale build fails here).
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OWN_KEYS, PVE_GLOBAL_KEYS, SCHEMA, matchesPattern } from '../../host/src/config/schema.js';
-import { CONTENT_DIR } from '../../host/src/pve/content.js';
+import { CONTENT_DIR, CONTENT_TYPES } from '../../host/src/pve/content.js';
 import { NAME_RULES } from '../../host/src/pve/name-rules.js';
 import { parseVolname, sidecarNames } from '../../host/src/pve/volname.js';
-import { isTemporaryName } from '../../host/src/store/local-cache.js';
+import { SYNC_QUIET_SECONDS, isTemporaryName, localOnlyFiles } from '../../host/src/store/local-cache.js';
+import { RECORDS_DIR, STATE_DIR } from '../../host/src/store/state-dir.js';
+import type { Content } from '../../host/src/store/types.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 interface Cases {
@@ -17,6 +20,34 @@ interface Cases {
   temporary: Array<{ name: string; temporary: boolean }>;
   properties: Array<{ key: string; type: string; minimum?: number; maximum?: number; default?: number }>;
   values: Array<{ key: string; value: string; pve: boolean; host: boolean }>;
+  pending: PendingCase[];
+}
+interface PendingCase {
+  content: Content;
+  name: string;
+  record: 'none' | 'match' | 'size' | 'mtime';
+  directory?: boolean;
+  pending: boolean;
+}
+
+const MTIME = 1_700_000_000;
+
+/** A cache dir holding that one file (and its record), as perl/t/04-rules-contract.t makes it. */
+function cacheWith(c: PendingCase): string {
+  const dir = mkdtempSync(join(tmpdir(), 'pve-s3-contract-'));
+  const path = join(dir, CONTENT_DIR[c.content], c.name);
+  mkdirSync(dirname(path), { recursive: true });
+  if (c.directory) mkdirSync(path);
+  else writeFileSync(path, 'contract');
+  utimesSync(path, MTIME, MTIME);
+  if (c.record !== 'none') {
+    const rec = join(dir, STATE_DIR, RECORDS_DIR, c.content, `${c.name}.json`);
+    mkdirSync(dirname(rec), { recursive: true });
+    const size = c.record === 'size' ? 9 : 8;
+    const mtime = c.record === 'mtime' ? MTIME - 10 : MTIME;
+    writeFileSync(rec, JSON.stringify({ volname: `${c.content}/${c.name}`, size, mtime, etag: '"e"' }));
+  }
+  return dir;
 }
 const cases = JSON.parse(readFileSync(join(ROOT, 'test', 'contract', 'rules-cases.json'), 'utf8')) as Cases;
 
@@ -42,6 +73,16 @@ describe('the host answers the contract cases', () => {
 
   it.each(cases.temporary.map((c) => [c.name, c] as const))('temporary name %s', (_n, c) => {
     expect(isTemporaryName(c.name)).toBe(c.temporary);
+  });
+
+  it.each(cases.pending.map((c) => [`${c.content}/${c.name} (record: ${c.record})`, c] as const))('pending local file %s', async (_n, c) => {
+    const dir = cacheWith(c);
+    try {
+      const found = (await localOnlyFiles(dir, CONTENT_TYPES)).map((f) => `${f.content}/${f.name}`);
+      expect(found.includes(`${c.content}/${c.name}`)).toBe(c.pending);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it.each(cases.properties.map((c) => [c.key, c] as const))('property %s', (_n, c) => {
@@ -78,6 +119,7 @@ describe('the generated Rules.pm', () => {
     expect(t.contentDir).toEqual(Object.fromEntries(Object.entries(CONTENT_DIR).map(([k, v]) => [k, v.replace(/\/$/, '')])));
     expect(Object.keys(t.properties).sort()).toEqual([...OWN_KEYS].sort());
     expect(t.globalOptions).toEqual([...PVE_GLOBAL_KEYS]);
+    expect(t.syncQuietSeconds).toBe(SYNC_QUIET_SECONDS);
     // the descriptions PVE shows are the schema's (issue 11 §4: they had drifted apart)
     for (const k of OWN_KEYS) expect(t.properties[k]!.description.toLowerCase(), k).toContain(SCHEMA.get(k)!.description.toLowerCase().replace(/\.$/, ''));
   });

@@ -215,7 +215,7 @@ export const OPS: Record<string, Op> = {
   async 'sync-local'(ctx, args) {
     const { syncLocal } = await import('../store/sync.js');
     const r = await syncLocal(ctx, {
-      quietSeconds: int(args, 'quiet_seconds', { min: 0 }) ?? 60,
+      quietSeconds: int(args, 'quiet_seconds', { min: 0 }),
       dryRun: bool(args, 'dryrun') === true,
       keepLocal: ctx.settings.keepLocal !== false,
     });

@@ -15,6 +15,13 @@ import { volid, type Content, type GuestType, type StoreContext, type Volume } f
 
 export { STATE_DIR };
 
+/**
+ * A pending file unchanged for this long is taken as finished (cp, scp and browsers write in
+ * place) and uploaded by sync-local; the plugin starts its background sync only for such files
+ * (it reads this from the generated rules table).
+ */
+export const SYNC_QUIET_SECONDS = 60;
+
 export function localPath(cacheDir: string, content: Content, name: string): string {
   parseVolumeFile(content, name); // never join an unchecked name onto a path
   return join(cacheDir, CONTENT_DIR[content], name);

@@ -7,7 +7,7 @@ import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CONTENT_TYPES } from '../pve/content.js';
 import { parseVolumeFile } from '../pve/volname.js';
-import { localOnlyFiles } from './local-cache.js';
+import { SYNC_QUIET_SECONDS, localOnlyFiles } from './local-cache.js';
 import { stateDir } from './state-dir.js';
 import { putLocalVolume } from './put-local.js';
 import { isReplaceRefusal } from './replace.js';
@@ -58,7 +58,7 @@ export async function syncLocal(
     return out;
   }
   try {
-    const quietMs = (o.quietSeconds ?? 60) * 1000;
+    const quietMs = (o.quietSeconds ?? SYNC_QUIET_SECONDS) * 1000;
     const now = nowOf(ctx).getTime();
     for (const f of files) {
       const volname = `${f.content}/${f.name}`;

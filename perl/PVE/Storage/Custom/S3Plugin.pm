@@ -529,7 +529,8 @@ sub read_record {
 }
 
 # A local file is a cached copy of a bucket object if its record matches size and mtime;
-# anything else there is pending (docs/PROTOCOL.md §6).
+# anything else there is pending (docs/PROTOCOL.md §6). The host decides the same way
+# (store/local-cache.ts localOnlyFiles): test/contract/rules-cases.json "pending" holds both to it.
 sub local_state {
     my ($scfg, $vtype, $name, $path) = @_;
     my @st = stat($path);
@@ -1152,7 +1153,8 @@ sub background_maintenance {
         eval { $class->evict_cache($storeid, $scfg) };
         warn "pve-s3: cache eviction for '$storeid' failed: $@" if $@;
     }
-    my $pending = $class->pending_local($scfg, [sort keys %$CONTENT_SUBDIR], 60);
+    # only files sync-local would take now: quiet for the host's syncQuietSeconds
+    my $pending = $class->pending_local($scfg, [sort keys %$CONTENT_SUBDIR], $RULES->{syncQuietSeconds});
     if (@$pending && stamp_due($scfg, 'sync', $SYNC_INTERVAL)) {
         $class->spawn_detached($storeid, $scfg, 'sync-local');
     }
