@@ -363,7 +363,13 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
           res.once('close', () => (gone = true));
           for await (const chunk of b()) {
             if (gone || closed) break;
-            if (!res.write(chunk)) await new Promise<void>((r) => (res.once('drain', r), res.once('close', r)));
+            if (!res.write(chunk)) {
+              // one pair of listeners per wait, both removed after it: a long body waits thousands of times
+              await new Promise<void>((r) => {
+                const done = () => (res.off('drain', done), res.off('close', done), r());
+                res.once('drain', done).once('close', done);
+              });
+            }
           }
           if (!gone) res.end();
           return;
