@@ -4,6 +4,7 @@
  */
 import type { LifecycleRule } from '../s3/types.js';
 import type { ProviderReport } from '../store/provider-report.js';
+import type { MaintenanceStatus } from '../store/status.js';
 import { volid, type StoreContext } from '../store/types.js';
 import { EXIT, PveS3Error, type ExitCode } from '../util/errors.js';
 import { COMMON_HELP, COMMON_OPTIONS, UsageError, flag, intOpt, list, oneOf, parse, str, vmidOpt, type Parsed } from './args.js';
@@ -171,10 +172,25 @@ async function status(ctx: StoreContext, json: boolean, endpoint: string): Promi
             ? 'no rules'
             : s.lifecycle.map(describeRule).join('; ')
     }`,
+    `object lock ${describeObjectLock(s.objectLock)}`,
     ...pendingLines(local),
   ];
   writeOut(lines.join('\n'));
+  if (s.objectLock.problem !== undefined) {
+    // the storage cannot do what lock_days asks: every backup would fail its locked write
+    const { errorLine } = await import('./exit.js');
+    note(printable(errorLine(CMD, s.objectLock.problem, 'BucketNotLockable')));
+    return EXIT.failure;
+  }
   return EXIT.ok;
+}
+
+/** `object lock 30 days, governance; bucket: Object Lock enabled, versioning enabled` */
+function describeObjectLock(l: MaintenanceStatus['objectLock']): string {
+  const asked = l.days === null ? 'off (lock_days unset)' : `${l.days} days, ${l.mode}`;
+  if (l.bucket === null) return `${asked}; bucket: unknown`;
+  const dflt = l.bucket.defaultRetention ? `, default retention ${l.bucket.defaultRetention.days ?? l.bucket.defaultRetention.years}${l.bucket.defaultRetention.days !== undefined ? ' days' : ' years'} ${(l.bucket.defaultRetention.mode ?? '').toLowerCase()}` : '';
+  return `${asked}; bucket: Object Lock ${l.bucket.objectLock ? 'enabled' : 'not enabled'}, versioning ${l.bucket.versioning.toLowerCase()}${dflt}${l.problem ? ` - ${l.problem}` : ''}`;
 }
 
 /** `provider    Cloudflare R2 (r2, detected from the endpoint): up to 10000 parts of at most 4.99 GiB; …` */
@@ -246,15 +262,21 @@ async function cleanup(ctx: StoreContext, p: Parsed, json: boolean): Promise<Exi
     for (const i of r.items) {
       const done = r.dryRun ? i.action === 'remove' : r.removed.includes(i.volname);
       const failed = r.errors.find((e) => e.volname === i.volname);
-      const what = failed ? `FAILED: ${printable(failed.message)}` : done ? verb : `kept (${i.reason})`;
+      const held = r.locked.find((l) => l.volname === i.volname);
+      const what = failed ? `FAILED: ${printable(failed.message)}` : held ? `kept (${held.reason})` : done ? verb : `kept (${i.reason})`;
       writeOut(`${volid(ctx, i.volname)}  ${ts(i.ctime)}  ${what}`);
     }
-    writeOut(`cleanup older than ${olderThan} (before ${ts(r.cutoff)}): ${r.dryRun ? `${removing.length} would be removed` : `${r.removed.length} removed`}, ${r.items.length - removing.length} kept${r.errors.length ? `, ${r.errors.length} failed` : ''}${r.dryRun ? ' (dry run)' : ''}`);
+    writeOut(`cleanup older than ${olderThan} (before ${ts(r.cutoff)}): ${r.dryRun ? `${removing.length} would be removed` : `${r.removed.length} removed`}, ${r.items.length - removing.length + r.locked.length} kept${lockedCount(r.locked)}${r.errors.length ? `, ${r.errors.length} failed` : ''}${r.dryRun ? ' (dry run)' : ''}`);
     const last = r.items.filter((i) => i.reason === 'last-verified');
     if (last.length > 0) note(`kept the last verified backup of ${last.length} guest${last.length === 1 ? '' : 's'} although older than ${olderThan}: add --allow-last to remove ${last.length === 1 ? 'it' : 'them'} too`);
     unverifiedNote(r.items.filter((i) => i.reason === 'unverified').length);
   }
   return r.errors.length > 0 ? EXIT.failure : EXIT.ok;
+}
+
+/** ", 2 of them locked": Object Lock keeps them; a later run removes them once retention passed */
+function lockedCount(locked: readonly unknown[]): string {
+  return locked.length > 0 ? ` (${locked.length} locked by S3 Object Lock: removed by a run after their retention)` : '';
 }
 
 /** What an operator does about each bad verdict (stderr, after the table). */
@@ -353,11 +375,12 @@ async function prune(ctx: StoreContext, p: Parsed, json: boolean, configured: im
   else {
     for (const e of r.entries) {
       const failed = r.errors.find((x) => x.volname === e.volname);
-      const what = failed ? `FAILED: ${printable(failed.message)}` : e.mark === 'remove' ? (r.dryRun ? 'would remove' : 'removed') : e.mark;
+      const held = r.locked.find((l) => l.volname === e.volname);
+      const what = failed ? `FAILED: ${printable(failed.message)}` : held ? `kept (${held.reason})` : e.mark === 'remove' ? (r.dryRun ? 'would remove' : 'removed') : e.mark;
       writeOut(`${volid(ctx, e.volname)}  ${ts(e.ctime)}  ${what}`);
     }
     const n = r.entries.filter((e) => e.mark === 'remove').length;
-    writeOut(`prune (${formatPruneBackups(keep)}): ${r.dryRun ? `${n} would be removed` : `${r.removed.length} removed`}, ${r.entries.length - n} kept${r.errors.length ? `, ${r.errors.length} failed` : ''}${r.dryRun ? ' (dry run)' : ''}`);
+    writeOut(`prune (${formatPruneBackups(keep)}): ${r.dryRun ? `${n} would be removed` : `${r.removed.length} removed`}, ${r.entries.length - n + r.locked.length} kept${lockedCount(r.locked)}${r.errors.length ? `, ${r.errors.length} failed` : ''}${r.dryRun ? ' (dry run)' : ''}`);
     unverifiedNote(r.entries.filter((e) => e.mark === 'unverified').length);
   }
   return r.errors.length > 0 ? EXIT.failure : EXIT.ok;

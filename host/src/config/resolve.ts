@@ -416,6 +416,7 @@ function buildConfig(
   if (v.ca_file) cfg.tls.caFile = v.ca_file;
   if (v.tls_fingerprint) cfg.tls.fingerprint = v.tls_fingerprint;
   if (v.checksum_algorithm) cfg.checksumAlgorithm = v.checksum_algorithm;
+  if (v.lock_days !== undefined) cfg.lock = { days: v.lock_days, mode: v.lock_mode ?? 'governance' };
   if (v.path) cfg.path = v.path;
   if (v.nodes) cfg.nodes = v.nodes;
   if (v['prune-backups']) cfg.pruneBackups = v['prune-backups'];

@@ -27,6 +27,9 @@ export type StorageClass = (typeof STORAGE_CLASSES)[number];
 export const SSE_TYPES = ['AES256', 'aws:kms'] as const;
 export type SseType = (typeof SSE_TYPES)[number];
 
+export const LOCK_MODES = ['governance', 'compliance'] as const;
+export type LockMode = (typeof LOCK_MODES)[number];
+
 export const CHECKSUM_ALGORITHMS = ['CRC32C', 'CRC64NVME'] as const;
 export type ChecksumAlgorithm = (typeof CHECKSUM_ALGORITHMS)[number];
 
@@ -348,6 +351,23 @@ const DEFS: KeyDef[] = [
     description:
       "the S3 implementation behind the endpoint, whose limits and features apply (docs/PROVIDERS.md); auto: from the endpoint's host name (AWS, Wasabi, B2, R2, OVHcloud, Scaleway), else other",
     parse: (raw) => parseEnum('provider', raw, PROVIDER_KEY_VALUES),
+  },
+  int(
+    'lock_days',
+    1,
+    36500,
+    undefined,
+    'days',
+    'S3 Object Lock: write each archive and its manifest with a retention of this many days (the bucket must be created with Object Lock); absent: no lock',
+  ),
+  {
+    key: 'lock_mode',
+    type: 'enum',
+    enum: LOCK_MODES,
+    default: 'governance',
+    description:
+      'with lock_days: governance (users with s3:BypassGovernanceRetention may still delete; pve-s3 never asks to) or compliance (nobody can delete or shorten it, not even the root account)',
+    parse: (raw) => parseEnum('lock_mode', raw, LOCK_MODES),
   },
   int('request_timeout', 10, 3600, 300, 's', 'time allowed without progress on one request (headers or body)'),
   bool('keep_local', false, 'the vzdump hook keeps the local archive after a verified upload'),

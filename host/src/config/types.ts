@@ -2,7 +2,7 @@
 import type { ContentType } from '../pve/content.js';
 import type { PruneKeep } from '../pve/prune.js';
 import type { ProviderId } from '../s3/providers.js';
-import type { ChecksumAlgorithm, StorageClass } from './schema.js';
+import type { ChecksumAlgorithm, LockMode, StorageClass } from './schema.js';
 
 /** Where a value came from, for messages: `flag`, `env S3_BUCKET`, `storage.cfg`, … */
 export type ValueSource = string;
@@ -37,6 +37,8 @@ export interface StorageConfig {
   forcePathStyle?: boolean;
   tls: { caFile?: string; verify: boolean; fingerprint?: string };
   checksumAlgorithm?: ChecksumAlgorithm;
+  /** S3 Object Lock retention of each archive and manifest (lock_days, lock_mode); absent: none */
+  lock?: { days: number; mode: LockMode };
   /** the S3 implementation (docs/PROVIDERS.md); detected: chosen by `provider auto` from the endpoint host */
   provider: { id: ProviderId; detected: boolean };
   keepLocal: boolean;

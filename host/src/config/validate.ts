@@ -10,6 +10,7 @@ import { type Provider, type ProviderSetting, resolveProvider } from '../s3/prov
 import {
   type ChecksumAlgorithm,
   type EndpointParts,
+  type LockMode,
   SCHEMA,
   type SseType,
   type StorageClass,
@@ -39,6 +40,8 @@ export interface ValidatedProps {
   tls_fingerprint?: string;
   checksum_algorithm?: ChecksumAlgorithm;
   provider?: ProviderSetting;
+  lock_days?: number;
+  lock_mode?: LockMode;
   request_timeout?: number;
   keep_local?: boolean;
   cache_max_size?: number;
@@ -109,6 +112,9 @@ function checkCrossKeys(v: ValidatedProps): void {
       `contradicts the endpoint's scheme ${v.endpoint.scheme}://; drop use_ssl or the scheme`,
     );
   }
+  if (v.lock_mode !== undefined && v.lock_days === undefined) {
+    throw new ConfigError('lock_mode', v.lock_mode, 'only meaningful with lock_days (the retention in days): set lock_days too, or remove lock_mode');
+  }
   checkProvider(v);
   if (v.endpoint?.scheme === 'http' || v.use_ssl === false) {
     const tlsKey = v.ca_file !== undefined ? 'ca_file' : v.tls_fingerprint !== undefined ? 'tls_fingerprint' : undefined;
@@ -137,6 +143,9 @@ function checkProvider(v: ValidatedProps): void {
         ? `${who} has no storage classes: leave storage_class unset${escape}`
         : `${who} accepts ${p.storageClasses.join(', ')}${escape}`,
     );
+  }
+  if (v.lock_days !== undefined && p.objectLock === false) {
+    throw new ConfigError('lock_days', v.lock_days, `${who} has no S3 Object Lock: remove lock_days${escape}`);
   }
   if (v.server_side_encryption !== undefined && p.sse !== undefined && !p.sse.includes(v.server_side_encryption)) {
     throw new ConfigError(

@@ -86,6 +86,26 @@ export const OPS: Record<string, Op> = {
     return { result: { bucket: ctx.settings.bucket, reachable: true }, message: `bucket ${ctx.settings.bucket} is reachable` };
   },
 
+  async 'check-lock'(ctx) {
+    const { bucketLock, bucketLockProblem } = await import('../store/object-lock.js');
+    const b = await bucketLock(ctx);
+    const problem = bucketLockProblem(ctx, b);
+    const lock = ctx.settings.lock;
+    return {
+      result: {
+        ok: problem === undefined,
+        object_lock: b.objectLock,
+        versioning: b.versioning,
+        message:
+          problem ??
+          (lock
+            ? `bucket ${ctx.settings.bucket} has Object Lock and versioning: backups are kept ${lock.days} days in ${lock.mode} mode`
+            : `bucket ${ctx.settings.bucket}: Object Lock ${b.objectLock ? 'enabled' : 'not enabled'}, versioning ${b.versioning.toLowerCase()} (lock_days unset: nothing is locked)`),
+      },
+      message: problem ?? `bucket ${ctx.settings.bucket} can hold locked objects`,
+    };
+  },
+
   async list(ctx, args) {
     const { listVolumes } = await import('../store/list.js');
     const content = strList(args, 'content', { commas: true });
@@ -165,7 +185,12 @@ export const OPS: Record<string, Op> = {
     const volnames = strList(args, 'volnames') ?? (str(args, 'volname', true) !== undefined ? [str(args, 'volname')] : undefined);
     if (!volnames || volnames.length === 0) throw badArg('volnames', '', 'required: a non-empty list of volume names');
     const r = await deleteVolumes(ctx, volnames);
-    return { result: { ...r }, message: `deleted ${r.deleted.length} volume${r.deleted.length === 1 ? '' : 's'}${r.missing.length ? `, ${r.missing.length} missing` : ''}` };
+    // a locked archive is not a failure (issue 14 §2): PVE's free/prune go on, the message says why it stays
+    const held = r.locked.map((l) => `kept '${l.volname}': ${l.reason}`).join('; ');
+    return {
+      result: { ...r },
+      message: `deleted ${r.deleted.length} volume${r.deleted.length === 1 ? '' : 's'}${r.missing.length ? `, ${r.missing.length} missing` : ''}${held ? `; ${held}` : ''}`,
+    };
   },
 
   async 'get-attr'(ctx, args) {

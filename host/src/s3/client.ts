@@ -13,9 +13,11 @@ import type {
   LifecycleRule,
   ListPage,
   ObjectInfo,
+  ObjectLockConfig,
   ObjectSummary,
   PartInfo,
   PutOptions,
+  Retention,
   SseOptions,
   UploadInfo,
 } from './types.js';
@@ -25,6 +27,7 @@ import {
   buildCreateBucket,
   buildDeleteObjects,
   buildLifecycle,
+  buildRetention,
   buildTagging,
   parseCompleteMultipartUpload,
   parseCopyObjectResult,
@@ -32,6 +35,8 @@ import {
   parseErrorNode,
   parseInitiateMultipartUpload,
   parseLifecycle,
+  parseObjectLockConfiguration,
+  parseVersioning,
   parseListMultipartUploads,
   parseListObjectsV1,
   parseListObjectsV2,
@@ -49,6 +54,8 @@ export type ClientOptions = TransportOptions;
 
 export interface ReadOptions {
   signal?: AbortSignal;
+  /** a version other than the current one (versioned buckets) */
+  versionId?: string;
   /** SSE-C objects can only be read with their key */
   sse?: SseOptions;
 }
@@ -124,8 +131,36 @@ export class S3Client {
   async headObject(key: string, o: ReadOptions = {}): Promise<ObjectInfo> {
     const headers: Record<string, string> = {};
     readSseHeaders(o.sse, headers);
-    const res = await this.transport.request({ operation: 'HeadObject', method: 'HEAD', key, headers, idempotent: true, signal: o.signal });
+    const query: Array<[string, string]> = o.versionId !== undefined ? [['versionId', o.versionId]] : [];
+    const res = await this.transport.request({ operation: 'HeadObject', method: 'HEAD', key, query, headers, idempotent: true, signal: o.signal });
     return objectInfo(key, res.headers);
+  }
+
+  /**
+   * Sets an object version's Object Lock retention. AWS requires Content-MD5 (or a checksum) on
+   * it. Extending a retention needs nothing more; shortening a GOVERNANCE one needs
+   * `bypassGovernance`, which nothing in pve-s3 sends (only tests).
+   */
+  async putObjectRetention(key: string, retention: Retention, o: { versionId?: string; bypassGovernance?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    const body = utf8.encode(buildRetention(retention.mode, retention.retainUntil));
+    const headers: Record<string, string> = { 'content-md5': contentMd5(body), 'content-type': 'application/xml' };
+    if (o.bypassGovernance) headers['x-amz-bypass-governance-retention'] = 'true';
+    const query: Array<[string, string]> = [['retention', '']];
+    if (o.versionId !== undefined) query.push(['versionId', o.versionId]);
+    await this.transport.request({ operation: 'PutObjectRetention', method: 'PUT', key, query, headers, body, idempotent: true, signal: o.signal });
+  }
+
+  /**
+   * A completed multipart upload's retention as asked on CreateMultipartUpload. RadosGW 16.2
+   * accepts the x-amz-object-lock-* headers there but stores the object without them (observed:
+   * test/integration/store-object-lock.test.ts), so the version just written gets its retention
+   * by PutObjectRetention when HEAD does not show it (never shortened: that would need bypass).
+   */
+  private async ensureRetention(key: string, versionId: string | undefined, want: Retention, o: { sse?: SseOptions; signal?: AbortSignal }): Promise<void> {
+    const info = await this.headObject(key, { ...o, ...(versionId !== undefined ? { versionId } : {}) });
+    const have = info.objectLock?.retainUntil?.getTime();
+    if (info.objectLock?.mode === want.mode && have !== undefined && have >= want.retainUntil.getTime() - 1000) return;
+    await this.putObjectRetention(key, want, { versionId: versionId ?? info.versionId, signal: o.signal });
   }
 
   async getObjectTagging(key: string, o: { signal?: AbortSignal } = {}): Promise<Record<string, string>> {
@@ -406,8 +441,19 @@ export class S3Client {
     key: string,
     uploadId: string,
     parts: readonly { partNumber: number; etag: string; checksum?: string }[],
-    o: { signal?: AbortSignal; sse?: SseOptions } = {},
+    o: { signal?: AbortSignal; sse?: SseOptions; objectLock?: Retention } = {},
   ): Promise<{ etag: string }> {
+    const done = await this.completeMultipart(key, uploadId, parts, o);
+    if (o.objectLock) await this.ensureRetention(key, done.versionId, o.objectLock, o);
+    return { etag: done.etag };
+  }
+
+  private async completeMultipart(
+    key: string,
+    uploadId: string,
+    parts: readonly { partNumber: number; etag: string; checksum?: string }[],
+    o: { signal?: AbortSignal; sse?: SseOptions },
+  ): Promise<{ etag: string; versionId?: string }> {
     const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber);
     const body = utf8.encode(buildCompleteMultipartUpload(sorted, this.transport.settings.checksumAlgorithm));
     const r = { operation: 'CompleteMultipartUpload', key };
@@ -425,14 +471,15 @@ export class S3Client {
         signal: o.signal,
       });
       const etag = (await this.xml(r, res, parseCompleteMultipartUpload)).etag;
+      const versionId = res.headers['x-amz-version-id'];
       // RadosGW (16.x) answers an empty <ETag/>; the object's own ETag is the answer then
-      if (etag === '') return { etag: (await this.headObject(key, { sse: o.sse, signal: o.signal }).catch(() => undefined))?.etag ?? '' };
-      return { etag };
+      if (etag === '') return { etag: (await this.headObject(key, { sse: o.sse, signal: o.signal }).catch(() => undefined))?.etag ?? '', versionId };
+      return { etag, versionId };
     } catch (e) {
       // a retried Complete whose first attempt succeeded finds the upload gone: the object is there
       if (e instanceof S3Error && e.code === 'NoSuchUpload' && attempts > 1) {
         const info = await this.headObject(key, { sse: o.sse }).catch(() => undefined);
-        if (info && partsFromETag(info.etag) === sorted.length) return { etag: info.etag };
+        if (info && partsFromETag(info.etag) === sorted.length) return { etag: info.etag, versionId: info.versionId };
       }
       throw e;
     }
@@ -514,6 +561,24 @@ export class S3Client {
       if (e instanceof S3Error && e.code === 'BucketAlreadyOwnedByYou') return;
       throw e;
     }
+  }
+
+  /** Object Lock of the bucket; a bucket created without it reads as not enabled. */
+  async getObjectLockConfiguration(o: { signal?: AbortSignal } = {}): Promise<ObjectLockConfig> {
+    const r = { operation: 'GetObjectLockConfiguration' };
+    try {
+      const res = await this.transport.request({ ...r, method: 'GET', query: [['object-lock', '']], idempotent: true, signal: o.signal });
+      return await this.xml(r, res, parseObjectLockConfiguration);
+    } catch (e) {
+      if (e instanceof S3Error && e.code === 'ObjectLockConfigurationNotFoundError') return { enabled: false };
+      throw e;
+    }
+  }
+
+  async getBucketVersioning(o: { signal?: AbortSignal } = {}): Promise<'Enabled' | 'Suspended' | 'Off'> {
+    const r = { operation: 'GetBucketVersioning' };
+    const res = await this.transport.request({ ...r, method: 'GET', query: [['versioning', '']], idempotent: true, signal: o.signal });
+    return await this.xml(r, res, parseVersioning);
   }
 
   /** The bucket must be empty. */

@@ -9,7 +9,7 @@ export interface PutOptions {
   /** object tags (x-amz-tagging); lifecycle rules can select on them */
   tags?: Record<string, string>;
   sse?: SseOptions;
-  objectLock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; retainUntil: Date; legalHold?: boolean };
+  objectLock?: Retention & { legalHold?: boolean };
   /** send Content-MD5 (Object Lock buckets and some providers require it) */
   contentMd5?: boolean;
   /** the body's SHA-256 when the caller already has it: saves hashing it twice */
@@ -17,6 +17,18 @@ export interface PutOptions {
   signal?: AbortSignal;
   /** bwlimit on the wire: awaited before each slice of the body goes to the socket */
   pace?: (bytes: number, signal?: AbortSignal) => Promise<void>;
+}
+
+/** Object Lock retention of one object version (x-amz-object-lock-* / PutObjectRetention). */
+export interface Retention {
+  mode: 'GOVERNANCE' | 'COMPLIANCE';
+  retainUntil: Date;
+}
+
+/** GetObjectLockConfiguration: a bucket without one answers ObjectLockConfigurationNotFoundError. */
+export interface ObjectLockConfig {
+  enabled: boolean;
+  defaultRetention?: { mode?: string; days?: number; years?: number };
 }
 
 export interface ObjectInfo {

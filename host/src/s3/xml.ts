@@ -13,6 +13,7 @@ import type {
   ListPage,
   ListPartsPage,
   ListUploadsPage,
+  ObjectLockConfig,
   ObjectSummary,
 } from './types.js';
 
@@ -500,6 +501,32 @@ export function buildCompleteMultipartUpload(
 }
 
 /** An object's tags (GetObjectTagging), in the order the server lists them. */
+/** GetObjectLockConfiguration: whether the bucket holds locks, and its default retention if any. */
+export function parseObjectLockConfiguration(body: string | XmlDocument): ObjectLockConfig {
+  const n = expectRoot(docOf(body), 'ObjectLockConfiguration');
+  const out: ObjectLockConfig = { enabled: text(n, 'ObjectLockEnabled') === 'Enabled' };
+  const rule = child(n, 'Rule');
+  const d = rule ? child(rule, 'DefaultRetention') : undefined;
+  if (d) {
+    const mode = text(d, 'Mode');
+    const days = int(d, 'Days', 'DefaultRetention');
+    const years = int(d, 'Years', 'DefaultRetention');
+    out.defaultRetention = { ...(mode !== undefined ? { mode } : {}), ...(days !== undefined ? { days } : {}), ...(years !== undefined ? { years } : {}) };
+  }
+  return out;
+}
+
+/** GetBucketVersioning: a bucket that never had versioning answers without <Status>. */
+export function parseVersioning(body: string | XmlDocument): 'Enabled' | 'Suspended' | 'Off' {
+  const n = expectRoot(docOf(body), 'VersioningConfiguration');
+  const s = text(n, 'Status');
+  return s === 'Enabled' || s === 'Suspended' ? s : 'Off';
+}
+
+export function buildRetention(mode: string, retainUntil: Date): string {
+  return `<Retention xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Mode>${escapeXml(mode)}</Mode><RetainUntilDate>${retainUntil.toISOString()}</RetainUntilDate></Retention>`;
+}
+
 export function parseTagging(body: string | XmlDocument): Record<string, string> {
   const n = expectRoot(docOf(body), 'Tagging');
   const tags: Record<string, string> = {};

@@ -14,6 +14,7 @@ import { parseArchiveName } from '../pve/volname.js';
 import { deleteInBatches } from './delete-batches.js';
 import { listVolumes } from './list.js';
 import { nowOf, type StoreContext } from './types.js';
+import type { LockedVolume } from './volumes.js';
 
 export interface CleanupItem {
   volname: string;
@@ -30,6 +31,8 @@ export interface CleanupOutcome {
   items: CleanupItem[];
   removed: string[];
   errors: { volname: string; message: string }[];
+  /** older than the cutoff but kept under Object Lock ("locked until DATE") */
+  locked: LockedVolume[];
   dryRun: boolean;
 }
 
@@ -77,12 +80,13 @@ export async function cleanupByAge(
       list[0]!.reason = 'last-verified';
     }
   }
-  const out: CleanupOutcome = { cutoff, items, removed: [], errors: [], dryRun: o.dryRun === true };
+  const out: CleanupOutcome = { cutoff, items, removed: [], errors: [], locked: [], dryRun: o.dryRun === true };
   const doomed = items.filter((i) => i.action === 'remove').map((i) => i.volname);
   if (o.dryRun || doomed.length === 0) return out;
   const r = await deleteInBatches(ctx, doomed);
   out.removed = r.removed;
   out.errors = r.errors;
-  ctx.logger.info('cleanup by age', { olderThan: o.olderThan, removed: out.removed.length, errors: out.errors.length });
+  out.locked = r.locked;
+  ctx.logger.info('cleanup by age', { olderThan: o.olderThan, removed: out.removed.length, locked: out.locked.length, errors: out.errors.length });
   return out;
 }

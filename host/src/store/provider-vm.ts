@@ -18,6 +18,7 @@ import { deviceFrames, type RawFrame } from '../vma/device-frames.js';
 import { buildHeader, newUuid } from '../vma/writer.js';
 import { FrameCompressor } from '../zstd/frames.js';
 import { archiveTags } from './lifecycle.js';
+import { retentionFor } from './object-lock.js';
 import { assertUploadVerified } from './local-files.js';
 import { deleteQuiet, exists } from './objects.js';
 import { volumeMetadata } from './transfer.js';
@@ -145,6 +146,7 @@ export async function backupVm(ctx: StoreContext, a: BackupVmArgs): Promise<Back
   const stream = Readable.from(archive(), { objectMode: false, highWaterMark: 1 });
   const maxSize = archiveBound(header.length, devices);
   const tags = archiveTags(ctx.settings.lifecycle);
+  const retention = retentionFor(ctx);
   let indexWritten = false;
   try {
     const { uploadObject } = await import('../transfer/upload.js');
@@ -159,6 +161,7 @@ export async function backupVm(ctx: StoreContext, a: BackupVmArgs): Promise<Back
         contentType: 'application/zstd',
         ...(ctx.settings.storageClass ? { storageClass: ctx.settings.storageClass } : {}),
         ...(tags !== undefined ? { tags } : {}),
+        ...(retention !== undefined ? { objectLock: retention, contentMd5: true } : {}),
       },
       manifestMeta: { volname: v.volname, ...volumeMetadata(ctx, v, null) },
       signal: abort.signal,
@@ -168,7 +171,13 @@ export async function backupVm(ctx: StoreContext, a: BackupVmArgs): Promise<Back
       manifestExtra: async ({ size }) => {
         const body = encodeIndex({ uuid, archiveSize: size, devices, frames });
         const sha = toHex(Sha256.hash(body));
-        await ctx.client.putObject(indexKey, body, { ...(ctx.settings.put ?? {}), contentType: 'application/octet-stream', sha256Hex: sha });
+        // the frame index is part of the immutable archive: locked like it
+        await ctx.client.putObject(indexKey, body, {
+          ...(ctx.settings.put ?? {}),
+          contentType: 'application/octet-stream',
+          sha256Hex: sha,
+          ...(retention !== undefined ? { objectLock: retention } : {}),
+        });
         indexWritten = true;
         return {
           index: { type: INDEX_TYPE, key: indexKey, size: body.length, sha256: sha },

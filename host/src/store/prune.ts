@@ -8,6 +8,7 @@ import type { GuestType as PveGuestType } from '../pve/volname.js';
 import { listVolumes } from './list.js';
 import { deleteInBatches } from './delete-batches.js';
 import { volid, type StoreContext, type Volume } from './types.js';
+import type { LockedVolume } from './volumes.js';
 
 export interface PruneEntry {
   volname: string;
@@ -38,6 +39,8 @@ export interface PruneOutcome {
   entries: PruneEntry[];
   removed: string[];
   errors: { volname: string; message: string }[];
+  /** marked for removal but kept under Object Lock ("locked until DATE"); removed by a later prune */
+  locked: LockedVolume[];
   dryRun: boolean;
 }
 
@@ -50,11 +53,12 @@ export async function prune(
   if (o.vmid !== undefined) filter.vmid = o.vmid;
   if (o.type !== undefined) filter.type = o.type;
   const entries = await prunePlan(ctx, keep, filter);
-  const out: PruneOutcome = { entries, removed: [], errors: [], dryRun: o.dryRun === true };
+  const out: PruneOutcome = { entries, removed: [], errors: [], locked: [], dryRun: o.dryRun === true };
   if (o.dryRun) return out;
   const r = await deleteInBatches(ctx, entries.filter((e) => e.mark === 'remove').map((e) => e.volname));
   out.removed = r.removed;
   out.errors = r.errors;
+  out.locked = r.locked;
   for (const volname of r.removed) ctx.logger.info(`removing backup '${volid(ctx, volname)}'`);
   return out;
 }

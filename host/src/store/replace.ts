@@ -104,7 +104,9 @@ export async function uploadReplacing(ctx: StoreContext, v: VolumeInfo, src: Upl
   const { manifestKey } = await import('../transfer/manifest.js');
   const client = transferClient(ctx);
   const key = keyOf(ctx, v);
-  const staged = await uploadObject(client, stagingKey(ctx, v), src, o);
+  // the staged copy is dropped at once: only the copy in place gets the Object Lock retention
+  const { objectLock: _lock, ...stagedPut } = o.put ?? {};
+  const staged = await uploadObject(client, stagingKey(ctx, v), src, { ...o, put: stagedPut });
   const dropStaged = async (): Promise<void> => {
     const r = await ctx.client.deleteObjects([staged.key, manifestKey(staged.key)]).catch((e: Error) => ({ errors: [{ message: e.message }] }));
     if (r.errors.length > 0) ctx.logger.warn('staged copy not removed', { key: staged.key, error: r.errors[0]!.message });

@@ -19,6 +19,7 @@ export function storeSettingsFrom(cfg: StorageConfig, o: { storageId?: string } 
     },
   };
   if (cfg.storageClass) s.storageClass = cfg.storageClass;
+  if (cfg.lock) s.lock = { ...cfg.lock };
   if (cfg.sse) s.put = { sse: cfg.sse };
   if (cfg.path) {
     s.cacheDir = cfg.path;

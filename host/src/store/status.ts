@@ -8,6 +8,7 @@ import { classifyKey } from '../pve/volname.js';
 import type { LifecycleRule } from '../s3/types.js';
 import { PveS3Error } from '../util/errors.js';
 import { listUploads, uploadBytes } from './multipart.js';
+import { bucketLock, bucketLockProblem, type BucketLock } from './object-lock.js';
 import { providerReport, type ProviderReport } from './provider-report.js';
 import type { Content, StoreContext } from './types.js';
 import { probe, writeUsage } from './usage.js';
@@ -34,6 +35,9 @@ export interface MaintenanceStatus {
   multipart: { count: number; bytes: number };
   /** null: unknown (the gateway refused to show them) or none to have (provider.lifecycle false) */
   lifecycle: LifecycleRule[] | null;
+  /** S3 Object Lock: what the storage asks (lock_days) and what the bucket offers; problem: why
+   *  the bucket cannot hold this storage's locked objects. null: the gateway would not say */
+  objectLock: { days: number | null; mode: string | null; bucket: BucketLock | null; problem?: string };
   /** set when the probe failed: what failed, in the S3 layer's words */
   error?: { code: string; message: string };
 }
@@ -70,6 +74,7 @@ export async function maintenanceStatus(ctx: StoreContext): Promise<MaintenanceS
       backups: { count: 0, oldest: null, newest: null },
       multipart: { count: 0, bytes: 0 },
       lifecycle: null,
+      objectLock: { days: ctx.settings.lock?.days ?? null, mode: ctx.settings.lock?.mode ?? null, bucket: null },
       error: { code, message: (e as Error).message },
     };
   }
@@ -116,8 +121,15 @@ export async function maintenanceStatus(ctx: StoreContext): Promise<MaintenanceS
       lifecycle = code === 'NoSuchLifecycleConfiguration' ? [] : null;
     }
   }
+  // a provider known to lack Object Lock is not asked (Swift's s3api answers ?object-lock oddly)
+  let lockOfBucket: BucketLock | null = null;
+  if (provider.objectLock !== false) lockOfBucket = await bucketLock(ctx).catch(() => null);
+  const objectLock: MaintenanceStatus['objectLock'] = { days: ctx.settings.lock?.days ?? null, mode: ctx.settings.lock?.mode ?? null, bucket: lockOfBucket };
+  const problem = lockOfBucket ? bucketLockProblem(ctx, lockOfBucket) : ctx.settings.lock ? `the Object Lock configuration of bucket ${ctx.settings.bucket} could not be read` : undefined;
+  if (problem !== undefined) objectLock.problem = problem;
   return {
     provider,
+    objectLock,
     endpointReachable: true,
     auth: true,
     bucket: ctx.settings.bucket,

@@ -20,6 +20,7 @@ import { destinationExists } from '../transfer/temp-file.js';
 import { keyOf, notFound, statVolume } from './volumes.js';
 import { providerOf, readSse, transferClient, uploadLimits, type StoreContext, type Volume } from './types.js';
 import { archiveTags } from './lifecycle.js';
+import { retentionFor } from './object-lock.js';
 
 const invalidArg = (msg: string) => new PveS3Error('InvalidArgument', msg, { exitCode: EXIT.usage });
 
@@ -97,12 +98,16 @@ export async function putVolumeLocked(ctx: StoreContext, v: VolumeInfo, o: PutVo
   checkNotes(volname, o.notes);
   const { uploadObject } = await import('../transfer/upload.js');
   const tags = archiveTags(ctx.settings.lifecycle, providerOf(ctx));
+  const retention = retentionFor(ctx);
   const put = {
     ...(ctx.settings.put ?? {}),
     metadata: volumeMetadata(ctx, v, size),
     contentType: CONTENT_TYPE[v.listFormat] ?? 'application/octet-stream',
     ...(o.storageClass ?? ctx.settings.storageClass ? { storageClass: o.storageClass ?? ctx.settings.storageClass } : {}),
     ...(v.content === 'backup' && tags !== undefined ? { tags } : {}),
+    // backups only: ISOs, templates and snippets are replaced and deleted as a matter of course
+    // AWS refuses a locked write without Content-MD5 (or a checksum); on parts too (objects.ts)
+    ...(v.content === 'backup' && retention !== undefined ? { objectLock: retention, contentMd5: true } : {}),
   };
   const uploadOptions = {
     chunkSizeMB: ctx.settings.chunkSizeMB,

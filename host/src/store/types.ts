@@ -6,6 +6,7 @@
 import type {
   DeleteResult,
   LifecycleRule,
+  ObjectLockConfig,
   ListPage,
   ObjectInfo,
   ObjectSummary,
@@ -21,7 +22,7 @@ import { PROVIDERS, type Provider, type ProviderId } from '../s3/providers.js';
  *  its own dependency and tests can wrap a real client. */
 export interface StoreClient {
   /** `sse`: an SSE-C object answers HEAD only with its key */
-  headObject(key: string, o?: { sse?: SseOptions }): Promise<ObjectInfo>;
+  headObject(key: string, o?: { sse?: SseOptions; signal?: AbortSignal }): Promise<ObjectInfo>;
   getObject(key: string, o?: { range?: [number, number]; signal?: AbortSignal; sse?: SseOptions }): Promise<{ body: AsyncIterable<Uint8Array>; info: ObjectInfo }>;
   putObject(key: string, body: Uint8Array, o?: PutOptions): Promise<{ etag: string }>;
   deleteObject(key: string): Promise<void>;
@@ -41,6 +42,9 @@ export interface StoreClient {
   getObjectTagging(key: string, o?: { signal?: AbortSignal }): Promise<Record<string, string>>;
   /** replaces all of the object's tags */
   putObjectTagging(key: string, tags: Record<string, string>, o?: { signal?: AbortSignal }): Promise<void>;
+  /** Object Lock of the bucket (not enabled when it has no configuration) */
+  getObjectLockConfiguration(o?: { signal?: AbortSignal }): Promise<ObjectLockConfig>;
+  getBucketVersioning(o?: { signal?: AbortSignal }): Promise<'Enabled' | 'Suspended' | 'Off'>;
 }
 
 export type { ContentType as Content } from '../pve/content.js';
@@ -75,6 +79,8 @@ export interface StoreSettings {
   /** the S3 implementation (host/src/s3/providers.ts); detected: by `provider auto` from the endpoint host.
    *  Absent: the client's own (detected from its endpoint) */
   provider?: { id: ProviderId; detected: boolean };
+  /** S3 Object Lock retention for archives and manifests (lock_days, lock_mode; object-lock.ts) */
+  lock?: { days: number; mode: 'governance' | 'compliance' };
 }
 
 export interface LifecycleSettings {

@@ -19,8 +19,9 @@ import { mapLimit } from './concurrency.js';
 import { rm } from 'node:fs/promises';
 import { isSyncedCopy, localPath, removeRecord } from './local-cache.js';
 import { deleteQuiet, exists, isNotFound, putSmall } from './objects.js';
+import { describeHold, headOrNull, heldBy } from './object-lock.js';
 import { checkNotes, readNotes } from './notes.js';
-import { readSse, transferClient, volid, type GuestType, type StoreContext, type Volume } from './types.js';
+import { nowOf, readSse, transferClient, volid, type GuestType, type StoreContext, type Volume } from './types.js';
 
 export function keyOf(ctx: StoreContext, v: VolumeInfo): string {
   return keyOfName(ctx.settings.prefix, v.content, v.name);
@@ -159,6 +160,16 @@ export function volumeKeys(ctx: StoreContext, v: VolumeInfo): string[] {
 export interface DeleteOutcome {
   deleted: string[];
   missing: string[];
+  /** kept: the archive is under Object Lock retention or a legal hold (object-lock.ts) */
+  locked: LockedVolume[];
+}
+
+export interface LockedVolume {
+  volname: string;
+  /** ISO date the retention ends; absent for a legal hold without retention */
+  until?: string;
+  /** "locked until DATE (MODE)": said to the user, the volume stays */
+  reason: string;
 }
 
 /**
@@ -167,14 +178,16 @@ export interface DeleteOutcome {
  */
 export async function deleteVolumes(ctx: StoreContext, volnames: string[], o: { allowProtected?: boolean } = {}): Promise<DeleteOutcome> {
   const vols = volnames.map((n) => parseVolname(n)); // refuse bad names before any request
-  const state = await mapLimit(vols, 8, async (v) => {
+  const now = nowOf(ctx);
+  const heads = await mapLimit(vols, 8, async (v) => {
     const key = keyOf(ctx, v);
-    // by name, not from a listing page (see statVolume): the marker decides what may be deleted
-    const [present, isProtected] = await Promise.all([exists(ctx, key), v.content === 'backup' ? exists(ctx, key + PROTECTED_SUFFIX) : false]);
-    return { v, key, present, protected: isProtected };
+    // by name, not from a listing page (see statVolume): the marker decides what may be deleted;
+    // the archive's HEAD carries its Object Lock retention
+    const [info, isProtected] = await Promise.all([headOrNull(ctx, key), v.content === 'backup' ? exists(ctx, key + PROTECTED_SUFFIX) : false]);
+    return { v, key, present: info !== null, protected: isProtected, hold: info ? heldBy(info, now) : null };
   });
   if (!o.allowProtected) {
-    const prot = state.filter((s) => s.protected && s.present);
+    const prot = heads.filter((s) => s.protected && s.present);
     if (prot.length > 0) {
       throw new PveS3Error(
         'VolumeProtected',
@@ -183,6 +196,16 @@ export async function deleteVolumes(ctx: StoreContext, volnames: string[], o: { 
       );
     }
   }
+  // A DELETE of a retained object succeeds in its (always versioned) bucket but only hides it:
+  // the volume is kept whole, sidecars included, and said to be locked (object-lock.ts)
+  const locked: LockedVolume[] = [];
+  for (const h of heads) {
+    if (!h.hold) continue;
+    const reason = describeHold(h.hold);
+    locked.push({ volname: h.v.volname, ...(h.hold.until ? { until: h.hold.until.toISOString() } : {}), reason });
+    ctx.logger.warn(`keeping '${volid(ctx, h.v.volname)}': ${reason}`);
+  }
+  const state = heads.filter((h) => !h.hold);
   const keys: string[] = [];
   const deleted: string[] = [];
   const missing: string[] = [];
@@ -212,6 +235,7 @@ export async function deleteVolumes(ctx: StoreContext, volnames: string[], o: { 
   }
   const unManifest = (k: string) => (k.endsWith(MANIFEST_SUFFIX) ? k.slice(0, -MANIFEST_SUFFIX.length) : k);
   const toDelete = [...new Set(keys)].filter((k) => !survivors.has(k) && !survivors.has(unManifest(k)));
+  if (toDelete.length === 0) return { deleted, missing, locked };
   const res = await ctx.client.deleteObjects(toDelete);
   const failed = res.errors.filter((e) => e.code !== 'NoSuchKey');
   if (failed.length > 0) {
@@ -232,5 +256,5 @@ export async function deleteVolumes(ctx: StoreContext, volnames: string[], o: { 
     }
   }
   if (deleted.length > 0) ctx.logger.info('deleted volumes', { volumes: deleted, objects: toDelete.length });
-  return { deleted, missing };
+  return { deleted, missing, locked };
 }

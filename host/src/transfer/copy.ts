@@ -81,7 +81,7 @@ async function copyParts(
       dstKey,
       uploadId,
       parts.map((p, i) => ({ partNumber: p.n, etag: etags[i]! })),
-      { sse: o.put?.sse, signal: o.signal },
+      { sse: o.put?.sse, signal: o.signal, ...(o.put?.objectLock ? { objectLock: o.put.objectLock } : {}) },
     );
     return etag || (await client.headObject(dstKey, { sse: o.put?.sse })).etag;
   } catch (e) {

@@ -331,7 +331,7 @@ class MultipartRun {
     let etag: string;
     try {
       // the client's own empty-ETag HEAD needs the SSE-C key; a cancel must reach Complete too
-      ({ etag } = await this.client.completeMultipartUpload(this.key, this.uploadId, parts, { sse: this.o.put?.sse, signal: this.o.signal }));
+      ({ etag } = await this.client.completeMultipartUpload(this.key, this.uploadId, parts, { sse: this.o.put?.sse, signal: this.o.signal, ...(this.o.put?.objectLock ? { objectLock: this.o.put.objectLock } : {}) }));
     } catch (e) {
       await this.abortUpload();
       await this.resume?.journal.remove();

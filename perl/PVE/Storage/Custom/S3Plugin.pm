@@ -69,6 +69,7 @@ my $OP_TIMEOUT = {
     stat => 30,
     'get-attr' => 30,
     'set-attr' => 30,
+    'check-lock' => 30,
     list => 300,
     delete => 300,
     'abort-stale-uploads' => 300,
@@ -312,19 +313,42 @@ sub on_add_hook {
         # A leftover from an earlier storage of the same ID must not be picked up silently.
         delete_secret($storeid);
     }
+    eval { check_object_lock($storeid, $scfg) };
+    if (my $err = $@) {
+        # PVE writes no storage.cfg section when this dies, and calls no on_delete_hook
+        delete_secret($storeid);
+        die $err;
+    }
     return undef;
 }
 
 sub on_update_hook {
     my ($class, $storeid, $scfg, %sensitive) = @_;
 
-    return undef if !exists($sensitive{secret_key});
-    if (defined($sensitive{secret_key})) {
-        set_secret($storeid, $sensitive{secret_key});
-    } else {
-        delete_secret($storeid);
+    if (exists($sensitive{secret_key})) {
+        if (defined($sensitive{secret_key})) {
+            set_secret($storeid, $sensitive{secret_key});
+        } else {
+            delete_secret($storeid);
+        }
     }
+    check_object_lock($storeid, $scfg);
     return undef;
+}
+
+# lock_days asks for locked writes, which a bucket without Object Lock (or without versioning)
+# refuses: said when the storage is added or changed, not by its first backup. The host's
+# 'check-lock' decides (docs/PROTOCOL.md); a bucket that cannot be asked now is only warned about.
+sub check_object_lock {
+    my ($storeid, $scfg) = @_;
+
+    return if !defined($scfg->{lock_days});
+    my ($res, $err) = host_try($storeid, $scfg, 'check-lock', {});
+    if ($err) {
+        warn "could not check the Object Lock of bucket '$scfg->{bucket}' - $err->{message}\n";
+        return;
+    }
+    die "$res->{message}\n" if !$res->{ok};
 }
 
 sub on_delete_hook {
@@ -964,6 +988,12 @@ sub free_image {
             if ($err->{code} // '') eq 'VolumeProtected';
         die "$err->{message}\n";
     }
+    # S3 Object Lock keeps the archive (issue 14 section 2): not a failure, the volume stays
+    # whole and a later free or prune removes it once its retention has passed
+    if (my ($held) = @{$res->{locked} // []}) {
+        warn "kept volume '$volname' on '$storeid': $held->{reason}\n";
+        return undef;
+    }
     $class->remove_local($scfg, $volname);
     return undef;
 }
@@ -1097,7 +1127,14 @@ sub prune_backups {
                 $logfunc->('err', "error when removing backups - $err->{message}");
                 $failed = 1;
             } else {
-                $class->remove_local($scfg, $_) for @volnames;
+                my $held = { map { $_->{volname} => $_->{reason} } @{$res->{locked} // []} };
+                for my $volname (@volnames) {
+                    if (defined(my $reason = $held->{$volname})) {
+                        $logfunc->('warn', "kept backup '$storeid:$volname': $reason");
+                        next;
+                    }
+                    $class->remove_local($scfg, $volname);
+                }
             }
         }
     }
