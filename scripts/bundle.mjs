@@ -11,6 +11,8 @@
 //     --split-host   load the host from shared chunks like the commands (to measure)
 //     --esm-host     the host as one ES module, without scripts/host-loader.mjs's code cache (to measure)
 //     --meta FILE    write esbuild's metafile (what went into which output, byte counts)
+//     --zstd-addon FILE  the zstd addon to ship as zstd.node (default: the one npm ci built,
+//                    node_modules/zstd-napi/build/Release/binding.node; `make` passes its own build)
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,9 +41,11 @@ const noFlags = flag('--no-wasm-budget');
 const splitHost = flag('--split-host');
 const esmHost = flag('--esm-host');
 const metaFile = option('--meta');
+const zstdAddon = resolve(option('--zstd-addon') ?? join(root, 'node_modules', 'zstd-napi', 'build', 'Release', 'binding.node'));
 if (argv.length > 1 || argv.some((a) => a.startsWith('-'))) {
-  throw new Error(`usage: node scripts/bundle.mjs OUTDIR [--partial] [--full-undici] [--no-wasm-budget] [--split-host] [--esm-host] [--meta FILE] (got ${argv.join(' ')})`);
+  throw new Error(`usage: node scripts/bundle.mjs OUTDIR [--partial] [--full-undici] [--no-wasm-budget] [--split-host] [--esm-host] [--meta FILE] [--zstd-addon FILE] (got ${argv.join(' ')})`);
 }
+if (!existsSync(zstdAddon)) throw new Error(`${zstdAddon} is missing: the zstd addon is built by npm ci (zstd-napi, node-gyp: python3, make, g++)`);
 const out = resolve(argv[0] ?? join(root, 'build', 'pkg'));
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 const wasm = join(root, 'build', 'core.wasm');
@@ -61,6 +65,9 @@ for (const [name, file] of Object.entries(pkg.bin)) {
 // the worker must be a file of its own next to the chunk holding that code (checked below).
 const worker = join(root, 'host', 'dist', 'transfer', 'hash-worker.js');
 if (existsSync(worker)) entryPoints['chunks/hash-worker'] = worker;
+// The Backup Provider's zstd threads (host/src/zstd/frames.ts) are started the same way, from
+// the host only: compress-worker.js next to it, with zstd.node and core.wasm (copied below).
+const compressWorker = join(root, 'host', 'dist', 'zstd', 'compress-worker.js');
 
 // Each command's entry: the wasm budget first (ES module imports run in order), then its shim.
 const binEntries = {
@@ -156,6 +163,7 @@ const metas = [(await build({ ...common, entryPoints: splitEntries, splitting: t
 if (!splitHost && esmHost && entryPoints['pve-s3-host']) {
   const hostEntries = { 'pve-s3-host': entryPoints['pve-s3-host'] };
   if (existsSync(worker)) hostEntries['hash-worker'] = worker;
+  if (existsSync(compressWorker)) hostEntries['compress-worker'] = compressWorker;
   metas.push((await build({ ...common, entryPoints: hostEntries, splitting: false })).metafile);
 } else if (!splitHost && entryPoints['pve-s3-host']) {
   // The same host as CommonJS (host.cjs), which scripts/host-loader.mjs compiles with a V8 code
@@ -200,6 +208,7 @@ if (!splitHost && esmHost && entryPoints['pve-s3-host']) {
   if (wide >= 0) throw new Error(`host.cjs has a non-ASCII byte at offset ${wide} (${JSON.stringify(hostCjs.subarray(Math.max(0, wide - 40), wide + 10).toString())}): scripts/host-loader.mjs reads it as latin1`);
   const digest = createHash('sha256').update(hostCjs).digest('hex').slice(0, 16);
   const loaderEntries = existsSync(worker) ? { 'hash-worker': worker } : {};
+  if (existsSync(compressWorker)) loaderEntries['compress-worker'] = compressWorker;
   metas.push((await build({ ...common, plugins: [undiciShim], entryPoints: loaderEntries, splitting: false })).metafile);
   // The loader is CommonJS too (pve-s3-host.cjs): node reaches a CommonJS entry about 3 ms
   // sooner than an ES module one (bench:startup).
@@ -223,14 +232,19 @@ const outputs = Object.entries(result.metafile.outputs);
 const loaders = outputs.filter(([, o]) => Object.keys(o.inputs).some((i) => i.endsWith('host/dist/wasm/load.js')));
 if (loaders.length === 0) throw new Error('no bundle output contains host/dist/wasm/load.js: where would core.wasm go?');
 for (const dir of new Set(loaders.map(([f]) => dirname(resolve(f))))) copyFileSync(wasm, join(dir, 'core.wasm'));
+// zstd.node likewise next to every output holding the code that loads it (host/src/zstd/native.ts)
+const zstdUsers = outputs.filter(([, o]) => Object.keys(o.inputs).some((i) => i.endsWith('host/dist/zstd/native.js')));
+if (entryPoints['pve-s3-host'] && zstdUsers.length === 0) throw new Error('no bundle output contains host/dist/zstd/native.js: where would zstd.node go?');
+for (const dir of new Set(zstdUsers.map(([f]) => dirname(resolve(f))))) copyFileSync(zstdAddon, join(dir, 'zstd.node'));
 
-// Code found through `new URL('./x.js', import.meta.url)` must sit where the chunk expects it;
-// other files so referred to (package.json for a version string) are only reported.
+// Code found through `new URL('./x.js', import.meta.url)` must sit where the chunk expects it
+// (host.cjs names import.meta.url __pveS3HostUrl: the same place); other files so referred to
+// (package.json for a version string) are only reported.
 for (const [f] of outputs) {
   const file = resolve(f);
-  if (!file.endsWith('.js')) continue;
+  if (!file.endsWith('.js') && !file.endsWith('.cjs')) continue;
   const text = readFileSync(file, 'utf8');
-  for (const m of text.matchAll(/new URL\(\s*["'](\.{1,2}\/[^"']+)["']\s*,\s*import\.meta\.url\s*\)/g)) {
+  for (const m of text.matchAll(/new URL\(\s*["'](\.{1,2}\/[^"']+)["']\s*,\s*(?:import\.meta\.url|__pveS3HostUrl)\s*\)/g)) {
     const target = resolve(dirname(file), m[1]);
     if (existsSync(target)) continue;
     const msg = `${relative(out, file)} refers to ${m[1]}, which the bundle does not contain`;

@@ -4,19 +4,27 @@
 // node_modules anywhere above them, so everything they need must be inside the package. Then a
 // round trip against the test RadosGW: pve-s3-backup uploads, pve-s3-restore lists and restores,
 // pve-s3-maintenance checks, the installed host answers `status`, and the installed Perl plugin
-// (under perl/t's PVE test double) reaches the gateway through the installed host.
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+// (under perl/t's PVE test double) reaches the gateway through the installed host. The package
+// carries native code (the zstd addon of the Backup Provider), so it is built for this machine's
+// architecture; the installed host makes a provider VM backup from qemu-storage-daemon with it.
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
+import { readVma } from '../../host/src/vma/reader.js';
+import { haveQsd, makeImage, startQsd } from '../helpers/qsd.js';
 import { closeTestClients, dropBucket, freshBucket, testS3 } from '../helpers/s3.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const MiB = 1024 * 1024;
+/** the architecture the package is built for: this machine's (dpkg's name for it) */
+const ARCH = spawnSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).stdout.trim();
+/** ELF e_machine of each Debian architecture the addon may be built on */
+const ELF_MACHINE: Record<string, number> = { amd64: 62, arm64: 183, i386: 3, armhf: 40, ppc64el: 21, s390x: 22, riscv64: 243 };
 
 let work: string;
 let deb: string;
@@ -70,7 +78,7 @@ function scratchBase(): string {
 beforeAll(async () => {
   work = mkdtempSync(join(scratchBase(), 'pve-s3-pkg-'));
   ok(run('make', ['--no-print-directory', '-C', ROOT, 'deb', `BUILDDIR=${join(work, 'build')}`, `DEBDIR=${work}`, 'SKIP_NPM_BUILD=1']), 'make deb');
-  deb = join(work, `pve-s3_${VERSION}_all.deb`);
+  deb = join(work, `pve-s3_${VERSION}_${ARCH}.deb`);
   root = join(work, 'root');
   ok(run('dpkg', ['-x', deb, root]), 'dpkg -x');
   c = await freshBucket('pkg');
@@ -83,15 +91,19 @@ afterAll(async () => {
 });
 
 describe('the .deb', () => {
-  it('is named pve-s3_<version>_all.deb and carries the control fields PVE add-ons need', () => {
+  it("is named pve-s3_<version>_<this machine's arch>.deb and carries the control fields PVE add-ons need", () => {
     expect(existsSync(deb)).toBe(true);
     const field = (f: string) => ok(run('dpkg-deb', ['-f', deb, f]), `dpkg-deb -f ${f}`).trim();
     expect(field('Package')).toBe('pve-s3');
     expect(field('Version')).toBe(VERSION);
-    expect(field('Architecture')).toBe('all');
+    expect(ARCH).toMatch(/^[a-z0-9]+$/);
+    expect(field('Architecture')).toBe(ARCH);
     const depends = field('Depends').split(/,\s*/);
     expect(depends).toContain('nodejs (>= 20.18)');
     expect(depends).toContain('perl');
+    // what dpkg-shlibdeps finds the zstd addon links
+    expect(depends.some((d) => /^libc6 \(>= [0-9.]+\)$/.test(d)), depends.join(', ')).toBe(true);
+    expect(depends.some((d) => d.startsWith('libstdc++6')), depends.join(', ')).toBe(true);
     expect(Number(field('Installed-Size'))).toBeGreaterThan(100);
   });
 
@@ -102,6 +114,11 @@ describe('the .deb', () => {
       '/usr/share/perl5/PVE/Storage/Custom/S3Plugin.pm',
       // generated at build time from the host's rules; the plugin loads it (below)
       '/usr/share/perl5/PVE/Storage/Custom/S3Plugin/Rules.pm',
+      // what new_backup_provider returns
+      '/usr/share/perl5/PVE/Storage/Custom/S3Plugin/BackupProvider.pm',
+      // the Backup Provider's zstd (native addon) and its compression threads' script, beside host.cjs
+      '/usr/lib/pve-s3/zstd.node',
+      '/usr/lib/pve-s3/compress-worker.js',
       '/usr/lib/pve-s3/pve-s3-host',
       '/usr/lib/pve-s3/pve-s3-host.cjs',
       '/usr/lib/pve-s3/host.cjs',
@@ -128,6 +145,12 @@ describe('the .deb', () => {
     expect(wasms).toEqual(['/usr/lib/pve-s3/chunks/core.wasm', '/usr/lib/pve-s3/core.wasm']);
     for (const w of wasms) expect(readFileSync(join(root, w)).equals(readFileSync(join(ROOT, 'build/core.wasm'))), w).toBe(true);
     expect([...paths].some((p) => p.includes('node_modules'))).toBe(false);
+    // one zstd addon, for the package's architecture (ELF e_machine), stripped (no .symtab)
+    expect([...paths].filter((p) => p.endsWith('.node'))).toEqual(['/usr/lib/pve-s3/zstd.node']);
+    const addon = readFileSync(join(root, 'usr/lib/pve-s3/zstd.node'));
+    expect(addon.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
+    expect(addon.readUInt16LE(18), `e_machine of zstd.node for ${ARCH}`).toBe(ELF_MACHINE[ARCH]);
+    expect(ok(run('readelf', ['-S', '-W', join(root, 'usr/lib/pve-s3/zstd.node')]), 'readelf')).not.toContain('.symtab');
     expect(readFileSync(join(root, 'etc/logrotate.d/pve-s3'), 'utf8')).toMatch(/^\/var\/log\/pve\/storage-s3\.log \{/);
     expect(ok(run('dpkg-deb', ['-I', deb, 'conffiles']), 'conffiles').trim()).toBe('/etc/logrotate.d/pve-s3');
   });
@@ -265,6 +288,59 @@ describe('the installed tree (unpacked outside the repository)', () => {
     expect(check.status, check.stderr).toBe(0);
   });
 
+  it('the installed host makes a provider VM backup from QEMU\'s NBD export: zstd addon and compression threads from the installed tree', async (ctx) => {
+    if (!haveQsd()) ctx.skip();
+    const t = testS3();
+    const dir = join(work, 'provider');
+    ok(run('mkdir', ['-p', dir]), 'mkdir');
+    const img = join(dir, 'drive-scsi0.raw');
+    const size = makeImage(img, [{ kind: 'data', length: 6 * MiB + 4096 }, { kind: 'hole', length: 9 * MiB }, { kind: 'data', length: 777 * 1024 + 512 }], 4242);
+    const served = join(dir, 'drive-scsi0.served');
+    ok(run('cp', ['--sparse=always', img, served]), 'cp');
+    const qsd = await startQsd(dir, [{ name: 'drive-scsi0', path: served }]);
+    const name = 'vzdump-qemu-4243-2025_01_02-03_04_05.vma.zst';
+    const storage = {
+      id: 'pkg-s3', bucket: c.bucket, endpoint: t.endpoint, region: t.region, access_key: t.accessKeyId,
+      secret_key: t.secretAccessKey, force_path_style: '1', path: join(work, 'provider-cache'), prefix: 'pkg/',
+    };
+    const conf = 'cores: 1\nscsi0: local:4243/vm-4243-disk-0.raw,size=16M\n';
+    let r: SpawnSyncReturns<string>;
+    try {
+      // asynchronously: qemu-storage-daemon's stderr pipe is read by this process
+      r = await new Promise((done) => {
+        const env = { PATH: '/usr/bin:/bin', PVE_S3_LOG_FILE: join(work, 'provider-host.log'), PVE_S3_CODE_CACHE_DIR: '' };
+        const p = spawn(join(root, 'usr/lib/pve-s3/pve-s3-host'), [], { cwd: work, env, stdio: ['pipe', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        p.stdout.on('data', (d) => (stdout += String(d)));
+        p.stderr.on('data', (d) => (stderr += String(d)));
+        p.on('close', (status) => done({ status, stdout, stderr } as SpawnSyncReturns<string>));
+        p.stdin.end(JSON.stringify({
+          v: 1, op: 'backup-vm', storage,
+          args: { volname: `backup/${name}`, time: 1735787045, config_b64: Buffer.from(conf).toString('base64'), devices: [{ name: 'drive-scsi0', size, nbd_path: qsd.socket }] },
+        }));
+      });
+    } finally {
+      await qsd.stop();
+    }
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ ok: true, result: { volume: { volname: `backup/${name}`, verified: true } } });
+    // compressed by the installed compress-worker.js on two threads, not on the main thread
+    expect(r.stderr).toMatch(/stored vzdump-qemu-4243-.*, 2 zstd threads/);
+    expect(r.stdout + r.stderr).not.toContain(t.secretAccessKey);
+
+    // the installed pve-s3-restore downloads it (verified); zstd -d and the VMA reader give the image back
+    const env = cliEnv({ S3_PREFIX: 'pkg/' });
+    const got = join(dir, name);
+    ok(run('pve-s3-restore', ['--source', name, '--destination', got], { env }), 'pve-s3-restore');
+    const z = spawnSync('zstd', ['-d', '-c', '-q', got], { maxBuffer: 256 * MiB });
+    expect(z.status, String(z.stderr)).toBe(0);
+    const out = Buffer.alloc(size);
+    const rd = await readVma([z.stdout], { onData: (_dev, off, data) => void data.copy(out, off) });
+    expect(rd.header.configs.map((x) => [x.name, x.data.toString()])).toEqual([['qemu-server.conf', conf]]);
+    expect(out.equals(readFileSync(img))).toBe(true);
+  });
+
   it('the installed host answers status and version on stdin (docs/PROTOCOL.md)', () => {
     const t = testS3();
     // '' : no code cache (this machine's /var/cache stays untouched; the cache has its own test)
@@ -345,6 +421,8 @@ describe('the installed tree (unpacked outside the repository)', () => {
       S3PluginTest::load_plugin('9');
       print "PLUGIN $INC{'PVE/Storage/Custom/S3Plugin.pm'}\\n";
       print "RULES $INC{'PVE/Storage/Custom/S3Plugin/Rules.pm'}\\n";
+      require PVE::Storage::Custom::S3Plugin::BackupProvider;
+      print "PROVIDER $INC{'PVE/Storage/Custom/S3Plugin/BackupProvider.pm'}\\n";
       print "PARSES ", join(',', map { my @r = eval { PVE::Storage::Custom::S3Plugin->parse_volname($_) }; @r ? 1 : 0 } 'iso/a.iso', 'snippets/.x'), "\\n";
       my $scfg = { type => 's3', bucket => $ENV{B_BUCKET}, endpoint => $ENV{B_ENDPOINT}, region => $ENV{B_REGION},
         access_key => $ENV{B_AK}, force_path_style => 1, prefix => 'pkg/', path => $ENV{B_PATH},
@@ -373,6 +451,8 @@ describe('the installed tree (unpacked outside the repository)', () => {
     expect(r.stdout).toContain(`PLUGIN ${join(root, 'usr/share/perl5/PVE/Storage/Custom/S3Plugin.pm')}`);
     // the plugin's name rules come from the installed, generated table
     expect(r.stdout).toContain(`RULES ${join(root, 'usr/share/perl5/PVE/Storage/Custom/S3Plugin/Rules.pm')}`);
+    // the Backup Provider's module, from the installed tree (its base class is the test double's)
+    expect(r.stdout).toContain(`PROVIDER ${join(root, 'usr/share/perl5/PVE/Storage/Custom/S3Plugin/BackupProvider.pm')}`);
     expect(r.stdout).toContain('PARSES 1,0');
     expect(r.stdout).toContain('ACTIVE 1');
     expect(r.stdout).toContain('VOL backup/vzdump-qemu-4242-2025_01_02-03_04_05.vma.zst');

@@ -190,7 +190,7 @@ export async function backupVm(ctx: StoreContext, a: BackupVmArgs): Promise<Back
     const volume = await statVolume(ctx, a.volname);
     assertUploadVerified(volume);
     a.onLine?.(
-      `stored ${v.name}: ${formatBytes(res.size)} for ${formatBytes(total)} of disks (${formatBytes(stats.read)} read, ${formatBytes(stats.zero)} zero or holes not read), ${frames.length} frames`,
+      `stored ${v.name}: ${formatBytes(res.size)} for ${formatBytes(total)} of disks (${formatBytes(stats.read)} read, ${formatBytes(stats.zero)} zero or holes not read), ${frames.length} frames, ${compressor.where}`,
     );
     return { volume, size: res.size, frames: frames.length, readBytes: stats.read, zeroBytes: stats.zero, storedBlocks: frames.reduce((s, f) => s + f.storedBlocks, 0) };
   } catch (e) {

@@ -90,6 +90,12 @@ export class FrameCompressor {
     return this.workers.length > 0;
   }
 
+  /** where the frames are compressed, for the task log (an installed tree without its worker
+   *  script still works, on one core: the log line is how an administrator sees it) */
+  get where(): string {
+    return this.workers.length > 0 ? `${this.workers.length} zstd threads` : 'zstd on the main thread';
+  }
+
   /** compresses `data` (which is handed over: do not use it afterwards) */
   compress(data: Buffer): Promise<CompressedFrame> {
     if (this.broken) return Promise.reject(this.broken);
