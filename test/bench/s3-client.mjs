@@ -8,24 +8,16 @@
 //        S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY [S3_REGION] (default: $PVE_S3_RGW_DIR/s3.env,
 //        /tmp/pve-s3-rgw by default)
 import { createHash, randomFillSync } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { gatewayEnv } from './gateway.mjs';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const dist = process.env.PVE_S3_DIST || join(root, 'host/dist');
 const { S3Client } = await import(pathToFileURL(join(dist, 's3/client.js')).href);
 const { createDispatcher } = await import(pathToFileURL(join(dist, 's3/dispatcher.js')).href);
 
-const env = { ...process.env };
-if (!env.S3_ENDPOINT) {
-  const f = join(env.PVE_S3_RGW_DIR || '/tmp/pve-s3-rgw', 's3.env');
-  if (!existsSync(f)) throw new Error(`no S3_ENDPOINT and no ${f}: start the test gateway (test/s3/rgw-up.sh) or set S3_*`);
-  for (const l of readFileSync(f, 'utf8').split('\n')) {
-    const m = /^(?:export )?([A-Z0-9_]+)=(.*)$/.exec(l.trim());
-    if (m && !env[m[1]]) env[m[1]] = m[2].replace(/^['"]|['"]$/g, '');
-  }
-}
+const env = gatewayEnv();
 const HEADS = Number(env.HEADS || 2000);
 const SIZE = Number(env.SIZE_MB || 64) * 1024 * 1024;
 const ROUNDS = Number(env.ROUNDS || 3);

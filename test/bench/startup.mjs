@@ -24,6 +24,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gatewayEnv } from './gateway.mjs';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const args = process.argv.slice(2);
@@ -46,15 +47,7 @@ if (!Number.isInteger(runs) || runs < 3) throw new Error(`invalid --runs '${runs
 if (hosts.length === 0) hosts.push({ file: join(root, 'build/pkg/pve-s3-host.cjs'), label: 'build/pkg' });
 for (const h of hosts) if (!existsSync(h.file)) throw new Error(`host ${h.file} does not exist: run 'make bundle' (or give --root/--host)`);
 
-const env = { ...process.env };
-if (!env.S3_ENDPOINT) {
-  const f = join(env.PVE_S3_RGW_DIR || '/tmp/pve-s3-rgw', 's3.env');
-  if (!existsSync(f)) throw new Error(`no S3_ENDPOINT and no ${f}: start the test gateway (test/s3/rgw-up.sh) or set S3_*`);
-  for (const l of readFileSync(f, 'utf8').split('\n')) {
-    const m = /^(?:export )?([A-Z0-9_]+)=(.*)$/.exec(l.trim());
-    if (m && !env[m[1]]) env[m[1]] = m[2].replace(/^['"]|['"]$/g, '');
-  }
-}
+const env = gatewayEnv();
 const region = env.S3_REGION || 'us-east-1';
 
 // The bucket is made with a hand-signed request so that this script needs nothing built.

@@ -23,6 +23,7 @@ import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { gatewayClient, gatewayEnv } from './gateway.mjs';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const MiB = 1024 * 1024;
@@ -52,29 +53,13 @@ if (!existsSync(bin)) throw new Error(`${bin} does not exist: run 'make bundle' 
 const dist = join(root, 'host/dist');
 if (!existsSync(join(dist, 's3/client.js'))) throw new Error(`${dist} is missing: run 'npm run build'`);
 
-const env = { ...process.env };
-if (!env.S3_ENDPOINT) {
-  const f = join(env.PVE_S3_RGW_DIR || '/tmp/pve-s3-rgw', 's3.env');
-  if (!existsSync(f)) throw new Error(`no S3_ENDPOINT and no ${f}: start a gateway (test/s3/rgw-up.sh, ../shared/bench/rgw-env.sh) or set S3_*`);
-  for (const l of readFileSync(f, 'utf8').split('\n')) {
-    const m = /^(?:export )?([A-Z0-9_]+)=(.*)$/.exec(l.trim());
-    if (m && !env[m[1]]) env[m[1]] = m[2].replace(/^['"]|['"]$/g, '');
-  }
-}
+const env = gatewayEnv();
 
 const { S3Client } = await import(pathToFileURL(join(dist, 's3/client.js')).href);
 const { SCHEMA } = await import(pathToFileURL(join(dist, 'config/schema.js')).href);
 const concurrency = SCHEMA.get('max_concurrent_uploads').default;
 const bucket = `bench-stream-${Date.now().toString(36)}`;
-const client = new S3Client({
-  endpoint: env.S3_ENDPOINT,
-  region: env.S3_REGION || 'us-east-1',
-  bucket,
-  credentials: { accessKeyId: env.S3_ACCESS_KEY, secretAccessKey: env.S3_SECRET_KEY },
-  forcePathStyle: true,
-  connectTimeoutMs: 10_000,
-  requestTimeoutMs: 300_000,
-});
+const client = gatewayClient(S3Client, env, bucket, { requestTimeoutMs: 300_000 });
 await client.createBucket();
 
 const work = mkdtempSync(join(tmpdir(), 'pve-s3-bench-stream-'));

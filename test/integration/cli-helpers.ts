@@ -69,6 +69,8 @@ export function baseEnv(dir: string, extra: NodeJS.ProcessEnv = {}): NodeJS.Proc
     PVE_S3_CREDENTIALS: join(dir, 'no-credentials'),
     PVE_S3_LOG_FILE: join(dir, 'storage-s3.log'),
     PVE_S3_GUEST_CONF_DIR: join(dir, 'no-guest-configs'),
+    // listings from S3_* alone keep their notes cache there (not in the real HOME)
+    XDG_CACHE_HOME: join(dir, 'cache-home'),
     ...extra,
   };
 }

@@ -1,15 +1,14 @@
 /**
  * list_volumes: one LIST per content folder, sidecars joined to their archive from the same
- * listing (no HEAD per volume), notes fetched only for archives that have a .notes object, and
- * local files still waiting in the cache dir merged in (DESIGN.md §6).
+ * listing (no HEAD per volume), notes read only for archives that have a .notes object whose
+ * ETag the notes cache does not hold (notes-cache.ts), and local files still waiting in the cache
+ * dir merged in (DESIGN.md §6).
  */
 import { CONTENT_DIR, CONTENT_TYPES } from '../pve/content.js';
 import { MANIFEST_SUFFIX, NOTES_SUFFIX, PROTECTED_SUFFIX, classifyKey, sidecarNames, type VolumeInfo } from '../pve/volname.js';
 import type { ObjectSummary } from '../s3/types.js';
 import { listPending } from './local-cache.js';
 import { writeUsage } from './usage.js';
-import { mapLimit } from './concurrency.js';
-import { readNotes } from './notes.js';
 import { volid, type Content, type GuestType, type StoreContext, type Volume } from './types.js';
 
 export interface ListOptions {
@@ -93,11 +92,10 @@ export async function listVolumes(ctx: StoreContext, o: ListOptions = {}): Promi
   }
   // a listing of everything is the usage figure `status` reports (docs/PROTOCOL.md, status)
   if (contents.length === CONTENT_TYPES.length) await writeUsage(ctx, bytes);
-  if (o.notes !== false) {
-    await mapLimit(withNotes, 8, async (vol) => {
-      const text = await readNotes(ctx, vol.key, { whole: false });
-      if (text !== null && text !== '') vol.notes = o.notesFull ? text : firstLine(text);
-    });
+  const backups = contents.indexOf('backup');
+  if (o.notes !== false && backups >= 0) {
+    const { fillListedNotes } = await import('./notes-cache.js');
+    await fillListedNotes(ctx, withNotes, folders[backups]!, o.notesFull === true);
   }
   if (o.pending ?? ctx.settings.cacheDir !== undefined) {
     const seen = new Set(out.map((v) => v.volname));
@@ -110,9 +108,4 @@ export async function listVolumes(ctx: StoreContext, o: ListOptions = {}): Promi
   }
   out.sort((a, b) => (a.volid.toLowerCase() < b.volid.toLowerCase() ? -1 : a.volid.toLowerCase() > b.volid.toLowerCase() ? 1 : 0));
   return out;
-}
-
-export function firstLine(text: string): string {
-  const nl = text.search(/\r?\n/);
-  return nl < 0 ? text : text.slice(0, nl);
 }

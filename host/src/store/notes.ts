@@ -31,10 +31,15 @@ export function checkNotes(volname: string, notes: string | undefined): void {
  * it lies within the limit: all PVE shows of notes in a list.
  */
 export async function readNotes(ctx: StoreContext, archiveKey: string, o: { whole: boolean }): Promise<string | null> {
+  return (await readNotesTagged(ctx, archiveKey, o))?.text ?? null;
+}
+
+/** readNotes with the ETag of the sidecar that was read (the listing's notes cache keys by it). */
+export async function readNotesTagged(ctx: StoreContext, archiveKey: string, o: { whole: boolean }): Promise<{ text: string; etag: string } | null> {
   const key = archiveKey + NOTES_SUFFIX;
   const r = await readCapped(ctx, key, NOTES_MAX_BYTES);
   if (r === null) return null;
-  if (r.complete) return r.bytes.toString('utf8');
+  if (r.complete) return { text: r.bytes.toString('utf8'), etag: r.etag };
   if (o.whole) {
     throw new PveS3Error('NotesTooLarge', `notes '${key}' are larger than ${LIMIT}: not read; shorten or delete them`, { exitCode: EXIT.usage, key });
   }
@@ -42,5 +47,5 @@ export async function readNotes(ctx: StoreContext, archiveKey: string, o: { whol
   const text = r.bytes.toString('utf8');
   const nl = text.search(/\r?\n/);
   // without a newline in the window, the window's text (its last character may be cut: dropped)
-  return nl >= 0 ? text.slice(0, nl) : text.replace(/\uFFFD$/, '');
+  return { text: nl >= 0 ? text.slice(0, nl) : text.replace(/\uFFFD$/, ''), etag: r.etag };
 }

@@ -14,12 +14,14 @@ export function isNotFound(e: unknown): boolean {
  * that was all of it; null when it does not exist. Whoever writes to the bucket decides how big a
  * sidecar is: nothing past the bound is read (the connection is dropped).
  */
-export async function readCapped(ctx: StoreContext, key: string, maxBytes: number): Promise<{ bytes: Buffer; complete: boolean } | null> {
+export async function readCapped(ctx: StoreContext, key: string, maxBytes: number): Promise<{ bytes: Buffer; complete: boolean; etag: string } | null> {
   const chunks: Buffer[] = [];
   let n = 0;
   let complete = true;
+  let etag: string;
   try {
-    const { body } = await ctx.client.getObject(key, { ...readSse(ctx), ...(ctx.signal ? { signal: ctx.signal } : {}) });
+    const { body, info } = await ctx.client.getObject(key, { ...readSse(ctx), ...(ctx.signal ? { signal: ctx.signal } : {}) });
+    etag = info.etag;
     for await (const c of body) {
       chunks.push(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
       n += c.byteLength;
@@ -33,7 +35,7 @@ export async function readCapped(ctx: StoreContext, key: string, maxBytes: numbe
     throw e;
   }
   const bytes = Buffer.concat(chunks, n);
-  return { bytes: complete ? bytes : bytes.subarray(0, maxBytes), complete };
+  return { bytes: complete ? bytes : bytes.subarray(0, maxBytes), complete, etag };
 }
 
 /** A small object's body as UTF-8 (our own test objects), or null when it does not exist. */

@@ -21,6 +21,8 @@ import { PROVIDERS, type Provider, type ProviderId } from '../s3/providers.js';
 /** What the store needs from S3Client (host/src/s3/client.ts), spelled out so the store states
  *  its own dependency and tests can wrap a real client. */
 export interface StoreClient {
+  /** scheme://host[:port] of the endpoint (the notes cache keeps it with its entries) */
+  readonly endpoint?: string;
   /** `sse`: an SSE-C object answers HEAD only with its key */
   headObject(key: string, o?: { sse?: SseOptions; signal?: AbortSignal }): Promise<ObjectInfo>;
   getObject(key: string, o?: { range?: [number, number]; signal?: AbortSignal; sse?: SseOptions }): Promise<{ body: AsyncIterable<Uint8Array>; info: ObjectInfo }>;

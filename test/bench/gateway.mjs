@@ -1,0 +1,33 @@
+// What the benchmarks that talk to a gateway share: its S3_* settings (the environment, else the
+// test gateway's s3.env from test/s3/rgw-up.sh) and a client of the built host for a bucket.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** process.env with S3_* filled from $PVE_S3_RGW_DIR/s3.env (/tmp/pve-s3-rgw) when not set. */
+export function gatewayEnv() {
+  const env = { ...process.env };
+  if (env.S3_ENDPOINT) return env;
+  const f = join(env.PVE_S3_RGW_DIR || '/tmp/pve-s3-rgw', 's3.env');
+  if (!existsSync(f)) throw new Error(`no S3_ENDPOINT and no ${f}: start a gateway (test/s3/rgw-up.sh, ../shared/bench/rgw-env.sh) or set S3_*`);
+  for (const l of readFileSync(f, 'utf8').split('\n')) {
+    const m = /^(?:export )?([A-Z0-9_]+)=(.*)$/.exec(l.trim());
+    if (m && !env[m[1]]) env[m[1]] = m[2].replace(/^['"]|['"]$/g, '');
+  }
+  return env;
+}
+
+/** An S3Client (the class from the built host) for `bucket` on that gateway. */
+export function gatewayClient(S3Client, env, bucket, o = {}) {
+  return new S3Client(
+    {
+      endpoint: env.S3_ENDPOINT,
+      region: env.S3_REGION || 'us-east-1',
+      bucket,
+      credentials: { accessKeyId: env.S3_ACCESS_KEY, secretAccessKey: env.S3_SECRET_KEY },
+      forcePathStyle: true,
+      connectTimeoutMs: 10_000,
+      requestTimeoutMs: o.requestTimeoutMs ?? 120_000,
+    },
+    o.logger ? { logger: o.logger } : {},
+  );
+}

@@ -1,0 +1,155 @@
+#!/usr/bin/env node
+// A listing of many backups with notes (issue 13): what `pve-s3-restore --list`, PVE's Backups
+// view, vzdump's prune and the Restore dialog pay. Each backup is what vzdump + pve-s3 leave: the
+// archive, its .s3manifest, its .log and a .notes sidecar (vzdump's default notes template,
+// "{{guestname}}"). For 200 / 2,000 / 5,000 backups, the listing (store listVolumes, all
+// contents, as the CLI lists) runs
+//   cold  no notes cache (the first listing on a node): one GET per .notes, NOTES_FETCH_PARALLEL at once
+//   warm  the cache of the previous listing: the ListObjects pages plus the sidecars that changed
+//   edit  after another client rewrote 5 sidecars: pages + 5 GETs
+// and prints requests (by operation, counted from the S3 client's own request log) and seconds,
+// median of --runs. The goal: warm 5,000 ≤ 1.5 s and ≤ ListObjects pages + 10 requests.
+//
+//   npm run build:ts && node test/bench/list-notes.mjs [--sizes 200,2000,5000] [--runs 3] [--json]
+//   S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY [S3_REGION] (default: $PVE_S3_RGW_DIR/s3.env, the test
+//   gateway of test/s3/rgw-up.sh). Buckets are created and removed.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gatewayClient, gatewayEnv } from './gateway.mjs';
+
+const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
+const dist = (p) => import(join(root, 'host/dist', p));
+const { S3Client } = await dist('s3/client.js');
+const { listVolumes } = await dist('store/list.js');
+const { mapLimit } = await dist('store/concurrency.js');
+const { NOTES_FETCH_PARALLEL } = await dist('store/notes-cache.js');
+
+const args = process.argv.slice(2);
+let sizes = [200, 2000, 5000];
+let runs = 3;
+let json = false;
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === '--sizes') sizes = args[++i].split(',').map(Number);
+  else if (args[i] === '--runs') runs = Number(args[++i]);
+  else if (args[i] === '--json') json = true;
+  else throw new Error(`unknown argument '${args[i]}' (see the comment at the top of ${fileURLToPath(import.meta.url)})`);
+}
+if (sizes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`invalid --sizes: positive integers, comma-separated`);
+if (!Number.isInteger(runs) || runs < 1) throw new Error(`invalid --runs '${runs}': a positive integer`);
+
+const env = gatewayEnv();
+
+/** Counts the client's requests by operation (its debug line 's3 request'). */
+function countingLogger() {
+  const counts = {};
+  return {
+    counts,
+    reset() {
+      for (const k of Object.keys(counts)) delete counts[k];
+    },
+    debugEnabled: true,
+    debug(msg, f) {
+      if (msg === 's3 request') counts[f.operation] = (counts[f.operation] ?? 0) + 1;
+    },
+    info() {},
+    warn(msg, f) {
+      console.error(`warn: ${msg} ${JSON.stringify(f)}`);
+    },
+    error(msg, f) {
+      console.error(`error: ${msg} ${JSON.stringify(f)}`);
+    },
+  };
+}
+
+const pad = (n) => String(n).padStart(2, '0');
+function backupName(i) {
+  const d = new Date(Date.UTC(2026, 0, 1) + i * 60_000);
+  const stamp = `${d.getUTCFullYear()}_${pad(d.getUTCMonth() + 1)}_${pad(d.getUTCDate())}-${pad(d.getUTCHours())}_${pad(d.getUTCMinutes())}_${pad(d.getUTCSeconds())}`;
+  return `vzdump-qemu-${100 + (i % 50)}-${stamp}`;
+}
+
+const median = (a) => {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+const results = [];
+const load0 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+for (const n of sizes) {
+  const bucket = `list-notes-${n}-${Date.now().toString(36)}`;
+  const log = countingLogger();
+  const c = gatewayClient(S3Client, env, bucket, { logger: log });
+  const tmp = mkdtempSync(join(tmpdir(), 'pve-s3-list-notes-'));
+  const ctx = {
+    client: c,
+    settings: { storageId: 'bench', bucket, prefix: '', chunkSizeMB: 100, concurrency: 4, cacheDir: join(tmp, 'path') },
+    logger: log,
+  };
+  const cacheFile = join(tmp, 'path', '.pve-s3', 'notes-cache.json');
+  try {
+    await c.createBucket();
+    const t0 = Date.now();
+    const names = Array.from({ length: n }, (_, i) => backupName(i));
+    const body = new Uint8Array(64);
+    await mapLimit(names, 32, async (name, i) => {
+      const k = `dump/${name}.vma.zst`;
+      await c.putObject(k, body);
+      await c.putObject(`${k}.s3manifest`, new TextEncoder().encode('{}'));
+      await c.putObject(`dump/${name}.log`, new TextEncoder().encode('INFO: done\n'));
+      await c.putObject(`${k}.notes`, new TextEncoder().encode(`guest-${i}\n`));
+    });
+    const seedS = (Date.now() - t0) / 1000;
+
+    const row = { backups: n, objects: n * 4, seedS: +seedS.toFixed(1) };
+    const measure = async (label, before) => {
+      const times = [];
+      let counts;
+      let notes = 0;
+      for (let r = 0; r < runs; r++) {
+        await before?.(r);
+        log.reset();
+        const t = process.hrtime.bigint();
+        const vols = await listVolumes(ctx, { pending: false });
+        times.push(Number(process.hrtime.bigint() - t) / 1e9);
+        counts = { ...log.counts };
+        notes = vols.filter((v) => v.notes !== undefined).length;
+      }
+      if (notes !== n) throw new Error(`${label} listing of ${n} backups showed ${notes} with notes`);
+      const total = Object.values(counts).reduce((a, b) => a + b, 0);
+      const pages = (counts.ListObjectsV2 ?? 0) + (counts.ListObjects ?? 0);
+      row[label] = { s: +median(times).toFixed(3), requests: total, pages, gets: counts.GetObject ?? 0 };
+    };
+    await measure('cold', () => rmSync(cacheFile, { force: true }));
+    await measure('warm');
+    // another client edits 5 sidecars before each listing: exactly those are read again
+    await measure('edit', (r) => mapLimit([0, 1, 2, 3, 4], 5, (j) => c.putObject(`dump/${names[(j * 97 + r) % n]}.vma.zst.notes`, new TextEncoder().encode(`edited ${r} ${j}\n`))));
+    row.goal = row.warm.s <= 1.5 && row.warm.requests <= row.warm.pages + 10 ? 'met' : 'NOT met';
+    results.push(row);
+  } finally {
+    // empty the bucket (pages of 1000) and remove it
+    try {
+      const keys = [];
+      for await (const o of c.listAll({})) keys.push(o.key);
+      for (let i = 0; i < keys.length; i += 1000) await c.deleteObjects(keys.slice(i, i + 1000));
+      await c.deleteBucket();
+    } catch (e) {
+      console.error(`cleanup of ${bucket}: ${e.message}`);
+    }
+    await c.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+const load1 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+if (json) console.log(JSON.stringify({ node: process.version, runs, parallel: NOTES_FETCH_PARALLEL, load: [load0, load1], results }, null, 2));
+else {
+  console.log(`node ${process.version}, median of ${runs}, cold GETs ${NOTES_FETCH_PARALLEL} at once, load ${load0} → ${load1}`);
+  console.log('backups  objects   cold s  cold req    warm s  warm req (pages)   edit s  edit req   goal (warm ≤ 1.5 s, ≤ pages + 10)');
+  for (const r of results) {
+    console.log(
+      `${String(r.backups).padStart(7)} ${String(r.objects).padStart(8)} ${r.cold.s.toFixed(3).padStart(8)} ${String(r.cold.requests).padStart(9)} ${r.warm.s.toFixed(3).padStart(9)} ${String(r.warm.requests).padStart(9)} (${r.warm.pages})`.padEnd(70) +
+        `${r.edit.s.toFixed(3).padStart(8)} ${String(r.edit.requests).padStart(9)}   ${r.goal}`,
+    );
+  }
+}
