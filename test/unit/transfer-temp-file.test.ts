@@ -2,7 +2,8 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkDestination, commitTemp, createTemp, discardTemp, tempPathFor } from '../../host/src/transfer/temp-file.js';
+import type { FileHandle } from 'node:fs/promises';
+import { FlushBehind, checkDestination, commitTemp, createTemp, discardTemp, tempPathFor, type TempFile } from '../../host/src/transfer/temp-file.js';
 
 describe('temp files beside the destination', () => {
   let dir: string;
@@ -66,5 +67,64 @@ describe('temp files beside the destination', () => {
     const t = await createTemp(dest, 1000);
     await discardTemp(t);
     expect((await readdir(dir)).filter((n) => n.startsWith('.d.bin'))).toEqual([]);
+  });
+
+  describe('flush behind a download', () => {
+    /** a temp file whose fdatasync calls are counted and finish when the test says so */
+    function syncs(fail?: Error): { t: TempFile; calls: () => number; finish: () => void } {
+      let calls = 0;
+      const pending: Array<() => void> = [];
+      const fh = {
+        datasync: () =>
+          new Promise<void>((res, rej) => {
+            calls++;
+            pending.push(() => (fail ? rej(fail) : res()));
+          }),
+      } as unknown as FileHandle;
+      return { t: { path: '/srv/.x.pve-s3-tmp-0', fh }, calls: () => calls, finish: () => pending.splice(0).forEach((f) => f()) };
+    }
+    const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+    it('runs one flush at a time: kicks meanwhile ask for one more, done() waits for it', async () => {
+      const s = syncs();
+      const f = new FlushBehind(s.t);
+      f.kick();
+      f.kick();
+      f.kick();
+      expect(s.calls()).toBe(1);
+      let settled = false;
+      const done = f.done().then(() => (settled = true));
+      s.finish();
+      await turn();
+      expect(s.calls()).toBe(2);
+      expect(settled).toBe(false);
+      s.finish();
+      await done;
+      expect(s.calls()).toBe(2);
+      await f.done();
+    });
+
+    it('a failed flush fails the download with WriteFailed naming the file, and stops flushing', async () => {
+      const s = syncs(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+      const f = new FlushBehind(s.t);
+      f.kick();
+      s.finish();
+      await expect(f.done()).rejects.toMatchObject({ code: 'WriteFailed', message: expect.stringMatching(/\.x\.pve-s3-tmp-0.*EIO/) });
+      f.kick();
+      expect(s.calls()).toBe(1);
+    });
+
+    it('flushes a real temp file that is then committed whole', async () => {
+      const dest = join(dir, 'f.bin');
+      const t = await createTemp(dest, 6);
+      const f = new FlushBehind(t);
+      await t.fh.write(Buffer.from('abc'), 0, 3, 0);
+      f.kick();
+      await t.fh.write(Buffer.from('def'), 0, 3, 3);
+      f.kick();
+      await f.done();
+      await commitTemp(t, dest, false);
+      expect(await readFile(dest, 'utf8')).toBe('abcdef');
+    });
   });
 });

@@ -25,7 +25,7 @@ import { HASH_SLICE, yieldToLoop } from './part-hasher.js';
 import { checkBwlimit, checkConcurrency } from './option-checks.js';
 import { ProgressTracker, type Progress } from './progress.js';
 import { limiterFor, type RateLimiter } from './rate-limit.js';
-import { checkDestination, commitTemp, createTemp, discardTemp, type TempFile } from './temp-file.js';
+import { FlushBehind, checkDestination, commitTemp, createTemp, discardTemp, type TempFile } from './temp-file.js';
 import { abortedError, integrityError, isAbortError } from './transfer-errors.js';
 import type { SseOptions } from '../s3/types.js';
 import { bareETag } from '../s3/xml.js';
@@ -300,11 +300,18 @@ class RangeJob {
    * Each piece goes to its offset in the temp file as it arrives, synchronously: the socket's
    * buffer is reused for the next read, and a write to the page cache costs less than handing the
    * piece to the thread pool (a copy and a promise per piece). A range fetched again overwrites
-   * its own bytes.
+   * its own bytes. Each finished range starts a flush of what is written (FlushBehind).
    */
   async toFile(ranges: Range[], temp: TempFile): Promise<void> {
     const fd = temp.fh.fd;
-    await this.parallel(ranges, (r) => (chunk, at) => writeAt(fd, chunk, r.start + at, temp.path));
+    const flush = new FlushBehind(temp);
+    try {
+      await this.parallel(ranges, (r) => (chunk, at) => writeAt(fd, chunk, r.start + at, temp.path), () => flush.kick());
+    } catch (e) {
+      await flush.done().catch(() => undefined);
+      throw e;
+    }
+    await flush.done();
   }
 
   /**
