@@ -5,7 +5,7 @@
 import { writeSync } from 'node:fs';
 import type { StoreContext } from '../store/types.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
-import { badArg, int, oneOf, str } from './args.js';
+import { badArg, int, oneOf, str, strList } from './args.js';
 import type { Op } from './ops.js';
 
 function b64(a: Record<string, unknown>, name: string, optional: true): Buffer | undefined;
@@ -88,6 +88,65 @@ export const PROVIDER_OPS: Record<string, Op> = {
     }
   },
 
+  async 'backup-container-prepare'(ctx, args) {
+    const volname = str(args, 'volname');
+    const uid = int(args, 'user_id', { min: 0, max: 0xfffffffe });
+    if (uid === undefined) throw badArg('user_id', '', "required: Base.pm $info->{'backup-user-id'}");
+    // the vzdump worker whose backup this is: its death abandons the work directory
+    const owner = int(args, 'owner_pid', { min: 2 }) ?? process.ppid;
+    const { prepareCtWorkDir } = await import('../store/ct-backup-dir.js');
+    const dir = await prepareCtWorkDir(ctx, volname, { uid, owner });
+    return { result: { dir }, message: `work directory ${dir} ready for uid ${uid}` };
+  },
+
+  async 'backup-container'(ctx, args) {
+    const volname = str(args, 'volname');
+    const directory = str(args, 'directory');
+    if (!directory.startsWith('/')) throw badArg('directory', directory, 'must be an absolute path (the snapshot directory)');
+    const sources = strList(args, 'sources') ?? [];
+    if (sources.length === 0) throw badArg('sources', '', "required: Base.pm $info->{sources}, e.g. ['.']");
+    for (const s of sources) {
+      if (!/^\.(\/|$)/.test(s) || s.split('/').includes('..')) throw badArg('sources', s, "each must be '.' or a path below it starting with './', without '..'");
+    }
+    const exclude = strList(args, 'exclude') ?? [];
+    const tarFlags = strList(args, 'tar_flags') ?? [];
+    if (tarFlags.length === 0) throw badArg('tar_flags', '', 'required: PVE::Storage::Plugin::COMMON_TAR_FLAGS');
+    for (const f of tarFlags) if (!/^-[^\s]+$/.test(f)) throw badArg('tar_flags', f, 'each must be one tar option');
+    const userId = int(args, 'user_id', { min: 0, max: 0xfffffffe });
+    if (userId === undefined) throw badArg('user_id', '', "required: Base.pm $info->{'backup-user-id'}");
+    const bwlimitKiB = int(args, 'bwlimit_kib', { min: 0 });
+    const { backupContainer } = await import('../store/provider-ct.js');
+    const r = await backupContainer(ctx, {
+      volname,
+      directory,
+      sources,
+      exclude,
+      tarFlags,
+      userId,
+      config: b64(args, 'config_b64'),
+      firewall: b64(args, 'firewall_b64', true),
+      ...(bwlimitKiB ? { bwlimitBytes: bwlimitKiB * 1024 } : {}),
+      onLine: stderrLine,
+    });
+    const { volumeJson } = await import('./ops.js');
+    return {
+      result: { volume: volumeJson(r.volume), size: r.size, tar_bytes: r.tarBytes },
+      message: `stored ${volname} (${r.size} bytes, verified)`,
+    };
+  },
+
+  async 'backup-container-end'(ctx, args) {
+    const volname = str(args, 'volname');
+    const { removeCtWorkDir } = await import('../store/ct-backup-dir.js');
+    await removeCtWorkDir(ctx, volname);
+    const { statVolume } = await import('../store/volumes.js');
+    const { assertUploadVerified } = await import('../store/local-files.js');
+    const volume = await statVolume(ctx, volname);
+    assertUploadVerified(volume);
+    const { volumeJson } = await import('./ops.js');
+    return { result: { volume: volumeJson(volume), size: volume.size }, message: `${volname}: stored and verified (${volume.size} bytes)` };
+  },
+
   async 'backup-discard'(ctx, args) {
     const volname = str(args, 'volname');
     const { discardBackup } = await import('../store/provider-run.js');
@@ -157,6 +216,21 @@ export const PROVIDER_OPS: Record<string, Op> = {
   },
 
   async 'restore-vm-cleanup'(ctx, args) {
+    const dir = str(args, 'dir');
+    const { restoreVmCleanup } = await import('../store/restore-vm.js');
+    const r = await restoreVmCleanup(ctx, dir);
+    return { result: { removed: r.removed }, message: `removed ${dir}` };
+  },
+
+  async 'restore-container-init'(ctx, args) {
+    const volname = str(args, 'volname');
+    const owner = int(args, 'owner_pid', { min: 2 }) ?? process.ppid;
+    const { restoreContainerInit } = await import('../store/restore-ct.js');
+    const r = await restoreContainerInit(ctx, volname, { owner, onLine: stderrLine });
+    return { result: { dir: r.dir, path: r.path }, message: `${volname}: downloaded to ${r.path}` };
+  },
+
+  async 'restore-container-cleanup'(ctx, args) {
     const dir = str(args, 'dir');
     const { restoreVmCleanup } = await import('../store/restore-vm.js');
     const r = await restoreVmCleanup(ctx, dir);

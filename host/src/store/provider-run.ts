@@ -4,6 +4,7 @@
  * killing its child, so `backup_cleanup` after a failure must first stop a backup host process
  * still running for the archive, then remove every trace of it.
  */
+import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { INDEX_SUFFIX, MANIFEST_SUFFIX, NOTES_SUFFIX, PROTECTED_SUFFIX, parseVolname } from '../pve/volname.js';
@@ -22,33 +23,63 @@ export async function recordRun(ctx: StoreContext, volname: string): Promise<() 
   const f = runFile(ctx, parseVolname(volname).name);
   if (!f) return async () => undefined;
   await mkdir(join(f, '..'), { recursive: true, mode: 0o700 });
-  await writeFile(f, JSON.stringify({ pid: process.pid, volname, started: Math.floor(Date.now() / 1000) }) + '\n', { mode: 0o600 });
+  return recordRunAt(f, volname);
+}
+
+/** recordRun into `file` (a container backup's: its work dir is all that uid may write) */
+export async function recordRunAt(file: string, volname: string): Promise<() => Promise<void>> {
+  await writeFile(file, JSON.stringify({ pid: process.pid, volname, started: Math.floor(Date.now() / 1000) }) + '\n', { mode: 0o600 });
   return async () => {
-    await rm(f, { force: true });
+    await rm(file, { force: true });
   };
+}
+
+/** The pid a run record names while that process lives (and, with `uid`, runs as that user). */
+export async function liveRun(file: string, uid?: number): Promise<number | null> {
+  const rec = await readFile(file, 'utf8').then((t) => JSON.parse(t) as { pid?: unknown }, () => null);
+  const pid = typeof rec?.pid === 'number' ? rec.pid : 0;
+  if (!(pid > 1 && pid !== process.pid && pidAlive(pid))) return null;
+  // a record in a directory an unprivileged user writes names a process of that user, or nothing
+  if (uid !== undefined && processUid(pid) !== uid) return null;
+  return pid;
+}
+
+function processUid(pid: number): number | null {
+  try {
+    const m = /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Stops the process a run record names (SIGTERM, 60 s, SIGKILL) and removes the record. */
+export async function stopRunAt(file: string, uid?: number): Promise<boolean> {
+  const pid = await liveRun(file, uid);
+  if (pid !== null) {
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 600 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+    if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+  }
+  await rm(file, { force: true });
+  return pid !== null;
 }
 
 async function stopRun(ctx: StoreContext, name: string): Promise<boolean> {
   const f = runFile(ctx, name);
-  if (!f) return false;
-  const rec = await readFile(f, 'utf8').then((t) => JSON.parse(t) as { pid?: unknown }, () => null);
-  const pid = typeof rec?.pid === 'number' ? rec.pid : 0;
-  let stopped = false;
-  if (pid > 1 && pid !== process.pid && pidAlive(pid)) {
-    process.kill(pid, 'SIGTERM');
-    for (let i = 0; i < 600 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
-    if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
-    stopped = true;
-  }
-  await rm(f, { force: true });
-  return stopped;
+  return f ? stopRunAt(f) : false;
 }
 
 /** Stops a backup still running for `volname`, aborts its multipart uploads and deletes the
  *  archive and its sidecars (not a `.log`: it may belong to another archive of that base name). */
 export async function discardBackup(ctx: StoreContext, volname: string): Promise<{ removed: string[]; aborted: number; stopped: boolean }> {
   const v = parseVolname(volname);
-  const stopped = await stopRun(ctx, v.name);
+  let stopped = await stopRun(ctx, v.name);
+  if (v.guestType === 'lxc' && v.format === 'tar' && v.isStdName) {
+    // a container backup runs as the container's root and records itself in its work directory
+    const { removeCtWorkDir } = await import('./ct-backup-dir.js');
+    stopped = (await removeCtWorkDir(ctx, volname)).stopped || stopped;
+  }
   const key = keyOf(ctx, v);
   const keys = [key, key + MANIFEST_SUFFIX, key + INDEX_SUFFIX, key + NOTES_SUFFIX, key + PROTECTED_SUFFIX];
   let aborted = 0;

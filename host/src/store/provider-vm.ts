@@ -220,7 +220,7 @@ function failure(e: unknown, ctx: StoreContext, signal: AbortSignal): PveS3Error
 
 /** The texts for the manifest: all of them or none (a reader takes a missing firewall beside a
  *  config for "no firewall", so one that is not UTF-8 must send readers to the VMA header). */
-function guestTexts(config: Buffer, firewall: Buffer | undefined): { config?: string; firewall?: string } {
+export function guestTexts(config: Buffer, firewall: Buffer | undefined): { config?: string; firewall?: string } {
   const utf8 = (b: Buffer): string | null => {
     const s = b.toString('utf8');
     return Buffer.from(s, 'utf8').equals(b) ? s : null;

@@ -1,5 +1,6 @@
 /**
- * The working directory of one VM restore through the Backup Provider
+ * The working directory of one restore through the Backup Provider (a VM, or a container: then
+ * only restore.json and the downloaded archive)
  * (`<path>/.pve-s3/restore/<archive>.<random>`, root-only) and what lives in it:
  *
  *   restore.json          the archive (key, ETag, size), indexed or not, the devices, the owner

@@ -153,7 +153,7 @@ function writeError(e: unknown, path: string, dir: string): PveS3Error {
 }
 
 /** a line at most every 10 s or 5 % of the archive */
-function progressLines(a: OpenArchive, onLine?: (l: string) => void): (bytes: number) => void {
+export function progressLines(a: OpenArchive, onLine?: (l: string) => void): (bytes: number) => void {
   const started = Date.now();
   let lastAt = started;
   let lastPct = 0;

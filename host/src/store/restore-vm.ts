@@ -87,7 +87,7 @@ export async function restoreVmCleanup(ctx: StoreContext, dirArg: string): Promi
 }
 
 /** restores whose owner is gone (a worker killed without its cleanup) */
-async function sweepAbandoned(ctx: StoreContext): Promise<void> {
+export async function sweepAbandoned(ctx: StoreContext): Promise<void> {
   const root = restoreRoot(ctx);
   const names = await readdir(root).catch(() => [] as string[]);
   for (const n of names) {

@@ -89,6 +89,13 @@ my $OP_TIMEOUT = {
     'restore-volume-start' => 120,
     'restore-volume-stop' => 120,
     'restore-vm-cleanup' => 300,
+    # containers (docs/BACKUP-PROVIDER.md §7): the tar of a whole container and the download of
+    # its archive are as long as they are; the host bounds every S3 request itself
+    'backup-container-prepare' => 30,
+    'backup-container' => 0,
+    'backup-container-end' => 300,
+    'restore-container-init' => 0,
+    'restore-container-cleanup' => 300,
     # never run by the plugin: the detached server restore-volume-start starts
     'restore-volume-serve' => 0,
 };
@@ -400,7 +407,9 @@ sub host_try {
         v => 1,
         op => $op,
         ($timeout > 0 ? (deadline_ms => int(($timeout > 2 ? $timeout - 1 : $timeout) * 1000)) : ()),
-        storage => storage_object($storeid, $scfg),
+        # a caller that cannot read the secret file (backup_container runs as the container's
+        # root) hands over the storage object it took while it could
+        storage => $opts{storage} // storage_object($storeid, $scfg),
         args => $args // {},
     };
     my $cmd = host_command();

@@ -1,0 +1,143 @@
+/**
+ * The work directory of one container backup through the Backup Provider. PVE runs
+ * `backup_container` as the container's root — an unprivileged uid (100000 by default) in a user
+ * namespace of its own — which can write neither the storage's root-only `<path>/.pve-s3` nor
+ * anything else of the host's, and whose view of host-owned files is "nobody". So
+ * `backup_container_prepare`, still root, makes it a directory of its own, outside the storage's
+ * path, in a tmpfs that a reboot empties (docs/BACKUP-PROVIDER.md §7):
+ *
+ *   /run/pve-s3/ct-backup/                     root 0711: entered, never listed, by that uid
+ *   /run/pve-s3/ct-backup/<storage>/           root 0711
+ *   /run/pve-s3/ct-backup/<storage>/<archive>.owner   root 0600: { owner (the vzdump worker's pid), uid, created }
+ *   /run/pve-s3/ct-backup/<storage>/<archive>/        the uid's, 0700:
+ *       run                    the backup host process's run record (provider-run.ts)
+ *       conf/etc/vzdump/pct.conf   the guest config, and pct.fw: the first members of the tar
+ *       pve-s3-fifo-…           the compressor's output FIFO while it is being opened
+ *
+ * What root later does there (discard, end) never writes through a name the uid controls, and
+ * stops a recorded process only when it runs as that uid.
+ */
+import { chmod, chown, lstat, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseVolname } from '../pve/volname.js';
+import { EXIT, PveS3Error } from '../util/errors.js';
+import { pidAlive } from '../util/process.js';
+import { liveRun, stopRunAt } from './provider-run.js';
+import type { StoreContext } from './types.js';
+
+export const CT_BACKUP_ROOT = '/run/pve-s3/ct-backup';
+const STORAGE_ID_RE = /^[A-Za-z][A-Za-z0-9._-]*$/;
+
+interface OwnerRecord {
+  owner: number;
+  uid: number;
+  created: number;
+}
+
+function storageDir(ctx: StoreContext): string {
+  const id = ctx.settings.storageId;
+  if (!id || !STORAGE_ID_RE.test(id)) {
+    throw new PveS3Error('ConfigInvalid', `a container backup needs the storage's id (got '${id ?? ''}')`, { exitCode: EXIT.usage });
+  }
+  return join(CT_BACKUP_ROOT, id);
+}
+
+function archiveOf(volname: string): string {
+  const v = parseVolname(volname);
+  if (v.content !== 'backup' || v.guestType !== 'lxc' || v.format !== 'tar' || !v.isStdName) {
+    throw new PveS3Error('InvalidArgument', `invalid volname '${volname}': a provider container backup is a vzdump-lxc-….tar.zst archive`, { exitCode: EXIT.usage });
+  }
+  return v.name;
+}
+
+/** where the backup of `volname` works: its directory and its root-owned owner record */
+export function ctWorkDir(ctx: StoreContext, volname: string): { dir: string; owner: string } {
+  const base = join(storageDir(ctx), archiveOf(volname));
+  return { dir: base, owner: `${base}.owner` };
+}
+
+async function ensureRootDir(dir: string, mode: number): Promise<void> {
+  await mkdir(dir, { recursive: true, mode });
+  const st = await lstat(dir);
+  if (!st.isDirectory() || st.uid !== 0) {
+    throw new PveS3Error('InvalidArgument', `'${dir}' is not a directory owned by root: remove it`, { exitCode: EXIT.failure });
+  }
+  await chmod(dir, mode);
+}
+
+/**
+ * Makes the work directory for a backup run by `uid` (as root): removes what an earlier attempt
+ * of the same name left, and the directories of backups whose vzdump worker died.
+ */
+export async function prepareCtWorkDir(ctx: StoreContext, volname: string, o: { uid: number; owner: number }): Promise<string> {
+  if (process.getuid?.() !== 0) {
+    throw new PveS3Error('InvalidArgument', 'backup-container-prepare runs as root (PVE calls backup_container_prepare privileged)', { exitCode: EXIT.usage });
+  }
+  const w = ctWorkDir(ctx, volname);
+  await ensureRootDir('/run/pve-s3', 0o755);
+  await ensureRootDir(CT_BACKUP_ROOT, 0o711);
+  await ensureRootDir(storageDir(ctx), 0o711);
+  await sweepAbandoned(ctx);
+  const prev = await readOwner(w.owner);
+  if (prev && prev.owner !== o.owner && pidAlive(prev.owner)) {
+    throw new PveS3Error('VolumeBusy', `a backup of '${volname}' is being made by process ${prev.owner}: not started twice`, { exitCode: EXIT.failure, retryable: true });
+  }
+  await removeCtWorkDir(ctx, volname);
+  const rec: OwnerRecord = { owner: o.owner, uid: o.uid, created: Math.floor(Date.now() / 1000) };
+  await writeFile(w.owner, JSON.stringify(rec) + '\n', { mode: 0o600, flag: 'wx' });
+  await mkdir(w.dir, { mode: 0o700 });
+  await chown(w.dir, o.uid, o.uid);
+  return w.dir;
+}
+
+/** The work directory as the backup process (the container's root) finds it: its own, 0700. */
+export async function openCtWorkDir(ctx: StoreContext, volname: string): Promise<string> {
+  const { dir } = ctWorkDir(ctx, volname);
+  const st = await lstat(dir).catch(() => null);
+  const uid = process.geteuid?.() ?? 0;
+  if (!st || !st.isDirectory() || st.uid !== uid || (st.mode & 0o077) !== 0) {
+    throw new PveS3Error(
+      'InvalidArgument',
+      `the work directory '${dir}' of this container backup is missing or not private to uid ${uid} (backup_container_prepare makes it)`,
+      { exitCode: EXIT.usage },
+    );
+  }
+  return dir;
+}
+
+/** Stops a backup process still running there, then removes the directory and its owner record. */
+export async function removeCtWorkDir(ctx: StoreContext, volname: string): Promise<{ stopped: boolean; removed: boolean }> {
+  const w = ctWorkDir(ctx, volname);
+  const st = await lstat(w.dir).catch(() => null);
+  let stopped = false;
+  if (st?.isDirectory()) stopped = await stopRunAt(join(w.dir, 'run'), st.uid);
+  // rm never follows a symbolic link the uid may have put there
+  await rm(w.dir, { recursive: true, force: true });
+  const had = (await lstat(w.owner).catch(() => null)) !== null;
+  await rm(w.owner, { force: true });
+  return { stopped, removed: !!st || had };
+}
+
+async function readOwner(file: string): Promise<OwnerRecord | null> {
+  try {
+    const r = JSON.parse(await readFile(file, 'utf8')) as OwnerRecord;
+    return typeof r.owner === 'number' ? r : null;
+  } catch {
+    return null;
+  }
+}
+
+/** backups of this storage whose vzdump worker is gone and whose backup process is too */
+async function sweepAbandoned(ctx: StoreContext): Promise<void> {
+  const sdir = storageDir(ctx);
+  for (const n of await readdir(sdir).catch(() => [] as string[])) {
+    if (!n.endsWith('.owner')) continue;
+    const name = n.slice(0, -'.owner'.length);
+    const rec = await readOwner(join(sdir, n));
+    if (rec && pidAlive(rec.owner)) continue;
+    if (!rec && Date.now() - ((await stat(join(sdir, n)).catch(() => null))?.mtimeMs ?? 0) < 60_000) continue;
+    const dst = await lstat(join(sdir, name)).catch(() => null);
+    if (dst?.isDirectory() && (await liveRun(join(sdir, name, 'run'), dst.uid)) !== null) continue;
+    await removeCtWorkDir(ctx, `backup/${name}`).catch(() => undefined);
+  }
+}
