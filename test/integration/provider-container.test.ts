@@ -10,13 +10,14 @@
  * capabilities, links, hard links, sparse allocation, contents), less what vzdump excludes.
  * Faults: the bucket failing mid-backup and mid-restore leaves nothing behind.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { HOST, hostOp, storageSection, type Envelope } from '../helpers/host-op.js';
 import { tempDir } from '../helpers/qsd.js';
 import { closeTestClients, dropBucket, freshBucket, readAll, testS3 } from '../helpers/s3.js';
 import { CT_UID_BASE, haveUserns, spawnInUserns, spawnSyncInUserns } from '../helpers/userns.js';
@@ -24,7 +25,6 @@ import { ctTarArgs } from '../../host/src/pve/ct-tar.js';
 import { pidAlive } from '../../host/src/util/process.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
-const HOST = join(ROOT, 'host', 'bin', 'pve-s3-host.js');
 const TREE = join(ROOT, 'test', 'helpers', 'ct-tree.pl');
 const PREFIX = 'pve/';
 // PVE::Storage::Plugin::COMMON_TAR_FLAGS (pve-storage, 8.4 and 9): the plugin sends the running PVE's
@@ -34,12 +34,6 @@ const FW = '[OPTIONS]\nenable: 1\n';
 const tool = (t: string): boolean => spawnSync('sh', ['-c', `command -v ${t}`], { stdio: 'ignore' }).status === 0;
 const have = haveUserns() && ['tar', 'zstd', 'cstream', 'setfacl', 'setfattr', 'getfattr', 'setcap'].every(tool);
 const d = have ? describe : describe.skip;
-
-interface Envelope {
-  ok: boolean;
-  result?: Record<string, unknown>;
-  error?: { code: string; message: string };
-}
 
 d('provider container backup (directory) and restore (tar) as the container root', () => {
   const tmp = tempDir('pct');
@@ -52,22 +46,9 @@ d('provider container backup (directory) and restore (tar) as the container root
 
   /** one host operation; `userns`: run as the container's root */
   function host(op: string, args: Record<string, unknown>, o: { userns?: boolean; storage?: Record<string, string> } = {}): Promise<Envelope & { stderr: string }> {
-    return new Promise((res, rej) => {
-      const env = { ...process.env, PVE_S3_LOG_FILE: join(tmp.dir, 'host.log') };
-      const p = o.userns ? spawnInUserns(process.execPath, [HOST], { env }) : spawn(process.execPath, [HOST], { stdio: ['pipe', 'pipe', 'pipe'], env });
-      let out = '';
-      let err = '';
-      p.stdout!.on('data', (x) => (out += x));
-      p.stderr!.on('data', (x) => (err += x));
-      p.on('error', rej);
-      p.on('close', () => {
-        try {
-          res({ ...(JSON.parse(out) as Envelope), stderr: err });
-        } catch {
-          rej(new Error(`no envelope from ${op}: ${out} ${err}`));
-        }
-      });
-      p.stdin!.end(JSON.stringify({ v: 1, op, storage: o.storage ?? storage, args }));
+    return hostOp(op, o.storage ?? storage, args, {
+      env: { PVE_S3_LOG_FILE: join(tmp.dir, 'host.log') },
+      ...(o.userns ? { start: (cmd: string, argv: string[], env: NodeJS.ProcessEnv) => spawnInUserns(cmd, argv, { env }) } : {}),
     });
   }
 
@@ -143,20 +124,7 @@ d('provider container backup (directory) and restore (tar) as the container root
     expect(made.status, made.stderr).toBe(0);
     tree = JSON.parse(made.stdout) as typeof tree;
     c = await freshBucket('pct');
-    const t = testS3();
-    storage = {
-      id: 'pct',
-      bucket: c.bucket,
-      endpoint: t.endpoint,
-      region: t.region,
-      access_key: t.accessKeyId,
-      secret_key: t.secretAccessKey,
-      force_path_style: '1',
-      prefix: PREFIX,
-      path: join(tmp.dir, 'cache'),
-      multipart_chunk_size: '5',
-      max_concurrent_uploads: '2',
-    };
+    storage = storageSection('pct', c.bucket, { prefix: PREFIX, path: join(tmp.dir, 'cache'), extra: { max_concurrent_uploads: '2' } });
     mkdirSync(join(tmp.dir, 'cache', '.pve-s3'), { recursive: true, mode: 0o700 });
   }, 120_000);
 
@@ -341,7 +309,7 @@ d('provider container backup (directory) and restore (tar) as the container root
       const req = join(tmp.dir, 'request.json');
       writeFileSync(req, JSON.stringify({ v: 1, op: 'backup-container', storage: viaProxy, args: backupArgs(vn, big, { exclude: [] }) }), { mode: 0o644 });
       // the worker: starts the backup process, then dies of SIGKILL without a word to it
-      const worker = spawnInUserns('sh', ['-c', `"$@" < '${req}' >/dev/null 2>&1 & while [ ! -e '${join(dir, 'run')}' ]; do sleep 0.1; done; kill -9 $$`, 'sh', process.execPath, HOST], { stdio: 'ignore' });
+      const worker = spawnInUserns('sh', ['-c', `"$@" < '${req}' >/dev/null 2>&1 & while [ ! -s '${join(dir, 'run')}' ]; do sleep 0.1; done; sleep 0.2; kill -9 $$`, 'sh', process.execPath, HOST], { stdio: 'ignore' });
       await new Promise((r) => worker.on('close', r));
       const run = JSON.parse(readFileSync(join(dir, 'run'), 'utf8')) as { pid: number };
       for (let i = 0; i < 300 && pidAlive(run.pid); i++) await new Promise((r) => setTimeout(r, 100));

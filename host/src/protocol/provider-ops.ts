@@ -4,7 +4,7 @@
  */
 import { writeSync } from 'node:fs';
 import type { StoreContext } from '../store/types.js';
-import { EXIT, PveS3Error } from '../util/errors.js';
+import { PveS3Error } from '../util/errors.js';
 import { badArg, int, oneOf, str, strList } from './args.js';
 import type { Op } from './ops.js';
 
@@ -37,11 +37,8 @@ export const PROVIDER_OPS: Record<string, Op> = {
     if (vmid === undefined || type === undefined || time === undefined) throw badArg('vmid/type/time', '', 'required');
     const name = archiveName({ vmid, guestType: type, format: type === 'qemu' ? 'vma' : 'tar', compression: 'zst', time: new Date(time * 1000) });
     const volname = `backup/${name}`;
-    const { exists } = await import('../store/objects.js');
-    const { keyOf } = await import('../store/volumes.js');
-    if (await exists(ctx, keyOf(ctx, parseVolname(volname)))) {
-      throw new PveS3Error('DestinationExists', `backup '${volname}' exists already in bucket '${ctx.settings.bucket}': not overwritten`, { exitCode: EXIT.usage });
-    }
+    const { freeArchiveKey } = await import('../store/provider-archive.js');
+    await freeArchiveKey(ctx, parseVolname(volname));
     return { result: { archive: name, volname }, message: `archive name ${name}` };
   },
 

@@ -19,14 +19,14 @@ import { watchParent } from '../util/process.js';
 import { formatBytes } from '../util/size.js';
 import { openCtWorkDir } from './ct-backup-dir.js';
 import { startCtTarStream } from './ct-tar-stream.js';
-import { archiveTags } from './lifecycle.js';
 import { assertUploadVerified } from './local-files.js';
-import { deleteQuiet, exists } from './objects.js';
+import { deleteQuiet } from './objects.js';
+import { retentionFor } from './object-lock.js';
+import { archiveUploadOptions, freeArchiveKey } from './provider-archive.js';
 import { recordRunAt } from './provider-run.js';
 import { guestTexts } from './provider-vm.js';
-import { volumeMetadata } from './transfer.js';
-import { keyOf, statVolume } from './volumes.js';
-import { providerOf, transferClient, uploadLimits, type StoreContext, type Volume } from './types.js';
+import { statVolume } from './volumes.js';
+import { transferClient, type StoreContext, type Volume } from './types.js';
 
 export interface BackupContainerArgs {
   volname: string;
@@ -63,11 +63,8 @@ export async function backupContainer(ctx: StoreContext, a: BackupContainerArgs)
   if (v.content !== 'backup' || v.guestType !== 'lxc' || v.format !== 'tar' || v.compression !== 'zst') {
     throw new PveS3Error('InvalidArgument', `invalid volname '${a.volname}': a provider container backup is a vzdump-lxc-….tar.zst archive`, { exitCode: EXIT.usage });
   }
-  const key = keyOf(ctx, v);
   const dir = await openCtWorkDir(ctx, a.volname);
-  if (await exists(ctx, key)) {
-    throw new PveS3Error('DestinationExists', `backup '${a.volname}' exists already in bucket '${ctx.settings.bucket}': not overwritten`, { exitCode: EXIT.usage });
-  }
+  const key = await freeArchiveKey(ctx, v);
   const done = await recordRunAt(join(dir, 'run'), a.volname);
   const line = (l: string): void => a.onLine?.(l);
   // the configs are the tar's first members, read from files as vzdump's tar reads them
@@ -103,22 +100,12 @@ export async function backupContainer(ctx: StoreContext, a: BackupContainerArgs)
   }, PROGRESS_EVERY_MS);
   progress.unref();
   const expected = guestBackupBytes(a.config.toString('utf8'), 'lxc');
-  const tags = archiveTags(ctx.settings.lifecycle, providerOf(ctx));
   try {
     const { uploadObject } = await import('../transfer/upload.js');
     const res = await uploadObject(transferClient(ctx), key, { stream: tar.output, ...(expected !== undefined ? { expectedSize: expected } : {}) }, {
-      chunkSizeMB: ctx.settings.chunkSizeMB,
-      concurrency: ctx.settings.concurrency,
-      put: {
-        ...(ctx.settings.put ?? {}),
-        metadata: volumeMetadata(ctx, v, null),
-        contentType: 'application/zstd',
-        ...(ctx.settings.storageClass ? { storageClass: ctx.settings.storageClass } : {}),
-        ...(tags !== undefined ? { tags } : {}),
-      },
-      manifestMeta: { volname: v.volname, ...volumeMetadata(ctx, v, null) },
+      // the job's limit is cstream's, on the reads: the storage's own applies to the upload
+      ...archiveUploadOptions(ctx, v, { contentType: 'application/zstd', retention: retentionFor(ctx) }),
       signal: ac.signal,
-      ...uploadLimits(ctx),
       manifestExtra: async () => ({ guest: { type: 'lxc', ...guestTexts(a.config, a.firewall) } }),
       onProgress: (p) => {
         uploaded = p.bytes;

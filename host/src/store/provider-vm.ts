@@ -17,13 +17,12 @@ import { FrameKind, INDEX_TYPE, encodeIndex, type FrameRecord } from '../vma/fra
 import { deviceFrames, type RawFrame } from '../vma/device-frames.js';
 import { buildHeader, newUuid } from '../vma/writer.js';
 import { FrameCompressor } from '../zstd/frames.js';
-import { archiveTags } from './lifecycle.js';
 import { retentionFor } from './object-lock.js';
 import { assertUploadVerified } from './local-files.js';
-import { deleteQuiet, exists } from './objects.js';
-import { volumeMetadata } from './transfer.js';
-import { keyOf, statVolume } from './volumes.js';
-import { transferClient, uploadLimits, type StoreContext, type Volume } from './types.js';
+import { deleteQuiet } from './objects.js';
+import { archiveUploadOptions, freeArchiveKey } from './provider-archive.js';
+import { statVolume } from './volumes.js';
+import { transferClient, type StoreContext, type Volume } from './types.js';
 import { formatBytes } from '../util/size.js';
 
 export interface BackupVmDevice {
@@ -65,11 +64,8 @@ export async function backupVm(ctx: StoreContext, a: BackupVmArgs): Promise<Back
     throw new PveS3Error('InvalidArgument', `invalid volname '${a.volname}': a provider VM backup is a vzdump-qemu-….vma.zst archive`, { exitCode: EXIT.usage });
   }
   if (a.devices.length === 0) throw new PveS3Error('InvalidArgument', 'a VM backup needs at least one device', { exitCode: EXIT.usage });
-  const key = keyOf(ctx, v);
+  const key = await freeArchiveKey(ctx, v);
   const indexKey = key + INDEX_SUFFIX;
-  if (await exists(ctx, key)) {
-    throw new PveS3Error('DestinationExists', `backup '${a.volname}' exists already in bucket '${ctx.settings.bucket}': not overwritten`, { exitCode: EXIT.usage });
-  }
   const sorted = [...a.devices].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
   const devices: VmaDevice[] = sorted.map((d, i) => ({ id: i + 1, name: d.name, size: d.size }));
   const uuid = newUuid();
@@ -145,28 +141,13 @@ export async function backupVm(ctx: StoreContext, a: BackupVmArgs): Promise<Back
 
   const stream = Readable.from(archive(), { objectMode: false, highWaterMark: 1 });
   const maxSize = archiveBound(header.length, devices);
-  const tags = archiveTags(ctx.settings.lifecycle);
   const retention = retentionFor(ctx);
   let indexWritten = false;
   try {
     const { uploadObject } = await import('../transfer/upload.js');
-    const limits = uploadLimits(ctx);
-    const bw = [limits.bwlimitKiB, a.bwlimitKiB].filter((x): x is number => !!x);
     const res = await uploadObject(transferClient(ctx), key, { stream, maxSize }, {
-      chunkSizeMB: ctx.settings.chunkSizeMB,
-      concurrency: ctx.settings.concurrency,
-      put: {
-        ...(ctx.settings.put ?? {}),
-        metadata: volumeMetadata(ctx, v, null),
-        contentType: 'application/zstd',
-        ...(ctx.settings.storageClass ? { storageClass: ctx.settings.storageClass } : {}),
-        ...(tags !== undefined ? { tags } : {}),
-        ...(retention !== undefined ? { objectLock: retention, contentMd5: true } : {}),
-      },
-      manifestMeta: { volname: v.volname, ...volumeMetadata(ctx, v, null) },
+      ...archiveUploadOptions(ctx, v, { contentType: 'application/zstd', retention, ...(a.bwlimitKiB ? { bwlimitKiB: a.bwlimitKiB } : {}) }),
       signal: abort.signal,
-      ...(limits.journalDir !== undefined ? {} : {}),
-      ...(bw.length ? { bwlimitKiB: Math.min(...bw) } : {}),
       onStored,
       manifestExtra: async ({ size }) => {
         const body = encodeIndex({ uuid, archiveSize: size, devices, frames });

@@ -6,7 +6,7 @@
  * an API call; `restore-container-cleanup` (restore_container_cleanup, also after a failure)
  * removes it, and a restore whose worker died is swept by the next one.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { formatBytes } from '../util/size.js';
@@ -14,6 +14,7 @@ import { restoreRoot, writeJsonAtomic, type RestoreState } from './restore-dir.j
 import { openArchive } from './restore-archive.js';
 import { progressLines } from './restore-stream.js';
 import { sweepAbandoned } from './restore-vm.js';
+import { stateDir } from './state-dir.js';
 import { getVolume } from './transfer.js';
 import type { StoreContext } from './types.js';
 
@@ -30,7 +31,7 @@ export async function restoreContainerInit(ctx: StoreContext, volname: string, o
   if (a.v.format !== 'tar' || (a.v.guestType !== undefined && a.v.guestType !== 'lxc' && a.v.guestType !== 'openvz')) {
     throw new PveS3Error('InvalidArgument', `'${a.v.name}' is not a container backup (vzdump-lxc-….tar[.zst|.gz|.lzo|.bz2])`, { exitCode: EXIT.usage });
   }
-  await mkdir(root, { recursive: true, mode: 0o700 });
+  stateDir(ctx.settings.cacheDir!, 'restore');
   const dir = await mkdtemp(join(root, `${a.v.name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 200)}.`));
   const st: RestoreState = { volname: a.v.volname, key: a.key, etag: a.etag, size: a.size, indexed: false, owner: o.owner, created: Math.floor(Date.now() / 1000), devices: [] };
   try {

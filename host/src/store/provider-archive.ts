@@ -1,0 +1,53 @@
+/**
+ * What every archive the Backup Provider makes shares (VMs: provider-vm.ts, containers:
+ * provider-ct.ts): its name must be free in the bucket — the provider never replaces a backup —
+ * and it is uploaded as a stream with the storage's put options, lifecycle tags, Object Lock
+ * retention, part limits and bandwidth limit, and the metadata every backup carries.
+ */
+import type { VolumeInfo } from '../pve/volname.js';
+import type { UploadOptions } from '../transfer/upload.js';
+import { EXIT, PveS3Error } from '../util/errors.js';
+import { archiveTags } from './lifecycle.js';
+import type { Retention } from '../s3/types.js';
+import { exists } from './objects.js';
+import { volumeMetadata } from './transfer.js';
+import { keyOf } from './volumes.js';
+import { providerOf, uploadLimits, type StoreContext } from './types.js';
+
+/** DestinationExists when the bucket holds `volname` already; else its key */
+export async function freeArchiveKey(ctx: StoreContext, v: VolumeInfo): Promise<string> {
+  const key = keyOf(ctx, v);
+  if (await exists(ctx, key)) {
+    throw new PveS3Error('DestinationExists', `backup '${v.volname}' exists already in bucket '${ctx.settings.bucket}': not overwritten`, { exitCode: EXIT.usage });
+  }
+  return key;
+}
+
+/**
+ * the upload options of a provider archive; `bwlimitKiB`: the job's, besides the storage's;
+ * `retention`: the storage's (retentionFor), the same for the archive's other locked objects
+ */
+export function archiveUploadOptions(
+  ctx: StoreContext,
+  v: VolumeInfo,
+  o: { contentType: string; bwlimitKiB?: number; retention: Retention | undefined },
+): Pick<UploadOptions, 'chunkSizeMB' | 'concurrency' | 'put' | 'manifestMeta' | 'bwlimitKiB' | 'partLimits'> {
+  const tags = archiveTags(ctx.settings.lifecycle, providerOf(ctx));
+  const limits = uploadLimits(ctx);
+  const bw = [limits.bwlimitKiB, o.bwlimitKiB].filter((x): x is number => !!x);
+  return {
+    chunkSizeMB: ctx.settings.chunkSizeMB,
+    concurrency: ctx.settings.concurrency,
+    put: {
+      ...(ctx.settings.put ?? {}),
+      metadata: volumeMetadata(ctx, v, null),
+      contentType: o.contentType,
+      ...(ctx.settings.storageClass ? { storageClass: ctx.settings.storageClass } : {}),
+      ...(tags !== undefined ? { tags } : {}),
+      ...(o.retention !== undefined ? { objectLock: o.retention, contentMd5: true } : {}),
+    },
+    manifestMeta: { volname: v.volname, ...volumeMetadata(ctx, v, null) },
+    partLimits: limits.partLimits,
+    ...(bw.length ? { bwlimitKiB: Math.min(...bw) } : {}),
+  };
+}
