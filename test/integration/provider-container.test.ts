@@ -12,7 +12,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
@@ -22,7 +22,7 @@ import { tempDir } from '../helpers/qsd.js';
 import { closeTestClients, dropBucket, freshBucket, readAll, testS3 } from '../helpers/s3.js';
 import { CT_UID_BASE, haveUserns, spawnInUserns, spawnSyncInUserns } from '../helpers/userns.js';
 import { ctTarArgs } from '../../host/src/pve/ct-tar.js';
-import { pidAlive } from '../../host/src/util/process.js';
+import { pidAlive, processStart } from '../../host/src/util/process.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const TREE = join(ROOT, 'test', 'helpers', 'ct-tree.pl');
@@ -37,6 +37,8 @@ const d = have ? describe : describe.skip;
 
 d('provider container backup (directory) and restore (tar) as the container root', () => {
   const tmp = tempDir('pct');
+  // a storage id of this run's own: its work directories under /run never meet another run's
+  const SID = `pct-${randomBytes(4).toString('hex')}`;
   let c: S3Client;
   let storage: Record<string, string>;
   let tree: { exclude: string[]; absent: string[] };
@@ -124,7 +126,7 @@ d('provider container backup (directory) and restore (tar) as the container root
     expect(made.status, made.stderr).toBe(0);
     tree = JSON.parse(made.stdout) as typeof tree;
     c = await freshBucket('pct');
-    storage = storageSection('pct', c.bucket, { prefix: PREFIX, path: join(tmp.dir, 'cache'), extra: { max_concurrent_uploads: '2' } });
+    storage = storageSection(SID, c.bucket, { prefix: PREFIX, path: join(tmp.dir, 'cache'), extra: { max_concurrent_uploads: '2' } });
     mkdirSync(join(tmp.dir, 'cache', '.pve-s3'), { recursive: true, mode: 0o700 });
   }, 120_000);
 
@@ -132,12 +134,13 @@ d('provider container backup (directory) and restore (tar) as the container root
     if (c) await dropBucket(c);
     await closeTestClients();
     tmp.remove();
+    rmSync(`/run/pve-s3/ct-backup/${SID}`, { recursive: true, force: true });
   });
 
   it('backs up the container as its root: vzdump member order and exclusions, guest texts in the manifest, verified', async () => {
     const { prep, run } = await backup(volname, src);
     const dir = (prep.result as { dir: string }).dir;
-    expect(dir).toBe(`/run/pve-s3/ct-backup/pct/${volname.slice(7)}`);
+    expect(dir).toBe(`/run/pve-s3/ct-backup/${SID}/${volname.slice(7)}`);
     expect(run.ok, `${run.error?.message}\n${run.stderr}`).toBe(true);
     const r = run.result as { size: number; tar_bytes: number; volume: { verified: boolean } };
     expect(r.volume.verified).toBe(true);
@@ -338,6 +341,24 @@ d('provider container backup (directory) and restore (tar) as the container root
       expect(readdirSync(restoreRoot())).toEqual([]);
     }, 240_000);
   });
+
+  it("an owner record outlives its worker: a pid reused since is not taken for the owner, a live owner is", async () => {
+    const vn = 'backup/vzdump-lxc-105-2025_01_02-03_04_05.tar.zst';
+    const owner = `/run/pve-s3/ct-backup/${SID}/${vn.slice(7)}.owner`;
+    // pid 1 runs, but it is not the process that wrote the record (another start time)
+    const init = processStart(1)!;
+    mkdirSync(`/run/pve-s3/ct-backup/${SID}`, { recursive: true, mode: 0o711 });
+    writeFileSync(owner, JSON.stringify({ owner: 1, start: init + 1, uid: CT_UID_BASE, created: 0 }), { mode: 0o600 });
+    const reused = await host('backup-container-prepare', { volname: vn, user_id: CT_UID_BASE });
+    expect(reused.ok, reused.error?.message).toBe(true);
+    expect(JSON.parse(readFileSync(owner, 'utf8'))).toMatchObject({ owner: process.pid, start: processStart(process.pid) });
+    writeFileSync(owner, JSON.stringify({ owner: 1, start: init, uid: CT_UID_BASE, created: 0 }), { mode: 0o600 });
+    const busy = await host('backup-container-prepare', { volname: vn, user_id: CT_UID_BASE });
+    expect(busy.error?.code).toBe('VolumeBusy');
+    expect(busy.error?.message).toBe(`a backup of '${vn}' is being made by process 1: not started twice`);
+    rmSync(owner);
+    expect((await host('backup-discard', { volname: vn })).ok).toBe(true);
+  }, 120_000);
 
   it('refuses what it must not do: sources outside the directory, a backup not prepared, a VM archive as a container', async () => {
     const up = await host('backup-container', backupArgs(volname, src, { sources: ['./../etc'] }), { userns: true });

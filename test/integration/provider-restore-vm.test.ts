@@ -7,7 +7,7 @@
  * pve-s3-backup as a plain .vma.zst, and made by the zstd program from the writer's VMA. Every
  * device must come out byte for byte; nothing may stay mounted, running or on disk afterwards.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,20 +19,14 @@ import type { StoreContext } from '../../host/src/store/types.js';
 import { nullLogger } from '../../host/src/util/log.js';
 import { haveQsd, processesIn, servedCopy, standardImages, startQsd, tempDir, type TestImage } from '../helpers/qsd.js';
 import { closeTestClients, dropBucket, freshBucket, readAll, testS3 } from '../helpers/s3.js';
+import { hostOp, storageSection, type Envelope } from '../helpers/host-op.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
-const HOST = join(ROOT, 'host', 'bin', 'pve-s3-host.js');
 const PREFIX = 'pve/';
 const CONF = 'boot: order=scsi0\ncores: 2\nmemory: 2048\nname: vm100\nscsi0: local:100/vm-100-disk-0.raw,size=32M\n#qmdump#map:scsi0:drive-scsi0:local:raw:\n';
 const FW = '[OPTIONS]\nenable: 1\n';
 const have = haveQsd() && existsSync('/usr/bin/nbdfuse') && existsSync('/dev/fuse') && existsSync('/usr/bin/qemu-img');
 const d = have ? describe : describe.skip;
-
-interface Envelope {
-  ok: boolean;
-  result?: Record<string, unknown>;
-  error?: { code: string; message: string };
-}
 
 d('provider VM restore: restore-vm-init, restore-volume-start/stop, restore-vm-cleanup, qemu-img', () => {
   const tmp = tempDir('pvr');
@@ -45,39 +39,12 @@ d('provider VM restore: restore-vm-init, restore-volume-start/stop, restore-vm-c
   const byZstd = 'backup/vzdump-qemu-102-2025_01_02-03_04_05.vma.zst';
 
   function host(op: string, args: Record<string, unknown>): Promise<Envelope & { stderr: string }> {
-    return new Promise((res, rej) => {
-      const p = spawn(process.execPath, [HOST], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, PVE_S3_LOG_FILE: join(tmp.dir, 'host.log') } });
-      let out = '';
-      let err = '';
-      p.stdout.on('data', (x) => (out += x));
-      p.stderr.on('data', (x) => (err += x));
-      p.on('error', rej);
-      p.on('close', () => {
-        try {
-          res({ ...(JSON.parse(out) as Envelope), stderr: err });
-        } catch {
-          rej(new Error(`no envelope from ${op}: ${out} ${err}`));
-        }
-      });
-      p.stdin.end(JSON.stringify({ v: 1, op, storage, args }));
-    });
+    return hostOp(op, storage, args, { env: { PVE_S3_LOG_FILE: join(tmp.dir, 'host.log') } });
   }
 
   beforeAll(async () => {
     c = await freshBucket('pvr');
-    const t = testS3();
-    storage = {
-      id: 'pvr',
-      bucket: c.bucket,
-      endpoint: t.endpoint,
-      region: t.region,
-      access_key: t.accessKeyId,
-      secret_key: t.secretAccessKey,
-      force_path_style: '1',
-      prefix: PREFIX,
-      path: join(tmp.dir, 'cache'),
-      multipart_chunk_size: '5',
-    };
+    storage = storageSection('pvr', c.bucket, { prefix: PREFIX, path: join(tmp.dir, 'cache') });
     const { id, ...section } = storage;
     ctx = await openStore(storageConfigFromSection(id, section), { logger: nullLogger, storageId: id });
     images = standardImages(tmp.dir, 21);
@@ -96,6 +63,7 @@ d('provider VM restore: restore-vm-init, restore-volume-start/stop, restore-vm-c
     // the same archive without an index: stored by pve-s3-backup as any .vma.zst would be
     const obj = await readAll((await c.getObject(`${PREFIX}dump/${indexed.slice(7)}`)).body);
     writeFileSync(join(tmp.dir, 'frames.vma.zst'), obj);
+    const t = testS3();
     const cli = spawnSync(process.execPath, [join(ROOT, 'host/bin/pve-s3-backup.js'), '--source', join(tmp.dir, 'frames.vma.zst'), '--name', byCli.slice(7)], {
       env: { ...process.env, S3_ENDPOINT: t.endpoint, S3_REGION: t.region, S3_ACCESS_KEY: t.accessKeyId, S3_SECRET_KEY: t.secretAccessKey, S3_BUCKET: c.bucket, S3_FORCE_PATH_STYLE: 'true', S3_PREFIX: PREFIX, PVE_S3_STORAGE_CFG: '/nonexistent' },
       encoding: 'utf8',

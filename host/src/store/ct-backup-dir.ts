@@ -8,7 +8,7 @@
  *
  *   /run/pve-s3/ct-backup/                     root 0711: entered, never listed, by that uid
  *   /run/pve-s3/ct-backup/<storage>/           root 0711
- *   /run/pve-s3/ct-backup/<storage>/<archive>.owner   root 0600: { owner (the vzdump worker's pid), uid, created }
+ *   /run/pve-s3/ct-backup/<storage>/<archive>.owner   root 0600: { owner (the vzdump worker's pid), start, uid, created }
  *   /run/pve-s3/ct-backup/<storage>/<archive>/        the uid's, 0700:
  *       run                    the backup host process's run record (provider-run.ts)
  *       conf/etc/vzdump/pct.conf   the guest config, and pct.fw: the first members of the tar
@@ -21,7 +21,7 @@ import { chmod, chown, lstat, mkdir, readdir, readFile, rm, stat, writeFile } fr
 import { join } from 'node:path';
 import { parseVolname } from '../pve/volname.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
-import { pidAlive } from '../util/process.js';
+import { processStart, recordedAlive } from '../util/process.js';
 import { liveRun, stopRunAt } from './provider-run.js';
 import type { StoreContext } from './types.js';
 
@@ -30,6 +30,8 @@ const STORAGE_ID_RE = /^[A-Za-z][A-Za-z0-9._-]*$/;
 
 interface OwnerRecord {
   owner: number;
+  /** the owner's start time (processStart): a pid reused after it died is not the owner */
+  start?: number;
   uid: number;
   created: number;
 }
@@ -79,11 +81,15 @@ export async function prepareCtWorkDir(ctx: StoreContext, volname: string, o: { 
   await ensureRootDir(storageDir(ctx), 0o711);
   await sweepAbandoned(ctx);
   const prev = await readOwner(w.owner);
-  if (prev && prev.owner !== o.owner && pidAlive(prev.owner)) {
+  if (prev && prev.owner !== o.owner && recordedAlive(prev.owner, prev.start)) {
     throw new PveS3Error('VolumeBusy', `a backup of '${volname}' is being made by process ${prev.owner}: not started twice`, { exitCode: EXIT.failure, retryable: true });
   }
   await removeCtWorkDir(ctx, volname);
-  const rec: OwnerRecord = { owner: o.owner, uid: o.uid, created: Math.floor(Date.now() / 1000) };
+  const start = processStart(o.owner);
+  if (start === null) {
+    throw new PveS3Error('InvalidArgument', `owner_pid ${o.owner} is not a running process (the vzdump worker making this backup)`, { exitCode: EXIT.usage });
+  }
+  const rec: OwnerRecord = { owner: o.owner, start, uid: o.uid, created: Math.floor(Date.now() / 1000) };
   await writeFile(w.owner, JSON.stringify(rec) + '\n', { mode: 0o600, flag: 'wx' });
   await mkdir(w.dir, { mode: 0o700 });
   await chown(w.dir, o.uid, o.uid);
@@ -134,7 +140,7 @@ async function sweepAbandoned(ctx: StoreContext): Promise<void> {
     if (!n.endsWith('.owner')) continue;
     const name = n.slice(0, -'.owner'.length);
     const rec = await readOwner(join(sdir, n));
-    if (rec && pidAlive(rec.owner)) continue;
+    if (rec && recordedAlive(rec.owner, rec.start)) continue;
     if (!rec && Date.now() - ((await stat(join(sdir, n)).catch(() => null))?.mtimeMs ?? 0) < 60_000) continue;
     const dst = await lstat(join(sdir, name)).catch(() => null);
     if (dst?.isDirectory() && (await liveRun(join(sdir, name, 'run'), dst.uid)) !== null) continue;

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { INDEX_SUFFIX, MANIFEST_SUFFIX, NOTES_SUFFIX, PROTECTED_SUFFIX, parseVolname } from '../pve/volname.js';
-import { pidAlive } from '../util/process.js';
+import { processStart, recordedAlive } from '../util/process.js';
 import { STATE_DIR } from './state-dir.js';
 import { deleteQuiet } from './objects.js';
 import { keyOf } from './volumes.js';
@@ -28,7 +28,7 @@ export async function recordRun(ctx: StoreContext, volname: string): Promise<() 
 
 /** recordRun into `file` (a container backup's: its work dir is all that uid may write) */
 export async function recordRunAt(file: string, volname: string): Promise<() => Promise<void>> {
-  await writeFile(file, JSON.stringify({ pid: process.pid, volname, started: Math.floor(Date.now() / 1000) }) + '\n', { mode: 0o600 });
+  await writeFile(file, JSON.stringify({ pid: process.pid, start: processStart(process.pid) ?? undefined, volname, started: Math.floor(Date.now() / 1000) }) + '\n', { mode: 0o600 });
   return async () => {
     await rm(file, { force: true });
   };
@@ -36,9 +36,10 @@ export async function recordRunAt(file: string, volname: string): Promise<() => 
 
 /** The pid a run record names while that process lives (and, with `uid`, runs as that user). */
 export async function liveRun(file: string, uid?: number): Promise<number | null> {
-  const rec = await readFile(file, 'utf8').then((t) => JSON.parse(t) as { pid?: unknown }, () => null);
+  const rec = await readFile(file, 'utf8').then((t) => JSON.parse(t) as { pid?: unknown; start?: unknown }, () => null);
   const pid = typeof rec?.pid === 'number' ? rec.pid : 0;
-  if (!(pid > 1 && pid !== process.pid && pidAlive(pid))) return null;
+  const start = typeof rec?.start === 'number' ? rec.start : undefined;
+  if (!(pid > 1 && pid !== process.pid && recordedAlive(pid, start))) return null;
   // a record in a directory an unprivileged user writes names a process of that user, or nothing
   if (uid !== undefined && processUid(pid) !== uid) return null;
   return pid;
@@ -57,9 +58,10 @@ function processUid(pid: number): number | null {
 export async function stopRunAt(file: string, uid?: number): Promise<boolean> {
   const pid = await liveRun(file, uid);
   if (pid !== null) {
+    const start = processStart(pid) ?? undefined;
     process.kill(pid, 'SIGTERM');
-    for (let i = 0; i < 600 && pidAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
-    if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
+    for (let i = 0; i < 600 && recordedAlive(pid, start); i++) await new Promise((r) => setTimeout(r, 100));
+    if (recordedAlive(pid, start)) process.kill(pid, 'SIGKILL');
   }
   await rm(file, { force: true });
   return pid !== null;

@@ -11,6 +11,30 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
+/**
+ * When process `pid` started (clock ticks since boot, /proc/<pid>/stat field 22), or null when it
+ * does not exist. A pid alone names a process only while it lives: records that outlive their
+ * process (in /run, in the storage's state) keep this too, so a later process given the same pid
+ * is never taken for it — neither waited for nor signalled.
+ */
+export function processStart(pid: number): number | null {
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // after "(comm) ": state is field 3, starttime field 22
+    const n = Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[19]);
+    return Number.isFinite(n) ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether the process recorded as `pid` (started at `start`, when the record has it) still runs. */
+export function recordedAlive(pid: number, start: number | undefined): boolean {
+  if (start === undefined) return pidAlive(pid);
+  return processStart(pid) === start;
+}
+
 function parentPid(): number {
   try {
     // /proc/self/stat: "pid (comm) state ppid …", comm may hold spaces and parentheses
