@@ -18,7 +18,8 @@ package VZDumpDriver;
 #                {}); on any error backup_cleanup($vmid, $task->{vmtype}, 0, { error => $err });
 #                last backup_handle_log_file($vmid, $tmplog) with the closed task log
 #
-# Log lines go where debugmsg puts them: the job log (here an array) and, with a task log, the
+# Log lines go where debugmsg puts them: the job log (here an array; with $job->{task_output}, a
+# file handle, also there: what a forked child logs reaches only that) and, with a task log, the
 # file "$logdir/<type>-<vmid>.log".
 
 use strict;
@@ -40,6 +41,8 @@ sub debugmsg {
     my $pre = $PREFIX->{$level} // $PREFIX->{err};
     for my $line (split(/\n/, $msg)) {
         push @{ $self->{log} }, "$pre $line";
+        # the task's output (upstream: STDERR), which a fork's lines reach too (backup_container)
+        syswrite($self->{task_output}, "$pre $line\n") if $self->{task_output};
         $self->{watch}->("$pre $line") if $self->{watch}; # a test acting on what it sees
         print $logfd strftime('%F %H:%M:%S', localtime()) . " $pre $line\n" if $logfd;
     }

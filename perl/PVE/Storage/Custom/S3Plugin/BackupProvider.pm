@@ -2,7 +2,7 @@ package PVE::Storage::Custom::S3Plugin::BackupProvider;
 
 # The s3 storage as a PVE Backup Provider (docs/BACKUP-PROVIDER.md §2). Thin: every method is one
 # host operation through the plugin's runner (the secret goes over stdin); the host does the work.
-# VM backup and restore here; container methods follow (issue 12).
+# VMs: mechanism nbd to back up, qemu-img to restore; containers: directory and tar.
 
 use strict;
 use warnings;
@@ -10,6 +10,7 @@ use warnings;
 use MIME::Base64 qw(decode_base64 encode_base64);
 
 use PVE::Storage;
+use PVE::Storage::Plugin;
 
 use base qw(PVE::BackupProvider::Plugin::Base);
 
@@ -30,12 +31,15 @@ sub provider_name {
 }
 
 # One host operation; its progress lines go to the task log as they come (quiet: not logged).
+# The storage object goes with it: the one taken by backup_container_prepare when there is one
+# (backup_container runs as the container's root, which cannot read the secret file).
 sub host {
     my ($self, $op, $args, %opts) = @_;
     my $log = $self->{log};
     return PVE::Storage::Custom::S3Plugin::host_call(
         $self->{storeid}, $self->{scfg}, $op, $args,
         ($opts{quiet} ? () : (line => sub { $log->('info', $_[0]) })),
+        ($self->{'storage-object'} ? (storage => $self->{'storage-object'}) : ()),
     );
 }
 
@@ -73,7 +77,7 @@ sub backup_init {
 sub backup_get_mechanism {
     my ($self, $vmid, $vmtype) = @_;
     return 'nbd' if $vmtype eq 'qemu';
-    die "pve-s3: container backups through the backup provider are not supported yet\n" if $vmtype eq 'lxc';
+    return 'directory' if $vmtype eq 'lxc';
     die "pve-s3: cannot back up guest type '$vmtype'\n";
 }
 
@@ -111,10 +115,57 @@ sub backup_vm {
     return;
 }
 
+# Still privileged (pve-container VZDump/LXC.pm archive): the work directory the container's
+# root may write, and the storage object with the secret for backup_container.
+sub backup_container_prepare {
+    my ($self, $vmid, $info) = @_;
+
+    my $g = $self->{guest} // die "pve-s3: backup_container_prepare without backup_init\n";
+    $self->{'storage-object'} =
+        PVE::Storage::Custom::S3Plugin::storage_object($self->{storeid}, $self->{scfg});
+    # owner: this worker; a work directory it abandons (killed) is removed by the next backup
+    $self->host('backup-container-prepare', {
+        volname => $g->{volname},
+        user_id => int($info->{'backup-user-id'}),
+        owner_pid => int($$),
+    });
+    $g->{container} = 1;
+    return;
+}
+
+# Runs as the container's root, in a fork: nothing set on $self here is seen afterwards
+# (backup_cleanup asks the host for the size).
+sub backup_container {
+    my ($self, $vmid, $guest_config, $exclude_patterns, $info) = @_;
+
+    my $g = $self->{guest} // die "pve-s3: backup_container without backup_init\n";
+    die "pve-s3: backup_container without backup_container_prepare\n" if !$g->{container};
+    my $args = {
+        volname => $g->{volname},
+        directory => $info->{directory},
+        sources => [ $info->{sources}->@* ],
+        exclude => [ ($exclude_patterns // [])->@* ],
+        # vzdump's own tar flags, of the PVE this runs in
+        tar_flags => [ @PVE::Storage::Plugin::COMMON_TAR_FLAGS ],
+        user_id => int($info->{'backup-user-id'}),
+        config_b64 => bytes_b64($guest_config),
+    };
+    $args->{firewall_b64} = bytes_b64($info->{'firewall-config'}) if defined($info->{'firewall-config'});
+    $args->{bwlimit_kib} = int($info->{'bandwidth-limit'} / 1024) if $info->{'bandwidth-limit'};
+    $self->host('backup-container', $args);
+    return;
+}
+
 sub backup_cleanup {
     my ($self, $vmid, $vmtype, $success, $info) = @_;
 
     my $g = $self->{guest};
+    if ($success && $g && $g->{container}) {
+        # the backup ran in a fork: the host removes its work directory and gives the size
+        my $res = $self->host('backup-container-end', { volname => $g->{volname} });
+        $g->{size} = $res->{size};
+        $g->{stored} = 1;
+    }
     if ($success && $g && $g->{stored}) {
         return { stats => { 'archive-size' => $g->{size} } };
     }
@@ -145,9 +196,7 @@ sub restore_get_mechanism {
 
     my $type = eval { PVE::Storage::archive_info($volname)->{type} } // '';
     return ('qemu-img', 'qemu') if $type eq 'qemu';
-    die "pve-s3: container restores through the backup provider are not supported yet - "
-        . "restore with pve-s3-restore to a local file and pct restore\n"
-        if $type eq 'lxc';
+    return ('tar', 'lxc') if $type eq 'lxc';
     die "pve-s3: '$volname' is not a VM or container backup\n";
 }
 
@@ -220,6 +269,24 @@ sub restore_vm_cleanup {
 
     my $r = delete $self->{restore}->{$volname} or return;
     $self->host('restore-vm-cleanup', { dir => $r->{dir} });
+    return;
+}
+
+# pve-container Create.pm restore_external_archive: tar wants a regular file, so the archive is
+# downloaded (verified) into a restore directory of this worker, removed by the cleanup.
+sub restore_container_init {
+    my ($self, $volname, $storeid, $info) = @_;
+
+    my $res = $self->host('restore-container-init', { volname => $volname, owner_pid => int($$) });
+    $self->{'ct-restore'}->{$volname} = $res->{dir};
+    return { 'tar-path' => $res->{path} };
+}
+
+sub restore_container_cleanup {
+    my ($self, $volname, $storeid, $info) = @_;
+
+    my $dir = delete $self->{'ct-restore'}->{$volname} or return;
+    $self->host('restore-container-cleanup', { dir => $dir });
     return;
 }
 

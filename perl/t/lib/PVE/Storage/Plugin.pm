@@ -28,6 +28,14 @@ use constant NOTES_EXT => '.notes';
 
 our @SHARED_STORAGE = qw(iscsi nfs cifs rbd cephfs iscsidirect zfs drbd pbs);
 
+# the flags of every tar PVE runs on a container's files (vzdump, pct restore), as upstream's
+our @COMMON_TAR_FLAGS = qw(
+    --one-file-system
+    -p --sparse --numeric-owner --acls
+    --xattrs --xattrs-include=user.* --xattrs-include=security.capability
+    --warning=no-file-ignored --warning=no-xattr-write
+);
+
 my $vtype_subdirs = {
     images => 'images',
     rootdir => 'private',
