@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
 import { S3Error } from '../../host/src/s3/errors.js';
 import { cleanupByAge } from '../../host/src/store/cleanup.js';
+import { ARCHIVE_TAG, NONCURRENT_DAYS, lifecycleApply, ruleIds } from '../../host/src/store/lifecycle.js';
 import { listVolumes } from '../../host/src/store/list.js';
 import { prune } from '../../host/src/store/prune.js';
 import { maintenanceStatus } from '../../host/src/store/status.js';
@@ -139,7 +140,7 @@ describe('deleting a locked backup', () => {
     expect(r.locked[0]!.reason).toMatch(/^locked until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(GOVERNANCE\)$/);
     expect(new Date(r.locked[0]!.until!).getTime()).toBe((await c.headObject(key)).objectLock!.retainUntil!.getTime());
     const vols = await listVolumes(context(P), { content: ['backup'] });
-    expect(vols.map((v) => [v.name, v.verified, v.notes, v.log])).toEqual([[q(1), true, 'keep me', true]]);
+    expect(vols.map((v) => [v.name, v.verified, v.notes, v.log, v.locked])).toEqual([[q(1), true, 'keep me', true, r.locked[0]!.reason]]);
     expect((await versions(P)).filter((v) => v.marker)).toEqual([]);
   });
 
@@ -217,5 +218,38 @@ describe('the bucket check', () => {
     const s = await maintenanceStatus(context(''));
     expect(s.objectLock).toMatchObject({ bucket: { objectLock: true, versioning: 'Enabled' } });
     expect(s.objectLock.problem).toBeUndefined();
+  });
+});
+
+describe('lifecycle with Object Lock and versioning', () => {
+  it('applies its rules to the locked, versioned bucket, adding expiry of noncurrent versions and lone delete markers; transitions still tag locked archives', async () => {
+    const P = 'lc/';
+    const ctx = context(P);
+    ctx.settings.lifecycle = { enabled: true, transitionDays: 30, glacierDays: 365, abortIncompleteDays: 3 };
+    const key = await backup(context(P), q(1), 1000);
+    const r = await lifecycleApply(ctx);
+    expect(r.changed).toBe(true);
+    expect(r.tagged).toBe(1);
+    expect(await c.getObjectTagging(key)).toEqual({ [ARCHIVE_TAG.key]: ARCHIVE_TAG.value });
+    const byId = new Map((await c.getBucketLifecycle()).map((x) => [x.id, x]));
+    const ids = ruleIds(P);
+    for (const [i, id] of ids.noncurrent.entries()) {
+      expect(byId.get(id), id).toMatchObject({
+        status: 'Enabled',
+        filter: { prefix: P + ['dump/', 'template/iso/', 'template/cache/', 'snippets/', '.pve-s3-staging/'][i] },
+        noncurrentVersionExpiration: { noncurrentDays: NONCURRENT_DAYS },
+        expiration: { expiredObjectDeleteMarker: true },
+      });
+    }
+    expect(byId.get(ids.transition)).toBeDefined();
+    expect(ids.abort.every((id) => byId.has(id))).toBe(true);
+    // a second apply finds everything as it wants it (RGW hands the rules back in its own shape)
+    expect((await lifecycleApply(ctx)).changed).toBe(false);
+    // a plain bucket gets no noncurrent rules
+    const pctx = context(P, { client: plain, lock: false });
+    pctx.settings.lifecycle = { enabled: true, abortIncompleteDays: 3 };
+    await lifecycleApply(pctx);
+    expect((await plain.getBucketLifecycle()).some((x) => x.id?.startsWith('pve-s3-noncurrent:'))).toBe(false);
+    await plain.putBucketLifecycle([]);
   });
 });

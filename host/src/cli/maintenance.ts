@@ -229,6 +229,8 @@ function describeRule(r: LifecycleRule): string {
   for (const t of transitions) parts.push(t.days !== undefined ? `${t.storageClass} after ${t.days}d` : `${t.storageClass} on ${t.date}`);
   if (r.expiration?.days) parts.push(`expire after ${r.expiration.days}d`);
   if (r.abortIncompleteMultipartUpload) parts.push(`abort incomplete uploads after ${r.abortIncompleteMultipartUpload.daysAfterInitiation}d`);
+  if (r.noncurrentVersionExpiration?.noncurrentDays !== undefined) parts.push(`expire noncurrent versions after ${r.noncurrentVersionExpiration.noncurrentDays}d`);
+  if (r.expiration?.expiredObjectDeleteMarker) parts.push('remove lone delete markers');
   const prefix = r.filter?.prefix ?? r.legacyPrefix ?? '';
   return `${printable(r.id ?? '(no id)')} [${printable(r.status)}${prefix ? ` ${printable(prefix)}` : ''}]: ${printable(parts.join(', ')) || 'other'}`;
 }

@@ -104,7 +104,7 @@ export function volumeTable(vols: readonly Volume[]): string {
     { title: 'DATE', get: (v) => formatTime(v.ctime) },
     { title: 'SIZE', get: (v) => formatBytes(v.size), right: true },
     { title: 'PROTECTED', get: (v) => (v.protected ? 'yes' : 'no') },
-    { title: 'NOTES', get: (v) => (v.unusable !== undefined ? `unusable: ${v.unusable}` : (v.notes ?? '')) },
+    { title: 'NOTES', get: (v) => [v.unusable !== undefined ? `unusable: ${v.unusable}` : (v.notes ?? ''), v.locked !== undefined ? `[${v.locked}]` : ''].filter(Boolean).join(' ') },
   ]);
 }
 

@@ -41,6 +41,7 @@ export function volumeJson(v: Volume): Record<string, unknown> {
     o.subtype = v.subtype ?? 'unknown';
     if (v.notes !== undefined && v.notes !== '') o.notes = v.notes;
     o.protected = v.protected;
+    if (v.locked !== undefined) o.locked = v.locked;
   }
   o.verified = v.verified === true;
   if (v.unusable !== undefined) o.unusable = v.unusable;

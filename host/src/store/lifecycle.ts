@@ -75,23 +75,33 @@ export const ABORT_FOLDERS: readonly string[] = [...Object.values(CONTENT_DIR), 
  * abort rule's id is its folder's key prefix. `legacyAbort` is the one abort rule on the whole
  * prefix that earlier versions wrote: still ours, so applying replaces it.
  */
-export function ruleIds(prefix: string): { transition: string; abort: string[]; legacyAbort: string } {
+export function ruleIds(prefix: string): { transition: string; abort: string[]; legacyAbort: string; noncurrent: string[] } {
   const scope = prefix === '' ? '/' : prefix;
   return {
     transition: `pve-s3-transition:${scope}`,
     abort: ABORT_FOLDERS.map((f) => `pve-s3-abort-mpu:${prefix}${f}`),
     legacyAbort: `pve-s3-abort-multipart:${scope}`,
+    noncurrent: ABORT_FOLDERS.map((f) => `pve-s3-noncurrent:${prefix}${f}`),
   };
 }
 
 export function isOurRule(rule: LifecycleRule, prefix: string): boolean {
   const ids = ruleIds(prefix);
-  return rule.id === ids.transition || rule.id === ids.legacyAbort || (rule.id !== undefined && ids.abort.includes(rule.id));
+  return rule.id === ids.transition || rule.id === ids.legacyAbort || (rule.id !== undefined && (ids.abort.includes(rule.id) || ids.noncurrent.includes(rule.id)));
 }
+
+/**
+ * In a versioned bucket (every bucket with Object Lock is one) a DELETE or a replacement leaves the
+ * old bytes as a noncurrent version and a delete marker: pve-s3's deletes (object-lock.ts) are
+ * plain DELETEs, so these rules free the space a day after a version stops being current and
+ * drop delete markers left alone. S3 lifecycle never removes a version still under Object Lock
+ * retention, so a locked backup outlives the rule.
+ */
+export const NONCURRENT_DAYS = 1;
 
 /** The rules this storage wants; empty when lifecycle is off. A provider that aborts incomplete
  *  uploads by itself and refuses the rule for it (Wasabi) gets no abort rule. */
-export function desiredRules(prefix: string, l: LifecycleSettings | undefined, p?: Provider): LifecycleRule[] {
+export function desiredRules(prefix: string, l: LifecycleSettings | undefined, p?: Provider, o: { versioned?: boolean } = {}): LifecycleRule[] {
   if (!l || !l.enabled) return [];
   const ids = ruleIds(prefix);
   const rules: LifecycleRule[] = [];
@@ -109,6 +119,17 @@ export function desiredRules(prefix: string, l: LifecycleSettings | undefined, p
       status: 'Enabled',
       filter: { prefix: prefix + CONTENT_DIR.backup, tags: [{ ...ARCHIVE_TAG }] },
       transitions,
+    });
+  }
+  if (o.versioned) {
+    ABORT_FOLDERS.forEach((f, i) => {
+      rules.push({
+        id: ids.noncurrent[i],
+        status: 'Enabled',
+        filter: { prefix: prefix + f },
+        noncurrentVersionExpiration: { noncurrentDays: NONCURRENT_DAYS },
+        expiration: { expiredObjectDeleteMarker: true },
+      });
     });
   }
   const abortDays = l.abortIncompleteDays ?? DEFAULT_ABORT_INCOMPLETE_DAYS;
@@ -158,6 +179,8 @@ function canonical(r: LifecycleRule): string {
     transitions: [...(r.transitions ?? [])].map((t) => [t.days ?? null, t.storageClass]).sort((x, y) => Number(x[0]) - Number(y[0])),
     abort: r.abortIncompleteMultipartUpload?.daysAfterInitiation ?? null,
     expiration: r.expiration?.days ?? null,
+    markers: r.expiration?.expiredObjectDeleteMarker ?? null,
+    noncurrent: r.noncurrentVersionExpiration?.noncurrentDays ?? null,
   });
 }
 
@@ -174,7 +197,8 @@ export async function lifecycleApply(ctx: StoreContext, o: { dryRun?: boolean; r
   const prefix = ctx.settings.prefix;
   const provider = providerOf(ctx);
   assertLifecycleSupported(provider, o.remove ? undefined : ctx.settings.lifecycle, { apply: true });
-  const want = o.remove ? [] : desiredRules(prefix, ctx.settings.lifecycle, provider);
+  const versioned = o.remove ? false : await isVersioned(ctx);
+  const want = o.remove ? [] : desiredRules(prefix, ctx.settings.lifecycle, provider, { versioned });
   const dryRun = o.dryRun === true;
   // PutBucketLifecycle replaces the whole configuration and no S3 server offers a conditional
   // write for it (its GET has no ETag for If-Match). So: read, merge, read again just before the
@@ -204,6 +228,14 @@ export async function lifecycleApply(ctx: StoreContext, o: { dryRun?: boolean; r
     }
     return finishApply(ctx, o, { after, want, changed, dryRun, kept: foreign.length, provider });
   }
+}
+
+/** Versioning enabled or suspended (suspended still keeps the versions made before); a gateway
+ *  that cannot say has no versions to expire. */
+async function isVersioned(ctx: StoreContext): Promise<boolean> {
+  if (providerOf(ctx).objectLock === false) return false;
+  const v = await ctx.client.getBucketVersioning(ctx.signal ? { signal: ctx.signal } : {}).catch(() => 'Off' as const);
+  return v !== 'Off';
 }
 
 /** Tags what the transition rule needs, then the result. */

@@ -9,7 +9,9 @@ import { MANIFEST_SUFFIX, NOTES_SUFFIX, PROTECTED_SUFFIX, classifyKey, sidecarNa
 import type { ObjectSummary } from '../s3/types.js';
 import { listPending } from './local-cache.js';
 import { writeUsage } from './usage.js';
-import { volid, type Content, type GuestType, type StoreContext, type Volume } from './types.js';
+import { mapLimit } from './concurrency.js';
+import { describeHold, headOrNull, heldBy } from './object-lock.js';
+import { nowOf, volid, type Content, type GuestType, type StoreContext, type Volume } from './types.js';
 
 export interface ListOptions {
   content?: Content[];
@@ -22,6 +24,9 @@ export interface ListOptions {
   /** fetch notes (default true): the first line, as PVE lists them, unless notesFull */
   notes?: boolean;
   notesFull?: boolean;
+  /** HEAD each backup archive for its Object Lock retention (Volume.locked); default: only when
+   *  the storage locks (lock_days), since ListObjects does not carry retention */
+  locks?: boolean;
 }
 
 /** Everything under one content folder, keyed by file name. */
@@ -96,6 +101,18 @@ export async function listVolumes(ctx: StoreContext, o: ListOptions = {}): Promi
   if (o.notes !== false && backups >= 0) {
     const { fillListedNotes } = await import('./notes-cache.js');
     await fillListedNotes(ctx, withNotes, folders[backups]!, o.notesFull === true);
+  }
+  if (o.locks ?? ctx.settings.lock !== undefined) {
+    const now = nowOf(ctx);
+    await mapLimit(
+      out.filter((v) => v.content === 'backup'),
+      8,
+      async (vol) => {
+        const info = await headOrNull(ctx, vol.key);
+        const h = info ? heldBy(info, now) : null;
+        if (h) vol.locked = describeHold(h);
+      },
+    );
   }
   if (o.pending ?? ctx.settings.cacheDir !== undefined) {
     const seen = new Set(out.map((v) => v.volname));

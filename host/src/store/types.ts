@@ -133,6 +133,8 @@ export interface Volume {
   unusable?: string;
   etag?: string;
   storageClass?: string;
+  /** S3 Object Lock: "locked until DATE (MODE)" while its archive is retained (listVolumes `locks`) */
+  locked?: string;
 }
 
 export const nowOf = (ctx: StoreContext): Date => (ctx.now ? ctx.now() : new Date());

@@ -761,6 +761,10 @@ sub volume_item {
         $item->{vmid} = int($vol->{vmid}) if defined($vol->{vmid});
         $item->{subtype} = $vol->{subtype} // 'unknown';
         my $notes = first_line($vol->{notes});
+        # the GUI has no column for S3 Object Lock: its notes column says it (display only, the
+        # notes themselves are read and written through the attribute calls)
+        $notes = join(' ', grep { defined($_) && $_ ne '' } $notes, "[$vol->{locked}]")
+            if defined($vol->{locked});
         $item->{notes} = $notes if defined($notes) && $notes ne '';
         $item->{protected} = 1 if $vol->{protected};
         # No manifest (another tool uploaded it) means "not verified", not a failed check: PVE's
