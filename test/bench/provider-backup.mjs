@@ -6,10 +6,10 @@
 // (test/s3/rgw-up.sh), a build (npm run build) and qemu-storage-daemon.
 //   node test/bench/provider-backup.mjs [GiB=2] [rounds=2]
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, openSync, writeSync, closeSync, ftruncateSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { writeGuestImage } from './guest-image.mjs';
 
 const GiB = Number(process.argv[2] ?? 2);
 const rounds = Number(process.argv[3] ?? 2);
@@ -18,20 +18,7 @@ const env = Object.fromEntries(readFileSync(process.env.PVE_S3_RGW_ENV ?? '/tmp/
 const dir = mkdtempSync(join(tmpdir(), 'pve-s3-bench-pb-'));
 const img = join(dir, 'disk.raw');
 const size = GiB * 2 ** 30;
-// 60 % random data (incompressible), 15 % text-like (compressible), 25 % holes
-{
-  const fd = openSync(img, 'w');
-  const chunk = 8 << 20;
-  const text = Buffer.alloc(chunk);
-  for (let i = 0; i < chunk; i += 64) text.write(`block ${i} of some guest file system data ${i % 9973}\n`.padEnd(64, '.'), i);
-  for (let off = 0; off < size; off += chunk) {
-    const f = off / size;
-    if (f < 0.6) writeSync(fd, randomBytes(chunk), 0, chunk, off);
-    else if (f < 0.75) writeSync(fd, text, 0, chunk, off);
-  }
-  ftruncateSync(fd, size);
-  closeSync(fd);
-}
+writeGuestImage(img, size);
 const { S3Client } = await import(join(root, 'host/dist/s3/client.js'));
 const bucket = `bench-pb-${Date.now()}`;
 const c = new S3Client({ endpoint: env.S3_ENDPOINT, region: env.S3_REGION, bucket, forcePathStyle: true, credentials: { accessKeyId: env.S3_ACCESS_KEY, secretAccessKey: env.S3_SECRET_KEY }, connectTimeoutMs: 10000, requestTimeoutMs: 120000 });

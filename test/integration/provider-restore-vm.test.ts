@@ -37,6 +37,12 @@ d('provider VM restore: restore-vm-init, restore-volume-start/stop, restore-vm-c
   const indexed = 'backup/vzdump-qemu-100-2025_01_02-03_04_05.vma.zst';
   const byCli = 'backup/vzdump-qemu-101-2025_01_02-03_04_05.vma.zst';
   const byZstd = 'backup/vzdump-qemu-102-2025_01_02-03_04_05.vma.zst';
+  // what vzdump wrote before zstd, or with compress 0 (copied into the bucket by the hook)
+  const older: Array<[string, string[] | null]> = [
+    ['backup/vzdump-qemu-103-2025_01_02-03_04_05.vma.gz', ['gzip', '-c']],
+    ['backup/vzdump-qemu-104-2025_01_02-03_04_05.vma.lzo', ['lzop', '-c']],
+    ['backup/vzdump-qemu-105-2025_01_02-03_04_05.vma', null],
+  ];
 
   function host(op: string, args: Record<string, unknown>): Promise<Envelope & { stderr: string }> {
     return hostOp(op, storage, args, { env: { PVE_S3_LOG_FILE: join(tmp.dir, 'host.log') } });
@@ -73,6 +79,10 @@ d('provider VM restore: restore-vm-init, restore-volume-start/stop, restore-vm-c
     const vma = spawnSync('zstd', ['-d', '-c', '-q', join(tmp.dir, 'frames.vma.zst')], { maxBuffer: 1 << 30 }).stdout as Buffer;
     const one = spawnSync('zstd', ['-3', '-c', '-q'], { input: vma, maxBuffer: 1 << 30 }).stdout as Buffer;
     await c.putObject(`${PREFIX}dump/${byZstd.slice(7)}`, one);
+    for (const [volname, cmd] of older) {
+      const body = cmd ? (spawnSync(cmd[0]!, cmd.slice(1), { input: vma, maxBuffer: 1 << 30 }).stdout as Buffer) : vma;
+      await c.putObject(`${PREFIX}dump/${volname.slice(7)}`, body);
+    }
   }, 240_000);
 
   afterAll(async () => {
@@ -130,4 +140,10 @@ d('provider VM restore: restore-vm-init, restore-volume-start/stop, restore-vm-c
   it('restores a .vma.zst made by the zstd program from the project writer\'s VMA', async () => {
     await restoreAll(byZstd, false);
   }, 240_000);
+
+  for (const [volname, cmd] of older) {
+    it(`restores a ${volname.split('.').slice(1).join('.')} of the same VMA${cmd ? ` (${cmd[0]})` : ''}, through sparse images`, async () => {
+      await restoreAll(volname, false);
+    }, 240_000);
+  }
 });

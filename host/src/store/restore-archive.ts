@@ -92,29 +92,41 @@ export async function collect(body: AsyncIterable<Uint8Array>, max: number): Pro
 
 /**
  * One frame's compressed bytes by a ranged GET, verified against its index record's SHA-256,
- * then decompressed (zstd checks its own content checksum too). A mismatch is fetched once more
- * (a broken transfer), then it is the archive that is damaged.
+ * then decompressed (zstd checks its own content checksum too). The body goes straight into one
+ * buffer of the frame's size and into the hash as it arrives (the lean GET path: no stream, no
+ * chunk list to join), so the digest is ready when the last byte is. A mismatch is fetched once
+ * more (a broken transfer), then it is the archive that is damaged.
  */
 export async function fetchFrame(ctx: StoreContext, a: { key: string; v: VolumeInfo }, f: FrameRecord, signal?: AbortSignal): Promise<Buffer> {
+  const bytes = Buffer.allocUnsafe(f.clen);
   let last: PveS3Error | null = null;
   for (let attempt = 0; attempt < 2; attempt++) {
-    const { body } = await ctx.client.getObject(a.key, { range: [f.offset, f.offset + f.clen - 1], ...readSse(ctx), ...(signal ? { signal } : {}) });
-    let bytes: Buffer;
+    const h = new Sha256();
+    let n = 0;
+    let digest: Uint8Array | null = null;
     try {
-      bytes = await collect(body, f.clen);
+      await transferClient(ctx).getObjectInto(a.key, { range: [f.offset, f.offset + f.clen - 1], ...readSse(ctx), ...(signal ? { signal } : {}) }, (piece) => {
+        if (n + piece.length > f.clen) throw new PveS3Error('IntegrityError', `the server sent more than the ${f.clen} bytes asked for`, { exitCode: EXIT.integrity });
+        bytes.set(piece, n);
+        h.update(piece);
+        n += piece.length;
+      });
     } catch (e) {
       if ((e as PveS3Error).retryable && attempt === 0) continue;
       throw e;
+    } finally {
+      // also after a failure: the digest gives the hash's slot back
+      digest = h.digest();
     }
-    if (bytes.length === f.clen && Buffer.from(Sha256.hash(bytes)).equals(f.sha256)) {
+    if (n === f.clen && Buffer.from(digest!).equals(f.sha256)) {
       const out = Buffer.allocUnsafe(f.ulen);
-      let n: number;
+      let len: number;
       try {
-        n = zstd().decompress(out, bytes);
+        len = zstd().decompress(out, bytes);
       } catch (e) {
         throw new PveS3Error('IntegrityError', `backup '${a.v.volname}': the frame at byte ${f.offset} does not decompress (${(e as Error).message})`, { exitCode: EXIT.integrity });
       }
-      if (n !== f.ulen) throw new PveS3Error('IntegrityError', `backup '${a.v.volname}': the frame at byte ${f.offset} decompressed to ${n} bytes, its index record says ${f.ulen}`, { exitCode: EXIT.integrity });
+      if (len !== f.ulen) throw new PveS3Error('IntegrityError', `backup '${a.v.volname}': the frame at byte ${f.offset} decompressed to ${len} bytes, its index record says ${f.ulen}`, { exitCode: EXIT.integrity });
       return out;
     }
     last = new PveS3Error(

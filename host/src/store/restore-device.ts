@@ -9,7 +9,7 @@ import type { NbdExport, ReadPiece } from '../nbd/server.js';
 import { STATE_HOLE, STATE_ZERO } from '../nbd/protocol.js';
 import { CLUSTER_SIZE, type VmaDevice } from '../vma/format.js';
 import { FrameKind, type FrameIndex, type FrameRecord } from '../vma/frame-index.js';
-import { frameDeviceBytes, frameSpan } from '../vma/frame-decode.js';
+import { frameRuns, frameSpan, type FrameRuns } from '../vma/frame-decode.js';
 import { fetchFrame } from './restore-archive.js';
 import type { StoreContext } from './types.js';
 import type { VolumeInfo } from '../pve/volname.js';
@@ -31,7 +31,7 @@ export interface FrameDeviceStats {
 }
 
 interface Cached {
-  p: Promise<Buffer>;
+  p: Promise<FrameRuns>;
   bytes: number;
   used: number;
 }
@@ -83,8 +83,8 @@ export class FrameDevice implements NbdExport {
 
   async read(offset: number, length: number): Promise<ReadPiece[]> {
     const end = offset + length;
-    const pieces: ReadPiece[] = [];
-    const wait: Array<Promise<void>> = [];
+    // in device order: zeros at once, a data frame's pieces once it is there
+    const parts: Array<ReadPiece | Promise<ReadPiece[]>> = [];
     let i = this.frameAt(offset);
     let pos = offset;
     while (pos < end) {
@@ -92,19 +92,17 @@ export class FrameDevice implements NbdExport {
       const fStart = this.starts[i]!;
       const take = Math.min(end, fStart + frameSpan(f, this.dev)) - pos;
       if (this.isZero(f)) {
-        pieces.push({ offset: pos, zero: take });
+        parts.push({ offset: pos, zero: take });
         this.stats.zeroBytesServed += take;
       } else {
-        const piece: { offset: number; data: Buffer } = { offset: pos, data: Buffer.alloc(0) };
-        pieces.push(piece);
-        const from = pos - fStart;
-        wait.push(this.frame(i).then((b) => void (piece.data = b.subarray(from, from + take))));
+        const at = pos;
+        parts.push(this.frame(i).then((r) => piecesOf(r, at - fStart, take, at)));
       }
       pos += take;
       i++;
     }
     this.prefetch(i);
-    await Promise.all(wait);
+    const pieces = (await Promise.all(parts)).flat();
     this.stats.bytesServed += length;
     return pieces;
   }
@@ -126,7 +124,7 @@ export class FrameDevice implements NbdExport {
     return out;
   }
 
-  private frame(i: number): Promise<Buffer> {
+  private frame(i: number): Promise<FrameRuns> {
     const c = this.cache.get(i);
     if (c) {
       c.used = ++this.tick;
@@ -135,21 +133,21 @@ export class FrameDevice implements NbdExport {
     return this.load(i);
   }
 
-  private load(i: number): Promise<Buffer> {
+  private load(i: number): Promise<FrameRuns> {
     const f = this.frames[i]!;
     this.fetching++;
     const p = fetchFrame(this.ctx, this.archive, f, this.ctx.signal)
       .then((vma) => {
         this.stats.framesFetched++;
         this.stats.bytesFetched += f.clen;
-        return frameDeviceBytes(f, vma, this.dev, this.devices, this.index.uuid);
+        return frameRuns(f, vma, this.dev, this.devices, this.index.uuid);
       })
       .finally(() => {
         this.fetching--;
       });
     // a failed frame is not kept: a later read tries again and reports its own failure
     p.catch(() => this.cache.delete(i));
-    this.cache.set(i, { p, bytes: frameSpan(f, this.dev), used: ++this.tick });
+    this.cache.set(i, { p, bytes: f.ulen, used: ++this.tick });
     this.evict(i);
     return p;
   }
@@ -160,9 +158,8 @@ export class FrameDevice implements NbdExport {
     for (let i = from; i < this.frames.length && this.fetching < this.parallel; i++) {
       const f = this.frames[i]!;
       if (this.isZero(f) || this.cache.has(i)) continue;
-      const span = frameSpan(f, this.dev);
-      if (span > budget) break;
-      budget -= span;
+      if (f.ulen > budget) break;
+      budget -= f.ulen;
       this.load(i).catch(() => undefined);
     }
   }
@@ -190,4 +187,29 @@ export class FrameDevice implements NbdExport {
       this.cache.delete(victim);
     }
   }
+}
+
+/** the bytes [from, from+take) of a frame (device offset `at` on) as pieces: views of its VMA, or zeros */
+function piecesOf(r: FrameRuns, from: number, take: number, at: number): ReadPiece[] {
+  const out: ReadPiece[] = [];
+  // the last run starting at or before `from`
+  let lo = 0;
+  let hi = r.at.length - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (r.at[mid]! <= from) lo = mid;
+    else hi = mid - 1;
+  }
+  const end = from + take;
+  for (let k = lo, pos = from; pos < end; k++) {
+    const n = Math.min(end, r.at[k]! + r.len[k]!) - pos;
+    const src = r.src[k]!;
+    if (src < 0) out.push({ offset: at + (pos - from), zero: n });
+    else {
+      const o = src + (pos - r.at[k]!);
+      out.push({ offset: at + (pos - from), data: r.vma.subarray(o, o + n) });
+    }
+    pos += n;
+  }
+  return out;
 }
