@@ -39,16 +39,31 @@ async function journaledParts(): Promise<number> {
   }
 }
 
+/**
+ * A run that "dies" at part `n`: that part never returns, so the run never reaches its clean-up,
+ * as when the process is killed. `end()` lets it fail once the test is done with it, so it closes
+ * its source file (left open, node closed it on garbage collection with a warning) and sends no
+ * request after the test.
+ */
+function dyingAt(n: number): { client: S3Client; end(run: Promise<unknown>): Promise<void> } {
+  const ac = new AbortController();
+  const hang = () => new Promise<never>((_, reject) => ac.signal.addEventListener('abort', () => reject(new Error('run 1 ended by the test')), { once: true }));
+  return {
+    client: wrapClient(c, { uploadPart: (k, id, m, body, sha, o) => (m === n ? hang() : c.uploadPart(k, id, m, body, sha, o)) }),
+    end: async (run) => {
+      ac.abort();
+      await run.catch(() => undefined);
+    },
+  };
+}
+
 describe('resumable uploads', () => {
   it('an upload whose process died continues from the parts already stored', async () => {
     const key = 'resume/obj';
-    // Run 1 "dies": part 4 never returns, so the run never reaches its clean-up, as when the
-    // process is killed. The server keeps the upload and the parts that made it.
-    const dead = wrapClient(c, {
-      uploadPart: (k, id, n, body, sha, o) => (n === 4 ? new Promise<never>(() => {}) : c.uploadPart(k, id, n, body, sha, o)),
-    });
+    // Run 1 "dies" at part 4. The server keeps the upload and the parts that made it.
+    const dead = dyingAt(4);
     // With 2 workers, one hangs on part 4 and the other stores 1-3 and 5-7, then run 1 is still.
-    void uploadObject(dead, key, { path: src }, { chunkSizeMB: 5, concurrency: 2, journalDir });
+    const run1 = uploadObject(dead.client, key, { path: src }, { chunkSizeMB: 5, concurrency: 2, journalDir });
     for (let i = 0; i < 600 && (await journaledParts()) < 6; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await journaledParts()).toBe(6);
 
@@ -74,14 +89,13 @@ describe('resumable uploads', () => {
     expect(await verifyObject(c, key)).toBe('good');
     expect(await readdir(journalDir)).toEqual([]); // done: nothing to resume
     expect((await c.listMultipartUploads({ prefix: key })).filter((u) => u.key === key)).toEqual([]);
+    await dead.end(run1);
   });
 
   it('parts journaled before CRCs were recorded are sent again, into the same upload', async () => {
     const key = 'resume/old-journal';
-    const dead = wrapClient(c, {
-      uploadPart: (k, id, n, body, sha, o) => (n === 4 ? new Promise<never>(() => {}) : c.uploadPart(k, id, n, body, sha, o)),
-    });
-    void uploadObject(dead, key, { path: src }, { chunkSizeMB: 5, concurrency: 2, journalDir });
+    const dead = dyingAt(4);
+    const run1 = uploadObject(dead.client, key, { path: src }, { chunkSizeMB: 5, concurrency: 2, journalDir });
     for (let i = 0; i < 600 && (await journaledParts()) < 6; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await journaledParts()).toBe(6);
     // what an earlier release wrote: the same journal without the parts' CRCs
@@ -102,16 +116,15 @@ describe('resumable uploads', () => {
     expect(up.manifest.crc64).toBe(refCrc64Hex(data));
     expect(await verifyObject(c, key)).toBe('good');
     expect((await c.listMultipartUploads({ prefix: key })).filter((u) => u.key === key)).toEqual([]);
+    await dead.end(run1);
   });
 
   it('a journal for a file that changed since is not trusted', async () => {
     const key = 'resume/changed';
-    const dead = wrapClient(c, {
-      uploadPart: (k, id, n, body, sha, o) => (n === 3 ? new Promise<never>(() => {}) : c.uploadPart(k, id, n, body, sha, o)),
-    });
+    const dead = dyingAt(3);
     const other = join(dir, 'other.bin');
     await writeFile(other, data);
-    void uploadObject(dead, key, { path: other }, { chunkSizeMB: 5, concurrency: 1, journalDir });
+    const run1 = uploadObject(dead.client, key, { path: other }, { chunkSizeMB: 5, concurrency: 1, journalDir });
     for (let i = 0; i < 600 && (await journaledParts()) < 2; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await journaledParts()).toBeGreaterThanOrEqual(2);
 
@@ -129,6 +142,7 @@ describe('resumable uploads', () => {
     expect(sent.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7]);
     const { body } = await c.getObject(key);
     expect(sha256(await readAll(body))).toBe(sha256(changed));
+    await dead.end(run1);
     // the dead run's upload is left for maintenance's stale-upload cleanup
     for (const u of await c.listMultipartUploads({ prefix: key })) await c.abortMultipartUpload(u.key, u.uploadId);
   });
