@@ -19,7 +19,8 @@
 # The restored tree must equal the source (owners, modes, xattrs, ACLs, file capabilities,
 # symlinks, hard links, sparse allocation, FIFO, contents), less what vzdump and pct exclude; a
 # privileged container's restore is refused before anything is downloaded; the bucket failing
-# mid-backup and mid-restore leaves nothing: no object, upload, work or restore directory, process.
+# mid-backup and mid-restore (the project's fault proxy, t/bin/fault-proxy) leaves nothing: no
+# object, upload, work or restore directory, process, extracted file.
 use strict;
 use warnings;
 
@@ -113,8 +114,9 @@ sub job {
 
 my $restore_root = "$tmp/cache/.pve-s3/restore";
 my $work_root = "/run/pve-s3/ct-backup/$storeid";
+my @work_roots = ($work_root, "/run/pve-s3/ct-backup/${storeid}f");
 sub leftovers {
-    my @left = (glob("$restore_root/*"), glob("$work_root/*"));
+    my @left = (glob("$restore_root/*"), map { glob("$_/*") } @work_roots);
     push @left, grep { m/^\s*100000\s/ && m/\b(tar|zstd|cstream)\b/ } `ps -eo uid=,args=`;
     push @left, grep { m/pve-s3-host/ && m/\Q$tmp\E/ } `ps -eo args=`;
     return \@left;
@@ -197,6 +199,66 @@ eval { PctRestore::restore($cfg, $volid, $priv, { unprivileged => 0 }) };
 is($@, "refusing to restore privileged container backup from external source\n", 'PVE refuses to restore a privileged container from a backup provider');
 ok(!-d $restore_root || !glob("$restore_root/*"), '... before anything was downloaded');
 
+# --- the bucket failing mid-backup and mid-restore (the project's fault proxy in front of RadosGW) -
+
+use IPC::Open2;
+my $proxy_pid = open2(my $pout, my $pin, "$FindBin::Bin/bin/fault-proxy", $endpoint);
+my $proxy_url = <$pout>;
+chomp($proxy_url);
+sub plan_faults {
+    print $pin encode_json($_[0]) . "\n";
+    $pin->flush();
+    my $ok = <$pout>;
+}
+my $fstore = "${storeid}f";
+$pve->api('create', {
+    storage => $fstore, type => 's3', bucket => $bucket, endpoint => $proxy_url, region => $region,
+    access_key => $ak, secret_key => $sk, prefix => 'pve/', force_path_style => 1,
+    multipart_chunk_size => 5, max_concurrent_uploads => 2, content => 'backup', path => "$tmp/cache",
+});
+$cfg = $pve->config();
+# 24 MiB zstd cannot shrink: five parts of 5 MiB
+my $big = "$tmp/big-root";
+mkdir($big);
+mkdir("$big/sbin");
+system("head -c 25165824 /dev/urandom > '$big/sbin/init'") == 0 or die;
+chown(100000, 100000, $big, "$big/sbin", "$big/sbin/init") or die;
+
+plan_faults([{ match => { method => 'PUT', pathIncludes => 'partNumber=' }, skip => 2, times => undef,
+    fault => { kind => 'status', status => 500, code => 'InternalError', message => 'injected' } }]);
+my $fjob = VZDumpDriver->new_job(storage => $fstore, dir => "$tmp/vzf", pve_version => $pve->{version});
+my ($ft) = @{ $fjob->run({ vmid => 201, type => 'lxc', archive => sub {
+    my ($job, $task) = @_;
+    PctArchive::archive($job, $task, conf => $conf, firewall => $fw, snapdir => $big, exclude => []);
+} }) };
+plan_faults([]);
+is($ft->{state}, 'err', 'the bucket failing mid-backup: the backup fails');
+like($ft->{msg} // '', qr/UploadPart on 'pve\/dump\/vzdump-lxc-201-.*\(HTTP 500 InternalError\): injected/, '... saying what failed: ' . (($ft->{msg} // '') =~ s/\n.*//sr));
+is_deeply(keys_of(qr/-201-/), [], '... nothing of it in the bucket (no object, manifest, notes or log)');
+is_deeply($s3->list_uploads($bucket, 'pve/'), [], '... no incomplete multipart upload');
+is_deeply(leftovers(), [], '... no work directory or process left');
+
+# a good archive of the big tree, then its restore with the reads cut off midway
+my $gjob = job();
+my ($gt) = @{ $gjob->run({ vmid => 202, type => 'lxc', archive => sub {
+    my ($job, $task) = @_;
+    PctArchive::archive($job, $task, conf => $conf, firewall => $fw, snapdir => $big, exclude => []);
+} }) };
+is($gt->{state}, 'ok', 'a backup of the big tree') or diag(join("\n", @{ $gjob->{log} }));
+plan_faults([{ match => { method => 'GET', pathIncludes => 'vzdump-lxc-202-', headers => { range => { re => '.' } } }, skip => 2, times => undef,
+    fault => { kind => 'reset', afterBytes => 1000 } }]);
+my $fr = new_rootdir('fault');
+eval { PctRestore::restore($cfg, "$fstore:backup/$gt->{target}", $fr, { unprivileged => 1 }) };
+my $rerr = $@;
+plan_faults([]);
+like($rerr, qr/ECONNRESET during GetObject/, 'the bucket failing mid-restore: the restore fails, saying why: ' . ($rerr =~ s/\n.*//sr));
+is_deeply(leftovers(), [], '... restore_container_cleanup removed the partial download: nothing left');
+opendir(my $dh, $fr) or die;
+is_deeply([grep { !m/^\.\.?$/ } readdir($dh)], [], '... and nothing was extracted');
+close($pin);
+waitpid($proxy_pid, 0);
+
 $s3->drop_bucket($bucket);
 rmdir($work_root);
+rmdir("/run/pve-s3/ct-backup/$fstore");
 done_testing();
