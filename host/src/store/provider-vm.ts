@@ -9,7 +9,7 @@ import { Readable } from 'node:stream';
 import { NbdClient } from '../nbd/client.js';
 import { parseVolname } from '../pve/volname.js';
 import { INDEX_SUFFIX } from '../pve/volname.js';
-import { EXIT, PveS3Error, asPveS3Error } from '../util/errors.js';
+import { EXIT, PveS3Error, aboutBackup, asPveS3Error } from '../util/errors.js';
 import { Sha256 } from '../wasm/digests.js';
 import { toHex } from '../wasm/encoding.js';
 import { CLUSTER_SIZE, CLUSTERS_PER_EXTENT, EXTENT_HEADER_SIZE, clusterCount, type VmaDevice } from '../vma/format.js';
@@ -180,7 +180,7 @@ export async function backupVm(ctx: StoreContext, a: BackupVmArgs): Promise<Back
     // the engine aborted its multipart upload; an object completed before the failure goes too
     await deleteQuiet(ctx, key).catch(() => undefined);
     if (indexWritten) await deleteQuiet(ctx, indexKey).catch(() => undefined);
-    throw failure(e, ctx, abort.signal);
+    throw aboutBackup(failure(e, ctx, abort.signal), 'storing backup', v.name);
   } finally {
     ctx.signal?.removeEventListener('abort', onOuterAbort);
     await Promise.allSettled(discards);

@@ -9,7 +9,7 @@ import { open, rm, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, type Writable } from 'node:stream';
 import { decompressorFor } from '../pve/decompressor.js';
-import { EXIT, PveS3Error } from '../util/errors.js';
+import { EXIT, PveS3Error, aboutBackup } from '../util/errors.js';
 import { formatBytes } from '../util/size.js';
 import type { VmaDevice } from '../vma/format.js';
 import { readVma, type VmaHeaderInfo } from '../vma/reader.js';
@@ -129,16 +129,10 @@ export async function restoreToImages(ctx: StoreContext, a: OpenArchive, dir: st
     await Promise.allSettled([download, decoded]);
     for (const f of files.values()) await f.fh.close().catch(() => undefined);
     for (const p of images.values()) await rm(p, { force: true });
-    throw named(first, a.v.name);
+    throw aboutBackup(first, 'reading backup', a.v.name);
   } finally {
     ctx.signal?.removeEventListener('abort', onOuter);
   }
-}
-
-/** the failure, saying which backup it was about (a network error names only the endpoint) */
-function named(e: unknown, name: string): unknown {
-  if (!(e instanceof PveS3Error) || e.message.includes(`'${name}'`)) return e;
-  return new PveS3Error(e.code, `reading backup '${name}' failed: ${e.message}`, { exitCode: e.exitCode, status: e.status, retryable: e.retryable, cause: e });
 }
 
 function writeError(e: unknown, path: string, dir: string): PveS3Error {

@@ -70,3 +70,13 @@ export function asPveS3Error(e: unknown): PveS3Error {
   const msg = e instanceof Error ? e.message : String(e);
   return new PveS3Error('InternalError', msg.split('\n')[0] ?? 'internal error', { cause: e });
 }
+
+/**
+ * The failure of a job on one backup, saying which backup it was (a network error names only the
+ * endpoint, an S3 error only its key): "<doing> '<name>' failed: <message>", code and retry
+ * advice kept. A message naming the backup already is left as it is.
+ */
+export function aboutBackup(e: unknown, doing: string, name: string): unknown {
+  if (!(e instanceof PveS3Error) || e.message.includes(`'${name}'`)) return e;
+  return new PveS3Error(e.code, `${doing} '${name}' failed: ${e.message}`, { exitCode: e.exitCode, status: e.status, retryable: e.retryable, cause: e });
+}
