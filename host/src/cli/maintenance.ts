@@ -37,7 +37,9 @@ Actions:
                    wrong
   lifecycle        apply the storage's lifecycle_enabled, transition_days (STANDARD_IA),
                    glacier_days (GLACIER) and abort-incomplete-multipart rules, scoped to its
-                   own folders, merged with the bucket's other rules; --show only prints them
+                   own folders, merged with the bucket's other rules (in a versioned bucket
+                   also: noncurrent versions and lone delete markers expire after 1 day);
+                   --show only prints them
   abort-uploads    abort the storage's incomplete multipart uploads older than --older-than
                    (default 1d)
   prune            apply the storage's prune-backups setting (PVE's keep-last/hourly/daily/
