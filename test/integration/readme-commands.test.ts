@@ -226,7 +226,14 @@ describe('README "check" commands', () => {
       `;
       const r = spawnSync('perl', ['-I', join(ROOT, 'perl/t/lib'), '-I', join(ROOT, 'perl'), '-e', script], {
         encoding: 'utf8',
-        env: { ...process.env, OPTS: JSON.stringify({ add: opts(add), set: opts(set) }), PVE_S3_PRIV_DIR: join(tmp, 'priv') },
+        // the checkout's host: on_add_hook asks it its protocol version before writing anything
+        env: {
+          ...process.env,
+          OPTS: JSON.stringify({ add: opts(add), set: opts(set) }),
+          PVE_S3_PRIV_DIR: join(tmp, 'priv'),
+          PVE_S3_HOST_BIN: `${process.execPath} ${join(ROOT, 'host/bin/pve-s3-host.js')}`,
+          PVE_S3_LOG_FILE: join(tmp, 'host.log'),
+        },
       });
       expect(r.status, r.stderr).toBe(0);
       const out = JSON.parse(r.stdout) as { scfg: Record<string, unknown>; upd: Record<string, unknown> };
