@@ -3,12 +3,25 @@
 // host needs an Agent, the TLS connector and Dispatcher#request, and would pay for the rest on
 // every PVE status poll. This is an ES module, so esbuild refuses ("No matching export") any
 // other name host/src starts importing from undici: the build fails instead of the host.
-import Agent from 'undici/lib/dispatcher/agent.js';
+//
+// The Agent (its pool, client, HTTP/1 parser and request API) loads when the first one is made:
+// a status sends its one HeadBucket the lean way (host/src/s3/lean-get.ts) and never makes one.
 import buildConnector from 'undici/lib/core/connect.js';
 import Dispatcher from 'undici/lib/dispatcher/dispatcher.js';
-import request from 'undici/lib/api/api-request.js';
 
-// what undici's index does for the API methods, limited to the one the host calls
-if (typeof Dispatcher.prototype.request !== 'function') Dispatcher.prototype.request = request;
+let AgentClass;
+function agentClass() {
+  if (AgentClass === undefined) {
+    // what undici's index does for the API methods, limited to the one the host calls
+    if (typeof Dispatcher.prototype.request !== 'function') Dispatcher.prototype.request = require('undici/lib/api/api-request.js');
+    AgentClass = require('undici/lib/dispatcher/agent.js');
+  }
+  return AgentClass;
+}
+
+/** `new Agent(o)` makes undici's Agent, loading it on first use. */
+const Agent = new Proxy(function Agent() {}, {
+  construct: (_target, args) => Reflect.construct(agentClass(), args),
+});
 
 export { Agent, buildConnector, Dispatcher };

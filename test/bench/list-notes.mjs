@@ -7,6 +7,8 @@
 //   cold  no notes cache (the first listing on a node): one GET per .notes, NOTES_FETCH_PARALLEL at once
 //   warm  the cache of the previous listing: the ListObjects pages plus the sidecars that changed
 //   edit  after another client rewrote 5 sidecars: pages + 5 GETs
+//   pages the peer: the same ListObjects pages alone (S3Client.listAll of every content folder),
+//         what any listing of those keys costs; warm ÷ pages is what the listing adds to them
 // and prints requests (by operation, counted from the S3 client's own request log) and seconds,
 // median of --runs. The goal: warm 5,000 ≤ 1.5 s and ≤ ListObjects pages + 10 requests.
 //
@@ -125,6 +127,37 @@ for (const n of sizes) {
     await measure('warm');
     // another client edits 5 sidecars before each listing: exactly those are read again
     await measure('edit', (r) => mapLimit([0, 1, 2, 3, 4], 5, (j) => c.putObject(`dump/${names[(j * 97 + r) % n]}.vma.zst.notes`, new TextEncoder().encode(`edited ${r} ${j}\n`))));
+    // the peer: the pages alone, interleaved with a warm listing so that the load hits both alike
+    const pagesT = [];
+    const warmT = [];
+    let pagesCpu = 0;
+    let warmCpu = 0;
+    const cpu = () => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1e6;
+    };
+    for (let r = 0; r < runs; r++) {
+      let c0 = cpu();
+      let t = process.hrtime.bigint();
+      await Promise.all(['dump/', 'template/iso/', 'template/cache/', 'snippets/'].map(async (prefix) => {
+        for await (const _ of c.listAll({ prefix }));
+      }));
+      pagesT.push(Number(process.hrtime.bigint() - t) / 1e9);
+      pagesCpu += cpu() - c0;
+      c0 = cpu();
+      t = process.hrtime.bigint();
+      await listVolumes(ctx, { pending: false });
+      warmT.push(Number(process.hrtime.bigint() - t) / 1e9);
+      warmCpu += cpu() - c0;
+    }
+    row.pagesOnly = {
+      s: +median(pagesT).toFixed(3),
+      warmS: +median(warmT).toFixed(3),
+      ratio: +(median(warmT) / median(pagesT)).toFixed(2),
+      // this process's CPU (user + sys) per listing: the client's share of the cost
+      cpuS: +(pagesCpu / runs).toFixed(3),
+      warmCpuS: +(warmCpu / runs).toFixed(3),
+    };
     row.goal = row.warm.s <= 1.5 && row.warm.requests <= row.warm.pages + 10 ? 'met' : 'NOT met';
     results.push(row);
   } finally {
@@ -145,11 +178,11 @@ const load1 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(
 if (json) console.log(JSON.stringify({ node: process.version, runs, parallel: NOTES_FETCH_PARALLEL, load: [load0, load1], results }, null, 2));
 else {
   console.log(`node ${process.version}, median of ${runs}, cold GETs ${NOTES_FETCH_PARALLEL} at once, load ${load0} → ${load1}`);
-  console.log('backups  objects   cold s  cold req    warm s  warm req (pages)   edit s  edit req   goal (warm ≤ 1.5 s, ≤ pages + 10)');
+  console.log('backups  objects   cold s  cold req    warm s  warm req (pages)   edit s  edit req   pages-only s  warm÷pages  CPU s pages/warm   goal (warm ≤ 1.5 s, ≤ pages + 10)');
   for (const r of results) {
     console.log(
       `${String(r.backups).padStart(7)} ${String(r.objects).padStart(8)} ${r.cold.s.toFixed(3).padStart(8)} ${String(r.cold.requests).padStart(9)} ${r.warm.s.toFixed(3).padStart(9)} ${String(r.warm.requests).padStart(9)} (${r.warm.pages})`.padEnd(70) +
-        `${r.edit.s.toFixed(3).padStart(8)} ${String(r.edit.requests).padStart(9)}   ${r.goal}`,
+        `${r.edit.s.toFixed(3).padStart(8)} ${String(r.edit.requests).padStart(9)} ${r.pagesOnly.s.toFixed(3).padStart(13)} ${r.pagesOnly.ratio.toFixed(2).padStart(10)}×  ${r.pagesOnly.cpuS.toFixed(2).padStart(6)} / ${r.pagesOnly.warmCpuS.toFixed(2).padEnd(6)}  ${r.goal}`,
     );
   }
 }

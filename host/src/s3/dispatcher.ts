@@ -33,9 +33,10 @@ export class FingerprintMismatchError extends Error {
   }
 }
 
-export function createDispatcher(s: DispatcherSettings): Dispatcher {
+/** `connect`: a connector made earlier from the same settings (createConnector) */
+export function createDispatcher(s: DispatcherSettings, connect?: buildConnector.connector): Dispatcher {
   return new Agent({
-    connect: createConnector(s),
+    connect: connect ?? createConnector(s),
     connections: s.connections ?? null,
     keepAliveTimeout: 10_000,
     keepAliveMaxTimeout: 60_000,

@@ -51,7 +51,11 @@ export class ResponseParser {
   /** bytes seen after the response ended (a server that sent more than it framed) */
   extra = 0;
 
-  constructor(private readonly on: ResponseEvents) {}
+  /** `bodiless`: the answer to a HEAD, which has no body whatever its Content-Length says (RFC 9112 §6.3) */
+  constructor(
+    private readonly on: ResponseEvents,
+    private readonly o: { bodiless?: boolean } = {},
+  ) {}
 
   /** Any byte of a response has arrived (a connection that dies before this never answered). */
   get started(): boolean {
@@ -144,7 +148,10 @@ export class ResponseParser {
     if (h.status === 101) throw new ProtocolError('unexpected protocol switch (101)');
     const te = h.headers['transfer-encoding'];
     const cl = h.headers['content-length'];
-    if (te !== undefined) {
+    if (this.o.bodiless) {
+      this.head = h;
+      this.state = State.Done;
+    } else if (te !== undefined) {
       const codings = te.split(',').map((x) => x.trim().toLowerCase());
       if (codings[codings.length - 1] === 'chunked') {
         this.head = { ...h, keepAlive: h.keepAlive && cl === undefined };

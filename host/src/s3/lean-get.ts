@@ -25,6 +25,8 @@ const KEEP_ALIVE_MS = 10_000;
 const MAX_IDLE = 16;
 
 export interface LeanGetRequest {
+  /** GET (default), or HEAD: an answer without a body (the status probe) */
+  method?: 'GET' | 'HEAD';
   /** scheme://host[:port] */
   origin: string;
   /** the request target as signed: path and query, already encoded */
@@ -173,17 +175,20 @@ export class LeanGets {
       let errorText = '';
       let settled = false;
       let timer: NodeJS.Timeout | null = null;
-      const parser = new ResponseParser({
-        head: (h) => {
-          head = h;
-          arm(r.bodyTimeoutMs, 'UND_ERR_BODY_TIMEOUT', 'the server stopped sending the response body');
+      const parser = new ResponseParser(
+        {
+          head: (h) => {
+            head = h;
+            arm(r.bodyTimeoutMs, 'UND_ERR_BODY_TIMEOUT', 'the server stopped sending the response body');
+          },
+          body: (chunk) => {
+            if (head!.status >= 200 && head!.status < 300) return r.onBody(chunk);
+            if (errorText.length < MAX_ERROR_BODY) errorText += Buffer.from(chunk.buffer, chunk.byteOffset, Math.min(chunk.length, MAX_ERROR_BODY - errorText.length)).toString('utf8');
+          },
+          end: () => undefined,
         },
-        body: (chunk) => {
-          if (head!.status >= 200 && head!.status < 300) return r.onBody(chunk);
-          if (errorText.length < MAX_ERROR_BODY) errorText += Buffer.from(chunk.buffer, chunk.byteOffset, Math.min(chunk.length, MAX_ERROR_BODY - errorText.length)).toString('utf8');
-        },
-        end: () => undefined,
-      });
+        { bodiless: r.method === 'HEAD' },
+      );
 
       const finish = (e: Error | null): void => {
         if (settled) return;
@@ -238,7 +243,7 @@ export class LeanGets {
       };
 
       arm(r.headersTimeoutMs, 'UND_ERR_HEADERS_TIMEOUT', 'no response head');
-      let text = `GET ${r.path} HTTP/1.1\r\n`;
+      let text = `${r.method ?? 'GET'} ${r.path} HTTP/1.1\r\n`;
       for (const [k, v] of Object.entries(r.headers)) text += `${k}: ${v}\r\n`;
       socket.write(text + '\r\n');
     });

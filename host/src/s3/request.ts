@@ -9,7 +9,7 @@ import { toHex } from '../wasm/encoding.js';
 import { SigV4Signer } from '../wasm/signer.js';
 import { ConfigError } from '../util/errors.js';
 import { nullLogger, type Logger } from '../util/log.js';
-import { createDispatcher } from './dispatcher.js';
+import { createConnector, createDispatcher } from './dispatcher.js';
 import { parseEndpoint, target, usePathStyle, type Endpoint, type Target } from './endpoint.js';
 import { LeanGets } from './lean-get.js';
 import { detectProvider, PROVIDER_IDS, PROVIDERS, type Provider } from './providers.js';
@@ -123,7 +123,10 @@ export class S3Transport {
   /** server time minus local time, learned from RequestTimeTooSkewed answers */
   clockOffsetMs = 0;
   private readonly signer: SigV4Signer;
-  private readonly dispatcher: Dispatcher;
+  /** made on the first request that needs it: a status's one HEAD goes the lean way and never
+   *  loads undici's pool, client and HTTP parser (bench:startup) */
+  private dispatcher: Dispatcher | undefined;
+  private readonly connect: ReturnType<typeof createConnector> | undefined;
   private readonly ownsDispatcher: boolean;
   private readonly clock: () => Date;
   private readonly policy: RetryPolicy;
@@ -147,7 +150,8 @@ export class S3Transport {
       this.dispatcher = o.dispatcher;
       this.ownsDispatcher = false;
     } else {
-      this.dispatcher = createDispatcher({ connectTimeoutMs: s.connectTimeoutMs, tls: s.tls });
+      // the connector now, so that an unreadable CA file is refused when the client is made
+      this.connect = createConnector({ connectTimeoutMs: s.connectTimeoutMs, tls: s.tls });
       this.ownsDispatcher = true;
     }
   }
@@ -159,6 +163,7 @@ export class S3Transport {
   /** Sends r (with retries) and reads the whole response body. */
   async request(req: S3Request): Promise<BufferedResponse> {
     const r = withPayloadHash(req);
+    if (r.method === 'HEAD' && this.ownsDispatcher) return this.head(r);
     return this.retrying(r, async () => {
       const res = await this.once(r);
       const body = await this.readWhole(res, r);
@@ -215,7 +220,45 @@ export class S3Transport {
 
   async close(): Promise<void> {
     this.lean?.close();
-    if (this.ownsDispatcher) await this.dispatcher.close();
+    if (this.ownsDispatcher) await this.dispatcher?.close();
+  }
+
+  private pool(): Dispatcher {
+    return (this.dispatcher ??= createDispatcher({ connectTimeoutMs: this.settings.connectTimeoutMs, tls: this.settings.tls }, this.connect));
+  }
+
+  private leanPath(): LeanGets {
+    return (this.lean ??= new LeanGets({ connectTimeoutMs: this.settings.connectTimeoutMs, tls: this.settings.tls }));
+  }
+
+  /**
+   * A HEAD through the lean path (lean-get.ts): nothing to read but the head, and the status
+   * probe (one HeadBucket per pvestatd poll) never loads undici's pool, client and HTTP parser.
+   */
+  private head(r: S3Request): Promise<BufferedResponse> {
+    const lean = this.leanPath();
+    return this.retrying(r, async () => {
+      const p = this.prepare(r);
+      let res;
+      try {
+        res = await lean.get({
+          method: 'HEAD',
+          origin: p.t.origin,
+          path: p.path,
+          headers: p.headers,
+          signal: r.signal,
+          headersTimeoutMs: r.slowAnswer ? Math.max(SLOW_ANSWER_MS, this.settings.requestTimeoutMs) : this.settings.requestTimeoutMs,
+          bodyTimeoutMs: this.settings.requestTimeoutMs,
+          onBody: () => undefined,
+        });
+      } catch (e) {
+        throw this.netError(e, r);
+      }
+      this.logResponse(r, res.status, res.headers, p.started);
+      const ok = (res.status >= 200 && res.status < 300) || r.okStatuses?.includes(res.status);
+      if (!ok) throw this.errorFromResponse(r, res.status, res.headers, '', p.date);
+      return { status: res.status, headers: res.headers, body: new Uint8Array(0) };
+    });
   }
 
   /** `may()`: whether a retry is still possible at all (false once a body has been handed on) */
@@ -270,8 +313,7 @@ export class S3Transport {
         throw e;
       }
     };
-    this.lean ??= new LeanGets({ connectTimeoutMs: this.settings.connectTimeoutMs, tls: this.settings.tls });
-    const lean = this.lean;
+    const lean = this.leanPath();
     return this.retrying(
       r,
       async () => {
@@ -333,7 +375,7 @@ export class S3Transport {
     const { t, path, headers: signedHeaders, date, started } = this.prepare(r);
     let res: Dispatcher.ResponseData;
     try {
-      res = await this.dispatcher.request({
+      res = await this.pool().request({
         origin: t.origin,
         path,
         method: r.method,
