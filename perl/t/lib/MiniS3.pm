@@ -24,7 +24,7 @@ sub uri_escape {
 }
 
 sub request {
-    my ($self, $method, $path, $query, $body) = @_;
+    my ($self, $method, $path, $query, $body, $extra) = @_;
     $body //= '';
     my @t = gmtime();
     my $amzdate = strftime('%Y%m%dT%H%M%SZ', @t);
@@ -32,7 +32,7 @@ sub request {
     my $payload_hash = sha256_hex($body);
     my $cpath = uri_escape($path, 1);
     my $cquery = join('&', map { uri_escape($_) . '=' . uri_escape($query->{$_} // '') } sort keys %{ $query // {} });
-    my $headers = { host => $self->{host}, 'x-amz-content-sha256' => $payload_hash, 'x-amz-date' => $amzdate };
+    my $headers = { host => $self->{host}, 'x-amz-content-sha256' => $payload_hash, 'x-amz-date' => $amzdate, %{ $extra // {} } };
     my @names = sort keys %$headers;
     my $canonical = join("\n", $method, $cpath, $cquery, (map { "$_:$headers->{$_}" } @names), '',
         join(';', @names), $payload_hash);
