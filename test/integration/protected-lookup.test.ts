@@ -82,7 +82,7 @@ describe('store', () => {
     const ctx = context('unprot/');
     const before = await plantAttack(ctx);
     await setAttribute(ctx, `backup/${X}`, 'protected', false);
-    expect(await deleteVolumes(ctx, [`backup/${X}`])).toEqual({ deleted: [`backup/${X}`], missing: [] });
+    expect(await deleteVolumes(ctx, [`backup/${X}`])).toEqual({ deleted: [`backup/${X}`], missing: [], locked: [] });
     const mine = new Set([X, `${X}.notes`, `${X}.protected`, `${X}.s3manifest`].map((n) => `unprot/dump/${n}`));
     expect(await keys(c, 'unprot/dump/')).toEqual(before.filter((k) => !mine.has(k)));
   });
