@@ -31,6 +31,9 @@ my $tmp = $pve->{tmp};
 my $gw = HostGateway::start("up-$pve->{version}", "$tmp/host.log");
 my ($endpoint, $region, $ak, $sk, $bucket, $s3) = @$gw{qw(endpoint region access_key secret_key bucket s3)};
 $ENV{PVE_S3_AUTOSYNC} = '0';
+# the classic path (local file, hook, download on activation) behind the Backup Provider's off
+# switch; the provider's own path is tested by 32-provider-restore.t, 40 and 41
+$ENV{PVE_S3_BACKUP_PROVIDER} = '0';
 
 sub slurp {
     my ($file) = @_;

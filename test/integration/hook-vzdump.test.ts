@@ -90,6 +90,20 @@ describe('vzdump hook on an s3 storage', () => {
     expect(JSON.parse(l.stdout)).toEqual([expect.objectContaining({ volid: `s3bk:backup/${a.name}`, notes: 'nightly', protected: true, log: true, verified: true })]);
   });
 
+  it("a backup the Backup Provider made (TARGET is the bare archive name): backup-end and log-end do nothing and succeed", async () => {
+    const a = await archive('s3bk');
+    await writeFile(a.log, 'INFO: Finished Backup of VM 100 (00:00:05)\n');
+    const vz = { STOREID: 's3bk', DUMPDIR: a.dumpdir, TARGET: a.name };
+    for (const phase of ['backup-end', 'log-end']) {
+      const r = await hook([phase, 'snapshot', '100'], { ...vz, ...(phase === 'log-end' ? { LOGFILE: a.log } : {}) });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`${a.name} was stored in storage 's3bk' by the Backup Provider (its log too): nothing for the hook to do`);
+    }
+    expect((await keys(c, 'pve/')).filter((k) => k.includes(a.name))).toEqual([]);
+    expect(existsSync(a.target)).toBe(true);
+    expect(existsSync(a.log)).toBe(true);
+  });
+
   it('keep_local 1: uploaded and verified, the local archive stays', async () => {
     const a = await archive('s3keep');
     const r = await hook(['backup-end', 'snapshot', '100'], { STOREID: 's3keep', DUMPDIR: a.dumpdir, TARGET: a.target });

@@ -91,6 +91,12 @@ export async function main(argv: string[]): Promise<number> {
     // vzdump must not send the backup elsewhere (and then remove the local copy)
     const cfg = resolveStorage({ storageId: storeId, logger, storageCfgOnly: true });
     const target = process.env.TARGET;
+    // the Backup Provider made this backup (vzdump's TARGET is then the bare archive name, not a
+    // file in the dump dir): the archive and its log are in the bucket already
+    if (target && target !== '-' && !target.includes('/')) {
+      say(`${target} was stored in storage '${storeId}' by the Backup Provider (its log too): nothing for the hook to do`);
+      return EXIT.ok;
+    }
 
     if (phase === 'backup-end') {
       if (target === '-') {

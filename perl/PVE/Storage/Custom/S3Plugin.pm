@@ -170,9 +170,10 @@ sub plugindata {
             { backup => 1, iso => 1, vztmpl => 1, snippets => 1 },
         ],
         'sensitive-properties' => { map { $_ => 1 } @{ $RULES->{sensitive} } },
-        # The Backup Provider (docs/BACKUP-PROVIDER.md §2.1) stays off until backup and restore
-        # both work end to end: PVE reads features per type when the plugin is registered.
-        (($ENV{PVE_S3_BACKUP_PROVIDER} // '') eq '1' ? (features => { 'backup-provider' => 1 }) : ()),
+        # The Backup Provider (docs/BACKUP-PROVIDER.md §2.1): on unless PVE_S3_BACKUP_PROVIDER=0
+        # (the classic path: local file, vzdump hook). PVE reads features per type when the
+        # plugin is registered, so a per-storage key could not switch it.
+        (($ENV{PVE_S3_BACKUP_PROVIDER} // '') eq '0' ? () : (features => { 'backup-provider' => 1 })),
     };
 }
 
