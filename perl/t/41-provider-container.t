@@ -117,7 +117,13 @@ my $work_root = "/run/pve-s3/ct-backup/$storeid";
 my @work_roots = ($work_root, "/run/pve-s3/ct-backup/${storeid}f");
 sub leftovers {
     my @left = (glob("$restore_root/*"), map { glob("$_/*") } @work_roots);
-    push @left, grep { m/^\s*100000\s/ && m/\b(tar|zstd|cstream)\b/ } `ps -eo uid=,args=`;
+    # the container root's tar, cstream and zstd of this test (their environment names its log):
+    # other runs of the container tests may be working on this machine at the same time
+    for my $p (grep { m/^\s*\d+\s+100000\s/ && m/\b(tar|zstd|cstream)\b/ } `ps -eo pid=,uid=,args=`) {
+        my ($pid) = $p =~ m/^\s*(\d+)/;
+        my $env = eval { slurp("/proc/$pid/environ") } // '';
+        push @left, $p if index($env, "PVE_S3_LOG_FILE=$tmp/host.log\0") >= 0;
+    }
     push @left, grep { m/pve-s3-host/ && m/\Q$tmp\E/ } `ps -eo args=`;
     return \@left;
 }
@@ -198,6 +204,27 @@ my $priv = new_rootdir('privileged');
 eval { PctRestore::restore($cfg, $volid, $priv, { unprivileged => 0 }) };
 is($@, "refusing to restore privileged container backup from external source\n", 'PVE refuses to restore a privileged container from a backup provider');
 ok(!-d $restore_root || !glob("$restore_root/*"), '... before anything was downloaded');
+
+# --- a privileged container: backed up as root, with PVE's warning ------------------------------
+
+my $pjob = job();
+my ($pt) = @{ $pjob->run({ vmid => 203, type => 'lxc', archive => sub {
+    my ($job, $task) = @_;
+    PctArchive::archive($job, $task, conf => $conf =~ s/^unprivileged: 1\n//mr, firewall => $fw,
+        snapdir => $src, exclude => $tree->{exclude}, unprivileged => 0);
+} }) };
+is($pt->{state}, 'ok', 'a privileged container is backed up (backup-user-id 0, no user namespace)')
+    or diag(join("\n", @{ $pjob->{log} }));
+ok(grep({ m/^WARN: external backup of privileged container can only be restored as unprivileged/ } @{ $pjob->{log} }),
+    "... with PVE's warning");
+{
+    open(my $w, '>', "$tmp/p.tar.zst") or die;
+    print $w $s3->get_object($bucket, "pve/dump/$pt->{target}");
+    close($w);
+    my @tv = `tar -tv --zstd --numeric-owner -f '$tmp/p.tar.zst'`;
+    ok((grep { m{^-rw-r----- 100033/100042 .* \./etc/shadow$} } @tv), '... its owners as the host sees them');
+}
+is_deeply(leftovers(), [], '... nothing left');
 
 # --- the bucket failing mid-backup and mid-restore (the project's fault proxy in front of RadosGW) -
 

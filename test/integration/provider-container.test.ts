@@ -113,10 +113,21 @@ d('provider container backup (directory) and restore (tar) as the container root
     return out.sort();
   }
 
+  // this test's processes: named by its directory, or the container root's tar, cstream and zstd
+  // whose environment names its log (other runs of these tests may work on the machine meanwhile)
   const ctProcesses = (): string[] =>
-    spawnSync('ps', ['-eo', 'uid=,args='], { encoding: 'utf8' })
+    spawnSync('ps', ['-eo', 'pid=,uid=,args='], { encoding: 'utf8' })
       .stdout.split('\n')
-      .filter((l) => l.includes(tmp.dir) || (l.trim().startsWith(`${CT_UID_BASE} `) && /\b(tar|zstd|cstream)\b/.test(l)));
+      .filter((l) => {
+        const [pid, uid] = l.trim().split(/\s+/);
+        if (l.includes(tmp.dir)) return true;
+        if (uid !== String(CT_UID_BASE) || !/\b(tar|zstd|cstream)\b/.test(l)) return false;
+        try {
+          return readFileSync(`/proc/${pid}/environ`, 'latin1').includes(`PVE_S3_LOG_FILE=${join(tmp.dir, 'host.log')}\0`);
+        } catch {
+          return false;
+        }
+      });
   const restoreRoot = (): string => join(tmp.dir, 'cache', '.pve-s3', 'restore');
 
   beforeAll(async () => {
