@@ -130,6 +130,16 @@ describe('lifecycle', () => {
     expect((await lifecycleApply(context('late2/', { lifecycle: { enabled: true, abortIncompleteDays: 3 } }))).tagged).toBe(0);
   });
 
+  it('a multipart archive ends up tagged too (RadosGW drops the tags of a multipart upload and answers their GET with an empty body)', async () => {
+    const ctx = context('mptag/', { lifecycle: { enabled: true, transitionDays: 30 } });
+    const name = 'vzdump-qemu-300-2026_01_04-00_00_00.vma.zst';
+    await put(ctx, `backup/${name}`, randomBytes(7 * 1024 * 1024)); // 5 MB parts: two
+    const r = await lifecycleApply(ctx);
+    expect(await c.getObjectTagging(`mptag/dump/${name}`)).toEqual({ [ARCHIVE_TAG.key]: ARCHIVE_TAG.value });
+    expect(r.tagged).toBeLessThanOrEqual(1); // 0 where the upload's tags were kept, 1 where they were dropped
+    expect((await lifecycleApply(ctx)).tagged).toBe(0);
+  });
+
   it('refuses glacier_days not after transition_days', async () => {
     await expect(lifecycleApply(context('pve/', { lifecycle: { enabled: true, transitionDays: 60, glacierDays: 30 } }))).rejects.toThrow(/glacier_days/);
   });
