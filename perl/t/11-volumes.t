@@ -193,14 +193,15 @@ clear_requests();
 $PLUGIN->activate_volume($storeid, $scfg, "backup/$pending", undef, {});
 is(scalar(@{ stub_requests() }), 0, 'a pending local file is used as is');
 
-stub_ok('download', { verified => $F, downloaded => $T }, write_dest => '#!/bin/sh');
-my @warn;
-{
-    local $SIG{__WARN__} = sub { push @warn, @_ };
-    $PLUGIN->activate_volume($storeid, $scfg, 'snippets/hook.sh', undef, {});
-}
+stub_ok('download', { verified => $T, downloaded => $T }, write_dest => '#!/bin/sh');
+$PLUGIN->activate_volume($storeid, $scfg, 'snippets/hook.sh', undef, {});
 ok(-x "$p/snippets/hook.sh", 'snippets are made executable (hookscripts)');
-like(join('', @warn), qr/no integrity manifest/, 'an unverified download warns');
+# Issue 10 §7: the host refuses what no manifest signed with the storage's key vouches for; the
+# plugin passes its message (which names the commands that let the admin proceed) on as is.
+stub_err('download', 'Unverified', "'$storeid:snippets/evil.sh' is unverified (its manifest is not signed): refused, nothing downloaded. If you know it is yours, sign it after checking its bytes: pve-s3-maintenance --storage $storeid --action adopt --source snippets/evil.sh");
+eval { $PLUGIN->activate_volume($storeid, $scfg, 'snippets/evil.sh', undef, {}) };
+like($@, qr/^'\Q$storeid\E:snippets\/evil\.sh' is unverified .*--action adopt --source snippets\/evil\.sh\n\z/, 'an unverified volume: activation fails with the host\'s message');
+ok(!-e "$p/snippets/evil.sh", '... and nothing is on disk to run');
 
 stub_err('download', 'NoSuchKey', "iso 'missing.iso' not found in bucket 'pve-bucket'");
 eval { $PLUGIN->activate_volume($storeid, $scfg, 'iso/missing.iso', undef, {}) };
@@ -536,8 +537,8 @@ utime(60, 60, "$sd/changed.sh");
 record('snippets', 'changed.sh', size => 3, mtime => 60, etag => 'etag-old');
 write_file("$sd/local.sh", 'LOCAL EDIT');
 stub_ok('list', { volumes => [map { { volname => "snippets/$_->[0]", content => 'snippets', size => 1, ctime => 1,
-    mtime => 1, etag => $_->[1], format => 'snippet' } } (['same.sh', 'etag-same'], ['changed.sh', 'etag-new'],
-    ['local.sh', 'x'], ['new.sh', 'etag-n'])] });
+    mtime => 1, etag => $_->[1], format => 'snippet', verified => $_->[2] // $T } } (['same.sh', 'etag-same'], ['changed.sh', 'etag-new'],
+    ['local.sh', 'x'], ['new.sh', 'etag-n'], ['planted.sh', 'etag-p', $F])] });
 stub_ok('download', { etag => 'etag-n', verified => $T, downloaded => $T }, write_dest => "#!/bin/sh\n");
 clear_requests() if 0;
 unlink("$ENV{PVE_S3_STUB_DIR}/requests.jsonl");
@@ -549,6 +550,7 @@ is_deeply(\@dl, [
     { volname => 'snippets/new.sh', dest => "$sd/new.sh" },
 ], 'a changed copy is replaced in place (force), a missing one downloaded; same etag and local edits untouched');
 ok(-x "$sd/new.sh" && -x "$sd/changed.sh", 'prefetched snippets are executable');
+ok(!-e "$sd/planted.sh", 'an unverified snippet is never fetched (issue 10 §7)');
 is(read_file("$sd/local.sh"), 'LOCAL EDIT', 'a pending local snippet is never overwritten');
 
 # --- two activations of one volume at once download it once ---------------------------------

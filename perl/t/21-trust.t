@@ -9,6 +9,8 @@ use warnings;
 use Cwd qw(abs_path);
 use FindBin;
 use lib "$FindBin::Bin/lib", "$FindBin::Bin/../";
+use File::Copy ();
+use File::Path qw(make_path);
 use File::Temp qw(tempdir);
 use Test::More;
 
@@ -24,6 +26,7 @@ plan skip_all => 'PVE_S3_SKIP_INTEGRATION=1' if ($ENV{PVE_S3_SKIP_INTEGRATION} /
 use S3PluginTest;
 use RgwLease;
 use MiniS3;
+use PlantedObject;
 
 $SIG{ALRM} = sub { die "integration test timed out\n" };
 alarm(900);
@@ -116,10 +119,56 @@ sub backup {
     PVE::Storage::vdisk_free($cfg, "$storeid:backup/$_") for ($old, $planted);
 }
 
+# --- §7: bucket writers must not get root on the nodes --------------------------------------
+
+{
+    my $kfile = "$tmp/priv/$storeid.manifest-key";
+    ok(-f $kfile, 'pvesm add (on_add_hook) gave the storage its manifest key, through the host');
+    is((stat($kfile))[2] & 07777, 0600, '... root only');
+
+    my $plant = sub { PlantedObject::plant($s3, $bucket, @_) };
+    $plant->('pve/snippets/evil.pl', "#!/usr/bin/perl\nsystem('touch $tmp/pwned');\n");
+    $plant->('pve/template/iso/evil.iso', 'ISO' x 100);
+
+    my $sdir = $PLUGIN->get_subdir($scfg, 'snippets');
+    write_file("$tmp/good.sh", "#!/bin/sh\nexit 0\n");
+    make_path($sdir);
+    File::Copy::copy("$tmp/good.sh", "$sdir/good.sh");
+    $PLUGIN->upload_local_volume($storeid, $scfg, 'snippets/good.sh');
+    unlink("$sdir/good.sh", glob("$tmp/cache/.pve-s3/records/snippets/*"));
+
+    my %l = map { $_->{volid} => $_ } @{ PVE::Storage::volume_list($cfg, $storeid, undef, 'snippets') };
+    ok($l{"$storeid:snippets/evil.pl"} && $l{"$storeid:snippets/good.sh"}, 'both snippets are listed');
+    my ($r) = PVE::Storage::Custom::S3Plugin::host_call($storeid, $scfg, 'stat', { volname => 'snippets/evil.pl' });
+    is($r->{volume}->{trust}, 'unverified', 'the planted one is unverified');
+    like($r->{volume}->{trust_note}, qr/signed with key 0123456789abcdef, which this storage does not hold/, '... and says why');
+
+    my $fetched = $PLUGIN->prefetch_snippets($storeid, $scfg);
+    is_deeply($fetched, ['snippets/good.sh'], 'the prefetch fetches only the verified snippet');
+    ok(-x "$sdir/good.sh", '... which is executable');
+    ok(!-e "$sdir/evil.pl", 'the planted snippet is never on disk');
+
+    eval { PVE::Storage::activate_volumes($cfg, ["$storeid:snippets/evil.pl"]) };
+    like($@, qr/'\Q$storeid\E:snippets\/evil\.pl' is unverified .*pve-s3-maintenance --storage \Q$storeid\E --action adopt --source snippets\/evil\.pl/,
+        'activating it (a hookscript) fails, naming the command that lets the admin proceed');
+    ok(!-e "$sdir/evil.pl" && !-e "$tmp/pwned", '... nothing on disk, nothing ran');
+
+    eval { PVE::Storage::abs_filesystem_path($cfg, "$storeid:iso/evil.iso") };
+    like($@, qr/is unverified .*--allow-unverified/, 'a planted ISO is refused at activation (VM start with it)');
+    ok(!-e PVE::Storage::Custom::S3Plugin->get_subdir($scfg, 'iso') . '/evil.iso', '... and not downloaded');
+
+    my $host_log = -f "$tmp/host.log" ? read_file("$tmp/host.log") : '';
+    my ($khex) = read_file($kfile) =~ m/^[0-9a-f]{16} ([0-9a-f]{64})$/m;
+    ok($khex && index($host_log, $khex) < 0, 'the manifest key is never in the host log');
+    PVE::Storage::vdisk_free($cfg, "$storeid:$_") for ('snippets/evil.pl', 'snippets/good.sh', 'iso/evil.iso');
+}
+
 # Leave the shared gateway clean.
 is_deeply($s3->list_keys($bucket, ''), [], 'nothing left in the bucket');
 $s3->request('DELETE', "/$bucket");
 $PLUGIN->on_delete_hook($storeid, $scfg);
+ok(-f "$tmp/priv/$storeid.manifest-key" && !-e "$tmp/priv/$storeid.pw",
+    'remove storage: the secret goes, the manifest key stays (adding it again finds its objects verified)');
 
 my $log = -f "$tmp/host.log" ? read_file("$tmp/host.log") : '';
 unlike($log, qr/\Q$sk\E/, 'the host log never contains the secret');

@@ -16,6 +16,7 @@ use Test::More;
 
 use HostGateway;
 use PVEUpstream;
+use PlantedObject;
 
 HostGateway::skip_unless_ready(qw(tar zstd));
 my $ROOT = $HostGateway::ROOT;
@@ -70,6 +71,9 @@ like($text, qr/^\tbucket \Q$bucket\E$/m, '... with its bucket');
 unlike($text, qr/\Q$sk\E/, 'the secret is not in storage.cfg');
 is(slurp($secret_file), "$sk\n", 'the secret is in priv/storage/<id>.pw');
 is((stat($secret_file))[2] & 07777, 0600, '... mode 0600');
+my $key_file = "$pve->{etc_pve}/priv/storage/$storeid.manifest-key";
+ok(-f $key_file, 'pvesm add gave the storage its manifest key (issue 10 §7), made by the host');
+is((stat($key_file))[2] & 07777, 0600, '... mode 0600');
 my $cfg = $pve->config();
 is($cfg->{ids}->{$storeid}->{shared}, 1, 'PVE reads the storage as shared');
 is($cfg->{ids}->{$storeid}->{path}, "$tmp/cache", 'path as configured');
@@ -160,6 +164,32 @@ is($conf_name, './etc/vzdump/pct.conf', '... from ./etc/vzdump/pct.conf');
 my $path = PVE::Storage::abs_filesystem_path($cfg, "$storeid:backup/$vm_archives[1]");
 is(slurp($path), ('VMA1' x 1000) . "\n", 'abs_filesystem_path downloads the archive byte for byte');
 
+# --- bucket writers (issue 10 §7): a complete manifest of their own making is not ours --------
+
+{
+    # an object and a consistent manifest of a bucket writer's making, with a made-up mac
+    my $plant = sub { PlantedObject::plant($s3, $bucket, @_) };
+    my $planted = 'vzdump-qemu-100-2024_01_09-10_00_00.vma.zst';
+    $plant->("pve/dump/$planted", "PLANTED\n" x 100);
+    $plant->('pve/snippets/evil.sh', "#!/bin/sh\ntouch $tmp/pwned\n");
+    my ($p) = grep { $_->{volid} eq "$storeid:backup/$planted" } @{ PVE::Storage::volume_list($cfg, $storeid, 100, 'backup') };
+    ok($p && !$p->{verification}, 'volume_list: the planted backup is listed without verification');
+    my $marks = PVE::Storage::prune_backups($cfg, $storeid, { 'keep-last' => 1 }, 100, 'qemu', 1, sub {});
+    is({ map { $_->{volid} => $_->{mark} } @$marks }->{"$storeid:backup/$vm_archives[2]"}, 'keep',
+        'prune_backups: the newer planted backup does not push the verified one out');
+    eval { PVE::Storage::abs_filesystem_path($cfg, "$storeid:backup/$planted") };
+    like($@, qr/is unverified .*--action adopt --source backup\/\Q$planted\E.*--allow-unverified/,
+        'restore (abs_filesystem_path) refuses it, naming the commands that let the admin proceed');
+    ok(!-e "$dump/$planted", '... nothing downloaded');
+    my $scfg = $cfg->{ids}->{$storeid};
+    my $fetched = PVE::Storage::Custom::S3Plugin->prefetch_snippets($storeid, $scfg);
+    ok(!grep({ $_ eq 'snippets/evil.sh' } @$fetched), 'the snippet prefetch skips a planted snippet');
+    eval { PVE::Storage::activate_volumes($cfg, ["$storeid:snippets/evil.sh"]) };
+    like($@, qr/is unverified/, 'activating it (a hookscript) is refused');
+    ok(!-e "$tmp/cache/snippets/evil.sh" && !-e "$tmp/pwned", '... nothing on disk, nothing ran');
+    PVE::Storage::vdisk_free($cfg, $_) for ("$storeid:backup/$planted", "$storeid:snippets/evil.sh");
+}
+
 # --- prune, free ----------------------------------------------------------------------------
 
 PVE::Storage::update_volume_attribute($cfg, "$storeid:backup/$vm_archives[0]", 'protected', 1);
@@ -232,6 +262,7 @@ is_deeply($s3->list_keys($bucket, ''), [], 'vdisk_free removed the archives and 
 $pve->api('delete', { storage => $storeid });
 unlike(slurp($storage_cfg), qr/\Q$storeid\E/, 'pvesm remove: the section is gone from storage.cfg');
 ok(!-e $secret_file, '... and the secret file');
+ok(-f $key_file, '... but not the manifest key: a storage added again finds its backups verified');
 my @removed = do { no warnings 'once'; @PVE::AccessControl::REMOVED_STORAGE_ACCESS };
 is_deeply([grep { $_ eq $storeid } @removed], [$storeid], '... and its ACL entries were dropped');
 

@@ -53,7 +53,7 @@ const hook = (storeId: string, target: string) =>
 /** sync-local through the protocol, as the plugin's background job runs it. */
 const syncLocal = (storeId: string) =>
   start([join(BIN, 'pve-s3-host.js')], {
-    env: { PATH: process.env.PATH, PVE_S3_LOG_FILE: join(dir, 'host.log') },
+    env: { PATH: process.env.PATH, PVE_S3_LOG_FILE: join(dir, 'host.log'), PVE_S3_MANIFEST_KEY_FILE: join(dir, 'shared.manifest-key') },
     input: JSON.stringify({ v: 1, op: 'sync-local', storage: { id: storeId, ...sections[storeId], secret_key: testS3().secretAccessKey }, args: { quiet_seconds: 0 } }),
   });
 
@@ -96,7 +96,8 @@ beforeAll(async () => {
   const viaProxy = s3Section('viaproxy', c.bucket, { ...common, endpoint: proxy.url });
   const direct = s3Section('direct', c.bucket, common);
   sections = { viaproxy: viaProxy.props, direct: direct.props };
-  env = await cfgEnv(dir, [viaProxy, direct]);
+  // ... and one manifest key, as two storages sharing a bucket and prefix must (README)
+  env = await cfgEnv(dir, [viaProxy, direct], { PVE_S3_MANIFEST_KEY_FILE: join(dir, 'shared.manifest-key') });
 });
 
 afterAll(async () => {

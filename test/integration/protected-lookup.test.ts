@@ -18,6 +18,7 @@ import { deleteVolumes, getAttribute, setAttribute, statVolume } from '../../hos
 import { nullLogger } from '../../host/src/util/log.js';
 import { closeTestClients, dropBucket, freshBucket, testS3 } from '../helpers/s3.js';
 import { BIN, keys, requireBuild, run, s3Env } from './cli-helpers.js';
+import { testManifestKey } from '../helpers/manifest-key.js';
 
 const X = 'vzdump-qemu-100-2024_01_01-00_00_00.vma';
 const NEIGHBOURS = [`${X}.gz`, `${X}.bz2`, `${X}.lzo`];
@@ -26,7 +27,7 @@ let c: S3Client;
 let dir: string;
 
 function context(prefix: string, extra: Partial<StoreSettings> = {}): StoreContext {
-  return { client: c, settings: { storageId: 'prot', bucket: c.bucket, prefix, chunkSizeMB: 5, concurrency: 2, ...extra }, logger: nullLogger };
+  return { client: c, settings: { storageId: 'prot', bucket: c.bucket, prefix, chunkSizeMB: 5, concurrency: 2, manifestKey: testManifestKey(dir), ...extra }, logger: nullLogger };
 }
 
 /** X (protected, with notes) and its three neighbours with notes: 13 keys under `<prefix>dump/X`. */
@@ -101,7 +102,7 @@ describe('store', () => {
 describe('protocol (the plugin free_image / stat path)', () => {
   const host = (request: unknown): Promise<{ code: number | null; envelope: { ok: boolean; result?: any; error?: any } }> =>
     new Promise((res, rej) => {
-      const p = spawn(process.execPath, [join(BIN, 'pve-s3-host.js')], { env: { ...process.env, PVE_S3_LOG_FILE: join(dir, 'host.log') }, stdio: ['pipe', 'pipe', 'pipe'] });
+      const p = spawn(process.execPath, [join(BIN, 'pve-s3-host.js')], { env: { ...process.env, PVE_S3_LOG_FILE: join(dir, 'host.log'), PVE_S3_MANIFEST_KEY_FILE: testManifestKey(dir).file }, stdio: ['pipe', 'pipe', 'pipe'] });
       let out = '';
       p.stdout.on('data', (d) => (out += d));
       p.stderr.resume();
@@ -138,7 +139,7 @@ describe('commands', () => {
   it('maintenance prune removes neighbours, never the protected backup or its marker', async () => {
     requireBuild();
     const before = await plantAttack(context('cli/'));
-    const env = s3Env(dir, c.bucket, { S3_PREFIX: 'cli/' });
+    const env = s3Env(dir, c.bucket, { S3_PREFIX: 'cli/', PVE_S3_MANIFEST_KEY_FILE: testManifestKey(dir).file });
     const prune = await run('pve-s3-maintenance', ['--action', 'prune', '--keep-last', '1'], { env });
     expect(prune.code, prune.stderr).toBe(0);
     const left = await keys(c, 'cli/dump/');

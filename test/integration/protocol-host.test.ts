@@ -34,7 +34,7 @@ let storage: Record<string, string>;
 function host(request: unknown, o: { raw?: string | Buffer; killAfterMs?: number } = {}): Promise<Run> {
   return new Promise((res, rej) => {
     const p = spawn(process.execPath, [HOST], {
-      env: { ...process.env, PVE_S3_LOG_FILE: join(dir, 'host.log'), PVE_S3_DEBUG: '' },
+      env: { ...process.env, PVE_S3_LOG_FILE: join(dir, 'host.log'), PVE_S3_DEBUG: '', PVE_S3_PRIV_DIR: join(dir, 'priv') },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -95,7 +95,7 @@ describe('lazy loading', () => {
     const r = spawnSync(process.execPath, ['--import', 'data:text/javascript,' + encodeURIComponent(reg), HOST], {
       // what is loaded, not how fast: a loaded machine must not turn a slow boot into a Timeout
       input: JSON.stringify(req('status', {}, { deadline_ms: 60_000 })),
-      env: { ...process.env, PVE_S3_LOG_FILE: join(dir, 'host.log') },
+      env: { ...process.env, PVE_S3_LOG_FILE: join(dir, 'host.log'), PVE_S3_PRIV_DIR: join(dir, 'priv') },
       encoding: 'utf8',
     });
     expect(JSON.parse(r.stdout)).toMatchObject({ ok: true });
@@ -150,6 +150,7 @@ describe('a backup through its whole life', () => {
       notes: 'db server\nline 2',
       protected: true,
       verified: true,
+      trust: 'verified',
     });
     expect(r.lastLine).toMatch(/^uploaded backup\/vzdump-qemu-100/);
   });

@@ -20,6 +20,7 @@ import { buildHeader, ExtentBuilder, newUuid } from '../../host/src/vma/writer.j
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { haveQsd, makeImage, servedCopy, startQsd, tempDir } from '../helpers/qsd.js';
 import { closeTestClients, dropBucket, freshBucket, testSettings } from '../helpers/s3.js';
+import { testManifestKey } from '../helpers/manifest-key.js';
 
 const PREFIX = 'pve/';
 const CONF = 'boot: order=scsi0\nmemory: 1024\nname: config-test\nscsi0: local:100/vm-100-disk-0.raw,size=24M\n#qmdump#map:scsi0:drive-scsi0:local:raw:\n';
@@ -57,7 +58,12 @@ describe('archive-config reads only the head of an archive', () => {
     c = owner;
     proxy = await startFaultProxy(testSettings().endpoint);
     const viaProxy = new S3Client(testSettings({ bucket: owner.bucket, endpoint: proxy.url }));
-    ctx = { client: viaProxy, settings: { storageId: 's3c', bucket: owner.bucket, prefix: PREFIX, chunkSizeMB: 5, concurrency: 2, cacheDir: join(tmp.dir, 'cache') }, logger: nullLogger };
+    ctx = {
+      client: viaProxy,
+      // the manifest's guest texts and frame index are used only when it is signed with this key
+      settings: { storageId: 's3c', bucket: owner.bucket, prefix: PREFIX, chunkSizeMB: 5, concurrency: 2, cacheDir: join(tmp.dir, 'cache'), manifestKey: testManifestKey(tmp.dir) },
+      logger: nullLogger,
+    };
   });
   afterAll(async () => {
     await proxy?.close();

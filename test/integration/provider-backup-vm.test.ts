@@ -21,6 +21,7 @@ import { Sha256 } from '../../host/src/wasm/digests.js';
 import { zstd } from '../../host/src/zstd/native.js';
 import { allocatedBytes, haveQsd, makeImage, servedCopy, standardImages, startQsd, tempDir, type TestImage } from '../helpers/qsd.js';
 import { closeTestClients, dropBucket, freshBucket, readAll } from '../helpers/s3.js';
+import { testManifestKey } from '../helpers/manifest-key.js';
 
 const PREFIX = 'pve/';
 const CONF = 'boot: order=scsi0\ncores: 2\nmemory: 2048\nname: vm100 – ünïcode\nscsi0: local:100/vm-100-disk-0.raw,size=32M\n#qmdump#map:scsi0:drive-scsi0:local:raw:\n';
@@ -34,7 +35,7 @@ d('provider VM backup from qemu-storage-daemon into the bucket', () => {
   let images: TestImage[];
   beforeAll(async () => {
     c = await freshBucket('pvm');
-    ctx = { client: c, settings: { storageId: 's3t', bucket: c.bucket, prefix: PREFIX, chunkSizeMB: 5, concurrency: 2, cacheDir: join(tmp.dir, 'cache') }, logger: nullLogger };
+    ctx = { client: c, settings: { storageId: 's3t', bucket: c.bucket, prefix: PREFIX, chunkSizeMB: 5, concurrency: 2, cacheDir: join(tmp.dir, 'cache'), manifestKey: testManifestKey(tmp.dir) }, logger: nullLogger };
     images = standardImages(tmp.dir, 11);
   });
   afterAll(async () => {

@@ -20,6 +20,8 @@ import { nullLogger } from '../../host/src/util/log.js';
 import { haveQsd, processesIn, servedCopy, standardImages, startQsd, tempDir, type TestImage } from '../helpers/qsd.js';
 import { closeTestClients, dropBucket, freshBucket, readAll, testS3 } from '../helpers/s3.js';
 import { hostOp, storageSection, type Envelope } from '../helpers/host-op.js';
+import { testManifestKey } from '../helpers/manifest-key.js';
+import { putVolume } from '../../host/src/store/transfer.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const PREFIX = 'pve/';
@@ -43,12 +45,16 @@ d('provider VM restore: restore-vm-init, restore-volume-start/stop, restore-vm-c
     ['backup/vzdump-qemu-104-2025_01_02-03_04_05.vma.lzo', ['lzop', '-c']],
     ['backup/vzdump-qemu-105-2025_01_02-03_04_05.vma', null],
   ];
+  const planted = 'backup/vzdump-qemu-106-2025_01_02-03_04_05.vma.zst';
 
   function host(op: string, args: Record<string, unknown>): Promise<Envelope & { stderr: string }> {
     return hostOp(op, storage, args, { env: { PVE_S3_LOG_FILE: join(tmp.dir, 'host.log') } });
   }
 
   beforeAll(async () => {
+    // the storage's manifest key, for this process's store, the host ops and pve-s3-backup alike:
+    // a restore uses only what it signed
+    process.env.PVE_S3_MANIFEST_KEY_FILE = testManifestKey(tmp.dir).file;
     c = await freshBucket('pvr');
     storage = storageSection('pvr', c.bucket, { prefix: PREFIX, path: join(tmp.dir, 'cache') });
     const { id, ...section } = storage;
@@ -78,10 +84,22 @@ d('provider VM restore: restore-vm-init, restore-volume-start/stop, restore-vm-c
     // and one frame of zstd over the writer's whole VMA, as `zstd` makes it
     const vma = spawnSync('zstd', ['-d', '-c', '-q', join(tmp.dir, 'frames.vma.zst')], { maxBuffer: 1 << 30 }).stdout as Buffer;
     const one = spawnSync('zstd', ['-3', '-c', '-q'], { input: vma, maxBuffer: 1 << 30 }).stdout as Buffer;
-    await c.putObject(`${PREFIX}dump/${byZstd.slice(7)}`, one);
+    // stored by pve-s3-backup too: an object without a manifest signed with the storage's key is
+    // refused by restore-vm-init (issue 10 §7, below)
+    writeFileSync(join(tmp.dir, 'one.vma.zst'), one);
+    const cli2 = spawnSync(process.execPath, [join(ROOT, 'host/bin/pve-s3-backup.js'), '--source', join(tmp.dir, 'one.vma.zst'), '--name', byZstd.slice(7)], {
+      env: { ...process.env, S3_ENDPOINT: t.endpoint, S3_REGION: t.region, S3_ACCESS_KEY: t.accessKeyId, S3_SECRET_KEY: t.secretAccessKey, S3_BUCKET: c.bucket, S3_FORCE_PATH_STYLE: 'true', S3_PREFIX: PREFIX, PVE_S3_STORAGE_CFG: '/nonexistent' },
+      encoding: 'utf8',
+    });
+    expect(cli2.status, cli2.stderr).toBe(0);
+    // and the same bytes planted by someone who can write to the bucket, without our manifest
+    await c.putObject(`${PREFIX}dump/${planted.slice(7)}`, one);
+    // the older formats, stored as the hook stores them (signed, issue 10 §7)
     for (const [volname, cmd] of older) {
       const body = cmd ? (spawnSync(cmd[0]!, cmd.slice(1), { input: vma, maxBuffer: 1 << 30 }).stdout as Buffer) : vma;
-      await c.putObject(`${PREFIX}dump/${volname.slice(7)}`, body);
+      const file = join(tmp.dir, volname.slice(7));
+      writeFileSync(file, body);
+      await putVolume(ctx, volname, { src: { path: file } });
     }
   }, 240_000);
 
@@ -146,4 +164,12 @@ d('provider VM restore: restore-vm-init, restore-volume-start/stop, restore-vm-c
       await restoreAll(volname, false);
     }, 240_000);
   }
+  it('refuses an archive no manifest signed with the storage\'s key vouches for, before reading it (issue 10 §7)', async () => {
+    const before = existsSync(restoreRoot()) ? readdirSync(restoreRoot()) : [];
+    const init = await host('restore-vm-init', { volname: planted });
+    expect(init.ok).toBe(false);
+    expect(init.error?.code).toBe('Unverified');
+    expect(init.error?.message).toMatch(/cannot be verified: no manifest .*refused, nothing downloaded\. .*pve-s3-restore --storage \S+ --source backup\/vzdump-qemu-106-\S+ --allow-unverified/);
+    expect(existsSync(restoreRoot()) ? readdirSync(restoreRoot()) : []).toEqual(before);
+  }, 60_000);
 });

@@ -16,6 +16,7 @@ import type { StoreContext } from '../../host/src/store/types.js';
 import { nullLogger } from '../../host/src/util/log.js';
 import { closeTestClients, dropBucket, freshBucket } from '../helpers/s3.js';
 import { keys, requireBuild, run, s3Env } from './cli-helpers.js';
+import { testManifestKey } from '../helpers/manifest-key.js';
 
 const DAY = 86_400_000;
 const name = (vmid: number, daysAgo: number) => `vzdump-qemu-${vmid}-${formatBackupTime(new Date(Date.now() - daysAgo * DAY))}.vma.zst`;
@@ -24,7 +25,7 @@ let c: S3Client;
 let dir: string;
 
 function context(prefix: string): StoreContext {
-  return { client: c, settings: { storageId: 'ret', bucket: c.bucket, prefix, chunkSizeMB: 5, concurrency: 2 }, logger: nullLogger };
+  return { client: c, settings: { storageId: 'ret', bucket: c.bucket, prefix, chunkSizeMB: 5, concurrency: 2, manifestKey: testManifestKey(dir) }, logger: nullLogger };
 }
 
 async function backup(ctx: StoreContext, n: string): Promise<void> {
@@ -80,7 +81,7 @@ describe('prune --keep-last 1 with a newer object without a manifest', () => {
     const P = 'p-cli/';
     await backup(context(P), old);
     await plant(P, planted);
-    const r = await run('pve-s3-maintenance', ['--action', 'prune', '--keep-last', '1'], { env: s3Env(dir, c.bucket, { S3_PREFIX: P }) });
+    const r = await run('pve-s3-maintenance', ['--action', 'prune', '--keep-last', '1'], { env: s3Env(dir, c.bucket, { S3_PREFIX: P, PVE_S3_MANIFEST_KEY_FILE: testManifestKey(dir).file }) });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`${planted.replace(/\./g, '\\.')}\\s+\\S+ \\S+\\s+unverified`));
     expect(r.stderr).toContain('1 unverified backup was kept and not counted');
@@ -119,7 +120,7 @@ describe('cleanup --older-than 30d on a guest whose backups stopped a month ago'
     requireBuild();
     const P = 'c-cli/';
     for (const n of olds) await backup(context(P), n);
-    const env = s3Env(dir, c.bucket, { S3_PREFIX: P });
+    const env = s3Env(dir, c.bucket, { S3_PREFIX: P, PVE_S3_MANIFEST_KEY_FILE: testManifestKey(dir).file });
     const r = await run('pve-s3-maintenance', ['--action', 'cleanup', '--older-than', '30d'], { env });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/kept \(last-verified\)/);

@@ -199,7 +199,8 @@ describe('hostile endpoint bodies (fault proxy)', () => {
       },
     ]);
     const probe = await rssProbe(dir, 'stream-part');
-    const r = await run('pve-s3-restore', ['--storage', 'viaproxy', '--source', name, '--destination', '-'], { env: { ...env, ...probe.env } });
+    // a manifest of the writer's own making, unsigned: only --allow-unverified lets it size anything
+    const r = await run('pve-s3-restore', ['--storage', 'viaproxy', '--source', name, '--destination', '-', '--allow-unverified'], { env: { ...env, ...probe.env } });
     proxy.plan([]);
     expect(r.code).toBe(1);
     expect(r.out.length).toBe(0);

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { closeTestClients, dropBucket, freshBucket, testS3 } from '../helpers/s3.js';
+import { testManifestKey } from '../helpers/manifest-key.js';
 import { BIN, MiB, ROOT, cfgEnv, keys, requireBuild, run, s3Section } from './cli-helpers.js';
 
 let c: S3Client;
@@ -31,6 +32,9 @@ beforeAll(async () => {
   proxy = await startFaultProxy(testS3().endpoint);
   const direct = s3Section('s3a', c.bucket, { multipart_chunk_size: '5', path: join(dir, 'cache') });
   env = await cfgEnv(dir, [direct, { ...direct, id: 'viaproxy', props: { ...direct.props, endpoint: proxy.url } }]);
+  // two storages on one bucket and prefix share the manifest key (docs/ARCHITECTURE.md "Manifest key")
+  testManifestKey(join(dir, 'priv'), 's3a');
+  await copyFile(join(dir, 'priv', 's3a.manifest-key'), join(dir, 'priv', 'viaproxy.manifest-key'));
   const t = testS3();
   storage = { id: 's3a', bucket: c.bucket, endpoint: t.endpoint, region: t.region, access_key: t.accessKeyId, secret_key: t.secretAccessKey, force_path_style: '1', path: join(dir, 'cache') };
 });

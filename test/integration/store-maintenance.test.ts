@@ -15,6 +15,7 @@ import { putVolume } from '../../host/src/store/transfer.js';
 import type { LifecycleSettings, StoreContext } from '../../host/src/store/types.js';
 import { nullLogger } from '../../host/src/util/log.js';
 import { closeTestClients, dropBucket, freshBucket } from '../helpers/s3.js';
+import { testManifestKey } from '../helpers/manifest-key.js';
 
 const MiB = 1024 * 1024;
 let c: S3Client;
@@ -23,7 +24,7 @@ let dir: string;
 function context(prefix: string, o: { lifecycle?: LifecycleSettings; now?: () => Date; cacheDir?: string } = {}): StoreContext {
   const ctx: StoreContext = {
     client: c,
-    settings: { storageId: 's3t', bucket: c.bucket, prefix, chunkSizeMB: 5, concurrency: 2 },
+    settings: { storageId: 's3t', bucket: c.bucket, prefix, chunkSizeMB: 5, concurrency: 2, manifestKey: testManifestKey(dir) },
     logger: nullLogger,
   };
   if (o.lifecycle) ctx.settings.lifecycle = o.lifecycle;

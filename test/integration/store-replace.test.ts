@@ -17,6 +17,7 @@ import type { StoreClient, StoreContext } from '../../host/src/store/types.js';
 import { statVolume } from '../../host/src/store/volumes.js';
 import { nullLogger } from '../../host/src/util/log.js';
 import { closeTestClients, dropBucket, freshBucket, readAll } from '../helpers/s3.js';
+import { testManifestKey } from '../helpers/manifest-key.js';
 
 const MiB = 1024 * 1024;
 const PREFIX = 'pve/';
@@ -43,7 +44,7 @@ function failingManifests(failing: (key: string) => boolean): StoreClient {
 function ctxWith(client: StoreClient): StoreContext {
   return {
     client,
-    settings: { storageId: 's3r', bucket: c.bucket, prefix: PREFIX, chunkSizeMB: 5, concurrency: 2, cacheDir: join(dir, 'cache') },
+    settings: { storageId: 's3r', bucket: c.bucket, prefix: PREFIX, chunkSizeMB: 5, concurrency: 2, cacheDir: join(dir, 'cache'), manifestKey: testManifestKey(dir) },
     logger: nullLogger,
   };
 }

@@ -13,12 +13,13 @@ import { putVolume } from '../../host/src/store/transfer.js';
 import type { StoreContext } from '../../host/src/store/types.js';
 import { nullLogger } from '../../host/src/util/log.js';
 import { closeTestClients, dropBucket, freshBucket } from '../helpers/s3.js';
+import { testManifestKey } from '../helpers/manifest-key.js';
 
 let c: S3Client;
 let dir: string;
 
 function context(prefix: string): StoreContext {
-  return { client: c, settings: { storageId: 's3t', bucket: c.bucket, prefix, chunkSizeMB: 5, concurrency: 2 }, logger: nullLogger };
+  return { client: c, settings: { storageId: 's3t', bucket: c.bucket, prefix, chunkSizeMB: 5, concurrency: 2, manifestKey: testManifestKey(dir) }, logger: nullLogger };
 }
 
 async function backup(ctx: StoreContext, name: string, o: { protected?: boolean; notes?: string } = {}): Promise<void> {

@@ -18,6 +18,7 @@ import { statVolume } from '../../host/src/store/volumes.js';
 import { RateLimiter } from '../../host/src/transfer/rate-limit.js';
 import { nullLogger } from '../../host/src/util/log.js';
 import { closeTestClients, dropBucket, freshBucket, readAll, testS3 } from '../helpers/s3.js';
+import { testManifestKey } from '../helpers/manifest-key.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -41,7 +42,7 @@ function settings(extra: Partial<StorageConfig>, prefix: string): StoreSettings 
     provider: { id: 'ceph', detected: false },
     ...extra,
   } as unknown as StorageConfig;
-  return storeSettingsFrom(cfg, { storageId: 's3t' });
+  return { ...storeSettingsFrom(cfg, { storageId: 's3t' }), manifestKey: testManifestKey(dir) };
 }
 
 const ctxOf = (s: StoreSettings, client: unknown = c): StoreContext => ({ client: client as StoreContext['client'], settings: s, logger: nullLogger });

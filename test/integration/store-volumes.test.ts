@@ -16,6 +16,7 @@ import type { StoreContext } from '../../host/src/store/types.js';
 import { deleteVolumes, getAttribute, setAttribute, statVolume } from '../../host/src/store/volumes.js';
 import { nullLogger } from '../../host/src/util/log.js';
 import { closeTestClients, dropBucket, freshBucket, readAll } from '../helpers/s3.js';
+import { testManifestKey } from '../helpers/manifest-key.js';
 
 const MiB = 1024 * 1024;
 const PREFIX = 'pve/';
@@ -44,7 +45,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pve-s3-store-'));
   ctx = {
     client: c,
-    settings: { storageId: 's3t', bucket: c.bucket, prefix: PREFIX, chunkSizeMB: 5, concurrency: 2, cacheDir: join(dir, 'cache') },
+    settings: { storageId: 's3t', bucket: c.bucket, prefix: PREFIX, chunkSizeMB: 5, concurrency: 2, cacheDir: join(dir, 'cache'), manifestKey: testManifestKey(dir) },
     logger: nullLogger,
   };
 });

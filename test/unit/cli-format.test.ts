@@ -69,7 +69,7 @@ describe('progress line', () => {
 
 describe('verified source removal (store/local-files.ts)', () => {
   const vol = (o: Partial<import('../../host/src/store/types.js').Volume>) =>
-    ({ volid: 's:backup/a.vma', volname: 'backup/a.vma', content: 'backup', name: 'a.vma', key: 'dump/a.vma', size: 4, ctime: 0, protected: false, manifest: true, verified: true, ...o }) as import('../../host/src/store/types.js').Volume;
+    ({ volid: 's:backup/a.vma', volname: 'backup/a.vma', content: 'backup', name: 'a.vma', key: 'dump/a.vma', size: 4, ctime: 0, protected: false, manifest: true, verified: true, trust: 'verified', ...o }) as import('../../host/src/store/types.js').Volume;
 
   it('keeps the local files unless the upload is verified and of the local size', async () => {
     const { mkdtemp, writeFile, rm } = await import('node:fs/promises');
@@ -81,11 +81,13 @@ describe('verified source removal (store/local-files.ts)', () => {
     const f = join(d, 'a.vma');
     await writeFile(f, 'abcd');
     await writeFile(f + '.notes', 'n');
-    for (const bad of [vol({ verified: false }), vol({ manifest: false, verified: false }), vol({ size: 5 })]) {
+    // intact means the manifest matches the object; an unsigned upload (no manifest key) is intact too
+    for (const bad of [vol({ verified: false, trust: 'incomplete' }), vol({ manifest: false, verified: false, trust: 'incomplete' }), vol({ size: 5 }), vol({ trust: undefined })]) {
       await expect(removeVerifiedSource(bad, f, 4)).rejects.toMatchObject({ code: 'IntegrityError', exitCode: 5 });
       expect(existsSync(f) && existsSync(f + '.notes')).toBe(true);
     }
-    expect(() => assertUploadVerified(vol({ verified: false }))).toThrow(/could not be verified \(size 4, manifest present, not matching\)$/);
+    expect(() => assertUploadVerified(vol({ verified: false, trust: 'incomplete' }))).toThrow(/could not be verified \(size 4, manifest present, not matching\)$/);
+    expect(() => assertUploadVerified(vol({ verified: false, trust: 'unverified' }))).not.toThrow();
     await removeVerifiedSource(vol({}), f, 4);
     expect(existsSync(f) || existsSync(f + '.notes')).toBe(false);
     await rm(d, { recursive: true, force: true });

@@ -43,8 +43,18 @@ describe('bwlimit for downloads', () => {
 
   it('a restore to a pipe passes the limit to the engine', async () => {
     const settings = storeSettingsFrom(cfg({ restore: 2048 }));
-    const ctx = { client: {}, settings, logger: createLogger({ file: '/dev/null' }) } as unknown as Parameters<typeof streamVolume>[0];
-    await streamVolume(ctx, 'backup/vzdump-qemu-100-2024_01_01-00_00_00.vma.zst', new Writable({ write: (_c, _e, cb) => cb() }));
+    // a HEAD, and a manifest GET that finds none: unverified, so the restore needs the flag
+    const client = {
+      headObject: async (key: string) => ({ key, size: 0, etag: '"x"', metadata: {} }),
+      getObject: async () => {
+        throw Object.assign(new Error('no such key'), { code: 'NoSuchKey', status: 404 });
+      },
+    };
+    const ctx = { client, settings, logger: createLogger({ file: '/dev/null' }) } as unknown as Parameters<typeof streamVolume>[0];
+    const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
+    await expect(streamVolume(ctx, 'backup/vzdump-qemu-100-2024_01_01-00_00_00.vma.zst', sink())).rejects.toMatchObject({ code: 'Unverified' });
+    expect(calls).toHaveLength(0);
+    await streamVolume(ctx, 'backup/vzdump-qemu-100-2024_01_01-00_00_00.vma.zst', sink(), { allowUnverified: true });
     expect(calls).toHaveLength(1);
     expect(calls[0]!.bwlimitKiB).toBe(2048);
   });

@@ -116,6 +116,7 @@ export const COMMON_HELP = `Storage selection (DESIGN §2 order: flags > S3_* en
 
 Environment: S3_ENDPOINT S3_BUCKET S3_REGION S3_ACCESS_KEY S3_SECRET_KEY S3_PREFIX S3_PROFILE
   S3_FORCE_PATH_STYLE S3_USE_SSL S3_PROVIDER; PVE_S3_STORAGE_CFG PVE_S3_PRIV_DIR PVE_S3_CREDENTIALS;
+  PVE_S3_MANIFEST_KEY_FILE (the key that signs manifests; default PVE_S3_PRIV_DIR/<ID>.manifest-key);
   PVE_S3_LOG_FILE (default /var/log/pve/storage-s3.log); PVE_S3_DEBUG=1 or PVE_S3_LOG_LEVEL=DEBUG
   for request traces (signatures and secrets redacted).
 

@@ -48,6 +48,8 @@ export async function openStore(cfg: StorageConfig, logger: FileLogger): Promise
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const ctx = await open(cfg, { logger, signal: ac.signal });
+  const { note } = await import('./output.js');
+  ctx.notice = note;
   return {
     ctx,
     cfg,

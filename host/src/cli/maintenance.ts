@@ -14,7 +14,7 @@ import type { PendingFile, SyncFileState } from '../store/sync-state.js';
 import { describeChecks, formatAge, formatBytes, formatTime, note, printable, table, writeJson, writeOut } from './output.js';
 
 const CMD = 'pve-s3-maintenance';
-const ACTIONS = ['status', 'cleanup', 'check-integrity', 'lifecycle', 'abort-uploads', 'prune'] as const;
+const ACTIONS = ['status', 'cleanup', 'check-integrity', 'lifecycle', 'abort-uploads', 'prune', 'adopt', 'manifest-key'] as const;
 type Action = (typeof ACTIONS)[number];
 const USAGE = `${CMD} [--storage ID] --action ${ACTIONS.join('|')} [options]`;
 
@@ -45,6 +45,14 @@ Actions:
   prune            apply the storage's prune-backups setting (PVE's keep-last/hourly/daily/
                    weekly/monthly/yearly), or --prune-backups / --keep-last given here; only
                    verified backups are counted and removed, unverified ones are kept and listed
+  adopt            sign the manifests of what the bucket holds with the storage's manifest key
+                   (created if missing): each volume not verified is read in full and signed only
+                   if every byte matches its manifest (one signed with an older key of the storage
+                   is re-signed as is); run it once after upgrading from unsigned manifests, after
+                   a --dry-run, and remove whatever it lists that you did not store
+  manifest-key     show the storage's manifest key file and key ids (never the key); --rotate
+                   makes a new signing key (the old ones keep verifying), --retire ID drops an
+                   old one (what only it signed becomes unverified)
 
 Options:
   --older-than D   age: 36h (hours), 90d (days), 12w (weeks), 6mo (months; 6m also means
@@ -52,12 +60,14 @@ Options:
   --keep-last N    cleanup: always keep the newest N verified backups per guest; prune: keep-last=N
   --allow-last     cleanup: also remove a guest's last verified backup when it is old enough
   --prune-backups S  prune: e.g. keep-last=3,keep-daily=7 instead of the storage's setting
-  --vmid N         only backups of guest N (cleanup, check-integrity, prune)
+  --vmid N         only backups of guest N (cleanup, check-integrity, prune, adopt)
   --type qemu|lxc  prune: only this guest type
-  --source NAME    check-integrity: only this volume (archive name, backup/… or volume id); repeatable
-  --dry-run        cleanup, prune, lifecycle, abort-uploads: show what would happen, change nothing
+  --source NAME    check-integrity, adopt: only this volume (archive name, backup/… or volume id); repeatable
+  --dry-run        cleanup, prune, lifecycle, abort-uploads, adopt: show what would happen, change nothing
+  --rotate         manifest-key: a new signing key
+  --retire ID      manifest-key: remove the older key ID
   --show           lifecycle: print the rules in force, change nothing
-  --parallel N     check-integrity: volumes checked at once (default 2)
+  --parallel N     check-integrity, adopt: volumes checked at once (default 2)
   --deep           check-integrity: also compare every part's SHA-256, which catches deliberate
                    tampering as well as corruption (more CPU; docs/INTEGRITY.md)
 
@@ -72,6 +82,7 @@ Examples:
   ${CMD} --storage my-s3 --action check-integrity --deep
   ${CMD} --storage my-s3 --action lifecycle --show
   ${CMD} --storage my-s3 --action prune --dry-run
+  ${CMD} --storage my-s3 --action adopt --dry-run
 `;
 
 const OPTIONS = {
@@ -88,6 +99,8 @@ const OPTIONS = {
   show: { type: 'boolean' },
   parallel: { type: 'string' },
   deep: { type: 'boolean' },
+  rotate: { type: 'boolean' },
+  retire: { type: 'string' },
 } as const;
 
 /** Options that only mean something to some actions: accepting them silently would mislead. */
@@ -96,13 +109,15 @@ const ONLY_FOR: Record<string, readonly Action[]> = {
   'keep-last': ['cleanup', 'prune'],
   'allow-last': ['cleanup'],
   'prune-backups': ['prune'],
-  vmid: ['cleanup', 'check-integrity', 'prune'],
+  vmid: ['cleanup', 'check-integrity', 'prune', 'adopt'],
   type: ['prune'],
-  source: ['check-integrity'],
-  'dry-run': ['cleanup', 'prune', 'lifecycle', 'abort-uploads'],
+  source: ['check-integrity', 'adopt'],
+  'dry-run': ['cleanup', 'prune', 'lifecycle', 'abort-uploads', 'adopt'],
   show: ['lifecycle'],
-  parallel: ['check-integrity'],
+  parallel: ['check-integrity', 'adopt'],
   deep: ['check-integrity'],
+  rotate: ['manifest-key'],
+  retire: ['manifest-key'],
 };
 
 const ts = (s: number) => formatTime(s);
@@ -286,6 +301,8 @@ function lockedCount(locked: readonly unknown[]): string {
 /** What an operator does about each bad verdict (stderr, after the table). */
 const ADVICE: Record<string, string> = {
   corrupt: "the stored data differs from what was uploaded: do not restore it; take a new backup of that guest, then remove the corrupt one (on a PVE node: pvesm free STORAGE:backup/NAME)",
+  unverified:
+    'the bytes match a manifest that is not signed with this storage\'s key (uploaded before signing, by another tool, or by someone else): if you know they are yours, sign them with --action adopt; otherwise remove them',
   'missing-manifest': 'nothing vouches for these bytes (upload interrupted, manifest lost, or copied in by another tool): take a new backup rather than rely on it',
   'missing-sidecar': 'the archive matches its manifest but its log is gone: it restores fine; re-upload the log if you still have it (pve-s3-backup --source FILE.log)',
   'orphan-sidecar': 'a sidecar whose archive is gone: delete it once you know the archive is not coming back',
@@ -390,6 +407,60 @@ async function prune(ctx: StoreContext, p: Parsed, json: boolean, configured: im
   return r.errors.length > 0 ? EXIT.failure : EXIT.ok;
 }
 
+const ADOPTED: Record<string, string> = {
+  verified: 'verified',
+  resigned: 're-signed',
+  adopted: 'checked and signed',
+  corrupt: 'NOT SIGNED: corrupt',
+  'no-manifest': 'NOT SIGNED: no manifest',
+  error: 'FAILED',
+};
+
+async function adopt(ctx: StoreContext, p: Parsed, json: boolean): Promise<ExitCode> {
+  const { volnameFromArg } = await import('../store/volume-arg.js');
+  const volnames = list(p, 'source').map((s) => volnameFromArg(s, { storageId: ctx.settings.storageId }));
+  const vmid = vmidOpt(p);
+  const parallel = intOpt(p, 'parallel', 1, 16);
+  const dryRun = flag(p, 'dry-run');
+  const { adopt: run } = await import('../store/adopt.js');
+  const r = await run(ctx, {
+    ...(volnames.length ? { volnames } : {}),
+    ...(vmid !== undefined ? { vmid } : {}),
+    ...(parallel !== undefined ? { parallel } : {}),
+    dryRun,
+  });
+  if (json) writeJson(r);
+  else {
+    for (const i of r.items) {
+      const what = dryRun && i.message !== undefined && (i.action === 'adopted' || i.action === 'resigned') ? `would be signed (${printable(i.message)})` : `${ADOPTED[i.action]}${i.message ? `: ${printable(i.message)}` : ''}`;
+      writeOut(`${printable(volid(ctx, i.volname))}  ${what}`);
+    }
+    const count = (a: string) => r.items.filter((i) => i.action === a).length;
+    writeOut(
+      `adopt (key ${r.keyId ?? 'none yet'}): ${count('verified')} already verified, ${dryRun ? `${count('adopted') + count('resigned')} to sign` : `${count('adopted')} checked and signed, ${count('resigned')} re-signed`}, ${r.items.length - count('verified') - count('adopted') - count('resigned')} not signed${dryRun ? ' (dry run)' : ''}`,
+    );
+    if (dryRun && count('adopted') > 0) note('every volume listed to be signed is read in full first; sign only what you stored: remove anything else before running adopt without --dry-run');
+    if (!r.ok && !dryRun) note('volumes not signed stay unverified: retention ignores them and PVE refuses to restore or use them; remove them, or restore one as it is with pve-s3-restore --allow-unverified');
+  }
+  return r.ok || dryRun ? EXIT.ok : EXIT.integrity;
+}
+
+async function manifestKey(ctx: StoreContext, p: Parsed, json: boolean): Promise<ExitCode> {
+  const retire = str(p, 'retire');
+  if (retire !== undefined && flag(p, 'rotate')) throw new UsageError(CMD, '--rotate and --retire exclude each other', USAGE);
+  const { manageKey } = await import('../store/trust.js');
+  const k = await manageKey(ctx, flag(p, 'rotate') ? { action: 'rotate' } : retire !== undefined ? { action: 'retire', keyId: retire } : { action: 'show' });
+  if (json) writeJson(k);
+  else if (k.ids.length === 0) {
+    writeOut(`storage '${ctx.settings.storageId}': no manifest key yet (${k.file}); the first upload or --action adopt creates it`);
+  } else {
+    writeOut(`file     ${k.file}`);
+    writeOut(`signing  ${k.ids[0]}`);
+    for (const id of k.ids.slice(1)) writeOut(`verifies ${id}`);
+  }
+  return EXIT.ok;
+}
+
 export async function main(argv: string[]): Promise<number> {
   return runCommand(CMD, async () => {
     const p = parse(CMD, USAGE, argv, OPTIONS);
@@ -427,6 +498,10 @@ export async function main(argv: string[]): Promise<number> {
           return await abortUploads(opened.ctx, p, json);
         case 'prune':
           return await prune(opened.ctx, p, json, cfg.pruneBackups);
+        case 'adopt':
+          return await adopt(opened.ctx, p, json);
+        case 'manifest-key':
+          return await manifestKey(opened.ctx, p, json);
       }
     } finally {
       await opened.close();

@@ -11,20 +11,24 @@ import { EXIT, PveS3Error } from '../util/errors.js';
 import { COMMON_HELP, COMMON_OPTIONS, UsageError, flag, oneOf, parse, str, vmidOpt } from './args.js';
 import { createCliLogger, openStore, resolveFrom } from './context.js';
 import { runCommand } from './exit.js';
-import { describeChecks, formatBytes, formatRate, formatTime, note, table, writeJson, writeOut } from './output.js';
+import { describeChecks, formatBytes, formatRate, formatTime, note, printable, table, writeJson, writeOut } from './output.js';
 import { progressBar } from './progress.js';
 
 const CMD = 'pve-s3-restore';
-const USAGE = `${CMD} [--storage ID] --list [--vmid N] [--type qemu|lxc] | --source NAME|VOLID [--destination PATH|-] [--force] [--verify crc64|sha256]`;
+const USAGE = `${CMD} [--storage ID] --list [--vmid N] [--type qemu|lxc] | --source NAME|VOLID [--destination PATH|-] [--force] [--verify crc64|sha256] [--allow-unverified]`;
 
 export const HELP = `Usage: ${USAGE}
 
 Lists the volumes of an S3 storage, or restores one: it is downloaded in parallel ranges, each
 checked against the integrity manifest written at upload, into a temporary file that is renamed
-into place only when complete (an object without a manifest is checked by its MD5 ETag or size).
+into place only when complete. Only verified volumes are restored: their manifest is signed with
+the storage's manifest key (docs/ARCHITECTURE.md, "Manifest key"). Anything else (uploaded before
+manifests were signed, by another tool, or by someone else who can write to the bucket) is
+refused unless --allow-unverified; its bytes are then checked against its unsigned manifest, or
+without one by its MD5 ETag or size.
 
 Options:
-  --list              table of volumes: volume id, vmid, type, date, size, notes, protected
+  --list              table of volumes: volume id, vmid, type, date, size, protected, verified, notes
   --vmid N            only backups of guest N
   --type qemu|lxc     only backups of this guest type
   --content C         only this content: backup, iso, vztmpl or snippets (default: all)
@@ -40,6 +44,8 @@ Options:
                       corruption in storage and transit) or also its SHA-256 (tampering too; costs
                       more CPU). Backups uploaded before CRCs were recorded always use SHA-256.
                       See docs/INTEGRITY.md
+  --allow-unverified  restore a volume that is not verified (default: refuse, exit 5); a snippet
+                      restored this way is not made executable
 
 ${COMMON_HELP}
 
@@ -60,6 +66,7 @@ const OPTIONS = {
   destination: { type: 'string' },
   force: { type: 'boolean' },
   verify: { type: 'string' },
+  'allow-unverified': { type: 'boolean' },
 } as const;
 
 function fileKind(st: Stats): string {
@@ -91,8 +98,10 @@ async function dropLeftoverTemps(dest: string): Promise<void> {
 }
 
 /** The one-line report of a restore, to a file or to stdout. */
-function restoredLine(volid: string, where: string, size: number, seconds: number, verified: boolean, checks: readonly string[]): string {
-  const how = verified ? `${describeChecks(checks)} verified against the manifest` : `no manifest: checked by ${describeChecks(checks)} only`;
+function restoredLine(volid: string, where: string, size: number, seconds: number, verified: boolean, checks: readonly string[], trustNote?: string): string {
+  const how = verified
+    ? `${describeChecks(checks)} verified against the manifest`
+    : `UNVERIFIED (${printable(trustNote ?? 'no signed manifest')}): checked by ${describeChecks(checks)} only`;
   return `restored ${volid} to ${where} (${formatBytes(size)} in ${seconds.toFixed(1)} s, ${formatRate(size / Math.max(seconds, 1e-6))}, ${how})`;
 }
 
@@ -104,6 +113,7 @@ export function volumeTable(vols: readonly Volume[]): string {
     { title: 'DATE', get: (v) => formatTime(v.ctime) },
     { title: 'SIZE', get: (v) => formatBytes(v.size), right: true },
     { title: 'PROTECTED', get: (v) => (v.protected ? 'yes' : 'no') },
+    { title: 'VERIFIED', get: (v) => (v.verified ? 'yes' : (v.trust ?? 'no')) },
     { title: 'NOTES', get: (v) => [v.unusable !== undefined ? `unusable: ${v.unusable}` : (v.notes ?? ''), v.locked !== undefined ? `[${v.locked}]` : ''].filter(Boolean).join(' ') },
   ]);
 }
@@ -163,7 +173,7 @@ export async function main(argv: string[]): Promise<number> {
         const bar = progressBar(name, flag(p, 'progress'));
         let r;
         try {
-          r = await streamVolume(opened.ctx, volname, process.stdout, { onProgress: (x) => bar.update(x), ...(verify ? { verify } : {}) });
+          r = await streamVolume(opened.ctx, volname, process.stdout, { onProgress: (x) => bar.update(x), ...(verify ? { verify } : {}), allowUnverified: flag(p, 'allow-unverified') });
         } catch (e) {
           if ((e as { code?: string }).code === 'WriteFailed' && /EPIPE/.test((e as Error).message)) {
             throw new PveS3Error('WriteFailed', `the command reading stdout stopped before the end of '${name}' (broken pipe): it got an incomplete archive; see that command's own error`, {
@@ -175,7 +185,7 @@ export async function main(argv: string[]): Promise<number> {
           bar.done();
         }
         const s = (performance.now() - t0) / 1000;
-        note(restoredLine(volid(opened.ctx, volname), 'stdout', r.size, s, r.verified, r.checks));
+        note(restoredLine(volid(opened.ctx, volname), 'stdout', r.size, s, r.verified, r.checks, r.trustNote));
       } finally {
         await opened.close();
       }
@@ -221,7 +231,13 @@ export async function main(argv: string[]): Promise<number> {
       const bar = progressBar(name, flag(p, 'progress'));
       let r;
       try {
-        r = await getVolume(opened.ctx, volname, dest, { force: true, noClobber: !force, onProgress: (x) => bar.update(x), ...(verify ? { verify } : {}) }).catch((e: unknown) => {
+        r = await getVolume(opened.ctx, volname, dest, {
+          force: true,
+          noClobber: !force,
+          onProgress: (x) => bar.update(x),
+          ...(verify ? { verify } : {}),
+          allowUnverified: flag(p, 'allow-unverified'),
+        }).catch((e: unknown) => {
           throw withFlagHint(e);
         });
       } finally {
@@ -230,7 +246,7 @@ export async function main(argv: string[]): Promise<number> {
       const s = (performance.now() - t0) / 1000;
       const out = { volid: volid(opened.ctx, volname), path: r.path, size: r.size, seconds: s, rate: r.size / Math.max(s, 1e-6), verified: r.verified, checks: r.checks };
       if (flag(p, 'json')) writeJson(out);
-      else writeOut(restoredLine(out.volid, r.path, r.size, s, r.verified, r.checks));
+      else writeOut(restoredLine(out.volid, r.path, r.size, s, r.verified, r.checks, r.trustNote));
     } finally {
       await opened.close();
     }

@@ -45,6 +45,8 @@ export function volumeJson(v: Volume): Record<string, unknown> {
   }
   o.verified = v.verified === true;
   if (v.unusable !== undefined) o.unusable = v.unusable;
+  if (v.trust !== undefined) o.trust = v.trust;
+  if (v.trustNote !== undefined) o.trust_note = v.trustNote;
   return o;
 }
 
@@ -134,7 +136,7 @@ export const OPS: Record<string, Op> = {
     const r = await getVolume(ctx, volname, absPath('dest', str(args, 'dest')), { force: bool(args, 'force') === true });
     return {
       result: { ...r },
-      message: r.downloaded ? `downloaded ${volname} (${formatBytes(r.size)})${r.verified ? '' : ', not verified: no manifest'}` : `${volname} already cached`,
+      message: r.downloaded ? `downloaded ${volname} (${formatBytes(r.size)})${r.verified ? '' : `, not verified: ${r.trustNote ?? 'no manifest'}`}` : `${volname} already cached`,
     };
   },
 
@@ -235,6 +237,16 @@ export const OPS: Record<string, Op> = {
     return {
       result: { aborted, journals_removed: r.journals },
       message: `${r.dryRun ? 'would abort' : 'aborted'} ${aborted.length} stale upload${aborted.length === 1 ? '' : 's'}${journals}`,
+    };
+  },
+
+  async 'manifest-key'(ctx, args) {
+    const { manageKey } = await import('../store/trust.js');
+    const action = oneOf(args, 'action', ['show', 'create'] as const) ?? 'show';
+    const k = await manageKey(ctx, { action });
+    return {
+      result: { file: k.file, key_ids: k.ids, created: k.created },
+      message: k.ids.length > 0 ? `manifest key ${k.ids[0]} of storage '${ctx.settings.storageId}' ${k.created ? 'created' : 'present'} in ${k.file}` : `storage '${ctx.settings.storageId}' has no manifest key (${k.file})`,
     };
   },
 

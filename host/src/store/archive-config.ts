@@ -31,7 +31,7 @@ const PCT_CONF = './etc/vzdump/pct.conf';
 const PCT_FW = './etc/vzdump/pct.fw';
 
 export async function archiveConfig(ctx: StoreContext, volname: string, which: ConfigWhich): Promise<ArchiveConfigResult> {
-  const a = await openArchive(ctx, volname);
+  const a = await openArchive(ctx, volname, { purpose: 'inspect' });
   const g = await guestConfigs(ctx, a);
   return { text: which === 'guest' ? g.configs.config : g.configs.firewall, source: g.source, bytesRead: a.archiveBytes };
 }

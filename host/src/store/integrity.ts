@@ -10,11 +10,13 @@ import { listFolder, toVolume } from './list.js';
 import { readSse, transferClient, type StoreContext } from './types.js';
 
 /**
- * good: bytes match the manifest. corrupt: they do not. missing-manifest: nothing to vouch for
- * them. missing-sidecar: the bytes are good but a sidecar the manifest lists (the vzdump log)
- * is gone. orphan-sidecar: a sidecar whose archive is gone. error: the check itself failed.
+ * good: bytes match a manifest signed with this storage's key. unverified: they match a manifest
+ * that is not (store/trust.ts): intact, but nothing says it is ours. corrupt: they do not match.
+ * missing-manifest: nothing to vouch for them. missing-sidecar: the bytes are good but a sidecar
+ * the manifest lists (the vzdump log) is gone. orphan-sidecar: a sidecar whose archive is gone.
+ * error: the check itself failed.
  */
-export type IntegrityStatus = 'good' | 'corrupt' | 'missing-manifest' | 'missing-sidecar' | 'orphan-sidecar' | 'error';
+export type IntegrityStatus = 'good' | 'unverified' | 'corrupt' | 'missing-manifest' | 'missing-sidecar' | 'orphan-sidecar' | 'error';
 
 export interface IntegrityItem {
   volname: string;
@@ -46,7 +48,7 @@ export async function checkIntegrity(
 ): Promise<IntegrityReport> {
   const only = o.volnames ? new Set(o.volnames.map((n) => parseVolname(n).volname)) : undefined;
   const contents = only ? [...new Set([...only].map((n) => parseVolname(n).content))] : (['backup'] as const);
-  const targets: { volname: string; key: string; size: number; folder: Map<string, unknown> }[] = [];
+  const targets: { volname: string; key: string; size: number; etag: string; folder: Map<string, unknown> }[] = [];
   const items: IntegrityItem[] = [];
   for (const content of contents) {
     const folder = await listFolder(ctx, content);
@@ -58,7 +60,7 @@ export async function checkIntegrity(
       const vol = toVolume(ctx, c.volume, obj, folder);
       if (only && !only.has(vol.volname)) continue;
       if (o.vmid !== undefined && vol.vmid !== o.vmid) continue;
-      targets.push({ volname: vol.volname, key: vol.key, size: vol.size, folder });
+      targets.push({ volname: vol.volname, key: vol.key, size: vol.size, etag: vol.etag ?? '', folder });
     }
     if (only) {
       for (const n of only) {
@@ -90,17 +92,15 @@ export async function checkIntegrity(
     }
   }
   const { verifyObject, checksOf } = await import('../transfer/download.js');
-  const { readManifest } = await import('../transfer/manifest.js');
+  const { readTrusted } = await import('./trust.js');
   const checked = await mapLimit(targets, o.parallel ?? 2, async (t) => {
     let item: IntegrityItem;
     let invalid: string | undefined;
     try {
-      // read once: the verdict and the log check below both go by it
-      const m = await readManifest(transferClient(ctx), t.key, { ...(ctx.signal ? { signal: ctx.signal } : {}), ...readSse(ctx) }).catch((e: unknown) => {
-        if ((e as { code?: unknown }).code !== 'ManifestInvalid') throw e;
-        invalid = (e as Error).message; // an invalid manifest vouches for nothing: say why
-        return null;
-      });
+      // read once: the verdicts and the log check below all go by it
+      const { manifest: m, verdict: trust, present } = await readTrusted(ctx, { key: t.key, size: t.size, etag: t.etag });
+      // an invalid manifest vouches for nothing: say why
+      if (present && m === null) invalid = trust.note;
       const verdict = await verifyObject(transferClient(ctx), t.key, {
         concurrency: ctx.settings.concurrency,
         signal: ctx.signal,
@@ -117,7 +117,10 @@ export async function checkIntegrity(
         ...(invalid !== undefined ? { message: invalid } : {}),
         ...(m ? { checks: checksOf(m, o.deep ? 'sha256' : 'crc64') } : {}),
       };
-      if (verdict === 'good') {
+      if (verdict === 'good' && trust.trust !== 'verified') {
+        // intact as far as its manifest says, but nothing says the manifest is ours
+        item = { ...item, status: 'unverified', message: trust.note ?? 'not signed with this storage\'s key' };
+      } else if (verdict === 'good') {
         const log = m?.meta.log;
         if (typeof log === 'string' && !t.folder.has(log)) {
           item = { ...item, status: 'missing-sidecar', message: `the backup's log '${log}' is missing` };
@@ -133,7 +136,7 @@ export async function checkIntegrity(
     return item;
   });
   items.push(...checked);
-  const summary: Record<IntegrityStatus, number> = { good: 0, corrupt: 0, 'missing-manifest': 0, 'missing-sidecar': 0, 'orphan-sidecar': 0, error: 0 };
+  const summary: Record<IntegrityStatus, number> = { good: 0, unverified: 0, corrupt: 0, 'missing-manifest': 0, 'missing-sidecar': 0, 'orphan-sidecar': 0, error: 0 };
   for (const i of items) summary[i.status]++;
   items.sort((a, b) => (a.volname < b.volname ? -1 : a.volname > b.volname ? 1 : 0));
   return { items, summary, ok: items.every((i) => i.status === 'good') };

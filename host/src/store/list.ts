@@ -56,10 +56,7 @@ export function toVolume(ctx: StoreContext, v: VolumeInfo, o: ObjectSummary, fol
     etag: o.etag,
     mtime: Math.floor(o.lastModified.getTime() / 1000),
   };
-  // Cheap in a listing: a manifest older than its object means the object was replaced by
-  // something that wrote no manifest. statVolume compares size and ETag.
-  const m = folder.get(v.name + MANIFEST_SUFFIX);
-  vol.verified = m !== undefined && m.lastModified.getTime() >= o.lastModified.getTime();
+  // trust (verified) needs the manifest's content: listVolumes asks store/trust.ts for it
   if (o.storageClass) vol.storageClass = o.storageClass;
   if (v.unusable !== undefined) vol.unusable = v.unusable;
   if (v.content === 'backup') {
@@ -77,6 +74,7 @@ export async function listVolumes(ctx: StoreContext, o: ListOptions = {}): Promi
   // A guest filter only makes sense for backups (PVE's own rule for list_volumes with a vmid).
   if (o.vmid !== undefined || o.guestType !== undefined) contents = contents.filter((c) => c === 'backup');
   const out: Volume[] = [];
+  const judged: Array<{ vol: Volume; manifest: ObjectSummary | undefined }> = [];
   const withNotes: Volume[] = [];
   let bytes = 0;
   // the four folders are independent listings: one round trip of latency instead of four
@@ -92,9 +90,13 @@ export async function listVolumes(ctx: StoreContext, o: ListOptions = {}): Promi
       if (o.guestType !== undefined && v.guestType !== o.guestType) continue;
       const vol = toVolume(ctx, v, obj, folder);
       if (content === 'backup' && folder.has(v.name + NOTES_SUFFIX)) withNotes.push(vol);
+      judged.push({ vol, manifest: folder.get(v.name + MANIFEST_SUFFIX) });
       out.push(vol);
     }
   }
+  const { assessListed } = await import('./trust.js');
+  const filtered = o.vmid !== undefined || o.guestType !== undefined;
+  await assessListed(ctx, judged, filtered ? [] : contents.map((c) => ctx.settings.prefix + CONTENT_DIR[c]));
   // a listing of everything is the usage figure `status` reports (docs/PROTOCOL.md, status)
   if (contents.length === CONTENT_TYPES.length) await writeUsage(ctx, bytes);
   const backups = contents.indexOf('backup');

@@ -59,16 +59,18 @@ export async function readLocalSidecars(archivePath: string): Promise<LocalSidec
 }
 
 /**
- * The bucket's copy of an upload is verified when its manifest was written by the upload and a
- * HEAD afterwards shows the size and ETag the manifest records (statVolume's `verified`), and that
- * size is the local file's. Anything else is an IntegrityError (exit 5).
+ * The bucket's copy of an upload is complete when its manifest was written by the upload and a
+ * HEAD afterwards shows the size and ETag the manifest records (statVolume's trust is not
+ * `incomplete`; an upload without a manifest key is intact but unsigned), and that size is the
+ * local file's. Anything else is an IntegrityError (exit 5).
  */
 export function assertUploadVerified(vol: Volume, local?: { path: string; size: number }): void {
-  if (vol.verified !== true || (local !== undefined && vol.size !== local.size)) {
+  const intact = vol.trust === 'verified' || vol.trust === 'unverified';
+  if (!intact || (local !== undefined && vol.size !== local.size)) {
     const sizes = local !== undefined ? `remote size ${vol.size}, local ${local.size}, ` : `size ${vol.size}, `;
     throw new PveS3Error(
       'IntegrityError',
-      `uploaded '${vol.volid}' could not be verified (${sizes}manifest ${vol.manifest ? 'present' : 'missing'}${vol.verified ? '' : ', not matching'})${local !== undefined ? `: local file '${local.path}' kept` : ''}`,
+      `uploaded '${vol.volid}' could not be verified (${sizes}manifest ${vol.manifest ? 'present' : 'missing'}${intact ? '' : ', not matching'})${local !== undefined ? `: local file '${local.path}' kept` : ''}`,
       { exitCode: EXIT.integrity, key: vol.key },
     );
   }
@@ -100,10 +102,12 @@ export async function putBackupLog(ctx: StoreContext, localPath: string, name = 
   if (!st || !st.isFile()) throw new PveS3Error('InvalidArgument', `invalid log '${localPath}': not an existing regular file`, { exitCode: EXIT.usage });
   const key = keyOfName(ctx.settings.prefix, 'backup', name);
   const { uploadObject } = await import('../transfer/upload.js');
+  const { signing } = await import('./trust.js');
   const res = await uploadObject(transferClient(ctx), key, { path: localPath }, {
     chunkSizeMB: ctx.settings.chunkSizeMB,
     concurrency: ctx.settings.concurrency,
     put: { ...(ctx.settings.put ?? {}), contentType: 'text/plain; charset=utf-8' },
+    ...(await signing(ctx)),
     ...(ctx.signal ? { signal: ctx.signal } : {}),
     ...uploadLimits(ctx),
   });

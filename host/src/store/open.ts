@@ -3,6 +3,7 @@
  * wired the same way for every front door. The client module is imported here, on demand, so a
  * caller that fails validation never pays for loading the HTTP stack.
  */
+import type { ManifestKeyLocation } from '../config/manifest-key-location.js';
 import type { StorageConfig } from '../config/types.js';
 import type { S3Settings } from '../s3/settings.js';
 import type { Logger } from '../util/log.js';
@@ -22,6 +23,9 @@ export async function openStore(
     signal?: AbortSignal;
     /** last word on the client settings (the protocol caps timeouts to its deadline) */
     s3?: (s: S3Settings) => void;
+    /** the storage's manifest key file; default: where this node keeps it
+     *  (config/manifest-key-location.ts: PVE_S3_MANIFEST_KEY_FILE, else beside the secret) */
+    manifestKey?: ManifestKeyLocation;
   },
 ): Promise<OpenStore> {
   const { toS3Settings } = await import('../config/s3-settings.js');
@@ -36,5 +40,10 @@ export async function openStore(
     close: () => client.close(),
   };
   if (o.signal) ctx.signal = o.signal;
+  // every front door opens the store here, so every reader and writer has the same key
+  const { configPaths } = await import('../config/resolve.js');
+  const { locateManifestKey } = await import('../config/manifest-key-location.js');
+  const key = o.manifestKey ?? locateManifestKey({ storageId: o.storageId ?? cfg.storageId, privDir: configPaths().privDir });
+  if (key) ctx.settings.manifestKey = key;
   return ctx;
 }

@@ -12,6 +12,7 @@ import type { Retention } from '../s3/types.js';
 import { exists } from './objects.js';
 import { volumeMetadata } from './transfer.js';
 import { keyOf } from './volumes.js';
+import { signing } from './trust.js';
 import { providerOf, uploadLimits, type StoreContext } from './types.js';
 
 /** DestinationExists when the bucket holds `volname` already; else its key */
@@ -25,13 +26,14 @@ export async function freeArchiveKey(ctx: StoreContext, v: VolumeInfo): Promise<
 
 /**
  * the upload options of a provider archive; `bwlimitKiB`: the job's, besides the storage's;
- * `retention`: the storage's (retentionFor), the same for the archive's other locked objects
+ * `retention`: the storage's (retentionFor), the same for the archive's other locked objects;
+ * the manifest is signed with the storage's key (store/trust.ts signing)
  */
-export function archiveUploadOptions(
+export async function archiveUploadOptions(
   ctx: StoreContext,
   v: VolumeInfo,
   o: { contentType: string; bwlimitKiB?: number; retention: Retention | undefined },
-): Pick<UploadOptions, 'chunkSizeMB' | 'concurrency' | 'put' | 'manifestMeta' | 'bwlimitKiB' | 'partLimits'> {
+): Promise<Pick<UploadOptions, 'chunkSizeMB' | 'concurrency' | 'put' | 'manifestMeta' | 'manifestSigner' | 'bwlimitKiB' | 'partLimits'>> {
   const tags = archiveTags(ctx.settings.lifecycle, providerOf(ctx));
   const limits = uploadLimits(ctx);
   const bw = [limits.bwlimitKiB, o.bwlimitKiB].filter((x): x is number => !!x);
@@ -49,5 +51,6 @@ export function archiveUploadOptions(
     manifestMeta: { volname: v.volname, ...volumeMetadata(ctx, v, null) },
     partLimits: limits.partLimits,
     ...(bw.length ? { bwlimitKiB: Math.min(...bw) } : {}),
+    ...(await signing(ctx)),
   };
 }

@@ -104,7 +104,7 @@ export async function backupContainer(ctx: StoreContext, a: BackupContainerArgs)
     const { uploadObject } = await import('../transfer/upload.js');
     const res = await uploadObject(transferClient(ctx), key, { stream: tar.output, ...(expected !== undefined ? { expectedSize: expected } : {}) }, {
       // the job's limit is cstream's, on the reads: the storage's own applies to the upload
-      ...archiveUploadOptions(ctx, v, { contentType: 'application/zstd', retention: retentionFor(ctx) }),
+      ...(await archiveUploadOptions(ctx, v, { contentType: 'application/zstd', retention: retentionFor(ctx) })),
       signal: ac.signal,
       manifestExtra: async () => ({ guest: { type: 'lxc', ...guestTexts(a.config, a.firewall) } }),
       onProgress: (p) => {

@@ -146,7 +146,7 @@ export async function backupVm(ctx: StoreContext, a: BackupVmArgs): Promise<Back
   try {
     const { uploadObject } = await import('../transfer/upload.js');
     const res = await uploadObject(transferClient(ctx), key, { stream, maxSize }, {
-      ...archiveUploadOptions(ctx, v, { contentType: 'application/zstd', retention, ...(a.bwlimitKiB ? { bwlimitKiB: a.bwlimitKiB } : {}) }),
+      ...(await archiveUploadOptions(ctx, v, { contentType: 'application/zstd', retention, ...(a.bwlimitKiB ? { bwlimitKiB: a.bwlimitKiB } : {}) })),
       signal: abort.signal,
       onStored,
       manifestExtra: async ({ size }) => {

@@ -62,13 +62,17 @@ export const isReplaceRefusal = (e: unknown): boolean => {
 
 /**
  * Whether a local file is, byte for byte, the object at `key`, by the per-part SHA-256 its
- * manifest records: the file is read and hashed, nothing is downloaded. No valid manifest, another
+ * manifest records: the file is read and hashed, nothing is downloaded. No verified manifest, another
  * size or any part that differs: false. (Lets a repeated upload be a no-op instead of a refusal.)
  */
 export async function sameAsStored(ctx: StoreContext, key: string, localPath: string, size: number): Promise<boolean> {
-  const { readManifest } = await import('../transfer/manifest.js');
-  const m = await readManifest(transferClient(ctx), key, { ...(ctx.signal ? { signal: ctx.signal } : {}), ...readSse(ctx) }).catch(() => null);
-  if (m === null || m.size !== size) return false;
+  const info = await ctx.client.headObject(key, readSse(ctx)).catch(() => null);
+  if (info === null) return false;
+  // only a verified copy stands in for the local file: an unsigned one with the same bytes
+  // (planted, or from before signing) would leave the backup unverified once the file is gone
+  const { readTrusted } = await import('./trust.js');
+  const { manifest: m, verdict } = await readTrusted(ctx, { key, size: info.size, etag: info.etag }).catch(() => ({ manifest: null, verdict: { trust: 'incomplete' as const } }));
+  if (m === null || verdict.trust !== 'verified' || m.size !== size) return false;
   const { Sha256 } = await import('../wasm/digests.js');
   const { toHex } = await import('../wasm/encoding.js');
   const fh = await open(localPath, 'r');
@@ -113,7 +117,7 @@ export async function uploadReplacing(ctx: StoreContext, v: VolumeInfo, src: Upl
   };
   let res: UploadResult;
   try {
-    res = await copyUploaded(client, staged, key, { put: o.put, concurrency: o.concurrency, ...(o.signal ? { signal: o.signal } : {}) });
+    res = await copyUploaded(client, staged, key, { put: o.put, concurrency: o.concurrency, manifestSigner: o.manifestSigner, ...(o.signal ? { signal: o.signal } : {}) });
   } catch (e) {
     // the copy never completed: the old object is as it was and the staged one is not needed;
     // a manifest that failed after the copy leaves the staged copy as the verified one

@@ -5,7 +5,6 @@
  * and checked against their index record before anything of them is used.
  */
 import { parseVolname, type VolumeInfo } from '../pve/volname.js';
-import { bareETag } from '../s3/xml.js';
 import type { Manifest } from '../transfer/manifest.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { Sha256 } from '../wasm/digests.js';
@@ -15,20 +14,27 @@ import { parseHeader, type VmaHeaderInfo } from '../vma/reader.js';
 import { zstd } from '../zstd/native.js';
 import { isNotFound } from './objects.js';
 import { keyOf, notFound } from './volumes.js';
-import { readSse, transferClient, type StoreContext } from './types.js';
+import { readSse, type StoreContext } from './types.js';
 
 export interface OpenArchive {
   v: VolumeInfo;
   key: string;
   size: number;
   etag: string;
-  /** the manifest, only when it describes this object (size and ETag) */
+  /** the manifest, only when it is verified: signed with this storage's key, describing this
+   *  object (size and ETag) */
   manifest: Manifest | null;
   /** bytes of the archive object itself read so far (manifest and index not counted) */
   archiveBytes: number;
 }
 
-export async function openArchive(ctx: StoreContext, volname: string): Promise<OpenArchive> {
+/**
+ * `purpose` restore: a volume that is not verified is refused (Unverified, naming adopt and
+ * pve-s3-restore --allow-unverified) before anything of it is read. inspect (Show Configuration):
+ * it is opened without its manifest, so its configuration comes from the archive's own head, never
+ * from texts someone else wrote into a manifest.
+ */
+export async function openArchive(ctx: StoreContext, volname: string, o: { purpose: 'restore' | 'inspect' }): Promise<OpenArchive> {
   const v = parseVolname(volname);
   if (v.content !== 'backup') throw new PveS3Error('InvalidArgument', `'${volname}' is not a backup archive`, { exitCode: EXIT.usage });
   const key = keyOf(ctx, v);
@@ -39,18 +45,12 @@ export async function openArchive(ctx: StoreContext, volname: string): Promise<O
     if (isNotFound(e)) throw notFound(ctx, volname, key);
     throw e;
   }
-  const { readManifest, manifestKey } = await import('../transfer/manifest.js');
-  let manifest: Manifest | null = null;
-  try {
-    manifest = await readManifest(transferClient(ctx), key, { ...readSse(ctx), ...(ctx.signal ? { signal: ctx.signal } : {}) });
-  } catch (e) {
-    // an invalid manifest vouches for nothing: read the archive as one without
-    if ((e as { code?: string }).code !== 'ManifestInvalid') throw e;
-    ctx.logger.warn('manifest invalid, reading the archive without it', { key: manifestKey(key) });
-  }
-  if (manifest) {
-    if (manifest.size !== info.size || bareETag(manifest.etag) !== bareETag(info.etag)) manifest = null;
-  }
+  // one verdict for every reader (store/trust.ts): a manifest vouches for the archive, and its
+  // frame index and guest texts are used, only when it is signed with this storage's key
+  const { readTrusted, unverifiedError } = await import('./trust.js');
+  const { manifest: read, verdict } = await readTrusted(ctx, { key, size: info.size, etag: info.etag });
+  if (verdict.trust !== 'verified' && o.purpose === 'restore') throw unverifiedError(ctx, v.volname, verdict);
+  const manifest = verdict.trust === 'verified' ? read : null;
   return { v, key, size: info.size, etag: info.etag, manifest, archiveBytes: 0 };
 }
 

@@ -27,7 +27,7 @@ export interface RestoreContainerInit {
 export async function restoreContainerInit(ctx: StoreContext, volname: string, o: { owner: number; onLine?(l: string): void }): Promise<RestoreContainerInit> {
   const root = restoreRoot(ctx);
   await sweepAbandoned(ctx).catch((e: Error) => o.onLine?.(`warning: cleaning up abandoned restores failed: ${e.message}`));
-  const a = await openArchive(ctx, volname);
+  const a = await openArchive(ctx, volname, { purpose: 'restore' });
   if (a.v.format !== 'tar' || (a.v.guestType !== undefined && a.v.guestType !== 'lxc' && a.v.guestType !== 'openvz')) {
     throw new PveS3Error('InvalidArgument', `'${a.v.name}' is not a container backup (vzdump-lxc-….tar[.zst|.gz|.lzo|.bz2])`, { exitCode: EXIT.usage });
   }

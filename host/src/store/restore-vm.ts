@@ -27,7 +27,7 @@ export interface RestoreVmInit {
 export async function restoreVmInit(ctx: StoreContext, volname: string, o: { owner: number; onLine?(l: string): void }): Promise<RestoreVmInit> {
   const root = restoreRoot(ctx);
   await sweepAbandoned(ctx).catch((e: Error) => o.onLine?.(`warning: cleaning up abandoned restores failed: ${e.message}`));
-  const a = await openArchive(ctx, volname);
+  const a = await openArchive(ctx, volname, { purpose: 'restore' });
   if (a.v.format !== 'vma' || (a.v.guestType !== undefined && a.v.guestType !== 'qemu')) {
     throw new PveS3Error('InvalidArgument', `'${a.v.name}' is not a VM backup (vzdump-qemu-….vma[.zst|.gz|.lzo|.bz2])`, { exitCode: EXIT.usage });
   }

@@ -97,6 +97,8 @@ export async function putVolumeLocked(ctx: StoreContext, v: VolumeInfo, o: PutVo
   }
   checkNotes(volname, o.notes);
   const { uploadObject } = await import('../transfer/upload.js');
+  const { signing } = await import('./trust.js');
+  const signed = await signing(ctx);
   const tags = archiveTags(ctx.settings.lifecycle, providerOf(ctx));
   const retention = retentionFor(ctx);
   const put = {
@@ -115,6 +117,7 @@ export async function putVolumeLocked(ctx: StoreContext, v: VolumeInfo, o: PutVo
     put,
     // the log named here is part of the backup: check-integrity reports it if it goes missing
     manifestMeta: { volname: v.volname, ...volumeMetadata(ctx, v, null), ...(o.logPath !== undefined ? { log: sidecarNames(v.name).log } : {}) },
+    ...signed,
     signal: ctx.signal,
     onProgress: o.onProgress,
     ...uploadLimits(ctx),
@@ -135,6 +138,7 @@ export async function putVolumeLocked(ctx: StoreContext, v: VolumeInfo, o: PutVo
       chunkSizeMB: ctx.settings.chunkSizeMB,
       concurrency: ctx.settings.concurrency,
       put: { ...(ctx.settings.put ?? {}), contentType: 'text/plain; charset=utf-8' },
+      ...signed,
       signal: ctx.signal,
       ...uploadLimits(ctx),
     });
@@ -147,10 +151,13 @@ export interface GetVolumeResult {
   size: number;
   etag: string;
   mtime: number;
+  /** a manifest signed with this storage's key vouched for the object and its bytes were checked */
   verified: boolean;
   downloaded: boolean;
   /** what the download compared (transfer/download.ts Check); none when nothing was transferred */
   checks: Check[];
+  /** why it is not verified (downloaded only with allowUnverified) */
+  trustNote?: string;
 }
 
 /**
@@ -158,13 +165,15 @@ export interface GetVolumeResult {
  * through a temporary name. A destination that already has the object's size and LastModified as
  * mtime is the object already: nothing is transferred unless `force`. `noClobber`: anything at
  * `dest` when the file is put in place (a symlink included) is refused, decided atomically then
- * (DestinationExists); otherwise it is replaced, a symlink itself and never its target.
+ * (DestinationExists); otherwise it is replaced, a symlink itself and never its target. A volume
+ * that is not verified (store/trust.ts) is refused unless `allowUnverified`; a snippet is made
+ * executable only when verified.
  */
 export async function getVolume(
   ctx: StoreContext,
   volname: string,
   dest: string,
-  o: { force?: boolean; noClobber?: boolean; onProgress?(p: Progress): void; verify?: VerifyMode } = {},
+  o: { force?: boolean; noClobber?: boolean; onProgress?(p: Progress): void; verify?: VerifyMode; allowUnverified?: boolean } = {},
 ): Promise<GetVolumeResult> {
   const v = parseVolname(volname);
   const key = keyOf(ctx, v);
@@ -185,20 +194,28 @@ export async function getVolume(
   }
   const mtime = Math.floor((info.lastModified?.getTime() ?? Date.now()) / 1000);
   const etag = bareETag(info.etag);
+  const { readTrusted, unverifiedError } = await import('./trust.js');
+  const { manifest, verdict } = await readTrusted(ctx, { key, size: info.size, etag: info.etag });
+  const verified = verdict.trust === 'verified';
+  if (!verified && !o.allowUnverified) throw unverifiedError(ctx, v.volname, verdict);
+  const note = verdict.note !== undefined ? { trustNote: verdict.note } : {};
   const cur = await lstat(dest).catch(() => null);
   const cachePath = isCachePath(ctx.settings.cacheDir, v.content, v.name, dest);
   if (cur && o.noClobber) throw destinationExists(dest, cur.isSymbolicLink() ? 'is a symbolic link' : 'already exists');
   if (cur && cur.isFile() && !o.force && cur.size === info.size && Math.floor(cur.mtimeMs / 1000) === mtime) {
     if (cachePath) await writeRecord(ctx.settings.cacheDir!, v.content, v.name, etag);
-    return { path: dest, size: info.size, etag, mtime, verified: true, downloaded: false, checks: [] };
+    return { path: dest, size: info.size, etag, mtime, verified, downloaded: false, checks: [], ...note };
   }
   const { downloadObject } = await import('../transfer/download.js');
   const res = await downloadObject(transferClient(ctx), key, { path: dest }, {
     info,
+    // a manifest that does not match the object vouches for nothing: "as it is" means by size
+    manifest: verdict.trust === 'incomplete' ? null : manifest,
     concurrency: ctx.settings.concurrency,
     force: !o.noClobber,
-    // hookscripts must be executable (PVE checks -x); S3 keeps no mode bits
-    ...(v.content === 'snippets' ? { mode: 0o755 } : {}),
+    // hookscripts must be executable (PVE checks -x; S3 keeps no mode bits), but only ours: a
+    // snippet a bucket writer planted would run as root
+    ...(v.content === 'snippets' && verified ? { mode: 0o755 } : {}),
     mtime,
     signal: ctx.signal,
     onProgress: o.onProgress,
@@ -207,8 +224,8 @@ export async function getVolume(
     ...readSse(ctx),
   });
   if (cachePath) await writeRecord(ctx.settings.cacheDir!, v.content, v.name, etag);
-  ctx.logger.info('downloaded volume', { volname, dest, size: res.size, verifiedBy: res.verifiedBy, checks: res.checks });
-  return { path: dest, size: res.size, etag, mtime, verified: res.verifiedBy === 'manifest', downloaded: true, checks: res.checks };
+  ctx.logger.info('downloaded volume', { volname, dest, size: res.size, verifiedBy: res.verifiedBy, checks: res.checks, trust: verdict.trust });
+  return { path: dest, size: res.size, etag, mtime, verified: verified && res.verifiedBy === 'manifest', downloaded: true, checks: res.checks, ...note };
 }
 
 /**
@@ -220,13 +237,20 @@ export async function streamVolume(
   ctx: StoreContext,
   volname: string,
   out: import('node:stream').Writable,
-  o: { onProgress?(p: Progress): void; verify?: VerifyMode } = {},
-): Promise<{ size: number; etag: string; verified: boolean; checks: Check[] }> {
+  o: { onProgress?(p: Progress): void; verify?: VerifyMode; allowUnverified?: boolean } = {},
+): Promise<{ size: number; etag: string; verified: boolean; checks: Check[]; trustNote?: string }> {
   const v = parseVolname(volname);
   const key = keyOf(ctx, v);
   const { downloadObject } = await import('../transfer/download.js');
+  const { readTrusted, unverifiedError } = await import('./trust.js');
   try {
+    const info = await ctx.client.headObject(key, readSse(ctx));
+    const { manifest, verdict } = await readTrusted(ctx, { key, size: info.size, etag: info.etag });
+    const verified = verdict.trust === 'verified';
+    if (!verified && !o.allowUnverified) throw unverifiedError(ctx, v.volname, verdict);
     const res = await downloadObject(transferClient(ctx), key, { stream: out }, {
+      info,
+      manifest: verdict.trust === 'incomplete' ? null : manifest,
       concurrency: ctx.settings.concurrency,
       signal: ctx.signal,
       onProgress: o.onProgress,
@@ -234,7 +258,13 @@ export async function streamVolume(
       ...(ctx.settings.downloadBwlimitKiB ? { bwlimitKiB: ctx.settings.downloadBwlimitKiB } : {}),
       ...readSse(ctx),
     });
-    return { size: res.size, etag: bareETag(res.etag), verified: res.verifiedBy === 'manifest', checks: res.checks };
+    return {
+      size: res.size,
+      etag: bareETag(res.etag),
+      verified: verified && res.verifiedBy === 'manifest',
+      checks: res.checks,
+      ...(verdict.note !== undefined ? { trustNote: verdict.note } : {}),
+    };
   } catch (e) {
     if (isNotFound(e)) throw notFound(ctx, volname, key);
     throw e;

@@ -83,6 +83,8 @@ export interface StoreSettings {
   provider?: { id: ProviderId; detected: boolean };
   /** S3 Object Lock retention for archives and manifests (lock_days, lock_mode; object-lock.ts) */
   lock?: { days: number; mode: 'governance' | 'compliance' };
+  /** the storage's manifest key file (store/trust.ts); absent: nothing can be verified */
+  manifestKey?: import('../config/manifest-key-location.js').ManifestKeyLocation;
 }
 
 export interface LifecycleSettings {
@@ -98,10 +100,14 @@ export interface StoreContext {
   logger: Logger;
   /** injectable for tests of age rules; defaults to the wall clock */
   now?: () => Date;
+  /** something the operator should read now (a command's stderr), besides the log */
+  notice?(message: string): void;
   signal?: AbortSignal;
 }
 
 export type GuestType = 'qemu' | 'lxc' | 'openvz' | 'unknown';
+
+export type Trust = 'verified' | 'unverified' | 'incomplete';
 
 /** One volume as PVE's list_volumes wants it, plus what the tools show. */
 export interface Volume {
@@ -121,8 +127,14 @@ export interface Volume {
   protected: boolean;
   /** integrity manifest present (a backup without one is incomplete, never good) */
   manifest: boolean;
-  /** the manifest matches this object (stat: size and ETag; list: written after the object) */
+  /** trust === 'verified': a manifest signed with this storage's key vouches for this object
+   *  (store/trust.ts) */
   verified?: boolean;
+  /** verified | unverified (intact as far as its manifest says, but not signed by us) |
+   *  incomplete (no manifest, or one that does not match the object) */
+  trust?: Trust;
+  /** why it is not verified, for messages and listings */
+  trustNote?: string;
   /** the object's LastModified, epoch seconds */
   mtime?: number;
   /** the vzdump log sidecar is present */

@@ -13,7 +13,6 @@ import {
   sidecarNames,
   type VolumeInfo,
 } from '../pve/volname.js';
-import { bareETag } from '../s3/xml.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { mapLimit } from './concurrency.js';
 import { rm } from 'node:fs/promises';
@@ -21,7 +20,7 @@ import { isSyncedCopy, localPath, removeRecord } from './local-cache.js';
 import { deleteQuiet, exists, isNotFound, putSmall } from './objects.js';
 import { describeHold, headOrNull, heldBy } from './object-lock.js';
 import { checkNotes, readNotes } from './notes.js';
-import { nowOf, readSse, transferClient, volid, type GuestType, type StoreContext, type Volume } from './types.js';
+import { nowOf, readSse, volid, type GuestType, type StoreContext, type Volume } from './types.js';
 
 export function keyOf(ctx: StoreContext, v: VolumeInfo): string {
   return keyOfName(ctx.settings.prefix, v.content, v.name);
@@ -53,8 +52,9 @@ export async function statVolume(ctx: StoreContext, volname: string): Promise<Vo
   }
   const backup = v.content === 'backup';
   const logName = backup ? sidecarNames(v.name).log : undefined;
+  const { readTrusted, applyVerdict } = await import('./trust.js');
   const [manifest, isProtected, notes, log] = await Promise.all([
-    manifestState(ctx, key, info),
+    readTrusted(ctx, { key, size: info.size, etag: info.etag }),
     backup ? exists(ctx, key + PROTECTED_SUFFIX) : false,
     backup ? readNotes(ctx, key, { whole: false }) : null,
     logName !== undefined ? exists(ctx, keyOfName(ctx.settings.prefix, 'backup', logName)) : undefined,
@@ -71,9 +71,9 @@ export async function statVolume(ctx: StoreContext, volname: string): Promise<Vo
     format: v.listFormat,
     protected: isProtected,
     manifest: manifest.present,
-    verified: manifest.verified,
     etag: info.etag,
   };
+  applyVerdict(vol, manifest.verdict);
   if (info.storageClass) vol.storageClass = info.storageClass;
   if (v.unusable !== undefined) vol.unusable = v.unusable;
   if (backup) {
@@ -84,19 +84,6 @@ export async function statVolume(ctx: StoreContext, volname: string): Promise<Vo
   }
   vol.mtime = mtime;
   return vol;
-}
-
-/** The manifest read by its name: present at all, and matching this object's size and ETag. */
-async function manifestState(ctx: StoreContext, key: string, info: { size: number; etag: string }): Promise<{ present: boolean; verified: boolean }> {
-  const { readManifest } = await import('../transfer/manifest.js');
-  try {
-    const m = await readManifest(transferClient(ctx), key, readSse(ctx));
-    if (m === null) return { present: false, verified: false };
-    return { present: true, verified: m.size === info.size && bareETag(m.etag) === bareETag(info.etag) };
-  } catch (e) {
-    if ((e as { code?: string }).code !== 'ManifestInvalid') throw e;
-    return { present: true, verified: false };
-  }
 }
 
 /** sidecars of some archive: under a log's base name they say nothing about another archive */

@@ -10,7 +10,7 @@
  * CopyObject. Nothing travels through this host.
  */
 import { asPveS3Error } from '../util/errors.js';
-import { manifestKey, type Manifest } from './manifest.js';
+import { manifestKey, type Manifest, type ManifestSigner } from './manifest.js';
 import { abortedError } from './transfer-errors.js';
 import type { TransferClient, TransferPutOptions } from './transfer-client.js';
 import { writeManifest, type UploadResult } from './upload.js';
@@ -20,6 +20,8 @@ export interface CopyOptions {
   put?: TransferPutOptions;
   concurrency: number;
   signal?: AbortSignal;
+  /** signs the destination's manifest (it names the destination, so it is signed anew) */
+  manifestSigner: ManifestSigner | null;
 }
 
 export async function copyUploaded(client: TransferClient, from: UploadResult, dstKey: string, o: CopyOptions): Promise<UploadResult> {
@@ -34,7 +36,7 @@ export async function copyUploaded(client: TransferClient, from: UploadResult, d
   const manifest: Manifest = { ...from.manifest, key: dstKey, etag };
   // the object of that name is already the new one: removing it would lose the bytes the
   // caller asked to store, and the staged source still holds them verified
-  await writeManifest(client, dstKey, manifest, o.put, { onFailure: 'keep-object', keptAs: from.key });
+  await writeManifest(client, dstKey, manifest, o.put, { onFailure: 'keep-object', keptAs: from.key, signer: o.manifestSigner });
   return { ...from, key: dstKey, etag, manifest, manifestKey: manifestKey(dstKey) };
 }
 

@@ -62,6 +62,8 @@ export interface DownloadOptions {
   /** the object's HEAD, when the caller has just made it (one round trip less) */
   info?: TransferObjectInfo;
   verify?: VerifyMode;
+  /** the manifest the caller has already read (null: download without one, by size/MD5) */
+  manifest?: Manifest | null;
 }
 
 export interface DownloadResult {
@@ -119,7 +121,7 @@ export async function downloadObject(client: TransferClient, key: string, dest: 
   if (o.signal?.aborted) throw abortedError(key, 'download', o.signal.reason);
 
   const info = o.info ?? (await client.headObject(key, { signal: o.signal, sse: o.sse }));
-  const manifest = await readManifest(client, key, { signal: o.signal, sse: o.sse });
+  const manifest = o.manifest !== undefined ? o.manifest : await readManifest(client, key, { signal: o.signal, sse: o.sse });
   const ranges = planRanges(key, info, manifest, o.verify);
   const md5Check = !manifest && o.sse?.type !== 'SSE-C' && isPlainMd5Etag(info);
   const progress = new ProgressTracker(o.onProgress, info.size, ranges.length || 1);

@@ -13,8 +13,9 @@
  * check the CRC by default and the SHA-256 on request (docs/INTEGRITY.md says why); version 1
  * manifests have no CRC and are checked by SHA-256.
  */
+import { timingSafeEqual } from 'node:crypto';
 import { EXIT, PveS3Error } from '../util/errors.js';
-import { Crc64Nvme, Sha256 } from '../wasm/digests.js';
+import { Crc64Nvme, hmacSha256, Sha256 } from '../wasm/digests.js';
 import { toHex as hex } from '../wasm/encoding.js';
 import type { SseOptions } from '../s3/types.js';
 import type { TransferClient } from './transfer-client.js';
@@ -63,6 +64,25 @@ export interface Manifest {
   index?: ManifestIndex;
   /** the guest's configuration texts, so Show Configuration reads only the manifest */
   guest?: ManifestGuest;
+  /** what the reader found of the signature (never serialised from here: see signing below) */
+  mac?: ManifestMac;
+}
+
+/** A manifest's signature as checked against the keys the reader holds. */
+export interface ManifestMac {
+  keyId: string;
+  /** valid: the HMAC matches the key of that id; invalid: it does not (edited or forged);
+   *  unknown-key: the reader holds no key of that id */
+  status: 'valid' | 'invalid' | 'unknown-key';
+}
+
+/** The storage's manifest key(s): id → key bytes (docs/ARCHITECTURE.md, "Manifest key"). */
+export type ManifestKeys = ReadonlyMap<string, Uint8Array>;
+
+/** The key new manifests are signed with. */
+export interface ManifestSigner {
+  keyId: string;
+  key: Uint8Array;
 }
 
 export interface ManifestIndex {
@@ -138,8 +158,31 @@ export function buildManifest(o: {
   };
 }
 
-export function serializeManifest(m: Manifest): Buffer {
-  return Buffer.from(JSON.stringify(m, null, 1) + '\n');
+/**
+ * The stored form: the body serialised once with JSON.stringify and, with a signer, that exact
+ * text with `,"mac":"<keyId>:<HMAC-SHA256 hex>"` inserted before its final `}` (TEAM contract
+ * "Manifest version 2"). The HMAC covers the body's bytes as stored, so a reader checks the
+ * bytes it got, never a re-serialisation.
+ */
+export function serializeManifest(m: Manifest, signer?: ManifestSigner | null): Buffer {
+  const { mac: _checked, ...fields } = m;
+  const body = JSON.stringify(fields);
+  if (!signer) return Buffer.from(body);
+  return Buffer.from(`${body.slice(0, -1)},"mac":"${signer.keyId}:${hex(hmacSha256(signer.key, body))}"}`);
+}
+
+const MAC_SUFFIX = /,"mac":"([0-9a-f]{16}):([0-9a-f]{64})"\}\s*$/;
+
+/** Splits a stored manifest into the signed body and its mac (checked against `keys`). */
+function splitMac(text: string, keys: ManifestKeys | undefined): { body: string; mac?: ManifestMac } {
+  const m = MAC_SUFFIX.exec(text);
+  if (!m) return { body: text };
+  const body = text.slice(0, m.index) + '}';
+  const keyId = m[1]!;
+  const key = keys?.get(keyId);
+  if (!key) return { body, mac: { keyId, status: 'unknown-key' } };
+  const ok = timingSafeEqual(Buffer.from(hex(hmacSha256(key, body))), Buffer.from(m[2]!));
+  return { body, mac: { keyId, status: ok ? 'valid' : 'invalid' } };
 }
 
 /**
@@ -147,10 +190,12 @@ export function serializeManifest(m: Manifest): Buffer {
  * matching the parts. Anything off is ManifestInvalid (exit 5): a manifest we cannot trust
  * verifies nothing.
  */
-export function parseManifest(text: string, key: string): Manifest {
+export function parseManifest(text: string, key: string, keys?: ManifestKeys): Manifest {
+  // only the signed bytes are parsed: what the mac vouches for is exactly what is read
+  const { body, mac } = splitMac(text, keys);
   let v: unknown;
   try {
-    v = JSON.parse(text);
+    v = JSON.parse(body);
   } catch {
     throw invalid(key, 'not valid JSON');
   }
@@ -216,6 +261,7 @@ export function parseManifest(text: string, key: string): Manifest {
     tool: typeof m.tool === 'string' ? m.tool : '',
     meta: typeof m.meta === 'object' && m.meta !== null ? (m.meta as Record<string, unknown>) : {},
     ...parseExtra(m, key),
+    ...(mac ? { mac } : {}),
   };
 }
 
@@ -247,7 +293,11 @@ function parseExtra(m: Record<string, unknown>, key: string): ManifestExtra {
 }
 
 /** The object's manifest, or null when it has none (uploaded by another tool, or incomplete). */
-export async function readManifest(client: TransferClient, key: string, o: { signal?: AbortSignal; sse?: SseOptions } = {}): Promise<Manifest | null> {
+export async function readManifest(
+  client: TransferClient,
+  key: string,
+  o: { signal?: AbortSignal; sse?: SseOptions; keys?: ManifestKeys } = {},
+): Promise<Manifest | null> {
   let body: AsyncIterable<Uint8Array>;
   try {
     ({ body } = await client.getObject(manifestKey(key), { signal: o.signal, sse: o.sse }));
@@ -263,7 +313,7 @@ export async function readManifest(client: TransferClient, key: string, o: { sig
     if (len > MANIFEST_MAX_BYTES) throw invalid(key, `larger than ${MANIFEST_MAX_BYTES} bytes (4 MiB), far more than a manifest of ${MAX_PARTS} parts takes`);
     chunks.push(c);
   }
-  return parseManifest(Buffer.concat(chunks).toString('utf8'), key);
+  return parseManifest(Buffer.concat(chunks).toString('utf8'), key, o.keys);
 }
 
 export function isNotFound(e: unknown): boolean {

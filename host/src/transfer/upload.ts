@@ -25,7 +25,7 @@ import { BufferPool } from './buffer-pool.js';
 import type { ByteSource } from './byte-source.js';
 import { FileChunkSource, StreamChunkSource, openSourceFile, type ChunkSource, type OpenedFile, type PartSlice } from './chunk-source.js';
 import type { JournalPart, UploadJournal } from './journal.js';
-import { buildManifest, crc64Hex, manifestKey, serializeManifest, type Manifest, type ManifestExtra } from './manifest.js';
+import { buildManifest, crc64Hex, manifestKey, serializeManifest, type Manifest, type ManifestExtra, type ManifestSigner } from './manifest.js';
 import { HashAhead } from './hash-ahead.js';
 import { hashService } from './hash-service.js';
 import { hashPart, sumPart, type PartSums } from './part-hasher.js';
@@ -52,6 +52,10 @@ export interface UploadOptions {
   concurrency: number;
   put?: TransferPutOptions;
   manifestMeta?: Record<string, unknown>;
+  /** signs the manifest with the storage's manifest key: every store writer passes what
+   *  store/trust.ts signing() gives (required, so no writer can forget it); null: unsigned, and
+   *  every reader lists the object as unverified */
+  manifestSigner: ManifestSigner | null;
   signal?: AbortSignal;
   onProgress?(p: Progress): void;
   /** extra attempts for a part whose request failed with a retryable error after the client's own retries (default 2) */
@@ -255,7 +259,7 @@ async function singlePut(
     meta: o.manifestMeta,
     extra,
   });
-  await writeManifest(client, key, manifest, o.put);
+  await writeManifest(client, key, manifest, o.put, { signer: o.manifestSigner });
   progress.finish();
   return { key, size: data.length, etag, multipart: false, partSize, partCount: 1, manifest, manifestKey: manifestKey(key) };
 }
@@ -355,7 +359,7 @@ class MultipartRun {
       meta: this.o.manifestMeta,
       extra,
     });
-    await writeManifest(this.client, this.key, manifest, this.o.put);
+    await writeManifest(this.client, this.key, manifest, this.o.put, { signer: this.o.manifestSigner });
     this.progress.finish();
     return { key: this.key, size, etag, multipart: true, partSize, partCount: parts.length, manifest, manifestKey: manifestKey(this.key) };
   }
@@ -536,9 +540,9 @@ export async function writeManifest(
   key: string,
   m: Manifest,
   put: TransferPutOptions | undefined,
-  o: { onFailure?: 'remove-object' | 'keep-object'; keptAs?: string } = {},
+  o: { signer: ManifestSigner | null; onFailure?: 'remove-object' | 'keep-object'; keptAs?: string },
 ): Promise<void> {
-  const body = serializeManifest(m);
+  const body = serializeManifest(m, o.signer);
   const digest = await hashPart(body);
   try {
     await client.putObject(manifestKey(key), body, {
@@ -571,6 +575,7 @@ export async function writeManifest(
       { cause: e, key, status: err.status, retryable: err.retryable },
     );
   }
+  if (o.signer) m.mac = { keyId: o.signer.keyId, status: 'valid' };
 }
 
 /** bwlimit as the S3 client applies it: each slice of a body waits for the shared bucket. */

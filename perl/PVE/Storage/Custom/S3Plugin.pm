@@ -70,6 +70,7 @@ my $OP_TIMEOUT = {
     'get-attr' => 30,
     'set-attr' => 30,
     'check-lock' => 30,
+    'manifest-key' => 30,
     list => 300,
     delete => 300,
     'abort-stale-uploads' => 300,
@@ -327,6 +328,12 @@ sub on_add_hook {
         delete_secret($storeid);
         die $err;
     }
+    # The key that signs this storage's manifests (issue 10 §7): how it is made and where it
+    # lives is the host's business. An existing one is kept, so adding a storage again keeps
+    # its backups verified; if this fails, the first upload makes it.
+    my ($res, $err) = host_try($storeid, $scfg, 'manifest-key', { action => 'create' });
+    warn "warning: no manifest key created for storage '$storeid' ($err->{message}); the first upload creates it\n"
+        if $err;
     return undef;
 }
 
@@ -359,6 +366,8 @@ sub check_object_lock {
     die "$res->{message}\n" if !$res->{ok};
 }
 
+# The manifest key stays: the bucket's objects are signed with it, and a storage added again
+# under the same ID finds them verified (docs/ARCHITECTURE.md, "Manifest key").
 sub on_delete_hook {
     my ($class, $storeid, $scfg) = @_;
     delete_secret($storeid);
@@ -939,11 +948,11 @@ sub activate_volume {
             # name, verifies, then renames over $path, so a reader never sees a partial file.
             my $args = { volname => $volname, dest => $path };
             $args->{force} = JSON::PP::true if $state eq 'cached';
+            # The host refuses a volume that is not verified (no manifest signed with this
+            # storage's key), naming the commands that let the admin proceed.
             my $res = host_call($storeid, $scfg, 'download', $args);
             die "download of '$storeid:$volname' did not produce '$path'\n" if !-f $path;
             ensure_record($scfg, $vtype, $name, $path, $res->{etag});
-            warn "warning: '$storeid:$volname' has no integrity manifest; checked by size only\n"
-                if !$res->{verified};
         }
         # A pending file is the newest data there is; use it as is.
         chmod(0755, $path) if $vtype eq 'snippets'; # hookscripts must be executable
@@ -1249,7 +1258,8 @@ sub warn_waiting_files {
 }
 
 # Guest hookscripts are only ever resolved with path() (no activation), so snippets from the
-# bucket must already be on disk: fetch the missing or changed ones in the background.
+# bucket must already be on disk: fetch the missing or changed ones in the background. Only
+# verified ones: a snippet anyone with write access to the bucket planted would run as root.
 sub prefetch_snippets {
     my ($class, $storeid, $scfg) = @_;
 
@@ -1258,6 +1268,7 @@ sub prefetch_snippets {
     my @fetched;
     for my $vol (@{ $res->{volumes} // [] }) {
         my $volname = $vol->{volname} // next;
+        next if !$vol->{verified};
         next if !eval { $class->parse_volname($volname); 1 };
         my ($path, undef, $vtype) = $class->filesystem_path($scfg, $volname);
         my (undef, $name) = $class->parse_volname($volname);

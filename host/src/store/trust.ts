@@ -1,0 +1,272 @@
+/**
+ * Whether an object is ours (issue 10 §7). Anyone who can write to the bucket can put an object
+ * and a manifest of their own making beside it; only the storage's manifest key
+ * (config/manifest-key.ts) tells our manifests apart. A volume is
+ *
+ *   verified    its manifest is signed with a key of this storage, names this object, and its
+ *               size and ETag are the object's (Volume.verified)
+ *   unverified  its manifest matches the object but is not signed with our key (unsigned, v1
+ *               from before signing, another key, edited after signing, or made for another
+ *               object): the bytes may be intact, but nothing says they are ours
+ *   incomplete  no manifest, or one that does not match the object (replaced, half-written)
+ *
+ * Only verified volumes are downloaded, restored, prefetched or made executable without an
+ * explicit flag, and only they count for retention.
+ */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ManifestKeyring } from '../config/manifest-key.js';
+import type { ObjectSummary } from '../s3/types.js';
+import { bareETag } from '../s3/xml.js';
+import type { Manifest, ManifestSigner } from '../transfer/manifest.js';
+import { EXIT, PveS3Error } from '../util/errors.js';
+import { mapLimit } from './concurrency.js';
+import { STATE_DIR } from './state-dir.js';
+import { readSse, transferClient, volid, type StoreContext, type StoreSettings, type Trust, type Volume } from './types.js';
+
+export interface TrustVerdict {
+  trust: Trust;
+  /** why it is not verified */
+  note?: string;
+  /** an incomplete object whose manifest is unreadable (ManifestInvalid) or does not match it
+   *  (IntegrityError): refusals keep the integrity error's code */
+  error?: 'ManifestInvalid' | 'IntegrityError';
+}
+
+const rings = new WeakMap<StoreSettings, Promise<ManifestKeyring | null>>();
+
+/** The storage's keyring, read once per store context; null when it has none. */
+export function keyringOf(ctx: StoreContext): Promise<ManifestKeyring | null> {
+  let p = rings.get(ctx.settings);
+  if (!p) {
+    const loc = ctx.settings.manifestKey;
+    p = loc === undefined ? Promise.resolve(null) : import('../config/manifest-key.js').then((m) => m.readKeyring(loc.file));
+    rings.set(ctx.settings, p);
+  }
+  return p;
+}
+
+/**
+ * The key uploads sign with. A storage without one gets it here when its place allows (a PVE
+ * node, or a path given explicitly): an upgrade from unsigned manifests must not stop backups.
+ * Without a key the upload goes ahead unsigned, and is unverified everywhere until adopted.
+ */
+export async function signerFor(ctx: StoreContext): Promise<ManifestSigner | undefined> {
+  const have = await keyringOf(ctx);
+  if (have) return have.current;
+  const loc = ctx.settings.manifestKey;
+  if (loc === undefined || !loc.mayCreate) {
+    tell(
+      ctx,
+      `no manifest key for storage '${ctx.settings.storageId}'${loc ? ` ('${loc.file}' does not exist)` : ''}: this upload is unsigned and will be listed as unverified; ` +
+        'use --storage with a storage of this node, or set PVE_S3_MANIFEST_KEY_FILE to its key file',
+    );
+    return undefined;
+  }
+  const { ensureKeyring } = await import('../config/manifest-key.js');
+  const { keyring, created } = ensureKeyring(loc.file);
+  rings.set(ctx.settings, Promise.resolve(keyring));
+  if (created) {
+    tell(
+      ctx,
+      `created the manifest key ${keyring.current.keyId} of storage '${ctx.settings.storageId}' in '${keyring.file}'; ` +
+        `objects stored before it are unverified until adopted: pve-s3-maintenance --storage ${ctx.settings.storageId} --action adopt`,
+    );
+  }
+  return keyring.current;
+}
+
+function tell(ctx: StoreContext, message: string): void {
+  ctx.logger.warn(message);
+  ctx.notice?.(message);
+}
+
+/** The verdict on one object from its manifest (null: none) and its HEAD or listing entry. */
+export function judge(m: Manifest | null, obj: { key: string; size: number; etag: string }, ring: ManifestKeyring | null): TrustVerdict {
+  if (m === null) return { trust: 'incomplete', note: 'no manifest' };
+  if (m.size !== obj.size) return { trust: 'incomplete', note: `the object is ${obj.size} bytes but its manifest says ${m.size}`, error: 'IntegrityError' };
+  if (bareETag(m.etag) !== bareETag(obj.etag)) {
+    return { trust: 'incomplete', note: `the object's ETag ${bareETag(obj.etag)} is not the ${bareETag(m.etag)} its manifest records (replaced since)`, error: 'IntegrityError' };
+  }
+  if (!m.mac) return { trust: 'unverified', note: 'its manifest is not signed (uploaded by an older version or another tool)' };
+  if (!ring) return { trust: 'unverified', note: 'this storage has no manifest key to check its signature' };
+  if (m.mac.status === 'unknown-key' || !ring.keys.has(m.mac.keyId)) {
+    return { trust: 'unverified', note: `its manifest is signed with key ${m.mac.keyId}, which this storage does not hold` };
+  }
+  if (m.mac.status === 'invalid') return { trust: 'unverified', note: 'its manifest signature does not match (edited after signing, or forged)' };
+  if (m.key !== obj.key) return { trust: 'unverified', note: `its manifest was signed for another object ('${m.key}')` };
+  return { trust: 'verified' };
+}
+
+/** Reads the manifest with the storage's keys and judges the object by it (one GET). */
+export async function readTrusted(
+  ctx: StoreContext,
+  obj: { key: string; size: number; etag: string },
+): Promise<{ manifest: Manifest | null; verdict: TrustVerdict; present: boolean }> {
+  const ring = await keyringOf(ctx);
+  const { readManifest } = await import('../transfer/manifest.js');
+  try {
+    const manifest = await readManifest(transferClient(ctx), obj.key, { ...readSse(ctx), ...(ctx.signal ? { signal: ctx.signal } : {}), ...(ring ? { keys: ring.keys } : {}) });
+    return { manifest, verdict: judge(manifest, obj, ring), present: manifest !== null };
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ManifestInvalid') throw e;
+    return { manifest: null, verdict: { trust: 'incomplete', note: (e as Error).message, error: 'ManifestInvalid' }, present: true };
+  }
+}
+
+export function applyVerdict(vol: Volume, v: TrustVerdict): void {
+  vol.trust = v.trust;
+  vol.verified = v.trust === 'verified';
+  if (v.note !== undefined) vol.trustNote = v.note;
+  else delete vol.trustNote;
+}
+
+/** The refusal of a volume that is not verified, naming the ways on. */
+export function unverifiedError(ctx: StoreContext, volname: string, v: TrustVerdict): PveS3Error {
+  const id = volid(ctx, volname);
+  const store = ctx.settings.storageId;
+  const asIs = `pve-s3-restore --storage ${store} --source ${volname} --allow-unverified`;
+  if (v.error) {
+    // nothing to adopt: the manifest is unreadable or describes other bytes
+    return new PveS3Error(
+      v.error,
+      `'${id}' cannot be verified: ${v.note ?? 'its manifest does not match it'}; refused, nothing downloaded. To restore it as it is, checked by size only: ${asIs}`,
+      { exitCode: EXIT.integrity },
+    );
+  }
+  if (v.trust === 'incomplete') {
+    // no manifest: nothing records what it should be, so adopt cannot sign it either
+    return new PveS3Error(
+      'Unverified',
+      `'${id}' cannot be verified: ${v.note ?? 'no manifest'} (not uploaded by pve-s3, or its upload did not finish); refused, nothing downloaded. To restore it as it is, checked by its ETag or size only: ${asIs}`,
+      { exitCode: EXIT.integrity },
+    );
+  }
+  return new PveS3Error(
+    'Unverified',
+    `'${id}' is unverified (${v.note ?? 'no valid manifest'}): refused, nothing downloaded. ` +
+      `If you know it is yours, sign it after checking its bytes: pve-s3-maintenance --storage ${store} --action adopt --source ${volname}; ` +
+      `or restore it once as it is: ${asIs}`,
+    { exitCode: EXIT.integrity },
+  );
+}
+
+/** One cached verdict: valid while the object, its manifest and the keyring are unchanged. */
+interface CacheEntry {
+  /** object ETag, size */
+  e: string;
+  s: number;
+  /** manifest ETag and LastModified (ms) */
+  me: string;
+  mt: number;
+  /** key ids of the keyring that judged */
+  k: string;
+  t: Trust;
+  n?: string;
+}
+
+const CACHE_FILE = 'trust.json';
+
+async function readCache(dir: string): Promise<Record<string, CacheEntry>> {
+  try {
+    const v = JSON.parse(await readFile(join(dir, CACHE_FILE), 'utf8')) as { v?: number; entries?: Record<string, CacheEntry> };
+    return v.v === 1 && v.entries && typeof v.entries === 'object' ? v.entries : {};
+  } catch {
+    return {};
+  }
+}
+
+async function writeCache(dir: string, entries: Record<string, CacheEntry>): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const tmp = join(dir, `${CACHE_FILE}.tmp.${process.pid}`);
+  await writeFile(tmp, JSON.stringify({ v: 1, entries }), { mode: 0o600 });
+  await rename(tmp, join(dir, CACHE_FILE));
+}
+
+/**
+ * Judges the volumes of a listing. The listing says whether a manifest exists; its content is
+ * read only for volumes whose verdict is not cached on this node (`<path>/.pve-s3/trust.json`,
+ * keyed by the object's and the manifest's ETag and the keyring), so a listing costs one GET per
+ * new or changed object, not per object.
+ */
+export async function assessListed(
+  ctx: StoreContext,
+  items: ReadonlyArray<{ vol: Volume; manifest: ObjectSummary | undefined }>,
+  /** the key prefixes this listing covered in full: cached verdicts of objects gone from them are dropped */
+  covered: readonly string[],
+): Promise<void> {
+  const ring = await keyringOf(ctx);
+  const ringId = ring ? ring.ids.join(',') : '';
+  const dir = ctx.settings.cacheDir !== undefined ? join(ctx.settings.cacheDir, STATE_DIR) : undefined;
+  const cache = dir !== undefined ? await readCache(dir) : {};
+  let changed = false;
+  const todo: Array<{ vol: Volume; manifest: ObjectSummary }> = [];
+  for (const { vol, manifest } of items) {
+    if (manifest === undefined) {
+      applyVerdict(vol, { trust: 'incomplete', note: 'no manifest' });
+      continue;
+    }
+    const c = cache[vol.key];
+    if (c && c.e === vol.etag && c.s === vol.size && c.me === manifest.etag && c.mt === manifest.lastModified.getTime() && c.k === ringId) {
+      applyVerdict(vol, c.n !== undefined ? { trust: c.t, note: c.n } : { trust: c.t });
+    } else {
+      todo.push({ vol, manifest });
+    }
+  }
+  const listed = new Set(items.map((i) => i.vol.key));
+  for (const k of Object.keys(cache)) {
+    if (!listed.has(k) && covered.some((p) => k.startsWith(p))) {
+      delete cache[k];
+      changed = true;
+    }
+  }
+  await mapLimit(todo, 8, async ({ vol, manifest }) => {
+    const { verdict } = await readTrusted(ctx, { key: vol.key, size: vol.size, etag: vol.etag ?? '' });
+    applyVerdict(vol, verdict);
+    cache[vol.key] = { e: vol.etag ?? '', s: vol.size, me: manifest.etag, mt: manifest.lastModified.getTime(), k: ringId, t: verdict.trust, ...(verdict.note !== undefined ? { n: verdict.note } : {}) };
+    changed = true;
+  });
+  if (dir !== undefined && changed) {
+    await writeCache(dir, cache).catch((e: Error) => ctx.logger.warn('could not write the trust cache', { error: e.message }));
+  }
+}
+
+export interface KeyState {
+  file: string;
+  /** key ids, the signing key first; empty: no key */
+  ids: string[];
+  created: boolean;
+}
+
+/**
+ * Shows, creates, rotates or retires the storage's manifest key (both front doors: `pvesm add`
+ * creates it through the protocol, the admin rotates with pve-s3-maintenance).
+ */
+export async function manageKey(ctx: StoreContext, o: { action: 'show' | 'create' | 'rotate' | 'retire'; keyId?: string }): Promise<KeyState> {
+  const loc = ctx.settings.manifestKey;
+  if (loc === undefined) {
+    throw new PveS3Error(
+      'ConfigMissing',
+      `storage '${ctx.settings.storageId}' has no manifest key file: run the command with --storage ID on a node of the cluster, or set PVE_S3_MANIFEST_KEY_FILE`,
+      { exitCode: EXIT.usage },
+    );
+  }
+  const keys = await import('../config/manifest-key.js');
+  let ring: ManifestKeyring | null;
+  let created = false;
+  if (o.action === 'create') ({ keyring: ring, created } = keys.ensureKeyring(loc.file));
+  else if (o.action === 'rotate') ring = keys.rotateKeyring(loc.file);
+  else if (o.action === 'retire') ring = keys.retireKey(loc.file, o.keyId ?? '');
+  else ring = keys.readKeyring(loc.file);
+  rings.set(ctx.settings, Promise.resolve(ring));
+  if (o.action !== 'show') ctx.logger.info(`manifest key ${o.action === 'create' && !created ? 'present' : o.action === 'create' ? 'created' : o.action === 'rotate' ? 'rotated' : `${o.keyId} retired`}`, { file: loc.file, ids: ring?.ids ?? [] });
+  return { file: loc.file, ids: ring?.ids ?? [], created };
+}
+
+/**
+ * The engine option that signs an upload's manifest: the one way every store writer signs
+ * (transfer/upload.ts requires the option, so a writer that skips this does not compile).
+ */
+export async function signing(ctx: StoreContext): Promise<{ manifestSigner: ManifestSigner | null }> {
+  return { manifestSigner: (await signerFor(ctx)) ?? null };
+}
