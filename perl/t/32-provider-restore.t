@@ -160,7 +160,9 @@ spew("$tmp/copy.vma.zst", $s3->get_object($bucket, "pve/dump/$indexed"));
 {
     local %ENV = (%ENV, S3_ENDPOINT => $endpoint, S3_REGION => $region, S3_ACCESS_KEY => $ak,
         S3_SECRET_KEY => $sk, S3_BUCKET => $bucket, S3_PREFIX => 'pve/', S3_FORCE_PATH_STYLE => 'true',
-        PVE_S3_STORAGE_CFG => '/nonexistent');
+        PVE_S3_STORAGE_CFG => '/nonexistent',
+        # the storage's manifest key (made by pvesm add): a restore uses only what it signed
+        PVE_S3_MANIFEST_KEY_FILE => "$ENV{PVE_S3_PRIV_DIR}/$storeid.manifest-key");
     run('node', "$ROOT/host/bin/pve-s3-backup.js", '--source', "$tmp/copy.vma.zst", '--name', $plain);
 }
 ok(!$s3->object_exists($bucket, "pve/dump/$plain.s3index"), "$plain has no frame index");

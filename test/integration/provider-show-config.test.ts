@@ -21,6 +21,7 @@ import { buildHeader, ExtentBuilder, newUuid } from '../../host/src/vma/writer.j
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { tempDir } from '../helpers/qsd.js';
 import { closeTestClients, dropBucket, freshBucket, testS3 } from '../helpers/s3.js';
+import { testManifestKey } from '../helpers/manifest-key.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const PREFIX = 'pve/';
@@ -60,6 +61,8 @@ function bigVma(): Readable {
   let archiveSize = 0;
 
   beforeAll(async () => {
+    // the storage's manifest key for the host ops and pve-s3-backup: a restore uses only what it signed
+    process.env.PVE_S3_MANIFEST_KEY_FILE = testManifestKey(tmp.dir).file;
     c = await freshBucket('pvsc');
     proxy = await startFaultProxy(testS3().endpoint);
     const file = join(tmp.dir, NAME);

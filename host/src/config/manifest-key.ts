@@ -148,10 +148,11 @@ function rewrite(file: string, text: string): void {
   }
 }
 
-/** A new signing key; the old ones stay to verify what they signed. */
+/** A new signing key; the old ones stay to verify what they signed (none yet: the first key). */
 export function rotateKeyring(file: string): ManifestKeyring {
   const cur = readKeyring(file);
-  if (!cur) throw keyError(file, 'does not exist: nothing to rotate (adopt creates it)', EXIT.notFound);
+  // no key yet: the new one is the only one
+  if (!cur) return ensureKeyring(file).keyring;
   rewrite(file, format([newKey(), ...entriesOf(cur)]));
   return mustRead(file);
 }

@@ -136,6 +136,9 @@ export const PROVIDER_OPS: Record<string, Op> = {
     const volname = str(args, 'volname');
     const { removeCtWorkDir } = await import('../store/ct-backup-dir.js');
     await removeCtWorkDir(ctx, volname);
+    // backup-container ran as the container's uid, without the manifest key: sign here, as root
+    const { signStored } = await import('../store/adopt.js');
+    await signStored(ctx, volname);
     const { statVolume } = await import('../store/volumes.js');
     const { assertUploadVerified } = await import('../store/local-files.js');
     const volume = await statVolume(ctx, volname);

@@ -111,6 +111,26 @@ async function adoptOne(
   }
 }
 
+/**
+ * Signs the manifest of an archive this storage has just stored unsigned, by a process that could
+ * not read the key (the container backup runs as the container's uid): only when the manifest
+ * matches the object (size, ETag, key) and carries no mac. Its bytes are not read again: the
+ * unsigned writer made both, and a manifest that misdescribes them fails every restore's check.
+ */
+export async function signStored(ctx: StoreContext, volname: string): Promise<void> {
+  const { statVolume } = await import('./volumes.js');
+  const vol = await statVolume(ctx, volname);
+  if (vol.trust === 'verified') return;
+  const { manifest, verdict } = await readTrusted(ctx, { key: vol.key, size: vol.size, etag: vol.etag ?? '' });
+  if (manifest === null || verdict.trust !== 'unverified' || manifest.mac !== undefined || manifest.key !== vol.key) {
+    throw new PveS3Error('IntegrityError', `'${vol.volid}' cannot be signed: ${verdict.note ?? 'its manifest is not the unsigned one its backup wrote'}`, { exitCode: EXIT.integrity, key: vol.key });
+  }
+  const { signerFor } = await import('./trust.js');
+  // without a key (signerFor said so) it stays unsigned, as any upload of such a storage
+  const signer = await signerFor(ctx);
+  if (signer) await writeSigned(ctx, vol, manifest, signer);
+}
+
 /** The manifest as checked, now naming this object as it is, signed with the current key. */
 async function writeSigned(ctx: StoreContext, vol: Volume, m: Manifest, signer: { keyId: string; key: Uint8Array }): Promise<void> {
   const body = serializeManifest({ ...m, key: vol.key, etag: vol.etag ?? m.etag }, signer);

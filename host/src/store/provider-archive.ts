@@ -27,12 +27,14 @@ export async function freeArchiveKey(ctx: StoreContext, v: VolumeInfo): Promise<
 /**
  * the upload options of a provider archive; `bwlimitKiB`: the job's, besides the storage's;
  * `retention`: the storage's (retentionFor), the same for the archive's other locked objects;
- * the manifest is signed with the storage's key (store/trust.ts signing)
+ * the manifest is signed with the storage's key (store/trust.ts signing) unless `unsigned`: a
+ * process that cannot read the key (the container backup runs as the container's uid) leaves the
+ * signing to a root one (signStored)
  */
 export async function archiveUploadOptions(
   ctx: StoreContext,
   v: VolumeInfo,
-  o: { contentType: string; bwlimitKiB?: number; retention: Retention | undefined },
+  o: { contentType: string; bwlimitKiB?: number; retention: Retention | undefined; unsigned?: boolean },
 ): Promise<Pick<UploadOptions, 'chunkSizeMB' | 'concurrency' | 'put' | 'manifestMeta' | 'manifestSigner' | 'bwlimitKiB' | 'partLimits'>> {
   const tags = archiveTags(ctx.settings.lifecycle, providerOf(ctx));
   const limits = uploadLimits(ctx);
@@ -51,6 +53,6 @@ export async function archiveUploadOptions(
     manifestMeta: { volname: v.volname, ...volumeMetadata(ctx, v, null) },
     partLimits: limits.partLimits,
     ...(bw.length ? { bwlimitKiB: Math.min(...bw) } : {}),
-    ...(await signing(ctx)),
+    ...(o.unsigned ? { manifestSigner: null } : await signing(ctx)),
   };
 }

@@ -63,6 +63,9 @@ export async function backupContainer(ctx: StoreContext, a: BackupContainerArgs)
   if (v.content !== 'backup' || v.guestType !== 'lxc' || v.format !== 'tar' || v.compression !== 'zst') {
     throw new PveS3Error('InvalidArgument', `invalid volname '${a.volname}': a provider container backup is a vzdump-lxc-….tar.zst archive`, { exitCode: EXIT.usage });
   }
+  // this runs as the container's uid, which must not (and cannot) read the storage's manifest
+  // key: the manifest is written unsigned and backup-container-end, as root, signs it (signStored)
+  delete ctx.settings.manifestKey;
   const dir = await openCtWorkDir(ctx, a.volname);
   const key = await freeArchiveKey(ctx, v);
   const done = await recordRunAt(join(dir, 'run'), a.volname);
@@ -104,7 +107,7 @@ export async function backupContainer(ctx: StoreContext, a: BackupContainerArgs)
     const { uploadObject } = await import('../transfer/upload.js');
     const res = await uploadObject(transferClient(ctx), key, { stream: tar.output, ...(expected !== undefined ? { expectedSize: expected } : {}) }, {
       // the job's limit is cstream's, on the reads: the storage's own applies to the upload
-      ...(await archiveUploadOptions(ctx, v, { contentType: 'application/zstd', retention: retentionFor(ctx) })),
+      ...(await archiveUploadOptions(ctx, v, { contentType: 'application/zstd', retention: retentionFor(ctx), unsigned: true })),
       signal: ac.signal,
       manifestExtra: async () => ({ guest: { type: 'lxc', ...guestTexts(a.config, a.firewall) } }),
       onProgress: (p) => {

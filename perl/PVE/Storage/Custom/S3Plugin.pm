@@ -331,9 +331,12 @@ sub on_add_hook {
     # The key that signs this storage's manifests (issue 10 §7): how it is made and where it
     # lives is the host's business. An existing one is kept, so adding a storage again keeps
     # its backups verified; if this fails, the first upload makes it.
-    my ($res, $err) = host_try($storeid, $scfg, 'manifest-key', { action => 'create' });
+    my $err;
+    eval { (undef, $err) = host_try($storeid, $scfg, 'manifest-key', { action => 'create' }) };
+    $err = { message => $@ =~ s/\s+$//r } if $@;
+    # (no host installed at all is check_host_version's business, not a second warning)
     warn "warning: no manifest key created for storage '$storeid' ($err->{message}); the first upload creates it\n"
-        if $err;
+        if $err && ($err->{code} // '') ne 'HostMissing';
     return undef;
 }
 
