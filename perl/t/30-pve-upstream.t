@@ -22,6 +22,9 @@ HostGateway::skip_unless_ready(qw(tar zstd));
 my $ROOT = $HostGateway::ROOT;
 my $HOOK = "$ROOT/host/bin/pve-s3-vzdump-hook.js";
 
+# the classic path (local file, hook, download on activation) behind the Backup Provider's off
+# switch, set before the plugin is loaded (per_version); the provider's own path is tested by 32-provider-restore.t, 40 and 41
+$ENV{PVE_S3_BACKUP_PROVIDER} = '0';
 my $pve = PVEUpstream::per_version();
 diag("running inside $pve->{label}");
 
@@ -32,9 +35,6 @@ my $tmp = $pve->{tmp};
 my $gw = HostGateway::start("up-$pve->{version}", "$tmp/host.log");
 my ($endpoint, $region, $ak, $sk, $bucket, $s3) = @$gw{qw(endpoint region access_key secret_key bucket s3)};
 $ENV{PVE_S3_AUTOSYNC} = '0';
-# the classic path (local file, hook, download on activation) behind the Backup Provider's off
-# switch; the provider's own path is tested by 32-provider-restore.t, 40 and 41
-$ENV{PVE_S3_BACKUP_PROVIDER} = '0';
 
 sub slurp {
     my ($file) = @_;
