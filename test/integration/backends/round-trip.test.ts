@@ -15,6 +15,7 @@ import type { S3Client } from '../../../host/src/s3/client.js';
 import { backendSettings, backends } from '../../helpers/backends.js';
 import { closeTestClients, dropBucket, freshBucket } from '../../helpers/s3.js';
 import { BIN, MiB, body, cfgEnv, keys, requireBuild, run, s3Section } from '../cli-helpers.js';
+import { testManifestKey } from '../../helpers/manifest-key.js';
 
 const ID = 'rt';
 const OLD = 'vzdump-qemu-100-2024_01_01-00_00_00.vma.zst'; // protected below: prune keeps it
@@ -69,6 +70,7 @@ describe.each(backends().map((b) => [b.name, b] as const))('core round trip on %
     section = s.props;
     secret = s.secret;
     env = await cfgEnv(dir, [s]);
+    testManifestKey(join(dir, 'priv'), ID); // as pvesm add makes it (issue 10 §7)
   });
 
   afterAll(async () => {
