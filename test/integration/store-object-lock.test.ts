@@ -22,6 +22,7 @@ import { putVolume } from '../../host/src/store/transfer.js';
 import type { StoreContext } from '../../host/src/store/types.js';
 import { deleteVolumes, setAttribute } from '../../host/src/store/volumes.js';
 import { nullLogger } from '../../host/src/util/log.js';
+import { testManifestKey } from '../helpers/manifest-key.js';
 import { closeTestClients, dropBucket, freshBucket } from '../helpers/s3.js';
 
 let c: S3Client;
@@ -39,6 +40,7 @@ function context(prefix: string, o: { client?: S3Client; lock?: boolean } = {}):
       prefix,
       chunkSizeMB: 5,
       concurrency: 2,
+      manifestKey: testManifestKey(dir),
       ...(o.lock === false ? {} : { lock: { days: 1, mode: 'governance' as const } }),
     },
     logger: nullLogger,
