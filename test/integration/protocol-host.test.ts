@@ -193,7 +193,7 @@ describe('a backup through its whole life', () => {
   it('unprotect, then delete removes archive and sidecars', async () => {
     expect((await host(req('set-attr', { volname, attr: 'protected', value: false }))).envelope.result).toEqual({ value: false });
     const r = await host(req('delete', { volnames: [volname, 'iso/nothing.iso'] }));
-    expect(r.envelope).toEqual({ ok: true, result: { deleted: [volname], missing: ['iso/nothing.iso'] } });
+    expect(r.envelope).toEqual({ ok: true, result: { deleted: [volname], missing: ['iso/nothing.iso'], locked: [] } });
     const left: string[] = [];
     for await (const o of c.listAll({ prefix: 'proxmox/' })) left.push(o.key);
     expect(left).toEqual([]);
