@@ -57,6 +57,8 @@ function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     PVE_S3_CREDENTIALS: join(work, 'no-credentials'),
     PVE_S3_PRIV_DIR: join(work, 'priv'),
     PVE_S3_LOG_FILE: join(work, 'storage-s3.log'),
+    // with S3_* alone nothing is signed unless a key file is named (README "Who can be trusted")
+    PVE_S3_MANIFEST_KEY_FILE: join(work, 'pkg.manifest-key'),
     ...extra,
   };
   return env;
@@ -308,7 +310,8 @@ describe('the installed tree (unpacked outside the repository)', () => {
     try {
       // asynchronously: qemu-storage-daemon's stderr pipe is read by this process
       r = await new Promise((done) => {
-        const env = { PATH: '/usr/bin:/bin', PVE_S3_LOG_FILE: join(work, 'provider-host.log'), PVE_S3_CODE_CACHE_DIR: '' };
+        // the key pve-s3-restore below (S3_* alone) verifies with
+        const env = { PATH: '/usr/bin:/bin', PVE_S3_LOG_FILE: join(work, 'provider-host.log'), PVE_S3_CODE_CACHE_DIR: '', PVE_S3_MANIFEST_KEY_FILE: join(work, 'pkg.manifest-key') };
         const p = spawn(join(root, 'usr/lib/pve-s3/pve-s3-host'), [], { cwd: work, env, stdio: ['pipe', 'pipe', 'pipe'] });
         let stdout = '';
         let stderr = '';
