@@ -9,10 +9,11 @@
  * process; backup_cleanup's `backup-discard` then finds nothing left to do.
  */
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
+import { testManifestKey } from '../helpers/manifest-key.js';
 import { startFaultProxy, type FaultProxy, type FaultRule } from '../helpers/fault-proxy.js';
 import { haveQsd, makeImage, processesIn, servedCopy, startQsd, tempDir } from '../helpers/qsd.js';
 import { closeTestClients, dropBucket, freshBucket, testS3 } from '../helpers/s3.js';
@@ -40,7 +41,7 @@ d('provider VM backup when the bucket fails mid-backup', () => {
 
   function host(op: string, args: Record<string, unknown>): Promise<{ env: Envelope; stderr: string }> {
     return new Promise((res, rej) => {
-      const p = spawn(process.execPath, [HOST], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, PVE_S3_LOG_FILE: join(tmp.dir, 'host.log') } });
+      const p = spawn(process.execPath, [HOST], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, PVE_S3_LOG_FILE: join(tmp.dir, 'host.log'), PVE_S3_PRIV_DIR: join(tmp.dir, 'priv') } });
       let out = '';
       let err = '';
       p.stdout.on('data', (x) => (out += x));
@@ -118,6 +119,8 @@ d('provider VM backup when the bucket fails mid-backup', () => {
       id: 'pvbf', bucket: c.bucket, endpoint: proxy.url, region: t.region, access_key: t.accessKeyId, secret_key: t.secretAccessKey,
       force_path_style: '1', prefix: PREFIX, path: join(tmp.dir, 'cache'), multipart_chunk_size: '5', connection_timeout: '10', request_timeout: '30',
     };
+    mkdirSync(join(tmp.dir, 'priv'), { mode: 0o700 });
+    testManifestKey(join(tmp.dir, 'priv'), 'pvbf'); // as pvesm add makes it (issue 10 §7)
     // random data compresses to itself: about 5 parts of 5 MiB
     img = join(tmp.dir, 'disk.raw');
     size = makeImage(img, [{ kind: 'data', length: 24 << 20 }, { kind: 'hole', length: 8 << 20 }, { kind: 'data', length: 300 << 10 }], 17);
