@@ -26,6 +26,7 @@ use warnings;
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
+use File::Copy ();
 use JSON::PP;
 use POSIX qw(strftime);
 use Test::More;
@@ -243,6 +244,10 @@ $pve->api('create', {
     access_key => $ak, secret_key => $sk, prefix => 'pve/', force_path_style => 1,
     multipart_chunk_size => 5, max_concurrent_uploads => 2, content => 'backup', path => "$tmp/cache",
 });
+# a second storage on the same bucket and prefix shares the first one's manifest key (README "Who
+# can be trusted"), else it sees the first one's archives as unverified
+File::Copy::copy("$ENV{PVE_S3_PRIV_DIR}/$storeid.manifest-key", "$ENV{PVE_S3_PRIV_DIR}/$fstore.manifest-key")
+    or die "copying the manifest key: $!\n";
 $cfg = $pve->config();
 # 24 MiB zstd cannot shrink: five parts of 5 MiB
 my $big = "$tmp/big-root";
