@@ -10,18 +10,22 @@ import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeGuestImage } from './guest-image.mjs';
+import { gatewayClient, gatewayEnv } from './gateway.mjs';
 
 const GiB = Number(process.argv[2] ?? 2);
 const rounds = Number(process.argv[3] ?? 2);
 const root = new URL('../..', import.meta.url).pathname;
-const env = Object.fromEntries(readFileSync(process.env.PVE_S3_RGW_ENV ?? '/tmp/pve-s3-rgw/s3.env', 'utf8').trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
+const env = gatewayEnv();
 const dir = mkdtempSync(join(tmpdir(), 'pve-s3-bench-pb-'));
+// one manifest key for the host ops and the commands below (no /etc/pve/priv here): else the
+// restores refuse what the backups stored as unsigned
+process.env.PVE_S3_MANIFEST_KEY_FILE ??= join(dir, 'bench.manifest-key');
 const img = join(dir, 'disk.raw');
 const size = GiB * 2 ** 30;
 writeGuestImage(img, size);
 const { S3Client } = await import(join(root, 'host/dist/s3/client.js'));
 const bucket = `bench-pb-${Date.now()}`;
-const c = new S3Client({ endpoint: env.S3_ENDPOINT, region: env.S3_REGION, bucket, forcePathStyle: true, credentials: { accessKeyId: env.S3_ACCESS_KEY, secretAccessKey: env.S3_SECRET_KEY }, connectTimeoutMs: 10000, requestTimeoutMs: 120000 });
+const c = gatewayClient(S3Client, env, bucket);
 await c.createBucket();
 const storage = { id: 'bench', bucket, endpoint: env.S3_ENDPOINT, region: env.S3_REGION, access_key: env.S3_ACCESS_KEY, secret_key: env.S3_SECRET_KEY, force_path_style: '1', path: join(dir, 'cache') };
 
