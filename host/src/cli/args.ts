@@ -121,4 +121,5 @@ Environment: S3_ENDPOINT S3_BUCKET S3_REGION S3_ACCESS_KEY S3_SECRET_KEY S3_PREF
   for request traces (signatures and secrets redacted).
 
 Exit codes: 0 ok, 1 failure, 2 usage or configuration error, 3 not found,
-  4 authentication refused, 5 integrity error (corrupt or unverifiable data).`;
+  4 authentication refused, 5 integrity error (corrupt or unverifiable data),
+  6 archived: a restore from the archive storage class was requested or is running; run again later.`;

@@ -7,6 +7,7 @@ import { S3Error, serverError } from './errors.js';
 import type { Provider } from './providers.js';
 import { checksumHeader, copySource, contentMd5, objectInfo, putHeaders, readSseHeaders, sseCHeaders } from './objects.js';
 import { S3Transport, type BufferedResponse, type S3Request, type TransportOptions } from './request.js';
+import { buildRestoreRequest, type RestoreTier } from './restore.js';
 import type { S3Settings } from './settings.js';
 import type {
   DeleteResult,
@@ -185,6 +186,39 @@ export class S3Client {
       idempotent: true,
       signal: o.signal,
     });
+  }
+
+  /**
+   * RestoreObject (POST ?restore) of an archived object. AWS answers 202 Accepted when it starts
+   * a restore, 200 OK when a restored copy exists already (its expiry is then reset to `days`
+   * from now), and 409 RestoreAlreadyInProgress while one is running
+   * (https://docs.aws.amazon.com/AmazonS3/latest/API/API_RestoreObject.html): all three mean
+   * "requested", so the 409 is an answer here, not an error. Not idempotent in cost (each
+   * accepted request is billed), so callers HEAD first and a lost answer is not resent blindly.
+   */
+  async restoreObject(
+    key: string,
+    o: { days?: number; tier?: RestoreTier; versionId?: string; signal?: AbortSignal } = {},
+  ): Promise<'accepted' | 'restored' | 'in-progress'> {
+    const body = utf8.encode(buildRestoreRequest(o));
+    const query: Array<[string, string]> = [['restore', '']];
+    if (o.versionId !== undefined) query.push(['versionId', o.versionId]);
+    try {
+      const res = await this.transport.request({
+        operation: 'RestoreObject',
+        method: 'POST',
+        key,
+        query,
+        headers: { 'content-md5': contentMd5(body), 'content-type': 'application/xml' },
+        body,
+        idempotent: false,
+        signal: o.signal,
+      });
+      return res.status === 202 ? 'accepted' : 'restored';
+    } catch (e) {
+      if (e instanceof S3Error && e.code === 'RestoreAlreadyInProgress') return 'in-progress';
+      throw e;
+    }
   }
 
   /** range: [first, last] byte, both inclusive (HTTP's bytes=first-last). */

@@ -143,7 +143,10 @@ export function messageFor(code: string, status: number | undefined, serverMessa
     case 'KMSNotFound':
       return `KMS key not found at ${at} (${code}): check the SSE key id`;
     case 'InvalidObjectState':
-      return `${what(c)} is archived at ${at} (InvalidObjectState): restore it from its storage class first`;
+      // GET of an archived object before its restore finished (API_GetObject.html)
+      return `${what(c)} is archived at ${at} (InvalidObjectState): it must be restored from its archive storage class before it can be read (pve-s3-restore requests that; README 'Restoring an archived backup')`;
+    case 'RestoreAlreadyInProgress':
+      return `a restore of ${what(c)} is already running at ${at} (RestoreAlreadyInProgress)`;
     case 'ObjectLockConfigurationNotFoundError':
     case 'InvalidRequest':
     default: {

@@ -4,6 +4,7 @@
  * plain printable ASCII: HTTP headers cannot carry UTF-8 reliably, and AWS itself answers with
  * this encoding for such values.
  */
+import { parseRestoreHeader } from './restore.js';
 import { Crc32c, Crc64Nvme, Md5 } from '../wasm/digests.js';
 import { crc32cBase64, crc64Base64, toBase64 } from '../wasm/encoding.js';
 import { s3EncodePath } from '../wasm/signer.js';
@@ -163,6 +164,9 @@ export function objectInfo(key: string, h: Record<string, string>): ObjectInfo {
   }
   const pc = num(h['x-amz-mp-parts-count']);
   if (pc !== undefined) info.partsCount = pc;
+  const restore = parseRestoreHeader(h['x-amz-restore']);
+  if (restore) info.restore = restore;
+  if (h['x-amz-archive-status']) info.archiveStatus = h['x-amz-archive-status'].trim();
   return info;
 }
 

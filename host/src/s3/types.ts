@@ -48,6 +48,11 @@ export interface ObjectInfo {
   contentRange?: { start: number; end: number };
   /** parts count when the server reports it (x-amz-mp-parts-count) */
   partsCount?: number;
+  /** x-amz-restore: a restore of an archived object is running, or its restored copy lasts until expiry */
+  restore?: import('./restore.js').RestoreHeader;
+  /** x-amz-archive-status of an INTELLIGENT_TIERING object in an archive tier
+   *  (ARCHIVE_ACCESS, DEEP_ARCHIVE_ACCESS) */
+  archiveStatus?: string;
 }
 
 export interface ObjectSummary {

@@ -47,6 +47,11 @@ export interface StoreClient {
   /** Object Lock of the bucket (not enabled when it has no configuration) */
   getObjectLockConfiguration(o?: { signal?: AbortSignal }): Promise<ObjectLockConfig>;
   getBucketVersioning(o?: { signal?: AbortSignal }): Promise<'Enabled' | 'Suspended' | 'Off'>;
+  /** RestoreObject of an archived object; 409 RestoreAlreadyInProgress answers 'in-progress' */
+  restoreObject(
+    key: string,
+    o?: { days?: number; tier?: import('../s3/restore.js').RestoreTier; versionId?: string; signal?: AbortSignal },
+  ): Promise<'accepted' | 'restored' | 'in-progress'>;
 }
 
 export type { ContentType as Content } from '../pve/content.js';

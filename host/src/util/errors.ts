@@ -2,7 +2,8 @@
  * One error type for the whole host. `code` is stable (an S3 error code such as `NoSuchKey`, or
  * one of ours such as `ConfigInvalid`); `message` is one line that tells the operator what to do;
  * `exitCode` is what a CLI exits with (see README: 0 ok, 1 failure, 2 usage/config, 3 not found,
- * 4 auth, 5 integrity). Messages must never contain a secret: callers build them from names and
+ * 4 auth, 5 integrity, 6 archived: a restore from the archive storage class is requested or
+ * running, run the command again later). Messages must never contain a secret: callers build them from names and
  * non-secret values only.
  */
 export const EXIT = {
@@ -12,6 +13,8 @@ export const EXIT = {
   notFound: 3,
   auth: 4,
   integrity: 5,
+  /** not a failure of the job: the object is archived and its restore pending (store/archive-state.ts) */
+  restorePending: 6,
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
