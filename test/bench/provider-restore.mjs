@@ -88,14 +88,27 @@ function hwm(pid) {
   }
 }
 
-/** samples the NBD server's and nbdfuse's peak RSS and the restore dir's disk use until stopped */
+/** CPU seconds (user + system) a process has used so far, read while it lives; 0 when gone */
+function cpuOf(pid) {
+  try {
+    // fields after the command's closing parenthesis: utime and stime are the 12th and 13th
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** samples the NBD server's and nbdfuse's peak RSS and CPU and the restore dir's disk use until stopped */
 function sampler(restoreDir, device) {
-  const s = { serverMiB: 0, fuseMiB: 0, diskMax: 0 };
+  const s = { serverMiB: 0, fuseMiB: 0, diskMax: 0, serverCpu: 0, fuseCpu: 0 };
   const tick = () => {
     try {
       const st = JSON.parse(readFileSync(join(restoreDir, `${device}.serve.json`), 'utf8'));
       s.serverMiB = Math.max(s.serverMiB, hwm(st.pid));
+      s.serverCpu = Math.max(s.serverCpu, cpuOf(st.pid));
       if (st.fusePid) s.fuseMiB = Math.max(s.fuseMiB, hwm(st.fusePid));
+      if (st.fusePid) s.fuseCpu = Math.max(s.fuseCpu, cpuOf(st.fusePid));
     } catch {
       // not started yet, or gone
     }
@@ -113,20 +126,25 @@ async function providerRestore(volname, device) {
   const rdir = init.result.dir;
   const afterInit = diskUsed(cache);
   const mon = sampler(rdir, device);
-  let conv, stop;
+  let conv, stop, start, cleanup;
   try {
-    const start = await host('restore-volume-start', { dir: rdir, device });
+    start = await host('restore-volume-start', { dir: rdir, device });
     conv = await timed('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', start.result.path, out]);
     mon.stop();
     stop = await host('restore-volume-stop', { dir: rdir, device });
   } finally {
     mon.stop();
-    await host('restore-vm-cleanup', { dir: rdir });
+    cleanup = await host('restore-vm-cleanup', { dir: rdir });
   }
   const wall = (Date.now() - t0) / 1000;
   same(img, out);
   rmSync(out);
-  return { wall, init, conv, stats: stop.result.stats, serverMiB: mon.s.serverMiB, fuseMiB: mon.s.fuseMiB, diskMiB: Math.max(afterInit, mon.s.diskMax) / 2 ** 20 };
+  // every process of the restore: the host ops (the streaming pass and its decompressor are
+  // init's), the detached NBD server and nbdfuse (sampled: up to 250 ms of their CPU may be
+  // missed at the end), qemu-img
+  const serve = mon.s.serverCpu + mon.s.fuseCpu;
+  const cpu = init.cpu + start.cpu + serve + conv.cpu + stop.cpu + cleanup.cpu;
+  return { wall, cpu, serveCpu: serve, init, conv, stats: stop.result.stats, serverMiB: mon.s.serverMiB, fuseMiB: mon.s.fuseMiB, diskMiB: Math.max(afterInit, mon.s.diskMax) / 2 ** 20 };
 }
 
 /** Show Configuration through a relay counting every byte the gateway sends back */
@@ -176,8 +194,8 @@ try {
     const nx = await providerRestore(`backup/${plain}`, 'drive-scsi0');
     console.log(`round ${r}:`);
     console.log(`  pve-s3-restore (peer) ${peer.wall}s (${mib(peer.wall)} MiB/s of disk), peak RSS ${peer.rssMiB.toFixed(0)} MiB, CPU ${peer.cpu.toFixed(1)}s, local disk = the archive`);
-    console.log(`  provider, indexed     ${ix.wall.toFixed(1)}s (${mib(ix.wall)} MiB/s; qemu-img ${ix.conv.wall}s), NBD server peak RSS ${ix.serverMiB.toFixed(0)} MiB, nbdfuse ${ix.fuseMiB.toFixed(0)} MiB, local disk ${ix.diskMiB.toFixed(1)} MiB, frames ${ix.stats?.framesFetched} (${((ix.stats?.bytesFetched ?? 0) / 2 ** 20).toFixed(0)} MiB fetched) | time ratio provider/peer ${(ix.wall / peer.wall).toFixed(2)}`);
-    console.log(`  provider, no index    ${nx.wall.toFixed(1)}s (${mib(nx.wall)} MiB/s; streaming pass ${nx.init.wall}s, qemu-img ${nx.conv.wall}s), streaming pass peak RSS ${nx.init.rssMiB.toFixed(0)} MiB, local disk ${nx.diskMiB.toFixed(0)} MiB | time ratio provider/peer ${(nx.wall / peer.wall).toFixed(2)}`);
+    console.log(`  provider, indexed     ${ix.wall.toFixed(1)}s (${mib(ix.wall)} MiB/s; qemu-img ${ix.conv.wall}s), NBD server peak RSS ${ix.serverMiB.toFixed(0)} MiB, nbdfuse ${ix.fuseMiB.toFixed(0)} MiB, local disk ${ix.diskMiB.toFixed(1)} MiB, frames ${ix.stats?.framesFetched} (${((ix.stats?.bytesFetched ?? 0) / 2 ** 20).toFixed(0)} MiB fetched), CPU ${ix.cpu.toFixed(1)}s (NBD server + nbdfuse ${ix.serveCpu.toFixed(1)}s, qemu-img ${ix.conv.cpu.toFixed(1)}s) | time ratio provider/peer ${(ix.wall / peer.wall).toFixed(2)}, CPU ratio ${(ix.cpu / peer.cpu).toFixed(2)}`);
+    console.log(`  provider, no index    ${nx.wall.toFixed(1)}s (${mib(nx.wall)} MiB/s; streaming pass ${nx.init.wall}s, qemu-img ${nx.conv.wall}s), streaming pass peak RSS ${nx.init.rssMiB.toFixed(0)} MiB, local disk ${nx.diskMiB.toFixed(0)} MiB, CPU ${nx.cpu.toFixed(1)}s (streaming pass ${nx.init.cpu.toFixed(1)}s, qemu-img ${nx.conv.cpu.toFixed(1)}s) | time ratio provider/peer ${(nx.wall / peer.wall).toFixed(2)}, CPU ratio ${(nx.cpu / peer.cpu).toFixed(2)}`);
   }
   for (const [label, name] of [['indexed', indexed], ['no index', plain]]) {
     const s = await showConfigBytes(`backup/${name}`);
