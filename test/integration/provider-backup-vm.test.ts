@@ -17,7 +17,7 @@ import type { StoreContext } from '../../host/src/store/types.js';
 import { nullLogger } from '../../host/src/util/log.js';
 import { decodeIndex, FrameKind } from '../../host/src/vma/frame-index.js';
 import { readVma } from '../../host/src/vma/reader.js';
-import { Sha256 } from '../../host/src/wasm/digests.js';
+import { Crc64Nvme, Sha256 } from '../../host/src/wasm/digests.js';
 import { zstd } from '../../host/src/zstd/native.js';
 import { allocatedBytes, haveQsd, makeImage, servedCopy, standardImages, startQsd, tempDir, type TestImage } from '../helpers/qsd.js';
 import { closeTestClients, dropBucket, freshBucket, readAll } from '../helpers/s3.js';
@@ -103,6 +103,7 @@ d('provider VM backup from qemu-storage-daemon into the bucket', () => {
     for (const f of ix.frames) {
       const bytes = obj.subarray(f.offset, f.offset + f.clen);
       expect(Buffer.from(Sha256.hash(bytes)).equals(f.sha256)).toBe(true);
+      expect(f.crc64).toBe(Crc64Nvme.hash(bytes));
       const dec = Buffer.alloc(f.ulen);
       expect(zstd().decompress(dec, bytes)).toBe(f.ulen);
       expect(dec.equals(vma.subarray(v, v + f.ulen))).toBe(true);

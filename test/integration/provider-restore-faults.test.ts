@@ -2,10 +2,17 @@
  * A VM restore through the Backup Provider that goes wrong (docs/BACKUP-PROVIDER.md §6): the
  * bucket failing mid-restore and a frame damaged under an unchanged ETag (fault proxy in front of
  * the real RadosGW, for the detached server too), for an indexed archive and one without an
- * index; and a PVE worker killed mid-restore. The restore must fail with a message that says
- * what happened, and leave no mount, no process and no temporary image behind.
+ * index; stored damage (issue 13): one byte of a stored frame or of the frame index changed in
+ * RADOS under the gateway (size and ETag stay), a truncated index or archive — checked by the
+ * CRC-64/NVME of a version 2 index and the SHA-256 of a version 1 one; and a PVE worker killed
+ * mid-restore. The restore must fail with a message that says what happened, and leave no mount,
+ * no process and no temporary image behind.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readKeyring } from '../../host/src/config/manifest-key.js';
+import { serializeManifest } from '../../host/src/transfer/manifest.js';
+import { Sha256 } from '../../host/src/wasm/digests.js';
+import { flipStoredByte } from '../helpers/rados.js';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,6 +49,9 @@ d('provider VM restore when things go wrong', () => {
   let size: number;
   let manifestKey: ManifestKeyLocation;
   let dataFrames: Array<{ offset: number; clen: number }>;
+  /** the indexed archive's index as the backup wrote it (version 2) */
+  let indexV2: Buffer;
+  let img: string;
   const indexed = 'backup/vzdump-qemu-100-2025_01_02-03_04_05.vma.zst';
   const plain = 'backup/vzdump-qemu-101-2025_01_02-03_04_05.vma.zst';
   const key = (v: string): string => `${PREFIX}dump/${v.slice(7)}`;
@@ -76,7 +86,7 @@ d('provider VM restore when things go wrong', () => {
     // the storage's manifest key, shared with the host: a restore uses only what it signed
     manifestKey = testManifestKey(tmp.dir);
     const ctx: StoreContext = { client: c, settings: { storageId: 'pvrf', bucket: c.bucket, prefix: PREFIX, chunkSizeMB: 5, concurrency: 2, manifestKey }, logger: nullLogger };
-    const img = join(tmp.dir, 'disk.raw');
+    img = join(tmp.dir, 'disk.raw');
     size = makeImage(img, [{ kind: 'data', length: 40 << 20 }, { kind: 'hole', length: 8 << 20 }, { kind: 'data', length: 1 << 20 }], 9);
     const qsd = await startQsd(tmp.dir, [servedCopy({ name: 'drive-scsi0', path: img, size }, tmp.dir)]);
     try {
@@ -84,7 +94,9 @@ d('provider VM restore when things go wrong', () => {
     } finally {
       await qsd.stop();
     }
-    const ix = decodeIndex(await readAll((await c.getObject(`${key(indexed)}.s3index`)).body));
+    indexV2 = await readAll((await c.getObject(`${key(indexed)}.s3index`)).body);
+    const ix = decodeIndex(indexV2);
+    expect(ix.frames.every((f) => f.crc64 !== undefined)).toBe(true);
     dataFrames = ix.frames.filter((f) => f.kind === FrameKind.data);
     expect(dataFrames.length).toBeGreaterThanOrEqual(3);
     // the same archive without an index, as pve-s3-backup stores any .vma.zst (signed: an object
@@ -123,6 +135,28 @@ d('provider VM restore when things go wrong', () => {
     return { init, convert: conv.status ?? -1, stop, cleanup };
   }
 
+  /** Stores `body` as the indexed archive's frame index and re-signs its manifest for it, as
+   *  the backup would have: the index is trusted through the manifest's SHA-256 of it. */
+  async function storeIndex(body: Buffer): Promise<void> {
+    const mkey = `${key(indexed)}.s3manifest`;
+    const m = JSON.parse((await readAll((await c.getObject(mkey)).body)).toString('utf8').replace(/,"mac":"[^"]*"\}$/, '}'));
+    m.index = { ...m.index, size: body.length, sha256: Buffer.from(Sha256.hash(body)).toString('hex') };
+    await c.putObject(m.index.key, body);
+    await c.putObject(mkey, serializeManifest(m, readKeyring(manifestKey.file)!.current));
+  }
+
+  /** the index a version 1 writer made of the same archive: version 1, no CRCs (zero bytes) */
+  function asVersion1(v2: Buffer): Buffer {
+    const v1 = Buffer.from(v2);
+    v1.writeUInt32BE(1, 8);
+    for (let at = 64 + 64 * v1.readUInt32BE(52); at < v1.length; at += 80) v1.fill(0, at + 40, at + 48);
+    return v1;
+  }
+
+  function sameAsSource(): void {
+    expect(spawnSync('cmp', ['-s', img, join(tmp.dir, 'out.raw')]).status).toBe(0);
+  }
+
   function nothingLeft(): void {
     expect(mounts()).toEqual([]);
     expect(procs()).toEqual([]);
@@ -138,12 +172,71 @@ d('provider VM restore when things go wrong', () => {
       expect(r.convert).not.toBe(0);
       expect(r.stop!.ok).toBe(false);
       expect(r.stop!.error!.code).toBe('IntegrityError');
-      expect(r.stop!.error!.message).toMatch(new RegExp(`restore of 'drive-scsi0' from backup '${indexed}' failed: backup '${indexed}' is damaged: the ${f.clen} bytes at ${f.offset} of '${key(indexed)}' do not match the SHA-256 their frame index records`));
+      expect(r.stop!.error!.message).toMatch(new RegExp(`restore of 'drive-scsi0' from backup '${indexed}' failed: backup '${indexed}' is damaged: the ${f.clen} bytes at ${f.offset} of '${key(indexed)}' do not match the CRC-64/NVME their frame index records`));
       expect(r.cleanup!.ok, r.cleanup!.error?.message).toBe(true);
     } finally {
       proxy.plan([]);
     }
     nothingLeft();
+  }, 180_000);
+
+  it('indexed: one byte of a stored frame changed in RADOS is refused by the CRC-64/NVME of a version 2 index and by the SHA-256 of a version 1 index', async () => {
+    const f = dataFrames[2]!;
+    const before = await c.headObject(key(indexed));
+    const damage = (): Promise<void> => flipStoredByte(c.bucket, key(indexed), f.offset + Math.floor(f.clen / 2));
+    try {
+      // intact, a version 1 index restores, its frames checked by SHA-256
+      await storeIndex(asVersion1(indexV2));
+      let r = await convertOnce(indexed);
+      expect(r.convert).toBe(0);
+      expect(r.stop!.ok, r.stop!.error?.message).toBe(true);
+      sameAsSource();
+      await damage();
+      const after = await c.headObject(key(indexed));
+      expect([after.size, after.etag]).toEqual([before.size, before.etag]);
+      for (const [version, check] of [[1, 'SHA-256'], [2, 'CRC-64/NVME']] as const) {
+        if (version === 2) await storeIndex(indexV2);
+        r = await convertOnce(indexed);
+        expect(r.init.ok, r.init.error?.message).toBe(true);
+        expect(r.convert, `index version ${version}`).not.toBe(0);
+        expect(r.stop!.error).toMatchObject({ code: 'IntegrityError' });
+        expect(r.stop!.error!.message).toContain(`is damaged: the ${f.clen} bytes at ${f.offset} of '${key(indexed)}' do not match the ${check} their frame index records`);
+        expect(r.cleanup!.ok, r.cleanup!.error?.message).toBe(true);
+        nothingLeft();
+      }
+    } finally {
+      await damage(); // XOR again: the stored byte is what it was
+      await storeIndex(indexV2);
+    }
+    const r = await convertOnce(indexed);
+    expect(r.convert).toBe(0);
+    sameAsSource();
+    nothingLeft();
+  }, 300_000);
+
+  it('indexed: one byte of the stored frame index changed in RADOS, or the index truncated, fails restore_vm_init (the SHA-256 its signed manifest records), index version 1 and 2', async () => {
+    const ixKey = `${key(indexed)}.s3index`;
+    try {
+      for (const body of [asVersion1(indexV2), indexV2]) {
+        await storeIndex(body);
+        // a CRC byte of frame 1's record: what a check of the frames would then trust
+        const at = 64 + 64 + 80 + 45;
+        await flipStoredByte(c.bucket, ixKey, at);
+        let r = await convertOnce(indexed);
+        expect(r.init.ok).toBe(false);
+        expect(r.init.error).toMatchObject({ code: 'IntegrityError' });
+        expect(r.init.error!.message).toContain(`is damaged: its frame index '${ixKey}' does not match the SHA-256 in its manifest`);
+        await flipStoredByte(c.bucket, ixKey, at);
+        // the index cut short by one record, the manifest unchanged
+        await c.putObject(ixKey, body.subarray(0, body.length - 80));
+        r = await convertOnce(indexed);
+        expect(r.init.ok).toBe(false);
+        expect(r.init.error!.message).toContain(`its frame index '${ixKey}' does not match the SHA-256 in its manifest`);
+        nothingLeft();
+      }
+    } finally {
+      await storeIndex(indexV2);
+    }
   }, 180_000);
 
   it('indexed: the bucket failing mid-restore fails the restore with the bucket\'s error', async () => {
@@ -212,6 +305,17 @@ d('provider VM restore when things go wrong', () => {
     } finally {
       worker.kill('SIGKILL');
     }
+    nothingLeft();
+  }, 180_000);
+
+  // last: the archive stays truncated
+  it('indexed: the archive truncated (its first half PUT back under its key) is refused by restore_vm_init before a frame is read', async () => {
+    const whole = await readAll((await c.getObject(key(indexed))).body);
+    await c.putObject(key(indexed), whole.subarray(0, Math.floor(whole.length / 2)));
+    const r = await convertOnce(indexed);
+    expect(r.init.ok).toBe(false);
+    expect(r.init.error).toMatchObject({ code: 'IntegrityError' });
+    expect(r.init.error!.message).toMatch(new RegExp(`cannot be verified: the object is ${Math.floor(whole.length / 2)} bytes but its manifest says ${whole.length}; refused, nothing downloaded`));
     nothingLeft();
   }, 180_000);
 });

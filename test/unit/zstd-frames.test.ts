@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Sha256 } from '../../host/src/wasm/digests.js';
+import { Crc64Nvme, Sha256 } from '../../host/src/wasm/digests.js';
 import { FrameCompressor } from '../../host/src/zstd/frames.js';
 import { zstd } from '../../host/src/zstd/native.js';
 
@@ -34,7 +34,7 @@ describe.each([
   ['on this thread', 0],
   ['on two compression threads', 2],
 ])('FrameCompressor %s', (_label, threads) => {
-  it('gives back frames that decompress to the bytes handed in, in order, with their SHA-256', async () => {
+  it('gives back frames that decompress to the bytes handed in, in order, with their SHA-256 and CRC-64/NVME', async () => {
     if (threads > 0 && !existsSync(WORKER)) throw new Error(`${WORKER} is missing: run npm run build first`);
     const c = new FrameCompressor({ threads, workerScript: WORKER });
     try {
@@ -46,6 +46,7 @@ describe.each([
         const back = decompress(f.data, copies[i]!.length);
         expect(back.equals(copies[i]!), `frame ${i}`).toBe(true);
         expect(f.sha256.equals(Buffer.from(Sha256.hash(f.data)))).toBe(true);
+        expect(f.crc64).toBe(Crc64Nvme.hash(f.data));
         expect(zstd().getFrameContentSize(f.data)).toBe(copies[i]!.length);
       });
     } finally {

@@ -109,7 +109,7 @@ export async function backupVm(ctx: StoreContext, a: BackupVmArgs): Promise<Back
       const c = await q.done;
       frames.push({
         offset, clen: c.data.length, ulen: q.raw.ulen, voffset, devId: q.raw.devId, kind: q.raw.kind,
-        firstCluster: q.raw.firstCluster, clusterCount: q.raw.clusterCount, storedBlocks: q.raw.storedBlocks, sha256: c.sha256,
+        firstCluster: q.raw.firstCluster, clusterCount: q.raw.clusterCount, storedBlocks: q.raw.storedBlocks, sha256: c.sha256, crc64: c.crc64,
       });
       offset += c.data.length;
       voffset += q.raw.ulen;

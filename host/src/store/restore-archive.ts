@@ -7,7 +7,7 @@
 import { parseVolname, type VolumeInfo } from '../pve/volname.js';
 import type { Manifest } from '../transfer/manifest.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
-import { Sha256 } from '../wasm/digests.js';
+import { Crc64Nvme, Sha256 } from '../wasm/digests.js';
 import { toHex } from '../wasm/encoding.js';
 import { decodeIndex, INDEX_TYPE, type FrameIndex, type FrameRecord } from '../vma/frame-index.js';
 import { parseHeader, type VmaHeaderInfo } from '../vma/reader.js';
@@ -91,24 +91,26 @@ export async function collect(body: AsyncIterable<Uint8Array>, max: number): Pro
 }
 
 /**
- * One frame's compressed bytes by a ranged GET, verified against its index record's SHA-256,
+ * One frame's compressed bytes by a ranged GET, verified against its index record — its
+ * CRC-64/NVME (index version 2), or its SHA-256 in an index written before frames had CRCs —,
  * then decompressed (zstd checks its own content checksum too). The body goes straight into one
- * buffer of the frame's size and into the hash as it arrives (the lean GET path: no stream, no
- * chunk list to join), so the digest is ready when the last byte is. A mismatch is fetched once
+ * buffer of the frame's size and into the check as it arrives (the lean GET path: no stream, no
+ * chunk list to join), so the verdict is ready when the last byte is. A mismatch is fetched once
  * more (a broken transfer), then it is the archive that is damaged.
  */
 export async function fetchFrame(ctx: StoreContext, a: { key: string; v: VolumeInfo }, f: FrameRecord, signal?: AbortSignal): Promise<Buffer> {
   const bytes = Buffer.allocUnsafe(f.clen);
+  const byCrc = f.crc64 !== undefined;
   let last: PveS3Error | null = null;
   for (let attempt = 0; attempt < 2; attempt++) {
-    const h = new Sha256();
+    const check = byCrc ? new Crc64Nvme() : new Sha256();
     let n = 0;
-    let digest: Uint8Array | null = null;
+    let good = false;
     try {
       await transferClient(ctx).getObjectInto(a.key, { range: [f.offset, f.offset + f.clen - 1], ...readSse(ctx), ...(signal ? { signal } : {}) }, (piece) => {
         if (n + piece.length > f.clen) throw new PveS3Error('IntegrityError', `the server sent more than the ${f.clen} bytes asked for`, { exitCode: EXIT.integrity });
         bytes.set(piece, n);
-        h.update(piece);
+        check.update(piece);
         n += piece.length;
       });
     } catch (e) {
@@ -116,9 +118,10 @@ export async function fetchFrame(ctx: StoreContext, a: { key: string; v: VolumeI
       throw e;
     } finally {
       // also after a failure: the digest gives the hash's slot back
-      digest = h.digest();
+      const d = check.digest();
+      good = n === f.clen && (typeof d === 'bigint' ? d === f.crc64 : Buffer.from(d).equals(f.sha256));
     }
-    if (n === f.clen && Buffer.from(digest!).equals(f.sha256)) {
+    if (good) {
       const out = Buffer.allocUnsafe(f.ulen);
       let len: number;
       try {
@@ -131,7 +134,7 @@ export async function fetchFrame(ctx: StoreContext, a: { key: string; v: VolumeI
     }
     last = new PveS3Error(
       'IntegrityError',
-      `backup '${a.v.volname}' is damaged: the ${f.clen} bytes at ${f.offset} of '${a.key}' do not match the SHA-256 their frame index records`,
+      `backup '${a.v.volname}' is damaged: the ${f.clen} bytes at ${f.offset} of '${a.key}' do not match the ${byCrc ? 'CRC-64/NVME' : 'SHA-256'} their frame index records`,
       { exitCode: EXIT.integrity, key: a.key },
     );
   }

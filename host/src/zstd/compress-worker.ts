@@ -1,9 +1,9 @@
 /**
  * A compression thread (see frames.ts): one zstd context, one frame per message, answered with
- * the compressed frame and its SHA-256 (the frame index records it).
+ * the compressed frame, its SHA-256 and its CRC-64/NVME (the frame index records both).
  */
 import { parentPort } from 'node:worker_threads';
-import { Sha256 } from '../wasm/digests.js';
+import { Crc64Nvme, Sha256 } from '../wasm/digests.js';
 import { compressFrame, newContext, type ToCompressor } from './frames.js';
 
 const port = parentPort;
@@ -15,7 +15,8 @@ port.on('message', (m: ToCompressor) => {
     ctx ??= newContext(m.level);
     const out = compressFrame(ctx, new Uint8Array(m.buf, 0, m.len));
     const sha256 = Sha256.hash(out);
-    port.postMessage({ seq: m.seq, out: out.buffer, len: out.length, sha256, input: m.buf }, [out.buffer as ArrayBuffer, m.buf]);
+    const crc64 = Crc64Nvme.hash(out);
+    port.postMessage({ seq: m.seq, out: out.buffer, len: out.length, sha256, crc64, input: m.buf }, [out.buffer as ArrayBuffer, m.buf]);
   } catch (e) {
     port.postMessage({ seq: m.seq, error: e instanceof Error ? e.message : String(e) });
   }

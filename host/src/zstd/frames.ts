@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { PveS3Error } from '../util/errors.js';
-import { Sha256 } from '../wasm/digests.js';
+import { Crc64Nvme, Sha256 } from '../wasm/digests.js';
 import { C_CHECKSUM_FLAG, C_COMPRESSION_LEVEL, C_CONTENT_SIZE_FLAG, zstd, type ZstdCCtx } from './native.js';
 
 export interface ToCompressor {
@@ -22,6 +22,7 @@ interface FromCompressor {
   out?: ArrayBuffer;
   len?: number;
   sha256?: Uint8Array;
+  crc64?: bigint;
   input?: ArrayBuffer;
   error?: string;
 }
@@ -29,6 +30,7 @@ interface FromCompressor {
 export interface CompressedFrame {
   data: Buffer;
   sha256: Buffer;
+  crc64: bigint;
 }
 
 export function newContext(level: number): ZstdCCtx {
@@ -103,7 +105,7 @@ export class FrameCompressor {
       try {
         this.ctx ??= newContext(this.level);
         const out = compressFrame(this.ctx, data);
-        return Promise.resolve({ data: out, sha256: Buffer.from(Sha256.hash(out)) });
+        return Promise.resolve({ data: out, sha256: Buffer.from(Sha256.hash(out)), crc64: Crc64Nvme.hash(out) });
       } catch (e) {
         return Promise.reject(new PveS3Error('InternalError', `zstd compression failed: ${(e as Error).message}`));
       }
@@ -127,7 +129,7 @@ export class FrameCompressor {
     if (!w) return;
     this.waiting.delete(m.seq);
     if (m.error !== undefined) w.reject(new PveS3Error('InternalError', `zstd compression failed: ${m.error}`));
-    else w.resolve({ data: Buffer.from(m.out!, 0, m.len!), sha256: Buffer.from(m.sha256!) });
+    else w.resolve({ data: Buffer.from(m.out!, 0, m.len!), sha256: Buffer.from(m.sha256!), crc64: m.crc64! });
   }
 
   private fail(e: Error): void {
