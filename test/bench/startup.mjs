@@ -11,18 +11,27 @@
 // perl row: the whole perl process, its own start-up included).
 // The goals: status ≤ 1.5 × bare in wall time (issue 6) and in CPU time (issue 13).
 //
+// Every process runs as the plugin runs the host on a PVE node (the default "as pvestatd"
+// configuration): PVE::Tools::run_command executes /usr/lib/pve-s3/pve-s3-host, whose
+// `#!/usr/bin/env node` line makes it `/usr/bin/env node HOST`; the runner adds nothing to the
+// environment, and pvestatd (a systemd service) has no NODE_* variable — in particular no
+// NODE_EXTRA_CA_CERTS, which makes every node start parse a CA bundle (four fifths of a bare
+// start's instructions by callgrind) and so flatters the ratios. The code cache directory is
+// the bench's own (the installed /var/cache/pve-s3: written by the first status, as here).
+// --env-as-is keeps this shell's NODE_* variables instead, to compare.
+//
 //   make bundle && node test/bench/startup.mjs            (build/pkg, the tree `make install` copies)
 //   node test/bench/startup.mjs --root DIR                (an installed tree: DIR/usr/lib/pve-s3)
 //   node test/bench/startup.mjs --host FILE[=LABEL] …     (any host executables, compared)
 //   (node scripts/bundle.mjs DIR --esm-host builds the host without its code cache, to compare)
-//   options: --runs N (25) --no-perl --json
+//   options: --runs N (25) --no-perl --json --env-as-is
 //   S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY [S3_REGION] (default: $PVE_S3_RGW_DIR/s3.env, i.e. the
 //   test gateway of test/s3/rgw-up.sh, /tmp/pve-s3-rgw by default). A bucket is created and removed.
 import { spawnSync } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gatewayEnv } from './gateway.mjs';
 
@@ -31,12 +40,14 @@ const args = process.argv.slice(2);
 let runs = 25;
 let json = false;
 let perl = true;
+let envAsIs = false;
 const hosts = [];
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
   if (a === '--runs') runs = Number(args[++i]);
   else if (a === '--json') json = true;
   else if (a === '--no-perl') perl = false;
+  else if (a === '--env-as-is') envAsIs = true;
   else if (a === '--root') hosts.push({ file: join(resolve(args[++i]), 'usr/lib/pve-s3/pve-s3-host'), label: 'installed' });
   else if (a === '--host') {
     const [file, label] = args[++i].split('=');
@@ -88,8 +99,15 @@ const storage = {
 };
 const statusReq = JSON.stringify({ v: 1, op: 'status', deadline_ms: 4000, storage });
 const versionReq = JSON.stringify({ v: 1, op: 'version' });
-// the host inherits no S3_* (the request is complete) and logs into the scratch dir
-const childEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('S3_')));
+// the host inherits no S3_* (the request is complete) and logs into the scratch dir; as pvestatd
+// runs it, no NODE_* either (unless --env-as-is)
+const childEnv = Object.fromEntries(
+  Object.entries(process.env).filter(([k]) => !k.startsWith('S3_') && (envAsIs || !k.startsWith('NODE_'))),
+);
+// /usr/bin/env finds this node first, as it finds /usr/bin/node on a PVE node
+childEnv.PATH = `${dirname(process.execPath)}:${childEnv.PATH ?? '/usr/bin:/bin'}`;
+const ENV = existsSync('/usr/bin/env') ? '/usr/bin/env' : 'env';
+const droppedNode = envAsIs ? [] : Object.keys(process.env).filter((k) => k.startsWith('NODE_'));
 childEnv.PVE_S3_LOG_FILE = join(tmp, 'host.log');
 // the V8 code cache of scripts/host-loader.mjs, as /var/cache/pve-s3 holds it on a PVE node (the
 // untimed first round writes it); PVE_S3_CODE_CACHE_DIR='' measures without it
@@ -168,10 +186,11 @@ try {
     for (const r of rows) {
       let ms;
       const cpu0 = childrenCpuMs();
+      // the host as its #! line runs it (the file need not be executable: build/pkg's is not)
       if (r.name === 'bare') ms = timed(process.execPath, ['-e', ''], '');
-      else if (r.name === 'status') ms = timed(process.execPath, [r.host.file], statusReq, activeReply);
-      else if (r.name === 'version') ms = timed(process.execPath, [r.host.file], versionReq);
-      else ms = perlRun(`${process.execPath} ${r.host.file}`);
+      else if (r.name === 'status') ms = timed(ENV, ['node', r.host.file], statusReq, activeReply);
+      else if (r.name === 'version') ms = timed(ENV, ['node', r.host.file], versionReq);
+      else ms = perlRun(`${ENV} node ${r.host.file}`);
       if (i > 0) {
         r.times.push(ms);
         r.cpuMs += childrenCpuMs() - cpu0;
@@ -194,20 +213,22 @@ const summary = rows.map((r) => ({
   cpu_ratio: +(r.cpuMs / runs / bareCpu).toFixed(2),
 }));
 const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const configuration = envAsIs
+  ? `this shell's environment (--env-as-is)${childEnv.NODE_EXTRA_CA_CERTS ? `, NODE_EXTRA_CA_CERTS=${childEnv.NODE_EXTRA_CA_CERTS}` : ''}: NOT as a PVE node runs the host`
+  : `as pvestatd runs the host on a PVE node: ${ENV} node HOST, no NODE_* variable${droppedNode.length ? ` (${droppedNode.join(', ')} of this shell left out)` : ''}, code cache ${childEnv.PVE_S3_CODE_CACHE_DIR ? 'on (the first, untimed round writes it, as the first status writes /var/cache/pve-s3)' : 'off'}`;
 if (json) {
-  console.log(JSON.stringify({ node: process.version, runs, load, rows: summary }, null, 2));
+  console.log(JSON.stringify({ node: process.version, runs, load, configuration, rows: summary }, null, 2));
 } else {
   console.log(`node ${process.version}, ${runs} interleaved runs, load ${load}`);
+  console.log(`configuration: ${configuration}`);
   for (const s of summary) {
     console.log(`${s.label.padEnd(44)} median ${String(s.median_ms).padStart(7)} ms  min ${String(s.min_ms).padStart(7)} ms  ${s.ratio.toFixed(2)}× bare   CPU ${s.cpu_ms.toFixed(1).padStart(6)} ms  ${s.cpu_ratio.toFixed(2)}× bare`);
   }
   if (childEnv.NODE_EXTRA_CA_CERTS) {
-    // every node start parses that bundle (about four fifths of a bare start's instructions
-    // here, by callgrind); a PVE node's pvestatd has no such variable
-    console.log(`note: NODE_EXTRA_CA_CERTS is set: every node here loads ${childEnv.NODE_EXTRA_CA_CERTS} at start-up, which makes bare node dearer and the ratios smaller than on a PVE node; run with it unset to compare as pvestatd runs`);
+    console.log(`note: NODE_EXTRA_CA_CERTS is set: every node here loads ${childEnv.NODE_EXTRA_CA_CERTS} at start-up, which makes bare node dearer and the ratios smaller than on a PVE node; run without --env-as-is to compare as pvestatd runs`);
   }
   const st = summary.filter((_, i) => rows[i].name === 'status');
   for (const s of st) {
-    console.log(`${s.label}: wall ${s.ratio <= 1.5 ? 'within' : 'ABOVE'} the 1.5× goal, CPU ${s.cpu_ratio <= 1.5 ? 'within' : 'ABOVE'} it`);
+    console.log(`${s.label}: wall ${s.ratio <= 1.5 ? 'within' : 'ABOVE'} the 1.5× goal, CPU ${s.cpu_ratio <= 1.5 ? 'within' : 'ABOVE'} it (${envAsIs ? 'this shell\'s environment' : 'as pvestatd runs it'})`);
   }
 }
