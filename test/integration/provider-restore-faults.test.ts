@@ -56,7 +56,7 @@ d('provider VM restore when things go wrong', () => {
   const plain = 'backup/vzdump-qemu-101-2025_01_02-03_04_05.vma.zst';
   const key = (v: string): string => `${PREFIX}dump/${v.slice(7)}`;
 
-  function host(op: string, args: Record<string, unknown>): Promise<Envelope> {
+  function host(op: string, args: Record<string, unknown>, st: Record<string, string> = storage): Promise<Envelope> {
     return new Promise((res, rej) => {
       const p = spawn(process.execPath, [HOST], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, PVE_S3_LOG_FILE: join(tmp.dir, 'host.log'), PVE_S3_MANIFEST_KEY_FILE: manifestKey.file } });
       let out = '';
@@ -70,7 +70,7 @@ d('provider VM restore when things go wrong', () => {
           rej(new Error(`no envelope from ${op}: ${out}`));
         }
       });
-      p.stdin.end(JSON.stringify({ v: 1, op, storage, args }));
+      p.stdin.end(JSON.stringify({ v: 1, op, storage: st, args }));
     });
   }
 
@@ -282,6 +282,24 @@ d('provider VM restore when things go wrong', () => {
       proxy.plan([]);
     }
     nothingLeft();
+  }, 180_000);
+
+  it('no index: no space left under the storage\'s path fails restore_vm_init with NoSpace naming the image, and leaves no image', async (t) => {
+    // a 16 MiB tmpfs as the storage's path: the disk holds 41 MiB of data
+    const small = join(tmp.dir, 'small');
+    spawnSync('mkdir', ['-p', small]);
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'tmpfs', small], { encoding: 'utf8' });
+    if (m.status !== 0) t.skip(`cannot mount a tmpfs here (${m.stderr.trim()}): needs root`);
+    try {
+      const r = await host('restore-vm-init', { volname: plain }, { ...storage, path: small });
+      expect(r.ok).toBe(false);
+      expect(r.error, r.error?.message).toMatchObject({ code: "NoSpace" });
+      expect(r.error!.message).toMatch(new RegExp(`no space left for '${small}/\\.pve-s3/restore/[^']+/drive-scsi0\\.raw'`));
+      expect(readdirSync(join(small, '.pve-s3', 'restore'))).toEqual([]);
+      expect(procs()).toEqual([]);
+    } finally {
+      spawnSync('umount', [small]);
+    }
   }, 180_000);
 
   it('a worker killed mid-restore: its server unmounts and stops by itself, the next restore sweeps its directory', async () => {

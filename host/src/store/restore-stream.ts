@@ -18,8 +18,12 @@ import type { OpenArchive } from './restore-archive.js';
 import { streamVolume } from './transfer.js';
 import type { StoreContext } from './types.js';
 
-/** contiguous stored bytes gathered before one write */
-const WRITE_RUN = 1 << 20;
+/** contiguous stored bytes gathered before one write (views of the stream's buffers, written
+ *  with one pwritev: nothing joined) */
+const WRITE_RUN = 4 << 20;
+/** writes still running while the stream is read on: parsing and decompressing go on while the
+ *  page cache takes the last runs, instead of waiting for each write */
+const WRITES_IN_FLIGHT = 4;
 
 export interface StreamedImages {
   header: VmaHeaderInfo;
@@ -42,7 +46,10 @@ export async function restoreToImages(ctx: StoreContext, a: OpenArchive, dir: st
   const dec: Decompressor | null = prog ? startDecompressor(prog, `backup '${a.v.name}'`) : null;
   const plain = dec ? null : new PassThrough({ highWaterMark: 4 << 20 });
   const sink: Writable = dec ? dec.input : plain!;
-  const source = dec ? dec.output : plain!;
+  // the reader hands out views of what it reads, and the runs below keep them until written: the
+  // decompressor's output is fresh memory each read, but a download into the PassThrough reuses
+  // its buffer once the PassThrough took it, so those chunks are copied first
+  const source: AsyncIterable<Uint8Array> = dec ? dec.output : copies(plain!);
 
   // the first failure is the one to report: a truncated stream is only the symptom of it
   let first: unknown = null;
@@ -69,17 +76,30 @@ export async function restoreToImages(ctx: StoreContext, a: OpenArchive, dir: st
   const images = new Map<string, string>();
   let run: { id: number; start: number; bufs: Buffer[]; len: number } | null = null;
   let written = 0;
+  const writing = new Set<Promise<void>>();
+  let writeFailed: unknown = null;
   const flush = async (): Promise<void> => {
+    if (writeFailed !== null) throw writeFailed;
     if (!run) return;
     const r = run;
     run = null;
     const f = files.get(r.id)!;
-    try {
-      await f.fh.write(r.bufs.length === 1 ? r.bufs[0]! : Buffer.concat(r.bufs, r.len), 0, r.len, r.start);
-    } catch (e) {
-      throw writeError(e, f.path, dir);
-    }
-    written += r.len;
+    const w: Promise<void> = writeAll(f.fh, r.bufs, r.len, r.start).then(
+      () => {
+        written += r.len;
+      },
+      (e: unknown) => {
+        writeFailed ??= writeError(e, f.path, dir);
+      },
+    );
+    writing.add(w);
+    void w.finally(() => writing.delete(w));
+    if (writing.size >= WRITES_IN_FLIGHT) await Promise.race(writing);
+    if (writeFailed !== null) throw writeFailed;
+  };
+  const drain = async (): Promise<void> => {
+    await Promise.all(writing);
+    if (writeFailed !== null) throw writeFailed;
   };
 
   let header: VmaHeaderInfo | null = null;
@@ -97,7 +117,7 @@ export async function restoreToImages(ctx: StoreContext, a: OpenArchive, dir: st
             try {
               await fh.truncate(d.size);
             } catch (e) {
-              throw writeError(e, path, dir);
+              throw (writeFailed = writeError(e, path, dir));
             }
           }
         },
@@ -112,10 +132,13 @@ export async function restoreToImages(ctx: StoreContext, a: OpenArchive, dir: st
         },
       });
       await flush();
+      await drain();
       header = res.header;
     } catch (e) {
-      // let the download and the decompressor say what went wrong first, if it was them
-      await Promise.race([decoded, new Promise((r) => setTimeout(r, 2000))]);
+      // let the download and the decompressor say what went wrong first, if it was them; an
+      // image that cannot be written is the cause itself (the decompressor's SIGPIPE, when its
+      // output is closed because of it, is only the symptom)
+      if (e !== writeFailed) await Promise.race([decoded, new Promise((r) => setTimeout(r, 2000))]);
       stopAll(e);
     }
     await Promise.all([download, decoded]);
@@ -126,13 +149,29 @@ export async function restoreToImages(ctx: StoreContext, a: OpenArchive, dir: st
     return { header: header!, images, written };
   } catch (e) {
     stopAll(e);
-    await Promise.allSettled([download, decoded]);
+    await Promise.allSettled([download, decoded, ...writing]);
     for (const f of files.values()) await f.fh.close().catch(() => undefined);
     for (const p of images.values()) await rm(p, { force: true });
     throw aboutBackup(first, 'reading backup', a.v.name);
   } finally {
     ctx.signal?.removeEventListener('abort', onOuter);
   }
+}
+
+/** `bufs` (`len` bytes in all) at `pos`, however many calls the kernel needs */
+async function writeAll(fh: FileHandle, bufs: Buffer[], len: number, pos: number): Promise<void> {
+  let done = (await fh.writev(bufs, pos)).bytesWritten;
+  if (done === len) return;
+  const rest = Buffer.concat(bufs, len);
+  while (done < len) {
+    const { bytesWritten } = await fh.write(rest, done, len - done, pos + done);
+    if (bytesWritten === 0) throw new Error(`short write at byte ${pos + done}`);
+    done += bytesWritten;
+  }
+}
+
+async function* copies(s: AsyncIterable<Uint8Array>): AsyncGenerator<Buffer> {
+  for await (const c of s) yield Buffer.from(c);
 }
 
 function writeError(e: unknown, path: string, dir: string): PveS3Error {

@@ -109,7 +109,8 @@ export class StreamTaker {
 
 export interface ReadVmaOptions {
   onHeader?(h: VmaHeaderInfo): void | Promise<void>;
-  /** stored bytes of a device (one or more 4 KiB blocks, cut at the device's end) */
+  /** stored bytes of a device: a run of 4 KiB blocks that follow each other on the device, at
+   *  most one extent's (cut at the device's end); a view of the stream's buffer */
   onData(dev: VmaDevice, offset: number, data: Buffer): void | Promise<void>;
 }
 
@@ -177,7 +178,10 @@ export async function readVma(src: AsyncIterable<Uint8Array> | Iterable<Uint8Arr
       const { blockCount, entries } = parseExtentHeader(eh, header.uuid, byId, t.consumed - eh.length);
       const data = await t.take(blockCount * BLOCK_SIZE);
       if (data.length < blockCount * BLOCK_SIZE) throw bad('short extent at the end of the archive');
+      // blocks that follow each other on the device and in the extent go out as one run (a
+      // whole extent's worth for a fully used disk): one call per run, not per 4 KiB block
       let pos = 0;
+      let run: { dev: VmaDevice; off: number; start: number; len: number } | null = null;
       for (const { dev, cluster, mask } of entries) {
         const bits = seen.get(dev.id)!;
         if (bits[cluster >> 3]! & (1 << (cluster & 7))) throw bad(`duplicated cluster ${cluster} of '${dev.name}'`);
@@ -185,10 +189,17 @@ export async function readVma(src: AsyncIterable<Uint8Array> | Iterable<Uint8Arr
         for (let b = 0; b < BLOCKS_PER_CLUSTER; b++) {
           if (!(mask & (1 << b))) continue;
           const off = cluster * CLUSTER_SIZE + b * BLOCK_SIZE;
-          await o.onData(dev, off, data.subarray(pos, pos + Math.min(BLOCK_SIZE, dev.size - off)));
+          const len = Math.min(BLOCK_SIZE, dev.size - off);
+          if (run && run.dev === dev && run.off + run.len === off && run.start + run.len === pos) {
+            run.len += len;
+          } else {
+            if (run) await o.onData(run.dev, run.off, data.subarray(run.start, run.start + run.len));
+            run = { dev, off, start: pos, len };
+          }
           pos += BLOCK_SIZE;
         }
       }
+      if (run) await o.onData(run.dev, run.off, data.subarray(run.start, run.start + run.len));
       extents++;
       storedBlocks += blockCount;
     }
