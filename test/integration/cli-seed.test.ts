@@ -104,12 +104,12 @@ second line"`, [], { env, shell: true });
     const r = await seed('pve-s3-restore --storage mon-stockage-s3 --list');
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^VOLID\s+VMID\s+TYPE\s+DATE\s+SIZE\s+PROTECTED\s+VERIFIED\s+NOTES$/);
+    expect(lines[0]).toMatch(/^VOLID\s+VMID\s+TYPE\s+DATE\s+SIZE\s+PROTECTED\s+VERIFIED\s+CLASS\s+NOTES$/);
     expect(lines).toHaveLength(1 + 5);
     const row = (n: string) => lines.find((l) => l.includes(n))!;
     expect(row(A)).toMatch(new RegExp(`^mon-stockage-s3:backup/${A.replaceAll('.', '\\.')}\\s+100\\s+qemu\\s+2023-12-25 14:30:00\\s+12\\.0 MiB\\s+no`));
     expect(row(B)).toMatch(/\s+100\s+qemu\s+2024-01-01 00:00:00\s+1\.0 MiB\s+yes/);
-    expect(row(D)).toMatch(/\s+101\s+qemu\s+.*\s+no\s+yes\s+guest 101$/); // first line of the notes, as PVE lists them
+    expect(row(D)).toMatch(/\s+101\s+qemu\s+.*\s+no\s+yes\s+STANDARD\s+guest 101$/); // first line of the notes, as PVE lists them
     expect(row('test.txt')).toMatch(/^mon-stockage-s3:snippets\/test\.txt\s+-\s+snippets\s/);
   });
 

@@ -190,6 +190,7 @@ async function status(ctx: StoreContext, json: boolean, endpoint: string): Promi
             : s.lifecycle.map(describeRule).join('; ')
     }`,
     `object lock ${describeObjectLock(s.objectLock)}`,
+    `classes     ${describeClasses(s.archive)}`,
     ...pendingLines(local),
   ];
   writeOut(lines.join('\n'));
@@ -203,6 +204,15 @@ async function status(ctx: StoreContext, json: boolean, endpoint: string): Promi
 }
 
 /** `object lock 30 days, governance; bucket: Object Lock enabled, versioning enabled` */
+/** "STANDARD 10, GLACIER 3; in archive classes: 1 archived, 1 restoring, 1 restored (the first restored copy expires …)" */
+function describeClasses(a: MaintenanceStatus['archive']): string {
+  const counts = Object.entries(a.classes).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+  if (counts.length === 0) return 'no backups';
+  const states = (['archived', 'restoring', 'restored'] as const).filter((k) => a[k] > 0).map((k) => `${a[k]} ${k}`);
+  const expiry = a.firstExpiry !== null ? ` (the first restored copy expires ${ts(Math.floor(a.firstExpiry.getTime() / 1000))})` : '';
+  return `backups by storage class: ${counts.map(([c, n]) => `${c} ${n}`).join(', ')}${states.length > 0 ? `; must be restored before a read: ${states.join(', ')}${expiry}` : ''}`;
+}
+
 function describeObjectLock(l: MaintenanceStatus['objectLock']): string {
   const asked = l.days === null ? 'off (lock_days unset)' : `${l.days} days, ${l.mode}`;
   if (l.bucket === null) return `${asked}; bucket: unknown`;

@@ -7,6 +7,7 @@ import type { Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CONTENT_TYPES } from '../pve/content.js';
 import { volid, type Volume } from '../store/types.js';
+import { describeArchiveState } from '../store/archive-state.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { COMMON_HELP, COMMON_OPTIONS, UsageError, flag, oneOf, parse, str, vmidOpt } from './args.js';
 import { createCliLogger, openStore, resolveFrom } from './context.js';
@@ -28,7 +29,9 @@ refused unless --allow-unverified; its bytes are then checked against its unsign
 without one by its MD5 ETag or size.
 
 Options:
-  --list              table of volumes: volume id, vmid, type, date, size, protected, verified, notes
+  --list              table of volumes: volume id, vmid, type, date, size, protected, verified,
+                      storage class (with the state of an archived one: archived, restoring,
+                      restored until DATE), notes
   --vmid N            only backups of guest N
   --type qemu|lxc     only backups of this guest type
   --content C         only this content: backup, iso, vztmpl or snippets (default: all)
@@ -114,6 +117,7 @@ export function volumeTable(vols: readonly Volume[]): string {
     { title: 'SIZE', get: (v) => formatBytes(v.size), right: true },
     { title: 'PROTECTED', get: (v) => (v.protected ? 'yes' : 'no') },
     { title: 'VERIFIED', get: (v) => (v.verified ? 'yes' : (v.trust ?? 'no')) },
+    { title: 'CLASS', get: (v) => (v.archive !== undefined ? describeArchiveState(v.archive) : (v.storageClass ?? '-')) },
     { title: 'NOTES', get: (v) => [v.unusable !== undefined ? `unusable: ${v.unusable}` : (v.notes ?? ''), v.locked !== undefined ? `[${v.locked}]` : ''].filter(Boolean).join(' ') },
   ]);
 }

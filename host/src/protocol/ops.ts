@@ -5,6 +5,7 @@
  */
 import { Transform, type Readable } from 'node:stream';
 import type { StoreContext, Volume } from '../store/types.js';
+import { classLabel, describeArchiveState, type ArchiveState } from '../store/archive-state.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { badArg, bool, int, oneOf, str, strList } from './args.js';
 import { PROVIDER_OPS } from './provider-ops.js';
@@ -43,11 +44,23 @@ export function volumeJson(v: Volume): Record<string, unknown> {
     o.protected = v.protected;
     if (v.locked !== undefined) o.locked = v.locked;
   }
+  if (v.storageClass !== undefined) o.storage_class = v.storageClass;
+  if (v.archive !== undefined) o.archive = archiveJson(v.archive);
   o.verified = v.verified === true;
   if (v.unusable !== undefined) o.unusable = v.unusable;
   if (v.trust !== undefined) o.trust = v.trust;
   if (v.trustNote !== undefined) o.trust_note = v.trustNote;
   return o;
+}
+
+/** docs/PROTOCOL.md §4.1 `archive`: the state and the words every listing shows for it */
+function archiveJson(a: ArchiveState): Record<string, unknown> {
+  return {
+    state: a.state,
+    storage_class: classLabel(a),
+    ...(a.restoredUntil !== undefined ? { restored_until: Math.floor(a.restoredUntil.getTime() / 1000) } : {}),
+    text: describeArchiveState(a),
+  };
 }
 
 /** Passes exactly `size` bytes through; more, or an end before that, is an error. */

@@ -11,6 +11,7 @@ import { listPending } from './local-cache.js';
 import { writeUsage } from './usage.js';
 import { mapLimit } from './concurrency.js';
 import { describeHold, headOrNull, heldBy } from './object-lock.js';
+import { archiveState, type ArchiveState } from './archive-state.js';
 import { nowOf, volid, type Content, type GuestType, type StoreContext, type Volume } from './types.js';
 
 export interface ListOptions {
@@ -27,6 +28,19 @@ export interface ListOptions {
   /** HEAD each backup archive for its Object Lock retention (Volume.locked); default: only when
    *  the storage locks (lock_days), since ListObjects does not carry retention */
   locks?: boolean;
+}
+
+/** HEADs of listed objects at once (Object Lock retention, archive state): as many as the notes
+ *  cache's GETs, so a cold listing of thousands stays within pveproxy's 30 s */
+export const LIST_HEAD_PARALLEL = 16;
+
+/**
+ * What a listing says of an object's archive state: nothing for a class that is read at once
+ * (STANDARD, STANDARD_IA, GLACIER_IR, …), else the state, exact only once a HEAD told it.
+ */
+export function listedArchive(o: Parameters<typeof archiveState>[0]): ArchiveState | undefined {
+  const a = archiveState(o);
+  return a.exact && a.state === 'available' ? undefined : a;
 }
 
 /** Everything under one content folder, keyed by file name. */
@@ -58,6 +72,8 @@ export function toVolume(ctx: StoreContext, v: VolumeInfo, o: ObjectSummary, fol
   };
   // trust (verified) needs the manifest's content: listVolumes asks store/trust.ts for it
   if (o.storageClass) vol.storageClass = o.storageClass;
+  const archive = listedArchive(o);
+  if (archive !== undefined) vol.archive = archive;
   if (v.unusable !== undefined) vol.unusable = v.unusable;
   if (v.content === 'backup') {
     if (v.vmid !== undefined) vol.vmid = v.vmid;
@@ -104,18 +120,24 @@ export async function listVolumes(ctx: StoreContext, o: ListOptions = {}): Promi
     const { fillListedNotes } = await import('./notes-cache.js');
     await fillListedNotes(ctx, withNotes, folders[backups]!, o.notesFull === true);
   }
-  if (o.locks ?? ctx.settings.lock !== undefined) {
-    const now = nowOf(ctx);
-    await mapLimit(
-      out.filter((v) => v.content === 'backup'),
-      8,
-      async (vol) => {
-        const info = await headOrNull(ctx, vol.key);
-        const h = info ? heldBy(info, now) : null;
-        if (h) vol.locked = describeHold(h);
-      },
-    );
-  }
+  // ListObjects carries neither Object Lock retention nor x-amz-restore: one HEAD per backup when
+  // the storage locks, else one only per object in an archive class (the listing's class says
+  // which), so a storage without archived backups lists with its pages alone
+  const locks = o.locks ?? ctx.settings.lock !== undefined;
+  const now = nowOf(ctx);
+  await mapLimit(
+    out.filter((v) => (locks && v.content === 'backup') || (v.archive !== undefined && !v.archive.exact)),
+    LIST_HEAD_PARALLEL,
+    async (vol) => {
+      const info = await headOrNull(ctx, vol.key);
+      if (info === null) return; // deleted since the listing
+      const h = locks ? heldBy(info, now) : null;
+      if (h) vol.locked = describeHold(h);
+      const archive = listedArchive(info);
+      if (archive !== undefined) vol.archive = archive;
+      else delete vol.archive;
+    },
+  );
   if (o.pending ?? ctx.settings.cacheDir !== undefined) {
     const seen = new Set(out.map((v) => v.volname));
     for (const p of await listPending(ctx, contents)) {

@@ -8,7 +8,10 @@ import { classifyKey } from '../pve/volname.js';
 import type { LifecycleRule } from '../s3/types.js';
 import { PveS3Error } from '../util/errors.js';
 import { listUploads, uploadBytes } from './multipart.js';
-import { bucketLock, bucketLockProblem, type BucketLock } from './object-lock.js';
+import { bucketLock, bucketLockProblem, headOrNull, type BucketLock } from './object-lock.js';
+import type { ArchiveState } from './archive-state.js';
+import { mapLimit } from './concurrency.js';
+import { LIST_HEAD_PARALLEL, listedArchive } from './list.js';
 import { providerReport, type ProviderReport } from './provider-report.js';
 import type { Content, StoreContext } from './types.js';
 import { probe, writeUsage } from './usage.js';
@@ -38,6 +41,11 @@ export interface MaintenanceStatus {
   /** S3 Object Lock: what the storage asks (lock_days) and what the bucket offers; problem: why
    *  the bucket cannot hold this storage's locked objects. null: the gateway would not say */
   objectLock: { days: number | null; mode: string | null; bucket: BucketLock | null; problem?: string };
+  /** backups by the storage class their listing names (STANDARD when it names none), and how
+   *  many of those in an archive class are archived, restoring or restored (one HEAD each: only
+   *  objects in GLACIER, DEEP_ARCHIVE or INTELLIGENT_TIERING); firstExpiry: the earliest date a
+   *  restored copy goes away */
+  archive: { classes: Record<string, number>; archived: number; restoring: number; restored: number; firstExpiry: Date | null };
   /** set when the probe failed: what failed, in the S3 layer's words */
   error?: { code: string; message: string };
 }
@@ -75,6 +83,7 @@ export async function maintenanceStatus(ctx: StoreContext): Promise<MaintenanceS
       multipart: { count: 0, bytes: 0 },
       lifecycle: null,
       objectLock: { days: ctx.settings.lock?.days ?? null, mode: ctx.settings.lock?.mode ?? null, bucket: null },
+      archive: { classes: {}, archived: 0, restoring: 0, restored: 0, firstExpiry: null },
       error: { code, message: (e as Error).message },
     };
   }
@@ -84,6 +93,8 @@ export async function maintenanceStatus(ctx: StoreContext): Promise<MaintenanceS
   let oldest: { volname: string; ctime: number } | null = null;
   let newest: { volname: string; ctime: number } | null = null;
   let backupCount = 0;
+  const classes: Record<string, number> = {};
+  const toHead: Array<{ key: string; archive: ArchiveState }> = [];
   for (const c of CONTENT_TYPES) {
     const st: ContentStats = { objects: 0, bytes: 0, volumes: 0 };
     for await (const o of ctx.client.listAll({ prefix: ctx.settings.prefix + CONTENT_DIR[c] })) {
@@ -97,6 +108,10 @@ export async function maintenanceStatus(ctx: StoreContext): Promise<MaintenanceS
         const ctime = k.volume.ctime ?? Math.floor(o.lastModified.getTime() / 1000);
         if (!oldest || ctime < oldest.ctime) oldest = { volname: k.volume.volname, ctime };
         if (!newest || ctime > newest.ctime) newest = { volname: k.volume.volname, ctime };
+        const archive = listedArchive(o);
+        const cls = archive?.storageClass ?? (o.storageClass || 'STANDARD');
+        classes[cls] = (classes[cls] ?? 0) + 1;
+        if (archive !== undefined) toHead.push({ key: o.key, archive });
       }
     }
     contents[c] = st;
@@ -104,6 +119,7 @@ export async function maintenanceStatus(ctx: StoreContext): Promise<MaintenanceS
     totalBytes += st.bytes;
   }
   await writeUsage(ctx, totalBytes);
+  const archive = await archiveCounts(ctx, classes, toHead);
   const multipart = { count: 0, bytes: 0 };
   for await (const u of listUploads(ctx)) {
     multipart.count++;
@@ -140,5 +156,23 @@ export async function maintenanceStatus(ctx: StoreContext): Promise<MaintenanceS
     backups: { count: backupCount, oldest, newest },
     multipart,
     lifecycle,
+    archive,
   };
+}
+
+/** The states of the backups whose listed class may need a restore: a HEAD each, as list does. */
+async function archiveCounts(
+  ctx: StoreContext,
+  classes: Record<string, number>,
+  listed: ReadonlyArray<{ key: string; archive: ArchiveState }>,
+): Promise<MaintenanceStatus['archive']> {
+  const out: MaintenanceStatus['archive'] = { classes, archived: 0, restoring: 0, restored: 0, firstExpiry: null };
+  await mapLimit(listed, LIST_HEAD_PARALLEL, async ({ key, archive }) => {
+    const info = archive.exact ? null : await headOrNull(ctx, key);
+    const a = info !== null ? listedArchive(info) : archive;
+    if (a === undefined || a.state === 'available') return;
+    out[a.state]++;
+    if (a.restoredUntil !== undefined && (out.firstExpiry === null || a.restoredUntil < out.firstExpiry)) out.firstExpiry = a.restoredUntil;
+  });
+  return out;
 }

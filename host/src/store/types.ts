@@ -152,6 +152,10 @@ export interface Volume {
   storageClass?: string;
   /** S3 Object Lock: "locked until DATE (MODE)" while its archive is retained (listVolumes `locks`) */
   locked?: string;
+  /** set only for an object in a class that needs a restore before a GET (GLACIER, DEEP_ARCHIVE,
+   *  INTELLIGENT_TIERING's archive tiers): archived, restoring or restored until a date
+   *  (store/archive-state.ts); a listing HEADs such objects for it (store/list.ts) */
+  archive?: import('./archive-state.js').ArchiveState;
 }
 
 export const nowOf = (ctx: StoreContext): Date => (ctx.now ? ctx.now() : new Date());

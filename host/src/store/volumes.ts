@@ -20,6 +20,7 @@ import { isSyncedCopy, localPath, removeRecord } from './local-cache.js';
 import { deleteQuiet, exists, isNotFound, putSmall } from './objects.js';
 import { describeHold, headOrNull, heldBy } from './object-lock.js';
 import { checkNotes, readNotes } from './notes.js';
+import { listedArchive } from './list.js';
 import { nowOf, readSse, volid, type GuestType, type StoreContext, type Volume } from './types.js';
 
 export function keyOf(ctx: StoreContext, v: VolumeInfo): string {
@@ -75,6 +76,8 @@ export async function statVolume(ctx: StoreContext, volname: string): Promise<Vo
   };
   applyVerdict(vol, manifest.verdict);
   if (info.storageClass) vol.storageClass = info.storageClass;
+  const archive = listedArchive(info);
+  if (archive !== undefined) vol.archive = archive;
   if (v.unusable !== undefined) vol.unusable = v.unusable;
   if (backup) {
     if (v.vmid !== undefined) vol.vmid = v.vmid;

@@ -774,10 +774,14 @@ sub volume_item {
         $item->{vmid} = int($vol->{vmid}) if defined($vol->{vmid});
         $item->{subtype} = $vol->{subtype} // 'unknown';
         my $notes = first_line($vol->{notes});
-        # the GUI has no column for S3 Object Lock: its notes column says it (display only, the
-        # notes themselves are read and written through the attribute calls)
-        $notes = join(' ', grep { defined($_) && $_ ne '' } $notes, "[$vol->{locked}]")
-            if defined($vol->{locked});
+        # the GUI has no column for S3 Object Lock nor for an archived backup: its notes column
+        # says them (display only, the notes themselves are read and written through the
+        # attribute calls). The archive state goes first, where a narrow column still shows it:
+        # such a backup cannot be restored before S3 brought it back.
+        my $archive = ref($vol->{archive}) eq 'HASH' ? $vol->{archive}->{text} : undef;
+        $notes = join(' ', grep { defined($_) && $_ ne '' }
+            (defined($archive) ? "[$archive]" : undef), $notes,
+            (defined($vol->{locked}) ? "[$vol->{locked}]" : undef));
         $item->{notes} = $notes if defined($notes) && $notes ne '';
         $item->{protected} = 1 if $vol->{protected};
         # No manifest (another tool uploaded it) means "not verified", not a failed check: PVE's
