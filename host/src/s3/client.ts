@@ -47,8 +47,12 @@ import {
   loadXmlParser,
   parseXml,
   partsFromETag,
+  isV1Listing,
+  rawListPage,
+  type RawListPage,
   type XmlDocument,
 } from './xml.js';
+import { scanListPage } from './list-xml.js';
 
 /** The client adds nothing of its own: everything goes to its transport. */
 export type ClientOptions = TransportOptions;
@@ -104,18 +108,39 @@ export class S3Client {
    * A 200 answer whose body is <Error> (CompleteMultipartUpload, CopyObject and UploadPartCopy
    * report late failures this way) is an error; otherwise parse must accept the body.
    */
-  private async xml<T>(r: Pick<S3Request, 'operation' | 'key'>, res: BufferedResponse, parse: (doc: XmlDocument) => T): Promise<T> {
+  /**
+   * An XML answer through `parse`. `scan`, for listing pages: the answer read without a tree
+   * (list-xml.ts), or undefined when the body is outside what the scanner reads; then the
+   * general parser reads it.
+   */
+  private async xml<T>(
+    r: Pick<S3Request, 'operation' | 'key'>,
+    res: BufferedResponse,
+    parse: (doc: XmlDocument) => T,
+    scan?: (body: string) => T | undefined,
+  ): Promise<T> {
     const body = text(res.body);
     // the bytes are garbage once decoded: a page is held once (as text) while it is parsed
     res.body = EMPTY_BODY;
+    if (scan !== undefined) {
+      const quick = this.answer(r, res, () => scan(body));
+      if (quick !== undefined) return quick;
+    }
     await loadXmlParser();
-    try {
+    return this.answer(r, res, () => {
       const doc = parseXml(body);
       if (doc.root === 'Error') {
         const e = parseErrorNode(doc.node);
         throw serverError(e.code, res.status, e.message, e.requestId ?? res.headers['x-amz-request-id'], this.transport.context(r));
       }
       return parse(doc);
+    });
+  }
+
+  /** read(), its bad-XML errors as the InvalidResponse that names the endpoint and operation. */
+  private answer<T>(r: Pick<S3Request, 'operation' | 'key'>, res: BufferedResponse, read: () => T): T {
+    try {
+      return read();
     } catch (e) {
       if (e instanceof S3Error) throw e;
       const why = e instanceof XmlError ? e.message : String(e);
@@ -344,8 +369,16 @@ export class S3Client {
       throw e;
     }
     // gateways that ignore list-type=2 answer a V1 listing (Marker, no KeyCount)
-    const page = await this.xml(r, res, (doc) =>
-      !o.continuationToken && doc.node.KeyCount === undefined && doc.node.Marker !== undefined ? undefined : parseListObjectsV2(doc),
+    // null: the gateway answered a V1 listing (its first page tells)
+    const v2 = (raw: RawListPage) => (!o.continuationToken && isV1Listing(raw) ? null : parseListObjectsV2(raw));
+    const page = await this.xml(
+      r,
+      res,
+      (doc) => v2(rawListPage(doc)),
+      (body) => {
+        const raw = scanListPage(body);
+        return raw === undefined ? undefined : v2(raw);
+      },
     );
     if (!page) {
       this.transport.logger.info('gateway answered ListObjectsV2 with a V1 listing; using ListObjects (V1)', { endpoint: this.endpoint });
@@ -364,7 +397,10 @@ export class S3Client {
     if (o.maxKeys !== undefined) query.push(['max-keys', String(o.maxKeys)]);
     const r = { operation: 'ListObjects' };
     const res = await this.transport.request({ ...r, method: 'GET', query, idempotent: true, signal: o.signal });
-    const page = await this.xml(r, res, parseListObjectsV1);
+    const page = await this.xml(r, res, parseListObjectsV1, (body) => {
+      const raw = scanListPage(body);
+      return raw === undefined ? undefined : parseListObjectsV1(raw);
+    });
     return { objects: page.objects, prefixes: page.prefixes, isTruncated: page.isTruncated, nextContinuationToken: page.nextMarker };
   }
 

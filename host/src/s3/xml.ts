@@ -148,7 +148,11 @@ function need(n: Node, name: string, where: string): string {
 }
 
 function int(n: Node, name: string, where: string): number | undefined {
-  const v = text(n, name);
+  return intOf(text(n, name), name, where);
+}
+
+/** A count or size: absent or blank is undefined, anything but digits is refused. */
+function intOf(v: string | undefined, name: string, where: string): number | undefined {
   if (v === undefined || v.trim() === '') return undefined;
   const t = v.trim();
   if (!/^[0-9]+$/.test(t)) throw new XmlError(`<${where}><${name}> is not a non-negative integer: '${t.slice(0, 40)}'`);
@@ -158,13 +162,19 @@ function int(n: Node, name: string, where: string): number | undefined {
 }
 
 function bool(n: Node, name: string): boolean | undefined {
-  const v = text(n, name);
+  return boolOf(text(n, name));
+}
+
+function boolOf(v: string | undefined): boolean | undefined {
   if (v === undefined) return undefined;
   return v.trim().toLowerCase() === 'true';
 }
 
 function date(n: Node, name: string): Date | undefined {
-  const v = text(n, name);
+  return dateOf(text(n, name));
+}
+
+function dateOf(v: string | undefined): Date | undefined {
   if (v === undefined || v.trim() === '') return undefined;
   const d = new Date(v.trim());
   return Number.isNaN(d.getTime()) ? undefined : d;
@@ -230,22 +240,71 @@ function expectRoot(d: XmlDocument, root: string): Node {
 }
 
 // --- listings --------------------------------------------------------------------------------
+// A listing page is read in two steps: its text values (RawListPage, from the general parser's
+// tree here or from list-xml.ts's scanner), then the rules below turn them into a page. Both
+// parsers share these rules, so a page means the same whichever one read it.
 
-function summaries(n: Node, decode: (s: string) => string): ObjectSummary[] {
-  return list(n, 'Contents').map((c) => {
-    const lm = date(c, 'LastModified');
+/** The text values of one <Contents> (first occurrence of each; undefined when absent). */
+export interface RawContents {
+  Key?: string;
+  Size?: string;
+  ETag?: string;
+  LastModified?: string;
+  StorageClass?: string;
+}
+
+/** The <ListBucketResult> children a page is made of. */
+export const LIST_FIELDS = ['Name', 'EncodingType', 'IsTruncated', 'NextContinuationToken', 'KeyCount', 'Marker', 'NextMarker'] as const;
+export const CONTENTS_FIELDS = ['Key', 'Size', 'ETag', 'LastModified', 'StorageClass'] as const;
+
+export interface RawListPage {
+  fields: Partial<Record<(typeof LIST_FIELDS)[number], string>>;
+  contents: RawContents[];
+  /** each <CommonPrefixes>' <Prefix> (undefined: it has none) */
+  prefixes: Array<string | undefined>;
+}
+
+/** The text values of a ListBucketResult the general parser read. */
+export function rawListPage(body: string | XmlDocument): RawListPage {
+  const n = expectRoot(docOf(body), 'ListBucketResult');
+  const fields: RawListPage['fields'] = {};
+  for (const f of LIST_FIELDS) {
+    const v = text(n, f);
+    if (v !== undefined) fields[f] = v;
+  }
+  const contents = list(n, 'Contents').map((c) => {
+    const r: RawContents = {};
+    for (const f of CONTENTS_FIELDS) {
+      const v = text(c, f);
+      if (v !== undefined) r[f] = v;
+    }
+    return r;
+  });
+  return { fields, contents, prefixes: list(n, 'CommonPrefixes').map((p) => text(p, 'Prefix')) };
+}
+
+function decoderOf(raw: RawListPage): (s: string) => string {
+  return raw.fields.EncodingType?.trim() === 'url' ? urlDecode : (s: string) => s;
+}
+
+function summaries(raw: RawListPage, decode: (s: string) => string): ObjectSummary[] {
+  return raw.contents.map((c) => {
+    if (c.Key === undefined) throw new XmlError('<Contents> has no <Key>');
     return {
-      key: decode(need(c, 'Key', 'Contents')),
-      size: int(c, 'Size', 'Contents') ?? 0,
-      etag: normalizeETag(text(c, 'ETag') ?? ''),
-      lastModified: lm ?? new Date(0),
-      storageClass: text(c, 'StorageClass'),
+      key: decode(c.Key),
+      size: intOf(c.Size, 'Size', 'Contents') ?? 0,
+      etag: normalizeETag(c.ETag ?? ''),
+      lastModified: dateOf(c.LastModified) ?? new Date(0),
+      storageClass: c.StorageClass,
     };
   });
 }
 
-function prefixes(n: Node, decode: (s: string) => string): string[] {
-  return list(n, 'CommonPrefixes').map((p) => decode(need(p, 'Prefix', 'CommonPrefixes')));
+function prefixes(ps: ReadonlyArray<string | undefined>, decode: (s: string) => string): string[] {
+  return ps.map((p) => {
+    if (p === undefined) throw new XmlError('<CommonPrefixes> has no <Prefix>');
+    return decode(p);
+  });
 }
 
 export interface ListV2Result extends ListPage {
@@ -253,19 +312,25 @@ export interface ListV2Result extends ListPage {
   name?: string;
 }
 
-export function parseListObjectsV2(body: string | XmlDocument): ListV2Result {
-  const n = expectRoot(docOf(body), 'ListBucketResult');
-  const dec = text(n, 'EncodingType')?.trim() === 'url' ? urlDecode : (s: string) => s;
-  const truncated = bool(n, 'IsTruncated') ?? false;
-  const next = text(n, 'NextContinuationToken');
+/** A gateway that ignores list-type=2 answers a V1 listing: a Marker and no KeyCount. */
+export function isV1Listing(raw: RawListPage): boolean {
+  return raw.fields.KeyCount === undefined && raw.fields.Marker !== undefined;
+}
+
+export function parseListObjectsV2(body: string | XmlDocument | RawListPage): ListV2Result {
+  const raw = typeof body !== 'string' && 'fields' in body ? body : rawListPage(body);
+  const f = raw.fields;
+  const dec = decoderOf(raw);
+  const truncated = boolOf(f.IsTruncated) ?? false;
+  const next = f.NextContinuationToken;
   if (truncated && !next) throw new XmlError('truncated ListObjectsV2 page without <NextContinuationToken>');
   return {
-    name: text(n, 'Name'),
-    objects: summaries(n, dec),
-    prefixes: prefixes(n, dec),
+    name: f.Name,
+    objects: summaries(raw, dec),
+    prefixes: prefixes(raw.prefixes, dec),
     isTruncated: truncated,
     nextContinuationToken: truncated ? next : undefined,
-    keyCount: int(n, 'KeyCount', 'ListBucketResult'),
+    keyCount: intOf(f.KeyCount, 'KeyCount', 'ListBucketResult'),
   };
 }
 
@@ -277,15 +342,15 @@ export interface ListV1Result {
   nextMarker?: string;
 }
 
-export function parseListObjectsV1(body: string | XmlDocument): ListV1Result {
-  const n = expectRoot(docOf(body), 'ListBucketResult');
-  const dec = text(n, 'EncodingType')?.trim() === 'url' ? urlDecode : (s: string) => s;
-  const objects = summaries(n, dec);
-  const pfx = prefixes(n, dec);
-  const truncated = bool(n, 'IsTruncated') ?? false;
+export function parseListObjectsV1(body: string | XmlDocument | RawListPage): ListV1Result {
+  const raw = typeof body !== 'string' && 'fields' in body ? body : rawListPage(body);
+  const dec = decoderOf(raw);
+  const objects = summaries(raw, dec);
+  const pfx = prefixes(raw.prefixes, dec);
+  const truncated = boolOf(raw.fields.IsTruncated) ?? false;
   let nextMarker: string | undefined;
   if (truncated) {
-    const nm = text(n, 'NextMarker');
+    const nm = raw.fields.NextMarker;
     if (nm) nextMarker = dec(nm);
     else {
       // V1 only returns NextMarker with a delimiter; otherwise the last key is the marker
@@ -324,7 +389,10 @@ export function parseListMultipartUploads(body: string | XmlDocument): ListUploa
       initiated: date(u, 'Initiated'),
       storageClass: text(u, 'StorageClass'),
     })),
-    prefixes: prefixes(n, dec),
+    prefixes: prefixes(
+      list(n, 'CommonPrefixes').map((p) => text(p, 'Prefix')),
+      dec,
+    ),
     isTruncated: bool(n, 'IsTruncated') ?? false,
     nextKeyMarker: nk ? dec(nk) : undefined,
     nextUploadIdMarker: nu || undefined,
