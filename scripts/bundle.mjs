@@ -166,47 +166,80 @@ if (!splitHost && esmHost && entryPoints['pve-s3-host']) {
   if (existsSync(compressWorker)) hostEntries['compress-worker'] = compressWorker;
   metas.push((await build({ ...common, entryPoints: hostEntries, splitting: false })).metafile);
 } else if (!splitHost && entryPoints['pve-s3-host']) {
-  // The same host as CommonJS (host.cjs), which scripts/host-loader.mjs compiles with a V8 code
-  // cache. Its entry is the bin shim's Node version check, then main() imported statically.
+  // The same host as CommonJS, which scripts/host-loader.mjs compiles with V8 code caches, in two
+  // scripts: host-status.cjs, the first stage (host/src/protocol/first-stage.ts: the bin shim's
+  // Node version check, then the request read; a status answered with status-ops.ts standing in
+  // for ops.ts, so none of the other operations' code is in it), and host.cjs, the whole host,
+  // to which the first stage hands every other request (the loader passes it as __pveS3Whole).
   const shim = readFileSync(bins.get('pve-s3-host'), 'utf8');
   const m = /^([\s\S]*?)^const \{ main \} = await import\('\.\.\/dist\/protocol\/main\.js'\);\s*await main\(\);\s*$/m.exec(shim);
   if (!m) throw new Error(`${bins.get('pve-s3-host')} no longer ends in "const { main } = await import('../dist/protocol/main.js'); await main();": update scripts/bundle.mjs`);
-  const mainJs = JSON.stringify(join(root, 'host', 'dist', 'protocol', 'main.js'));
+  const protocol = join(root, 'host', 'dist', 'protocol');
+  const mainJs = JSON.stringify(join(protocol, 'main.js'));
+  // The first stage borrows from the whole host what a status needs only when something goes
+  // wrong (a HeadBucket refused, then a listing; an error body to parse): undici's Agent side
+  // (pool, client, llhttp) and fast-xml-parser, two thirds of what the stage would carry.
+  const borrowed = {
+    'undici-agent': join(root, 'scripts', 'undici-agent-side.cjs'),
+    // the ES module host/src imports (a require() of the package name would bundle its CommonJS
+    // build, a second copy)
+    'fast-xml-parser': fileURLToPath(import.meta.resolve('fast-xml-parser')),
+  };
   // servedOp tells scripts/host-loader.mjs which run's code cache to keep
-  const entry = `import { main } from ${mainJs};\nexport { servedOp } from ${mainJs};\n${m[1].replace(/^#!.*\n/, '')}\nmain();\n`;
-  metas.push(
-    (
-      await build({
-        ...common,
-        entryPoints: undefined,
-        outdir: undefined,
-        stdin: { contents: entry, resolveDir: join(root, 'host', 'bin'), sourcefile: 'pve-s3-host-entry.js', loader: 'js' },
-        outfile: join(out, 'host.cjs'),
-        format: 'cjs',
-        // node reads and V8 checks all of host.cjs on every start, cache or not: without the
-        // whitespace it is a quarter smaller and a status about 4 ms faster (names are kept, so
-        // stack traces in the log still say which function)
-        minifyWhitespace: true,
-        // licences to host.cjs.LEGAL.txt: one non-ASCII letter in a licence comment would make
-        // the whole source a two-byte string (the loader reads it as latin1, checked below)
-        legalComments: 'external',
-        plugins: fullUndici ? [] : [undiciShim],
-        // the code needs import.meta.url only to find core.wasm and hash-worker.js, which sit next
-        // to the loader: give it the loader's URL (a .js one, as the hash thread requires)
-        define: { 'import.meta.url': '__pveS3HostUrl' },
-        // the CommonJS wrapper is in the file, so the loader compiles the text it read (wrapping
-        // it there made V8 copy and flatten 0.8 MB more per start)
-        banner: { js: "(function (exports, require, module, __filename, __dirname) {var __pveS3HostUrl = require('node:url').pathToFileURL(__dirname + '/pve-s3-host.js').href;" },
-        footer: { js: '\n})' },
-        // vm.Script has no loader for import(): builtins imported lazily become require()
-        supported: { 'dynamic-import': false },
-      })
-    ).metafile,
-  );
-  const hostCjs = readFileSync(join(out, 'host.cjs'));
-  const wide = hostCjs.findIndex((b) => b > 0x7f);
-  if (wide >= 0) throw new Error(`host.cjs has a non-ASCII byte at offset ${wide} (${JSON.stringify(hostCjs.subarray(Math.max(0, wide - 40), wide + 10).toString())}): scripts/host-loader.mjs reads it as latin1`);
-  const digest = createHash('sha256').update(hostCjs).digest('hex').slice(0, 16);
+  const wholeEntry = `export { main, servedOp } from ${mainJs};
+const borrowed = { ${Object.entries(borrowed).map(([k, v]) => `${JSON.stringify(k)}: () => require(${JSON.stringify(v)})`).join(', ')} };
+export function borrow(name) { return borrowed[name](); }
+`;
+  const stageEntry = `import { firstStage } from ${JSON.stringify(join(protocol, 'first-stage.js'))};\nexport { servedOp } from ${mainJs};\n${m[1].replace(/^#!.*\n/, '')}\nfirstStage(__pveS3Whole);\n`;
+  const statusOnly = {
+    name: 'status-ops',
+    setup(b) {
+      b.onResolve({ filter: /^\.\/ops\.js$/ }, (a) => (a.importer === join(protocol, 'main.js') ? { path: join(protocol, 'status-ops.js') } : undefined));
+      b.onResolve({ filter: /^(\.\/undici-agent-side\.cjs|fast-xml-parser)$/ }, (a) => ({ path: a.path === 'fast-xml-parser' ? a.path : 'undici-agent', namespace: 'pve-s3-borrowed' }));
+      b.onLoad({ filter: /.*/, namespace: 'pve-s3-borrowed' }, (a) => ({ contents: `module.exports = __pveS3Whole().borrow(${JSON.stringify(a.path)});`, loader: 'js' }));
+    },
+  };
+  for (const [file, entry, plugins, params] of [
+    ['host.cjs', wholeEntry, [], ''],
+    ['host-status.cjs', stageEntry, [statusOnly], ', __pveS3Whole'],
+  ]) {
+    metas.push(
+      (
+        await build({
+          ...common,
+          entryPoints: undefined,
+          outdir: undefined,
+          stdin: { contents: entry, resolveDir: join(root, 'host', 'bin'), sourcefile: `${file.replace(/\.cjs$/, '')}-entry.js`, loader: 'js' },
+          outfile: join(out, file),
+          format: 'cjs',
+          // node reads and V8 checks all of host.cjs on every start, cache or not: without the
+          // whitespace it is a quarter smaller and a status about 4 ms faster (names are kept, so
+          // stack traces in the log still say which function)
+          minifyWhitespace: true,
+          // licences to host.cjs.LEGAL.txt: one non-ASCII letter in a licence comment would make
+          // the whole source a two-byte string (the loader reads it as latin1, checked below)
+          legalComments: 'external',
+          plugins: [...(fullUndici ? [] : [undiciShim]), ...plugins],
+          // the code needs import.meta.url only to find core.wasm and hash-worker.js, which sit next
+          // to the loader: give it the loader's URL (a .js one, as the hash thread requires)
+          define: { 'import.meta.url': '__pveS3HostUrl' },
+          // the CommonJS wrapper is in the file, so the loader compiles the text it read (wrapping
+          // it there made V8 copy and flatten 0.8 MB more per start)
+          banner: { js: `(function (exports, require, module, __filename, __dirname${params}) {var __pveS3HostUrl = require('node:url').pathToFileURL(__dirname + '/pve-s3-host.js').href;` },
+          footer: { js: '\n})' },
+          // vm.Script has no loader for import(): builtins imported lazily become require()
+          supported: { 'dynamic-import': false },
+        })
+      ).metafile,
+    );
+  }
+  const digests = {};
+  for (const file of ['host.cjs', 'host-status.cjs']) {
+    const text = readFileSync(join(out, file));
+    const wide = text.findIndex((b) => b > 0x7f);
+    if (wide >= 0) throw new Error(`${file} has a non-ASCII byte at offset ${wide} (${JSON.stringify(text.subarray(Math.max(0, wide - 40), wide + 10).toString())}): scripts/host-loader.mjs reads it as latin1`);
+    digests[file] = createHash('sha256').update(text).digest('hex').slice(0, 16);
+  }
   const loaderEntries = existsSync(worker) ? { 'hash-worker': worker } : {};
   if (existsSync(compressWorker)) loaderEntries['compress-worker'] = compressWorker;
   metas.push((await build({ ...common, plugins: [undiciShim], entryPoints: loaderEntries, splitting: false })).metafile);
@@ -219,7 +252,7 @@ if (!splitHost && esmHost && entryPoints['pve-s3-host']) {
     entryPoints: { 'pve-s3-host': join(root, 'scripts', 'host-loader.mjs') },
     plugins: [],
     banner: { js: "#!/usr/bin/env node\nvar __pveS3LoaderUrl = require('node:url').pathToFileURL(__filename).href;" },
-    define: { __PVE_S3_HOST_DIGEST__: JSON.stringify(digest), 'import.meta.url': '__pveS3LoaderUrl' },
+    define: { __PVE_S3_HOST_DIGEST__: JSON.stringify(digests['host.cjs']), __PVE_S3_STATUS_DIGEST__: JSON.stringify(digests['host-status.cjs']), 'import.meta.url': '__pveS3LoaderUrl' },
     splitting: false,
   });
 }

@@ -11,12 +11,7 @@ import Dispatcher from 'undici/lib/dispatcher/dispatcher.js';
 
 let AgentClass;
 function agentClass() {
-  if (AgentClass === undefined) {
-    // what undici's index does for the API methods, limited to the one the host calls
-    if (typeof Dispatcher.prototype.request !== 'function') Dispatcher.prototype.request = require('undici/lib/api/api-request.js');
-    AgentClass = require('undici/lib/dispatcher/agent.js');
-  }
-  return AgentClass;
+  return (AgentClass ??= require('./undici-agent-side.cjs'));
 }
 
 /** `new Agent(o)` makes undici's Agent, loading it on first use. */

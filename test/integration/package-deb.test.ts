@@ -124,6 +124,8 @@ describe('the .deb', () => {
       '/usr/lib/pve-s3/pve-s3-host',
       '/usr/lib/pve-s3/pve-s3-host.cjs',
       '/usr/lib/pve-s3/host.cjs',
+      // the host's first stage: a status answered without reading host.cjs
+      '/usr/lib/pve-s3/host-status.cjs',
       '/usr/lib/pve-s3/pve-s3-vzdump-hook',
       '/usr/lib/pve-s3/package.json',
       '/usr/bin/pve-s3-backup',
@@ -399,20 +401,55 @@ describe('the installed tree (unpacked outside the repository)', () => {
       expect(s.status, s.stderr).toBe(0);
       expect(JSON.parse(s.stdout)).toMatchObject({ ok: true, result: { active: true } });
     };
-    const files = () => ok(run('ls', [cache]), 'ls').split('\n').filter(Boolean);
-    status();
-    const [name, ...more] = files();
-    expect(more).toEqual([]);
+    const files = () => ok(run('ls', [cache]), 'ls').split('\n').filter(Boolean).sort();
     // named after the code (V8 itself checks only the source's length) and the node that made it
-    const digest = createHash('sha256').update(readFileSync(join(root, 'usr/lib/pve-s3/host.cjs'))).digest('hex').slice(0, 16);
-    expect(name).toBe(`host-${digest}-${process.version}-${process.arch}.v8cache`);
-    const made = statSync(join(cache, name!)).mtimeMs;
+    const cacheName = (script: string) =>
+      `${script.replace(/\.cjs$/, '')}-${createHash('sha256').update(readFileSync(join(root, 'usr/lib/pve-s3', script))).digest('hex').slice(0, 16)}-${process.version}-${process.arch}.v8cache`;
     status();
-    expect(statSync(join(cache, name!)).mtimeMs).toBe(made); // accepted: not written again
-    writeFileSync(join(cache, name!), 'not a code cache');
-    status();
-    expect(statSync(join(cache, name!)).size).toBeGreaterThan(100_000); // rejected, replaced
+    // a status is answered by the first stage alone: host.cjs is neither compiled nor cached
+    const name = cacheName('host-status.cjs');
     expect(files()).toEqual([name]);
+    const made = statSync(join(cache, name)).mtimeMs;
+    status();
+    expect(statSync(join(cache, name)).mtimeMs).toBe(made); // accepted: not written again
+    writeFileSync(join(cache, name), 'not a code cache');
+    status();
+    expect(statSync(join(cache, name)).size).toBeGreaterThan(100_000); // rejected, replaced
+    expect(files()).toEqual([name]);
+    // any other request goes to the whole host, whose cache the first run that loads it writes
+    const v = run(host, [], { env, input: JSON.stringify({ v: 1, op: 'version' }) });
+    expect(v.status, v.stderr).toBe(0);
+    expect(JSON.parse(v.stdout).result.ops).toEqual(expect.arrayContaining(['status', 'list', 'upload', 'backup-vm']));
+    expect(files()).toEqual([cacheName('host.cjs'), name].sort());
+    expect(statSync(join(cache, name)).size).toBeGreaterThan(100_000); // the status cache untouched
+  });
+
+  it("the installed host's first stage hands everything but a status to the whole host, and borrows from it when a status goes wrong", () => {
+    const t = testS3();
+    const env = { PATH: '/usr/bin:/bin', PVE_S3_LOG_FILE: join(work, 'host-stage.log'), PVE_S3_CODE_CACHE_DIR: '' };
+    const host = join(root, 'usr/lib/pve-s3/pve-s3-host');
+    const storage = {
+      id: 'pkg-s3', bucket: c.bucket, endpoint: t.endpoint, region: t.region, access_key: t.accessKeyId,
+      secret_key: t.secretAccessKey, force_path_style: '1', path: join(work, 'cache-stage'),
+    };
+    // an op the whole host knows, with the request the first stage read
+    const l = run(host, [], { env, input: JSON.stringify({ v: 1, op: 'list', storage, args: { content: 'backup' } }) });
+    expect(l.status, l.stderr).toBe(0);
+    expect(JSON.parse(l.stdout)).toMatchObject({ ok: true, result: { volumes: expect.any(Array) } });
+    // an unknown op: the whole host's answer, naming every op it has
+    const u = run(host, [], { env, input: JSON.stringify({ v: 1, op: 'no-such-op', storage }) });
+    expect(u.status).toBe(2);
+    expect(JSON.parse(u.stdout).error).toMatchObject({ code: 'UnknownOp', message: expect.stringMatching(/must be one of version, status, activate, .*backup-vm/) });
+    // not JSON: the first stage answers as the whole host would
+    const b = run(host, [], { env, input: 'not json' });
+    expect(b.status).toBe(2);
+    expect(JSON.parse(b.stdout).error).toMatchObject({ code: 'BadRequest', message: expect.stringMatching(/^malformed JSON request on stdin/) });
+    // a wrong secret: the HeadBucket is refused, the probe lists (undici's Agent) and reads the
+    // gateway's XML error (fast-xml-parser), both borrowed from host.cjs
+    const w = run(host, [], { env, input: JSON.stringify({ v: 1, op: 'status', deadline_ms: 4000, storage: { ...storage, secret_key: 'x'.repeat(40) } }) });
+    expect(w.status).not.toBe(0);
+    expect(JSON.parse(w.stdout).error).toMatchObject({ code: 'SignatureDoesNotMatch', status: 403 });
+    expect(w.stdout + w.stderr).not.toContain('x'.repeat(40));
   });
 
   it('the installed Perl plugin reaches the gateway through the installed host', (ctx) => {

@@ -153,7 +153,8 @@ async function scrub(text: string): Promise<string> {
   return redact(text);
 }
 
-export async function main(): Promise<void> {
+/** `read`: the request, when a first stage (first-stage.ts) has read it already. */
+export async function main(o: { read?: () => Promise<RawRequest> } = {}): Promise<void> {
   // the plugin's timeout runs from the spawn, so the deadline does too: Node's boot and module
   // loading (longer on a busy node) come out of the same budget
   const started = Date.now() - Math.round(process.uptime() * 1000);
@@ -163,7 +164,7 @@ export async function main(): Promise<void> {
   const onTerm = () => term.abort(new Error('terminated'));
   process.once('SIGTERM', onTerm);
   process.once('SIGINT', onTerm);
-  const reply = await handle(() => readStdinRequest(), started, { abort: term.signal, exiting: true });
+  const reply = await handle(o.read ?? (() => readStdinRequest()), started, { abort: term.signal, exiting: true });
   const out = await scrub(JSON.stringify(reply.envelope) + '\n');
   // the line PVE shows in the task log and on the terminal of `pvesm`: nothing there may act on it
   const msg = printable(await scrub(reply.message)) + '\n';

@@ -9,6 +9,7 @@ import { classLabel, describeArchiveState, type ArchiveState } from '../store/ar
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { badArg, bool, int, oneOf, str, strList } from './args.js';
 import { PROVIDER_OPS } from './provider-ops.js';
+import { STATUS_OPS } from './status-ops.js';
 import { formatBytes } from '../util/size.js';
 
 export interface OpResult {
@@ -85,16 +86,7 @@ const absPath = (name: string, p: string): string => {
 };
 
 export const OPS: Record<string, Op> = {
-  async status(ctx) {
-    const { pveStatus } = await import('../store/usage.js');
-    const { providerReport } = await import('../store/provider-report.js');
-    const s = await pveStatus(ctx);
-    const p = providerReport(ctx);
-    return {
-      result: { ...s, provider: { id: p.id, name: p.name, detected: p.detected } },
-      message: `storage '${ctx.settings.storageId}' is active (bucket ${ctx.settings.bucket}, ${p.name}${p.detected ? ', detected' : ''})`,
-    };
-  },
+  ...STATUS_OPS,
 
   // the Backup Provider's job_init: one HeadBucket fails a job before any guest is touched
   async activate(ctx) {
