@@ -8,6 +8,9 @@
 //   ... point the client at p.url ...; p.requests (log); await p.close();
 import http from 'node:http';
 import net from 'node:net';
+import { ArchiveTiers } from './archive-tier.js';
+
+export type { ArchiveMark, RestoreRecord } from './archive-tier.js';
 
 export type Fault =
   /** RST the connection. Without afterBytes and forward: before anything reaches the server.
@@ -93,6 +96,12 @@ export interface FaultProxy {
   /** Makes the whole endpoint dead (also for connections already open), or alive again with false. */
   dead(mode: DeadMode | false): Promise<void>;
   clearLog(): void;
+  /**
+   * The archive-tier mode (test/helpers/archive-tier.ts): keys marked here answer HEAD, GET,
+   * ListObjects and RestoreObject as AWS documents an archived object; `restores` lists the
+   * RestoreObject requests it accepted (202). Planned faults still come first.
+   */
+  readonly archive: ArchiveTiers;
   close(): Promise<void>;
 }
 
@@ -169,6 +178,60 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
   let rules: ActiveRule[] = [];
   let deadMode: DeadMode | false = false;
   let closed = false;
+  const archive = new ArchiveTiers();
+
+  const readBody = (req: http.IncomingMessage): Promise<Buffer> =>
+    new Promise((resolve) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => resolve(Buffer.concat(chunks)));
+      req.on('error', () => resolve(Buffer.concat(chunks)));
+    });
+
+  /** The archive-tier mode's answer; false when the request is not its business. */
+  const archiveExchange = async (req: http.IncomingMessage, res: http.ServerResponse, log: ProxiedRequest): Promise<boolean> => {
+    const a = archive.route(log.method, log.target);
+    if (!a) return false;
+    if (a.kind === 'restore') {
+      const body = (await readBody(req)).toString('utf8');
+      const r = archive.restore(a.bucket, a.key, body);
+      if (r.code) sendError(res, log, r.status, errorXml(r.code, r.message ?? r.code));
+      else {
+        log.status = r.status;
+        res.writeHead(r.status, { 'Content-Length': 0 });
+        res.end();
+      }
+      return true;
+    }
+    if (a.kind === 'list') {
+      const ures = await forward(req, log);
+      const body = await readBody(ures);
+      const out = Buffer.from(ures.statusCode === 200 ? archive.rewriteList(a.bucket, body.toString('utf8'), a.urlEncoded) : body.toString('utf8'));
+      const headers: Record<string, string> = {};
+      for (let i = 0; i < ures.rawHeaders.length; i += 2) {
+        const n = ures.rawHeaders[i]!.toLowerCase();
+        if (!HOP_BY_HOP.has(n) && n !== 'content-length' && n !== 'transfer-encoding') headers[ures.rawHeaders[i]!] = ures.rawHeaders[i + 1]!;
+      }
+      log.status = ures.statusCode;
+      log.bodyBytes += out.length;
+      res.writeHead(ures.statusCode ?? 502, { ...headers, 'Content-Length': out.length });
+      res.end(out);
+      return true;
+    }
+    if (a.kind === 'get') {
+      const refuse = archive.refuseGet(a.bucket, a.key);
+      if (refuse) {
+        await drain(req);
+        sendError(res, log, refuse.status, errorXml(refuse.code, refuse.message, refuse.extra));
+        return true;
+      }
+    }
+    const extra = archive.objectHeaders(a.bucket, a.key);
+    if (!extra) return false;
+    const ures = await forward(req, log);
+    relayAll(res, ures, log, 0, undefined, ures.statusCode !== undefined && ures.statusCode < 300 ? extra : undefined);
+    return true;
+  };
 
   const pick = (r: ProxiedRequest): Fault | undefined => {
     for (const a of rules) {
@@ -210,22 +273,23 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
       req.pipe(ureq);
     });
 
-  const relayHead = (res: http.ServerResponse, ures: http.IncomingMessage, log: ProxiedRequest, dateOffsetMs = 0): void => {
+  const relayHead = (res: http.ServerResponse, ures: http.IncomingMessage, log: ProxiedRequest, dateOffsetMs = 0, extra?: Record<string, string>): void => {
     const headers: string[] = [];
     for (let i = 0; i < ures.rawHeaders.length; i += 2) {
       const name = ures.rawHeaders[i]!;
       let value = ures.rawHeaders[i + 1]!;
-      if (HOP_BY_HOP.has(name.toLowerCase())) continue;
+      if (HOP_BY_HOP.has(name.toLowerCase()) || (extra && name.toLowerCase() in extra)) continue;
       if (dateOffsetMs && name.toLowerCase() === 'date') value = new Date(Date.parse(value) + dateOffsetMs).toUTCString();
       headers.push(name, value);
     }
+    for (const [name, value] of Object.entries(extra ?? {})) headers.push(name, value);
     log.status = ures.statusCode;
     res.writeHead(ures.statusCode ?? 502, ures.statusMessage, headers);
   };
 
   /** Relays the whole answer, counting its body; `corruptAt`: that body byte goes out inverted. */
-  const relayAll = (res: http.ServerResponse, ures: http.IncomingMessage, log: ProxiedRequest, dateOffsetMs = 0, corruptAt?: number): void => {
-    relayHead(res, ures, log, dateOffsetMs);
+  const relayAll = (res: http.ServerResponse, ures: http.IncomingMessage, log: ProxiedRequest, dateOffsetMs = 0, corruptAt?: number, extra?: Record<string, string>): void => {
+    relayHead(res, ures, log, dateOffsetMs, extra);
     ures.on('data', (chunk: Buffer) => {
       const start = log.bodyBytes;
       log.bodyBytes += chunk.length;
@@ -290,6 +354,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     if (fault) log.fault = fault.kind;
     try {
       if (!fault) {
+        if (await archiveExchange(req, res, log)) return;
         relayAll(res, await forward(req, log), log);
         return;
       }
@@ -434,6 +499,7 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     clearLog() {
       requests.length = 0;
     },
+    archive,
     async close() {
       closed = true;
       dropAll();

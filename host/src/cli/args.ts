@@ -4,7 +4,8 @@
  * usage, so a typo never runs anything.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { EXIT, PveS3Error } from '../util/errors.js';
+import { SCHEMA } from '../config/schema.js';
+import { ConfigError, EXIT, PveS3Error } from '../util/errors.js';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -91,6 +92,45 @@ export function sizeOpt(p: Parsed, name: string): number | undefined {
     throw new PveS3Error('Usage', `invalid --${name} '${v}': must be a size such as 500G, 2T or a byte count`, { exitCode: EXIT.usage });
   }
   return n;
+}
+
+/**
+ * An option whose values are a storage key's (`--restore-tier` for `restore_tier`): checked by
+ * the schema's own parse, so the rule lives once; the message names the option.
+ */
+export function schemaOpt<T>(p: Parsed, name: string, key: string): T | undefined {
+  const v = str(p, name);
+  if (v === undefined) return undefined;
+  const def = SCHEMA.get(key);
+  if (!def) throw new Error(`no storage key ${key}`);
+  try {
+    return def.parse(v) as T;
+  } catch (e) {
+    if (e instanceof ConfigError) throw new PveS3Error('Usage', e.message.replace(`invalid ${key} `, `invalid --${name} `), { exitCode: EXIT.usage });
+    throw e;
+  }
+}
+
+/** `--restore-tier` / `--restore-days` of the commands that restore archived backups (README
+ *  "Restoring an archived backup"); absent ones come from the storage's restore_tier/restore_days. */
+export const RESTORE_OPTIONS = {
+  'restore-tier': { type: 'string' },
+  'restore-days': { type: 'string' },
+} as const;
+
+export const RESTORE_HELP = `  --restore-tier Standard|Bulk|Expedited
+                      retrieval tier of the restore requested for an archived backup (GLACIER,
+                      DEEP_ARCHIVE, INTELLIGENT_TIERING archive tiers; default: the storage's
+                      restore_tier, else Standard). AWS's typical times: Expedited 1-5 minutes
+                      (not from DEEP_ARCHIVE), Standard 3-5 hours (12 from DEEP_ARCHIVE), Bulk
+                      5-12 hours (48 from DEEP_ARCHIVE)
+  --restore-days N    days the restored copy stays readable (default: the storage's
+                      restore_days, else 7; INTELLIGENT_TIERING takes none)`;
+
+export function restoreOpts(p: Parsed): { tier?: import('../s3/restore.js').RestoreTier; days?: number } {
+  const tier = schemaOpt<import('../s3/restore.js').RestoreTier>(p, 'restore-tier', 'restore_tier');
+  const days = schemaOpt<number>(p, 'restore-days', 'restore_days');
+  return { ...(tier !== undefined ? { tier } : {}), ...(days !== undefined ? { days } : {}) };
 }
 
 /** The config keys the common options set (flags win over S3_*, storage.cfg and the INI file). */

@@ -7,7 +7,7 @@ import type { ProviderReport } from '../store/provider-report.js';
 import type { MaintenanceStatus } from '../store/status.js';
 import { volid, type StoreContext } from '../store/types.js';
 import { EXIT, PveS3Error, type ExitCode } from '../util/errors.js';
-import { COMMON_HELP, COMMON_OPTIONS, UsageError, flag, intOpt, list, oneOf, parse, str, vmidOpt, type Parsed } from './args.js';
+import { COMMON_HELP, COMMON_OPTIONS, RESTORE_HELP, RESTORE_OPTIONS, UsageError, flag, intOpt, list, oneOf, parse, restoreOpts, str, vmidOpt, type Parsed } from './args.js';
 import { createCliLogger, openStore, resolveFrom } from './context.js';
 import { runCommand } from './exit.js';
 import type { PendingFile, SyncFileState } from '../store/sync-state.js';
@@ -34,7 +34,10 @@ Actions:
   check-integrity  download every backup (or --vmid / --source) in full and compare each part
                    with the CRC-64/NVME its manifest records (--deep: the SHA-256 too); reports
                    good / corrupt / missing-manifest / orphan sidecars; exit 5 if anything is
-                   wrong
+                   wrong. Backups in an archive storage class (GLACIER, DEEP_ARCHIVE, an
+                   INTELLIGENT_TIERING archive tier) are counted apart as archived, not read;
+                   --restore-archived requests their restore (then exit 6 while any is pending:
+                   run it again once restored to check them)
   lifecycle        apply the storage's lifecycle_enabled, transition_days (STANDARD_IA),
                    glacier_days (GLACIER) and abort-incomplete-multipart rules, scoped to its
                    own folders, merged with the bucket's other rules (in a versioned bucket
@@ -70,6 +73,9 @@ Options:
   --parallel N     check-integrity, adopt: volumes checked at once (default 2)
   --deep           check-integrity: also compare every part's SHA-256, which catches deliberate
                    tampering as well as corruption (more CPU; docs/INTEGRITY.md)
+  --restore-archived
+                   check-integrity: request the restore of the archived backups it finds
+${RESTORE_HELP}
 
 ${COMMON_HELP}
 
@@ -80,6 +86,7 @@ Examples:
   ${CMD} --storage my-s3 --action check-integrity
   ${CMD} --storage my-s3 --action check-integrity --vmid 100
   ${CMD} --storage my-s3 --action check-integrity --deep
+  ${CMD} --storage my-s3 --action check-integrity --restore-archived --restore-tier Bulk
   ${CMD} --storage my-s3 --action lifecycle --show
   ${CMD} --storage my-s3 --action prune --dry-run
   ${CMD} --storage my-s3 --action adopt --dry-run
@@ -99,6 +106,8 @@ const OPTIONS = {
   show: { type: 'boolean' },
   parallel: { type: 'string' },
   deep: { type: 'boolean' },
+  'restore-archived': { type: 'boolean' },
+  ...RESTORE_OPTIONS,
   rotate: { type: 'boolean' },
   retire: { type: 'string' },
 } as const;
@@ -116,6 +125,9 @@ const ONLY_FOR: Record<string, readonly Action[]> = {
   show: ['lifecycle'],
   parallel: ['check-integrity', 'adopt'],
   deep: ['check-integrity'],
+  'restore-archived': ['check-integrity'],
+  'restore-tier': ['check-integrity'],
+  'restore-days': ['check-integrity'],
   rotate: ['manifest-key'],
   retire: ['manifest-key'],
 };
@@ -316,6 +328,8 @@ const ADVICE: Record<string, string> = {
   'missing-manifest': 'nothing vouches for these bytes (upload interrupted, manifest lost, or copied in by another tool): take a new backup rather than rely on it',
   'missing-sidecar': 'the archive matches its manifest but its log is gone: it restores fine; re-upload the log if you still have it (pve-s3-backup --source FILE.log)',
   'orphan-sidecar': 'a sidecar whose archive is gone: delete it once you know the archive is not coming back',
+  archived:
+    'in an archive storage class, so not read (neither corrupt nor missing): --restore-archived requests their restore (--restore-tier, --restore-days); run check-integrity again once they are restored',
   error: 'the check itself failed: see the message, fix the cause and run it again',
 };
 
@@ -324,11 +338,18 @@ async function checkIntegrity(ctx: StoreContext, p: Parsed, json: boolean): Prom
   const volnames = list(p, 'source').map((s) => volnameFromArg(s, { storageId: ctx.settings.storageId }));
   const vmid = vmidOpt(p);
   const parallel = intOpt(p, 'parallel', 1, 16);
+  const asked = restoreOpts(p);
+  if (!flag(p, 'restore-archived') && Object.keys(asked).length > 0) {
+    throw new UsageError(CMD, `--${asked.tier !== undefined ? 'restore-tier' : 'restore-days'} needs --restore-archived`, USAGE);
+  }
+  const { restoreDefaults } = await import('../store/archived-volume.js');
+  const restoreArchived = flag(p, 'restore-archived') ? { ...restoreDefaults(ctx), ...asked } : undefined;
   const { checkIntegrity: check } = await import('../store/integrity.js');
   const r = await check(ctx, {
     ...(volnames.length ? { volnames } : {}),
     ...(vmid !== undefined ? { vmid } : {}),
     ...(parallel !== undefined ? { parallel } : {}),
+    ...(restoreArchived ? { restoreArchived } : {}),
     deep: flag(p, 'deep'),
     onItem: json ? undefined : (i) => note(`checked ${printable(i.volname)}: ${i.status}`),
   });
@@ -349,11 +370,13 @@ async function checkIntegrity(ctx: StoreContext, p: Parsed, json: boolean): Prom
       if (r.items.some((i) => i.status === status)) note(`${CMD}: ${status}: ${advice}`);
     }
   }
-  // every verdict other than good and error is something wrong with the data (exit 5)
-  const bad = r.items.filter((i) => i.status !== 'good' && i.status !== 'error');
+  // every verdict other than good, archived and error is something wrong with the data (exit 5)
+  const bad = r.items.filter((i) => i.status !== 'good' && i.status !== 'error' && i.status !== 'archived');
   if (bad.length > 0) return EXIT.integrity;
   const errors = r.items.filter((i) => i.status === 'error');
   if (errors.length > 0) return errors.every((i) => i.message === 'volume does not exist') ? EXIT.notFound : EXIT.failure;
+  // archived is a state, not damage; once restores were asked for, the check is not done yet
+  if (restoreArchived && r.items.some((i) => i.status === 'archived')) return EXIT.restorePending;
   return EXIT.ok;
 }
 

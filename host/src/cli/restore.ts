@@ -9,14 +9,14 @@ import { CONTENT_TYPES } from '../pve/content.js';
 import { volid, type Volume } from '../store/types.js';
 import { describeArchiveState } from '../store/archive-state.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
-import { COMMON_HELP, COMMON_OPTIONS, UsageError, flag, oneOf, parse, str, vmidOpt } from './args.js';
+import { COMMON_HELP, COMMON_OPTIONS, RESTORE_HELP, RESTORE_OPTIONS, UsageError, flag, intOpt, oneOf, parse, restoreOpts, str, vmidOpt, type Parsed } from './args.js';
 import { createCliLogger, openStore, resolveFrom } from './context.js';
 import { runCommand } from './exit.js';
 import { describeChecks, formatBytes, formatRate, formatTime, note, printable, table, writeJson, writeOut } from './output.js';
 import { progressBar } from './progress.js';
 
 const CMD = 'pve-s3-restore';
-const USAGE = `${CMD} [--storage ID] --list [--vmid N] [--type qemu|lxc] | --source NAME|VOLID [--destination PATH|-] [--force] [--verify crc64|sha256] [--allow-unverified]`;
+const USAGE = `${CMD} [--storage ID] --list [--vmid N] [--type qemu|lxc] | --source NAME|VOLID [--destination PATH|-] [--force] [--verify crc64|sha256] [--allow-unverified] [--restore-tier T] [--restore-days N] [--wait [--wait-interval S]]`;
 
 export const HELP = `Usage: ${USAGE}
 
@@ -50,6 +50,15 @@ Options:
   --allow-unverified  restore a volume that is not verified (default: refuse, exit 5); a snippet
                       restored this way is not made executable
 
+Archived backups (an S3 lifecycle moved them to GLACIER, DEEP_ARCHIVE or an INTELLIGENT_TIERING
+archive tier) cannot be read until S3 has restored them. The restore requests that (once: a
+restore already running is not requested again), then exits 6 saying when to run it again, or
+with --wait waits for it and restores the backup.
+${RESTORE_HELP}
+  --wait              wait for the archive restore (a progress line on stderr after each check;
+                      Ctrl-C stops waiting, the restore goes on in S3), then restore the backup
+  --wait-interval S   seconds between checks while waiting (default 60 for Expedited, else 300)
+
 ${COMMON_HELP}
 
 Examples:
@@ -57,6 +66,7 @@ Examples:
   ${CMD} --storage my-s3 --list --vmid 100
   ${CMD} --storage my-s3 --source vzdump-qemu-100-2023_12_25-14_30_00.vma.gz --destination /tmp/restored.vma.gz
   ${CMD} --storage my-s3 --source vzdump-qemu-100-2023_12_25-14_30_00.vma.zst --destination - | zstd -d | qmrestore - 100
+  ${CMD} --storage my-s3 --source vzdump-qemu-100-2023_12_25-14_30_00.vma.zst --restore-tier Bulk --wait --destination /tmp/
 `;
 
 const OPTIONS = {
@@ -70,7 +80,31 @@ const OPTIONS = {
   force: { type: 'boolean' },
   verify: { type: 'string' },
   'allow-unverified': { type: 'boolean' },
+  ...RESTORE_OPTIONS,
+  wait: { type: 'boolean' },
+  'wait-interval': { type: 'string' },
 } as const;
+
+/**
+ * Before a restore reads anything: the backup's archived objects get their restore requested
+ * (store/archived-volume.ts); then either wait for it (--wait) or stop with ArchiveRestorePending
+ * (exit 6) saying the tier, AWS's typical time and to run the same command again.
+ */
+async function whenArchived(ctx: import('../store/types.js').StoreContext, volname: string, name: string, p: Parsed): Promise<void> {
+  const { requestArchivedVolume, restoreDefaults, waitRestored, defaultWaitIntervalS } = await import('../store/archived-volume.js');
+  const { restorePendingError, typicalRestoreTime } = await import('../store/archive-state.js');
+  const o = { ...restoreDefaults(ctx), ...restoreOpts(p) };
+  const intervalS = intOpt(p, 'wait-interval', 1, 86_400) ?? defaultWaitIntervalS(o.tier);
+  const r = await requestArchivedVolume(ctx, volname, o);
+  if (r.ready) return;
+  if (!flag(p, 'wait')) throw restorePendingError(name, r.objects, { tier: o.tier, retry: `run the same command again then (or add --wait to wait for it)` });
+  const asked = r.objects.find((x) => x.result === 'requested');
+  const eta = asked ? typicalRestoreTime(asked.state, o.tier) : undefined;
+  note(
+    `${CMD}: backup '${name}' is archived: ${asked ? `a restore was requested at tier ${o.tier}${eta ? `, typically ready ${eta}` : ''}` : 'its restore is running'}; waiting (checking every ${intervalS} s; Ctrl-C stops waiting, the restore goes on in S3)`,
+  );
+  await waitRestored(ctx, name, r.objects.map((x) => x.key), { intervalS, onProgress: (l) => note(`${CMD}: ${l}`) });
+}
 
 function fileKind(st: Stats): string {
   if (st.isCharacterDevice()) return 'a character device';
@@ -167,11 +201,16 @@ export async function main(argv: string[]): Promise<number> {
     const destArg = str(p, 'destination') ?? '.';
     const verify = oneOf(p, 'verify', ['crc64', 'sha256'] as const);
     const name = volname.slice(volname.indexOf('/') + 1);
+    // bad values are refused before anything is sent
+    restoreOpts(p);
+    intOpt(p, 'wait-interval', 1, 86_400);
+    if (str(p, 'wait-interval') !== undefined && !flag(p, 'wait')) throw new UsageError(CMD, '--wait-interval needs --wait', USAGE);
 
     if (destArg === '-') {
       if (process.stdout.isTTY) throw new UsageError(CMD, `--destination - writes the archive to stdout, which is a terminal: pipe it (| qmrestore - VMID) or redirect it`, USAGE);
       const opened = await openStore(cfg, logger);
       try {
+        await whenArchived(opened.ctx, volname, name, p);
         const { streamVolume } = await import('../store/transfer.js');
         const t0 = performance.now();
         const bar = progressBar(name, flag(p, 'progress'));
@@ -230,6 +269,7 @@ export async function main(argv: string[]): Promise<number> {
     await dropLeftoverTemps(dest);
     const opened = await openStore(cfg, logger);
     try {
+      await whenArchived(opened.ctx, volname, name, p);
       const { getVolume } = await import('../store/transfer.js');
       const t0 = performance.now();
       const bar = progressBar(name, flag(p, 'progress'));

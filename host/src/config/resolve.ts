@@ -16,6 +16,7 @@ import { nullLogger } from '../util/log.js';
 import { DEFAULT_LOG_FILE, registerSecret } from '../util/logger.js';
 import { CONTENT_TYPES } from '../pve/content.js';
 import { regionFor, resolveProvider } from '../s3/providers.js';
+import type { RestoreTier } from '../s3/restore.js';
 import { parseIni, pickProfile } from './credentials.js';
 import { SCHEMA, REQUIRED_KEYS } from './schema.js';
 import { readSecretFile, secretFilePath } from './secret-file.js';
@@ -400,6 +401,7 @@ function buildConfig(
     },
     tls: { verify: pick<boolean>('tls_verify') },
     keepLocal: pick<boolean>('keep_local'),
+    restore: { tier: pick<RestoreTier>('restore_tier'), days: pick<number>('restore_days') },
     cache: { maxSizeGiB: pick<number>('cache_max_size'), maxAgeDays: pick<number>('cache_max_age') },
     disable: v.disable ?? false,
     sources,

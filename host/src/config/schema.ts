@@ -11,6 +11,7 @@ import { ConfigError } from '../util/errors.js';
 import { parseContentList } from '../pve/content.js';
 import { parsePruneBackups } from '../pve/prune.js';
 import { PROVIDER_KEY_VALUES } from '../s3/providers.js';
+import { RESTORE_TIERS } from '../s3/restore.js';
 
 export const STORAGE_CLASSES = [
   'STANDARD',
@@ -369,6 +370,23 @@ const DEFS: KeyDef[] = [
       'with lock_days: governance (users with s3:BypassGovernanceRetention may still delete; pve-s3 never asks to) or compliance (nobody can delete or shorten it, not even the root account)',
     parse: (raw) => parseEnum('lock_mode', raw, LOCK_MODES),
   },
+  {
+    key: 'restore_tier',
+    type: 'enum',
+    enum: RESTORE_TIERS,
+    default: 'Standard',
+    description:
+      "retrieval tier of the restores pve-s3 requests for archived backups (GLACIER, DEEP_ARCHIVE, INTELLIGENT_TIERING archive tiers): Standard (3-5 h; 12 h from deep archive), Bulk (5-12 h; 48 h), Expedited (1-5 min, not from deep archive); --restore-tier overrides it",
+    parse: (raw) => parseEnum('restore_tier', raw, RESTORE_TIERS),
+  },
+  int(
+    'restore_days',
+    1,
+    36500,
+    7,
+    'days',
+    'how long the restored copy of a GLACIER or DEEP_ARCHIVE backup stays readable (billed as storage meanwhile); --restore-days overrides it',
+  ),
   int('request_timeout', 10, 3600, 300, 's', 'time allowed without progress on one request (headers or body)'),
   bool('keep_local', false, 'the vzdump hook keeps the local archive after a verified upload'),
   int('cache_max_size', 0, 1048576, 0, 'GiB', 'local cache budget for downloaded volumes; 0: no size limit'),

@@ -2,6 +2,7 @@
 import type { ContentType } from '../pve/content.js';
 import type { PruneKeep } from '../pve/prune.js';
 import type { ProviderId } from '../s3/providers.js';
+import type { RestoreTier } from '../s3/restore.js';
 import type { ChecksumAlgorithm, LockMode, StorageClass } from './schema.js';
 
 /** Where a value came from, for messages: `flag`, `env S3_BUCKET`, `storage.cfg`, … */
@@ -39,6 +40,8 @@ export interface StorageConfig {
   checksumAlgorithm?: ChecksumAlgorithm;
   /** S3 Object Lock retention of each archive and manifest (lock_days, lock_mode); absent: none */
   lock?: { days: number; mode: LockMode };
+  /** restores of archived objects (restore_tier, restore_days; store/archive-state.ts) */
+  restore: { tier: RestoreTier; days: number };
   /** the S3 implementation (docs/PROVIDERS.md); detected: chosen by `provider auto` from the endpoint host */
   provider: { id: ProviderId; detected: boolean };
   keepLocal: boolean;

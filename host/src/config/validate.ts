@@ -7,6 +7,7 @@ import { ConfigError } from '../util/errors.js';
 import type { ContentType } from '../pve/content.js';
 import type { PruneKeep } from '../pve/prune.js';
 import { type Provider, type ProviderSetting, resolveProvider } from '../s3/providers.js';
+import type { RestoreTier } from '../s3/restore.js';
 import {
   type ChecksumAlgorithm,
   type EndpointParts,
@@ -42,6 +43,8 @@ export interface ValidatedProps {
   provider?: ProviderSetting;
   lock_days?: number;
   lock_mode?: LockMode;
+  restore_tier?: RestoreTier;
+  restore_days?: number;
   request_timeout?: number;
   keep_local?: boolean;
   cache_max_size?: number;

@@ -184,7 +184,7 @@ export const RESTORE_PENDING = 'ArchiveRestorePending';
  */
 export function restorePendingError(
   name: string,
-  objects: readonly { key: string; result: RestoreRequestResult; state: ArchiveState }[],
+  objects: readonly { key: string; result?: RestoreRequestResult; state: ArchiveState }[],
   o: { tier: RestoreTier; retry: string },
 ): PveS3Error {
   const pending = objects.filter((x) => x.result === 'requested' || x.result === 'already-ongoing');
@@ -193,7 +193,8 @@ export function restorePendingError(
   const requested = pending.filter((x) => x.result === 'requested').length;
   const what = pending.length > 1 ? `${pending.length} of its objects are` : 'it is';
   const done = requested === pending.length ? `a restore was requested at tier ${o.tier}` : requested > 0 ? `restores were requested at tier ${o.tier} (some were running already)` : 'its restore was requested before and is still running';
-  const eta = first ? typicalRestoreTime(first.state, o.tier) : undefined;
+  // the tier of a restore requested earlier is not known: a time only for what was asked now
+  const eta = first && requested > 0 ? typicalRestoreTime(first.state, o.tier) : undefined;
   const when = eta ? `, typically ready ${eta}` : '';
   return new PveS3Error(RESTORE_PENDING, `backup '${name}' is archived in ${label}: ${what} not readable until restored; ${done}${when}; ${o.retry}`, {
     exitCode: EXIT.restorePending,

@@ -14,9 +14,11 @@ import { readSse, transferClient, type StoreContext } from './types.js';
  * that is not (store/trust.ts): intact, but nothing says it is ours. corrupt: they do not match.
  * missing-manifest: nothing to vouch for them. missing-sidecar: the bytes are good but a sidecar
  * the manifest lists (the vzdump log) is gone. orphan-sidecar: a sidecar whose archive is gone.
- * error: the check itself failed.
+ * error: the check itself failed. archived: the archive (or its manifest or frame index) is in an
+ * archive storage class and cannot be read until S3 restores it (archive-state.ts): not checked,
+ * and neither corrupt nor missing.
  */
-export type IntegrityStatus = 'good' | 'unverified' | 'corrupt' | 'missing-manifest' | 'missing-sidecar' | 'orphan-sidecar' | 'error';
+export type IntegrityStatus = 'good' | 'unverified' | 'corrupt' | 'missing-manifest' | 'missing-sidecar' | 'orphan-sidecar' | 'archived' | 'error';
 
 export interface IntegrityItem {
   volname: string;
@@ -26,6 +28,9 @@ export interface IntegrityItem {
   message?: string;
   /** the digests compared, when there was a manifest to compare with */
   checks?: Check[];
+  /** status archived: each object that is not readable, its state ("archived (GLACIER)",
+   *  "restoring (GLACIER)") and what restoreArchived did for it */
+  archived?: { key: string; state: string; result?: string }[];
 }
 
 export interface IntegrityReport {
@@ -42,6 +47,8 @@ export async function checkIntegrity(
     parallel?: number;
     /** also compare every part's SHA-256, not only its CRC-64/NVME (docs/INTEGRITY.md) */
     deep?: boolean;
+    /** request the restore of the archived backups found (tier and days; archived-volume.ts) */
+    restoreArchived?: import('./archive-state.js').RestoreRequestOptions;
     onItem?(i: IntegrityItem): void;
     onProgress?(key: string, p: Progress): void;
   } = {},
@@ -93,10 +100,34 @@ export async function checkIntegrity(
   }
   const { verifyObject, checksOf } = await import('../transfer/download.js');
   const { readTrusted } = await import('./trust.js');
+  const { archiveState, describeArchiveState, needsRestore } = await import('./archive-state.js');
+  const { archivedObjectsOf, requestArchivedVolume } = await import('./archived-volume.js');
+  const { INDEX_SUFFIX, MANIFEST_SUFFIX } = await import('../pve/volname.js');
   const checked = await mapLimit(targets, o.parallel ?? 2, async (t) => {
     let item: IntegrityItem;
     let invalid: string | undefined;
     try {
+      // the listing's storage class says which backups may be archived; HEAD (their x-amz-restore,
+      // an INTELLIGENT_TIERING object's archive tier) decides, for those only
+      const name = t.volname.slice(t.volname.indexOf('/') + 1);
+      const listed = [name, name + MANIFEST_SUFFIX, name + INDEX_SUFFIX].map((n) => t.folder.get(n) as import('../s3/types.js').ObjectSummary | undefined);
+      if (listed.some((x) => x !== undefined && (needsRestore(archiveState(x)) || !archiveState(x).exact))) {
+        const archived: { key: string; state: import('./archive-state.js').ArchiveState; result?: string }[] = o.restoreArchived
+          ? (await requestArchivedVolume(ctx, t.volname, o.restoreArchived)).objects.filter((x) => x.result !== 'available' && x.result !== 'restored')
+          : (await archivedObjectsOf(ctx, t.volname)).map((x) => ({ key: x.key, state: x.state }));
+        if (archived.length > 0) {
+          item = {
+            volname: t.volname,
+            key: t.key,
+            status: 'archived',
+            size: t.size,
+            message: archived.map((x) => `${x.key.slice(x.key.lastIndexOf('/') + 1)} ${describeArchiveState(x.state)}${x.result === 'requested' ? ': restore requested' : ''}`).join('; '),
+            archived: archived.map((x) => ({ key: x.key, state: describeArchiveState(x.state), ...(x.result ? { result: x.result } : {}) })),
+          };
+          o.onItem?.(item);
+          return item;
+        }
+      }
       // read once: the verdicts and the log check below all go by it
       const { manifest: m, verdict: trust, present } = await readTrusted(ctx, { key: t.key, size: t.size, etag: t.etag });
       // an invalid manifest vouches for nothing: say why
@@ -136,7 +167,7 @@ export async function checkIntegrity(
     return item;
   });
   items.push(...checked);
-  const summary: Record<IntegrityStatus, number> = { good: 0, unverified: 0, corrupt: 0, 'missing-manifest': 0, 'missing-sidecar': 0, 'orphan-sidecar': 0, error: 0 };
+  const summary: Record<IntegrityStatus, number> = { good: 0, unverified: 0, corrupt: 0, 'missing-manifest': 0, 'missing-sidecar': 0, 'orphan-sidecar': 0, archived: 0, error: 0 };
   for (const i of items) summary[i.status]++;
   items.sort((a, b) => (a.volname < b.volname ? -1 : a.volname > b.volname ? 1 : 0));
   return { items, summary, ok: items.every((i) => i.status === 'good') };

@@ -20,6 +20,8 @@ export function storeSettingsFrom(cfg: StorageConfig, o: { storageId?: string } 
   };
   if (cfg.storageClass) s.storageClass = cfg.storageClass;
   if (cfg.lock) s.lock = { ...cfg.lock };
+  // a config built by hand (tests) may lack it: the store then uses the schema's defaults
+  if (cfg.restore) s.restore = { ...cfg.restore };
   if (cfg.sse) s.put = { sse: cfg.sse };
   if (cfg.path) {
     s.cacheDir = cfg.path;

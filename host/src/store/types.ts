@@ -88,6 +88,8 @@ export interface StoreSettings {
   provider?: { id: ProviderId; detected: boolean };
   /** S3 Object Lock retention for archives and manifests (lock_days, lock_mode; object-lock.ts) */
   lock?: { days: number; mode: 'governance' | 'compliance' };
+  /** defaults for restores of archived objects (restore_tier, restore_days; archive-state.ts) */
+  restore?: { tier: import('../s3/restore.js').RestoreTier; days: number };
   /** the storage's manifest key file (store/trust.ts); absent: nothing can be verified */
   manifestKey?: import('../config/manifest-key-location.js').ManifestKeyLocation;
 }
