@@ -52,6 +52,7 @@ import {
   type RawListPage,
   type XmlDocument,
 } from './xml.js';
+import { compareKeys } from './key-order.js';
 import { scanListPage } from './list-xml.js';
 
 /** The client adds nothing of its own: everything goes to its transport. */
@@ -345,7 +346,9 @@ export class S3Client {
 
   // --- listing -------------------------------------------------------------------------------
 
-  async listObjects(o: { prefix?: string; delimiter?: string; continuationToken?: string; maxKeys?: number; signal?: AbortSignal } = {}): Promise<ListPage> {
+  async listObjects(
+    o: { prefix?: string; delimiter?: string; continuationToken?: string; startAfter?: string; maxKeys?: number; signal?: AbortSignal } = {},
+  ): Promise<ListPage> {
     if (this.listApi === 'v1') return this.listObjectsV1(o);
     const query: Array<[string, string]> = [
       ['list-type', '2'],
@@ -354,6 +357,7 @@ export class S3Client {
     if (o.prefix) query.push(['prefix', o.prefix]);
     if (o.delimiter) query.push(['delimiter', o.delimiter]);
     if (o.continuationToken) query.push(['continuation-token', o.continuationToken]);
+    else if (o.startAfter !== undefined) query.push(['start-after', o.startAfter]);
     if (o.maxKeys !== undefined) query.push(['max-keys', String(o.maxKeys)]);
     const r = { operation: 'ListObjectsV2' };
     let res: BufferedResponse;
@@ -389,11 +393,20 @@ export class S3Client {
   }
 
   /** V1: the continuation token handed out is the marker. */
-  private async listObjectsV1(o: { prefix?: string; delimiter?: string; continuationToken?: string; maxKeys?: number; signal?: AbortSignal }): Promise<ListPage> {
+  private async listObjectsV1(o: {
+    prefix?: string;
+    delimiter?: string;
+    continuationToken?: string;
+    startAfter?: string;
+    maxKeys?: number;
+    signal?: AbortSignal;
+  }): Promise<ListPage> {
     const query: Array<[string, string]> = [['encoding-type', 'url']];
     if (o.prefix) query.push(['prefix', o.prefix]);
     if (o.delimiter) query.push(['delimiter', o.delimiter]);
-    if (o.continuationToken) query.push(['marker', o.continuationToken]);
+    // the marker is where V1 starts after: the token handed out, else startAfter
+    const marker = o.continuationToken ?? o.startAfter;
+    if (marker) query.push(['marker', marker]);
     if (o.maxKeys !== undefined) query.push(['max-keys', String(o.maxKeys)]);
     const r = { operation: 'ListObjects' };
     const res = await this.transport.request({ ...r, method: 'GET', query, idempotent: true, signal: o.signal });
@@ -415,6 +428,30 @@ export class S3Client {
       const page = await this.listObjects({ ...o, continuationToken: token });
       yield page;
       if (!page.isTruncated) return;
+      if (!page.nextContinuationToken || page.nextContinuationToken === token) {
+        throw new S3Error('InvalidResponse', `${this.endpoint} returned a truncated listing without a way to continue: listing stopped`, { retryable: false });
+      }
+      token = page.nextContinuationToken;
+    }
+  }
+
+  /**
+   * The keys k under `prefix` with after < k <= through (either end open when not given), in
+   * key order: pages from start-after `after` until one reaches past `through`. Ranges that
+   * share their ends (one's through, the next one's after) list every key exactly once.
+   */
+  async listRange(o: { prefix?: string; after?: string; through?: string; signal?: AbortSignal }): Promise<ObjectSummary[]> {
+    const out: ObjectSummary[] = [];
+    let token: string | undefined;
+    for (;;) {
+      const page = await this.listObjects({ prefix: o.prefix, startAfter: o.after, continuationToken: token, signal: o.signal });
+      for (const x of page.objects) {
+        if (o.through !== undefined && compareKeys(x.key, o.through) > 0) return out;
+        out.push(x);
+      }
+      if (!page.isTruncated) return out;
+      const last = page.objects.at(-1);
+      if (o.through !== undefined && last !== undefined && compareKeys(last.key, o.through) >= 0) return out;
       if (!page.nextContinuationToken || page.nextContinuationToken === token) {
         throw new S3Error('InvalidResponse', `${this.endpoint} returned a truncated listing without a way to continue: listing stopped`, { retryable: false });
       }

@@ -8,6 +8,7 @@ import { CONTENT_DIR, CONTENT_TYPES } from '../pve/content.js';
 import { MANIFEST_SUFFIX, NOTES_SUFFIX, PROTECTED_SUFFIX, classifyKey, sidecarNames, type VolumeInfo } from '../pve/volname.js';
 import type { ObjectSummary } from '../s3/types.js';
 import { listPending } from './local-cache.js';
+import { ListBounds, listPrefix } from './list-bounds.js';
 import { writeUsage } from './usage.js';
 import { mapLimit } from './concurrency.js';
 import { describeHold, headOrNull, heldBy } from './object-lock.js';
@@ -43,11 +44,11 @@ export function listedArchive(o: Parameters<typeof archiveState>[0]): ArchiveSta
   return a.exact && a.state === 'available' ? undefined : a;
 }
 
-/** Everything under one content folder, keyed by file name. */
-export async function listFolder(ctx: StoreContext, content: Content): Promise<Map<string, ObjectSummary>> {
+/** Everything under one content folder, keyed by file name (in ranges at once with `bounds`). */
+export async function listFolder(ctx: StoreContext, content: Content, bounds?: ListBounds): Promise<Map<string, ObjectSummary>> {
   const dir = ctx.settings.prefix + CONTENT_DIR[content];
   const out = new Map<string, ObjectSummary>();
-  for await (const o of ctx.client.listAll({ prefix: dir })) {
+  for (const o of await listPrefix(ctx, dir, bounds)) {
     const name = o.key.slice(dir.length);
     if (name !== '' && !name.includes('/')) out.set(name, o);
   }
@@ -93,8 +94,11 @@ export async function listVolumes(ctx: StoreContext, o: ListOptions = {}): Promi
   const judged: Array<{ vol: Volume; manifest: ObjectSummary | undefined }> = [];
   const withNotes: Volume[] = [];
   let bytes = 0;
-  // the four folders are independent listings: one round trip of latency instead of four
-  const folders = await Promise.all(contents.map((c) => listFolder(ctx, c)));
+  // the four folders are independent listings: one round trip of latency instead of four; a
+  // large one is listed in ranges at once where the previous listing left bounds (list-bounds.ts)
+  const bounds = ListBounds.load(ctx);
+  const folders = await Promise.all(contents.map((c) => listFolder(ctx, c, bounds)));
+  bounds.save(ctx);
   for (const [i, content] of contents.entries()) {
     const folder = folders[i]!;
     for (const x of folder.values()) bytes += x.size;

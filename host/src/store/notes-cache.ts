@@ -53,7 +53,16 @@ interface CacheFile {
 
 /** Where the cache of this storage lives; null when there is no usable place (no HOME). */
 export function notesCachePath(ctx: StoreContext): string | null {
-  if (ctx.settings.cacheDir !== undefined) return join(stateDir(ctx.settings.cacheDir), NOTES_CACHE_FILE);
+  return listingCachePath(ctx, 'notes');
+}
+
+/**
+ * A listing's cache file of this storage: `<path>/.pve-s3/<kind>-cache.json`, or for the
+ * commands run from S3_* alone `$XDG_CACHE_HOME/pve-s3/<kind>-<tag>.json` (per endpoint, bucket
+ * and prefix); null when there is no usable place (no HOME, a directory that is not ours).
+ */
+export function listingCachePath(ctx: StoreContext, kind: 'notes' | 'bounds'): string | null {
+  if (ctx.settings.cacheDir !== undefined) return join(stateDir(ctx.settings.cacheDir), `${kind}-cache.json`);
   const xdg = process.env.XDG_CACHE_HOME;
   const base = xdg !== undefined && isAbsolute(xdg) ? xdg : join(homedir(), '.cache');
   if (!isAbsolute(base)) return null;
@@ -68,10 +77,11 @@ export function notesCachePath(ctx: StoreContext): string | null {
   // the notes of backups are nobody else's business: only a directory of our own, closed to others
   if (!st.isDirectory() || (process.getuid !== undefined && st.uid !== process.getuid())) return null;
   if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
-  return join(dir, `notes-${fileTag(origin(ctx))}.json`);
+  return join(dir, `${kind}-${fileTag(listingOrigin(ctx))}.json`);
 }
 
-function origin(ctx: StoreContext): string {
+/** The endpoint, bucket and prefix a listing cache belongs to. */
+export function listingOrigin(ctx: StoreContext): string {
   return `${ctx.client.endpoint ?? ''}\n${ctx.settings.bucket}\n${ctx.settings.prefix}`;
 }
 
@@ -94,7 +104,7 @@ export class NotesCache {
 
   /** The cache at `file`; an unreadable, foreign or oversized file counts as empty (and is rewritten). */
   static load(ctx: StoreContext, file: string): NotesCache {
-    const c = new NotesCache(file, origin(ctx));
+    const c = new NotesCache(file, listingOrigin(ctx));
     let text: string;
     try {
       if (statSync(file).size > MAX_FILE_BYTES) {

@@ -31,6 +31,7 @@ export interface StoreClient {
   deleteObjects(keys: readonly string[]): Promise<DeleteResult>;
   listObjects(o: { prefix?: string; delimiter?: string; continuationToken?: string; maxKeys?: number }): Promise<ListPage>;
   listAll(o: { prefix?: string; delimiter?: string }): AsyncIterable<ObjectSummary>;
+  listRange(o: { prefix?: string; after?: string; through?: string; signal?: AbortSignal }): Promise<ObjectSummary[]>;
   /** every page, already followed */
   listMultipartUploads(o?: { prefix?: string; signal?: AbortSignal }): Promise<UploadInfo[]>;
   /** every page, already followed */
