@@ -244,14 +244,17 @@ export function borrow(name) { return borrowed[name](); }
   if (existsSync(compressWorker)) loaderEntries['compress-worker'] = compressWorker;
   metas.push((await build({ ...common, plugins: [undiciShim], entryPoints: loaderEntries, splitting: false })).metafile);
   // The loader is CommonJS too (pve-s3-host.cjs): node reaches a CommonJS entry about 3 ms
-  // sooner than an ES module one (bench:startup).
+  // sooner than an ES module one (bench:startup). Its #! names node's path, not /usr/bin/env:
+  // the plugin executes it for every operation, and env's own start (an exec, its libraries, a
+  // PATH search) cost a few ms of every status (bench:startup); the package depends on Debian's
+  // (or NodeSource's) nodejs, which is /usr/bin/node.
   await build({
     ...common,
     format: 'cjs',
     outExtension: { '.js': '.cjs' },
     entryPoints: { 'pve-s3-host': join(root, 'scripts', 'host-loader.mjs') },
     plugins: [],
-    banner: { js: "#!/usr/bin/env node\nvar __pveS3LoaderUrl = require('node:url').pathToFileURL(__filename).href;" },
+    banner: { js: "#!/usr/bin/node\nvar __pveS3LoaderUrl = require('node:url').pathToFileURL(__filename).href;" },
     define: { __PVE_S3_HOST_DIGEST__: JSON.stringify(digests['host.cjs']), __PVE_S3_STATUS_DIGEST__: JSON.stringify(digests['host-status.cjs']), 'import.meta.url': '__pveS3LoaderUrl' },
     splitting: false,
   });

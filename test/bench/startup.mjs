@@ -12,8 +12,8 @@
 // The goals: status ≤ 1.5 × bare in wall time (issue 6) and in CPU time (issue 13).
 //
 // Every process runs as the plugin runs the host on a PVE node (the default "as pvestatd"
-// configuration): PVE::Tools::run_command executes /usr/lib/pve-s3/pve-s3-host, whose
-// `#!/usr/bin/env node` line makes it `/usr/bin/env node HOST`; the runner adds nothing to the
+// configuration): PVE::Tools::run_command executes /usr/lib/pve-s3/pve-s3-host, so the host's
+// `#!` line (`/usr/bin/node`; `/usr/bin/env node` before) says what runs; the runner adds nothing to the
 // environment, and pvestatd (a systemd service) has no NODE_* variable — in particular no
 // NODE_EXTRA_CA_CERTS, which makes every node start parse a CA bundle (four fifths of a bare
 // start's instructions by callgrind) and so flatters the ratios. The code cache directory is
@@ -57,6 +57,7 @@ for (let i = 0; i < args.length; i++) {
 if (!Number.isInteger(runs) || runs < 3) throw new Error(`invalid --runs '${runs}': must be an integer ≥ 3`);
 if (hosts.length === 0) hosts.push({ file: join(root, 'build/pkg/pve-s3-host.cjs'), label: 'build/pkg' });
 for (const h of hosts) if (!existsSync(h.file)) throw new Error(`host ${h.file} does not exist: run 'make bundle' (or give --root/--host)`);
+for (const h of hosts) h.run = interpreted(h.file);
 
 const env = gatewayEnv();
 const region = env.S3_REGION || 'us-east-1';
@@ -106,7 +107,14 @@ const childEnv = Object.fromEntries(
 );
 // /usr/bin/env finds this node first, as it finds /usr/bin/node on a PVE node
 childEnv.PATH = `${dirname(process.execPath)}:${childEnv.PATH ?? '/usr/bin:/bin'}`;
-const ENV = existsSync('/usr/bin/env') ? '/usr/bin/env' : 'env';
+/** How the kernel runs `file`: its #! line's interpreter and argument, then the file (the file
+ *  need not be executable: build/pkg's is not). */
+function interpreted(file) {
+  const first = readFileSync(file, 'latin1').slice(0, 256).split('\n')[0];
+  if (!first.startsWith('#!')) throw new Error(`${file} has no #! line: the plugin could not execute it`);
+  const [interp, ...arg] = first.slice(2).trim().split(/\s+/);
+  return [interp, [...arg.slice(0, 1), file]];
+}
 const droppedNode = envAsIs ? [] : Object.keys(process.env).filter((k) => k.startsWith('NODE_'));
 childEnv.PVE_S3_LOG_FILE = join(tmp, 'host.log');
 // the V8 code cache of scripts/host-loader.mjs, as /var/cache/pve-s3 holds it on a PVE node (the
@@ -186,11 +194,11 @@ try {
     for (const r of rows) {
       let ms;
       const cpu0 = childrenCpuMs();
-      // the host as its #! line runs it (the file need not be executable: build/pkg's is not)
+      // the host as its #! line runs it
       if (r.name === 'bare') ms = timed(process.execPath, ['-e', ''], '');
-      else if (r.name === 'status') ms = timed(ENV, ['node', r.host.file], statusReq, activeReply);
-      else if (r.name === 'version') ms = timed(ENV, ['node', r.host.file], versionReq);
-      else ms = perlRun(`${ENV} node ${r.host.file}`);
+      else if (r.name === 'status') ms = timed(...r.host.run, statusReq, activeReply);
+      else if (r.name === 'version') ms = timed(...r.host.run, versionReq);
+      else ms = perlRun([r.host.run[0], ...r.host.run[1]].join(' '));
       if (i > 0) {
         r.times.push(ms);
         r.cpuMs += childrenCpuMs() - cpu0;
@@ -215,7 +223,7 @@ const summary = rows.map((r) => ({
 const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const configuration = envAsIs
   ? `this shell's environment (--env-as-is)${childEnv.NODE_EXTRA_CA_CERTS ? `, NODE_EXTRA_CA_CERTS=${childEnv.NODE_EXTRA_CA_CERTS}` : ''}: NOT as a PVE node runs the host`
-  : `as pvestatd runs the host on a PVE node: ${ENV} node HOST, no NODE_* variable${droppedNode.length ? ` (${droppedNode.join(', ')} of this shell left out)` : ''}, code cache ${childEnv.PVE_S3_CODE_CACHE_DIR ? 'on (the first, untimed round writes it, as the first status writes /var/cache/pve-s3)' : 'off'}`;
+  : `as pvestatd runs the host on a PVE node: as its #! line says (${[...new Set(hosts.map((h) => [h.run[0], ...h.run[1].slice(0, -1), 'HOST'].join(' ')))].join('; ')}), no NODE_* variable${droppedNode.length ? ` (${droppedNode.join(', ')} of this shell left out)` : ''}, code cache ${childEnv.PVE_S3_CODE_CACHE_DIR ? 'on (the first, untimed round writes it, as the first status writes /var/cache/pve-s3)' : 'off'}`;
 if (json) {
   console.log(JSON.stringify({ node: process.version, runs, load, configuration, rows: summary }, null, 2));
 } else {

@@ -351,6 +351,8 @@ describe('the installed tree (unpacked outside the repository)', () => {
     // '' : no code cache (this machine's /var/cache stays untouched; the cache has its own test)
     const env = { PATH: '/usr/bin:/bin', PVE_S3_LOG_FILE: join(work, 'host.log'), PVE_S3_CODE_CACHE_DIR: '' };
     const host = join(root, 'usr/lib/pve-s3/pve-s3-host');
+    // executed straight by the node the package depends on: /usr/bin/env's start would cost every status
+    expect(readFileSync(host, 'latin1').split('\n')[0]).toBe('#!/usr/bin/node');
     const v = run(host, [], { env, input: '{"v":1,"op":"version"}' });
     expect(v.status, v.stderr).toBe(0);
     expect(JSON.parse(v.stdout)).toMatchObject({ ok: true, result: { protocol: 1, host_version: VERSION } });
