@@ -4,6 +4,7 @@
 // holds the bytes. pve-s3-restore requests the restore once (HEAD first: never again while it
 // runs), exits 6 with the tier, AWS's typical time and what to run, or with --wait polls HEAD and
 // then restores the bytes, verified.
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
@@ -13,7 +14,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { closeTestClients, dropBucket, freshBucket, testS3 } from '../helpers/s3.js';
-import { cfgEnv, requireBuild, run, s3Section } from './cli-helpers.js';
+import { BIN, cfgEnv, requireBuild, run, s3Section } from './cli-helpers.js';
 
 const A100 = 'vzdump-qemu-100-2024_05_06-07_08_09.vma.zst';
 const A101 = 'vzdump-qemu-101-2024_05_06-07_08_09.vma.zst';
@@ -136,6 +137,31 @@ describe('--wait', () => {
     // HEAD showed the restore running, then the restored copy's expiry
     const heads = proxy.requests.filter((q) => q.method === 'HEAD' && q.target.endsWith(A101));
     expect(heads.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('Ctrl-C stops the waiting, not the restore: exit 1, nothing written, the next run finds it running', async () => {
+    proxy.archive.mark(exact(A102), { storageClass: 'GLACIER', restoreMs: 600_000 });
+    const out = await mkdtemp(join(dir, 'int-'));
+    const child = spawn(process.execPath, [join(BIN, 'pve-s3-restore.js'), '--storage', 'viaproxy', '--source', A102, '--wait', '--wait-interval', '60', '--destination', out], { env });
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      // once: a second Ctrl-C is the user insisting, which ends the process at once
+      if (!sent && /0 of 1 object restored/.test(stderr)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    expect(code, stderr).toBe(1);
+    expect(stderr).toMatch(/waiting for the restore of '.*' was interrupted; the restore goes on in S3: run the command again to continue \[Aborted\]/);
+    expect(await readdir(out)).toEqual([]);
+    expect(proxy.archive.restores).toHaveLength(1);
+    proxy.clearLog();
+    const again = await restore(A102, ['--destination', out]);
+    expect(again.code).toBe(6);
+    expect(posts()).toHaveLength(0);
   });
 
   it('to stdout as well', async () => {
