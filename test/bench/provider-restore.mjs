@@ -60,8 +60,12 @@ function timed(cmd, args, o = {}) {
   });
 }
 
+// node flags for the host processes and the commands, e.g. '--cpu-prof --cpu-prof-dir=DIR' (not
+// allowed in NODE_OPTIONS); the detached NBD server takes its starter's flags
+const nodeArgs = (process.env.PVE_S3_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
 async function host(op, args, st = storage) {
-  const r = await timed('node', [HOST], { input: JSON.stringify({ v: 1, op, storage: st, args }) });
+  const r = await timed('node', [...nodeArgs, HOST], { input: JSON.stringify({ v: 1, op, storage: st, args }) });
   const e = JSON.parse(r.out);
   if (!e.ok) throw new Error(`${op}: ${e.error.code}: ${e.error.message}`);
   return { ...r, result: e.result };
@@ -144,7 +148,8 @@ async function providerRestore(volname, device) {
   // missed at the end), qemu-img
   const serve = mon.s.serverCpu + mon.s.fuseCpu;
   const cpu = init.cpu + start.cpu + serve + conv.cpu + stop.cpu + cleanup.cpu;
-  return { wall, cpu, serveCpu: serve, init, conv, stats: stop.result.stats, serverMiB: mon.s.serverMiB, fuseMiB: mon.s.fuseMiB, diskMiB: Math.max(afterInit, mon.s.diskMax) / 2 ** 20 };
+  const phases = `init ${init.wall}s, start ${start.wall}s, qemu-img ${conv.wall}s, stop ${stop.wall}s, cleanup ${cleanup.wall}s`;
+  return { wall, cpu, serveCpu: serve, phases, init, conv, stats: stop.result.stats, serverMiB: mon.s.serverMiB, fuseMiB: mon.s.fuseMiB, diskMiB: Math.max(afterInit, mon.s.diskMax) / 2 ** 20 };
 }
 
 /** Show Configuration through a relay counting every byte the gateway sends back */
@@ -188,14 +193,16 @@ try {
   const mib = (s) => (size / 2 ** 20 / s).toFixed(0);
   for (let r = 0; r < rounds; r++) {
     const peerFile = join(dir, 'peer.vma.zst');
-    const peer = await timed('node', [join(root, 'host/bin/pve-s3-restore.js'), '--source', indexed, '--destination', peerFile], { env: cliEnv });
+    const peer = await timed('node', [...nodeArgs, join(root, 'host/bin/pve-s3-restore.js'), '--source', indexed, '--destination', peerFile], { env: cliEnv });
     rmSync(peerFile);
     const ix = await providerRestore(`backup/${indexed}`, 'drive-scsi0');
     const nx = await providerRestore(`backup/${plain}`, 'drive-scsi0');
     console.log(`round ${r}:`);
     console.log(`  pve-s3-restore (peer) ${peer.wall}s (${mib(peer.wall)} MiB/s of disk), peak RSS ${peer.rssMiB.toFixed(0)} MiB, CPU ${peer.cpu.toFixed(1)}s, local disk = the archive`);
     console.log(`  provider, indexed     ${ix.wall.toFixed(1)}s (${mib(ix.wall)} MiB/s; qemu-img ${ix.conv.wall}s), NBD server peak RSS ${ix.serverMiB.toFixed(0)} MiB, nbdfuse ${ix.fuseMiB.toFixed(0)} MiB, local disk ${ix.diskMiB.toFixed(1)} MiB, frames ${ix.stats?.framesFetched} (${((ix.stats?.bytesFetched ?? 0) / 2 ** 20).toFixed(0)} MiB fetched), CPU ${ix.cpu.toFixed(1)}s (NBD server + nbdfuse ${ix.serveCpu.toFixed(1)}s, qemu-img ${ix.conv.cpu.toFixed(1)}s) | time ratio provider/peer ${(ix.wall / peer.wall).toFixed(2)}, CPU ratio ${(ix.cpu / peer.cpu).toFixed(2)}`);
+    console.log(`    phases: ${ix.phases}`);
     console.log(`  provider, no index    ${nx.wall.toFixed(1)}s (${mib(nx.wall)} MiB/s; streaming pass ${nx.init.wall}s, qemu-img ${nx.conv.wall}s), streaming pass peak RSS ${nx.init.rssMiB.toFixed(0)} MiB, local disk ${nx.diskMiB.toFixed(0)} MiB, CPU ${nx.cpu.toFixed(1)}s (streaming pass ${nx.init.cpu.toFixed(1)}s, qemu-img ${nx.conv.cpu.toFixed(1)}s) | time ratio provider/peer ${(nx.wall / peer.wall).toFixed(2)}, CPU ratio ${(nx.cpu / peer.cpu).toFixed(2)}`);
+    console.log(`    phases: ${nx.phases}`);
   }
   for (const [label, name] of [['indexed', indexed], ['no index', plain]]) {
     const s = await showConfigBytes(`backup/${name}`);

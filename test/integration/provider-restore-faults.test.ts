@@ -12,7 +12,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readKeyring } from '../../host/src/config/manifest-key.js';
 import { serializeManifest } from '../../host/src/transfer/manifest.js';
 import { Sha256 } from '../../host/src/wasm/digests.js';
-import { flipStoredByte } from '../helpers/rados.js';
+import { crcKeepingMask } from '../helpers/crc64.js';
+import { flipStoredByte, xorStoredBytes } from '../helpers/rados.js';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -213,6 +214,22 @@ d('provider VM restore when things go wrong', () => {
     sameAsSource();
     nothingLeft();
   }, 300_000);
+
+  it('indexed: a change crafted to keep the frame\'s CRC (the CRC is linear) is still refused, by zstd\'s content checksum (on its zstd thread)', async () => {
+    const f = dataFrames[1]!;
+    const at = f.offset + Math.floor(f.clen / 3);
+    await xorStoredBytes(c.bucket, key(indexed), at, crcKeepingMask(0x5a));
+    try {
+      const r = await convertOnce(indexed);
+      expect(r.convert).not.toBe(0);
+      expect(r.stop!.error).toMatchObject({ code: 'IntegrityError' });
+      expect(r.stop!.error!.message).toContain(`backup '${indexed}': the frame at byte ${f.offset} does not decompress`);
+      expect(r.cleanup!.ok, r.cleanup!.error?.message).toBe(true);
+    } finally {
+      await xorStoredBytes(c.bucket, key(indexed), at, crcKeepingMask(0x5a));
+    }
+    nothingLeft();
+  }, 180_000);
 
   it('indexed: one byte of the stored frame index changed in RADOS, or the index truncated, fails restore_vm_init (the SHA-256 its signed manifest records), index version 1 and 2', async () => {
     const ixKey = `${key(indexed)}.s3index`;

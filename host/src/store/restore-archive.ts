@@ -11,6 +11,7 @@ import { Crc64Nvme, Sha256 } from '../wasm/digests.js';
 import { toHex } from '../wasm/encoding.js';
 import { decodeIndex, INDEX_TYPE, type FrameIndex, type FrameRecord } from '../vma/frame-index.js';
 import { parseHeader, type VmaHeaderInfo } from '../vma/reader.js';
+import { DecompressError, type FrameDecompressor } from '../zstd/frame-decompressor.js';
 import { zstd } from '../zstd/native.js';
 import { isNotFound } from './objects.js';
 import { keyOf, notFound } from './volumes.js';
@@ -90,55 +91,86 @@ export async function collect(body: AsyncIterable<Uint8Array>, max: number): Pro
   return Buffer.concat(chunks, n);
 }
 
+/** where fetchFrame gets the buffer for a frame's compressed bytes and gives it back once done */
+export interface FrameBuffers {
+  /** a buffer of at least `size` bytes that owns its memory (it may travel to a zstd thread) */
+  take(size: number): Buffer;
+  give(b: Buffer): void;
+}
+
 /**
  * One frame's compressed bytes by a ranged GET, verified against its index record — its
  * CRC-64/NVME (index version 2), or its SHA-256 in an index written before frames had CRCs —,
- * then decompressed (zstd checks its own content checksum too). The body goes straight into one
- * buffer of the frame's size and into the check as it arrives (the lean GET path: no stream, no
- * chunk list to join), so the verdict is ready when the last byte is. A mismatch is fetched once
- * more (a broken transfer), then it is the archive that is damaged.
+ * then decompressed (zstd checks its own content checksum too), on a zstd thread when a
+ * decompressor is given. The body goes straight into one buffer of the frame's size and into the
+ * check as it arrives (the lean GET path: no stream, no chunk list to join), so the verdict is
+ * ready when the last byte is. A mismatch is fetched once more (a broken transfer), then it is the
+ * archive that is damaged.
  */
-export async function fetchFrame(ctx: StoreContext, a: { key: string; v: VolumeInfo }, f: FrameRecord, signal?: AbortSignal): Promise<Buffer> {
-  const bytes = Buffer.allocUnsafe(f.clen);
-  const byCrc = f.crc64 !== undefined;
-  let last: PveS3Error | null = null;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    const check = byCrc ? new Crc64Nvme() : new Sha256();
-    let n = 0;
-    let good = false;
-    try {
-      await transferClient(ctx).getObjectInto(a.key, { range: [f.offset, f.offset + f.clen - 1], ...readSse(ctx), ...(signal ? { signal } : {}) }, (piece) => {
-        if (n + piece.length > f.clen) throw new PveS3Error('IntegrityError', `the server sent more than the ${f.clen} bytes asked for`, { exitCode: EXIT.integrity });
-        bytes.set(piece, n);
-        check.update(piece);
-        n += piece.length;
-      });
-    } catch (e) {
-      if ((e as PveS3Error).retryable && attempt === 0) continue;
-      throw e;
-    } finally {
-      // also after a failure: the digest gives the hash's slot back
-      const d = check.digest();
-      good = n === f.clen && (typeof d === 'bigint' ? d === f.crc64 : Buffer.from(d).equals(f.sha256));
-    }
-    if (good) {
-      const out = Buffer.allocUnsafe(f.ulen);
+export async function fetchFrame(
+  ctx: StoreContext,
+  a: { key: string; v: VolumeInfo },
+  f: FrameRecord,
+  signal?: AbortSignal,
+  o: { buffers?: FrameBuffers; decompressor?: FrameDecompressor } = {},
+): Promise<Buffer> {
+  let own: Buffer | null = o.buffers?.take(f.clen) ?? Buffer.allocUnsafeSlow(f.clen);
+  try {
+    const bytes = own.subarray(0, f.clen);
+    const byCrc = f.crc64 !== undefined;
+    let last: PveS3Error | null = null;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const check = byCrc ? new Crc64Nvme() : new Sha256();
+      let n = 0;
+      let good = false;
+      try {
+        await transferClient(ctx).getObjectInto(a.key, { range: [f.offset, f.offset + f.clen - 1], ...readSse(ctx), ...(signal ? { signal } : {}) }, (piece) => {
+          if (n + piece.length > f.clen) throw new PveS3Error('IntegrityError', `the server sent more than the ${f.clen} bytes asked for`, { exitCode: EXIT.integrity });
+          bytes.set(piece, n);
+          check.update(piece);
+          n += piece.length;
+        });
+      } catch (e) {
+        if ((e as PveS3Error).retryable && attempt === 0) continue;
+        throw e;
+      } finally {
+        // also after a failure: the digest gives the hash's slot back
+        const d = check.digest();
+        good = n === f.clen && (typeof d === 'bigint' ? d === f.crc64 : Buffer.from(d).equals(f.sha256));
+      }
+      if (!good) {
+        last = new PveS3Error(
+          'IntegrityError',
+          `backup '${a.v.volname}' is damaged: the ${f.clen} bytes at ${f.offset} of '${a.key}' do not match the ${byCrc ? 'CRC-64/NVME' : 'SHA-256'} their frame index records`,
+          { exitCode: EXIT.integrity, key: a.key },
+        );
+        continue;
+      }
+      let out: Buffer;
       let len: number;
       try {
-        len = zstd().decompress(out, bytes);
+        if (o.decompressor) {
+          const src = own;
+          own = null; // with the zstd thread until it answers
+          const d = await o.decompressor.decompress(src, f.clen, f.ulen);
+          own = d.input;
+          ({ out, len } = d);
+        } else {
+          out = Buffer.allocUnsafe(f.ulen);
+          len = zstd().decompress(out, bytes);
+        }
       } catch (e) {
+        if (e instanceof DecompressError) own = e.input;
+        else if (e instanceof PveS3Error) throw e; // the zstd thread itself failed
         throw new PveS3Error('IntegrityError', `backup '${a.v.volname}': the frame at byte ${f.offset} does not decompress (${(e as Error).message})`, { exitCode: EXIT.integrity });
       }
       if (len !== f.ulen) throw new PveS3Error('IntegrityError', `backup '${a.v.volname}': the frame at byte ${f.offset} decompressed to ${len} bytes, its index record says ${f.ulen}`, { exitCode: EXIT.integrity });
       return out;
     }
-    last = new PveS3Error(
-      'IntegrityError',
-      `backup '${a.v.volname}' is damaged: the ${f.clen} bytes at ${f.offset} of '${a.key}' do not match the ${byCrc ? 'CRC-64/NVME' : 'SHA-256'} their frame index records`,
-      { exitCode: EXIT.integrity, key: a.key },
-    );
+    throw last!;
+  } finally {
+    if (own) o.buffers?.give(own);
   }
-  throw last!;
 }
 
 /** The VMA header of an indexed archive: frame 0 alone holds it. */

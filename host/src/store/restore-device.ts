@@ -10,7 +10,8 @@ import { STATE_HOLE, STATE_ZERO } from '../nbd/protocol.js';
 import { CLUSTER_SIZE, type VmaDevice } from '../vma/format.js';
 import { FrameKind, type FrameIndex, type FrameRecord } from '../vma/frame-index.js';
 import { frameRuns, frameSpan, type FrameRuns } from '../vma/frame-decode.js';
-import { fetchFrame } from './restore-archive.js';
+import { fetchFrame, type FrameBuffers } from './restore-archive.js';
+import { FrameDecompressor } from '../zstd/frame-decompressor.js';
 import type { StoreContext } from './types.js';
 import type { VolumeInfo } from '../pve/volname.js';
 
@@ -19,6 +20,8 @@ export interface FrameDeviceOptions {
   cacheBytes?: number;
   /** data frames fetched at the same time (default 3) */
   parallel?: number;
+  /** threads decompressing frames (default 2; 0: on the main thread) */
+  zstdThreads?: number;
 }
 
 export interface FrameDeviceStats {
@@ -48,6 +51,11 @@ export class FrameDevice implements NbdExport {
   private tick = 0;
   private readonly cacheBytes: number;
   private readonly parallel: number;
+  /** buffers for compressed frames, reused: a fresh 16 MiB buffer per frame costs page faults
+   *  and garbage collections; about `parallel` of them are ever in use */
+  private readonly spare: Buffer[] = [];
+  private readonly buffers: FrameBuffers;
+  private readonly decompressor: FrameDecompressor;
 
   constructor(
     private readonly ctx: StoreContext,
@@ -63,6 +71,23 @@ export class FrameDevice implements NbdExport {
     this.devices = new Map(index.devices.map((d) => [d.id, d]));
     this.cacheBytes = o.cacheBytes ?? 96 << 20;
     this.parallel = o.parallel ?? 3;
+    const maxClen = this.frames.reduce((m, f) => Math.max(m, f.clen), 0);
+    this.buffers = {
+      take: (size) => {
+        const b = this.spare.pop();
+        return b && b.length >= size ? b : Buffer.allocUnsafeSlow(Math.max(size, maxClen));
+      },
+      give: (b) => {
+        if (this.spare.length < this.parallel + 1) this.spare.push(b);
+      },
+    };
+    // frames are decompressed on zstd threads: the main thread goes on receiving and answering
+    this.decompressor = new FrameDecompressor({ threads: o.zstdThreads ?? 2 });
+  }
+
+  /** stops the zstd threads */
+  async close(): Promise<void> {
+    await this.decompressor.close();
   }
 
   private isZero(f: FrameRecord): boolean {
@@ -136,7 +161,7 @@ export class FrameDevice implements NbdExport {
   private load(i: number): Promise<FrameRuns> {
     const f = this.frames[i]!;
     this.fetching++;
-    const p = fetchFrame(this.ctx, this.archive, f, this.ctx.signal)
+    const p = fetchFrame(this.ctx, this.archive, f, this.ctx.signal, { buffers: this.buffers, decompressor: this.decompressor })
       .then((vma) => {
         this.stats.framesFetched++;
         this.stats.bytesFetched += f.clen;

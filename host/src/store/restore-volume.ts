@@ -253,6 +253,7 @@ export async function serveVolume(ctx: StoreContext, dirArg: string, device: str
     }
     await rmdir(mnt).catch(() => undefined);
     await server.close();
+    await exp.close();
     state.state = failure ? 'failed' : 'stopped';
     state.stats = { ...exp.stats };
     await save();

@@ -54,6 +54,28 @@ function unpooledCopy(data: Buffer): Buffer {
   return b;
 }
 
+/**
+ * The zstd threads (compress-worker.js, next to this module once built), `threads` of them
+ * (default 2): none when asked for 0 or when the script is not there — the TypeScript sources
+ * under vitest, unless a test names the built script — so the caller works on its own thread.
+ */
+export function startZstdThreads<M>(o: { threads?: number; workerScript?: string }, onMessage: (m: M) => void, onError: (e: Error) => void): Worker[] {
+  const threads = o.threads ?? 2;
+  const script = o.workerScript ?? fileURLToPath(new URL('./compress-worker.js', import.meta.url));
+  zstd(); // fail here, clearly, when the addon is missing
+  const workers: Worker[] = [];
+  if (threads > 0 && (o.workerScript !== undefined || import.meta.url.endsWith('.js')) && existsSync(script)) {
+    for (let i = 0; i < threads; i++) {
+      const w = new Worker(script, { execArgv: [] });
+      w.on('message', onMessage);
+      w.on('error', onError);
+      w.unref();
+      workers.push(w);
+    }
+  }
+  return workers;
+}
+
 export interface FrameCompressorOptions {
   /** worker threads (default 2: the two cores of a small node); 0 = on this thread */
   threads?: number;
@@ -65,7 +87,7 @@ export interface FrameCompressorOptions {
 }
 
 export class FrameCompressor {
-  private readonly workers: Worker[] = [];
+  private readonly workers: Worker[];
   private readonly waiting = new Map<number, { resolve(f: CompressedFrame): void; reject(e: Error): void }>();
   private seq = 0;
   private ctx: ZstdCCtx | undefined;
@@ -74,18 +96,7 @@ export class FrameCompressor {
 
   constructor(o: FrameCompressorOptions = {}) {
     this.level = o.level ?? 3;
-    const threads = o.threads ?? 2;
-    const script = o.workerScript ?? fileURLToPath(new URL('./compress-worker.js', import.meta.url));
-    zstd(); // fail here, clearly, when the addon is missing
-    if (threads > 0 && (o.workerScript !== undefined || import.meta.url.endsWith('.js')) && existsSync(script)) {
-      for (let i = 0; i < threads; i++) {
-        const w = new Worker(script, { execArgv: [] });
-        w.on('message', (m: FromCompressor) => this.onMessage(m));
-        w.on('error', (e) => this.fail(e));
-        w.unref();
-        this.workers.push(w);
-      }
-    }
+    this.workers = startZstdThreads(o, (m: FromCompressor) => this.onMessage(m), (e) => this.fail(e));
   }
 
   get threaded(): boolean {
