@@ -138,7 +138,11 @@ export const OPS: Record<string, Op> = {
   async download(ctx, args) {
     const { getVolume } = await import('../store/transfer.js');
     const volname = str(args, 'volname');
-    const r = await getVolume(ctx, volname, absPath('dest', str(args, 'dest')), { force: bool(args, 'force') === true });
+    const dest = absPath('dest', str(args, 'dest'));
+    // activate_volume: an archived volume is requested from its archive class, PVE told to come back
+    const { readableForPve } = await import('./archived.js');
+    await readableForPve(ctx, volname);
+    const r = await getVolume(ctx, volname, dest, { force: bool(args, 'force') === true });
     return {
       result: { ...r },
       message: r.downloaded ? `downloaded ${volname} (${formatBytes(r.size)})${r.verified ? '' : `, not verified: ${r.trustNote ?? 'no manifest'}`}` : `${volname} already cached`,

@@ -184,6 +184,8 @@ export const PROVIDER_OPS: Record<string, Op> = {
     const volname = str(args, 'volname');
     // the PVE worker that runs this restore: its death abandons the restore (see restore-dir.ts)
     const owner = int(args, 'owner_pid', { min: 2 }) ?? process.ppid;
+    const { readableForPve } = await import('./archived.js');
+    await readableForPve(ctx, volname);
     const { restoreVmInit } = await import('../store/restore-vm.js');
     const r = await restoreVmInit(ctx, volname, { owner, onLine: stderrLine });
     return {
@@ -225,6 +227,8 @@ export const PROVIDER_OPS: Record<string, Op> = {
   async 'restore-container-init'(ctx, args) {
     const volname = str(args, 'volname');
     const owner = int(args, 'owner_pid', { min: 2 }) ?? process.ppid;
+    const { readableForPve } = await import('./archived.js');
+    await readableForPve(ctx, volname);
     const { restoreContainerInit } = await import('../store/restore-ct.js');
     const r = await restoreContainerInit(ctx, volname, { owner, onLine: stderrLine });
     return { result: { dir: r.dir, path: r.path }, message: `${volname}: downloaded to ${r.path}` };
