@@ -22,7 +22,7 @@ const HEADS = Number(env.HEADS || 2000);
 const SIZE = Number(env.SIZE_MB || 64) * 1024 * 1024;
 const ROUNDS = Number(env.ROUNDS || 3);
 
-const dispatcher = createDispatcher({ connectTimeoutMs: 5000 });
+const dispatcher = await createDispatcher({ connectTimeoutMs: 5000 });
 let connects = 0;
 dispatcher.on('connect', () => connects++);
 const bucket = `bench-${Date.now().toString(36)}`;

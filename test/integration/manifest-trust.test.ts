@@ -239,7 +239,9 @@ describe('our own uploads', () => {
     let gets = 0;
     const counting = new Proxy(c, {
       get(t, p, r) {
+        // manifests are read through the lean path (getObjectInto); any GET of one counts
         if (p === 'getObject') return (...a: Parameters<S3Client['getObject']>) => ((gets += String(a[0]).endsWith('.s3manifest') ? 1 : 0), t.getObject(...a));
+        if (p === 'getObjectInto') return (...a: Parameters<S3Client['getObjectInto']>) => ((gets += String(a[0]).endsWith('.s3manifest') ? 1 : 0), t.getObjectInto(...a));
         const v = Reflect.get(t, p, r) as unknown;
         return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(t) : v;
       },

@@ -203,7 +203,7 @@ describe('not retried, or failing clearly', () => {
 
 describe('connections', () => {
   it('keep-alive: 30 HEADs and GETs in a row reuse connections (undici would close after each HEAD)', async () => {
-    const dispatcher = createDispatcher({ connectTimeoutMs: 5000 });
+    const dispatcher = await createDispatcher({ connectTimeoutMs: 5000 });
     let connects = 0;
     dispatcher.on('connect', () => connects++);
     try {

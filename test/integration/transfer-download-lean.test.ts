@@ -9,6 +9,7 @@ import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
 import { downloadObject, verifyObject } from '../../host/src/transfer/download.js';
+import { MANIFEST_MAX_BYTES, readManifest } from '../../host/src/transfer/manifest.js';
 import { uploadObject } from '../../host/src/transfer/upload.js';
 import { closeTestClients, dropBucket, freshBucket } from '../helpers/s3.js';
 import { MiB, payload, sha256, wrapClient } from './transfer-helpers.js';
@@ -31,7 +32,9 @@ afterAll(async () => {
 });
 
 /** Ranged GETs in flight at once, the ranges asked for, and the memory every piece arrived in;
- *  each GET is held back a little so the workers overlap and the bound is actually reached. */
+ *  each GET is held back a little so the workers overlap and the bound is actually reached.
+ *  The manifest's GET (the whole small object, no range) goes the same lean way and the same
+ *  read buffer, but is not one of the ranges. */
 function watchedGets() {
   let now = 0;
   let max = 0;
@@ -39,6 +42,7 @@ function watchedGets() {
   const memory = new Set<ArrayBufferLike>();
   const client = wrapClient(c, {
     getObjectInto: async (key, o, onData) => {
+      if (!o.range) return c.getObjectInto(key, o, (chunk) => (memory.add(chunk.buffer), onData(chunk)));
       now++;
       max = Math.max(max, now);
       ranges.push(`${o.range![0]}-${o.range![1]}`);
@@ -94,5 +98,16 @@ describe('the lean download path', () => {
     expect(await verifyObject(w.client, KEY, { concurrency: 6 })).toBe('good');
     expect(w.max()).toBe(6);
     expect(await verifyObject(w.client, KEY, { concurrency: 6, verify: 'sha256' })).toBe('good');
+  });
+
+  it('the manifest comes the lean way too: read whole, none when absent, and one past 4 MiB refused', async () => {
+    const m = await readManifest(c, KEY);
+    expect(m).toMatchObject({ size: data.length, partSize: 5 * MiB });
+    expect(m!.parts).toHaveLength(7);
+    expect(await readManifest(c, 'lean/none')).toBeNull();
+    await c.putObject('lean/huge.s3manifest', new Uint8Array(MANIFEST_MAX_BYTES + 1));
+    await expect(readManifest(c, 'lean/huge')).rejects.toMatchObject({ code: 'ManifestInvalid', message: expect.stringContaining('larger than 4194304 bytes') });
+    // the connection the refusal dropped is not reused: the next read works
+    expect((await readManifest(c, KEY))!.parts).toHaveLength(7);
   });
 });

@@ -46,7 +46,7 @@ describe('bwlimit for downloads', () => {
     // a HEAD, and a manifest GET that finds none: unverified, so the restore needs the flag
     const client = {
       headObject: async (key: string) => ({ key, size: 0, etag: '"x"', metadata: {} }),
-      getObject: async () => {
+      getObjectInto: async () => {
         throw Object.assign(new Error('no such key'), { code: 'NoSuchKey', status: 404 });
       },
     };

@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { Agent, buildConnector, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import buildConnector from 'undici/lib/core/connect.js';
 import { ConfigError } from '../util/errors.js';
 
 export interface DispatcherSettings {
@@ -33,8 +34,14 @@ export class FingerprintMismatchError extends Error {
   }
 }
 
-/** `connect`: a connector made earlier from the same settings (createConnector) */
-export function createDispatcher(s: DispatcherSettings, connect?: buildConnector.connector): Dispatcher {
+/**
+ * `connect`: a connector made earlier from the same settings (createConnector). undici's index
+ * is loaded here, on the first request that needs the pool: a restore or a status sends only
+ * lean requests (lean-get.ts) and never evaluates it (the installed bundle maps `undici` to
+ * scripts/undici-agent.mjs, which loads only the Agent).
+ */
+export async function createDispatcher(s: DispatcherSettings, connect?: buildConnector.connector): Promise<Dispatcher> {
+  const { Agent } = await import('undici');
   return new Agent({
     connect: connect ?? createConnector(s),
     connections: s.connections ?? null,

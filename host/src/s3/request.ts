@@ -125,7 +125,7 @@ export class S3Transport {
   private readonly signer: SigV4Signer;
   /** made on the first request that needs it: a status's one HEAD goes the lean way and never
    *  loads undici's pool, client and HTTP parser (bench:startup) */
-  private dispatcher: Dispatcher | undefined;
+  private dispatcher: Promise<Dispatcher> | undefined;
   private readonly connect: ReturnType<typeof createConnector> | undefined;
   private readonly ownsDispatcher: boolean;
   private readonly clock: () => Date;
@@ -147,7 +147,7 @@ export class S3Transport {
     this.policy = { ...DEFAULT_RETRY, ...(s.maxRetries !== undefined ? { maxRetries: s.maxRetries } : {}), ...o.retry };
     this.random = o.random;
     if (o.dispatcher) {
-      this.dispatcher = o.dispatcher;
+      this.dispatcher = Promise.resolve(o.dispatcher);
       this.ownsDispatcher = false;
     } else {
       // the connector now, so that an unreadable CA file is refused when the client is made
@@ -220,10 +220,10 @@ export class S3Transport {
 
   async close(): Promise<void> {
     this.lean?.close();
-    if (this.ownsDispatcher) await this.dispatcher?.close();
+    if (this.ownsDispatcher) await (await this.dispatcher?.catch(() => undefined))?.close();
   }
 
-  private pool(): Dispatcher {
+  private pool(): Promise<Dispatcher> {
     return (this.dispatcher ??= createDispatcher({ connectTimeoutMs: this.settings.connectTimeoutMs, tls: this.settings.tls }, this.connect));
   }
 
@@ -375,7 +375,7 @@ export class S3Transport {
     const { t, path, headers: signedHeaders, date, started } = this.prepare(r);
     let res: Dispatcher.ResponseData;
     try {
-      res = await this.pool().request({
+      res = await (await this.pool()).request({
         origin: t.origin,
         path,
         method: r.method,

@@ -292,28 +292,31 @@ function parseExtra(m: Record<string, unknown>, key: string): ManifestExtra {
   return out;
 }
 
-/** The object's manifest, or null when it has none (uploaded by another tool, or incomplete). */
+/**
+ * The object's manifest, or null when it has none (uploaded by another tool, or incomplete).
+ * Read through the lean GET path (getObjectInto) like the object itself: a restore then sends
+ * only lean requests and never loads undici's pool.
+ */
 export async function readManifest(
   client: TransferClient,
   key: string,
   o: { signal?: AbortSignal; sse?: SseOptions; keys?: ManifestKeys } = {},
 ): Promise<Manifest | null> {
-  let body: AsyncIterable<Uint8Array>;
+  const chunks: Buffer[] = [];
+  let len = 0;
   try {
-    ({ body } = await client.getObject(manifestKey(key), { signal: o.signal, sse: o.sse }));
+    await client.getObjectInto(manifestKey(key), { signal: o.signal, sse: o.sse }, (c) => {
+      len += c.length;
+      // (the throw ends the request: the rest is never read)
+      if (len > MANIFEST_MAX_BYTES) throw invalid(key, `larger than ${MANIFEST_MAX_BYTES} bytes (4 MiB), far more than a manifest of ${MAX_PARTS} parts takes`);
+      // a view of the connection's read buffer, valid only during this call
+      chunks.push(Buffer.from(c));
+    });
   } catch (e) {
     if (isNotFound(e)) return null;
     throw e;
   }
-  const chunks: Uint8Array[] = [];
-  let len = 0;
-  for await (const c of body) {
-    len += c.length;
-    // (leaving the loop destroys the body: the rest is never read)
-    if (len > MANIFEST_MAX_BYTES) throw invalid(key, `larger than ${MANIFEST_MAX_BYTES} bytes (4 MiB), far more than a manifest of ${MAX_PARTS} parts takes`);
-    chunks.push(c);
-  }
-  return parseManifest(Buffer.concat(chunks).toString('utf8'), key, o.keys);
+  return parseManifest(Buffer.concat(chunks, len).toString('utf8'), key, o.keys);
 }
 
 export function isNotFound(e: unknown): boolean {
