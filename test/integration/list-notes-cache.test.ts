@@ -173,4 +173,38 @@ describe('notes cache of the commands run from S3_* alone', () => {
     expect(second.code, second.stderr).toBe(0);
     expect(notes(second)[names[0]!]).toBe('changed by another node');
   });
+
+  it("pve-s3-restore --list keeps the manifests' verdicts there too: a warm listing reads no manifest, a rewritten one is read again", async () => {
+    requireBuild();
+    const home = join(dir, 'xdg-trust');
+    const log = join(dir, 'trust-list.log');
+    const prefix = 'trust/';
+    const backups = [200, 201, 202].map((id) => `vzdump-qemu-${id}-2026_01_02-03_04_05.vma.zst`);
+    for (const n of backups) {
+      await c.putObject(`${prefix}dump/${n}`, enc('archive'));
+      await c.putObject(`${prefix}dump/${n}.s3manifest`, enc('{"not":"a manifest"}'));
+    }
+    const env = s3Env(dir, c.bucket, { S3_PREFIX: prefix, XDG_CACHE_HOME: home, PVE_S3_LOG_FILE: log, PVE_S3_LOG_LEVEL: 'DEBUG' });
+    const gets = async () => {
+      const text = await readFile(log, 'utf8').catch(() => '');
+      await rm(log, { force: true });
+      return text.split('\n').filter((l) => l.includes('s3 request operation=GetObject')).length;
+    };
+    const listing = async () => {
+      const r = await run('pve-s3-restore', ['--list', '--json'], { env });
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as Array<{ name: string; trust?: string }>).map((v) => v.name);
+    };
+    expect(await listing()).toEqual(backups);
+    expect(await gets()).toBe(3);
+    const files = await readdir(join(home, 'pve-s3'));
+    const trust = files.find((f) => /^trust-[0-9a-f]{16}\.json$/.test(f));
+    expect(trust, files.join(' ')).toBeDefined();
+    expect((await stat(join(home, 'pve-s3', trust!))).mode & 0o777).toBe(0o600);
+    expect(await listing()).toEqual(backups);
+    expect(await gets()).toBe(0);
+    await other.putObject(`${prefix}dump/${backups[1]}.s3manifest`, enc('{"still":"not one"}'));
+    expect(await listing()).toEqual(backups);
+    expect(await gets()).toBe(1);
+  });
 });

@@ -14,13 +14,14 @@
  * explicit flag, and only they count for retention.
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { ManifestKeyring } from '../config/manifest-key.js';
 import type { ObjectSummary } from '../s3/types.js';
 import { bareETag } from '../s3/xml.js';
 import type { Manifest, ManifestSigner } from '../transfer/manifest.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { mapLimit } from './concurrency.js';
+import { listingCachePath } from './notes-cache.js';
 import { STATE_DIR } from './state-dir.js';
 import { readSse, transferClient, volid, type StoreContext, type StoreSettings, type Trust, type Volume } from './types.js';
 
@@ -167,20 +168,35 @@ interface CacheEntry {
 
 const CACHE_FILE = 'trust.json';
 
-async function readCache(dir: string): Promise<Record<string, CacheEntry>> {
+/**
+ * Where this node keeps the verdicts: `<path>/.pve-s3/trust.json`, or for the commands run from
+ * S3_* alone the listing caches' place, `$XDG_CACHE_HOME/pve-s3/trust-<tag>.json` (per endpoint,
+ * bucket and prefix; a directory of the user's own, 0700) — without it every listing read every
+ * manifest again: one GET per backup. Undefined: no usable place.
+ */
+function cacheFile(ctx: StoreContext): string | undefined {
+  if (ctx.settings.cacheDir !== undefined) return join(ctx.settings.cacheDir, STATE_DIR, CACHE_FILE);
   try {
-    const v = JSON.parse(await readFile(join(dir, CACHE_FILE), 'utf8')) as { v?: number; entries?: Record<string, CacheEntry> };
+    return listingCachePath(ctx, 'trust') ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function readCache(file: string): Promise<Record<string, CacheEntry>> {
+  try {
+    const v = JSON.parse(await readFile(file, 'utf8')) as { v?: number; entries?: Record<string, CacheEntry> };
     return v.v === 1 && v.entries && typeof v.entries === 'object' ? v.entries : {};
   } catch {
     return {};
   }
 }
 
-async function writeCache(dir: string, entries: Record<string, CacheEntry>): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  const tmp = join(dir, `${CACHE_FILE}.tmp.${process.pid}`);
+async function writeCache(file: string, entries: Record<string, CacheEntry>): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  const tmp = `${file}.tmp.${process.pid}`;
   await writeFile(tmp, JSON.stringify({ v: 1, entries }), { mode: 0o600 });
-  await rename(tmp, join(dir, CACHE_FILE));
+  await rename(tmp, file);
 }
 
 /**
@@ -197,8 +213,8 @@ export async function assessListed(
 ): Promise<void> {
   const ring = await keyringOf(ctx);
   const ringId = ring ? ring.ids.join(',') : '';
-  const dir = ctx.settings.cacheDir !== undefined ? join(ctx.settings.cacheDir, STATE_DIR) : undefined;
-  const cache = dir !== undefined ? await readCache(dir) : {};
+  const file = cacheFile(ctx);
+  const cache = file !== undefined ? await readCache(file) : {};
   let changed = false;
   const todo: Array<{ vol: Volume; manifest: ObjectSummary }> = [];
   for (const { vol, manifest } of items) {
@@ -226,8 +242,8 @@ export async function assessListed(
     cache[vol.key] = { e: vol.etag ?? '', s: vol.size, me: manifest.etag, mt: manifest.lastModified.getTime(), k: ringId, t: verdict.trust, ...(verdict.note !== undefined ? { n: verdict.note } : {}) };
     changed = true;
   });
-  if (dir !== undefined && changed) {
-    await writeCache(dir, cache).catch((e: Error) => ctx.logger.warn('could not write the trust cache', { error: e.message }));
+  if (file !== undefined && changed) {
+    await writeCache(file, cache).catch((e: Error) => ctx.logger.warn('could not write the trust cache', { error: e.message }));
   }
 }
 
