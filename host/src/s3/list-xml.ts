@@ -165,7 +165,11 @@ export function scanListPage(s: string): RawListPage | undefined {
 
 /** A value's text with its references decoded; undefined for an '&' that is not one. */
 function text(raw: string): string | undefined {
-  if (!raw.includes('&')) return raw;
+  const amp = raw.indexOf('&');
+  if (amp < 0) return raw;
+  // the ETag as S3 writes it, &quot;…&quot;, once per key: without the general decoder's regexps
+  const end = raw.length - 6;
+  if (amp === 0 && end > 6 && raw.startsWith('&quot;') && raw.indexOf('&', 6) === end && raw.endsWith('&quot;')) return `"${raw.slice(6, end)}"`;
   if (BAD_AMP.test(raw)) return undefined;
   return decodeEntities(raw);
 }

@@ -182,6 +182,7 @@ function dateOf(v: string | undefined): Date | undefined {
 
 /** EncodingType=url answers: S3 encodes a space as '+', so '+' itself arrives as %2B. */
 export function urlDecode(s: string): string {
+  if (!s.includes('%') && !s.includes('+')) return s;
   try {
     return decodeURIComponent(s.replace(/\+/g, ' '));
   } catch {
