@@ -124,7 +124,7 @@ describe('an archived backup without --wait', () => {
 
 describe('--wait', () => {
   it('polls HEAD with a progress line, then restores the bytes verified', async () => {
-    proxy.archive.mark(exact(A101), { storageClass: 'GLACIER', restoreMs: 2500 });
+    proxy.archive.mark(exact(A101), { storageClass: 'GLACIER', restoreMs: 4000 });
     const out = await mkdtemp(join(dir, 'wait-'));
     const r = await restore(A101, ['--restore-tier', 'Expedited', '--wait', '--wait-interval', '1', '--destination', out]);
     expect(r.code, r.stderr).toBe(0);
