@@ -13,9 +13,10 @@
  * The bounds live beside the notes cache (notes-cache.ts listingCachePath): written whole under a
  * temporary name and renamed; an unreadable, foreign or malformed file is ignored.
  */
-import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { compareKeys } from '../s3/key-order.js';
 import type { ObjectSummary } from '../s3/types.js';
+import { saveCacheFile } from './cache-file.js';
 import { mapLimit } from './concurrency.js';
 import { listingCachePath, listingOrigin } from './notes-cache.js';
 import type { StoreContext } from './types.js';
@@ -88,16 +89,7 @@ export class ListBounds {
   save(ctx: StoreContext): void {
     if (!this.changed || this.file === null) return;
     const doc: BoundsFile = { format: FORMAT, origin: this.origin, folders: Object.fromEntries(this.folders) };
-    const tmp = `${this.file}.${process.pid}.${Math.random().toString(16).slice(2, 10)}.tmp`;
-    try {
-      writeFileSync(tmp, JSON.stringify(doc), { mode: 0o600, flag: 'wx' });
-      renameSync(tmp, this.file);
-      this.changed = false;
-    } catch (e) {
-      rmSync(tmp, { force: true });
-      // the bounds only save time: a listing never fails over them
-      ctx.logger.warn('cannot write the listing bounds', { file: this.file, error: (e as Error).message });
-    }
+    if (saveCacheFile(ctx, this.file, doc, 'listing bounds')) this.changed = false;
   }
 }
 

@@ -16,12 +16,13 @@
  * from S3_* alone, `$XDG_CACHE_HOME/pve-s3/` (default `~/.cache/pve-s3/`, mode 0700), one file
  * per endpoint, bucket and prefix. docs/CONFIG.md and docs/PROTOCOL.md §6 say so.
  */
-import { chmodSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { isAbsolute, join } from 'node:path';
 import { NOTES_SUFFIX } from '../pve/volname.js';
 import type { ObjectSummary } from '../s3/types.js';
 import { bareETag } from '../s3/xml.js';
+import { saveCacheFile } from './cache-file.js';
 import { mapLimit } from './concurrency.js';
 import { NOTES_MAX_BYTES, readNotesTagged } from './notes.js';
 import { stateDir } from './state-dir.js';
@@ -177,16 +178,7 @@ export class NotesCache {
   save(ctx: StoreContext): void {
     if (!this.changed) return;
     const doc: CacheFile = { format: FORMAT, origin: this.origin, entries: Object.fromEntries(this.entries) };
-    const tmp = `${this.file}.${process.pid}.${Math.random().toString(16).slice(2, 10)}.tmp`;
-    try {
-      writeFileSync(tmp, JSON.stringify(doc), { mode: 0o600, flag: 'wx' });
-      renameSync(tmp, this.file);
-      this.changed = false;
-    } catch (e) {
-      rmSync(tmp, { force: true });
-      // the cache only saves requests: a listing never fails over it
-      ctx.logger.warn('cannot write the notes cache', { file: this.file, error: (e as Error).message });
-    }
+    if (saveCacheFile(ctx, this.file, doc, 'notes cache')) this.changed = false;
   }
 
   private add(key: string, e: string, n: string): void {
