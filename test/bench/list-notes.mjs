@@ -14,10 +14,14 @@
 // and, where the gateway runs on this machine (the test gateway's processes, found by its
 // directory $PVE_S3_RGW_DIR), its CPU time (radosgw + ceph-osd + ceph-mon, user + sys) per warm
 // listing beside this process's: on 2 loaded cores, what the seconds are made of.
+// Then the fresh-process rows (list-fresh.mjs): what PVE pays, a new process per listing — the
+// installed host's `list` op (volume_list / list_volumes) and `pve-s3-restore --list` — warm
+// (caches on disk from a previous process) and cold; seconds, CPU seconds and requests.
 // and prints requests (by operation, counted from the S3 client's own request log) and seconds,
 // median of --runs. The goal: warm 5,000 ≤ 1.5 s and ≤ ListObjects pages + 10 requests.
 //
-//   npm run build:ts && npm run bench:list-notes -- [--sizes 200,2000,5000] [--runs 3] [--json]
+//   npm run build:ts && make bundle && npm run bench:list-notes -- [--sizes 200,2000,5000] [--runs 3]
+//     [--json] [--no-fresh]   (without build/pkg the fresh rows run the checkout's host/bin)
 //   S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY [S3_REGION] (default: $PVE_S3_RGW_DIR/s3.env, the test
 //   gateway of test/s3/rgw-up.sh). Buckets are created and removed.
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -25,6 +29,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gatewayClient, gatewayEnv } from './gateway.mjs';
+import { freshCommands, freshRows } from './list-fresh.mjs';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const dist = (p) => import(join(root, 'host/dist', p));
@@ -37,10 +42,12 @@ const args = process.argv.slice(2);
 let sizes = [200, 2000, 5000];
 let runs = 3;
 let json = false;
+let fresh = true;
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--sizes') sizes = args[++i].split(',').map(Number);
   else if (args[i] === '--runs') runs = Number(args[++i]);
   else if (args[i] === '--json') json = true;
+  else if (args[i] === '--no-fresh') fresh = false;
   else throw new Error(`unknown argument '${args[i]}' (see the comment at the top of ${fileURLToPath(import.meta.url)})`);
 }
 if (sizes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`invalid --sizes: positive integers, comma-separated`);
@@ -205,6 +212,11 @@ for (const n of sizes) {
       warmGwCpuS: +(warmGw / runs).toFixed(3),
     };
     row.goal = row.warm.s <= 1.5 && row.warm.requests <= row.pagesOnly.pages + 10 ? 'met' : 'NOT met';
+    if (fresh) {
+      row.fresh = await freshRows({ root, env, bucket, n, runs, tmp });
+      const h = row.fresh.host.warm;
+      row.freshGoal = h.s <= 1.5 && h.requests <= row.pagesOnly.pages + 10 ? 'met' : 'NOT met';
+    }
     results.push(row);
   } finally {
     // empty the bucket (pages of 1000) and remove it
@@ -222,7 +234,7 @@ for (const n of sizes) {
 }
 const gw = (x) => (Number.isNaN(x) ? '-' : x.toFixed(2));
 const load1 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-if (json) console.log(JSON.stringify({ node: process.version, runs, parallel: NOTES_FETCH_PARALLEL, load: [load0, load1], results }, null, 2));
+if (json) console.log(JSON.stringify({ node: process.version, runs, parallel: NOTES_FETCH_PARALLEL, load: [load0, load1], fresh: fresh ? freshCommands(root).from : null, results }, null, 2));
 else {
   console.log(`node ${process.version}, median of ${runs}, cold GETs ${NOTES_FETCH_PARALLEL} at once, load ${load0} → ${load1}`);
   console.log(`gateway CPU: ${gatewayPids.length ? `processes ${gatewayPids.join(',')} under ${rgwDir}` : 'not on this machine (-)'}`);
@@ -232,5 +244,14 @@ else {
       `${String(r.backups).padStart(7)} ${String(r.objects).padStart(8)} ${r.cold.s.toFixed(3).padStart(8)} ${String(r.cold.requests).padStart(9)} ${r.warm.s.toFixed(3).padStart(9)} ${String(r.warm.requests).padStart(9)} (${r.pagesOnly.pages})`.padEnd(70) +
         `${r.edit.s.toFixed(3).padStart(8)} ${String(r.edit.requests).padStart(9)} ${r.pagesOnly.s.toFixed(3).padStart(13)} ${r.pagesOnly.ratio.toFixed(2).padStart(10)}×  ${r.pagesOnly.cpuS.toFixed(2).padStart(6)} / ${r.pagesOnly.warmCpuS.toFixed(2).padEnd(6)}  ${gw(r.pagesOnly.gwCpuS).padStart(9)} / ${gw(r.pagesOnly.warmGwCpuS).padEnd(6)}  ${r.goal}`,
     );
+  }
+  if (fresh) {
+    console.log(`fresh process per listing (${freshCommands(root).from}; median of ${runs} warm, one cold): seconds / CPU seconds / requests`);
+    console.log('backups   host list warm          host list cold          restore --list warm     restore --list cold     goal (host warm ≤ 1.5 s, ≤ pages + 10)');
+    const cell = (x) => `${x.s.toFixed(2).padStart(6)} / ${x.cpuS.toFixed(2).padStart(5)} / ${String(x.requests).padStart(5)}`.padEnd(24);
+    for (const r of results) {
+      const f = r.fresh;
+      console.log(`${String(r.backups).padStart(7)}   ${cell(f.host.warm)}${cell(f.host.cold)}${cell(f.restore.warm)}${cell(f.restore.cold)}${r.freshGoal}`);
+    }
   }
 }
