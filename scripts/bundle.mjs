@@ -119,6 +119,20 @@ const undiciShim = {
     b.onResolve({ filter: /^node:(http|assert)$/ }, (a) =>
       a.importer.includes(join('node_modules', 'undici', 'lib')) ? { path: a.path, namespace: 'pve-s3-lazy' } : undefined,
     );
+    // undici's util.js builds a ternary search tree of ~100 well-known header names when it is
+    // loaded (thousands of small objects: about 3 ms and the young generation's one scavenge of
+    // a status, bench:startup), for lookups only its HTTP parser makes. A status needs util.js
+    // for the connector (connect.js) alone and sends its one HEAD the lean way: the tree is built
+    // on the first lookup instead.
+    b.onResolve({ filter: /^\.\/tree$/ }, (a) =>
+      a.importer.endsWith(join('undici', 'lib', 'core', 'util.js')) ? { path: 'undici-tree', namespace: 'pve-s3-lazy-tree', pluginData: a.resolveDir } : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'pve-s3-lazy-tree' }, (a) => ({
+      contents: `let real;
+module.exports = { tree: { lookup: (key) => (real ??= require('./tree.js').tree).lookup(key) } };`,
+      resolveDir: a.pluginData,
+      loader: 'js',
+    }));
     b.onLoad({ filter: /.*/, namespace: 'pve-s3-lazy' }, (a) => ({
       contents: a.path === 'node:assert' ? LAZY_ASSERT : LAZY_HTTP,
       loader: 'js',
