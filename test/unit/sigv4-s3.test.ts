@@ -316,3 +316,28 @@ describe('size limits', () => {
     expect(e.message).toMatch(/^invalid query '600 parameters': at most \d+ can be signed/);
   });
 });
+
+describe('toAmzDate', () => {
+  // the ISO form node prints, reordered: an independent statement of "YYYYMMDDTHHMMSSZ" in UTC
+  const fromIso = (d: Date) => d.toISOString().replace(/[-:]|\.\d{3}/g, '');
+
+  it('is the UTC ISO date without separators or milliseconds, over years 0000-9999 (fixed seed)', () => {
+    let seed = 12345;
+    const next = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const first = new Date(0); // 0000-01-01 (Date.UTC maps the years 0..99 to 1900..1999)
+    first.setUTCFullYear(0, 0, 1);
+    const last = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+    const span = last - first.getTime();
+    const dates = [first, new Date(last), new Date(Date.UTC(2024, 1, 29, 9, 5, 7, 999)), new Date(Date.UTC(1970, 0, 1))];
+    for (let i = 0; i < 2000; i++) dates.push(new Date(first.getTime() + Math.floor(next() * span)));
+    for (const d of dates) expect(toAmzDate(d), d.toISOString()).toBe(fromIso(d));
+  });
+
+  it('refuses dates outside the years 0000-9999 and invalid dates, naming the value', () => {
+    expect(() => toAmzDate(new Date(Date.UTC(10000, 0, 1)))).toThrow("invalid date '10000': must be within the years 0000..9999");
+    const bc = new Date(0);
+    bc.setUTCFullYear(-1);
+    expect(() => toAmzDate(bc)).toThrow("invalid date '-1': must be within the years 0000..9999");
+    expect(() => toAmzDate(new Date(NaN))).toThrow(/invalid date 'Invalid Date': must be a valid Date/);
+  });
+});
