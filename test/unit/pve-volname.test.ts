@@ -4,6 +4,7 @@ import {
   classifyFile,
   classifyKey,
   keyToVolume,
+  logNameOfVolume,
   normaliseUploadName,
   objectKey,
   parseArchiveName,
@@ -263,5 +264,22 @@ describe('volume ids and local files', () => {
     invalidVolume(() => classifyFile('/tmp/test.txt', 'iso'));
     invalidVolume(() => classifyFile('/tmp/test.txt', 'backup'));
     invalidVolume(() => classifyFile('x.vma.s3manifest'));
+  });
+});
+
+describe('logNameOfVolume (the listing\'s log name without parsing the name again)', () => {
+  it('is sidecarNames().log for every backup shape, and nothing for other content', () => {
+    const names = [
+      'vzdump-qemu-100-2023_12_25-14_30_00.vma.zst',
+      'vzdump-lxc-101-2023_12_25-14_30_00.tar.gz',
+      'vzdump-lxc-101-2023_12_25-14_30_00.tgz',
+      'vzdump-openvz-102-2023_12_25-14_30_00.tar',
+      'vzdump-qemu-100-2023_02_30-14_30_00.vma',
+      'vzdump-qemu-100-custom.vma',
+      'vzdump-qemu-12-2023_12_25-14_30_00.vma',
+      'my-backup.vma.lzo',
+    ];
+    for (const n of names) expect(logNameOfVolume(parseVolname(`backup/${n}`)), n).toBe(sidecarNames(n).log);
+    expect(logNameOfVolume(parseVolname('iso/vzdump-qemu-100-2023_12_25-14_30_00.iso'))).toBeUndefined();
   });
 });

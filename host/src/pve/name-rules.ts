@@ -75,16 +75,31 @@ export const NAME_RULES = {
 
 export const compile = (r: NameRegex): RegExp => new RegExp(r.re, r.flags ?? '');
 
-/** A `format` list applied to a match (see the file comment). */
+/** A template cut at its `$N`: literal, group, literal, … (literal parts at even indexes). */
+type Template = ReadonlyArray<string | number>;
+const templates = new Map<string, Template>();
+
+function templateOf(t: string): Template {
+  let parts = templates.get(t);
+  if (parts === undefined) {
+    parts = t.split(/\$(\d)/).map((x, i) => (i % 2 === 1 ? Number(x) : x));
+    templates.set(t, parts);
+  }
+  return parts;
+}
+
+/** A `format` list applied to a match (see the file comment). Templates are cut once: a
+ *  listing applies them to every one of thousands of names. */
 export function formatFrom(templates: readonly string[], m: RegExpExecArray): string {
-  for (const t of templates) {
-    let complete = true;
-    const out = t.replace(/\$(\d)/g, (_x, n: string) => {
-      const g = m[Number(n)];
-      if (g === undefined) complete = false;
-      return (g ?? '').toLowerCase();
-    });
-    if (complete) return out;
+  outer: for (const t of templates) {
+    const parts = templateOf(t);
+    let out = parts[0] as string;
+    for (let i = 1; i < parts.length; i += 2) {
+      const g = m[parts[i] as number];
+      if (g === undefined) continue outer;
+      out += g.toLowerCase() + (parts[i + 1] as string);
+    }
+    return out;
   }
   return templates[templates.length - 1]!;
 }

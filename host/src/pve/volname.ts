@@ -148,6 +148,11 @@ export interface ArchiveInfo {
 /** A backup archive's file name (no folder). Throws InvalidVolume for anything PVE would not list. */
 export function parseArchiveName(name: string): ArchiveInfo {
   checkFileName(name, name, 'backup');
+  return archiveInfo(name);
+}
+
+/** parseArchiveName of a name checkFileName passed already (a listing parses thousands). */
+function archiveInfo(name: string): ArchiveInfo {
   const ext = BACKUP_RE.exec(name);
   if (!ext) throw invalid(name, `unknown backup extension; expected ${ALLOWED.backup}`);
   const listFormat = formatFrom(NAME_RULES.volume.backup.format, ext);
@@ -168,10 +173,9 @@ export function parseArchiveName(name: string): ArchiveInfo {
   const owner = OWNER_RE.exec(name);
   if (owner) info.vmid = Number(owner[2]);
 
-  const std = STD_NAME_RE.exec(name);
-  if (std && std[5] === listFormat) {
-    // vzdump names the log after the base name, whatever the time in it says
-    info.logName = formatFrom([NAME_RULES.standardBackup.log], std);
+  const std = standardName(name, listFormat);
+  if (std) {
+    info.logName = logNameOf(std);
     const ctime = parseBackupTime(std[4]!);
     if (ctime !== null) {
       info.isStdName = true;
@@ -180,6 +184,23 @@ export function parseArchiveName(name: string): ArchiveInfo {
     }
   }
   return info;
+}
+
+/** The match of a standard vzdump name of this listing format, else null. */
+function standardName(name: string, listFormat: string): RegExpExecArray | null {
+  const std = STD_NAME_RE.exec(name);
+  return std && std[5] === listFormat ? std : null;
+}
+
+// vzdump names the log after the base name, whatever the time in it says
+const logNameOf = (std: RegExpExecArray): string => formatFrom([NAME_RULES.standardBackup.log], std);
+
+/** The log sidecar's name of a parsed backup (sidecarNames(v.name).log without parsing the name
+ *  again: a listing asks it of every backup). */
+export function logNameOfVolume(v: VolumeInfo): string | undefined {
+  if (v.content !== 'backup') return undefined;
+  const std = standardName(v.name, v.listFormat);
+  return std ? logNameOf(std) : undefined;
 }
 
 /** `backup/…`, `iso/…`, `vztmpl/…`, `snippets/…` → what it is. Throws InvalidVolume otherwise. */
@@ -209,7 +230,7 @@ function parseVolumeFileShape(content: ContentType, name: string, full: string):
     case 'backup': {
       let a: ArchiveInfo;
       try {
-        a = parseArchiveName(name);
+        a = archiveInfo(name);
       } catch {
         throw invalid(full, `unknown backup extension; expected ${ALLOWED.backup}`);
       }

@@ -5,7 +5,7 @@
  * dir merged in (DESIGN.md §6).
  */
 import { CONTENT_DIR, CONTENT_TYPES } from '../pve/content.js';
-import { MANIFEST_SUFFIX, NOTES_SUFFIX, PROTECTED_SUFFIX, classifyKey, sidecarNames, type VolumeInfo } from '../pve/volname.js';
+import { MANIFEST_SUFFIX, NOTES_SUFFIX, PROTECTED_SUFFIX, classifyKey, logNameOfVolume, type VolumeInfo } from '../pve/volname.js';
 import type { ObjectSummary } from '../s3/types.js';
 import { listPending } from './local-cache.js';
 import { ListBounds, listPrefix } from './list-bounds.js';
@@ -80,7 +80,7 @@ export function toVolume(ctx: StoreContext, v: VolumeInfo, o: ObjectSummary, fol
     if (v.vmid !== undefined) vol.vmid = v.vmid;
     vol.subtype = (v.guestType ?? 'unknown') as GuestType;
     vol.protected = folder.has(v.name + PROTECTED_SUFFIX);
-    const logName = sidecarNames(v.name).log;
+    const logName = logNameOfVolume(v);
     vol.log = logName !== undefined && folder.has(logName);
   }
   return vol;
@@ -151,6 +151,8 @@ export async function listVolumes(ctx: StoreContext, o: ListOptions = {}): Promi
       out.push(p);
     }
   }
-  out.sort((a, b) => (a.volid.toLowerCase() < b.volid.toLowerCase() ? -1 : a.volid.toLowerCase() > b.volid.toLowerCase() ? 1 : 0));
-  return out;
+  // each volid lower-cased once, not twice per comparison (5,000 backups: ~60,000 comparisons)
+  const byId = out.map((v) => ({ id: v.volid.toLowerCase(), v }));
+  byId.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return byId.map((x) => x.v);
 }
