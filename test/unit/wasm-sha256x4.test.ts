@@ -4,7 +4,9 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Sha256, Sha256x4, sha256x4 } from '../../host/src/wasm/digests.js';
-import { regions } from '../../host/src/wasm/core.js';
+import { lendBulk, regions, returnBulk } from '../../host/src/wasm/core.js';
+import { Crc64Nvme } from '../../host/src/wasm/digests.js';
+import { heap } from '../../host/src/wasm/load.js';
 import { toHex } from '../../host/src/wasm/encoding.js';
 import { rng, splits, testSeed } from '../helpers/random.js';
 
@@ -125,5 +127,37 @@ describe(`Sha256x4 streaming (seed ${seed})`, () => {
     expect(() => new Sha256x4(0)).toThrow(/invalid lanes '0'/);
     expect(() => new Sha256x4(2).update([undefined, undefined, new Uint8Array(1)])).toThrow(/length 3\): Sha256x4.update takes an array of at most 2 slices/);
     expect(() => new Sha256x4().update([42 as unknown as Uint8Array])).toThrow(/invalid Sha256x4 chunks\[0\] 'number': must be a Uint8Array or a string/);
+  });
+
+  it('updateAt hashes lanes where they lie in a bulk region (uneven, unaligned pieces), as update() and node:crypto do; CRC-64 alike', () => {
+    const region = lendBulk(4 << 16);
+    try {
+      for (let round = 0; round < 20; round++) {
+        const n = 1 + r.int(4);
+        const inputs = Array.from({ length: n }, () => r.bytes(r.int(1 << 16)));
+        heap().fill(0xa5, region.ptr, region.ptr + region.size);
+        inputs.forEach((d, l) => heap().set(d, region.ptr + l * (1 << 16)));
+        const x = new Sha256x4(n);
+        const crcs = inputs.map(() => new Crc64Nvme());
+        const pos = inputs.map(() => 0);
+        while (pos.some((p, l) => p < inputs[l]!.length)) {
+          const lens = pos.map((p, l) => Math.min(r.int(5000), inputs[l]!.length - p));
+          const ptrs = pos.map((p, l) => region.ptr + l * (1 << 16) + p);
+          x.updateAt(ptrs, lens);
+          lens.forEach((len, l) => crcs[l]!.updateAt(ptrs[l]!, len));
+          lens.forEach((len, l) => (pos[l]! += len));
+        }
+        expect(x.digest().map(toHex), `lens ${inputs.map((d) => d.length).join(',')}`).toEqual(inputs.map(nodeSha));
+        expect(crcs.map((c) => c.digest())).toEqual(inputs.map((d) => Crc64Nvme.hash(d)));
+      }
+    } finally {
+      returnBulk(region);
+    }
+  });
+
+  it('updateAt refuses a range outside the core\'s memory, by name', () => {
+    const end = heap().length;
+    expect(() => new Sha256x4(2).updateAt([0, end - 10], [64, 64])).toThrow(/invalid Sha256x4 lane 1 range \[\d+, \+64\): must lie inside the core's memory/);
+    expect(() => new Crc64Nvme().updateAt(-1, 1)).toThrow(/invalid Crc64Nvme range/);
   });
 });

@@ -1,29 +1,34 @@
 /**
  * Part digests (SHA-256 and CRC-64/NVME) of an upload from a file, computed ahead four parts at a
- * time on the 4-lane SIMD core (the CRC of each lane's slice right after, while it is in cache). The producer of upload.ts hashes the part it has just read, alone, on the scalar core
- * (~450 MB/s here); holding four part buffers to hash them side by side would double the upload's
- * memory. This reads the next four parts once more, in small slices per lane, and hashes them
- * together (~850 MB/s): the second read comes from the page cache, and on the 2-core test machine,
- * where the S3 server shares the CPU, the saved CPU is upload throughput (test/bench,
- * shared/bench/peer-bench.sh).
+ * time on the 4-lane SIMD core. The producer of upload.ts hashes the part it has just read, alone,
+ * on the scalar core (~450 MB/s here); holding four part buffers to hash them side by side would
+ * double the upload's memory. This reads the next four parts once more, in slices per lane, and
+ * hashes them together (~850 MB/s): the second read comes from the page cache, and on the 2-core
+ * test machine, where the S3 server shares the CPU, the saved CPU is upload throughput (test/bench,
+ * shared/bench/peer-bench.sh). The slices are read straight into the core's memory and hashed
+ * there (no copy through its I/O region), and each piece's CRC follows its SHA-256 while the piece
+ * is still in the CPU's cache.
  *
  * If the file changes between this read and the producer's, the body no longer matches its
  * signed payload hash and the server refuses the part: a failed upload, never a wrong object.
  */
 import type { FileHandle } from 'node:fs/promises';
 import { PveS3Error } from '../util/errors.js';
+import { lendBulk, returnBulk } from '../wasm/core.js';
 import { Crc64Nvme, Sha256x4 } from '../wasm/digests.js';
+import { heap } from '../wasm/load.js';
 import { readFully } from './chunk-source.js';
 import { yieldToLoop, type PartSums } from './part-hasher.js';
 
-/** Bytes read per lane per step (four lanes: 8 MiB of memory). */
+/** Bytes read per lane per step (four lanes: 8 MiB of the core's memory). */
 const SLICE = 2 << 20;
+/** Bytes per lane hashed by SHA-256 and then CRC-64 (four lanes: 1 MiB, about a core's L2 cache). */
+const PIECE = 256 << 10;
 const LANES = 4;
 
 export class HashAhead {
   private readonly ready = new Map<number, PartSums>();
   private batch: Promise<void> | null = null;
-  private readonly buffers = Array.from({ length: LANES }, () => new Uint8Array(SLICE));
   private readonly lastPart: number;
 
   /** `skip(n)`: parts already on the server (a resumed upload) are neither read nor hashed. */
@@ -64,23 +69,30 @@ export class HashAhead {
     const start = parts.map((n) => (n - 1) * this.partSize);
     const end = parts.map((n) => Math.min(n * this.partSize, this.size));
     const pos = [...start];
-    for (;;) {
-      signal?.throwIfAborted();
-      const slices = await Promise.all(parts.map((_, i) => this.readSlice(i, pos[i]!, Math.min(SLICE, end[i]! - pos[i]!))));
-      if (slices.every((s) => s.length === 0)) break;
-      x.update(slices);
-      for (let i = 0; i < parts.length; i++) {
-        crcs[i]!.update(slices[i]!);
-        pos[i]! += slices[i]!.length;
+    const lens = parts.map(() => 0);
+    const ptrs = parts.map(() => 0);
+    const pieceLens = parts.map(() => 0);
+    const region = lendBulk(LANES * SLICE);
+    try {
+      for (;;) {
+        signal?.throwIfAborted();
+        for (let i = 0; i < parts.length; i++) lens[i] = Math.min(SLICE, end[i]! - pos[i]!);
+        if (lens.every((l) => l === 0)) break;
+        await Promise.all(parts.map((_, i) => readFully(this.fh, heap().subarray(region.ptr + i * SLICE, region.ptr + (i + 1) * SLICE), lens[i]!, pos[i]!, this.path, this.size)));
+        for (let off = 0; off < SLICE; off += PIECE) {
+          for (let i = 0; i < parts.length; i++) {
+            ptrs[i] = region.ptr + i * SLICE + off;
+            pieceLens[i] = Math.max(0, Math.min(PIECE, lens[i]! - off));
+          }
+          x.updateAt(ptrs, pieceLens);
+          for (let i = 0; i < parts.length; i++) crcs[i]!.updateAt(ptrs[i]!, pieceLens[i]!);
+        }
+        for (let i = 0; i < parts.length; i++) pos[i]! += lens[i]!;
+        await yieldToLoop();
       }
-      await yieldToLoop();
+    } finally {
+      returnBulk(region);
     }
     parts.forEach((n, i) => this.ready.set(n, { sha256: x.digestLane(i), crc64: crcs[i]!.digest() }));
-  }
-
-  private async readSlice(lane: number, at: number, length: number): Promise<Uint8Array> {
-    const buf = this.buffers[lane]!;
-    await readFully(this.fh, buf, length, at, this.path, this.size);
-    return new Uint8Array(buf.buffer, buf.byteOffset, length);
   }
 }

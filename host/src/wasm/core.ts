@@ -73,3 +73,33 @@ export function digestCore(): DigestCore {
 export function regions(): Regions {
   return init().regions;
 }
+
+/** An area of the core's memory past its static layout, lent to one user at a time. */
+export interface BulkRegion {
+  readonly ptr: number;
+  readonly size: number;
+}
+
+const PAGE = 65536;
+const spareBulk: BulkRegion[] = [];
+
+/**
+ * Lends `bytes` of the core's memory for data a caller reads in to hash where it lies
+ * (Sha256x4.updateAt, Crc64Nvme.updateAt): a file read straight into the core's memory saves the
+ * copy through the I/O region. The memory grows for a region the first time one of its size is
+ * needed; a returned region is lent again. Growth detaches earlier views of the memory: take
+ * views through heap() after this call, never across it.
+ */
+export function lendBulk(bytes: number): BulkRegion {
+  const i = spareBulk.findIndex((b) => b.size === bytes);
+  if (i >= 0) return spareBulk.splice(i, 1)[0]!;
+  const memory = loadCore().memory;
+  const ptr = memory.buffer.byteLength;
+  memory.grow(Math.ceil(bytes / PAGE));
+  return { ptr, size: bytes };
+}
+
+/** Gives a region from lendBulk back for the next caller. */
+export function returnBulk(b: BulkRegion): void {
+  spareBulk.push(b);
+}

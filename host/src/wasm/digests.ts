@@ -45,6 +45,23 @@ function feed(kernel: Kernel, d: Uint8Array, step: (ptr: number, len: number) =>
   }
 }
 
+/** Like feed, for `len` bytes already in the core's memory at `ptr` (a bulk region): no copy. */
+function feedAt(kernel: Kernel, ptr: number, len: number, step: (ptr: number, len: number) => void): void {
+  for (let off = 0; off < len; ) {
+    const n = fed[kernel] < WARM_BYTES ? Math.min(WARM_SLICE, len - off) : len - off;
+    step(ptr + off, n);
+    off += n;
+    fed[kernel] += n;
+  }
+}
+
+/** Refuses a range that is not inside the core's memory: a kernel would read past its end. */
+function checkRange(ptr: number, len: number, what: string): void {
+  if (!Number.isInteger(ptr) || !Number.isInteger(len) || ptr < 0 || len < 0 || ptr + len > heap().length) {
+    throw new PveS3Error('InvalidArgument', `invalid ${what} [${String(ptr)}, +${String(len)}): must lie inside the core's memory (${heap().length} bytes)`);
+  }
+}
+
 function finished(name: string): PveS3Error {
   return new PveS3Error('DigestFinished', `${name}.update()/digest() called after digest(): create a new ${name}`);
 }
@@ -187,12 +204,20 @@ export class Crc64Nvme {
   private crc = 0n;
 
   update(data: Bytes): this {
-    const core = digestCore();
-    feed('crc64nvme', bytesOf(data, 'Crc64Nvme input'), (ptr, len) => {
-      this.crc = BigInt.asUintN(64, core.crc64nvmeUpdate(this.crc, ptr, len));
-    });
+    feed('crc64nvme', bytesOf(data, 'Crc64Nvme input'), this.step);
     return this;
   }
+
+  /** The `len` bytes at `ptr` of the core's memory (a bulk region), where they lie. */
+  updateAt(ptr: number, len: number): this {
+    checkRange(ptr, len, 'Crc64Nvme range');
+    feedAt('crc64nvme', ptr, len, this.step);
+    return this;
+  }
+
+  private readonly step = (ptr: number, len: number): void => {
+    this.crc = BigInt.asUintN(64, digestCore().crc64nvmeUpdate(this.crc, ptr, len));
+  };
 
   digest(): bigint {
     return this.crc;
@@ -238,11 +263,11 @@ const SHA_CTX_FILL = 104;
 
 const EMPTY = new Uint8Array(0);
 
-/** One lane's bytes on the scalar core (one closure for all calls, not one per call). */
-function scalarUpdate(core: DigestCore, ctx: number, d: Uint8Array): void {
+/** One lane's bytes at `ptr` of the core's memory on the scalar core (one closure for all calls). */
+function scalarAt(core: DigestCore, ctx: number, ptr: number, len: number): void {
   scalarCtx = ctx;
   scalarCore = core;
-  feed('sha256', d, scalarStep);
+  feedAt('sha256', ptr, len, scalarStep);
 }
 let scalarCtx = 0;
 let scalarCore: DigestCore | undefined;
@@ -287,53 +312,94 @@ export class Sha256x4 {
     }
   }
 
-  // Per-call scratch, reused: update() is hot (a download calls it per 64 KiB of every range),
-  // and V8 recompiles a large function each time a value changes shape (an array turning from
-  // small integers to doubles, a closure per call); this keeps every local one type.
+  // Per-call scratch, reused: update() is hot, and V8 recompiles a large function each time a
+  // value changes shape (an array turning from small integers to doubles, a closure per call);
+  // this keeps every local one type.
   private readonly data: Uint8Array[] = [EMPTY, EMPTY, EMPTY, EMPTY];
+  private readonly ptrs = new Float64Array(4);
+  private readonly lens = new Float64Array(4);
   private readonly pos = new Float64Array(4);
   private readonly full = new Float64Array(4);
   private readonly base = new Float64Array(4);
   private readonly active = new Int32Array(4);
 
-  /** chunks[l] is the next slice of lane l (a missing entry or undefined: nothing this time). */
+  /** chunks[l] is the next slice of lane l (a missing entry or undefined: nothing this time).
+   *  The slices go through the I/O region a quarter of it per lane at a time (updateAt). */
   update(chunks: Array<Bytes | undefined>): this {
     if (this.done) throw finished('Sha256x4');
     if (!Array.isArray(chunks) || chunks.length > this.lanes) {
       throw new PveS3Error('InvalidArgument', `invalid chunks (${Array.isArray(chunks) ? `length ${chunks.length}` : typeof chunks}): Sha256x4.update takes an array of at most ${this.lanes} slices, one per lane`);
     }
     const n = chunks.length;
-    const { data, pos, full, base, active } = this;
+    const { data, ptrs, lens } = this;
+    let longest = 0;
     for (let l = 0; l < 4; l++) {
       const d = l < n ? chunks[l] : undefined;
       data[l] = d === undefined ? EMPTY : d instanceof Uint8Array ? d : bytesOf(d, `Sha256x4 chunks[${l}]`);
-      pos[l] = 0;
+      longest = Math.max(longest, data[l]!.length);
     }
+    const r = regions();
+    const quarter = Math.floor(r.ioSize / 4 / 64) * 64;
+    for (let off = 0; off < longest; off += quarter) {
+      const mem = heap();
+      for (let l = 0; l < n; l++) {
+        const piece = data[l]!.subarray(Math.min(off, data[l]!.length), Math.min(off + quarter, data[l]!.length));
+        ptrs[l] = r.io + l * quarter;
+        lens[l] = piece.length;
+        mem.set(piece, ptrs[l]!);
+      }
+      this.run(n);
+    }
+    for (let l = 0; l < 4; l++) data[l] = EMPTY;
+    return this;
+  }
+
+  /**
+   * Like update(), for slices already in the core's memory (a bulk region, bulkRegion()): lane l's
+   * next `lens[l]` bytes are at `ptrs[l]`, and are hashed where they lie, without a copy.
+   */
+  updateAt(ptrs: ArrayLike<number>, lens: ArrayLike<number>): this {
+    if (this.done) throw finished('Sha256x4');
+    const n = lens.length;
+    if (n > this.lanes || ptrs.length !== n) {
+      throw new PveS3Error('InvalidArgument', `invalid lanes (${ptrs.length} pointers, ${n} lengths): Sha256x4.updateAt takes one pointer and one length per lane, at most ${this.lanes}`);
+    }
+    for (let l = 0; l < n; l++) {
+      checkRange(ptrs[l]!, lens[l]!, `Sha256x4 lane ${l} range`);
+      this.ptrs[l] = ptrs[l]!;
+      this.lens[l] = lens[l]!;
+    }
+    this.run(n);
+    return this;
+  }
+
+  /** Hashes lanes 0..n-1's this.lens[l] bytes at this.ptrs[l] of the core's memory. */
+  private run(n: number): void {
+    const { ptrs, lens, pos, full, base, active } = this;
     const core = digestCore();
     const r = regions();
     const x = r.sha256x4;
-    let mem = heap();
+    const mem = heap();
     const dv = new DataView(mem.buffer);
     for (let l = 0; l < n; l++) {
-      const d = data[l]!;
-      if (d.length === 0) continue;
+      pos[l] = 0;
+      if (lens[l] === 0) continue;
       const ctx = x + 128 + 128 * l;
       mem.set(this.state[l]!, ctx);
       // Complete the lane's partial block first, so what follows starts on a block boundary.
       const fill = dv.getUint32(ctx + SHA_CTX_FILL, true);
       if (fill > 0) {
-        pos[l] = Math.min(64 - fill, d.length);
-        scalarUpdate(core, ctx, d.subarray(0, pos[l]));
+        pos[l] = Math.min(64 - fill, lens[l]!);
+        scalarAt(core, ctx, ptrs[l]!, pos[l]!);
       }
     }
     let na = 0;
     for (let l = 0; l < n; l++) {
-      full[l] = pos[l]! + Math.floor((data[l]!.length - pos[l]!) / 64) * 64;
+      full[l] = pos[l]! + Math.floor((lens[l]! - pos[l]!) / 64) * 64;
       if (full[l]! > pos[l]!) active[na++] = l;
     }
 
     if (na >= 2) {
-      const quarter = Math.floor(r.ioSize / 4 / 64) * 64;
       for (let k = 0; k < na; k++) {
         const l = active[k]!;
         const ctx = x + 128 + 128 * l;
@@ -342,24 +408,22 @@ export class Sha256x4 {
         core.sha256x4Load(x, l, ctx);
       }
       while (na >= 2) {
-        let chunk = fed.sha256x4 < WARM_BYTES ? WARM_SLICE : quarter;
+        let chunk = fed.sha256x4 < WARM_BYTES ? WARM_SLICE : Infinity;
         for (let k = 0; k < na; k++) chunk = Math.min(chunk, full[active[k]!]! - pos[active[k]!]!);
         fed.sha256x4 += chunk * na;
-        // Idle lanes read an active lane's area; their (garbage) state is never extracted.
-        const idle = r.io + active[0]! * quarter;
+        // Idle lanes read an active lane's bytes; their (garbage) state is never extracted.
+        const idle = ptrs[active[0]!]! + pos[active[0]!]!;
         let p0 = idle;
         let p1 = idle;
         let p2 = idle;
         let p3 = idle;
-        mem = heap();
         for (let k = 0; k < na; k++) {
           const l = active[k]!;
-          const io = r.io + l * quarter;
-          mem.set(data[l]!.subarray(pos[l]!, pos[l]! + chunk), io);
-          if (l === 0) p0 = io;
-          else if (l === 1) p1 = io;
-          else if (l === 2) p2 = io;
-          else p3 = io;
+          const p = ptrs[l]! + pos[l]!;
+          if (l === 0) p0 = p;
+          else if (l === 1) p1 = p;
+          else if (l === 2) p2 = p;
+          else p3 = p;
         }
         core.sha256x4Blocks(x, p0, p1, p2, p3, chunk / 64);
         let still = 0;
@@ -379,14 +443,11 @@ export class Sha256x4 {
     }
 
     for (let l = 0; l < n; l++) {
-      const d = data[l]!;
-      if (d.length === 0) continue;
+      if (lens[l] === 0) continue;
       const ctx = x + 128 + 128 * l;
-      if (pos[l]! < d.length) scalarUpdate(core, ctx, d.subarray(pos[l]!));
+      if (pos[l]! < lens[l]!) scalarAt(core, ctx, ptrs[l]! + pos[l]!, lens[l]! - pos[l]!);
       this.state[l]!.set(heap().subarray(ctx, ctx + SHA_CTX_SIZE));
     }
-    for (let l = 0; l < 4; l++) data[l] = EMPTY;
-    return this;
   }
 
   /**
