@@ -24,9 +24,11 @@
 //   node test/bench/startup.mjs --root DIR                (an installed tree: DIR/usr/lib/pve-s3)
 //   node test/bench/startup.mjs --host FILE[=LABEL] …     (any host executables, compared)
 //   (node scripts/bundle.mjs DIR --esm-host builds the host without its code cache, to compare)
-//   options: --runs N (25) --no-perl --json --env-as-is
+//   options: --runs N (25) --no-perl --json --env-as-is --bucket NAME
 //   S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY [S3_REGION] (default: $PVE_S3_RGW_DIR/s3.env, i.e. the
-//   test gateway of test/s3/rgw-up.sh, /tmp/pve-s3-rgw by default). A bucket is created and removed.
+//   test gateway of test/s3/rgw-up.sh, /tmp/pve-s3-rgw by default). A bucket is created and removed,
+//   unless --bucket names one that exists (a status only reads: this also measures a gateway that
+//   refuses writes, e.g. a test OSD past its full ratio).
 import { spawnSync } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -41,6 +43,7 @@ let runs = 25;
 let json = false;
 let perl = true;
 let envAsIs = false;
+let givenBucket;
 const hosts = [];
 for (let i = 0; i < args.length; i++) {
   const a = args[i];
@@ -48,6 +51,7 @@ for (let i = 0; i < args.length; i++) {
   else if (a === '--json') json = true;
   else if (a === '--no-perl') perl = false;
   else if (a === '--env-as-is') envAsIs = true;
+  else if (a === '--bucket') givenBucket = args[++i];
   else if (a === '--root') hosts.push({ file: join(resolve(args[++i]), 'usr/lib/pve-s3/pve-s3-host'), label: 'installed' });
   else if (a === '--host') {
     const [file, label] = args[++i].split('=');
@@ -86,7 +90,7 @@ function s3(method, bucket) {
   });
 }
 
-const bucket = `startup-bench-${Date.now().toString(36)}`;
+const bucket = givenBucket ?? `startup-bench-${Date.now().toString(36)}`;
 const tmp = mkdtempSync(join(tmpdir(), 'pve-s3-startup-'));
 const storage = {
   id: 'bench-s3',
@@ -180,7 +184,7 @@ const median = (a) => {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
 
-await s3('PUT', bucket);
+if (givenBucket === undefined) await s3('PUT', bucket);
 const rows = [{ name: 'bare', label: "node -e ''", times: [], cpuMs: 0 }];
 for (const h of hosts) {
   rows.push({ name: 'status', label: `${h.label} status`, host: h, times: [], cpuMs: 0 });
@@ -206,7 +210,7 @@ try {
     }
   }
 } finally {
-  await s3('DELETE', bucket).catch((e) => console.error(`cleanup: ${e.message}`));
+  if (givenBucket === undefined) await s3('DELETE', bucket).catch((e) => console.error(`cleanup: ${e.message}`));
   rmSync(tmp, { recursive: true, force: true });
 }
 
