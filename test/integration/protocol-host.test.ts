@@ -419,3 +419,20 @@ describe('deadline during an upload', () => {
     expect((await c.listMultipartUploads({ prefix: 'proxmox/' })).map((u) => u.key)).toEqual([]);
   });
 });
+
+describe('a cold listing of many backups', () => {
+  it('reads 16 notes and 8 manifests at once and says only its summary on stderr (no MaxListenersExceededWarning)', async () => {
+    const many = { ...storage, prefix: 'many/', path: join(dir, 'cache-many') };
+    const names = Array.from({ length: 40 }, (_, i) => `vzdump-qemu-${200 + i}-2024_05_06-07_08_09.vma.zst`);
+    for (const n of names) {
+      await c.putObject(`many/dump/${n}`, new Uint8Array(8));
+      await c.putObject(`many/dump/${n}.notes`, new TextEncoder().encode(`guest ${n}\n`));
+      await c.putObject(`many/dump/${n}.s3manifest`, new TextEncoder().encode('{}'));
+    }
+    const r = await host({ v: 1, op: 'list', storage: many, args: {} });
+    expect(r.envelope.ok).toBe(true);
+    const vols = (r.envelope.result as { volumes: Array<{ notes?: string }> }).volumes;
+    expect(vols.filter((v) => v.notes?.startsWith('guest ')).length).toBe(40);
+    expect(r.stderr).toBe('listed 40 volumes\n');
+  });
+});
