@@ -209,7 +209,7 @@ export function borrow(name) { return borrowed[name](); }
     name: 'status-ops',
     setup(b) {
       b.onResolve({ filter: /^\.\/ops\.js$/ }, (a) => (a.importer === join(protocol, 'main.js') ? { path: join(protocol, 'status-ops.js') } : undefined));
-      b.onResolve({ filter: /^(\.\/undici-agent-side\.cjs|fast-xml-parser)$/ }, (a) => ({ path: a.path === 'fast-xml-parser' ? a.path : 'undici-agent', namespace: 'pve-s3-borrowed' }));
+      b.onResolve({ filter: /^(\.\/undici-agent-side\.cjs|#undici-agent|fast-xml-parser)$/ }, (a) => ({ path: a.path === 'fast-xml-parser' ? a.path : 'undici-agent', namespace: 'pve-s3-borrowed' }));
       b.onLoad({ filter: /.*/, namespace: 'pve-s3-borrowed' }, (a) => ({ contents: `module.exports = __pveS3Whole().borrow(${JSON.stringify(a.path)});`, loader: 'js' }));
     },
   };

@@ -1,5 +1,6 @@
-// Stands in for `undici` in the installed bundle (scripts/bundle.mjs aliases it). undici's index
-// loads every dispatcher, fetch, WebSocket, cache, mock and interceptor module at start-up; the
+// Stands in for `undici` in the installed bundle (scripts/bundle.mjs aliases it); host/src loads
+// the Agent itself through `#undici-agent` (package.json "imports": undici-agent-side.cjs, which
+// this loads too). undici's index loads every dispatcher, fetch, WebSocket, cache, mock and interceptor module at start-up; the
 // host needs an Agent, the TLS connector and Dispatcher#request, and would pay for the rest on
 // every PVE status poll. This is an ES module, so esbuild refuses ("No matching export") any
 // other name host/src starts importing from undici: the build fails instead of the host.
