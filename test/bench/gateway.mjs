@@ -1,6 +1,6 @@
 // What the benchmarks that talk to a gateway share: its S3_* settings (the environment, else the
 // test gateway's s3.env from test/s3/rgw-up.sh) and a client of the built host for a bucket.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** process.env with S3_* filled from $PVE_S3_RGW_DIR/s3.env (/tmp/pve-s3-rgw) when not set. */
@@ -30,4 +30,36 @@ export function gatewayClient(S3Client, env, bucket, o = {}) {
     },
     o.logger ? { logger: o.logger } : {},
   );
+}
+
+/**
+ * A function giving the CPU seconds (user + sys) the local test gateway's processes (radosgw,
+ * ceph-osd, ceph-mon started from $PVE_S3_RGW_DIR) used so far; NaN when there are none (another
+ * gateway). Processes are found once, when this is called.
+ */
+export function gatewayCpuReader(env) {
+  const rgwDir = `${env.PVE_S3_RGW_DIR || '/tmp/pve-s3-rgw'}/`;
+  const pids = readdirSync('/proc').filter((p) => {
+    if (!/^[0-9]+$/.test(p)) return false;
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      return /^(radosgw|ceph-osd|ceph-mon)\0/.test(cmd) && cmd.includes(rgwDir);
+    } catch {
+      return false;
+    }
+  });
+  const ticks = 100; // USER_HZ
+  return () => {
+    if (pids.length === 0) return NaN;
+    let s = 0;
+    for (const p of pids) {
+      try {
+        const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ');
+        s += (Number(f[11]) + Number(f[12])) / ticks;
+      } catch {
+        // a process gone meanwhile: its time is lost, the figure is a lower bound
+      }
+    }
+    return s;
+  };
 }

@@ -24,11 +24,11 @@
 //     [--json] [--no-fresh]   (without build/pkg the fresh rows run the checkout's host/bin)
 //   S3_ENDPOINT S3_ACCESS_KEY S3_SECRET_KEY [S3_REGION] (default: $PVE_S3_RGW_DIR/s3.env, the test
 //   gateway of test/s3/rgw-up.sh). Buckets are created and removed.
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { gatewayClient, gatewayEnv } from './gateway.mjs';
+import { gatewayClient, gatewayCpuReader, gatewayEnv } from './gateway.mjs';
 import { freshCommands, freshRows } from './list-fresh.mjs';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
@@ -55,32 +55,7 @@ if (!Number.isInteger(runs) || runs < 1) throw new Error(`invalid --runs '${runs
 
 const env = gatewayEnv();
 
-/** The local gateway's processes (radosgw, ceph-osd, ceph-mon started from its directory). */
-const rgwDir = `${env.PVE_S3_RGW_DIR || '/tmp/pve-s3-rgw'}/`;
-const gatewayPids = readdirSync('/proc').filter((p) => {
-  if (!/^[0-9]+$/.test(p)) return false;
-  try {
-    const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
-    return /^(radosgw|ceph-osd|ceph-mon)\0/.test(cmd) && cmd.includes(rgwDir);
-  } catch {
-    return false;
-  }
-});
-const ticks = 100; // USER_HZ
-/** CPU seconds (user + sys) the gateway's processes used so far; NaN without any. */
-function gatewayCpu() {
-  if (gatewayPids.length === 0) return NaN;
-  let s = 0;
-  for (const p of gatewayPids) {
-    try {
-      const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ');
-      s += (Number(f[11]) + Number(f[12])) / ticks;
-    } catch {
-      // a process gone meanwhile: its time is lost, the figure is a lower bound
-    }
-  }
-  return s;
-}
+const gatewayCpu = gatewayCpuReader(env);
 
 /** Counts the client's requests by operation (its debug line 's3 request'). */
 function countingLogger() {
