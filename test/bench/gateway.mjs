@@ -16,6 +16,19 @@ export function gatewayEnv() {
   return env;
 }
 
+/** The environment a pve-s3 command gets to reach `bucket` on that gateway: PATH and S3_* only
+ *  (nothing else of the caller's, so no storage.cfg or credentials file of this machine leaks in). */
+export function gatewayCommandEnv(env, bucket) {
+  return {
+    PATH: env.PATH,
+    S3_ENDPOINT: env.S3_ENDPOINT,
+    S3_REGION: env.S3_REGION || 'us-east-1',
+    S3_ACCESS_KEY: env.S3_ACCESS_KEY,
+    S3_SECRET_KEY: env.S3_SECRET_KEY,
+    S3_BUCKET: bucket,
+  };
+}
+
 /** An S3Client (the class from the built host) for `bucket` on that gateway. */
 export function gatewayClient(S3Client, env, bucket, o = {}) {
   return new S3Client(

@@ -23,7 +23,7 @@ import { closeSync, constants, existsSync, mkdtempSync, openSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { gatewayClient, gatewayEnv } from './gateway.mjs';
+import { gatewayClient, gatewayCommandEnv, gatewayEnv } from './gateway.mjs';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const MiB = 1024 * 1024;
@@ -64,12 +64,7 @@ await client.createBucket();
 
 const work = mkdtempSync(join(tmpdir(), 'pve-s3-bench-stream-'));
 const cmdEnv = {
-  PATH: env.PATH,
-  S3_ENDPOINT: env.S3_ENDPOINT,
-  S3_REGION: env.S3_REGION || 'us-east-1',
-  S3_ACCESS_KEY: env.S3_ACCESS_KEY,
-  S3_SECRET_KEY: env.S3_SECRET_KEY,
-  S3_BUCKET: bucket,
+  ...gatewayCommandEnv(env, bucket),
   PVE_S3_STORAGE_CFG: join(work, 'none.cfg'),
   PVE_S3_CREDENTIALS: join(work, 'none'),
   PVE_S3_GUEST_CONF_DIR: join(work, 'none'),

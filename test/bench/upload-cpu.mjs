@@ -18,7 +18,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, 
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { gatewayClient, gatewayCpuReader, gatewayEnv } from './gateway.mjs';
+import { gatewayClient, gatewayCommandEnv, gatewayCpuReader, gatewayEnv } from './gateway.mjs';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const sizeMiB = Number(process.env.SIZE_MB ?? 1024);
@@ -45,12 +45,7 @@ writeFileSync(join(work, 'manifest.key'), `${keyIdOf(key)} ${key.toString('hex')
 /** One upload from `dir`'s host/bin: client CPU (user + sys of the process tree), gateway CPU, seconds. */
 async function upload(dir, round) {
   const cmdEnv = {
-    PATH: env.PATH,
-    S3_ENDPOINT: env.S3_ENDPOINT,
-    S3_REGION: env.S3_REGION || 'us-east-1',
-    S3_ACCESS_KEY: env.S3_ACCESS_KEY,
-    S3_SECRET_KEY: env.S3_SECRET_KEY,
-    S3_BUCKET: bucket,
+    ...gatewayCommandEnv(env, bucket),
     S3_PREFIX: `r${round}/`,
     PVE_S3_MANIFEST_KEY_FILE: join(work, 'manifest.key'),
   };
