@@ -11,11 +11,15 @@
 // node:stream… loaded afterwards would be compiled from source (about 8 ms of a `status`), and
 // the host's own code cache would not match the next run. Measured by test/bench/startup.mjs.
 //
-// llhttp never tiers up: its state machine is one huge function, and TurboFan needs ~35 MiB of
-// compile-zone memory for it on a background thread. A long upload sends enough requests to
-// reach even the raised budget, and that one compile then set the process's peak memory (an
-// 8 GiB stream peaked 35 MiB above its part buffers; test/bench/stream-memory.mjs). Its baseline
-// code parses a response of a few hundred bytes in microseconds.
+// llhttp gets the largest budget V8 takes: its state machine is one huge function, and TurboFan
+// needs ~30 MiB of compile-zone memory for it on a background thread. A long upload sends enough
+// requests to reach the raised budget, and that one compile then set the process's peak memory
+// (an 8 GiB stream peaked 35 MiB above its part buffers; test/bench/stream-memory.mjs). Its
+// baseline code parses a response of a few hundred bytes in microseconds. Even this budget runs
+// out, later: V8 charges a function by its code size, and 300 small responses through undici
+// sent the parser to TurboFan (--trace-wasm-compilation-times; 200 did not, and without this file
+// 5 did) — an upload of some hundreds of parts still pays that compile once (a 4 GiB stream in
+// 8 MiB parts peaked ~30 MiB above a 2 GiB one; in 32 MiB parts that is a stream past 8 GiB).
 const RAISED = '--wasm-tiering-budget=20000000';
 const NEVER = '--wasm-tiering-budget=2147483647';
 // V8's default (node --v8-options); if a future V8 changes it, the only cost is the one above
