@@ -62,7 +62,7 @@ export function gatewayCpuReader(env) {
     }
   });
   const ticks = 100; // USER_HZ
-  return () => {
+  const read = () => {
     if (pids.length === 0) return NaN;
     let s = 0;
     for (const p of pids) {
@@ -75,4 +75,7 @@ export function gatewayCpuReader(env) {
     }
     return s;
   };
+  // what it reads, for the bench's header line
+  read.describe = () => (pids.length ? `processes ${pids.join(',')} under ${rgwDir}` : 'not on this machine (-)');
+  return read;
 }

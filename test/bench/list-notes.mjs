@@ -4,8 +4,8 @@
 // archive, its .s3manifest, its .log and a .notes sidecar (vzdump's default notes template,
 // "{{guestname}}"). For 200 / 2,000 / 5,000 backups, the listing (store listVolumes, all
 // contents, as the CLI lists) runs
-//   cold  no notes cache nor range bounds (the first listing on a node): the pages one after
-//         another, one GET per .notes, NOTES_FETCH_PARALLEL at once
+//   cold  no notes cache, trust verdicts nor range bounds (the first listing on a node): the pages one after
+//         another, one GET per .notes and per manifest, LIST_FETCH_PARALLEL of each at once
 //   warm  the caches of the previous listing: the ListObjects pages (a large folder in ranges at
 //         once, store/list-bounds.ts) plus the sidecars that changed
 //   edit  after another client rewrote 5 sidecars: pages + 5 GETs
@@ -36,7 +36,7 @@ const dist = (p) => import(join(root, 'host/dist', p));
 const { S3Client } = await dist('s3/client.js');
 const { listVolumes } = await dist('store/list.js');
 const { mapLimit } = await dist('store/concurrency.js');
-const { NOTES_FETCH_PARALLEL } = await dist('store/notes-cache.js');
+const { LIST_FETCH_PARALLEL } = await dist('store/concurrency.js');
 
 const args = process.argv.slice(2);
 let sizes = [200, 2000, 5000];
@@ -103,7 +103,7 @@ for (const n of sizes) {
     settings: { storageId: 'bench', bucket, prefix: '', chunkSizeMB: 100, concurrency: 4, cacheDir: join(tmp, 'path') },
     logger: log,
   };
-  const cacheFiles = ['notes-cache.json', 'bounds-cache.json'].map((f) => join(tmp, 'path', '.pve-s3', f));
+  const cacheFiles = ['notes-cache.json', 'bounds-cache.json', 'trust.json'].map((f) => join(tmp, 'path', '.pve-s3', f));
   try {
     await c.createBucket();
     const t0 = Date.now();
@@ -209,10 +209,10 @@ for (const n of sizes) {
 }
 const gw = (x) => (Number.isNaN(x) ? '-' : x.toFixed(2));
 const load1 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-if (json) console.log(JSON.stringify({ node: process.version, runs, parallel: NOTES_FETCH_PARALLEL, load: [load0, load1], fresh: fresh ? freshCommands(root).from : null, results }, null, 2));
+if (json) console.log(JSON.stringify({ node: process.version, runs, parallel: LIST_FETCH_PARALLEL, load: [load0, load1], fresh: fresh ? freshCommands(root).from : null, results }, null, 2));
 else {
-  console.log(`node ${process.version}, median of ${runs}, cold GETs ${NOTES_FETCH_PARALLEL} at once, load ${load0} → ${load1}`);
-  console.log(`gateway CPU: ${gatewayPids.length ? `processes ${gatewayPids.join(',')} under ${rgwDir}` : 'not on this machine (-)'}`);
+  console.log(`node ${process.version}, median of ${runs}, cold GETs ${LIST_FETCH_PARALLEL} at once, load ${load0} → ${load1}`);
+  console.log(`gateway CPU: ${gatewayCpu.describe()}`);
   console.log('backups  objects   cold s  cold req    warm s  warm req (seq. pages)   edit s  edit req   pages-only s  warm÷pages  CPU s pages/warm  gw CPU s pages/warm  goal (warm ≤ 1.5 s, ≤ pages + 10)');
   for (const r of results) {
     console.log(

@@ -18,3 +18,11 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   if (failure !== undefined) throw failure.error;
   return results;
 }
+
+/**
+ * GETs at once of each kind a listing finds missing from its caches (`.notes` sidecars,
+ * manifests for the trust verdicts): both kinds run together, so a cold listing has twice this in
+ * flight. Small objects, so the gateway's per-request latency is the cost: 5,000 backups cold
+ * were 48-59 s with 16 notes then 8 manifests at once, one kind after the other.
+ */
+export const LIST_FETCH_PARALLEL = 16;

@@ -116,14 +116,17 @@ export async function listVolumes(ctx: StoreContext, o: ListOptions = {}): Promi
   }
   const { assessListed } = await import('./trust.js');
   const filtered = o.vmid !== undefined || o.guestType !== undefined;
-  await assessListed(ctx, judged, filtered ? [] : contents.map((c) => ctx.settings.prefix + CONTENT_DIR[c]));
+  const backups = contents.indexOf('backup');
+  // manifests and notes the caches lack are fetched together: a cold listing waits for one
+  // stream of small GETs, not two in a row
+  await Promise.all([
+    assessListed(ctx, judged, filtered ? [] : contents.map((c) => ctx.settings.prefix + CONTENT_DIR[c])),
+    o.notes !== false && backups >= 0
+      ? import('./notes-cache.js').then(({ fillListedNotes }) => fillListedNotes(ctx, withNotes, folders[backups]!, o.notesFull === true))
+      : undefined,
+  ]);
   // a listing of everything is the usage figure `status` reports (docs/PROTOCOL.md, status)
   if (contents.length === CONTENT_TYPES.length) await writeUsage(ctx, bytes);
-  const backups = contents.indexOf('backup');
-  if (o.notes !== false && backups >= 0) {
-    const { fillListedNotes } = await import('./notes-cache.js');
-    await fillListedNotes(ctx, withNotes, folders[backups]!, o.notesFull === true);
-  }
   // ListObjects carries neither Object Lock retention nor x-amz-restore: one HEAD per backup when
   // the storage locks, else one only per object in an archive class (the listing's class says
   // which), so a storage without archived backups lists with its pages alone

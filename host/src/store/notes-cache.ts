@@ -22,8 +22,8 @@ import { isAbsolute, join } from 'node:path';
 import { NOTES_SUFFIX } from '../pve/volname.js';
 import type { ObjectSummary } from '../s3/types.js';
 import { bareETag } from '../s3/xml.js';
-import { saveCacheFile } from './cache-file.js';
-import { mapLimit } from './concurrency.js';
+import { checkpoints, saveCacheFile } from './cache-file.js';
+import { LIST_FETCH_PARALLEL, mapLimit } from './concurrency.js';
 import { NOTES_MAX_BYTES, readNotesTagged } from './notes.js';
 import { stateDir } from './state-dir.js';
 import type { StoreContext, Volume } from './types.js';
@@ -35,8 +35,6 @@ const FORMAT = 'pve-s3-notes-cache-1';
 export const NOTES_CACHE_MAX_CHARS = 16 * 1024 * 1024;
 /** A larger file is not read (its JSON escapes can at most double the text, plus keys). */
 const MAX_FILE_BYTES = 3 * NOTES_CACHE_MAX_CHARS;
-/** GETs of sidecars not in the cache at once (a cold listing of thousands of backups). */
-export const NOTES_FETCH_PARALLEL = 16;
 
 interface Entry {
   /** the sidecar's ETag, bare (no quotes) */
@@ -198,7 +196,7 @@ export class NotesCache {
 /**
  * Sets `notes` of the listed backups that have a `.notes` sidecar in `folder` (the backup folder's
  * listing, keyed by file name): from the cache when the listing shows the ETag it was read with,
- * else by a GET (at most NOTES_FETCH_PARALLEL at once). `full`: the whole text, else the first
+ * else by a GET (at most LIST_FETCH_PARALLEL at once; written as they come, checkpoints). `full`: the whole text, else the first
  * line as PVE lists notes.
  */
 export async function fillListedNotes(ctx: StoreContext, vols: Volume[], folder: ReadonlyMap<string, ObjectSummary>, full: boolean): Promise<void> {
@@ -221,12 +219,20 @@ export async function fillListedNotes(ctx: StoreContext, vols: Volume[], folder:
       show(vol, text, full);
     }
   }
-  await mapLimit(missing, NOTES_FETCH_PARALLEL, async ({ vol, key }) => {
-    const r = await readNotesTagged(ctx, vol.key, { whole: false });
-    if (r === null) return; // deleted since the listing
-    cache?.put(key, r.etag, r.text);
-    show(vol, r.text, full);
-  });
+  const stop = cache !== null ? checkpoints(() => cache.save(ctx)) : () => {};
+  try {
+    await mapLimit(missing, LIST_FETCH_PARALLEL, async ({ vol, key }) => {
+      const r = await readNotesTagged(ctx, vol.key, { whole: false });
+      if (r === null) return; // deleted since the listing
+      cache?.put(key, r.etag, r.text);
+      show(vol, r.text, full);
+    });
+  } catch (e) {
+    cache?.save(ctx);
+    throw e;
+  } finally {
+    stop();
+  }
   if (cache !== null) {
     const present = new Set<string>();
     for (const [name, o] of folder) if (name.endsWith(NOTES_SUFFIX)) present.add(o.key);

@@ -13,16 +13,17 @@
  * Only verified volumes are downloaded, restored, prefetched or made executable without an
  * explicit flag, and only they count for retention.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { ManifestKeyring } from '../config/manifest-key.js';
 import type { ObjectSummary } from '../s3/types.js';
 import { bareETag } from '../s3/xml.js';
 import type { Manifest, ManifestSigner } from '../transfer/manifest.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
-import { mapLimit } from './concurrency.js';
+import { checkpoints, saveCacheFile } from './cache-file.js';
+import { LIST_FETCH_PARALLEL, mapLimit } from './concurrency.js';
 import { listingCachePath } from './notes-cache.js';
-import { STATE_DIR } from './state-dir.js';
+import { stateDir } from './state-dir.js';
 import { readSse, transferClient, volid, type StoreContext, type StoreSettings, type Trust, type Volume } from './types.js';
 
 export interface TrustVerdict {
@@ -175,8 +176,8 @@ const CACHE_FILE = 'trust.json';
  * manifest again: one GET per backup. Undefined: no usable place.
  */
 function cacheFile(ctx: StoreContext): string | undefined {
-  if (ctx.settings.cacheDir !== undefined) return join(ctx.settings.cacheDir, STATE_DIR, CACHE_FILE);
   try {
+    if (ctx.settings.cacheDir !== undefined) return join(stateDir(ctx.settings.cacheDir), CACHE_FILE);
     return listingCachePath(ctx, 'trust') ?? undefined;
   } catch {
     return undefined;
@@ -192,13 +193,6 @@ async function readCache(file: string): Promise<Record<string, CacheEntry>> {
   } catch {
     return {};
   }
-}
-
-async function writeCache(file: string, entries: Record<string, CacheEntry>): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
-  const tmp = `${file}.tmp.${process.pid}`;
-  await writeFile(tmp, JSON.stringify({ v: 1, entries }), { mode: 0o600 });
-  await rename(tmp, file);
 }
 
 /**
@@ -238,14 +232,22 @@ export async function assessListed(
       changed = true;
     }
   }
-  await mapLimit(todo, 8, async ({ vol, manifest }) => {
-    const { verdict } = await readTrusted(ctx, { key: vol.key, size: vol.size, etag: vol.etag ?? '' });
-    applyVerdict(vol, verdict);
-    cache[vol.key] = { e: vol.etag ?? '', s: vol.size, me: manifest.etag, mt: manifest.lastModified.getTime(), k: ringId, t: verdict.trust, ...(verdict.note !== undefined ? { n: verdict.note } : {}) };
-    changed = true;
-  });
-  if (file !== undefined && changed) {
-    await writeCache(file, cache).catch((e: Error) => ctx.logger.warn('could not write the trust cache', { error: e.message }));
+  // what was fetched is written as it comes (checkpoints), so a listing killed part way leaves it
+  const save = () => {
+    if (file === undefined || !changed) return;
+    if (saveCacheFile(ctx, file, { v: 1, entries: cache }, 'trust cache')) changed = false;
+  };
+  const stop = checkpoints(save);
+  try {
+    await mapLimit(todo, LIST_FETCH_PARALLEL, async ({ vol, manifest }) => {
+      const { verdict } = await readTrusted(ctx, { key: vol.key, size: vol.size, etag: vol.etag ?? '' });
+      applyVerdict(vol, verdict);
+      cache[vol.key] = { e: vol.etag ?? '', s: vol.size, me: manifest.etag, mt: manifest.lastModified.getTime(), k: ringId, t: verdict.trust, ...(verdict.note !== undefined ? { n: verdict.note } : {}) };
+      changed = true;
+    });
+  } finally {
+    stop();
+    save();
   }
 }
 
