@@ -6,7 +6,7 @@
 // other name host/src starts importing from undici: the build fails instead of the host.
 //
 // The Agent (its pool, client, HTTP/1 parser and request API) loads when the first one is made:
-// a status sends its one HeadBucket the lean way (host/src/s3/lean-get.ts) and never makes one.
+// a status sends its one HeadBucket the lean way (host/src/s3/lean-http.ts) and never makes one.
 import buildConnector from 'undici/lib/core/connect.js';
 import Dispatcher from 'undici/lib/dispatcher/dispatcher.js';
 

@@ -5,7 +5,9 @@
 import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
+import { expect } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
+import { manifestKey } from '../../host/src/transfer/manifest.js';
 import type { TransferClient } from '../../host/src/transfer/transfer-client.js';
 import { rng } from '../helpers/random.js';
 
@@ -124,4 +126,11 @@ export async function objectGone(c: S3Client, key: string): Promise<boolean> {
   } catch (e) {
     return (e as { code?: string }).code === 'NoSuchKey' || (e as { code?: string }).code === 'NotFound';
   }
+}
+
+/** A failed or cancelled upload left nothing: no object, no manifest, no multipart upload of the key. */
+export async function nothingLeft(c: S3Client, key: string): Promise<void> {
+  expect(await objectGone(c, key)).toBe(true);
+  expect(await objectGone(c, manifestKey(key))).toBe(true);
+  expect((await c.listMultipartUploads({ prefix: key })).filter((u) => u.key === key)).toEqual([]);
 }

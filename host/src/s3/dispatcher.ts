@@ -37,7 +37,7 @@ export class FingerprintMismatchError extends Error {
 /**
  * `connect`: a connector made earlier from the same settings (createConnector). undici's Agent is
  * loaded here, on the first request that needs the pool: a restore or a status sends only lean
- * requests (lean-get.ts) and never loads it. `#undici-agent` (package.json "imports":
+ * requests (lean-http.ts) and never loads it. `#undici-agent` (package.json "imports":
  * scripts/undici-agent-side.cjs) is the Agent with the request API alone, not undici's index
  * with its fetch, WebSocket, cache and mock modules (~0.12 CPU-s less per upload from a checkout;
  * the installed bundle loads the same module).
@@ -54,7 +54,7 @@ export async function createDispatcher(s: DispatcherSettings, connect?: buildCon
 }
 
 /**
- * How every connection of a client is opened, undici's and the lean GET path's (lean-get.ts)
+ * How every connection of a client is opened, undici's and the lean GET path's (lean-http.ts)
  * alike: connect timeout, CA, skip-verify, fingerprint pinning. `onread` (node's net option: the
  * socket reads into one reused buffer) is for the lean path only.
  */

@@ -1,5 +1,5 @@
 /**
- * An HTTP/1.1 response parser for the lean GET path (lean-get.ts): the status line and headers,
+ * An HTTP/1.1 response parser for the lean GET path (lean-http.ts): the status line and headers,
  * then the body framed by Content-Length, the chunked transfer coding, or the end of the
  * connection (RFC 9112 §6). Body bytes are handed on as views of the caller's buffer, never
  * copied or collected; only the head becomes strings. Anything it cannot frame exactly is a

@@ -11,7 +11,7 @@ import { ConfigError } from '../util/errors.js';
 import { nullLogger, type Logger } from '../util/log.js';
 import { createConnector, createDispatcher } from './dispatcher.js';
 import { parseEndpoint, target, usePathStyle, type Endpoint, type Target } from './endpoint.js';
-import { LeanGets } from './lean-get.js';
+import { LeanHttp, PACED_SLICE, SLICE } from './lean-http.js';
 import { detectProvider, PROVIDER_IDS, PROVIDERS, type Provider } from './providers.js';
 import { S3Error, networkError, serverError, type ErrorContext } from './errors.js';
 import { DEFAULT_RETRY, backoffDelay, withRetry, type RetryPolicy } from './retry.js';
@@ -131,8 +131,8 @@ export class S3Transport {
   private readonly clock: () => Date;
   private readonly policy: RetryPolicy;
   private readonly random?: () => number;
-  /** the lean GET path's connections, made on the first download */
-  private lean: LeanGets | undefined;
+  /** the lean path's connections (lean-http.ts), made on the first request that takes it */
+  private lean: LeanHttp | undefined;
 
   constructor(s: S3Settings, o: TransportOptions = {}) {
     checkSettings(s);
@@ -160,22 +160,42 @@ export class S3Transport {
     return { endpoint: this.endpoint.origin, bucket: this.bucket, key: r.key, operation: r.operation };
   }
 
-  /** Sends r (with retries) and reads the whole response body. */
+  /**
+   * Sends r (with retries) and reads the whole response body. HEADs and PUTs of a body (UploadPart,
+   * PutObject) take the lean path (lean-http.ts); the rest, and everything when the caller gave
+   * its own dispatcher, goes through undici.
+   */
   async request(req: S3Request): Promise<BufferedResponse> {
     const r = withPayloadHash(req);
-    if (r.method === 'HEAD' && this.ownsDispatcher) return this.head(r);
+    if (this.ownsDispatcher && (r.method === 'HEAD' || (r.method === 'PUT' && r.body && r.idempotent))) return this.leanWhole(r);
     return this.retrying(r, async () => {
       const res = await this.once(r);
       const body = await this.readWhole(res, r);
-      // CompleteMultipartUpload and copies report late failures as 200 + <Error>: an error, and
-      // inside the retry loop so that a retryable one (InternalError, SlowDown) is retried
-      if (body.byteLength > 0 && looksLikeError(body)) {
-        const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
-        await loadXmlParser();
-        if (parseErrorBody(text)) throw this.errorFromResponse(r, res.statusCode, res.headersFlat, text);
-      }
-      return { status: res.statusCode, headers: res.headersFlat, body };
+      return this.unlessError(r, { status: res.statusCode, headers: res.headersFlat, body });
     });
+  }
+
+  /**
+   * CompleteMultipartUpload and copies report late failures as 200 + <Error>: an error, thrown
+   * inside the retry loop so that a retryable one (InternalError, SlowDown) is retried.
+   */
+  private async unlessError(r: S3Request, res: BufferedResponse): Promise<BufferedResponse> {
+    const { body } = res;
+    if (body.byteLength > 0 && looksLikeError(body)) {
+      const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+      await loadXmlParser();
+      if (parseErrorBody(text)) throw this.errorFromResponse(r, res.status, res.headers, text);
+    }
+    return res;
+  }
+
+  private tooLarge(r: S3Request, cap: number): S3Error {
+    const what = r.key !== undefined ? ` for '${r.key}'` : '';
+    return new S3Error(
+      'ResponseTooLarge',
+      `${r.operation} answer${what} from ${this.endpoint.origin} is larger than ${cap} bytes, more than any S3 answer to it: stopped reading it (is endpoint an S3 server?)`,
+      { key: r.key, retryable: false },
+    );
   }
 
   /** The whole body, refused past r.maxBody: by its Content-Length before reading, else when
@@ -184,12 +204,7 @@ export class S3Transport {
     const cap = r.maxBody ?? MAX_RESPONSE_BYTES;
     const tooLarge = (): S3Error => {
       dropBody(res.body);
-      const what = r.key !== undefined ? ` for '${r.key}'` : '';
-      return new S3Error(
-        'ResponseTooLarge',
-        `${r.operation} answer${what} from ${this.endpoint.origin} is larger than ${cap} bytes, more than any S3 answer to it: stopped reading it (is endpoint an S3 server?)`,
-        { key: r.key, retryable: false },
-      );
+      return this.tooLarge(r, cap);
     };
     // a HEAD's Content-Length is the object's, not a body's
     const declared = r.method === 'HEAD' ? 0 : Number(res.headersFlat['content-length']);
@@ -227,37 +242,55 @@ export class S3Transport {
     return (this.dispatcher ??= createDispatcher({ connectTimeoutMs: this.settings.connectTimeoutMs, tls: this.settings.tls }, this.connect));
   }
 
-  private leanPath(): LeanGets {
-    return (this.lean ??= new LeanGets({ connectTimeoutMs: this.settings.connectTimeoutMs, tls: this.settings.tls }));
+  private leanPath(): LeanHttp {
+    return (this.lean ??= new LeanHttp({ connectTimeoutMs: this.settings.connectTimeoutMs, tls: this.settings.tls }));
   }
 
   /**
-   * A HEAD through the lean path (lean-get.ts): nothing to read but the head, and the status
-   * probe (one HeadBucket per pvestatd poll) never loads undici's pool, client and HTTP parser.
+   * A HEAD, or a PUT of a body, through the lean path (lean-http.ts). A HEAD has nothing to read
+   * but the head, and the status probe (one HeadBucket per pvestatd poll) never loads undici's
+   * pool, client and HTTP parser. A PUT's body goes to the socket as views of the caller's bytes,
+   * and its answer (empty, or an error document) is parsed without llhttp: a long upload of
+   * thousands of parts never runs it, so V8 never tiers it up (~30 MiB of compile memory,
+   * scripts/wasm-budget.mjs).
    */
-  private head(r: S3Request): Promise<BufferedResponse> {
+  private leanWhole(r: S3Request): Promise<BufferedResponse> {
     const lean = this.leanPath();
+    const cap = r.maxBody ?? MAX_RESPONSE_BYTES;
     return this.retrying(r, async () => {
       const p = this.prepare(r);
+      const pieces: Buffer[] = [];
+      let n = 0;
       let res;
       try {
-        res = await lean.get({
-          method: 'HEAD',
+        res = await lean.send({
+          method: r.method as 'HEAD' | 'PUT',
           origin: p.t.origin,
           path: p.path,
           headers: p.headers,
+          ...(r.body ? { body: r.body } : {}),
+          ...(r.pace ? { pace: r.pace } : {}),
           signal: r.signal,
           headersTimeoutMs: r.slowAnswer ? Math.max(SLOW_ANSWER_MS, this.settings.requestTimeoutMs) : this.settings.requestTimeoutMs,
           bodyTimeoutMs: this.settings.requestTimeoutMs,
-          onBody: () => undefined,
+          // a PUT's 2xx answer is empty or a small document: copied out of the shared read buffer
+          onBody: (c) => {
+            n += c.byteLength;
+            if (n > cap) throw this.tooLarge(r, cap);
+            pieces.push(Buffer.from(c));
+          },
         });
       } catch (e) {
         throw this.netError(e, r);
       }
       this.logResponse(r, res.status, res.headers, p.started);
       const ok = (res.status >= 200 && res.status < 300) || r.okStatuses?.includes(res.status);
-      if (!ok) throw this.errorFromResponse(r, res.status, res.headers, '', p.date);
-      return { status: res.status, headers: res.headers, body: new Uint8Array(0) };
+      if (!ok) {
+        if (res.errorText) await loadXmlParser();
+        throw this.errorFromResponse(r, res.status, res.headers, res.errorText, p.date);
+      }
+      const body = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, n);
+      return this.unlessError(r, { status: res.status, headers: res.headers, body });
     });
   }
 
@@ -296,7 +329,7 @@ export class S3Transport {
 
   /**
    * Sends a GET and hands its body to `onData` as it arrives, through the lean path
-   * (lean-get.ts): each piece is a view of a reused buffer, valid only during the call. Retried
+   * (lean-http.ts): each piece is a view of a reused buffer, valid only during the call. Retried
    * like stream() until the body starts; once a byte went to `onData` a failure is the caller's
    * (nothing is replayed into it). A throw from `onData` ends the request with that error.
    */
@@ -320,7 +353,7 @@ export class S3Transport {
         const p = this.prepare(r);
         let res;
         try {
-          res = await lean.get({
+          res = await lean.send({
             origin: p.t.origin,
             path: p.path,
             headers: p.headers,
@@ -452,20 +485,12 @@ export class S3Transport {
   }
 }
 
-/**
+/*
  * undici starts the response timeout as soon as a Buffer body is handed to the socket, however
  * long the bytes then take to leave: on a slow link a large part would time out while still
- * uploading. Fed in slices, undici restarts that timer whenever the socket drains, so the timeout
- * only counts a silent server.
+ * uploading. Fed in slices, undici restarts that timer whenever the socket drains. Slices and
+ * paced slices are the lean path's (lean-http.ts), where the same reasons are written down.
  */
-const SLICE = 256 * 1024;
-/**
- * A paced body (bwlimit) goes in smaller slices, each handed to the socket only once the rate
- * allows it: the kernel sends what it is given at once, so what the socket gets is what the wire
- * carries, give or take one slice.
- */
-const PACED_SLICE = 64 * 1024;
-
 function wireBody(body: Uint8Array | undefined, method: Method, pace?: S3Request['pace'], signal?: AbortSignal): Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array> | undefined {
   if (!body) return method === 'PUT' || method === 'POST' ? new Uint8Array(0) : undefined;
   if (pace) {

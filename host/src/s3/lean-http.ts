@@ -1,12 +1,21 @@
 /**
- * Lean GETs for object bodies (downloads): each socket reads straight into one buffer that is
- * reused for every read of every connection (node's `onread`), the response is framed by a small
- * parser (http1-response.ts) and the body handed to the caller as views of that buffer, piece by
- * piece, with no per-read allocation, no stream machinery and no copy. undici, which carries every
- * other request, reads a paused stream, copies each byte into its parser's memory and allocates a
- * buffer per read: receiving 1 GiB from the local RadosGW cost ~2.4 CPU-s through it and ~0.5 CPU-s
- * this way (measured on the 2-core test machine). The buffer can be shared because a read and
- * its callback run to completion on the one JS thread before the next read starts.
+ * The project's own HTTP/1.1 exchanges for the requests that move an object's bytes: GETs of
+ * object bodies (downloads), PUTs of part and object bodies (uploads), and HEADs.
+ *
+ * Answers: each socket reads straight into one buffer that is reused for every read of every
+ * connection (node's `onread`), the response is framed by a small parser (http1-response.ts) and
+ * the body handed to the caller as views of that buffer, piece by piece, with no per-read
+ * allocation, no stream machinery and no copy. undici, which carries the control requests, reads a
+ * paused stream, copies each byte into its parser's memory and allocates a buffer per read:
+ * receiving 1 GiB from the local RadosGW cost ~2.4 CPU-s through it and ~0.5 CPU-s this way
+ * (measured on the 2-core test machine). The buffer can be shared because a read and its callback
+ * run to completion on the one JS thread before the next read starts.
+ *
+ * Request bodies: views of the caller's buffer handed to the socket slice by slice as it drains
+ * (never copied), with Content-Length. Uploads come this way so that a long upload runs no llhttp
+ * (undici's parser, a WebAssembly state machine): after a few hundred answers V8 compiles it once
+ * more with TurboFan, ~30 MiB of compile memory, which set a long stream's peak memory
+ * (scripts/wasm-budget.mjs, test/bench/stream-memory.mjs).
  *
  * Connections are opened by the client's own connector (dispatcher.ts: connect timeout, CA,
  * fingerprint pinning) and kept alive in a small pool of their own, per origin.
@@ -19,30 +28,45 @@ import { ProtocolError, ResponseParser, type ResponseHead } from './http1-respon
 
 /** One read's worth: TLS records are 16 KiB, a plain socket gives what the kernel has. */
 const READ_BUFFER = 256 * 1024;
+/**
+ * Body slices handed to the socket: the head's timeout counts a silent server, not a slow link,
+ * because it restarts whenever the socket has taken a slice. A paced body (bwlimit) goes in
+ * smaller slices, each only once the rate allows it: the kernel sends what it is given at once, so
+ * what the socket gets is what the wire carries, give or take one slice.
+ */
+export const SLICE = 256 * 1024;
+export const PACED_SLICE = 64 * 1024;
 /** Error bodies (S3's XML) are read into memory up to this much. */
 const MAX_ERROR_BODY = 64 * 1024;
 const KEEP_ALIVE_MS = 10_000;
 const MAX_IDLE = 16;
 
-export interface LeanGetRequest {
-  /** GET (default), or HEAD: an answer without a body (the status probe) */
-  method?: 'GET' | 'HEAD';
+export interface LeanRequest {
+  /** GET (default); HEAD: an answer without a body (the status probe); PUT: with `body` */
+  method?: 'GET' | 'HEAD' | 'PUT';
   /** scheme://host[:port] */
   origin: string;
   /** the request target as signed: path and query, already encoded */
   path: string;
   /** lower-case names, Host included */
   headers: Record<string, string>;
+  /**
+   * Sent with its Content-Length, as views handed to the socket (no copy): the caller must not
+   * change it until the exchange has ended.
+   */
+  body?: Uint8Array;
+  /** bwlimit on the wire: awaited before each slice of the body is handed to the socket */
+  pace?: (bytes: number, signal?: AbortSignal) => Promise<void>;
   signal?: AbortSignal;
-  /** no response head within this long: UND_ERR_HEADERS_TIMEOUT */
+  /** no response head within this long (from the last body slice the socket took): UND_ERR_HEADERS_TIMEOUT */
   headersTimeoutMs: number;
   /** no body bytes for this long: UND_ERR_BODY_TIMEOUT */
   bodyTimeoutMs: number;
-  /** each piece of a 2xx body, a view valid only during the call; a throw ends the request with it */
+  /** each piece of a 2xx body, a view valid only during the call; a throw ends the exchange with it */
   onBody(chunk: Uint8Array): void;
 }
 
-export interface LeanGetResponse {
+export interface LeanResponse {
   status: number;
   headers: Record<string, string>;
   /** the body of a non-2xx answer (at most 64 KiB, latin1-safe UTF-8) */
@@ -67,7 +91,7 @@ interface Conn {
 
 const CONN = Symbol('pve-s3 lean connection');
 
-export class LeanGets {
+export class LeanHttp {
   private readonly idle = new Map<string, Conn[]>();
   private readonly connect: buildConnector.connector;
   private closed = false;
@@ -90,11 +114,13 @@ export class LeanGets {
   }
 
   /**
-   * Sends one GET and reads its whole response. A connection from the pool that fails before any
-   * byte of an answer (closed while idle: the server's keep-alive ran out) is replaced by a new
-   * one once; every other failure is the caller's to retry.
+   * Sends one request and reads its whole response. A connection from the pool that fails before
+   * any byte of an answer (closed while idle: the server's keep-alive ran out) is replaced by a
+   * new one, and the request sent again — so only requests that are safe to send twice come this
+   * way (GET, HEAD, and idempotent PUTs of whole bodies); every other failure is the caller's to
+   * retry.
    */
-  async get(r: LeanGetRequest): Promise<LeanGetResponse> {
+  async send(r: LeanRequest): Promise<LeanResponse> {
     if (this.closed) throw netFailure('UND_ERR_CLOSED', 'the S3 client was closed');
     for (;;) {
       const c = await this.acquire(r.origin, r.signal);
@@ -167,14 +193,18 @@ export class LeanGets {
     if (i >= 0) list!.splice(i, 1);
   }
 
-  private exchange(c: Conn, r: LeanGetRequest): Promise<LeanGetResponse> {
+  private exchange(c: Conn, r: LeanRequest): Promise<LeanResponse> {
     const { socket } = c;
     socket.ref();
-    return new Promise<LeanGetResponse>((resolve, reject) => {
+    return new Promise<LeanResponse>((resolve, reject) => {
       let head: ResponseHead | null = null;
       let errorText = '';
       let settled = false;
       let timer: NodeJS.Timeout | null = null;
+      // the whole body went to the socket: until then the connection cannot carry another request
+      let sent = r.body === undefined;
+      // the body's writer waits for 'drain' or the end of the exchange, whichever comes first
+      let wake: (() => void) | null = null;
       const parser = new ResponseParser(
         {
           head: (h) => {
@@ -194,6 +224,7 @@ export class LeanGets {
         if (settled) return;
         settled = true;
         if (timer) clearTimeout(timer);
+        wake?.();
         r.signal?.removeEventListener('abort', onAbort);
         if (e) {
           c.onBytes = null;
@@ -202,7 +233,8 @@ export class LeanGets {
           return reject(e);
         }
         const h = head!;
-        if (h.keepAlive && parser.extra === 0) this.release(c);
+        // an answer before the whole body went out (an early 4xx): the rest was never sent
+        if (h.keepAlive && parser.extra === 0 && sent) this.release(c);
         else socket.destroy();
         resolve({ status: h.status, headers: h.headers, errorText });
       };
@@ -242,10 +274,45 @@ export class LeanGets {
         finish(null);
       };
 
-      arm(r.headersTimeoutMs, 'UND_ERR_HEADERS_TIMEOUT', 'no response head');
+      const noHead = (): void => arm(r.headersTimeoutMs, 'UND_ERR_HEADERS_TIMEOUT', 'no response head');
+      // the head's timeout counts the server's silence from the last slice the socket took
+      const stillSending = (): void => {
+        if (!head) timer?.refresh();
+      };
+      noHead();
       let text = `${r.method ?? 'GET'} ${r.path} HTTP/1.1\r\n`;
       for (const [k, v] of Object.entries(r.headers)) text += `${k}: ${v}\r\n`;
+      if (r.body) text += `content-length: ${r.body.byteLength}\r\n`;
       socket.write(text + '\r\n');
+      if (!r.body) return;
+
+      const body = r.body;
+      const slice = r.pace ? PACED_SLICE : SLICE;
+      const drained = (): Promise<void> =>
+        new Promise<void>((res) => {
+          const done = (): void => {
+            wake = null;
+            socket.off('drain', done);
+            res();
+          };
+          wake = done;
+          socket.on('drain', done);
+        });
+      (async () => {
+        for (let o = 0; o < body.byteLength && !settled; o += slice) {
+          const piece = body.subarray(o, Math.min(o + slice, body.byteLength));
+          if (r.pace) {
+            // waiting for the rate is not the server's silence
+            if (timer && !head) clearTimeout(timer);
+            await r.pace(piece.length, r.signal);
+            if (settled) return;
+            if (!head) noHead();
+          }
+          if (!socket.write(piece)) await drained();
+          stillSending();
+        }
+        sent = true;
+      })().catch((e: unknown) => finish(e as Error));
     });
   }
 }

@@ -1,23 +1,40 @@
-// The lean GET path's connections, against a scripted HTTP server on a local socket: kept alive
+// The lean HTTP path's connections, against a scripted HTTP server on a local socket: kept alive
 // and reused, a stale kept-alive connection replaced without the caller noticing, and every way
 // an exchange can fail (silence before or during the body, a body cut short, a cancel, the
 // caller's own error) ending that exchange with the error the S3 layer's table knows.
+import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LeanGets, type LeanGetRequest } from '../../host/src/s3/lean-get.js';
+import { LeanHttp, type LeanRequest } from '../../host/src/s3/lean-http.js';
 
 type Script = (req: string, conn: number, socket: net.Socket) => void;
 
-/** A server answering each request per `script`; counts connections and requests. */
-async function server(script: Script): Promise<{ origin: string; connections: () => number; requests: string[]; close: () => Promise<void> }> {
+/** A local server handing each connection (numbered from 1) to `serve`; close() ends them all. */
+async function listen(serve: (s: net.Socket, conn: number) => void): Promise<{ origin: string; connections: () => number; close: () => Promise<void> }> {
   let connections = 0;
-  const requests: string[] = [];
   const sockets = new Set<net.Socket>();
   const srv = net.createServer((s) => {
-    const conn = ++connections;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
     s.on('error', () => undefined);
+    serve(s, ++connections);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    connections: () => connections,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => srv.close(r));
+    },
+  };
+}
+
+/** A server answering each request per `script`; counts connections and requests. */
+async function server(script: Script): Promise<{ origin: string; connections: () => number; requests: string[]; close: () => Promise<void> }> {
+  const requests: string[] = [];
+  const l = await listen((s, conn) => {
     let buf = '';
     s.on('data', (d) => {
       buf += d.toString('latin1');
@@ -29,17 +46,7 @@ async function server(script: Script): Promise<{ origin: string; connections: ()
       }
     });
   });
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  return {
-    origin: `http://127.0.0.1:${port}`,
-    connections: () => connections,
-    requests,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => srv.close(r));
-    },
-  };
+  return { ...l, requests };
 }
 
 const body = (n: number, seed = 1) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
@@ -50,17 +57,17 @@ afterEach(async () => {
   for (const f of cleanup.splice(0)) await f();
 });
 
-function client(): LeanGets {
-  const g = new LeanGets({ connectTimeoutMs: 2000 });
+function client(): LeanHttp {
+  const g = new LeanHttp({ connectTimeoutMs: 2000 });
   cleanup.push(() => g.close());
   return g;
 }
 
-function get(g: LeanGets, origin: string, o: Partial<LeanGetRequest> = {}): Promise<{ status: number; data: Buffer; buffers: Set<ArrayBufferLike>; errorText: string }> {
+function get(g: LeanHttp, origin: string, o: Partial<LeanRequest> = {}): Promise<{ status: number; data: Buffer; buffers: Set<ArrayBufferLike>; errorText: string }> {
   const pieces: Buffer[] = [];
   const buffers = new Set<ArrayBufferLike>();
   return g
-    .get({
+    .send({
       origin,
       path: '/bucket/key',
       headers: { host: new URL(origin).host, range: 'bytes=0-1' },
@@ -75,7 +82,7 @@ function get(g: LeanGets, origin: string, o: Partial<LeanGetRequest> = {}): Prom
     .then((r) => ({ status: r.status, data: Buffer.concat(pieces), buffers, errorText: r.errorText }));
 }
 
-describe('LeanGets', () => {
+describe('LeanHttp', () => {
   it('sends the signed head as given, reuses one kept-alive connection, delivers every piece in one reused buffer', async () => {
     const a = body(3 << 20, 1);
     const b = body(700_000, 2);
@@ -190,5 +197,152 @@ describe('LeanGets', () => {
     const origin = s.origin;
     await s.close();
     await expect(get(client(), origin)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
+});
+
+type PutScript = (head: string, body: Buffer, conn: number, socket: net.Socket) => void;
+
+/**
+ * A server reading requests with Content-Length bodies; `script` sees each whole request, or
+ * `partial` (if given) each piece of a body as it arrives and may end the connection there.
+ */
+async function putServer(script: PutScript, partial?: (got: number, socket: net.Socket) => void) {
+  const heads: string[] = [];
+  const l = await listen((s, conn) => {
+    let chunks: Buffer[] = [];
+    let len = 0;
+    let head: string | null = null;
+    let need = 0;
+    s.on('data', (d: Buffer) => {
+      chunks.push(d);
+      len += d.length;
+      for (;;) {
+        if (head === null) {
+          const all = Buffer.concat(chunks);
+          const at = all.indexOf('\r\n\r\n');
+          chunks = [all];
+          if (at < 0) return;
+          head = all.subarray(0, at).toString('latin1');
+          heads.push(head);
+          need = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1] ?? 0);
+          chunks = [all.subarray(at + 4)];
+          len = all.length - at - 4;
+        }
+        partial?.(len, s);
+        if (len < need) return;
+        const all = Buffer.concat(chunks);
+        chunks = [all.subarray(need)];
+        len = all.length - need;
+        const h = head;
+        head = null;
+        script(h, all.subarray(0, need), conn, s);
+      }
+    });
+  });
+  cleanup.push(l.close);
+  return { ...l, heads };
+}
+
+function put(g: LeanHttp, origin: string, data: Uint8Array, o: Partial<LeanRequest> = {}) {
+  return g.send({
+    method: 'PUT',
+    origin,
+    path: '/bucket/key?partNumber=1&uploadId=u',
+    headers: { host: new URL(origin).host },
+    body: data,
+    headersTimeoutMs: 2000,
+    bodyTimeoutMs: 2000,
+    onBody: () => undefined,
+    ...o,
+  });
+}
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+describe('LeanHttp PUTs (uploads)', () => {
+  it('sends the Content-Length and every byte of the body, and keeps the connection for the next request', async () => {
+    const s = await putServer((_h, b, _c, sock) => sock.write(`HTTP/1.1 200 OK\r\nETag: "${sha(b)}"\r\nContent-Length: 0\r\n\r\n`));
+    const g = client();
+    const a = body(3 * 1024 * 1024 + 7, 3);
+    const b = body(10, 4);
+    expect((await put(g, s.origin, a)).headers.etag).toBe(`"${sha(a)}"`);
+    expect((await put(g, s.origin, b)).headers.etag).toBe(`"${sha(b)}"`);
+    expect(s.heads[0]!.split('\r\n')[0]).toBe('PUT /bucket/key?partNumber=1&uploadId=u HTTP/1.1');
+    expect(s.heads[0]).toMatch(new RegExp(`\r\ncontent-length: ${a.length}(\r\n|$)`));
+    expect(s.connections()).toBe(1);
+  });
+
+  it('a kept-alive connection the server dropped: the PUT is sent again on a new one, whole', async () => {
+    const seen = new Set<number>();
+    const s = await putServer((_h, b, conn, sock) => {
+      if (seen.has(conn)) return void sock.destroy();
+      seen.add(conn);
+      sock.write(`HTTP/1.1 200 OK\r\nETag: "${sha(b)}"\r\nContent-Length: 0\r\n\r\n`);
+    });
+    const g = client();
+    await put(g, s.origin, body(1000, 1));
+    const data = body(1024 * 1024, 2);
+    expect((await put(g, s.origin, data)).headers.etag).toBe(`"${sha(data)}"`);
+    expect(s.connections()).toBe(2);
+  });
+
+  it('the server closing in the middle of a fresh connection body: the exchange fails with the socket error, nothing re-sent here', async () => {
+    const s = await putServer(
+      () => undefined,
+      (got, sock) => {
+        if (got >= 512 * 1024) sock.destroy();
+      },
+    );
+    const e = await put(client(), s.origin, Buffer.alloc(8 * 1024 * 1024, 5)).catch((x: unknown) => x);
+    expect((e as { code?: string }).code).toMatch(/^(ECONNRESET|EPIPE|UND_ERR_SOCKET)$/);
+    expect(s.heads.length).toBe(1);
+  });
+
+  it('an answer before the whole body went out (an early 403) is the answer; that connection is not reused', async () => {
+    const xml = '<Error><Code>AccessDenied</Code></Error>';
+    let answered = false;
+    const s = await putServer(
+      () => undefined,
+      (got, sock) => {
+        if (got === 0 || answered) return;
+        answered = true;
+        sock.write(`HTTP/1.1 403 Forbidden\r\nContent-Length: ${xml.length}\r\n\r\n${xml}`);
+      },
+    );
+    const g = client();
+    const r = await put(g, s.origin, Buffer.alloc(64 * 1024 * 1024, 6));
+    expect(r).toMatchObject({ status: 403, errorText: xml });
+    await put(g, s.origin, body(10, 6), { headersTimeoutMs: 200 }).catch(() => undefined);
+    expect(s.connections()).toBe(2);
+  });
+
+  it('a cancel while the body is still going out ends the exchange at once (AbortError) and closes the connection', async () => {
+    let stalled: net.Socket | undefined;
+    const ac = new AbortController();
+    const s = await putServer(
+      () => undefined,
+      (_got, sock) => {
+        if (ac.signal.aborted) return;
+        sock.pause(); // reads no more: the rest of the body stalls in the kernels' buffers
+        stalled = sock;
+        ac.abort(new Error('stop'));
+      },
+    );
+    const e = await put(client(), s.origin, Buffer.alloc(64 * 1024 * 1024, 7), { signal: ac.signal, headersTimeoutMs: 10_000 }).catch((x: unknown) => x);
+    expect(e).toMatchObject({ name: 'AbortError' });
+    // the server, reading again, finds the connection closed by the client
+    const closed = new Promise((r) => stalled!.once('close', r));
+    stalled!.resume();
+    await closed;
+  });
+
+  it('a paced body (bwlimit) waits for the rate before each slice of at most 64 KiB, for every byte', async () => {
+    const s = await putServer((_h, b, _c, sock) => sock.write(`HTTP/1.1 200 OK\r\nETag: "${sha(b)}"\r\nContent-Length: 0\r\n\r\n`));
+    const asked: number[] = [];
+    const data = body(300_000, 8);
+    const r = await put(client(), s.origin, data, { pace: async (n) => void asked.push(n) });
+    expect(r.headers.etag).toBe(`"${sha(data)}"`);
+    expect(asked.reduce((a, b) => a + b, 0)).toBe(data.length);
+    expect(Math.max(...asked)).toBe(64 * 1024);
   });
 });
