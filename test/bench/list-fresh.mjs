@@ -63,11 +63,13 @@ function requestsIn(log) {
 }
 
 /**
- * The fresh-process rows for a bucket of `n` backups: { host: { warm, cold }, restore: { warm,
- * cold } }, each { s, cpuS, requests } (median of `runs` for warm, one run for cold: a cold 5,000
- * reads every notes sidecar and manifest).
+ * The fresh-process rows for a bucket of `n` backups: { host: { warm, cold, coldIndex }, restore:
+ * { … } }, each { s, cpuS, requests } (median of `runs` for warm, one run for cold: a cold 5,000
+ * without the shared listing index reads every notes sidecar and manifest; coldIndex: no local
+ * caches, the index the cold one wrote). `keyFile`: the storage's manifest key; `dropIndex()`
+ * deletes the shared index.
  */
-export async function freshRows({ root, env, bucket, n, runs, tmp }) {
+export async function freshRows({ root, env, bucket, n, runs, tmp, keyFile, dropIndex }) {
   const cmds = freshCommands(root);
   const region = env.S3_REGION || 'us-east-1';
   const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('S3_') && !k.startsWith('NODE_')));
@@ -75,6 +77,8 @@ export async function freshRows({ root, env, bucket, n, runs, tmp }) {
   base.PATH = `${dirname(process.execPath)}:${base.PATH ?? '/usr/bin:/bin'}`;
   base.PVE_S3_CODE_CACHE_DIR = join(tmp, 'code-cache');
   base.PVE_S3_LOG_LEVEL = 'DEBUG';
+  // the storage's manifest key, as every node of a cluster has it: it signs the listing index
+  base.PVE_S3_MANIFEST_KEY_FILE = keyFile;
   mkdirSync(base.PVE_S3_CODE_CACHE_DIR, { recursive: true });
   const path = join(tmp, 'fresh-path');
   const xdg = join(tmp, 'fresh-xdg');
@@ -126,8 +130,14 @@ export async function freshRows({ root, env, bucket, n, runs, tmp }) {
       rmSync(log, { force: true });
       return { s, cpuS, requests };
     };
+    // cold: nothing on this node and no shared listing index in the bucket (the first listing
+    // ever); it writes the index, so the next one, again without local caches, is a new node of
+    // a cluster whose other nodes have listed (store/listing-index.ts)
     rmSync(k.caches, { recursive: true, force: true });
+    await dropIndex();
     const cold = await once();
+    rmSync(k.caches, { recursive: true, force: true });
+    const coldIndex = await once();
     const warm = [];
     for (let r = 0; r < runs; r++) warm.push(await once());
     const med = (f) => {
@@ -136,6 +146,7 @@ export async function freshRows({ root, env, bucket, n, runs, tmp }) {
     };
     out[name] = {
       cold: { s: +cold.s.toFixed(3), cpuS: +cold.cpuS.toFixed(2), requests: cold.requests },
+      coldIndex: { s: +coldIndex.s.toFixed(3), cpuS: +coldIndex.cpuS.toFixed(2), requests: coldIndex.requests },
       warm: { s: +med((x) => x.s).toFixed(3), cpuS: +med((x) => x.cpuS).toFixed(2), requests: Math.max(...warm.map((x) => x.requests)) },
     };
   }

@@ -6,6 +6,9 @@
 // contents, as the CLI lists) runs
 //   cold  no notes cache, trust verdicts nor range bounds (the first listing on a node): the pages one after
 //         another, one GET per .notes and per manifest, LIST_FETCH_PARALLEL of each at once
+//         and no shared listing index in the bucket (it writes one: store/listing-index.ts)
+//   cold+index  no local caches, the shared index there: a new node of a cluster whose nodes
+//         have listed (after a reinstall, after the local caches were lost): the pages + 1 GET
 //   warm  the caches of the previous listing: the ListObjects pages (a large folder in ranges at
 //         once, store/list-bounds.ts) plus the sidecars that changed
 //   edit  after another client rewrote 5 sidecars: pages + 5 GETs
@@ -16,7 +19,7 @@
 // listing beside this process's: on 2 loaded cores, what the seconds are made of.
 // Then the fresh-process rows (list-fresh.mjs): what PVE pays, a new process per listing — the
 // installed host's `list` op (volume_list / list_volumes) and `pve-s3-restore --list` — warm
-// (caches on disk from a previous process) and cold; seconds, CPU seconds and requests.
+// (caches on disk from a previous process), cold and cold+index; seconds, CPU seconds and requests.
 // and prints requests (by operation, counted from the S3 client's own request log) and seconds,
 // median of --runs. The goal: warm 5,000 ≤ 1.5 s and ≤ ListObjects pages + 10 requests.
 //
@@ -37,6 +40,8 @@ const { S3Client } = await dist('s3/client.js');
 const { listVolumes } = await dist('store/list.js');
 const { mapLimit } = await dist('store/concurrency.js');
 const { LIST_FETCH_PARALLEL } = await dist('store/concurrency.js');
+const { LISTING_INDEX_KEY } = await dist('store/listing-index.js');
+const { ensureKeyring } = await dist('config/manifest-key.js');
 
 const args = process.argv.slice(2);
 let sizes = [200, 2000, 5000];
@@ -98,9 +103,12 @@ for (const n of sizes) {
   const log = countingLogger();
   const c = gatewayClient(S3Client, env, bucket, { logger: log });
   const tmp = mkdtempSync(join(tmpdir(), 'pve-s3-list-notes-'));
+  // the storage's manifest key (every node of a cluster has it): it signs the shared listing index
+  const keyFile = join(tmp, 'bench.manifest-key');
+  ensureKeyring(keyFile);
   const ctx = {
     client: c,
-    settings: { storageId: 'bench', bucket, prefix: '', chunkSizeMB: 100, concurrency: 4, cacheDir: join(tmp, 'path') },
+    settings: { storageId: 'bench', bucket, prefix: '', chunkSizeMB: 100, concurrency: 4, cacheDir: join(tmp, 'path'), manifestKey: { file: keyFile, mayCreate: true } },
     logger: log,
   };
   const cacheFiles = ['notes-cache.json', 'bounds-cache.json', 'trust.json'].map((f) => join(tmp, 'path', '.pve-s3', f));
@@ -137,7 +145,14 @@ for (const n of sizes) {
       const pages = (counts.ListObjectsV2 ?? 0) + (counts.ListObjects ?? 0);
       row[label] = { s: +median(times).toFixed(3), requests: total, pages, gets: counts.GetObject ?? 0 };
     };
-    await measure('cold', () => cacheFiles.forEach((f) => rmSync(f, { force: true })));
+    const dropLocal = () => cacheFiles.forEach((f) => rmSync(f, { force: true }));
+    // cold: no local caches and no shared index (the first listing ever; it writes the index);
+    // cold+index: no local caches, the index there (a new node of a cluster whose nodes listed)
+    await measure('cold', async () => {
+      dropLocal();
+      await c.deleteObject(LISTING_INDEX_KEY);
+    });
+    await measure('coldIndex', dropLocal);
     await measure('warm');
     // another client edits 5 sidecars before each listing: exactly those are read again
     await measure('edit', (r) => mapLimit([0, 1, 2, 3, 4], 5, (j) => c.putObject(`dump/${names[(j * 97 + r) % n]}.vma.zst.notes`, new TextEncoder().encode(`edited ${r} ${j}\n`))));
@@ -188,7 +203,7 @@ for (const n of sizes) {
     };
     row.goal = row.warm.s <= 1.5 && row.warm.requests <= row.pagesOnly.pages + 10 ? 'met' : 'NOT met';
     if (fresh) {
-      row.fresh = await freshRows({ root, env, bucket, n, runs, tmp });
+      row.fresh = await freshRows({ root, env, bucket, n, runs, tmp, keyFile, dropIndex: () => c.deleteObject(LISTING_INDEX_KEY) });
       const h = row.fresh.host.warm;
       row.freshGoal = h.s <= 1.5 && h.requests <= row.pagesOnly.pages + 10 ? 'met' : 'NOT met';
     }
@@ -213,20 +228,20 @@ if (json) console.log(JSON.stringify({ node: process.version, runs, parallel: LI
 else {
   console.log(`node ${process.version}, median of ${runs}, cold GETs ${LIST_FETCH_PARALLEL} at once, load ${load0} → ${load1}`);
   console.log(`gateway CPU: ${gatewayCpu.describe()}`);
-  console.log('backups  objects   cold s  cold req    warm s  warm req (seq. pages)   edit s  edit req   pages-only s  warm÷pages  CPU s pages/warm  gw CPU s pages/warm  goal (warm ≤ 1.5 s, ≤ pages + 10)');
+  console.log('backups  objects   cold s  cold req  cold+index s  req    warm s  warm req (seq. pages)   edit s  edit req   pages-only s  warm÷pages  CPU s pages/warm  gw CPU s pages/warm  goal (warm ≤ 1.5 s, ≤ pages + 10)');
   for (const r of results) {
     console.log(
-      `${String(r.backups).padStart(7)} ${String(r.objects).padStart(8)} ${r.cold.s.toFixed(3).padStart(8)} ${String(r.cold.requests).padStart(9)} ${r.warm.s.toFixed(3).padStart(9)} ${String(r.warm.requests).padStart(9)} (${r.pagesOnly.pages})`.padEnd(70) +
+      `${String(r.backups).padStart(7)} ${String(r.objects).padStart(8)} ${r.cold.s.toFixed(3).padStart(8)} ${String(r.cold.requests).padStart(9)} ${r.coldIndex.s.toFixed(3).padStart(13)} ${String(r.coldIndex.requests).padStart(4)} ${r.warm.s.toFixed(3).padStart(9)} ${String(r.warm.requests).padStart(9)} (${r.pagesOnly.pages})`.padEnd(89) +
         `${r.edit.s.toFixed(3).padStart(8)} ${String(r.edit.requests).padStart(9)} ${r.pagesOnly.s.toFixed(3).padStart(13)} ${r.pagesOnly.ratio.toFixed(2).padStart(10)}×  ${r.pagesOnly.cpuS.toFixed(2).padStart(6)} / ${r.pagesOnly.warmCpuS.toFixed(2).padEnd(6)}  ${gw(r.pagesOnly.gwCpuS).padStart(9)} / ${gw(r.pagesOnly.warmGwCpuS).padEnd(6)}  ${r.goal}`,
     );
   }
   if (fresh) {
     console.log(`fresh process per listing (${freshCommands(root).from}; median of ${runs} warm, one cold): seconds / CPU seconds / requests`);
-    console.log('backups   host list warm          host list cold          restore --list warm     restore --list cold     goal (host warm ≤ 1.5 s, ≤ pages + 10)');
+    console.log('backups   host list warm          host list cold          host cold+index         restore --list warm     restore --list cold     restore cold+index      goal (host warm ≤ 1.5 s, ≤ pages + 10)');
     const cell = (x) => `${x.s.toFixed(2).padStart(6)} / ${x.cpuS.toFixed(2).padStart(5)} / ${String(x.requests).padStart(5)}`.padEnd(24);
     for (const r of results) {
       const f = r.fresh;
-      console.log(`${String(r.backups).padStart(7)}   ${cell(f.host.warm)}${cell(f.host.cold)}${cell(f.restore.warm)}${cell(f.restore.cold)}${r.freshGoal}`);
+      console.log(`${String(r.backups).padStart(7)}   ${cell(f.host.warm)}${cell(f.host.cold)}${cell(f.host.coldIndex)}${cell(f.restore.warm)}${cell(f.restore.cold)}${cell(f.restore.coldIndex)}${r.freshGoal}`);
     }
   }
 }

@@ -11,6 +11,7 @@ import type { S3Client } from '../../host/src/s3/client.js';
 import { listVolumes } from '../../host/src/store/list.js';
 import type { StoreContext } from '../../host/src/store/types.js';
 import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { countingLogger } from '../helpers/counting-logger.js';
 import { closeTestClients, dropBucket, freshBucket, pool, testClient } from '../helpers/s3.js';
 import { BIN, requireBuild, s3Env } from './cli-helpers.js';
 
@@ -42,18 +43,9 @@ afterAll(async () => {
 
 /** A store on a client of its own whose requests are counted by operation. */
 function context(cacheDir: string): StoreContext & { ops: Record<string, number> } {
-  const ops: Record<string, number> = {};
-  const logger = {
-    debugEnabled: true,
-    debug(msg: string, f?: Record<string, unknown>) {
-      if (msg === 's3 request') ops[String(f?.operation)] = (ops[String(f?.operation)] ?? 0) + 1;
-    },
-    info() {},
-    warn() {},
-    error() {},
-  };
+  const logger = countingLogger();
   return {
-    ops,
+    ops: logger.ops,
     client: testClient({ bucket: c.bucket }, { logger }),
     settings: { storageId: 's3t', bucket: c.bucket, prefix: PREFIX, chunkSizeMB: 5, concurrency: 2, cacheDir },
     logger,

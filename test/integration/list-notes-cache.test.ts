@@ -10,7 +10,7 @@ import type { S3Client } from '../../host/src/s3/client.js';
 import { listVolumes } from '../../host/src/store/list.js';
 import { NOTES_CACHE_FILE } from '../../host/src/store/notes-cache.js';
 import type { StoreContext } from '../../host/src/store/types.js';
-import type { Logger } from '../../host/src/util/log.js';
+import { countingLogger } from '../helpers/counting-logger.js';
 import { closeTestClients, dropBucket, freshBucket, testClient } from '../helpers/s3.js';
 import { requireBuild, run, s3Env } from './cli-helpers.js';
 
@@ -22,28 +22,9 @@ let c: S3Client;
 let other: S3Client;
 let dir: string;
 
-/** A logger counting the client's requests by operation, and the warnings. */
-function counting(): Logger & { ops: Record<string, number>; warnings: string[] } {
-  const ops: Record<string, number> = {};
-  const warnings: string[] = [];
-  return {
-    ops,
-    warnings,
-    debugEnabled: true,
-    debug(msg, f) {
-      if (msg === 's3 request') ops[String(f?.operation)] = (ops[String(f?.operation)] ?? 0) + 1;
-    },
-    info() {},
-    warn(msg) {
-      warnings.push(msg);
-    },
-    error() {},
-  };
-}
-
 /** A store on a client of its own, whose request log the logger counts. */
-function context(cacheDir: string): StoreContext & { logger: ReturnType<typeof counting> } {
-  const logger = counting();
+function context(cacheDir: string): StoreContext & { logger: ReturnType<typeof countingLogger> } {
+  const logger = countingLogger();
   return {
     client: testClient({ bucket: c.bucket }, { logger }),
     settings: { storageId: 's3t', bucket: c.bucket, prefix: PREFIX, chunkSizeMB: 5, concurrency: 2, cacheDir },

@@ -114,17 +114,24 @@ export async function listVolumes(ctx: StoreContext, o: ListOptions = {}): Promi
       out.push(vol);
     }
   }
-  const { assessListed } = await import('./trust.js');
+  const [{ assessListed, keyringOf }, index] = await Promise.all([import('./trust.js'), import('./listing-index.js')]);
   const filtered = o.vmid !== undefined || o.guestType !== undefined;
   const backups = contents.indexOf('backup');
+  const ring = await keyringOf(ctx);
+  // read only when a cache lacks many entries (listing-index.ts), once for both
+  const shared = index.indexReader(ctx, ring);
   // manifests and notes the caches lack are fetched together: a cold listing waits for one
   // stream of small GETs, not two in a row
-  await Promise.all([
-    assessListed(ctx, judged, filtered ? [] : contents.map((c) => ctx.settings.prefix + CONTENT_DIR[c])),
+  const [trust, notes] = await Promise.all([
+    assessListed(ctx, judged, filtered ? [] : contents.map((c) => ctx.settings.prefix + CONTENT_DIR[c]), shared),
     o.notes !== false && backups >= 0
-      ? import('./notes-cache.js').then(({ fillListedNotes }) => fillListedNotes(ctx, withNotes, folders[backups]!, o.notesFull === true))
+      ? import('./notes-cache.js').then(({ fillListedNotes }) => fillListedNotes(ctx, withNotes, folders[backups]!, o.notesFull === true, shared))
       : undefined,
   ]);
+  // a listing of every backup that had to fetch many entries shares what its caches now hold
+  if (!filtered && notes !== undefined && trust.entries !== null && notes.entries !== null && trust.fetched + notes.fetched >= index.INDEX_WRITE_MIN) {
+    await index.writeIndex(ctx, ring, { trust: trust.entries, notes: notes.entries });
+  }
   // a listing of everything is the usage figure `status` reports (docs/PROTOCOL.md, status)
   if (contents.length === CONTENT_TYPES.length) await writeUsage(ctx, bytes);
   // ListObjects carries neither Object Lock retention nor x-amz-restore: one HEAD per backup when

@@ -24,6 +24,7 @@ import type { ObjectSummary } from '../s3/types.js';
 import { bareETag } from '../s3/xml.js';
 import { checkpoints, saveCacheFile } from './cache-file.js';
 import { LIST_FETCH_PARALLEL, mapLimit } from './concurrency.js';
+import { INDEX_READ_MIN, type IndexEntries } from './listing-index.js';
 import { NOTES_MAX_BYTES, readNotesTagged } from './notes.js';
 import { stateDir } from './state-dir.js';
 import type { StoreContext, Volume } from './types.js';
@@ -172,10 +173,15 @@ export class NotesCache {
     return this.entries.size;
   }
 
+  /** The entries as the file holds them (what the shared listing index is made of). */
+  toRecord(): Record<string, Entry> {
+    return Object.fromEntries(this.entries);
+  }
+
   /** Writes the file when anything changed: whole, under a temporary name, then renamed. */
   save(ctx: StoreContext): void {
     if (!this.changed) return;
-    const doc: CacheFile = { format: FORMAT, origin: this.origin, entries: Object.fromEntries(this.entries) };
+    const doc: CacheFile = { format: FORMAT, origin: this.origin, entries: this.toRecord() };
     if (saveCacheFile(ctx, this.file, doc, 'notes cache')) this.changed = false;
   }
 
@@ -193,13 +199,28 @@ export class NotesCache {
   }
 }
 
+/** An entry of the shared listing index for the sidecar listed as `side`, if it holds. */
+function fromIndex(x: unknown, side: ObjectSummary): string | undefined {
+  if (typeof x !== 'object' || x === null) return undefined;
+  const { e, n } = x as Partial<Entry>;
+  return e === bareETag(side.etag) && typeof n === 'string' && n.length <= NOTES_MAX_BYTES ? n : undefined;
+}
+
 /**
  * Sets `notes` of the listed backups that have a `.notes` sidecar in `folder` (the backup folder's
  * listing, keyed by file name): from the cache when the listing shows the ETag it was read with,
- * else by a GET (at most LIST_FETCH_PARALLEL at once; written as they come, checkpoints). `full`: the whole text, else the first
- * line as PVE lists notes.
+ * else, when many are missing, from the listing index shared through the bucket (`shared`,
+ * listing-index.ts) under the same rule, else by a GET (at most LIST_FETCH_PARALLEL at once;
+ * written as they come, checkpoints). `full`: the whole text, else the first line as PVE lists
+ * notes. Returns how many sidecars it read and the cache's entries after it (null: no cache).
  */
-export async function fillListedNotes(ctx: StoreContext, vols: Volume[], folder: ReadonlyMap<string, ObjectSummary>, full: boolean): Promise<void> {
+export async function fillListedNotes(
+  ctx: StoreContext,
+  vols: Volume[],
+  folder: ReadonlyMap<string, ObjectSummary>,
+  full: boolean,
+  shared?: () => Promise<IndexEntries | null>,
+): Promise<{ fetched: number; entries: Record<string, unknown> | null }> {
   let file: string | null = null;
   try {
     file = notesCachePath(ctx);
@@ -207,16 +228,28 @@ export async function fillListedNotes(ctx: StoreContext, vols: Volume[], folder:
     ctx.logger.warn('no place for the notes cache: notes are read from the bucket', { error: (e as Error).message });
   }
   const cache = file !== null ? NotesCache.load(ctx, file) : null;
-  const missing: Array<{ vol: Volume; key: string }> = [];
+  let missing: Array<{ vol: Volume; key: string; side: ObjectSummary }> = [];
   let hits = 0;
   for (const vol of vols) {
     const side = folder.get(vol.name + NOTES_SUFFIX);
     if (side === undefined) continue;
     const text = cache?.get(side.key, side.etag);
-    if (text === undefined) missing.push({ vol, key: side.key });
+    if (text === undefined) missing.push({ vol, key: side.key, side });
     else {
       hits++;
       show(vol, text, full);
+    }
+  }
+  if (shared !== undefined && missing.length >= INDEX_READ_MIN) {
+    const index = await shared();
+    if (index !== null) {
+      missing = missing.filter(({ vol, key, side }) => {
+        const text = fromIndex(index.notes[key], side);
+        if (text === undefined) return true;
+        cache?.put(key, side.etag, text);
+        show(vol, text, full);
+        return false;
+      });
     }
   }
   const stop = cache !== null ? checkpoints(() => cache.save(ctx)) : () => {};
@@ -240,6 +273,7 @@ export async function fillListedNotes(ctx: StoreContext, vols: Volume[], folder:
     cache.save(ctx);
   }
   ctx.logger.debug('listed notes', { cached: hits, read: missing.length, file });
+  return { fetched: missing.length, entries: cache?.toRecord() ?? null };
 }
 
 function show(vol: Volume, text: string, full: boolean): void {

@@ -21,6 +21,7 @@ import { bareETag } from '../s3/xml.js';
 import type { Manifest, ManifestSigner } from '../transfer/manifest.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { checkpoints, saveCacheFile } from './cache-file.js';
+import { INDEX_READ_MIN, type IndexEntries } from './listing-index.js';
 import { LIST_FETCH_PARALLEL, mapLimit } from './concurrency.js';
 import { listingCachePath } from './notes-cache.js';
 import { stateDir } from './state-dir.js';
@@ -195,34 +196,64 @@ async function readCache(file: string): Promise<Record<string, CacheEntry>> {
   }
 }
 
+/** Whether a cached verdict (trust.json's or the shared index's) still holds for this listing. */
+function holds(c: unknown, vol: Volume, manifest: ObjectSummary, ringId: string): c is CacheEntry {
+  if (typeof c !== 'object' || c === null) return false;
+  const x = c as Partial<CacheEntry>;
+  return (
+    x.e === vol.etag &&
+    x.s === vol.size &&
+    x.me === manifest.etag &&
+    x.mt === manifest.lastModified.getTime() &&
+    x.k === ringId &&
+    (x.t === 'verified' || x.t === 'unverified' || x.t === 'incomplete') &&
+    (x.n === undefined || typeof x.n === 'string')
+  );
+}
+
 /**
  * Judges the volumes of a listing. The listing says whether a manifest exists; its content is
  * read only for volumes whose verdict is not cached on this node (`<path>/.pve-s3/trust.json`,
- * keyed by the object's and the manifest's ETag and the keyring), so a listing costs one GET per
- * new or changed object, not per object.
+ * keyed by the object's and the manifest's ETag and the keyring), nor, when many are missing, in
+ * the listing index shared through the bucket (`shared`, listing-index.ts; what it gives is kept
+ * here too), so a listing costs one GET per new or changed object, not per object. Returns how
+ * many manifests it read and the verdicts as cached after it (what the shared index is made of;
+ * null: this node has no place to cache them).
  */
 export async function assessListed(
   ctx: StoreContext,
   items: ReadonlyArray<{ vol: Volume; manifest: ObjectSummary | undefined }>,
   /** the key prefixes this listing covered in full: cached verdicts of objects gone from them are dropped */
   covered: readonly string[],
-): Promise<void> {
+  shared?: () => Promise<IndexEntries | null>,
+): Promise<{ fetched: number; entries: Record<string, unknown> | null }> {
   const ring = await keyringOf(ctx);
   const ringId = ring ? ring.ids.join(',') : '';
   const file = cacheFile(ctx);
   const cache = file !== undefined ? await readCache(file) : {};
   let changed = false;
-  const todo: Array<{ vol: Volume; manifest: ObjectSummary }> = [];
+  let todo: Array<{ vol: Volume; manifest: ObjectSummary }> = [];
+  const use = (vol: Volume, c: CacheEntry) => applyVerdict(vol, c.n !== undefined ? { trust: c.t, note: c.n } : { trust: c.t });
   for (const { vol, manifest } of items) {
     if (manifest === undefined) {
       applyVerdict(vol, { trust: 'incomplete', note: 'no manifest' });
       continue;
     }
     const c = cache[vol.key];
-    if (c && c.e === vol.etag && c.s === vol.size && c.me === manifest.etag && c.mt === manifest.lastModified.getTime() && c.k === ringId) {
-      applyVerdict(vol, c.n !== undefined ? { trust: c.t, note: c.n } : { trust: c.t });
-    } else {
-      todo.push({ vol, manifest });
+    if (holds(c, vol, manifest, ringId)) use(vol, c);
+    else todo.push({ vol, manifest });
+  }
+  if (shared !== undefined && todo.length >= INDEX_READ_MIN) {
+    const index = await shared();
+    if (index !== null) {
+      todo = todo.filter(({ vol, manifest }) => {
+        const c = index.trust[vol.key];
+        if (!holds(c, vol, manifest, ringId)) return true;
+        use(vol, c);
+        cache[vol.key] = c;
+        changed = true;
+        return false;
+      });
     }
   }
   const listed = new Set(items.map((i) => i.vol.key));
@@ -249,6 +280,7 @@ export async function assessListed(
     stop();
     save();
   }
+  return { fetched: todo.length, entries: file !== undefined ? cache : null };
 }
 
 export interface KeyState {

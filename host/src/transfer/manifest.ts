@@ -168,13 +168,18 @@ export function serializeManifest(m: Manifest, signer?: ManifestSigner | null): 
   const { mac: _checked, ...fields } = m;
   const body = JSON.stringify(fields);
   if (!signer) return Buffer.from(body);
-  return Buffer.from(`${body.slice(0, -1)},"mac":"${signer.keyId}:${hex(hmacSha256(signer.key, body))}"}`);
+  return Buffer.from(signedText(body, signer));
+}
+
+/** A JSON object's text signed as a manifest is: its mac inserted before the final `}`. */
+export function signedText(body: string, signer: ManifestSigner): string {
+  return `${body.slice(0, -1)},"mac":"${signer.keyId}:${hex(hmacSha256(signer.key, body))}"}`;
 }
 
 const MAC_SUFFIX = /,"mac":"([0-9a-f]{16}):([0-9a-f]{64})"\}\s*$/;
 
-/** Splits a stored manifest into the signed body and its mac (checked against `keys`). */
-function splitMac(text: string, keys: ManifestKeys | undefined): { body: string; mac?: ManifestMac } {
+/** Splits a stored manifest (or other signedText) into the signed body and its mac (checked against `keys`). */
+export function splitMac(text: string, keys: ManifestKeys | undefined): { body: string; mac?: ManifestMac } {
   const m = MAC_SUFFIX.exec(text);
   if (!m) return { body: text };
   const body = text.slice(0, m.index) + '}';
