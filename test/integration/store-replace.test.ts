@@ -4,7 +4,7 @@
 // failure after it keeps the new bytes verified under the staging name.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -144,5 +144,33 @@ describe('a new name (nothing to replace) whose manifest PUT fails', () => {
     await expect(up(bad, `backup/${name}`, src)).rejects.toMatchObject({ code: 'ManifestWriteFailed', message: expect.stringMatching(/removed again/) });
     expect(await keys(`${PREFIX}dump/vzdump-qemu-171-`)).toEqual([]);
     expect(existsSync(src)).toBe(true);
+  });
+});
+
+describe('sameAsStored: is a local file the stored object?', () => {
+  it('compares every part of a multipart file; a file changed since an earlier yes is hashed again, even with its mtime put back', async () => {
+    const { sameAsStored } = await import('../../host/src/store/replace.js');
+    const ctx = ctxWith(c);
+    const name = 'vzdump-qemu-172-2024_05_06-07_08_09.vma.zst';
+    const key = `${PREFIX}dump/${name}`;
+    const src = join(dir, name);
+    const data = randomBytes(11 * MiB + 5); // three 5 MiB parts, the last one short
+    await writeFile(src, data);
+    await putLocalVolume(ctx, `backup/${name}`, src, { replace: false, removeSource: false, waitSeconds: 0, who: 'test' });
+    expect(await sameAsStored(ctx, key, src, data.length)).toBe(true);
+    expect(await sameAsStored(ctx, key, src, data.length)).toBe(true);
+    // one byte of the last part changed in place, the modification time set back as it was: the
+    // change time still moved, so the earlier answer is not reused
+    const { mtime, atime } = await stat(src);
+    data[10 * MiB + 3]! ^= 1;
+    await writeFile(src, data);
+    await utimes(src, atime, mtime);
+    expect(await sameAsStored(ctx, key, src, data.length)).toBe(false);
+    data[10 * MiB + 3]! ^= 1;
+    await writeFile(src, data);
+    expect(await sameAsStored(ctx, key, src, data.length)).toBe(true);
+    // shorter than the stored object: no, not an error
+    await writeFile(src, data.subarray(0, 6 * MiB));
+    expect(await sameAsStored(ctx, key, src, data.length)).toBe(false);
   });
 });
