@@ -7,7 +7,7 @@
 //   crc32cCombine(crcA: u32, crcB: u32, lenB: f64): u32   — crc(A ‖ B) from crc(A), crc(B), |B|
 //
 // Slicing-by-16: WebAssembly has no carry-less multiply, so table lookups are the fastest
-// portable method; 16 tables (16 KiB, built once at instantiation) let one iteration consume
+// portable method; 16 tables (16 KiB, built on first use) let one iteration consume
 // 16 bytes with independent lookups the CPU can overlap. Indices are computed pre-scaled
 // (`(w >>> k) & 0x3fc`) with the table base in the load's offset, saving an add per lookup, and
 // long inputs run as two interleaved halves (~10% more on the dev machine).
@@ -36,13 +36,21 @@ function buildTables(): void {
     p = mulModP(p, p);
   }
 }
-buildTables();
+// Built on the first call that needs them, not at instantiation (see crc64nvme.ts).
+let built = false;
+@inline function tables(): void {
+  if (!built) {
+    buildTables();
+    built = true;
+  }
+}
 
 @inline function tab0(i: u32): u32 {
   return load<u32>(TAB + (<usize>(i & 0xff) << 2));
 }
 
 export function crc32cUpdate(crc: u32, ptr: usize, len: usize): u32 {
+  tables();
   let c = ~crc;
   // Align to 4 so the wide loads below never straddle; the host's I/O region is aligned anyway.
   while (len > 0 && (ptr & 3) != 0) {
@@ -153,6 +161,7 @@ function xPow8n(n: u64): u32 {
 }
 
 export function crc32cCombine(crcA: u32, crcB: u32, lenB: f64): u32 {
+  tables();
   // Both CRCs carry init and xorout = ~0; those contributions cancel, leaving crcA shifted by
   // lenB zero bytes, plus crcB.
   return mulModP(xPow8n(<u64>lenB), crcA) ^ crcB;

@@ -1,8 +1,10 @@
 // CRC32C / CRC64NVME streaming and combine(): combine equals the CRC of the concatenation for
 // random splits (lenB = 0 included) and for lengths beyond 2^32 bytes.
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Crc32c, Crc64Nvme } from '../../host/src/wasm/digests.js';
-import { regions } from '../../host/src/wasm/core.js';
+import { regions, type DigestCore } from '../../host/src/wasm/core.js';
+import { corePath, loadCore } from '../../host/src/wasm/load.js';
 import { crc32cBase64, crc64Base64 } from '../../host/src/wasm/encoding.js';
 import { rng, splits, testSeed } from '../helpers/random.js';
 
@@ -160,5 +162,34 @@ describe(`Crc64Nvme (seed ${seed})`, () => {
 
   it('base64 is the big-endian CRC', () => {
     expect(crc64Base64(0xae8b14860a799888n)).toBe('rosUhgp5mIg=');
+  });
+});
+
+// The tables are built by the first CRC call of an instance (not at instantiation, which every
+// process pays): whichever export comes first, a fresh instance answers like the shared one.
+describe('CRC tables of a fresh instance', () => {
+  const fresh = (): DigestCore & { memory: { buffer: ArrayBuffer } } => {
+    loadCore();
+    const m = new WebAssembly.Module(readFileSync(corePath()!));
+    return new WebAssembly.Instance(m, { env: { abort: () => undefined } }).exports as unknown as DigestCore & { memory: { buffer: ArrayBuffer } };
+  };
+  const data = rng(seed).bytes(4096 + 7);
+  const updateFirst = <T>(crc: (c: DigestCore, ptr: number, len: number) => T): T => {
+    const c = fresh();
+    new Uint8Array(c.memory.buffer).set(data, c.ioPtr());
+    return crc(c, c.ioPtr(), data.length);
+  };
+
+  it('update first', () => {
+    expect(updateFirst((c, p, n) => c.crc32cUpdate(0, p, n)) >>> 0).toBe(refCrc32c(data));
+    expect(BigInt.asUintN(64, updateFirst((c, p, n) => c.crc64nvmeUpdate(0n, p, n)))).toBe(refCrc64(data));
+  });
+
+  it('combine first', () => {
+    const cut = 1000;
+    const [a32, b32] = [refCrc32c(data.subarray(0, cut)), refCrc32c(data.subarray(cut))];
+    expect(fresh().crc32cCombine(a32, b32, data.length - cut) >>> 0).toBe(refCrc32c(data));
+    const [a64, b64] = [refCrc64(data.subarray(0, cut)), refCrc64(data.subarray(cut))];
+    expect(BigInt.asUintN(64, fresh().crc64nvmeCombine(BigInt.asIntN(64, a64), BigInt.asIntN(64, b64), data.length - cut))).toBe(refCrc64(data));
   });
 });
