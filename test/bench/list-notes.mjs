@@ -226,7 +226,7 @@ const gw = (x) => (Number.isNaN(x) ? '-' : x.toFixed(2));
 const load1 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 if (json) console.log(JSON.stringify({ node: process.version, runs, parallel: LIST_FETCH_PARALLEL, load: [load0, load1], fresh: fresh ? freshCommands(root).from : null, results }, null, 2));
 else {
-  console.log(`node ${process.version}, median of ${runs}, cold GETs ${LIST_FETCH_PARALLEL} at once, load ${load0} → ${load1}`);
+  console.log(`node ${process.version}, median of ${runs}, cold GETs ${LIST_FETCH_PARALLEL} notes + ${LIST_FETCH_PARALLEL} manifests at once, load ${load0} → ${load1}`);
   console.log(`gateway CPU: ${gatewayCpu.describe()}`);
   console.log('backups  objects   cold s  cold req  cold+index s  req    warm s  warm req (seq. pages)   edit s  edit req   pages-only s  warm÷pages  CPU s pages/warm  gw CPU s pages/warm  goal (warm ≤ 1.5 s, ≤ pages + 10)');
   for (const r of results) {
