@@ -194,6 +194,32 @@ describe('listing index shared through the bucket', () => {
     expect(h.ops.GetObject).toBe(1 + 2);
   });
 
+  it('a node shares a few new backups at a time once it has fetched INDEX_WRITE_MIN since its last write', async () => {
+    const k = node('k');
+    await list(k); // cold: from the index f wrote, plus what it lacks
+    const batch = async (from: number) => {
+      for (let i = from; i < from + 10; i++) await addRaw(`vzdump-qemu-${400 + i}-2026_01_02-03_04_05.vma.zst`, `batch ${i}`);
+      const n = node('k');
+      await list(n);
+      return n.ops;
+    };
+    expect(20).toBeLessThan(INDEX_WRITE_MIN);
+    const first = await batch(0);
+    expect(first.GetObject).toBe(20); // 10 manifests, 10 notes: too few to read the index
+    expect(first.PutObject ?? 0).toBe(0); // 2 + 20 fetched since its last write: not yet
+    const second = await batch(10);
+    expect(second.GetObject).toBe(20);
+    expect(second.PutObject).toBe(1); // 42: shared
+    const third = node('k');
+    await list(third);
+    expect(third.ops.PutObject ?? 0).toBe(0); // and counted from 0 again
+    // a new node finds all of them in the index
+    const m = node('m');
+    const vols = await list(m);
+    expect(vols.find((v) => v.name === 'vzdump-qemu-405-2026_01_02-03_04_05.vma.zst')?.notes).toBe('batch 5');
+    expect(m.ops.GetObject).toBe(1);
+  });
+
   it('a storage without a manifest key neither reads nor writes the index', async () => {
     const n = node('nokey', { key: null });
     const vols = await list(n);

@@ -128,9 +128,9 @@ export async function listVolumes(ctx: StoreContext, o: ListOptions = {}): Promi
       ? import('./notes-cache.js').then(({ fillListedNotes }) => fillListedNotes(ctx, withNotes, folders[backups]!, o.notesFull === true, shared))
       : undefined,
   ]);
-  // a listing of every backup that had to fetch many entries shares what its caches now hold
-  if (!filtered && notes !== undefined && trust.entries !== null && notes.entries !== null && trust.fetched + notes.fetched >= index.INDEX_WRITE_MIN) {
-    await index.writeIndex(ctx, ring, { trust: trust.entries, notes: notes.entries });
+  // a listing of every backup shares what its caches now hold once this node fetched many entries
+  if (!filtered && notes !== undefined && trust.entries !== null && notes.entries !== null) {
+    await index.shareListing(ctx, ring, trust.fetched + notes.fetched, { trust: trust.entries, notes: notes.entries });
   }
   // a listing of everything is the usage figure `status` reports (docs/PROTOCOL.md, status)
   if (contents.length === CONTENT_TYPES.length) await writeUsage(ctx, bytes);

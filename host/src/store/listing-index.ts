@@ -20,13 +20,18 @@
  * does not check against this node's keyring is ignored. A storage without a keyring neither
  * reads nor writes one.
  *
- * Written by a listing that had to fetch at least INDEX_WRITE_MIN entries (a cold node, or
- * backups, notes or manifests changed since): one PUT of its caches as they are after that
- * listing, so a night's backups are written once per node that lists them, not once per backup.
+ * Written by a listing of all backups once this node has fetched at least INDEX_WRITE_MIN entries
+ * since it last wrote it (a cold node, or backups, notes or manifests changed since; the count
+ * is kept in `<path>/.pve-s3/index-cache.json`): one PUT of its caches as they are after that
+ * listing, so backups are shared in batches, not one PUT per backup, and a few a day still reach
+ * the index within days.
  */
 import type { ManifestKeyring } from '../config/manifest-key.js';
 import { signedText, splitMac, type ManifestSigner } from '../transfer/manifest.js';
 import { hmacSha256 } from '../wasm/digests.js';
+import { readFileSync } from 'node:fs';
+import { saveCacheFile } from './cache-file.js';
+import { listingCachePath } from './notes-cache.js';
 import { putSmall, readCapped } from './objects.js';
 import type { StoreContext } from './types.js';
 
@@ -35,7 +40,7 @@ export const LISTING_INDEX_KEY = '.pve-s3-index/listing.json';
 const FORMAT = 'pve-s3-listing-index-1';
 /** A listing missing at least this many entries of one kind in its local caches reads the index. */
 export const INDEX_READ_MIN = 32;
-/** A listing that fetched at least this many entries writes the index. */
+/** A node that fetched at least this many entries since it last wrote the index writes it. */
 export const INDEX_WRITE_MIN = 32;
 /** A larger index is neither read nor written (5,000 backups with one-line notes: ~2 MB). */
 export const INDEX_MAX_BYTES = 64 * 1024 * 1024;
@@ -97,20 +102,49 @@ async function readIndex(ctx: StoreContext, ring: ManifestKeyring): Promise<Inde
   }
 }
 
-/** Writes the index (one PUT, signed with the keyring's current key); a failure only warns. */
-export async function writeIndex(ctx: StoreContext, ring: ManifestKeyring | null, entries: IndexEntries): Promise<void> {
-  if (ring === null) return;
+/** Writes the index (one PUT, signed with the keyring's current key); a failure only warns (false). */
+export async function writeIndex(ctx: StoreContext, ring: ManifestKeyring | null, entries: IndexEntries): Promise<boolean> {
+  if (ring === null) return false;
   const key = indexKey(ctx);
   const body = JSON.stringify({ format: FORMAT, prefix: ctx.settings.prefix, written: Date.now(), trust: entries.trust, notes: entries.notes });
   const text = signedText(body, derived(ring.current.keyId, ring.current.key));
   if (Buffer.byteLength(text) > INDEX_MAX_BYTES) {
     ctx.logger.warn('listing index would be larger than its bound: not written', { key, maxBytes: INDEX_MAX_BYTES });
-    return;
+    return false;
   }
   try {
     await putSmall(ctx, key, text, 'application/json');
     ctx.logger.debug('listing index written', { key, trust: Object.keys(entries.trust).length, notes: Object.keys(entries.notes).length });
+    return true;
   } catch (e) {
     ctx.logger.warn('cannot write the listing index', { key, error: (e as Error).message });
+    return false;
   }
+}
+
+/**
+ * After a listing of all backups that fetched `fetched` entries: adds them to what this node has
+ * fetched since it last wrote the index, and writes the index from `entries` once that reaches
+ * INDEX_WRITE_MIN. Without a place for the count, only a listing that fetched that many writes.
+ */
+export async function shareListing(ctx: StoreContext, ring: ManifestKeyring | null, fetched: number, entries: IndexEntries): Promise<void> {
+  if (ring === null) return;
+  let file: string | null = null;
+  try {
+    file = listingCachePath(ctx, 'index');
+  } catch {
+    file = null;
+  }
+  let before = 0;
+  if (file !== null) {
+    try {
+      const doc = JSON.parse(readFileSync(file, 'utf8')) as { unshared?: unknown };
+      if (Number.isSafeInteger(doc.unshared) && (doc.unshared as number) > 0) before = doc.unshared as number;
+    } catch {
+      // none yet, or unreadable: counted from here (rewritten below)
+    }
+  }
+  let unshared = before + fetched;
+  if (unshared >= INDEX_WRITE_MIN && (await writeIndex(ctx, ring, entries))) unshared = 0;
+  if (file !== null && unshared !== before) saveCacheFile(ctx, file, { unshared }, 'listing index count');
 }

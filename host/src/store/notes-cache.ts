@@ -61,7 +61,7 @@ export function notesCachePath(ctx: StoreContext): string | null {
  * commands run from S3_* alone `$XDG_CACHE_HOME/pve-s3/<kind>-<tag>.json` (per endpoint, bucket
  * and prefix); null when there is no usable place (no HOME, a directory that is not ours).
  */
-export function listingCachePath(ctx: StoreContext, kind: 'notes' | 'bounds' | 'trust'): string | null {
+export function listingCachePath(ctx: StoreContext, kind: 'notes' | 'bounds' | 'trust' | 'index'): string | null {
   if (ctx.settings.cacheDir !== undefined) return join(stateDir(ctx.settings.cacheDir), `${kind}-cache.json`);
   const xdg = process.env.XDG_CACHE_HOME;
   const base = xdg !== undefined && isAbsolute(xdg) ? xdg : join(homedir(), '.cache');
