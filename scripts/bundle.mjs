@@ -52,7 +52,7 @@ const wasm = join(root, 'build', 'core.wasm');
 if (!existsSync(wasm)) throw new Error(`${wasm} is missing: run 'npm run build' first`);
 
 const entryPoints = {};
-const bins = new Map(); // entry name → the bin shim it starts with scripts/wasm-budget.mjs
+const bins = new Map(); // entry name → its bin shim (each imports scripts/wasm-budget.mjs first)
 for (const [name, file] of Object.entries(pkg.bin)) {
   if (existsSync(join(root, file))) {
     entryPoints[name] = `pve-s3-entry:${name}`;
@@ -69,20 +69,20 @@ if (existsSync(worker)) entryPoints['chunks/hash-worker'] = worker;
 // the host only: compress-worker.js next to it, with zstd.node and core.wasm (copied below).
 const compressWorker = join(root, 'host', 'dist', 'zstd', 'compress-worker.js');
 
-// Each command's entry: the wasm budget first (ES module imports run in order), then its shim.
+// Each command's entry is its shim, which imports the wasm budget first (--no-wasm-budget: an
+// empty module in its place).
 const binEntries = {
   name: 'bin-entries',
   setup(b) {
     b.onResolve({ filter: /^pve-s3-entry:/ }, (a) => ({ path: a.path, namespace: 'pve-s3-entry' }));
     b.onLoad({ filter: /.*/, namespace: 'pve-s3-entry' }, (a) => {
       const shim = bins.get(a.path.slice('pve-s3-entry:'.length));
-      const flags = join(root, 'scripts', 'wasm-budget.mjs');
-      return {
-        contents: `#!/usr/bin/env node\n${noFlags ? '' : `import ${JSON.stringify(flags)};\n`}import ${JSON.stringify(shim)};\n`,
-        resolveDir: root,
-        loader: 'js',
-      };
+      return { contents: `#!/usr/bin/env node\nimport ${JSON.stringify(shim)};\n`, resolveDir: root, loader: 'js' };
     });
+    if (noFlags) {
+      b.onResolve({ filter: /wasm-budget\.mjs$/ }, (a) => ({ path: a.path, namespace: 'pve-s3-no-budget' }));
+      b.onLoad({ filter: /.*/, namespace: 'pve-s3-no-budget' }, () => ({ contents: '', loader: 'js' }));
+    }
   },
 };
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // pve-s3-backup: see host/src/cli/backup.ts (--help for usage).
+// first, before any WebAssembly is compiled (undici's HTTP parser; see the file)
+import '../../scripts/wasm-budget.mjs';
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 20 || (major === 20 && minor < 18)) {
   process.stderr.write(`pve-s3-backup: needs Node.js >= 20.18, found ${process.versions.node}: install a newer nodejs\n`);
