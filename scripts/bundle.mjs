@@ -211,6 +211,23 @@ export function borrow(name) { return borrowed[name](); }
       b.onResolve({ filter: /^\.\/ops\.js$/ }, (a) => (a.importer === join(protocol, 'main.js') ? { path: join(protocol, 'status-ops.js') } : undefined));
       b.onResolve({ filter: /^(\.\/undici-agent-side\.cjs|#undici-agent|fast-xml-parser)$/ }, (a) => ({ path: a.path === 'fast-xml-parser' ? a.path : 'undici-agent', namespace: 'pve-s3-borrowed' }));
       b.onLoad({ filter: /.*/, namespace: 'pve-s3-borrowed' }, (a) => ({ contents: `module.exports = __pveS3Whole().borrow(${JSON.stringify(a.path)});`, loader: 'js' }));
+      // undici's constants.js builds, when util.js loads it, its header-name record and a Buffer
+      // of each of ~100 header names, for the lookups of undici's HTTP parser alone; the first
+      // stage needs util.js for the connector only (its HTTP client is borrowed): built on first
+      // use instead (~0.5 ms of a status).
+      b.onResolve({ filter: /^\.\/constants$/ }, (a) => {
+        if (!a.importer.endsWith(join('undici', 'lib', 'core', 'util.js'))) return undefined;
+        if (!readFileSync(a.importer, 'utf8').includes("const { headerNameLowerCasedRecord } = require('./constants')")) {
+          throw new Error(`${a.importer} takes more than headerNameLowerCasedRecord from ./constants now: update scripts/bundle.mjs`);
+        }
+        return { path: 'undici-constants', namespace: 'pve-s3-lazy-constants', pluginData: a.resolveDir };
+      });
+      b.onLoad({ filter: /.*/, namespace: 'pve-s3-lazy-constants' }, (a) => ({
+        contents: `let real;
+module.exports = { headerNameLowerCasedRecord: new Proxy({}, { get: (_, k) => (real ??= require('./constants.js').headerNameLowerCasedRecord)[k] }) };`,
+        resolveDir: a.pluginData,
+        loader: 'js',
+      }));
     },
   };
   for (const [file, entry, plugins, params] of [
