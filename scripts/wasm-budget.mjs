@@ -19,8 +19,10 @@
 // baseline code parses a response of a few hundred bytes in microseconds. Even this budget runs
 // out, later: V8 charges a function by its code size, and 300 small responses through undici
 // sent the parser to TurboFan (--trace-wasm-compilation-times; 200 did not, and without this file
-// 5 did) — an upload of some hundreds of parts still pays that compile once (a 4 GiB stream in
-// 8 MiB parts peaked ~30 MiB above a 2 GiB one; in 32 MiB parts that is a stream past 8 GiB).
+// 5 did). So uploads no longer answer their parts through undici (host/src/s3/lean-http.ts):
+// a 4 GiB stream in 8 MiB parts went through with no TurboFan compile of llhttp, and an 8 GiB
+// one peaked within 1% of a 512 MiB one. What still runs through undici (listings, control
+// requests) would pay that compile once after some hundreds of answers.
 const RAISED = '--wasm-tiering-budget=20000000';
 const NEVER = '--wasm-tiering-budget=2147483647';
 // V8's default (node --v8-options); if a future V8 changes it, the only cost is the one above
