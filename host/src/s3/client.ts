@@ -75,8 +75,10 @@ export interface CopyOptions extends Omit<PutOptions, 'contentMd5' | 'sha256Hex'
 }
 
 export const MAX_DELETE_BATCH = 1000;
-// characters XML 1.0 forbids even as references; lone surrogates cannot be UTF-8 either
-const NOT_XML = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]|\p{Cs}/u;
+// characters XML 1.0 forbids even as references; lone surrogates cannot be UTF-8 either (in a
+// /u regex a pair is one code point: the range matches lone halves only, as \p{Cs} would, without
+// loading ICU's property data when the module loads)
+const NOT_XML = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]|[\ud800-\udfff]/u;
 const utf8 = new TextEncoder();
 const text = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
 const EMPTY_BODY = new Uint8Array(0);
