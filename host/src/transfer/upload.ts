@@ -34,6 +34,7 @@ import { ProgressTracker, type Progress } from './progress.js';
 import { limiterFor } from './rate-limit.js';
 import { abortedError, isAbortError } from './transfer-errors.js';
 import type { TransferClient, TransferPutOptions } from './transfer-client.js';
+import { keepYoungGenerationSmall } from '../util/young-generation.js';
 
 /**
  * A stream's parts are sized before its first byte: for `maxSize` (the most it may carry; more
@@ -123,6 +124,7 @@ export async function uploadObject(client: TransferClient, key: string, src: Upl
     const partsFor = src.maxSize ?? (src.expectedSize !== undefined ? Math.min(most, Math.ceil(src.expectedSize * EXPECTED_SIZE_SLACK)) : undefined);
     plan = planUpload({ maxSize: partsFor, chunkSizeMB: o.chunkSizeMB, ...(o.partLimits ? { limits: o.partLimits } : {}) });
     source = new StreamChunkSource(src.stream, plan.partSize, src.maxSize);
+    keepYoungGenerationSmall();
   }
   // a cancel also ends a wait for input that may never come (a silent stdin)
   const stopReading = (): void => void source.close().catch(() => undefined);
