@@ -23,6 +23,7 @@ import { readSecretFile, secretFilePath } from './secret-file.js';
 import { parseStorageCfg } from './storage-cfg.js';
 import type { StorageConfig } from './types.js';
 import { endpointUrl, type ValidatedProps, validateStorage } from './validate.js';
+import { isStorageId, STORAGE_ID_RULE } from './storage-id.js';
 
 export const DEFAULT_PATHS = {
   storageCfg: '/etc/pve/storage.cfg',
@@ -77,17 +78,8 @@ const INI_OF: Record<string, string> = {
   region: 'region',
 };
 
-/** PVE's storage id: letter first, then letters/digits/-/_/., ending in a letter or digit. */
-const STORAGE_ID_RE = /^[a-z][a-z0-9._-]*[a-z0-9]$/i;
-
 export function checkStorageId(id: string): void {
-  if (!STORAGE_ID_RE.test(id)) {
-    throw new ConfigError(
-      'storage',
-      id,
-      'must start with a letter, contain only letters, digits, "-", "_" or ".", end with a letter or digit, and be at least 2 characters',
-    );
-  }
+  if (!isStorageId(id)) throw new ConfigError('storage', id, STORAGE_ID_RULE);
 }
 
 export interface ResolveOptions {

@@ -4,6 +4,7 @@
  * echoes a value from `storage` (it holds the secret).
  */
 import { EXIT, PveS3Error } from '../util/errors.js';
+import { isStorageId, STORAGE_ID_RULE } from '../config/storage-id.js';
 import { PROTOCOL_VERSION } from './envelope.js';
 
 export interface Request {
@@ -37,8 +38,8 @@ export function parseRequest(doc: unknown, knownOps: readonly string[]): Request
   }
   if (!isObject(doc.storage)) throw bad(`invalid storage: expected an object with the storage.cfg section (id and properties)`);
   const id = doc.storage.id;
-  if (typeof id !== 'string' || !/^[A-Za-z][A-Za-z0-9\-_.]*[A-Za-z0-9]$/.test(id)) {
-    throw bad(`invalid storage.id '${typeof id === 'string' ? show(id) : typeof id}': must be a PVE storage id (letter first, then letters, digits, '-', '_', '.')`);
+  if (!isStorageId(id)) {
+    throw bad(`invalid storage.id '${typeof id === 'string' ? show(id) : typeof id}': a PVE storage id ${STORAGE_ID_RULE}`);
   }
   const args = doc.args === undefined ? {} : doc.args;
   if (!isObject(args)) throw bad(`invalid args: expected an object, got ${show(args)}`);

@@ -19,6 +19,7 @@
  */
 import { chmod, chown, lstat, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isStorageId } from '../config/storage-id.js';
 import { parseVolname } from '../pve/volname.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { processStart, recordedAlive } from '../util/process.js';
@@ -26,7 +27,6 @@ import { liveRun, stopRunAt } from './provider-run.js';
 import type { StoreContext } from './types.js';
 
 export const CT_BACKUP_ROOT = '/run/pve-s3/ct-backup';
-const STORAGE_ID_RE = /^[A-Za-z][A-Za-z0-9._-]*$/;
 
 interface OwnerRecord {
   owner: number;
@@ -38,7 +38,7 @@ interface OwnerRecord {
 
 function storageDir(ctx: StoreContext): string {
   const id = ctx.settings.storageId;
-  if (!id || !STORAGE_ID_RE.test(id)) {
+  if (!isStorageId(id)) {
     throw new PveS3Error('ConfigInvalid', `a container backup needs the storage's id (got '${id ?? ''}')`, { exitCode: EXIT.usage });
   }
   return join(CT_BACKUP_ROOT, id);
