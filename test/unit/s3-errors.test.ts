@@ -68,6 +68,11 @@ describe('network errors', () => {
     expect([e.code, e.message, e.retryable, e.exitCode]).toEqual([ours, message, code !== 'ENOTFOUND', 1]);
   });
 
+  it('a request refused before sending (a header with a line break) is InvalidArgument, not retried', () => {
+    const e = net('UND_ERR_INVALID_ARG');
+    expect([e.code, e.retryable, e.message]).toEqual(['InvalidArgument', false, "GetObject on 'dump/vzdump-qemu-100.vma.zst' in bucket backups was not sent: boom UND_ERR_INVALID_ARG"]);
+  });
+
   it('undici wrapping the cause is unwrapped', () => {
     const e = networkError(Object.assign(new Error('fetch failed'), { cause: { code: 'ECONNREFUSED' } }), ctx, t);
     expect(e.code).toBe('ConnectionRefused');

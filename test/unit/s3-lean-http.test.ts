@@ -272,6 +272,19 @@ describe('LeanHttp PUTs (uploads)', () => {
     expect(s.connections()).toBe(1);
   });
 
+  it('a header holding a line break is refused before anything is sent, naming the header but not its value', async () => {
+    const s = await putServer((_h, _b, _c, sock) => sock.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
+    const g = client();
+    for (const headers of [{ 'x-amz-meta-note': 'a\r\nx-amz-acl: public-read' }, { 'x-amz-meta-a\nb': 'c' }, { 'x-amz-meta-z': 'a\0b' }]) {
+      const e = await put(g, s.origin, body(10, 1), { headers: { host: new URL(s.origin).host, ...headers } }).catch((x: unknown) => x as Error & { code?: string });
+      expect(e).toMatchObject({ code: 'UND_ERR_INVALID_ARG' });
+      expect((e as Error).message).toContain(JSON.stringify(Object.keys(headers)[0]));
+      expect((e as Error).message).not.toContain('public-read');
+    }
+    expect(s.connections()).toBe(0);
+    expect(s.heads).toEqual([]);
+  });
+
   it('a kept-alive connection the server dropped: the PUT is sent again on a new one, whole', async () => {
     const seen = new Set<number>();
     const s = await putServer((_h, b, conn, sock) => {

@@ -219,6 +219,9 @@ export function networkError(err: unknown, c: ErrorContext, timeouts: { connectM
     case 'UND_ERR_CLOSED':
     case 'UND_ERR_DESTROYED':
       return o('ClientClosed', `${c.operation} on ${what(c)} was attempted after the S3 client was closed (a bug in the caller)`, false);
+    case 'UND_ERR_INVALID_ARG':
+      // refused before anything was sent (a header value with a line break): the same each time
+      return o('InvalidArgument', `${c.operation} on ${what(c)} was not sent: ${oneLine(e?.message ?? '')}`, false);
     case 'UND_ERR_ABORTED':
     case 'ABORT_ERR':
       return o('Aborted', `${c.operation} on ${what(c)} was cancelled`, false);

@@ -39,6 +39,7 @@ export const PACED_SLICE = 64 * 1024;
 /** Error bodies (S3's XML) are read into memory up to this much. */
 const MAX_ERROR_BODY = 64 * 1024;
 const KEEP_ALIVE_MS = 10_000;
+const HEAD_BREAK = /[\r\n\0]/;
 const MAX_IDLE = 16;
 
 export interface LeanRequest {
@@ -122,6 +123,11 @@ export class LeanHttp {
    */
   async send(r: LeanRequest): Promise<LeanResponse> {
     if (this.closed) throw netFailure('UND_ERR_CLOSED', 'the S3 client was closed');
+    // the head is written as text: a CR or LF in a name or value would start a header (or a
+    // request) of its own, which undici refuses too (the value is not named: it may be a key)
+    for (const [k, v] of Object.entries(r.headers)) {
+      if (HEAD_BREAK.test(k) || HEAD_BREAK.test(v)) throw netFailure('UND_ERR_INVALID_ARG', `the ${JSON.stringify(k)} header holds a CR, LF or NUL, which cannot be sent in a header`);
+    }
     for (;;) {
       const c = await this.acquire(r.origin, r.signal);
       try {
