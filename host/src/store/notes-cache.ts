@@ -135,7 +135,7 @@ export class NotesCache {
       return c;
     }
     for (const [k, v] of Object.entries(doc.entries)) {
-      if (typeof v !== 'object' || v === null || typeof v.e !== 'string' || typeof v.n !== 'string' || v.n.length > NOTES_MAX_BYTES) {
+      if (!isEntry(v)) {
         c.changed = true;
         continue;
       }
@@ -199,11 +199,16 @@ export class NotesCache {
   }
 }
 
+/** An entry as the cache file or the shared listing index holds it: whole and within bounds. */
+function isEntry(v: unknown): v is Entry {
+  if (typeof v !== 'object' || v === null) return false;
+  const { e, n } = v as Partial<Entry>;
+  return typeof e === 'string' && typeof n === 'string' && n.length <= NOTES_MAX_BYTES;
+}
+
 /** An entry of the shared listing index for the sidecar listed as `side`, if it holds. */
 function fromIndex(x: unknown, side: ObjectSummary): string | undefined {
-  if (typeof x !== 'object' || x === null) return undefined;
-  const { e, n } = x as Partial<Entry>;
-  return e === bareETag(side.etag) && typeof n === 'string' && n.length <= NOTES_MAX_BYTES ? n : undefined;
+  return isEntry(x) && x.e === bareETag(side.etag) ? x.n : undefined;
 }
 
 /**
