@@ -294,7 +294,7 @@ const DEFS: KeyDef[] = [
     parse: (raw) => parseEnum('storage_class', raw, STORAGE_CLASSES),
   },
   int('multipart_chunk_size', 5, 5120, 32, 'MB', 'multipart part size; raised automatically when an object would need more than 10,000 parts'),
-  int('max_concurrent_uploads', 1, 20, 4, undefined, 'parts in flight at once, and ranges a download fetches at once'),
+  int('max_concurrent_uploads', 1, 20, 4, undefined, 'parts in flight at once, and the most ranges a download fetches at once'),
   int('connection_timeout', 10, 300, 60, 's', 'TCP/TLS connect timeout'),
   {
     key: 'server_side_encryption',

@@ -24,6 +24,7 @@ import { BufferPool } from './buffer-pool.js';
 import { HASH_SLICE, yieldToLoop } from './part-hasher.js';
 import { checkBwlimit, checkConcurrency } from './option-checks.js';
 import { ProgressTracker, type Progress } from './progress.js';
+import { StreamGovernor } from './stream-governor.js';
 import { limiterFor, type RateLimiter } from './rate-limit.js';
 import { FlushBehind, checkDestination, commitTemp, createTemp, discardTemp, type TempFile } from './temp-file.js';
 import { abortedError, integrityError, isAbortError } from './transfer-errors.js';
@@ -80,6 +81,9 @@ export interface DownloadResult {
 
 /** Range size for objects without a manifest. */
 export const PLAIN_RANGE = 16 << 20;
+
+/** The most one GET of a download to a file asks for while the number of streams is open. */
+const BATCH_MAX = 128 << 20;
 
 /**
  * A stream restore holds each range whole until it verified (nothing unverified is written).
@@ -194,7 +198,7 @@ export async function verifyObject(
   const progress = new ProgressTracker(o.onProgress, info.size, ranges.length);
   const job = new RangeJob(client, key, { concurrency, signal: o.signal, sse: o.sse }, progress);
   try {
-    await job.parallel(ranges, () => NO_SINK);
+    await job.runs(ranges, () => NO_SINK);
   } catch (e) {
     if ((e as { code?: unknown }).code === 'IntegrityError') return 'corrupt';
     if (o.signal?.aborted) throw abortedError(key, 'verify', o.signal.reason);
@@ -250,6 +254,8 @@ class RangeJob {
   /** with a bwlimit: the bytes asked for per GET (see fetchOnce) */
   private readonly step: number;
   private cancelledP: Promise<void> | undefined;
+  /** bytes received so far, for the StreamGovernor's rates */
+  private moved = 0;
 
   constructor(
     private readonly client: TransferClient,
@@ -308,7 +314,7 @@ class RangeJob {
     const fd = temp.fh.fd;
     const flush = new FlushBehind(temp);
     try {
-      await this.parallel(ranges, (r) => (chunk, at) => writeAt(fd, chunk, r.start + at, temp.path), () => flush.kick());
+      await this.runs(ranges, (r) => (chunk, at) => writeAt(fd, chunk, r.start + at, temp.path), () => flush.kick());
     } catch (e) {
       await flush.done().catch(() => undefined);
       throw e;
@@ -402,9 +408,7 @@ class RangeJob {
           counted += n;
           this.progress.add(n);
         });
-        const where = `part ${r.index + 1} (bytes ${r.start}..${r.start + r.length - 1})`;
-        if (r.crc64 !== undefined && crc64 !== r.crc64) throw integrityError(this.key, `${where} does not match its CRC-64/NVME in the manifest`);
-        if (r.sha256 !== undefined && hex(sha256!) !== r.sha256) throw integrityError(this.key, `${where} does not match its SHA-256 in the manifest`);
+        this.check(r, crc64, sha256);
         this.progress.add(0, 1);
         return;
       } catch (e) {
@@ -415,6 +419,127 @@ class RangeJob {
         if (!retryable || attempt >= retries) throw e;
       }
     }
+  }
+
+  private check(r: Range, crc64: bigint | undefined, sha256: Uint8Array | undefined): void {
+    const where = `part ${r.index + 1} (bytes ${r.start}..${r.start + r.length - 1})`;
+    if (r.crc64 !== undefined && crc64 !== r.crc64) throw integrityError(this.key, `${where} does not match its CRC-64/NVME in the manifest`);
+    if (r.sha256 !== undefined && hex(sha256!) !== r.sha256) throw integrityError(this.key, `${where} does not match its SHA-256 in the manifest`);
+  }
+
+  /**
+   * Ranges in batches of consecutive ranges, one GET per batch, on as many streams as the
+   * StreamGovernor finds worth it (at most `concurrency`); once it settled on one stream, the
+   * rest of the object is one GET. With a bwlimit, range by range (see fetchOnce).
+   */
+  async runs(ranges: Range[], sinkFor: (r: Range) => Sink, onDone?: (r: Range) => Promise<void> | void): Promise<void> {
+    if (this.limiter || this.o.concurrency <= 1 || ranges.length <= 1) return this.parallel(ranges, sinkFor, onDone);
+    const onAbort = (): void => this.stop(abortedError(this.key, 'download', this.o.signal?.reason));
+    this.o.signal?.addEventListener('abort', onAbort, { once: true });
+    if (this.o.signal?.aborted) onAbort();
+    const total = ranges.reduce((n, r) => n + r.length, 0);
+    const perBatch = Math.max(1, Math.floor(Math.min(BATCH_MAX, total / 8) / Math.max(ranges[0]!.length, 1)));
+    const gov = new StreamGovernor(this.o.concurrency, () => this.moved);
+    let next = 0;
+    let running = 0;
+    const streams: Array<Promise<void>> = [];
+    const stream = async (): Promise<void> => {
+      try {
+        while (!this.failure && next < ranges.length && running <= gov.target) {
+          const take = gov.settled && gov.target === 1 ? ranges.length - next : perBatch;
+          const batch = ranges.slice(next, next + take);
+          next += batch.length;
+          await this.fetchRun(batch, sinkFor, onDone);
+          gov.batchDone();
+          widen();
+        }
+      } catch (e) {
+        this.stop(e);
+      } finally {
+        running--;
+      }
+    };
+    const widen = (): void => {
+      while (!this.failure && running < gov.target && next < ranges.length) {
+        running++;
+        streams.push(stream());
+      }
+    };
+    try {
+      gov.start();
+      widen();
+      // streams started later are pushed while earlier ones run: wait until none is left
+      for (let i = 0; i < streams.length; i++) await streams[i];
+    } finally {
+      this.o.signal?.removeEventListener('abort', onAbort);
+    }
+    if (this.failure) throw this.failure;
+  }
+
+  /**
+   * Consecutive ranges with one GET. Each is checked when its last byte passed (as fetchVerified
+   * checks one) and handed to `onDone`; after a failure the GET is asked again from the first
+   * range not yet checked, each range with its own retries.
+   */
+  private async fetchRun(run: Range[], sinkFor: (r: Range) => Sink, onDone?: (r: Range) => Promise<void> | void): Promise<void> {
+    const retries = this.o.rangeRetries ?? 2;
+    const failures = new Map<number, number>();
+    const last = run[run.length - 1]!;
+    const end = last.start + last.length;
+    const settling: Array<Promise<void>> = [];
+    let i = 0;
+    while (i < run.length) {
+      let r = run[i]!;
+      let sink = sinkFor(r);
+      let got = 0;
+      let crc: Crc64Nvme | null = null;
+      let sha: Sha256 | null = null;
+      const begin = (): void => {
+        r = run[i]!;
+        sink = sinkFor(r);
+        got = 0;
+        crc = r.crc64 !== undefined ? new Crc64Nvme() : null;
+        sha = r.sha256 !== undefined ? new Sha256() : null;
+      };
+      begin();
+      const onData = (chunk: Uint8Array): void => {
+        for (let off = 0; off < chunk.length; ) {
+          if (i >= run.length) throw new PveS3Error('ShortRead', `server sent more than the ${end - run[0]!.start} bytes asked for in a range of '${this.key}'`, { retryable: true });
+          const piece = chunk.subarray(off, off + Math.min(chunk.length - off, r.length - got));
+          crc?.update(piece);
+          sha?.update(piece);
+          sink(piece, got);
+          got += piece.length;
+          off += piece.length;
+          this.moved += piece.length;
+          this.progress.add(piece.length);
+          if (got === r.length) {
+            const s = sha;
+            sha = null;
+            this.check(r, crc?.digest(), s?.digest());
+            this.progress.add(0, 1);
+            const p = onDone?.(r);
+            if (p) settling.push(p);
+            if (++i < run.length) begin();
+          }
+        }
+      };
+      try {
+        await this.client.getObjectInto(this.key, { range: [r.start, end - 1], signal: this.cancel.signal, sse: this.o.sse }, onData);
+        if (i < run.length) throw new PveS3Error('ShortRead', `connection ended after ${got} of ${r.length} bytes of a range of '${this.key}'`, { retryable: true });
+      } catch (e) {
+        // a Sha256 holds a slot of the WASM core until its digest is taken
+        (sha as Sha256 | null)?.digest();
+        this.progress.retract(got);
+        if (this.failure || isAbortError(e) || this.cancel.signal.aborted) throw this.failure ?? e;
+        const err = asPveS3Error(e);
+        const retryable = err.retryable || err.code === 'IntegrityError' || err.code === 'ShortRead' || err.code === 'InternalError';
+        const n = (failures.get(i) ?? 0) + 1;
+        failures.set(i, n);
+        if (!retryable || n > retries) throw e;
+      }
+    }
+    await Promise.all(settling);
   }
 
   /**
