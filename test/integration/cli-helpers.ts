@@ -3,7 +3,7 @@
 // either by S3_* variables alone or by a storage.cfg + secret file.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, symlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { S3Client } from '../../host/src/s3/client.js';
 import { readAll, testS3, type TestS3 } from '../helpers/s3.js';
@@ -114,6 +114,17 @@ export function s3Section(id: string, bucket: string, props: Record<string, stri
     props: { bucket, endpoint: t.endpoint, region: t.region, access_key: t.accessKeyId, content: 'backup,iso,vztmpl,snippets', force_path_style: '1', ...props },
     secret: t.secretAccessKey,
   };
+}
+
+/**
+ * Two storages on one bucket: 's3a' straight to the test gateway, 'viaproxy' through a fault
+ * proxy at `proxyUrl`. `shareKey` (after a first upload through 's3a' made the manifest key) gives
+ * 'viaproxy' the same key, as storages sharing a bucket and prefix share it (docs/ARCHITECTURE.md).
+ */
+export async function directAndProxied(dir: string, bucket: string, proxyUrl: string, props: Record<string, string> = {}): Promise<{ env: NodeJS.ProcessEnv; shareKey(): Promise<void> }> {
+  const direct = s3Section('s3a', bucket, props);
+  const env = await cfgEnv(dir, [direct, { ...direct, id: 'viaproxy', props: { ...direct.props, endpoint: proxyUrl } }]);
+  return { env, shareKey: () => copyFile(join(dir, 'priv', 's3a.manifest-key'), join(dir, 'priv', 'viaproxy.manifest-key')) };
 }
 
 export async function keys(c: S3Client, prefix = ''): Promise<string[]> {

@@ -348,8 +348,9 @@ async function upload(
     const { assertMayReplace, isReplaceRefusal, sameAsStored } = await import('../store/replace.js');
     const replace = { replace: flag(p, 'force'), hint: 'add --force to replace it' };
     // every name is checked before the first upload, so a refusal leaves no half-done batch (the
-    // upload itself checks again, holding the volume's lock)
-    for (const it of items) {
+    // upload itself checks again, holding the volume's lock); a batch of one is left to that
+    // check, which comes before any byte is sent too
+    for (const it of items.length > 1 ? items : []) {
       if (it.kind === 'log') continue;
       try {
         await assertMayReplace(opened.ctx, it.volume.volname, replace);

@@ -8,6 +8,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { CONTENT_TYPES } from '../pve/content.js';
 import { volid, type Volume } from '../store/types.js';
 import { describeArchiveState } from '../store/archive-state.js';
+import type { VolumeLook } from '../store/volume-look.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { COMMON_HELP, COMMON_OPTIONS, RESTORE_HELP, RESTORE_OPTIONS, UsageError, flag, intOpt, oneOf, parse, restoreOpts, str, vmidOpt, type Parsed } from './args.js';
 import { createCliLogger, openStore, resolveFrom } from './context.js';
@@ -86,17 +87,21 @@ const OPTIONS = {
 } as const;
 
 /**
- * Before a restore reads anything: the backup's archived objects get their restore requested
- * (store/archived-volume.ts); then either wait for it (--wait) or stop with ArchiveRestorePending
- * (exit 6) saying the tier, AWS's typical time and to run the same command again.
+ * Before a restore reads any data, one round of requests tells what it needs (store/volume-look.ts):
+ * the backup's archived objects get their restore requested (store/archived-volume.ts); then
+ * either wait for it (--wait) or stop with ArchiveRestorePending (exit 6) saying the tier, AWS's
+ * typical time and to run the same command again. Answers that round for the restore when nothing
+ * had to wait (after a wait it is stale: the restore asks again).
  */
-async function whenArchived(ctx: import('../store/types.js').StoreContext, volname: string, name: string, p: Parsed): Promise<void> {
+async function whenArchived(ctx: import('../store/types.js').StoreContext, volname: string, name: string, p: Parsed): Promise<VolumeLook | undefined> {
+  const { lookVolume } = await import('../store/volume-look.js');
   const { requestArchivedVolume, restoreDefaults, waitRestored, defaultWaitIntervalS } = await import('../store/archived-volume.js');
-  const { restorePendingError, typicalRestoreTime } = await import('../store/archive-state.js');
   const o = { ...restoreDefaults(ctx), ...restoreOpts(p) };
   const intervalS = intOpt(p, 'wait-interval', 1, 86_400) ?? defaultWaitIntervalS(o.tier);
-  const r = await requestArchivedVolume(ctx, volname, o);
-  if (r.ready) return;
+  const look = await lookVolume(ctx, volname);
+  const r = await requestArchivedVolume(ctx, volname, o, look);
+  if (r.ready) return look;
+  const { restorePendingError, typicalRestoreTime } = await import('../store/archive-state.js');
   if (!flag(p, 'wait')) throw restorePendingError(name, r.objects, { tier: o.tier, retry: `run the same command again then (or add --wait to wait for it)` });
   const asked = r.objects.find((x) => x.result === 'requested');
   const eta = asked ? typicalRestoreTime(asked.state, o.tier) : undefined;
@@ -104,6 +109,7 @@ async function whenArchived(ctx: import('../store/types.js').StoreContext, volna
     `${CMD}: backup '${name}' is archived: ${asked ? `a restore was requested at tier ${o.tier}${eta ? `, typically ready ${eta}` : ''}` : 'its restore is running'}; waiting (checking every ${intervalS} s; Ctrl-C stops waiting, the restore goes on in S3)`,
   );
   await waitRestored(ctx, name, r.objects.map((x) => x.key), { intervalS, onProgress: (l) => note(`${CMD}: ${l}`) });
+  return undefined;
 }
 
 function fileKind(st: Stats): string {
@@ -210,13 +216,18 @@ export async function main(argv: string[]): Promise<number> {
       if (process.stdout.isTTY) throw new UsageError(CMD, `--destination - writes the archive to stdout, which is a terminal: pipe it (| qmrestore - VMID) or redirect it`, USAGE);
       const opened = await openStore(cfg, logger);
       try {
-        await whenArchived(opened.ctx, volname, name, p);
+        const look = await whenArchived(opened.ctx, volname, name, p);
         const { streamVolume } = await import('../store/transfer.js');
         const t0 = performance.now();
         const bar = progressBar(name, flag(p, 'progress'));
         let r;
         try {
-          r = await streamVolume(opened.ctx, volname, process.stdout, { onProgress: (x) => bar.update(x), ...(verify ? { verify } : {}), allowUnverified: flag(p, 'allow-unverified') });
+          r = await streamVolume(opened.ctx, volname, process.stdout, {
+            onProgress: (x) => bar.update(x),
+            ...(verify ? { verify } : {}),
+            allowUnverified: flag(p, 'allow-unverified'),
+            ...(look ? { look } : {}),
+          });
         } catch (e) {
           if ((e as { code?: string }).code === 'WriteFailed' && /EPIPE/.test((e as Error).message)) {
             throw new PveS3Error('WriteFailed', `the command reading stdout stopped before the end of '${name}' (broken pipe): it got an incomplete archive; see that command's own error`, {
@@ -269,7 +280,7 @@ export async function main(argv: string[]): Promise<number> {
     await dropLeftoverTemps(dest);
     const opened = await openStore(cfg, logger);
     try {
-      await whenArchived(opened.ctx, volname, name, p);
+      const look = await whenArchived(opened.ctx, volname, name, p);
       const { getVolume } = await import('../store/transfer.js');
       const t0 = performance.now();
       const bar = progressBar(name, flag(p, 'progress'));
@@ -281,6 +292,7 @@ export async function main(argv: string[]): Promise<number> {
           onProgress: (x) => bar.update(x),
           ...(verify ? { verify } : {}),
           allowUnverified: flag(p, 'allow-unverified'),
+          ...(look ? { look } : {}),
         }).catch((e: unknown) => {
           throw withFlagHint(e);
         });

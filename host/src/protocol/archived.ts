@@ -14,6 +14,7 @@
  */
 import { parseVolname } from '../pve/volname.js';
 import type { StoreContext } from '../store/types.js';
+import type { VolumeLook } from '../store/volume-look.js';
 
 /** What a PVE caller is told to run (the listing of this volume's guest or content). */
 export function pveRetry(ctx: StoreContext, volname: string): string {
@@ -22,12 +23,18 @@ export function pveRetry(ctx: StoreContext, volname: string): string {
   return `start this restore again once it is done: 'pve-s3-restore --storage ${ctx.settings.storageId} --list ${which}' shows it as 'restored until DATE' then`;
 }
 
-/** Returns when the volume can be read now; else requests its restore and throws ArchiveRestorePending (exit 6). */
-export async function readableForPve(ctx: StoreContext, volname: string): Promise<void> {
+/**
+ * Returns when the volume can be read now, with what the one round of requests that found it out
+ * learnt (store/volume-look.ts: the read uses it instead of asking again); else requests its
+ * restore and throws ArchiveRestorePending (exit 6).
+ */
+export async function readableForPve(ctx: StoreContext, volname: string): Promise<VolumeLook> {
+  const { lookVolume } = await import('../store/volume-look.js');
   const { requestArchivedVolume, restoreDefaults } = await import('../store/archived-volume.js');
   const o = restoreDefaults(ctx);
-  const r = await requestArchivedVolume(ctx, volname, o);
-  if (r.ready) return;
+  const look = await lookVolume(ctx, volname);
+  const r = await requestArchivedVolume(ctx, volname, o, look);
+  if (r.ready) return look;
   const { restorePendingError } = await import('../store/archive-state.js');
   throw restorePendingError(parseVolname(volname).name, r.objects, { tier: o.tier, retry: pveRetry(ctx, volname) });
 }

@@ -141,8 +141,8 @@ export const OPS: Record<string, Op> = {
     const dest = absPath('dest', str(args, 'dest'));
     // activate_volume: an archived volume is requested from its archive class, PVE told to come back
     const { readableForPve } = await import('./archived.js');
-    await readableForPve(ctx, volname);
-    const r = await getVolume(ctx, volname, dest, { force: bool(args, 'force') === true });
+    const look = await readableForPve(ctx, volname);
+    const r = await getVolume(ctx, volname, dest, { force: bool(args, 'force') === true, look });
     return {
       result: { ...r },
       message: r.downloaded ? `downloaded ${volname} (${formatBytes(r.size)})${r.verified ? '' : `, not verified: ${r.trustNote ?? 'no manifest'}`}` : `${volname} already cached`,

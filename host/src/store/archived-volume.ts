@@ -24,6 +24,7 @@ import {
 } from './archive-state.js';
 import { headOrNull } from './object-lock.js';
 import type { StoreContext } from './types.js';
+import type { VolumeLook } from './volume-look.js';
 import { keyOf, notFound } from './volumes.js';
 
 /** The defaults the storage's restore_tier / restore_days give (the schema's when a hand-built
@@ -63,14 +64,16 @@ export async function archivedObjectsOf(ctx: StoreContext, volname: string): Pro
 /**
  * Requests the restore of every object of the backup that needs one (a running restore is not
  * requested again: requestArchiveRestore HEADs first, and this passes its HEAD on). `ready`:
- * nothing to wait for (all restored or never archived).
+ * nothing to wait for (all restored or never archived). `look`: what a restore's first round
+ * found (volume-look.ts), used instead of asking again.
  */
 export async function requestArchivedVolume(
   ctx: StoreContext,
   volname: string,
   o: RestoreRequestOptions,
+  look?: Pick<VolumeLook, 'archived'>,
 ): Promise<{ ready: boolean; objects: ArchivedObject[] }> {
-  const archived = await archivedObjectsOf(ctx, volname);
+  const archived = look?.archived ?? (await archivedObjectsOf(ctx, volname));
   const objects: ArchivedObject[] = [];
   for (const a of archived) {
     const r = await requestArchiveRestore(ctx, a.key, o, a.info);

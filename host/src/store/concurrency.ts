@@ -20,6 +20,18 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
 }
 
 /**
+ * Awaits every promise (one round of requests sent together: none is left running when this
+ * returns, none rejects unhandled), then answers their values or throws the error of the first
+ * that failed in the order given — the caller's priority (a missing object before a sidecar's
+ * failure), not whichever failed first in time.
+ */
+export async function allInOrder<T extends readonly unknown[]>(ps: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(ps);
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
+}
+
+/**
  * GETs at once of each kind a listing finds missing from its caches (`.notes` sidecars,
  * manifests for the trust verdicts): both kinds run together, so a cold listing has twice this in
  * flight. Small objects, so the gateway's per-request latency is the cost: 5,000 backups cold

@@ -21,6 +21,8 @@ import { keyOf, notFound, statVolume } from './volumes.js';
 import { providerOf, readSse, transferClient, uploadLimits, type StoreContext, type Volume } from './types.js';
 import { archiveTags } from './lifecycle.js';
 import { retentionFor } from './object-lock.js';
+import { allInOrder } from './concurrency.js';
+import type { VolumeLook } from './volume-look.js';
 
 const invalidArg = (msg: string) => new PveS3Error('InvalidArgument', msg, { exitCode: EXIT.usage });
 
@@ -130,19 +132,23 @@ export async function putVolumeLocked(ctx: StoreContext, v: VolumeInfo, o: PutVo
     res = await uploadObject(transferClient(ctx), key, o.src, uploadOptions);
   }
   ctx.logger.info('uploaded volume', { volname, key, size: res.size, parts: res.partCount });
-  if (o.notes !== undefined && o.notes !== '') await putSmall(ctx, key + NOTES_SUFFIX, o.notes);
-  if (o.protected) await putSmall(ctx, key + PROTECTED_SUFFIX, '', 'application/octet-stream');
-  if (o.logPath !== undefined) {
-    const logKey = keyOfName(ctx.settings.prefix, 'backup', sidecarNames(v.name).log!);
-    await uploadObject(transferClient(ctx), logKey, { path: o.logPath }, {
-      chunkSizeMB: ctx.settings.chunkSizeMB,
-      concurrency: ctx.settings.concurrency,
-      put: { ...(ctx.settings.put ?? {}), contentType: 'text/plain; charset=utf-8' },
-      ...signed,
-      signal: ctx.signal,
-      ...uploadLimits(ctx),
-    });
-  }
+  // the sidecars once the archive and its manifest are stored, all at once: none depends on
+  // another, and statVolume below reports what the bucket then holds of each
+  const logKey = o.logPath !== undefined ? keyOfName(ctx.settings.prefix, 'backup', sidecarNames(v.name).log!) : undefined;
+  await allInOrder([
+    o.notes !== undefined && o.notes !== '' ? putSmall(ctx, key + NOTES_SUFFIX, o.notes) : undefined,
+    o.protected ? putSmall(ctx, key + PROTECTED_SUFFIX, '', 'application/octet-stream') : undefined,
+    logKey !== undefined
+      ? uploadObject(transferClient(ctx), logKey, { path: o.logPath! }, {
+          chunkSizeMB: ctx.settings.chunkSizeMB,
+          concurrency: ctx.settings.concurrency,
+          put: { ...(ctx.settings.put ?? {}), contentType: 'text/plain; charset=utf-8' },
+          ...signed,
+          signal: ctx.signal,
+          ...uploadLimits(ctx),
+        })
+      : undefined,
+  ] as const);
   return statVolume(ctx, volname);
 }
 
@@ -167,13 +173,14 @@ export interface GetVolumeResult {
  * `dest` when the file is put in place (a symlink included) is refused, decided atomically then
  * (DestinationExists); otherwise it is replaced, a symlink itself and never its target. A volume
  * that is not verified (store/trust.ts) is refused unless `allowUnverified`; a snippet is made
- * executable only when verified.
+ * executable only when verified. `look`: the caller's first round (volume-look.ts), whose HEAD and
+ * manifest are used instead of asking again.
  */
 export async function getVolume(
   ctx: StoreContext,
   volname: string,
   dest: string,
-  o: { force?: boolean; noClobber?: boolean; onProgress?(p: Progress): void; verify?: VerifyMode; allowUnverified?: boolean } = {},
+  o: { force?: boolean; noClobber?: boolean; onProgress?(p: Progress): void; verify?: VerifyMode; allowUnverified?: boolean; look?: VolumeLook } = {},
 ): Promise<GetVolumeResult> {
   const v = parseVolname(volname);
   const key = keyOf(ctx, v);
@@ -185,17 +192,11 @@ export async function getVolume(
   const parent = dest.slice(0, dest.lastIndexOf('/')) || '/';
   const pst = await stat(parent).catch(() => null);
   if (!pst || !pst.isDirectory()) throw invalidArg(`invalid dest '${dest}': parent directory does not exist`);
-  let info;
-  try {
-    info = await ctx.client.headObject(key, readSse(ctx));
-  } catch (e) {
-    if (isNotFound(e)) throw notFound(ctx, volname, key);
-    throw e;
-  }
+  const { objectAndManifest } = await import('./volume-look.js');
+  const { info, trusted: { manifest, verdict } } = await objectAndManifest(ctx, volname, o.look);
   const mtime = Math.floor((info.lastModified?.getTime() ?? Date.now()) / 1000);
   const etag = bareETag(info.etag);
-  const { readTrusted, unverifiedError } = await import('./trust.js');
-  const { manifest, verdict } = await readTrusted(ctx, { key, size: info.size, etag: info.etag });
+  const { unverifiedError } = await import('./trust.js');
   const verified = verdict.trust === 'verified';
   if (!verified && !o.allowUnverified) throw unverifiedError(ctx, v.volname, verdict);
   const note = verdict.note !== undefined ? { trustNote: verdict.note } : {};
@@ -231,21 +232,21 @@ export async function getVolume(
 /**
  * Streams a volume to `out` (a restore pipeline: `pve-s3-restore … --destination - | qmrestore -`).
  * Every range is verified before it is written; a mismatch fails the stream, so the consumer sees
- * an error rather than silently wrong data.
+ * an error rather than silently wrong data. `look` as for getVolume.
  */
 export async function streamVolume(
   ctx: StoreContext,
   volname: string,
   out: import('node:stream').Writable,
-  o: { onProgress?(p: Progress): void; verify?: VerifyMode; allowUnverified?: boolean } = {},
+  o: { onProgress?(p: Progress): void; verify?: VerifyMode; allowUnverified?: boolean; look?: VolumeLook } = {},
 ): Promise<{ size: number; etag: string; verified: boolean; checks: Check[]; trustNote?: string }> {
   const v = parseVolname(volname);
   const key = keyOf(ctx, v);
   const { downloadObject } = await import('../transfer/download.js');
-  const { readTrusted, unverifiedError } = await import('./trust.js');
+  const { unverifiedError } = await import('./trust.js');
+  const { objectAndManifest } = await import('./volume-look.js');
   try {
-    const info = await ctx.client.headObject(key, readSse(ctx));
-    const { manifest, verdict } = await readTrusted(ctx, { key, size: info.size, etag: info.etag });
+    const { info, trusted: { manifest, verdict } } = await objectAndManifest(ctx, volname, o.look);
     const verified = verdict.trust === 'verified';
     if (!verified && !o.allowUnverified) throw unverifiedError(ctx, v.volname, verdict);
     const res = await downloadObject(transferClient(ctx), key, { stream: out }, {

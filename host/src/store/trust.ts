@@ -101,20 +101,38 @@ export function judge(m: Manifest | null, obj: { key: string; size: number; etag
   return { trust: 'verified' };
 }
 
+/** A manifest as read with the storage's keys, not yet judged against its object (null: none). */
+export type FetchedManifest = { manifest: Manifest | null; ring: ManifestKeyring | null; invalid?: string };
+
+/**
+ * Reads the manifest of `key` with the storage's keys (one GET). Apart from judging it so that a
+ * caller can send the GET while its HEAD of the object is still on the way (volume-look.ts). A
+ * manifest that is not one (ManifestInvalid) is answered, not thrown: it is a verdict.
+ */
+export async function fetchManifest(ctx: StoreContext, key: string): Promise<FetchedManifest> {
+  const { fetchManifestText, parseManifest } = await import('../transfer/manifest.js');
+  // the GET is sent before the keys are read (a file, and their module on first use)
+  const [text, ring] = await Promise.all([fetchManifestText(transferClient(ctx), key, { ...readSse(ctx), ...(ctx.signal ? { signal: ctx.signal } : {}) }), keyringOf(ctx)]);
+  try {
+    return { manifest: text === null ? null : parseManifest(text, key, ring?.keys), ring };
+  } catch (e) {
+    if ((e as { code?: string }).code !== 'ManifestInvalid') throw e;
+    return { manifest: null, ring, invalid: (e as Error).message };
+  }
+}
+
+/** The verdict on an object (its HEAD or listing entry) by the manifest fetchManifest read. */
+export function judgeFetched(f: FetchedManifest, obj: { key: string; size: number; etag: string }): { manifest: Manifest | null; verdict: TrustVerdict; present: boolean } {
+  if (f.invalid !== undefined) return { manifest: null, verdict: { trust: 'incomplete', note: f.invalid, error: 'ManifestInvalid' }, present: true };
+  return { manifest: f.manifest, verdict: judge(f.manifest, obj, f.ring), present: f.manifest !== null };
+}
+
 /** Reads the manifest with the storage's keys and judges the object by it (one GET). */
 export async function readTrusted(
   ctx: StoreContext,
   obj: { key: string; size: number; etag: string },
 ): Promise<{ manifest: Manifest | null; verdict: TrustVerdict; present: boolean }> {
-  const ring = await keyringOf(ctx);
-  const { readManifest } = await import('../transfer/manifest.js');
-  try {
-    const manifest = await readManifest(transferClient(ctx), obj.key, { ...readSse(ctx), ...(ctx.signal ? { signal: ctx.signal } : {}), ...(ring ? { keys: ring.keys } : {}) });
-    return { manifest, verdict: judge(manifest, obj, ring), present: manifest !== null };
-  } catch (e) {
-    if ((e as { code?: string }).code !== 'ManifestInvalid') throw e;
-    return { manifest: null, verdict: { trust: 'incomplete', note: (e as Error).message, error: 'ManifestInvalid' }, present: true };
-  }
+  return judgeFetched(await fetchManifest(ctx, obj.key), obj);
 }
 
 export function applyVerdict(vol: Volume, v: TrustVerdict): void {

@@ -14,7 +14,7 @@ import {
   type VolumeInfo,
 } from '../pve/volname.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
-import { mapLimit } from './concurrency.js';
+import { allInOrder, mapLimit } from './concurrency.js';
 import { rm } from 'node:fs/promises';
 import { isSyncedCopy, localPath, removeRecord } from './local-cache.js';
 import { deleteQuiet, exists, isNotFound, putSmall } from './objects.js';
@@ -36,30 +36,29 @@ export function notFound(ctx: StoreContext, volname: string, key: string): PveS3
 }
 
 /**
- * Full description of one volume: HEAD, then every sidecar looked up by its own name (HEAD or
+ * Full description of one volume: HEAD, and every sidecar looked up by its own name (HEAD or
  * exact GET), never inferred from a listing of the key as prefix: a page of such a listing can be
  * filled by other keys sorting between `<key>` and `<key>.protected` (`X.vma.gz`, `X.vma.bz2`, …
- * and their sidecars), which would hide the marker.
+ * and their sidecars), which would hide the marker. All in one round of parallel requests (the
+ * manifest is judged against the HEAD once both are in); a missing object is NoSuchKey naming the
+ * volume whatever the sidecars answered.
  */
 export async function statVolume(ctx: StoreContext, volname: string): Promise<Volume> {
   const v = parseVolname(volname);
   const key = keyOf(ctx, v);
-  let info;
-  try {
-    info = await ctx.client.headObject(key, readSse(ctx));
-  } catch (e) {
-    if (isNotFound(e)) throw notFound(ctx, volname, key);
-    throw e;
-  }
   const backup = v.content === 'backup';
   const logName = backup ? sidecarNames(v.name).log : undefined;
-  const { readTrusted, applyVerdict } = await import('./trust.js');
-  const [manifest, isProtected, notes, log] = await Promise.all([
-    readTrusted(ctx, { key, size: info.size, etag: info.etag }),
+  const { fetchManifest, judgeFetched, applyVerdict } = await import('./trust.js');
+  const [info, fetched, isProtected, notes, log] = await allInOrder([
+    ctx.client.headObject(key, readSse(ctx)).catch((e: unknown) => {
+      throw isNotFound(e) ? notFound(ctx, volname, key) : e;
+    }),
+    fetchManifest(ctx, key),
     backup ? exists(ctx, key + PROTECTED_SUFFIX) : false,
     backup ? readNotes(ctx, key, { whole: false }) : null,
     logName !== undefined ? exists(ctx, keyOfName(ctx.settings.prefix, 'backup', logName)) : undefined,
-  ]);
+  ] as const);
+  const manifest = judgeFetched(fetched, { key, size: info.size, etag: info.etag });
   const mtime = Math.floor((info.lastModified?.getTime() ?? Date.now()) / 1000);
   const vol: Volume = {
     volid: volid(ctx, v.volname),

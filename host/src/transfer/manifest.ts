@@ -307,6 +307,13 @@ export async function readManifest(
   key: string,
   o: { signal?: AbortSignal; sse?: SseOptions; keys?: ManifestKeys } = {},
 ): Promise<Manifest | null> {
+  const text = await fetchManifestText(client, key, o);
+  return text === null ? null : parseManifest(text, key, o.keys);
+}
+
+/** The text of the manifest of `key` (null: none), refused past MANIFEST_MAX_BYTES; parseManifest
+ *  makes it a Manifest. Apart so the GET need not wait for the keys that check its signature. */
+export async function fetchManifestText(client: TransferClient, key: string, o: { signal?: AbortSignal; sse?: SseOptions } = {}): Promise<string | null> {
   const chunks: Buffer[] = [];
   let len = 0;
   try {
@@ -321,7 +328,7 @@ export async function readManifest(
     if (isNotFound(e)) return null;
     throw e;
   }
-  return parseManifest(Buffer.concat(chunks, len).toString('utf8'), key, o.keys);
+  return Buffer.concat(chunks, len).toString('utf8');
 }
 
 export function isNotFound(e: unknown): boolean {
