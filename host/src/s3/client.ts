@@ -53,6 +53,7 @@ import {
   type XmlDocument,
 } from './xml.js';
 import { compareKeys } from './key-order.js';
+import { scanFlat } from './flat-xml.js';
 import { scanListPage } from './list-xml.js';
 
 /** The client adds nothing of its own: everything goes to its transport. */
@@ -114,7 +115,8 @@ export class S3Client {
   /**
    * An XML answer through `parse`. `scan`, for listing pages: the answer read without a tree
    * (list-xml.ts), or undefined when the body is outside what the scanner reads; then the
-   * general parser reads it.
+   * general parser reads it, unless the body is a flat document (flat-xml.ts: the multipart
+   * results, an <Error>), which is read without loading fast-xml-parser.
    */
   private async xml<T>(
     r: Pick<S3Request, 'operation' | 'key'>,
@@ -129,9 +131,10 @@ export class S3Client {
       const quick = this.answer(r, res, () => scan(body));
       if (quick !== undefined) return quick;
     }
-    await loadXmlParser();
+    const flat = scanFlat(body);
+    if (flat === undefined) await loadXmlParser();
     return this.answer(r, res, () => {
-      const doc = parseXml(body);
+      const doc = flat ?? parseXml(body);
       if (doc.root === 'Error') {
         const e = parseErrorNode(doc.node);
         throw serverError(e.code, res.status, e.message, e.requestId ?? res.headers['x-amz-request-id'], this.transport.context(r));

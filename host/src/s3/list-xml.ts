@@ -63,7 +63,7 @@ export function scanListPage(s: string): RawListPage | undefined {
     if (lt < 0) break;
     if (lt > i && leaf === undefined && skipFrom === 0 && !blank(s, i, lt)) return undefined;
     if (done) return undefined; // a second root, or text after the root
-    let gt = s.indexOf('>', lt + 1);
+    const gt = s.indexOf('>', lt + 1);
     if (gt < 0) return undefined;
     if (s.charCodeAt(lt + 1) === 47 /* '/' */) {
       const name = s.slice(lt + 2, gt).trimEnd();
@@ -90,19 +90,10 @@ export function scanListPage(s: string): RawListPage | undefined {
       continue;
     }
     if (leaf !== undefined) return undefined; // an element inside a value
-    let tag = s.slice(lt + 1, gt);
-    if (tag.includes('"') || tag.includes("'")) {
-      // a quoted attribute value may hold '>'
-      gt = tagEnd(s, lt + 1);
-      if (gt < 0) return undefined;
-      tag = s.slice(lt + 1, gt);
-    }
-    const selfClosing = tag.endsWith('/');
-    let nameEnd = 0;
-    while (nameEnd < tag.length && !isSpaceOrSlash(tag.charCodeAt(nameEnd))) nameEnd++;
-    const name = tag.slice(0, nameEnd);
-    if (!NAME.test(name) || (nameEnd < tag.length && !ATTRS.test(tag.slice(nameEnd)))) return undefined;
-    i = gt + 1;
+    const t = openTag(s, lt, gt);
+    if (t === undefined) return undefined;
+    const { name, selfClosing } = t;
+    i = t.end;
     const depth = stack.length;
     if (skipFrom !== 0) {
       if (!selfClosing) stack.push(name);
@@ -163,8 +154,30 @@ export function scanListPage(s: string): RawListPage | undefined {
   }
 }
 
+/**
+ * The start tag at s[lt] whose first '>' is s[gt]: its name, whether it closes itself, its
+ * attributes' text (ignored by both scanners) and the index after it; undefined for a tag the
+ * scanners do not read (a namespace prefix, an attribute that is not name="value").
+ */
+export function openTag(s: string, lt: number, gt: number): { name: string; selfClosing: boolean; attrs: string; end: number } | undefined {
+  let tag = s.slice(lt + 1, gt);
+  if (tag.includes('"') || tag.includes("'")) {
+    // a quoted attribute value may hold '>'
+    gt = tagEnd(s, lt + 1);
+    if (gt < 0) return undefined;
+    tag = s.slice(lt + 1, gt);
+  }
+  const selfClosing = tag.endsWith('/');
+  let nameEnd = 0;
+  while (nameEnd < tag.length && !isSpaceOrSlash(tag.charCodeAt(nameEnd))) nameEnd++;
+  const name = tag.slice(0, nameEnd);
+  const attrs = tag.slice(nameEnd, selfClosing ? -1 : undefined);
+  if (!NAME.test(name) || (nameEnd < tag.length && !ATTRS.test(tag.slice(nameEnd)))) return undefined;
+  return { name, selfClosing, attrs, end: gt + 1 };
+}
+
 /** A value's text with its references decoded; undefined for an '&' that is not one. */
-function text(raw: string): string | undefined {
+export function text(raw: string): string | undefined {
   const amp = raw.indexOf('&');
   if (amp < 0) return raw;
   // the ETag as S3 writes it, &quot;…&quot;, once per key: without the general decoder's regexps
@@ -175,7 +188,7 @@ function text(raw: string): string | undefined {
 }
 
 /** Only XML's white space (space, tab, CR, LF) in s[from, to). */
-function blank(s: string, from: number, to: number): boolean {
+export function blank(s: string, from: number, to: number): boolean {
   for (let j = from; j < to; j++) {
     const c = s.charCodeAt(j);
     if (c !== 32 && c !== 10 && c !== 9 && c !== 13) return false;

@@ -16,7 +16,8 @@ import { detectProvider, PROVIDER_IDS, PROVIDERS, type Provider } from './provid
 import { S3Error, networkError, serverError, type ErrorContext } from './errors.js';
 import { DEFAULT_RETRY, backoffDelay, withRetry, type RetryPolicy } from './retry.js';
 import type { S3Settings } from './settings.js';
-import { loadXmlParser, parseErrorBody } from './xml.js';
+import { readErrorBody } from './flat-xml.js';
+import type { ErrorBody } from './xml.js';
 
 export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
@@ -183,8 +184,8 @@ export class S3Transport {
     const { body } = res;
     if (body.byteLength > 0 && looksLikeError(body)) {
       const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
-      await loadXmlParser();
-      if (parseErrorBody(text)) throw this.errorFromResponse(r, res.status, res.headers, text);
+      const error = await readErrorBody(text);
+      if (error) throw this.errorFromResponse(r, res.status, res.headers, error);
     }
     return res;
   }
@@ -286,8 +287,7 @@ export class S3Transport {
       this.logResponse(r, res.status, res.headers, p.started);
       const ok = (res.status >= 200 && res.status < 300) || r.okStatuses?.includes(res.status);
       if (!ok) {
-        if (res.errorText) await loadXmlParser();
-        throw this.errorFromResponse(r, res.status, res.headers, res.errorText, p.date);
+        throw this.errorFromResponse(r, res.status, res.headers, await readErrorBody(res.errorText), p.date);
       }
       const body = pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, n);
       return this.unlessError(r, { status: res.status, headers: res.headers, body });
@@ -368,8 +368,7 @@ export class S3Transport {
         }
         this.logResponse(r, res.status, res.headers, p.started);
         if (res.status < 200 || res.status >= 300) {
-          if (res.errorText) await loadXmlParser();
-          throw this.errorFromResponse(r, res.status, res.headers, res.errorText, p.date);
+          throw this.errorFromResponse(r, res.status, res.headers, await readErrorBody(res.errorText), p.date);
         }
         return { status: res.status, headers: res.headers };
       },
@@ -437,8 +436,7 @@ export class S3Transport {
       } finally {
         if (r.method === 'HEAD') await res.body.dump().catch(() => undefined);
       }
-      if (text) await loadXmlParser();
-      throw this.errorFromResponse(r, res.statusCode, headersFlat, text, date);
+      throw this.errorFromResponse(r, res.statusCode, headersFlat, await readErrorBody(text), date);
     }
     return { statusCode: res.statusCode, headersFlat, body: res.body };
   }
@@ -447,11 +445,10 @@ export class S3Transport {
     r: { operation: string; key?: string; method?: string },
     status: number,
     headers: Record<string, string>,
-    text: string,
+    parsed: ErrorBody | undefined,
     signedAt?: Date,
   ): S3Error {
     const ctx = this.context(r);
-    const parsed = parseErrorBody(text);
     const requestId = parsed?.requestId ?? headers['x-amz-request-id'];
     const serverTime = serverTimeOf(headers, parsed?.fields);
     const retryAfterMs = retryAfterOf(headers);

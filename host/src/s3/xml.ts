@@ -65,16 +65,19 @@ const OPTIONS = {
   ignoreDeclaration: true,
   ignorePiTags: true,
   tagValueProcessor: (_name: string, value: string) => decodeEntities(value),
-  isArray: (name: string, jpath: unknown) => {
-    if (REPEATED.has(name)) {
-      // <Bucket> is a scalar in most results and a list item only in ListAllMyBuckets
-      if (name === 'Bucket') return String(jpath).endsWith('Buckets.Bucket');
-      return true;
-    }
-    // <Error> is the root of an error body but a list item inside <DeleteResult>
-    return name === 'Error' && String(jpath) === 'DeleteResult.Error';
-  },
+  isArray: (name: string, jpath: unknown) => isRepeated(name, String(jpath)),
 };
+
+/** Whether element `name` at `jpath` (Root.Child…) is read as a list, one element or many. */
+export function isRepeated(name: string, jpath: string): boolean {
+  if (REPEATED.has(name)) {
+    // <Bucket> is a scalar in most results and a list item only in ListAllMyBuckets
+    if (name === 'Bucket') return jpath.endsWith('Buckets.Bucket');
+    return true;
+  }
+  // <Error> is the root of an error body but a list item inside <DeleteResult>
+  return name === 'Error' && jpath === 'DeleteResult.Error';
+}
 
 let parser: XMLParser | undefined;
 
