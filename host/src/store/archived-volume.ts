@@ -25,7 +25,7 @@ import {
 import { headOrNull } from './object-lock.js';
 import type { StoreContext } from './types.js';
 import type { VolumeLook } from './volume-look.js';
-import { keyOf, notFound } from './volumes.js';
+import { keyOf, notFound } from './volume-key.js';
 
 /** The defaults the storage's restore_tier / restore_days give (the schema's when a hand-built
  *  context lacks them). */

@@ -114,7 +114,7 @@ export async function listVolumes(ctx: StoreContext, o: ListOptions = {}): Promi
       out.push(vol);
     }
   }
-  const [{ assessListed, keyringOf }, index] = await Promise.all([import('./trust.js'), import('./listing-index.js')]);
+  const [{ assessListed }, { keyringOf }, index] = await Promise.all([import('./trust-listing.js'), import('./trust.js'), import('./listing-index.js')]);
   const filtered = o.vmid !== undefined || o.guestType !== undefined;
   const backups = contents.indexOf('backup');
   const ring = await keyringOf(ctx);

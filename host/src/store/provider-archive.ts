@@ -11,7 +11,7 @@ import { archiveTags } from './lifecycle.js';
 import type { Retention } from '../s3/types.js';
 import { exists } from './objects.js';
 import { volumeMetadata } from './transfer.js';
-import { keyOf } from './volumes.js';
+import { keyOf } from './volume-key.js';
 import { signing } from './trust.js';
 import { providerOf, uploadLimits, type StoreContext } from './types.js';
 

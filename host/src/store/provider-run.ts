@@ -11,7 +11,7 @@ import { INDEX_SUFFIX, MANIFEST_SUFFIX, NOTES_SUFFIX, PROTECTED_SUFFIX, parseVol
 import { processStart, recordedAlive } from '../util/process.js';
 import { STATE_DIR } from './state-dir.js';
 import { deleteQuiet } from './objects.js';
-import { keyOf } from './volumes.js';
+import { keyOf } from './volume-key.js';
 import type { StoreContext } from './types.js';
 
 function runFile(ctx: StoreContext, name: string): string | null {

@@ -20,7 +20,8 @@ import { assertMayReplace, isReplaceRefusal, sameAsStored } from './replace.js';
 import { putVolumeLocked } from './transfer.js';
 import type { StoreContext, Volume } from './types.js';
 import { lockVolumeWriter } from './volume-lock.js';
-import { keyOf, setAttribute, statVolume } from './volumes.js';
+import { keyOf } from './volume-key.js';
+import { setAttribute, statVolume } from './volumes.js';
 
 export interface LocalUploadOptions {
   /** replace an object of that name already in the bucket (never a protected backup) */

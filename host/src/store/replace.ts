@@ -15,7 +15,7 @@ import type { UploadOptions, UploadResult, UploadSource } from '../transfer/uplo
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { exists } from './objects.js';
 import { readSse, transferClient, volid, type StoreContext } from './types.js';
-import { keyOf } from './volumes.js';
+import { keyOf } from './volume-key.js';
 
 /** Staged replacements live beside the content folders, where no listing of volumes looks. */
 export { STAGING_DIR };

@@ -14,7 +14,7 @@ import { parseHeader, type VmaHeaderInfo } from '../vma/reader.js';
 import { DecompressError, type FrameDecompressor } from '../zstd/frame-decompressor.js';
 import { zstd } from '../zstd/native.js';
 import { isNotFound } from './objects.js';
-import { keyOf, notFound } from './volumes.js';
+import { keyOf, notFound } from './volume-key.js';
 import { readSse, transferClient, type StoreContext } from './types.js';
 
 export interface OpenArchive {

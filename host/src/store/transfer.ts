@@ -17,9 +17,8 @@ import { isCachePath, localPath, writeRecord } from './local-cache.js';
 import { isNotFound, putSmall } from './objects.js';
 import { checkNotes } from './notes.js';
 import { destinationExists } from '../transfer/temp-file.js';
-import { keyOf, notFound, statVolume } from './volumes.js';
+import { keyOf, notFound } from './volume-key.js';
 import { providerOf, readSse, transferClient, uploadLimits, type StoreContext, type Volume } from './types.js';
-import { archiveTags } from './lifecycle.js';
 import { retentionFor } from './object-lock.js';
 import { allInOrder } from './concurrency.js';
 import type { VolumeLook } from './volume-look.js';
@@ -101,6 +100,7 @@ export async function putVolumeLocked(ctx: StoreContext, v: VolumeInfo, o: PutVo
   const { uploadObject } = await import('../transfer/upload.js');
   const { signing } = await import('./trust.js');
   const signed = await signing(ctx);
+  const { archiveTags } = await import('./lifecycle.js');
   const tags = archiveTags(ctx.settings.lifecycle, providerOf(ctx));
   const retention = retentionFor(ctx);
   const put = {
@@ -149,6 +149,7 @@ export async function putVolumeLocked(ctx: StoreContext, v: VolumeInfo, o: PutVo
         })
       : undefined,
   ] as const);
+  const { statVolume } = await import('./volumes.js');
   return statVolume(ctx, volname);
 }
 

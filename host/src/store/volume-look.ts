@@ -19,7 +19,7 @@ import { allInOrder } from './concurrency.js';
 import { headOrNull } from './object-lock.js';
 import { fetchManifest, judgeFetched, type TrustVerdict } from './trust.js';
 import type { StoreContext } from './types.js';
-import { keyOf, notFound } from './volumes.js';
+import { keyOf, notFound } from './volume-key.js';
 
 export interface VolumeLook {
   volname: string;

@@ -22,18 +22,8 @@ import { describeHold, headOrNull, heldBy } from './object-lock.js';
 import { checkNotes, readNotes } from './notes.js';
 import { listedArchive } from './list.js';
 import { nowOf, readSse, volid, type GuestType, type StoreContext, type Volume } from './types.js';
+import { keyOf, notFound } from './volume-key.js';
 
-export function keyOf(ctx: StoreContext, v: VolumeInfo): string {
-  return keyOfName(ctx.settings.prefix, v.content, v.name);
-}
-
-export function notFound(ctx: StoreContext, volname: string, key: string): PveS3Error {
-  return new PveS3Error('NoSuchKey', `volume '${volname}' does not exist in storage '${ctx.settings.storageId}' (object '${key}' not found)`, {
-    status: 404,
-    exitCode: EXIT.notFound,
-    key,
-  });
-}
 
 /**
  * Full description of one volume: HEAD, and every sidecar looked up by its own name (HEAD or
