@@ -235,6 +235,19 @@ describe('a backup', () => {
     expect(tail.slice(3).sort()).toEqual(readBack(k));
   });
 
+  it('of the same file again: LIST and the .protected HEAD, then the stored object and its manifest in one round; nothing sent', { timeout: 90_000 }, async () => {
+    const held = holdRounds([{ size: 2, pick: (d) => d === `HEAD ${K}` || d === `GET ${K}.s3manifest`, after: (d) => d === `HEAD ${K}.protected` }]);
+    const r = await run('pve-s3-backup', ['--storage', 'viaproxy', '--source', join(dir, NAME)], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/is already in the bucket, identical to/);
+    expect(held()).toEqual([2]);
+    const s = seq();
+    expect(s.slice(0, 2)).toEqual(['LIST', `HEAD ${K}.protected`]);
+    expect(s.slice(2, 4).sort()).toEqual([`GET ${K}.s3manifest`, `HEAD ${K}`]);
+    // then the read-back (statVolume), nothing written
+    expect(s.slice(4).sort()).toEqual(readBack(K));
+  });
+
   it('of a stream: one LIST, then the object (one PUT: a stream of unknown size goes up in large parts); the manifest, the read-back in one round', { timeout: 90_000 }, async () => {
     const sname = 'vzdump-qemu-201-2024_05_06-07_08_09.vma.zst';
     const sk = `dump/${sname}`;

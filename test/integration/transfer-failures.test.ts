@@ -104,6 +104,27 @@ describe('a failed upload leaves nothing behind', () => {
     await nothingLeft(c, key);
   });
 
+  it('cancel once CreateMultipartUpload answered, while the first part of a file is read → that upload aborted, nothing left', async () => {
+    // a file planned in parts sends CreateMultipartUpload beside the first part's read (upload.ts)
+    const key = 'fail/cancel-first-read';
+    const ac = new AbortController();
+    const parts: number[] = [];
+    const client = wrapClient(c, {
+      createMultipartUpload: async (k, o) => {
+        const id = await c.createMultipartUpload(k, o);
+        ac.abort();
+        return id;
+      },
+      uploadPart: async (k, id, n, body, sha, o) => {
+        parts.push(n);
+        return c.uploadPart(k, id, n, body, sha, o);
+      },
+    });
+    await expect(uploadObject(client, key, { path: src }, { chunkSizeMB: 5, concurrency: 2, signal: ac.signal })).rejects.toMatchObject({ code: 'Aborted' });
+    expect(parts).toEqual([]);
+    await nothingLeft(c, key);
+  });
+
   it('cancel mid-upload of a stream → Aborted, nothing left', async () => {
     const key = 'fail/cancel-stream';
     const ac = new AbortController();

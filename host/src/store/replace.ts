@@ -81,12 +81,13 @@ function sameFileMark(st: BigIntStats, etag: string, digests: string): string {
  * size or any part that differs: false. (Lets a repeated upload be a no-op instead of a refusal.)
  */
 export async function sameAsStored(ctx: StoreContext, key: string, localPath: string, size: number): Promise<boolean> {
-  const info = await ctx.client.headObject(key, readSse(ctx)).catch(() => null);
+  // the object's HEAD and its manifest in one round; only a verified copy stands in for the local
+  // file: an unsigned one with the same bytes (planted, or from before signing) would leave the
+  // backup unverified once the file is gone
+  const { fetchManifest, judgeFetched } = await import('./trust.js');
+  const [info, fetched] = await Promise.all([ctx.client.headObject(key, readSse(ctx)).catch(() => null), fetchManifest(ctx, key).catch(() => null)]);
   if (info === null) return false;
-  // only a verified copy stands in for the local file: an unsigned one with the same bytes
-  // (planted, or from before signing) would leave the backup unverified once the file is gone
-  const { readTrusted } = await import('./trust.js');
-  const { manifest: m, verdict } = await readTrusted(ctx, { key, size: info.size, etag: info.etag }).catch(() => ({ manifest: null, verdict: { trust: 'incomplete' as const } }));
+  const { manifest: m, verdict } = fetched === null ? { manifest: null, verdict: { trust: 'incomplete' as const } } : judgeFetched(fetched, { key, size: info.size, etag: info.etag });
   if (m === null || verdict.trust !== 'verified' || m.size !== size) return false;
   const { toHex } = await import('../wasm/encoding.js');
   const parts = [...m.parts].sort((a, b) => a.n - b.n);

@@ -201,10 +201,23 @@ async function run(
   }
 
   // The first part decides between PUT and multipart for streams (did it end within one part?).
-  const firstBuf = await pool.acquire();
-  const first = await source.read(firstBuf);
-  if (!first) throw new PveS3Error('InternalError', `upload source for '${key}' produced no part`);
-  if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
+  // A file planned in parts has nothing to decide: its CreateMultipartUpload goes out while the
+  // first part is read (one round trip less before the first UploadPart), and is aborted if that
+  // read fails or the upload is cancelled meanwhile.
+  const early = knownSize !== null && plannedMultipart ? client.createMultipartUpload(key, o.put) : undefined;
+  early?.catch(() => undefined); // its failure is taken below, with the first part's
+  let firstBuf;
+  let first;
+  try {
+    firstBuf = await pool.acquire();
+    first = await source.read(firstBuf);
+    if (!first) throw new PveS3Error('InternalError', `upload source for '${key}' produced no part`);
+    if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
+  } catch (e) {
+    const id = await early?.catch(() => undefined);
+    if (id !== undefined) await client.abortMultipartUpload(key, id).catch(() => undefined);
+    throw e;
+  }
 
   if (first.last && (knownSize === null || !plannedMultipart)) {
     return singlePut(client, key, firstBuf, first.length, partSize, o, progress);
@@ -217,7 +230,7 @@ async function run(
       : ahead
         ? ahead.sums(first.n).then((sums) => ({ sums, buf: firstBuf }))
         : hashService().part(firstBuf, first.length),
-    client.createMultipartUpload(key, o.put),
+    early ?? client.createMultipartUpload(key, o.put),
   ]);
   if (created.status === 'rejected') throw created.reason;
   const uploadId = created.value;
