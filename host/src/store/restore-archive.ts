@@ -14,7 +14,6 @@ import { parseHeader, type VmaHeaderInfo } from '../vma/reader.js';
 import { DecompressError, type FrameDecompressor } from '../zstd/frame-decompressor.js';
 import { zstd } from '../zstd/native.js';
 import { isNotFound } from './objects.js';
-import { keyOf, notFound } from './volume-key.js';
 import { readSse, transferClient, type StoreContext } from './types.js';
 
 export interface OpenArchive {
@@ -38,18 +37,12 @@ export interface OpenArchive {
 export async function openArchive(ctx: StoreContext, volname: string, o: { purpose: 'restore' | 'inspect' }): Promise<OpenArchive> {
   const v = parseVolname(volname);
   if (v.content !== 'backup') throw new PveS3Error('InvalidArgument', `'${volname}' is not a backup archive`, { exitCode: EXIT.usage });
-  const key = keyOf(ctx, v);
-  let info;
-  try {
-    info = await ctx.client.headObject(key, { ...readSse(ctx), ...(ctx.signal ? { signal: ctx.signal } : {}) });
-  } catch (e) {
-    if (isNotFound(e)) throw notFound(ctx, volname, key);
-    throw e;
-  }
   // one verdict for every reader (store/trust.ts): a manifest vouches for the archive, and its
-  // frame index and guest texts are used, only when it is signed with this storage's key
-  const { readTrusted, unverifiedError } = await import('./trust.js');
-  const { manifest: read, verdict } = await readTrusted(ctx, { key, size: info.size, etag: info.etag });
+  // frame index and guest texts are used, only when it is signed with this storage's key; the
+  // archive's HEAD and its manifest come in one round (volume-look.ts)
+  const { objectAndManifest } = await import('./volume-look.js');
+  const { unverifiedError } = await import('./trust.js');
+  const { key, info, trusted: { manifest: read, verdict } } = await objectAndManifest(ctx, v.volname);
   if (verdict.trust !== 'verified' && o.purpose === 'restore') throw unverifiedError(ctx, v.volname, verdict);
   const manifest = verdict.trust === 'verified' ? read : null;
   return { v, key, size: info.size, etag: info.etag, manifest, archiveBytes: 0 };
