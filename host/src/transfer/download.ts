@@ -152,6 +152,8 @@ export async function downloadObject(client: TransferClient, key: string, dest: 
     progress.finish();
     return { ...result, path: dest.path };
   } catch (e) {
+    // the figures reached go out on a failure too: a log then says how far it got
+    progress.finish();
     if (o.signal?.aborted) throw abortedError(key, 'download', o.signal.reason);
     throw e;
   }
