@@ -1,7 +1,9 @@
 // What an upload loads (issue 13: the fixed CPU of a pve-s3-backup): it reads every S3 answer it
 // gets — the multipart results, the 404 of a backup's .notes when it has none — without
 // fast-xml-parser (s3/flat-xml.ts), whose load alone cost a process ~60 ms of CPU and ~1,200 page
-// faults; the bytes still arrive and the upload is still checked against its manifest.
+// faults, and sends every request through the lean path (s3/lean-http.ts), not undici, whose
+// Agent and first request cost about as much; the bytes still arrive and the upload is still
+// checked against its manifest.
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -31,7 +33,7 @@ afterAll(async () => {
 });
 
 describe('an upload from a checkout', () => {
-  it('loads no fast-xml-parser: one PUT of a backup without notes, and one in parts', async () => {
+  it("loads no fast-xml-parser and no undici Agent: one PUT of a backup without notes, and one in parts", async () => {
     for (const [name, size] of [
       ['vzdump-qemu-100-2024_05_06-07_08_09.vma.zst', 1000],
       ['vzdump-qemu-101-2024_05_06-07_08_09.vma.zst', 6 * MiB + 1],
@@ -48,6 +50,8 @@ describe('an upload from a checkout', () => {
       expect((await body(c, `dump/${name}`)).equals(data)).toBe(true);
       const urls = (await readFile(loads, 'utf8')).split('\n');
       expect(urls.filter((u) => u.includes('fast-xml-parser'))).toEqual([]);
+      // undici's Agent side (its pool, client and llhttp) is loaded through this one module
+      expect(urls.filter((u) => u.includes('undici-agent') || /undici\/lib\/(dispatcher|api)\//.test(u))).toEqual([]);
       // the hook saw the command's modules, so its silence about fast-xml-parser means something
       expect(urls.filter((u) => u.endsWith('/host/dist/s3/request.js'))).toHaveLength(1);
     }

@@ -119,6 +119,26 @@ describe('LeanHttp', () => {
     expect(s.requests.length).toBe(3);
   });
 
+  it('a request marked fresh (not safe to send twice) goes on a new connection; a bodiless POST says Content-Length: 0', async () => {
+    // the server drops every kept-alive connection on its second request: a fresh POST never meets one
+    const seen = new Set<number>();
+    const s = await server((_req, conn, sock) => {
+      if (seen.has(conn)) return void sock.destroy();
+      seen.add(conn);
+      sock.write(ok(Buffer.from('<InitiateMultipartUploadResult/>')));
+    });
+    cleanup.push(s.close);
+    const g = client();
+    expect((await get(g, s.origin)).status).toBe(200);
+    const r = await get(g, s.origin, { method: 'POST', path: '/bucket/key?uploads=', fresh: true });
+    expect(r.status).toBe(200);
+    expect(r.data.toString()).toBe('<InitiateMultipartUploadResult/>');
+    // sent once, on a second connection, never on the kept-alive one (which would have been dropped)
+    expect(s.connections()).toBe(2);
+    expect(s.requests).toHaveLength(2);
+    expect(s.requests[1]!.split('\r\n')).toEqual(['POST /bucket/key?uploads= HTTP/1.1', `host: ${new URL(s.origin).host}`, 'range: bytes=0-1', 'content-length: 0']);
+  });
+
   it('a non-2xx answer comes back with its body as text, never through onBody', async () => {
     const xml = '<?xml version="1.0"?><Error><Code>SlowDown</Code><Message>Please reduce</Message></Error>';
     const s = await server((_r, _c, sock) => sock.write(`HTTP/1.1 503 Slow Down\r\nContent-Length: ${xml.length}\r\nRetry-After: 1\r\n\r\n${xml}`));

@@ -43,8 +43,14 @@ const HEAD_BREAK = /[\r\n\0]/;
 const MAX_IDLE = 16;
 
 export interface LeanRequest {
-  /** GET (default); HEAD: an answer without a body (the status probe); PUT: with `body` */
-  method?: 'GET' | 'HEAD' | 'PUT';
+  /** GET (default); HEAD: an answer without a body (the status probe); PUT, POST: with `body` or empty */
+  method?: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
+  /**
+   * On a new connection, never a kept-alive one: for a request that must not be sent twice
+   * (CreateMultipartUpload), which a stale connection would leave unknown whether the server
+   * took it (the one case send() sends a request again).
+   */
+  fresh?: boolean;
   /** scheme://host[:port] */
   origin: string;
   /** the request target as signed: path and query, already encoded */
@@ -117,9 +123,9 @@ export class LeanHttp {
   /**
    * Sends one request and reads its whole response. A connection from the pool that fails before
    * any byte of an answer (closed while idle: the server's keep-alive ran out) is replaced by a
-   * new one, and the request sent again — so only requests that are safe to send twice come this
-   * way (GET, HEAD, and idempotent PUTs of whole bodies); every other failure is the caller's to
-   * retry.
+   * new one, and the request sent again — so a request that is not safe to send twice comes
+   * `fresh`, on a new connection, where that cannot happen; every other failure is the caller's
+   * to retry.
    */
   async send(r: LeanRequest): Promise<LeanResponse> {
     if (this.closed) throw netFailure('UND_ERR_CLOSED', 'the S3 client was closed');
@@ -129,7 +135,7 @@ export class LeanHttp {
       if (HEAD_BREAK.test(k) || HEAD_BREAK.test(v)) throw netFailure('UND_ERR_INVALID_ARG', `the ${JSON.stringify(k)} header holds a CR, LF or NUL, which cannot be sent in a header`);
     }
     for (;;) {
-      const c = await this.acquire(r.origin, r.signal);
+      const c = await this.acquire(r.origin, r.signal, r.fresh === true);
       try {
         return await this.exchange(c, r);
       } catch (e) {
@@ -138,9 +144,9 @@ export class LeanHttp {
     }
   }
 
-  private async acquire(origin: string, signal?: AbortSignal): Promise<Conn> {
+  private async acquire(origin: string, signal?: AbortSignal, fresh = false): Promise<Conn> {
     signal?.throwIfAborted();
-    const list = this.idle.get(origin);
+    const list = fresh ? undefined : this.idle.get(origin);
     while (list && list.length > 0) {
       const c = list.pop()!;
       if (c.idleTimer) clearTimeout(c.idleTimer);
@@ -288,7 +294,8 @@ export class LeanHttp {
       noHead();
       let text = `${r.method ?? 'GET'} ${r.path} HTTP/1.1\r\n`;
       for (const [k, v] of Object.entries(r.headers)) text += `${k}: ${v}\r\n`;
-      if (r.body) text += `content-length: ${r.body.byteLength}\r\n`;
+      // a PUT or POST says its length even when it has no body (S3 may answer 411 otherwise)
+      if (r.body || r.method === 'PUT' || r.method === 'POST') text += `content-length: ${r.body?.byteLength ?? 0}\r\n`;
       socket.write(text + '\r\n');
       if (!r.body) return;
 

@@ -162,13 +162,16 @@ export class S3Transport {
   }
 
   /**
-   * Sends r (with retries) and reads the whole response body. HEADs and PUTs of a body (UploadPart,
-   * PutObject) take the lean path (lean-http.ts); the rest, and everything when the caller gave
-   * its own dispatcher, goes through undici.
+   * Sends r (with retries) and reads the whole response body, through the lean path
+   * (lean-http.ts), or through undici when the caller gave its own dispatcher. Only a body
+   * handed on as a stream (stream()) still needs undici: a command that reads no object that way
+   * never loads its Agent, client and HTTP parser (an upload's ListObjects, multipart requests
+   * and part PUTs; undici's first request cost a fresh process ~60 ms of CPU and ~1,200 page
+   * faults).
    */
   async request(req: S3Request): Promise<BufferedResponse> {
     const r = withPayloadHash(req);
-    if (this.ownsDispatcher && (r.method === 'HEAD' || (r.method === 'PUT' && r.body && r.idempotent))) return this.leanWhole(r);
+    if (this.ownsDispatcher) return this.leanWhole(r);
     return this.retrying(r, async () => {
       const res = await this.once(r);
       const body = await this.readWhole(res, r);
@@ -248,12 +251,12 @@ export class S3Transport {
   }
 
   /**
-   * A HEAD, or a PUT of a body, through the lean path (lean-http.ts). A HEAD has nothing to read
-   * but the head, and the status probe (one HeadBucket per pvestatd poll) never loads undici's
-   * pool, client and HTTP parser. A PUT's body goes to the socket as views of the caller's bytes,
-   * and its answer (empty, or an error document) is parsed without llhttp: a long upload of
-   * thousands of parts never runs it, so V8 never tiers it up (~30 MiB of compile memory,
-   * scripts/wasm-budget.mjs).
+   * A request through the lean path (lean-http.ts). A HEAD has nothing to read but the head, and
+   * the status probe (one HeadBucket per pvestatd poll) never loads undici's pool, client and
+   * HTTP parser. A PUT's body goes to the socket as views of the caller's bytes, and its answer
+   * (empty, or an error document) is parsed without llhttp: a long upload of thousands of parts
+   * never runs it, so V8 never tiers it up (~30 MiB of compile memory, scripts/wasm-budget.mjs).
+   * A request that is not idempotent goes on a new connection (LeanRequest.fresh).
    */
   private leanWhole(r: S3Request): Promise<BufferedResponse> {
     const lean = this.leanPath();
@@ -265,7 +268,8 @@ export class S3Transport {
       let res;
       try {
         res = await lean.send({
-          method: r.method as 'HEAD' | 'PUT',
+          method: r.method,
+          ...(r.idempotent ? {} : { fresh: true }),
           origin: p.t.origin,
           path: p.path,
           headers: p.headers,
