@@ -191,9 +191,9 @@ if (!splitHost && esmHost && entryPoints['pve-s3-host']) {
   const protocol = join(root, 'host', 'dist', 'protocol');
   const mainJs = JSON.stringify(join(protocol, 'main.js'));
   // The first stage borrows from the whole host what a status needs only when something goes
-  // wrong (a HeadBucket refused, then a listing; an error body that is not flat, s3/flat-xml.ts):
-  // undici's Agent side (pool, client, llhttp) and fast-xml-parser, two thirds of what the stage
-  // would carry.
+  // wrong (a body read as a stream — its listings take the lean path; an error body that is not
+  // flat, s3/flat-xml.ts): undici's Agent side (pool, client, llhttp) and fast-xml-parser, two
+  // thirds of what the stage would carry.
   const borrowed = {
     'undici-agent': join(root, 'scripts', 'undici-agent-side.cjs'),
     // the ES module host/src imports (a require() of the package name would bundle its CommonJS

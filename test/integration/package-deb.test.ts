@@ -446,8 +446,8 @@ describe('the installed tree (unpacked outside the repository)', () => {
     const b = run(host, [], { env, input: 'not json' });
     expect(b.status).toBe(2);
     expect(JSON.parse(b.stdout).error).toMatchObject({ code: 'BadRequest', message: expect.stringMatching(/^malformed JSON request on stdin/) });
-    // a wrong secret: the HeadBucket is refused, the probe lists (undici's Agent, borrowed from
-    // host.cjs) and reads the gateway's XML error (flat: without fast-xml-parser, s3/flat-xml.ts)
+    // a wrong secret: the HeadBucket is refused, the probe lists (the lean path) and reads the
+    // gateway's XML error (flat: without fast-xml-parser, s3/flat-xml.ts)
     const w = run(host, [], { env, input: JSON.stringify({ v: 1, op: 'status', deadline_ms: 4000, storage: { ...storage, secret_key: 'x'.repeat(40) } }) });
     expect(w.status).not.toBe(0);
     expect(JSON.parse(w.stdout).error).toMatchObject({ code: 'SignatureDoesNotMatch', status: 403 });
