@@ -103,10 +103,16 @@ export type FetchedManifest = { manifest: Manifest | null; ring: ManifestKeyring
  */
 export async function fetchManifest(ctx: StoreContext, key: string): Promise<FetchedManifest> {
   // the GET is sent before the keys are read (a file, and their module on first use)
-  const [text, ring] = await Promise.all([fetchManifestText(transferClient(ctx), key, { ...readSse(ctx), ...(ctx.signal ? { signal: ctx.signal } : {}) }), keyringOf(ctx)]);
+  const ringP = keyringOf(ctx);
+  let ring: ManifestKeyring | null = null;
   try {
+    const text = await fetchManifestText(transferClient(ctx), key, { ...readSse(ctx), ...(ctx.signal ? { signal: ctx.signal } : {}) });
+    ring = await ringP;
     return { manifest: text === null ? null : parseManifest(text, key, ring?.keys), ring };
   } catch (e) {
+    // the keys' own failure surfaces below when the GET failed first: never unhandled
+    ringP.catch(() => undefined);
+    // refused while read (larger than a manifest can be) or while parsed: either way a verdict
     if ((e as { code?: string }).code !== 'ManifestInvalid') throw e;
     return { manifest: null, ring, invalid: (e as Error).message };
   }
