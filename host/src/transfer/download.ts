@@ -271,9 +271,6 @@ class RangeJob {
 
   /** Runs ranges on `concurrency` workers; the first failure cancels the rest. */
   async parallel(ranges: Range[], sinkFor: (r: Range) => Sink, onDone?: (r: Range) => Promise<void> | void, gate?: (r: Range) => Promise<void>): Promise<void> {
-    const onAbort = (): void => this.stop(abortedError(this.key, 'download', this.o.signal?.reason));
-    this.o.signal?.addEventListener('abort', onAbort, { once: true });
-    if (this.o.signal?.aborted) onAbort();
     let next = 0;
     const worker = async (): Promise<void> => {
       while (!this.failure && next < ranges.length) {
@@ -288,8 +285,16 @@ class RangeJob {
         }
       }
     };
+    await this.cancellable(() => Promise.all(Array.from({ length: Math.min(this.o.concurrency, Math.max(ranges.length, 1)) }, worker)));
+  }
+
+  /** Runs `work` with the caller's signal stopping the job; throws the job's first failure. */
+  private async cancellable(work: () => Promise<unknown>): Promise<void> {
+    const onAbort = (): void => this.stop(abortedError(this.key, 'download', this.o.signal?.reason));
+    this.o.signal?.addEventListener('abort', onAbort, { once: true });
+    if (this.o.signal?.aborted) onAbort();
     try {
-      await Promise.all(Array.from({ length: Math.min(this.o.concurrency, Math.max(ranges.length, 1)) }, worker));
+      await work();
     } finally {
       this.o.signal?.removeEventListener('abort', onAbort);
     }
@@ -416,9 +421,7 @@ class RangeJob {
       } catch (e) {
         this.progress.retract(counted);
         if (this.failure || isAbortError(e) || this.cancel.signal.aborted) throw this.failure ?? e;
-        const err = asPveS3Error(e);
-        const retryable = err.retryable || err.code === 'IntegrityError' || err.code === 'ShortRead' || err.code === 'InternalError';
-        if (!retryable || attempt >= retries) throw e;
+        if (!worthAnotherTry(e) || attempt >= retries) throw e;
       }
     }
   }
@@ -436,9 +439,6 @@ class RangeJob {
    */
   async runs(ranges: Range[], sinkFor: (r: Range) => Sink, onDone?: (r: Range) => Promise<void> | void): Promise<void> {
     if (this.limiter || this.o.concurrency <= 1 || ranges.length <= 1) return this.parallel(ranges, sinkFor, onDone);
-    const onAbort = (): void => this.stop(abortedError(this.key, 'download', this.o.signal?.reason));
-    this.o.signal?.addEventListener('abort', onAbort, { once: true });
-    if (this.o.signal?.aborted) onAbort();
     const total = ranges.reduce((n, r) => n + r.length, 0);
     const perBatch = Math.max(1, Math.floor(Math.min(BATCH_MAX, total / 8) / Math.max(ranges[0]!.length, 1)));
     const gov = new StreamGovernor(this.o.concurrency, () => this.moved);
@@ -467,15 +467,12 @@ class RangeJob {
         streams.push(stream());
       }
     };
-    try {
+    await this.cancellable(async () => {
       gov.start();
       widen();
       // streams started later are pushed while earlier ones run: wait until none is left
       for (let i = 0; i < streams.length; i++) await streams[i];
-    } finally {
-      this.o.signal?.removeEventListener('abort', onAbort);
-    }
-    if (this.failure) throw this.failure;
+    });
   }
 
   /**
@@ -534,11 +531,9 @@ class RangeJob {
         (sha as Sha256 | null)?.digest();
         this.progress.retract(got);
         if (this.failure || isAbortError(e) || this.cancel.signal.aborted) throw this.failure ?? e;
-        const err = asPveS3Error(e);
-        const retryable = err.retryable || err.code === 'IntegrityError' || err.code === 'ShortRead' || err.code === 'InternalError';
         const n = (failures.get(i) ?? 0) + 1;
         failures.set(i, n);
-        if (!retryable || n > retries) throw e;
+        if (!worthAnotherTry(e) || n > retries) throw e;
       }
     }
     await Promise.all(settling);
@@ -583,6 +578,13 @@ class RangeJob {
       if (!finished) sha?.digest();
     }
   }
+}
+
+/** A range that failed this way is fetched again (up to rangeRetries): a wrong digest or a short
+ *  body may be the wire's, not the stored object's. */
+function worthAnotherTry(e: unknown): boolean {
+  const err = asPveS3Error(e);
+  return err.retryable || err.code === 'IntegrityError' || err.code === 'ShortRead' || err.code === 'InternalError';
 }
 
 /** Writes all of `chunk` at `position` of the file (a regular file takes it in one call as a rule). */
