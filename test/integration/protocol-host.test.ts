@@ -421,7 +421,7 @@ describe('deadline during an upload', () => {
 });
 
 describe('a cold listing of many backups', () => {
-  it('reads 16 notes and 8 manifests at once and says only its summary on stderr (no MaxListenersExceededWarning)', async () => {
+  it('reads notes and manifests many at once and says only its summary on stderr (no MaxListenersExceededWarning)', async () => {
     const many = { ...storage, prefix: 'many/', path: join(dir, 'cache-many') };
     const names = Array.from({ length: 40 }, (_, i) => `vzdump-qemu-${200 + i}-2024_05_06-07_08_09.vma.zst`);
     for (const n of names) {

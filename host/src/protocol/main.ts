@@ -4,7 +4,6 @@
  * request's section alone (never storage.cfg, S3_* or the credentials file). Everything an op
  * does not need is imported lazily: pvestatd starts this process every 10 s per storage.
  */
-import { setMaxListeners } from 'node:events';
 import { writeSync } from 'node:fs';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { PROTOCOL_VERSION, errorReply, okReply, type Reply } from './envelope.js';
@@ -90,9 +89,6 @@ export async function handle(
     const { id, ...section } = req.storage;
     const cfg = storageConfigFromSection(id, section, { logger });
     const ac = new AbortController();
-    // every request in flight listens on it (a cold listing reads 16 notes and 8 manifests at
-    // once): bounded by the op's parallelism, not a leak, so no MaxListenersExceededWarning on stderr
-    setMaxListeners(0, ac.signal);
     if (o.abort) {
       if (o.abort.aborted) ac.abort(o.abort.reason);
       else o.abort.addEventListener('abort', () => ac.abort(o.abort!.reason), { once: true });

@@ -24,6 +24,7 @@ import type { Socket } from 'node:net';
 import { isIP } from 'node:net';
 import type { buildConnector } from 'undici';
 import { createConnector, type DispatcherSettings } from './dispatcher.js';
+import { onAbort } from '../util/on-abort.js';
 import { ProtocolError, ResponseParser, type ResponseHead } from './http1-response.js';
 
 /** One read's worth: TLS records are 16 KiB, a plain socket gives what the kernel has. */
@@ -158,12 +159,11 @@ export class LeanHttp {
     const port = u.port || (u.protocol === 'https:' ? '443' : '80');
     const hostname = u.hostname.replace(/^\[|\]$/g, '');
     const socket = await new Promise<Socket>((resolve, reject) => {
-      const onAbort = (): void => reject(signal!.reason);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      const stopWaiting = onAbort(signal, () => reject(signal!.reason));
       this.connect(
         { hostname, host: u.host, protocol: u.protocol, port, ...(isIP(hostname) === 0 ? { servername: hostname } : {}) },
         (err, s) => {
-          signal?.removeEventListener('abort', onAbort);
+          stopWaiting();
           if (err || !s) return reject(err ?? new Error('no socket'));
           if (signal?.aborted) {
             s.destroy();
@@ -237,7 +237,7 @@ export class LeanHttp {
         settled = true;
         if (timer) clearTimeout(timer);
         wake?.();
-        r.signal?.removeEventListener('abort', onAbort);
+        stopWaiting();
         if (e) {
           c.onBytes = null;
           c.onGone = null;
@@ -254,9 +254,9 @@ export class LeanHttp {
         if (timer) clearTimeout(timer);
         timer = setTimeout(() => finish(netFailure(code, `${what} for ${ms} ms`)), ms);
       };
-      const onAbort = (): void => finish(Object.assign(new Error('the request was cancelled', { cause: r.signal?.reason }), { name: 'AbortError' }));
-      r.signal?.addEventListener('abort', onAbort, { once: true });
-      if (r.signal?.aborted) return onAbort();
+      const cancelled = (): void => finish(Object.assign(new Error('the request was cancelled', { cause: r.signal?.reason }), { name: 'AbortError' }));
+      const stopWaiting = onAbort(r.signal, cancelled);
+      if (r.signal?.aborted) return cancelled();
 
       c.onBytes = (n, buf) => {
         if (settled) return false;

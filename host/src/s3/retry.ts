@@ -3,6 +3,8 @@
  * (and may ask for an immediate retry, e.g. after correcting the clock). Delays are exponential
  * with full jitter under a cap, so many workers that failed together do not retry together.
  */
+import { onAbort } from '../util/on-abort.js';
+
 export interface RetryPolicy {
   /** retries after the first attempt */
   maxRetries: number;
@@ -29,18 +31,18 @@ export function backoffDelay(p: RetryPolicy, attempt: number, random: () => numb
   return Math.floor(random() * ceiling);
 }
 
+/** Parts waiting out a backoff or a bandwidth limit at once share one listener on the signal. */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
+      stopWaiting();
       resolve();
     }, ms);
-    const onAbort = () => {
+    const stopWaiting = onAbort(signal, () => {
       clearTimeout(t);
       reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
+    });
   });
 }
 
