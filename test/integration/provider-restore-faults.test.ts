@@ -332,6 +332,9 @@ d('provider VM restore when things go wrong', () => {
       expect(mounts()).toEqual([]);
       expect(procs()).toEqual([]);
       expect(leftovers().length).toBe(1);
+      // the server said why it stopped, once (its owner poll ends with the wait it ended)
+      const said = readFileSync(join(init.result!.dir as string, 'drive-scsi0.log'), 'utf8');
+      expect(said.match(/the restore's owner \(pid \d+\) is gone: stopping/g)).toEqual([`the restore's owner (pid ${worker.pid}) is gone: stopping`]);
       // the next restore on this node cleans up the abandoned one
       const next = await host('restore-vm-init', { volname: indexed });
       expect(next.ok).toBe(true);

@@ -225,16 +225,18 @@ export async function serveVolume(ctx: StoreContext, dirArg: string, device: str
 
     // serve until told to stop, the mount goes away, or the restore's owner is gone
     await new Promise<void>((resolve) => {
-      const poll = setInterval(() => {
-        if (!pidAlive(st.owner)) {
-          process.stderr.write(`the restore's owner (pid ${st.owner}) is gone: stopping\n`);
-          resolve();
-        }
-      }, OWNER_POLL_MS);
+      // whichever comes first ends all three waits, so the stop is said once and nothing polls
+      // on while the mount is taken down
       const done = (): void => {
         clearInterval(poll);
+        ctx.signal?.removeEventListener('abort', done);
         resolve();
       };
+      const poll = setInterval(() => {
+        if (pidAlive(st.owner)) return;
+        process.stderr.write(`the restore's owner (pid ${st.owner}) is gone: stopping\n`);
+        done();
+      }, OWNER_POLL_MS);
       if (ctx.signal?.aborted) done();
       ctx.signal?.addEventListener('abort', done, { once: true });
       void fuseExited.then(done);
