@@ -22,6 +22,10 @@
 // (caches on disk from a previous process), cold and cold+index; seconds, CPU seconds and requests.
 // and prints requests (by operation, counted from the S3 client's own request log) and seconds,
 // median of --runs. The goal: warm 5,000 ≤ 1.5 s and ≤ ListObjects pages + 10 requests.
+// On a RadosGW without `tcp_nodelay=1` in rgw_frontends (Ceph's default, the test gateway's) each
+// small GET and each ListObjects page on a kept-alive connection waits ~40 ms for this side's
+// delayed ACK (docs/PROVIDERS.md): the cold rows are mostly that wait. For a gateway with it:
+// PVE_S3_RGW_TCP_NODELAY=1 test/s3/rgw-up.sh DIR (a new DIR), then PVE_S3_RGW_DIR=DIR.
 //
 //   npm run build:ts && make bundle && npm run bench:list-notes -- [--sizes 200,2000,5000] [--runs 3]
 //     [--json] [--no-fresh]   (without build/pkg the fresh rows run the checkout's host/bin)

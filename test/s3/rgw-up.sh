@@ -12,9 +12,12 @@
 # Knobs (only read when DIR is first created; later runs keep DIR/ports.env):
 #   PVE_S3_RGW_PORT [7480]  PVE_S3_MON_PORT [3300]  PVE_S3_MON_V1_PORT [6789]
 #   PVE_S3_MEMSTORE_BYTES [8 GiB: what memstore reports as capacity; data lives in the OSD's RAM]
+#   PVE_S3_RGW_TCP_NODELAY [0]: 1 adds tcp_nodelay=1 to rgw_frontends (docs/PROVIDERS.md, Ceph
+#     RadosGW: without it a small answer on a kept-alive connection waits ~40 ms for the client's
+#     delayed ACK); 0 keeps Ceph's default, the gateway most users run, which tests and benchmarks see
 # Any run: PVE_S3_RGW_WAIT_S [180] per daemon; PVE_S3_RGW_DEBUG [0] (radosgw log level when started).
 set -euo pipefail
-case "${1:-}" in -h | --help) sed -n '2,15p' "$0" | cut -c3-; exit 0 ;; esac
+case "${1:-}" in -h | --help) sed -n '2,18p' "$0" | cut -c3-; exit 0 ;; esac
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=rgw-common.sh
 source "$HERE/rgw-common.sh" "${1:-}"
@@ -79,6 +82,7 @@ wait_until() { # description name binary command...
 }
 
 create_cluster() {
+  case "${PVE_S3_RGW_TCP_NODELAY:-0}" in 0 | 1) ;; *) rgw_die "PVE_S3_RGW_TCP_NODELAY is '$PVE_S3_RGW_TCP_NODELAY': allowed are 0 (Ceph's default) and 1" ;; esac
   : >"$RGW_DIR/$RGW_MARK"
   mkdir -p "$RGW_DIR"/{run,log,mon,osd/ceph-0,rgw,crash}
   cat >"$RGW_DIR/ports.env" <<EOF
@@ -86,10 +90,12 @@ RGW_PORT=${PVE_S3_RGW_PORT:-7480}
 MON_PORT=${PVE_S3_MON_PORT:-3300}
 MON_V1_PORT=${PVE_S3_MON_V1_PORT:-6789}
 MEMSTORE_BYTES=${PVE_S3_MEMSTORE_BYTES:-8589934592}
+TCP_NODELAY=${PVE_S3_RGW_TCP_NODELAY:-0}
 EOF
   # shellcheck source=/dev/null
   source "$RGW_DIR/ports.env"
-  local fsid mon_addr
+  local fsid mon_addr frontend_opts=''
+  if [ "$TCP_NODELAY" = 1 ]; then frontend_opts=' tcp_nodelay=1'; fi
   fsid=$(cat /proc/sys/kernel/random/uuid)
   mon_addr="[v2:127.0.0.1:$MON_PORT,v1:127.0.0.1:$MON_V1_PORT]"
   cat >"$CONF.new" <<EOF
@@ -136,7 +142,7 @@ memstore_device_bytes = $MEMSTORE_BYTES
 osd_fast_shutdown = false
 
 [client.rgw.gw]
-rgw_frontends = beast endpoint=127.0.0.1:$RGW_PORT
+rgw_frontends = beast endpoint=127.0.0.1:$RGW_PORT$frontend_opts
 rgw_data = $RGW_DIR/rgw
 # SSE-C and SSE-KMS over plain http, with the 'testing' KMS backend holding one fixed key
 rgw_crypt_require_ssl = false
@@ -172,6 +178,10 @@ bring_up() {
   if [ "${PVE_S3_RGW_PORT:-$RGW_PORT}" != "$RGW_PORT" ] || [ "${PVE_S3_MON_PORT:-$MON_PORT}" != "$MON_PORT" ] ||
     [ "${PVE_S3_MON_V1_PORT:-$MON_V1_PORT}" != "$MON_V1_PORT" ]; then
     rgw_log "note: $RGW_DIR was created with RGW port $RGW_PORT, mon $MON_PORT/$MON_V1_PORT; the PVE_S3_*_PORT settings apply to a new DIR only"
+  fi
+  # a DIR made before the setting existed has Ceph's default
+  if [ "${PVE_S3_RGW_TCP_NODELAY:-${TCP_NODELAY:-0}}" != "${TCP_NODELAY:-0}" ]; then
+    rgw_log "note: $RGW_DIR was created with PVE_S3_RGW_TCP_NODELAY=${TCP_NODELAY:-0}; the setting applies to a new DIR only"
   fi
 
   if ! rgw_pid_of mon.a ceph-mon >/dev/null; then
