@@ -22,6 +22,22 @@ describe('args', () => {
     }
   });
 
+  it('an option without its value says which, what follows it, and how to give a value starting with -', () => {
+    const msg = (argv: string[]) => {
+      try {
+        parse('cmd', 'cmd [--size S]', argv, opts);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'parsed';
+    };
+    expect(msg(['--size', '-1'])).toBe("--size needs a value, but '-1' follows it; if '-1' is the value, write --size=-1; usage: cmd [--size S] (see cmd --help)");
+    expect(msg(['--size', '--n'])).toMatch(/^--size needs a value, but '--n' follows it; /);
+    expect(msg(['--n', '--size'])).toMatch(/^--size needs a value, and none follows it; usage: /);
+    // written with '=', a value starting with '-' reaches the option's own check
+    expect(msg(['--size=-1'])).toBe('parsed');
+  });
+
   it('sizes: binary units, plain bytes; anything else names the option and value', () => {
     const p = (v: string) => sizeOpt({ values: { size: v }, positionals: [] }, 'size');
     expect(p('1T')).toBe(1024 ** 4);

@@ -40,8 +40,25 @@ export function parse(command: string, usage: string, argv: string[], options: O
   } catch (e) {
     // node's messages span lines and mention "ERR_PARSE_ARGS"; keep the first sentence
     const msg = (e as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '');
-    throw new UsageError(command, msg.replace(/\.$/, ''), usage);
+    throw new UsageError(command, valueProblem(msg, argv) ?? msg.replace(/\.$/, ''), usage);
   }
+}
+
+/**
+ * node's "Option '--keep-last' argument is ambiguous" (the next word starts with '-': a missing
+ * value, or a negative number) and "Option '--older-than <value>' argument missing" leave the
+ * administrator guessing; say which option lacks its value, what follows it, and how to give a
+ * value that starts with '-'.
+ */
+function valueProblem(msg: string, argv: string[]): string | undefined {
+  const missing = /^Option '(--[\w-]+) <value>' argument missing/.exec(msg);
+  if (missing) return `${missing[1]} needs a value, and none follows it`;
+  const ambiguous = /^Option '(--[\w-]+)' argument is ambiguous/.exec(msg);
+  if (!ambiguous) return undefined;
+  const opt = ambiguous[1]!;
+  const next = argv.find((w, i) => i > 0 && argv[i - 1] === opt && w.startsWith('-'));
+  if (next === undefined) return `${opt} needs a value`;
+  return `${opt} needs a value, but '${next}' follows it; if '${next}' is the value, write ${opt}=${next}`;
 }
 
 export function str(p: Parsed, name: string): string | undefined {
