@@ -6,7 +6,7 @@
 // retention has passed is deleted. "Passed" is made real, not simulated: the test (never pve-s3)
 // shortens a GOVERNANCE retention to a few seconds with the bypass header, then waits for it.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +23,7 @@ import type { StoreContext } from '../../host/src/store/types.js';
 import { deleteVolumes, setAttribute } from '../../host/src/store/volumes.js';
 import { nullLogger } from '../../host/src/util/log.js';
 import { testManifestKey } from '../helpers/manifest-key.js';
-import { closeTestClients, dropBucket, freshBucket } from '../helpers/s3.js';
+import { closeTestClients, dropBucket, freshBucket, readAll } from '../helpers/s3.js';
 
 let c: S3Client;
 let plain: S3Client;
@@ -212,6 +212,50 @@ describe('the bucket check', () => {
     const s = await maintenanceStatus(ctx);
     expect(s.objectLock).toMatchObject({ days: 1, mode: 'governance', bucket: { objectLock: false, versioning: 'Off' } });
     expect(s.objectLock.problem).toContain('only be enabled when a bucket is created');
+  });
+
+  it('a backup into a bucket without Object Lock fails naming the bucket, lock_days and what to do (not a bare 400 InvalidRequest), and stores nothing', async () => {
+    const ctx = context('refused/', { client: plain });
+    // one single PUT, one multipart upload (5 MB parts): each carries the retention
+    for (const [name, bytes] of [[q(1), 1000], [q(2), 11 * 1024 * 1024]] as const) {
+      const err = await backup(ctx, name, bytes).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, name).toMatchObject({ code: 'BucketNotLockable', exitCode: 1 });
+      expect((err as Error).message).toBe(
+        `'backup/${name}' not stored: bucket '${plain.bucket}' has no S3 Object Lock, so lock_days 1 cannot make backups immutable (uploads would fail): Object Lock can only be enabled when a bucket is created (x-amz-bucket-object-lock-enabled, e.g. 'aws s3api create-bucket --bucket NAME --object-lock-enabled-for-bucket'): use such a bucket, or remove lock_days`,
+      );
+      expect(((err as Error).cause as S3Error).status).toBe(400);
+    }
+    const left: string[] = [];
+    for await (const o of plain.listAll({ prefix: 'refused/' })) left.push(o.key);
+    expect(left).toEqual([]);
+    expect(await plain.listMultipartUploads({ prefix: 'refused/' })).toEqual([]);
+  });
+
+  it('a replacement into a bucket without Object Lock is refused before the old volume is touched', async () => {
+    const name = q(3);
+    const old = join(dir, 'old-' + name);
+    await writeFile(old, randomBytes(11 * 1024 * 1024));
+    await putVolume(context('kept/', { client: plain, lock: false }), `backup/${name}`, { src: { path: old } });
+    const before = await plain.headObject(`kept/dump/${name}`);
+    const renew = join(dir, 'new-' + name);
+    await writeFile(renew, randomBytes(11 * 1024 * 1024));
+    const err = await putVolume(context('kept/', { client: plain }), `backup/${name}`, { src: { path: renew }, replace: true }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: 'BucketNotLockable', exitCode: 1 });
+    expect((err as Error).message).toMatch(new RegExp(`^'backup/${name.replace(/\./g, '\\.')}' not replaced: bucket '${plain.bucket}' has no S3 Object Lock, so lock_days 1 `));
+    const after = await plain.headObject(`kept/dump/${name}`);
+    expect([after.etag, after.size]).toEqual([before.etag, before.size]);
+    expect((await readAll((await plain.getObject(`kept/dump/${name}`)).body)).equals(await readFile(old))).toBe(true);
+    const [vol] = await listVolumes(context('kept/', { client: plain }), { content: ['backup'] });
+    expect(vol).toMatchObject({ name, trust: 'verified' });
+    const keys: string[] = [];
+    for await (const o of plain.listAll({ prefix: 'kept/' })) keys.push(o.key);
+    expect(keys.filter((k) => k.includes('staging'))).toEqual([]);
   });
 
   it('a bucket with Object Lock passes; a storage without lock_days has nothing to fail', async () => {

@@ -12,6 +12,7 @@
  * removes them; pve-s3 never deletes a version by id and never sends the governance bypass.
  */
 import type { ObjectInfo, ObjectLockConfig, Retention } from '../s3/types.js';
+import { EXIT, PveS3Error } from '../util/errors.js';
 import { isNotFound } from './objects.js';
 import { nowOf, readSse, type StoreContext } from './types.js';
 
@@ -88,4 +89,21 @@ export function bucketLockProblem(ctx: StoreContext, b: BucketLock): string | un
     return `bucket '${bucket}' has Object Lock but versioning is ${b.versioning.toLowerCase()}: S3 refuses locked writes without versioning; enable it ('aws s3api put-bucket-versioning --bucket ${bucket} --versioning-configuration Status=Enabled')`;
   }
   return undefined;
+}
+
+/**
+ * A locked write the bucket refused: S3 answers 400 InvalidRequest ("Bucket is missing Object Lock
+ * Configuration" on AWS, nothing more on RadosGW), which tells an administrator nothing. When the
+ * bucket indeed cannot hold locked objects (lock_days set by hand, or the bucket replaced since
+ * pvesm checked it), the error says so as status does, naming the bucket, lock_days and the way
+ * out; any other refusal is left as it was.
+ */
+export async function explainLockedWriteRefusal(ctx: StoreContext, volname: string, e: unknown): Promise<unknown> {
+  if (ctx.settings.lock === undefined || !(e instanceof PveS3Error) || e.status !== 400) return e;
+  const problem = await bucketLock(ctx).then(
+    (b) => bucketLockProblem(ctx, b),
+    () => undefined,
+  );
+  if (problem === undefined) return e;
+  return new PveS3Error('BucketNotLockable', `'${volname}' not stored: ${problem}`, { cause: e, exitCode: EXIT.failure });
 }

@@ -19,7 +19,7 @@ import { checkNotes } from './notes.js';
 import { destinationExists } from '../transfer/temp-file.js';
 import { keyOf, notFound } from './volume-key.js';
 import { providerOf, readSse, transferClient, uploadLimits, type StoreContext, type Volume } from './types.js';
-import { retentionFor } from './object-lock.js';
+import { bucketLock, bucketLockProblem, explainLockedWriteRefusal, retentionFor } from './object-lock.js';
 import { allInOrder } from './concurrency.js';
 import type { VolumeLook } from './volume-look.js';
 
@@ -124,12 +124,29 @@ export async function putVolumeLocked(ctx: StoreContext, v: VolumeInfo, o: PutVo
     onProgress: o.onProgress,
     ...uploadLimits(ctx),
   };
+  if (put.objectLock !== undefined && replacing) {
+    // a replacement is copied over the old object before its retention is set (replace.ts,
+    // s3/client.ts): a bucket that refuses the retention only then would keep the new bytes under
+    // the old manifest, so the bucket is asked first
+    const problem = bucketLockProblem(ctx, await bucketLock(ctx));
+    if (problem !== undefined) throw new PveS3Error('BucketNotLockable', `'${volname}' not replaced: ${problem}`, { exitCode: EXIT.failure });
+  }
   let res;
-  if (replacing) {
-    const { uploadReplacing } = await import('./replace.js');
-    res = await uploadReplacing(ctx, v, o.src, uploadOptions);
-  } else {
-    res = await uploadObject(transferClient(ctx), key, o.src, uploadOptions);
+  try {
+    if (replacing) {
+      const { uploadReplacing } = await import('./replace.js');
+      res = await uploadReplacing(ctx, v, o.src, uploadOptions);
+    } else {
+      res = await uploadObject(transferClient(ctx), key, o.src, uploadOptions);
+    }
+  } catch (e) {
+    if (put.objectLock === undefined) throw e;
+    const explained = await explainLockedWriteRefusal(ctx, volname, e);
+    // RadosGW takes a multipart upload's lock headers without keeping them, so the bucket refuses
+    // only the retention set after Complete (s3/client.ts), when the object is already stored:
+    // unlocked, without a manifest, and new (nothing was there to replace), so it goes again
+    if (explained !== e && !replacing) await ctx.client.deleteObject(key).catch(() => undefined);
+    throw explained;
   }
   ctx.logger.info('uploaded volume', { volname, key, size: res.size, parts: res.partCount });
   // the sidecars once the archive and its manifest are stored, all at once: none depends on
