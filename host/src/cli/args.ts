@@ -160,7 +160,8 @@ export function configFlags(p: Parsed): Record<string, string> {
   return out;
 }
 
-export const COMMON_HELP = `Storage selection (DESIGN §2 order: flags > S3_* environment > storage.cfg + secret file > credentials INI):
+export const COMMON_HELP = `Storage selection (key by key, the first source with a value wins: flags > S3_* environment >
+  storage.cfg + secret file > credentials INI; README "Credentials"):
   --storage ID        storage id in storage.cfg (PVE_S3_STORAGE_CFG, default /etc/pve/storage.cfg);
                       with S3_ENDPOINT and S3_BUCKET set it may be absent from storage.cfg
   --profile NAME      profile of the credentials file (PVE_S3_CREDENTIALS)

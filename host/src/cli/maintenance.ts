@@ -33,8 +33,9 @@ Actions:
                    each guest keeps its last verified backup unless --allow-last
   check-integrity  download every backup (or --vmid / --source) in full and compare each part
                    with the CRC-64/NVME its manifest records (--deep: the SHA-256 too); reports
-                   good / corrupt / missing-manifest / orphan sidecars; exit 5 if anything is
-                   wrong. Backups in an archive storage class (GLACIER, DEEP_ARCHIVE, an
+                   good / unverified (intact, not signed with the storage's key) / corrupt /
+                   missing-manifest / missing-sidecar / orphan-sidecar; exit 5 if any is not
+                   good. Backups in an archive storage class (GLACIER, DEEP_ARCHIVE, an
                    INTELLIGENT_TIERING archive tier) are counted apart as archived, not read;
                    --restore-archived requests their restore (then exit 6 while any is pending:
                    run it again once restored to check them)
