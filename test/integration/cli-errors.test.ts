@@ -284,7 +284,15 @@ describe('maintenance', () => {
     expect(r.code).toBe(5);
     expect(r.stdout).toMatch(new RegExp(`^MISSING-SIDECAR\\s+s3a:backup/${name.replaceAll('.', '\\.')}.*log`, 'm'));
     expect(r.stdout).toMatch(/^integrity: 0 good, 0 corrupt, 1 missing sidecar$/m);
-    await c.deleteObjects([`dump/${name}`, `dump/${name}.s3manifest`]);
+    // the advice works as written: the archive again, with its log beside it
+    expect(r.stderr).toContain('to store the log again, put it beside the archive and run pve-s3-backup --source ARCHIVE');
+    const again = await run('pve-s3-backup', ['--storage', 's3a', '--source', join(dir, name)], { env });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('not uploaded again; log, verified');
+    expect((await body(c, 'dump/vzdump-lxc-600-2024_06_06-06_06_06.log')).toString()).toBe('INFO: done\n');
+    r = await run('pve-s3-maintenance', ['--storage', 's3a', '--action', 'check-integrity', '--vmid', '600'], { env });
+    expect(r.code, r.stdout).toBe(0);
+    await c.deleteObjects([`dump/${name}`, `dump/${name}.s3manifest`, 'dump/vzdump-lxc-600-2024_06_06-06_06_06.log', 'dump/vzdump-lxc-600-2024_06_06-06_06_06.log.s3manifest']);
   });
 
   it('cleanup --keep-last keeps the newest per guest; --dry-run deletes nothing; prune with --keep-last', async () => {
