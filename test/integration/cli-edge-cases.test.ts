@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
 import { closeTestClients, dropBucket, freshBucket } from '../helpers/s3.js';
-import { BIN, MiB, body, cfgEnv, keys, requireBuild, run, s3Section } from './cli-helpers.js';
+import { BIN, MiB, body, cfgEnv, keys, requireBuild, run, s3Env, s3Section } from './cli-helpers.js';
 
 const ARCH = 'vzdump-qemu-100-2024_05_06-07_08_09.vma.zst';
 let c: S3Client;
@@ -46,6 +46,17 @@ describe('backup from stdin', () => {
     }
     expect(await keys(c)).toEqual(before);
     expect(await c.listMultipartUploads({})).toEqual([]);
+  });
+
+  it('an upload without a manifest key (S3_* alone) says it was checked but is unsigned, not "NOT verified"', async () => {
+    const name = 'vzdump-qemu-777-2024_07_07-07_07_07.vma.zst';
+    await writeFile(join(dir, name), randomBytes(1000));
+    const r = await run('pve-s3-backup', ['--source', join(dir, name), '--prefix', 'nokey/'], { env: s3Env(dir, c.bucket) });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/^no manifest key for storage 'env': this upload is unsigned and will be listed as unverified; /);
+    expect(r.stdout.trimEnd()).toMatch(new RegExp(`^uploaded env:backup/${name.replaceAll('.', '\\.')} \\(.*; checked, but unsigned: listed as unverified\\)$`));
+    const l = await run('pve-s3-restore', ['--list', '--prefix', 'nokey/'], { env: s3Env(dir, c.bucket) });
+    expect(l.stdout).toMatch(new RegExp(`^env:backup/${name.replaceAll('.', '\\.')}\\s+777\\s+qemu\\s.*\\sunverified\\s`, 'm'));
   });
 
   it('a glob that matched nothing says so (exit 3)', async () => {

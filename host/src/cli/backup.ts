@@ -427,7 +427,7 @@ async function upload(
       if (local?.keptBecause !== undefined) note(`warning: ${it.kind === 'volume' ? it.path : ''} kept: ${local.keptBecause}`);
       outcomes.push(o);
       if (!json) {
-        const extra = [o.notes ? 'notes' : '', o.protected ? 'protected' : '', o.log ? 'log' : '', o.verified ? 'verified' : 'NOT verified', o.sourceDeleted ? 'local copy deleted' : '']
+        const extra = [o.notes ? 'notes' : '', o.protected ? 'protected' : '', o.log ? 'log' : '', o.verified ? 'verified' : 'checked, but unsigned: listed as unverified', o.sourceDeleted ? 'local copy deleted' : '']
           .filter(Boolean)
           .join(', ');
         if (it.kind === 'volume' && local?.result === 'identical') writeOut(`${o.volid} is already in the bucket, identical to ${it.path} (checked against its manifest): not uploaded again; ${extra}`);
