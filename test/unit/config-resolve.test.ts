@@ -265,7 +265,15 @@ describe('resolveStorage: missing and invalid values say where they can come fro
     expect(err.code).toBe('ConfigMissing');
     expect(err.exitCode).toBe(2);
     expect(err.message).toBe(
-      `missing secret_key for storage 'store1': set it with --secret-key, or S3_SECRET_KEY, or ${join(e.PVE_S3_PRIV_DIR!, 'store1.pw')} (pvesm set store1 --secret_key), or aws_secret_access_key in ${e.PVE_S3_CREDENTIALS}`,
+      `missing secret_key for storage 'store1': set it with S3_SECRET_KEY, or ${join(e.PVE_S3_PRIV_DIR!, 'store1.pw')} (pvesm set store1 --secret_key), or aws_secret_access_key in ${e.PVE_S3_CREDENTIALS}`,
+    );
+  });
+
+  it('missing access_key offers no flag: the commands have none for it (nor for the secret)', () => {
+    const e = fixture({ cfg: 's3: store1\n\tbucket b-1\n\tendpoint h.example\n', secrets: { store1: 's' } });
+    const err = failure(() => resolveStorage({ storageId: 'store1', env: e }));
+    expect(err.message).toBe(
+      `missing access_key for storage 'store1': set it with S3_ACCESS_KEY, or 'access_key' in section 's3: store1' of ${e.PVE_S3_STORAGE_CFG}, or aws_access_key_id in ${e.PVE_S3_CREDENTIALS}`,
     );
   });
 

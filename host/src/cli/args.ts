@@ -4,7 +4,7 @@
  * usage, so a typo never runs anything.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { SCHEMA } from '../config/schema.js';
+import { FLAG_KEYS, SCHEMA } from '../config/schema.js';
 import { ConfigError, EXIT, PveS3Error } from '../util/errors.js';
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
@@ -153,7 +153,7 @@ export function restoreOpts(p: Parsed): { tier?: import('../s3/restore.js').Rest
 /** The config keys the common options set (flags win over S3_*, storage.cfg and the INI file). */
 export function configFlags(p: Parsed): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const k of ['endpoint', 'bucket', 'region', 'prefix'] as const) {
+  for (const k of FLAG_KEYS) {
     const v = str(p, k);
     if (v !== undefined) out[k] = v;
   }

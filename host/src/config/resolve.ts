@@ -18,7 +18,7 @@ import { CONTENT_TYPES } from '../pve/content.js';
 import { regionFor, resolveProvider } from '../s3/providers.js';
 import type { RestoreTier } from '../s3/restore.js';
 import { parseIni, pickProfile } from './credentials.js';
-import { SCHEMA, REQUIRED_KEYS } from './schema.js';
+import { FLAG_KEYS, SCHEMA, REQUIRED_KEYS } from './schema.js';
 import { readSecretFile, secretFilePath } from './secret-file.js';
 import { parseStorageCfg } from './storage-cfg.js';
 import type { StorageConfig } from './types.js';
@@ -284,7 +284,7 @@ export function resolveStorage(o: ResolveOptions = {}): StorageConfig {
 }
 
 function missing(key: string, id: string | undefined, paths: ConfigPaths, notes: string[]): PveS3Error {
-  const from: string[] = [`--${key.replace(/_/g, '-')}`];
+  const from: string[] = (FLAG_KEYS as readonly string[]).includes(key) ? [`--${key}`] : [];
   if (ENV_OF[key]) from.push(`${ENV_OF[key]}`);
   if (id !== undefined) {
     from.push(

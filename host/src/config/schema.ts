@@ -480,3 +480,9 @@ export function schemaJson(): Array<Omit<KeyDef, 'parse'>> {
     return out;
   });
 }
+
+/**
+ * The storage keys the commands take as flags (--endpoint …): never a secret, which would show in
+ * ps, nor the access key beside it. A message naming where a value can come from offers only these.
+ */
+export const FLAG_KEYS = ['endpoint', 'bucket', 'region', 'prefix'] as const;
