@@ -84,8 +84,13 @@ describe('lifecycle', () => {
   });
 
   it('turning lifecycle off (or remove) drops only our rules', async () => {
-    await lifecycleApply(context('pve/', { lifecycle: { enabled: false } }));
-    await lifecycleApply(context('other/'), { remove: true });
+    const dry = await lifecycleApply(context('pve/', { lifecycle: { enabled: false } }), { dryRun: true });
+    expect(dry.removed.sort()).toEqual([...ruleIds('pve/').abort, ruleIds('pve/').transition].sort());
+    expect((await c.getBucketLifecycle()).map((r) => r.id)).toContain(ruleIds('pve/').transition);
+    const off = await lifecycleApply(context('pve/', { lifecycle: { enabled: false } }));
+    expect(off).toMatchObject({ changed: true, ours: [], kept: 1 + ruleIds('other/').abort.length });
+    expect(off.removed.sort()).toEqual(dry.removed);
+    expect((await lifecycleApply(context('other/'), { remove: true })).removed.sort()).toEqual([...ruleIds('other/').abort].sort());
     const rules = await c.getBucketLifecycle();
     expect(rules.map((r) => r.id)).toEqual(['someone-elses-rule']);
   });

@@ -43,7 +43,8 @@ Actions:
                    glacier_days (GLACIER) and abort-incomplete-multipart rules, scoped to its
                    own folders, merged with the bucket's other rules (in a versioned bucket
                    also: noncurrent versions and lone delete markers expire after 1 day);
-                   --show only prints them
+                   with lifecycle_enabled 0 it removes this storage's rules; --show only
+                   prints them
   abort-uploads    abort the storage's incomplete multipart uploads older than --older-than
                    (default 1d)
   prune            apply the storage's prune-backups setting (PVE's keep-last/hourly/daily/
@@ -393,7 +394,9 @@ async function lifecycle(ctx: StoreContext, p: Parsed, json: boolean): Promise<E
   const r = await lifecycleApply(ctx, { dryRun: flag(p, 'dry-run') });
   if (json) writeJson(r);
   else {
-    writeOut(`${r.changed ? (r.dryRun ? 'would change' : 'applied') : 'unchanged'}: ${r.ours.length} rule(s) of this storage, ${r.kept} other rule(s) kept`);
+    const removed = r.removed.length > 0 ? `, ${r.removed.length} ${r.dryRun ? 'would be removed' : 'removed'}` : '';
+    writeOut(`${r.changed ? (r.dryRun ? 'would change' : 'applied') : 'unchanged'}: ${r.ours.length} rule(s) of this storage${removed}, ${r.kept} other rule(s) kept`);
+    for (const id of r.removed) writeOut(`- ${printable(id)}${ctx.settings.lifecycle?.enabled ? '' : ' (lifecycle_enabled is 0)'}`);
     if (r.tagged > 0) writeOut(`backup archives stored before the transition rule: ${r.tagged} ${r.dryRun ? 'would be tagged' : 'tagged'} ${ARCHIVE_TAG.key}=${ARCHIVE_TAG.value}`);
     for (const rule of r.rules) writeOut(`${r.ours.includes(rule.id ?? '') ? '*' : ' '} ${describeRule(rule)}`);
   }

@@ -164,6 +164,9 @@ export interface LifecycleApplyResult extends LifecycleView {
   dryRun: boolean;
   /** foreign rules kept as they were */
   kept: number;
+  /** ids of this storage's rules that were on the bucket and are gone now (would be, dry run):
+   *  lifecycle_enabled 0 (or `remove`) drops them all, a key unset drops its rule */
+  removed: string[];
   /** backup archives stored before transitions were configured, tagged now (would be, dry run) */
   tagged: number;
 }
@@ -226,7 +229,9 @@ export async function lifecycleApply(ctx: StoreContext, o: { dryRun?: boolean; r
       await ctx.client.putBucketLifecycle(after);
       ctx.logger.info('lifecycle rules applied', { prefix, rules: want.map((r) => r.id), kept: foreign.length });
     }
-    return finishApply(ctx, o, { after, want, changed, dryRun, kept: foreign.length, provider });
+    const wanted = new Set(want.map((r) => r.id));
+    const removed = before.filter((r) => isOurRule(r, prefix) && !wanted.has(r.id)).map((r) => r.id as string);
+    return finishApply(ctx, o, { after, want, changed, dryRun, kept: foreign.length, removed, provider });
   }
 }
 
@@ -242,11 +247,11 @@ async function isVersioned(ctx: StoreContext): Promise<boolean> {
 async function finishApply(
   ctx: StoreContext,
   o: { remove?: boolean },
-  m: { after: LifecycleRule[]; want: LifecycleRule[]; changed: boolean; dryRun: boolean; kept: number; provider: Provider },
+  m: { after: LifecycleRule[]; want: LifecycleRule[]; changed: boolean; dryRun: boolean; kept: number; removed: string[]; provider: Provider },
 ): Promise<LifecycleApplyResult> {
   const tags = o.remove ? undefined : archiveTags(ctx.settings.lifecycle, m.provider);
   const tagged = tags === undefined ? 0 : await tagStoredArchives(ctx, m.dryRun);
-  return { rules: m.after, ours: m.want.map((x) => x.id as string), changed: m.changed, dryRun: m.dryRun, kept: m.kept, tagged };
+  return { rules: m.after, ours: m.want.map((x) => x.id as string), changed: m.changed, dryRun: m.dryRun, kept: m.kept, removed: m.removed, tagged };
 }
 
 /**
