@@ -284,11 +284,14 @@ describe('maintenance', () => {
     expect(r.code).toBe(5);
     expect(r.stdout).toMatch(new RegExp(`^MISSING-SIDECAR\\s+s3a:backup/${name.replaceAll('.', '\\.')}.*log`, 'm'));
     expect(r.stdout).toMatch(/^integrity: 0 good, 0 corrupt, 1 missing sidecar$/m);
-    // the advice works as written: the archive again, with its log beside it
-    expect(r.stderr).toContain('to store the log again, put it beside the archive and run pve-s3-backup --source ARCHIVE');
-    const again = await run('pve-s3-backup', ['--storage', 's3a', '--source', join(dir, name)], { env });
+    // the advice works as written, --dry-run first: the log alone
+    expect(r.stderr).toContain('re-upload the log if you still have it (pve-s3-backup --source FILE.log)');
+    const log = join(dir, 'vzdump-lxc-600-2024_06_06-06_06_06.log');
+    const dry = await run('pve-s3-backup', ['--storage', 's3a', '--source', log, '--dry-run'], { env });
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout.trimEnd()).toBe(`would upload ${log} -> s3a:backup/vzdump-lxc-600-2024_06_06-06_06_06.log (s3://${c.bucket}/dump/vzdump-lxc-600-2024_06_06-06_06_06.log, 11 B)`);
+    const again = await run('pve-s3-backup', ['--storage', 's3a', '--source', log], { env });
     expect(again.code, again.stderr).toBe(0);
-    expect(again.stdout).toContain('not uploaded again; log, verified');
     expect((await body(c, 'dump/vzdump-lxc-600-2024_06_06-06_06_06.log')).toString()).toBe('INFO: done\n');
     r = await run('pve-s3-maintenance', ['--storage', 's3a', '--action', 'check-integrity', '--vmid', '600'], { env });
     expect(r.code, r.stdout).toBe(0);

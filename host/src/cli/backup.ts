@@ -7,7 +7,7 @@ import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { isatty } from 'node:tty';
 import { CONTENT_TYPES } from '../pve/content.js';
-import { objectKey, volnameKey, type VolumeInfo } from '../pve/volname.js';
+import { keyOfName, volnameKey, type VolumeInfo } from '../pve/volname.js';
 import { fdSource, type ByteSource } from '../transfer/byte-source.js';
 import type { Volume } from '../store/types.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
@@ -328,7 +328,7 @@ async function upload(
     for (const it of items) {
       const volname = it.kind === 'log' ? `backup/${it.name}` : it.volume.volname;
       const size = it.kind === 'stream' ? -1 : it.size;
-      const o: Outcome = { volid: `${storageId}:${volname}`, key: it.kind === 'log' ? objectKey(cfg.prefix, 'backup', it.name) : volnameKey(cfg.prefix, volname), size, seconds: 0, rate: 0, verified: false, dryRun: true };
+      const o: Outcome = { volid: `${storageId}:${volname}`, key: it.kind === 'log' ? keyOfName(cfg.prefix, 'backup', it.name) : volnameKey(cfg.prefix, volname), size, seconds: 0, rate: 0, verified: false, dryRun: true };
       outcomes.push(o);
       if (!json) {
         const extra = it.kind === 'volume' ? [it.notes !== undefined ? 'notes' : '', it.protected ? 'protected' : '', it.logPath ? 'log' : ''].filter(Boolean) : [];

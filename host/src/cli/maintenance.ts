@@ -328,7 +328,7 @@ const ADVICE: Record<string, string> = {
   unverified:
     'the bytes match a manifest that is not signed with this storage\'s key (uploaded before signing, by another tool, or by someone else): if you know they are yours, sign them with --action adopt; otherwise remove them',
   'missing-manifest': 'nothing vouches for these bytes (upload interrupted, manifest lost, or copied in by another tool): take a new backup rather than rely on it',
-  'missing-sidecar': 'the archive matches its manifest but its log is gone: it restores fine; to store the log again, put it beside the archive and run pve-s3-backup --source ARCHIVE (the archive, identical to the stored one, is not sent again; the log is)',
+  'missing-sidecar': 'the archive matches its manifest but its log is gone: it restores fine; re-upload the log if you still have it (pve-s3-backup --source FILE.log)',
   'orphan-sidecar': 'a sidecar whose archive is gone: delete it once you know the archive is not coming back',
   archived:
     'in an archive storage class, so not read (neither corrupt nor missing): --restore-archived requests their restore (--restore-tier, --restore-days); run check-integrity again once they are restored',
