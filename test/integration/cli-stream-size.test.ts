@@ -75,6 +75,17 @@ describe('pve-s3-backup --source -: part size', () => {
     await writeFile(f, 'x');
     const b = await run('pve-s3-backup', ['--source', f, '--size', '1G'], { env });
     expect(b.code).toBe(2);
-    expect(b.stderr).toMatch(/--size applies to --source - \(stdin\) only/);
+    expect(b.stderr).toMatch(/--size applies to --source - \(stdin\) only; a file's size is known; usage: /);
+  });
+
+  it('a stream longer than --max-size fails naming the limit and the way out, and stores nothing', async () => {
+    const before = await keys(c);
+    const r = await run('pve-s3-backup', ['--source', '-', '--name', 'vzdump-qemu-202-2024_01_01-00_00_00.vma', '--max-size', '1M'], { env, input: data });
+    expect(r.code).toBe(1);
+    expect(r.stderr.trimEnd().split('\n').pop()).toBe(
+      'pve-s3-backup: the stream is longer than 1.0 MiB (--max-size): nothing was stored; give its size with --size, or a larger --max-size (e.g. --max-size 3T) [EntityTooLarge]',
+    );
+    expect(await keys(c)).toEqual(before);
+    expect(await c.listMultipartUploads({})).toEqual([]);
   });
 });

@@ -204,7 +204,8 @@ async function planItems(p: Parsed, sources: string[], producer?: Producer): Pro
     items.push(item);
   } else {
     for (const o of ['format', 'compress', 'max-size', 'size']) {
-      if (p.values[o] !== undefined) throw new UsageError(CMD, `--${o} applies to --source - (stdin) only; a file's name says its format`, USAGE);
+      const why = o === 'format' || o === 'compress' ? "a file's name says its format" : "a file's size is known";
+      if (p.values[o] !== undefined) throw new UsageError(CMD, `--${o} applies to --source - (stdin) only; ${why}`, USAGE);
     }
     if (name !== undefined && sources.length > 1) throw new UsageError(CMD, `--name needs exactly one source, got ${sources.length}`, USAGE);
     const archives = new Set<string>();
@@ -257,6 +258,16 @@ function storageClassHint(e: unknown, storageClass: string | undefined, fromFlag
   const where = fromFlag ? '--storage-class' : "the storage's storage_class";
   return new PveS3Error(code, `${(e as Error).message}; the gateway probably does not offer storage class '${storageClass}' (from ${where}): use a class it supports, or leave it unset for the gateway's default`, {
     exitCode: EXIT.failure,
+  });
+}
+
+/** A stream longer than the most its parts were sized for: which limit it was and how to raise it. */
+function streamLimitHint(e: unknown, it: Item, fromFlag: boolean): unknown {
+  if (it.kind !== 'stream' || it.maxSize === undefined || (e as { code?: string }).code !== 'EntityTooLarge') return e;
+  const limit = `${formatBytes(it.maxSize)} (${fromFlag ? '--max-size' : 'the default of --max-size'})`;
+  return new PveS3Error('EntityTooLarge', `the stream is longer than ${limit}: nothing was stored; give its size with --size, or a larger --max-size (e.g. --max-size 3T)`, {
+    exitCode: EXIT.failure,
+    cause: e,
   });
 }
 
@@ -402,7 +413,7 @@ async function upload(
           });
         }
       } catch (e) {
-        throw storageClassHint(e, cfg.storageClass, storageClass !== undefined);
+        throw streamLimitHint(storageClassHint(e, cfg.storageClass, storageClass !== undefined), it, p.values['max-size'] !== undefined);
       } finally {
         bar.done();
       }
