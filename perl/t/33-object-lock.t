@@ -54,6 +54,16 @@ my $text = -e $storage_cfg ? do { local (@ARGV, $/) = $storage_cfg; <> } : '';
 unlike($text, qr/lk-s3/, '... no storage.cfg section');
 ok(!-e "$pve->{etc_pve}/priv/storage/lk-s3.pw", '... and no secret file left');
 
+# pvesm set --lock_days on a storage that exists: PVE hands the hook only the changed options,
+# and the bucket is the storage's own
+my %unlocked = (%add, storage => 'pl-s3', prefix => 'pl/');
+delete $unlocked{lock_days};
+$pve->api('create', \%unlocked);
+eval { $pve->api('update', { storage => 'pl-s3', lock_days => 1 }) };
+like($@, qr/bucket '\Q$plain\E' has no S3 Object Lock.*remove lock_days/, 'pvesm set --lock_days on a bucket without Object Lock: refused, naming the bucket');
+ok(!defined($pve->config()->{ids}->{'pl-s3'}->{lock_days}), '... and storage.cfg keeps no lock_days');
+$pve->api('delete', { storage => 'pl-s3' });
+
 my $res = $pve->api('create', { %add, bucket => $locked });
 is_deeply($res, { storage => 'lk-s3', type => 's3' }, 'pvesm add --lock_days on a bucket with Object Lock: created');
 my $cfg = $pve->config();

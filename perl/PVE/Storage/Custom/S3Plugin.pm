@@ -344,8 +344,34 @@ sub on_add_hook {
     return undef;
 }
 
+# `pvesm set … --lock_days N` asks the bucket, as `pvesm add` does. PVE hands on_update_hook only
+# the options being set, and the check needs the whole storage (bucket, endpoint, keys): API >= 13
+# passes it to on_update_hook_full; before, it is read back (a deletion in the same call cannot
+# have touched lock_days, which is being set).
 sub on_update_hook {
-    my ($class, $storeid, $scfg, %sensitive) = @_;
+    my ($class, $storeid, $update, %sensitive) = @_;
+
+    my $whole;
+    if (defined($update->{lock_days})) {
+        my $current = PVE::Storage::config()->{ids}->{$storeid} // {};
+        $whole = { %$current, %$update };
+    }
+    return update_storage($storeid, $whole, %sensitive);
+}
+
+sub on_update_hook_full {
+    my ($class, $storeid, $scfg, $update, $delete, $sensitive) = @_;
+
+    my $whole;
+    if (defined($update->{lock_days})) {
+        $whole = { %$scfg, %$update };
+        delete $whole->{$_} for @{ $delete // [] };
+    }
+    return update_storage($storeid, $whole, %{ $sensitive // {} });
+}
+
+sub update_storage {
+    my ($storeid, $whole, %sensitive) = @_;
 
     if (exists($sensitive{secret_key})) {
         if (defined($sensitive{secret_key})) {
@@ -354,7 +380,7 @@ sub on_update_hook {
             delete_secret($storeid);
         }
     }
-    check_object_lock($storeid, $scfg);
+    check_object_lock($storeid, $whole) if $whole;
     return undef;
 }
 
