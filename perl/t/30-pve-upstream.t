@@ -63,6 +63,12 @@ my %add = (
 
 # --- pvesm add ------------------------------------------------------------------------------
 
+# a value PVE's schema lets through but the host refuses: no section, no secret left behind
+eval { $pve->api('create', { %add, storage => 'bad-s3', prefix => '../pve/' }) };
+like($@, qr/invalid prefix '\.\.\/pve\/': must be a relative path/, "pvesm add with prefix '../pve/': refused, naming key, value and what is allowed");
+unlike(slurp($storage_cfg) // '', qr/bad-s3/, '... no storage.cfg section');
+ok(!-e "$pve->{etc_pve}/priv/storage/bad-s3.pw", '... no secret file');
+
 my $res = $pve->api('create', \%add);
 is_deeply($res, { storage => $storeid, type => 's3' }, 'pvesm add: created');
 my $text = slurp($storage_cfg);
@@ -90,6 +96,16 @@ $pve->api('update', { storage => $storeid, secret_key => $sk, delete => 'connect
 unlike(slurp($storage_cfg), qr/connection_timeout/, 'pvesm set --delete removes the option');
 eval { $pve->api('update', { storage => $storeid, bucket => 'other-bucket' }) };
 like($@, qr/fixed|bucket/, 'pvesm set cannot change the bucket (fixed)');
+if (PVE::Storage::Custom::S3Plugin->api() >= 13) {
+    # a rule across keys, broken by a change: refused before storage.cfg is written
+    $pve->api('update', { storage => $storeid, transition_days => 30 });
+    eval { $pve->api('update', { storage => $storeid, glacier_days => 10 }) };
+    like($@, qr/invalid glacier_days '10': must be greater than transition_days \(30\)/, 'pvesm set --glacier_days below transition_days: refused, naming both');
+    unlike(slurp($storage_cfg), qr/glacier_days/, '... not written');
+    $pve->api('update', { storage => $storeid, glacier_days => 90, delete => 'transition_days' });
+    like(slurp($storage_cfg), qr/^\tglacier_days 90$/m, '... while deleting the key it depended on in the same call: accepted');
+    $pve->api('update', { storage => $storeid, delete => 'glacier_days' });
+}
 
 # --- pvestatd -------------------------------------------------------------------------------
 

@@ -338,10 +338,24 @@ sub on_add_hook {
     my $err;
     eval { (undef, $err) = host_try($storeid, $scfg, 'manifest-key', { action => 'create' }) };
     $err = { message => $@ =~ s/\s+$//r } if $@;
+    if (invalid_value($err)) {
+        delete_secret($storeid);
+        die "$err->{message}\n";
+    }
     # (no host installed at all is check_host_version's business, not a second warning)
     warn "warning: no manifest key created for storage '$storeid' ($err->{message}); the first upload creates it\n"
         if $err && ($err->{code} // '') ne 'HostMissing';
     return undef;
+}
+
+# PVE's schema checks each key alone; the rules across keys (glacier_days > transition_days,
+# lock_mode only with lock_days, kms_key_id only with aws:kms, use_ssl against the endpoint's
+# scheme) and the finer ones (a prefix without '..') are the host's, which names the key, the
+# value and what is allowed. Such a storage would fail every operation, so adding or changing it
+# is refused; a missing secret is not a bad value (pvesm set --secret_key may come next).
+sub invalid_value {
+    my ($err) = @_;
+    return $err && ($err->{code} // '') eq 'ConfigInvalid' && ($err->{message} // '') =~ m/^invalid /;
 }
 
 # `pvesm set … --lock_days N` asks the bucket, as `pvesm add` does. PVE hands on_update_hook only
@@ -362,12 +376,13 @@ sub on_update_hook {
 sub on_update_hook_full {
     my ($class, $storeid, $scfg, $update, $delete, $sensitive) = @_;
 
-    my $whole;
-    if (defined($update->{lock_days})) {
-        $whole = { %$scfg, %$update };
-        delete $whole->{$_} for @{ $delete // [] };
-    }
-    return update_storage($storeid, $whole, %{ $sensitive // {} });
+    my $whole = { %$scfg, %$update };
+    delete $whole->{$_} for @{ $delete // [] };
+    # the storage as it will be, checked by the host before anything is written (API >= 13 only:
+    # before, PVE does not say what is deleted, so the whole is not known here)
+    my (undef, $err) = host_try($storeid, $whole, 'manifest-key', { action => 'show' });
+    die "$err->{message}\n" if invalid_value($err);
+    return update_storage($storeid, defined($update->{lock_days}) ? $whole : undef, %{ $sensitive // {} });
 }
 
 sub update_storage {
