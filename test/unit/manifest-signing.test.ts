@@ -151,8 +151,9 @@ describe('the key file (config/manifest-key.ts)', () => {
     expect(rotated.current.keyId).not.toBe(first);
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(() => retireKey(file, rotated.current.keyId)).toThrow(/it is the signing key/);
-    expect(() => retireKey(file, '0000000000000000')).toThrow(/holds/);
+    expect(() => retireKey(file, '0000000000000000')).toThrow(`invalid key id '0000000000000000': must be an older key of '${file}': ${first}`);
     expect(retireKey(file, first).ids).toEqual([rotated.current.keyId]);
+    expect(() => retireKey(file, first)).toThrow(`invalid key id '${first}': must be an older key, and '${file}' holds none (only the signing key ${rotated.current.keyId})`);
   });
 
   it('refuses a file others can read, and a damaged one, without showing the key', () => {

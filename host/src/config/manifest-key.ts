@@ -161,7 +161,11 @@ export function rotateKeyring(file: string): ManifestKeyring {
 export function retireKey(file: string, keyId: string): ManifestKeyring {
   const cur = readKeyring(file);
   if (!cur) throw keyError(file, 'does not exist', EXIT.notFound);
-  if (!cur.keys.has(keyId)) throw new PveS3Error('InvalidArgument', `invalid key id '${keyId}': '${file}' holds ${cur.ids.join(', ')}`, { exitCode: EXIT.usage });
+  if (!cur.keys.has(keyId)) {
+    const older = cur.ids.filter((id) => id !== cur.current.keyId);
+    const can = older.length > 0 ? `an older key of '${file}': ${older.join(', ')}` : `an older key, and '${file}' holds none (only the signing key ${cur.current.keyId})`;
+    throw new PveS3Error('InvalidArgument', `invalid key id '${keyId}': must be ${can}`, { exitCode: EXIT.usage });
+  }
   if (keyId === cur.current.keyId) {
     throw new PveS3Error('InvalidArgument', `invalid key id '${keyId}': it is the signing key; rotate first, then retire it`, { exitCode: EXIT.usage });
   }
