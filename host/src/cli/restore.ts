@@ -17,7 +17,7 @@ import { describeChecks, formatBytes, formatRate, formatTime, note, printable, t
 import { progressBar } from './progress.js';
 
 const CMD = 'pve-s3-restore';
-const USAGE = `${CMD} [--storage ID] --list [--vmid N] [--type qemu|lxc] | --source NAME|VOLID [--destination PATH|-] [--force] [--verify crc64|sha256] [--allow-unverified] [--restore-tier T] [--restore-days N] [--wait [--wait-interval S]]`;
+const USAGE = `${CMD} [--storage ID] --list [--vmid N] [--type qemu|lxc] [--content C] | --source NAME|VOLID [--destination PATH|-] [--force] [--verify crc64|sha256] [--allow-unverified] [--restore-tier T] [--restore-days N] [--wait [--wait-interval S]]`;
 
 export const HELP = `Usage: ${USAGE}
 

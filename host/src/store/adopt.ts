@@ -90,7 +90,7 @@ async function adoptOne(
       return {
         ...base,
         action: 'no-manifest',
-        message: present ? (verdict.note ?? 'its manifest is unreadable') : 'no manifest records what it should be: upload it again (pve-s3-backup) to have it signed, or remove it',
+        message: present ? (verdict.note ?? 'its manifest is unreadable') : 'nothing records what its bytes should be: upload it again (pve-s3-backup) to have it signed, or remove it',
       };
     }
     if (o.dryRun || !current) return { ...base, action: 'adopted', message: `${verdict.note ?? 'unverified'}: would be read in full and signed if every byte matches its manifest` };
