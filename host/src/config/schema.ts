@@ -317,8 +317,8 @@ const DEFS: KeyDef[] = [
     },
   },
   bool('lifecycle_enabled', false, "let 'pve-s3-maintenance --action lifecycle' manage transition/expiry rules under the prefix"),
-  int('transition_days', 1, 36500, undefined, 'days', 'with lifecycle_enabled: move objects to STANDARD_IA after this many days'),
-  int('glacier_days', 1, 36500, undefined, 'days', 'with lifecycle_enabled: move objects to GLACIER after this many days (> transition_days)'),
+  int('transition_days', 1, 36500, undefined, 'days', 'with lifecycle_enabled: move backup archives to STANDARD_IA after this many days'),
+  int('glacier_days', 1, 36500, undefined, 'days', 'with lifecycle_enabled: move backup archives to GLACIER after this many days (> transition_days)'),
   // --- our additions ---------------------------------------------------------------------------
   bool('force_path_style', undefined, 'path-style addressing (1) or virtual-hosted (0); absent: auto (path style for IPs, ports and non-AWS hosts)'),
   bool('use_ssl', undefined, 'https (1) or http (0) when the endpoint has no scheme; absent: https'),
