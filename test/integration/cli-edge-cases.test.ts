@@ -179,6 +179,14 @@ describe('restore destination', () => {
     expect((await lstat('/dev/null')).isCharacterDevice()).toBe(true);
   });
 
+  it('a file in a directory that does not exist: the --destination given and the missing directory, exit 2', async () => {
+    const missing = join(dir, 'no-such-dir');
+    const r = await run('pve-s3-restore', ['--storage', 's3e', '--source', ARCH, '--destination', join(missing, 'x.vma.zst')], { env });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trimEnd()).toBe(`pve-s3-restore: destination '${join(missing, 'x.vma.zst')}': directory '${missing}' does not exist: create it first (mkdir -p), or name another [InvalidArgument]`);
+    expect(existsSync(missing)).toBe(false);
+  });
+
   it('never restores through a symlink: without --force refused, with --force the link itself is replaced (issue 10 §9)', async () => {
     const target = join(dir, 'real.vma.zst');
     const link = join(dir, 'link.vma.zst');

@@ -260,6 +260,11 @@ export async function main(argv: string[]): Promise<number> {
       dest = join(dest, name);
       st = await lstat(dest).catch(() => null);
     }
+    if (!st && !(await stat(dirname(dest)).catch(() => null))?.isDirectory()) {
+      throw new PveS3Error('InvalidArgument', `destination '${destArg}': directory '${dirname(dest)}' does not exist: create it first (mkdir -p), or name another`, {
+        exitCode: EXIT.usage,
+      });
+    }
     if (st && !st.isFile() && !st.isSymbolicLink()) {
       // the restore renames a finished temp file into place: over a device, a FIFO or a socket
       // that would replace the node itself (/dev/…) instead of writing to it
