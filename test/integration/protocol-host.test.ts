@@ -410,7 +410,10 @@ describe('deadline during an upload', () => {
   it('answers Timeout and leaves neither an object nor a multipart upload behind', async () => {
     const src = join(dir, 'big.iso');
     await writeFile(src, randomBytes(48 * MiB));
-    const r = await host(req('upload', { volname: 'iso/big.iso', src }, { deadline_ms: 400 }), { killAfterMs: 60_000 });
+    // held to 8 MiB/s on the wire, the 48 MiB cannot be done in 400 ms however fast the gateway
+    // (unthrottled, a quick RadosGW finished it in time and the test failed)
+    const slow = { v: 1, op: 'upload', storage: { ...storage, bwlimit: 'default=8192' }, args: { volname: 'iso/big.iso', src }, deadline_ms: 400 };
+    const r = await host(slow, { killAfterMs: 60_000 });
     expect(r.signal).toBeNull();
     expect(r.envelope.error).toMatchObject({ code: 'Timeout', retryable: true });
     const left: string[] = [];
