@@ -1,4 +1,18 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
+
+// The listing caches of commands run from S3_* alone live under $XDG_CACHE_HOME/pve-s3 (default
+// ~/.cache): the suites get a directory of this run's own, so that they neither leave files in the
+// machine's home nor find another run's there. Set here, in the process that starts the workers,
+// so that every worker and every command they spawn has it; removed when that process exits.
+if (!process.env.PVE_S3_TEST_CACHE_HOME) {
+  const dir = mkdtempSync(join(tmpdir(), 'pve-s3-test-cache-'));
+  process.env.PVE_S3_TEST_CACHE_HOME = dir;
+  process.env.XDG_CACHE_HOME = dir;
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+}
 
 // Two projects so that pure unit suites never wait for Ceph: `vitest run --project unit`.
 export default defineConfig({
