@@ -66,6 +66,9 @@ install: bundle
 	install -m 0644 perl/PVE/Storage/Custom/S3Plugin/*.pm $(DESTDIR)$(PERLDIR)/S3Plugin/
 	install -m 0644 packaging/logrotate $(DESTDIR)/etc/logrotate.d/pve-s3
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	# the README links docs/*.md: installed beside it, so the links resolve on the node
+	install -d $(DESTDIR)$(DOCDIR)/docs
+	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
 	install -m 0644 packaging/copyright $(DESTDIR)$(DOCDIR)/copyright
 	for c in $(COMMANDS); do node scripts/manpage.mjs $(BUNDLE)/$$c.js $$c $(VERSION) | gzip -9n > $(DESTDIR)$(MANDIR)/$$c.1.gz; done
 

@@ -155,6 +155,12 @@ describe('the .deb', () => {
     expect(addon.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
     expect(addon.readUInt16LE(18), `e_machine of zstd.node for ${ARCH}`).toBe(ELF_MACHINE[ARCH]);
     expect(ok(run('readelf', ['-S', '-W', join(root, 'usr/lib/pve-s3/zstd.node')]), 'readelf')).not.toContain('.symtab');
+    // every docs/… file the installed README links is installed beside it, as it is in the checkout
+    const readme = readFileSync(join(root, 'usr/share/doc/pve-s3/README.md'), 'utf8');
+    const linked = [...new Set([...readme.matchAll(/\]\((docs\/[\w.-]+\.md)(?:#[^)]*)?\)/g)].map((m) => m[1]!))].sort();
+    expect(linked.length).toBeGreaterThan(3);
+    for (const d of linked) expect(paths, `README links ${d}`).toContain(`/usr/share/doc/pve-s3/${d}`);
+    expect(readFileSync(join(root, 'usr/share/doc/pve-s3/docs/INTEGRITY.md'))).toEqual(readFileSync(join(ROOT, 'docs/INTEGRITY.md')));
     expect(readFileSync(join(root, 'etc/logrotate.d/pve-s3'), 'utf8')).toMatch(/^\/var\/log\/pve\/storage-s3\.log \{/);
     expect(ok(run('dpkg-deb', ['-I', deb, 'conffiles']), 'conffiles').trim()).toBe('/etc/logrotate.d/pve-s3');
   });
