@@ -260,11 +260,8 @@ export async function main(argv: string[]): Promise<number> {
       dest = join(dest, name);
       st = await lstat(dest).catch(() => null);
     }
-    if (!st && !(await stat(dirname(dest)).catch(() => null))?.isDirectory()) {
-      throw new PveS3Error('InvalidArgument', `destination '${destArg}': directory '${dirname(dest)}' does not exist: create it first (mkdir -p), or name another`, {
-        exitCode: EXIT.usage,
-      });
-    }
+    const { checkDestination, checkDestinationDir } = await import('../transfer/temp-file.js');
+    if (!st) await checkDestinationDir(dest);
     if (st && !st.isFile() && !st.isSymbolicLink()) {
       // the restore renames a finished temp file into place: over a device, a FIFO or a socket
       // that would replace the node itself (/dev/…) instead of writing to it
@@ -273,7 +270,6 @@ export async function main(argv: string[]): Promise<number> {
       });
     }
     // with --force a symlink there is replaced by the restored file, its target never written
-    const { checkDestination } = await import('../transfer/temp-file.js');
     const force = flag(p, 'force');
     const withFlagHint = (e: unknown): unknown =>
       (e as { code?: string }).code === 'DestinationExists'

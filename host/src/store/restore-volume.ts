@@ -27,6 +27,7 @@ import {
 } from './restore-dir.js';
 import { imagePath } from './restore-stream.js';
 import type { StoreContext } from './types.js';
+import { onAbort } from '../util/on-abort.js';
 
 /** how a host process is started again: this one's node, flags and script */
 export function selfCommand(): string[] {
@@ -229,7 +230,7 @@ export async function serveVolume(ctx: StoreContext, dirArg: string, device: str
       // on while the mount is taken down
       const done = (): void => {
         clearInterval(poll);
-        ctx.signal?.removeEventListener('abort', done);
+        stopWaiting();
         resolve();
       };
       const poll = setInterval(() => {
@@ -237,8 +238,8 @@ export async function serveVolume(ctx: StoreContext, dirArg: string, device: str
         process.stderr.write(`the restore's owner (pid ${st.owner}) is gone: stopping\n`);
         done();
       }, OWNER_POLL_MS);
+      const stopWaiting = onAbort(ctx.signal, done);
       if (ctx.signal?.aborted) done();
-      ctx.signal?.addEventListener('abort', done, { once: true });
       void fuseExited.then(done);
     });
   } catch (e) {

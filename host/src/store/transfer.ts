@@ -16,7 +16,7 @@ import { EXIT, PveS3Error } from '../util/errors.js';
 import { isCachePath, localPath, writeRecord } from './local-cache.js';
 import { isNotFound, putSmall } from './objects.js';
 import { checkNotes } from './notes.js';
-import { destinationExists } from '../transfer/temp-file.js';
+import { checkDestinationDir, destinationExists } from '../transfer/temp-file.js';
 import { keyOf, notFound } from './volume-key.js';
 import { providerOf, readSse, transferClient, uploadLimits, type StoreContext, type Volume } from './types.js';
 import { bucketLock, bucketLockProblem, explainLockedWriteRefusal, retentionFor } from './object-lock.js';
@@ -207,9 +207,7 @@ export async function getVolume(
   if (tooLong !== undefined) {
     throw new PveS3Error('NameTooLong', `cannot restore '${volname}' to '${dest}': ${tooLong}; give a shorter destination file name, or restore to a pipe`, { exitCode: EXIT.usage });
   }
-  const parent = dest.slice(0, dest.lastIndexOf('/')) || '/';
-  const pst = await stat(parent).catch(() => null);
-  if (!pst || !pst.isDirectory()) throw invalidArg(`invalid dest '${dest}': parent directory does not exist`);
+  await checkDestinationDir(dest);
   const { objectAndManifest } = await import('./volume-look.js');
   const { info, trusted: { manifest, verdict } } = await objectAndManifest(ctx, volname, o.look);
   const mtime = Math.floor((info.lastModified?.getTime() ?? Date.now()) / 1000);

@@ -4,7 +4,7 @@
  * and the rename stays on one filesystem (atomic).
  */
 import { randomBytes } from 'node:crypto';
-import { link, lstat, open, rename, statfs, unlink, type FileHandle } from 'node:fs/promises';
+import { link, lstat, open, rename, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { EXIT, PveS3Error } from '../util/errors.js';
 
@@ -23,6 +23,13 @@ export function destinationExists(dest: string, what = 'already exists'): PveS3E
   return new PveS3Error('DestinationExists', `destination '${dest}' ${what}: refusing to overwrite it (use force to replace it)`, {
     exitCode: EXIT.usage,
   });
+}
+
+/** Fails early (before any request) when the directory a restore would write into is not there. */
+export async function checkDestinationDir(dest: string): Promise<void> {
+  const dir = dirname(dest);
+  if ((await stat(dir).catch(() => null))?.isDirectory()) return;
+  throw new PveS3Error('InvalidArgument', `destination '${dest}': directory '${dir}' does not exist: create it first (mkdir -p), or name another`, { exitCode: EXIT.usage });
 }
 
 /**
