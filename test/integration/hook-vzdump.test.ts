@@ -163,7 +163,8 @@ describe('vzdump hook on other storages', () => {
     const target = join(localDump, 'vzdump-qemu-100-2024_02_02-02_02_02.vma.zst');
     await writeFile(target, 'local backup');
     const before = await keys(c);
-    for (const vz of [{ STOREID: 'local', DUMPDIR: localDump, TARGET: target }, { STOREID: 'elsewhere', TARGET: target }, { TARGET: target }]) {
+    const envs: Record<string, string>[] = [{ STOREID: 'local', DUMPDIR: localDump, TARGET: target }, { STOREID: 'elsewhere', TARGET: target }, { TARGET: target }];
+    for (const vz of envs) {
       for (const phase of ['backup-end', 'log-end']) {
         const r = await hook([phase, 'snapshot', '100'], { ...vz, LOGFILE: target });
         expect(r.code).toBe(0);

@@ -13,7 +13,6 @@ import type { ManifestKeyLocation } from '../../host/src/config/manifest-key-loc
 import { readKeyring } from '../../host/src/config/manifest-key.js';
 import { formatBackupTime } from '../../host/src/pve/backup-time.js';
 import type { S3Client } from '../../host/src/s3/client.js';
-import { adopt } from '../../host/src/store/adopt.js';
 import { cleanupByAge } from '../../host/src/store/cleanup.js';
 import { checkIntegrity } from '../../host/src/store/integrity.js';
 import { prune } from '../../host/src/store/prune.js';

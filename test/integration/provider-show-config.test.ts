@@ -68,7 +68,7 @@ function bigVma(): Readable {
     const file = join(tmp.dir, NAME);
     const z = spawn('zstd', ['-1', '-q', '-c'], { stdio: ['pipe', openSync(file, 'w'), 'inherit'] });
     const exited = new Promise<number | null>((r) => z.on('close', r));
-    await pipeline(bigVma(), z.stdin);
+    await pipeline(bigVma(), z.stdin!);
     expect(await exited).toBe(0);
     archiveSize = statSync(file).size;
     const t = testS3();

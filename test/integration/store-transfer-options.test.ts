@@ -14,7 +14,6 @@ import { checkIntegrity } from '../../host/src/store/integrity.js';
 import { storeSettingsFrom } from '../../host/src/store/settings.js';
 import { getVolume, putVolume } from '../../host/src/store/transfer.js';
 import type { StoreContext, StoreSettings } from '../../host/src/store/types.js';
-import { statVolume } from '../../host/src/store/volumes.js';
 import { RateLimiter } from '../../host/src/transfer/rate-limit.js';
 import { nullLogger } from '../../host/src/util/log.js';
 import { closeTestClients, dropBucket, freshBucket, readAll, testS3 } from '../helpers/s3.js';

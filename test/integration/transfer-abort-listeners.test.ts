@@ -94,7 +94,7 @@ describe("a caller's signal through transfers and listings", () => {
     const s = sampling(ac.signal);
     const key = 'big/obj';
     // a bandwidth limit too, so parts also wait on the signal between paced slices
-    const up = await uploadObject(s.client, key, { path: join(dir, 'src.bin') }, { chunkSizeMB: 5, concurrency: CONCURRENCY, signal: ac.signal, bwlimitKiB: 400 * 1024 });
+    const up = await uploadObject(s.client, key, { path: join(dir, 'src.bin') }, { manifestSigner: null, chunkSizeMB: 5, concurrency: CONCURRENCY, signal: ac.signal, bwlimitKiB: 400 * 1024 });
     expect(up.partCount).toBe(PARTS);
     expect(count(ac.signal)).toBe(before);
 
@@ -126,7 +126,7 @@ describe("a caller's signal through transfers and listings", () => {
         return p;
       },
     });
-    await expect(uploadObject(client, key, { path: join(dir, 'src.bin') }, { chunkSizeMB: 5, concurrency: CONCURRENCY, signal: ac.signal })).rejects.toMatchObject({
+    await expect(uploadObject(client, key, { path: join(dir, 'src.bin') }, { manifestSigner: null, chunkSizeMB: 5, concurrency: CONCURRENCY, signal: ac.signal })).rejects.toMatchObject({
       code: 'Aborted',
     });
     expect(sent).toBeLessThan(PARTS);

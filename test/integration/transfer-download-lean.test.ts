@@ -24,7 +24,7 @@ beforeAll(async () => {
   c = await freshBucket('transfer-lean');
   dir = await mkdtemp(join(tmpdir(), 'pve-s3-lean-'));
   await writeFile(join(dir, 'src'), data);
-  await uploadObject(c, KEY, { path: join(dir, 'src') }, { chunkSizeMB: 5, concurrency: 3 });
+  await uploadObject(c, KEY, { path: join(dir, 'src') }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 3 });
 });
 afterAll(async () => {
   await dropBucket(c).catch(() => undefined);

@@ -48,7 +48,7 @@ describe('a failed upload leaves nothing behind', () => {
         return c.abortMultipartUpload(k, id);
       },
     });
-    await expect(uploadObject(client, key, { path: src }, { chunkSizeMB: 5, concurrency: 3 })).rejects.toMatchObject({ code: 'AccessDenied' });
+    await expect(uploadObject(client, key, { path: src }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 3 })).rejects.toMatchObject({ code: 'AccessDenied' });
     expect(aborted).toBe(true);
     // no part was still running when the abort went out
     expect(settledAfterAbort).toBe(0);
@@ -67,7 +67,7 @@ describe('a failed upload leaves nothing behind', () => {
         return c.uploadPart(k, id, n, body, sha, o);
       },
     });
-    const up = await uploadObject(client, key, { path: src }, { chunkSizeMB: 5, concurrency: 3 });
+    const up = await uploadObject(client, key, { path: src }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 3 });
     expect(failed).toBe(true);
     expect(up.size).toBe(data.length);
     expect(await verifyObject(c, key)).toBe('good');
@@ -79,7 +79,7 @@ describe('a failed upload leaves nothing behind', () => {
     try {
       const viaProxy = testClient({ endpoint: proxy.url, bucket: c.bucket, maxRetries: 1 });
       proxy.plan([{ match: { method: 'PUT', pathIncludes: 'partNumber=3&' }, fault: { kind: 'reset' }, times: Infinity }]);
-      await expect(uploadObject(viaProxy, key, { path: src }, { chunkSizeMB: 5, concurrency: 3, partRetries: 0 })).rejects.toBeTruthy();
+      await expect(uploadObject(viaProxy, key, { path: src }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 3, partRetries: 0 })).rejects.toBeTruthy();
       expect(proxy.hits()[0]).toBeGreaterThanOrEqual(1);
       expect(proxy.requests.some((r) => r.method === 'DELETE' && r.target.includes('uploadId='))).toBe(true);
       await nothingLeft(c, key);
@@ -98,7 +98,7 @@ describe('a failed upload leaves nothing behind', () => {
         return r;
       },
     });
-    await expect(uploadObject(client, key, { path: src }, { chunkSizeMB: 5, concurrency: 2, signal: ac.signal })).rejects.toMatchObject({
+    await expect(uploadObject(client, key, { path: src }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 2, signal: ac.signal })).rejects.toMatchObject({
       code: 'Aborted',
     });
     await nothingLeft(c, key);
@@ -120,7 +120,7 @@ describe('a failed upload leaves nothing behind', () => {
         return c.uploadPart(k, id, n, body, sha, o);
       },
     });
-    await expect(uploadObject(client, key, { path: src }, { chunkSizeMB: 5, concurrency: 2, signal: ac.signal })).rejects.toMatchObject({ code: 'Aborted' });
+    await expect(uploadObject(client, key, { path: src }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 2, signal: ac.signal })).rejects.toMatchObject({ code: 'Aborted' });
     expect(parts).toEqual([]);
     await nothingLeft(c, key);
   });
@@ -129,6 +129,7 @@ describe('a failed upload leaves nothing behind', () => {
     const key = 'fail/cancel-stream';
     const ac = new AbortController();
     const p = uploadObject(c, key, { stream: oddStream(data) }, {
+      manifestSigner: null,
       chunkSizeMB: 5,
       concurrency: 2,
       signal: ac.signal,
@@ -151,7 +152,7 @@ describe('a failed upload leaves nothing behind', () => {
         return p;
       },
     });
-    await expect(uploadObject(client, key, { stream: oddStream(small) }, { chunkSizeMB: 5, concurrency: 2, signal: ac.signal })).rejects.toMatchObject({
+    await expect(uploadObject(client, key, { stream: oddStream(small) }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 2, signal: ac.signal })).rejects.toMatchObject({
       code: 'Aborted',
     });
     await nothingLeft(c, key);
@@ -163,14 +164,14 @@ describe('a failed upload leaves nothing behind', () => {
       yield data.subarray(0, 12 * MiB);
       throw new Error('vzdump died');
     }
-    await expect(uploadObject(c, key, { stream: broken() }, { chunkSizeMB: 5, concurrency: 2 })).rejects.toThrow(/vzdump died/);
+    await expect(uploadObject(c, key, { stream: broken() }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 2 })).rejects.toThrow(/vzdump died/);
     await nothingLeft(c, key);
   });
 });
 
 describe('downloads never leave a partial file', () => {
   beforeAll(async () => {
-    await uploadObject(c, 'dl/obj', { path: src }, { chunkSizeMB: 5, concurrency: 3 });
+    await uploadObject(c, 'dl/obj', { path: src }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 3 });
   });
 
   it('cancelled half-way → Aborted, no file under the final name, no temp file', async () => {
@@ -249,7 +250,7 @@ describe('downloads never leave a partial file', () => {
 describe('corruption is caught', () => {
   it('an object overwritten under its old manifest → IntegrityError (exit 5), nothing left; verify says corrupt', async () => {
     const key = 'corrupt/obj';
-    await uploadObject(c, key, { path: src }, { chunkSizeMB: 5, concurrency: 3 });
+    await uploadObject(c, key, { path: src }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 3 });
     const bad = Buffer.from(data);
     bad[7 * MiB + 3] ^= 0x01; // one bit in part 2; the manifest stays as it was
     await c.putObject(key, bad);
@@ -271,7 +272,7 @@ describe('corruption is caught', () => {
 
   it('an object of another size than its manifest says → IntegrityError before any byte is fetched', async () => {
     const key = 'corrupt/size';
-    await uploadObject(c, key, { path: src }, { chunkSizeMB: 5, concurrency: 3 });
+    await uploadObject(c, key, { path: src }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 3 });
     await c.putObject(key, data.subarray(0, 1000));
     await expect(downloadObject(c, key, { path: join(dir, 'size.bin') }, { concurrency: 3 })).rejects.toMatchObject({ code: 'IntegrityError' });
     expect(await verifyObject(c, key)).toBe('corrupt');
@@ -279,7 +280,7 @@ describe('corruption is caught', () => {
 
   it('a manifest that is not ours → ManifestInvalid (exit 5); verify says missing-manifest', async () => {
     const key = 'corrupt/manifest';
-    await uploadObject(c, key, { path: src }, { chunkSizeMB: 5, concurrency: 3 });
+    await uploadObject(c, key, { path: src }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 3 });
     await c.putObject(manifestKey(key), Buffer.from('{"format":"something-else"}'));
     await expect(downloadObject(c, key, { path: join(dir, 'm.bin') }, { concurrency: 3 })).rejects.toMatchObject({ code: 'ManifestInvalid', exitCode: 5 });
     expect(await verifyObject(c, key)).toBe('missing-manifest');

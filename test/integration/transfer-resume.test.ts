@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
+import type { TransferClient } from '../../host/src/transfer/transfer-client.js';
 import { verifyObject } from '../../host/src/transfer/download.js';
 import { readManifest } from '../../host/src/transfer/manifest.js';
 import { uploadObject } from '../../host/src/transfer/upload.js';
@@ -45,7 +46,7 @@ async function journaledParts(): Promise<number> {
  * its source file (left open, node closed it on garbage collection with a warning) and sends no
  * request after the test.
  */
-function dyingAt(n: number): { client: S3Client; end(run: Promise<unknown>): Promise<void> } {
+function dyingAt(n: number): { client: TransferClient; end(run: Promise<unknown>): Promise<void> } {
   const ac = new AbortController();
   const hang = () => new Promise<never>((_, reject) => ac.signal.addEventListener('abort', () => reject(new Error('run 1 ended by the test')), { once: true }));
   return {
@@ -63,7 +64,7 @@ describe('resumable uploads', () => {
     // Run 1 "dies" at part 4. The server keeps the upload and the parts that made it.
     const dead = dyingAt(4);
     // With 2 workers, one hangs on part 4 and the other stores 1-3 and 5-7, then run 1 is still.
-    const run1 = uploadObject(dead.client, key, { path: src }, { chunkSizeMB: 5, concurrency: 2, journalDir });
+    const run1 = uploadObject(dead.client, key, { path: src }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 2, journalDir });
     for (let i = 0; i < 600 && (await journaledParts()) < 6; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await journaledParts()).toBe(6);
 
@@ -75,7 +76,7 @@ describe('resumable uploads', () => {
         return c.uploadPart(k, id, n, body, sha, o);
       },
     });
-    const up = await uploadObject(counting, key, { path: src }, { chunkSizeMB: 5, concurrency: 3, journalDir });
+    const up = await uploadObject(counting, key, { path: src }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 3, journalDir });
     expect(up.partCount).toBe(7);
     expect(sent).toEqual([4]);
 
@@ -95,7 +96,7 @@ describe('resumable uploads', () => {
   it('parts journaled before CRCs were recorded are sent again, into the same upload', async () => {
     const key = 'resume/old-journal';
     const dead = dyingAt(4);
-    const run1 = uploadObject(dead.client, key, { path: src }, { chunkSizeMB: 5, concurrency: 2, journalDir });
+    const run1 = uploadObject(dead.client, key, { path: src }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 2, journalDir });
     for (let i = 0; i < 600 && (await journaledParts()) < 6; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await journaledParts()).toBe(6);
     // what an earlier release wrote: the same journal without the parts' CRCs
@@ -111,7 +112,7 @@ describe('resumable uploads', () => {
         return c.uploadPart(k, id, n, body, sha, o);
       },
     });
-    const up = await uploadObject(counting, key, { path: src }, { chunkSizeMB: 5, concurrency: 3, journalDir });
+    const up = await uploadObject(counting, key, { path: src }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 3, journalDir });
     expect(sent.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7]);
     expect(up.manifest.crc64).toBe(refCrc64Hex(data));
     expect(await verifyObject(c, key)).toBe('good');
@@ -124,7 +125,7 @@ describe('resumable uploads', () => {
     const dead = dyingAt(3);
     const other = join(dir, 'other.bin');
     await writeFile(other, data);
-    const run1 = uploadObject(dead.client, key, { path: other }, { chunkSizeMB: 5, concurrency: 1, journalDir });
+    const run1 = uploadObject(dead.client, key, { path: other }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 1, journalDir });
     for (let i = 0; i < 600 && (await journaledParts()) < 2; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await journaledParts()).toBeGreaterThanOrEqual(2);
 
@@ -138,7 +139,7 @@ describe('resumable uploads', () => {
         return c.uploadPart(k, id, n, body, sha, o);
       },
     });
-    await uploadObject(counting, key, { path: other }, { chunkSizeMB: 5, concurrency: 3, journalDir });
+    await uploadObject(counting, key, { path: other }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 3, journalDir });
     expect(sent.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7]);
     const { body } = await c.getObject(key);
     expect(sha256(await readAll(body))).toBe(sha256(changed));

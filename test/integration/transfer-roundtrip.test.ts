@@ -43,7 +43,7 @@ describe.each(SIZES)('round trip of %s', (label, size) => {
     const key = `file/${label.replace(/\W+/g, '_')}.bin`;
     const src = join(dir, `src-${size}`);
     await writeFile(src, data);
-    const up = await uploadObject(c, key, { path: src }, { chunkSizeMB: CHUNK_MB, concurrency: 3, manifestMeta: { vmid: '100' }, wholeSha256: true });
+    const up = await uploadObject(c, key, { path: src }, { manifestSigner: null, chunkSizeMB: CHUNK_MB, concurrency: 3, manifestMeta: { vmid: '100' }, wholeSha256: true });
     expect(up).toMatchObject({ size, multipart, partCount: parts });
 
     // what the server holds, read back without our download path
@@ -82,7 +82,7 @@ describe.each(SIZES)('round trip of %s', (label, size) => {
 
   it('from a stream of unknown length in odd-sized chunks', async () => {
     const key = `stream/${label.replace(/\W+/g, '_')}.bin`;
-    const up = await uploadObject(c, key, { stream: oddStream(data) }, { chunkSizeMB: CHUNK_MB, concurrency: 2 });
+    const up = await uploadObject(c, key, { stream: oddStream(data) }, { manifestSigner: null, chunkSizeMB: CHUNK_MB, concurrency: 2 });
     // a stream that ends within its first part goes up as a single PUT
     expect(up).toMatchObject({ size, multipart: size > CHUNK_MB * MiB, partCount: parts });
     const out = collector();
@@ -106,7 +106,7 @@ describe('upload shape', () => {
     await writeFile(src, data);
     for (const concurrency of [1, 3]) {
       const w = countingUploads(c);
-      const up = await uploadObject(w.client, `conc/${concurrency}`, { path: src }, { chunkSizeMB: CHUNK_MB, concurrency });
+      const up = await uploadObject(w.client, `conc/${concurrency}`, { path: src }, { manifestSigner: null, chunkSizeMB: CHUNK_MB, concurrency });
       expect(up.partCount).toBe(9);
       expect(w.calls()).toBe(9);
       expect(w.maxInFlight()).toBe(concurrency);
@@ -122,6 +122,7 @@ describe('upload shape', () => {
     const data = payload(11 * MiB, 4);
     const events: Array<{ bytes: number; parts: number }> = [];
     const up = await uploadObject(c, 'progress/obj', { stream: oddStream(data) }, {
+      manifestSigner: null,
       chunkSizeMB: CHUNK_MB,
       concurrency: 2,
       onProgress: (p) => events.push(p),
@@ -137,7 +138,7 @@ describe('encryption', () => {
   it('SSE-C multipart: parts and manifest carry the key; download and verify need it', async () => {
     const sse = { type: 'SSE-C' as const, key: randomBytes(32) };
     const data = payload(12 * MiB + 1, 21);
-    const up = await uploadObject(c, 'sse/c', { stream: oddStream(data) }, { chunkSizeMB: CHUNK_MB, concurrency: 2, put: { sse } });
+    const up = await uploadObject(c, 'sse/c', { stream: oddStream(data) }, { manifestSigner: null, chunkSizeMB: CHUNK_MB, concurrency: 2, put: { sse } });
     expect(up.partCount).toBe(3);
     const out = collector();
     const r = await downloadObject(c, 'sse/c', { stream: out.stream }, { concurrency: 3, sse });
@@ -150,7 +151,7 @@ describe('encryption', () => {
 
   it('SSE-KMS single PUT: manifest verifies (the ETag is no MD5 here)', async () => {
     const data = payload(MiB + 3, 22);
-    await uploadObject(c, 'sse/kms', { stream: oddStream(data) }, { chunkSizeMB: CHUNK_MB, concurrency: 2, put: { sse: { type: 'aws:kms', keyId: 'testkey-1' } } });
+    await uploadObject(c, 'sse/kms', { stream: oddStream(data) }, { manifestSigner: null, chunkSizeMB: CHUNK_MB, concurrency: 2, put: { sse: { type: 'aws:kms', keyId: 'testkey-1' } } });
     const dest = join(dir, 'kms.bin');
     const r = await downloadObject(c, 'sse/kms', { path: dest }, { concurrency: 2 });
     expect(r.verifiedBy).toBe('manifest');

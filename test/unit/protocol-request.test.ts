@@ -29,7 +29,10 @@ describe('readRequest', () => {
 
   it('refuses empty and malformed input without quoting it', async () => {
     await expect(readRequest(input(''))).rejects.toMatchObject({ code: 'BadRequest' });
-    const e = await readRequest(input(`{"storage":{"secret_key":"${SECRET}"`)).catch((x) => x as PveS3Error);
+    const e = await readRequest(input(`{"storage":{"secret_key":"${SECRET}"`)).then(
+      () => expect.fail('malformed JSON was accepted'),
+      (x: unknown) => x as PveS3Error,
+    );
     expect(e).toMatchObject({ code: 'BadRequest' });
     expect(e.message).not.toContain(SECRET);
     expect(e.message).toMatch(/malformed JSON/);

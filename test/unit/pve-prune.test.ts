@@ -4,6 +4,7 @@ import {
   markBackupGroup,
   markPrune,
   parsePruneBackups,
+  type PruneItem,
   type PruneKeep,
   type PruneMark,
 } from '../../host/src/pve/prune.js';
@@ -211,7 +212,7 @@ describe('markPrune: PVE prune_mark_backup_group semantics', () => {
   });
 
   it('computes periods in local time (TZ of the node), like Perl localtime', () => {
-    const group = () => [
+    const group = (): PruneItem[] => [
       { ctime: Date.UTC(2024, 0, 10, 3, 0, 0) / 1000 }, // 10 Jan 03:00 UTC = 9 Jan 22:00 in New York
       { ctime: Date.UTC(2024, 0, 9, 23, 0, 0) / 1000 }, // 9 Jan 23:00 UTC = 9 Jan 18:00 in New York
     ];

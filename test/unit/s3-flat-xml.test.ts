@@ -34,7 +34,9 @@ function oracle(body: string): XmlDocument {
   return { root: d.root, node };
 }
 
-const readers = [parseErrorBody, parseInitiateMultipartUpload, parseCompleteMultipartUpload, parseCopyObjectResult];
+type Reader = (body: string | XmlDocument) => unknown;
+// parseErrorBody is typed for text only; agree() hands it the scanned document only to see it refuse alike
+const readers: Reader[] = [parseErrorBody as Reader, parseInitiateMultipartUpload, parseCompleteMultipartUpload, parseCopyObjectResult];
 
 /** Both parsers read `body` alike: the same document, and each reader the same result or the same refusal. */
 function agree(body: string): void {

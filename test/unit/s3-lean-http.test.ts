@@ -295,7 +295,8 @@ describe('LeanHttp PUTs (uploads)', () => {
   it('a header holding a line break is refused before anything is sent, naming the header but not its value', async () => {
     const s = await putServer((_h, _b, _c, sock) => sock.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
     const g = client();
-    for (const headers of [{ 'x-amz-meta-note': 'a\r\nx-amz-acl: public-read' }, { 'x-amz-meta-a\nb': 'c' }, { 'x-amz-meta-z': 'a\0b' }]) {
+    const bad: Record<string, string>[] = [{ 'x-amz-meta-note': 'a\r\nx-amz-acl: public-read' }, { 'x-amz-meta-a\nb': 'c' }, { 'x-amz-meta-z': 'a\0b' }];
+    for (const headers of bad) {
       const e = await put(g, s.origin, body(10, 1), { headers: { host: new URL(s.origin).host, ...headers } }).catch((x: unknown) => x as Error & { code?: string });
       expect(e).toMatchObject({ code: 'UND_ERR_INVALID_ARG' });
       expect((e as Error).message).toContain(JSON.stringify(Object.keys(headers)[0]));

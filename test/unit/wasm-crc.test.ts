@@ -170,8 +170,10 @@ describe(`Crc64Nvme (seed ${seed})`, () => {
 describe('CRC tables of a fresh instance', () => {
   const fresh = (): DigestCore & { memory: { buffer: ArrayBuffer } } => {
     loadCore();
-    const m = new WebAssembly.Module(readFileSync(corePath()!));
-    return new WebAssembly.Instance(m, { env: { abort: () => undefined } }).exports as unknown as DigestCore & { memory: { buffer: ArrayBuffer } };
+    // lib "ES2023" without DOM types no WebAssembly value (as in host/src/wasm/load.ts)
+    const WA = (globalThis as unknown as { WebAssembly: { Module: new (b: Uint8Array) => object; Instance: new (m: object, i: object) => { exports: unknown } } }).WebAssembly;
+    const m = new WA.Module(readFileSync(corePath()!));
+    return new WA.Instance(m, { env: { abort: () => undefined } }).exports as DigestCore & { memory: { buffer: ArrayBuffer } };
   };
   const data = rng(seed).bytes(4096 + 7);
   const updateFirst = <T>(crc: (c: DigestCore, ptr: number, len: number) => T): T => {

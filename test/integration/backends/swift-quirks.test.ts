@@ -8,7 +8,7 @@ import { lifecycleApply, lifecycleShow } from '../../../host/src/store/lifecycle
 import type { StoreContext } from '../../../host/src/store/types.js';
 import { nullLogger } from '../../../host/src/util/log.js';
 import { backends, backendSettings } from '../../helpers/backends.js';
-import { closeTestClients, dropBucket, freshBucket, readAll } from '../../helpers/s3.js';
+import { closeTestClients, dropBucket, freshBucket } from '../../helpers/s3.js';
 
 const swift = backends().find((b) => b.name === 'swift')!;
 let c: S3Client;
