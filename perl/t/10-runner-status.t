@@ -53,7 +53,7 @@ my @env_hits = grep { index($rec->{env}->{$_} // '', $secret) >= 0 } keys %{ $re
 is_deeply(\@env_hits, [], 'secret not in the host environment');
 like($rec->{raw}, qr/\Q$secret\E/, 'secret is in the stdin request');
 
-# Without a secret file the key is simply absent (the host reports ConfigInvalid).
+# Without a secret file the key is simply absent (the host reports ConfigMissing).
 rename("$ENV{PVE_S3_PRIV_DIR}/$storeid.pw", "$ENV{PVE_S3_PRIV_DIR}/moved");
 PVE::Storage::Custom::S3Plugin::host_call($storeid, $scfg, 'version', {});
 ok(!exists(last_request()->{request}->{storage}->{secret_key}), 'no secret file: no secret_key sent');

@@ -69,6 +69,19 @@ like($@, qr/invalid prefix '\.\.\/pve\/': must be a relative path/, "pvesm add w
 unlike(slurp($storage_cfg) // '', qr/bad-s3/, '... no storage.cfg section');
 ok(!-e "$pve->{etc_pve}/priv/storage/bad-s3.pw", '... no secret file');
 
+# a missing secret is not a bad value (the host says ConfigMissing, not ConfigInvalid): the hook
+# lets a disabled storage in, and `pvesm set --secret_key` may follow; an enabled one is then
+# activated by PVE's create (API2::Storage::Config), which fails naming the secret and removes it
+my %nosecret = (%add, storage => 'nosecret-s3');
+delete $nosecret{secret_key};
+eval { $pve->api('create', \%nosecret) };
+like($@, qr/missing secret_key for storage 'nosecret-s3'.*pvesm set nosecret-s3 --secret_key/, 'pvesm add without secret_key, enabled: refused by the activation, naming the secret and how to set it');
+unlike(slurp($storage_cfg), qr/nosecret-s3/, '... no storage.cfg section');
+is_deeply($pve->api('create', { %nosecret, disable => 1 }), { storage => 'nosecret-s3', type => 's3' }, 'pvesm add --disable 1 without secret_key: created');
+like(slurp($storage_cfg), qr/^s3: nosecret-s3$/m, '... with its storage.cfg section');
+ok(!-e "$pve->{etc_pve}/priv/storage/nosecret-s3.pw", '... and no secret file');
+$pve->api('delete', { storage => 'nosecret-s3' });
+
 my $res = $pve->api('create', \%add);
 is_deeply($res, { storage => $storeid, type => 's3' }, 'pvesm add: created');
 my $text = slurp($storage_cfg);

@@ -81,7 +81,7 @@ describe('docs/PROTOCOL.md against the host and the plugin', () => {
 
   it('§5 documents every error code the protocol layer renames to', () => {
     const codes = new Set([...section(/^## 5\. /m).matchAll(/`([A-Za-z]+)`/g)].map((m) => m[1]!));
-    for (const c of ['ProtocolVersion', 'BadRequest', 'UnknownOp', 'ConfigInvalid', 'InvalidVolname', 'InvalidArgument', 'NetworkError', 'Timeout', 'VolumeProtected', 'NoSuchKey', 'IntegrityError']) {
+    for (const c of ['ProtocolVersion', 'BadRequest', 'UnknownOp', 'ConfigInvalid', 'ConfigMissing', 'InvalidVolname', 'InvalidArgument', 'NetworkError', 'Timeout', 'VolumeProtected', 'NoSuchKey', 'IntegrityError']) {
       expect(codes, c).toContain(c);
     }
   });

@@ -127,10 +127,10 @@ describe('handle (in process, no network)', () => {
     expect(JSON.stringify(v)).not.toContain(SECRET);
   });
 
-  it('a missing secret is ConfigInvalid telling how to set it', async () => {
+  it('a missing secret is ConfigMissing (not a bad value: the plugin tells them apart by code) telling how to set it', async () => {
     const storage = { id: 'my-s3', bucket: 'my-bucket', endpoint: '127.0.0.1:9', access_key: 'AK' };
     const r = await handle(input(JSON.stringify({ v: 1, op: 'status', storage })));
-    expect(r.envelope).toMatchObject({ ok: false, error: { code: 'ConfigInvalid' } });
+    expect(r.envelope).toMatchObject({ ok: false, error: { code: 'ConfigMissing' } });
     expect(r.message).toMatch(/secret_key/);
   });
 

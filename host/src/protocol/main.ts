@@ -38,7 +38,6 @@ function protocolError(e: unknown, timedOut?: { op: string; endpoint: string; ms
   // §5 promises the plugin a small set of codes; the message keeps the specific cause
   const rename: Record<string, string> = {
     InvalidVolume: 'InvalidVolname',
-    ConfigMissing: 'ConfigInvalid',
     ConnectionRefused: 'NetworkError',
     TlsError: 'NetworkError',
     ConnectTimeout: 'Timeout',

@@ -352,10 +352,11 @@ sub on_add_hook {
 # lock_mode only with lock_days, kms_key_id only with aws:kms, use_ssl against the endpoint's
 # scheme) and the finer ones (a prefix without '..') are the host's, which names the key, the
 # value and what is allowed. Such a storage would fail every operation, so adding or changing it
-# is refused; a missing secret is not a bad value (pvesm set --secret_key may come next).
+# is refused; a missing secret is not a bad value (pvesm set --secret_key may come next): the
+# host says ConfigMissing for it.
 sub invalid_value {
     my ($err) = @_;
-    return $err && ($err->{code} // '') eq 'ConfigInvalid' && ($err->{message} // '') =~ m/^invalid /;
+    return $err && ($err->{code} // '') eq 'ConfigInvalid';
 }
 
 # `pvesm set … --lock_days N` asks the bucket, as `pvesm add` does. PVE hands on_update_hook only
