@@ -1,7 +1,7 @@
 // Upload part digests computed four parts at a time on the SIMD core must be exactly the SHA-256
 // and CRC-64/NVME of each part (the signed payload hashes and the manifest entries).
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, open, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rm, truncate, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -35,10 +35,23 @@ async function digestsOf(data: Buffer, partSize: number, skip?: (n: number) => b
       const s = await ahead.sums(n);
       out.set(n, `${hex(s.sha256)}/${s.crc64.toString(16).padStart(16, '0')}`);
     }
+    await ahead.close();
     return out;
   } finally {
     await fh.close();
   }
+}
+
+/** fh's reads, recorded when asked for; `fail(at)` makes reads from byte `at` on fail. */
+function watched(fh: FileHandle): { fh: FileHandle; starts: number[]; failFrom(at: number): void } {
+  const starts: number[] = [];
+  let failAt = Infinity;
+  const read = (buf: Uint8Array, off: number, len: number, pos: number) => {
+    starts.push(pos);
+    if (pos >= failAt) return Promise.reject(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }));
+    return fh.read(buf, off, len, pos);
+  };
+  return { fh: { read } as unknown as FileHandle, starts, failFrom: (at) => void (failAt = at) };
 }
 
 describe('HashAhead', () => {
@@ -70,6 +83,49 @@ describe('HashAhead', () => {
       await expect(ahead.sums(1)).rejects.toMatchObject({ code: 'SourceChanged', message: expect.stringContaining(path) });
     } finally {
       await fh.close();
+    }
+  });
+
+  it('hashes the next batch while the parts before it are read and sent, and close() waits for it', async () => {
+    const path = join(dir, 'ahead');
+    const partSize = MiB;
+    const data = randomBytes(10 * partSize);
+    await writeFile(path, data);
+    const real = await open(path, 'r');
+    try {
+      const w = watched(real);
+      const ahead = new HashAhead(w.fh, path, data.length, partSize);
+      await ahead.sums(1);
+      // parts 5-8 are being read before anyone asked for part 5 (before: only at sums(5))
+      expect(w.starts.some((p) => p >= 4 * partSize && p < 8 * partSize)).toBe(true);
+      for (let n = 2; n <= 5; n++) {
+        const got = await ahead.sums(n);
+        expect(`${hex(got.sha256)}/${got.crc64.toString(16).padStart(16, '0')}`, `part ${n}`).toBe(sums(data.subarray((n - 1) * partSize, n * partSize)));
+      }
+      // taking part 5 started parts 9-10; close() stops and awaits that batch: no read after it
+      await ahead.close();
+      const reads = w.starts.length;
+      await new Promise((r) => setTimeout(r, 20));
+      expect(w.starts.length).toBe(reads);
+    } finally {
+      await real.close();
+    }
+  });
+
+  it('a read failing in a batch running ahead fails the part it covers, not the parts before it, and is never unhandled', async () => {
+    const path = join(dir, 'ahead-fails');
+    const partSize = MiB;
+    await writeFile(path, randomBytes(8 * partSize));
+    const real = await open(path, 'r');
+    try {
+      const w = watched(real);
+      w.failFrom(4 * partSize);
+      const ahead = new HashAhead(w.fh, path, 8 * partSize, partSize);
+      for (let n = 1; n <= 4; n++) await ahead.sums(n);
+      await expect(ahead.sums(5)).rejects.toMatchObject({ code: 'EIO' });
+      await ahead.close();
+    } finally {
+      await real.close();
     }
   });
 

@@ -137,6 +137,7 @@ export async function uploadObject(client: TransferClient, key: string, src: Upl
     throw e;
   } finally {
     o.signal?.removeEventListener('abort', stopReading);
+    await ahead?.close();
     await source.close().catch(() => undefined);
   }
 }
