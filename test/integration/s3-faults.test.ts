@@ -190,11 +190,27 @@ describe('not retried, or failing clearly', () => {
   it('dead endpoint (accepts, never answers): fails after the configured timeout, naming it', async () => {
     await proxy.dead('blackhole');
     try {
-      const stuck = testClient({ endpoint: proxy.url, bucket: direct.bucket, requestTimeoutMs: 800, maxRetries: 1 }, fast);
+      // a stall limit beyond both attempts: each attempt ends at request_timeout and is retried
+      const stuck = testClient({ endpoint: proxy.url, bucket: direct.bucket, requestTimeoutMs: 800, stallTimeoutMs: 60_000, maxRetries: 1 }, fast);
       const e = (await stuck.listObjects().catch((x: unknown) => x)) as S3Error;
       expect(e).toBeInstanceOf(S3Error);
       expect(e.code).toBe('RequestTimeout');
       expect(e.message).toBe(`no response from ${stuck.endpoint} within 800 ms during ListObjectsV2 (check endpoint and network, or raise the timeout)`);
+    } finally {
+      await proxy.dead(false);
+    }
+  });
+
+  it('dead endpoint (accepts, never answers), stall limit as request_timeout (the default): not retried, Stalled, naming the endpoint and what to do', async () => {
+    await proxy.dead('blackhole');
+    try {
+      const stuck = testClient({ endpoint: proxy.url, bucket: direct.bucket, requestTimeoutMs: 1000, maxRetries: 5 }, fast);
+      const e = (await stuck.listObjects().catch((x: unknown) => x)) as S3Error;
+      expect(e).toBeInstanceOf(S3Error);
+      expect(e).toMatchObject({ code: 'Stalled', retryable: false, exitCode: 1 });
+      expect(e.message).toBe(
+        `no answer from ${stuck.endpoint} for 1 s during ListObjectsV2: it accepts connections but does not respond (a stopped or overloaded gateway, or a Ceph cluster that blocks writes, e.g. when full); check the gateway, then run this again (stall_timeout 1 s)`,
+      );
     } finally {
       await proxy.dead(false);
     }
@@ -262,7 +278,7 @@ describe('the lean GET path (downloads: getObjectInto)', () => {
 
   it('a stalled body: RequestTimeout after requestTimeoutMs; NoSuchKey is not retried', async () => {
     await direct.putObject('lean.bin', data);
-    const impatient = testClient({ endpoint: proxy.url, bucket: direct.bucket, requestTimeoutMs: 500, maxRetries: 0 });
+    const impatient = testClient({ endpoint: proxy.url, bucket: direct.bucket, requestTimeoutMs: 500, stallTimeoutMs: 60_000, maxRetries: 0 });
     proxy.plan([{ match: { method: 'GET' }, fault: { kind: 'hang', afterBytes: 1000 } }]);
     const e = (await collect(impatient, 'lean.bin').catch((x: unknown) => x)) as S3Error;
     expect(e).toMatchObject({ code: 'RequestTimeout' });

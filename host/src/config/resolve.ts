@@ -387,6 +387,7 @@ function buildConfig(
     maxConcurrentUploads: pick<number>('max_concurrent_uploads'),
     connectionTimeoutS: pick<number>('connection_timeout'),
     requestTimeoutS: pick<number>('request_timeout'),
+    ...(v.stall_timeout !== undefined ? { stallTimeoutS: v.stall_timeout } : {}),
     lifecycle: {
       enabled: pick<boolean>('lifecycle_enabled'),
       abortIncompleteDays: pick<number>('abort_incomplete_days'),

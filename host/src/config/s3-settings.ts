@@ -13,6 +13,8 @@ export interface S3SettingsShape {
   forcePathStyle?: boolean;
   connectTimeoutMs: number;
   requestTimeoutMs: number;
+  stallTimeoutMs?: number;
+  stallReason?: string;
   tls?: { caFile?: string; insecure?: boolean; fingerprint?: string };
   maxRetries?: number;
   checksumAlgorithm?: 'CRC32C' | 'CRC64NVME';
@@ -28,6 +30,7 @@ export function toS3Settings(cfg: StorageConfig): S3SettingsShape {
     connectTimeoutMs: cfg.connectionTimeoutS * 1000,
     requestTimeoutMs: cfg.requestTimeoutS * 1000,
   };
+  if (cfg.stallTimeoutS !== undefined) s.stallTimeoutMs = cfg.stallTimeoutS * 1000;
   if (cfg.forcePathStyle !== undefined) s.forcePathStyle = cfg.forcePathStyle;
   const tls: NonNullable<S3SettingsShape['tls']> = {};
   if (cfg.tls.caFile) tls.caFile = cfg.tls.caFile;

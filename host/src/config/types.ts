@@ -32,6 +32,8 @@ export interface StorageConfig {
   maxConcurrentUploads: number;
   connectionTimeoutS: number;
   requestTimeoutS: number;
+  /** undefined: requestTimeoutS */
+  stallTimeoutS?: number;
   sse?: { type: 'AES256' } | { type: 'aws:kms'; keyId?: string };
   lifecycle: { enabled: boolean; transitionDays?: number; glacierDays?: number; abortIncompleteDays: number };
   /** undefined = auto */

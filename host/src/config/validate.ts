@@ -46,6 +46,7 @@ export interface ValidatedProps {
   restore_tier?: RestoreTier;
   restore_days?: number;
   request_timeout?: number;
+  stall_timeout?: number;
   keep_local?: boolean;
   cache_max_size?: number;
   cache_max_age?: number;

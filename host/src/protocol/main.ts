@@ -20,6 +20,15 @@ export const STATUS_DEFAULT_DEADLINE_MS = 2000;
 /** pvestatd runs these serially for every storage: one retry at most, the deadline bounds the rest */
 const PVESTATD_OPS = new Set(['status', 'activate']);
 
+/**
+ * PVE runs these inside an API call (the GUI's content view, `pvesm list`): a pveproxy or
+ * pvedaemon worker, of the few a node has, waits for the answer. A gateway silent this long is
+ * given up whatever stall_timeout says (a healthy listing of 5,000 backups takes ~12 s, each of
+ * its requests answered within a second), so that a few clicks on a frozen storage cannot tie
+ * up the node's API for the 300 s the plugin allows a listing.
+ */
+export const API_CALL_STALL_MS: Readonly<Record<string, number>> = { list: 30_000 };
+
 /** after the deadline, how long an operation may take to clean up before we answer Timeout
  *  (the plugin kills the process 1 s after the deadline) */
 export const ABORT_GRACE_MS = 500;
@@ -42,10 +51,14 @@ function protocolError(e: unknown, timedOut?: { op: string; endpoint: string; ms
     TlsError: 'NetworkError',
     ConnectTimeout: 'Timeout',
     RequestTimeout: 'Timeout',
+    Stalled: 'Timeout',
   };
   const code = rename[err.code];
   if (code === undefined) return err;
-  return new PveS3Error(code, err.message, { status: err.status, retryable: err.retryable, exitCode: err.exitCode });
+  // Stalled ends the host's own retries, but for the plugin it is an outage like any timeout:
+  // retrying later may help (activate_volume then uses a cached copy, vzdump keeps the archive)
+  const retryable = err.retryable || err.code === 'Stalled';
+  return new PveS3Error(code, err.message, { status: err.status, retryable, exitCode: err.exitCode });
 }
 
 let served: string | undefined;
@@ -100,10 +113,16 @@ export async function handle(
       storageId: id,
       signal: ac.signal,
       s3: (s3) => {
+        const cap = API_CALL_STALL_MS[req.op];
+        if (cap !== undefined && (s3.stallTimeoutMs ?? s3.requestTimeoutMs) > cap) {
+          s3.stallTimeoutMs = cap;
+          s3.stallReason = `PVE lists inside an API call, which waits at most ${cap / 1000} s of silence`;
+        }
         if (left === undefined) return;
         // no single request may outlive the deadline, and a retry storm must not either
         s3.connectTimeoutMs = Math.min(s3.connectTimeoutMs, left);
         s3.requestTimeoutMs = Math.min(s3.requestTimeoutMs, left);
+        if (s3.stallTimeoutMs !== undefined) s3.stallTimeoutMs = Math.min(s3.stallTimeoutMs, left);
         if (PVESTATD_OPS.has(req.op)) s3.maxRetries = 1;
       },
     });

@@ -183,6 +183,21 @@ export function serverError(
   });
 }
 
+/**
+ * The endpoint gave no sign of life for the stall limit, across every request and retry of the
+ * operation (s3/stall.ts). Not retryable: the callers' own part and range retries stop too.
+ */
+export function stalledError(cause: S3Error, c: ErrorContext, t: { silentMs: number; limitMs: number; reason?: string }): S3Error {
+  const s = Math.round(t.silentMs / 1000);
+  return new S3Error(
+    'Stalled',
+    `no answer from ${c.endpoint} for ${s} s during ${c.operation}${c.key !== undefined ? ` of '${c.key}'` : ''}: ` +
+      'it accepts connections but does not respond (a stopped or overloaded gateway, or a Ceph cluster that blocks writes, e.g. when full); ' +
+      `check the gateway, then run this again (${t.reason ?? `stall_timeout ${Math.round(t.limitMs / 1000)} s`})`,
+    { key: c.key, retryable: false, cause },
+  );
+}
+
 /** Errors of the transport below HTTP: refused, reset, DNS, TLS, timeouts. */
 export function networkError(err: unknown, c: ErrorContext, timeouts: { connectMs: number; requestMs: number }): S3Error {
   const e = err as { code?: string; message?: string; name?: string; cause?: { code?: string; message?: string } };

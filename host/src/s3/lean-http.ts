@@ -72,6 +72,10 @@ export interface LeanRequest {
   bodyTimeoutMs: number;
   /** each piece of a 2xx body, a view valid only during the call; a throw ends the exchange with it */
   onBody(chunk: Uint8Array): void;
+  /** bytes of an answer arrived */
+  onProgress?: () => void;
+  /** the socket took body bytes: how many so far */
+  onSent?: (bytes: number) => void;
 }
 
 export interface LeanResponse {
@@ -260,6 +264,7 @@ export class LeanHttp {
 
       c.onBytes = (n, buf) => {
         if (settled) return false;
+        r.onProgress?.();
         try {
           parser.feed(buf, 0, n);
         } catch (e) {
@@ -288,7 +293,8 @@ export class LeanHttp {
 
       const noHead = (): void => arm(r.headersTimeoutMs, 'UND_ERR_HEADERS_TIMEOUT', 'no response head');
       // the head's timeout counts the server's silence from the last slice the socket took
-      const stillSending = (): void => {
+      const stillSending = (bytes: number): void => {
+        r.onSent?.(bytes);
         if (!head) timer?.refresh();
       };
       noHead();
@@ -322,7 +328,7 @@ export class LeanHttp {
             if (!head) noHead();
           }
           if (!socket.write(piece)) await drained();
-          stillSending();
+          stillSending(o + piece.length);
         }
         sent = true;
       })().catch((e: unknown) => finish(e as Error));

@@ -13,9 +13,10 @@ import { createConnector, createDispatcher } from './dispatcher.js';
 import { parseEndpoint, target, usePathStyle, type Endpoint, type Target } from './endpoint.js';
 import { LeanHttp, PACED_SLICE, SLICE } from './lean-http.js';
 import { detectProvider, PROVIDER_IDS, PROVIDERS, type Provider } from './providers.js';
-import { S3Error, networkError, serverError, type ErrorContext } from './errors.js';
+import { S3Error, networkError, serverError, stalledError, type ErrorContext } from './errors.js';
 import { DEFAULT_RETRY, backoffDelay, withRetry, type RetryPolicy } from './retry.js';
 import type { S3Settings } from './settings.js';
+import { BUFFERED_BYTES, StallClock } from './stall.js';
 import { readErrorBody } from './flat-xml.js';
 import type { ErrorBody } from './xml.js';
 
@@ -134,6 +135,12 @@ export class S3Transport {
   private readonly random?: () => number;
   /** the lean path's connections (lean-http.ts), made on the first request that takes it */
   private lean: LeanHttp | undefined;
+  /** the endpoint's silence across every request and retry (stall_timeout, stall.ts) */
+  private readonly stall: StallClock;
+  private readonly moved = (): void => this.stall.progress();
+  private readonly sent = (bytes: number): void => {
+    if (bytes > BUFFERED_BYTES) this.stall.progress();
+  };
 
   constructor(s: S3Settings, o: TransportOptions = {}) {
     checkSettings(s);
@@ -147,6 +154,7 @@ export class S3Transport {
     this.clock = o.clock ?? (() => new Date());
     this.policy = { ...DEFAULT_RETRY, ...(s.maxRetries !== undefined ? { maxRetries: s.maxRetries } : {}), ...o.retry };
     this.random = o.random;
+    this.stall = new StallClock(s.stallTimeoutMs ?? s.requestTimeoutMs);
     if (o.dispatcher) {
       this.dispatcher = Promise.resolve(o.dispatcher);
       this.ownsDispatcher = false;
@@ -217,6 +225,7 @@ export class S3Transport {
     let n = 0;
     try {
       for await (const c of res.body) {
+        this.moved();
         n += (c as Buffer).length;
         if (n > cap) throw tooLarge();
         chunks.push(c as Buffer);
@@ -231,6 +240,8 @@ export class S3Transport {
   /** Sends r (with retries until the response headers arrive) and hands over the body stream. */
   async stream(req: S3Request): Promise<StreamResponse> {
     const r = withPayloadHash(req);
+    // the clock stops at the head: a body handed on may never be read (its silence is still
+    // bounded by request_timeout, and the caller's retry of it by the clock)
     return this.retrying(r, async () => {
       const res = await this.once(r);
       return { status: res.statusCode, headers: res.headersFlat, body: this.guard(res.body, r) };
@@ -276,8 +287,9 @@ export class S3Transport {
           ...(r.body ? { body: r.body } : {}),
           ...(r.pace ? { pace: r.pace } : {}),
           signal: r.signal,
-          headersTimeoutMs: r.slowAnswer ? Math.max(SLOW_ANSWER_MS, this.settings.requestTimeoutMs) : this.settings.requestTimeoutMs,
-          bodyTimeoutMs: this.settings.requestTimeoutMs,
+          ...this.attemptTimeouts(r),
+          onProgress: this.moved,
+          onSent: this.sent,
           // a PUT's 2xx answer is empty or a small document: copied out of the shared read buffer
           onBody: (c) => {
             n += c.byteLength;
@@ -301,8 +313,12 @@ export class S3Transport {
   /** `may()`: whether a retry is still possible at all (false once a body has been handed on) */
   private retrying<T>(r: S3Request, fn: () => Promise<T>, may: () => boolean = () => true): Promise<T> {
     let skewFixes = 0;
+    // the endpoint has been silent for the whole limit already (this is the abort after a
+    // stalled upload, say): one last, short attempt (attemptTimeouts), no retries
+    const lastTry = this.stall.stalled(this.stallLimit(r));
+    this.stall.enter();
     return withRetry(
-      this.policy,
+      lastTry ? { ...this.policy, maxRetries: 0 } : this.policy,
       {
         signal: r.signal,
         random: this.random,
@@ -327,8 +343,40 @@ export class S3Transport {
           this.logger.debug('retrying', { operation: r.operation, key: r.key, attempt: attempt + 1, delayMs, code: err.code, status: err.status });
         },
       },
-      fn,
-    );
+      async () => {
+        try {
+          return await fn();
+        } catch (e) {
+          throw this.unlessStalled(e, r);
+        }
+      },
+    ).finally(() => this.stall.leave());
+  }
+
+  /** A request stalled out: the limit was reached without a byte moving. slowAnswer requests
+   *  wait for the server's work, at least SLOW_ANSWER_MS. */
+  private stallLimit(r: S3Request): number {
+    return r.slowAnswer ? Math.max(this.stall.limitMs, SLOW_ANSWER_MS) : this.stall.limitMs;
+  }
+
+  /** One attempt's timeouts: request_timeout (or the slow answer's), within the stall limit. */
+  private attemptTimeouts(r: S3Request): { headersTimeoutMs: number; bodyTimeoutMs: number } {
+    const limit = this.stallLimit(r);
+    const head = r.slowAnswer ? Math.max(SLOW_ANSWER_MS, this.settings.requestTimeoutMs) : this.settings.requestTimeoutMs;
+    return { headersTimeoutMs: this.stall.attemptMs(head, limit), bodyTimeoutMs: this.stall.attemptMs(this.settings.requestTimeoutMs, limit) };
+  }
+
+  /**
+   * An attempt that waited in silence (request or connect timeout) once the endpoint's silence
+   * reached the limit ends the operation: Stalled, never retried, here or by the callers'
+   * part and range retries. Anything else stays as it was.
+   */
+  private unlessStalled(e: unknown, r: S3Request): unknown {
+    if (!(e instanceof S3Error) || (e.code !== 'RequestTimeout' && e.code !== 'ConnectTimeout')) return e;
+    const limit = this.stallLimit(r);
+    if (!this.stall.stalled(limit)) return e;
+    const reason = limit === this.stall.limitMs ? this.settings.stallReason : undefined;
+    return stalledError(e, this.context(r), { silentMs: this.stall.silentMs(), limitMs: limit, ...(reason !== undefined ? { reason } : {}) });
   }
 
   /**
@@ -362,8 +410,8 @@ export class S3Transport {
             path: p.path,
             headers: p.headers,
             signal: r.signal,
-            headersTimeoutMs: this.settings.requestTimeoutMs,
-            bodyTimeoutMs: this.settings.requestTimeoutMs,
+            ...this.attemptTimeouts(r),
+            onProgress: this.moved,
             onBody,
           });
         } catch (e) {
@@ -417,10 +465,9 @@ export class S3Transport {
         method: r.method,
         headers: wireHeaders(signedHeaders, r.body, r.pace !== undefined),
         // undici takes iterables (documented), its type declarations lag behind
-        body: wireBody(r.body, r.method, r.pace, r.signal) as Uint8Array | undefined,
+        body: wireBody(r.body, r.method, r.pace, r.signal, this.sent) as Uint8Array | undefined,
         signal: r.signal,
-        headersTimeout: r.slowAnswer ? Math.max(SLOW_ANSWER_MS, this.settings.requestTimeoutMs) : this.settings.requestTimeoutMs,
-        bodyTimeout: this.settings.requestTimeoutMs,
+        ...undiciTimeouts(this.attemptTimeouts(r)),
         // undici closes the connection after every HEAD (for servers that wrongly send a body);
         // S3 servers do not, and a handshake per HEAD would halve the request rate
         reset: false,
@@ -428,6 +475,7 @@ export class S3Transport {
     } catch (e) {
       throw this.netError(e, r);
     }
+    this.moved();
     const headersFlat = flatHeaders(res.headers);
     this.logResponse(r, res.statusCode, headersFlat, started);
     const ok = (res.statusCode >= 200 && res.statusCode < 300) || r.okStatuses?.includes(res.statusCode);
@@ -477,7 +525,10 @@ export class S3Transport {
 
   private async *guard(body: Dispatcher.ResponseData['body'], r: S3Request): AsyncGenerator<Uint8Array> {
     try {
-      for await (const chunk of body) yield chunk as Uint8Array;
+      for await (const chunk of body) {
+        this.moved();
+        yield chunk as Uint8Array;
+      }
     } catch (e) {
       throw this.netError(e, r);
     } finally {
@@ -492,21 +543,37 @@ export class S3Transport {
  * uploading. Fed in slices, undici restarts that timer whenever the socket drains. Slices and
  * paced slices are the lean path's (lean-http.ts), where the same reasons are written down.
  */
-function wireBody(body: Uint8Array | undefined, method: Method, pace?: S3Request['pace'], signal?: AbortSignal): Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array> | undefined {
+function wireBody(
+  body: Uint8Array | undefined,
+  method: Method,
+  pace?: S3Request['pace'],
+  signal?: AbortSignal,
+  sent?: (bytes: number) => void,
+): Uint8Array | Iterable<Uint8Array> | AsyncIterable<Uint8Array> | undefined {
   if (!body) return method === 'PUT' || method === 'POST' ? new Uint8Array(0) : undefined;
+  // undici asks for the next slice once the socket took the last one
   if (pace) {
     return (async function* paced() {
       for (let o = 0; o < body.byteLength; o += PACED_SLICE) {
         const slice = body.subarray(o, Math.min(o + PACED_SLICE, body.byteLength));
         await pace(slice.length, signal);
         yield slice;
+        sent?.(o + slice.length);
       }
     })();
   }
   if (body.byteLength <= SLICE) return body;
   return (function* slices() {
-    for (let o = 0; o < body.byteLength; o += SLICE) yield body.subarray(o, Math.min(o + SLICE, body.byteLength));
+    for (let o = 0; o < body.byteLength; o += SLICE) {
+      const end = Math.min(o + SLICE, body.byteLength);
+      yield body.subarray(o, end);
+      sent?.(end);
+    }
   })();
+}
+
+function undiciTimeouts(t: { headersTimeoutMs: number; bodyTimeoutMs: number }): { headersTimeout: number; bodyTimeout: number } {
+  return { headersTimeout: t.headersTimeoutMs, bodyTimeout: t.bodyTimeoutMs };
 }
 
 function wireHeaders(signed: Record<string, string>, body: Uint8Array | undefined, paced = false): Record<string, string> {
@@ -518,6 +585,9 @@ function wireHeaders(signed: Record<string, string>, body: Uint8Array | undefine
 function checkSettings(s: S3Settings): void {
   for (const k of ['connectTimeoutMs', 'requestTimeoutMs'] as const) {
     if (!Number.isInteger(s[k]) || s[k] <= 0) throw new ConfigError(k, s[k], 'must be a positive integer (milliseconds)');
+  }
+  if (s.stallTimeoutMs !== undefined && (!Number.isInteger(s.stallTimeoutMs) || s.stallTimeoutMs <= 0)) {
+    throw new ConfigError('stallTimeoutMs', s.stallTimeoutMs, 'must be a positive integer (milliseconds)');
   }
   if (s.maxRetries !== undefined && (!Number.isInteger(s.maxRetries) || s.maxRetries < 0 || s.maxRetries > 20)) {
     throw new ConfigError('maxRetries', s.maxRetries, 'must be an integer 0..20');

@@ -15,6 +15,11 @@ export interface S3Settings {
   connectTimeoutMs: number;
   /** no response headers, or no body bytes, for this long fails the attempt */
   requestTimeoutMs: number;
+  /** the endpoint silent this long across every request and retry ends the operation (Stalled,
+   *  s3/stall.ts); default requestTimeoutMs */
+  stallTimeoutMs?: number;
+  /** what set stallTimeoutMs, for the Stalled message when it is not the storage's stall_timeout */
+  stallReason?: string;
   tls?: { caFile?: string; insecure?: boolean; fingerprint?: string /* sha256 hex of the leaf cert */ };
   /** default 5 */
   maxRetries?: number;

@@ -504,7 +504,8 @@ class MultipartRun {
       } catch (e) {
         const code = (e as { code?: unknown }).code;
         if (code !== 'NoSuchUpload') {
-          if (attempt === 2) return; // left for maintenance's stale-upload cleanup
+          // left for maintenance's stale-upload cleanup; a stalled endpoint had its last try
+          if (attempt === 2 || code === 'Stalled') return;
           continue;
         }
       }

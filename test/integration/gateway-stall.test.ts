@@ -1,0 +1,207 @@
+// A gateway that stops answering in the middle of the work (`kill -STOP` on radosgw, or a Ceph
+// cluster that blocks writes when full): the connections stay open and accept bytes, nothing
+// answers. Each command gives up after stall_timeout of silence (here request_timeout's minimum,
+// 10 s, which stall_timeout follows by default) instead of 6 attempts x 3 tries x request_timeout
+// (s3/stall.ts), names the endpoint, and leaves nothing behind once the gateway moves again.
+// The gateway is frozen through a relay (test/helpers/freeze-relay.ts) so that the test
+// RadosGW other files share keeps running. Bounds on time are generous: they prove "gives up",
+// not a speed.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { S3Client } from '../../host/src/s3/client.js';
+import { startFreezeRelay, type FreezeRelay } from '../helpers/freeze-relay.js';
+import { hostOp } from '../helpers/host-op.js';
+import { closeTestClients, dropBucket, freshBucket, testS3 } from '../helpers/s3.js';
+import { BIN, MiB, directAndProxied, keys, requireBuild, run } from './cli-helpers.js';
+
+/** Well beyond one stall (10 s) and its last try (10 s), well below 6 x 3 x 10 s. */
+const GIVES_UP_WITHIN_MS = 90_000;
+
+let c: S3Client;
+let dir: string;
+let relay: FreezeRelay;
+let env: NodeJS.ProcessEnv;
+
+beforeAll(async () => {
+  requireBuild();
+  c = await freshBucket('stall');
+  dir = await mkdtemp(join(tmpdir(), 'pve-s3-stall-'));
+  relay = await startFreezeRelay(testS3().endpoint);
+  // bwlimit: slow enough that the gateway is frozen with the upload half done
+  const both = await directAndProxied(dir, c.bucket, relay.url, {
+    multipart_chunk_size: '5',
+    request_timeout: '10',
+    connection_timeout: '10',
+    path: join(dir, 'cache'),
+    bwlimit: 'default=8192,restore=8192',
+  });
+  env = both.env;
+  await writeFile(join(dir, 'seed.vma.zst'), randomBytes(48 * MiB));
+  const seeded = await run('pve-s3-backup', ['--storage', 's3a', '--source', join(dir, 'seed.vma.zst'), '--name', 'vzdump-qemu-100-2026_12_01-10_00_00.vma.zst'], { env });
+  expect(seeded.code, seeded.stderr).toBe(0);
+  await both.shareKey();
+});
+
+afterAll(async () => {
+  relay?.thaw();
+  await relay?.close();
+  await dropBucket(c);
+  await closeTestClients();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function until(what: string, ok: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    if (await ok()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+async function partsStored(): Promise<boolean> {
+  const ups = await c.listMultipartUploads();
+  return ups.length === 1 && (await c.listParts(ups[0]!.key, ups[0]!.uploadId)).length > 0;
+}
+
+/** What a stalled command must say: the endpoint, what happened and what to do; never the secret. */
+function saysStalled(stderr: string, command: string): void {
+  const last = stderr.trimEnd().split('\n').at(-1)!;
+  expect(last).toMatch(new RegExp(`^${command}: no answer from ${relay.url.replace(/[.:/]/g, '\\$&')} for \\d+ s during \\w+`));
+  expect(last).toMatch(/it accepts connections but does not respond .*check the gateway, then run this again \(stall_timeout 10 s\) \[Stalled\]$/);
+  expect(stderr).not.toContain(testS3().secretAccessKey);
+}
+
+/** Thaws the gateway and waits for what the frozen gateway still had queued (the upload's abort). */
+async function thawAndSettle(): Promise<void> {
+  relay.thaw();
+  await until('no incomplete upload left', async () => (await c.listMultipartUploads()).length === 0);
+}
+
+describe('a gateway frozen in the middle of the work', () => {
+  it('pve-s3-backup of a file: gives up, names the endpoint; thawed: no object, no upload, and the next backup works', async () => {
+    const name = 'vzdump-qemu-101-2026_12_06-10_00_00.vma.zst';
+    await writeFile(join(dir, name), randomBytes(40 * MiB));
+    const started = Date.now();
+    const done = run('pve-s3-backup', ['--storage', 'viaproxy', '--source', join(dir, name)], { env });
+    await until('a part stored', partsStored);
+    relay.freeze();
+    const r = await done;
+    expect(Date.now() - started).toBeLessThan(GIVES_UP_WITHIN_MS);
+    expect(r.code).toBe(1);
+    saysStalled(r.stderr, 'pve-s3-backup');
+    await thawAndSettle();
+    expect((await keys(c, 'dump/')).filter((k) => k.includes('-101-'))).toEqual([]);
+    expect(existsSync(join(dir, name))).toBe(true); // the source is never touched by a failure
+    expect(await readdir(join(dir, 'cache', '.pve-s3', 'upload-journal'))).toEqual([]);
+    const again = await run('pve-s3-backup', ['--storage', 'viaproxy', '--source', join(dir, name)], { env });
+    expect(again.code, again.stderr).toBe(0);
+    expect(await keys(c, `dump/${name}`)).toEqual([`dump/${name}`, `dump/${name}.s3manifest`]);
+  });
+
+  it('pve-s3-backup of a stream: gives up with parts in flight; thawed: nothing stored', async () => {
+    const p = spawn(process.execPath, [join(BIN, 'pve-s3-backup.js'), '--storage', 'viaproxy', '--source', '-', '--vmid', '102', '--type', 'qemu', '--compress', 'zstd', '--max-size', '1G'], {
+      env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    p.stderr.on('data', (d) => (stderr += d));
+    p.stdin.on('error', () => undefined);
+    const exited = new Promise<number | null>((res) => p.on('close', (code) => res(code)));
+    const kill = setTimeout(() => p.kill('SIGKILL'), 240_000); // safety net only
+    p.stdin.write(randomBytes(12 * MiB));
+    await until('a part stored', partsStored);
+    relay.freeze();
+    const started = Date.now();
+    p.stdin.write(randomBytes(12 * MiB)); // parts go out into the frozen gateway; stdin stays open
+    const code = await exited;
+    clearTimeout(kill);
+    expect(Date.now() - started).toBeLessThan(GIVES_UP_WITHIN_MS);
+    expect(code).toBe(1);
+    saysStalled(stderr, 'pve-s3-backup');
+    await thawAndSettle();
+    expect((await keys(c, 'dump/')).filter((k) => k.includes('-102-'))).toEqual([]);
+  });
+
+  it('pve-s3-restore: gives up mid-download; no file, no temporary file; thawed, the same restore works', async () => {
+    const dest = join(dir, 'restored');
+    await mkdir(dest);
+    const args = ['--storage', 'viaproxy', '--source', 'vzdump-qemu-100-2026_12_01-10_00_00.vma.zst', '--destination', `${dest}/`];
+    const p = spawn(process.execPath, [join(BIN, 'pve-s3-restore.js'), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((res) => p.on('close', (code) => res(code)));
+    const kill = setTimeout(() => p.kill('SIGKILL'), 240_000);
+    // bytes have come (the temporary file grew): freeze
+    const grown = async (): Promise<boolean> => {
+      for (const f of await readdir(dest)) if (((await stat(join(dest, f)).catch(() => null))?.size ?? 0) > 0) return true;
+      return false;
+    };
+    await until('bytes downloaded', grown);
+    relay.freeze();
+    const started = Date.now();
+    const code = await exited;
+    clearTimeout(kill);
+    expect(Date.now() - started).toBeLessThan(GIVES_UP_WITHIN_MS);
+    expect(code).toBe(1);
+    saysStalled(stderr, 'pve-s3-restore');
+    expect(await readdir(dest)).toEqual([]);
+    relay.thaw();
+    const again = await run('pve-s3-restore', args, { env });
+    expect(again.code, again.stderr).toBe(0);
+    expect(await readdir(dest)).toEqual(['vzdump-qemu-100-2026_12_01-10_00_00.vma.zst']);
+  });
+});
+
+describe('a gateway frozen before the operation', () => {
+  it('pve-s3-restore --list and pve-s3-maintenance --action prune give up after one stall, naming the endpoint', async () => {
+    relay.freeze();
+    try {
+      const started = Date.now();
+      const [list, prune] = await Promise.all([
+        run('pve-s3-restore', ['--storage', 'viaproxy', '--list'], { env }),
+        run('pve-s3-maintenance', ['--storage', 'viaproxy', '--action', 'prune', '--keep-last', '1', '--dry-run'], { env }),
+      ]);
+      expect(Date.now() - started).toBeLessThan(GIVES_UP_WITHIN_MS);
+      expect(list.code).toBe(1);
+      saysStalled(list.stderr, 'pve-s3-restore');
+      expect(prune.code).toBe(1);
+      saysStalled(prune.stderr, 'pve-s3-maintenance');
+    } finally {
+      relay.thaw();
+    }
+  });
+
+  it("the plugin's download (activate_volume): Timeout, retryable (an outage for the plugin), naming the endpoint", async () => {
+    const storage = {
+      id: 'viaproxy',
+      bucket: c.bucket,
+      endpoint: relay.url,
+      region: testS3().region,
+      access_key: testS3().accessKeyId,
+      secret_key: testS3().secretAccessKey,
+      force_path_style: '1',
+      path: join(dir, 'plugin-cache'),
+      request_timeout: '10',
+    };
+    relay.freeze();
+    try {
+      const started = Date.now();
+      const dest = join(dir, 'plugin-cache', 'dump', 'vzdump-qemu-100-2026_12_01-10_00_00.vma.zst');
+      await mkdir(join(dir, 'plugin-cache', 'dump'), { recursive: true });
+      const r = await hostOp('download', storage, { volname: 'backup/vzdump-qemu-100-2026_12_01-10_00_00.vma.zst', dest }, { env: { PVE_S3_PRIV_DIR: join(dir, 'priv'), PVE_S3_LOG_FILE: join(dir, 'host.log') } });
+      expect(Date.now() - started).toBeLessThan(GIVES_UP_WITHIN_MS);
+      expect(r.ok).toBe(false);
+      expect(r.error).toMatchObject({ code: 'Timeout', retryable: true });
+      expect(r.error!.message).toMatch(new RegExp(`^no answer from ${relay.url.replace(/[.:/]/g, '\\$&')} for \\d+ s during`));
+      expect(r.stderr + JSON.stringify(r.error)).not.toContain(testS3().secretAccessKey);
+    } finally {
+      relay.thaw();
+    }
+    expect(await readdir(join(dir, 'plugin-cache', 'dump'))).toEqual([]);
+  });
+});
