@@ -19,6 +19,10 @@ export interface FreezeRelay {
   readonly port: number;
   freeze(): void;
   thaw(): void;
+  /** as if radosgw was killed: every connection reset, new ones refused (nothing listens) */
+  down(): Promise<void>;
+  /** started again, on the same port */
+  up(): Promise<void>;
   readonly frozen: boolean;
   /** connections accepted so far */
   readonly accepted: number;
@@ -68,10 +72,15 @@ export async function startFreezeRelay(upstream: string): Promise<FreezeRelay> {
     // a listener on 'data' sets a socket flowing: frozen ones stay paused
     if (frozen) for (const s of [client, up]) s.pause();
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
+  const listen = (port: number): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  await listen(0);
   const own = (server.address() as net.AddressInfo).port;
 
   return {
@@ -91,9 +100,15 @@ export async function startFreezeRelay(upstream: string): Promise<FreezeRelay> {
       frozen = false;
       for (const s of sockets) (s as net.Socket & { resumeUnlessWaiting?: () => void }).resumeUnlessWaiting?.();
     },
+    async down() {
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      for (const s of sockets) s.resetAndDestroy();
+      await closed;
+    },
+    up: () => listen(own),
     async close() {
       for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
+      if (server.listening) await new Promise<void>((r) => server.close(() => r()));
     },
   };
 }

@@ -22,6 +22,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseStorageCfg, storageConfigFromSection } from '../../host/src/config/index.js';
 import { OWN_KEYS, PVE_GLOBAL_KEYS, SCHEMA } from '../../host/src/config/schema.js';
 import type { S3Client } from '../../host/src/s3/client.js';
+import { startFreezeRelay } from '../helpers/freeze-relay.js';
 import { closeTestClients, dropBucket, freshBucket, testClient, testS3 } from '../helpers/s3.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -61,7 +62,7 @@ describe('README blocks', () => {
     expect(blocks.every((b) => b.lang === 'sh' || b.lang === 'text')).toBe(true);
     expect(linesOf('sh', 'run').length).toBeGreaterThanOrEqual(10);
     expect(tagged('text', 'storage.cfg')).toHaveLength(1);
-    expect(linesOf('text', 'error').length).toBe(5);
+    expect(linesOf('text', 'error').length).toBe(6);
   });
 
   it('every pve-s3-* flag and action shown exists in that command\'s --help', () => {
@@ -335,14 +336,21 @@ describe('README commands against the test RadosGW', () => {
     expect((JSON.parse(isos.stdout) as { name: string; size: number }[]).map((v) => [v.name, v.size])).toEqual([['debian-12.iso', iso.length]]);
   });
 
-  it('the troubleshooting messages are what the commands print', () => {
+  it('the troubleshooting messages are what the commands print', async () => {
     const t = testS3();
+    // a gateway that takes connections and never answers: the relay, frozen (spawnSync holds this
+    // process's event loop too), with stall_timeout 10 as the README's example says
+    const relay = await startFreezeRelay(t.endpoint);
+    relay.freeze();
+    const stalledCfg = join(sb, 'storage-stalled.cfg');
+    writeFileSync(stalledCfg, readFileSync(join(sb, 'storage.cfg'), 'utf8').replace(/^(\s+endpoint ).*/m, `$1${relay.url}`) + '\tstall_timeout 10\n');
     const cases: Record<string, { cmd: string; env: NodeJS.ProcessEnv; exit: number; shown: [string, string] }> = {
       SignatureDoesNotMatch: { cmd: 'pve-s3-restore --storage my-s3 --list', env: { S3_SECRET_KEY: 'wrong-secret-key-0123456789' }, exit: 4, shown: [t.endpoint, SHOWN_ENDPOINT] },
       InvalidAccessKeyId: { cmd: 'pve-s3-restore --storage my-s3 --list', env: { S3_ACCESS_KEY: 'NOSUCHACCESSKEY0000' }, exit: 4, shown: [t.endpoint, SHOWN_ENDPOINT] },
       NoSuchBucket: { cmd: 'pve-s3-backup --storage my-s3 --source debian-12.iso', env: { S3_BUCKET: 'my-bucket-proxmox' }, exit: 3, shown: [t.endpoint, SHOWN_ENDPOINT] },
       ConnectionRefused: { cmd: 'pve-s3-restore --storage my-s3 --list', env: { S3_ENDPOINT: 'http://127.0.0.1:1' }, exit: 1, shown: ['http://127.0.0.1:1', SHOWN_ENDPOINT] },
       NetworkError: { cmd: 'pve-s3-restore --storage my-s3 --list', env: { S3_ENDPOINT: 'https://s3.nonexistent.invalid' }, exit: 1, shown: ['', ''] },
+      Stalled: { cmd: 'pve-s3-restore --storage my-s3 --list', env: { PVE_S3_STORAGE_CFG: stalledCfg }, exit: 1, shown: [relay.url, SHOWN_ENDPOINT] },
     };
     const seen = new Set<string>();
     for (const line of linesOf('text', 'error')) {
@@ -357,7 +365,8 @@ describe('README commands against the test RadosGW', () => {
       expect(r.status, line).toBe(k!.exit);
       seen.add(code!);
     }
-    expect(seen.size).toBe(5);
+    await relay.close();
+    expect(seen.size).toBe(6);
   });
 });
 

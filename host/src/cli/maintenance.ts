@@ -46,7 +46,7 @@ Actions:
                    with lifecycle_enabled 0 it removes this storage's rules; --show only
                    prints them
   abort-uploads    abort the storage's incomplete multipart uploads older than --older-than
-                   (default 1d)
+                   (default 1d), and those this node could not abort when their upload failed
   prune            apply the storage's prune-backups setting (PVE's keep-last/hourly/daily/
                    weekly/monthly/yearly), or --prune-backups / --keep-last given here; only
                    verified backups are counted and removed, unverified ones are kept and listed

@@ -166,9 +166,45 @@ export const nowOf = (ctx: StoreContext): Date => (ctx.now ? ctx.now() : new Dat
 /** PVE's volume id, `<storage>:<volname>` */
 export const volid = (ctx: StoreContext, volname: string): string => `${ctx.settings.storageId}:${volname}`;
 
-/** The same client seen through the transfer engine's structural interface (S3Client has both). */
-export const transferClient = (ctx: StoreContext): import('../transfer/transfer-client.js').TransferClient =>
-  ctx.client as unknown as import('../transfer/transfer-client.js').TransferClient;
+type TransferClient = import('../transfer/transfer-client.js').TransferClient;
+const tracked = new WeakMap<StoreContext, TransferClient>();
+
+/**
+ * The same client seen through the transfer engine's structural interface (S3Client has both),
+ * with the storage's abandoned uploads kept (store/abandoned-uploads.ts): an abort that fails is
+ * remembered, and the first multipart upload of this context aborts what is remembered first.
+ * The module is loaded only then: a status never gets here.
+ */
+export const transferClient = (ctx: StoreContext): TransferClient => {
+  let c = tracked.get(ctx);
+  if (c !== undefined) return c;
+  const client = ctx.client as unknown as TransferClient;
+  let swept: Promise<unknown> | undefined;
+  const create: TransferClient['createMultipartUpload'] = async (...a) => {
+    swept ??= import('./abandoned-uploads.js').then((m) => m.abortAbandoned(ctx)).catch(() => 0);
+    await swept;
+    return client.createMultipartUpload(...a);
+  };
+  const abort: TransferClient['abortMultipartUpload'] = async (key, uploadId) => {
+    try {
+      return await client.abortMultipartUpload(key, uploadId);
+    } catch (e) {
+      const code = (e as { code?: string }).code ?? 'Error';
+      if (code !== 'NoSuchUpload') await (await import('./abandoned-uploads.js')).rememberAbandoned(ctx, key, uploadId, code);
+      throw e;
+    }
+  };
+  c = new Proxy(client, {
+    get(target, prop) {
+      if (prop === 'createMultipartUpload') return create;
+      if (prop === 'abortMultipartUpload') return abort;
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  tracked.set(ctx, c);
+  return c;
+};
 
 /** What reads need of the storage's SSE: only an SSE-C key (S3 refuses SSE-S3/KMS headers on GET). */
 export const readSse = (ctx: StoreContext): { sse?: SseOptions } =>

@@ -339,9 +339,9 @@ class MultipartRun {
         this.fail(new PveS3Error('InternalError', `upload of '${this.key}' ended with parts missing; nothing was stored`));
       }
       if (this.failure) {
-        await this.abortUpload();
+        const aborted = await this.abortUpload();
         await this.resume?.journal.remove();
-        throw this.failure;
+        throw aborted ? this.failure : notAborted(this.failure);
       }
     } finally {
       this.o.signal?.removeEventListener('abort', onAbort);
@@ -353,9 +353,9 @@ class MultipartRun {
       // the client's own empty-ETag HEAD needs the SSE-C key; a cancel must reach Complete too
       ({ etag } = await this.client.completeMultipartUpload(this.key, this.uploadId, parts, { sse: this.o.put?.sse, signal: this.o.signal, ...(this.o.put?.objectLock ? { objectLock: this.o.put.objectLock } : {}) }));
     } catch (e) {
-      await this.abortUpload();
+      const aborted = await this.abortUpload();
       await this.resume?.journal.remove();
-      throw e;
+      throw aborted ? e : notAborted(asPveS3Error(e));
     }
     await this.resume?.journal.remove();
     // some RadosGW releases answer Complete with an empty <ETag/>; the object has one
@@ -497,20 +497,21 @@ class MultipartRun {
    * Every worker has settled, so no UploadPart can land after this. S3 documents that parts still
    * arriving during an abort may survive it, hence the check and a second try.
    */
-  private async abortUpload(): Promise<void> {
+  private async abortUpload(): Promise<boolean> {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         await this.client.abortMultipartUpload(this.key, this.uploadId);
       } catch (e) {
         const code = (e as { code?: unknown }).code;
         if (code !== 'NoSuchUpload') {
-          // left for maintenance's stale-upload cleanup; a stalled endpoint had its last try
-          if (attempt === 2 || code === 'Stalled') return;
+          // the client remembers it (store/abandoned-uploads.ts); a stalled endpoint had its last try
+          if (attempt === 2 || code === 'Stalled') return false;
           continue;
         }
       }
-      if (!(await this.stillListed())) return;
+      if (!(await this.stillListed())) return true;
     }
+    return true;
   }
 
   private async stillListed(): Promise<boolean> {
@@ -521,6 +522,15 @@ class MultipartRun {
       return false;
     }
   }
+}
+
+/** The upload failed and its abort failed too (the gateway died or stayed silent): say where its parts are. */
+function notAborted(e: PveS3Error): PveS3Error {
+  return new PveS3Error(
+    e.code,
+    `${e.message}; its incomplete multipart upload could not be aborted now: the next upload to this storage from this node aborts it once the gateway answers (or pve-s3-maintenance --action abort-uploads)`,
+    { cause: e, key: e.key, status: e.status, retryable: e.retryable, exitCode: e.exitCode },
+  );
 }
 
 async function withPartRetries<T>(o: UploadOptions, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
