@@ -7,6 +7,7 @@ import type { TransferClient } from '../../host/src/transfer/transfer-client.js'
 import { verifyObject } from '../../host/src/transfer/download.js';
 import { readManifest } from '../../host/src/transfer/manifest.js';
 import { uploadObject } from '../../host/src/transfer/upload.js';
+import type { Progress } from '../../host/src/transfer/progress.js';
 import { closeTestClients, dropBucket, freshBucket, readAll } from '../helpers/s3.js';
 import { refCrc64Hex } from '../helpers/crc64.js';
 import { MiB, payload, sha256, wrapClient } from './transfer-helpers.js';
@@ -76,9 +77,16 @@ describe('resumable uploads', () => {
         return c.uploadPart(k, id, n, body, sha, o);
       },
     });
-    const up = await uploadObject(counting, key, { path: src }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 3, journalDir });
+    const events: Progress[] = [];
+    const up = await uploadObject(counting, key, { path: src }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 3, journalDir, onProgress: (p) => events.push(p) });
     expect(up.partCount).toBe(7);
     expect(sent).toEqual([4]);
+    // the stored parts count as done from the first event, but never as moved: no rate out of
+    // them (a resumed 16 GiB upload showed 2,000,000 MiB/s and ETA 00:00), and the callers learn
+    // how much was resumed
+    const kept = data.length - 5 * MiB;
+    expect(events[0]).toMatchObject({ bytes: kept, parts: 6, total: data.length, rate: 0, resumed: kept });
+    expect(events.at(-1)).toMatchObject({ bytes: data.length, parts: 7, resumed: kept });
 
     const { body } = await c.getObject(key);
     expect(sha256(await readAll(body))).toBe(sha256(data));

@@ -17,6 +17,7 @@ import { runCommand } from './exit.js';
 import { formatBytes, formatRate, note, writeJson, writeOut } from './output.js';
 import type { Producer } from './producer.js';
 import { progressBar } from './progress.js';
+import type { Progress } from '../transfer/progress.js';
 
 const CMD = 'pve-s3-backup';
 const USAGE = `${CMD} [--storage ID] --source FILE... | (--source - | --from-command CMD) (--name NAME | --vmid N --type qemu|lxc) [options]`;
@@ -285,6 +286,8 @@ interface Outcome {
   dryRun?: boolean;
   /** the bucket already held these exact bytes: nothing was transferred */
   alreadyStored?: boolean;
+  /** bytes an interrupted earlier run had stored (its journal): not sent again, not in `rate` */
+  resumedBytes?: number;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -383,6 +386,11 @@ async function upload(
         continue;
       }
       const bar = progressBar(it.volume.name, flag(p, 'progress'));
+      let resumed = 0;
+      const onProgress = (x: Progress): void => {
+        resumed = x.resumed ?? 0;
+        bar.update(x);
+      };
       const notes = it.notes;
       let vol: Volume;
       let local: import('../store/put-local.js').LocalUploadOutcome | undefined;
@@ -399,7 +407,7 @@ async function upload(
             waitSeconds: WAIT_FOR_WRITER_SECONDS,
             who: CMD,
             onWait: (m) => note(m),
-            onProgress: (x) => bar.update(x),
+            onProgress,
           });
           vol = local.volume;
         } else {
@@ -409,7 +417,7 @@ async function upload(
             ...(notes !== undefined ? { notes } : {}),
             protected: it.protected,
             who: CMD,
-            onProgress: (x) => bar.update(x),
+            onProgress,
           });
         }
       } catch (e) {
@@ -423,9 +431,11 @@ async function upload(
         key: vol.key,
         size: vol.size,
         seconds,
-        rate: vol.size / Math.max(seconds, 1e-6),
+        // what this run moved: a resumed upload's stored parts were not sent again
+        rate: (vol.size - resumed) / Math.max(seconds, 1e-6),
         verified: vol.verified === true,
       };
+      if (resumed > 0) o.resumedBytes = resumed;
       if (local !== undefined && local.result !== 'uploaded') o.alreadyStored = true;
       if (vol.content === 'backup') {
         o.notes = vol.notes !== undefined;
@@ -443,7 +453,12 @@ async function upload(
           .join(', ');
         if (it.kind === 'volume' && local?.result === 'identical') writeOut(`${o.volid} is already in the bucket, identical to ${it.path} (checked against its manifest): not uploaded again; ${extra}`);
         else if (it.kind === 'volume' && local?.result === 'by-other') writeOut(`${o.volid} was uploaded by another process meanwhile (${it.path} is gone): not uploaded again; ${extra}`);
-        else writeOut(`uploaded ${o.volid} (${formatBytes(o.size)} in ${o.seconds.toFixed(1)} s, ${formatRate(o.rate)}; ${extra})`);
+        else if (o.resumedBytes !== undefined) {
+          const sent = o.size - o.resumedBytes;
+          writeOut(
+            `uploaded ${o.volid} (${formatBytes(o.size)}; resumed the interrupted upload: ${formatBytes(o.resumedBytes)} were stored already, ${formatBytes(sent)} sent in ${o.seconds.toFixed(1)} s, ${formatRate(o.rate)}; ${extra})`,
+          );
+        } else writeOut(`uploaded ${o.volid} (${formatBytes(o.size)} in ${o.seconds.toFixed(1)} s, ${formatRate(o.rate)}; ${extra})`);
       }
     }
   } catch (e) {

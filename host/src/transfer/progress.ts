@@ -10,6 +10,8 @@ export interface Progress {
   partsTotal: number | null;
   /** bytes per second over the last few seconds */
   rate: number;
+  /** of `bytes`, what an earlier run had already stored (a resumed upload): never in `rate` */
+  resumed?: number;
 }
 
 export type ProgressListener = (p: Progress) => void;
@@ -20,6 +22,7 @@ const SAMPLE_MS = 100;
 export class ProgressTracker {
   private bytes = 0;
   private parts = 0;
+  private resumed = 0;
   private lastEmit = -Infinity;
   private readonly samples: Array<[number, number]> = [];
   private readonly now: () => number;
@@ -51,6 +54,19 @@ export class ProgressTracker {
     if (t - this.lastEmit >= this.intervalMs) this.emit(t);
   }
 
+  /**
+   * Bytes (and parts) an earlier run already stored: done, but not moved now, so they stay out of
+   * the rate (a resumed 16 GiB upload showed 2,000,000 MiB/s and ETA 00:00 until its window
+   * passed) and the ETA is what is left over the rate of what moves.
+   */
+  resume(bytes: number, parts: number): void {
+    this.bytes += bytes;
+    this.parts += parts;
+    this.resumed += bytes;
+    for (const s of this.samples) s[1] += bytes;
+    if (this.listener) this.emit(this.now());
+  }
+
   /** Undoes bytes counted for a range or part that is being retried. */
   retract(bytes: number): void {
     this.bytes -= bytes;
@@ -79,6 +95,7 @@ export class ProgressTracker {
       parts: this.parts,
       partsTotal: this.partsTotal,
       rate: dt > 0 ? (this.bytes - b0) / dt : 0,
+      ...(this.resumed > 0 ? { resumed: this.resumed } : {}),
     };
   }
 }

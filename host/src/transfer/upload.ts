@@ -318,7 +318,7 @@ class MultipartRun {
       this.sizes[n - 1] = p.size;
       keptBytes += p.size;
     }
-    if (this.resume?.kept.size) this.progress.add(keptBytes, this.resume.kept.size);
+    if (this.resume?.kept.size) this.progress.resume(keptBytes, this.resume.kept.size);
     const onAbort = (): void => this.fail(abortedError(this.key, 'upload', this.o.signal?.reason));
     this.o.signal?.addEventListener('abort', onAbort, { once: true });
     if (this.o.signal?.aborted) onAbort();
