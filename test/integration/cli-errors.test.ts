@@ -1,7 +1,7 @@
 // Exit codes and failure behaviour of the commands, as subprocesses against RadosGW: bad usage,
 // unknown storage, wrong secret, missing archive, a corrupted object, overwrite protection,
 // nothing partial after a failed restore, and secrets kept out of every output in debug mode.
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -321,12 +321,19 @@ describe('maintenance', () => {
 
   it('status --json, lifecycle --show, abort-uploads leave a fresh upload alone', async () => {
     const id = await c.createMultipartUpload('dump/in-progress.vma.zst');
+    // one part stored, as a backup killed at 60% leaves hundreds
+    const part = randomBytes(5 * 1024 * 1024 + 3);
+    await c.uploadPart('dump/in-progress.vma.zst', id, 1, part, createHash('sha256').update(part).digest('hex'));
     let r = await run('pve-s3-maintenance', ['--storage', 's3a', '--action', 'status', '--json'], { env });
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ storage: 's3a', bucket: c.bucket, multipart: { count: 1 } });
     r = await run('pve-s3-maintenance', ['--storage', 's3a', '--action', 'abort-uploads', '--older-than', '1d'], { env });
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/0 aborted/);
+    // what stays is said, with what it holds and how to abort it once it is surely dead
+    expect(r.stdout).toMatch(/^dump\/in-progress\.vma\.zst {2}started \d{4}-\d\d-\d\dT[\d:.]+Z {2}kept \(5\.0 MiB stored\)$/m);
+    expect(r.stdout).toMatch(/^incomplete uploads younger than 1d: 1 kept, 5\.0 MiB \(each may still be running; --older-than 1h aborts those started more than an hour ago\)$/m);
+    expect((await c.listMultipartUploads()).map((u) => u.uploadId)).toContain(id);
     r = await run('pve-s3-maintenance', ['--storage', 's3a', '--action', 'lifecycle', '--show'], { env });
     expect(r.code).toBe(0);
     await c.abortMultipartUpload('dump/in-progress.vma.zst', id);

@@ -46,7 +46,8 @@ Actions:
                    with lifecycle_enabled 0 it removes this storage's rules; --show only
                    prints them
   abort-uploads    abort the storage's incomplete multipart uploads older than --older-than
-                   (default 1d), and those this node could not abort when their upload failed
+                   (default 1d, at least 1h), and those this node could not abort when their
+                   upload failed; lists the younger ones it keeps and what they hold
   prune            apply the storage's prune-backups setting (PVE's keep-last/hourly/daily/
                    weekly/monthly/yearly), or --prune-backups / --keep-last given here; only
                    verified backups are counted and removed, unverified ones are kept and listed
@@ -413,6 +414,13 @@ async function abortUploads(ctx: StoreContext, p: Parsed, json: boolean): Promis
     for (const u of r.uploads) writeOut(`${printable(u.key)}  started ${u.initiated}  ${r.dryRun ? 'would abort' : u.aborted ? 'aborted' : `FAILED: ${printable(u.error ?? '')}`}`);
     writeOut(`incomplete uploads older than ${olderThan}: ${r.dryRun ? `${r.uploads.length} would be aborted` : `${r.aborted} aborted, ${r.failed} failed`}`);
     if (r.journals > 0) writeOut(`resume journals of uploads that are gone: ${r.journals} ${r.dryRun ? 'would be removed' : 'removed'}`);
+    if (r.younger.length > 0) {
+      for (const u of r.younger) writeOut(`${printable(u.key)}  started ${u.initiated ?? '(unknown)'}  kept${u.bytes !== null ? ` (${formatBytes(u.bytes)} stored)` : ''}`);
+      const bytes = r.younger.reduce((n, u) => n + (u.bytes ?? 0), 0);
+      writeOut(
+        `incomplete uploads younger than ${olderThan}: ${r.younger.length} kept, ${formatBytes(bytes)} (each may still be running${durationMs(olderThan) > 3600_000 ? '; --older-than 1h aborts those started more than an hour ago' : ''})`,
+      );
+    }
   }
   return r.failed > 0 ? EXIT.failure : EXIT.ok;
 }

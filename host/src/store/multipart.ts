@@ -27,6 +27,15 @@ export interface StaleUpload {
   error?: string;
 }
 
+/** An upload left alone for being younger than the cutoff (or undated): it may still be running. */
+export interface YoungerUpload {
+  key: string;
+  uploadId: string;
+  initiated: string | null;
+  /** what its parts hold so far; null when they could not be listed (it finished meanwhile) */
+  bytes: number | null;
+}
+
 /**
  * Aborts uploads under the prefix initiated more than `olderThanSeconds` ago. Uploads without an
  * initiation date are left alone: we cannot tell a running upload from a stale one. Then the
@@ -37,16 +46,20 @@ export interface StaleUpload {
 export async function abortStaleUploads(
   ctx: StoreContext,
   o: { olderThanSeconds: number; dryRun?: boolean },
-): Promise<{ uploads: StaleUpload[]; aborted: number; failed: number; journals: number; dryRun: boolean }> {
+): Promise<{ uploads: StaleUpload[]; aborted: number; failed: number; journals: number; dryRun: boolean; younger: YoungerUpload[] }> {
   const cutoff = nowOf(ctx).getTime() - o.olderThanSeconds * 1000;
   const out: StaleUpload[] = [];
   // the uploads this node could not abort when they failed go first, whatever their age
   let aborted = o.dryRun ? 0 : await (await import('./abandoned-uploads.js')).abortAbandoned(ctx);
   let failed = 0;
   const live = new Set<string>();
+  const younger: UploadInfo[] = [];
   for await (const u of listUploads(ctx)) {
     live.add(u.uploadId);
-    if (u.initiated === undefined || u.initiated.getTime() >= cutoff) continue;
+    if (u.initiated === undefined || u.initiated.getTime() >= cutoff) {
+      younger.push(u);
+      continue;
+    }
     const item: StaleUpload = { key: u.key, uploadId: u.uploadId, initiated: u.initiated.toISOString(), aborted: false };
     if (!o.dryRun) {
       try {
@@ -80,5 +93,12 @@ export async function abortStaleUploads(
     journals = swept.length;
     if (journals > 0 && !o.dryRun) ctx.logger.info('removed resume journals of uploads that are gone', { count: journals, dir: ctx.settings.journalDir });
   }
-  return { uploads: out, aborted, failed, journals, dryRun: o.dryRun === true };
+  // what stays is said too: a backup killed minutes ago leaves its parts (GiBs, billed) where
+  // '0 aborted' alone reads as nothing left
+  const kept: YoungerUpload[] = [];
+  for (const u of younger) {
+    const bytes = await uploadBytes(ctx, u).catch(() => null);
+    kept.push({ key: u.key, uploadId: u.uploadId, initiated: u.initiated?.toISOString() ?? null, bytes });
+  }
+  return { uploads: out, aborted, failed, journals, dryRun: o.dryRun === true, younger: kept };
 }
