@@ -58,13 +58,28 @@ describe('pve-s3-backup --source -: part size', () => {
   it('a stream longer than its expected size still goes up whole, in parts sized for the estimate', async () => {
     const env5 = await cfgEnv(join(dir, 'cfg5'), [s3Section('s5', c.bucket, { multipart_chunk_size: '5' })]);
     const big = randomBytes(12 * MiB + 5);
-    const r = await run('pve-s3-backup', ['--storage', 's5', '--source', '-', '--name', 'vzdump-qemu-201-2024_01_01-00_00_00.vma', '--size', '1M'], { env: env5, input: big });
+    const r = await run('pve-s3-backup', ['--storage', 's5', '--source', '-', '--name', 'vzdump-qemu-201-2024_01_01-00_00_00.vma', '--size', '1M', '--progress'], { env: env5, input: big });
     expect(r.code, r.stderr).toBe(0);
+    // past its estimate, the progress line has no bar and no ETA any more
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('vzdump-qemu-201-'));
+    expect(lines.length).toBeGreaterThan(0);
+    for (const l of lines) expect(l).toMatch(/^vzdump-qemu-201-2024_01_01-00_00_00\.vma [\d.]+ MiB {2}[\d.]+ MiB\/s {2}ETA --:--$/);
     const m = await manifestOf('dump/vzdump-qemu-201-2024_01_01-00_00_00.vma');
     expect(m.size).toBe(big.length);
     expect(m.partSize).toBe(5 * MiB);
     expect(m.parts).toHaveLength(3);
     expect((await body(c, 'dump/vzdump-qemu-201-2024_01_01-00_00_00.vma')).equals(big)).toBe(true);
+  });
+
+  it('with --size, the progress line has a bar and an ETA against the estimate, marked ~', async () => {
+    const env5 = await cfgEnv(join(dir, 'cfg5b'), [s3Section('s5', c.bucket, { multipart_chunk_size: '5' })]);
+    const data12 = randomBytes(12 * MiB + 5);
+    const r = await run('pve-s3-backup', ['--storage', 's5', '--source', '-', '--name', 'vzdump-qemu-203-2024_01_01-00_00_00.vma', '--size', '20M', '--progress'], { env: env5, input: data12 });
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('vzdump-qemu-203-'));
+    expect(lines.length).toBeGreaterThan(0);
+    for (const l of lines) expect(l).toMatch(/^vzdump-qemu-203-2024_01_01-00_00_00\.vma \[[#.]{24}\] ~ *\d+% [\d.]+ MiB \/ ~20\.0 MiB {2}[\d.]+ MiB\/s {2}ETA (~\d\d:\d\d|--:--)$/);
+    expect(lines.at(-1)).toContain(' ~ 60% 12.0 MiB / ~20.0 MiB ');
   });
 
   it('--size with --max-size, or with files, is a usage error before anything is read', async () => {

@@ -81,6 +81,14 @@ describe('progress line', () => {
     expect(renderProgress('s', { bytes: 3 * MiB, total: null, parts: 0, partsTotal: null, rate: 0 })).toBe('s 3.0 MiB  0.0 MiB/s  ETA --:--');
     expect(renderProgress('b', { bytes: 0, total: 7200 * MiB, parts: 0, partsTotal: 10, rate: MiB }, 4)).toMatch(/ETA 2:00:00$/);
   });
+
+  it("a stream of expected size: bar and ETA against the estimate, marked '~', bytes only beyond it", () => {
+    const MiB = 1024 * 1024;
+    const at = (bytes: number) => renderProgress('s.vma', { bytes, total: null, parts: 0, partsTotal: null, rate: 5 * MiB }, 10, 100 * MiB);
+    expect(at(25 * MiB)).toBe('s.vma [###.......] ~ 25% 25.0 MiB / ~100 MiB  5.0 MiB/s  ETA ~00:15');
+    expect(at(100 * MiB)).toBe('s.vma 100 MiB  5.0 MiB/s  ETA --:--');
+    expect(renderProgress('s.vma', { bytes: 0, total: null, parts: 0, partsTotal: null, rate: 0 }, 10, 100 * MiB)).toBe('s.vma [..........] ~  0% 0 B / ~100 MiB  0.0 MiB/s  ETA --:--');
+  });
 });
 
 describe('verified source removal (store/local-files.ts)', () => {

@@ -385,7 +385,7 @@ async function upload(
         if (!json) writeOut(`uploaded log ${it.path} -> s3://${cfg.bucket}/${r.key} (${formatBytes(r.size)})`);
         continue;
       }
-      const bar = progressBar(it.volume.name, flag(p, 'progress'));
+      const bar = progressBar(it.volume.name, flag(p, 'progress'), process.stderr, it.kind === 'stream' ? it.expectedSize : undefined);
       let resumed = 0;
       const onProgress = (x: Progress): void => {
         resumed = x.resumed ?? 0;
