@@ -252,6 +252,13 @@ describe('maintenance', () => {
     const orig = randomBytes(6 * MiB);
     await writeFile(p, orig);
     expect((await run('pve-s3-backup', ['--storage', 's3a', '--source', p], { env })).code).toBe(0);
+    // --progress: a progress line while it reads (a 32 GiB backup reads for minutes), then the verdict
+    const g = await run('pve-s3-maintenance', ['--storage', 's3a', '--action', 'check-integrity', '--source', name, '--progress'], { env });
+    expect(g.code, g.stderr).toBe(0);
+    const lines = g.stderr.split('\n');
+    const last = lines.findIndex((l) => l.startsWith(`${name} [########################] 100% 6.0 MiB / 6.0 MiB  `));
+    expect(last, g.stderr).toBeGreaterThanOrEqual(0);
+    expect(lines[last + 1]).toBe(`checked backup/${name}: good`);
     // same size, one byte changed, written behind the manifest's back
     const bad = Buffer.from(orig);
     bad[3 * MiB] = bad[3 * MiB]! ^ 0xff;
