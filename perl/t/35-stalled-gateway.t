@@ -91,6 +91,16 @@ $took = time() - $t0;
 like($err, qr/no answer from \Q$relay->{url}\E for 3\d s during ListObjects.*\(PVE lists inside an API call, which waits at most 30 s of silence\)/, "frozen, defaults: volume_list gives up after 30 s of silence, saying why that long");
 cmp_ok($took, '<', 100, "... well before the plugin's 300 s (took ${\ sprintf('%.1f', $took)} s)");
 
+# stall_timeout set with pvesm: a value out of range is refused naming key, value and range; a
+# shorter one than the listing's cap is the one that applies, and the message names it
+eval { $pve->api('update', { storage => 'stall-default', stall_timeout => 5 }) };
+like($@, qr/stall_timeout.*\b10\b/s, 'pvesm set --stall_timeout 5: refused, naming the key and the minimum');
+$pve->api('update', { storage => 'stall-default', stall_timeout => 15 });
+$cfg = $pve->config();
+is($cfg->{ids}->{'stall-default'}->{stall_timeout}, 15, 'pvesm set --stall_timeout 15: written');
+eval { PVE::Storage::volume_list($cfg, 'stall-default', undef, 'backup') };
+like($@, qr/no answer from \Q$relay->{url}\E for 1\d s during ListObjects.*\(stall_timeout 15 s\)/, 'frozen: volume_list gives up after the stall_timeout set, naming it');
+
 $t0 = time();
 my $path = eval { PVE::Storage::abs_filesystem_path($cfg, $volid) };
 $err = $@;
