@@ -18,6 +18,7 @@ import { RateLimiter } from '../../host/src/transfer/rate-limit.js';
 import { nullLogger } from '../../host/src/util/log.js';
 import { closeTestClients, dropBucket, freshBucket, readAll, testS3 } from '../helpers/s3.js';
 import { testManifestKey } from '../helpers/manifest-key.js';
+import { journaledPartsIn } from './transfer-helpers.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -167,15 +168,7 @@ describe('resume journal', () => {
     expect(s.journalDir).toBe(join(dir, 'cache', '.pve-s3', 'upload-journal'));
     const data = randomBytes(16 * MiB + 1); // 4 parts of 5 MiB
     const src = await source('resume.vma.zst', data);
-    const journaled = async (): Promise<number> => {
-      const files = (await readdir(s.journalDir!).catch(() => [])).filter((f) => f.endsWith('.json'));
-      if (files.length !== 1) return 0;
-      try {
-        return Object.keys(JSON.parse(await readFile(join(s.journalDir!, files[0]!), 'utf8')).parts).length;
-      } catch {
-        return 0; // between write and rename
-      }
-    };
+    const journaled = (): Promise<number> => journaledPartsIn(s.journalDir!);
     // run 1 is another process (the compiled store) whose part 2 never returns; once the other
     // three are journaled it is killed -9, so no clean-up runs and its volume lock goes with it
     const t = testS3();

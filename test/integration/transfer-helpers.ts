@@ -134,3 +134,13 @@ export async function nothingLeft(c: S3Client, key: string): Promise<void> {
   expect(await objectGone(c, manifestKey(key))).toBe(true);
   expect((await c.listMultipartUploads({ prefix: key })).filter((u) => u.key === key)).toEqual([]);
 }
+
+/** Parts a resume journal in `dir` lists (its one .json: a header line, then a line per part);
+ *  0 while there is none, or more than one. */
+export async function journaledPartsIn(dir: string): Promise<number> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const files = (await readdir(dir).catch(() => [])).filter((f) => f.endsWith('.json'));
+  if (files.length !== 1) return 0;
+  const lines = (await readFile(`${dir}/${files[0]}`, 'utf8').catch(() => '')).split('\n').slice(1);
+  return lines.filter((l) => l.endsWith('}')).length;
+}

@@ -10,7 +10,7 @@ import { uploadObject } from '../../host/src/transfer/upload.js';
 import type { Progress } from '../../host/src/transfer/progress.js';
 import { closeTestClients, dropBucket, freshBucket, readAll } from '../helpers/s3.js';
 import { refCrc64Hex } from '../helpers/crc64.js';
-import { MiB, payload, sha256, wrapClient } from './transfer-helpers.js';
+import { MiB, journaledPartsIn, payload, sha256, wrapClient } from './transfer-helpers.js';
 
 let c: S3Client;
 let dir: string;
@@ -31,15 +31,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function journaledParts(): Promise<number> {
-  const files = (await readdir(journalDir).catch(() => [])).filter((f) => f.endsWith('.json'));
-  if (files.length !== 1) return 0;
-  try {
-    return Object.keys(JSON.parse(await readFile(join(journalDir, files[0]!), 'utf8')).parts).length;
-  } catch {
-    return 0; // between write and rename
-  }
-}
+const journaledParts = (): Promise<number> => journaledPartsIn(journalDir);
 
 /**
  * A run that "dies" at part `n`: that part never returns, so the run never reaches its clean-up,
@@ -107,10 +99,15 @@ describe('resumable uploads', () => {
     const run1 = uploadObject(dead.client, key, { path: src }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 2, journalDir });
     for (let i = 0; i < 600 && (await journaledParts()) < 6; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await journaledParts()).toBe(6);
-    // what an earlier release wrote: the same journal without the parts' CRCs
+    // what an earlier release wrote: one JSON object (version 1), its parts without CRCs
     const [file] = await readdir(journalDir);
-    const j = JSON.parse(await readFile(join(journalDir, file!), 'utf8'));
-    for (const p of Object.values(j.parts) as Array<Record<string, unknown>>) delete p.crc64;
+    const [head, ...lines] = (await readFile(join(journalDir, file!), 'utf8')).trimEnd().split('\n');
+    const j = { ...JSON.parse(head!), version: 1, parts: {} as Record<string, unknown> };
+    for (const l of lines) {
+      const { n, crc64: _, ...p } = JSON.parse(l);
+      j.parts[String(n)] = p;
+    }
+    expect(Object.keys(j.parts)).toHaveLength(6);
     await writeFile(join(journalDir, file!), JSON.stringify(j));
     const sent: number[] = [];
     const counting = wrapClient(c, {
@@ -125,6 +122,33 @@ describe('resumable uploads', () => {
     expect(up.manifest.crc64).toBe(refCrc64Hex(data));
     expect(await verifyObject(c, key)).toBe('good');
     expect((await c.listMultipartUploads({ prefix: key })).filter((u) => u.key === key)).toEqual([]);
+    await dead.end(run1);
+  });
+
+  it('a journal whose last line the kill tore still resumes from the parts before it', async () => {
+    const key = 'resume/torn';
+    const dead = dyingAt(4);
+    const run1 = uploadObject(dead.client, key, { path: src }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 2, journalDir });
+    for (let i = 0; i < 600 && (await journaledParts()) < 6; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await journaledParts()).toBe(6);
+    // a part is one appended line (the journal is never rewritten while the upload runs): a
+    // process killed in the middle of one leaves half a line
+    const [file] = await readdir(journalDir);
+    const text = await readFile(join(journalDir, file!), 'utf8');
+    expect(text.split('\n').filter((l) => l !== '')).toHaveLength(7);
+    await writeFile(join(journalDir, file!), `${text}{"n":4,"etag":"\\"abc`);
+    const sent: number[] = [];
+    const counting = wrapClient(c, {
+      uploadPart: async (k, id, n, body, sha, o) => {
+        sent.push(n);
+        return c.uploadPart(k, id, n, body, sha, o);
+      },
+    });
+    const up = await uploadObject(counting, key, { path: src }, { manifestSigner: null, chunkSizeMB: 5, concurrency: 3, journalDir });
+    expect(sent).toEqual([4]);
+    expect(up.manifest.crc64).toBe(refCrc64Hex(data));
+    expect(await verifyObject(c, key)).toBe('good');
+    expect(await readdir(journalDir)).toEqual([]);
     await dead.end(run1);
   });
 

@@ -11,10 +11,16 @@
  * it had been hashed now (the file is unchanged, so it would be the same).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-const VERSION = 1;
+/**
+ * Version 2: a header line (identity and upload id), then one line per stored part, appended. A
+ * part costs one short append whatever the part count; version 1 rewrote the whole journal for
+ * every part (10,000 parts: 24 CPU-s and ~9 GB written; 3,200, a 100 GiB file in 32 MiB parts,
+ * 3 CPU-s). A version 1 journal (one JSON object with every part) is still read.
+ */
+const VERSION = 2;
 
 export interface JournalIdentity {
   bucket: string;
@@ -34,14 +40,38 @@ export interface JournalPart {
   size: number;
 }
 
-interface JournalFile extends JournalIdentity {
+interface JournalHeader extends JournalIdentity {
   version: number;
   uploadId: string;
-  parts: Record<string, JournalPart>;
+  /** version 1 only: every part, in the one JSON object */
+  parts?: Record<string, JournalPart>;
 }
 
+/** The header and parts of a journal's text; a torn last line (killed mid-append) is not a part. */
+function parseJournal(text: string): { header: JournalHeader; parts: Map<number, JournalPart> } {
+  const lines = text.split('\n');
+  const header = JSON.parse(lines[0]!) as JournalHeader;
+  const parts = new Map<number, JournalPart>();
+  if (header.version === 1 && typeof header.parts === 'object' && header.parts !== null) {
+    for (const [n, p] of Object.entries(header.parts)) parts.set(Number(n), p);
+  }
+  for (const line of lines.slice(1)) {
+    if (line === '') continue;
+    try {
+      const { n, ...p } = JSON.parse(line) as JournalPart & { n: number };
+      if (Number.isInteger(n) && n > 0) parts.set(n, p);
+    } catch {
+      // the tail of a write the process did not live to finish
+    }
+  }
+  return { header, parts };
+}
+
+const partLine = (n: number, p: JournalPart): string => `${JSON.stringify({ n, ...p })}\n`;
+
 export class UploadJournal {
-  private state: JournalFile | null = null;
+  private uploadId: string | null = null;
+  private kept = new Map<number, JournalPart>();
   private writing: Promise<void> = Promise.resolve();
 
   private constructor(
@@ -55,19 +85,20 @@ export class UploadJournal {
     const name = createHash('sha256').update(JSON.stringify([id.bucket, id.key, id.path])).digest('hex').slice(0, 32);
     const j = new UploadJournal(join(dir, `${name}.json`), id);
     try {
-      const s = JSON.parse(await readFile(j.file, 'utf8')) as JournalFile;
+      const { header: s, parts } = parseJournal(await readFile(j.file, 'utf8'));
       const same =
-        s.version === VERSION &&
+        (s.version === VERSION || s.version === 1) &&
         s.bucket === id.bucket &&
         s.key === id.key &&
         s.path === id.path &&
         s.size === id.size &&
         s.mtimeMs === id.mtimeMs &&
         s.partSize === id.partSize &&
-        typeof s.uploadId === 'string' &&
-        typeof s.parts === 'object' &&
-        s.parts !== null;
-      if (same) j.state = s;
+        typeof s.uploadId === 'string';
+      if (same) {
+        j.uploadId = s.uploadId;
+        j.kept = parts;
+      }
       // a journal for another version of the file is stale: its upload is maintenance's to clean
       else await unlink(j.file).catch(() => undefined);
     } catch {
@@ -77,38 +108,43 @@ export class UploadJournal {
   }
 
   previous(): { uploadId: string; parts: Map<number, JournalPart> } | null {
-    if (!this.state) return null;
-    return { uploadId: this.state.uploadId, parts: new Map(Object.entries(this.state.parts).map(([n, p]) => [Number(n), p])) };
+    if (this.uploadId === null) return null;
+    return { uploadId: this.uploadId, parts: new Map(this.kept) };
   }
 
+  /** A new journal (temp + rename: a crash keeps the old one or the new one whole). */
   start(uploadId: string, kept: Map<number, JournalPart> = new Map()): Promise<void> {
-    this.state = { version: VERSION, ...this.id, uploadId, parts: Object.fromEntries([...kept].map(([n, p]) => [String(n), p])) };
-    return this.save();
+    this.uploadId = uploadId;
+    const header: JournalHeader = { version: VERSION, ...this.id, uploadId };
+    const text = JSON.stringify(header) + '\n' + [...kept].map(([n, p]) => partLine(n, p)).join('');
+    return this.queue(async () => {
+      const tmp = `${this.file}.${randomBytes(4).toString('hex')}.tmp`;
+      await writeFile(tmp, text, { mode: 0o600 });
+      await rename(tmp, this.file);
+    });
   }
 
   record(n: number, p: JournalPart): Promise<void> {
-    if (!this.state) return Promise.resolve();
-    this.state.parts[String(n)] = p;
-    return this.save();
+    if (this.uploadId === null) return Promise.resolve();
+    const line = partLine(n, p);
+    return this.queue(() => appendFile(this.file, line, { mode: 0o600 }));
   }
 
   /** After Complete or Abort: nothing left to resume. */
   async remove(): Promise<void> {
-    this.state = null;
-    await this.writing;
+    this.uploadId = null;
+    await this.writing.catch(() => undefined);
     await unlink(this.file).catch(() => undefined);
   }
 
-  /** Writes are serialised and atomic (temp + rename): a crash mid-write keeps the last good one. */
-  private save(): Promise<void> {
-    const snapshot = JSON.stringify(this.state);
-    this.writing = this.writing.then(async () => {
-      if (!this.state) return;
-      const tmp = `${this.file}.${randomBytes(4).toString('hex')}.tmp`;
-      await writeFile(tmp, snapshot, { mode: 0o600 });
-      await rename(tmp, this.file);
+  /** Writes are serialised, and none follows remove(); a failed one fails only its caller. */
+  private queue(write: () => Promise<void>): Promise<void> {
+    const next = this.writing.catch(() => undefined).then(async () => {
+      if (this.uploadId === null) return;
+      await write();
     });
-    return this.writing;
+    this.writing = next;
+    return next;
   }
 }
 
@@ -144,7 +180,7 @@ export async function sweepJournals(dir: string, remove: (j: JournalEntry) => bo
       if (!st.isFile()) continue;
       entry = { file, mtimeMs: st.mtimeMs };
       if (name.endsWith('.json')) {
-        const j = JSON.parse(await readFile(file, 'utf8')) as Partial<JournalFile>;
+        const j = parseJournal(await readFile(file, 'utf8')).header as Partial<JournalHeader>;
         if (typeof j.bucket === 'string') entry.bucket = j.bucket;
         if (typeof j.key === 'string') entry.key = j.key;
         if (typeof j.uploadId === 'string') entry.uploadId = j.uploadId;
