@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { link, lstat, open, rename, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { EXIT, PveS3Error } from '../util/errors.js';
+import { formatBytes } from '../util/size.js';
 
 export const TEMP_MARK = '.pve-s3-tmp-';
 
@@ -61,7 +62,8 @@ export async function createTemp(dest: string, size: number): Promise<TempFile> 
     // a disk too small fails now, not after most of the transfer (ENOSPC would still be caught)
     const fs = await statfs(dirname(dest)).catch(() => null);
     if (fs && fs.bavail * fs.bsize < size) {
-      throw new PveS3Error('NoSpace', `not enough free space in '${dirname(dest)}' for '${basename(dest)}': need ${size} bytes, ${fs.bavail * fs.bsize} available`);
+      const free = fs.bavail * fs.bsize;
+      throw new PveS3Error('NoSpace', `not enough free space in '${dirname(dest)}' for '${basename(dest)}': it needs ${formatBytes(size)} (${size} bytes), ${formatBytes(free)} (${free} bytes) are free`);
     }
     if (size > 0) await fh.truncate(size);
   } catch (e) {
