@@ -422,7 +422,7 @@ async function abortUploads(ctx: StoreContext, p: Parsed, json: boolean): Promis
   const { durationMs } = await import('../pve/duration.js');
   const olderThan = str(p, 'older-than') ?? '1d';
   const { abortStaleUploads } = await import('../store/multipart.js');
-  const r = await abortStaleUploads(ctx, { olderThanSeconds: Math.floor(durationMs(olderThan) / 1000), dryRun: flag(p, 'dry-run') });
+  const r = await abortStaleUploads(ctx, { olderThanSeconds: Math.floor(durationMs(olderThan) / 1000), dryRun: flag(p, 'dry-run'), measureKept: true });
   if (json) writeJson(r);
   else {
     for (const u of r.uploads) writeOut(`${printable(u.key)}  started ${u.initiated}  ${r.dryRun ? 'would abort' : u.aborted ? 'aborted' : `FAILED: ${printable(u.error ?? '')}`}`);

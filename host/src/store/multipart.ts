@@ -32,7 +32,7 @@ export interface YoungerUpload {
   key: string;
   uploadId: string;
   initiated: string | null;
-  /** what its parts hold so far; null when they could not be listed (it finished meanwhile) */
+  /** what its parts hold so far (measureKept); null when not asked, or not listed (it finished meanwhile) */
   bytes: number | null;
 }
 
@@ -45,7 +45,7 @@ export interface YoungerUpload {
  */
 export async function abortStaleUploads(
   ctx: StoreContext,
-  o: { olderThanSeconds: number; dryRun?: boolean },
+  o: { olderThanSeconds: number; dryRun?: boolean; /** also list what the kept ones hold (a ListParts each: the command shows it; the plugin's daily run has no reader) */ measureKept?: boolean },
 ): Promise<{ uploads: StaleUpload[]; aborted: number; failed: number; journals: number; dryRun: boolean; younger: YoungerUpload[] }> {
   const cutoff = nowOf(ctx).getTime() - o.olderThanSeconds * 1000;
   const out: StaleUpload[] = [];
@@ -97,7 +97,7 @@ export async function abortStaleUploads(
   // '0 aborted' alone reads as nothing left
   const kept: YoungerUpload[] = [];
   for (const u of younger) {
-    const bytes = await uploadBytes(ctx, u).catch(() => null);
+    const bytes = o.measureKept === true ? await uploadBytes(ctx, u).catch(() => null) : null;
     kept.push({ key: u.key, uploadId: u.uploadId, initiated: u.initiated?.toISOString() ?? null, bytes });
   }
   return { uploads: out, aborted, failed, journals, dryRun: o.dryRun === true, younger: kept };
