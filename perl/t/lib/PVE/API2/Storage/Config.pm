@@ -12,13 +12,32 @@ use strict;
 use warnings;
 
 use PVE::AccessControl;
+use PVE::JSONSchema;
 use PVE::Storage;
 use PVE::Storage::Plugin;
 use PVE::Tools;
 
+# As PVE::RESTHandler::handle before any method runs: the parameters are checked against the
+# method's schema (PVE::JSONSchema::validate), and raise_param_exc dies with a PVE::Exception that
+# stringifies as "400 Parameter verification failed." and a line "<key>: <error>" per bad one.
+sub verify_params {
+    my ($param) = @_;
+
+    my $props = PVE::Storage::Plugin->private()->{propertyList};
+    my $errors = {};
+    for my $k (keys %$param) {
+        next if !defined($param->{$k}) || !$props->{$k};
+        my $err = PVE::JSONSchema::check_value($param->{$k}, $props->{$k});
+        $errors->{$k} = $err if defined($err);
+    }
+    return if !%$errors;
+    die "400 Parameter verification failed.\n" . join('', map { "$_: $errors->{$_}\n" } sort keys %$errors);
+}
+
 sub create {
     my ($class, $param) = @_;
 
+    verify_params($param);
     my $type = delete $param->{type};
     my $storeid = delete $param->{storage};
     delete $param->{nodes} if !$param->{nodes};
@@ -53,6 +72,7 @@ sub create {
 sub update {
     my ($class, $param) = @_;
 
+    verify_params($param);
     my $storeid = delete $param->{storage};
     delete $param->{digest};
     my $delete = delete $param->{delete};
