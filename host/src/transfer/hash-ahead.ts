@@ -59,13 +59,14 @@ export class HashAhead {
    *  the batch in progress through `signal` instead of hashing the rest of it. */
   async sums(n: number, signal?: AbortSignal): Promise<PartSums> {
     for (;;) {
-      if (this.failure) throw this.failure.e;
+      // parts hashed before a batch failed are still good; the failure is for the parts it covers
       const d = this.ready.get(n);
       if (d !== undefined) {
         this.ready.delete(n);
         this.startAhead(signal);
         return d;
       }
+      if (this.failure) throw this.failure.e;
       if (this.batch === null) this.start(n, signal);
       await this.batch;
     }
