@@ -12,31 +12,20 @@ package FaultProxy;
 use strict;
 use warnings;
 
-use FindBin;
-use IPC::Open2;
 use JSON::PP;
+use parent 'LineHelper';
 
 my $json = JSON::PP->new->utf8->canonical;
 
 sub start {
     my ($class, $endpoint) = @_;
-    my $pid = open2(my $out, my $in, "$FindBin::Bin/bin/fault-proxy", $endpoint);
-    my $url = <$out>;
-    die "fault proxy did not start\n" if !defined($url);
-    chomp($url);
-    return bless { pid => $pid, in => $in, out => $out, url => $url }, $class;
+    return $class->spawn('fault-proxy', $endpoint);
 }
 
 # One line to the proxy (a plan or an archive-tier line, see t/bin/fault-proxy), its answer back.
 sub send {
     my ($self, $msg) = @_;
-    my $in = $self->{in};
-    print $in $json->encode($msg) . "\n";
-    $in->flush();
-    my $line = readline($self->{out});
-    die "fault proxy gone\n" if !defined($line);
-    chomp($line);
-    return $line;
+    return $self->exchange($json->encode($msg));
 }
 
 sub plan {
@@ -47,19 +36,6 @@ sub plan {
 sub restores {
     my ($self) = @_;
     return $json->decode($self->send({ restores => JSON::PP::true }))->{restores};
-}
-
-sub stop {
-    my ($self) = @_;
-    return if !$self->{pid};
-    close($self->{in});
-    waitpid($self->{pid}, 0);
-    $self->{pid} = undef;
-}
-
-sub DESTROY {
-    my ($self) = @_;
-    $self->stop();
 }
 
 1;

@@ -11,42 +11,20 @@ package FreezeRelay;
 use strict;
 use warnings;
 
-use FindBin;
-use IPC::Open2;
+use parent 'LineHelper';
 
 sub start {
     my ($class, $endpoint) = @_;
-    my $pid = open2(my $out, my $in, "$FindBin::Bin/bin/freeze-relay", $endpoint);
-    my $url = <$out>;
-    die "freeze relay did not start\n" if !defined($url);
-    chomp($url);
-    return bless { pid => $pid, in => $in, out => $out, url => $url }, $class;
+    return $class->spawn('freeze-relay', $endpoint);
 }
 
 sub send_line {
     my ($self, $cmd) = @_;
-    my $in = $self->{in};
-    print $in "$cmd\n";
-    $in->flush();
-    my $line = readline($self->{out});
-    die "freeze relay gone\n" if !defined($line) || $line ne "ok\n";
+    my $answer = $self->exchange($cmd);
+    die "freeze relay answered '$answer' to '$cmd'\n" if $answer ne 'ok';
 }
 
 sub freeze { $_[0]->send_line('freeze') }
 sub thaw { $_[0]->send_line('thaw') }
-
-sub stop {
-    my ($self) = @_;
-    return if !$self->{pid};
-    close($self->{in});
-    waitpid($self->{pid}, 0);
-    $self->{pid} = undef;
-}
-
-sub DESTROY {
-    my ($self) = @_;
-    local ($?, $@);
-    $self->stop();
-}
 
 1;
