@@ -11,8 +11,9 @@
  * renamed. Without a path (commands run from S3_* alone) nothing is remembered: the failure's
  * warning names `pve-s3-maintenance --action abort-uploads`.
  */
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeJsonAtomic } from '../util/json-file.js';
 import { stateDir } from './state-dir.js';
 import type { StoreContext } from './types.js';
 
@@ -40,9 +41,7 @@ async function read(f: string): Promise<Abandoned[]> {
 
 async function write(f: string, list: Abandoned[]): Promise<void> {
   if (list.length === 0) return void (await rm(f, { force: true }));
-  const tmp = `${f}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify(list), { mode: 0o600 });
-  await rename(tmp, f);
+  await writeJsonAtomic(f, list);
 }
 
 /** The abort of this upload failed: remember it, and tell the operator where it stays. */

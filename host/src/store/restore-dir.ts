@@ -13,7 +13,7 @@
  *   <dev>.fuse.pid        nbdfuse's pid, written by nbdfuse when it is ready
  *   <dev>.log             the server's and nbdfuse's stderr
  */
-import { lstat, readFile, writeFile, rename } from 'node:fs/promises';
+import { lstat, readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { EXIT, PveS3Error } from '../util/errors.js';
@@ -74,11 +74,6 @@ export async function readRestoreState(dir: string): Promise<RestoreState> {
   }
 }
 
-export async function writeJsonAtomic(path: string, v: unknown): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify(v) + '\n', { mode: 0o600 });
-  await rename(tmp, path);
-}
 
 export async function readServeState(dir: string, device: string): Promise<ServeState | null> {
   try {

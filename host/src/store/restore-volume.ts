@@ -23,11 +23,12 @@ import { decodeIndex } from '../vma/frame-index.js';
 import { FrameDevice } from './restore-device.js';
 import {
   checkDevice, checkRestoreDir, fusePidPath, isMounted, logPath, mountDir, mountedFile, readRestoreState, readServeState, servePath,
-  socketPath, writeJsonAtomic, type RestoreState, type ServeState,
+  socketPath, type RestoreState, type ServeState,
 } from './restore-dir.js';
 import { imagePath } from './restore-stream.js';
 import type { StoreContext } from './types.js';
 import { onAbort } from '../util/on-abort.js';
+import { writeJsonAtomic } from '../util/json-file.js';
 
 /** how a host process is started again: this one's node, flags and script */
 export function selfCommand(): string[] {
