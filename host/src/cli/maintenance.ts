@@ -348,28 +348,25 @@ async function checkIntegrity(ctx: StoreContext, p: Parsed, json: boolean): Prom
   const { restoreDefaults } = await import('../store/archived-volume.js');
   const restoreArchived = flag(p, 'restore-archived') ? { ...restoreDefaults(ctx), ...asked } : undefined;
   const { checkIntegrity: check } = await import('../store/integrity.js');
-  // one progress line per volume being read (a 32 GiB backup reads for 40 s on a local gateway,
-  // many minutes over a WAN): on a terminal, or with --progress
-  const { progressBar } = await import('./progress.js');
-  const bars = new Map<string, import('./progress.js').Bar>();
-  const barOf = (key: string): import('./progress.js').Bar => {
-    let b = bars.get(key);
-    if (b === undefined) bars.set(key, (b = progressBar(key.slice(key.lastIndexOf('/') + 1), flag(p, 'progress'))));
-    return b;
-  };
-  const r = await check(ctx, {
-    ...(volnames.length ? { volnames } : {}),
-    ...(vmid !== undefined ? { vmid } : {}),
-    ...(parallel !== undefined ? { parallel } : {}),
-    ...(restoreArchived ? { restoreArchived } : {}),
-    deep: flag(p, 'deep'),
-    onProgress: (key, x) => barOf(key).update(x),
-    onItem: (i) => {
-      bars.get(i.key)?.done();
-      bars.delete(i.key);
-      if (!json) note(`checked ${printable(i.volname)}: ${i.status}`);
-    },
-  });
+  // a 32 GiB backup reads for 40 s on a local gateway, many minutes over a WAN: progress on a
+  // terminal, or with --progress (volumes read at once share the terminal: cli/progress.ts Board)
+  const { progressBoard } = await import('./progress.js');
+  const board = progressBoard(flag(p, 'progress'));
+  let r;
+  try {
+    r = await check(ctx, {
+      ...(volnames.length ? { volnames } : {}),
+      ...(vmid !== undefined ? { vmid } : {}),
+      ...(parallel !== undefined ? { parallel } : {}),
+      ...(restoreArchived ? { restoreArchived } : {}),
+      deep: flag(p, 'deep'),
+      onPlan: (n, bytes) => board.plan(n, bytes),
+      onProgress: (key, x) => board.update(key, key.slice(key.lastIndexOf('/') + 1), x),
+      onItem: (i) => board.finish(i.key, i.size ?? 0, json ? undefined : `checked ${printable(i.volname)}: ${i.status}`),
+    });
+  } finally {
+    board.done();
+  }
   if (json) writeJson(r);
   else {
     for (const i of r.items) {

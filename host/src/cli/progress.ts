@@ -2,7 +2,7 @@
  * A progress line on stderr: bar, bytes, rate and ETA. Drawn only on a terminal (or with
  * --progress), since a log file or a pipe would collect hundreds of carriage-return lines.
  */
-import type { Progress } from '../transfer/progress.js';
+import { ProgressTracker, type Progress } from '../transfer/progress.js';
 import { formatBytes, formatRate, printable } from './output.js';
 
 export interface Bar {
@@ -49,6 +49,72 @@ export function progressBar(label: string, forced: boolean, stream: NodeJS.Write
     },
     done() {
       if (last && stream.isTTY) stream.write('\n');
+    },
+  };
+}
+
+/**
+ * Progress of several volumes read at once (check-integrity --parallel). Each volume's own
+ * redrawn line, as progressBar draws it, would overwrite the others' on a terminal; there the
+ * board prints one line per volume as it finishes, above one live line of the whole run:
+ * volumes done of all, bytes of all, the combined rate and the ETA. Without a terminal (with
+ * --progress) each volume's lines are printed as they come, each starting with the volume's name,
+ * and its finish line after them. Without either, only the finish lines.
+ */
+export interface Board {
+  /** what the run reads: volumes and their bytes (for the live line's bar and ETA) */
+  plan(volumes: number, bytes: number): void;
+  update(id: string, label: string, p: Progress): void;
+  /** `id` is done: its `size` bytes count as read, whether or not they were; `line` says how */
+  finish(id: string, size: number, line?: string): void;
+  done(): void;
+}
+
+export function progressBoard(forced: boolean, stream: NodeJS.WriteStream = process.stderr, now?: () => number): Board {
+  const tty = stream.isTTY === true;
+  const lines = forced && !tty;
+  const seen = new Map<string, number>();
+  const lastLine = new Map<string, string>();
+  let live = '';
+  const liveLine = (p: Progress): string => renderProgress(`${p.parts}/${p.partsTotal ?? '?'} volumes`, p);
+  // bytes read move the rate; a finished volume's unread rest (archived, failed early) counts as
+  // done without moving it (resume), so the ETA is what is left over the rate of what moves
+  const all = new ProgressTracker((p) => {
+    if (!tty) return;
+    const line = liveLine(p);
+    if (line === live) return;
+    live = line;
+    stream.write(`\r\x1b[2K${line}`);
+  }, null, null, now ? { now } : {});
+  return {
+    plan(volumes, bytes) {
+      all.total = bytes;
+      all.partsTotal = volumes;
+      if (volumes > 0) all.finish();
+    },
+    update(id, label, p) {
+      all.add(p.bytes - (seen.get(id) ?? 0));
+      seen.set(id, p.bytes);
+      if (!lines) return;
+      const line = renderProgress(label, p);
+      if (line === lastLine.get(id)) return;
+      lastLine.set(id, line);
+      stream.write(`${line}\n`);
+    },
+    finish(id, size, line) {
+      if (line !== undefined) {
+        // on a terminal the finish line takes the live line's place, which is drawn again below it
+        stream.write(live ? `\r\x1b[2K${line}\n` : `${line}\n`);
+        live = '';
+      }
+      all.resume(Math.max(0, size - (seen.get(id) ?? 0)), 1);
+      seen.delete(id);
+      lastLine.delete(id);
+    },
+    done() {
+      if (!live) return;
+      stream.write(`\r\x1b[2K${liveLine(all.snapshot())}\n`);
+      live = '';
     },
   };
 }

@@ -49,6 +49,8 @@ export async function checkIntegrity(
     deep?: boolean;
     /** request the restore of the archived backups found (tier and days; archived-volume.ts) */
     restoreArchived?: import('./archive-state.js').RestoreRequestOptions;
+    /** the backups about to be checked, once they are known: how many and their bytes */
+    onPlan?(volumes: number, bytes: number): void;
     onItem?(i: IntegrityItem): void;
     onProgress?(key: string, p: Progress): void;
   } = {},
@@ -103,6 +105,7 @@ export async function checkIntegrity(
   const { archiveState, describeArchiveState, needsRestore } = await import('./archive-state.js');
   const { archivedObjectsOf, requestArchivedVolume } = await import('./archived-volume.js');
   const { INDEX_SUFFIX, MANIFEST_SUFFIX } = await import('../pve/volname.js');
+  o.onPlan?.(targets.length, targets.reduce((n, t) => n + t.size, 0));
   const checked = await mapLimit(targets, o.parallel ?? 2, async (t) => {
     let item: IntegrityItem;
     let invalid: string | undefined;
