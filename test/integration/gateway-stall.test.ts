@@ -176,7 +176,7 @@ describe('a gateway killed in the middle of an upload', () => {
     );
     const left = await c.listMultipartUploads();
     expect(left.map((u) => u.key)).toEqual([`dump/${name}`]);
-    expect(existsSync(join(dir, 'cache', '.pve-s3', 'abandoned-uploads.json'))).toBe(true);
+    expect(await readdir(join(dir, 'cache', '.pve-s3', 'multipart-uploads'))).toHaveLength(1);
 
     await relay.up();
     const next = 'vzdump-qemu-104-2026_12_06-10_00_00.vma.zst';
@@ -184,7 +184,7 @@ describe('a gateway killed in the middle of an upload', () => {
     const again = await run('pve-s3-backup', ['--storage', 'viaproxy', '--source', join(dir, next)], { env });
     expect(again.code, again.stderr).toBe(0);
     expect(await c.listMultipartUploads()).toEqual([]);
-    expect(existsSync(join(dir, 'cache', '.pve-s3', 'abandoned-uploads.json'))).toBe(false);
+    expect(await readdir(join(dir, 'cache', '.pve-s3', 'multipart-uploads'))).toEqual([]);
     expect((await keys(c, 'dump/')).filter((k) => k.includes('-103-'))).toEqual([]);
   });
 });

@@ -1,87 +1,136 @@
 /**
- * Multipart uploads whose abort failed: the gateway died (or stayed silent) in the middle of an
- * upload, so the upload that failed could not undo itself. Its parts stay in the bucket, billed,
- * until something aborts them; the lifecycle rule and the plugin's daily cleanup only take
- * uploads older than abort_incomplete_days (7 days), which for a VM's backup can be hundreds of
- * GB kept for a week. So this node remembers them, under the storage's path, and the next
- * multipart upload of the storage from this node (the next backup, the background sync) and the
- * stale-upload cleanup abort them first, once the gateway answers again.
+ * Multipart uploads this node may have to abort itself, because nobody else will before the
+ * lifecycle rule and the plugin's daily cleanup take uploads older than abort_incomplete_days
+ * (7 days; for a VM's backup that can be hundreds of GB kept, and billed, for a week):
  *
- * `<path>/.pve-s3/abandoned-uploads.json`: `[{ "key", "uploadId", "at" }]`, written whole and
- * renamed. Without a path (commands run from S3_* alone) nothing is remembered: the failure's
- * warning names `pve-s3-maintenance --action abort-uploads`.
+ * - an upload whose abort failed: the gateway died (or stayed silent) in the middle of it, so the
+ *   upload that failed could not undo itself. It is abandoned at once.
+ * - an upload that cannot be resumed (a stream's: `pve-s3-backup --source -`, the protocol's
+ *   upload from stdin, a Backup Provider VM backup; a replacement's server-side copy), while it
+ *   runs: the next run gets a new object name, so a writer killed with SIGKILL (OOM killer, node
+ *   reset, `kill -9` of a hung job) leaves its parts to nobody. It is remembered with its writer's
+ *   volume lock (volume-lock.ts) and forgotten when it completes or is aborted; it is abandoned
+ *   once that lock is free. An upload from a file is not remembered: its resume journal
+ *   (transfer/journal.ts) continues it on the next run.
+ *
+ * The next multipart upload of the storage from this node and the stale-upload cleanup abort the
+ * abandoned ones first (abortAbandoned), once the gateway answers; an upload whose writer still
+ * holds its lock is never touched.
+ *
+ * `<path>/.pve-s3/multipart-uploads/<hash of the upload id>.json`: `{ "key", "uploadId", "at",
+ * "writer"? }`, one file per upload, written whole and renamed, so that concurrent uploads never
+ * rewrite each other's records. Without a path (commands run from S3_* alone) nothing is
+ * remembered: a failed abort's warning names `pve-s3-maintenance --action abort-uploads`, and a
+ * killed stream's parts wait for that or the lifecycle rule, as before.
  */
-import { readFile, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../util/json-file.js';
-import { stateDir } from './state-dir.js';
+import { STATE_DIR, stateDir } from './state-dir.js';
 import type { StoreContext } from './types.js';
 
-const FILE = 'abandoned-uploads.json';
+const DIR = 'multipart-uploads';
+/** the list an earlier version kept, of abort failures only: taken over on the next sweep */
+const OLD_FILE = 'abandoned-uploads.json';
 
-interface Abandoned {
+interface Remembered {
   key: string;
   uploadId: string;
-  /** when the abort failed (seconds) */
+  /** when it was remembered (seconds) */
   at: number;
+  /** the volume lock its writer holds while it runs; absent: abandoned already (its abort failed) */
+  writer?: string;
 }
 
-function file(ctx: StoreContext): string | undefined {
-  return ctx.settings.cacheDir !== undefined ? join(stateDir(ctx.settings.cacheDir), FILE) : undefined;
+/** Uploads this process remembered and has not finished: theirs is the writer's lock it holds. */
+const liveHere = new Set<string>();
+
+function dir(ctx: StoreContext): string | undefined {
+  return ctx.settings.cacheDir !== undefined ? join(ctx.settings.cacheDir, STATE_DIR, DIR) : undefined;
 }
 
-async function read(f: string): Promise<Abandoned[]> {
-  try {
-    const v = JSON.parse(await readFile(f, 'utf8')) as unknown;
-    return Array.isArray(v) ? v.filter((a): a is Abandoned => typeof a?.key === 'string' && typeof a?.uploadId === 'string') : [];
-  } catch {
-    return [];
-  }
+const fileOf = (d: string, uploadId: string): string => join(d, `${createHash('sha256').update(uploadId).digest('hex').slice(0, 32)}.json`);
+
+const isRemembered = (a: unknown): a is Remembered =>
+  typeof (a as Remembered)?.key === 'string' && typeof (a as Remembered)?.uploadId === 'string' && ((a as Remembered).writer === undefined || typeof (a as Remembered).writer === 'string');
+
+async function put(ctx: StoreContext, d: string, r: Remembered): Promise<void> {
+  stateDir(ctx.settings.cacheDir!, DIR);
+  await writeJsonAtomic(fileOf(d, r.uploadId), r);
 }
 
-async function write(f: string, list: Abandoned[]): Promise<void> {
-  if (list.length === 0) return void (await rm(f, { force: true }));
-  await writeJsonAtomic(f, list);
+/** A new upload that cannot be resumed, under the writer's lock `writer` (a lock file). */
+export async function rememberUpload(ctx: StoreContext, key: string, uploadId: string, writer: string): Promise<void> {
+  const d = dir(ctx);
+  if (d === undefined) return;
+  liveHere.add(uploadId);
+  // only the prompt cleanup after a kill is lost: the lifecycle rule and the daily cleanup still come
+  await put(ctx, d, { key, uploadId, at: Math.floor(Date.now() / 1000), writer }).catch(() => undefined);
 }
 
-/** The abort of this upload failed: remember it, and tell the operator where it stays. */
+/** The upload completed or was aborted: nothing to do for it any more. */
+export async function forgetUpload(ctx: StoreContext, uploadId: string): Promise<void> {
+  liveHere.delete(uploadId);
+  const d = dir(ctx);
+  if (d !== undefined) await rm(fileOf(d, uploadId), { force: true }).catch(() => undefined);
+}
+
+/** The abort of this upload failed: remember it as abandoned, and tell the operator where it stays. */
 export async function rememberAbandoned(ctx: StoreContext, key: string, uploadId: string, why: string): Promise<void> {
-  const f = file(ctx);
-  const how = f !== undefined ? 'the next multipart upload to this storage from this node aborts it once the gateway answers, or' : 'once the gateway answers:';
+  liveHere.delete(uploadId);
+  const d = dir(ctx);
+  const how = d !== undefined ? 'the next multipart upload to this storage from this node aborts it once the gateway answers, or' : 'once the gateway answers:';
   ctx.logger.warn(
     `the incomplete multipart upload of '${key}' could not be aborted (${why}): its parts stay in bucket ${ctx.settings.bucket}; ${how} pve-s3-maintenance${ctx.settings.storageId ? ` --storage ${ctx.settings.storageId}` : ''} --action abort-uploads`,
   );
-  if (f === undefined) return;
-  try {
-    const list = await read(f);
-    if (!list.some((a) => a.uploadId === uploadId)) list.push({ key, uploadId, at: Math.floor(Date.now() / 1000) });
-    await write(f, list);
-  } catch {
-    // only the prompt cleanup is lost: the lifecycle rule and the daily cleanup still come
+  if (d === undefined) return;
+  // only the prompt cleanup is lost: the lifecycle rule and the daily cleanup still come
+  await put(ctx, d, { key, uploadId, at: Math.floor(Date.now() / 1000) }).catch(() => undefined);
+}
+
+/** The records in `d`, the earlier version's list taken over first. */
+async function readAll(ctx: StoreContext, d: string): Promise<Array<{ file: string; r: Remembered }>> {
+  const old = join(ctx.settings.cacheDir!, STATE_DIR, OLD_FILE);
+  const listed = await readFile(old, 'utf8').then((t) => JSON.parse(t) as unknown, () => null);
+  if (listed !== null) {
+    const taken = await Promise.all(
+      (Array.isArray(listed) ? listed.filter(isRemembered) : []).map((a) => put(ctx, d, { key: a.key, uploadId: a.uploadId, at: typeof a.at === 'number' ? a.at : 0 }).then(() => true, () => false)),
+    );
+    if (taken.every(Boolean)) await rm(old, { force: true }).catch(() => undefined);
   }
+  const out: Array<{ file: string; r: Remembered }> = [];
+  for (const name of (await readdir(d).catch(() => [] as string[])).sort()) {
+    if (!name.endsWith('.json')) continue;
+    const file = join(d, name);
+    const r = await readFile(file, 'utf8').then((t) => JSON.parse(t) as unknown, () => null);
+    // unreadable: a record nobody can act on (a torn write is never one: records are renamed into place)
+    if (!isRemembered(r)) await rm(file, { force: true }).catch(() => undefined);
+    else out.push({ file, r });
+  }
+  return out;
 }
 
 /**
- * Aborts the uploads remembered here; those the gateway still cannot abort stay remembered.
- * Returns how many are gone (aborted now, or already: NoSuchUpload).
+ * Aborts the abandoned uploads remembered here: those whose abort failed, and those whose writer
+ * is gone (its lock free). Those the gateway still cannot abort stay remembered. Returns how many
+ * are gone (aborted now, or already: NoSuchUpload, as an upload that completed meanwhile).
  */
 export async function abortAbandoned(ctx: StoreContext): Promise<number> {
-  const f = file(ctx);
-  if (f === undefined) return 0;
-  const list = await read(f);
-  if (list.length === 0) return 0;
-  const left: Abandoned[] = [];
-  for (const a of list) {
+  const d = dir(ctx);
+  if (d === undefined) return 0;
+  const { writerGone } = await import('./volume-lock.js');
+  const gone: string[] = [];
+  for (const { file, r } of await readAll(ctx, d)) {
+    if (r.writer !== undefined && (liveHere.has(r.uploadId) || !(await writerGone(ctx.settings.cacheDir!, r.writer)))) continue;
     try {
-      await ctx.client.abortMultipartUpload(a.key, a.uploadId);
+      await ctx.client.abortMultipartUpload(r.key, r.uploadId);
     } catch (e) {
-      if ((e as { code?: string }).code !== 'NoSuchUpload') left.push(a);
+      if ((e as { code?: string }).code !== 'NoSuchUpload') continue;
     }
+    await rm(file, { force: true }).catch(() => undefined);
+    gone.push(r.key);
   }
-  const gone = list.length - left.length;
-  if (gone > 0) ctx.logger.info('aborted multipart uploads left by failed uploads', { count: gone, keys: list.filter((a) => !left.includes(a)).map((a) => a.key) });
-  // a concurrent writer may have added one meanwhile: keep what is in the file and not done here
-  const now = await read(f);
-  await write(f, [...left, ...now.filter((a) => !list.some((b) => b.uploadId === a.uploadId))]).catch(() => undefined);
-  return gone;
+  if (gone.length > 0) ctx.logger.info('aborted multipart uploads left by failed or killed uploads', { count: gone.length, keys: gone });
+  return gone.length;
 }

@@ -49,8 +49,10 @@ export async function abortStaleUploads(
 ): Promise<{ uploads: StaleUpload[]; aborted: number; failed: number; journals: number; dryRun: boolean; younger: YoungerUpload[] }> {
   const cutoff = nowOf(ctx).getTime() - o.olderThanSeconds * 1000;
   const out: StaleUpload[] = [];
-  // the uploads this node could not abort when they failed go first, whatever their age
+  // the uploads this node could not abort when they failed, and those whose writer was killed,
+  // go first, whatever their age (abandoned-uploads.ts)
   let aborted = o.dryRun ? 0 : await (await import('./abandoned-uploads.js')).abortAbandoned(ctx);
+  if (!o.dryRun && ctx.settings.cacheDir !== undefined) await (await import('./volume-lock.js')).sweepLockFiles(ctx.settings.cacheDir);
   let failed = 0;
   const live = new Set<string>();
   const younger: UploadInfo[] = [];

@@ -7,7 +7,8 @@
  */
 import { Readable } from 'node:stream';
 import { NbdClient } from '../nbd/client.js';
-import { parseVolname } from '../pve/volname.js';
+import { parseVolname, type VolumeInfo } from '../pve/volname.js';
+import type { FileLock } from '../util/flock.js';
 import { INDEX_SUFFIX } from '../pve/volname.js';
 import { EXIT, PveS3Error, aboutBackup, asPveS3Error } from '../util/errors.js';
 import { Sha256 } from '../wasm/digests.js';
@@ -64,6 +65,18 @@ export async function backupVm(ctx: StoreContext, a: BackupVmArgs): Promise<Back
     throw new PveS3Error('InvalidArgument', `invalid volname '${a.volname}': a provider VM backup is a vzdump-qemu-….vma.zst archive`, { exitCode: EXIT.usage });
   }
   if (a.devices.length === 0) throw new PveS3Error('InvalidArgument', 'a VM backup needs at least one device', { exitCode: EXIT.usage });
+  // the one writer of the archive on this node; its upload, a stream, is remembered with this
+  // lock, so that a backup killed with SIGKILL does not leave its parts to the lifecycle rule
+  const { lockVolumeWriter, WAIT_FOR_WRITER_SECONDS } = await import('./volume-lock.js');
+  const writer = await lockVolumeWriter(ctx, v, { waitSeconds: WAIT_FOR_WRITER_SECONDS, who: 'backup provider', onWait: (m) => a.onLine?.(m) });
+  try {
+    return await backupVmLocked(ctx, a, v, writer);
+  } finally {
+    await writer.release();
+  }
+}
+
+async function backupVmLocked(ctx: StoreContext, a: BackupVmArgs, v: VolumeInfo, writer: FileLock): Promise<BackupVmResult> {
   const key = await freeArchiveKey(ctx, v);
   const indexKey = key + INDEX_SUFFIX;
   const sorted = [...a.devices].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
@@ -145,7 +158,7 @@ export async function backupVm(ctx: StoreContext, a: BackupVmArgs): Promise<Back
   let indexWritten = false;
   try {
     const { uploadObject } = await import('../transfer/upload.js');
-    const res = await uploadObject(transferClient(ctx), key, { stream, maxSize }, {
+    const res = await uploadObject(transferClient(ctx, writer), key, { stream, maxSize }, {
       ...(await archiveUploadOptions(ctx, v, { contentType: 'application/zstd', retention, ...(a.bwlimitKiB ? { bwlimitKiB: a.bwlimitKiB } : {}) })),
       signal: abort.signal,
       onStored,

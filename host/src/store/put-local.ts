@@ -20,6 +20,7 @@ import { assertMayReplace, isReplaceRefusal, sameAsStored } from './replace.js';
 import { putVolumeLocked } from './transfer.js';
 import type { StoreContext, Volume } from './types.js';
 import { lockVolumeWriter } from './volume-lock.js';
+import type { FileLock } from '../util/flock.js';
 import { keyOf } from './volume-key.js';
 import { setAttribute, statVolume } from './volumes.js';
 
@@ -99,13 +100,13 @@ export async function putLocalVolume(ctx: StoreContext, volname: string, path: s
     },
   });
   try {
-    return await underLock(ctx, v, path, o, waited);
+    return await underLock(ctx, v, path, o, waited, lock);
   } finally {
     await lock.release();
   }
 }
 
-async function underLock(ctx: StoreContext, v: VolumeInfo, path: string, o: LocalUploadOptions, waited: boolean): Promise<LocalUploadOutcome> {
+async function underLock(ctx: StoreContext, v: VolumeInfo, path: string, o: LocalUploadOptions, waited: boolean, lock: FileLock): Promise<LocalUploadOutcome> {
   const st = await stat(path).catch(() => null);
   if (!st?.isFile()) {
     // the writer we waited for stored it and removed the local file: done, by someone else
@@ -144,6 +145,7 @@ async function underLock(ctx: StoreContext, v: VolumeInfo, path: string, o: Loca
         ...(o.onProgress ? { onProgress: o.onProgress } : {}),
       },
       existing !== null && existing !== undefined,
+      lock,
     );
   }
   assertUploadVerified(vol, { path, size });

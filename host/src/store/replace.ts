@@ -144,15 +144,17 @@ async function hashedSame(fh: FileHandle, localPath: string, size: number, partS
  * under the final name (a failure there leaves the new bytes verified under the staging key),
  * then the staged copy is dropped.
  */
-export async function uploadReplacing(ctx: StoreContext, v: VolumeInfo, src: UploadSource, o: UploadOptions): Promise<UploadResult> {
+export async function uploadReplacing(ctx: StoreContext, v: VolumeInfo, src: UploadSource, o: UploadOptions, writer: { readonly path: string }): Promise<UploadResult> {
   const { uploadObject } = await import('../transfer/upload.js');
   const { copyUploaded } = await import('../transfer/copy.js');
   const { manifestKey } = await import('../transfer/manifest.js');
-  const client = transferClient(ctx);
+  // remembered with the writer's lock (abandoned-uploads.ts): the copy, and a stream's upload;
+  // a file's upload is resumed by its journal instead
+  const client = transferClient(ctx, writer);
   const key = keyOf(ctx, v);
   // the staged copy is dropped at once: only the copy in place gets the Object Lock retention
   const { objectLock: _lock, ...stagedPut } = o.put ?? {};
-  const staged = await uploadObject(client, stagingKey(ctx, v), src, { ...o, put: stagedPut });
+  const staged = await uploadObject('stream' in src ? client : transferClient(ctx), stagingKey(ctx, v), src, { ...o, put: stagedPut });
   const dropStaged = async (): Promise<void> => {
     const r = await ctx.client.deleteObjects([staged.key, manifestKey(staged.key)]).catch((e: Error) => ({ errors: [{ message: e.message }] }));
     if (r.errors.length > 0) ctx.logger.warn('staged copy not removed', { key: staged.key, error: r.errors[0]!.message });

@@ -22,6 +22,7 @@ import { providerOf, readSse, transferClient, uploadLimits, type StoreContext, t
 import { bucketLock, bucketLockProblem, explainLockedWriteRefusal, retentionFor } from './object-lock.js';
 import { allInOrder } from './concurrency.js';
 import type { VolumeLook } from './volume-look.js';
+import type { FileLock } from '../util/flock.js';
 
 const invalidArg = (msg: string) => new PveS3Error('InvalidArgument', msg, { exitCode: EXIT.usage });
 
@@ -67,7 +68,7 @@ export async function putVolume(ctx: StoreContext, volname: string, o: PutVolume
   try {
     const { assertMayReplace } = await import('./replace.js');
     const existing = await assertMayReplace(ctx, volname, { replace: o.replace === true, ...(o.hint !== undefined ? { hint: o.hint } : {}) });
-    return await putVolumeLocked(ctx, v, o, existing !== null);
+    return await putVolumeLocked(ctx, v, o, existing !== null, lock);
   } finally {
     await lock.release();
   }
@@ -76,9 +77,10 @@ export async function putVolume(ctx: StoreContext, volname: string, o: PutVolume
 /**
  * The bucket side of an upload, for a caller that holds the volume's writer lock and has decided
  * that `replacing` an object of that name is allowed: metadata from the name, the object (staged
- * first when it replaces one, replace.ts), its manifest, then the sidecars.
+ * first when it replaces one, replace.ts), its manifest, then the sidecars. `writer`: the lock it
+ * holds, with which an upload that cannot be resumed is remembered (abandoned-uploads.ts).
  */
-export async function putVolumeLocked(ctx: StoreContext, v: VolumeInfo, o: PutVolumeOptions, replacing: boolean): Promise<Volume> {
+export async function putVolumeLocked(ctx: StoreContext, v: VolumeInfo, o: PutVolumeOptions, replacing: boolean, writer: FileLock): Promise<Volume> {
   const volname = v.volname;
   const key = keyOf(ctx, v);
   let size: number | null = null;
@@ -135,9 +137,10 @@ export async function putVolumeLocked(ctx: StoreContext, v: VolumeInfo, o: PutVo
   try {
     if (replacing) {
       const { uploadReplacing } = await import('./replace.js');
-      res = await uploadReplacing(ctx, v, o.src, uploadOptions);
+      res = await uploadReplacing(ctx, v, o.src, uploadOptions, writer);
     } else {
-      res = await uploadObject(transferClient(ctx), key, o.src, uploadOptions);
+      // a file's upload is resumed by its journal; a stream's is remembered, to be aborted if killed
+      res = await uploadObject('stream' in o.src ? transferClient(ctx, writer) : transferClient(ctx), key, o.src, uploadOptions);
     }
   } catch (e) {
     if (put.objectLock === undefined) throw e;

@@ -172,37 +172,53 @@ const tracked = new WeakMap<StoreContext, TransferClient>();
 /**
  * The same client seen through the transfer engine's structural interface (S3Client has both),
  * with the storage's abandoned uploads kept (store/abandoned-uploads.ts): an abort that fails is
- * remembered, and the first multipart upload of this context aborts what is remembered first.
+ * remembered, and the first multipart upload of this client aborts what is abandoned first.
+ * `writer`: the volume lock (volume-lock.ts) of an upload that cannot be resumed (a stream's, a
+ * server-side copy's): each multipart upload it creates is remembered with that lock until it
+ * completes or is aborted, so that one whose writer was killed is aborted by the next. Uploads
+ * from files are not given one: their resume journal continues them, and an abort would lose that.
  * The module is loaded only then: a status never gets here.
  */
-export const transferClient = (ctx: StoreContext): TransferClient => {
-  let c = tracked.get(ctx);
+export const transferClient = (ctx: StoreContext, writer?: { readonly path: string }): TransferClient => {
+  let c = writer === undefined ? tracked.get(ctx) : undefined;
   if (c !== undefined) return c;
   const client = ctx.client as unknown as TransferClient;
+  const records = (): Promise<typeof import('./abandoned-uploads.js')> => import('./abandoned-uploads.js');
   let swept: Promise<unknown> | undefined;
-  const create: TransferClient['createMultipartUpload'] = async (...a) => {
-    swept ??= import('./abandoned-uploads.js').then((m) => m.abortAbandoned(ctx)).catch(() => 0);
+  const create: TransferClient['createMultipartUpload'] = async (key, put) => {
+    swept ??= records().then((m) => m.abortAbandoned(ctx)).catch(() => 0);
     await swept;
-    return client.createMultipartUpload(...a);
+    const uploadId = await client.createMultipartUpload(key, put);
+    if (writer !== undefined) await (await records()).rememberUpload(ctx, key, uploadId, writer.path);
+    return uploadId;
   };
-  const abort: TransferClient['abortMultipartUpload'] = async (key, uploadId) => {
+  const complete: TransferClient['completeMultipartUpload'] = async (key, uploadId, ...rest) => {
+    const r = await client.completeMultipartUpload(key, uploadId, ...rest);
+    if (writer !== undefined) await (await records()).forgetUpload(ctx, uploadId);
+    return r;
+  };
+  const abort: TransferClient['abortMultipartUpload'] = async (key, uploadId, ...rest) => {
     try {
-      return await client.abortMultipartUpload(key, uploadId);
+      await client.abortMultipartUpload(key, uploadId, ...rest);
     } catch (e) {
       const code = (e as { code?: string }).code ?? 'Error';
-      if (code !== 'NoSuchUpload') await (await import('./abandoned-uploads.js')).rememberAbandoned(ctx, key, uploadId, code);
+      // gone already is what an abort wants: forgotten like an aborted one
+      if (code !== 'NoSuchUpload') await (await records()).rememberAbandoned(ctx, key, uploadId, code);
+      else if (writer !== undefined) await (await records()).forgetUpload(ctx, uploadId);
       throw e;
     }
+    if (writer !== undefined) await (await records()).forgetUpload(ctx, uploadId);
   };
   c = new Proxy(client, {
     get(target, prop) {
       if (prop === 'createMultipartUpload') return create;
+      if (prop === 'completeMultipartUpload') return complete;
       if (prop === 'abortMultipartUpload') return abort;
       const v = Reflect.get(target, prop, target) as unknown;
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   });
-  tracked.set(ctx, c);
+  if (writer === undefined) tracked.set(ctx, c);
   return c;
 };
 

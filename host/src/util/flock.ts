@@ -1,15 +1,27 @@
 /**
  * flock(2) for Node, which has none. flock(1) (util-linux, Essential on Debian, so on every PVE
- * node) takes the lock on the file and keeps it while the `cat` it starts reads our end of a
+ * node) takes the lock for a shell that keeps it while the `cat` it starts reads our end of a
  * pipe. The pipe closes when we release, and also when this process dies in any way (kill -9
  * included), so a lock never outlives its holder: there is no stale lock to detect or break.
  * Perl's flock on the same file excludes it too.
+ *
+ * `remove`: the lock file goes when its holder lets go (also after a kill -9 of the holder: the
+ * shell notices the closed pipe and still holds the lock), so a directory of per-volume locks
+ * does not keep one file per volume ever locked. Unlinking a flock file is safe only with the
+ * check every taker makes here: a waiter that opened the file before its holder unlinked it
+ * gets the lock on an inode no longer at the path, while a third process locks a new file there.
+ * So, after locking, the taker compares the path with the locked inode and starts over when they
+ * differ, and a file is only unlinked by its holder (who, by that check, holds what the path
+ * names).
  */
 import { spawn } from 'node:child_process';
 import { EXIT, PveS3Error } from './errors.js';
 
 export interface FileLock {
-  /** drops the lock; resolves once flock(1) has exited, so the next taker can have it at once */
+  /** the lock file */
+  readonly path: string;
+  /** drops the lock; resolves once it is dropped (and the file removed, with `remove`), so the
+   *  next taker can have it at once */
   release(): Promise<void>;
 }
 
@@ -17,18 +29,41 @@ export interface FileLock {
 const BUSY = 75;
 
 /**
+ * $1 the file, $2 seconds to wait (0: only if free now), $3 1 to remove the file on release.
+ * Signals for the process group (a Ctrl-C) are ignored: the lock lasts as long as our pipe, so it
+ * is kept while we clean up and dropped when we are gone.
+ */
+const TAKE = `trap '' HUP INT TERM
+f=$1; w=$2; end=$(( $(date +%s) + w ))
+while :; do
+  exec 9>>"$f" || exit 1
+  if [ "$w" -gt 0 ]; then
+    left=$(( end - $(date +%s) )); [ "$left" -gt 0 ] || left=1
+    flock --exclusive --conflict-exit-code ${BUSY} --wait "$left" 9 || exit $?
+  else
+    flock --exclusive --conflict-exit-code ${BUSY} --nonblock 9 || exit $?
+  fi
+  [ /proc/$$/fd/9 -ef "$f" ] && break
+  exec 9>&-
+done
+echo locked
+cat >/dev/null 9>&-
+if [ "$3" = 1 ] && [ /proc/$$/fd/9 -ef "$f" ]; then rm -f -- "$f"; fi
+`;
+
+/**
  * Takes an exclusive lock on `path` (created if missing). `waitSeconds` 0: only if free now.
  * Resolves null when it stays taken for that long; `signal` gives up waiting (rejects Aborted).
+ * `remove`: the file is removed when the lock is dropped (see above).
  */
-export function flockFile(path: string, o: { waitSeconds: number; signal?: AbortSignal }): Promise<FileLock | null> {
-  const wait = o.waitSeconds > 0 ? ['--wait', String(o.waitSeconds)] : ['--nonblock'];
+export function flockFile(path: string, o: { waitSeconds: number; signal?: AbortSignal; remove?: boolean }): Promise<FileLock | null> {
   return new Promise((resolve, reject) => {
     if (o.signal?.aborted) {
       reject(aborted(path));
       return;
     }
-    // the child gets no environment of ours (secrets live there) beyond PATH to find sh and cat
-    const child = spawn('flock', ['--exclusive', '--conflict-exit-code', String(BUSY), ...wait, path, '-c', 'echo locked && exec cat >/dev/null'], {
+    // the child gets no environment of ours (secrets live there) beyond PATH to find the tools
+    const child = spawn('sh', ['-c', TAKE, 'pve-s3-flock', path, String(Math.max(0, Math.ceil(o.waitSeconds))), o.remove === true ? '1' : '0'], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' },
     });
@@ -53,6 +88,7 @@ export function flockFile(path: string, o: { waitSeconds: number; signal?: Abort
       if (settled || !out.includes('locked\n')) return;
       done();
       resolve({
+        path,
         release: async () => {
           child.stdin.end();
           await closed;
@@ -63,13 +99,15 @@ export function flockFile(path: string, o: { waitSeconds: number; signal?: Abort
     child.once('error', (e) => {
       if (settled) return;
       done();
-      reject(new PveS3Error('LockFailed', `cannot lock '${path}': flock(1) could not be started (${e.message}); it comes with util-linux`, { exitCode: EXIT.failure }));
+      reject(new PveS3Error('LockFailed', `cannot lock '${path}': sh could not be started (${e.message})`, { exitCode: EXIT.failure }));
     });
     void closed.then((code) => {
       if (settled) return;
       done();
       if (code === BUSY) resolve(null);
-      else reject(new PveS3Error('LockFailed', `cannot lock '${path}': ${err.trim().split('\n')[0] || `flock exited with status ${code}`}`, { exitCode: EXIT.failure }));
+      const why = err.trim().split('\n')[0] || `exited with status ${code}`;
+      // 127: the shell found no flock(1)
+      reject(new PveS3Error('LockFailed', `cannot lock '${path}': ${why}${code === 127 ? ' (flock(1) comes with util-linux)' : ''}`, { exitCode: EXIT.failure }));
     });
   });
 }
