@@ -572,4 +572,32 @@ is_deeply(\@codes, [0, 0], 'both concurrent activations succeed');
 is(scalar(grep { $_->{request}->{op} eq 'download' } @{ stub_requests() }), 1, '... with a single download (per-volume lock)');
 is(read_file("$p/template/iso/concurrent.iso"), 'ONCE', '... of the right file');
 
+# --- the activation lock leaves no file behind, and still excludes -------------------------
+
+my @left = glob("$p/.pve-s3/locks/*.lock");
+is_deeply(\@left, [], 'no activation lock file is kept once its lock is let go (locks/ does not grow per volume)');
+# Every holder unlinks the file before letting go, so a waiter may wake holding a name-less inode
+# while a newcomer locks a new file: four processes incrementing one counter under the lock lose
+# no count only if each taker checks the path still names what it locked.
+my $counter = "$p/counter";
+write_file($counter, '0');
+my @counting;
+for my $k (1 .. 4) {
+    my $pid = fork() // die "fork: $!\n";
+    if ($pid == 0) {
+        for (1 .. 25) {
+            PVE::Storage::Custom::S3Plugin::with_volume_lock($scfg, 'iso', 'counted.iso', sub {
+                my $n = read_file($counter);
+                select(undef, undef, undef, 0.001);
+                write_file($counter, $n + 1);
+            });
+        }
+        POSIX::_exit(0);
+    }
+    push @counting, $pid;
+}
+waitpid($_, 0) for @counting;
+is(read_file($counter), '100', '4 processes x 25 increments under the volume lock: none lost');
+ok(!-e "$p/.pve-s3/locks/iso.counted.iso.lock", '... and its lock file is gone');
+
 done_testing();

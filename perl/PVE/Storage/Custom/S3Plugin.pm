@@ -20,7 +20,7 @@ use Fcntl qw(:flock O_RDWR O_CREAT);
 use File::Path qw(make_path);
 use IO::File;
 use JSON::PP;
-use POSIX qw(ENOENT);
+use POSIX qw(ENOENT EWOULDBLOCK);
 
 use PVE::JSONSchema;
 use PVE::Tools qw(run_command file_get_contents file_set_contents);
@@ -938,17 +938,43 @@ sub list_images {
 
 # --- volumes -------------------------------------------------------------------------------
 
-sub with_volume_lock {
-    my ($scfg, $vtype, $name, $code) = @_;
+# The activation lock of one volume. Its file exists only while the lock is held or waited for,
+# so locks/ does not keep a file per volume ever activated: the holder unlinks it before letting
+# go. That is safe only because every taker, once it holds the lock, checks that the path still
+# names the file it locked and starts over if not; a waiter that opened the file before the
+# holder unlinked it would otherwise lock a name-less inode while a third taker locks a new file.
+sub lock_volume {
+    my ($scfg, $vtype, $name, $nonblock) = @_;
 
     my $dir = state_dir($scfg) . '/locks';
     make_path($dir, { mode => $STATE_DIR_MODE }) if !-d $dir;
     my $file = "$dir/$vtype.$name.lock";
-    my $fh = IO::File->new($file, O_RDWR | O_CREAT, 0600) or die "unable to open lock '$file' - $!\n";
-    flock($fh, LOCK_EX) or die "unable to lock '$file' - $!\n";
+    for (;;) {
+        my $fh = IO::File->new($file, O_RDWR | O_CREAT, 0600) or die "unable to open lock '$file' - $!\n";
+        if (!flock($fh, LOCK_EX | ($nonblock ? LOCK_NB : 0))) {
+            return undef if $nonblock && $! == EWOULDBLOCK;
+            die "unable to lock '$file' - $!\n";
+        }
+        my @held = stat($fh);
+        my @named = stat($file);
+        return { fh => $fh, file => $file } if @named && $held[0] == $named[0] && $held[1] == $named[1];
+        close($fh);
+    }
+}
+
+sub unlock_volume {
+    my ($lock) = @_;
+    unlink($lock->{file});
+    close($lock->{fh});
+}
+
+sub with_volume_lock {
+    my ($scfg, $vtype, $name, $code) = @_;
+
+    my $lock = lock_volume($scfg, $vtype, $name);
     my $res = eval { $code->() };
     my $err = $@;
-    close($fh);
+    unlock_volume($lock);
     die $err if $err;
     return $res;
 }
@@ -1472,12 +1498,16 @@ sub evict_cache {
         return 0 if $open->{ $c->{path} };
         # An activation in progress (it holds the volume lock between checking the copy and
         # handing its path to PVE) or one since this scan (it touched the record) keeps the copy.
-        my $lock = IO::File->new(state_dir($scfg) . "/locks/$c->{vtype}.$c->{name}.lock", O_RDWR | O_CREAT, 0600);
-        return 0 if $lock && !flock($lock, LOCK_EX | LOCK_NB);
-        my @rst = stat(record_file($scfg, $c->{vtype}, $c->{name}));
-        return 0 if !@rst || $rst[9] != $c->{used};
-        unlink($c->{path}) or return 0;
-        unlink(record_file($scfg, $c->{vtype}, $c->{name}));
+        my $lock = eval { lock_volume($scfg, $c->{vtype}, $c->{name}, 1) } // return 0;
+        my $gone = eval {
+            my @rst = stat(record_file($scfg, $c->{vtype}, $c->{name}));
+            return 0 if !@rst || $rst[9] != $c->{used};
+            unlink($c->{path}) or return 0;
+            unlink(record_file($scfg, $c->{vtype}, $c->{name}));
+            return 1;
+        };
+        unlock_volume($lock);
+        return 0 if !$gone;
         push @evicted, "$c->{vtype}/$c->{name}";
         $c->{gone} = 1;
         return 1;
