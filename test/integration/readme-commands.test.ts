@@ -387,6 +387,9 @@ describe('README "try" block', () => {
         .map((l) => l.replaceAll('/tmp/', `${sb}/`).replaceAll('try-pve-s3', bucket))
         .join('\n');
       expect(script).toContain('make-bucket.mjs');
+      // the demo stops a gateway it started: the block starts it again (here: the test gateway,
+      // running, so rgw-up.sh only reuses it; PVE_S3_RGW_DIR passes through as a reader's would)
+      expect(script.split('\n')[0]).toBe('test/s3/rgw-up.sh > /dev/null');
       const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('S3_')));
       const r = spawnSync('bash', ['-e', '-o', 'pipefail', '-c', script], { cwd: ROOT, encoding: 'utf8', env: { ...env, PVE_S3_LOG_FILE: join(sb, 'log') } });
       expect(r.status, r.stderr).toBe(0);
