@@ -312,7 +312,7 @@ describe('resolveStorage: missing and invalid values say where they can come fro
     const e = fixture({ cfg: SECTION('\tmultipart_chunk_size 2\n'), secrets: { store1: 's' } });
     const err = failure(() => resolveStorage({ storageId: 'store1', env: e }));
     expect(err.message).toBe(
-      `invalid multipart_chunk_size '2': must be an integer 5..5120 (MB) (from ${e.PVE_S3_STORAGE_CFG} [store1])`,
+      `invalid multipart_chunk_size '2': must be an integer 5..5120 (MiB) (from ${e.PVE_S3_STORAGE_CFG} [store1])`,
     );
     const err2 = failure(() => resolveStorage({ storageId: 'store1', env: { ...e, S3_ENDPOINT: 'ftp://x' } }));
     expect(err2.message).toContain('(from env S3_ENDPOINT)');

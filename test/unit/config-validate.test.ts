@@ -47,7 +47,7 @@ describe('the key schema', () => {
   it("states the seed's ranges, and our defaults", () => {
     // 32 MB x 4 rather than the seed example's 100 x 3: ~15% faster uploads to RadosGW here, and
     // a third of the memory (docs/CONFIG.md)
-    expect(SCHEMA.get('multipart_chunk_size')).toMatchObject({ min: 5, max: 5120, default: 32, unit: 'MB' });
+    expect(SCHEMA.get('multipart_chunk_size')).toMatchObject({ min: 5, max: 5120, default: 32, unit: 'MiB' });
     expect(SCHEMA.get('max_concurrent_uploads')).toMatchObject({ min: 1, max: 20, default: 4 });
     expect(SCHEMA.get('connection_timeout')).toMatchObject({ min: 10, max: 300, default: 60, unit: 's' });
   });
@@ -160,9 +160,9 @@ describe('validateStorage: every refusal names key, value and what is allowed', 
     [{ content: 'backup,images' }, "invalid content 'backup,images': unknown content type 'images'"],
     [{ content: 'none,iso' }, "'none' cannot be combined"],
     [{ storage_class: 'COLD' }, "invalid storage_class 'COLD': must be one of STANDARD, STANDARD_IA, ONEZONE_IA, INTELLIGENT_TIERING, GLACIER, GLACIER_IR, DEEP_ARCHIVE, REDUCED_REDUNDANCY"],
-    [{ multipart_chunk_size: '2' }, "invalid multipart_chunk_size '2': must be an integer 5..5120 (MB)"],
-    [{ multipart_chunk_size: '5121' }, "invalid multipart_chunk_size '5121': must be an integer 5..5120 (MB)"],
-    [{ multipart_chunk_size: '10.5' }, "invalid multipart_chunk_size '10.5': must be an integer 5..5120 (MB)"],
+    [{ multipart_chunk_size: '2' }, "invalid multipart_chunk_size '2': must be an integer 5..5120 (MiB)"],
+    [{ multipart_chunk_size: '5121' }, "invalid multipart_chunk_size '5121': must be an integer 5..5120 (MiB)"],
+    [{ multipart_chunk_size: '10.5' }, "invalid multipart_chunk_size '10.5': must be an integer 5..5120 (MiB)"],
     [{ multipart_chunk_size: '1e2' }, "invalid multipart_chunk_size '1e2'"],
     [{ max_concurrent_uploads: '0' }, "invalid max_concurrent_uploads '0': must be an integer 1..20"],
     [{ max_concurrent_uploads: '21' }, "invalid max_concurrent_uploads '21': must be an integer 1..20"],

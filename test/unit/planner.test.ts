@@ -154,7 +154,7 @@ describe('planUpload, bad input', () => {
     let err: PlanError | undefined;
     try { planUpload({ size: 1, chunkSizeMB: mb }); } catch (e) { err = e as PlanError; }
     expect(err?.code).toBe('InvalidChunkSize');
-    expect(err?.message).toBe(`invalid multipart_chunk_size '${String(mb)}': must be an integer 5..5120 (MB)`);
+    expect(err?.message).toBe(`invalid multipart_chunk_size '${String(mb)}': must be an integer 5..5120 (MiB)`);
   });
 
   it('chunk sizes 5 and 5120 are accepted', () => {

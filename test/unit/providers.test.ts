@@ -102,9 +102,9 @@ describe('what the configuration refuses, naming the provider', () => {
 
   it('a chunk size above the provider’s largest part', () => {
     expect(() => section({ endpoint: 's3.us-west-004.backblazeb2.com', multipart_chunk_size: '5000' })).toThrow(
-      "invalid multipart_chunk_size '5000': Backblaze B2 (provider b2, detected from the endpoint) takes parts of at most 5000000000 bytes: at most 4768 (MB)",
+      "invalid multipart_chunk_size '5000': Backblaze B2 (provider b2, detected from the endpoint) takes parts of at most 5000000000 bytes: at most 4768 (MiB)",
     );
-    expect(() => section({ endpoint: 'acc.r2.cloudflarestorage.com', multipart_chunk_size: '5120' })).toThrow(/at most 5115 \(MB\)/);
+    expect(() => section({ endpoint: 'acc.r2.cloudflarestorage.com', multipart_chunk_size: '5120' })).toThrow(/at most 5115 \(MiB\)/);
     expect(section({ endpoint: 's3.amazonaws.com', multipart_chunk_size: '5120' }).multipartChunkSizeMB).toBe(5120);
   });
 
@@ -155,7 +155,7 @@ describe('the client and the planner follow the provider', () => {
     expect(() => planUpload({ size: 5_000_000_000_001, chunkSizeMB: 32, limits })).toThrow(
       'object size 5000000000001 bytes exceeds what this provider takes in one upload: 1000 parts of at most 5000000000 bytes',
     );
-    expect(() => planUpload({ size: 1, chunkSizeMB: 5000, limits })).toThrow("invalid multipart_chunk_size '5000': must be an integer 5..4768 (MB): the provider's largest part");
+    expect(() => planUpload({ size: 1, chunkSizeMB: 5000, limits })).toThrow("invalid multipart_chunk_size '5000': must be an integer 5..4768 (MiB): the provider's largest part");
   });
 
   it('equal parts (R2): every part but the last has the plan’s size, the last is not larger', () => {

@@ -293,7 +293,7 @@ const DEFS: KeyDef[] = [
     description: 'storage class of uploaded objects (absent: the bucket default, normally STANDARD)',
     parse: (raw) => parseEnum('storage_class', raw, STORAGE_CLASSES),
   },
-  int('multipart_chunk_size', 5, 5120, 32, 'MB', 'multipart part size; raised automatically when an object would need more than 10,000 parts'),
+  int('multipart_chunk_size', 5, 5120, 32, 'MiB', 'multipart part size (MiB); raised automatically when an object would need more than 10,000 parts'),
   int('max_concurrent_uploads', 1, 20, 4, undefined, 'parts in flight at once, and the most ranges a download fetches at once'),
   int('connection_timeout', 10, 300, 60, 's', 'TCP/TLS connect timeout'),
   {

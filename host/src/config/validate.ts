@@ -173,7 +173,7 @@ function checkProvider(v: ValidatedProps): void {
   }
   const maxMB = maxChunkMB(p);
   if (v.multipart_chunk_size !== undefined && v.multipart_chunk_size > maxMB) {
-    throw new ConfigError('multipart_chunk_size', v.multipart_chunk_size, `${who} takes parts of at most ${p.maxPartBytes} bytes: at most ${maxMB} (MB)${escape}`);
+    throw new ConfigError('multipart_chunk_size', v.multipart_chunk_size, `${who} takes parts of at most ${p.maxPartBytes} bytes: at most ${maxMB} (MiB)${escape}`);
   }
 }
 

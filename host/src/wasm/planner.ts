@@ -102,7 +102,7 @@ export function planUpload(o: { size?: number; maxSize?: number; chunkSizeMB: nu
   const maxChunkMB = Math.min(MAX_CHUNK_MB, Math.floor(maxPartBytes / MIB));
   if (typeof mb !== 'number' || !Number.isInteger(mb) || mb < MIN_CHUNK_MB || mb > maxChunkMB) {
     throw new PlanError('InvalidChunkSize',
-      `invalid multipart_chunk_size '${String(mb)}': must be an integer ${MIN_CHUNK_MB}..${maxChunkMB} (MB)${maxChunkMB < MAX_CHUNK_MB ? ": the provider's largest part" : ''}`);
+      `invalid multipart_chunk_size '${String(mb)}': must be an integer ${MIN_CHUNK_MB}..${maxChunkMB} (MiB)${maxChunkMB < MAX_CHUNK_MB ? ": the provider's largest part" : ''}`);
   }
   checkSize('size', o.size);
   checkSize('maxSize', o.maxSize);
