@@ -87,6 +87,26 @@ describe('README blocks', () => {
     expect(checked).toBeGreaterThan(20);
   });
 
+  it('every pve-s3-* command quoted in the prose (`…` spans) uses flags and actions its --help lists', () => {
+    const helps = new Map(COMMANDS.map((c) => [c, helpOf(c)]));
+    const prose = README.replace(/^```[\s\S]*?^```[ \t]*$/gm, '');
+    const spans = [...prose.matchAll(/`([^`]+)`/g)].map((m) => m[1]!.replace(/\s+/g, ' ').trim());
+    let checked = 0;
+    for (const span of spans) {
+      const w = words(span);
+      const help = helps.get(w[0] ?? '');
+      if (!help) continue;
+      for (let i = 1; i < w.length; i++) {
+        if (!w[i]!.startsWith('--')) continue;
+        expect(help, `${span}: ${w[i]}`).toMatch(new RegExp(`(^|[\\s\\[|(,])${w[i]!.replace(/[-]/g, '\\-')}(?![\\w-])`, 'm'));
+        // `--action prune|cleanup` names two
+        if (w[i] === '--action') for (const a of w[i + 1]!.split('|')) expect(help, `${span}: --action ${a}`).toMatch(new RegExp(`^\\s+${a}\\s`, 'm'));
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThan(15);
+  });
+
   it('the key table lists exactly the schema\'s keys, with its ranges and defaults', () => {
     const rows = new Map(
       README.split('\n')
