@@ -28,9 +28,10 @@ Uploads vzdump archives (with their .log, .notes and .protected found next to th
 container templates and snippets to an S3 storage. Each upload writes an integrity manifest.
 
 Where a file goes (by its name, or --content):
-  vzdump-{qemu,lxc}-VMID-DATE.{vma,tar}[.zst|.gz|.lzo]  backup    (dump/)
+  vzdump-{qemu,lxc}-VMID-DATE.{vma,tar}[.zst|.gz|.lzo|.bz2],
+    any other *.vma[.zst|.gz|.lzo|.bz2], *.tgz          backup    (dump/)
   *.iso, *.img                                         iso       (template/iso/)
-  *.tar.gz, *.tar.xz, *.tar.zst (not vzdump names)     vztmpl    (template/cache/)
+  *.tar, *.tar.{gz,xz,zst,bz2} (not vzdump names)      vztmpl    (template/cache/)
   anything else, e.g. test.txt                         snippets  (snippets/)
   Names keep PVE's upload rule: characters outside [A-Za-z0-9_.-] become '_'.
 
