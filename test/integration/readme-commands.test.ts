@@ -23,6 +23,7 @@ import { parseStorageCfg, storageConfigFromSection } from '../../host/src/config
 import { OWN_KEYS, PVE_GLOBAL_KEYS, SCHEMA } from '../../host/src/config/schema.js';
 import type { S3Client } from '../../host/src/s3/client.js';
 import { startFreezeRelay } from '../helpers/freeze-relay.js';
+import { runRgwAdmin } from '../helpers/rgw.js';
 import { closeTestClients, dropBucket, freshBucket, testClient, testS3 } from '../helpers/s3.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -62,7 +63,7 @@ describe('README blocks', () => {
     expect(blocks.every((b) => b.lang === 'sh' || b.lang === 'text')).toBe(true);
     expect(linesOf('sh', 'run').length).toBeGreaterThanOrEqual(10);
     expect(tagged('text', 'storage.cfg')).toHaveLength(1);
-    expect(linesOf('text', 'error').length).toBe(6);
+    expect(linesOf('text', 'error').length).toBe(7);
   });
 
   it('every pve-s3-* flag and action shown exists in that command\'s --help', () => {
@@ -364,13 +365,25 @@ describe('README commands against the test RadosGW', () => {
     relay.freeze();
     const stalledCfg = join(sb, 'storage-stalled.cfg');
     writeFileSync(stalledCfg, readFileSync(join(sb, 'storage.cfg'), 'utf8').replace(/^(\s+endpoint ).*/m, `$1${relay.url}`) + '\tstall_timeout 10\n');
-    const cases: Record<string, { cmd: string; env: NodeJS.ProcessEnv; exit: number; shown: [string, string] }> = {
-      SignatureDoesNotMatch: { cmd: 'pve-s3-restore --storage my-s3 --list', env: { S3_SECRET_KEY: 'wrong-secret-key-0123456789' }, exit: 4, shown: [t.endpoint, SHOWN_ENDPOINT] },
-      InvalidAccessKeyId: { cmd: 'pve-s3-restore --storage my-s3 --list', env: { S3_ACCESS_KEY: 'NOSUCHACCESSKEY0000' }, exit: 4, shown: [t.endpoint, SHOWN_ENDPOINT] },
-      NoSuchBucket: { cmd: 'pve-s3-backup --storage my-s3 --source debian-12.iso', env: { S3_BUCKET: 'my-bucket-proxmox' }, exit: 3, shown: [t.endpoint, SHOWN_ENDPOINT] },
-      ConnectionRefused: { cmd: 'pve-s3-restore --storage my-s3 --list', env: { S3_ENDPOINT: 'http://127.0.0.1:1' }, exit: 1, shown: ['http://127.0.0.1:1', SHOWN_ENDPOINT] },
-      NetworkError: { cmd: 'pve-s3-restore --storage my-s3 --list', env: { S3_ENDPOINT: 'https://s3.nonexistent.invalid' }, exit: 1, shown: ['', ''] },
-      Stalled: { cmd: 'pve-s3-restore --storage my-s3 --list', env: { PVE_S3_STORAGE_CFG: stalledCfg }, exit: 1, shown: [relay.url, SHOWN_ENDPOINT] },
+    // a key of another gateway user: the bucket is not its own
+    const other = { access: 'PVES3OTHERUSER000001', secret: 'pveS3OtherUserSecret00000000000000000001' };
+    await runRgwAdmin(['user', 'create', '--uid=pve-s3-other', '--display-name=other', `--access-key=${other.access}`, `--secret=${other.secret}`]).catch((e: Error) => {
+      if (!/exists/i.test(e.message)) throw e;
+    });
+    const gw: [string, string] = [t.endpoint, SHOWN_ENDPOINT];
+    const cases: Record<string, { cmd: string; env: NodeJS.ProcessEnv; exit: number; shown: [string, string][] }> = {
+      SignatureDoesNotMatch: { cmd: 'pve-s3-restore --storage my-s3 --list', env: { S3_SECRET_KEY: 'wrong-secret-key-0123456789' }, exit: 4, shown: [gw] },
+      InvalidAccessKeyId: { cmd: 'pve-s3-restore --storage my-s3 --list', env: { S3_ACCESS_KEY: 'NOSUCHACCESSKEY0000' }, exit: 4, shown: [gw] },
+      AccessDenied: {
+        cmd: 'pve-s3-restore --storage my-s3 --list',
+        env: { S3_ACCESS_KEY: other.access, S3_SECRET_KEY: other.secret },
+        exit: 4,
+        shown: [gw, [c.bucket, 'my-bucket-proxmox']],
+      },
+      NoSuchBucket: { cmd: 'pve-s3-backup --storage my-s3 --source debian-12.iso', env: { S3_BUCKET: 'my-bucket-proxmox' }, exit: 3, shown: [gw] },
+      ConnectionRefused: { cmd: 'pve-s3-restore --storage my-s3 --list', env: { S3_ENDPOINT: 'http://127.0.0.1:1' }, exit: 1, shown: [['http://127.0.0.1:1', SHOWN_ENDPOINT]] },
+      NetworkError: { cmd: 'pve-s3-restore --storage my-s3 --list', env: { S3_ENDPOINT: 'https://s3.nonexistent.invalid' }, exit: 1, shown: [] },
+      Stalled: { cmd: 'pve-s3-restore --storage my-s3 --list', env: { PVE_S3_STORAGE_CFG: stalledCfg }, exit: 1, shown: [[relay.url, SHOWN_ENDPOINT]] },
     };
     const seen = new Set<string>();
     for (const line of linesOf('text', 'error')) {
@@ -380,13 +393,12 @@ describe('README commands against the test RadosGW', () => {
       expect(line.startsWith(`${k!.cmd.split(' ')[0]}: `), line).toBe(true);
       const r = sh(k!.cmd, k!.env);
       const last = r.stderr.trimEnd().split('\n').pop() ?? '';
-      const [from, to] = k!.shown;
-      expect(from ? last.replaceAll(from, to) : last).toBe(line);
+      expect(k!.shown.reduce((text, [from, to]) => text.replaceAll(from, to), last)).toBe(line);
       expect(r.status, line).toBe(k!.exit);
       seen.add(code!);
     }
     await relay.close();
-    expect(seen.size).toBe(6);
+    expect(seen.size).toBe(7);
   });
 });
 
