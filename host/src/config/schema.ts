@@ -396,7 +396,7 @@ const DEFS: KeyDef[] = [
     's',
     'an operation gives up once the endpoint has neither answered nor taken a byte for this long, across all its requests and retries (a stopped gateway, a Ceph cluster that blocks writes); absent: request_timeout',
   ),
-  bool('keep_local', false, 'the vzdump hook keeps the local archive after a verified upload'),
+  bool('keep_local', false, 'the vzdump hook and the background sync keep the local file after its verified upload (ISO images and snippets are kept either way)'),
   int('cache_max_size', 0, 1048576, 0, 'GiB', 'local cache budget for downloaded volumes; 0: no size limit'),
   int('cache_max_age', 0, 3650, undefined, 'days', 'evict cached downloads unused for this many days; absent: 1 day for backups, 7 for ISOs/templates; 0: never by age'),
   int('abort_incomplete_days', 1, 365, 7, 'days', 'lifecycle rule: abort multipart uploads left incomplete this long'),
