@@ -112,12 +112,29 @@ my @left = grep { !m/^\.\.?$/ } readdir($dh);
 closedir($dh);
 is_deeply(\@left, [], '... no file and no temporary file left in the dump dir');
 
+# Remove in the GUI and `pvesm free` (free_image), and vzdump's prune (prune_backups: a listing,
+# then a delete): the host's message names the endpoint, the request and the key, and the backup
+# stays whole for the next try
+eval { PVE::Storage::vdisk_free($cfg, $volid) };
+$err = $@;
+like($err, qr/^no answer from \Q$relay->{url}\E for \d+ s during HeadObject of 'dump\/\Q$name\E(\.protected)?': .*\(stall_timeout 10 s\)$/m,
+    'frozen: vdisk_free (free_image) fails naming the endpoint, the request and the key');
+unlike($err, qr/did not finish within its deadline|\Q$gw->{secret_key}\E/, '... not the deadline, never the secret');
+my @logged;
+eval { PVE::Storage::prune_backups($cfg, $storeid, { 'keep-last' => 1 }, undef, undef, 0, sub { push @logged, "$_[0]: $_[1]" }) };
+like($@, $endpoint_re, 'frozen: prune_backups fails at its listing, naming the endpoint');
+
 $relay->thaw();
 unlink("$tmp/cache/.pve-s3/status.json");
 $list = PVE::Storage::volume_list($cfg, $storeid, undef, 'backup');
 is_deeply([map { $_->{volid} } @$list], [$volid], 'thawed: volume_list works again');
 $path = PVE::Storage::abs_filesystem_path($cfg, $volid);
 is(-s $path, 300000, 'thawed: activate_volume downloads the backup');
+
+ok($gw->{s3}->object_exists($gw->{bucket}, "dump/$name.s3manifest"), "thawed: the frozen delete left the backup's manifest");
+PVE::Storage::vdisk_free($cfg, $volid);
+is_deeply(PVE::Storage::volume_list($cfg, $storeid, undef, 'backup'), [], 'thawed: vdisk_free removes it');
+is_deeply($gw->{s3}->list_keys($gw->{bucket}, 'dump/'), [], '... with everything of it');
 
 $relay->stop();
 $gw->{s3}->drop_bucket($gw->{bucket});

@@ -20,7 +20,7 @@ export function hostOp(
   op: string,
   storage: Record<string, string>,
   args: Record<string, unknown>,
-  o: { env?: NodeJS.ProcessEnv; start?: (cmd: string, argv: string[], env: NodeJS.ProcessEnv) => ChildProcess } = {},
+  o: { env?: NodeJS.ProcessEnv; start?: (cmd: string, argv: string[], env: NodeJS.ProcessEnv) => ChildProcess; deadlineMs?: number } = {},
 ): Promise<Envelope & { stderr: string }> {
   return new Promise((res, rej) => {
     const env = { ...process.env, ...o.env };
@@ -37,7 +37,7 @@ export function hostOp(
         rej(new Error(`no envelope from ${op}: ${out} ${err}`));
       }
     });
-    p.stdin!.end(JSON.stringify({ v: 1, op, storage, args }));
+    p.stdin!.end(JSON.stringify({ v: 1, op, storage, args, ...(o.deadlineMs !== undefined ? { deadline_ms: o.deadlineMs } : {}) }));
   });
 }
 

@@ -9,7 +9,7 @@
  * process; backup_cleanup's `backup-discard` then finds nothing left to do.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
@@ -39,7 +39,7 @@ d('provider VM backup when the bucket fails mid-backup', () => {
   let img: string;
   let n = 0;
 
-  function host(op: string, args: Record<string, unknown>): Promise<{ env: Envelope; stderr: string }> {
+  function host(op: string, args: Record<string, unknown>, st: Record<string, string> = storage): Promise<{ env: Envelope; stderr: string }> {
     return new Promise((res, rej) => {
       const p = spawn(process.execPath, [HOST], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, PVE_S3_LOG_FILE: join(tmp.dir, 'host.log'), PVE_S3_PRIV_DIR: join(tmp.dir, 'priv') } });
       let out = '';
@@ -54,7 +54,7 @@ d('provider VM backup when the bucket fails mid-backup', () => {
           rej(new Error(`no envelope from ${op}: ${out}\n${err}`));
         }
       });
-      p.stdin.end(JSON.stringify({ v: 1, op, storage, args }));
+      p.stdin.end(JSON.stringify({ v: 1, op, storage: st, args }));
     });
   }
 
@@ -76,10 +76,10 @@ d('provider VM backup when the bucket fails mid-backup', () => {
   }
 
   /** runs backup-vm of a fresh archive name under `rules`; returns the failure */
-  async function failingBackup(rules: FaultRule[]): Promise<{ volname: string; error: { code: string; message: string }; stderr: string }> {
+  async function failingBackup(rules: FaultRule[], st: Record<string, string> = storage): Promise<{ volname: string; error: { code: string; message: string }; stderr: string }> {
     const volname = `backup/vzdump-qemu-${200 + n++}-2025_01_02-03_04_05.vma.zst`;
     proxy.plan(rules);
-    const { env, stderr } = await backup(volname);
+    const { env, stderr } = await backup(volname, st);
     proxy.plan([]);
     expect(env.ok, JSON.stringify(env)).toBe(false);
     if (process.env.SHOW_ERRORS) console.log(`${volname}: ${env.error!.code}: ${env.error!.message}`);
@@ -88,13 +88,13 @@ d('provider VM backup when the bucket fails mid-backup', () => {
 
   /** backup-vm from a fresh export: what was stored is discarded on the export (Base.pm asks
    *  it of a fleecing image), so each job gets its own copy, as each vzdump run its own snapshot */
-  async function backup(volname: string): Promise<{ env: Envelope; stderr: string }> {
+  async function backup(volname: string, st: Record<string, string> = storage): Promise<{ env: Envelope; stderr: string }> {
     const served = servedCopy({ name: 'drive-scsi0', path: img, size }, tmp.dir);
     const qsd = await startQsd(tmp.dir, [served]);
     try {
       return await host('backup-vm', {
         volname, time: 1735787045, config_b64: Buffer.from(CONF).toString('base64'), devices: [{ name: 'drive-scsi0', size, nbd_path: qsd.socket }],
-      });
+      }, st);
     } finally {
       await qsd.stop();
     }
@@ -167,6 +167,59 @@ d('provider VM backup when the bucket fails mid-backup', () => {
     expect(error.message).toContain(volname.slice(7));
     expect(error.message).toMatch(/InternalError|500/);
     await nothingLeft(volname);
+  });
+
+  describe('the bucket stops answering (stall_timeout 10 s)', () => {
+    const stalling = (): Record<string, string> => ({ ...storage, request_timeout: '10' });
+    const says = (error: { code: string; message: string }, during: RegExp): void => {
+      expect(error.code).toBe('Timeout');
+      expect(error.message).toMatch(new RegExp(`^(storing backup '[^']+' failed: )?no answer from ${proxy.url.replace(/[.:/]/g, '\\$&')} for \\d+ s during `));
+      expect(error.message).toMatch(during);
+      expect(error.message).not.toContain(testS3().secretAccessKey);
+    };
+
+    it('before the backup: nothing sent, nothing left', async () => {
+      const { volname, error, stderr } = await failingBackup([{ match: {}, fault: { kind: 'hang' }, times: Infinity }], stalling());
+      if (process.env.SHOW_ERRORS) console.log(stderr);
+      says(error, /during (HeadObject|ListObjects|CreateMultipartUpload)/);
+      await nothingLeft(volname);
+    });
+
+    /** the uploads this node remembers to abort (store/abandoned-uploads.ts) */
+    const remembered = (): string[] => {
+      const d = join(storage.path!, '.pve-s3', 'multipart-uploads');
+      return existsSync(d) ? readdirSync(d) : [];
+    };
+    // the abort, and no DELETE of an archive that cannot exist yet (each a last try of a silent gateway)
+    const deletes = (from: number): number => proxy.requests.slice(from).filter((q) => q.method === 'DELETE').length;
+
+    it('in the middle of the upload (parts after the second hang), the abort answered: nothing left', async () => {
+      const seen = proxy.requests.length;
+      const { volname, error, stderr } = await failingBackup([{ match: { method: 'PUT', pathIncludes: 'partNumber=' }, fault: { kind: 'hang' }, skip: 2, times: Infinity }], stalling());
+      if (process.env.SHOW_ERRORS) console.log(stderr);
+      says(error, /during UploadPart of 'pve\/dump\/vzdump-qemu-\d+-[^']+'/);
+      expect(deletes(seen)).toBe(1);
+      await nothingLeft(volname);
+    });
+
+    it('in the middle of the upload with everything hanging (the abort too): the upload is remembered, and the next backup aborts it', async () => {
+      const seen = proxy.requests.length;
+      const { volname, error, stderr } = await failingBackup([{ match: { method: 'PUT', pathIncludes: 'partNumber=' }, fault: { kind: 'hang' }, skip: 2, times: Infinity }, { match: { method: 'DELETE' }, fault: { kind: 'hang' }, times: Infinity }], stalling());
+      if (process.env.SHOW_ERRORS) console.log(stderr);
+      says(error, /its incomplete multipart upload could not be aborted now: the next upload to this storage from this node aborts it/);
+      expect(deletes(seen)).toBe(1);
+      expect(processesIn(tmp.dir)).toEqual([]);
+      expect(remembered()).toHaveLength(1);
+      expect((await c.listMultipartUploads({ prefix: PREFIX })).length).toBe(1);
+      const next = `backup/vzdump-qemu-${200 + n++}-2025_01_02-03_04_05.vma.zst`;
+      const { env } = await backup(next);
+      expect(env.ok, JSON.stringify(env.error)).toBe(true);
+      expect(await c.listMultipartUploads({ prefix: PREFIX })).toEqual([]);
+      expect(remembered()).toEqual([]);
+      expect((await keys()).filter((k) => k.includes(volname.slice(7)))).toEqual([]);
+      const discard = await host('backup-discard', { volname: next });
+      expect(discard.env.ok).toBe(true);
+    });
   });
 
   it('the next backup of the same guest through the healthy bucket succeeds (nothing in the way)', async () => {

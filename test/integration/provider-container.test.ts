@@ -302,6 +302,51 @@ d('provider container backup (directory) and restore (tar) as the container root
       expect(existsSync(`${dir}.owner`)).toBe(false);
     }, 240_000);
 
+    it('the bucket stops answering mid-backup (stall_timeout 10 s, the abort unanswered too): the Stalled message; discard, once it answers, leaves nothing', async () => {
+      const stalling = { ...viaProxy, request_timeout: '10' };
+      proxy.plan([
+        { match: { method: 'PUT', pathIncludes: 'partNumber=' }, skip: 2, times: Infinity, fault: { kind: 'hang' } },
+        { match: { method: 'DELETE' }, times: Infinity, fault: { kind: 'hang' } },
+      ]);
+      const seen = proxy.requests.length;
+      const { prep, run } = await backup(vn, big, { storage: stalling, extra: { exclude: [] } });
+      // one last try of the abort: the container's root cannot remember the upload, which once
+      // failed the abort with EACCES and had it tried three times, each waiting out the silence
+      expect(proxy.requests.slice(seen).filter((q) => q.method === 'DELETE')).toHaveLength(1);
+      proxy.plan([]);
+      if (process.env.SHOW_ERRORS) console.log(run.stderr);
+      expect(run.ok).toBe(false);
+      expect(run.error?.code).toBe('Timeout');
+      expect(run.error?.message).toMatch(new RegExp(`no answer from ${proxy.url.replace(/[.:/]/g, '\\$&')} for \\d+ s during UploadPart of 'pve/dump/vzdump-lxc-102-`));
+      // the container's root cannot write the storage's path to remember it: the message says so
+      expect(run.error?.message).toMatch(/; its incomplete multipart upload could not be aborted now: pve-s3-maintenance --action abort-uploads aborts it once the gateway answers$/);
+      expect(run.stderr).not.toContain(testS3().secretAccessKey);
+      expect(ctProcesses()).toEqual([]);
+      expect((await bucketKeys()).filter((k) => k.includes('-102-'))).toEqual([]);
+      // backup_cleanup after the failure, as root: aborts what the container's root could not
+      const disc = await host('backup-discard', { volname: vn }, { storage: viaProxy });
+      expect(disc.ok, disc.error?.message).toBe(true);
+      expect(disc.result).toMatchObject({ aborted: 1 });
+      expect((await c.listMultipartUploads({ prefix: bigKey })).length).toBe(0);
+      const dir = (prep.result as { dir: string }).dir;
+      expect(existsSync(dir)).toBe(false);
+    }, 240_000);
+
+    it('the bucket stops answering mid-restore (stall_timeout 10 s): the Stalled message naming the backup, no restore directory left', async () => {
+      const stored = 'backup/vzdump-lxc-105-2025_01_02-03_04_05.tar.zst';
+      const { run } = await backup(stored, big, { extra: { exclude: [] } });
+      expect(run.ok, run.error?.message).toBe(true);
+      expect((await host('backup-container-end', { volname: stored })).ok).toBe(true);
+      proxy.plan([{ match: { method: 'GET', pathIncludes: 'vzdump-lxc-105-2025_01_02-03_04_05.tar.zst', test: (r) => 'range' in r.headers }, skip: 2, times: Infinity, fault: { kind: 'hang' } }]);
+      const init = await host('restore-container-init', { volname: stored }, { storage: { ...viaProxy, request_timeout: '10' } });
+      proxy.plan([]);
+      expect(init.ok).toBe(false);
+      expect(init.error?.code).toBe('Timeout');
+      expect(init.error?.message).toMatch(new RegExp(`no answer from ${proxy.url.replace(/[.:/]/g, '\\$&')} for \\d+ s during GetObject of 'pve/dump/vzdump-lxc-105-`));
+      expect(readdirSync(restoreRoot())).toEqual([]);
+      expect(ctProcesses()).toEqual([]);
+    }, 240_000);
+
     it('a backup process still running is stopped by discard before it removes anything', async () => {
       // the upload hangs: vzdump was interrupted and backup_cleanup runs while the host still works
       proxy.plan([{ match: { method: 'PUT', pathIncludes: 'partNumber=' }, skip: 1, times: Infinity, fault: { kind: 'hang' } }]);

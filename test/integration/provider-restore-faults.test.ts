@@ -120,19 +120,19 @@ d('provider VM restore when things go wrong', () => {
   const rangeOf = (f: { offset: number; clen: number }): string => `bytes=${f.offset}-${f.offset + f.clen - 1}`;
 
   /** one device through qemu-img as restore_external_archive runs it; the convert's and the cleanup's outcome */
-  async function convertOnce(volname: string): Promise<{ init: Envelope; convert?: number; stop?: Envelope; cleanup?: Envelope }> {
-    const init = await host('restore-vm-init', { volname });
+  async function convertOnce(volname: string, st: Record<string, string> = storage): Promise<{ init: Envelope; convert?: number; stop?: Envelope; cleanup?: Envelope }> {
+    const init = await host('restore-vm-init', { volname }, st);
     if (!init.ok) return { init };
     const dir = init.result!.dir as string;
-    const start = await host('restore-volume-start', { dir, device: 'drive-scsi0' });
+    const start = await host('restore-volume-start', { dir, device: 'drive-scsi0' }, st);
     expect(start.ok, start.error?.message).toBe(true);
     // not spawnSync: the fault proxy lives in this process and must keep answering meanwhile
     const conv = await new Promise<{ status: number | null }>((res) => {
       const p = spawn('qemu-img', ['convert', '-f', 'raw', '-O', 'raw', start.result!.path as string, join(tmp.dir, 'out.raw')], { stdio: 'ignore' });
       p.on('close', (status) => res({ status }));
     });
-    const stop = await host('restore-volume-stop', { dir, device: 'drive-scsi0' });
-    const cleanup = await host('restore-vm-cleanup', { dir });
+    const stop = await host('restore-volume-stop', { dir, device: 'drive-scsi0' }, st);
+    const cleanup = await host('restore-vm-cleanup', { dir }, st);
     return { init, convert: conv.status ?? -1, stop, cleanup };
   }
 
@@ -271,6 +271,40 @@ d('provider VM restore when things go wrong', () => {
     }
     nothingLeft();
   }, 180_000);
+
+  describe('the bucket stops answering mid-restore (stall_timeout 10 s)', () => {
+    const stalling = (): Record<string, string> => ({ ...storage, request_timeout: '10' });
+    const noAnswer = (): RegExp => new RegExp(`no answer from ${proxy.url.replace(/[.:/]/g, '\\$&')} for \\d+ s during GetObject of '${PREFIX}dump/vzdump-qemu-10[01]-[^']+'`);
+
+    it('indexed (the NBD server reads frames on demand): the convert fails, stop says why, nothing is left', async () => {
+      proxy.plan([{ match: { method: 'GET', headers: { range: /^bytes=/ } }, fault: { kind: 'hang' }, times: Infinity, skip: 1 }]);
+      try {
+        const r = await convertOnce(indexed, stalling());
+        expect(r.init.ok, r.init.error?.message).toBe(true);
+        expect(r.convert).not.toBe(0);
+        expect(r.stop!.ok).toBe(false);
+        expect(r.stop!.error!.message).toMatch(noAnswer());
+        expect(r.cleanup!.ok, r.cleanup!.error?.message).toBe(true);
+      } finally {
+        proxy.plan([]);
+      }
+      nothingLeft();
+    }, 180_000);
+
+    it('no index (restore_vm_init reads the archive into images): fails naming the backup, leaves no image', async () => {
+      proxy.plan([{ match: { method: 'GET', headers: { range: /^bytes=/ } }, fault: { kind: 'hang' }, times: Infinity, skip: 1 }]);
+      try {
+        const r = await convertOnce(plain, stalling());
+        expect(r.init.ok).toBe(false);
+        expect(r.init.error!.code).toBe('Timeout');
+        expect(r.init.error!.message).toMatch(/^reading backup 'vzdump-qemu-101-[^']+' failed: /);
+        expect(r.init.error!.message).toMatch(noAnswer());
+      } finally {
+        proxy.plan([]);
+      }
+      nothingLeft();
+    }, 180_000);
+  });
 
   it('no index: the bucket failing mid-read fails restore_vm_init and leaves no image', async () => {
     proxy.plan([{ match: { method: 'GET', headers: { range: /^bytes=/ } }, fault: { kind: 'reset', afterBytes: 3 << 20 }, times: Infinity, skip: 1 }]);

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { MockAgent } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { MAX_RETRY_NOTICES } from '../../host/src/s3/request.js';
 import { S3Client } from '../../host/src/s3/client.js';
 import { S3Error } from '../../host/src/s3/errors.js';
 import type { S3Settings } from '../../host/src/s3/settings.js';
@@ -429,15 +430,32 @@ describe('Retry-After', () => {
     const retries: number[] = [];
     const logger: Logger = {
       debugEnabled: true,
-      debug: (m, f) => {
+      debug: () => {},
+      // in the log file at the normal level, not only in debug mode
+      info: (m, f) => {
         if (m === 'retrying') retries.push(Number(f?.delayMs));
       },
-      info: () => {},
       warn: () => {},
       error: () => {},
     };
-    const c = new S3Client(settings(), { dispatcher: mock, logger, retry: { baseDelayMs: 1, maxDelayMs: 5_000 } });
+    const notices: string[] = [];
+    const c = new S3Client(settings(), { dispatcher: mock, logger, retry: { baseDelayMs: 1, maxDelayMs: 5_000 }, notice: (l) => notices.push(l) });
     await c.deleteObject('k');
     expect(retries).toEqual([1000]);
+    // one line for whoever watches: request, key, cause, attempt, delay; nothing of the signed request
+    expect(notices).toEqual([`retrying DeleteObject of 'k' at ${ORIGIN} after 503 SlowDown: attempt 2 of 6 in 1.0 s`]);
+  });
+
+  it('retry lines stop after MAX_RETRY_NOTICES a client, with one line saying so (the log file keeps them all)', async () => {
+    const pool = mock.get(ORIGIN);
+    pool.intercept({ path: '/bkt/k', method: 'DELETE' }).reply(503, xmlVector('error-slow-down.xml')).persist();
+    let logged = 0;
+    const logger: Logger = { debugEnabled: false, debug: () => {}, info: (m) => void (m === 'retrying' && logged++), warn: () => {}, error: () => {} };
+    const notices: string[] = [];
+    const c = new S3Client({ ...settings(), maxRetries: 20 }, { dispatcher: mock, logger, retry: { baseDelayMs: 0, maxDelayMs: 0 }, notice: (l) => notices.push(l) });
+    for (let i = 0; i < 6; i++) await expect(c.deleteObject('k')).rejects.toMatchObject({ code: 'SlowDown' });
+    expect(logged).toBe(120);
+    expect(notices).toHaveLength(MAX_RETRY_NOTICES + 1);
+    expect(notices.at(-1)).toBe(`further retries of requests to ${ORIGIN} are in the log file only (${MAX_RETRY_NOTICES} shown)`);
   });
 });

@@ -1,7 +1,7 @@
 // The stall clock (host/src/s3/stall.ts): what counts as the endpoint's silence. The gateway
 // itself is frozen in test/integration/gateway-stall.test.ts.
 import { describe, expect, it } from 'vitest';
-import { LAST_TRY_MS, StallClock } from '../../host/src/s3/stall.js';
+import { LAST_TRY_MS, MIN_ATTEMPT_MS, StallClock } from '../../host/src/s3/stall.js';
 
 function clock(limitMs: number) {
   let t = 1_000_000;
@@ -50,5 +50,14 @@ describe('StallClock', () => {
     // a request the server answers only after its work waits against a longer limit
     expect(c.stalled(600_000)).toBe(false);
     expect(c.attemptMs(600_000, 600_000)).toBe(250_000);
+  });
+
+  it('a retry just short of the limit gets what is left (at least MIN_ATTEMPT_MS), not a last try', () => {
+    const { c, pass } = clock(10_000);
+    c.enter();
+    pass(9_990);
+    expect(c.attemptMs(10_000)).toBe(MIN_ATTEMPT_MS);
+    pass(500);
+    expect(c.attemptMs(10_000)).toBe(LAST_TRY_MS);
   });
 });

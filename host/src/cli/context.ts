@@ -47,8 +47,9 @@ export async function openStore(cfg: StorageConfig, logger: FileLogger): Promise
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const ctx = await open(cfg, { logger, signal: ac.signal });
   const { note } = await import('./output.js');
+  const { redact } = await import('../util/logger.js');
+  const ctx = await open(cfg, { logger, signal: ac.signal, retryNotice: (line) => note(redact(line)) });
   ctx.notice = note;
   return {
     ctx,

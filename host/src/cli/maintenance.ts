@@ -315,6 +315,7 @@ async function cleanup(ctx: StoreContext, p: Parsed, json: boolean): Promise<Exi
     if (last.length > 0) note(`kept the last verified backup of ${last.length} guest${last.length === 1 ? '' : 's'} although older than ${olderThan}: add --allow-last to remove ${last.length === 1 ? 'it' : 'them'} too`);
     unverifiedNote(r.items.filter((i) => i.reason === 'unverified').length);
   }
+  if (r.stopped) throw r.stopped;
   return r.errors.length > 0 ? EXIT.failure : EXIT.ok;
 }
 
@@ -460,6 +461,8 @@ async function prune(ctx: StoreContext, p: Parsed, json: boolean, configured: im
     writeOut(`prune (${formatPruneBackups(keep)}): ${r.dryRun ? `${n} would be removed` : `${r.removed.length} removed`}, ${r.entries.length - n + r.locked.length} kept${lockedCount(r.locked)}${r.errors.length ? `, ${r.errors.length} failed` : ''}${r.dryRun ? ' (dry run)' : ''}`);
     unverifiedNote(r.entries.filter((e) => e.mark === 'unverified').length);
   }
+  // its message last, as the command's: the gateway, not the volumes, is what to look at
+  if (r.stopped) throw r.stopped;
   return r.errors.length > 0 ? EXIT.failure : EXIT.ok;
 }
 

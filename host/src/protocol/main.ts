@@ -11,6 +11,7 @@ import { readRequest, readStdinRequest, type RawRequest } from './read-request.j
 import { parseRequest } from './request.js';
 import { VERSION } from '../util/version.js';
 import { printable } from '../util/printable.js';
+import type { S3Settings } from '../s3/settings.js';
 
 export const HOST_VERSION = VERSION;
 
@@ -32,6 +33,27 @@ export const API_CALL_STALL_MS: Readonly<Record<string, number>> = { list: 30_00
 /** after the deadline, how long an operation may take to clean up before we answer Timeout
  *  (the plugin kills the process 1 s after the deadline) */
 export const ABORT_GRACE_MS = 500;
+
+/**
+ * What the stall clock leaves inside a deadline: the cleanup's last try (stall.ts LAST_TRY_MS)
+ * and the answer. A gateway silent up to the deadline ended the op with "did not finish within
+ * its deadline", naming neither the request nor the key; stalled this much earlier, the op ends
+ * with the Stalled message, and what it started (an upload's abort) still gets its last try.
+ */
+export const STALL_ROOM_MS = 12_000;
+
+/** The stall limit of an op with a deadline of `deadlineMs`, `left` of it after start-up. */
+function stallWithin(s3: S3Settings, op: string, left: number, deadlineMs: number): void {
+  const configured = s3.stallTimeoutMs ?? s3.requestTimeoutMs;
+  // status and activate (2 s) have no room for a stall before their deadline: the deadline says it
+  const within = left - STALL_ROOM_MS >= STALL_ROOM_MS ? left - STALL_ROOM_MS : left;
+  if (configured <= within) {
+    s3.stallTimeoutMs = configured;
+    return;
+  }
+  s3.stallTimeoutMs = within;
+  if (within < left) s3.stallReason = `${Math.round(within / 1000)} s of silence, inside the ${Math.round(deadlineMs / 1000)} s the plugin allows ${op}`;
+}
 
 /** The store and pve layers have their own names for a few codes; the protocol's are in §5. */
 function protocolError(e: unknown, timedOut?: { op: string; endpoint: string; ms: number }): unknown {
@@ -93,7 +115,7 @@ export async function handle(
     }
     const deadlineMs = (deadlineRaw as number | undefined) ?? (req.op === 'status' ? STATUS_DEFAULT_DEADLINE_MS : undefined);
 
-    const { registerSecret, FileLogger } = await import('../util/logger.js');
+    const { registerSecret, redact, FileLogger } = await import('../util/logger.js');
     const secret = req.storage.secret_key;
     if (typeof secret === 'string') registerSecret(secret);
     const logger = new FileLogger({ component: `host:${req.op}` });
@@ -112,6 +134,8 @@ export async function handle(
       logger,
       storageId: id,
       signal: ac.signal,
+      // before the answer's last line: the plugin copies a long op's lines to the task log
+      retryNotice: (line) => writeOut(2, printable(redact(line)) + '\n'),
       s3: (s3) => {
         const cap = API_CALL_STALL_MS[req.op];
         if (cap !== undefined && (s3.stallTimeoutMs ?? s3.requestTimeoutMs) > cap) {
@@ -122,7 +146,7 @@ export async function handle(
         // no single request may outlive the deadline, and a retry storm must not either
         s3.connectTimeoutMs = Math.min(s3.connectTimeoutMs, left);
         s3.requestTimeoutMs = Math.min(s3.requestTimeoutMs, left);
-        if (s3.stallTimeoutMs !== undefined) s3.stallTimeoutMs = Math.min(s3.stallTimeoutMs, left);
+        stallWithin(s3, req.op, left, deadlineMs!);
         if (PVESTATD_OPS.has(req.op)) s3.maxRetries = 1;
       },
     });

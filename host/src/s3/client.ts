@@ -331,7 +331,7 @@ export class S3Client {
     for (let i = 0; i < keys.length; i += MAX_DELETE_BATCH) {
       const batch = keys.slice(i, i + MAX_DELETE_BATCH);
       const body = utf8.encode(buildDeleteObjects(batch, true));
-      const r = { operation: 'DeleteObjects' };
+      const r = { operation: 'DeleteObjects', subject: batch[0]! };
       const res = await this.transport.request({
         ...r,
         method: 'POST',

@@ -30,6 +30,8 @@ export interface S3Request {
   method: Method;
   /** object key; undefined for bucket-level requests */
   key?: string;
+  /** for messages only, a bucket-level request's object (DeleteObjects: its first key) */
+  subject?: string;
   query?: Array<[string, string]>;
   /** lower-case names */
   headers?: Record<string, string>;
@@ -85,7 +87,16 @@ export interface TransportOptions {
   retry?: Partial<RetryPolicy>;
   /** for tests: replaces the random source of backoff jitter */
   random?: () => number;
+  /**
+   * One line per retry for whoever watches the operation (stderr: a backup's task log):
+   * operation, key, part, the cause's status and code, attempt n of m, the delay. Never the URL
+   * or a header. Without it retries are in the log file only.
+   */
+  notice?: (line: string) => void;
 }
+
+/** Retry lines a client writes through `notice`; past this the rest go to the log file only. */
+export const MAX_RETRY_NOTICES = 100;
 
 /** Header names whose values never reach a log line. */
 const SECRET_HEADERS = new Set([
@@ -133,6 +144,8 @@ export class S3Transport {
   private readonly clock: () => Date;
   private readonly policy: RetryPolicy;
   private readonly random?: () => number;
+  private readonly notice?: (line: string) => void;
+  private notices = 0;
   /** the lean path's connections (lean-http.ts), made on the first request that takes it */
   private lean: LeanHttp | undefined;
   /** the endpoint's silence across every request and retry (stall_timeout, stall.ts) */
@@ -154,6 +167,7 @@ export class S3Transport {
     this.clock = o.clock ?? (() => new Date());
     this.policy = { ...DEFAULT_RETRY, ...(s.maxRetries !== undefined ? { maxRetries: s.maxRetries } : {}), ...o.retry };
     this.random = o.random;
+    this.notice = o.notice;
     this.stall = new StallClock(s.stallTimeoutMs ?? s.requestTimeoutMs);
     if (o.dispatcher) {
       this.dispatcher = Promise.resolve(o.dispatcher);
@@ -165,8 +179,8 @@ export class S3Transport {
     }
   }
 
-  context(r: { operation: string; key?: string }): ErrorContext {
-    return { endpoint: this.endpoint.origin, bucket: this.bucket, key: r.key, operation: r.operation };
+  context(r: { operation: string; key?: string; subject?: string }): ErrorContext {
+    return { endpoint: this.endpoint.origin, bucket: this.bucket, key: r.key ?? r.subject, operation: r.operation };
   }
 
   /**
@@ -338,10 +352,7 @@ export class S3Transport {
           }
           return {};
         },
-        onRetry: (e, attempt, delayMs) => {
-          const err = e as S3Error;
-          this.logger.debug('retrying', { operation: r.operation, key: r.key, attempt: attempt + 1, delayMs, code: err.code, status: err.status });
-        },
+        onRetry: (e, attempt, delayMs) => this.retried(r, e as S3Error, attempt, this.policy.maxRetries, delayMs),
       },
       async () => {
         try {
@@ -351,6 +362,23 @@ export class S3Transport {
         }
       },
     ).finally(() => this.stall.leave());
+  }
+
+  /**
+   * A retry, said once: in the log file (INFO) and, through `notice`, to whoever watches (a
+   * backup's task log shows a struggling gateway before the job fails, not only after).
+   * `attempt`: the 0-based attempt that failed, of 1 + maxRetries.
+   */
+  private retried(r: S3Request, e: S3Error, attempt: number, maxRetries: number, delayMs: number): void {
+    const part = r.query?.find(([k]) => k === 'partNumber')?.[1];
+    const fields = { operation: r.operation, key: r.key ?? r.subject, part, attempt: attempt + 2, of: maxRetries + 1, delayMs, code: e.code, status: e.status };
+    this.logger.info('retrying', fields);
+    if (!this.notice || this.notices > MAX_RETRY_NOTICES) return;
+    if (++this.notices > MAX_RETRY_NOTICES) {
+      this.notice(`further retries of requests to ${this.endpoint.origin} are in the log file only (${MAX_RETRY_NOTICES} shown)`);
+      return;
+    }
+    this.notice(retryLine(this.endpoint.origin, { operation: r.operation, key: r.key ?? r.subject }, part, e, attempt + 2, maxRetries + 1, delayMs));
   }
 
   /** A request stalled out: the limit was reached without a byte moving. slowAnswer requests
@@ -535,6 +563,17 @@ export class S3Transport {
       if (!body.destroyed) body.destroy();
     }
   }
+}
+
+/**
+ * "retrying UploadPart of 'dump/x.vma.zst' part 3 at http://gw:7480 after 503 SlowDown: attempt
+ * 2 of 6 in 0.4 s". The cause by status and code only: a server's message or a network error's
+ * text may quote what was sent.
+ */
+export function retryLine(origin: string, r: Pick<S3Request, 'operation' | 'key'>, part: string | undefined, e: Pick<S3Error, 'code' | 'status'>, attempt: number, of: number, delayMs: number): string {
+  const what = `${r.operation}${r.key !== undefined ? ` of '${r.key}'` : ''}${part !== undefined ? ` part ${part}` : ''}`;
+  const cause = e.status !== undefined ? `${e.status} ${e.code}` : e.code;
+  return `retrying ${what} at ${origin} after ${cause}: attempt ${attempt} of ${of} in ${(delayMs / 1000).toFixed(1)} s`;
 }
 
 /*

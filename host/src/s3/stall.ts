@@ -26,6 +26,9 @@
  *  through it when it resumes. */
 export const LAST_TRY_MS = 10_000;
 
+/** The least an attempt gets while the limit is not reached: enough for an answer that is on its way. */
+export const MIN_ATTEMPT_MS = 1_000;
+
 /** More than the socket buffers of both ends can hold (Linux: tcp_wmem 4 MiB + tcp_rmem 6 MiB
  *  at most by default). */
 export const BUFFERED_BYTES = 32 * 1024 * 1024;
@@ -69,10 +72,13 @@ export class StallClock {
   }
 
   /**
-   * How long one attempt may wait: its own timeout, cut to what is left of the limit, but never
-   * below LAST_TRY_MS (nor above the timeout).
+   * How long one attempt may wait: its own timeout, cut to what is left of the limit (at least
+   * MIN_ATTEMPT_MS); once nothing is left, LAST_TRY_MS (the last try). Not LAST_TRY_MS for a
+   * retry just short of the limit: with request_timeout equal to the limit (the default) a first
+   * attempt times out a hair before the silence reaches it, and its retry waited LAST_TRY_MS more.
    */
   attemptMs(timeoutMs: number, limitMs = this.limitMs): number {
-    return Math.min(timeoutMs, Math.max(limitMs - this.silentMs(), LAST_TRY_MS));
+    const left = limitMs - this.silentMs();
+    return Math.min(timeoutMs, left > 0 ? Math.max(left, MIN_ATTEMPT_MS) : LAST_TRY_MS);
   }
 }

@@ -76,17 +76,22 @@ export async function forgetUpload(ctx: StoreContext, uploadId: string): Promise
   if (d !== undefined) await rm(fileOf(d, uploadId), { force: true }).catch(() => undefined);
 }
 
-/** The abort of this upload failed: remember it as abandoned, and tell the operator where it stays. */
-export async function rememberAbandoned(ctx: StoreContext, key: string, uploadId: string, why: string): Promise<void> {
+/** The abort of this upload failed: remember it as abandoned, and tell the operator where it stays.
+ *  Whether it is remembered: not without a path, nor where this process may not write (a
+ *  container's backup runs as the container's root). */
+export async function rememberAbandoned(ctx: StoreContext, key: string, uploadId: string, why: string): Promise<boolean> {
   liveHere.delete(uploadId);
   const d = dir(ctx);
   const how = d !== undefined ? 'the next multipart upload to this storage from this node aborts it once the gateway answers, or' : 'once the gateway answers:';
   ctx.logger.warn(
     `the incomplete multipart upload of '${key}' could not be aborted (${why}): its parts stay in bucket ${ctx.settings.bucket}; ${how} pve-s3-maintenance${ctx.settings.storageId ? ` --storage ${ctx.settings.storageId}` : ''} --action abort-uploads`,
   );
-  if (d === undefined) return;
+  if (d === undefined) return false;
   // only the prompt cleanup is lost: the lifecycle rule and the daily cleanup still come
-  await put(ctx, d, { key, uploadId, at: Math.floor(Date.now() / 1000) }).catch(() => undefined);
+  return put(ctx, d, { key, uploadId, at: Math.floor(Date.now() / 1000) }).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** The records in `d`, the earlier version's list taken over first. */

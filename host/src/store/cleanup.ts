@@ -15,6 +15,7 @@ import { deleteInBatches } from './delete-batches.js';
 import { listVolumes } from './list.js';
 import { nowOf, type StoreContext } from './types.js';
 import type { LockedVolume } from './volumes.js';
+import type { PveS3Error } from '../util/errors.js';
 
 export interface CleanupItem {
   volname: string;
@@ -34,6 +35,8 @@ export interface CleanupOutcome {
   /** older than the cutoff but kept under Object Lock ("locked until DATE") */
   locked: LockedVolume[];
   dryRun: boolean;
+  /** the gateway stopped answering part-way (delete-batches.ts): what was not removed is in errors */
+  stopped?: PveS3Error;
 }
 
 export async function cleanupByAge(
@@ -87,6 +90,7 @@ export async function cleanupByAge(
   out.removed = r.removed;
   out.errors = r.errors;
   out.locked = r.locked;
+  if (r.stopped) out.stopped = r.stopped;
   ctx.logger.info('cleanup by age', { olderThan: o.olderThan, removed: out.removed.length, locked: out.locked.length, errors: out.errors.length });
   return out;
 }

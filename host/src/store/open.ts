@@ -26,13 +26,15 @@ export async function openStore(
     /** the storage's manifest key file; default: where this node keeps it
      *  (config/manifest-key-location.ts: PVE_S3_MANIFEST_KEY_FILE, else beside the secret) */
     manifestKey?: ManifestKeyLocation;
+    /** a line per request retried, for whoever watches (stderr of a CLI or of the plugin's host) */
+    retryNotice?: (line: string) => void;
   },
 ): Promise<OpenStore> {
   const { toS3Settings } = await import('../config/s3-settings.js');
   const s3 = toS3Settings(cfg) as S3Settings;
   o.s3?.(s3);
   const { S3Client } = await import('../s3/client.js');
-  const client = new S3Client(s3, { logger: o.logger });
+  const client = new S3Client(s3, { logger: o.logger, ...(o.retryNotice ? { notice: o.retryNotice } : {}) });
   const ctx: OpenStore = {
     client,
     settings: storeSettingsFrom(cfg, o.storageId !== undefined ? { storageId: o.storageId } : {}),

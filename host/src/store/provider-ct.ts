@@ -103,12 +103,15 @@ export async function backupContainer(ctx: StoreContext, a: BackupContainerArgs)
   }, PROGRESS_EVERY_MS);
   progress.unref();
   const expected = guestBackupBytes(a.config.toString('utf8'), 'lxc');
+  // as for a VM (provider-vm.ts): only once its Complete went out may the archive exist
+  let mayExist = false;
   try {
     const { uploadObject } = await import('../transfer/upload.js');
     const res = await uploadObject(transferClient(ctx), key, { stream: tar.output, ...(expected !== undefined ? { expectedSize: expected } : {}) }, {
       // the job's limit is cstream's, on the reads: the storage's own applies to the upload
       ...(await archiveUploadOptions(ctx, v, { contentType: 'application/zstd', retention: retentionFor(ctx), unsigned: true })),
       signal: ac.signal,
+      onWriting: () => (mayExist = true),
       manifestExtra: async () => ({ guest: { type: 'lxc', ...guestTexts(a.config, a.firewall) } }),
       onProgress: (p) => {
         uploaded = p.bytes;
@@ -124,8 +127,10 @@ export async function backupContainer(ctx: StoreContext, a: BackupContainerArgs)
     tar.stop();
     await tar.done;
     // the engine aborted its multipart upload; an object completed before the failure goes too
-    await deleteQuiet(ctx, key).catch(() => undefined);
-    await deleteQuiet(ctx, key + MANIFEST_SUFFIX).catch(() => undefined);
+    if (mayExist) {
+      await deleteQuiet(ctx, key).catch(() => undefined);
+      await deleteQuiet(ctx, key + MANIFEST_SUFFIX).catch(() => undefined);
+    }
     const err = asPveS3Error(e);
     if (ac.signal.aborted && err.code !== 'Aborted') throw new PveS3Error('Aborted', `backup cancelled: ${err.message}`);
     throw err;

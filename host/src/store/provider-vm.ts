@@ -11,6 +11,7 @@ import { parseVolname, type VolumeInfo } from '../pve/volname.js';
 import type { FileLock } from '../util/flock.js';
 import { INDEX_SUFFIX } from '../pve/volname.js';
 import { EXIT, PveS3Error, aboutBackup, asPveS3Error } from '../util/errors.js';
+import { S3Error } from '../s3/errors.js';
 import { Sha256 } from '../wasm/digests.js';
 import { toHex } from '../wasm/encoding.js';
 import { CLUSTER_SIZE, CLUSTERS_PER_EXTENT, EXTENT_HEADER_SIZE, clusterCount, type VmaDevice } from '../vma/format.js';
@@ -156,12 +157,16 @@ async function backupVmLocked(ctx: StoreContext, a: BackupVmArgs, v: VolumeInfo,
   const maxSize = archiveBound(header.length, devices);
   const retention = retentionFor(ctx);
   let indexWritten = false;
+  // the archive may exist once its Complete went out; before that a failure leaves only parts,
+  // which the upload aborted: a DELETE then would only cost a stalled gateway another last try
+  let mayExist = false;
   try {
     const { uploadObject } = await import('../transfer/upload.js');
     const res = await uploadObject(transferClient(ctx, writer), key, { stream, maxSize }, {
       ...(await archiveUploadOptions(ctx, v, { contentType: 'application/zstd', retention, ...(a.bwlimitKiB ? { bwlimitKiB: a.bwlimitKiB } : {}) })),
       signal: abort.signal,
       onStored,
+      onWriting: () => (mayExist = true),
       manifestExtra: async ({ size }) => {
         const body = encodeIndex({ uuid, archiveSize: size, devices, frames });
         const sha = toHex(Sha256.hash(body));
@@ -191,7 +196,7 @@ async function backupVmLocked(ctx: StoreContext, a: BackupVmArgs, v: VolumeInfo,
     abort.abort(e);
     stream.destroy();
     // the engine aborted its multipart upload; an object completed before the failure goes too
-    await deleteQuiet(ctx, key).catch(() => undefined);
+    if (mayExist) await deleteQuiet(ctx, key).catch(() => undefined);
     if (indexWritten) await deleteQuiet(ctx, indexKey).catch(() => undefined);
     throw aboutBackup(failure(e, ctx, abort.signal), 'storing backup', v.name);
   } finally {
@@ -206,7 +211,9 @@ async function backupVmLocked(ctx: StoreContext, a: BackupVmArgs, v: VolumeInfo,
 function failure(e: unknown, ctx: StoreContext, signal: AbortSignal): PveS3Error {
   const err = asPveS3Error(e);
   const cause = (err as { cause?: unknown }).cause;
-  if (cause instanceof PveS3Error && err.code !== 'NbdError') return cause;
+  // not the transport's causes (a Stalled request's last timeout), nor an error the upload
+  // only added to (its multipart upload could not be aborted): those say more than their cause
+  if (cause instanceof PveS3Error && !(cause instanceof S3Error) && cause.code !== err.code && err.code !== 'NbdError') return cause;
   if (ctx.signal?.aborted && err.code !== 'Aborted') return new PveS3Error('Aborted', `backup cancelled: ${err.message}`);
   void signal;
   return err;

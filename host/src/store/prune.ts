@@ -9,6 +9,7 @@ import { listVolumes } from './list.js';
 import { deleteInBatches } from './delete-batches.js';
 import { volid, type StoreContext, type Volume } from './types.js';
 import type { LockedVolume } from './volumes.js';
+import type { PveS3Error } from '../util/errors.js';
 
 export interface PruneEntry {
   volname: string;
@@ -42,6 +43,8 @@ export interface PruneOutcome {
   /** marked for removal but kept under Object Lock ("locked until DATE"); removed by a later prune */
   locked: LockedVolume[];
   dryRun: boolean;
+  /** the gateway stopped answering part-way (delete-batches.ts): what was not removed is in errors */
+  stopped?: PveS3Error;
 }
 
 export async function prune(
@@ -59,6 +62,7 @@ export async function prune(
   out.removed = r.removed;
   out.errors = r.errors;
   out.locked = r.locked;
+  if (r.stopped) out.stopped = r.stopped;
   for (const volname of r.removed) ctx.logger.info(`removing backup '${volid(ctx, volname)}'`);
   return out;
 }

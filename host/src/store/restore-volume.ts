@@ -15,7 +15,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { mkdir, readFile, rm, rmdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { NbdServer } from '../nbd/server.js';
+import { NbdServer, type NbdExport } from '../nbd/server.js';
 import { parseVolname } from '../pve/volname.js';
 import { EXIT, PveS3Error, asPveS3Error } from '../util/errors.js';
 import { pidAlive } from '../util/process.js';
@@ -198,7 +198,7 @@ export async function serveVolume(ctx: StoreContext, dirArg: string, device: str
   // server and nbdfuse name it relative to the restore directory
   process.chdir(dir);
   const sock = basename(socketPath(dir, device));
-  const server = await NbdServer.listen(sock, exp, { onError });
+  const server = await NbdServer.listen(sock, failFastOnStall(exp), { onError });
   const mnt = mountDir(dir, device);
   let fuse: ChildProcess | null = null;
   let fuseExited: Promise<void> = Promise.resolve();
@@ -263,6 +263,30 @@ export async function serveVolume(ctx: StoreContext, dirArg: string, device: str
     await save();
   }
   return { ...exp.stats };
+}
+
+/**
+ * Once a read met a gateway silent for stall_timeout, every later read fails at once with that
+ * error: the restore has failed, and qemu-img and the kernel's readahead read a failed range again
+ * several times, each read otherwise waiting out another last try of the silent gateway.
+ */
+function failFastOnStall(exp: FrameDevice): NbdExport {
+  let stalled: PveS3Error | null = null;
+  return {
+    name: exp.name,
+    size: exp.size,
+    read: async (offset, length) => {
+      if (stalled) throw stalled;
+      try {
+        return await exp.read(offset, length);
+      } catch (e) {
+        const err = asPveS3Error(e);
+        if (err.code === 'Stalled') stalled ??= err;
+        throw e;
+      }
+    },
+    blockStatus: (offset, length) => exp.blockStatus(offset, length),
+  };
 }
 
 async function waitForPidFile(path: string, proc: ChildProcess, said: () => string): Promise<void> {

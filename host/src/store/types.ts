@@ -203,8 +203,11 @@ export const transferClient = (ctx: StoreContext, writer?: { readonly path: stri
     } catch (e) {
       const code = (e as { code?: string }).code ?? 'Error';
       // gone already is what an abort wants: forgotten like an aborted one
-      if (code !== 'NoSuchUpload') await (await records()).rememberAbandoned(ctx, key, uploadId, code);
-      else if (writer !== undefined) await (await records()).forgetUpload(ctx, uploadId);
+      if (code !== 'NoSuchUpload') {
+        // the upload engine's message says whether it was (transfer/upload.ts ABANDONED_KEPT)
+        const kept = await (await records()).rememberAbandoned(ctx, key, uploadId, code).catch(() => false);
+        if (kept && e instanceof Object) (e as Record<symbol, unknown>)[Symbol.for('pve-s3.abandoned-kept')] = true;
+      } else if (writer !== undefined) await (await records()).forgetUpload(ctx, uploadId);
       throw e;
     }
     if (writer !== undefined) await (await records()).forgetUpload(ctx, uploadId);

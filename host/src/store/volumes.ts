@@ -215,7 +215,17 @@ export async function deleteVolumes(ctx: StoreContext, volnames: string[], o: { 
   const unManifest = (k: string) => (k.endsWith(MANIFEST_SUFFIX) ? k.slice(0, -MANIFEST_SUFFIX.length) : k);
   const toDelete = [...new Set(keys)].filter((k) => !survivors.has(k) && !survivors.has(unManifest(k)));
   if (toDelete.length === 0) return { deleted, missing, locked };
-  const res = await ctx.client.deleteObjects(toDelete);
+  // The archives and their manifests go last, in a request of their own: a delete that stops
+  // half-way (a gateway frozen or killed under it, the deadline) leaves each volume listed,
+  // still verified, and the next free or prune of it finishes the work. Archives first would
+  // leave sidecars nothing lists; manifests first an unverified archive, which prune keeps.
+  const last = new Set(state.flatMap((s) => [s.key, s.key + MANIFEST_SUFFIX]));
+  const res = await ctx.client.deleteObjects(toDelete.filter((k) => !last.has(k)));
+  if (res.errors.every((e) => e.code === 'NoSuchKey')) {
+    const more = await ctx.client.deleteObjects(toDelete.filter((k) => last.has(k)));
+    res.deleted.push(...more.deleted);
+    res.errors.push(...more.errors);
+  }
   const failed = res.errors.filter((e) => e.code !== 'NoSuchKey');
   if (failed.length > 0) {
     const f = failed[0]!;

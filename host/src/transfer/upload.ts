@@ -76,6 +76,10 @@ export interface UploadOptions {
   /** once the object is complete, before its manifest is written: fields the manifest adds
    *  (a provider archive's frame index). A failure removes the object, as a failed manifest does. */
   manifestExtra?(o: { size: number; etag: string }): Promise<ManifestExtra>;
+  /** the request that makes the object (CompleteMultipartUpload, or the one PutObject) is about
+   *  to go out: from here a failure may leave the object, whose answer was lost, for the caller
+   *  to remove; before it nothing but parts exist, which the upload aborts */
+  onWriting?(): void;
 }
 
 export interface UploadResult {
@@ -258,6 +262,7 @@ async function singlePut(
   if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
   const hexDigest = toHex(digest);
   const pace = pacer(o.bwlimitKiB);
+  o.onWriting?.();
   const { etag } = await withPartRetries(o, o.signal, () => client.putObject(key, data, { ...o.put, sha256Hex: hexDigest, signal: o.signal, ...(pace ? { pace } : {}) }));
   progress.add(data.length, 1);
   o.onStored?.(data.length);
@@ -341,7 +346,7 @@ class MultipartRun {
       if (this.failure) {
         const aborted = await this.abortUpload();
         await this.resume?.journal.remove();
-        throw aborted ? this.failure : notAborted(this.failure);
+        throw aborted === true ? this.failure : notAborted(this.failure, aborted);
       }
     } finally {
       this.o.signal?.removeEventListener('abort', onAbort);
@@ -349,13 +354,14 @@ class MultipartRun {
 
     const parts = this.etags.map((etag, i) => ({ partNumber: i + 1, etag }));
     let etag: string;
+    this.o.onWriting?.();
     try {
       // the client's own empty-ETag HEAD needs the SSE-C key; a cancel must reach Complete too
       ({ etag } = await this.client.completeMultipartUpload(this.key, this.uploadId, parts, { sse: this.o.put?.sse, signal: this.o.signal, ...(this.o.put?.objectLock ? { objectLock: this.o.put.objectLock } : {}) }));
     } catch (e) {
       const aborted = await this.abortUpload();
       await this.resume?.journal.remove();
-      throw aborted ? e : notAborted(asPveS3Error(e));
+      throw aborted === true ? e : notAborted(asPveS3Error(e), aborted);
     }
     await this.resume?.journal.remove();
     // some RadosGW releases answer Complete with an empty <ETag/>; the object has one
@@ -497,15 +503,16 @@ class MultipartRun {
    * Every worker has settled, so no UploadPart can land after this. S3 documents that parts still
    * arriving during an abort may survive it, hence the check and a second try.
    */
-  private async abortUpload(): Promise<boolean> {
+  private async abortUpload(): Promise<true | { remembered: boolean }> {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         await this.client.abortMultipartUpload(this.key, this.uploadId);
       } catch (e) {
         const code = (e as { code?: unknown }).code;
         if (code !== 'NoSuchUpload') {
-          // the client remembers it (store/abandoned-uploads.ts); a stalled endpoint had its last try
-          if (attempt === 2 || code === 'Stalled') return false;
+          // the store's client remembers it where it can (store/abandoned-uploads.ts, ABANDONED_KEPT);
+          // a stalled endpoint had its last try
+          if (attempt === 2 || code === 'Stalled') return { remembered: (e as Record<symbol, unknown>)[ABANDONED_KEPT] === true };
           continue;
         }
       }
@@ -524,11 +531,17 @@ class MultipartRun {
   }
 }
 
+/** Set on an abort's error by a client that remembered the upload for a later abort. */
+export const ABANDONED_KEPT = Symbol.for('pve-s3.abandoned-kept');
+
 /** The upload failed and its abort failed too (the gateway died or stayed silent): say where its parts are. */
-function notAborted(e: PveS3Error): PveS3Error {
+function notAborted(e: PveS3Error, o: { remembered: boolean }): PveS3Error {
+  // not remembered: no storage path, or one this process may not write (a container's backup
+  // runs as the container's root; PVE's backup_cleanup then aborts it, if the gateway answers)
+  const who = o.remembered ? 'the next upload to this storage from this node aborts it once the gateway answers (or pve-s3-maintenance --action abort-uploads)' : 'pve-s3-maintenance --action abort-uploads aborts it once the gateway answers';
   return new PveS3Error(
     e.code,
-    `${e.message}; its incomplete multipart upload could not be aborted now: the next upload to this storage from this node aborts it once the gateway answers (or pve-s3-maintenance --action abort-uploads)`,
+    `${e.message}; its incomplete multipart upload could not be aborted now: ${who}`,
     { cause: e, key: e.key, status: e.status, retryable: e.retryable, exitCode: e.exitCode },
   );
 }

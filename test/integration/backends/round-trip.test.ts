@@ -134,7 +134,7 @@ describe.each(backends().map((b) => [b.name, b] as const))('core round trip on %
     expect(await keys(c, `pve/dump/${OLD}`)).toContain(`pve/dump/${OLD}`);
   });
 
-  it('prune keep-last=1: the newest and the protected one stay, the other goes with its sidecars (one DeleteObjects)', async () => {
+  it('prune keep-last=1: the newest and the protected one stay, the other goes with its sidecars', async () => {
     const r = await cli('pve-s3-maintenance', '--action', 'prune', '--prune-backups', 'keep-last=1');
     expect(r.code).toBe(0);
     const k = await keys(c, 'pve/dump/');

@@ -492,6 +492,9 @@ sub host_try {
             errfunc => sub {
                 my $line = shift;
                 return if $line !~ m/\S/;
+                # notes: every line but the answer's (the last), e.g. the host's retries, one
+                # line behind, for a caller that reports the answer itself
+                $opts{notes}->($last_err) if $opts{notes} && defined($last_err);
                 $last_err = $line;
                 print "$line\n" if $progress;
                 $opts{line}->($line) if $opts{line};
@@ -1084,7 +1087,9 @@ sub free_image {
     die "cannot remove protected volume '$volname' on '$storeid'\n"
         if $vtype eq 'backup' && -e "$path.protected";
 
-    my ($res, $err) = host_try($storeid, $scfg, 'delete', { volnames => [$volname] });
+    my ($res, $err) = host_try(
+        $storeid, $scfg, 'delete', { volnames => [$volname] }, notes => sub { print "$_[0]\n" },
+    );
     if ($err) {
         die "cannot remove protected volume '$volname' on '$storeid'\n"
             if ($err->{code} // '') eq 'VolumeProtected';
@@ -1224,7 +1229,10 @@ sub prune_backups {
         }
         my @volnames = map { (split(/:/, $_->{volid}, 2))[1] } @remove;
         if (@volnames) {
-            my ($res, $err) = host_try($storeid, $scfg, 'delete', { volnames => \@volnames });
+            my ($res, $err) = host_try(
+                $storeid, $scfg, 'delete', { volnames => \@volnames },
+                notes => sub { $logfunc->('info', $_[0]) },
+            );
             if ($err) {
                 $logfunc->('err', "error when removing backups - $err->{message}");
                 $failed = 1;
