@@ -1,7 +1,10 @@
 // What the benchmarks that talk to a gateway share: its S3_* settings (the environment, else the
 // test gateway's s3.env from test/s3/rgw-up.sh) and a client of the built host for a bucket.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 /** process.env with S3_* filled from $PVE_S3_RGW_DIR/s3.env (/tmp/pve-s3-rgw) when not set. */
 export function gatewayEnv() {
@@ -43,6 +46,24 @@ export function gatewayClient(S3Client, env, bucket, o = {}) {
     },
     o.logger ? { logger: o.logger } : {},
   );
+}
+
+/**
+ * What a benchmark of the pve-s3 commands starts from: a fresh bucket `bench-<tag>-…` on that
+ * gateway with a client of `root`'s built host, a scratch directory, and a manifest key file in
+ * it (the commands sign with it, as a node's storage would).
+ */
+export async function benchBucket(root, env, tag) {
+  const { S3Client } = await import(pathToFileURL(join(root, 'host/dist/s3/client.js')).href);
+  const { keyIdOf } = await import(pathToFileURL(join(root, 'host/dist/config/manifest-key.js')).href);
+  const bucket = `bench-${tag}-${Date.now().toString(36)}`;
+  const client = gatewayClient(S3Client, env, bucket, { requestTimeoutMs: 300_000 });
+  await client.createBucket();
+  const work = mkdtempSync(join(tmpdir(), `pve-s3-bench-${tag}-`));
+  const key = randomBytes(32);
+  const keyFile = join(work, 'manifest.key');
+  writeFileSync(keyFile, `${keyIdOf(key)} ${key.toString('hex')}\n`, { mode: 0o600 });
+  return { client, bucket, work, keyFile };
 }
 
 /**

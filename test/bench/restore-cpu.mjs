@@ -12,12 +12,11 @@
 //   One object of SIZE_MB is uploaded (by this checkout) and deleted at the end; the restored
 //   files go to a temporary directory and are removed after each run.
 import { spawn } from 'node:child_process';
-import { randomBytes, randomFillSync } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { randomFillSync } from 'node:crypto';
+import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { gatewayClient, gatewayCommandEnv, gatewayCpuReader, gatewayEnv } from './gateway.mjs';
+import { fileURLToPath } from 'node:url';
+import { benchBucket, gatewayCommandEnv, gatewayCpuReader, gatewayEnv } from './gateway.mjs';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const sizeMiB = Number(process.env.SIZE_MB ?? 1024);
@@ -27,18 +26,9 @@ const checkouts = [{ name: 'this', dir: root }, ...(process.env.BASE ? [{ name: 
 
 const env = gatewayEnv();
 const gatewayCpu = gatewayCpuReader(env);
-const { S3Client } = await import(pathToFileURL(join(root, 'host/dist/s3/client.js')).href);
-const { keyIdOf } = await import(pathToFileURL(join(root, 'host/dist/config/manifest-key.js')).href);
-const bucket = `bench-restcpu-${Date.now().toString(36)}`;
-const client = gatewayClient(S3Client, env, bucket, { requestTimeoutMs: 300_000 });
-await client.createBucket();
-
-const work = mkdtempSync(join(tmpdir(), 'pve-s3-bench-restcpu-'));
+const { client, bucket, work, keyFile } = await benchBucket(root, env, 'restcpu');
 const name = 'vzdump-qemu-900-2026_01_01-00_00_00.vma.zst';
 const file = join(work, name);
-const key = randomBytes(32);
-const keyFile = join(work, 'manifest.key');
-writeFileSync(keyFile, `${keyIdOf(key)} ${key.toString('hex')}\n`, { mode: 0o600 });
 const cmdEnv = { ...gatewayCommandEnv(env, bucket), PVE_S3_MANIFEST_KEY_FILE: keyFile };
 
 /** Runs a host/bin command of `dir` under /usr/bin/time: client CPU (user + sys), gateway CPU, seconds. */

@@ -15,12 +15,11 @@
 //   Needs zstd. One archive of SIZE_MB (half random, half zeros before compression) is uploaded
 //   by this checkout and deleted at the end, with the restored files.
 import { spawn } from 'node:child_process';
-import { randomBytes, randomFillSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { randomFillSync } from 'node:crypto';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { gatewayClient, gatewayCommandEnv, gatewayCpuReader, gatewayEnv } from './gateway.mjs';
+import { fileURLToPath } from 'node:url';
+import { benchBucket, gatewayCommandEnv, gatewayCpuReader, gatewayEnv } from './gateway.mjs';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const sizeMiB = Number(process.env.SIZE_MB ?? 1024);
@@ -32,18 +31,9 @@ const CONSUMERS = { cat: 'cat >/dev/null', zstd: 'zstd -d -q >/dev/null', sha256
 
 const env = gatewayEnv();
 const gatewayCpu = gatewayCpuReader(env);
-const { S3Client } = await import(pathToFileURL(join(root, 'host/dist/s3/client.js')).href);
-const { keyIdOf } = await import(pathToFileURL(join(root, 'host/dist/config/manifest-key.js')).href);
-const bucket = `bench-restpipe-${Date.now().toString(36)}`;
-const client = gatewayClient(S3Client, env, bucket, { requestTimeoutMs: 300_000 });
-await client.createBucket();
-
-const work = mkdtempSync(join(tmpdir(), 'pve-s3-bench-restpipe-'));
+const { client, bucket, work, keyFile } = await benchBucket(root, env, 'restpipe');
 const name = 'vzdump-qemu-900-2026_01_01-00_00_00.vma.zst';
 const file = join(work, name);
-const key = randomBytes(32);
-const keyFile = join(work, 'manifest.key');
-writeFileSync(keyFile, `${keyIdOf(key)} ${key.toString('hex')}\n`, { mode: 0o600 });
 const cmdEnv = { ...gatewayCommandEnv(env, bucket), PVE_S3_MANIFEST_KEY_FILE: keyFile, BENCH_TIME: join(work, 'time') };
 
 /** `script` in bash (the restore in it under /usr/bin/time -o $BENCH_TIME): restore CPU, gateway CPU, seconds. */

@@ -13,12 +13,11 @@
 //   but RadosGW frees the data only after its GC delay (rgw_gc_obj_min_wait, 30 s there), so
 //   keep SIZE_MB × uploads per minute within a few GiB.
 import { spawn } from 'node:child_process';
-import { randomBytes, randomFillSync } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { randomFillSync } from 'node:crypto';
+import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { gatewayClient, gatewayCommandEnv, gatewayCpuReader, gatewayEnv } from './gateway.mjs';
+import { fileURLToPath } from 'node:url';
+import { benchBucket, gatewayCommandEnv, gatewayCpuReader, gatewayEnv } from './gateway.mjs';
 
 const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const sizeMiB = Number(process.env.SIZE_MB ?? 1024);
@@ -27,27 +26,19 @@ const checkouts = [{ name: 'this', dir: root }, ...(process.env.BASE ? [{ name: 
 
 const env = gatewayEnv();
 const gatewayCpu = gatewayCpuReader(env);
-const { S3Client } = await import(pathToFileURL(join(root, 'host/dist/s3/client.js')).href);
-const { keyIdOf } = await import(pathToFileURL(join(root, 'host/dist/config/manifest-key.js')).href);
-const bucket = `bench-upcpu-${Date.now().toString(36)}`;
-const client = gatewayClient(S3Client, env, bucket, { requestTimeoutMs: 300_000 });
-await client.createBucket();
-
-const work = mkdtempSync(join(tmpdir(), 'pve-s3-bench-upcpu-'));
+const { client, bucket, work, keyFile } = await benchBucket(root, env, 'upcpu');
 const file = join(work, 'upload-cpu.bin');
 const fd = openSync(file, 'w');
 const block = Buffer.allocUnsafe(1 << 20);
 for (let i = 0; i < sizeMiB; i++) writeSync(fd, randomFillSync(block));
 closeSync(fd);
-const key = randomBytes(32);
-writeFileSync(join(work, 'manifest.key'), `${keyIdOf(key)} ${key.toString('hex')}\n`, { mode: 0o600 });
 
 /** One upload from `dir`'s host/bin: client CPU (user + sys of the process tree), gateway CPU, seconds. */
 async function upload(dir, round) {
   const cmdEnv = {
     ...gatewayCommandEnv(env, bucket),
     S3_PREFIX: `r${round}/`,
-    PVE_S3_MANIFEST_KEY_FILE: join(work, 'manifest.key'),
+    PVE_S3_MANIFEST_KEY_FILE: keyFile,
   };
   const timeFile = join(work, 'time');
   const g0 = gatewayCpu();
