@@ -1,7 +1,7 @@
 // What the benchmarks that talk to a gateway share: its S3_* settings (the environment, else the
 // test gateway's s3.env from test/s3/rgw-up.sh) and a client of the built host for a bucket.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -51,7 +51,7 @@ export function gatewayClient(S3Client, env, bucket, o = {}) {
 /**
  * What a benchmark of the pve-s3 commands starts from: a fresh bucket `bench-<tag>-…` on that
  * gateway with a client of `root`'s built host, a scratch directory, and a manifest key file in
- * it (the commands sign with it, as a node's storage would).
+ * it (the commands sign with it, as a node's storage would). `drop()` removes all three.
  */
 export async function benchBucket(root, env, tag) {
   const { S3Client } = await import(pathToFileURL(join(root, 'host/dist/s3/client.js')).href);
@@ -63,7 +63,18 @@ export async function benchBucket(root, env, tag) {
   const key = randomBytes(32);
   const keyFile = join(work, 'manifest.key');
   writeFileSync(keyFile, `${keyIdOf(key)} ${key.toString('hex')}\n`, { mode: 0o600 });
-  return { client, bucket, work, keyFile };
+  const drop = async () => {
+    try {
+      const keys = [];
+      for await (const o of client.listAll({})) keys.push(o.key);
+      if (keys.length) await client.deleteObjects(keys);
+      await client.deleteBucket();
+    } catch {
+      // left for the gateway's next purge
+    }
+    rmSync(work, { recursive: true, force: true });
+  };
+  return { client, bucket, work, keyFile, drop };
 }
 
 /**

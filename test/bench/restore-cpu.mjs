@@ -26,7 +26,7 @@ const checkouts = [{ name: 'this', dir: root }, ...(process.env.BASE ? [{ name: 
 
 const env = gatewayEnv();
 const gatewayCpu = gatewayCpuReader(env);
-const { client, bucket, work, keyFile } = await benchBucket(root, env, 'restcpu');
+const { client, bucket, work, keyFile, drop } = await benchBucket(root, env, 'restcpu');
 const name = 'vzdump-qemu-900-2026_01_01-00_00_00.vma.zst';
 const file = join(work, name);
 const cmdEnv = { ...gatewayCommandEnv(env, bucket), PVE_S3_MANIFEST_KEY_FILE: keyFile };
@@ -74,15 +74,7 @@ try {
     }
   }
 } finally {
-  try {
-    const keys = [];
-    for await (const o of client.listAll({})) keys.push(o.key);
-    if (keys.length) await client.deleteObjects(keys);
-    await client.deleteBucket();
-  } catch {
-    // left for the gateway's next purge
-  }
-  rmSync(work, { recursive: true, force: true });
+  await drop();
 }
 console.log(`\nrestore-cpu: ${sizeMiB} MiB object, ${rounds} rounds, load ${load0} -> ${loadavg()}; medians (min-max)`);
 const summary = {};

@@ -31,7 +31,7 @@ const CONSUMERS = { cat: 'cat >/dev/null', zstd: 'zstd -d -q >/dev/null', sha256
 
 const env = gatewayEnv();
 const gatewayCpu = gatewayCpuReader(env);
-const { client, bucket, work, keyFile } = await benchBucket(root, env, 'restpipe');
+const { bucket, work, keyFile, drop } = await benchBucket(root, env, 'restpipe');
 const name = 'vzdump-qemu-900-2026_01_01-00_00_00.vma.zst';
 const file = join(work, name);
 const cmdEnv = { ...gatewayCommandEnv(env, bucket), PVE_S3_MANIFEST_KEY_FILE: keyFile, BENCH_TIME: join(work, 'time') };
@@ -92,15 +92,7 @@ try {
     }
   }
 } finally {
-  try {
-    const keys = [];
-    for await (const o of client.listAll({})) keys.push(o.key);
-    if (keys.length) await client.deleteObjects(keys);
-    await client.deleteBucket();
-  } catch {
-    // left for the gateway's next purge
-  }
-  rmSync(work, { recursive: true, force: true });
+  await drop();
 }
 console.log(`\nrestore-pipe: ${sizeMiB} MiB archive, ${rounds} rounds, load ${load0} -> ${loadavg()}; medians`);
 const m = {};

@@ -14,7 +14,7 @@
 //   keep SIZE_MB × uploads per minute within a few GiB.
 import { spawn } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchBucket, gatewayCommandEnv, gatewayCpuReader, gatewayEnv } from './gateway.mjs';
@@ -26,7 +26,7 @@ const checkouts = [{ name: 'this', dir: root }, ...(process.env.BASE ? [{ name: 
 
 const env = gatewayEnv();
 const gatewayCpu = gatewayCpuReader(env);
-const { client, bucket, work, keyFile } = await benchBucket(root, env, 'upcpu');
+const { client, bucket, work, keyFile, drop } = await benchBucket(root, env, 'upcpu');
 const file = join(work, 'upload-cpu.bin');
 const fd = openSync(file, 'w');
 const block = Buffer.allocUnsafe(1 << 20);
@@ -73,12 +73,7 @@ try {
     }
   }
 } finally {
-  try {
-    await client.deleteBucket();
-  } catch {
-    // left for the gateway's next purge
-  }
-  rmSync(work, { recursive: true, force: true });
+  await drop();
 }
 const load1 = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 console.log(`\nupload-cpu: ${sizeMiB} MiB file, ${rounds} rounds, load ${load0} -> ${load1}; medians (min-max)`);
