@@ -14,7 +14,7 @@ import type { ManifestPart } from '../transfer/manifest.js';
 import type { UploadOptions, UploadResult, UploadSource } from '../transfer/upload.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { exists } from './objects.js';
-import { readSse, transferClient, volid, type StoreContext } from './types.js';
+import { readSse, transferClient, uploadClient, volid, type StoreContext } from './types.js';
 import { keyOf } from './volume-key.js';
 
 /** Staged replacements live beside the content folders, where no listing of volumes looks. */
@@ -154,7 +154,7 @@ export async function uploadReplacing(ctx: StoreContext, v: VolumeInfo, src: Upl
   const key = keyOf(ctx, v);
   // the staged copy is dropped at once: only the copy in place gets the Object Lock retention
   const { objectLock: _lock, ...stagedPut } = o.put ?? {};
-  const staged = await uploadObject('stream' in src ? client : transferClient(ctx), stagingKey(ctx, v), src, { ...o, put: stagedPut });
+  const staged = await uploadObject(uploadClient(ctx, src, writer), stagingKey(ctx, v), src, { ...o, put: stagedPut });
   const dropStaged = async (): Promise<void> => {
     const r = await ctx.client.deleteObjects([staged.key, manifestKey(staged.key)]).catch((e: Error) => ({ errors: [{ message: e.message }] }));
     if (r.errors.length > 0) ctx.logger.warn('staged copy not removed', { key: staged.key, error: r.errors[0]!.message });

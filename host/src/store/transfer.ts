@@ -18,7 +18,7 @@ import { isNotFound, putSmall } from './objects.js';
 import { checkNotes } from './notes.js';
 import { checkDestinationDir, destinationExists } from '../transfer/temp-file.js';
 import { keyOf, notFound } from './volume-key.js';
-import { providerOf, readSse, transferClient, uploadLimits, type StoreContext, type Volume } from './types.js';
+import { providerOf, readSse, transferClient, uploadClient, uploadLimits, type StoreContext, type Volume } from './types.js';
 import { bucketLock, bucketLockProblem, explainLockedWriteRefusal, retentionFor } from './object-lock.js';
 import { allInOrder } from './concurrency.js';
 import type { VolumeLook } from './volume-look.js';
@@ -139,8 +139,7 @@ export async function putVolumeLocked(ctx: StoreContext, v: VolumeInfo, o: PutVo
       const { uploadReplacing } = await import('./replace.js');
       res = await uploadReplacing(ctx, v, o.src, uploadOptions, writer);
     } else {
-      // a file's upload is resumed by its journal; a stream's is remembered, to be aborted if killed
-      res = await uploadObject('stream' in o.src ? transferClient(ctx, writer) : transferClient(ctx), key, o.src, uploadOptions);
+      res = await uploadObject(uploadClient(ctx, o.src, writer), key, o.src, uploadOptions);
     }
   } catch (e) {
     if (put.objectLock === undefined) throw e;

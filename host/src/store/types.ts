@@ -167,7 +167,8 @@ export const nowOf = (ctx: StoreContext): Date => (ctx.now ? ctx.now() : new Dat
 export const volid = (ctx: StoreContext, volname: string): string => `${ctx.settings.storageId}:${volname}`;
 
 type TransferClient = import('../transfer/transfer-client.js').TransferClient;
-const tracked = new WeakMap<StoreContext, TransferClient>();
+/** one client per context, and one per writer lock (a lock belongs to one context's upload) */
+const tracked = new WeakMap<object, TransferClient>();
 
 /**
  * The same client seen through the transfer engine's structural interface (S3Client has both),
@@ -180,7 +181,8 @@ const tracked = new WeakMap<StoreContext, TransferClient>();
  * The module is loaded only then: a status never gets here.
  */
 export const transferClient = (ctx: StoreContext, writer?: { readonly path: string }): TransferClient => {
-  let c = writer === undefined ? tracked.get(ctx) : undefined;
+  const slot: object = writer ?? ctx;
+  let c = tracked.get(slot);
   if (c !== undefined) return c;
   const client = ctx.client as unknown as TransferClient;
   const records = (): Promise<typeof import('./abandoned-uploads.js')> => import('./abandoned-uploads.js');
@@ -221,9 +223,17 @@ export const transferClient = (ctx: StoreContext, writer?: { readonly path: stri
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
   });
-  if (writer === undefined) tracked.set(ctx, c);
+  tracked.set(slot, c);
   return c;
 };
+
+/**
+ * The client an upload of `src` goes through: a stream's cannot be resumed, so it is remembered
+ * with its writer's lock (to be aborted if the writer is killed); a file's is resumed by its
+ * journal instead, which an abort would lose.
+ */
+export const uploadClient = (ctx: StoreContext, src: object, writer: { readonly path: string }): TransferClient =>
+  'stream' in src ? transferClient(ctx, writer) : transferClient(ctx);
 
 /** What reads need of the storage's SSE: only an SSE-C key (S3 refuses SSE-S3/KMS headers on GET). */
 export const readSse = (ctx: StoreContext): { sse?: SseOptions } =>

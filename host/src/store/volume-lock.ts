@@ -113,6 +113,11 @@ export async function writerGone(cacheDir: string, file: string): Promise<boolea
   if (dirname(file) !== lockDir(cacheDir) || !basename(file).endsWith('.lock')) return false;
   if (heldHere.has(file)) return true;
   if ((await lstat(file).catch(() => null)) === null) return true;
+  return removeIfFree(file);
+}
+
+/** Takes `file`'s lock if nobody holds it, and lets go at once, which removes the file. */
+async function removeIfFree(file: string): Promise<boolean> {
   const probe = await flockFile(file, { waitSeconds: 0, remove: true }).catch(() => null);
   if (probe === null) return false;
   await probe.release();
@@ -126,11 +131,7 @@ export async function sweepLockFiles(cacheDir: string): Promise<number> {
   let removed = 0;
   for (const name of names) {
     const file = join(dir, name);
-    if (!name.endsWith('.lock') || heldHere.has(file)) continue;
-    const probe = await flockFile(file, { waitSeconds: 0, remove: true }).catch(() => null);
-    if (probe === null) continue;
-    await probe.release();
-    removed++;
+    if (name.endsWith('.lock') && !heldHere.has(file) && (await removeIfFree(file))) removed++;
   }
   return removed;
 }
