@@ -24,3 +24,7 @@ export type TransferClient = Pick<
   | 'listMultipartUploads'
   | 'listParts'
 >;
+
+/** Set on an abort's error by a client that remembered the upload for a later abort (the store's,
+ *  store/abandoned-uploads.ts): the upload's message then says which later step aborts it. */
+export const ABANDONED_KEPT = Symbol.for('pve-s3.abandoned-kept');

@@ -33,7 +33,7 @@ import { checkBwlimit, checkConcurrency } from './option-checks.js';
 import { ProgressTracker, type Progress } from './progress.js';
 import { limiterFor } from './rate-limit.js';
 import { abortedError, isAbortError } from './transfer-errors.js';
-import type { TransferClient, TransferPutOptions } from './transfer-client.js';
+import { ABANDONED_KEPT, type TransferClient, type TransferPutOptions } from './transfer-client.js';
 import { keepYoungGenerationSmall } from '../util/young-generation.js';
 
 /**
@@ -530,9 +530,6 @@ class MultipartRun {
     }
   }
 }
-
-/** Set on an abort's error by a client that remembered the upload for a later abort. */
-export const ABANDONED_KEPT = Symbol.for('pve-s3.abandoned-kept');
 
 /** The upload failed and its abort failed too (the gateway died or stayed silent): say where its parts are. */
 function notAborted(e: PveS3Error, o: { remembered: boolean }): PveS3Error {
