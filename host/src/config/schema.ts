@@ -10,6 +10,7 @@
 import { ConfigError } from '../util/errors.js';
 import { parseContentList } from '../pve/content.js';
 import { parsePruneBackups } from '../pve/prune.js';
+import { endpointShown } from '../s3/endpoint.js';
 import { PROVIDER_KEY_VALUES } from '../s3/providers.js';
 import { RESTORE_TIERS } from '../s3/restore.js';
 
@@ -107,6 +108,8 @@ const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1
 /** `host`, `host:port`, `[v6]:port` or `http(s)://host[:port][/]`; anything with a path is refused. */
 export function parseEndpoint(raw: string, key = 'endpoint'): EndpointParts {
   const allowed = 'must be host[:port] or http(s)://host[:port], without a path (e.g. s3.amazonaws.com, 10.0.0.5:7480)';
+  const shown = endpointShown(raw);
+  if (shown !== raw) throw new ConfigError(key, shown, `user information (user:password@) is not allowed: give the keys as access_key and secret_key; ${allowed}`);
   const v = raw.trim();
   if (v === '' || CONTROL.test(v) || /\s/.test(v)) throw new ConfigError(key, raw, allowed);
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(v);
@@ -122,7 +125,6 @@ export function parseEndpoint(raw: string, key = 'endpoint'): EndpointParts {
   if (rest.includes('/') || rest.includes('?') || rest.includes('#')) {
     throw new ConfigError(key, raw, `paths are not supported (the bucket goes in 'bucket'); ${allowed}`);
   }
-  if (rest.includes('@')) throw new ConfigError(key, raw, `user information is not allowed; ${allowed}`);
   let host: string;
   let portStr: string | undefined;
   if (rest.startsWith('[')) {

@@ -17,7 +17,24 @@ export interface Endpoint {
   origin: string;
 }
 
+/**
+ * An endpoint as a message may show it: whatever stands before its last '@' (user information,
+ * `http://user:password@host`, a password holding '/' or '@' too) replaced. An endpoint with
+ * credentials is refused, and the refusal goes to the task log, the syslog and our log file,
+ * which more people read than the storage's secret.
+ */
+export function endpointShown(raw: string): string {
+  const at = raw.lastIndexOf('@');
+  if (at < 0) return raw;
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(raw)?.[0] ?? '';
+  return `${scheme}${REDACTED_USERINFO}${raw.slice(at)}`;
+}
+
+const REDACTED_USERINFO = '[user information hidden]';
+
 export function parseEndpoint(endpoint: string): Endpoint {
+  const shown = endpointShown(endpoint);
+  if (shown !== endpoint) throw new ConfigError('endpoint', shown, 'must not contain credentials');
   let u: URL;
   try {
     u = new URL(endpoint);
