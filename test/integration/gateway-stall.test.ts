@@ -9,7 +9,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -171,9 +171,10 @@ describe('a gateway killed in the middle of an upload', () => {
     expect(r.code).toBe(1);
     const last = r.stderr.trimEnd().split('\n').at(-1)!;
     expect(last).toMatch(new RegExp(`^pve-s3-backup: cannot reach ${relay.url.replace(/[.:/]/g, '\\$&')}: `));
-    expect(last).toMatch(
-      /; its incomplete multipart upload could not be aborted now: the next upload to this storage from this node aborts it once the gateway answers \(or pve-s3-maintenance --action abort-uploads\) \[(ConnectionRefused|NetworkError)\]$/,
-    );
+    const later = 'the next upload to this storage from this node aborts it once the gateway answers (or pve-s3-maintenance --storage viaproxy --action abort-uploads)';
+    expect(last).toMatch(new RegExp(`; its incomplete multipart upload could not be aborted now: ${esc(later)} \\[(ConnectionRefused|NetworkError)\\]$`));
+    // the log file says the same
+    expect(await logLine(`dump/${name}`)).toMatch(new RegExp(`its parts stay in bucket ${c.bucket}; ${esc(later)}$`));
     const left = await c.listMultipartUploads();
     expect(left.map((u) => u.key)).toEqual([`dump/${name}`]);
     expect(await readdir(join(dir, 'cache', '.pve-s3', 'multipart-uploads'))).toHaveLength(1);
@@ -187,7 +188,48 @@ describe('a gateway killed in the middle of an upload', () => {
     expect(await readdir(join(dir, 'cache', '.pve-s3', 'multipart-uploads'))).toEqual([]);
     expect((await keys(c, 'dump/')).filter((k) => k.includes('-103-'))).toEqual([]);
   });
+
+  it('with S3_* alone (no path to remember it in): the message and the log file name the abort-uploads that takes it', async () => {
+    const name = 'vzdump-qemu-105-2026_12_06-10_00_00.vma.zst';
+    const t = testS3();
+    const alone = { ...env, PVE_S3_STORAGE_CFG: join(dir, 'no-storage.cfg'), S3_ENDPOINT: relay.url, S3_BUCKET: c.bucket, S3_REGION: t.region, S3_ACCESS_KEY: t.accessKeyId, S3_SECRET_KEY: t.secretAccessKey, S3_FORCE_PATH_STYLE: '1' };
+    // a stream, held open: its first part is stored, the rest waits for stdin's end
+    const p = spawn(process.execPath, [join(BIN, 'pve-s3-backup.js'), '--source', '-', '--name', name, '--max-size', '1G'], { env: alone, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    p.stderr.on('data', (d) => (stderr += d));
+    p.stdin.on('error', () => undefined);
+    const exited = new Promise<number | null>((res) => p.on('close', (code) => res(code)));
+    const kill = setTimeout(() => p.kill('SIGKILL'), 240_000); // safety net only
+    p.stdin.write(randomBytes(40 * MiB));
+    await until('a part stored', partsStored);
+    await relay.down();
+    p.stdin.end();
+    const r = { code: await exited, stderr };
+    clearTimeout(kill);
+    await relay.up();
+    expect(r.code).toBe(1);
+    // nothing remembers it, so only abort-uploads takes it, and only once it may no longer be running
+    const later = 'pve-s3-maintenance --storage env --action abort-uploads --older-than 1h aborts it once the gateway answers and the upload is an hour old';
+    expect(r.stderr.trimEnd().split('\n').at(-1)).toMatch(new RegExp(`; its incomplete multipart upload could not be aborted now: ${esc(later)} \\[(ConnectionRefused|NetworkError)\\]$`));
+    expect(await logLine(`dump/${name}`)).toMatch(new RegExp(`its parts stay in bucket ${c.bucket}; ${esc(later)}$`));
+    const [left] = await c.listMultipartUploads();
+    expect(left?.key).toBe(`dump/${name}`);
+    // the hour is what it says: abort-uploads keeps it now (it may still be running for all it knows)
+    const kept = await run('pve-s3-maintenance', ['--storage', 'env', '--action', 'abort-uploads', '--older-than', '1h'], { env: { ...alone, S3_ENDPOINT: t.endpoint } });
+    expect(kept.code, kept.stderr).toBe(0);
+    expect(kept.stdout).toMatch(/0 aborted/);
+    expect((await c.listMultipartUploads()).map((u) => u.uploadId)).toEqual([left!.uploadId]);
+    await c.abortMultipartUpload(left!.key, left!.uploadId);
+  });
 });
+
+const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** The log file's warning about the upload of `key` whose abort failed. */
+async function logLine(key: string): Promise<string | undefined> {
+  const log = await readFile(env.PVE_S3_LOG_FILE!, 'utf8');
+  return log.split('\n').find((l) => l.includes(`WARN`) && l.includes(`the incomplete multipart upload of '${key}' could not be aborted`));
+}
 
 describe('a gateway frozen before the operation', () => {
   it('pve-s3-restore --list and pve-s3-maintenance --action prune give up after one stall, naming the endpoint', async () => {

@@ -309,6 +309,10 @@ d('provider container backup (directory) and restore (tar) as the container root
         { match: { method: 'DELETE' }, times: Infinity, fault: { kind: 'hang' } },
       ]);
       const seen = proxy.requests.length;
+      // a log file the container's root may append to (PVE's, root's own, it may not: the line is then lost)
+      const hostLog = join(tmp.dir, 'host.log');
+      writeFileSync(hostLog, '', { flag: 'a' });
+      chmodSync(hostLog, 0o666);
       const { prep, run } = await backup(vn, big, { storage: stalling, extra: { exclude: [] } });
       // one last try of the abort: the container's root cannot remember the upload, which once
       // failed the abort with EACCES and had it tried three times, each waiting out the silence
@@ -319,7 +323,12 @@ d('provider container backup (directory) and restore (tar) as the container root
       expect(run.error?.code).toBe('Timeout');
       expect(run.error?.message).toMatch(new RegExp(`no answer from ${proxy.url.replace(/[.:/]/g, '\\$&')} for \\d+ s during UploadPart of 'pve/dump/vzdump-lxc-102-`));
       // the container's root cannot write the storage's path to remember it: the message says so
-      expect(run.error?.message).toMatch(/; its incomplete multipart upload could not be aborted now: pve-s3-maintenance --action abort-uploads aborts it once the gateway answers$/);
+      expect(run.error?.message).toMatch(
+        new RegExp(`; its incomplete multipart upload could not be aborted now: pve-s3-maintenance --storage ${SID} --action abort-uploads --older-than 1h aborts it once the gateway answers and the upload is an hour old$`),
+      );
+      // the log file says the same, never that the next upload aborts it
+      const line = readFileSync(hostLog, 'utf8').split('\n').find((l) => l.includes(`the incomplete multipart upload of '${bigKey}' could not be aborted`));
+      expect(line).toMatch(new RegExp(`its parts stay in bucket ${c.bucket}; pve-s3-maintenance --storage ${SID} --action abort-uploads --older-than 1h aborts it once the gateway answers and the upload is an hour old$`));
       expect(run.stderr).not.toContain(testS3().secretAccessKey);
       expect(ctProcesses()).toEqual([]);
       expect((await bucketKeys()).filter((k) => k.includes('-102-'))).toEqual([]);

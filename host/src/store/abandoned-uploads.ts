@@ -20,12 +20,13 @@
  * `<path>/.pve-s3/multipart-uploads/<hash of the upload id>.json`: `{ "key", "uploadId", "at",
  * "writer"? }`, one file per upload, written whole and renamed, so that concurrent uploads never
  * rewrite each other's records. Without a path (commands run from S3_* alone) nothing is
- * remembered: a failed abort's warning names `pve-s3-maintenance --action abort-uploads`, and a
- * killed stream's parts wait for that or the lifecycle rule, as before.
+ * remembered: a failed abort's warning names `pve-s3-maintenance --action abort-uploads
+ * --older-than 1h`, and a killed stream's parts wait for that or the lifecycle rule, as before.
  */
 import { createHash } from 'node:crypto';
 import { readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { laterAbort } from '../transfer/transfer-client.js';
 import { writeJsonAtomic } from '../util/json-file.js';
 import { STATE_DIR, stateDir } from './state-dir.js';
 import type { StoreContext } from './types.js';
@@ -76,22 +77,23 @@ export async function forgetUpload(ctx: StoreContext, uploadId: string): Promise
   if (d !== undefined) await rm(fileOf(d, uploadId), { force: true }).catch(() => undefined);
 }
 
-/** The abort of this upload failed: remember it as abandoned, and tell the operator where it stays.
- *  Whether it is remembered: not without a path, nor where this process may not write (a
- *  container's backup runs as the container's root). */
-export async function rememberAbandoned(ctx: StoreContext, key: string, uploadId: string, why: string): Promise<boolean> {
+/** The abort of this upload failed: remember it as abandoned where this process can (not without a
+ *  path, nor where it may not write: a container's backup runs as the container's root), and
+ *  warn where its parts stay and what aborts them. Returns those words (laterAbort), which the
+ *  failed upload's message ends with too. */
+export async function rememberAbandoned(ctx: StoreContext, key: string, uploadId: string, why: string): Promise<string> {
   liveHere.delete(uploadId);
   const d = dir(ctx);
-  const how = d !== undefined ? 'the next multipart upload to this storage from this node aborts it once the gateway answers, or' : 'once the gateway answers:';
-  ctx.logger.warn(
-    `the incomplete multipart upload of '${key}' could not be aborted (${why}): its parts stay in bucket ${ctx.settings.bucket}; ${how} pve-s3-maintenance${ctx.settings.storageId ? ` --storage ${ctx.settings.storageId}` : ''} --action abort-uploads`,
-  );
-  if (d === undefined) return false;
   // only the prompt cleanup is lost: the lifecycle rule and the daily cleanup still come
-  return put(ctx, d, { key, uploadId, at: Math.floor(Date.now() / 1000) }).then(
-    () => true,
-    () => false,
-  );
+  const remembered =
+    d !== undefined &&
+    (await put(ctx, d, { key, uploadId, at: Math.floor(Date.now() / 1000) }).then(
+      () => true,
+      () => false,
+    ));
+  const later = laterAbort({ remembered, storageId: ctx.settings.storageId });
+  ctx.logger.warn(`the incomplete multipart upload of '${key}' could not be aborted (${why}): its parts stay in bucket ${ctx.settings.bucket}; ${later}`);
+  return later;
 }
 
 /** The records in `d`, the earlier version's list taken over first. */

@@ -206,9 +206,9 @@ export const transferClient = (ctx: StoreContext, writer?: { readonly path: stri
       const code = (e as { code?: string }).code ?? 'Error';
       // gone already is what an abort wants: forgotten like an aborted one
       if (code !== 'NoSuchUpload') {
-        // the upload engine's message says whether it was (ABANDONED_KEPT)
-        const kept = await (await records()).rememberAbandoned(ctx, key, uploadId, code).catch(() => false);
-        if (kept && e instanceof Object) (e as Record<symbol, unknown>)[(await import('../transfer/transfer-client.js')).ABANDONED_KEPT] = true;
+        // the log's warning and the upload engine's message say the same (LATER_ABORT)
+        const later = await records().then((m) => m.rememberAbandoned(ctx, key, uploadId, code), () => undefined);
+        if (later !== undefined && e instanceof Object) (e as Record<symbol, unknown>)[(await import('../transfer/transfer-client.js')).LATER_ABORT] = later;
       } else if (writer !== undefined) await (await records()).forgetUpload(ctx, uploadId);
       throw e;
     }

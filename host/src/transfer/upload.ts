@@ -33,7 +33,7 @@ import { checkBwlimit, checkConcurrency } from './option-checks.js';
 import { ProgressTracker, type Progress } from './progress.js';
 import { limiterFor } from './rate-limit.js';
 import { abortedError, isAbortError } from './transfer-errors.js';
-import { ABANDONED_KEPT, type TransferClient, type TransferPutOptions } from './transfer-client.js';
+import { LATER_ABORT, laterAbort, type TransferClient, type TransferPutOptions } from './transfer-client.js';
 import { keepYoungGenerationSmall } from '../util/young-generation.js';
 
 /**
@@ -503,16 +503,19 @@ class MultipartRun {
    * Every worker has settled, so no UploadPart can land after this. S3 documents that parts still
    * arriving during an abort may survive it, hence the check and a second try.
    */
-  private async abortUpload(): Promise<true | { remembered: boolean }> {
+  private async abortUpload(): Promise<true | { later: string }> {
     for (let attempt = 0; attempt < 3; attempt++) {
       try {
         await this.client.abortMultipartUpload(this.key, this.uploadId);
       } catch (e) {
         const code = (e as { code?: unknown }).code;
         if (code !== 'NoSuchUpload') {
-          // the store's client remembers it where it can (store/abandoned-uploads.ts, ABANDONED_KEPT);
+          // the store's client remembers it where it can and says what aborts it (LATER_ABORT);
           // a stalled endpoint had its last try
-          if (attempt === 2 || code === 'Stalled') return { remembered: (e as Record<symbol, unknown>)[ABANDONED_KEPT] === true };
+          if (attempt === 2 || code === 'Stalled') {
+            const later = (e as Record<symbol, unknown>)[LATER_ABORT];
+            return { later: typeof later === 'string' ? later : laterAbort({ remembered: false }) };
+          }
           continue;
         }
       }
@@ -532,13 +535,10 @@ class MultipartRun {
 }
 
 /** The upload failed and its abort failed too (the gateway died or stayed silent): say where its parts are. */
-function notAborted(e: PveS3Error, o: { remembered: boolean }): PveS3Error {
-  // not remembered: no storage path, or one this process may not write (a container's backup
-  // runs as the container's root; PVE's backup_cleanup then aborts it, if the gateway answers)
-  const who = o.remembered ? 'the next upload to this storage from this node aborts it once the gateway answers (or pve-s3-maintenance --action abort-uploads)' : 'pve-s3-maintenance --action abort-uploads aborts it once the gateway answers';
+function notAborted(e: PveS3Error, o: { later: string }): PveS3Error {
   return new PveS3Error(
     e.code,
-    `${e.message}; its incomplete multipart upload could not be aborted now: ${who}`,
+    `${e.message}; its incomplete multipart upload could not be aborted now: ${o.later}`,
     { cause: e, key: e.key, status: e.status, retryable: e.retryable, exitCode: e.exitCode },
   );
 }
