@@ -147,6 +147,8 @@ is_deeply(keys_of(qr/-100-/), [sort map { "pve/dump/$_" } $name1, "$name1.s3inde
 my $vol1 = (grep { $_->{volid} eq "$storeid:backup/$name1" } @{ PVE::Storage::volume_list($cfg, $storeid, 100, 'backup') })[0];
 is($t1->{size}, $vol1->{size}, "backup_cleanup's archive-size is the object's size ($vol1->{size})");
 is($vol1->{notes}, 'vm100 first', 'notes set by vzdump after backup_vm');
+like($s3->request('HEAD', "/$bucket/$k1")->{headers}->{'x-amz-meta-backup-run'} // '', qr/^[0-9a-f]{32}$/,
+    "the archive carries backup_init's run id, which alone lets backup_cleanup's discard remove it");
 my $tasklog = $s3->get_object($bucket, $k1 =~ s/\.vma\.zst$/.log/r);
 like($tasklog, qr/INFO: Starting Backup of VM 100 \(qemu\)\n.*INFO: creating pve-s3 \(bucket '\Q$bucket\E'\) archive '\Q$name1\E'/s,
     "backup_handle_log_file stored vzdump's task log as the archive's .log");

@@ -22,6 +22,8 @@ const ROOT = resolve(import.meta.dirname, '..', '..');
 const HOST = join(ROOT, 'host', 'bin', 'pve-s3-host.js');
 const PREFIX = 'pve/';
 const CONF = 'memory: 512\nscsi0: local:100/vm-100-disk-0.raw,size=40M\n';
+/** the run id backup-init would give: backup-discard removes only an archive that carries it */
+const RUN = 'a'.repeat(32);
 const d = haveQsd() ? describe : describe.skip;
 
 interface Envelope {
@@ -93,7 +95,7 @@ d('provider VM backup when the bucket fails mid-backup', () => {
     const qsd = await startQsd(tmp.dir, [served]);
     try {
       return await host('backup-vm', {
-        volname, time: 1735787045, config_b64: Buffer.from(CONF).toString('base64'), devices: [{ name: 'drive-scsi0', size, nbd_path: qsd.socket }],
+        volname, run: RUN, time: 1735787045, config_b64: Buffer.from(CONF).toString('base64'), devices: [{ name: 'drive-scsi0', size, nbd_path: qsd.socket }],
       }, st);
     } finally {
       await qsd.stop();
@@ -107,7 +109,7 @@ d('provider VM backup when the bucket fails mid-backup', () => {
     expect(await c.listMultipartUploads({ prefix: PREFIX })).toEqual([]);
     expect(localFiles()).toEqual([]);
     expect(processesIn(tmp.dir)).toEqual([]);
-    const discard = await host('backup-discard', { volname });
+    const discard = await host('backup-discard', { volname, run: RUN });
     expect(discard.env).toMatchObject({ ok: true, result: { removed: [], aborted: 0 } });
   }
 
@@ -217,7 +219,7 @@ d('provider VM backup when the bucket fails mid-backup', () => {
       expect(await c.listMultipartUploads({ prefix: PREFIX })).toEqual([]);
       expect(remembered()).toEqual([]);
       expect((await keys()).filter((k) => k.includes(volname.slice(7)))).toEqual([]);
-      const discard = await host('backup-discard', { volname: next });
+      const discard = await host('backup-discard', { volname: next, run: RUN });
       expect(discard.env.ok).toBe(true);
     });
   });

@@ -37,9 +37,9 @@ export const PROVIDER_OPS: Record<string, Op> = {
     if (vmid === undefined || type === undefined || time === undefined) throw badArg('vmid/type/time', '', 'required');
     const name = archiveName({ vmid, guestType: type, format: type === 'qemu' ? 'vma' : 'tar', compression: 'zst', time: new Date(time * 1000) });
     const volname = `backup/${name}`;
-    const { freeArchiveKey } = await import('../store/provider-archive.js');
+    const { freeArchiveKey, newRunId } = await import('../store/provider-archive.js');
     await freeArchiveKey(ctx, parseVolname(volname));
-    return { result: { archive: name, volname }, message: `archive name ${name}` };
+    return { result: { archive: name, volname, run: newRunId() }, message: `archive name ${name}` };
   },
 
   async 'backup-vm'(ctx, args) {
@@ -62,6 +62,8 @@ export const PROVIDER_OPS: Record<string, Op> = {
       return { name, size, nbdPath };
     });
     const bwlimitKiB = int(args, 'bwlimit_kib', { min: 0 });
+    const { runIdOf } = await import('../store/provider-archive.js');
+    const run = runIdOf(str(args, 'run', true));
     const { backupVm } = await import('../store/provider-vm.js');
     const { recordRun } = await import('../store/provider-run.js');
     const done = await recordRun(ctx, volname);
@@ -73,6 +75,7 @@ export const PROVIDER_OPS: Record<string, Op> = {
         firewall: b64(args, 'firewall_b64', true),
         devices,
         ...(bwlimitKiB ? { bwlimitKiB } : {}),
+        ...(run !== undefined ? { run } : {}),
         onLine: stderrLine,
       });
       const { volumeJson } = await import('./ops.js');
@@ -112,6 +115,8 @@ export const PROVIDER_OPS: Record<string, Op> = {
     const userId = int(args, 'user_id', { min: 0, max: 0xfffffffe });
     if (userId === undefined) throw badArg('user_id', '', "required: Base.pm $info->{'backup-user-id'}");
     const bwlimitKiB = int(args, 'bwlimit_kib', { min: 0 });
+    const { runIdOf } = await import('../store/provider-archive.js');
+    const run = runIdOf(str(args, 'run', true));
     const { backupContainer } = await import('../store/provider-ct.js');
     const r = await backupContainer(ctx, {
       volname,
@@ -123,6 +128,7 @@ export const PROVIDER_OPS: Record<string, Op> = {
       config: b64(args, 'config_b64'),
       firewall: b64(args, 'firewall_b64', true),
       ...(bwlimitKiB ? { bwlimitBytes: bwlimitKiB * 1024 } : {}),
+      ...(run !== undefined ? { run } : {}),
       onLine: stderrLine,
     });
     const { volumeJson } = await import('./ops.js');
@@ -149,9 +155,15 @@ export const PROVIDER_OPS: Record<string, Op> = {
 
   async 'backup-discard'(ctx, args) {
     const volname = str(args, 'volname');
+    const { runIdOf } = await import('../store/provider-archive.js');
+    const run = runIdOf(str(args, 'run', true));
     const { discardBackup } = await import('../store/provider-run.js');
-    const r = await discardBackup(ctx, volname);
-    return { result: { removed: r.removed, aborted: r.aborted }, message: `discarded ${volname}: ${r.removed.length} objects removed, ${r.aborted} uploads aborted` };
+    const r = await discardBackup(ctx, volname, run);
+    const kept = r.kept ? `; kept '${r.kept}': ${r.keptWhy}` : '';
+    return {
+      result: { removed: r.removed, aborted: r.aborted, ...(r.kept ? { kept: r.kept } : {}) },
+      message: `discarded ${volname}: ${r.removed.length} objects removed, ${r.aborted} uploads aborted${kept}`,
+    };
   },
 
   async 'backup-log'(ctx, args) {

@@ -4,6 +4,7 @@
  * and it is uploaded as a stream with the storage's put options, lifecycle tags, Object Lock
  * retention, part limits and bandwidth limit, and the metadata every backup carries.
  */
+import { randomBytes } from 'node:crypto';
 import type { VolumeInfo } from '../pve/volname.js';
 import type { UploadOptions } from '../transfer/upload.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
@@ -14,6 +15,27 @@ import { volumeMetadata } from './transfer.js';
 import { keyOf } from './volume-key.js';
 import { signing } from './trust.js';
 import { providerOf, uploadLimits, type StoreContext } from './types.js';
+
+/**
+ * Which backup run made an archive: backup-init hands out a fresh id, the run writes it into its
+ * archive's metadata, and backup_cleanup's discard removes an archive only when it carries the id
+ * of the run being discarded. The name alone does not say: it is free when a backup starts, but
+ * another writer of the bucket (another cluster with the same guest id and schedule) can store a
+ * backup under it before this run fails, and that backup is not this run's to delete.
+ */
+export const RUN_META = 'backup-run';
+const RUN_RE = /^[0-9a-f]{32}$/;
+
+export function newRunId(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/** the run id a request names, checked; undefined when it names none */
+export function runIdOf(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!RUN_RE.test(value)) throw new PveS3Error('InvalidArgument', `invalid run '${value}': must be the 32 hex digits backup-init answered`, { exitCode: EXIT.usage });
+  return value;
+}
 
 /** DestinationExists when the bucket holds `volname` already; else its key */
 export async function freeArchiveKey(ctx: StoreContext, v: VolumeInfo): Promise<string> {
@@ -34,7 +56,7 @@ export async function freeArchiveKey(ctx: StoreContext, v: VolumeInfo): Promise<
 export async function archiveUploadOptions(
   ctx: StoreContext,
   v: VolumeInfo,
-  o: { contentType: string; bwlimitKiB?: number; retention: Retention | undefined; unsigned?: boolean },
+  o: { contentType: string; bwlimitKiB?: number; retention: Retention | undefined; unsigned?: boolean; run?: string },
 ): Promise<Pick<UploadOptions, 'chunkSizeMB' | 'concurrency' | 'put' | 'manifestMeta' | 'manifestSigner' | 'bwlimitKiB' | 'partLimits'>> {
   const tags = archiveTags(ctx.settings.lifecycle, providerOf(ctx));
   const limits = uploadLimits(ctx);
@@ -44,7 +66,7 @@ export async function archiveUploadOptions(
     concurrency: ctx.settings.concurrency,
     put: {
       ...(ctx.settings.put ?? {}),
-      metadata: volumeMetadata(ctx, v, null),
+      metadata: { ...volumeMetadata(ctx, v, null), ...(o.run !== undefined ? { [RUN_META]: o.run } : {}) },
       contentType: o.contentType,
       ...(ctx.settings.storageClass ? { storageClass: ctx.settings.storageClass } : {}),
       ...(tags !== undefined ? { tags } : {}),

@@ -44,6 +44,8 @@ export interface BackupContainerArgs {
   firewall?: Buffer;
   /** Base.pm $info->{'bandwidth-limit'}, bytes/s of reads from the container */
   bwlimitBytes?: number;
+  /** backup-init's id of this run, written into the archive's metadata (provider-archive.ts RUN_META) */
+  run?: string;
   /** a progress line for the task log */
   onLine?(line: string): void;
 }
@@ -109,7 +111,7 @@ export async function backupContainer(ctx: StoreContext, a: BackupContainerArgs)
     const { uploadObject } = await import('../transfer/upload.js');
     const res = await uploadObject(transferClient(ctx), key, { stream: tar.output, ...(expected !== undefined ? { expectedSize: expected } : {}) }, {
       // the job's limit is cstream's, on the reads: the storage's own applies to the upload
-      ...(await archiveUploadOptions(ctx, v, { contentType: 'application/zstd', retention: retentionFor(ctx), unsigned: true })),
+      ...(await archiveUploadOptions(ctx, v, { contentType: 'application/zstd', retention: retentionFor(ctx), unsigned: true, ...(a.run !== undefined ? { run: a.run } : {}) })),
       signal: ac.signal,
       onWriting: () => (mayExist = true),
       manifestExtra: async () => ({ guest: { type: 'lxc', ...guestTexts(a.config, a.firewall) } }),

@@ -11,6 +11,8 @@ import { INDEX_SUFFIX, MANIFEST_SUFFIX, NOTES_SUFFIX, PROTECTED_SUFFIX, parseVol
 import { processStart, recordedAlive } from '../util/process.js';
 import { STATE_DIR } from './state-dir.js';
 import { deleteQuiet } from './objects.js';
+import { headOrNull } from './object-lock.js';
+import { RUN_META } from './provider-archive.js';
 import { keyOf } from './volume-key.js';
 import type { StoreContext } from './types.js';
 
@@ -72,9 +74,17 @@ async function stopRun(ctx: StoreContext, name: string): Promise<boolean> {
   return f ? stopRunAt(f) : false;
 }
 
-/** Stops a backup still running for `volname`, aborts its multipart uploads and deletes the
- *  archive and its sidecars (not a `.log`: it may belong to another archive of that base name). */
-export async function discardBackup(ctx: StoreContext, volname: string): Promise<{ removed: string[]; aborted: number; stopped: boolean }> {
+/**
+ * Stops a backup still running for `volname`, aborts its multipart uploads and deletes the
+ * archive and its sidecars (not a `.log`: it may belong to another archive of that base name) —
+ * only when the archive is the one run `run` made (provider-archive.ts RUN_META): an archive of
+ * that name without the run's id is another writer's backup, and stays (`kept`, `keptWhy`).
+ */
+export async function discardBackup(
+  ctx: StoreContext,
+  volname: string,
+  run?: string,
+): Promise<{ removed: string[]; aborted: number; stopped: boolean; kept?: string; keptWhy?: string }> {
   const v = parseVolname(volname);
   let stopped = await stopRun(ctx, v.name);
   if (v.guestType === 'lxc' && v.format === 'tar' && v.isStdName) {
@@ -91,7 +101,16 @@ export async function discardBackup(ctx: StoreContext, volname: string): Promise
     aborted++;
   }
   const removed: string[] = [];
-  for (const k of keys) {
+  const archive = await headOrNull(ctx, key);
+  if (archive === null) return { removed, aborted, stopped };
+  const madeBy = archive.metadata[RUN_META];
+  if (run === undefined || madeBy !== run) {
+    const keptWhy = `it was not made by this backup run (${madeBy === undefined ? 'it carries no run id' : 'another run id'}): another writer stored a backup under that name`;
+    ctx.logger.warn(`backup discard: keeping '${key}': ${keptWhy}`);
+    return { removed, aborted, stopped, kept: key, keptWhy };
+  }
+  // the archive last: a discard cut short leaves it, with its run id, for the next one to find
+  for (const k of [...keys.slice(1), key]) {
     const there = await ctx.client.headObject(k).then(() => true, () => false);
     await deleteQuiet(ctx, k);
     if (there) removed.push(k);

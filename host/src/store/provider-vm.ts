@@ -42,6 +42,8 @@ export interface BackupVmArgs {
   devices: BackupVmDevice[];
   /** PVE's bandwidth limit for this job, KiB/s */
   bwlimitKiB?: number;
+  /** backup-init's id of this run, written into the archive's metadata (provider-archive.ts RUN_META) */
+  run?: string;
   /** a progress line for the task log */
   onLine?(line: string): void;
   /** zstd threads (default 2) */
@@ -163,7 +165,7 @@ async function backupVmLocked(ctx: StoreContext, a: BackupVmArgs, v: VolumeInfo,
   try {
     const { uploadObject } = await import('../transfer/upload.js');
     const res = await uploadObject(transferClient(ctx, writer), key, { stream, maxSize }, {
-      ...(await archiveUploadOptions(ctx, v, { contentType: 'application/zstd', retention, ...(a.bwlimitKiB ? { bwlimitKiB: a.bwlimitKiB } : {}) })),
+      ...(await archiveUploadOptions(ctx, v, { contentType: 'application/zstd', retention, ...(a.bwlimitKiB ? { bwlimitKiB: a.bwlimitKiB } : {}), ...(a.run !== undefined ? { run: a.run } : {}) })),
       signal: abort.signal,
       onStored,
       onWriting: () => (mayExist = true),

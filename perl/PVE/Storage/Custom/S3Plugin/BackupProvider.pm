@@ -68,6 +68,8 @@ sub backup_init {
     $self->{guest} = {
         vmid => $vmid,
         volname => $res->{volname},
+        # which run made the archive: the discard of a failed one removes only that (docs/PROTOCOL.md)
+        run => $res->{run},
         time => int($start_time),
         stored => 0,
     };
@@ -102,6 +104,7 @@ sub backup_vm {
     ];
     my $args = {
         volname => $g->{volname},
+        run => $g->{run},
         time => $g->{time},
         config_b64 => bytes_b64($guest_config),
         devices => $devices,
@@ -142,6 +145,7 @@ sub backup_container {
     die "pve-s3: backup_container without backup_container_prepare\n" if !$g->{container};
     my $args = {
         volname => $g->{volname},
+        run => $g->{run},
         directory => $info->{directory},
         sources => [ $info->{sources}->@* ],
         exclude => [ ($exclude_patterns // [])->@* ],
@@ -172,7 +176,7 @@ sub backup_cleanup {
     if ($g) {
         # no trace of a failed backup: a host process still running is stopped, uploads aborted
         $g->{stored} = 0;
-        $self->host('backup-discard', { volname => $g->{volname} });
+        $self->host('backup-discard', { volname => $g->{volname}, run => $g->{run} });
     }
     return {};
 }

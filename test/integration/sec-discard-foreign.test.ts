@@ -1,0 +1,106 @@
+// backup_cleanup after a failed provider backup sends `backup-discard` for the archive name its
+// backup_init chose. That name is free when the backup starts (backup-init refuses one the bucket
+// holds), but another writer of the bucket - another cluster sharing it, the same guest id and
+// schedule - can store a backup under the same name while this one runs. The discard of the failed
+// run must remove only what that run left: never another writer's complete backup, least of all
+// a protected one (docs/SECURITY.md).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { S3Client } from '../../host/src/s3/client.js';
+import { hostOp, storageSection } from '../helpers/host-op.js';
+import { testManifestKey } from '../helpers/manifest-key.js';
+import { haveQsd, makeImage, servedCopy, startQsd, tempDir } from '../helpers/qsd.js';
+import { closeTestClients, dropBucket, freshBucket } from '../helpers/s3.js';
+
+const PREFIX = 'pve/';
+let c: S3Client;
+let dir: string;
+let storage: Record<string, string>;
+let env: NodeJS.ProcessEnv;
+
+beforeAll(async () => {
+  c = await freshBucket('sec-discard');
+  dir = await mkdtemp(join(tmpdir(), 'pve-s3-sec-discard-'));
+  mkdirSync(join(dir, 'priv'), { mode: 0o700 });
+  testManifestKey(join(dir, 'priv'), 'sd');
+  storage = storageSection('sd', c.bucket, { prefix: PREFIX, path: join(dir, 'cache') });
+  env = { PVE_S3_PRIV_DIR: join(dir, 'priv'), PVE_S3_LOG_FILE: join(dir, 'host.log') };
+});
+
+afterAll(async () => {
+  await dropBucket(c);
+  await closeTestClients();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function keys(): Promise<string[]> {
+  const out: string[] = [];
+  for await (const o of c.listAll({ prefix: PREFIX })) out.push(o.key);
+  return out.sort();
+}
+
+describe('backup-discard of a failed provider backup', () => {
+  it("keeps another writer's backup stored under the same name meanwhile (protected or not)", async () => {
+    for (const [vmid, prot] of [
+      [100, true],
+      [101, false],
+    ] as const) {
+      const init = await hostOp('backup-init', storage, { vmid, type: 'qemu', time: 1764982800 }, { env });
+      expect(init.ok, JSON.stringify(init.error)).toBe(true);
+      const volname = init.result!.volname as string;
+
+      // another writer stores a backup under that name while this run goes on
+      const src = join(dir, `other-${vmid}.vma.zst`);
+      writeFileSync(src, Buffer.alloc(4096, vmid));
+      const up = await hostOp('upload', storage, { volname, src, protected: prot, notes: 'the other cluster' }, { env });
+      expect(up.ok, JSON.stringify(up.error)).toBe(true);
+      const before = await keys();
+      expect(before).toContain(`${PREFIX}${volname.replace(/^backup\//, 'dump/')}`);
+
+      // this run fails before it stored anything: its cleanup discards (as the plugin sends it,
+      // and as an older plugin did, without the run)
+      for (const args of [{ volname, run: init.result!.run }, { volname }]) {
+        const discard = await hostOp('backup-discard', storage, args, { env });
+        expect(discard.ok, JSON.stringify(discard.error)).toBe(true);
+        expect(discard.result).toMatchObject({ removed: [], aborted: 0, kept: `${PREFIX}${volname.replace(/^backup\//, 'dump/')}` });
+        expect(discard.stderr).toMatch(/; kept '.*': it was not made by this backup run \(it carries no run id\): another writer stored a backup under that name/);
+        expect(await keys()).toEqual(before);
+      }
+      const stat = await hostOp('stat', storage, { volname }, { env });
+      expect(stat.result?.volume).toMatchObject({ verified: true, protected: prot });
+    }
+  });
+
+  (haveQsd() ? it : it.skip)('still removes the archive its own run stored (backup-vm), and only with its run id', async () => {
+    const tmp = tempDir('sec-discard-qsd');
+    const img = join(tmp.dir, 'disk.raw');
+    const size = makeImage(img, [{ kind: 'data', length: 1 << 20 }], 5);
+    const init = await hostOp('backup-init', storage, { vmid: 102, type: 'qemu', time: 1764982800 }, { env });
+    const { volname, run } = init.result as { volname: string; run: string };
+    expect(run).toMatch(/^[0-9a-f]{32}$/);
+    const qsd = await startQsd(tmp.dir, [servedCopy({ name: 'drive-scsi0', path: img, size }, tmp.dir)]);
+    try {
+      const b = await hostOp('backup-vm', storage, {
+        volname, run, time: 1764982800, config_b64: Buffer.from('memory: 512\n').toString('base64'), devices: [{ name: 'drive-scsi0', size, nbd_path: qsd.socket }],
+      }, { env });
+      expect(b.ok, JSON.stringify(b.error)).toBe(true);
+    } finally {
+      await qsd.stop();
+    }
+    const key = `${PREFIX}${volname.replace(/^backup\//, 'dump/')}`;
+    expect((await c.headObject(key)).metadata['backup-run']).toBe(run);
+    // a later step of the job failed: backup_cleanup discards what the run stored; another run's
+    // discard (another id) would not
+    const other = await hostOp('backup-discard', storage, { volname, run: 'f'.repeat(32) }, { env });
+    expect(other.result).toMatchObject({ removed: [], kept: key });
+    const discard = await hostOp('backup-discard', storage, { volname, run }, { env });
+    expect(discard.ok, JSON.stringify(discard.error)).toBe(true);
+    expect((discard.result!.removed as string[]).sort()).toEqual([key, `${key}.s3index`, `${key}.s3manifest`]);
+    expect((await keys()).filter((k) => k.startsWith(key))).toEqual([]);
+    const bad = await hostOp('backup-discard', storage, { volname, run: '../x' }, { env });
+    expect(bad.error?.message).toBe("invalid run '../x': must be the 32 hex digits backup-init answered");
+  }, 120_000);
+});
