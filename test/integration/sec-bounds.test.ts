@@ -166,6 +166,29 @@ describe('hostile endpoint bodies (fault proxy)', () => {
     expect(await probe.peakMiB()).toBeLessThan(PEAK_MIB);
   });
 
+  it('a listing page just under the limit that only the general XML parser reads (namespaced, a new element name per entry)', async () => {
+    // the flat scanner (s3/list-xml.ts) reads S3's own pages; anything else goes to the general
+    // parser, whose tree of a 15 MiB page of distinct element names took 900 MiB
+    const head = `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns:x="urn:x"><Name>${c.bucket}</Name><Prefix>dump/</Prefix><IsTruncated>false</IsTruncated>`;
+    const parts: string[] = [head];
+    let size = head.length;
+    for (let i = 0; size < 15 * MiB; i++) {
+      const unit = `<Contents><Key>dump/${ARCH}</Key><Size>1</Size><ETag>"0"</ETag><LastModified>2024-05-06T07:08:09.000Z</LastModified><x:T${i}>v</x:T${i}></Contents>`;
+      parts.push(unit);
+      size += unit.length;
+    }
+    parts.push('</ListBucketResult>');
+    const body = Buffer.from(parts.join(''));
+    proxy.plan([{ match: { method: 'GET', pathIncludes: 'list-type=2' }, fault: { kind: 'respond', body }, times: Infinity }]);
+    const probe = await rssProbe(dir, 'wide-list');
+    const r = await run('pve-s3-restore', ['--storage', 'viaproxy', '--list'], { env: { ...env, ...probe.env } });
+    proxy.plan([]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trimEnd()).toMatch(/^pve-s3-restore: ListObjectsV2 answer from http:\/\/127\.0\.0\.1:\d+ is \d+ bytes of XML in a form S3 does not write \(only the general parser reads it\), more than the 4194304 bytes it is given: not parsed .*\[ResponseTooLarge\]$/);
+    expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(await probe.peakMiB()).toBeLessThan(PEAK_MIB);
+  });
+
   it('a 1.5 GiB error body is read only as far as an error body can go', async () => {
     proxy.plan([
       {

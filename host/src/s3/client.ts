@@ -44,6 +44,7 @@ import {
   parseListParts,
   parseTagging,
   normalizeETag,
+  GENERAL_XML_MAX,
   loadXmlParser,
   parseXml,
   partsFromETag,
@@ -132,7 +133,17 @@ export class S3Client {
       if (quick !== undefined) return quick;
     }
     const flat = scanFlat(body);
-    if (flat === undefined) await loadXmlParser();
+    if (flat === undefined) {
+      if (body.length > GENERAL_XML_MAX) {
+        const what = r.key !== undefined ? ` for '${r.key}'` : '';
+        throw new S3Error(
+          'ResponseTooLarge',
+          `${r.operation} answer${what} from ${this.endpoint} is ${body.length} bytes of XML in a form S3 does not write (only the general parser reads it), more than the ${GENERAL_XML_MAX} bytes it is given: not parsed (is endpoint an S3 server?)`,
+          { status: res.status, key: r.key, retryable: false },
+        );
+      }
+      await loadXmlParser();
+    }
     return this.answer(r, res, () => {
       const doc = flat ?? parseXml(body);
       if (doc.root === 'Error') {
