@@ -62,7 +62,8 @@ Options:
   --protected         protect the backup from pruning and cleanup
   --storage-class C   storage class of the uploaded objects (e.g. STANDARD_IA)
   --delete-source     delete each local file (and its .notes/.protected/.log) once its upload is
-                      verified: manifest written and the stored object's size and ETag match it
+                      verified: manifest written and the stored object's size and ETag match it,
+                      and the file is still the one uploaded (not grown, not renamed over)
   --force             replace a different volume of the same name already in the bucket (default:
                       refuse, exit 2); a protected backup is never replaced. The same file again
                       is not a conflict: checked against the stored manifest, it is not re-sent

@@ -3,6 +3,7 @@
  * leaves next to an archive (`.notes`, `.protected`, the log), and removing the local copy only
  * once the bucket is known to hold it (put-local.ts, the one upload of a local file, uses them).
  */
+import type { Stats } from 'node:fs';
 import { open, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { NOTES_SUFFIX, PROTECTED_SUFFIX, classifyFile, keyOfName, sidecarNames } from '../pve/volname.js';
@@ -76,9 +77,25 @@ export function assertUploadVerified(vol: Volume, local?: { path: string; size: 
   }
 }
 
-/** Deletes the local archive and its `.notes`/`.protected` after an upload, only once verified. */
-export async function removeVerifiedSource(vol: Volume, archivePath: string, localSize: number, o: { logPath?: string } = {}): Promise<void> {
-  assertUploadVerified(vol, { path: archivePath, size: localSize });
+/** What a local file was when its upload began: removing it afterwards needs the same file. */
+export type SourceIdentity = Pick<Stats, 'dev' | 'ino' | 'size' | 'mtimeMs'>;
+
+/**
+ * Deletes the local archive and its `.notes`/`.protected` after an upload, only once verified and
+ * only when the path still names the file that was uploaded (`uploaded`, its stat before the
+ * upload): a file replaced under its name while the upload ran (renamed over it, the way PVE and
+ * most tools put a finished file in place) holds bytes the bucket never got.
+ */
+export async function removeVerifiedSource(vol: Volume, archivePath: string, uploaded: SourceIdentity, o: { logPath?: string } = {}): Promise<void> {
+  assertUploadVerified(vol, { path: archivePath, size: uploaded.size });
+  const now = await stat(archivePath).catch(() => null);
+  if (now !== null && (now.dev !== uploaded.dev || now.ino !== uploaded.ino || now.size !== uploaded.size || now.mtimeMs !== uploaded.mtimeMs)) {
+    throw new PveS3Error(
+      'SourceChanged',
+      `'${archivePath}' changed while it was uploaded (${now.ino !== uploaded.ino || now.dev !== uploaded.dev ? 'another file now has its name' : `size ${uploaded.size} → ${now.size}`}): the bucket holds '${vol.volid}' as it was when the upload began; the local file is kept, not removed`,
+      { exitCode: EXIT.failure },
+    );
+  }
   await rm(archivePath, { force: true });
   await rm(archivePath + NOTES_SUFFIX, { force: true });
   await rm(archivePath + PROTECTED_SUFFIX, { force: true });

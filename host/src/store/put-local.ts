@@ -155,7 +155,7 @@ async function underLock(ctx: StoreContext, v: VolumeInfo, path: string, o: Loca
   if (o.removeSource && inCache && READ_BY_PATH.includes(v.content)) {
     out.keptBecause = `PVE reads ${v.content === 'iso' ? 'ISO images' : 'snippets'} from the node's disk without fetching them first`;
   } else if (o.removeSource) {
-    await removeVerifiedSource(vol, path, size, plan.logPath !== undefined ? { logPath: plan.logPath } : {});
+    await removeVerifiedSource(vol, path, st, plan.logPath !== undefined ? { logPath: plan.logPath } : {});
     out.sourceRemoved = true;
     return out;
   }
