@@ -100,6 +100,11 @@ export class S3Client {
     return this.transport.endpoint.origin;
   }
 
+  /** the endpoint has been silent for stall_timeout: a request now gets only its last try (stall.ts) */
+  get silent(): boolean {
+    return this.transport.silent;
+  }
+
   /** the provider whose rules apply (host/src/s3/providers.ts) */
   get provider(): Provider {
     return this.transport.provider;

@@ -179,6 +179,11 @@ export class S3Transport {
     }
   }
 
+  /** The endpoint has been silent for the stall limit: a request now gets only its last try (stall.ts). */
+  get silent(): boolean {
+    return this.stall.stalled();
+  }
+
   context(r: { operation: string; key?: string; subject?: string }): ErrorContext {
     return { endpoint: this.endpoint.origin, bucket: this.bucket, key: r.key ?? r.subject, operation: r.operation };
   }

@@ -7,10 +7,10 @@
 import { randomBytes } from 'node:crypto';
 import type { VolumeInfo } from '../pve/volname.js';
 import type { UploadOptions } from '../transfer/upload.js';
-import { EXIT, PveS3Error } from '../util/errors.js';
+import { EXIT, PveS3Error, asPveS3Error } from '../util/errors.js';
 import { archiveTags } from './lifecycle.js';
 import type { Retention } from '../s3/types.js';
-import { exists } from './objects.js';
+import { deleteQuiet, exists } from './objects.js';
 import { volumeMetadata } from './transfer.js';
 import { keyOf } from './volume-key.js';
 import { signing } from './trust.js';
@@ -77,4 +77,25 @@ export async function archiveUploadOptions(
     ...(bw.length ? { bwlimitKiB: Math.min(...bw) } : {}),
     ...(o.unsigned ? { manifestSigner: null } : await signing(ctx)),
   };
+}
+
+/**
+ * After a backup failed once its archive's Complete went out: removes what it may have stored
+ * (`keys`), and returns the error to report. Not while the endpoint is silent already (stall_timeout
+ * reached in this operation): each DELETE would wait another last try of 10 s (s3/stall.ts) for
+ * nothing certain, since a gateway that was only frozen may carry the Complete out after it. The
+ * message then says what may stay and how to remove it; the job's cleanup (backup-discard) removes
+ * it too if the gateway answers by then.
+ */
+export async function removeFailedArchive(ctx: StoreContext, volname: string, keys: readonly string[], e: unknown): Promise<unknown> {
+  if (!ctx.client.silent) {
+    for (const k of keys) await deleteQuiet(ctx, k).catch(() => undefined);
+    return e;
+  }
+  const err = asPveS3Error(e);
+  return new PveS3Error(
+    err.code,
+    `${err.message}; '${volname}' may be stored all the same and was not removed while the gateway is silent: the job's cleanup removes it if the gateway answers by then, else pvesm free ${ctx.settings.storageId}:${volname} once it answers`,
+    { cause: err, key: err.key, status: err.status, retryable: err.retryable, exitCode: err.exitCode },
+  );
 }

@@ -20,9 +20,8 @@ import { formatBytes } from '../util/size.js';
 import { openCtWorkDir } from './ct-backup-dir.js';
 import { startCtTarStream } from './ct-tar-stream.js';
 import { assertUploadVerified } from './local-files.js';
-import { deleteQuiet } from './objects.js';
 import { retentionFor } from './object-lock.js';
-import { archiveUploadOptions, freeArchiveKey } from './provider-archive.js';
+import { archiveUploadOptions, freeArchiveKey, removeFailedArchive } from './provider-archive.js';
 import { recordRunAt } from './provider-run.js';
 import { guestTexts } from './provider-vm.js';
 import { statVolume } from './volumes.js';
@@ -128,14 +127,10 @@ export async function backupContainer(ctx: StoreContext, a: BackupContainerArgs)
   } catch (e) {
     tar.stop();
     await tar.done;
-    // the engine aborted its multipart upload; an object completed before the failure goes too
-    if (mayExist) {
-      await deleteQuiet(ctx, key).catch(() => undefined);
-      await deleteQuiet(ctx, key + MANIFEST_SUFFIX).catch(() => undefined);
-    }
     const err = asPveS3Error(e);
-    if (ac.signal.aborted && err.code !== 'Aborted') throw new PveS3Error('Aborted', `backup cancelled: ${err.message}`);
-    throw err;
+    const failed = ac.signal.aborted && err.code !== 'Aborted' ? new PveS3Error('Aborted', `backup cancelled: ${err.message}`) : err;
+    // the engine aborted its multipart upload; an object completed before the failure goes too
+    throw mayExist ? await removeFailedArchive(ctx, a.volname, [key, key + MANIFEST_SUFFIX], failed) : failed;
   } finally {
     unwatch();
     ctx.signal?.removeEventListener('abort', onOuterAbort);

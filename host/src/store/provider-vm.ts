@@ -21,8 +21,7 @@ import { buildHeader, newUuid } from '../vma/writer.js';
 import { FrameCompressor } from '../zstd/frames.js';
 import { retentionFor } from './object-lock.js';
 import { assertUploadVerified } from './local-files.js';
-import { deleteQuiet } from './objects.js';
-import { archiveUploadOptions, freeArchiveKey } from './provider-archive.js';
+import { archiveUploadOptions, freeArchiveKey, removeFailedArchive } from './provider-archive.js';
 import { statVolume } from './volumes.js';
 import { transferClient, type StoreContext, type Volume } from './types.js';
 import { formatBytes } from '../util/size.js';
@@ -198,9 +197,8 @@ async function backupVmLocked(ctx: StoreContext, a: BackupVmArgs, v: VolumeInfo,
     abort.abort(e);
     stream.destroy();
     // the engine aborted its multipart upload; an object completed before the failure goes too
-    if (mayExist) await deleteQuiet(ctx, key).catch(() => undefined);
-    if (indexWritten) await deleteQuiet(ctx, indexKey).catch(() => undefined);
-    throw aboutBackup(failure(e, ctx, abort.signal), 'storing backup', v.name);
+    const err = aboutBackup(failure(e, ctx, abort.signal), 'storing backup', v.name);
+    throw mayExist ? await removeFailedArchive(ctx, a.volname, indexWritten ? [key, indexKey] : [key], err) : err;
   } finally {
     ctx.signal?.removeEventListener('abort', onOuterAbort);
     await Promise.allSettled(discards);

@@ -23,6 +23,8 @@ import { PROVIDERS, type Provider, type ProviderId } from '../s3/providers.js';
 export interface StoreClient {
   /** scheme://host[:port] of the endpoint (the notes cache keeps it with its entries) */
   readonly endpoint?: string;
+  /** the endpoint has been silent for stall_timeout: a request now gets only its last try */
+  readonly silent?: boolean;
   /** `sse`: an SSE-C object answers HEAD only with its key */
   headObject(key: string, o?: { sse?: SseOptions; signal?: AbortSignal }): Promise<ObjectInfo>;
   getObject(key: string, o?: { range?: [number, number]; signal?: AbortSignal; sse?: SseOptions }): Promise<{ body: AsyncIterable<Uint8Array>; info: ObjectInfo }>;
