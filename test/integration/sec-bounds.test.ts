@@ -189,6 +189,39 @@ describe('hostile endpoint bodies (fault proxy)', () => {
     expect(await probe.peakMiB()).toBeLessThan(PEAK_MIB);
   });
 
+  it('a listing that never ends (every page truncated, a fresh token, the same keys) stops at the first page that does not advance', async () => {
+    let served = 0;
+    const page = (): Uint8Array => {
+      served++;
+      const names = Array.from({ length: 1000 }, (_, i) => `dump/vzdump-qemu-${100 + i}-2024_05_06-07_08_09.vma.zst`).sort();
+      const keys = names.map((k) => `<Contents><Key>${k}</Key><LastModified>2024-05-06T07:08:09.000Z</LastModified><ETag>"0"</ETag><Size>1</Size></Contents>`);
+      return Buffer.from(`<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><Name>${c.bucket}</Name><Prefix>dump/</Prefix><KeyCount>1000</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated><NextContinuationToken>t${served}</NextContinuationToken>${keys.join('')}</ListBucketResult>`);
+    };
+    proxy.plan([{ match: { method: 'GET', pathIncludes: 'list-type=2' }, fault: { kind: 'respond', body: () => [page()] }, times: Infinity }]);
+    const probe = await rssProbe(dir, 'endless-list');
+    const r = await run('pve-s3-restore', ['--storage', 'viaproxy', '--list'], { env: { ...env, ...probe.env } });
+    proxy.plan([]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trimEnd()).toMatch(/^pve-s3-restore: .*returned a listing page that does not advance \(key 'dump\/vzdump-qemu-100-2024_05_06-07_08_09\.vma\.zst' after 'dump\/vzdump-qemu-999-2024_05_06-07_08_09\.vma\.zst'\): listing stopped .*\[InvalidResponse\]$/);
+    // the second page of each folder's listing is its last
+    expect(served).toBeLessThanOrEqual(8);
+    expect(await probe.peakMiB()).toBeLessThan(PEAK_MIB);
+  });
+
+  it('ListMultipartUploads pages whose markers cycle stop at the first repeat', async () => {
+    let served = 0;
+    const page = (): Uint8Array => {
+      const k = `dump/vzdump-qemu-10${served++ % 2}-2024_05_06-07_08_09.vma.zst`;
+      return Buffer.from(`<?xml version="1.0" encoding="UTF-8"?><ListMultipartUploadsResult><Bucket>${c.bucket}</Bucket><IsTruncated>true</IsTruncated><NextKeyMarker>${k}</NextKeyMarker><NextUploadIdMarker>u1</NextUploadIdMarker><Upload><Key>${k}</Key><UploadId>u1</UploadId><Initiated>2024-05-06T07:08:09.000Z</Initiated></Upload></ListMultipartUploadsResult>`);
+    };
+    proxy.plan([{ match: { method: 'GET', pathIncludes: 'uploads' }, fault: { kind: 'respond', body: () => [page()] }, times: Infinity }]);
+    const r = await run('pve-s3-maintenance', ['--storage', 'viaproxy', '--action', 'abort-uploads'], { env });
+    proxy.plan([]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/returned ListMultipartUploads pages that do not advance \(key marker 'dump\/vzdump-qemu-100-2024_05_06-07_08_09\.vma\.zst' after 'dump\/vzdump-qemu-101-2024_05_06-07_08_09\.vma\.zst'\): listing stopped/);
+    expect(served).toBeLessThanOrEqual(4);
+  });
+
   it('a 1.5 GiB error body is read only as far as an error body can go', async () => {
     proxy.plan([
       {

@@ -55,6 +55,7 @@ import {
 } from './xml.js';
 import { compareKeys } from './key-order.js';
 import { scanFlat } from './flat-xml.js';
+import { EMPTY_PAGES_MAX, ListAdvance } from './list-advance.js';
 import { scanListPage } from './list-xml.js';
 
 /** The client adds nothing of its own: everything goes to its transport. */
@@ -445,8 +446,10 @@ export class S3Client {
   /** Every page, for callers that also need the common prefixes. */
   async *listPages(o: { prefix?: string; delimiter?: string; maxKeys?: number; signal?: AbortSignal } = {}): AsyncIterable<ListPage> {
     let token: string | undefined;
+    const advance = new ListAdvance(this.endpoint);
     for (;;) {
       const page = await this.listObjects({ ...o, continuationToken: token });
+      advance.page(page);
       yield page;
       if (!page.isTruncated) return;
       if (!page.nextContinuationToken || page.nextContinuationToken === token) {
@@ -464,8 +467,10 @@ export class S3Client {
   async listRange(o: { prefix?: string; after?: string; through?: string; signal?: AbortSignal }): Promise<ObjectSummary[]> {
     const out: ObjectSummary[] = [];
     let token: string | undefined;
+    const advance = new ListAdvance(this.endpoint, o.after);
     for (;;) {
       const page = await this.listObjects({ prefix: o.prefix, startAfter: o.after, continuationToken: token, signal: o.signal });
+      advance.page(page);
       for (const x of page.objects) {
         if (o.through !== undefined && compareKeys(x.key, o.through) > 0) return out;
         out.push(x);
@@ -650,6 +655,10 @@ export class S3Client {
     const uploads: UploadInfo[] = [];
     let keyMarker: string | undefined;
     let idMarker: string | undefined;
+    // pages must move forward as a listing's do (list-advance.ts): markers never go back to a
+    // key, never repeat, and one key's uploads end (EMPTY_PAGES_MAX pages of them at most)
+    const seen = new Set<string>();
+    let sameKey = 0;
     for (;;) {
       // no encoding-type=url here: RadosGW encodes the keys but does not say so (<EncodingType>
       // missing), and a decoder cannot tell an encoded key from a raw one with '%' in it
@@ -668,6 +677,14 @@ export class S3Client {
       if (nk === undefined || (nk === keyMarker && nu === idMarker)) {
         throw new S3Error('InvalidResponse', `${this.endpoint} returned a truncated ListMultipartUploads page without markers`, {});
       }
+      sameKey = nk === keyMarker ? sameKey + 1 : 0;
+      const mark = `${nk}\u0000${nu ?? ''}`;
+      if (seen.has(mark) || (keyMarker !== undefined && compareKeys(nk, keyMarker) < 0) || sameKey >= EMPTY_PAGES_MAX) {
+        throw new S3Error('InvalidResponse', `${this.endpoint} returned ListMultipartUploads pages that do not advance (key marker '${nk}' after '${keyMarker}'): listing stopped`, {
+          retryable: false,
+        });
+      }
+      seen.add(mark);
       keyMarker = nk;
       idMarker = nu;
     }
