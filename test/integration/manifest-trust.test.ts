@@ -4,6 +4,7 @@
 // manifest key, are good; a manifest edited after signing is unverified; the upgrade from
 // unsigned manifests goes through `adopt`; a lost or rotated key; the key never shows anywhere.
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -356,4 +357,63 @@ describe('upgrade, lost key and rotation (pve-s3-maintenance --action adopt / ma
     await writeFile(p, data);
     return p;
   }
+});
+
+// A machine that is not a PVE node, with the S3_* variables alone: no /etc/pve/priv to keep a key
+// in, so its uploads are unsigned, and adopt needs the storage's key file named. The advice after
+// such an upload must be one that works there.
+const notANode = existsSync('/etc/pve/priv') ? describe.skip : describe;
+notANode('S3_* alone on a machine that is not a PVE node', () => {
+  const P = 'alone/';
+  const name = 'vzdump-qemu-300-2024_04_01-00_00_00.vma.zst';
+  const data = randomBytes(2 * MiB + 3);
+  let env: NodeJS.ProcessEnv;
+  const restore = (extra: NodeJS.ProcessEnv = {}) =>
+    run('pve-s3-restore', ['--storage', 'env', '--source', `backup/${name}`, '--destination', join(dir, 'alone-out'), '--force'], { env: { ...env, ...extra } });
+
+  beforeAll(async () => {
+    requireBuild();
+    env = s3Env(dir, c.bucket, { S3_PREFIX: P });
+    delete env.PVE_S3_PRIV_DIR; // the default place, /etc/pve/priv/storage, which this machine has not
+    await writeFile(join(dir, name), data);
+    const up = await run('pve-s3-backup', ['--source', join(dir, name)], { env });
+    expect(up.code, up.stderr).toBe(0);
+    expect(up.stderr).toContain("no manifest key for storage 'env': this upload is unsigned");
+  });
+
+  it('the refusal names what adopt needs here (PVE_S3_MANIFEST_KEY_FILE), and following it signs the backup', async () => {
+    const refused = await restore();
+    expect(refused.code).toBe(5);
+    expect(refused.stderr).toContain(
+      `sign it after checking its bytes: PVE_S3_MANIFEST_KEY_FILE=FILE pve-s3-maintenance --storage env --action adopt --source backup/${name}, FILE being the storage's manifest key (a copy of /etc/pve/priv/storage/<storage>.manifest-key from a node of its cluster; commands here see what it signs as verified only with it set too); or restore it once as it is`,
+    );
+    // adopt without it cannot sign, and makes no /etc/pve on a machine that has none
+    const without = await run('pve-s3-maintenance', ['--storage', 'env', '--action', 'adopt', '--source', `backup/${name}`], { env });
+    expect(without.code).toBe(2);
+    expect(without.stderr).toContain(
+      "storage 'env' has no manifest key here ('/etc/pve/priv/storage/env.manifest-key' does not exist, and this is not a PVE node to make it on): use --storage with a storage of this node, or set PVE_S3_MANIFEST_KEY_FILE to its key file [ConfigMissing]",
+    );
+    expect(existsSync('/etc/pve')).toBe(false);
+    // with the node's key, as the message says
+    const withKey = { PVE_S3_MANIFEST_KEY_FILE: ours.file };
+    const adopted = await run('pve-s3-maintenance', ['--storage', 'env', '--action', 'adopt', '--source', `backup/${name}`], { env: { ...env, ...withKey } });
+    expect(adopted.code, adopted.stderr).toBe(0);
+    expect(adopted.stdout).toContain(`env:backup/${name}  checked and signed`);
+    // signed with that key: the nodes holding it see it verified; here only with it set
+    expect((await statVolume(context(P, ours), `backup/${name}`)).verified).toBe(true);
+    expect((await restore()).code).toBe(5);
+    const restored = await restore(withKey);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect((await readFile(join(dir, 'alone-out'))).equals(data)).toBe(true);
+  });
+
+  it("check-integrity's advice and manifest-key say the same", async () => {
+    await run('pve-s3-backup', ['--source', join(dir, name), '--name', name.replace('300', '301')], { env });
+    const checked = await run('pve-s3-maintenance', ['--storage', 'env', '--action', 'check-integrity', '--vmid', '301'], { env });
+    expect(checked.code).toBe(5);
+    expect(checked.stderr).toContain('if you know they are yours, sign them: PVE_S3_MANIFEST_KEY_FILE=FILE pve-s3-maintenance --storage env --action adopt, FILE being');
+    const shown = await run('pve-s3-maintenance', ['--storage', 'env', '--action', 'manifest-key'], { env });
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(shown.stdout).toContain("storage 'env': no manifest key yet (/etc/pve/priv/storage/env.manifest-key); nothing makes it here (not a PVE node): use --storage with a storage of this node, or set PVE_S3_MANIFEST_KEY_FILE to its key file");
+  });
 });

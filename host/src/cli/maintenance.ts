@@ -325,10 +325,10 @@ function lockedCount(locked: readonly unknown[]): string {
 }
 
 /** What an operator does about each bad verdict (stderr, after the table). */
-const ADVICE: Record<string, string> = {
+const ADVICE: Record<string, string | ((adopt: string) => string)> = {
   corrupt: "the stored data differs from what was uploaded: do not restore it; take a new backup of that guest, then remove the corrupt one (on a PVE node: pvesm free STORAGE:backup/NAME)",
-  unverified:
-    'the bytes match a manifest that is not signed with this storage\'s key (uploaded before signing, by another tool, or by someone else): if you know they are yours, sign them with --action adopt; otherwise remove them',
+  unverified: (adopt) =>
+    `the bytes match a manifest that is not signed with this storage's key (uploaded before signing, by another tool, or by someone else): if you know they are yours, sign them: ${adopt}; otherwise remove them`,
   'missing-manifest': 'nothing vouches for these bytes (upload interrupted, manifest lost, or copied in by another tool): take a new backup rather than rely on it',
   'missing-sidecar': 'the archive matches its manifest but its log is gone: it restores fine; re-upload the log if you still have it (pve-s3-backup --source FILE.log)',
   'orphan-sidecar': 'a sidecar whose archive is gone: delete it once you know the archive is not coming back',
@@ -381,8 +381,9 @@ async function checkIntegrity(ctx: StoreContext, p: Parsed, json: boolean): Prom
     const compared = [...new Set(r.items.map((i) => (i.checks ? describeChecks(i.checks) : '')).filter((c) => c !== ''))];
     if (compared.length > 0) note(`${CMD}: compared every part's ${compared.join(' or ')} with the manifest${flag(p, 'deep') ? '' : ' (--deep: SHA-256 too)'}`);
     if (r.items.length === 0) note(`${CMD}: no backups to check in storage '${ctx.settings.storageId}'${vmid !== undefined ? ` for guest ${vmid}` : ''}`);
+    const { adoptCommand } = await import('../store/trust.js');
     for (const [status, advice] of Object.entries(ADVICE)) {
-      if (r.items.some((i) => i.status === status)) note(`${CMD}: ${status}: ${advice}`);
+      if (r.items.some((i) => i.status === status)) note(`${CMD}: ${status}: ${typeof advice === 'string' ? advice : advice(adoptCommand(ctx))}`);
     }
   }
   // every verdict other than good, archived and error is something wrong with the data (exit 5)
@@ -507,11 +508,11 @@ async function adopt(ctx: StoreContext, p: Parsed, json: boolean): Promise<ExitC
 async function manifestKey(ctx: StoreContext, p: Parsed, json: boolean): Promise<ExitCode> {
   const retire = str(p, 'retire');
   if (retire !== undefined && flag(p, 'rotate')) throw new UsageError(CMD, '--rotate and --retire exclude each other', USAGE);
-  const { manageKey } = await import('../store/trust.js');
+  const { manageKey, whoMakesKey } = await import('../store/trust.js');
   const k = await manageKey(ctx, flag(p, 'rotate') ? { action: 'rotate' } : retire !== undefined ? { action: 'retire', keyId: retire } : { action: 'show' });
   if (json) writeJson(k);
   else if (k.ids.length === 0) {
-    writeOut(`storage '${ctx.settings.storageId}': no manifest key yet (${k.file}); the first upload or --action adopt creates it`);
+    writeOut(`storage '${ctx.settings.storageId}': no manifest key yet (${k.file}); ${whoMakesKey(ctx)}`);
   } else {
     writeOut(`file     ${k.file}`);
     writeOut(`signing  ${k.ids[0]}`);

@@ -13,6 +13,7 @@
  * Only verified volumes are downloaded, restored, prefetched or made executable without an
  * explicit flag, and only they count for retention.
  */
+import { existsSync } from 'node:fs';
 import type { ManifestKeyring } from '../config/manifest-key.js';
 import { bareETag } from '../s3/xml.js';
 import { fetchManifestText, parseManifest, type Manifest, type ManifestSigner } from '../transfer/manifest.js';
@@ -53,8 +54,7 @@ export async function signerFor(ctx: StoreContext): Promise<ManifestSigner | und
   if (loc === undefined || !loc.mayCreate) {
     tell(
       ctx,
-      `no manifest key for storage '${ctx.settings.storageId}'${loc ? ` ('${loc.file}' does not exist)` : ''}: this upload is unsigned and will be listed as unverified; ` +
-        'use --storage with a storage of this node, or set PVE_S3_MANIFEST_KEY_FILE to its key file',
+      `no manifest key for storage '${ctx.settings.storageId}'${loc ? ` ('${loc.file}' does not exist)` : ''}: this upload is unsigned and will be listed as unverified; ${KEY_WAYS}`,
     );
     return undefined;
   }
@@ -65,10 +65,38 @@ export async function signerFor(ctx: StoreContext): Promise<ManifestSigner | und
     tell(
       ctx,
       `created the manifest key ${keyring.current.keyId} of storage '${ctx.settings.storageId}' in '${keyring.file}'; ` +
-        `objects stored before it are unverified until adopted: pve-s3-maintenance --storage ${ctx.settings.storageId} --action adopt`,
+        `objects stored before it are unverified until adopted: ${adoptCommand(ctx)}`,
     );
   }
   return keyring.current;
+}
+
+/** Where a key comes from when this machine has none for the storage. */
+const KEY_WAYS = 'use --storage with a storage of this node, or set PVE_S3_MANIFEST_KEY_FILE to its key file';
+
+/** The key file adopt signs with, when it exists or may be made here (a PVE node, or a path given
+ *  explicitly): not with S3_* alone and no --storage, nor under a storage id on a machine that is
+ *  not a PVE node (no /etc/pve/priv to keep a key in). */
+function keyHere(ctx: StoreContext): string | undefined {
+  const loc = ctx.settings.manifestKey;
+  return loc !== undefined && (loc.mayCreate || existsSync(loc.file)) ? loc.file : undefined;
+}
+
+/**
+ * The adopt that signs `volname` (all, without), as it can be run where this command runs: adopt
+ * signs with the storage's key file, and without one here it needs PVE_S3_MANIFEST_KEY_FILE, which
+ * should be a copy of the key of the PVE storage these objects belong to: a key made here would
+ * be one the nodes do not hold, and what it signs stays unverified for them.
+ */
+export function adoptCommand(ctx: StoreContext, volname?: string): string {
+  const cmd = `pve-s3-maintenance --storage ${ctx.settings.storageId} --action adopt${volname !== undefined ? ` --source ${volname}` : ''}`;
+  if (keyHere(ctx) !== undefined) return cmd;
+  return `PVE_S3_MANIFEST_KEY_FILE=FILE ${cmd}, FILE being the storage's manifest key (a copy of /etc/pve/priv/storage/<storage>.manifest-key from a node of its cluster; commands here see what it signs as verified only with it set too)`;
+}
+
+/** What makes the storage's key when it has none yet. */
+export function whoMakesKey(ctx: StoreContext): string {
+  return keyHere(ctx) !== undefined ? 'the first upload or --action adopt creates it' : `nothing makes it here (not a PVE node): ${KEY_WAYS}`;
 }
 
 function tell(ctx: StoreContext, message: string): void {
@@ -163,7 +191,7 @@ export function unverifiedError(ctx: StoreContext, volname: string, v: TrustVerd
   return new PveS3Error(
     'Unverified',
     `'${id}' is unverified (${v.note ?? 'no valid manifest'}): refused, nothing downloaded. ` +
-      `If you know it is yours, sign it after checking its bytes: pve-s3-maintenance --storage ${store} --action adopt --source ${volname}; ` +
+      `If you know it is yours, sign it after checking its bytes: ${adoptCommand(ctx, volname)}; ` +
       `or restore it once as it is: ${asIs}`,
     { exitCode: EXIT.integrity },
   );
@@ -182,10 +210,12 @@ export interface KeyState {
  */
 export async function manageKey(ctx: StoreContext, o: { action: 'show' | 'create' | 'rotate' | 'retire'; keyId?: string }): Promise<KeyState> {
   const loc = ctx.settings.manifestKey;
-  if (loc === undefined) {
+  // a key made where nothing keeps it (no /etc/pve/priv: not a PVE node) would sign with a key
+  // the storage's nodes do not hold
+  if (loc === undefined || ((o.action === 'create' || o.action === 'rotate') && keyHere(ctx) === undefined)) {
     throw new PveS3Error(
       'ConfigMissing',
-      `storage '${ctx.settings.storageId}' has no manifest key file: run the command with --storage ID on a node of the cluster, or set PVE_S3_MANIFEST_KEY_FILE`,
+      `storage '${ctx.settings.storageId}' has no manifest key here${loc ? ` ('${loc.file}' does not exist, and this is not a PVE node to make it on)` : ''}: ${KEY_WAYS}`,
       { exitCode: EXIT.usage },
     );
   }
