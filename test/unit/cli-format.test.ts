@@ -105,14 +105,16 @@ describe('verified source removal (store/local-files.ts)', () => {
     const f = join(d, 'a.vma');
     await writeFile(f, 'abcd');
     await writeFile(f + '.notes', 'n');
+    const { stat } = await import('node:fs/promises');
+    const uploaded = await stat(f);
     // intact means the manifest matches the object; an unsigned upload (no manifest key) is intact too
     for (const bad of [vol({ verified: false, trust: 'incomplete' }), vol({ manifest: false, verified: false, trust: 'incomplete' }), vol({ size: 5 }), vol({ trust: undefined })]) {
-      await expect(removeVerifiedSource(bad, f, 4)).rejects.toMatchObject({ code: 'IntegrityError', exitCode: 5 });
+      await expect(removeVerifiedSource(bad, f, uploaded)).rejects.toMatchObject({ code: 'IntegrityError', exitCode: 5 });
       expect(existsSync(f) && existsSync(f + '.notes')).toBe(true);
     }
     expect(() => assertUploadVerified(vol({ verified: false, trust: 'incomplete' }))).toThrow(/could not be verified \(size 4, manifest present, not matching\)$/);
     expect(() => assertUploadVerified(vol({ verified: false, trust: 'unverified' }))).not.toThrow();
-    await removeVerifiedSource(vol({}), f, 4);
+    await removeVerifiedSource(vol({}), f, uploaded);
     expect(existsSync(f) || existsSync(f + '.notes')).toBe(false);
     await rm(d, { recursive: true, force: true });
   });
