@@ -79,3 +79,45 @@ describe('a storage whose prefix holds another storage', () => {
     expect((await c.getBucketLifecycle()).filter((r) => r.abortIncompleteMultipartUpload && covers(r, innerKey) && !(r.filter?.prefix ?? '').startsWith(INNER))).toEqual([]);
   });
 });
+
+describe('retention of storages sharing a bucket: nested prefixes, and one given without its slash', () => {
+  // 'site' (written without the trailing slash), 'site/b/' inside it, and 'site2/', which shares
+  // the string 'site': prune and cleanup of the outer storage count and remove its own backups only
+  it('prune and cleanup of the outer storage leave the inner and the sibling storage whole', async () => {
+    const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { cfgEnv, run, s3Section } = await import('./cli-helpers.js');
+    const dir = await mkdtemp(join(tmpdir(), 'pve-s3-sec-nested-'));
+    try {
+      const env = await cfgEnv(dir, [
+        s3Section('outer', c.bucket, { prefix: 'site' }),
+        s3Section('inner', c.bucket, { prefix: 'site/b/' }),
+        s3Section('sibling', c.bucket, { prefix: 'site2/' }),
+      ]);
+      const names = ['vzdump-qemu-100-2024_01_01-00_00_00.vma.zst', 'vzdump-qemu-100-2024_06_01-00_00_00.vma.zst'];
+      for (const n of names) await writeFile(join(dir, n), `bytes of ${n}`);
+      for (const id of ['outer', 'inner', 'sibling']) {
+        const up = await run('pve-s3-backup', ['--storage', id, ...names.flatMap((n) => ['--source', join(dir, n)])], { env });
+        expect(up.code, up.stderr).toBe(0);
+      }
+      const all = async () => {
+        const out: string[] = [];
+        for await (const o of c.listAll({ prefix: 'site' })) if (!o.key.includes('.pve-s3')) out.push(o.key);
+        return out.sort();
+      };
+      const before = await all();
+      const others = before.filter((k) => k.startsWith('site/b/') || k.startsWith('site2/'));
+      expect(others).toHaveLength(8); // two archives and their manifests, in each
+
+      const prune = await run('pve-s3-maintenance', ['--storage', 'outer', '--action', 'prune', '--keep-last', '1'], { env });
+      expect(prune.code, prune.stderr).toBe(0);
+      expect(await all()).toEqual(before.filter((k) => !k.startsWith(`site/dump/${names[0]}`)));
+      const cleanup = await run('pve-s3-maintenance', ['--storage', 'outer', '--action', 'cleanup', '--older-than', '1d', '--allow-last'], { env });
+      expect(cleanup.code, cleanup.stderr).toBe(0);
+      expect(await all()).toEqual(others);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+});
