@@ -22,6 +22,7 @@ import {
   parseXml,
   partsFromETag,
   text,
+  XmlError,
 } from '../../host/src/s3/xml.js';
 import type { LifecycleRule } from '../../host/src/s3/types.js';
 
@@ -238,6 +239,13 @@ describe('parser keeps strings as strings', () => {
     expect(() => parseListObjectsV2('<ListBucketResult><Contents><Key>a</Contents>')).toThrow();
     expect(parseErrorBody('not xml at all')).toBeUndefined();
     expect(parseErrorBody('<html><body>502 Bad Gateway</body></html>')).toBeUndefined();
+  });
+
+  it('refuses XML nested a million deep (no stack overflow, no crash)', () => {
+    // a hostile endpoint's answer within the size limits: the parser's own depth limit refuses it
+    const deep = '<ListBucketResult>' + '<a>'.repeat(1_000_000) + '</a>'.repeat(1_000_000) + '</ListBucketResult>';
+    expect(() => parseXml(deep)).toThrow(XmlError);
+    expect(() => parseXml(deep)).toThrow(/malformed XML: Maximum nested tags exceeded/);
   });
 
   it('a truncated V2 page without a token is an error, not an endless loop', () => {
