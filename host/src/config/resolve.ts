@@ -342,7 +342,7 @@ export function storageConfigFromSection(
     if ((v as Record<string, unknown>)[key] === undefined) {
       throw new PveS3Error(
         'ConfigMissing',
-        `missing ${key} for storage '${storageId ?? '?'}': ${key === 'secret_key' ? `no secret stored for it (pvesm set ${storageId ?? '<id>'} --secret_key)` : `set it with pvesm set ${storageId ?? '<id>'} --${key}`}`,
+        `missing ${key} for storage '${storageId ?? '?'}': ${key === 'secret_key' ? `no secret stored for it (${secretFilePath(configPaths().privDir, storageId ?? '<id>')}): set it with` : 'set it with'} pvesm set ${storageId ?? '<id>'} --${key}`,
         { exitCode: EXIT.usage },
       );
     }

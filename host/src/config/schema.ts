@@ -270,7 +270,7 @@ const DEFS: KeyDef[] = [
     key: 'secret_key',
     type: 'string',
     secret: true,
-    description: 'secret access key; stored in /etc/pve/priv/storage/<id>.pw, never in storage.cfg (required)',
+    description: 'secret access key; stored in /etc/pve/priv/storage/<id>.pw, never in storage.cfg; without it the storage is inactive and its operations fail naming it (pvesm add takes it missing only with --disable 1)',
     pattern: '[^\\x00-\\x1f\\x7f]{1,1024}',
     parse(raw) {
       // the value is never echoed: errors show a placeholder
@@ -415,7 +415,7 @@ const DEFS: KeyDef[] = [
     type: 'string',
     pveGlobal: true,
     default: 'backup,iso,vztmpl,snippets',
-    description: 'content types: backup, iso, vztmpl, snippets',
+    description: 'content types: backup, iso, vztmpl, snippets, or none alone',
     parse: (raw) => parseContentList(raw),
   },
   {

@@ -761,7 +761,10 @@ sub activate_storage {
     my ($class, $storeid, $scfg, $cache) = @_;
 
     ensure_cache_dirs($scfg);
-    $class->SUPER::activate_storage($storeid, $scfg, $cache);
+    # PVE's activation makes a directory per content type and dies on 'none' ("unknown vtype"),
+    # which PVE's parser takes alone since plugindata lists it (as PBS's does): none has no directory
+    my $dirs = $scfg->{content} && $scfg->{content}->{none} ? { %$scfg, content => {} } : $scfg;
+    $class->SUPER::activate_storage($storeid, $dirs, $cache);
 
     # The bucket check is status's probe (one HeadBucket, same bound): pvestatd calls
     # activate_storage and then status every 10 s, and one cached host run answers both (a
