@@ -18,6 +18,7 @@ import { COMMON_HELP } from './args.js';
 import { openStore, createCliLogger } from './context.js';
 import { runCommand } from './exit.js';
 import { formatBytes, formatRate, note, writeOut } from './output.js';
+import { bareETag } from '../s3/xml.js';
 
 const CMD = 'pve-s3-vzdump-hook';
 
@@ -33,7 +34,11 @@ Phases handled, for a backup storage (STOREID) of type s3 in storage.cfg:
   backup-end   upload TARGET (with TARGET.notes / TARGET.protected), verify it (manifest written,
                stored size and ETag match), then delete the local archive unless the storage
                has keep_local 1
-  log-end      upload LOGFILE as the archive's .log sidecar (deleted locally unless keep_local)
+  log-end      upload LOGFILE as the archive's .log sidecar (deleted locally unless keep_local),
+               when this job's backup-end stored the archive
+An archive name the bucket holds already is replaced only when no manifest of the storage vouches
+for the object there; a verified backup with other bytes is another writer's (another cluster
+sharing the bucket): the hook fails and keeps the local archive.
 Every other phase, and every storage of another type, exits 0 without doing anything.
 Failures exit non-zero with a one-line message: vzdump then marks that backup as failed.
 
@@ -115,15 +120,21 @@ export async function main(argv: string[]): Promise<number> {
         const { WAIT_FOR_WRITER_SECONDS } = await import('../store/volume-lock.js');
         const t0 = performance.now();
         say(`uploading ${basename(target)} (${formatBytes(st.size)}) to storage '${storeId}' (s3://${cfg.bucket}/${cfg.prefix})`);
-        // vzdump's names are unique per guest and second: an object already there is a re-run of
-        // this hook (replace it), unless it is a protected backup, which nothing replaces
+        // vzdump's names are unique per guest and second on this cluster: an unverified object
+        // there is a run of this hook that stopped before its manifest (replace it); a verified one
+        // with other bytes is another cluster's sharing the bucket, and a protected one nothing replaces
         const r = await putLocalVolume(opened.ctx, c.volume.volname, target, {
-          replace: true,
+          replace: 'unverified',
           removeSource: !cfg.keepLocal,
           waitSeconds: WAIT_FOR_WRITER_SECONDS,
           who: `vzdump hook of guest ${process.env.VMTYPE ?? ''} ${argv[2] ?? ''}`.replace(/\s+/g, ' ').trim(),
           onWait: say,
         });
+        // for log-end: this job stored the archive, as this ETag (store/hook-marks.ts)
+        if (opened.ctx.settings.cacheDir !== undefined && r.volume.etag) {
+          const { markStored } = await import('../store/hook-marks.js');
+          await markStored(opened.ctx.settings.cacheDir, basename(target), r.volume.etag);
+        }
         const s = (performance.now() - t0) / 1000;
         const local = r.sourceRemoved ? '; local copy removed' : cfg.keepLocal ? '; local copy kept (keep_local)' : '';
         if (r.result === 'by-other') say(`${r.volume.volid} was uploaded and verified by another process meanwhile: nothing to do`);
@@ -150,10 +161,23 @@ export async function main(argv: string[]): Promise<number> {
     try {
       const { archiveStored, putBackupLog } = await import('../store/local-files.js');
       // a failed or aborted backup (or a backup-end that failed to upload) has no archive in the
-      // bucket: its log alone would be an orphan there, and the admin looks for it in the dump dir
-      if (target && target !== '-' && !(await archiveStored(opened.ctx, basename(target)))) {
-        say(`${basename(target)} is not in storage '${storeId}' (the backup or its upload failed): log ${logfile} kept locally, not uploaded`);
-        return EXIT.ok;
+      // bucket: its log alone would be an orphan there, and the admin looks for it in the dump dir.
+      // An archive of that name stored by another writer (another cluster sharing the bucket) is
+      // no archive of this job's either: only the one backup-end stored, still as it stored it
+      if (target && target !== '-') {
+        const archive = basename(target);
+        const { takeStored } = await import('../store/hook-marks.js');
+        const cacheDir = opened.ctx.settings.cacheDir;
+        const stored = cacheDir !== undefined ? await takeStored(cacheDir, archive) : undefined;
+        const there = await archiveStored(opened.ctx, archive);
+        if (there === null || (stored !== undefined && (stored === null || bareETag(there.etag) !== stored))) {
+          say(
+            there === null
+              ? `${archive} is not in storage '${storeId}' (the backup or its upload failed): log ${logfile} kept locally, not uploaded`
+              : `${archive} in storage '${storeId}' is not this job's (the backup or its upload failed; another writer of the bucket stored that name): log ${logfile} kept locally, not uploaded`,
+          );
+          return EXIT.ok;
+        }
       }
       const r = await putBackupLog(opened.ctx, logfile, name);
       // only a log in the dump dir is ours to remove; a log elsewhere belongs to vzdump

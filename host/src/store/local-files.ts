@@ -132,9 +132,10 @@ export async function putBackupLog(ctx: StoreContext, localPath: string, name = 
   return { key, size: res.size };
 }
 
-/** Whether the bucket holds the backup archive `name` (a vzdump file name), by one LIST. */
-export async function archiveStored(ctx: StoreContext, name: string): Promise<boolean> {
+/** The bucket's backup archive `name` (a vzdump file name), by one LIST; null when it has none. */
+export async function archiveStored(ctx: StoreContext, name: string): Promise<{ etag: string } | null> {
   const key = keyOfName(ctx.settings.prefix, 'backup', name);
   const page = await ctx.client.listObjects({ prefix: key, maxKeys: 1 });
-  return page.objects.some((o) => o.key === key);
+  const o = page.objects.find((x) => x.key === key);
+  return o === undefined ? null : { etag: o.etag };
 }

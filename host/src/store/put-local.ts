@@ -18,15 +18,20 @@ import { isCachePath, writeRecord } from './local-cache.js';
 import { assertUploadVerified, putBackupLog, readLocalSidecars, removeVerifiedSource } from './local-files.js';
 import { assertMayReplace, isReplaceRefusal, sameAsStored } from './replace.js';
 import { putVolumeLocked } from './transfer.js';
-import type { StoreContext, Volume } from './types.js';
+import { volid, type StoreContext, type Volume } from './types.js';
 import { lockVolumeWriter } from './volume-lock.js';
 import type { FileLock } from '../util/flock.js';
 import { keyOf } from './volume-key.js';
 import { setAttribute, statVolume } from './volumes.js';
 
 export interface LocalUploadOptions {
-  /** replace an object of that name already in the bucket (never a protected backup) */
-  replace: boolean;
+  /**
+   * replace an object of that name already in the bucket (never a protected backup);
+   * `unverified`: only one no manifest of this storage vouches for (a run that stopped before its
+   * manifest). A verified one with other bytes is another writer's: the vzdump hook's archive
+   * names are unique per guest and second on one cluster, not across clusters sharing a bucket.
+   */
+  replace: boolean | 'unverified';
   /** said after a refusal to replace, e.g. the flag that allows it */
   hint?: string;
   /** read what vzdump leaves beside a backup (`.notes`, `.protected`, the log); default true */
@@ -122,13 +127,20 @@ async function underLock(ctx: StoreContext, v: VolumeInfo, path: string, o: Loca
   let existing;
   let identical = false;
   try {
-    existing = await assertMayReplace(ctx, v.volname, { replace: o.replace, ...(o.hint !== undefined ? { hint: o.hint } : {}) });
+    existing = await assertMayReplace(ctx, v.volname, { replace: o.replace !== false, ...(o.hint !== undefined ? { hint: o.hint } : {}) });
     // a replace of an object with these very bytes (a re-run) sends nothing
     if (existing !== null) identical = await sameAsStored(ctx, keyOf(ctx, v), path, size);
   } catch (e) {
     // the same file again (a repeated command, a retried batch) is not a conflict
     if (!isReplaceRefusal(e) || !(await sameAsStored(ctx, keyOf(ctx, v), path, size))) throw e;
     identical = true;
+  }
+  if (existing !== null && existing !== undefined && !identical && o.replace === 'unverified' && (await statVolume(ctx, v.volname)).verified === true) {
+    throw new PveS3Error(
+      'DestinationExists',
+      `'${volid(ctx, v.volname)}' is already in the bucket, verified, with other bytes: another writer of the bucket (another cluster sharing it?) stored it; not replaced, the local archive is kept${o.hint !== undefined ? `; ${o.hint}` : ''}`,
+      { exitCode: EXIT.usage, key: keyOf(ctx, v) },
+    );
   }
 
   let vol: Volume;
