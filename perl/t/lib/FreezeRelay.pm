@@ -6,6 +6,7 @@ package FreezeRelay;
 #
 #   my $relay = FreezeRelay->start($endpoint);   # $relay->{url}: what a storage's endpoint names
 #   $relay->freeze(); ... $relay->thaw();
+#   $relay->accepted();                           # connections accepted so far, frozen or not
 #   $relay->stop();                               # also when the object goes away
 
 use strict;
@@ -26,5 +27,14 @@ sub send_line {
 
 sub freeze { $_[0]->send_line('freeze') }
 sub thaw { $_[0]->send_line('thaw') }
+
+# A frozen gateway still accepts connections, and a timed-out attempt's connection is closed:
+# what a command sent into the freeze is counted here, each attempt that needed a new connection.
+sub accepted {
+    my ($self) = @_;
+    my $n = $self->exchange('accepted');
+    die "freeze relay answered '$n' to 'accepted'\n" if $n !~ m/^\d+$/;
+    return $n;
+}
 
 1;
