@@ -4,7 +4,7 @@
 // schedule - can store a backup under the same name while this one runs. The discard of the failed
 // run must remove only what that run left: never another writer's complete backup, least of all
 // a protected one (docs/SECURITY.md).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,5 +102,42 @@ describe('backup-discard of a failed provider backup', () => {
     expect((await keys()).filter((k) => k.startsWith(key))).toEqual([]);
     const bad = await hostOp('backup-discard', storage, { volname, run: '../x' }, { env });
     expect(bad.error?.message).toBe("invalid run '../x': must be the 32 hex digits backup-init answered");
+  }, 120_000);
+
+  (haveQsd() ? it : it.skip)('a backup-vm whose name another writer stored while it ran fails without overwriting it', async () => {
+    const tmp = tempDir('sec-discard-race');
+    const img = join(tmp.dir, 'disk.raw');
+    const size = makeImage(img, [{ kind: 'data', length: 6 << 20 }], 9);
+    const init = await hostOp('backup-init', storage, { vmid: 103, type: 'qemu', time: 1764982800 }, { env });
+    const { volname, run } = init.result as { volname: string; run: string };
+    const key = `${PREFIX}${volname.replace(/^backup\//, 'dump/')}`;
+    const qsd = await startQsd(tmp.dir, [servedCopy({ name: 'drive-scsi0', path: img, size }, tmp.dir)]);
+    try {
+      // 6 MiB of random data at 1 MiB/s: the other writer stores its backup meanwhile
+      const backup = hostOp('backup-vm', storage, {
+        volname, run, time: 1764982800, bwlimit_kib: 1024, config_b64: Buffer.from('memory: 512\n').toString('base64'), devices: [{ name: 'drive-scsi0', size, nbd_path: qsd.socket }],
+      }, { env });
+      // the run record appears as the backup starts reading the disk
+      const record = join(dir, 'cache', '.pve-s3', 'provider', `${volname.slice('backup/'.length)}.run`);
+      for (let i = 0; i < 200 && !existsSync(record); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(existsSync(record)).toBe(true);
+      const src = join(dir, 'other-103.vma.zst');
+      writeFileSync(src, Buffer.alloc(4096, 103));
+      // another cluster: its own node, its own cache dir (and writer locks)
+      const up = await hostOp('upload', { ...storage, path: join(dir, 'other-node') }, { volname, src, protected: true }, { env });
+      expect(up.ok, JSON.stringify(up.error)).toBe(true);
+      const b = await backup;
+      expect(b.ok).toBe(false);
+      expect(b.error?.code).toBe('DestinationExists');
+      expect(b.error?.message).toContain(`backup '${volname}' was stored in bucket '${c.bucket}' by another writer while this backup ran: not overwritten, this backup is not stored`);
+    } finally {
+      await qsd.stop();
+      tmp.remove();
+    }
+    const stat = await hostOp('stat', storage, { volname }, { env });
+    expect(stat.result?.volume).toMatchObject({ verified: true, protected: true, size: 4096 });
+    expect(await c.listMultipartUploads({ prefix: key })).toEqual([]);
+    const discard = await hostOp('backup-discard', storage, { volname, run }, { env });
+    expect(discard.result).toMatchObject({ removed: [], kept: key });
   }, 120_000);
 });

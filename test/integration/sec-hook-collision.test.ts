@@ -27,9 +27,12 @@ beforeAll(async () => {
   env = await cfgEnv(dir, [
     s3Section('clustera', c.bucket, { prefix: 'shared/', path: join(dir, 'a') }),
     s3Section('clusterb', c.bucket, { prefix: 'shared/', path: join(dir, 'b') }),
+    // cluster b again, its uploads slowed to 1 MiB/s in 5 MiB parts
+    s3Section('slowb', c.bucket, { prefix: 'shared/', path: join(dir, 'b'), bwlimit: 'default=1024', multipart_chunk_size: '5' }),
   ]);
   const key = testManifestKey(join(dir, 'priv'), 'clustera');
   copyFileSync(key.file, join(dir, 'priv', 'clusterb.manifest-key'));
+  copyFileSync(key.file, join(dir, 'priv', 'slowb.manifest-key'));
 });
 
 afterAll(async () => {
@@ -38,11 +41,11 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function archive(cluster: string, name: string): Promise<{ target: string; data: Buffer }> {
+async function archive(cluster: string, name: string, size = MiB): Promise<{ target: string; data: Buffer }> {
   const dumpdir = join(dir, cluster, 'dump');
   await mkdir(dumpdir, { recursive: true });
   const target = join(dumpdir, name);
-  const data = randomBytes(MiB);
+  const data = randomBytes(size);
   await writeFile(target, data);
   return { target, data };
 }
@@ -102,4 +105,23 @@ describe('the vzdump hook and an archive name another writer stored', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).toMatch(/already in the bucket with these exact bytes/);
   });
+
+  it('an upload the other cluster overtakes (its backup stored while this one was still sending) fails without overwriting it', async () => {
+    const name = 'vzdump-qemu-100-2026_12_06-04_00_02.vma.zst';
+    const b = await archive('b', name, 6 * MiB);
+    const slow = hook('slowb', b.target);
+    for (let i = 0; i < 200 && (await c.listMultipartUploads({ prefix: `shared/dump/${name}` })).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect((await c.listMultipartUploads({ prefix: `shared/dump/${name}` })).length).toBe(1);
+    const a = await archive('a', name);
+    const ra = await hook('clustera', a.target);
+    expect(ra.code, ra.stderr).toBe(0);
+    const rb = await slow;
+    expect(rb.code).toBe(2);
+    expect(rb.stderr.trimEnd().split('\n').at(-1)).toMatch(
+      /^pve-s3-vzdump-hook: 'slowb:backup\/vzdump-qemu-100-2026_12_06-04_00_02\.vma\.zst' was stored in the bucket by another writer while this upload ran: not overwritten, nothing stored/,
+    );
+    expect((await body(c, `shared/dump/${name}`)).equals(a.data)).toBe(true);
+    expect(await c.listMultipartUploads({ prefix: `shared/dump/${name}` })).toEqual([]);
+    expect(readFileSync(b.target).equals(b.data)).toBe(true);
+  }, 120_000);
 });

@@ -37,11 +37,19 @@ export function runIdOf(value: string | undefined): string | undefined {
   return value;
 }
 
-/** DestinationExists when the bucket holds `volname` already; else its key */
-export async function freeArchiveKey(ctx: StoreContext, v: VolumeInfo): Promise<string> {
+/**
+ * DestinationExists when the bucket holds `volname` already; else its key. `stored`: asked again
+ * just before the archive is written (UploadOptions.beforeWrite), since the name was free when the
+ * backup began, but another writer of the bucket (another cluster sharing it, the same guest id
+ * and schedule) may have stored a backup under it while this one ran: that one stays.
+ */
+export async function freeArchiveKey(ctx: StoreContext, v: VolumeInfo, o: { stored?: boolean } = {}): Promise<string> {
   const key = keyOf(ctx, v);
   if (await exists(ctx, key)) {
-    throw new PveS3Error('DestinationExists', `backup '${v.volname}' exists already in bucket '${ctx.settings.bucket}': not overwritten`, { exitCode: EXIT.usage });
+    const what = o.stored
+      ? `backup '${v.volname}' was stored in bucket '${ctx.settings.bucket}' by another writer while this backup ran: not overwritten, this backup is not stored`
+      : `backup '${v.volname}' exists already in bucket '${ctx.settings.bucket}': not overwritten`;
+    throw new PveS3Error('DestinationExists', what, { exitCode: EXIT.usage });
   }
   return key;
 }

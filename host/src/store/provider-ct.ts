@@ -113,6 +113,9 @@ export async function backupContainer(ctx: StoreContext, a: BackupContainerArgs)
       ...(await archiveUploadOptions(ctx, v, { contentType: 'application/zstd', retention: retentionFor(ctx), unsigned: true, ...(a.run !== undefined ? { run: a.run } : {}) })),
       signal: ac.signal,
       onWriting: () => (mayExist = true),
+      beforeWrite: async () => {
+        await freeArchiveKey(ctx, v, { stored: true });
+      },
       manifestExtra: async () => ({ guest: { type: 'lxc', ...guestTexts(a.config, a.firewall) } }),
       onProgress: (p) => {
         uploaded = p.bytes;

@@ -168,6 +168,9 @@ async function backupVmLocked(ctx: StoreContext, a: BackupVmArgs, v: VolumeInfo,
       signal: abort.signal,
       onStored,
       onWriting: () => (mayExist = true),
+      beforeWrite: async () => {
+        await freeArchiveKey(ctx, v, { stored: true });
+      },
       manifestExtra: async ({ size }) => {
         const body = encodeIndex({ uuid, archiveSize: size, devices, frames });
         const sha = toHex(Sha256.hash(body));

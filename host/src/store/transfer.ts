@@ -14,11 +14,11 @@ import type { Check, VerifyMode } from '../transfer/download.js';
 import { bareETag } from '../s3/xml.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { isCachePath, localPath, writeRecord } from './local-cache.js';
-import { isNotFound, putSmall } from './objects.js';
+import { exists, isNotFound, putSmall } from './objects.js';
 import { checkNotes } from './notes.js';
 import { checkDestinationDir, destinationExists } from '../transfer/temp-file.js';
 import { keyOf, notFound } from './volume-key.js';
-import { providerOf, readSse, transferClient, uploadClient, uploadLimits, type StoreContext, type Volume } from './types.js';
+import { providerOf, readSse, transferClient, uploadClient, uploadLimits, volid, type StoreContext, type Volume } from './types.js';
 import { bucketLock, bucketLockProblem, explainLockedWriteRefusal, retentionFor } from './object-lock.js';
 import { allInOrder } from './concurrency.js';
 import type { VolumeLook } from './volume-look.js';
@@ -139,7 +139,18 @@ export async function putVolumeLocked(ctx: StoreContext, v: VolumeInfo, o: PutVo
       const { uploadReplacing } = await import('./replace.js');
       res = await uploadReplacing(ctx, v, o.src, uploadOptions, writer);
     } else {
-      res = await uploadObject(uploadClient(ctx, o.src, writer), key, o.src, uploadOptions);
+      // the name was free when the upload began; another writer of the bucket (another cluster
+      // sharing it: vzdump's names are unique per guest and second on one cluster only) may have
+      // stored an object under it since, which this upload must not overwrite
+      const beforeWrite = async (): Promise<void> => {
+        if (await exists(ctx, key)) {
+          throw new PveS3Error('DestinationExists', `'${volid(ctx, volname)}' was stored in the bucket by another writer while this upload ran: not overwritten, nothing stored`, {
+            exitCode: EXIT.usage,
+            key,
+          });
+        }
+      };
+      res = await uploadObject(uploadClient(ctx, o.src, writer), key, o.src, { ...uploadOptions, beforeWrite });
     }
   } catch (e) {
     if (put.objectLock === undefined) throw e;

@@ -80,6 +80,9 @@ export interface UploadOptions {
    *  to go out: from here a failure may leave the object, whose answer was lost, for the caller
    *  to remove; before it nothing but parts exist, which the upload aborts */
   onWriting?(): void;
+  /** a last check before that request: what it throws fails the upload (its parts aborted),
+   *  e.g. an object another writer stored under the key meanwhile */
+  beforeWrite?(): Promise<void>;
 }
 
 export interface UploadResult {
@@ -262,6 +265,7 @@ async function singlePut(
   if (o.signal?.aborted) throw abortedError(key, 'upload', o.signal.reason);
   const hexDigest = toHex(digest);
   const pace = pacer(o.bwlimitKiB);
+  await o.beforeWrite?.();
   o.onWriting?.();
   const { etag } = await withPartRetries(o, o.signal, () => client.putObject(key, data, { ...o.put, sha256Hex: hexDigest, signal: o.signal, ...(pace ? { pace } : {}) }));
   progress.add(data.length, 1);
@@ -334,6 +338,13 @@ class MultipartRun {
       if (!this.failure) {
         try {
           await this.source.checkUnchanged();
+        } catch (e) {
+          this.fail(asPveS3Error(e));
+        }
+      }
+      if (!this.failure && this.o.beforeWrite) {
+        try {
+          await this.o.beforeWrite();
         } catch (e) {
           this.fail(asPveS3Error(e));
         }
