@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { CONTENT_TYPES } from '../pve/content.js';
 import { parseVolumeFile } from '../pve/volname.js';
 import { SYNC_QUIET_SECONDS, localOnlyFiles } from './local-cache.js';
+import { assertOwnPath } from './path-shared.js';
 import { stateDir } from './state-dir.js';
 import { putLocalVolume } from './put-local.js';
 import { isReplaceRefusal } from './replace.js';
@@ -58,6 +59,7 @@ export async function syncLocal(
     return out;
   }
   try {
+    await assertOwnPath(ctx);
     const quietMs = (o.quietSeconds ?? SYNC_QUIET_SECONDS) * 1000;
     const now = nowOf(ctx).getTime();
     for (const f of files) {
