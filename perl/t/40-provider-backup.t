@@ -4,10 +4,12 @@
 # PVE::BackupProvider::Plugin::Base; the project's test double without it), against the real host
 # and the test RadosGW, the disks served by QEMU's own NBD server (qemu-storage-daemon):
 #
-#   vzdump (pve-manager PVE/VZDump.pm, t/lib/VZDumpDriver.pm): new → storage_info →
+#   vzdump (pve-manager's real PVE/VZDump.pm through t/lib/RealVZDump.pm when the extracts have
+#   pve-manager and pve-guest-common, else t/lib/VZDumpDriver.pm): new → storage_info →
 #   PVE::Storage::new_backup_provider; exec_backup → job_init; per guest exec_backup_task →
-#   backup_init; qemu-server src/PVE/VZDump/QemuServer.pm archive_external
-#   (t/lib/QemuServerArchive.pm) → backup_get_mechanism, backup_vm_query_incremental, backup_vm;
+#   backup_init; qemu-server src/PVE/VZDump/QemuServer.pm archive_external (its double
+#   t/guest/PVE/VZDump/QemuServer.pm, t/lib/QemuServerArchive.pm) → backup_get_mechanism,
+#   backup_vm_query_incremental, backup_vm;
 #   back in exec_backup_task → PVE::Storage::update_volume_attribute notes / protected,
 #   PVE::Storage::prune_backups, backup_cleanup(…, 1, {}); a failure → backup_cleanup(…, 0,
 #   { error }); then backup_handle_log_file; exec_backup → job_cleanup.
@@ -28,6 +30,7 @@ use Test::More;
 use HostGateway;
 use QemuServerArchive;
 use QsdExports;
+use RealVZDump;
 use VZDumpDriver;
 
 HostGateway::skip_unless_ready(qw(qemu-storage-daemon zstd));
@@ -36,6 +39,9 @@ $ENV{PVE_S3_BACKUP_PROVIDER} = '1';
 require PVEUpstream;
 my $pve = PVEUpstream::per_version();
 diag("running inside $pve->{label}");
+$pve->load_vzdump() if $pve->{vzdump};
+my $VZDUMP = $pve->{vzdump} ? 'RealVZDump' : 'VZDumpDriver';
+diag("vzdump: " . ($pve->{vzdump} ? "pve-manager's PVE::VZDump" : "the project's VZDumpDriver"));
 
 $SIG{ALRM} = sub { die "test timed out\n" };
 alarm(1200);
@@ -94,34 +100,23 @@ sub keys_of {
 
 sub vm_task {
     my ($vmid, $disks, %extra) = @_;
-    return {
-        vmid => $vmid,
-        type => 'qemu',
-        archive => sub {
-            my ($job, $task) = @_;
-            QemuServerArchive::archive($job, $task, conf => $conf, firewall => $fw, disks => $disks);
-        },
-        %extra,
-    };
+    return { vmid => $vmid, type => 'qemu', conf => $conf, firewall => $fw, disks => $disks, %extra };
+}
+
+# the guest table of the notification vzdump sent (PVE::Notify stand-in): [vmid, status, filename]
+sub guest_table {
+    my ($job) = @_;
+    return [map { [$_->{vmid}, $_->{status}, $_->{filename}] } @{ $job->{notification}->{data}->{'guest-table'}->{data} }];
 }
 
 sub job {
     my (%opts) = @_;
-    return VZDumpDriver->new_job(storage => $storeid, dir => "$tmp/vz", %opts);
+    return $VZDUMP->new_job(storage => $storeid, dir => "$tmp/vz", %opts);
 }
 
 # --- job 1: guest 100 with notes ----------------------------------------------------------------
 
 my $job1 = job(notes => 'vm100 first');
-isa_ok($job1->provider(), 'PVE::BackupProvider::Plugin::Base', 'new_backup_provider');
-my $base_pm = $INC{'PVE/BackupProvider/Plugin/Base.pm'};
-if ($pve->{upstream}) {
-    like($base_pm, qr/^\Q$ENV{PVE_UPSTREAM_DIR}\E\/$pve->{version}\/pve-storage\/src\//, "the provider's base class is the real Base.pm");
-} else {
-    like($base_pm, qr|/perl/t/lib/PVE/BackupProvider/Plugin/Base\.pm$|, "the provider's base class is the double's Base.pm");
-}
-like($job1->provider()->provider_name(), qr/^pve-s3 \(bucket '\Q$bucket\E'\)$/, 'provider_name names the bucket');
-
 my $disks1 = served_disks();
 my %alloc_before = map { ($_ => QsdExports::allocated($disks1->{$_})) } keys %$disks1;
 my $seen_before_cleanup;
@@ -133,6 +128,15 @@ my ($t1) = @{ $job1->run(vm_task(100, $disks1, after_archive => sub {
     $seen_before_cleanup = $vol;
 })) };
 is($t1->{state}, 'ok', 'job 1: guest 100 backed up') or diag(join("\n", @{ $job1->{log} }));
+isa_ok($job1->provider(), 'PVE::BackupProvider::Plugin::Base', 'new_backup_provider');
+my $base_pm = $INC{'PVE/BackupProvider/Plugin/Base.pm'};
+if ($pve->{upstream}) {
+    like($base_pm, qr/^\Q$ENV{PVE_UPSTREAM_DIR}\E\/$pve->{version}\/pve-storage\/src\//, "the provider's base class is the real Base.pm");
+} else {
+    like($base_pm, qr|/perl/t/lib/PVE/BackupProvider/Plugin/Base\.pm$|, "the provider's base class is the double's Base.pm");
+}
+like($job1->provider()->provider_name(), qr/^pve-s3 \(bucket '\Q$bucket\E'\)$/, 'provider_name names the bucket');
+
 my $name1 = $t1->{target};
 is($name1, 'vzdump-qemu-100-' . strftime('%Y_%m_%d-%H_%M_%S', localtime($t1->{backup_time})) . '.vma.zst',
     'backup_init: the bare archive name, vzdump-qemu-<vmid>-<local time>.vma.zst');
@@ -153,7 +157,15 @@ my $tasklog = $s3->get_object($bucket, $k1 =~ s/\.vma\.zst$/.log/r);
 like($tasklog, qr/INFO: Starting Backup of VM 100 \(qemu\)\n.*INFO: creating pve-s3 \(bucket '\Q$bucket\E'\) archive '\Q$name1\E'/s,
     "backup_handle_log_file stored vzdump's task log as the archive's .log");
 like($tasklog, qr/INFO: Finished Backup of VM 100/, '... the whole of it');
-is_deeply([map { $_->{mark} } @{ $t1->{pruned} }], ['keep'], "job 1's prune: the only backup is kept");
+if ($pve->{vzdump}) { # what only pve-manager's own code can show
+    is($job1->{error}, '', 'exec_backup returned');
+    ok(grep({ $_ eq 'INFO: Backup job finished successfully' } @{ $job1->{log} }), "vzdump: 'Backup job finished successfully'");
+    is($tasklog, slurp($t1->{tmplog}), "the stored .log is vzdump's own log of the guest's task");
+    is($job1->{notification}->{severity}, 'info', "vzdump's notification: severity info");
+    is_deeply(guest_table($job1), [[100, 'ok', $name1]], '... its guest table: guest 100 ok, with the archive name');
+    unlike(slurp(RealVZDump::config_path({ vmid => 100, type => 'qemu' })), qr/^lock:/m, "lock_vm's backup lock was removed");
+}
+ok(grep({ m/^INFO: pruned 0 backup\(s\)$/ } @{ $job1->{log} }), "job 1's prune (keep-last=1): the only backup is kept");
 
 # the NBD side: every range read was discarded once stored
 ok(QsdExports::allocated($disks1->{'drive-virtio1'}) < $alloc_before{'drive-virtio1'} / 8,
@@ -213,25 +225,57 @@ is_deeply(keys_of(qr/-101-/), [], 'the failed guest left no object and no sideca
 is_deeply($s3->list_uploads($bucket, 'pve/'), [], 'no incomplete multipart upload in the bucket');
 my @runs = glob("$tmp/cache/.pve-s3/provider/*.run");
 is_deeply(\@runs, [], 'no run record left');
+if ($pve->{vzdump}) {
+    is($job2->{error}, "job errors\n", "exec_backup died with 'job errors'");
+    ok(grep({ $_ eq 'INFO: Backup job finished with errors' } @{ $job2->{log} }), "vzdump: 'Backup job finished with errors'");
+    is($job2->{notification}->{severity}, 'error', "vzdump's notification: severity error");
+    is_deeply(guest_table($job2), [[100, 'ok', $t2->{target}], [101, 'err', undef]], '... guest 100 ok, guest 101 failed');
+    unlike(slurp(RealVZDump::config_path({ vmid => 101, type => 'qemu' })), qr/^lock:/m, "the failed guest's backup lock was removed");
+}
 my $name2 = $t2->{target};
 is(PVE::Storage::get_volume_attribute($cfg, "$storeid:backup/$name2", 'protected'), 1, 'job 2: the new backup is protected');
-is_deeply({ map { ($_->{volid} => $_->{mark}) } @{ $t2->{pruned} } }, {
-    "$storeid:backup/$name1" => 'keep', "$storeid:backup/$name2" => 'protected',
-}, "job 2's prune: the protected new one does not count, the older one is kept");
+ok(grep({ m/^INFO: pruned 0 backup\(s\)$/ } @{ $job2->{log} }), "job 2's prune: the protected new one does not count, the older one is kept");
+is_deeply([sort map { $_->{volid} } @{ PVE::Storage::volume_list($cfg, $storeid, 100, 'backup') }],
+    [sort "$storeid:backup/$name1", "$storeid:backup/$name2"], '... both are listed');
 
 # --- job 3: guest 100 again; keep-last=1 now removes job 1's backup -----------------------------
 
-my $job3 = job(notes => 'vm100 third');
+# with vzdump's hook script (the script option) being the project's vzdump hook: the provider made
+# the backup, so the hook has nothing to do, says so and succeeds (README "vzdump hook"). vzdump
+# runs it with no environment but its own variables (run_hook_script: local %ENV); the wrapper
+# records them and points the hook at this test's storage.cfg, as /etc/pve/storage.cfg is on a node.
+my $hook_rec = "$tmp/hook-calls";
+my $hook = "$tmp/hook.sh";
+{
+    open(my $h, '>', $hook) or die;
+    print $h "#!/bin/sh\n"
+        . "echo \"\$* STOREID=\${STOREID-} TARGET=\${TARGET-} VMTYPE=\${VMTYPE-} LOGFILE=\${LOGFILE-}\" >> '$hook_rec'\n"
+        . "PVE_S3_STORAGE_CFG='$pve->{etc_pve}/storage.cfg' PVE_S3_PRIV_DIR='$ENV{PVE_S3_PRIV_DIR}' "
+        . "PVE_S3_LOG_FILE='$tmp/host.log' exec '$ROOT/host/bin/pve-s3-vzdump-hook.js' \"\$@\"\n";
+    close($h);
+    chmod(0755, $hook) or die;
+}
+my $job3 = job(notes => 'vm100 third', $pve->{vzdump} ? (script => $hook) : ());
 my ($t3) = @{ $job3->run(vm_task(100, served_disks())) };
 is($t3->{state}, 'ok', 'job 3: guest 100 backed up') or diag(join("\n", @{ $job3->{log} }));
 my $name3 = $t3->{target};
-is_deeply({ map { ($_->{volid} => $_->{mark}) } @{ $t3->{pruned} } }, {
-    "$storeid:backup/$name1" => 'remove', "$storeid:backup/$name2" => 'protected', "$storeid:backup/$name3" => 'keep',
-}, "job 3's prune saw the new archive as a verified backup: keep it, remove job 1's");
+ok(grep({ m/^INFO: pruned 1 backup\(s\) not covered by keep-retention policy$/ } @{ $job3->{log} }),
+    "job 3's prune saw the new archive as a verified backup: keep it, remove job 1's");
 my $base1 = $name1 =~ s/\.vma\.zst$//r;
 is_deeply(keys_of(qr/\Q$base1\E/), [], "job 1's archive and every sidecar (notes, log, index, manifest) are gone");
 is_deeply([sort map { $_->{volid} } @{ PVE::Storage::volume_list($cfg, $storeid, 100, 'backup') }],
     ["$storeid:backup/$name2", "$storeid:backup/$name3"], 'volume_list: the protected one and the newest');
+if ($pve->{vzdump}) {
+    my @phases = map { m/^(\S+(?: \S+ \S+)?) STOREID/ ? $1 : $_ } split(/\n/, slurp($hook_rec));
+    is_deeply(\@phases, ['job-init', 'job-start', map({ "$_ snapshot 100" } qw(backup-start pre-stop pre-restart post-restart backup-end log-end)), 'job-end'],
+        "vzdump's run_hook_script ran the hook in every phase of a snapshot-mode job, in order");
+    my ($end) = grep { m/^backup-end / } split(/\n/, slurp($hook_rec));
+    is($end, "backup-end snapshot 100 STOREID=$storeid TARGET=$name3 VMTYPE=qemu LOGFILE=",
+        '... at backup-end with STOREID and the bare archive name as TARGET, no LOGFILE');
+    ok(grep({ m/^INFO: .*\Q$name3\E was stored in storage '\Q$storeid\E' by the Backup Provider.*nothing for the hook to do/ } @{ $job3->{log} }),
+        "the project's hook said it had nothing to do, in the task log") or diag(join("\n", @{ $job3->{log} }));
+    is($job3->{error}, '', '... and the job succeeded');
+}
 
 # --- what the runs leave -------------------------------------------------------------------------
 

@@ -5,8 +5,10 @@
 # pve-container's real PVE::LXC::Namespaces; the project's test double without it), against the
 # real host, GNU tar and zstd, and the test RadosGW:
 #
-#   vzdump (pve-manager PVE/VZDump.pm, t/lib/VZDumpDriver.pm) → job_init, backup_init; pve-container
-#   src/PVE/VZDump/LXC.pm assemble and archive (t/lib/PctArchive.pm) → backup_get_mechanism,
+#   vzdump (pve-manager's real PVE/VZDump.pm through t/lib/RealVZDump.pm when the extracts have
+#   pve-manager and pve-guest-common, else t/lib/VZDumpDriver.pm) → job_init, backup_init;
+#   pve-container src/PVE/VZDump/LXC.pm assemble and archive (its double t/guest/PVE/VZDump/LXC.pm,
+#   t/lib/PctArchive.pm) → backup_get_mechanism,
 #   backup_container_prepare (root), backup_container in run_in_userns as the container's root
 #   (uid 100000); back in vzdump: notes, prune, backup_cleanup, backup_handle_log_file, job_cleanup.
 #
@@ -36,6 +38,7 @@ use HostGateway;
 use PctArchive;
 use PctRestore;
 use PctUserns;
+use RealVZDump;
 use VZDumpDriver;
 
 HostGateway::skip_unless_ready(qw(tar zstd cstream unshare setfacl setfattr getfattr setcap));
@@ -46,6 +49,9 @@ $ENV{PVE_S3_BACKUP_PROVIDER} = '1';
 require PVEUpstream;
 my $pve = PVEUpstream::per_version();
 diag("running inside $pve->{label}");
+$pve->load_vzdump() if $pve->{vzdump};
+my $VZDUMP = $pve->{vzdump} ? 'RealVZDump' : 'VZDumpDriver';
+diag("vzdump: " . ($pve->{vzdump} ? "pve-manager's PVE::VZDump" : "the project's VZDumpDriver"));
 
 $SIG{ALRM} = sub { die "test timed out\n" };
 alarm(1200);
@@ -97,20 +103,13 @@ my $fw = "[OPTIONS]\nenable: 1\n";
 
 sub ct_task {
     my ($vmid, $dir, %extra) = @_;
-    return {
-        vmid => $vmid,
-        type => 'lxc',
-        archive => sub {
-            my ($job, $task) = @_;
-            PctArchive::archive($job, $task, conf => $conf, firewall => $fw, snapdir => $dir, exclude => $tree->{exclude});
-        },
-        %extra,
-    };
+    return { vmid => $vmid, type => 'lxc', conf => $conf, firewall => $fw, snapdir => $dir, %extra };
 }
 
 sub job {
     my (%opts) = @_;
-    return VZDumpDriver->new_job(storage => $storeid, dir => "$tmp/vz", pve_version => $pve->{version}, %opts);
+    return $VZDUMP->new_job(storage => $storeid, dir => "$tmp/vz", pve_version => $pve->{version},
+        'exclude-path' => $tree->{exclude}, %opts);
 }
 
 my $restore_root = "$tmp/cache/.pve-s3/restore";
@@ -132,7 +131,8 @@ sub leftovers {
 # --- backup --------------------------------------------------------------------------------------
 
 my $job = job(notes => 'ct200 first');
-open($job->{task_output}, '>>', "$tmp/task-output") or die;
+# the task's output: what the worker prints, a fork's prints too (RealVZDump: the job log itself)
+open($job->{task_output}, '>>', "$tmp/task-output") or die if !$pve->{vzdump};
 my ($t) = @{ $job->run(ct_task(200, $src)) };
 is($t->{state}, 'ok', 'guest 200 backed up') or diag(join("\n", @{ $job->{log} }));
 my $name = $t->{target};
@@ -150,7 +150,7 @@ is($vol->{subtype}, 'lxc', '... as a container backup');
 is($vol->{notes}, 'ct200 first', 'notes set by vzdump after backup_container');
 is($t->{size}, $vol->{size}, "backup_cleanup's archive-size is the object's size ($vol->{size}), though backup_container ran in a fork");
 ok(grep({ m/^INFO: using backup mechanism 'directory'/ } @{ $job->{log} }), "backup_get_mechanism: 'directory'");
-like(slurp("$tmp/task-output"), qr/^INFO: Total bytes written: \d+/m, "tar's --totals reached the task's output from the user namespace");
+like($pve->{vzdump} ? join("\n", @{ $job->{log} }) : slurp("$tmp/task-output"), qr/^INFO: Total bytes written: \d+/m, "tar's --totals reached the task's output from the user namespace");
 my $base = $name =~ s/\.tar\.zst$//r;
 is_deeply(keys_of(qr/-200-/), [sort map { "pve/dump/$_" } $name, "$name.s3manifest", "$name.notes", "$base.log", "$base.log.s3manifest"],
     'archive, manifest, notes and task log in the bucket');
@@ -209,11 +209,7 @@ ok(!-d $restore_root || !glob("$restore_root/*"), '... before anything was downl
 # --- a privileged container: backed up as root, with PVE's warning ------------------------------
 
 my $pjob = job();
-my ($pt) = @{ $pjob->run({ vmid => 203, type => 'lxc', archive => sub {
-    my ($job, $task) = @_;
-    PctArchive::archive($job, $task, conf => $conf =~ s/^unprivileged: 1\n//mr, firewall => $fw,
-        snapdir => $src, exclude => $tree->{exclude}, unprivileged => 0);
-} }) };
+my ($pt) = @{ $pjob->run(ct_task(203, $src, conf => $conf =~ s/^unprivileged: 1\n//mr)) };
 is($pt->{state}, 'ok', 'a privileged container is backed up (backup-user-id 0, no user namespace)')
     or diag(join("\n", @{ $pjob->{log} }));
 ok(grep({ m/^WARN: external backup of privileged container can only be restored as unprivileged/ } @{ $pjob->{log} }),
@@ -258,11 +254,8 @@ chown(100000, 100000, $big, "$big/sbin", "$big/sbin/init") or die;
 
 plan_faults([{ match => { method => 'PUT', pathIncludes => 'partNumber=' }, skip => 2, times => undef,
     fault => { kind => 'status', status => 500, code => 'InternalError', message => 'injected' } }]);
-my $fjob = VZDumpDriver->new_job(storage => $fstore, dir => "$tmp/vzf", pve_version => $pve->{version});
-my ($ft) = @{ $fjob->run({ vmid => 201, type => 'lxc', archive => sub {
-    my ($job, $task) = @_;
-    PctArchive::archive($job, $task, conf => $conf, firewall => $fw, snapdir => $big, exclude => []);
-} }) };
+my $fjob = $VZDUMP->new_job(storage => $fstore, dir => "$tmp/vzf", pve_version => $pve->{version});
+my ($ft) = @{ $fjob->run(ct_task(201, $big)) };
 plan_faults([]);
 is($ft->{state}, 'err', 'the bucket failing mid-backup: the backup fails');
 like($ft->{msg} // '', qr/UploadPart on 'pve\/dump\/vzdump-lxc-201-.*\(HTTP 500 InternalError\): injected/, '... saying what failed: ' . (($ft->{msg} // '') =~ s/\n.*//sr));
@@ -272,10 +265,7 @@ is_deeply(leftovers(), [], '... no work directory or process left');
 
 # a good archive of the big tree, then its restore with the reads cut off midway
 my $gjob = job();
-my ($gt) = @{ $gjob->run({ vmid => 202, type => 'lxc', archive => sub {
-    my ($job, $task) = @_;
-    PctArchive::archive($job, $task, conf => $conf, firewall => $fw, snapdir => $big, exclude => []);
-} }) };
+my ($gt) = @{ $gjob->run(ct_task(202, $big)) };
 is($gt->{state}, 'ok', 'a backup of the big tree') or diag(join("\n", @{ $gjob->{log} }));
 plan_faults([{ match => { method => 'GET', pathIncludes => 'vzdump-lxc-202-', headers => { range => { re => '.' } } }, skip => 2, times => undef,
     fault => { kind => 'reset', afterBytes => 1000 } }]);

@@ -14,6 +14,8 @@ package PVEUpstream;
 #   $pve->{tmp}       a scratch directory removed at exit
 #   $pve->api($method, \%param)   PVE::API2::Storage::Config->$method(\%param), as pvesm/GUI do
 #   $pve->config()                PVE::Storage::config() (storage.cfg through PVE::Cluster)
+#   $pve->{vzdump}    1 when pve-manager's real PVE::VZDump can run (see load_vzdump)
+#   $pve->load_vzdump()           loads pve-manager's PVE::VZDump with pve-guest-common
 #
 # per_version(): without PVE_UPSTREAM_DIR, loads the double in this process and says so. With it,
 # the calling script is run again once per version (a process can load only one PVE), each
@@ -42,6 +44,8 @@ my $REPO_PERL = abs_path("$T_DIR/..");
 my $STANDIN = "$T_DIR/standin";
 my $DOUBLE = "$T_DIR/lib";
 my $CUSTOM_DIR = '/usr/share/perl5/PVE/Storage/Custom';
+# the guest plugins' doubles (PVE::VZDump::QemuServer, ::LXC), found by VZDump.pm's own loader
+my $GUEST_PLUGINS = "$T_DIR/guest";
 
 my @VERSIONS = qw(pve9 pve84);
 my $LABEL = { pve9 => 'PVE 9', pve84 => 'PVE 8.4', double => "the project's test double" };
@@ -162,6 +166,75 @@ sub load_upstream {
             if !grep { index($path, "$_/") == 0 } @dirs;
     }
     $self->{label} = "$LABEL->{$self->{version}} (pve-storage API " . PVE::Storage::APIVER() . ')';
+    $self->{inc} = \@dirs;
+    $self->{vzdump} = -f "$src/pve-manager/PVE/VZDump.pm" && -d "$src/pve-guest-common/src/PVE/VZDump" ? 1 : 0;
+}
+
+# pve-manager's PVE::VZDump (with pve-guest-common's PVE::VZDump::Common, ::Plugin, ::JobBase
+# and the rest of pve-manager and pve-common it loads), as vzdump and the backup jobs run it.
+# VZDump.pm is loaded from a temp copy that differs from the original only in its hard-coded
+# paths, each of which must be found once (an upstream change fails loudly):
+#   /usr/share/perl5/<plugin>.pm   its guest-plugin loader: the doubles in perl/t/guest
+#   /var/log/vzdump                the per-guest task logs (tmplog)
+#   /var/run/vzdump.lock, .pid     getlock's lock and pid files
+#   /etc/vzdump.conf               the node's defaults (none here: the schema's defaults)
+# Stand-ins in perl/t/standin for packages not extracted: PVE::HA::Config, PVE::HA::Env::PVE2
+# (pve-ha-manager), PVE::Notify (pve-cluster, Rust-backed). vzdump's new() insists on a
+# sendmail binary (a node has postfix); without one a refusing script is put first in PATH.
+sub load_vzdump {
+    my ($self) = @_;
+
+    die "PVEUpstream::load_vzdump: pve-manager / pve-guest-common are not extracted for "
+        . "$self->{version}\n" if !$self->{vzdump};
+    return if $INC{'PVE/VZDump.pm'};
+    my $src = "$ENV{PVE_UPSTREAM_DIR}/$self->{version}";
+    my $tmp = $self->{tmp};
+    make_path("$tmp/vzdump/log", "$tmp/vzdump/run", "$tmp/vzdump/etc", "$tmp/vzdump/bin");
+    my $vzdump_pm = "$src/pve-manager/PVE/VZDump.pm";
+    open(my $fh, '<', $vzdump_pm) or die "cannot read $vzdump_pm: $!\n";
+    my $code = do { local $/; <$fh> };
+    close($fh);
+    for my $r (
+        ['"/usr/share/perl5/$plug.pm"', qq{"$GUEST_PLUGINS/\$plug.pm"}],
+        ["'/var/log/vzdump'", "'$tmp/vzdump/log'"],
+        ["'/var/run/vzdump.lock'", "'$tmp/vzdump/run/vzdump.lock'"],
+        ["'/var/run/vzdump.pid'", "'$tmp/vzdump/run/vzdump.pid'"],
+        ['"/etc/vzdump.conf"', qq{"$tmp/vzdump/etc/vzdump.conf"}],
+    ) {
+        my ($from, $to) = @$r;
+        my $n = ($code =~ s/\Q$from\E/$to/g);
+        die "$vzdump_pm names $from $n times, not once: the harness cannot redirect it - "
+            . "update perl/t/lib/PVEUpstream.pm\n" if $n != 1;
+    }
+    open($fh, '>', "$tmp/lib/PVE/VZDump.pm") or die "cannot write: $!\n";
+    print $fh $code;
+    close($fh);
+
+    if (!grep { -x "$_/sendmail" } split(/:/, $ENV{PATH})) {
+        write_file("$tmp/vzdump/bin/sendmail", "#!/bin/sh\necho 'no mail on this test node' >&2\nexit 1\n");
+        chmod(0755, "$tmp/vzdump/bin/sendmail");
+        $ENV{PATH} = "$tmp/vzdump/bin:$ENV{PATH}";
+    }
+
+    my @more = ("$src/pve-guest-common/src", "$src/pve-manager");
+    my @dirs = (grep({ $_ ne $STANDIN } @{ $self->{inc} }), @more, $STANDIN);
+    @INC = (@dirs, grep { my $d = $_; ref($d) || !grep { $d eq $_ } @dirs } @INC);
+    $self->{inc} = \@dirs;
+    require PVE::VZDump;
+
+    for my $mod (sort grep { m|^PVE/| } keys %INC) {
+        my $path = $INC{$mod};
+        die "$mod was loaded from $path, outside the real code and the stand-ins\n"
+            if !grep { index($path, "$_/") == 0 } @dirs;
+    }
+    # a stand-in only for what no extract has
+    for my $mod (sort grep { m|^PVE/| && index($INC{$_}, "$STANDIN/") == 0 } keys %INC) {
+        my @real = grep { -f "$_/$mod" } @more, "$src/pve-storage/src", "$src/pve-common/src";
+        die "the stand-in $INC{$mod} shadows the extracted $real[0]/$mod\n" if @real;
+    }
+    my @guest = grep { m|^\Q$GUEST_PLUGINS\E/| } keys %INC;
+    die "VZDump.pm's loader found no guest plugin in $GUEST_PLUGINS\n" if @guest != 2;
+    return;
 }
 
 sub load_double {

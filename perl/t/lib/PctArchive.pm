@@ -1,7 +1,8 @@
 package PctArchive;
 
-# pve-container's part of a container backup to a backup provider, for VZDumpDriver's tasks: what
-# src/PVE/VZDump/LXC.pm does (PVE 9 and 8.4 alike), in its order and with its arguments:
+# pve-container's part of a container backup to a backup provider: what src/PVE/VZDump/LXC.pm does
+# (PVE 9 and 8.4 alike), in its order and with its arguments. Used by the guest-plugin double
+# perl/t/guest/PVE/VZDump/LXC.pm under pve-manager's real PVE::VZDump, and by VZDumpDriver's tasks:
 #
 #   prepare   PVE::LXC::parse_id_maps → the task's id_map and root_uid (PctUserns::id_map)
 #   assemble  "$tmpdir/etc/vzdump/pct.conf" (the config), "$tmpdir/etc/vzdump/pct.fw" (the guest's
@@ -23,20 +24,32 @@ use File::Path qw(make_path);
 
 use PctUserns;
 
-# archive($job, $task, conf => text, firewall => text|undef, snapdir => dir, exclude => [..])
+# archive($job, $task, conf => text, firewall => text|undef, snapdir => dir, exclude => [..],
+# unprivileged => 0|1) for VZDumpDriver: assemble, then archive_external.
 sub archive {
     my ($job, $task, %ct) = @_;
+    assemble($task->{tmpdir}, $ct{conf}, $ct{firewall});
+    return archive_external($job, $task, \%ct);
+}
+
+# assemble: the config, and the guest's firewall config or an empty file (the non-PBS branch)
+sub assemble {
+    my ($tmpdir, $conf, $firewall) = @_;
+    make_path("$tmpdir/etc/vzdump/");
+    write_file("$tmpdir/etc/vzdump/pct.conf", $conf);
+    write_file("$tmpdir/etc/vzdump/pct.fw", $firewall // '');
+}
+
+# $ct: { snapdir, exclude (vzdump's findexcl), unprivileged }; $job->{opts}->{pve_version} picks
+# pve-container's run_in_userns
+sub archive_external {
+    my ($job, $task, $ct) = @_;
     my $vmid = $task->{vmid};
     my $provider = $job->provider();
     my $opts = $job->{opts};
     my $logfd = $task->{logfd};
-    my ($id_map, $root_uid) = PctUserns::id_map({ unprivileged => $ct{unprivileged} // 1 });
-
-    # assemble
+    my ($id_map, $root_uid) = PctUserns::id_map({ unprivileged => $ct->{unprivileged} // 1 });
     my $tmpdir = $task->{tmpdir};
-    make_path("$tmpdir/etc/vzdump/");
-    write_file("$tmpdir/etc/vzdump/pct.conf", $ct{conf});
-    write_file("$tmpdir/etc/vzdump/pct.fw", $ct{firewall} // '');
 
     # archive, backup-provider branch
     $job->debugmsg('info', "starting external backup via " . $provider->provider_name(), $logfd);
@@ -52,7 +65,7 @@ sub archive {
     my $guest_config = read_file("$tmpdir/etc/vzdump/pct.conf");
     my $firewall_file = "$tmpdir/etc/vzdump/pct.fw";
     my $info = {
-        directory => $ct{snapdir},
+        directory => $ct->{snapdir},
         sources => ['.'],
         'backup-user-id' => $root_uid,
     };
@@ -60,10 +73,10 @@ sub archive {
     $info->{'bandwidth-limit'} = $opts->{bwlimit} * 1024 if $opts->{bwlimit};
 
     $provider->backup_container_prepare($vmid, $info);
-    my $findexcl = $ct{exclude} // [];
+    my $findexcl = $ct->{exclude} // [];
     if (scalar(@$id_map)) {
         PctUserns::run_in_userns(
-            $job->{opts}->{pve_version},
+            $opts->{pve_version},
             sub { $provider->backup_container($vmid, $guest_config, $findexcl, $info) },
             $id_map,
         );

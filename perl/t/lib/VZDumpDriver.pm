@@ -1,9 +1,12 @@
 package VZDumpDriver;
 
-# vzdump as it drives a backup provider, for the tests that run inside the real PVE storage code
-# (pve-manager is not among the extracts the harness loads: this module does what its functions
-# do, in their order and with their arguments, calling the real PVE::Storage functions). Cited
-# from pve-manager PVE/VZDump.pm (PVE 9 master and stable-8 behave the same here):
+# The project's double of vzdump as it drives a backup provider: used by the tests only when the
+# extracts lack pve-manager / pve-guest-common (and without PVE_UPSTREAM_DIR, inside the
+# project's test double, as CI runs them); with them the tests run pve-manager's real
+# PVE::VZDump through RealVZDump.pm, which has this module's interface. This module does what
+# VZDump.pm's functions do, in their order and with their arguments, calling the real (or double)
+# PVE::Storage functions. Cited from pve-manager PVE/VZDump.pm (PVE 9 master and stable-8 behave
+# the same here):
 #
 #   new_job      VZDump::new: activate_storage, then storage_info: storage_config, the storage's
 #                prune-backups, storage_has_feature('backup-provider') and
@@ -78,7 +81,9 @@ sub new_job {
 sub provider { return $_[0]->{provider} }
 
 # @tasks: { vmid, type, archive => sub ($job, $task) } - archive is the guest plugin's part; it
-# gets $task->{target} (the archive name), $task->{tmpdir}, $task->{logfd}. Optional
+# gets $task->{target} (the archive name), $task->{tmpdir}, $task->{logfd}. Without archive, the
+# guest's spec as RealVZDump takes it: conf, firewall, and disks (qemu: QemuServerArchive) or
+# snapdir (lxc: PctArchive, unprivileged as the conf says, the job's 'exclude-path'). Optional
 # after_archive => sub ($job, $task) runs where vzdump goes on after the guest's archive.
 sub run {
     my ($self, @tasks) = @_;
@@ -151,7 +156,15 @@ sub task {
         $task->{target} = $archive_name;
 
         $self->debugmsg('info', "creating " . $provider->provider_name() . " archive '$task->{target}'", $logfd);
-        $task->{archive}->($self, $task);
+        if ($task->{archive}) {
+            $task->{archive}->($self, $task);
+        } elsif ($vmtype eq 'qemu') {
+            QemuServerArchive::archive($self, $task, map { ($_ => $task->{$_}) } qw(conf firewall disks));
+        } else {
+            PctArchive::archive($self, $task, conf => $task->{conf}, firewall => $task->{firewall},
+                snapdir => $task->{snapdir}, exclude => $opts->{'exclude-path'} // [],
+                unprivileged => $task->{conf} =~ m/^unprivileged:\s*1/m ? 1 : 0);
+        }
         $task->{after_archive}->($self, $task) if $task->{after_archive};
 
         my $volid = "$opts->{storage}:backup/$task->{target}";
@@ -173,6 +186,9 @@ sub task {
                 $cfg, $opts->{storage}, $prune_options, $vmid, $vmtype, 0,
                 sub { $self->debugmsg($_[0], $_[1], $logfd) },
             );
+            my $pruned = grep { $_->{mark} eq 'remove' } @{ $task->{pruned} };
+            $self->debugmsg('info', "pruned $pruned backup(s)"
+                . ($pruned > 0 ? " not covered by keep-retention policy" : ''), $logfd);
         }
         my $res = $provider->backup_cleanup($vmid, $vmtype, 1, {});
         $task->{size} = $res->{stats}->{'archive-size'};

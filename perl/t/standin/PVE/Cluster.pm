@@ -127,8 +127,17 @@ sub cfs_lock_storage {
     return $cfs_lock->("storage-$storeid", $timeout, $code, @param);
 }
 
-# A single-node "cluster" with no guests.
-sub get_vmlist { return { ids => {} } }
+# A single-node "cluster". Its guests are what pmxcfs lists (the real get_vmlist): one entry per
+# config file in nodes/<node>/qemu-server/<vmid>.conf ('qemu') and nodes/<node>/lxc/<vmid>.conf
+# ('lxc'), with its node and the config's version.
+sub get_vmlist {
+    my $ids = {};
+    for my $conf (glob(root() . '/nodes/*/{qemu-server,lxc}/*.conf')) {
+        my ($node, $dir, $vmid) = $conf =~ m|/nodes/([^/]+)/(qemu-server\|lxc)/(\d+)\.conf$| or next;
+        $ids->{$vmid} = { node => $node, type => $dir eq 'lxc' ? 'lxc' : 'qemu', version => (stat($conf))[9] };
+    }
+    return { version => time(), ids => $ids };
+}
 sub get_clinfo { return {} }
 sub get_members { return undef }
 sub get_nodelist { return [PVE::INotify::nodename()] }
