@@ -11,7 +11,7 @@
  * Faults: the bucket failing mid-backup and mid-restore leaves nothing behind.
  */
 import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -396,6 +396,51 @@ d('provider container backup (directory) and restore (tar) as the container root
       expect(readdirSync(dir)).toEqual([]);
       expect((await host('backup-discard', { volname: vn })).ok).toBe(true);
       expect(existsSync(dir)).toBe(false);
+    }, 240_000);
+
+    it("the backup process killed (SIGKILL) mid-upload: discard aborts its upload, not another writer's of the same name, which completes", async () => {
+      const own = 'backup/vzdump-lxc-106-2025_01_02-03_04_05.tar.zst';
+      const key = `${PREFIX}dump/${own.slice(7)}`;
+      const RUN = 'c'.repeat(32);
+      // another cluster backs up the same guest id in the same second: its upload of that key is under way
+      const part = randomBytes(5 << 20);
+      const theirs = await c.createMultipartUpload(key);
+      const theirPart = await c.uploadPart(key, theirs, 1, part, createHash('sha256').update(part).digest('hex'));
+      proxy.plan([{ match: { method: 'PUT', pathIncludes: 'partNumber=' }, skip: 1, times: Infinity, fault: { kind: 'hang' } }]);
+      const prep = await host('backup-container-prepare', { volname: own, user_id: CT_UID_BASE }, { storage: viaProxy });
+      expect(prep.ok, prep.error?.message).toBe(true);
+      const dir = (prep.result as { dir: string }).dir;
+      const running = host('backup-container', backupArgs(own, big, { exclude: [], run: RUN }), { storage: viaProxy, userns: true });
+      // its run record, in the work directory the container's root may write, names its upload
+      const record = (): { pid: number; run?: string; uploads?: Array<{ key: string; uploadId: string }> } | null => {
+        try {
+          return JSON.parse(readFileSync(join(dir, 'run'), 'utf8')) as { pid: number; uploads: Array<{ key: string; uploadId: string }> };
+        } catch {
+          return null;
+        }
+      };
+      for (let i = 0; i < 300 && !record()?.uploads?.length; i++) await new Promise((r) => setTimeout(r, 100));
+      const rec = record()!;
+      expect(rec.run).toBe(RUN);
+      expect(rec.uploads).toHaveLength(1);
+      const ours = rec.uploads![0]!;
+      process.kill(rec.pid, 'SIGKILL');
+      await expect(running).rejects.toThrow(/no envelope from backup-container/);
+      proxy.plan([]);
+      expect((await c.listMultipartUploads({ prefix: key })).map((u) => u.uploadId).sort()).toEqual([ours.uploadId, theirs].sort());
+
+      const disc = await host('backup-discard', { volname: own, run: RUN });
+      expect(disc.ok, disc.error?.message).toBe(true);
+      expect(disc.result).toMatchObject({ removed: [], aborted: 1, left: 1 });
+      expect(disc.stderr).toContain('1 uploads aborted; left 1 incomplete upload(s) of it this run did not make');
+      expect(existsSync(dir)).toBe(false);
+      expect((await c.listMultipartUploads({ prefix: key })).map((u) => u.uploadId)).toEqual([theirs]);
+      for (let i = 0; i < 100 && ctProcesses().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(ctProcesses()).toEqual([]);
+      // the other writer's backup completes, whole
+      await c.completeMultipartUpload(key, theirs, [{ partNumber: 1, ...theirPart }]);
+      expect(createHash('sha256').update(await readAll((await c.getObject(key)).body)).digest('hex')).toBe(createHash('sha256').update(part).digest('hex'));
+      await c.deleteObject(key);
     }, 240_000);
 
     it('the bucket failing mid-restore: a clear error, no restore directory left', async () => {

@@ -4,7 +4,9 @@
 // schedule - can store a backup under the same name while this one runs. The discard of the failed
 // run must remove only what that run left: never another writer's complete backup, least of all
 // a protected one (docs/SECURITY.md).
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -139,5 +141,68 @@ describe('backup-discard of a failed provider backup', () => {
     expect(await c.listMultipartUploads({ prefix: key })).toEqual([]);
     const discard = await hostOp('backup-discard', storage, { volname, run }, { env });
     expect(discard.result).toMatchObject({ removed: [], kept: key });
+  }, 120_000);
+
+  (haveQsd() ? it : it.skip)("aborts only its own run's upload of the name: another writer's upload of it still under way completes", async () => {
+    const tmp = tempDir('sec-discard-own-upload');
+    const img = join(tmp.dir, 'disk.raw');
+    const size = makeImage(img, [{ kind: 'data', length: 12 << 20 }], 11);
+    const init = await hostOp('backup-init', storage, { vmid: 104, type: 'qemu', time: 1764982800 }, { env });
+    const { volname, run } = init.result as { volname: string; run: string };
+    const key = `${PREFIX}${volname.replace(/^backup\//, 'dump/')}`;
+    // another cluster backs up the same guest id in the same second: its upload of that key is under way
+    const part = randomBytes(5 << 20);
+    const theirs = await c.createMultipartUpload(key);
+    const theirPart = await c.uploadPart(key, theirs, 1, part, createHash('sha256').update(part).digest('hex'));
+
+    const record = join(dir, 'cache', '.pve-s3', 'provider', `${volname.slice('backup/'.length)}.run`);
+    const recorded = (): Array<{ key: string; uploadId: string }> => {
+      try {
+        return (JSON.parse(readFileSync(record, 'utf8')) as { uploads: Array<{ key: string; uploadId: string }> }).uploads;
+      } catch {
+        return [];
+      }
+    };
+    const qsd = await startQsd(tmp.dir, [servedCopy({ name: 'drive-scsi0', path: img, size }, tmp.dir)]);
+    let child: ChildProcess | undefined;
+    try {
+      // 12 MiB of random data at 1 MiB/s: killed (as the OOM killer or a node reset would) once
+      // its multipart upload is created
+      const backup = hostOp('backup-vm', storage, {
+        volname, run, time: 1764982800, bwlimit_kib: 1024, config_b64: Buffer.from('memory: 512\n').toString('base64'), devices: [{ name: 'drive-scsi0', size, nbd_path: qsd.socket }],
+      }, { env, start: (cmd, argv, e) => (child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: e })) });
+      for (let i = 0; i < 600 && recorded().length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(recorded()).toHaveLength(1);
+      child!.kill('SIGKILL');
+      await expect(backup).rejects.toThrow(/no envelope from backup-vm/);
+    } finally {
+      await qsd.stop();
+      tmp.remove();
+    }
+    const [ours] = recorded();
+    expect(ours!.key).toBe(key);
+    expect((await c.listMultipartUploads({ prefix: key })).map((u) => u.uploadId).sort()).toEqual([ours!.uploadId, theirs].sort());
+
+    const discard = await hostOp('backup-discard', storage, { volname, run }, { env });
+    expect(discard.ok, JSON.stringify(discard.error)).toBe(true);
+    expect(discard.result).toMatchObject({ removed: [], aborted: 1, left: 1 });
+    expect(discard.stderr).toContain(
+      `discarded ${volname}: 0 objects removed, 1 uploads aborted; left 1 incomplete upload(s) of it this run did not make (another writer's still under way, or one left behind: the lifecycle rule or pve-s3-maintenance --action abort-uploads removes that)`,
+    );
+    expect(existsSync(record)).toBe(false);
+    // nor does the node keep its own record of the killed upload (abandoned-uploads.ts) any more
+    const remembered = join(dir, 'cache', '.pve-s3', 'multipart-uploads');
+    expect(existsSync(remembered) ? readdirSync(remembered) : []).toEqual([]);
+    expect((await c.listMultipartUploads({ prefix: key })).map((u) => u.uploadId)).toEqual([theirs]);
+
+    // the other writer's backup completes, whole
+    await c.completeMultipartUpload(key, theirs, [{ partNumber: 1, ...theirPart }]);
+    const got = createHash('sha256');
+    for await (const b of (await c.getObject(key)).body) got.update(b);
+    expect(got.digest('hex')).toBe(createHash('sha256').update(part).digest('hex'));
+    // a second discard (the job's cleanup again) leaves their backup: it carries no run id
+    const again = await hostOp('backup-discard', storage, { volname, run }, { env });
+    expect(again.result).toMatchObject({ removed: [], aborted: 0, left: 0, kept: key });
+    expect((await c.headObject(key)).size).toBe(part.length);
   }, 120_000);
 });

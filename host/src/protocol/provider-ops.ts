@@ -66,7 +66,7 @@ export const PROVIDER_OPS: Record<string, Op> = {
     const run = runIdOf(str(args, 'run', true));
     const { backupVm } = await import('../store/provider-vm.js');
     const { recordRun } = await import('../store/provider-run.js');
-    const done = await recordRun(ctx, volname);
+    const record = await recordRun(ctx, volname, run);
     try {
       const r = await backupVm(ctx, {
         volname,
@@ -76,6 +76,7 @@ export const PROVIDER_OPS: Record<string, Op> = {
         devices,
         ...(bwlimitKiB ? { bwlimitKiB } : {}),
         ...(run !== undefined ? { run } : {}),
+        uploads: record.client,
         onLine: stderrLine,
       });
       const { volumeJson } = await import('./ops.js');
@@ -84,7 +85,7 @@ export const PROVIDER_OPS: Record<string, Op> = {
         message: `stored ${volname} (${r.size} bytes, verified)`,
       };
     } finally {
-      await done();
+      await record.done();
     }
   },
 
@@ -160,9 +161,12 @@ export const PROVIDER_OPS: Record<string, Op> = {
     const { discardBackup } = await import('../store/provider-run.js');
     const r = await discardBackup(ctx, volname, run);
     const kept = r.kept ? `; kept '${r.kept}': ${r.keptWhy}` : '';
+    const left = r.left
+      ? `; left ${r.left} incomplete upload(s) of it this run did not make (another writer's still under way, or one left behind: the lifecycle rule or pve-s3-maintenance --action abort-uploads removes that)`
+      : '';
     return {
-      result: { removed: r.removed, aborted: r.aborted, ...(r.kept ? { kept: r.kept } : {}) },
-      message: `discarded ${volname}: ${r.removed.length} objects removed, ${r.aborted} uploads aborted${kept}`,
+      result: { removed: r.removed, aborted: r.aborted, left: r.left, ...(r.kept ? { kept: r.kept } : {}) },
+      message: `discarded ${volname}: ${r.removed.length} objects removed, ${r.aborted} uploads aborted${left}${kept}`,
     };
   },
 

@@ -120,15 +120,22 @@ async function readAll(ctx: StoreContext, d: string): Promise<Array<{ file: stri
 
 /**
  * Aborts the abandoned uploads remembered here: those whose abort failed, and those whose writer
- * is gone (its lock free). Those the gateway still cannot abort stay remembered. Returns how many
- * are gone (aborted now, or already: NoSuchUpload, as an upload that completed meanwhile).
+ * is gone (its lock free); with `keys`, only those of these keys; `settled`: upload ids the caller
+ * aborted already, whose records only go (uncounted). Those the gateway still cannot abort stay
+ * remembered. Returns how many are gone (aborted now, or already: NoSuchUpload, as an upload that
+ * completed meanwhile).
  */
-export async function abortAbandoned(ctx: StoreContext): Promise<number> {
+export async function abortAbandoned(ctx: StoreContext, o: { keys?: readonly string[]; settled?: ReadonlySet<string> } = {}): Promise<number> {
   const d = dir(ctx);
   if (d === undefined) return 0;
   const { writerGone } = await import('./volume-lock.js');
   const gone: string[] = [];
   for (const { file, r } of await readAll(ctx, d)) {
+    if (o.keys !== undefined && !o.keys.includes(r.key)) continue;
+    if (o.settled?.has(r.uploadId)) {
+      await rm(file, { force: true }).catch(() => undefined);
+      continue;
+    }
     if (r.writer !== undefined && (liveHere.has(r.uploadId) || !(await writerGone(ctx.settings.cacheDir!, r.writer)))) continue;
     try {
       await ctx.client.abortMultipartUpload(r.key, r.uploadId);

@@ -23,7 +23,7 @@ import { isStorageId } from '../config/storage-id.js';
 import { parseVolname } from '../pve/volname.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { processStart, recordedAlive } from '../util/process.js';
-import { liveRun, stopRunAt } from './provider-run.js';
+import { liveRun, stopRunAt, type RunStopped } from './provider-run.js';
 import type { StoreContext } from './types.js';
 
 export const CT_BACKUP_ROOT = '/run/pve-s3/ct-backup';
@@ -111,17 +111,20 @@ export async function openCtWorkDir(ctx: StoreContext, volname: string): Promise
   return dir;
 }
 
-/** Stops a backup process still running there, then removes the directory and its owner record. */
-export async function removeCtWorkDir(ctx: StoreContext, volname: string): Promise<{ stopped: boolean; removed: boolean }> {
+/**
+ * Stops a backup process still running there, then removes the directory and its owner record;
+ * `run`: what its run record said (provider-run.ts stopRunAt), for a discard to abort its uploads.
+ */
+export async function removeCtWorkDir(ctx: StoreContext, volname: string): Promise<{ stopped: boolean; removed: boolean; run: RunStopped }> {
   const w = ctWorkDir(ctx, volname);
   const st = await lstat(w.dir).catch(() => null);
-  let stopped = false;
-  if (st?.isDirectory()) stopped = await stopRunAt(join(w.dir, 'run'), st.uid);
+  const run: RunStopped = st?.isDirectory() ? await stopRunAt(join(w.dir, 'run'), st.uid) : { stopped: false, uploads: [] };
+  const stopped = run.stopped;
   // rm never follows a symbolic link the uid may have put there
   await rm(w.dir, { recursive: true, force: true });
   const had = (await lstat(w.owner).catch(() => null)) !== null;
   await rm(w.owner, { force: true });
-  return { stopped, removed: !!st || had };
+  return { stopped, removed: !!st || had, run };
 }
 
 async function readOwner(file: string): Promise<OwnerRecord | null> {

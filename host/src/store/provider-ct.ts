@@ -69,7 +69,7 @@ export async function backupContainer(ctx: StoreContext, a: BackupContainerArgs)
   delete ctx.settings.manifestKey;
   const dir = await openCtWorkDir(ctx, a.volname);
   const key = await freeArchiveKey(ctx, v);
-  const done = await recordRunAt(join(dir, 'run'), a.volname);
+  const record = await recordRunAt(join(dir, 'run'), a.volname, a.run, { keepUnfinished: true });
   const line = (l: string): void => a.onLine?.(l);
   // the configs are the tar's first members, read from files as vzdump's tar reads them
   const confDir = join(dir, 'conf');
@@ -108,7 +108,7 @@ export async function backupContainer(ctx: StoreContext, a: BackupContainerArgs)
   let mayExist = false;
   try {
     const { uploadObject } = await import('../transfer/upload.js');
-    const res = await uploadObject(transferClient(ctx), key, { stream: tar.output, ...(expected !== undefined ? { expectedSize: expected } : {}) }, {
+    const res = await uploadObject(record.client(transferClient(ctx)), key, { stream: tar.output, ...(expected !== undefined ? { expectedSize: expected } : {}) }, {
       // the job's limit is cstream's, on the reads: the storage's own applies to the upload
       ...(await archiveUploadOptions(ctx, v, { contentType: 'application/zstd', retention: retentionFor(ctx), unsigned: true, ...(a.run !== undefined ? { run: a.run } : {}) })),
       signal: ac.signal,
@@ -140,6 +140,6 @@ export async function backupContainer(ctx: StoreContext, a: BackupContainerArgs)
     clearInterval(progress);
     tar.stop();
     await rm(confDir, { recursive: true, force: true }).catch(() => undefined);
-    await done();
+    await record.done();
   }
 }

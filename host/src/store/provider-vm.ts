@@ -25,6 +25,7 @@ import { archiveUploadOptions, freeArchiveKey, removeFailedArchive } from './pro
 import { statVolume } from './volumes.js';
 import { transferClient, type StoreContext, type Volume } from './types.js';
 import { formatBytes } from '../util/size.js';
+import type { TransferClient } from '../transfer/transfer-client.js';
 
 export interface BackupVmDevice {
   name: string;
@@ -43,6 +44,8 @@ export interface BackupVmArgs {
   bwlimitKiB?: number;
   /** backup-init's id of this run, written into the archive's metadata (provider-archive.ts RUN_META) */
   run?: string;
+  /** the client the archive is uploaded through, given the store's (provider-run.ts RunRecord.client) */
+  uploads?: (c: TransferClient) => TransferClient;
   /** a progress line for the task log */
   onLine?(line: string): void;
   /** zstd threads (default 2) */
@@ -163,7 +166,7 @@ async function backupVmLocked(ctx: StoreContext, a: BackupVmArgs, v: VolumeInfo,
   let mayExist = false;
   try {
     const { uploadObject } = await import('../transfer/upload.js');
-    const res = await uploadObject(transferClient(ctx, writer), key, { stream, maxSize }, {
+    const res = await uploadObject(a.uploads ? a.uploads(transferClient(ctx, writer)) : transferClient(ctx, writer), key, { stream, maxSize }, {
       ...(await archiveUploadOptions(ctx, v, { contentType: 'application/zstd', retention, ...(a.bwlimitKiB ? { bwlimitKiB: a.bwlimitKiB } : {}), ...(a.run !== undefined ? { run: a.run } : {}) })),
       signal: abort.signal,
       onStored,

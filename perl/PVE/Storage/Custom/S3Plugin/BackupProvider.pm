@@ -174,7 +174,7 @@ sub backup_cleanup {
         return { stats => { 'archive-size' => $g->{size} } };
     }
     if ($g) {
-        # no trace of a failed backup: a host process still running is stopped, uploads aborted
+        # no trace of a failed backup: a host process still running is stopped, its run's uploads aborted
         $g->{stored} = 0;
         $self->host('backup-discard', { volname => $g->{volname}, run => $g->{run} });
     }
