@@ -207,15 +207,17 @@ describe('a backup', () => {
   /** the read-back that verifies an upload: the object, its manifest and its sidecars */
   const readBack = (k: string) => [`GET ${k}.notes`, `GET ${k}.s3manifest`, `HEAD ${k.replace(/\.vma\.zst$/, '.log')}`, `HEAD ${k}`, `HEAD ${k}.protected`];
 
-  /** what follows the last part of `k`: Complete, the HEAD that RadosGW releases answering
-   *  Complete with an empty ETag need (transfer/upload.ts), then what this returns */
+  /** what follows the last part of `k`: the HEAD that checks the name is still free (another
+   *  writer may have stored it meanwhile: UploadOptions.beforeWrite), Complete, the HEAD that
+   *  RadosGW releases answering Complete with an empty ETag need (transfer/upload.ts), then
+   *  what this returns */
   function afterParts(s: string[], k: string): string[] {
     const tail = s.slice(s.lastIndexOf(`PUT ${k} part`) + 1);
-    expect(tail[0]).toBe(`POST ${k} complete`);
-    return tail.slice(tail[1] === `HEAD ${k}` ? 2 : 1);
+    expect(tail.slice(0, 2)).toEqual([`HEAD ${k}`, `POST ${k} complete`]);
+    return tail.slice(tail[2] === `HEAD ${k}` ? 3 : 2);
   }
 
-  it('of a file: one LIST before CreateMultipartUpload; after the parts the manifest, the sidecars in one round, the read-back in one round', { timeout: 90_000 }, async () => {
+  it('of a file: one LIST before CreateMultipartUpload; after the parts the name checked again, Complete, the manifest, the sidecars in one round, the read-back in one round', { timeout: 90_000 }, async () => {
     const f = join(await mkdtemp(join(dir, 'b-')), name);
     await writeFile(f, data);
     const held = holdRounds([
@@ -248,7 +250,7 @@ describe('a backup', () => {
     expect(s.slice(4).sort()).toEqual(readBack(K));
   });
 
-  it('of a stream: one LIST, then the object (one PUT: a stream of unknown size goes up in large parts); the manifest, the read-back in one round', { timeout: 90_000 }, async () => {
+  it('of a stream: one LIST, the HEAD that checks the name is still free, then the object (one PUT: a stream of unknown size goes up in large parts); the manifest, the read-back in one round', { timeout: 90_000 }, async () => {
     const sname = 'vzdump-qemu-201-2024_05_06-07_08_09.vma.zst';
     const sk = `dump/${sname}`;
     const held = holdRounds([{ size: 5, pick: (d) => readBack(sk).includes(d), after: (d) => d === `PUT ${sk}.s3manifest` }]);
@@ -256,8 +258,8 @@ describe('a backup', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(held()).toEqual([5]);
     const s = seq();
-    expect(s.slice(0, 3)).toEqual(['LIST', `PUT ${sk}`, `PUT ${sk}.s3manifest`]);
-    expect(s.slice(3).sort()).toEqual(readBack(sk));
+    expect(s.slice(0, 4)).toEqual(['LIST', `HEAD ${sk}`, `PUT ${sk}`, `PUT ${sk}.s3manifest`]);
+    expect(s.slice(4).sort()).toEqual(readBack(sk));
     const got = await restore(['--destination', '-'], sname);
     expect(Buffer.compare(got.out, data)).toBe(0);
   });
