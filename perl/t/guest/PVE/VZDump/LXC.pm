@@ -32,48 +32,25 @@ use strict;
 use warnings;
 
 use PVE::Cluster;
-use PVE::INotify;
 use PVE::Tools;
-use PVE::VZDump::Plugin;
 
-use base qw(PVE::VZDump::Plugin);
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
 
-sub new {
-    my ($class, $vzdump) = @_;
-    my $self = bless { vzdump => $vzdump }, $class;
-    my $ids = PVE::Cluster::get_vmlist()->{ids};
-    $self->{vmlist} = { map { ($_ => {}) } grep { $ids->{$_}->{type} eq 'lxc' } keys %$ids };
-    return $self;
-}
+# what both guest doubles share, loaded by path: once the real code is loaded perl/t/lib is not on
+# @INC (this file itself is found by VZDump.pm's loader by path)
+BEGIN { require(abs_path(dirname(__FILE__) . '/../../../lib/GuestPluginDouble.pm')) }
+use parent -norequire, qw(GuestPluginDouble);
 
 sub type { return 'lxc' }
 
-sub vmlist { my ($self) = @_; return [keys %{ $self->{vmlist} }] }
+sub config_dir { return 'lxc' }
 
-sub config_file {
-    my ($vmid) = @_;
-    return PVE::Cluster::base_dir() . '/nodes/' . PVE::INotify::nodename() . "/lxc/$vmid.conf";
-}
-
-sub vm_status {
-    my ($self, $vmid) = @_;
-    my $running = RealVZDump::guest($vmid) ? 1 : 0;
-    return wantarray ? ($running, $running ? 'running' : 'stopped') : $running;
-}
-
-sub lock_vm {
-    my ($self, $vmid) = @_;
-    RealVZDump::set_lock(config_file($vmid), 'CT', 'backup');
-}
-
-sub unlock_vm {
-    my ($self, $vmid) = @_;
-    RealVZDump::remove_lock(config_file($vmid), 'backup');
-}
+sub lock_label { return 'CT' }
 
 sub prepare {
     my ($self, $task, $vmid, $mode) = @_;
-    my $conf = PVE::Tools::file_get_contents(config_file($vmid));
+    my $conf = PVE::Tools::file_get_contents($self->config_file($vmid));
     my ($hostname) = $conf =~ m/^hostname:\s*(\S+)/m;
     $self->loginfo("CT Name: $hostname") if defined($hostname);
     $task->{hostname} = $hostname || "CT$vmid";
@@ -91,7 +68,7 @@ sub assemble {
     my ($self, $task, $vmid) = @_;
     my $out = '';
     my $section;
-    for my $line (split(/^/, PVE::Tools::file_get_contents(config_file($vmid)))) {
+    for my $line (split(/^/, PVE::Tools::file_get_contents($self->config_file($vmid)))) {
         $section = $1 if $line =~ m/^\[(.*)\]\s*$/;
         next if defined($section);
         next if $line =~ m/^(?:lock|parent):/;
@@ -132,16 +109,6 @@ sub archive_tar {
     push @$cmd, [split(/\s+/, $comp)] if $comp;
     push @{ $cmd->[-1] }, \('>' . PVE::Tools::shellquote($filename));
     $self->cmd($cmd);
-}
-
-sub cleanup { }
-
-# what PctArchive asks of its caller
-sub provider { my ($self) = @_; return $self->{vzdump}->{'backup-provider'} }
-
-sub debugmsg {
-    my ($self, $level, $msg, $logfd) = @_;
-    PVE::VZDump::Plugin::debugmsg($level, $msg, $logfd // $self->{logfd});
 }
 
 1;
