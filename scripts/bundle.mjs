@@ -1,14 +1,16 @@
 #!/usr/bin/env node
 // Bundles the compiled host (host/dist, via the package.json `bin` shims in host/bin) into the
-// installed tree's ES modules: one file per command plus shared chunks under chunks/, so an
-// operation loads only the code it imports (dynamic import() stays a separate chunk). Production
-// dependencies are inlined: nothing is fetched from npm at install time.
+// installed tree: the host and each command as CommonJS scripts that their entries (built from
+// scripts/host-loader.mjs and scripts/command-loader.mjs) compile with a V8 code cache, and the
+// worker threads' ES modules beside them. Production dependencies are inlined: nothing is
+// fetched from npm at install time.
 //
 //   node scripts/bundle.mjs OUTDIR [--partial] [--full-undici] [--meta FILE]
 //     --partial      skip bin entries whose shim does not exist yet (development only)
 //     --full-undici  bundle undici's whole index instead of scripts/undici-agent.mjs (to measure)
 //     --no-wasm-budget  leave out scripts/wasm-budget.mjs (to measure)
-//     --split-host   load the host from shared chunks like the commands (to measure)
+//     --split-host   load the host from shared chunks (to measure)
+//     --split-commands  the commands as ES modules sharing chunks/, without a code cache (to measure)
 //     --esm-host     the host as one ES module, without scripts/host-loader.mjs's code cache (to measure)
 //     --meta FILE    write esbuild's metafile (what went into which output, byte counts)
 //     --zstd-addon FILE  the zstd addon to ship as zstd.node (default: the one npm ci built,
@@ -39,11 +41,12 @@ const partial = flag('--partial');
 const fullUndici = flag('--full-undici');
 const noFlags = flag('--no-wasm-budget');
 const splitHost = flag('--split-host');
+const splitCommands = flag('--split-commands');
 const esmHost = flag('--esm-host');
 const metaFile = option('--meta');
 const zstdAddon = resolve(option('--zstd-addon') ?? join(root, 'node_modules', 'zstd-napi', 'build', 'Release', 'binding.node'));
 if (argv.length > 1 || argv.some((a) => a.startsWith('-'))) {
-  throw new Error(`usage: node scripts/bundle.mjs OUTDIR [--partial] [--full-undici] [--no-wasm-budget] [--split-host] [--esm-host] [--meta FILE] [--zstd-addon FILE] (got ${argv.join(' ')})`);
+  throw new Error(`usage: node scripts/bundle.mjs OUTDIR [--partial] [--full-undici] [--no-wasm-budget] [--split-host] [--split-commands] [--esm-host] [--meta FILE] [--zstd-addon FILE] (got ${argv.join(' ')})`);
 }
 if (!existsSync(zstdAddon)) throw new Error(`${zstdAddon} is missing: the zstd addon is built by npm ci (zstd-napi, node-gyp: python3, make, g++)`);
 const out = resolve(argv[0] ?? join(root, 'build', 'pkg'));
@@ -81,7 +84,8 @@ const binEntries = {
     });
     if (noFlags) {
       b.onResolve({ filter: /wasm-budget\.mjs$/ }, (a) => ({ path: a.path, namespace: 'pve-s3-no-budget' }));
-      b.onLoad({ filter: /.*/, namespace: 'pve-s3-no-budget' }, () => ({ contents: '', loader: 'js' }));
+      // no budget, no count: command-loader.mjs then keeps the cache of any run that exits 0
+      b.onLoad({ filter: /.*/, namespace: 'pve-s3-no-budget' }, () => ({ contents: 'export const wasmModulesCompiled = () => 1;', loader: 'js' }));
     }
   },
 };
@@ -166,10 +170,71 @@ const common = {
   metafile: true,
   logLevel: 'warning',
 };
-// The commands share chunks (chunks/); .js everywhere (package.json below says ESM): the host
-// checks its own URL ends in .js.
-const splitEntries = Object.fromEntries(Object.entries(entryPoints).filter(([n]) => splitHost || n !== 'pve-s3-host'));
-const metas = [(await build({ ...common, entryPoints: splitEntries, splitting: true, chunkNames: 'chunks/[name]-[hash]' })).metafile];
+/**
+ * One of the CommonJS scripts scripts/code-cache.mjs compiles with a V8 code cache: `entry`
+ * bundled into OUTDIR/`file`, a function of (exports, require, module, __filename, __dirname
+ * `params`) as the loader reads it.
+ */
+async function cjsScript(file, entry, plugins, params) {
+  return (
+    await build({
+      ...common,
+      entryPoints: undefined,
+      outdir: undefined,
+      stdin: { contents: entry, resolveDir: join(root, 'host', 'bin'), sourcefile: `${file.replace(/\.cjs$/, '')}-entry.js`, loader: 'js' },
+      outfile: join(out, file),
+      format: 'cjs',
+      // node reads and V8 checks all of the script on every start, cache or not: without the
+      // whitespace host.cjs is a quarter smaller and a status about 4 ms faster (names are kept,
+      // so stack traces in the log still say which function)
+      minifyWhitespace: true,
+      // licences to FILE.LEGAL.txt: one non-ASCII letter in a licence comment would make the
+      // whole source a two-byte string (the loader reads it as latin1, asciiDigest checks)
+      legalComments: 'external',
+      plugins: [...(fullUndici ? [] : [undiciShim]), ...plugins],
+      // the code needs import.meta.url only to find core.wasm, zstd.node, hash-worker.js and
+      // compress-worker.js, which sit next to the script: give it the URL of a .js file there (a
+      // .js one, as the hash thread requires)
+      define: { 'import.meta.url': '__pveS3HostUrl' },
+      // the CommonJS wrapper is in the file, so the loader compiles the text it read (wrapping
+      // it there made V8 copy and flatten 0.8 MB more per start); strict, as the ES modules the
+      // code was written as are
+      banner: { js: `(function (exports, require, module, __filename, __dirname${params}) {'use strict';var __pveS3HostUrl = require('node:url').pathToFileURL(__dirname + '/pve-s3-host.js').href;` },
+      footer: { js: '\n})' },
+      // vm.Script has no loader for import(): builtins imported lazily become require()
+      supported: { 'dynamic-import': false },
+    })
+  ).metafile;
+}
+
+/** The digest naming `file`'s code cache; refuses a byte the loader's latin1 read would garble. */
+function asciiDigest(file) {
+  const text = readFileSync(join(out, file));
+  const wide = text.findIndex((b) => b > 0x7f);
+  if (wide >= 0) throw new Error(`${file} has a non-ASCII byte at offset ${wide} (${JSON.stringify(text.subarray(Math.max(0, wide - 40), wide + 10).toString())}): scripts/code-cache.mjs reads it as latin1`);
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
+let workersBuilt = false;
+/** hash-worker.js and compress-worker.js next to the CommonJS scripts that start them. */
+async function topWorkers() {
+  if (workersBuilt) return;
+  workersBuilt = true;
+  const entries = existsSync(worker) ? { 'hash-worker': worker } : {};
+  if (existsSync(compressWorker)) entries['compress-worker'] = compressWorker;
+  metas.push((await build({ ...common, plugins: [undiciShim], entryPoints: entries, splitting: false })).metafile);
+}
+
+// With --split-host or --split-commands, those entries share chunks (chunks/); .js everywhere
+// (package.json below says ESM): the host checks its own URL ends in .js.
+const commandNames = [...bins.keys()].filter((n) => n !== 'pve-s3-host');
+const splitEntries = Object.fromEntries(
+  Object.entries(entryPoints).filter(([n]) => (n === 'pve-s3-host' ? splitHost : n === 'chunks/hash-worker' ? splitHost || splitCommands : splitCommands)),
+);
+const metas = [];
+if (Object.keys(splitEntries).some((n) => n !== 'chunks/hash-worker')) {
+  metas.push((await build({ ...common, entryPoints: splitEntries, splitting: true, chunkNames: 'chunks/[name]-[hash]' })).metafile);
+}
 // The Perl plugin starts the host for every operation (pvestatd: every storage, every 10 s), so
 // it is one self-contained file: one read and one compile instead of a dozen chunk loads
 // (bench:startup: about 10 ms less CPU per status). Its hashing thread, when enabled, is the
@@ -231,50 +296,10 @@ module.exports = { headerNameLowerCasedRecord: new Proxy({}, { get: (_, k) => (r
       }));
     },
   };
-  for (const [file, entry, plugins, params] of [
-    ['host.cjs', wholeEntry, [], ''],
-    ['host-status.cjs', stageEntry, [statusOnly], ', __pveS3Whole'],
-  ]) {
-    metas.push(
-      (
-        await build({
-          ...common,
-          entryPoints: undefined,
-          outdir: undefined,
-          stdin: { contents: entry, resolveDir: join(root, 'host', 'bin'), sourcefile: `${file.replace(/\.cjs$/, '')}-entry.js`, loader: 'js' },
-          outfile: join(out, file),
-          format: 'cjs',
-          // node reads and V8 checks all of host.cjs on every start, cache or not: without the
-          // whitespace it is a quarter smaller and a status about 4 ms faster (names are kept, so
-          // stack traces in the log still say which function)
-          minifyWhitespace: true,
-          // licences to host.cjs.LEGAL.txt: one non-ASCII letter in a licence comment would make
-          // the whole source a two-byte string (the loader reads it as latin1, checked below)
-          legalComments: 'external',
-          plugins: [...(fullUndici ? [] : [undiciShim]), ...plugins],
-          // the code needs import.meta.url only to find core.wasm and hash-worker.js, which sit next
-          // to the loader: give it the loader's URL (a .js one, as the hash thread requires)
-          define: { 'import.meta.url': '__pveS3HostUrl' },
-          // the CommonJS wrapper is in the file, so the loader compiles the text it read (wrapping
-          // it there made V8 copy and flatten 0.8 MB more per start)
-          banner: { js: `(function (exports, require, module, __filename, __dirname${params}) {var __pveS3HostUrl = require('node:url').pathToFileURL(__dirname + '/pve-s3-host.js').href;` },
-          footer: { js: '\n})' },
-          // vm.Script has no loader for import(): builtins imported lazily become require()
-          supported: { 'dynamic-import': false },
-        })
-      ).metafile,
-    );
-  }
-  const digests = {};
-  for (const file of ['host.cjs', 'host-status.cjs']) {
-    const text = readFileSync(join(out, file));
-    const wide = text.findIndex((b) => b > 0x7f);
-    if (wide >= 0) throw new Error(`${file} has a non-ASCII byte at offset ${wide} (${JSON.stringify(text.subarray(Math.max(0, wide - 40), wide + 10).toString())}): scripts/host-loader.mjs reads it as latin1`);
-    digests[file] = createHash('sha256').update(text).digest('hex').slice(0, 16);
-  }
-  const loaderEntries = existsSync(worker) ? { 'hash-worker': worker } : {};
-  if (existsSync(compressWorker)) loaderEntries['compress-worker'] = compressWorker;
-  metas.push((await build({ ...common, plugins: [undiciShim], entryPoints: loaderEntries, splitting: false })).metafile);
+  metas.push(await cjsScript('host.cjs', wholeEntry, [], ''));
+  metas.push(await cjsScript('host-status.cjs', stageEntry, [statusOnly], ', __pveS3Whole'));
+  const digests = { 'host.cjs': asciiDigest('host.cjs'), 'host-status.cjs': asciiDigest('host-status.cjs') };
+  await topWorkers();
   // The loader is CommonJS too (pve-s3-host.cjs): node reaches a CommonJS entry about 3 ms
   // sooner than an ES module one (bench:startup). Its #! names node's path, not /usr/bin/env:
   // the plugin executes it for every operation, and env's own start (an exec, its libraries, a
@@ -290,6 +315,38 @@ module.exports = { headerNameLowerCasedRecord: new Proxy({}, { get: (_, k) => (r
     define: { __PVE_S3_HOST_DIGEST__: JSON.stringify(digests['host.cjs']), __PVE_S3_STATUS_DIGEST__: JSON.stringify(digests['host-status.cjs']), 'import.meta.url': '__pveS3LoaderUrl' },
     splitting: false,
   });
+}
+// Each command as the installed host is built: its code as one CommonJS script, cli-NAME.cjs,
+// which its entry pve-s3-NAME.cjs (the bin shim's Node version check, then
+// scripts/command-loader.mjs) compiles with a V8 code cache. As ES modules sharing chunks/, a
+// 1 MiB restore had node's module loader read, link and compile ~60 files, each from source
+// (bench:startup's restore and backup rows). Like the host's loader, the entry is CommonJS with
+// node's path in its #! line (reached a few ms sooner than an ES module or /usr/bin/env).
+if (!splitCommands) {
+  for (const name of commandNames) {
+    const shimFile = bins.get(name);
+    const shim = readFileSync(shimFile, 'utf8');
+    const m = /^([\s\S]*?)^const \{ main \} = await import\('(\.\.\/dist\/cli\/[\w-]+\.js)'\);\s*process\.exitCode = await main\(process\.argv\.slice\(2\)\);\s*$/m.exec(shim);
+    if (!m) throw new Error(`${shimFile} no longer ends in "const { main } = await import('../dist/cli/….js'); process.exitCode = await main(process.argv.slice(2));": update scripts/bundle.mjs`);
+    const script = `cli-${name.replace(/^pve-s3-/, '')}.cjs`;
+    metas.push(await cjsScript(script, `export { main } from ${JSON.stringify(resolve(dirname(shimFile), m[2]))};\n`, [], ''));
+    const entry = `${m[1].replace(/^#!.*\n/, '')}
+import { runCommand } from ${JSON.stringify(join(root, 'scripts', 'command-loader.mjs'))};
+runCommand(__dirname, ${JSON.stringify(script)}, ${JSON.stringify(asciiDigest(script))});
+`;
+    const built = await build({
+      ...common,
+      entryPoints: undefined,
+      outdir: undefined,
+      stdin: { contents: entry, resolveDir: dirname(shimFile), sourcefile: `${name}-entry.js`, loader: 'js' },
+      outfile: join(out, `${name}.cjs`),
+      format: 'cjs',
+      plugins: noFlags ? [binEntries] : [],
+      banner: { js: '#!/usr/bin/node' },
+    });
+    metas.push(built.metafile);
+  }
+  await topWorkers();
 }
 const result = { metafile: { outputs: Object.assign({}, ...metas.map((m) => m.outputs)) } };
 writeFileSync(join(out, 'package.json'), JSON.stringify({ name: 'pve-s3-bundle', private: true, type: 'module' }, null, 2) + '\n');
@@ -322,4 +379,4 @@ for (const [f] of outputs) {
 }
 
 const files = readdirSync(out, { recursive: true }).filter((f) => !f.toString().endsWith('/'));
-console.error(`bundle: ${Object.keys(entryPoints).join(', ')} → ${out} (${files.length} files${fullUndici ? ', whole undici' : ''})`);
+console.error(`bundle: ${[...bins.keys()].join(', ')} → ${out} (${files.length} files${fullUndici ? ', whole undici' : ''})`);

@@ -2,12 +2,12 @@
 // Writes a man page (roff) for one command from its own --help, so the page can never disagree
 // with the program: NAME from the command and the first sentence, SYNOPSIS from the Usage line,
 // the rest of the help verbatim (no fill) under DESCRIPTION.
-//   node scripts/manpage.mjs ENTRY.js NAME VERSION > NAME.1
+//   node scripts/manpage.mjs ENTRY NAME VERSION > NAME.1
 import { execFileSync } from 'node:child_process';
 
 const [entry, name, version] = process.argv.slice(2);
-if (!entry || !name || !version) throw new Error('usage: node scripts/manpage.mjs ENTRY.js NAME VERSION');
-const help = execFileSync(process.execPath, [entry, '--help'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+if (!entry || !name || !version) throw new Error('usage: node scripts/manpage.mjs ENTRY NAME VERSION');
+const help = execFileSync(process.execPath, [entry, '--help'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', PVE_S3_CODE_CACHE_DIR: '' } });
 const lines = help.replace(/\s+$/, '').split('\n');
 const usage = lines[0]?.replace(/^Usage:\s*/, '') ?? name;
 const rest = lines.slice(1);

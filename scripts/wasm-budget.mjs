@@ -30,8 +30,10 @@ const DEFAULT = '--wasm-tiering-budget=1800000';
 
 const wasm = globalThis.WebAssembly;
 let v8;
+let compiled = 0;
 wasm.Module = new Proxy(wasm.Module, {
   construct(target, args, newTarget) {
+    compiled++;
     // node:v8 only when a module is compiled: `version` and argument errors never pay for it
     v8 ??= process.getBuiltinModule('node:v8');
     v8.setFlagsFromString(isLlhttp(args[0]) ? NEVER : RAISED);
@@ -48,3 +50,8 @@ function isLlhttp(src) {
   const bytes = ArrayBuffer.isView(src) ? Buffer.from(src.buffer, src.byteOffset, src.byteLength) : Buffer.from(src);
   return bytes.includes('llhttp_execute');
 }
+
+/** How many WebAssembly modules this process compiled: the core (to sign its first S3 request)
+ *  and llhttp (undici's first answer). command-loader.mjs keeps a code cache only of a run that
+ *  talked to S3. */
+export const wasmModulesCompiled = () => compiled;

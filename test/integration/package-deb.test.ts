@@ -59,6 +59,8 @@ function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     PVE_S3_LOG_FILE: join(work, 'storage-s3.log'),
     // with S3_* alone nothing is signed unless a key file is named (README "Who can be trusted")
     PVE_S3_MANIFEST_KEY_FILE: join(work, 'pkg.manifest-key'),
+    // the commands' V8 code caches: this machine's /var/cache stays untouched
+    PVE_S3_CODE_CACHE_DIR: join(work, 'cli-code-cache'),
     ...extra,
   };
   return env;
@@ -127,6 +129,12 @@ describe('the .deb', () => {
       // the host's first stage: a status answered without reading host.cjs
       '/usr/lib/pve-s3/host-status.cjs',
       '/usr/lib/pve-s3/pve-s3-vzdump-hook',
+      // each command: its entry and its code as one script (compiled with a code cache)
+      '/usr/lib/pve-s3/pve-s3-restore.cjs',
+      '/usr/lib/pve-s3/cli-restore.cjs',
+      '/usr/lib/pve-s3/cli-backup.cjs',
+      '/usr/lib/pve-s3/cli-maintenance.cjs',
+      '/usr/lib/pve-s3/cli-vzdump-hook.cjs',
       '/usr/lib/pve-s3/package.json',
       '/usr/bin/pve-s3-backup',
       '/usr/bin/pve-s3-restore',
@@ -143,10 +151,11 @@ describe('the .deb', () => {
     // the plugin's default host path is what the package installs
     const plugin = readFileSync(join(root, 'usr/share/perl5/PVE/Storage/Custom/S3Plugin.pm'), 'utf8');
     expect(plugin).toMatch(/\$DEFAULT_HOST_BIN = '\/usr\/lib\/pve-s3\/pve-s3-host';/);
-    // core.wasm next to each module that loads it (the self-contained host, the commands' chunks),
-    // exactly the one the build made; nothing from npm's tree
+    // core.wasm next to the scripts that load it (host and commands alike), exactly the one the
+    // build made; no ES module chunks; nothing from npm's tree
     const wasms = [...paths].filter((p) => p.endsWith('/core.wasm')).sort();
-    expect(wasms).toEqual(['/usr/lib/pve-s3/chunks/core.wasm', '/usr/lib/pve-s3/core.wasm']);
+    expect(wasms).toEqual(['/usr/lib/pve-s3/core.wasm']);
+    expect([...paths].some((p) => p.includes('/chunks'))).toBe(false);
     for (const w of wasms) expect(readFileSync(join(root, w)).equals(readFileSync(join(ROOT, 'build/core.wasm'))), w).toBe(true);
     expect([...paths].some((p) => p.includes('node_modules'))).toBe(false);
     // one zstd addon, for the package's architecture (ELF e_machine), stripped (no .symtab)
@@ -168,7 +177,7 @@ describe('the .deb', () => {
   it('make install DESTDIR=… installs the same tree as the package (the .deb adds only its changelog)', () => {
     const dest = join(work, 'destdir');
     ok(run('make', ['--no-print-directory', '-C', ROOT, 'install', `DESTDIR=${dest}`, `BUILDDIR=${join(work, 'build-install')}`, 'SKIP_NPM_BUILD=1']), 'make install');
-    // type, mode and path of everything; chunk names carry content hashes, so equal names mean equal code
+    // type, mode and path of everything
     const tree = (dir: string) =>
       ok(run('find', ['.', '-mindepth', '1', '-printf', '%y %m %P\\n'], { cwd: dir }), 'find')
         .split('\n')
@@ -181,13 +190,15 @@ describe('the .deb', () => {
     for (const c of ['pve-s3-backup', 'pve-s3-restore', 'pve-s3-maintenance', 'pve-s3-vzdump-hook']) {
       const link = join(root, 'usr/bin', c);
       expect(lstatSync(link).isSymbolicLink()).toBe(true);
-      expect(readlinkSync(link)).toBe(`../lib/pve-s3/${c}.js`);
+      expect(readlinkSync(link)).toBe(`../lib/pve-s3/${c}.cjs`);
       const target = realpathSync(link);
       expect(target.startsWith(join(root, 'usr/lib/pve-s3/'))).toBe(true);
       expect(statSync(target).mode & 0o111).not.toBe(0);
-      expect(readFileSync(target, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+      // node's path, as the host's: /usr/bin/env's own start would come on top of every run
+      expect(readFileSync(target, 'utf8').startsWith('#!/usr/bin/node\n')).toBe(true);
     }
     expect(realpathSync(join(root, 'usr/lib/pve-s3/pve-s3-host'))).toBe(join(root, 'usr/lib/pve-s3/pve-s3-host.cjs'));
+    expect(realpathSync(join(root, 'usr/lib/pve-s3/pve-s3-vzdump-hook'))).toBe(join(root, 'usr/lib/pve-s3/pve-s3-vzdump-hook.cjs'));
   });
 
   it('postinst and postrm are POSIX sh and succeed where PVE is not installed', () => {
@@ -243,7 +254,7 @@ describe('the .deb', () => {
 describe('the installed tree (unpacked outside the repository)', () => {
   it('cannot reach a node_modules directory from where it is installed', () => {
     expect(root.startsWith(ROOT + '/')).toBe(false);
-    for (let d = join(root, 'usr/lib/pve-s3/chunks'); ; d = dirname(d)) {
+    for (let d = join(root, 'usr/lib/pve-s3'); ; d = dirname(d)) {
       expect(existsSync(join(d, 'node_modules')), `${d}/node_modules`).toBe(false);
       if (d === dirname(d)) break;
     }
@@ -296,6 +307,40 @@ describe('the installed tree (unpacked outside the repository)', () => {
 
     const check = run('pve-s3-maintenance', ['--action', 'check-integrity', '--json'], { env });
     expect(check.status, check.stderr).toBe(0);
+  });
+
+  it('the installed commands keep a V8 code cache of a run that talked to S3, use it, and survive a corrupt one', () => {
+    const cache = join(work, 'cli-cc');
+    const env = cliEnv({ S3_PREFIX: 'pkg-cc/', PVE_S3_CODE_CACHE_DIR: cache });
+    const files = () => (existsSync(cache) ? ok(run('ls', [cache]), 'ls').split('\n').filter(Boolean).sort() : []);
+    const cacheName = (script: string) =>
+      `${script.replace(/\.cjs$/, '')}-${createHash('sha256').update(readFileSync(join(root, 'usr/lib/pve-s3', script))).digest('hex').slice(0, 16)}-${process.version}-${process.arch}.v8cache`;
+    // --help, a usage error, a hook phase that does nothing: no cache of argument parsing alone
+    ok(run('pve-s3-restore', ['--help'], { env }), 'pve-s3-restore --help');
+    expect(run('pve-s3-restore', ['--bogus'], { env }).status).toBe(2);
+    ok(run('pve-s3-vzdump-hook', ['job-start'], { env }), 'pve-s3-vzdump-hook job-start');
+    expect(files()).toEqual([]);
+    const src = join(work, 'src-cc');
+    ok(run('mkdir', ['-p', src]), 'mkdir');
+    const name = 'vzdump-qemu-4244-2025_01_02-03_04_05.vma.zst';
+    const data = randomBytes(MiB + 17);
+    writeFileSync(join(src, name), data);
+    ok(run('pve-s3-backup', ['--source', join(src, name)], { env }), 'pve-s3-backup');
+    expect(files()).toEqual([cacheName('cli-backup.cjs')]);
+    const dest = join(work, 'restored-cc.vma.zst');
+    const restore = () => {
+      ok(run('pve-s3-restore', ['--source', name, '--destination', dest, '--force'], { env }), 'pve-s3-restore');
+      expect(readFileSync(dest).equals(data)).toBe(true);
+    };
+    restore();
+    const restoreCache = join(cache, cacheName('cli-restore.cjs'));
+    expect(files()).toEqual([cacheName('cli-backup.cjs'), cacheName('cli-restore.cjs')]);
+    const made = statSync(restoreCache).mtimeMs;
+    restore();
+    expect(statSync(restoreCache).mtimeMs).toBe(made); // accepted: not written again
+    writeFileSync(restoreCache, 'not a code cache');
+    restore();
+    expect(statSync(restoreCache).size).toBeGreaterThan(100_000); // rejected, replaced
   });
 
   it('the installed host makes a provider VM backup from QEMU\'s NBD export: zstd addon and compression threads from the installed tree', async (ctx) => {

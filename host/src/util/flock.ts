@@ -1,8 +1,8 @@
 /**
  * flock(2) for Node, which has none. flock(1) (util-linux, Essential on Debian, so on every PVE
- * node) takes the lock for a shell that keeps it while the `cat` it starts reads our end of a
- * pipe. The pipe closes when we release, and also when this process dies in any way (kill -9
- * included), so a lock never outlives its holder: there is no stale lock to detect or break.
+ * node) takes the lock for a shell that keeps it while it reads our end of a pipe. The pipe
+ * closes when we release, and also when this process dies in any way (kill -9 included), so a
+ * lock never outlives its holder: there is no stale lock to detect or break.
  * Perl's flock on the same file excludes it too.
  *
  * `remove`: the lock file goes when its holder lets go (also after a kill -9 of the holder: the
@@ -15,6 +15,7 @@
  * names).
  */
 import { spawn } from 'node:child_process';
+import { unlink } from 'node:fs/promises';
 import { EXIT, PveS3Error } from './errors.js';
 
 export interface FileLock {
@@ -31,10 +32,13 @@ const BUSY = 75;
 /**
  * $1 the file, $2 seconds to wait (0: only if free now), $3 1 to remove the file on release.
  * Signals for the process group (a Ctrl-C) are ignored: the lock lasts as long as our pipe, so it
- * is kept while we clean up and dropped when we are gone.
+ * is kept while we clean up and dropped when we are gone. Every backup takes such a lock, so the
+ * script starts no program it can do without: date(1) only to wait, the shell's own read for the
+ * pipe, and rm(1) only when the holder died (a release unlinks the file itself first).
  */
 const TAKE = `trap '' HUP INT TERM
-f=$1; w=$2; end=$(( $(date +%s) + w ))
+f=$1; w=$2
+[ "$w" -gt 0 ] && end=$(( $(date +%s) + w ))
 while :; do
   exec 9>>"$f" || exit 1
   if [ "$w" -gt 0 ]; then
@@ -47,7 +51,7 @@ while :; do
   exec 9>&-
 done
 echo locked
-cat >/dev/null 9>&-
+while read -r _; do :; done
 if [ "$3" = 1 ] && [ /proc/$$/fd/9 -ef "$f" ]; then rm -f -- "$f"; fi
 `;
 
@@ -90,6 +94,9 @@ export function flockFile(path: string, o: { waitSeconds: number; signal?: Abort
       resolve({
         path,
         release: async () => {
+          // the holder unlinks the file it holds: the shell then finds another file (or none) at
+          // the path and leaves it; it removes the file itself only when we died holding it
+          if (o.remove === true) await unlink(path).catch(() => undefined);
           child.stdin.end();
           await closed;
         },
