@@ -270,7 +270,10 @@ if (!splitHost && esmHost && entryPoints['pve-s3-host']) {
 const borrowed = { ${Object.entries(borrowed).map(([k, v]) => `${JSON.stringify(k)}: () => require(${JSON.stringify(v)})`).join(', ')} };
 export function borrow(name) { return borrowed[name](); }
 `;
-  const stageEntry = `import { firstStage } from ${JSON.stringify(join(protocol, 'first-stage.js'))};\nexport { servedOp } from ${mainJs};\n${m[1].replace(/^#!.*\n/, '')}\nfirstStage(__pveS3Whole);\n`;
+  // the shim's budget import is the loader's (host-loader.mjs runs it first): not wrapped twice
+  const budget = "import '../../scripts/wasm-budget.mjs';\n";
+  if (!m[1].includes(budget)) throw new Error(`${bins.get('pve-s3-host')} no longer has the line ${budget.trim()}: update scripts/bundle.mjs`);
+  const stageEntry = `import { firstStage } from ${JSON.stringify(join(protocol, 'first-stage.js'))};\nexport { servedOp } from ${mainJs};\n${m[1].replace(/^#!.*\n/, '').replace(budget, '')}\nfirstStage(__pveS3Whole);\n`;
   const statusOnly = {
     name: 'status-ops',
     setup(b) {

@@ -1,5 +1,6 @@
-// Imported first by every command's shim in host/bin (so by the bundle's commands too) and by the
-// installed host's loader (host-loader.mjs), before any WebAssembly is compiled.
+// Imported first by every shim in host/bin (so by the bundle's commands too) and by the installed
+// host's loader (host-loader.mjs; its first stage leaves the shim's import out), before any
+// WebAssembly is compiled.
 // V8 11 (Node 20) tiers a wasm function up to TurboFan once it has run "1.8 MB worth" of code;
 // undici's HTTP parser (llhttp) reaches that within the first response, and compiling its one
 // big function costs about 80 ms — which a short run then waits for at exit. Ten times the
