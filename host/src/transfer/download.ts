@@ -27,6 +27,7 @@ import { ProgressTracker, type Progress } from './progress.js';
 import { StreamGovernor } from './stream-governor.js';
 import { limiterFor, type RateLimiter } from './rate-limit.js';
 import { FlushBehind, checkDestination, commitTemp, createTemp, discardTemp, type TempFile } from './temp-file.js';
+import { DirectWriter } from './direct-file.js';
 import { abortedError, integrityError, isAbortError } from './transfer-errors.js';
 import type { SseOptions } from '../s3/types.js';
 import { bareETag } from '../s3/xml.js';
@@ -65,6 +66,9 @@ export interface DownloadOptions {
   verify?: VerifyMode;
   /** the manifest the caller has already read (null: download without one, by size/MD5) */
   manifest?: Manifest | null;
+  /** false: write a file destination through the page cache even where O_DIRECT could take it
+   *  (direct-file.ts; default true) */
+  directIo?: boolean;
 }
 
 export interface DownloadResult {
@@ -77,6 +81,8 @@ export interface DownloadResult {
   checks: Check[];
   manifest: Manifest | null;
   path?: string;
+  /** of a file destination: how many bytes the disk took with O_DIRECT (0: all through the page cache) */
+  directBytes?: number;
 }
 
 /** Range size for objects without a manifest. */
@@ -141,8 +147,9 @@ export async function downloadObject(client: TransferClient, key: string, dest: 
       return result;
     }
     const temp = await createTemp(dest.path, info.size);
+    let directBytes = 0;
     try {
-      await job.toFile(ranges, temp);
+      directBytes = await job.toFile(ranges, temp, o.directIo !== false);
       if (md5Check) await checkFileMd5(key, temp, info.size, info.etag, o.signal);
       await commitTemp(temp, dest.path, o.force === true, { ...(o.mode !== undefined ? { mode: o.mode } : {}), ...(o.mtime !== undefined ? { mtime: o.mtime } : {}) });
     } catch (e) {
@@ -150,7 +157,7 @@ export async function downloadObject(client: TransferClient, key: string, dest: 
       throw e;
     }
     progress.finish();
-    return { ...result, path: dest.path };
+    return { ...result, path: dest.path, directBytes };
   } catch (e) {
     // the figures reached go out on a failure too: a log then says how far it got
     progress.finish();
@@ -245,8 +252,11 @@ function isPlainMd5Etag(info: TransferObjectInfo): boolean {
 }
 
 
-/** Where a range's bytes go, as they arrive: `chunk` is valid only during the call. */
-type Sink = (chunk: Uint8Array, offsetInRange: number) => void;
+/**
+ * Where a range's bytes go, as they arrive: `chunk` is valid only during the call. A sink that
+ * feeds `crc` itself (from wherever it copied the bytes to) says so by returning true.
+ */
+type Sink = (chunk: Uint8Array, offsetInRange: number, crc: Crc64Nvme | null) => boolean | void;
 const NO_SINK: Sink = () => undefined;
 
 class RangeJob {
@@ -258,6 +268,8 @@ class RangeJob {
   private cancelledP: Promise<void> | undefined;
   /** bytes received so far, for the StreamGovernor's rates */
   private moved = 0;
+  /** awaited before a range is fetched again: its new bytes must not be overtaken by its old ones */
+  private beforeRetry: (() => Promise<void>) | null = null;
 
   constructor(
     private readonly client: TransferClient,
@@ -312,21 +324,37 @@ class RangeJob {
   }
 
   /**
-   * Each piece goes to its offset in the temp file as it arrives, synchronously: the socket's
-   * buffer is reused for the next read, and a write to the page cache costs less than handing the
-   * piece to the thread pool (a copy and a promise per piece). A range fetched again overwrites
-   * its own bytes. Each finished range starts a flush of what is written (FlushBehind).
+   * Each piece goes to its offset in the temp file as it arrives: through O_DIRECT stages where
+   * the file's filesystem takes them (direct-file.ts), else synchronously through the page cache
+   * (the socket's buffer is reused for the next read, and a write to the page cache costs less
+   * than handing the piece to the thread pool: a copy and a promise per piece). A range fetched
+   * again overwrites its own bytes. Each finished range starts a flush of what went through the
+   * page cache (FlushBehind). Returns the bytes written with O_DIRECT.
    */
-  async toFile(ranges: Range[], temp: TempFile): Promise<void> {
+  async toFile(ranges: Range[], temp: TempFile, directIo: boolean): Promise<number> {
     const fd = temp.fh.fd;
     const flush = new FlushBehind(temp);
+    const direct = directIo ? await DirectWriter.open(temp.path, fd) : null;
+    const sinkFor: (r: Range) => Sink = direct
+      ? (r) => (chunk, at, crc) => {
+          direct.put(chunk, r.start + at, crc);
+          return true;
+        }
+      : (r) => (chunk, at) => writeAt(fd, chunk, r.start + at, temp.path);
+    const kick = direct ? (): void => (direct.takeBuffered() > 0 ? flush.kick() : undefined) : (): void => flush.kick();
+    this.beforeRetry = direct ? () => direct.quiesce() : null;
     try {
-      await this.runs(ranges, (r) => (chunk, at) => writeAt(fd, chunk, r.start + at, temp.path), () => flush.kick());
+      await this.runs(ranges, sinkFor, kick);
+      await direct?.finish();
     } catch (e) {
+      await direct?.close().catch(() => undefined);
       await flush.done().catch(() => undefined);
       throw e;
+    } finally {
+      this.beforeRetry = null;
     }
     await flush.done();
+    return direct?.directBytes ?? 0;
   }
 
   /**
@@ -422,6 +450,7 @@ class RangeJob {
         this.progress.retract(counted);
         if (this.failure || isAbortError(e) || this.cancel.signal.aborted) throw this.failure ?? e;
         if (!worthAnotherTry(e) || attempt >= retries) throw e;
+        await this.beforeRetry?.();
       }
     }
   }
@@ -505,9 +534,8 @@ class RangeJob {
         for (let off = 0; off < chunk.length; ) {
           if (i >= run.length) throw new PveS3Error('ShortRead', `server sent more than the ${end - run[0]!.start} bytes asked for in a range of '${this.key}'`, { retryable: true });
           const piece = chunk.subarray(off, off + Math.min(chunk.length - off, r.length - got));
-          crc?.update(piece);
+          if (sink(piece, got, crc) !== true) crc?.update(piece);
           sha?.update(piece);
-          sink(piece, got);
           got += piece.length;
           off += piece.length;
           this.moved += piece.length;
@@ -534,6 +562,7 @@ class RangeJob {
         const n = (failures.get(i) ?? 0) + 1;
         failures.set(i, n);
         if (!worthAnotherTry(e) || n > retries) throw e;
+        await this.beforeRetry?.();
       }
     }
     await Promise.all(settling);
@@ -558,9 +587,8 @@ class RangeJob {
       let asked = 0;
       const onData = (chunk: Uint8Array): void => {
         if (got + chunk.length > asked) throw new PveS3Error('ShortRead', `server sent more than the ${r.length} bytes asked for in a range of '${this.key}'`, { retryable: true });
-        crc?.update(chunk);
+        if (sink(chunk, got, crc) !== true) crc?.update(chunk);
         sha?.update(chunk);
-        sink(chunk, got);
         got += chunk.length;
         count(chunk.length);
       };
