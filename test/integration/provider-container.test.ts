@@ -10,13 +10,13 @@
  * capabilities, links, hard links, sparse allocation, contents), less what vzdump excludes.
  * Faults: the bucket failing mid-backup and mid-restore leaves nothing behind.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { S3Client } from '../../host/src/s3/client.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { refusingEndpoint, startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { HOST, hostOp, storageSection, type Envelope } from '../helpers/host-op.js';
 import { tempDir } from '../helpers/qsd.js';
 import { closeTestClients, dropBucket, freshBucket, readAll, testS3 } from '../helpers/s3.js';
@@ -441,6 +441,71 @@ d('provider container backup (directory) and restore (tar) as the container root
       await c.completeMultipartUpload(key, theirs, [{ partNumber: 1, ...theirPart }]);
       expect(createHash('sha256').update(await readAll((await c.getObject(key)).body)).digest('hex')).toBe(createHash('sha256').update(part).digest('hex'));
       await c.deleteObject(key);
+    }, 240_000);
+
+    it("the vzdump worker and its backup process killed (SIGKILL) mid-upload, no discard: the next backup's sweep aborts its upload, not another writer's of the same name, which completes", async () => {
+      const own = 'backup/vzdump-lxc-107-2025_01_02-03_04_05.tar.zst';
+      const key = `${PREFIX}dump/${own.slice(7)}`;
+      const part = randomBytes(5 << 20);
+      const theirs = await c.createMultipartUpload(key);
+      const theirPart = await c.uploadPart(key, theirs, 1, part, createHash('sha256').update(part).digest('hex'));
+      // the vzdump worker owning the backup: a process of its own, killed with the backup process
+      const worker = spawn('sleep', ['600'], { stdio: 'ignore' });
+      const workerGone = new Promise((r) => worker.on('close', r));
+      proxy.plan([{ match: { method: 'PUT', pathIncludes: 'partNumber=' }, skip: 1, times: Infinity, fault: { kind: 'hang' } }]);
+      const prep = await host('backup-container-prepare', { volname: own, user_id: CT_UID_BASE, owner_pid: worker.pid }, { storage: viaProxy });
+      expect(prep.ok, prep.error?.message).toBe(true);
+      const dir = (prep.result as { dir: string }).dir;
+      const running = host('backup-container', backupArgs(own, big, { exclude: [], run: 'd'.repeat(32) }), { storage: viaProxy, userns: true });
+      const record = (): { pid: number; uploads?: Array<{ key: string; uploadId: string }> } | null => {
+        try {
+          return JSON.parse(readFileSync(join(dir, 'run'), 'utf8')) as { pid: number; uploads: Array<{ key: string; uploadId: string }> };
+        } catch {
+          return null;
+        }
+      };
+      for (let i = 0; i < 300 && !record()?.uploads?.length; i++) await new Promise((r) => setTimeout(r, 100));
+      const rec = record()!;
+      expect(rec.uploads).toHaveLength(1);
+      const ours = rec.uploads![0]!;
+      process.kill(rec.pid, 'SIGKILL');
+      worker.kill('SIGKILL');
+      await expect(running).rejects.toThrow(/no envelope from backup-container/);
+      await workerGone;
+      proxy.plan([]);
+      for (let i = 0; i < 100 && ctProcesses().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(ctProcesses()).toEqual([]);
+      expect((await c.listMultipartUploads({ prefix: key })).map((u) => u.uploadId).sort()).toEqual([ours.uploadId, theirs].sort());
+
+      // the next container backup on the storage, while the gateway cannot be reached: its sweep
+      // keeps the dead run's record, says so in one line, and the new backup is prepared
+      const next = 'backup/vzdump-lxc-108-2025_01_02-03_04_05.tar.zst';
+      const unreachable = { ...storage, endpoint: await refusingEndpoint() };
+      const p1 = await host('backup-container-prepare', { volname: next, user_id: CT_UID_BASE }, { storage: unreachable });
+      expect(p1.ok, p1.error?.message).toBe(true);
+      // (besides the host's line per retried request)
+      const warned = p1.stderr.split('\n').filter((l) => !l.startsWith('retrying AbortMultipartUpload') && l.includes(key));
+      expect(warned).toHaveLength(1);
+      expect(warned[0]).toMatch(
+        new RegExp(
+          `^warning: the incomplete multipart upload of '${key.replace(/[.]/g, '\\.')}' left by a container backup whose vzdump worker died could not be aborted \\(.+\\): its run record stays in ${dir.replace(/[.]/g, '\\.')}, and the next container backup on storage '${SID}' tries again$`,
+        ),
+      );
+      expect(record()?.uploads).toEqual([ours]);
+      expect(existsSync(`${dir}.owner`)).toBe(true);
+
+      // the gateway answers again: the next sweep aborts the upload the record names, and only it
+      const p2 = await host('backup-container-prepare', { volname: next, user_id: CT_UID_BASE });
+      expect(p2.ok, p2.error?.message).toBe(true);
+      expect(p2.stderr).not.toContain(key);
+      expect(existsSync(dir)).toBe(false);
+      expect(existsSync(`${dir}.owner`)).toBe(false);
+      expect((await c.listMultipartUploads({ prefix: key })).map((u) => u.uploadId)).toEqual([theirs]);
+      // the other writer's backup completes, whole
+      await c.completeMultipartUpload(key, theirs, [{ partNumber: 1, ...theirPart }]);
+      expect(createHash('sha256').update(await readAll((await c.getObject(key)).body)).digest('hex')).toBe(createHash('sha256').update(part).digest('hex'));
+      await c.deleteObject(key);
+      expect((await host('backup-discard', { volname: next })).ok).toBe(true);
     }, 240_000);
 
     it('the bucket failing mid-restore: a clear error, no restore directory left', async () => {

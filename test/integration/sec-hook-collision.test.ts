@@ -6,7 +6,7 @@
 // backup under that name is another writer's and stays; only an unverified object (a run of this
 // hook that stopped before its manifest) is replaced (docs/SECURITY.md).
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, readdirSync, utimesSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,10 +29,13 @@ beforeAll(async () => {
     s3Section('clusterb', c.bucket, { prefix: 'shared/', path: join(dir, 'b') }),
     // cluster b again, its uploads slowed to 1 MiB/s in 5 MiB parts
     s3Section('slowb', c.bucket, { prefix: 'shared/', path: join(dir, 'b'), bwlimit: 'default=1024', multipart_chunk_size: '5' }),
+    // cluster c: its hook marks are the last test's alone
+    s3Section('clusterc', c.bucket, { prefix: 'shared/', path: join(dir, 'c') }),
   ]);
   const key = testManifestKey(join(dir, 'priv'), 'clustera');
   copyFileSync(key.file, join(dir, 'priv', 'clusterb.manifest-key'));
   copyFileSync(key.file, join(dir, 'priv', 'slowb.manifest-key'));
+  copyFileSync(key.file, join(dir, 'priv', 'clusterc.manifest-key'));
 });
 
 afterAll(async () => {
@@ -124,4 +127,44 @@ describe('the vzdump hook and an archive name another writer stored', () => {
     expect(await c.listMultipartUploads({ prefix: `shared/dump/${name}` })).toEqual([]);
     expect(readFileSync(b.target).equals(b.data)).toBe(true);
   }, 120_000);
+
+  it("a job killed between backup-end and log-end: the next hook run on the storage removes its mark once it is a day old, never a running job's", async () => {
+    const marks = join(dir, 'c', '.pve-s3', 'hook');
+    const ago = (file: string, hours: number): void => {
+      const t = new Date(Date.now() - hours * 3600_000);
+      utimesSync(join(marks, file), t, t);
+    };
+    const end = async (name: string) => {
+      const a = await archive('c', name);
+      const r = await hook('clusterc', a.target);
+      expect(r.code, r.stderr).toBe(0);
+      return a.target;
+    };
+    // killed after backup-end, a day and an hour ago: its log-end never comes
+    const killed = 'vzdump-qemu-101-2026_12_05-01_00_02.vma.zst';
+    await end(killed);
+    ago(`${killed}.json`, 25);
+    // a job still running: between its backup-end and its log-end, one for 23 hours (far longer than any does)
+    const running = 'vzdump-qemu-102-2026_12_06-05_00_02.vma.zst';
+    const runningTarget = await end(running);
+    const slow = 'vzdump-qemu-103-2026_12_05-07_00_02.vma.zst';
+    await end(slow);
+    ago(`${slow}.json`, 23);
+    // the next job's backup-end on this storage
+    const next = 'vzdump-qemu-104-2026_12_06-05_10_02.vma.zst';
+    await end(next);
+    expect(readdirSync(marks).sort()).toEqual([`${running}.json`, `${slow}.json`, `${next}.json`].sort());
+
+    // another killed job's mark goes with the next log-end, and the running job's log-end still finds its own
+    const killed2 = 'vzdump-qemu-105-2026_12_05-02_00_02.vma.zst';
+    await end(killed2);
+    ago(`${killed2}.json`, 25);
+    const logName = running.replace(/\.vma\.zst$/, '.log');
+    const log = join(dir, 'c', 'dump', logName);
+    await writeFile(log, 'INFO: Finished Backup of VM 102\n');
+    const le = await run('pve-s3-vzdump-hook', ['log-end', 'snapshot', '102'], { env: { ...env, STOREID: 'clusterc', TARGET: runningTarget, LOGFILE: log, DUMPDIR: join(dir, 'c', 'dump') } });
+    expect(le.code, le.stderr).toBe(0);
+    expect((await body(c, `shared/dump/${logName}`)).toString()).toBe('INFO: Finished Backup of VM 102\n');
+    expect(readdirSync(marks).sort()).toEqual([`${slow}.json`, `${next}.json`].sort());
+  });
 });

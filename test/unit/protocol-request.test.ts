@@ -132,6 +132,11 @@ describe('handle (in process, no network)', () => {
     const r = await handle(input(JSON.stringify({ v: 1, op: 'status', storage })));
     expect(r.envelope).toMatchObject({ ok: false, error: { code: 'ConfigMissing' } });
     expect(r.message).toMatch(/secret_key/);
+    expect((r.envelope as { error: object }).error).not.toHaveProperty('quiet');
+    // a storage added disabled without it (pvesm add --disable 1): the failure is what the admin asked for
+    const off = await handle(input(JSON.stringify({ v: 1, op: 'manifest-key', storage: { ...storage, disable: '1' }, args: { action: 'create' } })));
+    expect(off.envelope).toMatchObject({ ok: false, error: { code: 'ConfigMissing', quiet: true } });
+    expect(off.message).toBe(r.message);
   });
 
   it('refuses a bad deadline_ms and bad args with BadRequest/InvalidArgument', async () => {

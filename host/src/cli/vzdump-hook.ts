@@ -19,6 +19,7 @@ import { openStore, createCliLogger } from './context.js';
 import { runCommand } from './exit.js';
 import { formatBytes, formatRate, note, writeOut } from './output.js';
 import { bareETag } from '../s3/xml.js';
+import type { StoreContext } from '../store/types.js';
 
 const CMD = 'pve-s3-vzdump-hook';
 
@@ -52,6 +53,16 @@ ${COMMON_HELP.slice(COMMON_HELP.indexOf('Exit codes:'))}
 `;
 
 const say = (m: string) => note(`${CMD}: ${m}`);
+
+/** the marks of jobs killed between backup-end and log-end (store/hook-marks.ts), never this job's
+ *  (`keep`): a mark that cannot be removed is no reason to fail this backup */
+async function dropStaleMarks(ctx: StoreContext, keep: string | undefined): Promise<void> {
+  const cacheDir = ctx.settings.cacheDir;
+  if (cacheDir === undefined) return;
+  const marks = await import('../store/hook-marks.js');
+  const dropped = await marks.dropStaleMarks(cacheDir, keep !== undefined ? { keep } : {}).catch(() => 0);
+  if (dropped > 0) ctx.logger.info('removed the marks of vzdump jobs that ended between backup-end and log-end', { count: dropped });
+}
 
 /** The storage's type in storage.cfg; undefined when vzdump named no storage or it is unknown. */
 async function storageType(id: string): Promise<string | undefined> {
@@ -116,6 +127,7 @@ export async function main(argv: string[]): Promise<number> {
       if (c.kind !== 'volume') throw new PveS3Error('InvalidArgument', `TARGET '${target}' is not a backup archive name`, { exitCode: EXIT.usage });
       const opened = await openStore(cfg, logger);
       try {
+        await dropStaleMarks(opened.ctx, basename(target));
         const { putLocalVolume } = await import('../store/put-local.js');
         const { WAIT_FOR_WRITER_SECONDS } = await import('../store/volume-lock.js');
         const t0 = performance.now();
@@ -159,6 +171,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     const opened = await openStore(cfg, logger);
     try {
+      await dropStaleMarks(opened.ctx, target && target !== '-' ? basename(target) : undefined);
       const { archiveStored, putBackupLog } = await import('../store/local-files.js');
       // a failed or aborted backup (or a backup-end that failed to upload) has no archive in the
       // bucket: its log alone would be an orphan there, and the admin looks for it in the dump dir.

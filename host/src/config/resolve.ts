@@ -343,7 +343,9 @@ export function storageConfigFromSection(
       throw new PveS3Error(
         'ConfigMissing',
         `missing ${key} for storage '${storageId ?? '?'}': ${key === 'secret_key' ? `no secret stored for it (${secretFilePath(configPaths().privDir, storageId ?? '<id>')}): set it with` : 'set it with'} pvesm set ${storageId ?? '<id>'} --${key}`,
-        { exitCode: EXIT.usage },
+        // a storage added disabled without its secret (pvesm add --disable 1) is what the admin
+        // asked for: failing is right, warning about it (on_add_hook's manifest key) only noise
+        { exitCode: EXIT.usage, quiet: key === 'secret_key' && v.disable === true },
       );
     }
   }

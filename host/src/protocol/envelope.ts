@@ -12,7 +12,7 @@ export interface OkEnvelope {
 }
 export interface ErrorEnvelope {
   ok: false;
-  error: { code: string; message: string; status?: number; retryable: boolean };
+  error: { code: string; message: string; status?: number; retryable: boolean; quiet?: true };
 }
 export type Envelope = OkEnvelope | ErrorEnvelope;
 

@@ -96,7 +96,7 @@ export const PROVIDER_OPS: Record<string, Op> = {
     // the vzdump worker whose backup this is: its death abandons the work directory
     const owner = int(args, 'owner_pid', { min: 2 }) ?? process.ppid;
     const { prepareCtWorkDir } = await import('../store/ct-backup-dir.js');
-    const dir = await prepareCtWorkDir(ctx, volname, { uid, owner });
+    const dir = await prepareCtWorkDir(ctx, volname, { uid, owner, onLine: stderrLine });
     return { result: { dir }, message: `work directory ${dir} ready for uid ${uid}` };
   },
 

@@ -14,7 +14,8 @@
  *       conf/etc/vzdump/pct.conf   the guest config, and pct.fw: the first members of the tar
  *       pve-s3-fifo-…           the compressor's output FIFO while it is being opened
  *
- * What root later does there (discard, end) never writes through a name the uid controls, and
+ * What root later does there (discard, end, the sweep of abandoned ones) never writes through a
+ * name the uid controls, reads the run record only as a regular file (no link, no FIFO), and
  * stops a recorded process only when it runs as that uid.
  */
 import { chmod, chown, lstat, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -23,7 +24,7 @@ import { isStorageId } from '../config/storage-id.js';
 import { parseVolname } from '../pve/volname.js';
 import { EXIT, PveS3Error } from '../util/errors.js';
 import { processStart, recordedAlive } from '../util/process.js';
-import { liveRun, stopRunAt, type RunStopped } from './provider-run.js';
+import { abortRecorded, archiveKeys, liveRun, recordedUploads, stopRunAt, type RunStopped } from './provider-run.js';
 import type { StoreContext } from './types.js';
 
 export const CT_BACKUP_ROOT = '/run/pve-s3/ct-backup';
@@ -69,9 +70,10 @@ async function ensureRootDir(dir: string, mode: number): Promise<void> {
 
 /**
  * Makes the work directory for a backup run by `uid` (as root): removes what an earlier attempt
- * of the same name left, and the directories of backups whose vzdump worker died.
+ * of the same name left, and the directories of backups whose vzdump worker died (sweepAbandoned);
+ * `onLine`: where a line about what the sweep had to leave goes (the task log).
  */
-export async function prepareCtWorkDir(ctx: StoreContext, volname: string, o: { uid: number; owner: number }): Promise<string> {
+export async function prepareCtWorkDir(ctx: StoreContext, volname: string, o: { uid: number; owner: number; onLine?: (line: string) => void }): Promise<string> {
   if (process.getuid?.() !== 0) {
     throw new PveS3Error('InvalidArgument', 'backup-container-prepare runs as root (PVE calls backup_container_prepare privileged)', { exitCode: EXIT.usage });
   }
@@ -79,7 +81,7 @@ export async function prepareCtWorkDir(ctx: StoreContext, volname: string, o: { 
   await ensureRootDir('/run/pve-s3', 0o755);
   await ensureRootDir(CT_BACKUP_ROOT, 0o711);
   await ensureRootDir(storageDir(ctx), 0o711);
-  await sweepAbandoned(ctx);
+  await sweepAbandoned(ctx, o.onLine);
   const prev = await readOwner(w.owner);
   if (prev && prev.owner !== o.owner && recordedAlive(prev.owner, prev.start)) {
     throw new PveS3Error('VolumeBusy', `a backup of '${volname}' is being made by process ${prev.owner}: not started twice`, { exitCode: EXIT.failure, retryable: true });
@@ -136,9 +138,23 @@ async function readOwner(file: string): Promise<OwnerRecord | null> {
   }
 }
 
-/** backups of this storage whose vzdump worker is gone and whose backup process is too */
-async function sweepAbandoned(ctx: StoreContext): Promise<void> {
+/**
+ * How long the sweep may wait for the gateway to abort what abandoned runs left: the prepare it runs
+ * in has 30 s (the plugin's op_timeout), and a new backup must not fail for an old one's leftovers.
+ */
+const SWEEP_ABORT_MS = 10_000;
+
+/**
+ * Backups of this storage whose vzdump worker is gone and whose backup process is too. The multipart
+ * uploads a run record names go first (only those: another writer's upload of the same key looks
+ * no different in the bucket): the record is the only note of them — a container's uid cannot
+ * remember them with the node's abandoned uploads — so while the gateway cannot abort them, the
+ * directory stays for the next sweep, and one line says so.
+ */
+async function sweepAbandoned(ctx: StoreContext, onLine?: (line: string) => void): Promise<void> {
   const sdir = storageDir(ctx);
+  const budget = AbortSignal.timeout(SWEEP_ABORT_MS);
+  const signal = ctx.signal ? AbortSignal.any([ctx.signal, budget]) : budget;
   for (const n of await readdir(sdir).catch(() => [] as string[])) {
     if (!n.endsWith('.owner')) continue;
     const name = n.slice(0, -'.owner'.length);
@@ -146,7 +162,31 @@ async function sweepAbandoned(ctx: StoreContext): Promise<void> {
     if (rec && recordedAlive(rec.owner, rec.start)) continue;
     if (!rec && Date.now() - ((await stat(join(sdir, n)).catch(() => null))?.mtimeMs ?? 0) < 60_000) continue;
     const dst = await lstat(join(sdir, name)).catch(() => null);
-    if (dst?.isDirectory() && (await liveRun(join(sdir, name, 'run'), dst.uid)) !== null) continue;
-    await removeCtWorkDir(ctx, `backup/${name}`).catch(() => undefined);
+    const runFile = join(sdir, name, 'run');
+    if (dst?.isDirectory() && (await liveRun(runFile, dst.uid)) !== null) continue;
+    const volname = `backup/${name}`;
+    try {
+      if (dst?.isDirectory() && !(await abortLeft(ctx, volname, runFile, signal, onLine))) continue;
+      await removeCtWorkDir(ctx, volname);
+    } catch {
+      // not a backup's name, or gone meanwhile: nothing of ours to keep
+    }
   }
+}
+
+/** Aborts the uploads the dead run's record names; false (and a line said) when some stay. */
+async function abortLeft(ctx: StoreContext, volname: string, runFile: string, signal: AbortSignal, onLine?: (line: string) => void): Promise<boolean> {
+  const { uploads } = await recordedUploads(runFile);
+  if (uploads.length === 0) return true;
+  const keys = archiveKeys(ctx, volname);
+  const r = await abortRecorded(ctx, uploads, keys, new Set(), { signal });
+  if (!r.failed) {
+    if (r.aborted > 0) ctx.logger.info('aborted the multipart uploads of a container backup whose vzdump worker died', { volname, count: r.aborted });
+    return true;
+  }
+  const why = signal.aborted && !ctx.signal?.aborted ? `no answer within ${SWEEP_ABORT_MS / 1000} s` : r.failed.message;
+  const line = `warning: the incomplete multipart upload of '${keys[0]}' left by a container backup whose vzdump worker died could not be aborted (${why}): its run record stays in ${join(runFile, '..')}, and the next container backup on storage '${ctx.settings.storageId}' tries again`;
+  ctx.logger.warn(line);
+  onLine?.(line);
+  return false;
 }

@@ -4,8 +4,8 @@
  * killing its child, so `backup_cleanup` after a failure must first stop a backup host process
  * still running for the archive, then remove what that run left — and only that.
  */
-import { readFileSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { constants, readFileSync } from 'node:fs';
+import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TransferClient } from '../transfer/transfer-client.js';
 import { writeJsonAtomic } from '../util/json-file.js';
@@ -112,9 +112,27 @@ export async function recordRunAt(file: string, volname: string, run?: string, o
   };
 }
 
+/**
+ * A run record as JSON, or null: unreadable, or not a regular file. A container's record lives in
+ * a directory its uid writes, where root must neither follow a link nor block on a FIFO put there.
+ */
+async function readRecord(file: string): Promise<Partial<Record<keyof RunFile, unknown>> | null> {
+  let fh;
+  try {
+    fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    if (!(await fh.stat()).isFile()) return null;
+    const rec = JSON.parse(await fh.readFile('utf8')) as unknown;
+    return typeof rec === 'object' && rec !== null ? (rec as Partial<Record<keyof RunFile, unknown>>) : null;
+  } catch {
+    return null;
+  } finally {
+    await fh?.close();
+  }
+}
+
 /** The pid a run record names while that process lives (and, with `uid`, runs as that user). */
 export async function liveRun(file: string, uid?: number): Promise<number | null> {
-  const rec = await readFile(file, 'utf8').then((t) => JSON.parse(t) as { pid?: unknown; start?: unknown }, () => null);
+  const rec = await readRecord(file);
   const pid = typeof rec?.pid === 'number' ? rec.pid : 0;
   const start = typeof rec?.start === 'number' ? rec.start : undefined;
   if (!(pid > 1 && pid !== process.pid && recordedAlive(pid, start))) return null;
@@ -133,8 +151,8 @@ function processUid(pid: number): number | null {
 }
 
 /** the run id and uploads a run record names (none when it is unreadable) */
-async function recordedUploads(file: string): Promise<{ run?: string; uploads: RunUpload[] }> {
-  const rec = await readFile(file, 'utf8').then((t) => JSON.parse(t) as Partial<Record<keyof RunFile, unknown>>, () => null);
+export async function recordedUploads(file: string): Promise<{ run?: string; uploads: RunUpload[] }> {
+  const rec = await readRecord(file);
   const uploads = (Array.isArray(rec?.uploads) ? (rec.uploads as unknown[]) : []).filter(
     (u): u is RunUpload => typeof (u as RunUpload)?.key === 'string' && typeof (u as RunUpload)?.uploadId === 'string',
   );
@@ -170,6 +188,39 @@ async function stopRun(ctx: StoreContext, name: string): Promise<RunStopped> {
   return f ? stopRunAt(f) : { stopped: false, uploads: [] };
 }
 
+/** the keys a backup of `volname` writes: the archive first, then its sidecars */
+export function archiveKeys(ctx: StoreContext, volname: string): string[] {
+  const key = keyOf(ctx, parseVolname(volname));
+  return [key, key + MANIFEST_SUFFIX, key + INDEX_SUFFIX, key + NOTES_SUFFIX, key + PROTECTED_SUFFIX];
+}
+
+/**
+ * Aborts the uploads a run record names, of `keys` only: the ids the run itself noted, never
+ * another writer's upload of the same key. `done`: ids settled already (skipped), to which those
+ * settled here are added. Stops at the first failure but NoSuchUpload (completed, or aborted by
+ * the run itself): a gateway that does not answer one abort answers none; `failed` is that error.
+ */
+export async function abortRecorded(
+  ctx: StoreContext,
+  uploads: readonly RunUpload[],
+  keys: readonly string[],
+  done: Set<string>,
+  o: { signal?: AbortSignal } = {},
+): Promise<{ aborted: number; failed?: Error }> {
+  let aborted = 0;
+  for (const u of uploads) {
+    if (!keys.includes(u.key) || done.has(u.uploadId)) continue;
+    try {
+      await ctx.client.abortMultipartUpload(u.key, u.uploadId, o.signal ? { signal: o.signal } : {});
+      aborted++;
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'NoSuchUpload') return { aborted, failed: e as Error };
+    }
+    done.add(u.uploadId);
+  }
+  return { aborted };
+}
+
 /**
  * Stops a backup still running for `volname`, aborts the multipart uploads its run created and
  * deletes the archive and its sidecars (not a `.log`: it may belong to another archive of that
@@ -193,23 +244,15 @@ export async function discardBackup(
     records.push((await removeCtWorkDir(ctx, volname)).run);
   }
   const stopped = records.some((r) => r.stopped);
-  const key = keyOf(ctx, v);
-  const keys = [key, key + MANIFEST_SUFFIX, key + INDEX_SUFFIX, key + NOTES_SUFFIX, key + PROTECTED_SUFFIX];
+  const keys = archiveKeys(ctx, volname);
+  const key = keys[0]!;
   let aborted = 0;
   const ours = new Set<string>();
   for (const rec of records) {
     if (rec.run !== run) continue;
-    for (const u of rec.uploads) {
-      if (!keys.includes(u.key) || ours.has(u.uploadId)) continue;
-      ours.add(u.uploadId);
-      try {
-        await ctx.client.abortMultipartUpload(u.key, u.uploadId);
-        aborted++;
-      } catch (e) {
-        // completed, or aborted by the run itself
-        if ((e as { code?: string }).code !== 'NoSuchUpload') throw e;
-      }
-    }
+    const r = await abortRecorded(ctx, rec.uploads, keys, ours);
+    if (r.failed) throw r.failed;
+    aborted += r.aborted;
   }
   const { abortAbandoned } = await import('./abandoned-uploads.js');
   aborted += await abortAbandoned(ctx, { keys, settled: ours });

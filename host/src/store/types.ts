@@ -38,7 +38,7 @@ export interface StoreClient {
   listMultipartUploads(o?: { prefix?: string; signal?: AbortSignal }): Promise<UploadInfo[]>;
   /** every page, already followed */
   listParts(key: string, uploadId: string, o?: { signal?: AbortSignal }): Promise<PartInfo[]>;
-  abortMultipartUpload(key: string, uploadId: string): Promise<void>;
+  abortMultipartUpload(key: string, uploadId: string, o?: { signal?: AbortSignal }): Promise<void>;
   headBucket(): Promise<unknown>;
   /** no configuration reads as [] */
   getBucketLifecycle(): Promise<LifecycleRule[]>;

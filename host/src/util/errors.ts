@@ -26,6 +26,8 @@ export interface PveS3ErrorOptions {
   requestId?: string;
   key?: string;
   cause?: unknown;
+  /** the failure is what the storage's own settings ask for (protocol `error.quiet`) */
+  quiet?: boolean;
 }
 
 export class PveS3Error extends Error {
@@ -35,6 +37,7 @@ export class PveS3Error extends Error {
   readonly exitCode: ExitCode;
   readonly requestId?: string;
   readonly key?: string;
+  readonly quiet: boolean;
 
   constructor(code: string, message: string, o: PveS3ErrorOptions = {}) {
     super(message, o.cause === undefined ? undefined : { cause: o.cause });
@@ -45,16 +48,18 @@ export class PveS3Error extends Error {
     this.exitCode = o.exitCode ?? EXIT.failure;
     this.requestId = o.requestId;
     this.key = o.key;
+    this.quiet = o.quiet ?? false;
   }
 
   /** The protocol's error object (DESIGN.md §4). */
-  toJSON(): { code: string; message: string; status?: number; retryable: boolean } {
-    const o: { code: string; message: string; status?: number; retryable: boolean } = {
+  toJSON(): { code: string; message: string; status?: number; retryable: boolean; quiet?: true } {
+    const o: { code: string; message: string; status?: number; retryable: boolean; quiet?: true } = {
       code: this.code,
       message: this.message,
       retryable: this.retryable,
     };
     if (this.status !== undefined) o.status = this.status;
+    if (this.quiet) o.quiet = true;
     return o;
   }
 }

@@ -342,9 +342,10 @@ sub on_add_hook {
         delete_secret($storeid);
         die "$err->{message}\n";
     }
-    # (no host installed at all is check_host_version's business, not a second warning)
+    # (no host installed at all is check_host_version's business, not a second warning; a quiet
+    # error is one the storage's settings ask for, the host says which: docs/PROTOCOL.md §3)
     warn "warning: no manifest key created for storage '$storeid' ($err->{message}); the first upload creates it\n"
-        if $err && ($err->{code} // '') ne 'HostMissing';
+        if $err && ($err->{code} // '') ne 'HostMissing' && !$err->{quiet};
     return undef;
 }
 
