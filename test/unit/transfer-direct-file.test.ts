@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DirectWriter } from '../../host/src/transfer/direct-file.js';
+import { DirectWriter, STAGE, STAGES } from '../../host/src/transfer/direct-file.js';
 import { Crc64Nvme } from '../../host/src/wasm/digests.js';
 import { rng } from '../helpers/random.js';
 
@@ -51,10 +51,10 @@ function* pieces(data: Buffer, seed: number): Generator<[Buffer, number]> {
 }
 
 describe('DirectWriter', () => {
-  it('40 MiB from an unaligned offset, put without a pause: 8 stages go direct, the rest through the page cache, every byte in place, the CRC fed from both', async (ctx) => {
+  it('more than all stages hold, from an unaligned offset, put without a pause: the stages go direct, the rest through the page cache, every byte in place, the CRC fed from both', async (ctx) => {
     if (!direct) ctx.skip();
     const { w, fd, path } = await writer('burst');
-    const data = bytes(40 * MiB + 333, 1);
+    const data = bytes(STAGE * STAGES + 8 * MiB + 333, 1);
     const at = 12_345;
     const crc = new Crc64Nvme();
     // no await between the puts: no direct write can finish, so the stages run out
@@ -66,7 +66,7 @@ describe('DirectWriter', () => {
     expect(got.length).toBe(at + data.length);
     expect(got.subarray(at).equals(data)).toBe(true);
     expect(got.subarray(0, at).every((b) => b === 0)).toBe(true);
-    expect(w!.directBytes).toBeGreaterThan(16 * MiB);
+    expect(w!.directBytes).toBeGreaterThan(STAGE * (STAGES - 1));
     expect(w!.directBytes).toBeLessThan(data.length);
   });
 
@@ -95,10 +95,10 @@ describe('DirectWriter', () => {
   it('a region put again after quiesce() holds the second bytes: the first attempt broke off mid-stage, with damaged bytes in flight and in a stage', async (ctx) => {
     if (!direct) ctx.skip();
     const { w, fd, path } = await writer('again');
-    // as a range whose connection broke after 5 MiB + 100 bytes of damaged data, then fetched
+    // as a range whose connection broke after a stage and 1 MiB + 100 bytes of damaged data, then fetched
     // whole: the second attempt fills whole stages, so none of its bytes waits in a stage
-    const bad = bytes(5 * MiB + 100, 7);
-    const good = bytes(8 * MiB, 8);
+    const bad = bytes(STAGE + MiB + 100, 7);
+    const good = bytes(2 * STAGE, 8);
     for (const [p, off] of pieces(bad, 9)) w!.put(p, 8192 + off, null);
     await w!.quiesce();
     for (const [p, off] of pieces(good, 10)) w!.put(p, 8192 + off, null);
