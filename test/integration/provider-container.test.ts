@@ -36,6 +36,23 @@ const tool = (t: string): boolean => spawnSync('sh', ['-c', `command -v ${t}`], 
 const have = haveUserns() && ['tar', 'zstd', 'cstream', 'setfacl', 'setfattr', 'getfattr', 'setcap'].every(tool);
 const d = have ? describe : describe.skip;
 
+type RunRecord = { pid: number; run?: string; uploads?: Array<{ key: string; uploadId: string }> };
+
+/** A container backup's run record, in its work directory `dir` (null: none, or not written whole yet). */
+function readRunRecord(dir: string): RunRecord | null {
+  try {
+    return JSON.parse(readFileSync(join(dir, 'run'), 'utf8')) as RunRecord;
+  } catch {
+    return null;
+  }
+}
+
+/** A running container backup's run record, once it names an upload. */
+async function recordedUpload(dir: string): Promise<RunRecord> {
+  for (let i = 0; i < 300 && !readRunRecord(dir)?.uploads?.length; i++) await new Promise((r) => setTimeout(r, 100));
+  return readRunRecord(dir)!;
+}
+
 d('provider container backup (directory) and restore (tar) as the container root', () => {
   const tmp = tempDir('pct');
   // a storage id of this run's own: its work directories under /run never meet another run's
@@ -412,15 +429,7 @@ d('provider container backup (directory) and restore (tar) as the container root
       const dir = (prep.result as { dir: string }).dir;
       const running = host('backup-container', backupArgs(own, big, { exclude: [], run: RUN }), { storage: viaProxy, userns: true });
       // its run record, in the work directory the container's root may write, names its upload
-      const record = (): { pid: number; run?: string; uploads?: Array<{ key: string; uploadId: string }> } | null => {
-        try {
-          return JSON.parse(readFileSync(join(dir, 'run'), 'utf8')) as { pid: number; uploads: Array<{ key: string; uploadId: string }> };
-        } catch {
-          return null;
-        }
-      };
-      for (let i = 0; i < 300 && !record()?.uploads?.length; i++) await new Promise((r) => setTimeout(r, 100));
-      const rec = record()!;
+      const rec = await recordedUpload(dir);
       expect(rec.run).toBe(RUN);
       expect(rec.uploads).toHaveLength(1);
       const ours = rec.uploads![0]!;
@@ -457,15 +466,7 @@ d('provider container backup (directory) and restore (tar) as the container root
       expect(prep.ok, prep.error?.message).toBe(true);
       const dir = (prep.result as { dir: string }).dir;
       const running = host('backup-container', backupArgs(own, big, { exclude: [], run: 'd'.repeat(32) }), { storage: viaProxy, userns: true });
-      const record = (): { pid: number; uploads?: Array<{ key: string; uploadId: string }> } | null => {
-        try {
-          return JSON.parse(readFileSync(join(dir, 'run'), 'utf8')) as { pid: number; uploads: Array<{ key: string; uploadId: string }> };
-        } catch {
-          return null;
-        }
-      };
-      for (let i = 0; i < 300 && !record()?.uploads?.length; i++) await new Promise((r) => setTimeout(r, 100));
-      const rec = record()!;
+      const rec = await recordedUpload(dir);
       expect(rec.uploads).toHaveLength(1);
       const ours = rec.uploads![0]!;
       process.kill(rec.pid, 'SIGKILL');
@@ -491,7 +492,7 @@ d('provider container backup (directory) and restore (tar) as the container root
           `^warning: the incomplete multipart upload of '${key.replace(/[.]/g, '\\.')}' left by a container backup whose vzdump worker died could not be aborted \\(.+\\): its run record stays in ${dir.replace(/[.]/g, '\\.')}, and the next container backup on storage '${SID}' tries again$`,
         ),
       );
-      expect(record()?.uploads).toEqual([ours]);
+      expect(readRunRecord(dir)?.uploads).toEqual([ours]);
       expect(existsSync(`${dir}.owner`)).toBe(true);
 
       // the gateway answers again: the next sweep aborts the upload the record names, and only it
