@@ -97,7 +97,13 @@ export class DirectWriter {
     } catch {
       return null;
     }
-    return new DirectWriter(fd, bufferedFd, path);
+    try {
+      return new DirectWriter(fd, bufferedFd, path);
+    } catch {
+      // no memory for the stages: the page cache way needs none
+      closeSync(fd);
+      return null;
+    }
   }
 
   /**
@@ -135,7 +141,7 @@ export class DirectWriter {
   }
 
   /**
-   * Writes out every partly filled stage and waits until no write is in flight: before a range is
+   * Writes out every partly filled stage and waits for every write made so far: before a range is
    * fetched again (its new bytes must land after the old ones) and at the end.
    */
   async quiesce(): Promise<void> {
