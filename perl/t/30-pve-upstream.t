@@ -14,6 +14,7 @@ use lib "$FindBin::Bin/lib";
 use File::Path qw(make_path);
 use Test::More;
 
+use FileBytes qw(read_file read_file_if_exists write_file);
 use HostGateway;
 use PVEUpstream;
 use PlantedObject;
@@ -23,34 +24,13 @@ my $ROOT = $HostGateway::ROOT;
 my $HOOK = "$ROOT/host/bin/pve-s3-vzdump-hook.js";
 
 # the classic path (local file, hook, download on activation) behind the Backup Provider's off
-# switch, set before the plugin is loaded (per_version); the provider's own path is tested by 32-provider-restore.t, 40 and 41
-$ENV{PVE_S3_BACKUP_PROVIDER} = '0';
-my $pve = PVEUpstream::per_version();
-diag("running inside $pve->{label}");
-
-$SIG{ALRM} = sub { die "test timed out\n" };
-alarm(900);
+# switch, set before the plugin is loaded (setup); the provider's own path is tested by 32-provider-restore.t, 40 and 41
+my $pve = PVEUpstream::setup(backup_provider => '0');
 
 my $tmp = $pve->{tmp};
-my $gw = HostGateway::start("up-$pve->{version}", "$tmp/host.log");
+my $gw = HostGateway::start_in($pve, 'up', timeout => 900);
 my ($endpoint, $region, $ak, $sk, $bucket, $s3) = @$gw{qw(endpoint region access_key secret_key bucket s3)};
 $ENV{PVE_S3_AUTOSYNC} = '0';
-
-sub slurp {
-    my ($file) = @_;
-    open(my $fh, '<', $file) or return undef;
-    binmode($fh);
-    local $/;
-    return scalar(<$fh>);
-}
-
-sub spew {
-    my ($file, $data) = @_;
-    open(my $fh, '>', $file) or die "cannot write $file: $!\n";
-    binmode($fh);
-    print $fh $data;
-    close($fh);
-}
 
 my $storeid = 'up-s3';
 my $storage_cfg = "$pve->{etc_pve}/storage.cfg";
@@ -66,7 +46,7 @@ my %add = (
 # a value PVE's schema lets through but the host refuses: no section, no secret left behind
 eval { $pve->api('create', { %add, storage => 'bad-s3', prefix => '../pve/' }) };
 like($@, qr/invalid prefix '\.\.\/pve\/': must be a relative path/, "pvesm add with prefix '../pve/': refused, naming key, value and what is allowed");
-unlike(slurp($storage_cfg) // '', qr/bad-s3/, '... no storage.cfg section');
+unlike(read_file_if_exists($storage_cfg) // '', qr/bad-s3/, '... no storage.cfg section');
 ok(!-e "$pve->{etc_pve}/priv/storage/bad-s3.pw", '... no secret file');
 
 # a missing secret is not a bad value (the host says ConfigMissing, not ConfigInvalid): the hook
@@ -76,19 +56,19 @@ my %nosecret = (%add, storage => 'nosecret-s3');
 delete $nosecret{secret_key};
 eval { $pve->api('create', \%nosecret) };
 like($@, qr/missing secret_key for storage 'nosecret-s3'.*pvesm set nosecret-s3 --secret_key/, 'pvesm add without secret_key, enabled: refused by the activation, naming the secret and how to set it');
-unlike(slurp($storage_cfg), qr/nosecret-s3/, '... no storage.cfg section');
+unlike(read_file($storage_cfg), qr/nosecret-s3/, '... no storage.cfg section');
 is_deeply($pve->api('create', { %nosecret, disable => 1 }), { storage => 'nosecret-s3', type => 's3' }, 'pvesm add --disable 1 without secret_key: created');
-like(slurp($storage_cfg), qr/^s3: nosecret-s3$/m, '... with its storage.cfg section');
+like(read_file($storage_cfg), qr/^s3: nosecret-s3$/m, '... with its storage.cfg section');
 ok(!-e "$pve->{etc_pve}/priv/storage/nosecret-s3.pw", '... and no secret file');
 $pve->api('delete', { storage => 'nosecret-s3' });
 
 my $res = $pve->api('create', \%add);
 is_deeply($res, { storage => $storeid, type => 's3' }, 'pvesm add: created');
-my $text = slurp($storage_cfg);
+my $text = read_file($storage_cfg);
 like($text, qr/^s3: \Q$storeid\E$/m, 'storage.cfg has the s3 section');
 like($text, qr/^\tbucket \Q$bucket\E$/m, '... with its bucket');
 unlike($text, qr/\Q$sk\E/, 'the secret is not in storage.cfg');
-is(slurp($secret_file), "$sk\n", 'the secret is in priv/storage/<id>.pw');
+is(read_file($secret_file), "$sk\n", 'the secret is in priv/storage/<id>.pw');
 is((stat($secret_file))[2] & 07777, 0600, '... mode 0600');
 my $key_file = "$pve->{etc_pve}/priv/storage/$storeid.manifest-key";
 ok(-f $key_file, 'pvesm add gave the storage its manifest key (issue 10 §7), made by the host');
@@ -100,13 +80,13 @@ is($cfg->{ids}->{$storeid}->{path}, "$tmp/cache", 'path as configured');
 # --- pvesm set ------------------------------------------------------------------------------
 
 $pve->api('update', { storage => $storeid, connection_timeout => 30, secret_key => 'not-the-secret' });
-like(slurp($storage_cfg), qr/^\tconnection_timeout 30$/m, 'pvesm set: option written');
-is(slurp($secret_file), "not-the-secret\n", 'pvesm set --secret_key replaces the secret file');
+like(read_file($storage_cfg), qr/^\tconnection_timeout 30$/m, 'pvesm set: option written');
+is(read_file($secret_file), "not-the-secret\n", 'pvesm set --secret_key replaces the secret file');
 $cfg = $pve->config();
 my $info = PVE::Storage::storage_info($cfg, 'backup');
 is($info->{$storeid}->{active}, 0, 'pvestatd: with a wrong secret the storage is inactive');
 $pve->api('update', { storage => $storeid, secret_key => $sk, delete => 'connection_timeout' });
-unlike(slurp($storage_cfg), qr/connection_timeout/, 'pvesm set --delete removes the option');
+unlike(read_file($storage_cfg), qr/connection_timeout/, 'pvesm set --delete removes the option');
 eval { $pve->api('update', { storage => $storeid, bucket => 'other-bucket' }) };
 like($@, qr/fixed|bucket/, 'pvesm set cannot change the bucket (fixed)');
 if (PVE::Storage::Custom::S3Plugin->api() >= 13) {
@@ -114,9 +94,9 @@ if (PVE::Storage::Custom::S3Plugin->api() >= 13) {
     $pve->api('update', { storage => $storeid, transition_days => 30 });
     eval { $pve->api('update', { storage => $storeid, glacier_days => 10 }) };
     like($@, qr/invalid glacier_days '10': must be greater than transition_days \(30\)/, 'pvesm set --glacier_days below transition_days: refused, naming both');
-    unlike(slurp($storage_cfg), qr/glacier_days/, '... not written');
+    unlike(read_file($storage_cfg), qr/glacier_days/, '... not written');
     $pve->api('update', { storage => $storeid, glacier_days => 90, delete => 'transition_days' });
-    like(slurp($storage_cfg), qr/^\tglacier_days 90$/m, '... while deleting the key it depended on in the same call: accepted');
+    like(read_file($storage_cfg), qr/^\tglacier_days 90$/m, '... while deleting the key it depended on in the same call: accepted');
     $pve->api('update', { storage => $storeid, delete => 'glacier_days' });
 }
 
@@ -143,17 +123,17 @@ my $pct_conf = "arch: amd64\nhostname: ct101\nmemory: 512\nrootfs: local:101/vm-
 {
     my $root = "$tmp/ctroot";
     make_path("$root/etc/vzdump", "$root/etc/apt");
-    spew("$root/etc/vzdump/pct.conf", $pct_conf);
-    spew("$root/etc/hostname", "ct101\n");
+    write_file("$root/etc/vzdump/pct.conf", $pct_conf);
+    write_file("$root/etc/hostname", "ct101\n");
     system('tar', '-C', $root, '--zstd', '-cf', "$dump/$ct_archive", './etc') == 0 or die "tar failed\n";
 }
 my @vm_archives = map { sprintf('vzdump-qemu-100-2024_01_%02d-10_00_00.vma.zst', $_) } (1, 2, 3);
-spew("$dump/$vm_archives[$_]", ("VMA$_" x 1000) . "\n") for (0, 1, 2);
+write_file("$dump/$vm_archives[$_]", ("VMA$_" x 1000) . "\n") for (0, 1, 2);
 
 my $ct_volid = "$storeid:backup/$ct_archive";
 PVE::Storage::update_volume_attribute($cfg, $ct_volid, 'notes', "ct backup\nline two");
 PVE::Storage::update_volume_attribute($cfg, $ct_volid, 'protected', 1);
-is(slurp("$dump/$ct_archive.notes"), "ct backup\nline two", 'notes of a pending archive: local sidecar');
+is(read_file("$dump/$ct_archive.notes"), "ct backup\nline two", 'notes of a pending archive: local sidecar');
 ok(-e "$dump/$ct_archive.protected", 'protected flag of a pending archive: local marker');
 my $list = PVE::Storage::volume_list($cfg, $storeid, 101, 'backup');
 is_deeply([map { [$_->{volid}, $_->{notes}, $_->{protected}] } @$list], [[$ct_volid, 'ct backup', 1]],
@@ -191,7 +171,7 @@ my ($conf, $conf_name) = PVE::Storage::extract_vzdump_config($cfg, $ct_volid);
 is($conf, $pct_conf, 'extract_vzdump_config reads the guest config out of the archive');
 is($conf_name, './etc/vzdump/pct.conf', '... from ./etc/vzdump/pct.conf');
 my $path = PVE::Storage::abs_filesystem_path($cfg, "$storeid:backup/$vm_archives[1]");
-is(slurp($path), ('VMA1' x 1000) . "\n", 'abs_filesystem_path downloads the archive byte for byte');
+is(read_file($path), ('VMA1' x 1000) . "\n", 'abs_filesystem_path downloads the archive byte for byte');
 
 # --- bucket writers (issue 10 §7): a complete manifest of their own making is not ours --------
 
@@ -259,14 +239,14 @@ is_deeply($s3->list_keys($bucket, ''), [], 'vdisk_free removed the archives and 
     # vzdump --protected --notes-template: the archive was just written, the bucket is away.
     my $ddump = PVE::Storage::get_backup_dir($cfg, 'dead-s3');
     my $name = 'vzdump-qemu-100-2024_02_01-10_00_00.vma.zst';
-    spew("$ddump/$name", "VMA during an outage\n");
+    write_file("$ddump/$name", "VMA during an outage\n");
     my $volid = "dead-s3:backup/$name";
     eval { PVE::Storage::update_volume_attribute($cfg, $volid, 'protected', 1) };
     is($@, '', 'outage: protecting the pending archive does not fail the backup');
     ok(-e "$ddump/$name.protected", '... the protection is kept in the local marker');
     eval { PVE::Storage::update_volume_attribute($cfg, $volid, 'notes', 'written during an outage') };
     is($@, '', 'outage: setting notes does not fail either');
-    is(slurp("$ddump/$name.notes"), 'written during an outage', '... local notes sidecar');
+    is(read_file("$ddump/$name.notes"), 'written during an outage', '... local notes sidecar');
     is(PVE::Storage::get_volume_attribute($cfg, $volid, 'protected'), 1, 'outage: get_volume_attribute answers from the local marker');
     is(scalar(PVE::Storage::volume_size_info($cfg, $volid, 5)), length("VMA during an outage\n"), 'outage: volume_size_info answers from the local file');
     @w = ();
@@ -289,12 +269,12 @@ is_deeply($s3->list_keys($bucket, ''), [], 'vdisk_free removed the archives and 
 # --- pvesm remove ---------------------------------------------------------------------------
 
 $pve->api('delete', { storage => $storeid });
-unlike(slurp($storage_cfg), qr/\Q$storeid\E/, 'pvesm remove: the section is gone from storage.cfg');
+unlike(read_file($storage_cfg), qr/\Q$storeid\E/, 'pvesm remove: the section is gone from storage.cfg');
 ok(!-e $secret_file, '... and the secret file');
 ok(-f $key_file, '... but not the manifest key: a storage added again finds its backups verified');
 my @removed = do { no warnings 'once'; @PVE::AccessControl::REMOVED_STORAGE_ACCESS };
 is_deeply([grep { $_ eq $storeid } @removed], [$storeid], '... and its ACL entries were dropped');
 
-unlike(slurp("$tmp/host.log") // '', qr/\Q$sk\E/, 'the host log never contains the secret');
+unlike(read_file_if_exists("$tmp/host.log") // '', qr/\Q$sk\E/, 'the host log never contains the secret');
 $s3->request('DELETE', "/$bucket");
 done_testing();

@@ -22,14 +22,10 @@ use PVEUpstream;
 HostGateway::skip_unless_ready();
 my $ROOT = $HostGateway::ROOT;
 
-my $pve = PVEUpstream::per_version();
-diag("running inside $pve->{label}");
-
-$SIG{ALRM} = sub { die "test timed out\n" };
-alarm(600);
+my $pve = PVEUpstream::setup();
 
 my $tmp = $pve->{tmp};
-my $gw = HostGateway::start("bg-$pve->{version}", "$tmp/storage-s3.log");
+my $gw = HostGateway::start_in($pve, 'bg', timeout => 600, log => 'storage-s3.log');
 my ($endpoint, $region, $ak, $sk, $bucket, $s3) = @$gw{qw(endpoint region access_key secret_key bucket s3)};
 delete $ENV{PVE_S3_AUTOSYNC}; # the background jobs are what is tested
 

@@ -24,39 +24,18 @@ use File::Path qw(make_path);
 use POSIX qw(WNOHANG);
 use Test::More;
 
+use FileBytes qw(read_file write_file);
 use HostGateway;
+use PVEUpstream;
 
 HostGateway::skip_unless_ready(qw(qemu-storage-daemon qemu-img nbdfuse zstd));
 plan skip_all => '/dev/fuse missing' if !-e '/dev/fuse';
-# the feature is read when PVE registers the plugin: before the harness loads it
-$ENV{PVE_S3_BACKUP_PROVIDER} = '1';
-require PVEUpstream;
-my $pve = PVEUpstream::per_version();
-diag("running inside $pve->{label}");
-
-$SIG{ALRM} = sub { die "test timed out\n" };
-alarm(1200);
+my $pve = PVEUpstream::setup(backup_provider => '1');
 
 my $ROOT = $HostGateway::ROOT;
 my $tmp = $pve->{tmp};
-my $gw = HostGateway::start("rst-$pve->{version}", "$tmp/host.log");
+my $gw = HostGateway::start_in($pve, 'rst', timeout => 1200);
 my ($endpoint, $region, $ak, $sk, $bucket, $s3) = @$gw{qw(endpoint region access_key secret_key bucket s3)};
-
-sub slurp {
-    my ($file) = @_;
-    open(my $fh, '<', $file) or die "cannot read $file: $!\n";
-    binmode($fh);
-    local $/;
-    return scalar(<$fh>);
-}
-
-sub spew {
-    my ($file, $data) = @_;
-    open(my $fh, '>', $file) or die "cannot write $file: $!\n";
-    binmode($fh);
-    print $fh $data;
-    close($fh);
-}
 
 sub run {
     my (@cmd) = @_;
@@ -156,7 +135,7 @@ ok($s3->object_exists($bucket, "pve/dump/$indexed.s3index"), '... with its frame
 
 # the same bytes stored by pve-s3-backup: a .vma.zst without an index, as older uploads are
 my $plain = 'vzdump-qemu-101-2025_01_02-03_04_05.vma.zst';
-spew("$tmp/copy.vma.zst", $s3->get_object($bucket, "pve/dump/$indexed"));
+write_file("$tmp/copy.vma.zst", $s3->get_object($bucket, "pve/dump/$indexed"));
 {
     local %ENV = (%ENV, S3_ENDPOINT => $endpoint, S3_REGION => $region, S3_ACCESS_KEY => $ak,
         S3_SECRET_KEY => $sk, S3_BUCKET => $bucket, S3_PREFIX => 'pve/', S3_FORCE_PATH_STYLE => 'true',
@@ -224,7 +203,7 @@ sub restore {
     is($@, '', "$label: restore_vm_cleanup");
     is($err, '', "$label: restore ran through");
     for my $dev (sort keys %disks) {
-        ok(defined($out{$dev}) && slurp($out{$dev}) eq slurp("$tmp/$dev.raw"), "$label: $dev restored byte for byte");
+        ok(defined($out{$dev}) && read_file($out{$dev}) eq read_file("$tmp/$dev.raw"), "$label: $dev restored byte for byte");
     }
     is_deeply([mounts_under("$tmp/cache")], [], "$label: nothing mounted");
     is_deeply([procs_under("$tmp/cache")], [], "$label: no server left running");

@@ -13,19 +13,16 @@ use lib "$FindBin::Bin/lib";
 use File::Path qw(make_path);
 use Test::More;
 
+use FileBytes qw(write_file);
 use HostGateway;
 use PVEUpstream;
 
 HostGateway::skip_unless_ready();
 
-my $pve = PVEUpstream::per_version();
-diag("running inside $pve->{label}");
-
-$SIG{ALRM} = sub { die "test timed out\n" };
-alarm(600);
+my $pve = PVEUpstream::setup();
 
 my $tmp = $pve->{tmp};
-my $gw = HostGateway::start("lock-$pve->{version}", "$tmp/host.log");
+my $gw = HostGateway::start_in($pve, 'lock', timeout => 600);
 my ($endpoint, $region, $ak, $sk, $plain, $s3) = @$gw{qw(endpoint region access_key secret_key bucket s3)};
 $ENV{PVE_S3_AUTOSYNC} = '0';
 
@@ -33,13 +30,6 @@ $ENV{PVE_S3_AUTOSYNC} = '0';
 my $locked = "$plain-lk";
 my $r = $s3->request('PUT', "/$locked", undef, '', { 'x-amz-bucket-object-lock-enabled' => 'true' });
 die "create $locked: $r->{status} $r->{content}\n" if !$r->{success};
-
-sub spew {
-    my ($file, $data) = @_;
-    open(my $fh, '>', $file) or die "cannot write $file: $!\n";
-    print $fh $data;
-    close($fh);
-}
 
 my $storage_cfg = "$pve->{etc_pve}/storage.cfg";
 my %add = (
@@ -71,7 +61,7 @@ is($cfg->{ids}->{'lk-s3'}->{lock_days}, 1, '... lock_days in storage.cfg');
 
 my $dump = PVE::Storage::get_backup_dir($cfg, 'lk-s3');
 my @names = map { sprintf('vzdump-qemu-100-2024_01_%02d-10_00_00.vma.zst', $_) } (1, 2);
-spew("$dump/$_", "VMA $_\n" x 100) for @names;
+write_file("$dump/$_", "VMA $_\n" x 100) for @names;
 PVE::Storage::update_volume_attribute($cfg, "lk-s3:backup/$names[0]", 'notes', 'first');
 PVE::Storage::Custom::S3Plugin->sync_local('lk-s3', $cfg->{ids}->{'lk-s3'}, quiet_seconds => 0);
 ok($s3->object_exists($locked, "pve/dump/$_"), "uploaded $_") for @names;

@@ -19,38 +19,19 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 
+use FileBytes qw(read_file write_file);
 use HostGateway;
 use FaultProxy;
+use PVEUpstream;
 
 HostGateway::skip_unless_ready();
-# the feature is read when PVE registers the plugin: before the harness loads it
-$ENV{PVE_S3_BACKUP_PROVIDER} = '1';
-require PVEUpstream;
-my $pve = PVEUpstream::per_version();
-diag("running inside $pve->{label}");
-
-$SIG{ALRM} = sub { die "test timed out\n" };
-alarm(600);
+my $pve = PVEUpstream::setup(backup_provider => '1');
 
 my $tmp = $pve->{tmp};
-my $gw = HostGateway::start("arch-$pve->{version}", "$tmp/host.log");
+my $gw = HostGateway::start_in($pve, 'arch', timeout => 600);
 my ($endpoint, $region, $ak, $sk, $bucket, $s3) = @$gw{qw(endpoint region access_key secret_key bucket s3)};
 $ENV{PVE_S3_AUTOSYNC} = '0';
 my $proxy = FaultProxy->start($endpoint);
-
-sub spew {
-    my ($file, $data) = @_;
-    open(my $fh, '>', $file) or die "cannot write $file: $!\n";
-    print $fh $data;
-    close($fh);
-}
-
-sub slurp {
-    my ($file) = @_;
-    open(my $fh, '<', $file) or die "cannot read $file: $!\n";
-    local $/;
-    return <$fh>;
-}
 
 my $storeid = 'ar-s3';
 $pve->api('create', {
@@ -64,7 +45,7 @@ my $scfg = $cfg->{ids}->{$storeid};
 my $dump = PVE::Storage::get_backup_dir($cfg, $storeid);
 my ($vm, $other) = ('vzdump-qemu-100-2024_01_01-10_00_00.vma.zst', 'vzdump-qemu-100-2024_01_02-10_00_00.vma.zst');
 my %bytes = map { ($_ => join('', map { chr(($_ * 7) % 256) } 1 .. 70000) . $_) } ($vm, $other);
-spew("$dump/$_", $bytes{$_}) for ($vm, $other);
+write_file("$dump/$_", $bytes{$_}) for ($vm, $other);
 PVE::Storage::update_volume_attribute($cfg, "$storeid:backup/$vm", 'notes', "before the upgrade\nsecond line");
 PVE::Storage::Custom::S3Plugin->sync_local($storeid, $scfg, quiet_seconds => 0);
 ok($s3->object_exists($bucket, "pve/dump/$_"), "uploaded $_") for ($vm, $other);
@@ -122,7 +103,7 @@ like(notes_of()->{$vm}, qr/^\[restored until \d{4}-\d\d-\d\dT00:00:00Z \(GLACIER
 my $got = eval { PVE::Storage::abs_filesystem_path($cfg, "$storeid:backup/$vm") };
 is($@, '', 'abs_filesystem_path once restored: no error');
 is($got, $path, '... the cache path');
-ok(defined($got) && -f $got && slurp($got) eq $bytes{$vm}, '... holding the exact bytes');
+ok(defined($got) && -f $got && read_file($got) eq $bytes{$vm}, '... holding the exact bytes');
 is(scalar(@{ $proxy->restores() }), 1, '... and still one restore request in all');
 
 $proxy->stop();

@@ -22,17 +22,11 @@ use HostGateway;
 use PVEUpstream;
 
 HostGateway::skip_unless_ready();
-$ENV{PVE_S3_BACKUP_PROVIDER} = '0'; # activate_volume downloads the archive (the classic path)
-my $pve = PVEUpstream::per_version();
-diag("running inside $pve->{label}");
-
-# ends a run that hangs (a command that never gives up) instead of leaving it to CI's limit; no
-# assertion on time
-$SIG{ALRM} = sub { die "test timed out\n" };
-alarm(600);
+# activate_volume downloads the archive (the classic path)
+my $pve = PVEUpstream::setup(backup_provider => '0');
 
 my $tmp = $pve->{tmp};
-my $gw = HostGateway::start("stall-$pve->{version}", "$tmp/host.log");
+my $gw = HostGateway::start_in($pve, 'stall', timeout => 600);
 $ENV{PVE_S3_AUTOSYNC} = '0';
 my $relay = FreezeRelay->start($gw->{endpoint});
 

@@ -16,25 +16,18 @@ use Test::More;
 
 use FaultProxy;
 use HostGateway;
+use PVEUpstream;
 use QemuServerArchive;
 use QsdExports;
 use RealVZDump;
 use VZDumpDriver;
 
 HostGateway::skip_unless_ready(qw(qemu-storage-daemon zstd));
-$ENV{PVE_S3_BACKUP_PROVIDER} = '1';
-require PVEUpstream;
-my $pve = PVEUpstream::per_version();
-diag("running inside $pve->{label}");
-$pve->load_vzdump() if $pve->{vzdump};
+my $pve = PVEUpstream::setup(backup_provider => '1', vzdump => 1);
 my $VZDUMP = $pve->{vzdump} ? 'RealVZDump' : 'VZDumpDriver';
-diag("vzdump: " . ($pve->{vzdump} ? "pve-manager's PVE::VZDump" : "the project's VZDumpDriver"));
-
-$SIG{ALRM} = sub { die "test timed out\n" };
-alarm(600);
 
 my $tmp = $pve->{tmp};
-my $gw = HostGateway::start("retry-$pve->{version}", "$tmp/host.log");
+my $gw = HostGateway::start_in($pve, 'retry', timeout => 600);
 my ($endpoint, $region, $ak, $sk, $bucket, $s3) = @$gw{qw(endpoint region access_key secret_key bucket s3)};
 $ENV{PVE_S3_AUTOSYNC} = '0';
 my $proxy = FaultProxy->start($endpoint);

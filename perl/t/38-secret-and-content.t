@@ -14,15 +14,15 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
 
+use FileBytes qw(read_file);
 use HostGateway;
 use PVEUpstream;
 
 HostGateway::skip_unless_ready();
-my $pve = PVEUpstream::per_version();
-diag("running inside $pve->{label}");
+my $pve = PVEUpstream::setup();
 
 my $tmp = $pve->{tmp};
-my $gw = HostGateway::start("sc-$pve->{version}", "$tmp/host.log");
+my $gw = HostGateway::start_in($pve, 'sc');
 my $storeid = 'sc-s3';
 my %add = (
     storage => $storeid, type => 's3', bucket => $gw->{bucket}, endpoint => $gw->{endpoint},
@@ -31,13 +31,6 @@ my %add = (
 );
 my $pw = "$pve->{etc_pve}/priv/storage/$storeid.pw";
 my $missing = "missing secret_key for storage '$storeid': no secret stored for it ($pw): set it with pvesm set $storeid --secret_key";
-
-sub slurp {
-    my ($file) = @_;
-    open(my $fh, '<', $file) or return '';
-    local $/;
-    return scalar(<$fh>);
-}
 
 my @warnings;
 local $SIG{__WARN__} = sub { push @warnings, @_ };
@@ -95,7 +88,7 @@ unlink($other_key);
 # --- content none --------------------------------------------------------------------------
 
 $pve->api('update', { storage => $storeid, content => 'none' });
-like(slurp("$pve->{etc_pve}/storage.cfg"), qr/^s3: \Q$storeid\E\n(?:\t.*\n)*?\tcontent none\n/m, "content none: accepted, written as PVE writes it");
+like(read_file("$pve->{etc_pve}/storage.cfg"), qr/^s3: \Q$storeid\E\n(?:\t.*\n)*?\tcontent none\n/m, "content none: accepted, written as PVE writes it");
 is_deeply(PVE::Storage::config()->{ids}->{$storeid}->{content}, { none => 1 }, '... and read back as none');
 @warnings = ();
 $info = PVE::Storage::storage_info(PVE::Storage::config());

@@ -27,38 +27,23 @@ use POSIX qw(strftime);
 use Test::More;
 
 # loaded before the harness: inside the real code perl/t/lib (the double) leaves @INC
+use FileBytes qw(read_file);
 use HostGateway;
+use PVEUpstream;
 use QemuServerArchive;
 use QsdExports;
 use RealVZDump;
 use VZDumpDriver;
 
 HostGateway::skip_unless_ready(qw(qemu-storage-daemon zstd));
-# the feature is read when PVE registers the plugin: before the harness loads it
-$ENV{PVE_S3_BACKUP_PROVIDER} = '1';
-require PVEUpstream;
-my $pve = PVEUpstream::per_version();
-diag("running inside $pve->{label}");
-$pve->load_vzdump() if $pve->{vzdump};
+my $pve = PVEUpstream::setup(backup_provider => '1', vzdump => 1);
 my $VZDUMP = $pve->{vzdump} ? 'RealVZDump' : 'VZDumpDriver';
-diag("vzdump: " . ($pve->{vzdump} ? "pve-manager's PVE::VZDump" : "the project's VZDumpDriver"));
-
-$SIG{ALRM} = sub { die "test timed out\n" };
-alarm(1200);
 
 my $ROOT = $HostGateway::ROOT;
 my $tmp = $pve->{tmp};
-my $gw = HostGateway::start("pb-$pve->{version}", "$tmp/host.log");
+my $gw = HostGateway::start_in($pve, 'pb', timeout => 1200);
 my ($endpoint, $region, $ak, $sk, $bucket, $s3) = @$gw{qw(endpoint region access_key secret_key bucket s3)};
 $ENV{PVE_S3_AUTOSYNC} = '0';
-
-sub slurp {
-    my ($file) = @_;
-    open(my $fh, '<', $file) or die "cannot read $file: $!\n";
-    binmode($fh);
-    local $/;
-    return scalar(<$fh>);
-}
 
 my $storeid = 'pb-s3';
 $pve->api('create', {
@@ -160,10 +145,10 @@ like($tasklog, qr/INFO: Finished Backup of VM 100/, '... the whole of it');
 if ($pve->{vzdump}) { # what only pve-manager's own code can show
     is($job1->{error}, '', 'exec_backup returned');
     ok(grep({ $_ eq 'INFO: Backup job finished successfully' } @{ $job1->{log} }), "vzdump: 'Backup job finished successfully'");
-    is($tasklog, slurp($t1->{tmplog}), "the stored .log is vzdump's own log of the guest's task");
+    is($tasklog, read_file($t1->{tmplog}), "the stored .log is vzdump's own log of the guest's task");
     is($job1->{notification}->{severity}, 'info', "vzdump's notification: severity info");
     is_deeply(guest_table($job1), [[100, 'ok', $name1]], '... its guest table: guest 100 ok, with the archive name');
-    unlike(slurp(RealVZDump::config_path({ vmid => 100, type => 'qemu' })), qr/^lock:/m, "lock_vm's backup lock was removed");
+    unlike(read_file(RealVZDump::config_path({ vmid => 100, type => 'qemu' })), qr/^lock:/m, "lock_vm's backup lock was removed");
 }
 ok(grep({ m/^INFO: pruned 0 backup\(s\)$/ } @{ $job1->{log} }), "job 1's prune (keep-last=1): the only backup is kept");
 
@@ -180,20 +165,20 @@ ok(QsdExports::allocated($disks1->{'drive-virtio1'}) < $alloc_before{'drive-virt
     close($out);
     is(system("zstd -q -d -c '$tmp/a1.vma.zst' | '$FindBin::Bin/bin/vma-extract' '$dir' > '$dir.list'"), 0,
         'zstd -d reads the whole multi-frame object and the VMA reader accepts it');
-    is(slurp("$dir.list"), join('', map { "$_ $size{$_}\n" } sort keys %size), 'devices in sorted order with their sizes');
+    is(read_file("$dir.list"), join('', map { "$_ $size{$_}\n" } sort keys %size), 'devices in sorted order with their sizes');
     for my $dev (sort keys %image) {
-        ok(slurp("$dir/$dev.raw") eq slurp($image{$dev}), "$dev extracted byte for byte");
+        ok(read_file("$dir/$dev.raw") eq read_file($image{$dev}), "$dev extracted byte for byte");
     }
     my $vma = `zstd -q -d -c '$tmp/a1.vma.zst'`;
     ok(index($vma, $sk) < 0 && index($vma, $ak) < 0, 'no credential anywhere in the archive');
-    is(slurp("$dir/qemu-server.conf"), $conf, 'the VMA carries the guest config archive_external passed');
-    is(slurp("$dir/qemu-server.fw"), $fw, '... and the firewall config');
+    is(read_file("$dir/qemu-server.conf"), $conf, 'the VMA carries the guest config archive_external passed');
+    is(read_file("$dir/qemu-server.fw"), $fw, '... and the firewall config');
     if (my $py = $ENV{PVE_S3_VMA_PY}) { # an independent reader, in the developer's session
         system('zstd', '-q', '-d', "$tmp/a1.vma.zst", '-o', "$tmp/a1.vma") == 0 or die;
         is(system('python3', $py, "$tmp/a1.vma", "$tmp/py1"), 0, "vma.py ($py) extracts it");
         for my $dev (sort keys %image) {
             my ($f) = glob("$tmp/py1/$dev*");
-            ok($f && substr(slurp($f), 0, $size{$dev}) eq slurp($image{$dev}), "vma.py: $dev byte for byte");
+            ok($f && substr(read_file($f), 0, $size{$dev}) eq read_file($image{$dev}), "vma.py: $dev byte for byte");
         }
     }
 }
@@ -230,7 +215,7 @@ if ($pve->{vzdump}) {
     ok(grep({ $_ eq 'INFO: Backup job finished with errors' } @{ $job2->{log} }), "vzdump: 'Backup job finished with errors'");
     is($job2->{notification}->{severity}, 'error', "vzdump's notification: severity error");
     is_deeply(guest_table($job2), [[100, 'ok', $t2->{target}], [101, 'err', undef]], '... guest 100 ok, guest 101 failed');
-    unlike(slurp(RealVZDump::config_path({ vmid => 101, type => 'qemu' })), qr/^lock:/m, "the failed guest's backup lock was removed");
+    unlike(read_file(RealVZDump::config_path({ vmid => 101, type => 'qemu' })), qr/^lock:/m, "the failed guest's backup lock was removed");
 }
 my $name2 = $t2->{target};
 is(PVE::Storage::get_volume_attribute($cfg, "$storeid:backup/$name2", 'protected'), 1, 'job 2: the new backup is protected');
@@ -266,10 +251,10 @@ is_deeply(keys_of(qr/\Q$base1\E/), [], "job 1's archive and every sidecar (notes
 is_deeply([sort map { $_->{volid} } @{ PVE::Storage::volume_list($cfg, $storeid, 100, 'backup') }],
     ["$storeid:backup/$name2", "$storeid:backup/$name3"], 'volume_list: the protected one and the newest');
 if ($pve->{vzdump}) {
-    my @phases = map { m/^(\S+(?: \S+ \S+)?) STOREID/ ? $1 : $_ } split(/\n/, slurp($hook_rec));
+    my @phases = map { m/^(\S+(?: \S+ \S+)?) STOREID/ ? $1 : $_ } split(/\n/, read_file($hook_rec));
     is_deeply(\@phases, ['job-init', 'job-start', map({ "$_ snapshot 100" } qw(backup-start pre-stop pre-restart post-restart backup-end log-end)), 'job-end'],
         "vzdump's run_hook_script ran the hook in every phase of a snapshot-mode job, in order");
-    my ($end) = grep { m/^backup-end / } split(/\n/, slurp($hook_rec));
+    my ($end) = grep { m/^backup-end / } split(/\n/, read_file($hook_rec));
     is($end, "backup-end snapshot 100 STOREID=$storeid TARGET=$name3 VMTYPE=qemu LOGFILE=",
         '... at backup-end with STOREID and the bare archive name as TARGET, no LOGFILE');
     ok(grep({ m/^INFO: .*\Q$name3\E was stored in storage '\Q$storeid\E' by the Backup Provider.*nothing for the hook to do/ } @{ $job3->{log} }),
@@ -280,7 +265,7 @@ if ($pve->{vzdump}) {
 # --- what the runs leave -------------------------------------------------------------------------
 
 is_deeply($s3->list_uploads($bucket, ''), [], 'no multipart upload in the whole bucket');
-unlike(slurp("$tmp/host.log"), qr/\Q$sk\E/, 'the host log never contains the secret');
+unlike(read_file("$tmp/host.log"), qr/\Q$sk\E/, 'the host log never contains the secret');
 unlike(join("\n", map { @{ $_->{log} } } $job1, $job2, $job3), qr/\Q$sk\E/, '... nor the job logs');
 my @left = grep { m/qemu-storage-daemon/ && m/\Q$tmp\E/ } `ps -eo args`;
 is_deeply(\@left, [], 'no qemu-storage-daemon left running');

@@ -34,10 +34,12 @@ use POSIX qw(strftime);
 use Test::More;
 
 # loaded before the harness: inside the real code perl/t/lib (the double) leaves @INC
+use FileBytes qw(read_file);
 use HostGateway;
 use PctArchive;
 use PctRestore;
 use PctUserns;
+use PVEUpstream;
 use RealVZDump;
 use VZDumpDriver;
 
@@ -45,33 +47,17 @@ HostGateway::skip_unless_ready(qw(tar zstd cstream unshare setfacl setfattr getf
 plan skip_all => 'needs root (owners of a container tree, user namespaces)' if $> != 0;
 plan skip_all => 'user namespaces unusable here'
     if system('env', 'PATH=' . PctUserns::path_env(), @{ PctUserns::userns_command([['u', 0, 100000, 65536], ['g', 0, 100000, 65536]]) }, 'true') != 0;
-$ENV{PVE_S3_BACKUP_PROVIDER} = '1';
-require PVEUpstream;
-my $pve = PVEUpstream::per_version();
-diag("running inside $pve->{label}");
-$pve->load_vzdump() if $pve->{vzdump};
+my $pve = PVEUpstream::setup(backup_provider => '1', vzdump => 1);
 my $VZDUMP = $pve->{vzdump} ? 'RealVZDump' : 'VZDumpDriver';
-diag("vzdump: " . ($pve->{vzdump} ? "pve-manager's PVE::VZDump" : "the project's VZDumpDriver"));
-
-$SIG{ALRM} = sub { die "test timed out\n" };
-alarm(1200);
 
 my $ROOT = $HostGateway::ROOT;
 my $tmp = $pve->{tmp};
 # the container's root passes through the host's directories to its snapshot, as on a PVE node
 chmod(0755, $tmp) or die;
-my $gw = HostGateway::start("pct-$pve->{version}", "$tmp/host.log");
+my $gw = HostGateway::start_in($pve, 'pct', timeout => 1200);
 my ($endpoint, $region, $ak, $sk, $bucket, $s3) = @$gw{qw(endpoint region access_key secret_key bucket s3)};
 $ENV{PVE_S3_AUTOSYNC} = '0';
 my $TREE = "$ROOT/test/helpers/ct-tree.pl";
-
-sub slurp {
-    my ($file) = @_;
-    open(my $fh, '<', $file) or die "cannot read $file: $!\n";
-    binmode($fh);
-    local $/;
-    return scalar(<$fh>);
-}
 
 sub keys_of {
     my ($re) = @_;
@@ -121,7 +107,7 @@ sub leftovers {
     # other runs of the container tests may be working on this machine at the same time
     for my $p (grep { m/^\s*\d+\s+100000\s/ && m/\b(tar|zstd|cstream)\b/ } `ps -eo pid=,uid=,args=`) {
         my ($pid) = $p =~ m/^\s*(\d+)/;
-        my $env = eval { slurp("/proc/$pid/environ") } // '';
+        my $env = eval { read_file("/proc/$pid/environ") } // '';
         push @left, $p if index($env, "PVE_S3_LOG_FILE=$tmp/host.log\0") >= 0;
     }
     push @left, grep { m/pve-s3-host/ && m/\Q$tmp\E/ } `ps -eo args=`;
@@ -150,7 +136,7 @@ is($vol->{subtype}, 'lxc', '... as a container backup');
 is($vol->{notes}, 'ct200 first', 'notes set by vzdump after backup_container');
 is($t->{size}, $vol->{size}, "backup_cleanup's archive-size is the object's size ($vol->{size}), though backup_container ran in a fork");
 ok(grep({ m/^INFO: using backup mechanism 'directory'/ } @{ $job->{log} }), "backup_get_mechanism: 'directory'");
-like($pve->{vzdump} ? join("\n", @{ $job->{log} }) : slurp("$tmp/task-output"), qr/^INFO: Total bytes written: \d+/m, "tar's --totals reached the task's output from the user namespace");
+like($pve->{vzdump} ? join("\n", @{ $job->{log} }) : read_file("$tmp/task-output"), qr/^INFO: Total bytes written: \d+/m, "tar's --totals reached the task's output from the user namespace");
 my $base = $name =~ s/\.tar\.zst$//r;
 is_deeply(keys_of(qr/-200-/), [sort map { "pve/dump/$_" } $name, "$name.s3manifest", "$name.notes", "$base.log", "$base.log.s3manifest"],
     'archive, manifest, notes and task log in the bucket');
@@ -192,7 +178,7 @@ is($r->{config}, $conf, 'recover_config: the config');
 is($r->{firewall}, $fw, 'archive_get_firewall_config: the firewall config');
 ok(grep({ m/^INFO: downloaded '\Q$name\E'.*verified/ } @{ $r->{log} // [] }), 'the download and its verification are in the task log')
     or diag(join("\n", @{ $r->{log} // [] }));
-is(slurp("$into/etc/vzdump/pct.conf"), $conf, 'pct.conf inside the restored tree, as in vzdump archives');
+is(read_file("$into/etc/vzdump/pct.conf"), $conf, 'pct.conf inside the restored tree, as in vzdump archives');
 # ./etc: made by the first member, so --skip-old-files leaves its mtime the restore's
 is(listing($into, ['./etc/vzdump', './etc/vzdump/pct.conf', './etc/vzdump/pct.fw'], ['./etc']),
     listing($src, $tree->{absent}, ['./etc']),

@@ -16,35 +16,21 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 
 # loaded before the harness: inside the real code perl/t/lib (the double) leaves @INC
+use FileBytes qw(read_file write_file);
 use HostGateway;
 use PctArchive;
+use PVEUpstream;
 use RealVZDump;
 
 HostGateway::skip_unless_ready(qw(tar zstd));
-$ENV{PVE_S3_BACKUP_PROVIDER} = '0';
-require PVEUpstream;
-my $pve = PVEUpstream::per_version();
-plan skip_all => "needs pve-manager's real PVE::VZDump (PVE_UPSTREAM_DIR with pve-manager and "
-    . "pve-guest-common extracted): the project's VZDumpDriver runs no hook scripts" if !$pve->{vzdump};
-diag("running inside $pve->{label}, vzdump: pve-manager's PVE::VZDump");
-$pve->load_vzdump();
-
-$SIG{ALRM} = sub { die "test timed out\n" };
-alarm(600);
+my $pve = PVEUpstream::setup(backup_provider => '0', needs => 'vzdump', vzdump => 1,
+    why => "the project's VZDumpDriver runs no hook scripts");
 
 my $ROOT = $HostGateway::ROOT;
 my $tmp = $pve->{tmp};
-my $gw = HostGateway::start("hook-$pve->{version}", "$tmp/host.log");
+my $gw = HostGateway::start_in($pve, 'hook', timeout => 600);
 my ($endpoint, $region, $ak, $sk, $bucket, $s3) = @$gw{qw(endpoint region access_key secret_key bucket s3)};
 $ENV{PVE_S3_AUTOSYNC} = '0';
-
-sub slurp {
-    my ($file) = @_;
-    open(my $fh, '<', $file) or die "cannot read $file: $!\n";
-    binmode($fh);
-    local $/;
-    return scalar(<$fh>);
-}
 
 sub keys_of {
     my ($re) = @_;
@@ -66,10 +52,10 @@ is($dumpdir, "$path/dump", "get_backup_dir: the storage's path/dump, where vzdum
 # the container's files (a privileged container's: owned by this user, no user namespace)
 my $src = "$tmp/ct-root";
 for my $d (qw(etc srv/skip tmp)) { system('mkdir', '-p', "$src/$d") == 0 or die }
-PVEUpstream::write_file("$src/etc/hostname", "ct300\n");
-PVEUpstream::write_file("$src/srv/data.bin", join('', map { chr($_ % 251) } 1 .. 300_000));
-PVEUpstream::write_file("$src/srv/skip/x", "excluded\n");
-PVEUpstream::write_file("$src/tmp/junk", "standard exclusion\n");
+write_file("$src/etc/hostname", "ct300\n");
+write_file("$src/srv/data.bin", join('', map { chr($_ % 251) } 1 .. 300_000));
+write_file("$src/srv/skip/x", "excluded\n");
+write_file("$src/tmp/junk", "standard exclusion\n");
 my $conf = "arch: amd64\nhostname: ct300\nmemory: 512\nostype: debian\nrootfs: local:300/vm-300-disk-0.raw,size=8G\n";
 my $fw = "[OPTIONS]\nenable: 1\n";
 
@@ -78,7 +64,7 @@ my $fw = "[OPTIONS]\nenable: 1\n";
 # as /etc/pve is on a node
 my $hook_rec = "$tmp/hook-calls";
 my $hook = "$tmp/hook.sh";
-PVEUpstream::write_file($hook, "#!/bin/sh\n"
+write_file($hook, "#!/bin/sh\n"
     . "echo \"\$* STOREID=\${STOREID-} TARGET=\${TARGET-} LOGFILE=\${LOGFILE-} DUMPDIR=\${DUMPDIR-}\" >> '$hook_rec'\n"
     . "PVE_S3_STORAGE_CFG='$pve->{etc_pve}/storage.cfg' PVE_S3_PRIV_DIR='$ENV{PVE_S3_PRIV_DIR}' "
     . "PVE_S3_LOG_FILE='$tmp/host.log' exec '$ROOT/host/bin/pve-s3-vzdump-hook.js' \"\$@\"\n");
@@ -101,7 +87,7 @@ my $name1 = $t1->{target} =~ s|^.*/||r;
 like($t1->{target}, qr|^\Q$dumpdir\E/vzdump-lxc-300-\d{4}_\d\d_\d\d-\d\d_\d\d_\d\d\.tar\.zst$|,
     "vzdump's target: the archive in the storage's dump directory");
 my $base1 = $name1 =~ s/\.tar\.zst$//r;
-my @calls = split(/\n/, slurp($hook_rec));
+my @calls = split(/\n/, read_file($hook_rec));
 is_deeply([map { m/^(\S+(?: \S+ \S+)?) STOREID/ ? $1 : $_ } @calls],
     ['job-init', 'job-start', map({ "$_ snapshot 300" } qw(backup-start pre-stop pre-restart post-restart backup-end log-end)), 'job-end'],
     "run_hook_script: every phase of a snapshot-mode job, in order");
@@ -149,7 +135,7 @@ ok(grep({ m/^INFO: pruned 1 backup\(s\) not covered by keep-retention policy$/ }
 is_deeply(keys_of(qr/\Q$base1\E/), [], "job 1's archive and its sidecars are gone from the bucket");
 is_deeply([map { $_->{volid} } @{ PVE::Storage::volume_list($cfg, $storeid, 300, 'backup') }], ["$storeid:backup/$name2"],
     'volume_list: the new one only');
-unlike(join("\n", @{ $job1->{log} }, @{ $job2->{log} }, slurp("$tmp/host.log")), qr/\Q$sk\E/, 'no secret in the task logs or the host log');
+unlike(join("\n", @{ $job1->{log} }, @{ $job2->{log} }, read_file("$tmp/host.log")), qr/\Q$sk\E/, 'no secret in the task logs or the host log');
 
 $s3->drop_bucket($bucket);
 done_testing();

@@ -55,4 +55,17 @@ sub start {
     return $gw;
 }
 
+# start() for a test run inside PVE ($pve of PVEUpstream::per_version): the bucket named for the
+# test and the PVE version, the host's log in the test's scratch directory ($opts{log}, default
+# host.log); with $opts{timeout} a hung run dies after that many seconds, the gateway's start
+# included, instead of waiting for CI's limit (no assertion on time).
+sub start_in {
+    my ($pve, $label, %opts) = @_;
+    if ($opts{timeout}) {
+        $SIG{ALRM} = sub { die "test timed out\n" };
+        alarm($opts{timeout});
+    }
+    return start("$label-$pve->{version}", "$pve->{tmp}/" . ($opts{log} // 'host.log'));
+}
+
 1;

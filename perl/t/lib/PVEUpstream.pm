@@ -22,6 +22,14 @@ package PVEUpstream;
 # child's TAP is shown indented as a subtest, and the parent exits with the result; inside a
 # child it loads that version and returns. PVEUpstream::load($version) loads one directly.
 #
+# setup(%opts): per_version() with what the tests do around it, then says which PVE runs:
+#   backup_provider => '0'|'1'    PVE_S3_BACKUP_PROVIDER, set first: the plugin reads it when PVE
+#                                 registers it
+#   needs => 'upstream'|'vzdump'  skip_all unless inside the real code (with pve-manager's real
+#                                 PVE::VZDump for 'vzdump'); why => '...' ends the skip's reason
+#   vzdump => 1                   loads pve-manager's PVE::VZDump when it is extracted, and says
+#                                 whether the test runs it or the project's VZDumpDriver
+#
 # How the real code is loaded: @INC is a temp copy of pve-storage's Storage.pm, a temp
 # "perl5" dir holding PVE/Storage/Custom/S3Plugin.pm and S3Plugin/ (symlinks to this repo's), the
 # pve-storage src, the pve-common src, then perl/t/standin (modules of other packages:
@@ -38,6 +46,8 @@ use File::Basename qw(dirname);
 use File::Path qw(make_path);
 use File::Temp qw(tempdir);
 use POSIX ();
+
+use FileBytes qw(write_file);
 
 my $T_DIR = abs_path(dirname(__FILE__) . '/..');
 my $REPO_PERL = abs_path("$T_DIR/..");
@@ -91,6 +101,29 @@ sub per_version {
     }
     Test::More::done_testing();
     exit(Test::More->builder->is_passing ? 0 : 1);
+}
+
+sub setup {
+    my (%opts) = @_;
+
+    $ENV{PVE_S3_BACKUP_PROVIDER} = $opts{backup_provider} if defined($opts{backup_provider});
+    my $self = per_version();
+    require Test::More;
+    my $needs = $opts{needs} // '';
+    my $missing = $needs eq 'upstream' && !$self->{upstream} ? 'the real PVE code (PVE_UPSTREAM_DIR)'
+        : $needs eq 'vzdump' && !$self->{vzdump} ? "pve-manager's real PVE::VZDump (PVE_UPSTREAM_DIR "
+            . "with pve-manager and pve-guest-common extracted)"
+        : undef;
+    if (defined($missing)) {
+        Test::More::plan(skip_all => "needs $missing" . (defined($opts{why}) ? ": $opts{why}" : ''));
+    }
+    Test::More::diag("running inside $self->{label}");
+    if ($opts{vzdump}) {
+        $self->load_vzdump() if $self->{vzdump};
+        Test::More::diag('vzdump: '
+            . ($self->{vzdump} ? "pve-manager's PVE::VZDump" : "the project's VZDumpDriver"));
+    }
+    return $self;
 }
 
 sub load {
@@ -263,14 +296,6 @@ sub same_dir {
     my $ra = abs_path($a) // $a;
     my $rb = abs_path($b) // $b;
     return $ra eq $rb;
-}
-
-sub write_file {
-    my ($file, $data) = @_;
-    make_path(dirname($file));
-    open(my $fh, '>', $file) or die "cannot write $file: $!\n";
-    print $fh $data;
-    close($fh);
 }
 
 sub api {

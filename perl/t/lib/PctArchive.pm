@@ -22,6 +22,7 @@ use warnings;
 
 use File::Path qw(make_path);
 
+use FileBytes qw(read_file write_file);
 use PctUserns;
 
 # archive($job, $task, conf => text, firewall => text|undef, snapdir => dir, exclude => [..],
@@ -84,24 +85,6 @@ sub archive_external {
         $provider->backup_container($vmid, $guest_config, $findexcl, $info);
     }
     return;
-}
-
-sub write_file {
-    my ($file, $data) = @_;
-    open(my $fh, '>', $file) or die "cannot write $file: $!\n";
-    binmode($fh);
-    print $fh $data;
-    close($fh) or die "cannot write $file: $!\n";
-}
-
-sub read_file {
-    my ($file) = @_;
-    open(my $fh, '<', $file) or die "cannot read $file: $!\n";
-    binmode($fh);
-    local $/;
-    my $data = <$fh>;
-    close($fh);
-    return $data;
 }
 
 1;

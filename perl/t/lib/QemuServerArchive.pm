@@ -24,6 +24,7 @@ use warnings;
 
 use File::Path qw(make_path rmtree);
 
+use FileBytes qw(read_file write_file);
 use QsdExports;
 
 # archive($job, $task, conf => text, firewall => text|undef, disks => { device => image file })
@@ -101,24 +102,6 @@ sub archive_external {
     delete $holder->{qsd};
     rmtree($root);
     die $err if $err;
-}
-
-sub read_file {
-    my ($file) = @_;
-    open(my $fh, '<', $file) or die "unable to open file '$file' - $!\n";
-    binmode($fh);
-    local $/;
-    my $data = <$fh>;
-    close($fh);
-    return $data;
-}
-
-sub write_file {
-    my ($file, $data) = @_;
-    open(my $fh, '>', $file) or die "cannot write $file: $!\n";
-    binmode($fh);
-    print $fh $data;
-    close($fh);
 }
 
 1;

@@ -13,6 +13,8 @@ use File::Path qw(make_path);
 use File::Temp qw(tempdir);
 use JSON::PP;
 
+use FileBytes qw(read_file write_file);
+
 use PVE::Storage;
 use PVE::Storage::Plugin;
 
@@ -45,25 +47,6 @@ sub load_plugin {
         $PLUGIN->register();
     }
     PVE::Storage::Plugin->init();
-}
-
-sub write_file {
-    my ($file, $data) = @_;
-    make_path(dirname($file));
-    open(my $fh, '>', $file) or die "cannot write $file: $!\n";
-    binmode($fh);
-    print $fh $data;
-    close($fh);
-}
-
-sub read_file {
-    my ($file) = @_;
-    open(my $fh, '<', $file) or die "cannot read $file: $!\n";
-    binmode($fh);
-    local $/;
-    my $d = <$fh>;
-    close($fh);
-    return $d;
 }
 
 # A storage as PVE hands it to the plugin (check_config output), with its secret file written.
