@@ -25,13 +25,14 @@
  * into a synchronous round trip); where the open with O_DIRECT fails (tmpfs) the download writes
  * through the page cache as before.
  */
-import { closeSync, constants, openSync, write, writeSync } from 'node:fs';
+import { closeSync, constants, openSync, write } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { PveS3Error } from '../util/errors.js';
 import { lendBulk, returnBulk, type BulkRegion } from '../wasm/core.js';
 import type { Crc64Nvme } from '../wasm/digests.js';
 import { heap } from '../wasm/load.js';
+import { writeAt, writeFailed } from './temp-file.js';
 
 /** Direct writes start and end on page boundaries: enough for 512-byte and 4Kn disks alike. */
 export const DIRECT_ALIGN = 4096;
@@ -216,15 +217,7 @@ export class DirectWriter {
   }
 
   private writeBuffered(b: Uint8Array, off: number, len: number, pos: number): void {
-    try {
-      for (let done = 0; done < len; ) done += writeSync(this.bufferedFd, b, off + done, len - done, pos + done);
-    } catch (e) {
-      throw writeFailed(this.path, e as Error);
-    }
+    writeAt(this.bufferedFd, b.subarray(off, off + len), pos, this.path);
     this.buffered += len;
   }
-}
-
-function writeFailed(path: string, e: Error): PveS3Error {
-  return new PveS3Error('WriteFailed', `cannot write to '${path}': ${e.message}`, { cause: e });
 }

@@ -16,7 +16,6 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { PveS3Error, asPveS3Error } from '../util/errors.js';
-import { writeSync } from 'node:fs';
 import { Crc64Nvme, Md5, Sha256 } from '../wasm/digests.js';
 import { toHex as hex } from '../wasm/encoding.js';
 import { isNotFound, readManifest, type Manifest } from './manifest.js';
@@ -26,7 +25,7 @@ import { checkBwlimit, checkConcurrency } from './option-checks.js';
 import { ProgressTracker, type Progress } from './progress.js';
 import { StreamGovernor } from './stream-governor.js';
 import { limiterFor, type RateLimiter } from './rate-limit.js';
-import { FlushBehind, checkDestination, commitTemp, createTemp, discardTemp, type TempFile } from './temp-file.js';
+import { FlushBehind, checkDestination, commitTemp, createTemp, discardTemp, writeAt, type TempFile } from './temp-file.js';
 import { DirectWriter } from './direct-file.js';
 import { abortedError, integrityError, isAbortError } from './transfer-errors.js';
 import type { SseOptions } from '../s3/types.js';
@@ -613,15 +612,6 @@ class RangeJob {
 function worthAnotherTry(e: unknown): boolean {
   const err = asPveS3Error(e);
   return err.retryable || err.code === 'IntegrityError' || err.code === 'ShortRead' || err.code === 'InternalError';
-}
-
-/** Writes all of `chunk` at `position` of the file (a regular file takes it in one call as a rule). */
-function writeAt(fd: number, chunk: Uint8Array, position: number, path: string): void {
-  try {
-    for (let done = 0; done < chunk.length; ) done += writeSync(fd, chunk, done, chunk.length - done, position + done);
-  } catch (e) {
-    throw new PveS3Error('WriteFailed', `cannot write to '${path}': ${(e as Error).message}`, { cause: e });
-  }
 }
 
 async function updateSliced(h: { update(d: Uint8Array): unknown }, data: Uint8Array): Promise<void> {

@@ -4,6 +4,7 @@
  * and the rename stays on one filesystem (atomic).
  */
 import { randomBytes } from 'node:crypto';
+import { writeSync } from 'node:fs';
 import { link, lstat, open, rename, stat, statfs, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { EXIT, PveS3Error } from '../util/errors.js';
@@ -101,7 +102,7 @@ export class FlushBehind {
   /** Waits for the flush in progress; rejects with the first failure of any flush. */
   async done(): Promise<void> {
     await this.running;
-    if (this.error) throw new PveS3Error('WriteFailed', `cannot write to '${this.t.path}': ${this.error.message}`, { cause: this.error });
+    if (this.error) throw writeFailed(this.t.path, this.error);
   }
 
   private async loop(): Promise<void> {
@@ -165,4 +166,18 @@ async function syncDir(dir: string): Promise<void> {
   if (!fh) return;
   await fh.sync().catch(() => undefined);
   await fh.close();
+}
+
+/** Writes all of `chunk` at `position` of the temp file `path` open as `fd` (a regular file takes
+ *  it in one call as a rule); a failure is WriteFailed naming the file. */
+export function writeAt(fd: number, chunk: Uint8Array, position: number, path: string): void {
+  try {
+    for (let done = 0; done < chunk.length; ) done += writeSync(fd, chunk, done, chunk.length - done, position + done);
+  } catch (e) {
+    throw writeFailed(path, e as Error);
+  }
+}
+
+export function writeFailed(path: string, e: Error): PveS3Error {
+  return new PveS3Error('WriteFailed', `cannot write to '${path}': ${e.message}`, { cause: e });
 }
